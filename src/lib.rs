@@ -1,0 +1,11 @@
+//! switchboard: an on-premises SIP/PBX engine.
+//!
+//! Data flows one way (see `DESIGN.md` of the project): sockets hand bytes to
+//! [`sip::parse`]; messages go to [`sip::transaction`], whose events reach the registrar
+//! and (later) the call layer. Every protocol core is sans-IO: it takes inputs and `now`
+//! and returns outputs; only [`driver`] owns sockets, the clock, tasks and files.
+
+pub mod config;
+pub mod ctl;
+pub mod driver;
+pub mod sip;

@@ -1,0 +1,562 @@
+//! Transaction tests on a virtual clock: every RFC 3261 timer, and a client and a server
+//! wired through a lossy link that drops each message of a flow in turn.
+
+use super::*;
+use crate::sip::parse::{parse_datagram, Limits};
+use std::net::{IpAddr, Ipv4Addr};
+
+fn peer(port: u16, transport: Transport) -> Peer {
+    Peer {
+        transport,
+        addr: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port),
+    }
+}
+
+fn request(method: &str, branch: &str) -> Message {
+    let s = format!(
+        "{method} sip:1002@127.0.0.1 SIP/2.0\r\n\
+Via: SIP/2.0/UDP 127.0.0.1:5070;branch={branch};rport\r\n\
+From: <sip:1001@127.0.0.1>;tag=f1\r\n\
+To: <sip:1002@127.0.0.1>\r\n\
+Call-ID: call-1@127.0.0.1\r\n\
+CSeq: 1 {method}\r\n\
+Max-Forwards: 70\r\n\
+Content-Length: 0\r\n\r\n"
+    );
+    parse_datagram(Bytes::from(s), &Limits::default()).unwrap()
+}
+
+fn reparse(b: &Bytes) -> Message {
+    parse_datagram(b.clone(), &Limits::default()).unwrap()
+}
+
+fn drain_tx(t: &mut Transactions) -> Vec<Transmit> {
+    std::iter::from_fn(|| t.poll_transmit()).collect()
+}
+
+fn drain_ev(t: &mut Transactions) -> Vec<TuEvent> {
+    std::iter::from_fn(|| t.poll_event()).collect()
+}
+
+/// Runs `t` alone until `until`, returning the offsets (ms from `start`) of every transmit.
+fn run_alone(t: &mut Transactions, start: Instant, until: Duration) -> (Vec<u128>, Vec<TuEvent>) {
+    let mut sent = Vec::new();
+    let mut events = Vec::new();
+    for _ in drain_tx(t) {
+        sent.push(0);
+    }
+    while let Some(at) = t.poll_timeout() {
+        if at > start + until {
+            break;
+        }
+        t.handle_timeout(at);
+        for _ in drain_tx(t) {
+            sent.push((at - start).as_millis());
+        }
+        events.extend(drain_ev(t));
+    }
+    (sent, events)
+}
+
+#[test]
+fn client_invite_udp_retransmits_then_timer_b() {
+    let mut t = Transactions::new(TimerConfig::default());
+    let t0 = Instant::now();
+    let key = t
+        .send_request(
+            t0,
+            request("INVITE", "z9hG4bKa"),
+            peer(5080, Transport::Udp),
+        )
+        .unwrap();
+    let (sent, events) = run_alone(&mut t, t0, Duration::from_secs(40));
+    assert_eq!(sent, vec![0, 500, 1500, 3500, 7500, 15500, 31500]);
+    assert!(matches!(&events[0], TuEvent::Timeout { key: k } if *k == key));
+    assert!(matches!(&events[1], TuEvent::Terminated { .. }));
+    assert!(t.is_empty());
+}
+
+#[test]
+fn client_invite_reliable_never_retransmits() {
+    let mut t = Transactions::new(TimerConfig::default());
+    let t0 = Instant::now();
+    t.send_request(
+        t0,
+        request("INVITE", "z9hG4bKb"),
+        peer(5080, Transport::Tcp),
+    )
+    .unwrap();
+    let (sent, events) = run_alone(&mut t, t0, Duration::from_secs(40));
+    assert_eq!(sent, vec![0]);
+    assert!(matches!(events[0], TuEvent::Timeout { .. }));
+}
+
+#[test]
+fn client_non_invite_timer_e_caps_at_t2_and_f_fires() {
+    let mut t = Transactions::new(TimerConfig::default());
+    let t0 = Instant::now();
+    t.send_request(
+        t0,
+        request("OPTIONS", "z9hG4bKc"),
+        peer(5080, Transport::Udp),
+    )
+    .unwrap();
+    let (sent, events) = run_alone(&mut t, t0, Duration::from_secs(40));
+    assert_eq!(
+        sent,
+        vec![0, 500, 1500, 3500, 7500, 11500, 15500, 19500, 23500, 27500, 31500]
+    );
+    assert!(matches!(events[0], TuEvent::Timeout { .. }));
+}
+
+#[test]
+fn client_non_invite_after_provisional_retransmits_at_t2() {
+    let mut t = Transactions::new(TimerConfig::default());
+    let t0 = Instant::now();
+    let req = request("OPTIONS", "z9hG4bKd");
+    t.send_request(t0, req.clone(), peer(5080, Transport::Udp))
+        .unwrap();
+    drain_tx(&mut t);
+    let trying = response_to(&req, StatusCode::TRYING, None);
+    t.handle_incoming(
+        t0 + Duration::from_millis(100),
+        reparse(&trying.to_bytes()),
+        peer(5080, Transport::Udp),
+    );
+    assert!(matches!(drain_ev(&mut t)[0], TuEvent::Response { .. }));
+    let (sent, _) = run_alone(&mut t, t0, Duration::from_secs(12));
+    // The 500 ms retransmit was already armed; after it the interval is T2.
+    assert_eq!(sent, vec![500, 4500, 8500]);
+}
+
+#[test]
+fn client_invite_failure_is_acked_and_absorbed() {
+    let mut t = Transactions::new(TimerConfig::default());
+    let t0 = Instant::now();
+    let req = request("INVITE", "z9hG4bKe");
+    let p = peer(5080, Transport::Udp);
+    let key = t.send_request(t0, req.clone(), p.clone()).unwrap();
+    drain_tx(&mut t);
+    let ringing = reparse(&response_to(&req, StatusCode::RINGING, Some("t1")).to_bytes());
+    t.handle_incoming(t0, ringing, p.clone());
+    let busy = reparse(&response_to(&req, StatusCode::new(486).unwrap(), Some("t1")).to_bytes());
+    t.handle_incoming(t0, busy.clone(), p.clone());
+    let acks = drain_tx(&mut t);
+    assert_eq!(acks.len(), 1);
+    let ack = reparse(&acks[0].bytes);
+    assert_eq!(ack.request_line().unwrap().method, Method::Ack);
+    assert_eq!(ack.cseq().unwrap().method, Method::Ack);
+    assert_eq!(ack.to_hdr().unwrap().tag().unwrap().as_ref(), b"t1");
+    assert_eq!(
+        ack.top_via().unwrap().branch().unwrap().as_ref(),
+        b"z9hG4bKe"
+    );
+    let ev = drain_ev(&mut t);
+    assert_eq!(ev.len(), 2, "180 and 486 reach the TU once each");
+    // A retransmitted 486 is ACKed again and not passed up.
+    t.handle_incoming(t0 + Duration::from_secs(1), busy, p);
+    assert_eq!(drain_tx(&mut t).len(), 1);
+    assert!(drain_ev(&mut t).is_empty());
+    // Timer D ends it after 32 s, with no retransmission of the INVITE meanwhile.
+    let (sent, ev) = run_alone(&mut t, t0, Duration::from_secs(33));
+    assert!(sent.is_empty());
+    assert!(matches!(&ev[..], [TuEvent::Terminated { key: k }] if *k == key));
+}
+
+#[test]
+fn client_invite_2xx_retransmissions_reach_tu_until_timer_m() {
+    let mut t = Transactions::new(TimerConfig::default());
+    let t0 = Instant::now();
+    let req = request("INVITE", "z9hG4bKf");
+    let p = peer(5080, Transport::Udp);
+    t.send_request(t0, req.clone(), p.clone()).unwrap();
+    drain_tx(&mut t);
+    let ok = reparse(&response_to(&req, StatusCode::OK, Some("t2")).to_bytes());
+    t.handle_incoming(t0, ok.clone(), p.clone());
+    t.handle_incoming(t0 + Duration::from_millis(500), ok, p);
+    let ev = drain_ev(&mut t);
+    assert_eq!(
+        ev.iter()
+            .filter(|e| matches!(e, TuEvent::Response { .. }))
+            .count(),
+        2
+    );
+    assert!(
+        drain_tx(&mut t).is_empty(),
+        "the 2xx ACK is the dialog layer's job"
+    );
+    let (sent, ev) = run_alone(&mut t, t0, Duration::from_secs(33));
+    assert!(sent.is_empty());
+    assert!(matches!(ev[0], TuEvent::Terminated { .. }));
+}
+
+#[test]
+fn server_non_invite_absorbs_and_replays() {
+    let mut t = Transactions::new(TimerConfig::default());
+    let t0 = Instant::now();
+    let req = request("REGISTER", "z9hG4bKg");
+    let p = peer(5070, Transport::Udp);
+    t.handle_incoming(t0, req.clone(), p.clone());
+    let key = match drain_ev(&mut t).remove(0) {
+        TuEvent::Request { key, .. } => key,
+        e => panic!("{e:?}"),
+    };
+    // Retransmission before the TU answered: absorbed silently.
+    t.handle_incoming(t0 + Duration::from_millis(500), req.clone(), p.clone());
+    assert!(drain_ev(&mut t).is_empty());
+    assert!(drain_tx(&mut t).is_empty());
+    t.respond(
+        t0 + Duration::from_millis(600),
+        &key,
+        response_to(&req, StatusCode::OK, Some("x")),
+    )
+    .unwrap();
+    assert_eq!(drain_tx(&mut t).len(), 1);
+    // Retransmission after: the same 200 again.
+    t.handle_incoming(t0 + Duration::from_millis(1500), req, p);
+    let again = drain_tx(&mut t);
+    assert_eq!(again.len(), 1);
+    assert_eq!(reparse(&again[0].bytes).status(), Some(StatusCode::OK));
+    assert_eq!(
+        t.respond(
+            t0,
+            &key,
+            response_to(&request("REGISTER", "z9hG4bKg"), StatusCode::OK, None)
+        ),
+        Err(TxError::Completed)
+    );
+    // Timer J: 64*T1 after the response.
+    let (_, ev) = run_alone(&mut t, t0, Duration::from_secs(40));
+    assert!(matches!(ev[0], TuEvent::Terminated { .. }));
+    assert!(t.is_empty());
+}
+
+#[test]
+fn server_invite_sends_trying_retransmits_final_until_ack() {
+    let mut t = Transactions::new(TimerConfig::default());
+    let t0 = Instant::now();
+    let req = request("INVITE", "z9hG4bKh");
+    let p = peer(5070, Transport::Udp);
+    t.handle_incoming(t0, req.clone(), p.clone());
+    let trying = drain_tx(&mut t);
+    assert_eq!(reparse(&trying[0].bytes).status(), Some(StatusCode::TRYING));
+    let key = match drain_ev(&mut t).remove(0) {
+        TuEvent::Request { key, .. } => key,
+        e => panic!("{e:?}"),
+    };
+    t.respond(
+        t0,
+        &key,
+        response_to(&req, StatusCode::new(486).unwrap(), Some("b")),
+    )
+    .unwrap();
+    drain_tx(&mut t);
+    let (sent, _) = run_alone(&mut t, t0, Duration::from_millis(12000));
+    assert_eq!(sent, vec![500, 1500, 3500, 7500, 11500]);
+    // ACK stops Timer G; Timer I (T4) ends the transaction with no timeout event.
+    let mut ack = request("ACK", "z9hG4bKh");
+    ack.set_header(HeaderName::To, "<sip:1002@127.0.0.1>;tag=b");
+    t.handle_incoming(t0 + Duration::from_millis(12000), ack, p);
+    assert!(
+        drain_ev(&mut t).is_empty(),
+        "the ACK for a non-2xx is absorbed"
+    );
+    let (sent, ev) = run_alone(&mut t, t0, Duration::from_secs(40));
+    assert!(sent.is_empty());
+    assert!(matches!(&ev[..], [TuEvent::Terminated { .. }]));
+}
+
+#[test]
+fn server_invite_timer_h_without_ack() {
+    let mut t = Transactions::new(TimerConfig::default());
+    let t0 = Instant::now();
+    let req = request("INVITE", "z9hG4bKi");
+    t.handle_incoming(t0, req.clone(), peer(5070, Transport::Udp));
+    let key = match drain_ev(&mut t).remove(0) {
+        TuEvent::Request { key, .. } => key,
+        e => panic!("{e:?}"),
+    };
+    t.respond(
+        t0,
+        &key,
+        response_to(&req, StatusCode::new(603).unwrap(), Some("b")),
+    )
+    .unwrap();
+    let (_, ev) = run_alone(&mut t, t0, Duration::from_secs(40));
+    assert!(matches!(ev[0], TuEvent::Timeout { .. }));
+}
+
+#[test]
+fn server_invite_2xx_then_ack_goes_to_tu() {
+    let mut t = Transactions::new(TimerConfig::default());
+    let t0 = Instant::now();
+    let req = request("INVITE", "z9hG4bKj");
+    let p = peer(5070, Transport::Udp);
+    t.handle_incoming(t0, req.clone(), p.clone());
+    let key = match drain_ev(&mut t).remove(0) {
+        TuEvent::Request { key, .. } => key,
+        e => panic!("{e:?}"),
+    };
+    t.respond(t0, &key, response_to(&req, StatusCode::OK, Some("b")))
+        .unwrap();
+    drain_tx(&mut t);
+    // A retransmitted INVITE in Accepted is absorbed (RFC 6026).
+    t.handle_incoming(t0, req, p.clone());
+    assert!(drain_tx(&mut t).is_empty());
+    assert!(drain_ev(&mut t).is_empty());
+    t.handle_incoming(t0, request("ACK", "z9hG4bKnew"), p);
+    assert!(matches!(drain_ev(&mut t)[0], TuEvent::Ack { .. }));
+}
+
+#[test]
+fn cancel_finds_its_invite() {
+    let mut t = Transactions::new(TimerConfig::default());
+    let t0 = Instant::now();
+    let inv = request("INVITE", "z9hG4bKk");
+    let p = peer(5070, Transport::Udp);
+    t.handle_incoming(t0, inv.clone(), p.clone());
+    drain_ev(&mut t);
+    let cancel = reparse(&cancel_for(&inv).unwrap().to_bytes());
+    t.handle_incoming(t0, cancel, p);
+    let key = match drain_ev(&mut t).remove(0) {
+        TuEvent::Request { key, .. } => key,
+        e => panic!("{e:?}"),
+    };
+    assert_eq!(key.method, Method::Cancel);
+    let inv_key = t.invite_for_cancel(&key).unwrap();
+    assert_eq!(inv_key.method, Method::Invite);
+}
+
+#[test]
+fn via_is_stamped_with_received_and_rport() {
+    let mut t = Transactions::new(TimerConfig::default());
+    let mut req = request("OPTIONS", "z9hG4bKl");
+    req.set_header(
+        HeaderName::Via,
+        "SIP/2.0/UDP 10.0.0.9:5070;rport;branch=z9hG4bKl",
+    );
+    t.handle_incoming(Instant::now(), req, peer(40000, Transport::Udp));
+    let TuEvent::Request { msg, key, .. } = drain_ev(&mut t).remove(0) else {
+        panic!()
+    };
+    let via = msg.top_via().unwrap();
+    assert_eq!(header_param(&via, "rport"), Some("40000".into()));
+    assert_eq!(header_param(&via, "received"), Some("127.0.0.1".into()));
+    // And the response goes to the source port, not 5070.
+    t.respond(
+        Instant::now(),
+        &key,
+        response_to(&msg, StatusCode::OK, None),
+    )
+    .unwrap();
+    assert_eq!(drain_tx(&mut t)[0].peer.addr.port(), 40000);
+}
+
+#[test]
+fn without_rport_responses_go_to_sent_by_port() {
+    let mut t = Transactions::new(TimerConfig::default());
+    let mut req = request("OPTIONS", "z9hG4bKm");
+    req.set_header(
+        HeaderName::Via,
+        "SIP/2.0/UDP 127.0.0.1:5072;branch=z9hG4bKm",
+    );
+    t.handle_incoming(Instant::now(), req.clone(), peer(40001, Transport::Udp));
+    let TuEvent::Request { key, .. } = drain_ev(&mut t).remove(0) else {
+        panic!()
+    };
+    t.respond(
+        Instant::now(),
+        &key,
+        response_to(&req, StatusCode::OK, None),
+    )
+    .unwrap();
+    assert_eq!(drain_tx(&mut t)[0].peer.addr.port(), 5072);
+}
+
+fn header_param(via: &crate::sip::header::Via, name: &str) -> Option<String> {
+    crate::sip::header::param(&via.params, name)
+        .flatten()
+        .map(|b| String::from_utf8_lossy(b).into_owned())
+}
+
+/// A client and a server joined by a link with 10 ms latency that drops the `drop`-th
+/// message put on it. quinn's `Pair`, for SIP.
+struct Pair {
+    client: Transactions,
+    server: Transactions,
+    now: Instant,
+    in_flight: Vec<(Instant, bool, Bytes)>,
+    sent: usize,
+    drop: Option<usize>,
+    client_finals: usize,
+    server_requests: usize,
+    timeouts: usize,
+}
+
+impl Pair {
+    fn new(drop: Option<usize>) -> Self {
+        Self {
+            client: Transactions::new(TimerConfig::default()),
+            server: Transactions::new(TimerConfig::default()),
+            now: Instant::now(),
+            in_flight: Vec::new(),
+            sent: 0,
+            drop,
+            client_finals: 0,
+            server_requests: 0,
+            timeouts: 0,
+        }
+    }
+
+    fn pump(&mut self) {
+        loop {
+            let mut progressed = false;
+            while let Some(tx) = self.client.poll_transmit() {
+                self.put(true, tx.bytes);
+                progressed = true;
+            }
+            while let Some(tx) = self.server.poll_transmit() {
+                self.put(false, tx.bytes);
+                progressed = true;
+            }
+            while let Some(ev) = self.client.poll_event() {
+                match ev {
+                    TuEvent::Response { msg, .. } if !msg.status().unwrap().is_provisional() => {
+                        self.client_finals += 1;
+                    }
+                    TuEvent::Timeout { .. } => self.timeouts += 1,
+                    _ => {}
+                }
+            }
+            while let Some(ev) = self.server.poll_event() {
+                match ev {
+                    TuEvent::Request { key, msg, .. } => {
+                        self.server_requests += 1;
+                        let code = if key.method == Method::Invite {
+                            StatusCode::new(486).unwrap()
+                        } else {
+                            StatusCode::OK
+                        };
+                        self.server
+                            .respond(self.now, &key, response_to(&msg, code, Some("s")))
+                            .unwrap();
+                        progressed = true;
+                    }
+                    TuEvent::Timeout { .. } => self.timeouts += 1,
+                    _ => {}
+                }
+            }
+            if !progressed {
+                break;
+            }
+        }
+    }
+
+    fn put(&mut self, to_server: bool, bytes: Bytes) {
+        self.sent += 1;
+        if Some(self.sent) == self.drop {
+            return;
+        }
+        self.in_flight
+            .push((self.now + Duration::from_millis(10), to_server, bytes));
+    }
+
+    /// Advances to the earliest event (delivery or timer), like quinn's `step`.
+    fn step(&mut self) -> bool {
+        let next_msg = self.in_flight.iter().map(|m| m.0).min();
+        let next = [
+            next_msg,
+            self.client.poll_timeout(),
+            self.server.poll_timeout(),
+        ]
+        .into_iter()
+        .flatten()
+        .min();
+        let Some(at) = next else { return false };
+        self.now = at;
+        let due: Vec<_> = {
+            let (due, rest): (Vec<_>, Vec<_>) = self.in_flight.drain(..).partition(|m| m.0 <= at);
+            self.in_flight = rest;
+            due
+        };
+        for (_, to_server, bytes) in due {
+            let msg = reparse(&bytes);
+            if to_server {
+                self.server
+                    .handle_incoming(at, msg, peer(5070, Transport::Udp));
+            } else {
+                self.client
+                    .handle_incoming(at, msg, peer(5080, Transport::Udp));
+            }
+        }
+        self.client.handle_timeout(at);
+        self.server.handle_timeout(at);
+        self.pump();
+        true
+    }
+}
+
+#[test]
+fn every_single_loss_in_a_non_invite_flow_recovers() {
+    // Flow: REGISTER, 200. Drop each in turn (and a retransmission).
+    for drop in [None, Some(1), Some(2), Some(3)] {
+        let mut p = Pair::new(drop);
+        let req = request("REGISTER", "z9hG4bKpair1");
+        p.client
+            .send_request(p.now, req, peer(5080, Transport::Udp))
+            .unwrap();
+        p.pump();
+        while p.step() {}
+        assert_eq!(p.client_finals, 1, "drop {drop:?}");
+        assert_eq!(
+            p.server_requests, 1,
+            "drop {drop:?}: TU saw the request once"
+        );
+        assert_eq!(p.timeouts, 0, "drop {drop:?}");
+        assert!(p.client.is_empty() && p.server.is_empty());
+    }
+}
+
+#[test]
+fn every_single_loss_in_an_invite_failure_flow_recovers() {
+    // Flow: INVITE, 100, 486, ACK. Dropping any one is repaired by retransmission.
+    for drop in [None, Some(1), Some(2), Some(3), Some(4), Some(5)] {
+        let mut p = Pair::new(drop);
+        let req = request("INVITE", "z9hG4bKpair2");
+        p.client
+            .send_request(p.now, req, peer(5080, Transport::Udp))
+            .unwrap();
+        p.pump();
+        while p.step() {}
+        assert_eq!(
+            p.client_finals, 1,
+            "drop {drop:?}: one final reaches the UAC's TU"
+        );
+        assert_eq!(p.server_requests, 1, "drop {drop:?}");
+        assert_eq!(p.timeouts, 0, "drop {drop:?}: the ACK got through");
+        assert!(p.client.is_empty() && p.server.is_empty());
+    }
+}
+
+#[test]
+fn thousands_of_transactions_cost_microseconds_of_real_time() {
+    let mut t = Transactions::new(TimerConfig::default());
+    let t0 = Instant::now();
+    for i in 0..2000 {
+        t.send_request(
+            t0,
+            request("OPTIONS", &format!("z9hG4bK{i}")),
+            peer(5080, Transport::Udp),
+        )
+        .unwrap();
+    }
+    let (sent, ev) = run_alone(&mut t, t0, Duration::from_secs(40));
+    assert_eq!(sent.len(), 2000 * 11);
+    assert_eq!(
+        ev.iter()
+            .filter(|e| matches!(e, TuEvent::Timeout { .. }))
+            .count(),
+        2000
+    );
+    assert!(t.is_empty());
+}
