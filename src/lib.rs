@@ -8,4 +8,5 @@
 pub mod config;
 pub mod ctl;
 pub mod driver;
+pub mod endpoint;
 pub mod sip;

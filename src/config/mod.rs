@@ -1,1 +1,564 @@
-//! Config.
+//! The admin's configuration file: `config/switchboard.toml` to a typed [`Config`].
+//!
+//! Every problem is reported as a [`ConfigError`] that names `file:line:column`, shows the
+//! line with a caret under the offending text and, where we can, a hint. Unknown keys are
+//! errors. Loading is pure apart from reading the one file (the driver and `check` share
+//! it); nothing here binds sockets or touches state.
+
+mod diag;
+
+pub use diag::ConfigError;
+
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use toml::Spanned;
+
+use crate::sip::auth::{self, Algorithm};
+use crate::sip::header::Transport;
+use crate::sip::registrar::RegistrarConfig;
+use crate::sip::transaction::TimerConfig;
+
+/// The configuration shipped in `config/switchboard.toml`, compiled in so `run` works
+/// from any directory.
+pub const EMBEDDED: &str = include_str!("../../config/switchboard.toml");
+
+/// Passwords of the shipped demo extensions. Anyone can read them, so they are accepted
+/// only from loopback, and `run` refuses a non-loopback listener while one is in use.
+pub const DEMO_PASSWORDS: &[&str] = &[
+    "demo-1001-change-me",
+    "demo-1002-change-me",
+    "demo-1003-change-me",
+];
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct File {
+    server: ServerSection,
+    #[serde(default)]
+    sip: SipSection,
+    #[serde(default)]
+    rtp: RtpSection,
+    #[serde(default)]
+    registrar: RegistrarSection,
+    #[serde(default)]
+    auth: AuthSection,
+    #[serde(default)]
+    users: Vec<UserEntry>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ServerSection {
+    domain: Spanned<String>,
+    listen: Vec<Spanned<String>>,
+    #[serde(default = "default_state_dir")]
+    state_dir: String,
+    #[serde(default = "default_user_agent")]
+    user_agent: String,
+}
+
+fn default_state_dir() -> String {
+    "state".into()
+}
+
+fn default_user_agent() -> String {
+    format!("switchboard/{}", env!("CARGO_PKG_VERSION"))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct SipSection {
+    t1_ms: Spanned<u64>,
+    t2_ms: Spanned<u64>,
+    t4_ms: Spanned<u64>,
+}
+
+impl Default for SipSection {
+    fn default() -> Self {
+        Self {
+            t1_ms: Spanned::new(0..0, 500),
+            t2_ms: Spanned::new(0..0, 4000),
+            t4_ms: Spanned::new(0..0, 5000),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RtpSection {
+    ports: Spanned<String>,
+}
+
+impl Default for RtpSection {
+    fn default() -> Self {
+        Self {
+            ports: Spanned::new(0..0, "20000-29999".into()),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RegistrarSection {
+    min_expires: u32,
+    max_expires: u32,
+    default_expires: Spanned<u32>,
+    max_contacts: usize,
+}
+
+impl Default for RegistrarSection {
+    fn default() -> Self {
+        let d = RegistrarConfig::default();
+        Self {
+            min_expires: d.min_expires,
+            max_expires: d.max_expires,
+            default_expires: Spanned::new(0..0, d.default_expires),
+            max_contacts: d.max_contacts,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct AuthSection {
+    algorithms: Spanned<Vec<Algorithm>>,
+    nonce_lifetime_s: u64,
+}
+
+impl Default for AuthSection {
+    fn default() -> Self {
+        Self {
+            algorithms: Spanned::new(0..0, vec![Algorithm::Sha256, Algorithm::Md5]),
+            nonce_lifetime_s: 300,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UserEntry {
+    extension: Spanned<String>,
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    password: Option<Spanned<String>>,
+    #[serde(default)]
+    ha1_md5: Option<Spanned<String>>,
+    #[serde(default)]
+    ha1_sha256: Option<Spanned<String>>,
+}
+
+/// Where a SIP listener binds.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Listen {
+    /// UDP or TCP.
+    pub transport: Transport,
+    /// Address and port.
+    pub addr: SocketAddr,
+}
+
+impl Listen {
+    /// Parses `udp:127.0.0.1:5060`, `tcp:[::1]:5060`.
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let (proto, addr) = s
+            .split_once(':')
+            .ok_or_else(|| "expected PROTO:ADDRESS:PORT, e.g. udp:127.0.0.1:5060".to_string())?;
+        let transport = match proto.to_ascii_lowercase().as_str() {
+            "udp" => Transport::Udp,
+            "tcp" => Transport::Tcp,
+            "tls" | "ws" | "wss" => {
+                return Err(format!(
+                    "transport `{proto}` is not available yet; use udp or tcp"
+                ))
+            }
+            _ => return Err(format!("unknown transport `{proto}`; use udp or tcp")),
+        };
+        let addr = addr.parse::<SocketAddr>().map_err(|_| {
+            format!("`{addr}` is not an IP address and port (IPv6 goes in brackets: [::1]:5060)")
+        })?;
+        Ok(Self { transport, addr })
+    }
+}
+
+impl std::fmt::Display for Listen {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}:{}",
+            self.transport.as_str().to_ascii_lowercase(),
+            self.addr
+        )
+    }
+}
+
+/// A user's secret as stored: a password, or precomputed HA1 values.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Secret {
+    password: Option<String>,
+    ha1_md5: Option<String>,
+    ha1_sha256: Option<String>,
+}
+
+impl Secret {
+    /// HA1 for `alg` in `realm`, if this secret can give one.
+    pub fn ha1(&self, alg: Algorithm, user: &str, realm: &str) -> Option<String> {
+        if let Some(p) = &self.password {
+            return Some(auth::ha1(alg, user, realm, p));
+        }
+        match alg {
+            Algorithm::Md5 => self.ha1_md5.clone(),
+            Algorithm::Sha256 => self.ha1_sha256.clone(),
+        }
+    }
+
+    fn is_demo(&self, user: &str, realm: &str) -> bool {
+        DEMO_PASSWORDS.iter().any(|d| {
+            self.password.as_deref() == Some(d)
+                || self.ha1_md5.as_deref() == Some(&auth::ha1(Algorithm::Md5, user, realm, d))
+                || self.ha1_sha256.as_deref() == Some(&auth::ha1(Algorithm::Sha256, user, realm, d))
+        })
+    }
+}
+
+/// An extension that may register.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct User {
+    /// The extension number, also the digest user name.
+    pub extension: String,
+    /// Display name.
+    pub name: Option<String>,
+    /// How it authenticates.
+    pub secret: Secret,
+    /// Whether its secret is one of the shipped demo passwords.
+    pub demo: bool,
+}
+
+/// The validated configuration.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// SIP domain, also the digest realm.
+    pub domain: String,
+    /// SIP listeners.
+    pub listen: Vec<Listen>,
+    /// Directory for the control socket and (later) the store.
+    pub state_dir: PathBuf,
+    /// User-Agent / Server header value.
+    pub user_agent: String,
+    /// RTP port range, inclusive.
+    pub rtp_ports: (u16, u16),
+    /// Transaction timers.
+    pub timers: TimerConfig,
+    /// Registrar limits.
+    pub registrar: RegistrarConfig,
+    /// Digest algorithms offered, strongest first.
+    pub auth_algorithms: Vec<Algorithm>,
+    /// How long a nonce stays fresh.
+    pub nonce_lifetime: Duration,
+    /// Extensions.
+    pub users: Vec<User>,
+}
+
+impl Config {
+    /// Reads and validates a file.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::io(path, &e))?;
+        Self::from_str(&text, &path.display().to_string())
+    }
+
+    /// Validates `text`, reporting errors against `file`.
+    pub fn from_str(text: &str, file: &str) -> Result<Self, ConfigError> {
+        let f: File = toml::from_str(text).map_err(|e| {
+            let span = e.span().unwrap_or(0..0);
+            let (msg, hint) = explain_toml(e.message());
+            ConfigError::at(file, text, span, msg, hint)
+        })?;
+        let err = |span: Range<usize>, msg: String, hint: Option<String>| {
+            ConfigError::at(file, text, span, msg, hint)
+        };
+
+        let domain = f.server.domain.get_ref().trim().to_string();
+        if domain.is_empty() || domain.contains(char::is_whitespace) {
+            return Err(err(
+                f.server.domain.span(),
+                "domain must be a host name without spaces".into(),
+                Some("e.g. domain = \"pbx.example.com\"".into()),
+            ));
+        }
+        if f.server.listen.is_empty() {
+            return Err(err(
+                0..0,
+                "server.listen is empty: switchboard would not listen anywhere".into(),
+                Some("add e.g. listen = [\"udp:127.0.0.1:5060\"]".into()),
+            ));
+        }
+        let mut listen = Vec::new();
+        for l in &f.server.listen {
+            let parsed = Listen::parse(l.get_ref()).map_err(|m| {
+                err(
+                    l.span(),
+                    m,
+                    Some("e.g. \"udp:127.0.0.1:5060\" or \"tcp:[::1]:5060\"".into()),
+                )
+            })?;
+            if listen.contains(&parsed) {
+                return Err(err(
+                    l.span(),
+                    format!("`{}` is listed twice", l.get_ref()),
+                    None,
+                ));
+            }
+            listen.push(parsed);
+        }
+        let rtp_ports = parse_port_range(f.rtp.ports.get_ref()).map_err(|m| {
+            err(
+                f.rtp.ports.span(),
+                m,
+                Some(
+                    "e.g. ports = \"20000-29999\" (an even start, room for RTP and RTCP pairs)"
+                        .into(),
+                ),
+            )
+        })?;
+        let timers = TimerConfig {
+            t1: Duration::from_millis(*f.sip.t1_ms.get_ref()),
+            t2: Duration::from_millis(*f.sip.t2_ms.get_ref()),
+            t4: Duration::from_millis(*f.sip.t4_ms.get_ref()),
+        };
+        if timers.t1.is_zero() || timers.t1 > timers.t2 {
+            return Err(err(
+                f.sip.t1_ms.span(),
+                "t1_ms must be above 0 and not above t2_ms".into(),
+                Some("RFC 3261 defaults: t1_ms = 500, t2_ms = 4000, t4_ms = 5000".into()),
+            ));
+        }
+        if timers.t4.is_zero() {
+            return Err(err(
+                f.sip.t4_ms.span(),
+                "t4_ms must be above 0".into(),
+                None,
+            ));
+        }
+        let r = &f.registrar;
+        if r.min_expires > r.max_expires
+            || !(r.min_expires..=r.max_expires).contains(r.default_expires.get_ref())
+        {
+            return Err(err(
+                r.default_expires.span(),
+                format!(
+                    "default_expires {} must lie within min_expires {} and max_expires {}",
+                    r.default_expires.get_ref(),
+                    r.min_expires,
+                    r.max_expires
+                ),
+                None,
+            ));
+        }
+        if r.max_contacts == 0 {
+            return Err(err(
+                0..0,
+                "registrar.max_contacts must be at least 1".into(),
+                None,
+            ));
+        }
+        let algs = f.auth.algorithms.get_ref().clone();
+        if algs.is_empty() {
+            return Err(err(
+                f.auth.algorithms.span(),
+                "auth.algorithms is empty: nobody could register".into(),
+                Some("use [\"SHA-256\", \"MD5\"]; most phones speak only MD5".into()),
+            ));
+        }
+        let mut users: Vec<User> = Vec::new();
+        for u in f.users {
+            let ext = u.extension.get_ref().clone();
+            if ext.is_empty()
+                || !ext
+                    .bytes()
+                    .all(|c| c.is_ascii_alphanumeric() || b"-_.+".contains(&c))
+            {
+                return Err(err(
+                    u.extension.span(),
+                    format!("extension `{ext}` must be letters, digits or - _ . +"),
+                    None,
+                ));
+            }
+            if users.iter().any(|x| x.extension == ext) {
+                return Err(err(
+                    u.extension.span(),
+                    format!("extension `{ext}` is defined twice"),
+                    None,
+                ));
+            }
+            let secret = Secret {
+                password: u.password.as_ref().map(|p| p.get_ref().clone()),
+                ha1_md5: u.ha1_md5.as_ref().map(|p| p.get_ref().to_ascii_lowercase()),
+                ha1_sha256: u
+                    .ha1_sha256
+                    .as_ref()
+                    .map(|p| p.get_ref().to_ascii_lowercase()),
+            };
+            if let Some(p) = &u.password {
+                if p.get_ref().len() < 8 {
+                    return Err(err(p.span(), format!("password of extension `{ext}` is shorter than 8 characters"), Some("use a long random password, or store it hashed as ha1_md5 / ha1_sha256".into())));
+                }
+            }
+            for (field, len) in [(&u.ha1_md5, 32), (&u.ha1_sha256, 64)] {
+                if let Some(h) = field {
+                    if h.get_ref().len() != len
+                        || !h.get_ref().bytes().all(|c| c.is_ascii_hexdigit())
+                    {
+                        return Err(err(
+                            h.span(),
+                            format!("expected {len} hex digits"),
+                            Some(format!(
+                                "compute it as the hex digest of \"{ext}:{domain}:PASSWORD\""
+                            )),
+                        ));
+                    }
+                }
+            }
+            if secret.password.is_none() {
+                if secret.ha1_md5.is_none() && secret.ha1_sha256.is_none() {
+                    return Err(err(
+                        u.extension.span(),
+                        format!("extension `{ext}` has no password, ha1_md5 or ha1_sha256"),
+                        None,
+                    ));
+                }
+                for a in &algs {
+                    if secret.ha1(*a, &ext, &domain).is_none() {
+                        return Err(err(
+                            u.extension.span(),
+                            format!(
+                                "extension `{ext}` has no HA1 for {}, which auth.algorithms offers",
+                                a.as_str()
+                            ),
+                            Some(format!(
+                                "add ha1_{} or a password, or drop {} from auth.algorithms",
+                                if *a == Algorithm::Md5 {
+                                    "md5"
+                                } else {
+                                    "sha256"
+                                },
+                                a.as_str()
+                            )),
+                        ));
+                    }
+                }
+            }
+            let demo = secret.is_demo(&ext, &domain);
+            users.push(User {
+                extension: ext,
+                name: u.name,
+                secret,
+                demo,
+            });
+        }
+        Ok(Self {
+            domain,
+            listen,
+            state_dir: PathBuf::from(f.server.state_dir),
+            user_agent: f.server.user_agent,
+            rtp_ports,
+            timers,
+            registrar: RegistrarConfig {
+                min_expires: r.min_expires,
+                max_expires: r.max_expires,
+                default_expires: *r.default_expires.get_ref(),
+                max_contacts: r.max_contacts,
+            },
+            auth_algorithms: algs,
+            nonce_lifetime: Duration::from_secs(f.auth.nonce_lifetime_s.max(1)),
+            users,
+        })
+    }
+
+    /// Extensions still using a shipped demo password.
+    pub fn demo_users(&self) -> Vec<&str> {
+        self.users
+            .iter()
+            .filter(|u| u.demo)
+            .map(|u| u.extension.as_str())
+            .collect()
+    }
+
+    /// Refuses a configuration that would expose demo passwords beyond loopback.
+    pub fn check_exposure(&self) -> Result<(), String> {
+        let demo = self.demo_users();
+        if demo.is_empty() {
+            return Ok(());
+        }
+        if let Some(l) = self.listen.iter().find(|l| !l.addr.ip().is_loopback()) {
+            return Err(format!(
+                "refusing to listen on {l}: extensions {} still use the shipped demo passwords, which anyone can read. \
+                 Change their passwords in the config (or listen on loopback only).",
+                demo.join(", ")
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Parses `LOW-HIGH`.
+pub fn parse_port_range(s: &str) -> Result<(u16, u16), String> {
+    let (a, b) = s
+        .split_once('-')
+        .ok_or_else(|| format!("`{s}` is not a port range LOW-HIGH"))?;
+    let (a, b) = (a.trim().parse::<u16>(), b.trim().parse::<u16>());
+    match (a, b) {
+        (Ok(a), Ok(b)) if a >= 1024 && a < b => Ok((a, b)),
+        (Ok(_), Ok(_)) => Err(format!("`{s}`: LOW must be at least 1024 and below HIGH")),
+        _ => Err(format!("`{s}` is not a port range LOW-HIGH")),
+    }
+}
+
+/// Turns toml's messages into ours plus a hint.
+fn explain_toml(msg: &str) -> (String, Option<String>) {
+    let msg = msg.trim().to_string();
+    let hint = if msg.starts_with("unknown field") {
+        Some("unknown keys are errors, so a typo never goes unnoticed; see config/switchboard.toml for every key".to_string())
+    } else if msg.starts_with("missing field") {
+        Some("this key is required; see config/switchboard.toml".to_string())
+    } else if msg.contains("unknown variant") {
+        Some("use one of the listed values, spelled exactly".to_string())
+    } else if msg.contains("invalid type") {
+        Some("check the value's type: strings are quoted, numbers are not".to_string())
+    } else {
+        None
+    };
+    (msg, hint)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shipped_config_is_valid_and_demo_guarded() {
+        let c = Config::from_str(EMBEDDED, "config/switchboard.toml").unwrap();
+        assert_eq!(c.users.len(), 3);
+        assert_eq!(c.demo_users(), vec!["1001", "1002", "1003"]);
+        assert!(c.check_exposure().is_ok(), "ships on loopback only");
+        let mut exposed = c.clone();
+        exposed
+            .listen
+            .push(Listen::parse("udp:0.0.0.0:5060").unwrap());
+        let e = exposed.check_exposure().unwrap_err();
+        assert!(e.contains("1001, 1002, 1003"), "{e}");
+    }
+
+    #[test]
+    fn listen_syntax() {
+        assert_eq!(
+            Listen::parse("tcp:[::1]:5070").unwrap().addr,
+            "[::1]:5070".parse().unwrap()
+        );
+        assert!(Listen::parse("udp:localhost:5060").is_err());
+        assert!(Listen::parse("sctp:127.0.0.1:5060").is_err());
+        assert_eq!(parse_port_range("20000-20100").unwrap(), (20000, 20100));
+        assert!(parse_port_range("100-20").is_err());
+    }
+}

@@ -1,0 +1,403 @@
+//! The SIP endpoint core: what switchboard answers, decided without IO.
+//!
+//! It owns the transaction table, the digest authenticator and the registrar, and the
+//! user directory they consult. Bytes or messages and `now` go in; transmits and a next
+//! deadline come out (same contract as [`crate::sip::transaction`]). The driver feeds it
+//! from its sockets and timer; tests feed it on a virtual clock. Order of checks for every
+//! request: parse and validate (400/413/414/505 or drop), then scheme (416) and Require
+//! (420), and only then authentication, so a malformed request never costs a challenge.
+
+use bytes::Bytes;
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+use std::collections::{HashMap, VecDeque};
+use std::time::Instant;
+
+use crate::config::{Config, User};
+use crate::sip::auth::{self, DigestAuth, Verdict};
+use crate::sip::header;
+use crate::sip::msg::{HeaderName, Message, Method, StatusCode};
+use crate::sip::parse::{self, Limits, ParseError};
+use crate::sip::registrar::{RegisterError, Registrar};
+use crate::sip::transaction::{response_to, Peer, Transactions, Transmit, TuEvent, TxKey};
+use crate::sip::uri::Scheme;
+
+/// Methods we answer, for Allow.
+const ALLOW: &str = "REGISTER, OPTIONS, ACK, CANCEL, BYE";
+
+/// Counters for `ctl status` and metrics.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct Stats {
+    /// Messages parsed successfully.
+    pub messages_in: u64,
+    /// Messages that failed to parse.
+    pub parse_errors: u64,
+    /// REGISTERs answered 200.
+    pub registers_ok: u64,
+    /// Requests challenged (401).
+    pub challenges: u64,
+    /// Credentials refused (403).
+    pub auth_failures: u64,
+}
+
+/// One registration, for listing.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct RegistrationView {
+    /// Address-of-record.
+    pub aor: String,
+    /// Contact URI.
+    pub contact: String,
+    /// Transport and source address the registration came from.
+    pub source: String,
+    /// Seconds left.
+    pub expires_in: u64,
+    /// The device's User-Agent.
+    pub user_agent: String,
+}
+
+/// The endpoint core.
+pub struct Endpoint {
+    tx: Transactions,
+    auth: DigestAuth,
+    registrar: Registrar,
+    users: HashMap<String, User>,
+    domain: String,
+    server_name: Bytes,
+    limits: Limits,
+    rng: SmallRng,
+    out: VecDeque<Transmit>,
+    stats: Stats,
+}
+
+impl Endpoint {
+    /// Builds the core from a validated config. `seed` drives tags, branches and nonces;
+    /// `secret` keys nonce MACs (the driver draws both from the OS).
+    pub fn new(cfg: &Config, now: Instant, seed: u64, secret: [u8; 32]) -> Self {
+        Self {
+            tx: Transactions::new(cfg.timers),
+            auth: DigestAuth::new(
+                &cfg.domain,
+                secret,
+                now,
+                cfg.nonce_lifetime,
+                cfg.auth_algorithms.clone(),
+            ),
+            registrar: Registrar::new(cfg.registrar),
+            users: cfg
+                .users
+                .iter()
+                .map(|u| (u.extension.clone(), u.clone()))
+                .collect(),
+            domain: cfg.domain.clone(),
+            server_name: Bytes::from(cfg.user_agent.clone()),
+            limits: Limits::default(),
+            rng: SmallRng::seed_from_u64(seed),
+            out: VecDeque::new(),
+            stats: Stats::default(),
+        }
+    }
+
+    /// Counters so far.
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    /// Number of live bindings.
+    pub fn registration_count(&self) -> usize {
+        self.registrar.count()
+    }
+
+    /// Number of live transactions.
+    pub fn transaction_count(&self) -> usize {
+        self.tx.len()
+    }
+
+    /// The parser limits in force (stream readers in the driver need them too).
+    pub fn limits(&self) -> Limits {
+        self.limits
+    }
+
+    /// Feeds one UDP datagram.
+    pub fn handle_datagram(&mut self, now: Instant, bytes: Bytes, peer: Peer) {
+        match parse::parse_datagram(bytes, &self.limits) {
+            Ok(m) => self.handle_message(now, m, peer),
+            Err(e) => self.handle_parse_error(&e, peer),
+        }
+    }
+
+    /// Feeds a message a stream reader framed and parsed.
+    pub fn handle_message(&mut self, now: Instant, msg: Message, peer: Peer) {
+        self.stats.messages_in += 1;
+        self.tx.handle_incoming(now, msg, peer);
+        self.drain(now);
+    }
+
+    /// Answers a message that failed to parse (or drops it, as the error says). Goes
+    /// straight back to the source: the Via may be what was broken.
+    pub fn handle_parse_error(&mut self, err: &ParseError, peer: Peer) {
+        self.stats.parse_errors += 1;
+        tracing::debug!(%peer.addr, error = %err, "unparseable message");
+        if let Some(mut resp) = err.response() {
+            resp.push_header(HeaderName::Server, self.server_name.clone());
+            self.out.push_back(Transmit {
+                peer,
+                bytes: resp.to_bytes(),
+            });
+        }
+    }
+
+    /// Fires due timers.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.tx.handle_timeout(now);
+        for aor in self.registrar.handle_timeout(now) {
+            tracing::info!(%aor, "registration expired");
+        }
+        self.drain(now);
+    }
+
+    /// Next thing to send.
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.out.pop_front()
+    }
+
+    /// When to call [`Self::handle_timeout`] next.
+    pub fn poll_timeout(&mut self) -> Option<Instant> {
+        [self.tx.poll_timeout(), self.registrar.poll_timeout()]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    /// Live registrations, for `ctl registrations`.
+    pub fn registrations(&self, now: Instant) -> Vec<RegistrationView> {
+        self.registrar
+            .all(now)
+            .into_iter()
+            .map(|(aor, b)| RegistrationView {
+                aor: aor.to_string(),
+                contact: b.uri.to_string(),
+                source: format!(
+                    "{}:{}",
+                    b.source.transport.as_str().to_ascii_lowercase(),
+                    b.source.addr
+                ),
+                expires_in: b.expires_at.saturating_duration_since(now).as_secs(),
+                user_agent: b
+                    .user_agent
+                    .as_ref()
+                    .map(|u| String::from_utf8_lossy(u).into_owned())
+                    .unwrap_or_default(),
+            })
+            .collect()
+    }
+
+    fn drain(&mut self, now: Instant) {
+        loop {
+            while let Some(t) = self.tx.poll_transmit() {
+                self.out.push_back(t);
+            }
+            let Some(ev) = self.tx.poll_event() else {
+                break;
+            };
+            match ev {
+                TuEvent::Request { key, msg, peer } => self.on_request(now, key, msg, peer),
+                TuEvent::Timeout { key } => tracing::debug!(?key, "transaction timed out"),
+                // ACKs for 2xx and responses belong to calls, which come next.
+                TuEvent::Ack { .. }
+                | TuEvent::Response { .. }
+                | TuEvent::StrayResponse { .. }
+                | TuEvent::Terminated { .. } => {}
+                _ => {}
+            }
+        }
+    }
+
+    fn tag(&mut self) -> String {
+        format!("{:016x}", self.rng.random::<u64>())
+    }
+
+    fn reply(
+        &mut self,
+        now: Instant,
+        key: &TxKey,
+        req: &Message,
+        code: StatusCode,
+        extra: Vec<(HeaderName, Bytes)>,
+    ) {
+        let tag = self.tag();
+        let mut resp = response_to(req, code, Some(&tag));
+        for (n, v) in extra {
+            resp.push_header(n, v);
+        }
+        resp.push_header(HeaderName::Server, self.server_name.clone());
+        if let Err(e) = self.tx.respond(now, key, resp) {
+            tracing::warn!(error = %e, "could not respond");
+        }
+    }
+
+    fn on_request(&mut self, now: Instant, key: TxKey, msg: Message, peer: Peer) {
+        let Some(rl) = msg.request_line() else { return };
+        let method = rl.method.clone();
+        let call_id = msg
+            .call_id()
+            .map(|c| String::from_utf8_lossy(c).into_owned())
+            .unwrap_or_default();
+        let span = tracing::debug_span!("request", %method, call_id = %call_id, peer = %peer.addr);
+        let _g = span.enter();
+        if method == Method::Cancel {
+            match self.tx.invite_for_cancel(&key) {
+                Some(inv) => {
+                    self.reply(now, &key, &msg, StatusCode::OK, vec![]);
+                    if let Some(req) = self.tx.request_of(&inv).cloned() {
+                        self.reply(now, &inv, &req, StatusCode::REQUEST_TERMINATED, vec![]);
+                    }
+                }
+                None => self.reply(now, &key, &msg, StatusCode::CALL_DOES_NOT_EXIST, vec![]),
+            }
+            return;
+        }
+        if !matches!(rl.uri.scheme, Scheme::Sip | Scheme::Sips | Scheme::Tel) {
+            self.reply(now, &key, &msg, StatusCode::UNSUPPORTED_URI_SCHEME, vec![]);
+            return;
+        }
+        // We support no option tags yet, so any Require is unsupported (RFC 3261 §8.2.2.3).
+        let required: Vec<Bytes> = msg
+            .headers_named(&HeaderName::Require)
+            .filter_map(|v| header::parse_token_list(v).ok())
+            .flatten()
+            .collect();
+        if !required.is_empty() {
+            let list = required
+                .iter()
+                .map(|b| String::from_utf8_lossy(b))
+                .collect::<Vec<_>>()
+                .join(", ");
+            self.reply(
+                now,
+                &key,
+                &msg,
+                StatusCode::BAD_EXTENSION,
+                vec![(HeaderName::Unsupported, Bytes::from(list))],
+            );
+            return;
+        }
+        match method {
+            Method::Options => {
+                let extra = vec![
+                    (HeaderName::Allow, Bytes::from_static(ALLOW.as_bytes())),
+                    (HeaderName::Accept, Bytes::from_static(b"application/sdp")),
+                ];
+                self.reply(now, &key, &msg, StatusCode::OK, extra);
+            }
+            Method::Register => self.on_register(now, &key, &msg, &peer),
+            _ => {
+                let extra = vec![(HeaderName::Allow, Bytes::from_static(ALLOW.as_bytes()))];
+                self.reply(now, &key, &msg, StatusCode::NOT_IMPLEMENTED, extra);
+            }
+        }
+    }
+
+    fn challenge(&mut self, now: Instant, key: &TxKey, req: &Message, stale: bool) {
+        self.stats.challenges += 1;
+        let random = self.rng.random::<u64>();
+        let extra = self
+            .auth
+            .challenges(now, random, stale)
+            .into_iter()
+            .map(|c| (HeaderName::WwwAuthenticate, Bytes::from(c)))
+            .collect();
+        self.reply(now, key, req, StatusCode::UNAUTHORIZED, extra);
+    }
+
+    fn forbid(&mut self, now: Instant, key: &TxKey, req: &Message, why: &str) {
+        self.stats.auth_failures += 1;
+        tracing::info!(reason = why, "REGISTER refused");
+        self.reply(now, key, req, StatusCode::FORBIDDEN, vec![]);
+    }
+
+    fn on_register(&mut self, now: Instant, key: &TxKey, req: &Message, peer: &Peer) {
+        let Ok(to) = req.to_hdr() else {
+            self.reply(now, key, req, StatusCode::BAD_REQUEST, vec![]);
+            return;
+        };
+        let to_user = to.uri.user_decoded().unwrap_or_default();
+        let Some(auth_value) = req.header(&HeaderName::Authorization).cloned() else {
+            self.challenge(now, key, req, false);
+            return;
+        };
+        let creds = match auth::parse_credentials(&auth_value) {
+            Ok(c) => c,
+            Err(auth::AuthParseError::Algorithm) => {
+                // An algorithm we do not offer: challenge with the ones we do.
+                self.challenge(now, key, req, false);
+                return;
+            }
+            Err(_) => {
+                self.reply(now, key, req, StatusCode::BAD_REQUEST, vec![]);
+                return;
+            }
+        };
+        let alg = creds.algorithm.unwrap_or(auth::Algorithm::Md5);
+        let user = self.users.get(&creds.username).cloned();
+        let ha1 = user
+            .as_ref()
+            .and_then(|u| u.secret.ha1(alg, &u.extension, &self.domain));
+        match self.auth.verify(now, "REGISTER", &creds, ha1.as_deref()) {
+            Verdict::Ok => {}
+            Verdict::Stale => {
+                self.challenge(now, key, req, true);
+                return;
+            }
+            Verdict::Rejected(why) => {
+                self.forbid(now, key, req, why);
+                return;
+            }
+        }
+        let Some(user) = user else { return };
+        if creds.username != to_user {
+            self.forbid(now, key, req, "may only register its own extension");
+            return;
+        }
+        if user.demo && !peer.addr.ip().is_loopback() {
+            self.forbid(
+                now,
+                key,
+                req,
+                "demo password used from a non-loopback address",
+            );
+            return;
+        }
+        let aor = format!("sip:{}@{}", user.extension, self.domain);
+        match self.registrar.register(now, &aor, req, peer) {
+            Ok(bindings) => {
+                self.stats.registers_ok += 1;
+                let extra = bindings
+                    .iter()
+                    .map(|b| {
+                        let secs = b.expires_at.saturating_duration_since(now).as_secs();
+                        (
+                            HeaderName::Contact,
+                            Bytes::from(format!("<{}>;expires={secs}", b.uri)),
+                        )
+                    })
+                    .collect();
+                tracing::info!(%aor, contacts = bindings.len(), "registered");
+                self.reply(now, key, req, StatusCode::OK, extra);
+            }
+            Err(RegisterError::IntervalTooBrief(min)) => {
+                let extra = vec![(HeaderName::MinExpires, Bytes::from(min.to_string()))];
+                self.reply(now, key, req, StatusCode::INTERVAL_TOO_BRIEF, extra);
+            }
+            Err(RegisterError::OutOfOrder) => {
+                self.reply(now, key, req, StatusCode::SERVER_ERROR, vec![])
+            }
+            Err(RegisterError::TooManyContacts) => {
+                self.reply(now, key, req, StatusCode::FORBIDDEN, vec![])
+            }
+            Err(_) => self.reply(now, key, req, StatusCode::BAD_REQUEST, vec![]),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
