@@ -1,1 +1,95 @@
-//! Control.
+//! The control protocol between `switchboard ctl` and a running instance, and the client
+//! side of it. Requests and responses are JSON lines over the Unix socket
+//! [`SOCKET_NAME`] in the state directory.
+
+use serde::{Deserialize, Serialize};
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::net::UnixStream;
+use std::path::Path;
+use std::time::Duration;
+
+use crate::endpoint::{RegistrationView, Stats};
+
+/// File name of the control socket inside the state directory.
+pub const SOCKET_NAME: &str = "switchboard.ctl";
+
+/// A control command.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Request {
+    /// List registrations.
+    Registrations,
+    /// Health and counters.
+    Status,
+}
+
+/// Instance status.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Status {
+    /// Version of the running binary.
+    pub version: String,
+    /// Seconds since start.
+    pub uptime_s: u64,
+    /// Bound listeners.
+    pub listening: Vec<String>,
+    /// Live bindings.
+    pub registrations: usize,
+    /// Live SIP transactions.
+    pub transactions: usize,
+    /// Open TCP connections.
+    pub tcp_connections: usize,
+    /// Counters.
+    pub stats: Stats,
+}
+
+/// A control response.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Response {
+    /// Registrations.
+    Registrations(Vec<RegistrationView>),
+    /// Status.
+    Status(Status),
+    /// The request was not understood.
+    Error(String),
+}
+
+/// Errors talking to a running instance.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CtlError {
+    /// Nothing listens on the socket.
+    #[error(
+        "cannot reach switchboard at {path}: {source} (is it running with this state directory?)"
+    )]
+    Connect {
+        /// Socket path tried.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The exchange failed midway.
+    #[error("control socket I/O: {0}")]
+    Io(#[from] std::io::Error),
+    /// The answer was not understood.
+    #[error("bad answer from switchboard: {0}")]
+    Decode(#[from] serde_json::Error),
+}
+
+/// Sends one request to the instance whose state directory is `state_dir`.
+pub fn call(state_dir: &Path, req: &Request) -> Result<Response, CtlError> {
+    let path = state_dir.join(SOCKET_NAME);
+    let mut s = UnixStream::connect(&path).map_err(|source| CtlError::Connect {
+        path: path.display().to_string(),
+        source,
+    })?;
+    s.set_read_timeout(Some(Duration::from_secs(10)))?;
+    let mut line = serde_json::to_vec(req)?;
+    line.push(b'\n');
+    s.write_all(&line)?;
+    let mut out = String::new();
+    BufReader::new(s).read_line(&mut out)?;
+    Ok(serde_json::from_str(out.trim())?)
+}

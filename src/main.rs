@@ -1,1 +1,223 @@
-fn main() {}
+//! The `switchboard` command: `run`, `check`, `ctl`. Parses arguments, loads the config and
+//! hands over to the library; nothing else lives here.
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use switchboard::config::{self, Config, Listen};
+use switchboard::ctl::{self, Request, Response};
+
+/// On-premises SIP PBX with IVR and ACD.
+#[derive(Parser)]
+#[command(version, about)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run the PBX until SIGINT/SIGTERM.
+    Run {
+        /// Config file. Default: config/switchboard.toml in the working directory, or the
+        /// built-in copy of it when that file does not exist.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// SIP listener PROTO:ADDR:PORT (udp or tcp); repeat for several. Replaces
+        /// server.listen. Port 0 picks a free port.
+        #[arg(long = "sip-listen", value_name = "PROTO:ADDR:PORT")]
+        sip_listen: Vec<String>,
+        /// RTP port range LOW-HIGH. Replaces rtp.ports.
+        #[arg(long = "rtp-ports", value_name = "LOW-HIGH")]
+        rtp_ports: Option<String>,
+        /// State directory (control socket, store). Replaces server.state_dir.
+        #[arg(long = "state-dir", value_name = "DIR")]
+        state_dir: Option<PathBuf>,
+    },
+    /// Validate the config and exit non-zero with file:line:column on any error.
+    Check {
+        /// Config file (default as for `run`).
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Talk to a running instance through its control socket.
+    Ctl {
+        /// State directory of the instance (default: server.state_dir of the config).
+        #[arg(long = "state-dir", value_name = "DIR")]
+        state_dir: Option<PathBuf>,
+        /// Config file, to find the state directory.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Print raw JSON.
+        #[arg(long)]
+        json: bool,
+        #[command(subcommand)]
+        command: CtlCmd,
+    },
+}
+
+#[derive(Subcommand)]
+enum CtlCmd {
+    /// List registered contacts.
+    Registrations,
+    /// Show health and counters.
+    Status,
+}
+
+const DEFAULT_CONFIG: &str = "config/switchboard.toml";
+
+/// Loads the config named, or the default file, or the embedded copy.
+fn load(path: Option<&Path>) -> Result<Config, config::ConfigError> {
+    match path {
+        Some(p) => Config::load(p),
+        None if Path::new(DEFAULT_CONFIG).exists() => Config::load(Path::new(DEFAULT_CONFIG)),
+        None => {
+            eprintln!("note: {DEFAULT_CONFIG} not found; using the built-in default configuration");
+            Config::from_str(config::EMBEDDED, "<built-in config/switchboard.toml>")
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match real_main(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.cmd {
+        Cmd::Check { config } => match load(config.as_deref()) {
+            Ok(c) => {
+                println!(
+                    "config OK: domain {}, {} listener(s), {} extension(s)",
+                    c.domain,
+                    c.listen.len(),
+                    c.users.len()
+                );
+                let demo = c.demo_users();
+                if !demo.is_empty() {
+                    println!(
+                        "warning: extensions {} use the shipped demo passwords; they work from loopback only",
+                        demo.join(", ")
+                    );
+                }
+                if let Err(e) = c.check_exposure() {
+                    println!("error: {e}");
+                    return Ok(ExitCode::FAILURE);
+                }
+                Ok(ExitCode::SUCCESS)
+            }
+            Err(e) => {
+                eprint!("{e}");
+                Ok(ExitCode::FAILURE)
+            }
+        },
+        Cmd::Run {
+            config,
+            sip_listen,
+            rtp_ports,
+            state_dir,
+        } => {
+            let mut cfg = match load(config.as_deref()) {
+                Ok(c) => c,
+                Err(e) => {
+                    eprint!("{e}");
+                    eprintln!("switchboard did not start: fix the config and run again.");
+                    return Ok(ExitCode::FAILURE);
+                }
+            };
+            if !sip_listen.is_empty() {
+                cfg.listen = sip_listen
+                    .iter()
+                    .map(|s| Listen::parse(s).map_err(|m| anyhow::anyhow!("--sip-listen {s}: {m}")))
+                    .collect::<Result<_, _>>()?;
+            }
+            if let Some(r) = rtp_ports {
+                cfg.rtp_ports = config::parse_port_range(&r)
+                    .map_err(|m| anyhow::anyhow!("--rtp-ports: {m}"))?;
+            }
+            if let Some(d) = state_dir {
+                cfg.state_dir = d;
+            }
+            init_tracing();
+            switchboard::driver::run(cfg)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Ctl {
+            state_dir,
+            config,
+            json,
+            command,
+        } => {
+            let dir = match state_dir {
+                Some(d) => d,
+                None => {
+                    load(config.as_deref())
+                        .map_err(|e| anyhow::anyhow!("{e}"))?
+                        .state_dir
+                }
+            };
+            let req = match command {
+                CtlCmd::Registrations => Request::Registrations,
+                CtlCmd::Status => Request::Status,
+            };
+            let resp = ctl::call(&dir, &req).context("ctl")?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&resp)?);
+                return Ok(ExitCode::SUCCESS);
+            }
+            match resp {
+                Response::Registrations(list) => {
+                    println!(
+                        "{:<28} {:<36} {:<26} {:>7}  USER-AGENT",
+                        "AOR", "CONTACT", "SOURCE", "EXPIRES"
+                    );
+                    for r in &list {
+                        println!(
+                            "{:<28} {:<36} {:<26} {:>6}s  {}",
+                            r.aor, r.contact, r.source, r.expires_in, r.user_agent
+                        );
+                    }
+                    println!("{} registration(s)", list.len());
+                }
+                Response::Status(s) => {
+                    println!("switchboard {} up {}s", s.version, s.uptime_s);
+                    println!("listening: {}", s.listening.join(" "));
+                    println!(
+                        "registrations: {}  transactions: {}  tcp connections: {}",
+                        s.registrations, s.transactions, s.tcp_connections
+                    );
+                    println!(
+                        "messages in: {}  parse errors: {}  registers ok: {}  challenges: {}  auth failures: {}",
+                        s.stats.messages_in, s.stats.parse_errors, s.stats.registers_ok, s.stats.challenges, s.stats.auth_failures
+                    );
+                }
+                Response::Error(e) => {
+                    eprintln!("error: {e}");
+                    return Ok(ExitCode::FAILURE);
+                }
+                _ => {}
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn init_tracing() {
+    use tracing_subscriber::EnvFilter;
+    let filter =
+        EnvFilter::try_from_env("SWITCHBOARD_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(ansi)
+        .with_writer(std::io::stderr)
+        .init();
+}

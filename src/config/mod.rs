@@ -131,7 +131,7 @@ struct AuthSection {
 impl Default for AuthSection {
     fn default() -> Self {
         Self {
-            algorithms: Spanned::new(0..0, vec![Algorithm::Sha256, Algorithm::Md5]),
+            algorithms: Spanned::new(0..0, vec![Algorithm::Md5]),
             nonce_lifetime_s: 300,
         }
     }
@@ -253,7 +253,7 @@ pub struct Config {
     pub timers: TimerConfig,
     /// Registrar limits.
     pub registrar: RegistrarConfig,
-    /// Digest algorithms offered, strongest first.
+    /// Digest algorithms offered, in order of preference.
     pub auth_algorithms: Vec<Algorithm>,
     /// How long a nonce stays fresh.
     pub nonce_lifetime: Duration,

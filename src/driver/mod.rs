@@ -1,1 +1,223 @@
-//! Driver.
+//! The tokio driver: the only place with sockets, the clock, tasks, signals and files.
+//!
+//! One SIP task owns the [`Endpoint`] (and so every transaction and registration); socket
+//! tasks parse what they read, in parallel, and hand messages to it over a channel; it
+//! sends what the endpoint emits. The control socket in the state directory answers
+//! `switchboard ctl`. Nothing here decides protocol behaviour: that is the endpoint's.
+
+mod ctl_server;
+mod transport;
+
+use anyhow::Context as _;
+use bytes::Bytes;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+use tokio::net::UdpSocket;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::config::Config;
+use crate::ctl::{Request as CtlRequest, Response as CtlResponse, Status};
+use crate::endpoint::Endpoint;
+use crate::sip::header::Transport;
+use crate::sip::parse::ParseError;
+use crate::sip::transaction::Peer;
+use crate::sip::Message;
+
+/// What socket and control tasks send to the SIP task.
+pub(crate) enum Input {
+    /// A parsed message.
+    Message(Message, Peer),
+    /// A message that failed to parse.
+    ParseError(ParseError, Peer),
+    /// A stream connection opened: responses to `Peer` go to this writer.
+    Connected(Peer, mpsc::Sender<Bytes>),
+    /// A stream connection closed.
+    Closed(Peer),
+    /// A control command.
+    Ctl(CtlRequest, oneshot::Sender<CtlResponse>),
+}
+
+/// Runs switchboard until SIGINT or SIGTERM.
+pub fn run(cfg: Config) -> anyhow::Result<()> {
+    cfg.check_exposure().map_err(anyhow::Error::msg)?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("switchboard")
+        .build()
+        .context("starting the runtime")?;
+    rt.block_on(async move { run_async(cfg).await })
+}
+
+async fn run_async(cfg: Config) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&cfg.state_dir)
+        .with_context(|| format!("creating state directory {}", cfg.state_dir.display()))?;
+    let (tx, rx) = mpsc::channel::<Input>(8192);
+    let mut udp: Vec<Arc<UdpSocket>> = Vec::new();
+    let mut listening = Vec::new();
+    for l in &cfg.listen {
+        match l.transport {
+            Transport::Udp => {
+                let s = transport::bind_udp(l.addr)
+                    .await
+                    .with_context(|| format!("binding {l}"))?;
+                let local = s.local_addr()?;
+                let s = Arc::new(s);
+                tokio::spawn(transport::udp_reader(s.clone(), tx.clone()));
+                udp.push(s);
+                listening.push(format!("udp:{local}"));
+            }
+            Transport::Tcp => {
+                let lst = tokio::net::TcpListener::bind(l.addr)
+                    .await
+                    .with_context(|| format!("binding {l}"))?;
+                let local = lst.local_addr()?;
+                tokio::spawn(transport::tcp_acceptor(lst, tx.clone()));
+                listening.push(format!("tcp:{local}"));
+            }
+            _ => anyhow::bail!("transport of {l} is not supported yet"),
+        }
+    }
+    let ctl_path = cfg.state_dir.join(crate::ctl::SOCKET_NAME);
+    let ctl = ctl_server::bind(&ctl_path)?;
+    tokio::spawn(ctl_server::serve(ctl, tx.clone()));
+    for l in &listening {
+        tracing::info!(listen = %l, "SIP listening");
+    }
+    // Machine-readable line for scripts and tests that start us on port 0.
+    println!("switchboard ready: {}", listening.join(" "));
+    notify_systemd("READY=1");
+
+    let now = Instant::now();
+    let mut secret = [0u8; 32];
+    rand::fill(&mut secret);
+    let ep = Endpoint::new(&cfg, now, rand::random(), secret);
+    let sip = tokio::spawn(sip_task(ep, rx, udp, listening, now));
+
+    shutdown_signal().await;
+    tracing::info!("shutting down");
+    notify_systemd("STOPPING=1");
+    sip.abort();
+    let _ = std::fs::remove_file(&ctl_path);
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => return std::future::pending().await,
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}
+
+/// Tells systemd (Type=notify) about our state, when started by it.
+fn notify_systemd(state: &str) {
+    let Some(path) = std::env::var_os("NOTIFY_SOCKET") else {
+        return;
+    };
+    if let Ok(sock) = std::os::unix::net::UnixDatagram::unbound() {
+        let _ = sock.send_to(state.as_bytes(), path);
+    }
+}
+
+async fn sip_task(
+    mut ep: Endpoint,
+    mut rx: mpsc::Receiver<Input>,
+    udp: Vec<Arc<UdpSocket>>,
+    listening: Vec<String>,
+    started: Instant,
+) {
+    let mut conns: HashMap<SocketAddr, mpsc::Sender<Bytes>> = HashMap::new();
+    loop {
+        let deadline = ep.poll_timeout();
+        let input = match deadline {
+            Some(at) => tokio::select! {
+                i = rx.recv() => i,
+                _ = tokio::time::sleep_until(tokio::time::Instant::from_std(at)) => {
+                    ep.handle_timeout(Instant::now());
+                    flush(&mut ep, &udp, &conns);
+                    continue;
+                }
+            },
+            None => rx.recv().await,
+        };
+        let Some(input) = input else { return };
+        let now = Instant::now();
+        match input {
+            Input::Message(m, peer) => ep.handle_message(now, m, peer),
+            Input::ParseError(e, peer) => ep.handle_parse_error(&e, peer),
+            Input::Connected(peer, w) => {
+                conns.insert(peer.addr, w);
+            }
+            Input::Closed(peer) => {
+                conns.remove(&peer.addr);
+            }
+            Input::Ctl(req, reply) => {
+                let resp = match req {
+                    CtlRequest::Registrations => CtlResponse::Registrations(ep.registrations(now)),
+                    CtlRequest::Status => CtlResponse::Status(Status {
+                        version: env!("CARGO_PKG_VERSION").to_string(),
+                        uptime_s: now.duration_since(started).as_secs(),
+                        listening: listening.clone(),
+                        registrations: ep.registration_count(),
+                        transactions: ep.transaction_count(),
+                        tcp_connections: conns.len(),
+                        stats: ep.stats().clone(),
+                    }),
+                };
+                let _ = reply.send(resp);
+            }
+        }
+        // Batch: take whatever else is already queued before flushing.
+        for _ in 0..256 {
+            match rx.try_recv() {
+                Ok(Input::Message(m, peer)) => ep.handle_message(now, m, peer),
+                Ok(Input::ParseError(e, peer)) => ep.handle_parse_error(&e, peer),
+                Ok(Input::Connected(peer, w)) => {
+                    conns.insert(peer.addr, w);
+                }
+                Ok(Input::Closed(peer)) => {
+                    conns.remove(&peer.addr);
+                }
+                Ok(Input::Ctl(..)) | Err(_) => break,
+            }
+        }
+        flush(&mut ep, &udp, &conns);
+    }
+}
+
+fn flush(
+    ep: &mut Endpoint,
+    udp: &[Arc<UdpSocket>],
+    conns: &HashMap<SocketAddr, mpsc::Sender<Bytes>>,
+) {
+    while let Some(t) = ep.poll_transmit() {
+        match t.peer.transport {
+            Transport::Udp => {
+                let Some(sock) = udp.iter().find(|s| {
+                    s.local_addr()
+                        .is_ok_and(|a| a.is_ipv4() == t.peer.addr.is_ipv4())
+                }) else {
+                    tracing::warn!(dest = %t.peer.addr, "no UDP socket of that address family");
+                    continue;
+                };
+                if let Err(e) = sock.try_send_to(&t.bytes, t.peer.addr) {
+                    tracing::debug!(dest = %t.peer.addr, error = %e, "UDP send failed");
+                }
+            }
+            _ => match conns.get(&t.peer.addr) {
+                Some(w) => {
+                    if w.try_send(t.bytes).is_err() {
+                        tracing::debug!(dest = %t.peer.addr, "connection writer full or gone");
+                    }
+                }
+                None => tracing::debug!(dest = %t.peer.addr, "no connection to send on"),
+            },
+        }
+    }
+}

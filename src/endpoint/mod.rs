@@ -26,7 +26,7 @@ use crate::sip::uri::Scheme;
 const ALLOW: &str = "REGISTER, OPTIONS, ACK, CANCEL, BYE";
 
 /// Counters for `ctl status` and metrics.
-#[derive(Clone, Debug, Default, serde::Serialize)]
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct Stats {
     /// Messages parsed successfully.
     pub messages_in: u64,
@@ -41,7 +41,7 @@ pub struct Stats {
 }
 
 /// One registration, for listing.
-#[derive(Clone, Debug, serde::Serialize)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct RegistrationView {
     /// Address-of-record.
     pub aor: String,
@@ -207,7 +207,6 @@ impl Endpoint {
                 | TuEvent::Response { .. }
                 | TuEvent::StrayResponse { .. }
                 | TuEvent::Terminated { .. } => {}
-                _ => {}
             }
         }
     }

@@ -9,8 +9,14 @@ use std::time::Duration;
 
 const PW: &str = "demo-1001-change-me";
 
+/// The shipped config, offering SHA-256 as well as MD5.
 fn endpoint(t0: Instant) -> Endpoint {
-    let cfg = Config::from_str(EMBEDDED, "embedded").unwrap();
+    let text = EMBEDDED.replace(
+        "algorithms = [\"MD5\"]",
+        "algorithms = [\"SHA-256\", \"MD5\"]",
+    );
+    assert_ne!(text, EMBEDDED);
+    let cfg = Config::from_str(&text, "embedded").unwrap();
     Endpoint::new(&cfg, t0, 1, [9; 32])
 }
 

@@ -281,7 +281,7 @@ impl DigestAuth {
     }
 
     /// The WWW-Authenticate / Proxy-Authenticate values for a challenge: one per
-    /// configured algorithm, strongest first (RFC 8760 §2.4).
+    /// configured algorithm, in the configured order of preference (RFC 8760 §2.4).
     pub fn challenges(&mut self, now: Instant, random: u64, stale: bool) -> Vec<String> {
         let nonce = self.nonce(now, random);
         self.algorithms

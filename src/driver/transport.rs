@@ -1,0 +1,121 @@
+//! Socket tasks: UDP readers and TCP connections. They frame and parse (in parallel, off
+//! the SIP task) and forward; they never decide what to answer.
+
+use bytes::{Bytes, BytesMut};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::sync::mpsc;
+
+use super::Input;
+use crate::sip::header::Transport;
+use crate::sip::parse::{self, Frame, Limits};
+use crate::sip::transaction::Peer;
+
+/// Binds a UDP socket with receive and send buffers big enough for bursts.
+pub(super) async fn bind_udp(addr: SocketAddr) -> std::io::Result<UdpSocket> {
+    let std = std::net::UdpSocket::bind(addr)?;
+    std.set_nonblocking(true)?;
+    UdpSocket::from_std(std)
+}
+
+pub(super) async fn udp_reader(sock: Arc<UdpSocket>, tx: mpsc::Sender<Input>) {
+    let limits = Limits::default();
+    let mut buf = BytesMut::with_capacity(256 * 1024);
+    loop {
+        if buf.capacity() < 65536 {
+            buf = BytesMut::with_capacity(256 * 1024);
+        }
+        let (_, from) = match sock.recv_buf_from(&mut buf).await {
+            Ok(r) => r,
+            Err(e) => {
+                // ICMP port unreachable and friends surface here on Linux; keep reading.
+                tracing::debug!(error = %e, "UDP receive error");
+                continue;
+            }
+        };
+        // One datagram becomes one Bytes; its headers are slices of it.
+        let dgram: Bytes = buf.split().freeze();
+        let peer = Peer {
+            transport: Transport::Udp,
+            addr: from,
+        };
+        let input = match parse::parse_datagram(dgram, &limits) {
+            Ok(m) => Input::Message(m, peer),
+            Err(e) if e.kind == parse::ParseErrorKind::Empty => continue,
+            Err(e) => Input::ParseError(e, peer),
+        };
+        if tx.send(input).await.is_err() {
+            return;
+        }
+    }
+}
+
+pub(super) async fn tcp_acceptor(lst: TcpListener, tx: mpsc::Sender<Input>) {
+    loop {
+        match lst.accept().await {
+            Ok((s, from)) => {
+                let _ = s.set_nodelay(true);
+                tokio::spawn(tcp_conn(s, from, tx.clone()));
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "TCP accept failed");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
+async fn tcp_conn(stream: TcpStream, from: SocketAddr, tx: mpsc::Sender<Input>) {
+    let peer = Peer {
+        transport: Transport::Tcp,
+        addr: from,
+    };
+    let (mut rd, mut wr) = stream.into_split();
+    let (wtx, mut wrx) = mpsc::channel::<Bytes>(256);
+    if tx
+        .send(Input::Connected(peer.clone(), wtx.clone()))
+        .await
+        .is_err()
+    {
+        return;
+    }
+    let writer = tokio::spawn(async move {
+        while let Some(b) = wrx.recv().await {
+            if wr.write_all(&b).await.is_err() {
+                break;
+            }
+        }
+        let _ = wr.shutdown().await;
+    });
+    let limits = Limits::default();
+    let mut buf = BytesMut::with_capacity(16 * 1024);
+    'read: loop {
+        match rd.read_buf(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(_) => {}
+        }
+        loop {
+            match parse::parse_stream(&mut buf, &limits) {
+                Ok(None) => break,
+                Ok(Some(Frame::Ping)) => {
+                    let _ = wtx.send(Bytes::from_static(b"\r\n")).await;
+                }
+                Ok(Some(Frame::Message(m))) => {
+                    if tx.send(Input::Message(m, peer.clone())).await.is_err() {
+                        break 'read;
+                    }
+                }
+                Err(e) => {
+                    // Framing is lost: answer if we can, then close (RFC 3261 §18.3).
+                    let _ = tx.send(Input::ParseError(e, peer.clone())).await;
+                    break 'read;
+                }
+            }
+        }
+    }
+    let _ = tx.send(Input::Closed(peer)).await;
+    drop(wtx);
+    let _ = writer.await;
+}
