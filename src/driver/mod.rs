@@ -148,46 +148,51 @@ async fn sip_task(
         };
         let Some(input) = input else { return };
         let now = Instant::now();
-        match input {
-            Input::Message(m, peer) => ep.handle_message(now, m, peer),
-            Input::ParseError(e, peer) => ep.handle_parse_error(&e, peer),
-            Input::Connected(peer, w) => {
-                conns.insert(peer.addr, w);
-            }
-            Input::Closed(peer) => {
-                conns.remove(&peer.addr);
-            }
-            Input::Ctl(req, reply) => {
-                let resp = match req {
-                    CtlRequest::Registrations => CtlResponse::Registrations(ep.registrations(now)),
-                    CtlRequest::Status => CtlResponse::Status(Status {
-                        version: env!("CARGO_PKG_VERSION").to_string(),
-                        uptime_s: now.duration_since(started).as_secs(),
-                        listening: listening.clone(),
-                        registrations: ep.registration_count(),
-                        transactions: ep.transaction_count(),
-                        tcp_connections: conns.len(),
-                        stats: ep.stats().clone(),
-                    }),
-                };
-                let _ = reply.send(resp);
-            }
-        }
-        // Batch: take whatever else is already queued before flushing.
+        let mut next = Some(input);
+        // Batch: take whatever else is already queued before flushing, up to a bound.
         for _ in 0..256 {
-            match rx.try_recv() {
-                Ok(Input::Message(m, peer)) => ep.handle_message(now, m, peer),
-                Ok(Input::ParseError(e, peer)) => ep.handle_parse_error(&e, peer),
-                Ok(Input::Connected(peer, w)) => {
+            let Some(input) = next.take() else { break };
+            match input {
+                Input::Message(m, peer) => ep.handle_message(now, m, peer),
+                Input::ParseError(e, peer) => ep.handle_parse_error(&e, peer),
+                Input::Connected(peer, w) => {
                     conns.insert(peer.addr, w);
                 }
-                Ok(Input::Closed(peer)) => {
+                Input::Closed(peer) => {
+                    // Whatever is owed to this connection (an error response before the
+                    // close, say) goes out before its writer is dropped.
+                    flush(&mut ep, &udp, &conns);
                     conns.remove(&peer.addr);
                 }
-                Ok(Input::Ctl(..)) | Err(_) => break,
+                Input::Ctl(req, reply) => {
+                    let _ = reply.send(ctl_answer(&ep, req, now, started, &listening, conns.len()));
+                }
             }
+            next = rx.try_recv().ok();
         }
         flush(&mut ep, &udp, &conns);
+    }
+}
+
+fn ctl_answer(
+    ep: &Endpoint,
+    req: CtlRequest,
+    now: Instant,
+    started: Instant,
+    listening: &[String],
+    conns: usize,
+) -> CtlResponse {
+    match req {
+        CtlRequest::Registrations => CtlResponse::Registrations(ep.registrations(now)),
+        CtlRequest::Status => CtlResponse::Status(Status {
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            uptime_s: now.duration_since(started).as_secs(),
+            listening: listening.to_vec(),
+            registrations: ep.registration_count(),
+            transactions: ep.transaction_count(),
+            tcp_connections: conns,
+            stats: ep.stats().clone(),
+        }),
     }
 }
 

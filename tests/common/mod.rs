@@ -1,0 +1,293 @@
+//! Shared harness for tests that run the real binary against real peers on loopback.
+//! Every test gets its own state directory and ports, and stops what it starts.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::net::{SocketAddr, TcpListener, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_switchboard")
+}
+
+/// Fails loudly when a peer is missing: these tests never skip.
+pub fn need(tool: &str) {
+    let ok = Command::new("sh")
+        .args(["-c", &format!("command -v {tool}")])
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(
+        ok,
+        "`{tool}` is not installed. These tests run real SIP peers: install them with \
+         `apt-get install -y --no-install-recommends sip-tester baresip-core` (bash .ci/run does this)."
+    );
+}
+
+/// A port free for UDP and TCP, and (with `span` > 1) the ports after it too.
+pub fn free_ports(span: u16) -> u16 {
+    use std::sync::atomic::{AtomicU16, Ordering};
+    // Spread test processes apart, then walk; below the kernel's ephemeral range.
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let base = 21000 + (std::process::id() % 400) as u16 * 20;
+    loop {
+        let off = NEXT.fetch_add(span.max(1) + 1, Ordering::SeqCst);
+        let p = 21000 + ((base - 21000 + off) % 9000);
+        let all_free = (p..p + span.max(1)).all(|q| {
+            UdpSocket::bind(("127.0.0.1", q)).is_ok() && TcpListener::bind(("127.0.0.1", q)).is_ok()
+        });
+        if all_free {
+            return p;
+        }
+    }
+}
+
+/// A running switchboard.
+pub struct Pbx {
+    child: Child,
+    pub state: tempfile::TempDir,
+    pub udp: SocketAddr,
+    pub tcp: Option<SocketAddr>,
+    pub log: PathBuf,
+}
+
+impl Pbx {
+    /// Starts the shipped config on loopback, UDP and TCP on free ports.
+    pub fn start() -> Self {
+        Self::start_with(&root().join("config/switchboard.toml"))
+    }
+
+    pub fn start_with(config: &Path) -> Self {
+        let state = tempfile::tempdir().unwrap();
+        let log = state.path().join("switchboard.log");
+        let mut child = Command::new(bin())
+            .args(["run", "--config"])
+            .arg(config)
+            .args([
+                "--sip-listen",
+                "udp:127.0.0.1:0",
+                "--sip-listen",
+                "tcp:127.0.0.1:0",
+                "--state-dir",
+            ])
+            .arg(state.path())
+            .env("SWITCHBOARD_LOG", "debug")
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .expect("start switchboard");
+        let out = child.stdout.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines().map_while(Result::ok) {
+                if let Some(rest) = line.strip_prefix("switchboard ready: ") {
+                    let _ = tx.send(rest.to_string());
+                }
+            }
+        });
+        let ready = rx
+            .recv_timeout(Duration::from_secs(20))
+            .unwrap_or_else(|_| {
+                panic!(
+                    "switchboard did not start; log:\n{}",
+                    std::fs::read_to_string(&log).unwrap_or_default()
+                )
+            });
+        let mut udp = None;
+        let mut tcp = None;
+        for l in ready.split_whitespace() {
+            if let Some(a) = l.strip_prefix("udp:") {
+                udp = Some(a.parse().unwrap());
+            } else if let Some(a) = l.strip_prefix("tcp:") {
+                tcp = Some(a.parse().unwrap());
+            }
+        }
+        Self {
+            child,
+            state,
+            udp: udp.unwrap(),
+            tcp,
+            log,
+        }
+    }
+
+    /// Runs `switchboard ctl --json COMMAND` against this instance.
+    pub fn ctl(&self, cmd: &str) -> serde_json::Value {
+        let out = Command::new(bin())
+            .args(["ctl", "--json", "--state-dir"])
+            .arg(self.state.path())
+            .arg(cmd)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "ctl {cmd}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+
+    /// Registrations as (aor, contact, user agent).
+    pub fn registrations(&self) -> Vec<(String, String, String)> {
+        let v = self.ctl("registrations");
+        v["registrations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| {
+                (
+                    r["aor"].as_str().unwrap().to_string(),
+                    r["contact"].as_str().unwrap().to_string(),
+                    r["user_agent"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect()
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Pbx {
+    fn drop(&mut self) {
+        terminate(&mut self.child);
+    }
+}
+
+/// SIGTERM, then SIGKILL after 5 s.
+pub fn terminate(child: &mut Child) {
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let t = Instant::now();
+    while t.elapsed() < Duration::from_secs(5) {
+        if let Ok(Some(_)) = child.try_wait() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// Runs a SIPp scenario from tests/sipp against `target`, with a time limit.
+pub fn sipp(scenario: &str, target: SocketAddr, args: &[&str]) -> Output {
+    need("sipp");
+    let dir = tempfile::tempdir().unwrap();
+    let local = free_ports(1);
+    let ctl = free_ports(1);
+    let mut cmd = Command::new("sipp");
+    cmd.current_dir(dir.path())
+        .arg(target.to_string())
+        .arg("-sf")
+        .arg(root().join("tests/sipp").join(scenario))
+        .args(["-i", "127.0.0.1", "-p", &local.to_string()])
+        .args(["-ci", "127.0.0.1", "-cp", &ctl.to_string()])
+        .args([
+            "-buff_size",
+            "4194304",
+            "-nostdin",
+            "-trace_err",
+            "-timeout",
+            "20s",
+        ])
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let child = cmd.spawn().expect("start sipp");
+    let out = child.wait_with_output().unwrap();
+    if !out.status.success() {
+        let errs: String = std::fs::read_dir(dir.path())
+            .unwrap()
+            .filter_map(Result::ok)
+            .filter(|e| e.file_name().to_string_lossy().contains("error"))
+            .map(|e| std::fs::read_to_string(e.path()).unwrap_or_default())
+            .collect();
+        eprintln!(
+            "sipp {scenario} failed: {}\n{errs}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    out
+}
+
+/// A headless baresip phone (recipe: net_interface 127.0.0.1; it binds TLS on port+1).
+pub struct Baresip {
+    child: Child,
+    pub dir: tempfile::TempDir,
+    pub port: u16,
+}
+
+impl Baresip {
+    pub fn start(user: &str, password: &str, pbx: SocketAddr) -> Self {
+        need("baresip");
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_ports(2);
+        let cons = free_ports(1);
+        let rtp = free_ports(1);
+        let cfg = format!(
+            "poll_method\tepoll\nsip_listen\t127.0.0.1:{port}\nnet_interface\t127.0.0.1\n\
+dns_server\t127.0.0.1:9\naudio_player\taubridge,{user}-out\naudio_source\tausine,440\n\
+ausrc_srate\t48000\nausrc_channels\t2\nrtp_ports\t{rtp}-{}\nrtcp_mux\tno\n\
+module_path\t/usr/lib/baresip/modules\nmodule\tg711.so\nmodule\tausine.so\nmodule\taubridge.so\n\
+module_tmp\taccount.so\nmodule_app\tmenu.so\nmodule_app\tcons.so\ncons_listen\t127.0.0.1:{cons}\n",
+            rtp + 10
+        );
+        std::fs::write(dir.path().join("config"), cfg).unwrap();
+        std::fs::write(
+            dir.path().join("accounts"),
+            format!("<sip:{user}@{pbx}>;auth_pass={password};audio_codecs=PCMU;regint=600\n"),
+        )
+        .unwrap();
+        std::fs::write(dir.path().join("contacts"), "").unwrap();
+        let log = std::fs::File::create(dir.path().join("baresip.log")).unwrap();
+        let child = Command::new("baresip")
+            .args(["-4", "-v", "-f"])
+            .arg(dir.path())
+            .current_dir(dir.path())
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("start baresip");
+        Self { child, dir, port }
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("baresip.log")).unwrap_or_default()
+    }
+
+    /// Stops it the way an admin would (SIGTERM); baresip un-registers on the way out.
+    pub fn stop(mut self) -> String {
+        terminate(&mut self.child);
+        self.log()
+    }
+}
+
+impl Drop for Baresip {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Polls `f` until it is true or `secs` pass.
+pub fn wait_until(secs: u64, mut f: impl FnMut() -> bool) -> bool {
+    let t = Instant::now();
+    while t.elapsed() < Duration::from_secs(secs) {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    false
+}

@@ -1,0 +1,282 @@
+//! switchboard against real SIP peers on loopback: SIPp and baresip, started and stopped
+//! here. What is checked is what a peer sees on the wire plus `switchboard ctl`.
+
+mod common;
+
+use common::{sipp, wait_until, Baresip, Pbx};
+use std::io::{Read, Write};
+use std::net::{TcpStream, UdpSocket};
+use std::time::Duration;
+
+const PW1: &str = "demo-1001-change-me";
+const PW2: &str = "demo-1002-change-me";
+
+#[test]
+fn sipp_registers_refreshes_and_unregisters_over_udp() {
+    let pbx = Pbx::start();
+    let out = sipp(
+        "register_auth.xml",
+        pbx.udp,
+        &["-s", "1001", "-au", "1001", "-ap", PW1, "-m", "1"],
+    );
+    assert!(
+        out.status.success(),
+        "REGISTER with auth and refresh over UDP"
+    );
+    let regs = pbx.registrations();
+    assert_eq!(regs.len(), 1, "{regs:?}");
+    assert_eq!(regs[0].0, "sip:1001@switchboard.local");
+    assert_eq!(regs[0].2, "SIPp");
+    let out = sipp(
+        "unregister_auth.xml",
+        pbx.udp,
+        &["-s", "1001", "-au", "1001", "-ap", PW1, "-m", "1"],
+    );
+    assert!(out.status.success(), "un-REGISTER");
+    assert!(pbx.registrations().is_empty());
+}
+
+#[test]
+fn sipp_registers_over_tcp_and_keeps_several_contacts() {
+    let pbx = Pbx::start();
+    let tcp = pbx.tcp.unwrap();
+    let out = sipp(
+        "register_auth.xml",
+        tcp,
+        &[
+            "-t", "t1", "-s", "1002", "-au", "1002", "-ap", PW2, "-m", "1",
+        ],
+    );
+    assert!(out.status.success(), "REGISTER over TCP");
+    // A second device for the same extension, over UDP.
+    let out = sipp(
+        "register_auth.xml",
+        pbx.udp,
+        &["-s", "1002", "-au", "1002", "-ap", PW2, "-m", "1"],
+    );
+    assert!(out.status.success());
+    let regs = pbx.registrations();
+    assert_eq!(regs.len(), 2, "two contacts for 1002: {regs:?}");
+    assert!(regs.iter().all(|r| r.0 == "sip:1002@switchboard.local"));
+    let status = pbx.ctl("status");
+    assert_eq!(status["status"]["registrations"], 2);
+}
+
+#[test]
+fn wrong_password_is_forbidden_and_registers_nothing() {
+    let pbx = Pbx::start();
+    let out = sipp(
+        "register_wrong_password.xml",
+        pbx.udp,
+        &[
+            "-s",
+            "1001",
+            "-au",
+            "1001",
+            "-ap",
+            "not-the-password",
+            "-m",
+            "1",
+        ],
+    );
+    assert!(out.status.success(), "401 then 403");
+    // An extension that does not exist gets the same treatment.
+    let out = sipp(
+        "register_wrong_password.xml",
+        pbx.udp,
+        &[
+            "-s",
+            "7777",
+            "-au",
+            "7777",
+            "-ap",
+            "anything-at-all",
+            "-m",
+            "1",
+        ],
+    );
+    assert!(out.status.success(), "401 then 403 for an unknown user");
+    assert!(pbx.registrations().is_empty());
+    assert_eq!(pbx.ctl("status")["status"]["stats"]["auth_failures"], 2);
+}
+
+#[test]
+fn options_is_answered_without_challenge() {
+    let pbx = Pbx::start();
+    let out = sipp("options.xml", pbx.udp, &["-m", "1"]);
+    assert!(out.status.success());
+    let out = sipp("options.xml", pbx.tcp.unwrap(), &["-t", "t1", "-m", "1"]);
+    assert!(out.status.success());
+}
+
+fn fixture(kind: &str, name: &str) -> Vec<u8> {
+    std::fs::read(
+        common::root()
+            .join("tests/fixtures/sip/rfc4475")
+            .join(kind)
+            .join(format!("{name}.sip")),
+    )
+    .unwrap()
+}
+
+fn first_line(b: &[u8]) -> String {
+    String::from_utf8_lossy(b)
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .to_string()
+}
+
+#[test]
+fn malformed_datagrams_get_the_right_answer_and_the_server_keeps_going() {
+    let pbx = Pbx::start();
+    let s = UdpSocket::bind("127.0.0.1:0").unwrap();
+    s.set_read_timeout(Some(Duration::from_millis(700)))
+        .unwrap();
+    let mut buf = [0u8; 4096];
+    let mut recv = |s: &UdpSocket| s.recv(&mut buf).ok().map(|n| buf[..n].to_vec());
+    // Garbage of every shape: nothing comes back, nothing breaks.
+    for junk in [
+        &b"\x00\x01\x02garbage"[..],
+        b"\r\n\r\n",
+        b"INVITE",
+        b"SIP/2.0 200 OK\r\n\r\n",
+        &[0xff; 1400][..],
+    ] {
+        s.send_to(junk, pbx.udp).unwrap();
+    }
+    assert!(recv(&s).is_none(), "garbage is dropped silently");
+    // Torture requests that can be answered get their one answer on the wire.
+    for (name, want) in [
+        ("badvers", "SIP/2.0 505"),
+        ("mismatch01", "SIP/2.0 400"),
+        ("scalar02", "SIP/2.0 400"),
+        ("ltgtruri", "SIP/2.0 400"),
+        ("clerr", "SIP/2.0 400"),
+    ] {
+        s.send_to(&fixture("invalid", name), pbx.udp).unwrap();
+        let got = recv(&s).unwrap_or_else(|| panic!("{name}: no answer"));
+        assert!(
+            first_line(&got).starts_with(want),
+            "{name}: {}",
+            first_line(&got)
+        );
+    }
+    // Responses that fail to parse are dropped.
+    s.send_to(&fixture("invalid", "bigcode"), pbx.udp).unwrap();
+    assert!(recv(&s).is_none());
+    // And the PBX still answers a well-formed OPTIONS from a real peer.
+    assert!(sipp("options.xml", pbx.udp, &["-m", "1"]).status.success());
+    assert!(
+        pbx.ctl("status")["status"]["stats"]["parse_errors"]
+            .as_u64()
+            .unwrap()
+            >= 7
+    );
+}
+
+#[test]
+fn responses_follow_rport_to_the_real_source() {
+    let pbx = Pbx::start();
+    let s = UdpSocket::bind("127.0.0.1:0").unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    let port = s.local_addr().unwrap().port();
+    // The Via claims a private address and another port, as a phone behind NAT would.
+    let msg = format!(
+        "OPTIONS sip:{} SIP/2.0\r\nVia: SIP/2.0/UDP 10.1.2.3:5999;rport;branch=z9hG4bKnat1\r\n\
+From: <sip:probe@10.1.2.3>;tag=1\r\nTo: <sip:{}>\r\nCall-ID: nat-1\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n",
+        pbx.udp, pbx.udp
+    );
+    s.send_to(msg.as_bytes(), pbx.udp).unwrap();
+    let mut buf = [0u8; 2048];
+    let n = s
+        .recv(&mut buf)
+        .expect("the response reaches the source port, not 5999");
+    let text = String::from_utf8_lossy(&buf[..n]);
+    assert!(text.starts_with("SIP/2.0 200"), "{text}");
+    assert!(text.contains(&format!("rport={port}")), "{text}");
+    assert!(text.contains("received=127.0.0.1"), "{text}");
+}
+
+#[test]
+fn tcp_stream_framing_pings_and_unrecoverable_errors() {
+    let pbx = Pbx::start();
+    let mut c = TcpStream::connect(pbx.tcp.unwrap()).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+    let opt = |n: u32| {
+        format!(
+            "OPTIONS sip:pbx SIP/2.0\r\nVia: SIP/2.0/TCP 127.0.0.1:1;branch=z9hG4bKtcp{n}\r\nFrom: <sip:a@b>;tag=1\r\n\
+To: <sip:pbx>\r\nCall-ID: tcp-{n}\r\nCSeq: {n} OPTIONS\r\nContent-Length: 0\r\n\r\n"
+        )
+    };
+    // Two messages in one write, then one split across writes, then a keep-alive ping.
+    c.write_all(format!("{}{}", opt(1), opt(2)).as_bytes())
+        .unwrap();
+    let third = opt(3);
+    c.write_all(&third.as_bytes()[..20]).unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    c.write_all(&third.as_bytes()[20..]).unwrap();
+    c.write_all(b"\r\n\r\n").unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    assert!(
+        wait_until(5, || {
+            if let Ok(n) = c.read(&mut buf) {
+                got.extend_from_slice(&buf[..n]);
+            }
+            let t = String::from_utf8_lossy(&got);
+            // The pong is written by the connection itself, so it may overtake a response.
+            t.matches("SIP/2.0 200").count() == 3
+                && (t.starts_with("\r\n") || t.contains("\r\n\r\n\r\n"))
+        }),
+        "three 200s and a pong: {}",
+        String::from_utf8_lossy(&got)
+    );
+    // A negative Content-Length cannot be framed: 400, then the connection closes.
+    c.write_all(&fixture("invalid", "ncl")).unwrap();
+    let mut rest = Vec::new();
+    let _ = c.read_to_end(&mut rest);
+    assert!(
+        String::from_utf8_lossy(&rest).starts_with("SIP/2.0 400"),
+        "{}",
+        String::from_utf8_lossy(&rest)
+    );
+}
+
+#[test]
+fn baresip_registers_and_unregisters_on_exit() {
+    let pbx = Pbx::start();
+    let phone = Baresip::start("1001", PW1, pbx.udp);
+    let registered = wait_until(10, || {
+        pbx.registrations()
+            .iter()
+            .any(|r| r.2.starts_with("baresip"))
+    });
+    assert!(
+        registered,
+        "baresip log:\n{}\npbx log:\n{}",
+        phone.log(),
+        pbx.log_text()
+    );
+    let regs = pbx.registrations();
+    assert_eq!(regs[0].0, "sip:1001@switchboard.local");
+    let log = phone.stop();
+    assert!(
+        wait_until(5, || pbx.registrations().is_empty()),
+        "baresip un-registers on exit:\n{log}"
+    );
+}
+
+#[test]
+fn baresip_with_a_wrong_password_is_refused() {
+    let pbx = Pbx::start();
+    let phone = Baresip::start("1002", "wrong-password-here", pbx.udp);
+    assert!(wait_until(10, || pbx.ctl("status")["status"]["stats"]
+        ["auth_failures"]
+        .as_u64()
+        .unwrap()
+        >= 1));
+    assert!(pbx.registrations().is_empty());
+    let log = phone.stop();
+    assert!(log.contains("403"), "{log}");
+}
