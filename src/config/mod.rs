@@ -519,7 +519,12 @@ pub fn parse_port_range(s: &str) -> Result<(u16, u16), String> {
 fn explain_toml(msg: &str) -> (String, Option<String>) {
     let msg = msg.trim().to_string();
     let hint = if msg.starts_with("unknown field") {
-        Some("unknown keys are errors, so a typo never goes unnoticed; see config/switchboard.toml for every key".to_string())
+        let mut names = msg.split('`').skip(1).step_by(2);
+        let got = names.next().unwrap_or_default();
+        match names.filter(|n| edit_distance(got, n) <= 2).min_by_key(|n| edit_distance(got, n)) {
+            Some(best) => Some(format!("did you mean `{best}`?")),
+            None => Some("unknown keys are errors, so a typo never goes unnoticed; see config/switchboard.toml for every key".to_string()),
+        }
     } else if msg.starts_with("missing field") {
         Some("this key is required; see config/switchboard.toml".to_string())
     } else if msg.contains("unknown variant") {
@@ -530,6 +535,22 @@ fn explain_toml(msg: &str) -> (String, Option<String>) {
         None
     };
     (msg, hint)
+}
+
+/// Levenshtein distance, for "did you mean" hints on short key names.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1; b.len() + 1];
+        for (j, cb) in b.iter().enumerate() {
+            cur[j + 1] = (prev[j] + usize::from(ca != *cb))
+                .min(prev[j + 1] + 1)
+                .min(cur[j] + 1);
+        }
+        prev = cur;
+    }
+    prev[b.len()]
 }
 
 #[cfg(test)]
