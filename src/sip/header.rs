@@ -20,15 +20,7 @@ pub fn param<'a>(params: &'a Params, name: &str) -> Option<Option<&'a Bytes>> {
         .map(|(_, v)| v.as_ref())
 }
 
-/// RFC 3261 token characters.
-pub fn is_token_char(c: u8) -> bool {
-    c.is_ascii_alphanumeric() || b"-.!%*_+`'~".contains(&c)
-}
-
-/// RFC 3261 `word` characters (Call-ID).
-pub fn is_word_char(c: u8) -> bool {
-    is_token_char(c) || b"()<>:\\\"/[]?{}".contains(&c)
-}
+pub use super::chars::{is_token as is_token_char, is_word as is_word_char};
 
 fn is_ws(c: u8) -> bool {
     c == b' ' || c == b'\t'

@@ -2,6 +2,7 @@
 //! registrar. Everything here is sans-IO: bytes and `now` in, messages and deadlines out.
 
 pub mod auth;
+pub mod chars;
 pub mod header;
 pub mod msg;
 pub mod parse;

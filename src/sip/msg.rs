@@ -300,8 +300,13 @@ impl HeaderName {
             (b"subject", HeaderName::Subject),
             (b"accept", HeaderName::Accept),
         ];
+        // Compare only names of the same length whose first letters agree: most lookups
+        // then touch one or two entries instead of the whole table.
+        let Some(first) = n.first().map(u8::to_ascii_lowercase) else {
+            return Self::Other(name.clone());
+        };
         for (k, v) in TABLE {
-            if k.eq_ignore_ascii_case(n) {
+            if k.len() == n.len() && k[0] == first && k.eq_ignore_ascii_case(n) {
                 return v.clone();
             }
         }

@@ -39,29 +39,10 @@ pub struct Uri {
     raw: Bytes,
 }
 
-fn is_unreserved(c: u8) -> bool {
-    c.is_ascii_alphanumeric() || b"-_.!~*'()%".contains(&c)
-}
-
-fn is_user_char(c: u8) -> bool {
-    is_unreserved(c) || b"&=+$,;?/".contains(&c)
-}
-
-fn is_password_char(c: u8) -> bool {
-    is_unreserved(c) || b"&=+$,".contains(&c)
-}
-
-fn is_param_char(c: u8) -> bool {
-    is_unreserved(c) || b"[]/:&+$".contains(&c)
-}
-
-fn is_header_char(c: u8) -> bool {
-    is_unreserved(c) || b"[]/?:+$=&".contains(&c)
-}
-
-pub(crate) fn is_host_char(c: u8) -> bool {
-    c.is_ascii_alphanumeric() || c == b'-' || c == b'.' || c == b'_'
-}
+use super::chars::{
+    is_header as is_header_char, is_host as is_host_char, is_param as is_param_char,
+    is_password as is_password_char, is_uri_forbidden, is_user as is_user_char,
+};
 
 impl Uri {
     /// Parses a URI. `raw` must already be trimmed; any whitespace inside is an error.
@@ -80,9 +61,7 @@ impl Uri {
         {
             return Err(HeaderError::BadUri("bad scheme"));
         }
-        if s.iter()
-            .any(|&c| c <= b' ' || c == b'<' || c == b'>' || c == b'"' || c >= 0x7f)
-        {
+        if s.iter().any(|&c| is_uri_forbidden(c)) {
             return Err(HeaderError::BadUri("illegal character"));
         }
         let scheme = if scheme_b.eq_ignore_ascii_case(b"sip") {

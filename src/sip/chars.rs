@@ -1,0 +1,95 @@
+//! RFC 3261 character classes as 256-entry tables: the parser asks one of these per byte,
+//! so a lookup beats scanning a list of punctuation each time.
+
+const fn table(extra: &[u8], alnum: bool) -> [bool; 256] {
+    let mut t = [false; 256];
+    let mut c = 0;
+    while c < 256 {
+        let b = c as u8;
+        t[c] = alnum && b.is_ascii_alphanumeric();
+        c += 1;
+    }
+    let mut i = 0;
+    while i < extra.len() {
+        t[extra[i] as usize] = true;
+        i += 1;
+    }
+    t
+}
+
+static TOKEN: [bool; 256] = table(b"-.!%*_+`'~", true);
+static WORD: [bool; 256] = table(b"-.!%*_+`'~()<>:\\\"/[]?{}", true);
+static UNRESERVED: [bool; 256] = table(b"-_.!~*'()%", true);
+static USER: [bool; 256] = table(b"-_.!~*'()%&=+$,;?/", true);
+static PASSWORD: [bool; 256] = table(b"-_.!~*'()%&=+$,", true);
+static PARAM: [bool; 256] = table(b"-_.!~*'()%[]/:&+$", true);
+static HEADER: [bool; 256] = table(b"-_.!~*'()%[]/?:+$=&", true);
+static HOST: [bool; 256] = table(b"-._", true);
+/// Bytes never allowed anywhere in a URI: controls, space, DEL and above, `<`, `>`, `"`.
+static URI_FORBIDDEN: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut c = 0;
+    while c < 256 {
+        t[c] = c <= 0x20
+            || c >= 0x7f
+            || c == b'<' as usize
+            || c == b'>' as usize
+            || c == b'"' as usize;
+        c += 1;
+    }
+    t
+};
+
+/// RFC 3261 `token`.
+#[inline]
+pub fn is_token(c: u8) -> bool {
+    TOKEN[c as usize]
+}
+
+/// RFC 3261 `word` (Call-ID).
+#[inline]
+pub fn is_word(c: u8) -> bool {
+    WORD[c as usize]
+}
+
+/// `unreserved` plus `%` (escapes are checked loosely, as RFC 4475 esc02 requires).
+#[inline]
+pub fn is_unreserved(c: u8) -> bool {
+    UNRESERVED[c as usize]
+}
+
+/// Characters of a URI user part.
+#[inline]
+pub fn is_user(c: u8) -> bool {
+    USER[c as usize]
+}
+
+/// Characters of a URI password.
+#[inline]
+pub fn is_password(c: u8) -> bool {
+    PASSWORD[c as usize]
+}
+
+/// Characters of a URI parameter name or value.
+#[inline]
+pub fn is_param(c: u8) -> bool {
+    PARAM[c as usize]
+}
+
+/// Characters of the URI headers part.
+#[inline]
+pub fn is_header(c: u8) -> bool {
+    HEADER[c as usize]
+}
+
+/// Characters of a host name or IPv4 address.
+#[inline]
+pub fn is_host(c: u8) -> bool {
+    HOST[c as usize]
+}
+
+/// Bytes that may never appear in a URI.
+#[inline]
+pub fn is_uri_forbidden(c: u8) -> bool {
+    URI_FORBIDDEN[c as usize]
+}
