@@ -280,3 +280,31 @@ fn baresip_with_a_wrong_password_is_refused() {
     let log = phone.stop();
     assert!(log.contains("403"), "{log}");
 }
+
+#[test]
+fn sipp_registers_over_ipv6_udp_and_tcp() {
+    let pbx = Pbx::start_listening(
+        &common::root().join("config/switchboard.toml"),
+        &["udp:[::1]:0", "tcp:[::1]:0"],
+    );
+    assert!(pbx.udp.is_ipv6());
+    let out = sipp(
+        "register_auth.xml",
+        pbx.udp,
+        &[
+            "-i", "::1", "-s", "1001", "-au", "1001", "-ap", PW1, "-m", "1",
+        ],
+    );
+    assert!(out.status.success(), "REGISTER over UDP/IPv6");
+    let out = sipp(
+        "register_auth.xml",
+        pbx.tcp.unwrap(),
+        &[
+            "-i", "::1", "-t", "t1", "-s", "1002", "-au", "1002", "-ap", PW2, "-m", "1",
+        ],
+    );
+    assert!(out.status.success(), "REGISTER over TCP/IPv6");
+    let regs = pbx.registrations();
+    assert_eq!(regs.len(), 2, "{regs:?}");
+    assert!(regs.iter().all(|r| r.1.contains("[::1]")), "{regs:?}");
+}

@@ -27,8 +27,8 @@ use crate::sip::Message;
 
 /// What socket and control tasks send to the SIP task.
 pub(crate) enum Input {
-    /// A parsed message.
-    Message(Message, Peer),
+    /// A parsed message (boxed: channel slots stay small).
+    Message(Box<Message>, Peer),
     /// A message that failed to parse.
     ParseError(ParseError, Peer),
     /// A stream connection opened: responses to `Peer` go to this writer.
@@ -94,6 +94,9 @@ async fn run_async(cfg: Config) -> anyhow::Result<()> {
     rand::fill(&mut secret);
     let ep = Endpoint::new(&cfg, now, rand::random(), secret);
     let sip = tokio::spawn(sip_task(ep, rx, udp, listening, now));
+    if let Some(interval) = watchdog_interval() {
+        tokio::spawn(watchdog(tx.clone(), interval));
+    }
 
     shutdown_signal().await;
     tracing::info!("shutting down");
@@ -125,6 +128,31 @@ fn notify_systemd(state: &str) {
     }
 }
 
+/// Half the systemd watchdog period, when systemd asked for one.
+fn watchdog_interval() -> Option<std::time::Duration> {
+    let usec: u64 = std::env::var("WATCHDOG_USEC").ok()?.parse().ok()?;
+    Some(std::time::Duration::from_micros(usec / 2))
+}
+
+/// Pets the systemd watchdog only when the SIP task answers a status request, so a wedged
+/// SIP task gets the service restarted.
+async fn watchdog(tx: mpsc::Sender<Input>, every: std::time::Duration) {
+    let mut tick = tokio::time::interval(every);
+    loop {
+        tick.tick().await;
+        let (otx, orx) = oneshot::channel();
+        if tx.send(Input::Ctl(CtlRequest::Status, otx)).await.is_err() {
+            return;
+        }
+        if tokio::time::timeout(every, orx)
+            .await
+            .is_ok_and(|r| r.is_ok())
+        {
+            notify_systemd("WATCHDOG=1");
+        }
+    }
+}
+
 async fn sip_task(
     mut ep: Endpoint,
     mut rx: mpsc::Receiver<Input>,
@@ -153,7 +181,7 @@ async fn sip_task(
         for _ in 0..256 {
             let Some(input) = next.take() else { break };
             match input {
-                Input::Message(m, peer) => ep.handle_message(now, m, peer),
+                Input::Message(m, peer) => ep.handle_message(now, *m, peer),
                 Input::ParseError(e, peer) => ep.handle_parse_error(&e, peer),
                 Input::Connected(peer, w) => {
                     conns.insert(peer.addr, w);

@@ -13,11 +13,24 @@ use crate::sip::header::Transport;
 use crate::sip::parse::{self, Frame, Limits};
 use crate::sip::transaction::Peer;
 
-/// Binds a UDP socket with receive and send buffers big enough for bursts.
+/// Socket buffer size asked of the kernel (it caps it at net.core.rmem_max/wmem_max): a
+/// burst of REGISTERs or INVITEs must queue, not drop, while the SIP task is busy.
+const UDP_BUFFER: usize = 4 * 1024 * 1024;
+
+/// Binds a UDP socket with large receive and send buffers; IPv6 sockets are v6-only so
+/// an IPv4 listener on the same port can coexist.
 pub(super) async fn bind_udp(addr: SocketAddr) -> std::io::Result<UdpSocket> {
-    let std = std::net::UdpSocket::bind(addr)?;
-    std.set_nonblocking(true)?;
-    UdpSocket::from_std(std)
+    use socket2::{Domain, Protocol, Socket, Type};
+    let sock = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+    if addr.is_ipv6() {
+        sock.set_only_v6(true)?;
+    }
+    // Best effort: a smaller buffer still works, just drops sooner under bursts.
+    let _ = sock.set_recv_buffer_size(UDP_BUFFER);
+    let _ = sock.set_send_buffer_size(UDP_BUFFER);
+    sock.set_nonblocking(true)?;
+    sock.bind(&addr.into())?;
+    UdpSocket::from_std(sock.into())
 }
 
 pub(super) async fn udp_reader(sock: Arc<UdpSocket>, tx: mpsc::Sender<Input>) {
@@ -42,7 +55,7 @@ pub(super) async fn udp_reader(sock: Arc<UdpSocket>, tx: mpsc::Sender<Input>) {
             addr: from,
         };
         let input = match parse::parse_datagram(dgram, &limits) {
-            Ok(m) => Input::Message(m, peer),
+            Ok(m) => Input::Message(Box::new(m), peer),
             Err(e) if e.kind == parse::ParseErrorKind::Empty => continue,
             Err(e) => Input::ParseError(e, peer),
         };
@@ -103,7 +116,11 @@ async fn tcp_conn(stream: TcpStream, from: SocketAddr, tx: mpsc::Sender<Input>) 
                     let _ = wtx.send(Bytes::from_static(b"\r\n")).await;
                 }
                 Ok(Some(Frame::Message(m))) => {
-                    if tx.send(Input::Message(m, peer.clone())).await.is_err() {
+                    if tx
+                        .send(Input::Message(Box::new(m), peer.clone()))
+                        .await
+                        .is_err()
+                    {
                         break 'read;
                     }
                 }

@@ -372,6 +372,9 @@ pub fn parse_name_addr(v: &Bytes) -> Result<NameAddr, HeaderError> {
 }
 
 /// One Contact value.
+// `Star` is rare and values are short-lived: boxing the address would cost an allocation
+// per contact for nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Contact {
     /// `*`, only valid in a REGISTER with Expires: 0.

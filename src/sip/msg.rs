@@ -379,6 +379,9 @@ pub struct StatusLine {
 }
 
 /// The first line of a message.
+// Every message carries exactly one of these; boxing the request line would add an
+// allocation per message.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum StartLine {
     /// A request.

@@ -66,18 +66,18 @@ impl Pbx {
     }
 
     pub fn start_with(config: &Path) -> Self {
+        Self::start_listening(config, &["udp:127.0.0.1:0", "tcp:127.0.0.1:0"])
+    }
+
+    /// Starts with the given listeners (each `PROTO:ADDR:PORT`).
+    pub fn start_listening(config: &Path, listen: &[&str]) -> Self {
         let state = tempfile::tempdir().unwrap();
         let log = state.path().join("switchboard.log");
         let mut child = Command::new(bin())
             .args(["run", "--config"])
             .arg(config)
-            .args([
-                "--sip-listen",
-                "udp:127.0.0.1:0",
-                "--sip-listen",
-                "tcp:127.0.0.1:0",
-                "--state-dir",
-            ])
+            .args(listen.iter().flat_map(|l| ["--sip-listen", l]))
+            .arg("--state-dir")
             .arg(state.path())
             .env("SWITCHBOARD_LOG", "debug")
             .stdout(Stdio::piped())
@@ -190,7 +190,12 @@ pub fn sipp(scenario: &str, target: SocketAddr, args: &[&str]) -> Output {
         .arg(target.to_string())
         .arg("-sf")
         .arg(root().join("tests/sipp").join(scenario))
-        .args(["-i", "127.0.0.1", "-p", &local.to_string()])
+        .args(if args.contains(&"-i") {
+            &[][..]
+        } else {
+            &["-i", "127.0.0.1"][..]
+        })
+        .args(["-p", &local.to_string()])
         .args(["-ci", "127.0.0.1", "-cp", &ctl.to_string()])
         .args([
             "-buff_size",

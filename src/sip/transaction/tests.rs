@@ -42,9 +42,7 @@ fn drain_ev(t: &mut Transactions) -> Vec<TuEvent> {
 fn run_alone(t: &mut Transactions, start: Instant, until: Duration) -> (Vec<u128>, Vec<TuEvent>) {
     let mut sent = Vec::new();
     let mut events = Vec::new();
-    for _ in drain_tx(t) {
-        sent.push(0);
-    }
+    sent.extend(drain_tx(t).iter().map(|_| 0));
     while let Some(at) = t.poll_timeout() {
         if at > start + until {
             break;
