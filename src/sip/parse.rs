@@ -723,6 +723,21 @@ Content-Length: 0\r\n\r\n";
     }
 
     #[test]
+    fn oversized_stream_messages_get_413() {
+        let limits = Limits { max_body_bytes: 100, max_header_bytes: 2048, ..Limits::default() };
+        let big_body = REG.replace("Content-Length: 0", "Content-Length: 101");
+        let mut buf = BytesMut::from(big_body.as_bytes());
+        let e = parse_stream(&mut buf, &limits).unwrap_err();
+        assert_eq!(e.status(), Some(StatusCode::ENTITY_TOO_LARGE));
+        assert!(e.response().is_some());
+        // A header section that never ends within the limit: refused without a reply
+        // (there is no complete request to answer), and the connection is closed.
+        let mut buf = BytesMut::from(format!("{}X-Pad: {}\r\n", &REG[..REG.len() - 2], "a".repeat(4096)).as_bytes());
+        let e = parse_stream(&mut buf, &limits).unwrap_err();
+        assert_eq!(e.kind, ParseErrorKind::HeadersTooLarge);
+    }
+
+    #[test]
     fn errors_map_to_one_response() {
         let e = dgram(&REG.replace("SIP/2.0\r\nVia", "SIP/7.0\r\nVia")).unwrap_err();
         assert_eq!(e.status(), Some(StatusCode::VERSION_NOT_SUPPORTED));
