@@ -110,13 +110,7 @@ fn options_is_answered_without_challenge() {
 }
 
 fn fixture(kind: &str, name: &str) -> Vec<u8> {
-    std::fs::read(
-        common::root()
-            .join("tests/fixtures/sip/rfc4475")
-            .join(kind)
-            .join(format!("{name}.sip")),
-    )
-    .unwrap()
+    common::rfc4475(kind, name)
 }
 
 fn first_line(b: &[u8]) -> String {

@@ -2,19 +2,16 @@
 //! datagrams and as a TCP stream. Valid ones must parse with the right content; each
 //! invalid one must get the one right answer (a status code, or a silent drop).
 
+mod common;
+
 use bytes::{Bytes, BytesMut};
-use std::path::PathBuf;
 use switchboard::sip::header::{self, Transport};
 use switchboard::sip::{
     parse_datagram, parse_stream, Frame, HeaderName, Limits, Message, Method, ParseErrorKind,
 };
 
 fn fixture(kind: &str, name: &str) -> Bytes {
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/sip/rfc4475")
-        .join(kind)
-        .join(format!("{name}.sip"));
-    Bytes::from(std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display())))
+    Bytes::from(common::rfc4475(kind, name))
 }
 
 fn valid(name: &str) -> Message {
@@ -22,25 +19,9 @@ fn valid(name: &str) -> Message {
         .unwrap_or_else(|e| panic!("{name} must parse: {e}"))
 }
 
-const VALID: [&str; 13] = [
-    "wsinv",
-    "intmeth",
-    "esc01",
-    "escnull",
-    "esc02",
-    "lwsdisp",
-    "longreq",
-    "dblreq",
-    "semiuri",
-    "transports",
-    "mpart01",
-    "unreason",
-    "noreason",
-];
-
 #[test]
 fn all_valid_messages_parse_as_datagrams_and_on_a_stream() {
-    for name in VALID {
+    for name in common::RFC4475_VALID {
         let m = valid(name);
         // The same bytes on a stream frame the same message (dblreq: the stream sees the
         // trailing junk as the start of a next message, which is not what we check here).

@@ -4,16 +4,13 @@
 //! headers (what a registrar or B2BUA must read). The table is printed with
 //! `cargo test --test rsip_comparison -- --nocapture`; the README quotes it.
 
+mod common;
+
 use rsip::headers::{ToTypedHeader, UntypedHeader};
 use rsip::message::HeadersExt;
-use std::path::PathBuf;
 
 fn fixture(kind: &str, name: &str) -> Vec<u8> {
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/sip/rfc4475")
-        .join(kind)
-        .join(format!("{name}.sip"));
-    std::fs::read(p).unwrap()
+    common::rfc4475(kind, name)
 }
 
 fn rsip_accepts(data: &[u8]) -> bool {
@@ -44,21 +41,6 @@ fn ours_accepts(data: &[u8]) -> bool {
     .is_ok()
 }
 
-const VALID: [&str; 13] = [
-    "wsinv",
-    "intmeth",
-    "esc01",
-    "escnull",
-    "esc02",
-    "lwsdisp",
-    "longreq",
-    "dblreq",
-    "semiuri",
-    "transports",
-    "mpart01",
-    "unreason",
-    "noreason",
-];
 /// Invalid messages a parser must refuse (baddate may be accepted: its Date is unused).
 const MUST_REJECT: [&str; 18] = [
     "badinv01",
@@ -89,7 +71,7 @@ fn rfc4475_conformance_switchboard_vs_rsip() {
         "{:<12} {:<8} {:>11} {:>6}",
         "message", "kind", "switchboard", "rsip"
     );
-    for name in VALID {
+    for name in common::RFC4475_VALID {
         let d = fixture("valid", name);
         let (o, r) = (ours_accepts(&d), rsip_accepts(&d));
         rsip_valid += usize::from(r);

@@ -724,7 +724,11 @@ Content-Length: 0\r\n\r\n";
 
     #[test]
     fn oversized_stream_messages_get_413() {
-        let limits = Limits { max_body_bytes: 100, max_header_bytes: 2048, ..Limits::default() };
+        let limits = Limits {
+            max_body_bytes: 100,
+            max_header_bytes: 2048,
+            ..Limits::default()
+        };
         let big_body = REG.replace("Content-Length: 0", "Content-Length: 101");
         let mut buf = BytesMut::from(big_body.as_bytes());
         let e = parse_stream(&mut buf, &limits).unwrap_err();
@@ -732,7 +736,9 @@ Content-Length: 0\r\n\r\n";
         assert!(e.response().is_some());
         // A header section that never ends within the limit: refused without a reply
         // (there is no complete request to answer), and the connection is closed.
-        let mut buf = BytesMut::from(format!("{}X-Pad: {}\r\n", &REG[..REG.len() - 2], "a".repeat(4096)).as_bytes());
+        let mut buf = BytesMut::from(
+            format!("{}X-Pad: {}\r\n", &REG[..REG.len() - 2], "a".repeat(4096)).as_bytes(),
+        );
         let e = parse_stream(&mut buf, &limits).unwrap_err();
         assert_eq!(e.kind, ParseErrorKind::HeadersTooLarge);
     }

@@ -296,3 +296,29 @@ pub fn wait_until(secs: u64, mut f: impl FnMut() -> bool) -> bool {
     }
     false
 }
+
+/// The 13 valid messages of RFC 4475 §3.1.1 (files in tests/fixtures/sip/rfc4475/valid).
+pub const RFC4475_VALID: [&str; 13] = [
+    "wsinv",
+    "intmeth",
+    "esc01",
+    "escnull",
+    "esc02",
+    "lwsdisp",
+    "longreq",
+    "dblreq",
+    "semiuri",
+    "transports",
+    "mpart01",
+    "unreason",
+    "noreason",
+];
+
+/// Raw bytes of an RFC 4475 fixture; `kind` is "valid" or "invalid".
+pub fn rfc4475(kind: &str, name: &str) -> Vec<u8> {
+    let p = root()
+        .join("tests/fixtures/sip/rfc4475")
+        .join(kind)
+        .join(format!("{name}.sip"));
+    std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+}
