@@ -8,7 +8,17 @@ use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::time::Duration;
 
-use crate::endpoint::{RegistrationView, Stats};
+use crate::endpoint::{CallView, RegistrationView, Stats};
+
+/// A live call with its relay counters.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct CallInfo {
+    /// The call.
+    #[serde(flatten)]
+    pub call: CallView,
+    /// RTP packets relayed (caller to callee, callee to caller), if media is up.
+    pub rtp_packets: Option<(u64, u64)>,
+}
 
 /// File name of the control socket inside the state directory.
 pub const SOCKET_NAME: &str = "switchboard.ctl";
@@ -20,6 +30,8 @@ pub const SOCKET_NAME: &str = "switchboard.ctl";
 pub enum Request {
     /// List registrations.
     Registrations,
+    /// List live calls.
+    Calls,
     /// Health and counters.
     Status,
 }
@@ -35,6 +47,8 @@ pub struct Status {
     pub listening: Vec<String>,
     /// Live bindings.
     pub registrations: usize,
+    /// Live calls.
+    pub calls: usize,
     /// Live SIP transactions.
     pub transactions: usize,
     /// Open TCP connections.
@@ -50,6 +64,8 @@ pub struct Status {
 pub enum Response {
     /// Registrations.
     Registrations(Vec<RegistrationView>),
+    /// Live calls.
+    Calls(Vec<CallInfo>),
     /// Status.
     Status(Status),
     /// The request was not understood.

@@ -5,8 +5,11 @@
 //! and (later) the call layer. Every protocol core is sans-IO: it takes inputs and `now`
 //! and returns outputs; only [`driver`] owns sockets, the clock, tasks and files.
 
+pub mod cdr;
 pub mod config;
 pub mod ctl;
 pub mod driver;
 pub mod endpoint;
+pub mod media;
+pub mod sdp;
 pub mod sip;

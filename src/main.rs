@@ -62,6 +62,8 @@ enum Cmd {
 enum CtlCmd {
     /// List registered contacts.
     Registrations,
+    /// List live calls.
+    Calls,
     /// Show health and counters.
     Status,
 }
@@ -166,6 +168,7 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
             };
             let req = match command {
                 CtlCmd::Registrations => Request::Registrations,
+                CtlCmd::Calls => Request::Calls,
                 CtlCmd::Status => Request::Status,
             };
             let resp = ctl::call(&dir, &req).context("ctl")?;
@@ -187,12 +190,38 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
                     }
                     println!("{} registration(s)", list.len());
                 }
+                Response::Calls(list) => {
+                    println!(
+                        "{:>6} {:<12} {:<14} {:<9} {:>6} {:>13} {:>17}",
+                        "CALL", "CALLER", "CALLEE", "STATE", "AGE", "RTP PORTS", "RTP PKTS A>B/B>A"
+                    );
+                    for c in &list {
+                        let ports = c
+                            .call
+                            .rtp_ports
+                            .map_or("-".to_string(), |(a, b)| format!("{a}/{b}"));
+                        let pkts = c
+                            .rtp_packets
+                            .map_or("-".to_string(), |(a, b)| format!("{a}/{b}"));
+                        println!(
+                            "{:>6} {:<12} {:<14} {:<9} {:>5}s {:>13} {:>17}",
+                            c.call.id,
+                            c.call.caller,
+                            c.call.callee,
+                            c.call.state,
+                            c.call.age_s,
+                            ports,
+                            pkts
+                        );
+                    }
+                    println!("{} call(s)", list.len());
+                }
                 Response::Status(s) => {
                     println!("switchboard {} up {}s", s.version, s.uptime_s);
                     println!("listening: {}", s.listening.join(" "));
                     println!(
-                        "registrations: {}  transactions: {}  tcp connections: {}",
-                        s.registrations, s.transactions, s.tcp_connections
+                        "registrations: {}  calls: {}  transactions: {}  tcp connections: {}",
+                        s.registrations, s.calls, s.transactions, s.tcp_connections
                     );
                     println!(
                         "messages in: {}  parse errors: {}  registers ok: {}  challenges: {}  auth failures: {}",

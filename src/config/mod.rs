@@ -46,7 +46,25 @@ struct File {
     #[serde(default)]
     auth: AuthSection,
     #[serde(default)]
+    calls: CallsSection,
+    #[serde(default)]
     users: Vec<UserEntry>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct CallsSection {
+    ring_timeout_s: Spanned<u64>,
+    cdr_db: String,
+}
+
+impl Default for CallsSection {
+    fn default() -> Self {
+        Self {
+            ring_timeout_s: Spanned::new(0..0, 30),
+            cdr_db: "cdr.sqlite".into(),
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -257,6 +275,10 @@ pub struct Config {
     pub auth_algorithms: Vec<Algorithm>,
     /// How long a nonce stays fresh.
     pub nonce_lifetime: Duration,
+    /// How long a dialled phone may ring before the caller gets 480.
+    pub ring_timeout: Duration,
+    /// CDR database file (relative paths are inside the state directory).
+    pub cdr_db: PathBuf,
     /// Extensions.
     pub users: Vec<User>,
 }
@@ -457,7 +479,17 @@ impl Config {
                 demo,
             });
         }
+        let ring = *f.calls.ring_timeout_s.get_ref();
+        if !(1..=600).contains(&ring) {
+            return Err(err(
+                f.calls.ring_timeout_s.span(),
+                "ring_timeout_s must be 1..600 seconds".into(),
+                None,
+            ));
+        }
         Ok(Self {
+            ring_timeout: Duration::from_secs(ring),
+            cdr_db: PathBuf::from(f.calls.cdr_db),
             domain,
             listen,
             state_dir: PathBuf::from(f.server.state_dir),

@@ -6,6 +6,8 @@
 //! `switchboard ctl`. Nothing here decides protocol behaviour: that is the endpoint's.
 
 mod ctl_server;
+mod media;
+mod store;
 mod transport;
 
 use anyhow::Context as _;
@@ -56,6 +58,7 @@ async fn run_async(cfg: Config) -> anyhow::Result<()> {
     let (tx, rx) = mpsc::channel::<Input>(8192);
     let mut udp: Vec<Arc<UdpSocket>> = Vec::new();
     let mut listening = Vec::new();
+    let mut bound: Vec<(Transport, SocketAddr)> = Vec::new();
     for l in &cfg.listen {
         match l.transport {
             Transport::Udp => {
@@ -67,6 +70,7 @@ async fn run_async(cfg: Config) -> anyhow::Result<()> {
                 tokio::spawn(transport::udp_reader(s.clone(), tx.clone()));
                 udp.push(s);
                 listening.push(format!("udp:{local}"));
+                bound.push((Transport::Udp, local));
             }
             Transport::Tcp => {
                 let lst = tokio::net::TcpListener::bind(l.addr)
@@ -75,6 +79,7 @@ async fn run_async(cfg: Config) -> anyhow::Result<()> {
                 let local = lst.local_addr()?;
                 tokio::spawn(transport::tcp_acceptor(lst, tx.clone()));
                 listening.push(format!("tcp:{local}"));
+                bound.push((Transport::Tcp, local));
             }
             _ => anyhow::bail!("transport of {l} is not supported yet"),
         }
@@ -89,11 +94,29 @@ async fn run_async(cfg: Config) -> anyhow::Result<()> {
     println!("switchboard ready: {}", listening.join(" "));
     notify_systemd("READY=1");
 
+    let cdr_path = cfg.state_dir.join(&cfg.cdr_db);
+    let store = store::Store::open(&cdr_path)?;
+    // Media binds on the address of the first listener (loopback in the shipped config).
+    let media_ip = bound
+        .first()
+        .map_or(std::net::IpAddr::from([127, 0, 0, 1]), |b| b.1.ip());
+    let media = media::start(media_ip);
+
     let now = Instant::now();
+    let wall_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
     let mut secret = [0u8; 32];
     rand::fill(&mut secret);
-    let ep = Endpoint::new(&cfg, now, rand::random(), secret);
-    let sip = tokio::spawn(sip_task(ep, rx, udp, listening, now));
+    let mut ep = Endpoint::new(&cfg, now, wall_ms, rand::random(), secret);
+    ep.set_listeners(bound);
+    let io = Io {
+        udp,
+        conns: HashMap::new(),
+        media,
+        cdrs: store.sender(),
+    };
+    let sip = tokio::spawn(sip_task(ep, rx, io, listening, now));
     if let Some(interval) = watchdog_interval() {
         tokio::spawn(watchdog(tx.clone(), interval));
     }
@@ -102,6 +125,9 @@ async fn run_async(cfg: Config) -> anyhow::Result<()> {
     tracing::info!("shutting down");
     notify_systemd("STOPPING=1");
     sip.abort();
+    let _ = sip.await;
+    // The SIP task is gone, so every record it emitted is queued: write them out.
+    store.close();
     let _ = std::fs::remove_file(&ctl_path);
     Ok(())
 }
@@ -153,14 +179,21 @@ async fn watchdog(tx: mpsc::Sender<Input>, every: std::time::Duration) {
     }
 }
 
+/// What the SIP task executes the endpoint's outputs with.
+struct Io {
+    udp: Vec<Arc<UdpSocket>>,
+    conns: HashMap<SocketAddr, mpsc::Sender<Bytes>>,
+    media: media::MediaHandle,
+    cdrs: store::CdrSink,
+}
+
 async fn sip_task(
     mut ep: Endpoint,
     mut rx: mpsc::Receiver<Input>,
-    udp: Vec<Arc<UdpSocket>>,
+    mut io: Io,
     listening: Vec<String>,
     started: Instant,
 ) {
-    let mut conns: HashMap<SocketAddr, mpsc::Sender<Bytes>> = HashMap::new();
     loop {
         let deadline = ep.poll_timeout();
         let input = match deadline {
@@ -168,7 +201,7 @@ async fn sip_task(
                 i = rx.recv() => i,
                 _ = tokio::time::sleep_until(tokio::time::Instant::from_std(at)) => {
                     ep.handle_timeout(Instant::now());
-                    flush(&mut ep, &udp, &conns);
+                    flush(&mut ep, &io);
                     continue;
                 }
             },
@@ -184,39 +217,53 @@ async fn sip_task(
                 Input::Message(m, peer) => ep.handle_message(now, *m, peer),
                 Input::ParseError(e, peer) => ep.handle_parse_error(&e, peer),
                 Input::Connected(peer, w) => {
-                    conns.insert(peer.addr, w);
+                    io.conns.insert(peer.addr, w);
                 }
                 Input::Closed(peer) => {
                     // Whatever is owed to this connection (an error response before the
                     // close, say) goes out before its writer is dropped.
-                    flush(&mut ep, &udp, &conns);
-                    conns.remove(&peer.addr);
+                    flush(&mut ep, &io);
+                    io.conns.remove(&peer.addr);
                 }
                 Input::Ctl(req, reply) => {
-                    let _ = reply.send(ctl_answer(&ep, req, now, started, &listening, conns.len()));
+                    let _ = reply.send(ctl_answer(&ep, &io, req, now, started, &listening));
                 }
             }
             next = rx.try_recv().ok();
         }
-        flush(&mut ep, &udp, &conns);
+        flush(&mut ep, &io);
     }
 }
 
 fn ctl_answer(
     ep: &Endpoint,
+    io: &Io,
     req: CtlRequest,
     now: Instant,
     started: Instant,
     listening: &[String],
-    conns: usize,
 ) -> CtlResponse {
+    let conns = io.conns.len();
     match req {
         CtlRequest::Registrations => CtlResponse::Registrations(ep.registrations(now)),
+        CtlRequest::Calls => CtlResponse::Calls(
+            ep.calls(now)
+                .into_iter()
+                .map(|c| {
+                    let rtp_packets = io.media.packets(crate::media::SessionId(c.id));
+                    crate::ctl::CallInfo {
+                        call: c,
+                        rtp_packets,
+                    }
+                })
+                .collect(),
+        ),
         CtlRequest::Status => CtlResponse::Status(Status {
             version: env!("CARGO_PKG_VERSION").to_string(),
             uptime_s: now.duration_since(started).as_secs(),
             listening: listening.to_vec(),
             registrations: ep.registration_count(),
+            calls: ep.call_count(),
             transactions: ep.transaction_count(),
             tcp_connections: conns,
             stats: ep.stats().clone(),
@@ -224,15 +271,17 @@ fn ctl_answer(
     }
 }
 
-fn flush(
-    ep: &mut Endpoint,
-    udp: &[Arc<UdpSocket>],
-    conns: &HashMap<SocketAddr, mpsc::Sender<Bytes>>,
-) {
+fn flush(ep: &mut Endpoint, io: &Io) {
+    while let Some(cmd) = ep.poll_media() {
+        io.media.send(cmd);
+    }
+    while let Some(cdr) = ep.poll_cdr() {
+        io.cdrs.write(cdr);
+    }
     while let Some(t) = ep.poll_transmit() {
         match t.peer.transport {
             Transport::Udp => {
-                let Some(sock) = udp.iter().find(|s| {
+                let Some(sock) = io.udp.iter().find(|s| {
                     s.local_addr()
                         .is_ok_and(|a| a.is_ipv4() == t.peer.addr.is_ipv4())
                 }) else {
@@ -243,7 +292,7 @@ fn flush(
                     tracing::debug!(dest = %t.peer.addr, error = %e, "UDP send failed");
                 }
             }
-            _ => match conns.get(&t.peer.addr) {
+            _ => match io.conns.get(&t.peer.addr) {
                 Some(w) => {
                     if w.try_send(t.bytes).is_err() {
                         tracing::debug!(dest = %t.peer.addr, "connection writer full or gone");

@@ -1,7 +1,7 @@
 //! The SIP endpoint core: what switchboard answers, decided without IO.
 //!
-//! It owns the transaction table, the digest authenticator and the registrar, and the
-//! user directory they consult. Bytes or messages and `now` go in; transmits and a next
+//! It owns the transaction table, the digest authenticator, the registrar, the calls
+//! ([`b2bua`]) and the user directory they consult. Bytes or messages and `now` go in; transmits and a next
 //! deadline come out (same contract as [`crate::sip::transaction`]). The driver feeds it
 //! from its sockets and timer; tests feed it on a virtual clock. Order of checks for every
 //! request: parse and validate (400/413/414/505 or drop), then scheme (416) and Require
@@ -11,7 +11,15 @@ use bytes::Bytes;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use std::collections::{HashMap, VecDeque};
-use std::time::Instant;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+mod b2bua;
+
+pub use b2bua::CallView;
+
+use crate::cdr::Cdr;
+use crate::media::MediaCommand;
 
 use crate::config::{Config, User};
 use crate::sip::auth::{self, DigestAuth, Verdict};
@@ -23,7 +31,14 @@ use crate::sip::transaction::{response_to, Peer, Transactions, Transmit, TuEvent
 use crate::sip::uri::Scheme;
 
 /// Methods we answer, for Allow.
-const ALLOW: &str = "REGISTER, OPTIONS, ACK, CANCEL, BYE";
+const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, INFO, UPDATE";
+
+/// Which challenge a request gets: 401 for REGISTER, 407 for calls (RFC 3261 §22.3).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum AuthKind {
+    Www,
+    Proxy,
+}
 
 /// Counters for `ctl status` and metrics.
 #[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
@@ -67,12 +82,19 @@ pub struct Endpoint {
     rng: SmallRng,
     out: VecDeque<Transmit>,
     stats: Stats,
+    calls: b2bua::Calls,
+    listeners: Vec<(crate::sip::header::Transport, SocketAddr)>,
+    epoch: Instant,
+    wall_epoch_ms: u64,
+    cfg_t1: Duration,
+    cfg_t2: Duration,
 }
 
 impl Endpoint {
-    /// Builds the core from a validated config. `seed` drives tags, branches and nonces;
-    /// `secret` keys nonce MACs (the driver draws both from the OS).
-    pub fn new(cfg: &Config, now: Instant, seed: u64, secret: [u8; 32]) -> Self {
+    /// Builds the core from a validated config. `wall_ms` is the Unix time in ms at `now`
+    /// (for CDRs); `seed` drives tags, branches and nonces; `secret` keys nonce MACs (the
+    /// driver draws both from the OS).
+    pub fn new(cfg: &Config, now: Instant, wall_ms: u64, seed: u64, secret: [u8; 32]) -> Self {
         Self {
             tx: Transactions::new(cfg.timers),
             auth: DigestAuth::new(
@@ -94,7 +116,39 @@ impl Endpoint {
             rng: SmallRng::seed_from_u64(seed),
             out: VecDeque::new(),
             stats: Stats::default(),
+            calls: b2bua::Calls::new(cfg.rtp_ports, cfg.ring_timeout),
+            listeners: Vec::new(),
+            epoch: now,
+            wall_epoch_ms: wall_ms,
+            cfg_t1: cfg.timers.t1,
+            cfg_t2: cfg.timers.t2,
         }
+    }
+
+    /// Tells the core the addresses it listens on (after binding), for Via, Contact and
+    /// SDP of what it originates.
+    pub fn set_listeners(&mut self, l: Vec<(crate::sip::header::Transport, SocketAddr)>) {
+        self.listeners = l;
+    }
+
+    /// Next command for the media relay.
+    pub fn poll_media(&mut self) -> Option<MediaCommand> {
+        self.calls.media_out.pop_front()
+    }
+
+    /// Next finished call's record, for the store.
+    pub fn poll_cdr(&mut self) -> Option<Cdr> {
+        self.calls.cdrs.pop_front()
+    }
+
+    /// Live calls, for `ctl calls`.
+    pub fn calls(&self, now: Instant) -> Vec<CallView> {
+        self.calls.views(now)
+    }
+
+    /// Number of live calls.
+    pub fn call_count(&self) -> usize {
+        self.calls.len()
     }
 
     /// Counters so far.
@@ -149,6 +203,7 @@ impl Endpoint {
     /// Fires due timers.
     pub fn handle_timeout(&mut self, now: Instant) {
         self.tx.handle_timeout(now);
+        self.call_timeouts(now);
         for aor in self.registrar.handle_timeout(now) {
             tracing::info!(%aor, "registration expired");
         }
@@ -162,10 +217,14 @@ impl Endpoint {
 
     /// When to call [`Self::handle_timeout`] next.
     pub fn poll_timeout(&mut self) -> Option<Instant> {
-        [self.tx.poll_timeout(), self.registrar.poll_timeout()]
-            .into_iter()
-            .flatten()
-            .min()
+        [
+            self.tx.poll_timeout(),
+            self.registrar.poll_timeout(),
+            self.calls.poll_timeout(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     /// Live registrations, for `ctl registrations`.
@@ -201,12 +260,18 @@ impl Endpoint {
             };
             match ev {
                 TuEvent::Request { key, msg, peer } => self.on_request(now, key, msg, peer),
-                TuEvent::Timeout { key } => tracing::debug!(?key, "transaction timed out"),
-                // ACKs for 2xx and responses belong to calls, which come next.
-                TuEvent::Ack { .. }
-                | TuEvent::Response { .. }
-                | TuEvent::StrayResponse { .. }
-                | TuEvent::Terminated { .. } => {}
+                TuEvent::Timeout { key } => {
+                    tracing::debug!(?key, "transaction timed out");
+                    self.on_call_tx_timeout(now, &key);
+                }
+                TuEvent::Ack { msg, .. } => self.on_call_ack(&msg),
+                TuEvent::Response { key, msg } => {
+                    self.on_call_response(now, &key, msg);
+                }
+                TuEvent::StrayResponse { .. } => {}
+                TuEvent::Terminated { key } => {
+                    self.calls_forget_tx(&key);
+                }
             }
         }
     }
@@ -223,12 +288,25 @@ impl Endpoint {
         code: StatusCode,
         extra: Vec<(HeaderName, Bytes)>,
     ) {
+        self.reply_with_body(now, key, req, code, extra, Bytes::new());
+    }
+
+    fn reply_with_body(
+        &mut self,
+        now: Instant,
+        key: &TxKey,
+        req: &Message,
+        code: StatusCode,
+        extra: Vec<(HeaderName, Bytes)>,
+        body: Bytes,
+    ) {
         let tag = self.tag();
         let mut resp = response_to(req, code, Some(&tag));
         for (n, v) in extra {
             resp.push_header(n, v);
         }
         resp.push_header(HeaderName::Server, self.server_name.clone());
+        resp.body = body;
         if let Err(e) = self.tx.respond(now, key, resp) {
             tracing::warn!(error = %e, "could not respond");
         }
@@ -250,6 +328,7 @@ impl Endpoint {
                     if let Some(req) = self.tx.request_of(&inv).cloned() {
                         self.reply(now, &inv, &req, StatusCode::REQUEST_TERMINATED, vec![]);
                     }
+                    self.on_caller_cancel(now, &inv);
                 }
                 None => self.reply(now, &key, &msg, StatusCode::CALL_DOES_NOT_EXIST, vec![]),
             }
@@ -280,7 +359,16 @@ impl Endpoint {
             );
             return;
         }
+        let in_dialog = msg.to_hdr().ok().and_then(|t| t.tag().cloned()).is_some();
+        if in_dialog && method != Method::Options {
+            if !self.on_in_dialog(now, &key, &msg) {
+                self.reply(now, &key, &msg, StatusCode::CALL_DOES_NOT_EXIST, vec![]);
+            }
+            return;
+        }
         match method {
+            Method::Invite => self.on_invite(now, key, msg, peer),
+            Method::Bye => self.reply(now, &key, &msg, StatusCode::CALL_DOES_NOT_EXIST, vec![]),
             Method::Options => {
                 let extra = vec![
                     (HeaderName::Allow, Bytes::from_static(ALLOW.as_bytes())),
@@ -296,22 +384,89 @@ impl Endpoint {
         }
     }
 
-    fn challenge(&mut self, now: Instant, key: &TxKey, req: &Message, stale: bool) {
+    fn challenge(&mut self, now: Instant, key: &TxKey, req: &Message, kind: AuthKind, stale: bool) {
         self.stats.challenges += 1;
         let random = self.rng.random::<u64>();
+        let (code, name) = match kind {
+            AuthKind::Www => (StatusCode::UNAUTHORIZED, HeaderName::WwwAuthenticate),
+            AuthKind::Proxy => (
+                StatusCode::PROXY_AUTH_REQUIRED,
+                HeaderName::ProxyAuthenticate,
+            ),
+        };
         let extra = self
             .auth
             .challenges(now, random, stale)
             .into_iter()
-            .map(|c| (HeaderName::WwwAuthenticate, Bytes::from(c)))
+            .map(|c| (name.clone(), Bytes::from(c)))
             .collect();
-        self.reply(now, key, req, StatusCode::UNAUTHORIZED, extra);
+        self.reply(now, key, req, code, extra);
     }
 
     fn forbid(&mut self, now: Instant, key: &TxKey, req: &Message, why: &str) {
         self.stats.auth_failures += 1;
-        tracing::info!(reason = why, "REGISTER refused");
+        tracing::info!(reason = why, "request refused");
         self.reply(now, key, req, StatusCode::FORBIDDEN, vec![]);
+    }
+
+    /// Digest-authenticates `req`, answering it (challenge, 400 or 403) unless it proves to
+    /// be from a known user allowed from `peer`; then returns that user.
+    fn authenticate(
+        &mut self,
+        now: Instant,
+        key: &TxKey,
+        req: &Message,
+        peer: &Peer,
+        kind: AuthKind,
+    ) -> Option<User> {
+        let hname = match kind {
+            AuthKind::Www => HeaderName::Authorization,
+            AuthKind::Proxy => HeaderName::ProxyAuthorization,
+        };
+        let Some(auth_value) = req.header(&hname).cloned() else {
+            self.challenge(now, key, req, kind, false);
+            return None;
+        };
+        let creds = match auth::parse_credentials(&auth_value) {
+            Ok(c) => c,
+            Err(auth::AuthParseError::Algorithm) => {
+                // An algorithm we do not offer: challenge with the ones we do.
+                self.challenge(now, key, req, kind, false);
+                return None;
+            }
+            Err(_) => {
+                self.reply(now, key, req, StatusCode::BAD_REQUEST, vec![]);
+                return None;
+            }
+        };
+        let alg = creds.algorithm.unwrap_or(auth::Algorithm::Md5);
+        let user = self.users.get(&creds.username).cloned();
+        let ha1 = user
+            .as_ref()
+            .and_then(|u| u.secret.ha1(alg, &u.extension, &self.domain));
+        let method = req.method().map(|m| m.to_string()).unwrap_or_default();
+        match self.auth.verify(now, &method, &creds, ha1.as_deref()) {
+            Verdict::Ok => {}
+            Verdict::Stale => {
+                self.challenge(now, key, req, kind, true);
+                return None;
+            }
+            Verdict::Rejected(why) => {
+                self.forbid(now, key, req, why);
+                return None;
+            }
+        }
+        let user = user?;
+        if user.demo && !peer.addr.ip().is_loopback() {
+            self.forbid(
+                now,
+                key,
+                req,
+                "demo password used from a non-loopback address",
+            );
+            return None;
+        }
+        Some(user)
     }
 
     fn on_register(&mut self, now: Instant, key: &TxKey, req: &Message, peer: &Peer) {
@@ -320,50 +475,11 @@ impl Endpoint {
             return;
         };
         let to_user = to.uri.user_decoded().unwrap_or_default();
-        let Some(auth_value) = req.header(&HeaderName::Authorization).cloned() else {
-            self.challenge(now, key, req, false);
+        let Some(user) = self.authenticate(now, key, req, peer, AuthKind::Www) else {
             return;
         };
-        let creds = match auth::parse_credentials(&auth_value) {
-            Ok(c) => c,
-            Err(auth::AuthParseError::Algorithm) => {
-                // An algorithm we do not offer: challenge with the ones we do.
-                self.challenge(now, key, req, false);
-                return;
-            }
-            Err(_) => {
-                self.reply(now, key, req, StatusCode::BAD_REQUEST, vec![]);
-                return;
-            }
-        };
-        let alg = creds.algorithm.unwrap_or(auth::Algorithm::Md5);
-        let user = self.users.get(&creds.username).cloned();
-        let ha1 = user
-            .as_ref()
-            .and_then(|u| u.secret.ha1(alg, &u.extension, &self.domain));
-        match self.auth.verify(now, "REGISTER", &creds, ha1.as_deref()) {
-            Verdict::Ok => {}
-            Verdict::Stale => {
-                self.challenge(now, key, req, true);
-                return;
-            }
-            Verdict::Rejected(why) => {
-                self.forbid(now, key, req, why);
-                return;
-            }
-        }
-        let Some(user) = user else { return };
-        if creds.username != to_user {
+        if user.extension != to_user {
             self.forbid(now, key, req, "may only register its own extension");
-            return;
-        }
-        if user.demo && !peer.addr.ip().is_loopback() {
-            self.forbid(
-                now,
-                key,
-                req,
-                "demo password used from a non-loopback address",
-            );
             return;
         }
         let aor = format!("sip:{}@{}", user.extension, self.domain);

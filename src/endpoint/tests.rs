@@ -17,7 +17,7 @@ fn endpoint(t0: Instant) -> Endpoint {
     );
     assert_ne!(text, EMBEDDED);
     let cfg = Config::from_str(&text, "embedded").unwrap();
-    Endpoint::new(&cfg, t0, 1, [9; 32])
+    Endpoint::new(&cfg, t0, 1_700_000_000_000, 1, [9; 32])
 }
 
 fn peer(ip: &str) -> Peer {
