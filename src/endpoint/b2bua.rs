@@ -705,21 +705,21 @@ impl Endpoint {
                     self.remove_call(id);
                 }
             }
-            Some(State::Answered) => {
-                if code.is_success() {
-                    // A retransmitted 2xx: our ACK was lost.
-                    if let Some((ack, peer)) = self
-                        .calls
-                        .calls
-                        .get(&id)
-                        .and_then(|c| Some((c.b_ack.clone()?, c.b.as_ref()?.peer.clone())))
-                    {
-                        self.out.push_back(Transmit { peer, bytes: ack });
-                    }
+            // A retransmitted 2xx: our ACK was lost, so send it again.
+            Some(State::Answered) if code.is_success() => {
+                if let Some((ack, peer)) = self
+                    .calls
+                    .calls
+                    .get(&id)
+                    .and_then(|c| Some((c.b_ack.clone()?, c.b.as_ref()?.peer.clone())))
+                {
+                    self.out.push_back(Transmit { peer, bytes: ack });
                 }
             }
+            Some(State::Answered) => {}
             Some(State::Dialing) => {
                 if code == StatusCode::TRYING {
+                    // Nothing to relay: we sent our own 100 to the caller already.
                 } else if code.is_provisional() {
                     self.b_provisional(now, id, code, &msg);
                 } else if code.is_success() {

@@ -32,7 +32,8 @@ pub fn need(tool: &str) {
     );
 }
 
-/// A port free for UDP and TCP, and (with `span` > 1) the ports after it too.
+/// A port free for UDP and TCP, and (with `span` > 1) the ports after it too. Signalling
+/// and phone ports come from 21000-29999; PBX relay ranges from [`rtp_range`] lie above.
 pub fn free_ports(span: u16) -> u16 {
     use std::sync::atomic::{AtomicU16, Ordering};
     // Spread test processes apart, then walk; below the kernel's ephemeral range.
@@ -40,12 +41,27 @@ pub fn free_ports(span: u16) -> u16 {
     let base = 21000 + (std::process::id() % 400) as u16 * 20;
     loop {
         let off = NEXT.fetch_add(span.max(1) + 1, Ordering::SeqCst);
-        let p = 21000 + ((base - 21000 + off) % 9000);
+        let p = 21000 + ((base - 21000 + off) % 8900);
         let all_free = (p..p + span.max(1)).all(|q| {
             UdpSocket::bind(("127.0.0.1", q)).is_ok() && TcpListener::bind(("127.0.0.1", q)).is_ok()
         });
         if all_free {
             return p;
+        }
+    }
+}
+
+/// A relay port range of 60 ports, free now, for one PBX (30000-32699: below the kernel's
+/// ephemeral ports, apart from [`free_ports`]).
+pub fn rtp_range() -> String {
+    use std::sync::atomic::{AtomicU16, Ordering};
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let base = (std::process::id() % 45) as u16;
+    loop {
+        let slot = (base + NEXT.fetch_add(1, Ordering::SeqCst)) % 45;
+        let low = 30000 + slot * 60;
+        if (low..low + 60).all(|q| UdpSocket::bind(("127.0.0.1", q)).is_ok()) {
+            return format!("{low}-{}", low + 59);
         }
     }
 }
@@ -76,6 +92,7 @@ impl Pbx {
         let mut child = Command::new(bin())
             .args(["run", "--config"])
             .arg(config)
+            .args(["--rtp-ports", &rtp_range()])
             .args(listen.iter().flat_map(|l| ["--sip-listen", l]))
             .arg("--state-dir")
             .arg(state.path())
@@ -230,10 +247,17 @@ pub struct Baresip {
     child: Child,
     pub dir: tempfile::TempDir,
     pub port: u16,
+    pub cons: u16,
 }
 
 impl Baresip {
     pub fn start(user: &str, password: &str, pbx: SocketAddr) -> Self {
+        Self::start_with(user, password, pbx, "manual")
+    }
+
+    /// `answermode` is baresip's: `manual` or `auto`. Decoded audio is dumped as WAV files
+    /// in `dir/snd` (sndfile module), so a test can check what the phone heard.
+    pub fn start_with(user: &str, password: &str, pbx: SocketAddr, answermode: &str) -> Self {
         need("baresip");
         let dir = tempfile::tempdir().unwrap();
         let port = free_ports(2);
@@ -244,13 +268,16 @@ impl Baresip {
 dns_server\t127.0.0.1:9\naudio_player\taubridge,{user}-out\naudio_source\tausine,440\n\
 ausrc_srate\t48000\nausrc_channels\t2\nrtp_ports\t{rtp}-{}\nrtcp_mux\tno\n\
 module_path\t/usr/lib/baresip/modules\nmodule\tg711.so\nmodule\tausine.so\nmodule\taubridge.so\n\
+module\tsndfile.so\nsnd_path\t{}\n\
 module_tmp\taccount.so\nmodule_app\tmenu.so\nmodule_app\tcons.so\ncons_listen\t127.0.0.1:{cons}\n",
-            rtp + 10
+            rtp + 10,
+            dir.path().join("snd").display()
         );
+        std::fs::create_dir_all(dir.path().join("snd")).unwrap();
         std::fs::write(dir.path().join("config"), cfg).unwrap();
         std::fs::write(
             dir.path().join("accounts"),
-            format!("<sip:{user}@{pbx}>;auth_pass={password};audio_codecs=PCMU;regint=600\n"),
+            format!("<sip:{user}@{pbx}>;auth_pass={password};answermode={answermode};audio_codecs=PCMU;regint=600\n"),
         )
         .unwrap();
         std::fs::write(dir.path().join("contacts"), "").unwrap();
@@ -264,7 +291,31 @@ module_tmp\taccount.so\nmodule_app\tmenu.so\nmodule_app\tcons.so\ncons_listen\t1
             .stderr(log)
             .spawn()
             .expect("start baresip");
-        Self { child, dir, port }
+        Self {
+            child,
+            dir,
+            port,
+            cons,
+        }
+    }
+
+    /// Sends a console command (e.g. `/dial 1002`, `/hangup`) over baresip's UDP console.
+    pub fn cmd(&self, text: &str) {
+        let s = UdpSocket::bind("127.0.0.1:0").unwrap();
+        s.send_to(format!("{text}\n").as_bytes(), ("127.0.0.1", self.cons))
+            .unwrap();
+    }
+
+    /// The WAV files the phone wrote of the audio it decoded (what its user heard).
+    pub fn heard(&self) -> Vec<PathBuf> {
+        std::fs::read_dir(self.dir.path().join("snd"))
+            .map(|d| {
+                d.filter_map(Result::ok)
+                    .map(|e| e.path())
+                    .filter(|p| p.to_string_lossy().ends_with("-dec.wav"))
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 
     pub fn log(&self) -> String {
@@ -321,4 +372,92 @@ pub fn rfc4475(kind: &str, name: &str) -> Vec<u8> {
         .join(kind)
         .join(format!("{name}.sip"));
     std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+}
+
+/// A SIPp process running in the background (a callee, say).
+pub struct SippProc {
+    child: Child,
+    dir: tempfile::TempDir,
+    name: String,
+}
+
+/// Starts SIPp with `scenario` (a path) bound to `port`; `target` for a UAC.
+pub fn spawn_sipp(
+    scenario: &Path,
+    target: Option<SocketAddr>,
+    port: u16,
+    args: &[&str],
+) -> SippProc {
+    need("sipp");
+    let dir = tempfile::tempdir().unwrap();
+    let ctl = free_ports(1);
+    let mut cmd = Command::new("sipp");
+    cmd.current_dir(dir.path());
+    if let Some(t) = target {
+        cmd.arg(t.to_string());
+    }
+    cmd.arg("-sf")
+        .arg(scenario)
+        .args(["-i", "127.0.0.1", "-p", &port.to_string()])
+        .args(["-ci", "127.0.0.1", "-cp", &ctl.to_string()])
+        .args([
+            "-buff_size",
+            "4194304",
+            "-nostdin",
+            "-trace_err",
+            "-timeout",
+            "30s",
+            "-m",
+            "1",
+        ])
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let child = cmd.spawn().expect("start sipp");
+    SippProc {
+        child,
+        dir,
+        name: scenario.file_name().unwrap().to_string_lossy().into_owned(),
+    }
+}
+
+impl SippProc {
+    /// Waits for SIPp to end (at most `secs`); true when every call succeeded.
+    pub fn wait(mut self, secs: u64) -> bool {
+        let t = Instant::now();
+        let status = loop {
+            if let Ok(Some(st)) = self.child.try_wait() {
+                break Some(st);
+            }
+            if t.elapsed() > Duration::from_secs(secs) {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                break None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let ok = status.is_some_and(|s| s.success());
+        if !ok {
+            let errs: String = std::fs::read_dir(self.dir.path())
+                .unwrap()
+                .filter_map(Result::ok)
+                .filter(|e| e.file_name().to_string_lossy().contains("error"))
+                .map(|e| std::fs::read_to_string(e.path()).unwrap_or_default())
+                .collect();
+            eprintln!("sipp {} failed ({status:?}):\n{errs}", self.name);
+        }
+        ok
+    }
+}
+
+impl Drop for SippProc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A scenario from tests/sipp.
+pub fn scenario(name: &str) -> PathBuf {
+    root().join("tests/sipp").join(name)
 }

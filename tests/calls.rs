@@ -1,0 +1,348 @@
+//! Calls through switchboard between real peers on loopback: SIPp callers and callees for
+//! every signalling outcome, baresip phones for audio. Each call is also checked in the
+//! CDR database the PBX wrote.
+
+mod common;
+
+use common::{free_ports, scenario, spawn_sipp, wait_until, Baresip, Pbx};
+use std::net::UdpSocket;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+const PW1: &str = "demo-1001-change-me";
+const PW2: &str = "demo-1002-change-me";
+
+/// One CDR row, as stored.
+#[derive(Debug)]
+struct Row {
+    caller: String,
+    callee: String,
+    disposition: String,
+    sip_code: i64,
+    hangup_by: String,
+    answered: bool,
+    billable_s: i64,
+}
+
+fn cdrs(pbx: &Pbx) -> Vec<Row> {
+    let path = pbx.state.path().join("cdr.sqlite");
+    let Ok(db) = rusqlite::Connection::open(&path) else {
+        return Vec::new();
+    };
+    let Ok(mut st) = db.prepare("SELECT caller, callee, disposition, sip_code, hangup_by, answer_ms IS NOT NULL, billable_s FROM cdr ORDER BY id") else {
+        return Vec::new();
+    };
+    st.query_map([], |r| {
+        Ok(Row {
+            caller: r.get(0)?,
+            callee: r.get(1)?,
+            disposition: r.get(2)?,
+            sip_code: r.get(3)?,
+            hangup_by: r.get(4)?,
+            answered: r.get(5)?,
+            billable_s: r.get(6)?,
+        })
+    })
+    .unwrap()
+    .map(Result::unwrap)
+    .collect()
+}
+
+/// Waits for the `n`th CDR and returns it.
+fn cdr(pbx: &Pbx, n: usize) -> Row {
+    assert!(
+        wait_until(10, || cdrs(pbx).len() >= n),
+        "no CDR #{n}; log:\n{}",
+        pbx.log_text()
+    );
+    cdrs(pbx).remove(n - 1)
+}
+
+/// Registers `ext` from SIPp on a fresh port, for a SIPp callee to listen on.
+fn register_callee(pbx: &Pbx, ext: &str, pw: &str) -> u16 {
+    let port = free_ports(1);
+    let p = spawn_sipp(
+        &scenario("register_auth.xml"),
+        Some(pbx.udp),
+        port,
+        &["-s", ext, "-au", ext, "-ap", pw],
+    );
+    assert!(p.wait(20), "register {ext}");
+    port
+}
+
+fn caller(pbx: &Pbx, file: &Path, dial: &str, extra: &[&str]) -> common::SippProc {
+    let mut args = vec!["-s", dial, "-au", "1001", "-ap", PW1];
+    args.extend_from_slice(extra);
+    spawn_sipp(file, Some(pbx.udp), free_ports(1), &args)
+}
+
+/// `uac_fail.xml` with the expected status written in.
+fn expecting(code: u16, dir: &Path) -> PathBuf {
+    let text = std::fs::read_to_string(scenario("uac_fail.xml"))
+        .unwrap()
+        .replace("EXPECTED", &code.to_string());
+    let p = dir.join(format!("uac_fail_{code}.xml"));
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+#[test]
+fn answered_call_hung_up_by_caller() {
+    let pbx = Pbx::start();
+    let port = register_callee(&pbx, "1002", PW2);
+    let callee = spawn_sipp(&scenario("uas_answer.xml"), None, port, &[]);
+    let call = caller(&pbx, &scenario("uac_call.xml"), "1002", &["-d", "1200"]);
+    assert!(call.wait(20), "caller: 407, 180, 200, ACK, BYE");
+    assert!(callee.wait(10), "callee: INVITE with our SDP, ACK, BYE");
+    let r = cdr(&pbx, 1);
+    assert_eq!(
+        (
+            r.caller.as_str(),
+            r.callee.as_str(),
+            r.disposition.as_str(),
+            r.sip_code,
+            r.hangup_by.as_str()
+        ),
+        ("1001", "1002", "answered", 200, "caller"),
+        "{r:?}"
+    );
+    assert!(r.answered && r.billable_s >= 1, "{r:?}");
+    assert!(wait_until(5, || pbx.ctl("calls")["calls"]
+        .as_array()
+        .unwrap()
+        .is_empty()));
+}
+
+#[test]
+fn answered_call_hung_up_by_callee() {
+    let pbx = Pbx::start();
+    let port = register_callee(&pbx, "1002", PW2);
+    let callee = spawn_sipp(&scenario("uas_bye.xml"), None, port, &["-d", "800"]);
+    let call = caller(&pbx, &scenario("uac_wait_bye.xml"), "1002", &[]);
+    assert!(callee.wait(20), "callee answers and sends BYE");
+    assert!(call.wait(10), "caller gets BYE");
+    let r = cdr(&pbx, 1);
+    assert_eq!(
+        (r.disposition.as_str(), r.hangup_by.as_str()),
+        ("answered", "callee"),
+        "{r:?}"
+    );
+}
+
+#[test]
+fn busy_callee_gives_486() {
+    let pbx = Pbx::start();
+    let dir = tempfile::tempdir().unwrap();
+    let port = register_callee(&pbx, "1002", PW2);
+    let callee = spawn_sipp(&scenario("uas_busy.xml"), None, port, &[]);
+    assert!(caller(&pbx, &expecting(486, dir.path()), "1002", &[]).wait(20));
+    assert!(callee.wait(10), "callee's 486 was ACKed");
+    let r = cdr(&pbx, 1);
+    assert_eq!(
+        (r.disposition.as_str(), r.sip_code, r.answered),
+        ("busy", 486, false),
+        "{r:?}"
+    );
+}
+
+#[test]
+fn unanswered_call_gives_480_and_cancels_the_callee() {
+    let cfg_dir = tempfile::tempdir().unwrap();
+    let cfg = cfg_dir.path().join("short-ring.toml");
+    let text = std::fs::read_to_string(common::root().join("config/switchboard.toml")).unwrap();
+    std::fs::write(
+        &cfg,
+        text.replace("ring_timeout_s = 30", "ring_timeout_s = 2"),
+    )
+    .unwrap();
+    let pbx = Pbx::start_with(&cfg);
+    let port = register_callee(&pbx, "1002", PW2);
+    let callee = spawn_sipp(&scenario("uas_ring.xml"), None, port, &[]);
+    assert!(caller(&pbx, &expecting(480, cfg_dir.path()), "1002", &[]).wait(20));
+    assert!(
+        callee.wait(10),
+        "callee got CANCEL, answered 200 and 487, got ACK"
+    );
+    let r = cdr(&pbx, 1);
+    assert_eq!(
+        (r.disposition.as_str(), r.sip_code),
+        ("noanswer", 480),
+        "{r:?}"
+    );
+}
+
+#[test]
+fn caller_cancel_reaches_the_callee() {
+    let pbx = Pbx::start();
+    let port = register_callee(&pbx, "1002", PW2);
+    let callee = spawn_sipp(&scenario("uas_ring.xml"), None, port, &[]);
+    assert!(
+        caller(&pbx, &scenario("uac_cancel.xml"), "1002", &[]).wait(20),
+        "caller: 180, CANCEL, 200, 487"
+    );
+    assert!(callee.wait(10), "callee: CANCEL, 487 ACKed");
+    let r = cdr(&pbx, 1);
+    assert_eq!(
+        (r.disposition.as_str(), r.sip_code, r.hangup_by.as_str()),
+        ("cancelled", 487, "caller"),
+        "{r:?}"
+    );
+}
+
+#[test]
+fn unregistered_or_unknown_callee_gives_404_and_bad_sdp_488() {
+    let pbx = Pbx::start();
+    let dir = tempfile::tempdir().unwrap();
+    assert!(
+        caller(&pbx, &expecting(404, dir.path()), "1003", &[]).wait(20),
+        "1003 exists but is not registered"
+    );
+    assert!(
+        caller(&pbx, &expecting(404, dir.path()), "4444", &[]).wait(20),
+        "no such extension"
+    );
+    let g729 = dir.path().join("uac_g729.xml");
+    let text = std::fs::read_to_string(expecting(488, dir.path())).unwrap();
+    std::fs::write(
+        &g729,
+        text.replace("RTP/AVP 0 8 101", "RTP/AVP 18")
+            .replace("a=rtpmap:0 PCMU/8000", "a=rtpmap:18 G729/8000"),
+    )
+    .unwrap();
+    // 1002 must be registered for the call to get as far as the SDP.
+    register_callee(&pbx, "1002", PW2);
+    assert!(
+        caller(&pbx, &g729, "1002", &[]).wait(20),
+        "an offer we cannot relay gets 488"
+    );
+    let rows = cdrs(&pbx);
+    assert_eq!(rows.len(), 3, "{rows:?}");
+    assert_eq!(rows[0].disposition, "unavailable");
+    assert_eq!(rows[2].sip_code, 488);
+}
+
+#[test]
+fn requests_for_unknown_dialogs_get_481() {
+    let pbx = Pbx::start();
+    let s = UdpSocket::bind("127.0.0.1:0").unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    let bye = format!(
+        "BYE sip:1002@{} SIP/2.0\r\nVia: SIP/2.0/UDP {};branch=z9hG4bKno1;rport\r\nFrom: <sip:1001@x>;tag=a\r\n\
+To: <sip:1002@x>;tag=b\r\nCall-ID: nowhere\r\nCSeq: 5 BYE\r\nContent-Length: 0\r\n\r\n",
+        pbx.udp,
+        s.local_addr().unwrap()
+    );
+    s.send_to(bye.as_bytes(), pbx.udp).unwrap();
+    let mut buf = [0u8; 2048];
+    let n = s.recv(&mut buf).unwrap();
+    assert!(
+        buf[..n].starts_with(b"SIP/2.0 481"),
+        "{}",
+        String::from_utf8_lossy(&buf[..n])
+    );
+}
+
+/// Mean absolute sample value of a 16-bit PCM WAV (what sndfile writes).
+fn loudness(p: &Path) -> f64 {
+    let b = std::fs::read(p).unwrap();
+    let data = &b[44.min(b.len())..];
+    let n = data.len() / 2;
+    if n == 0 {
+        return 0.0;
+    }
+    data.chunks_exact(2)
+        .map(|c| f64::from(i16::from_le_bytes([c[0], c[1]]).unsigned_abs()))
+        .sum::<f64>()
+        / n as f64
+}
+
+#[test]
+fn baresip_phones_talk_through_the_relay() {
+    let pbx = Pbx::start();
+    let alice = Baresip::start_with("1001", PW1, pbx.udp, "manual");
+    let bob = Baresip::start_with("1002", PW2, pbx.udp, "auto");
+    assert!(
+        wait_until(10, || pbx.registrations().len() == 2),
+        "both phones register"
+    );
+    alice.cmd("/dial 1002");
+    let answered = wait_until(10, || {
+        pbx.ctl("calls")["calls"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["state"] == "answered")
+    });
+    assert!(
+        answered,
+        "alice:\n{}\nbob:\n{}\npbx:\n{}",
+        alice.log(),
+        bob.log(),
+        pbx.log_text()
+    );
+    // RTP flows both ways through switchboard's ports.
+    let flowing = wait_until(10, || {
+        pbx.ctl("calls")["calls"][0]["rtp_packets"]
+            .as_array()
+            .is_some_and(|p| p[0].as_u64().unwrap_or(0) > 50 && p[1].as_u64().unwrap_or(0) > 50)
+    });
+    assert!(flowing, "{}", pbx.ctl("calls"));
+    std::thread::sleep(Duration::from_millis(500));
+    alice.cmd("/hangup");
+    assert!(
+        wait_until(10, || pbx.ctl("calls")["calls"]
+            .as_array()
+            .unwrap()
+            .is_empty()),
+        "call cleared"
+    );
+    let r = cdr(&pbx, 1);
+    assert_eq!(
+        (
+            r.caller.as_str(),
+            r.callee.as_str(),
+            r.disposition.as_str(),
+            r.hangup_by.as_str()
+        ),
+        ("1001", "1002", "answered", "caller")
+    );
+    // Each phone decoded real audio (the other's 440 Hz tone), not silence.
+    let (alice_log, bob_log) = (alice.log(), bob.log());
+    let (ha, hb) = (alice.heard(), bob.heard());
+    assert!(
+        !ha.is_empty() && !hb.is_empty(),
+        "no WAV dumps:\n{alice_log}\n{bob_log}"
+    );
+    assert!(
+        ha.iter().any(|p| loudness(p) > 500.0),
+        "alice heard silence"
+    );
+    assert!(hb.iter().any(|p| loudness(p) > 500.0), "bob heard silence");
+}
+
+#[test]
+fn echo_test_returns_what_was_sent() {
+    let pbx = Pbx::start();
+    let alice = Baresip::start_with("1001", PW1, pbx.udp, "manual");
+    assert!(wait_until(10, || pbx.registrations().len() == 1));
+    alice.cmd("/dial 600");
+    let echoing = wait_until(10, || {
+        pbx.ctl("calls")["calls"][0]["rtp_packets"][0]
+            .as_u64()
+            .unwrap_or(0)
+            > 50
+    });
+    assert!(echoing, "{}\n{}", pbx.ctl("calls"), alice.log());
+    std::thread::sleep(Duration::from_millis(500));
+    alice.cmd("/hangup");
+    let r = cdr(&pbx, 1);
+    assert_eq!(
+        (r.callee.as_str(), r.disposition.as_str()),
+        ("600", "answered")
+    );
+    assert!(
+        alice.heard().iter().any(|p| loudness(p) > 500.0),
+        "alice hears her own tone back"
+    );
+}
