@@ -53,6 +53,8 @@ pub fn run(cfg: Config) -> anyhow::Result<()> {
 }
 
 async fn run_async(cfg: Config) -> anyhow::Result<()> {
+    // Handlers first: a SIGTERM during start-up must still shut down cleanly.
+    let shutdown = shutdown_signal()?;
     std::fs::create_dir_all(&cfg.state_dir)
         .with_context(|| format!("creating state directory {}", cfg.state_dir.display()))?;
     let (tx, rx) = mpsc::channel::<Input>(8192);
@@ -90,9 +92,6 @@ async fn run_async(cfg: Config) -> anyhow::Result<()> {
     for l in &listening {
         tracing::info!(listen = %l, "SIP listening");
     }
-    // Machine-readable line for scripts and tests that start us on port 0.
-    println!("switchboard ready: {}", listening.join(" "));
-    notify_systemd("READY=1");
 
     let cdr_path = cfg.state_dir.join(&cfg.cdr_db);
     let store = store::Store::open(&cdr_path)?;
@@ -116,12 +115,16 @@ async fn run_async(cfg: Config) -> anyhow::Result<()> {
         media,
         cdrs: store.sender(),
     };
-    let sip = tokio::spawn(sip_task(ep, rx, io, listening, now));
+    let sip = tokio::spawn(sip_task(ep, rx, io, listening.clone(), now));
     if let Some(interval) = watchdog_interval() {
         tokio::spawn(watchdog(tx.clone(), interval));
     }
 
-    shutdown_signal().await;
+    // Machine-readable line for scripts and tests that start us on port 0; printed last,
+    // once everything (signal handlers included) is in place.
+    println!("switchboard ready: {}", listening.join(" "));
+    notify_systemd("READY=1");
+    shutdown.await;
     tracing::info!("shutting down");
     notify_systemd("STOPPING=1");
     sip.abort();
@@ -132,16 +135,17 @@ async fn run_async(cfg: Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn shutdown_signal() {
+/// Registers SIGTERM and SIGINT now; the returned future completes on either.
+fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
     use tokio::signal::unix::{signal, SignalKind};
-    let mut term = match signal(SignalKind::terminate()) {
-        Ok(s) => s,
-        Err(_) => return std::future::pending().await,
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
-    }
+    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+    Ok(async move {
+        tokio::select! {
+            _ = int.recv() => {}
+            _ = term.recv() => {}
+        }
+    })
 }
 
 /// Tells systemd (Type=notify) about our state, when started by it.
