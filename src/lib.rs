@@ -8,6 +8,7 @@
 pub mod cdr;
 pub mod config;
 pub mod ctl;
+pub mod dialplan;
 pub mod driver;
 pub mod endpoint;
 pub mod media;

@@ -246,6 +246,16 @@ impl Sdp {
         Ok(sdp)
     }
 
+    /// Whether switchboard can take part in this session: an audio stream offering PCMU or
+    /// PCMA (anything else is answered 488).
+    pub fn is_relayable(&self) -> bool {
+        self.audio().is_some_and(|m| {
+            m.formats
+                .iter()
+                .any(|f| matches!(f.codec(), Some(Codec::Pcmu | Codec::Pcma)))
+        })
+    }
+
     /// The first audio stream that is not rejected.
     pub fn audio(&self) -> Option<&Media> {
         self.media.iter().find(|m| m.kind == "audio" && m.port != 0)

@@ -50,12 +50,7 @@ fn cdrs(pbx: &Pbx) -> Vec<Row> {
 
 /// Waits for the `n`th CDR and returns it.
 fn cdr(pbx: &Pbx, n: usize) -> Row {
-    assert!(
-        wait_until(10, || cdrs(pbx).len() >= n),
-        "no CDR #{n}; log:\n{}",
-        pbx.log_text()
-    );
-    cdrs(pbx).remove(n - 1)
+    cdr_within(pbx, n, 10)
 }
 
 /// Registers `ext` from SIPp on a fresh port, for a SIPp callee to listen on.
@@ -150,12 +145,16 @@ fn busy_callee_gives_486() {
 fn unanswered_call_gives_480_and_cancels_the_callee() {
     let cfg_dir = tempfile::tempdir().unwrap();
     let cfg = cfg_dir.path().join("short-ring.toml");
+    // A dialplan whose dial gives up after 2 s, and a config that uses it.
+    let dp = cfg_dir.path().join("short.dp");
+    let plan = std::fs::read_to_string(common::root().join("dialplans/default.dp")).unwrap();
+    std::fs::write(&dp, plan.replace("timeout 30s", "timeout 2s")).unwrap();
     let text = std::fs::read_to_string(common::root().join("config/switchboard.toml")).unwrap();
-    std::fs::write(
-        &cfg,
-        text.replace("ring_timeout_s = 30", "ring_timeout_s = 2"),
-    )
-    .unwrap();
+    let text = text.replace(
+        "dialplan = \"dialplans/default.dp\"",
+        &format!("dialplan = {:?}", dp.display().to_string()),
+    );
+    std::fs::write(&cfg, text).unwrap();
     let pbx = Pbx::start_with(&cfg);
     let port = register_callee(&pbx, "1002", PW2);
     let callee = spawn_sipp(&scenario("uas_ring.xml"), None, port, &[]);
@@ -272,7 +271,7 @@ fn baresip_phones_talk_through_the_relay() {
             .as_array()
             .unwrap()
             .iter()
-            .any(|c| c["state"] == "answered")
+            .any(|c| c["state"] == "bridged")
     });
     assert!(
         answered,
@@ -345,4 +344,44 @@ fn echo_test_returns_what_was_sent() {
         alice.heard().iter().any(|p| loudness(p) > 500.0),
         "alice hears her own tone back"
     );
+}
+
+#[test]
+fn prompt_test_plays_the_greeting_then_hangs_up() {
+    let pbx = Pbx::start();
+    let alice = Baresip::start_with("1001", PW1, pbx.udp, "manual");
+    assert!(wait_until(10, || pbx.registrations().len() == 1));
+    alice.cmd("/dial 601");
+    // The prompt lasts about 3.8 s; then switchboard hangs up by itself.
+    let r = cdr_within(&pbx, 1, 15);
+    assert_eq!(
+        (
+            r.callee.as_str(),
+            r.disposition.as_str(),
+            r.hangup_by.as_str()
+        ),
+        ("601", "answered", "system"),
+        "{r:?}"
+    );
+    assert!(r.billable_s >= 3, "the whole prompt played: {r:?}");
+    assert!(
+        wait_until(5, || alice.log().contains("closed")
+            || alice.log().contains("terminated")),
+        "{}",
+        alice.log()
+    );
+    assert!(
+        alice.heard().iter().any(|p| loudness(p) > 300.0),
+        "alice heard the greeting"
+    );
+}
+
+/// Like [`cdr`], with a longer wait.
+fn cdr_within(pbx: &Pbx, n: usize, secs: u64) -> Row {
+    assert!(
+        wait_until(secs, || cdrs(pbx).len() >= n),
+        "no CDR #{n}; log:\n{}",
+        pbx.log_text()
+    );
+    cdrs(pbx).remove(n - 1)
 }

@@ -25,6 +25,10 @@ use crate::sip::transaction::TimerConfig;
 /// from any directory.
 pub const EMBEDDED: &str = include_str!("../../config/switchboard.toml");
 
+/// The shipped dialplan, used with the built-in config when `dialplans/default.dp` is not
+/// on disk.
+pub const EMBEDDED_DIALPLAN: &str = include_str!("../../dialplans/default.dp");
+
 /// Passwords of the shipped demo extensions. Anyone can read them, so they are accepted
 /// only from loopback, and `run` refuses a non-loopback listener while one is in use.
 pub const DEMO_PASSWORDS: &[&str] = &[
@@ -56,6 +60,9 @@ struct File {
 struct CallsSection {
     ring_timeout_s: Spanned<u64>,
     cdr_db: String,
+    dialplan: Spanned<String>,
+    context: Spanned<String>,
+    sounds_dir: String,
 }
 
 impl Default for CallsSection {
@@ -63,6 +70,9 @@ impl Default for CallsSection {
         Self {
             ring_timeout_s: Spanned::new(0..0, 30),
             cdr_db: "cdr.sqlite".into(),
+            dialplan: Spanned::new(0..0, "dialplans/default.dp".into()),
+            context: Spanned::new(0..0, "internal".into()),
+            sounds_dir: "sounds".into(),
         }
     }
 }
@@ -279,6 +289,14 @@ pub struct Config {
     pub ring_timeout: Duration,
     /// CDR database file (relative paths are inside the state directory).
     pub cdr_db: PathBuf,
+    /// The dialplan in force.
+    pub dialplan: std::sync::Arc<crate::dialplan::Dialplan>,
+    /// Where it was read from (shown by `check`).
+    pub dialplan_path: PathBuf,
+    /// Context for calls from our own extensions.
+    pub default_context: String,
+    /// Prompts directory.
+    pub sounds_dir: PathBuf,
     /// Extensions.
     pub users: Vec<User>,
 }
@@ -479,6 +497,29 @@ impl Config {
                 demo,
             });
         }
+        let dp_path = PathBuf::from(f.calls.dialplan.get_ref());
+        let dp_text = match std::fs::read_to_string(&dp_path) {
+            Ok(t) => t,
+            Err(_) if text == EMBEDDED => EMBEDDED_DIALPLAN.to_string(),
+            Err(e) => {
+                return Err(err(
+                    f.calls.dialplan.span(),
+                    format!("cannot read dialplan `{}`: {e}", dp_path.display()),
+                    Some("paths are relative to the working directory".into()),
+                ));
+            }
+        };
+        let dialplan = crate::dialplan::parse(&dp_text, &dp_path.display().to_string())?;
+        let context = f.calls.context.get_ref().clone();
+        if !dialplan.has_context(&context) {
+            let mut known: Vec<&str> = dialplan.contexts().collect();
+            known.sort_unstable();
+            return Err(err(
+                f.calls.context.span(),
+                format!("context `{context}` is not in {}", dp_path.display()),
+                Some(format!("contexts there: {}", known.join(", "))),
+            ));
+        }
         let ring = *f.calls.ring_timeout_s.get_ref();
         if !(1..=600).contains(&ring) {
             return Err(err(
@@ -490,6 +531,10 @@ impl Config {
         Ok(Self {
             ring_timeout: Duration::from_secs(ring),
             cdr_db: PathBuf::from(f.calls.cdr_db),
+            dialplan: std::sync::Arc::new(dialplan),
+            dialplan_path: dp_path,
+            default_context: context,
+            sounds_dir: PathBuf::from(f.calls.sounds_dir),
             domain,
             listen,
             state_dir: PathBuf::from(f.server.state_dir),

@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, watch};
 
-use crate::media::{MediaCommand, SessionId};
+use crate::media::{g711, MediaCommand, MediaEvent, SessionId};
 
 /// Packet counters of one session, readable by `ctl calls` while the relay writes them.
 #[derive(Debug, Default)]
@@ -48,23 +48,33 @@ impl MediaHandle {
     }
 }
 
-/// Starts the relay; its sockets bind on `ip`.
-pub fn start(ip: IpAddr) -> MediaHandle {
+/// Starts the relay; its sockets bind on `ip`; events go to `events`.
+pub fn start(ip: IpAddr, events: mpsc::UnboundedSender<MediaEvent>) -> MediaHandle {
     let (tx, rx) = mpsc::unbounded_channel();
     let counters = Arc::new(Mutex::new(HashMap::new()));
-    tokio::spawn(run(ip, rx, counters.clone()));
+    tokio::spawn(run(ip, rx, counters.clone(), events));
     MediaHandle { tx, counters }
 }
 
 struct Session {
     remote_b: watch::Sender<Option<SocketAddr>>,
+    /// Commands for a local session (echo, play).
+    local: Option<mpsc::UnboundedSender<LocalCmd>>,
     task: tokio::task::JoinHandle<()>,
 }
+
+enum LocalCmd {
+    Echo,
+    Play(std::path::PathBuf),
+}
+
+type CounterMap = Arc<Mutex<HashMap<SessionId, Arc<Counters>>>>;
 
 async fn run(
     ip: IpAddr,
     mut rx: mpsc::UnboundedReceiver<MediaCommand>,
-    counters: Arc<Mutex<HashMap<SessionId, Arc<Counters>>>>,
+    counters: CounterMap,
+    events: mpsc::UnboundedSender<MediaEvent>,
 ) {
     let mut sessions: HashMap<SessionId, Session> = HashMap::new();
     while let Some(cmd) = rx.recv().await {
@@ -75,7 +85,11 @@ async fn run(
                 b_port,
                 a_remote,
             } => {
-                let c = Arc::new(Counters::default());
+                // A call answered locally (prompts) and then bridged reuses its caller port.
+                if let Some(old) = sessions.remove(&id) {
+                    old.task.abort();
+                    let _ = old.task.await;
+                }
                 let socks = match bind_pair(ip, a_port)
                     .and_then(|a| Ok((a, bind_pair(ip, b_port)?)))
                 {
@@ -85,44 +99,65 @@ async fn run(
                         continue;
                     }
                 };
-                let (wtx, wrx) = watch::channel(None);
+                let c = Arc::new(Counters::default());
                 if let Ok(mut m) = counters.lock() {
                     m.insert(id, c.clone());
                 }
+                let (wtx, wrx) = watch::channel(None);
                 let task = tokio::spawn(bridge(socks.0, socks.1, a_remote, wrx, c));
                 sessions.insert(
                     id,
                     Session {
                         remote_b: wtx,
+                        local: None,
                         task,
                     },
                 );
             }
-            MediaCommand::Echo {
+            MediaCommand::Local {
                 id,
                 a_port,
                 a_remote,
+                pt,
             } => {
-                let c = Arc::new(Counters::default());
                 let (rtp, rtcp) = match bind_pair(ip, a_port) {
                     Ok(s) => s,
                     Err(e) => {
-                        tracing::error!(session = id.0, a_port, error = %e, "cannot bind RTP port for echo");
+                        tracing::error!(session = id.0, a_port, error = %e, "cannot bind RTP port");
                         continue;
                     }
                 };
+                let c = Arc::new(Counters::default());
                 if let Ok(mut m) = counters.lock() {
                     m.insert(id, c.clone());
                 }
                 let (wtx, _) = watch::channel(None);
-                let task = tokio::spawn(echo(rtp, rtcp, a_remote, c));
+                let (ltx, lrx) = mpsc::unbounded_channel();
+                let task =
+                    tokio::spawn(local(id, (rtp, rtcp), a_remote, pt, lrx, events.clone(), c));
                 sessions.insert(
                     id,
                     Session {
                         remote_b: wtx,
+                        local: Some(ltx),
                         task,
                     },
                 );
+            }
+            MediaCommand::Echo { id } => {
+                if let Some(l) = sessions.get(&id).and_then(|s| s.local.as_ref()) {
+                    let _ = l.send(LocalCmd::Echo);
+                }
+            }
+            MediaCommand::Play { id, path } => {
+                match sessions.get(&id).and_then(|s| s.local.as_ref()) {
+                    Some(l) => {
+                        let _ = l.send(LocalCmd::Play(path));
+                    }
+                    None => {
+                        let _ = events.send(MediaEvent::PlayDone { id });
+                    }
+                }
             }
             MediaCommand::SetRemoteB { id, addr } => {
                 if let Some(s) = sessions.get(&id) {
@@ -214,19 +249,106 @@ async fn bridge(
     }
 }
 
-async fn echo(rtp: UdpSocket, rtcp: UdpSocket, _sdp: Option<SocketAddr>, c: Arc<Counters>) {
+/// Reads a prompt as 8 kHz mono 16-bit samples; `None` (and a log line) if it cannot.
+fn load_prompt(path: &std::path::Path) -> Option<Vec<i16>> {
+    let mut r = match hound::WavReader::open(path) {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::warn!(file = %path.display(), error = %e, "prompt missing or unreadable; skipped");
+            return None;
+        }
+    };
+    let spec = r.spec();
+    if spec.sample_rate != 8000
+        || spec.channels != 1
+        || spec.bits_per_sample != 16
+        || spec.sample_format != hound::SampleFormat::Int
+    {
+        tracing::warn!(file = %path.display(), ?spec, "prompt is not 8 kHz mono 16-bit PCM; skipped");
+        return None;
+    }
+    r.samples::<i16>().collect::<Result<Vec<_>, _>>().ok()
+}
+
+/// A session with the caller alone: idle (absorbing its audio), echoing, or playing.
+async fn local(
+    id: SessionId,
+    (rtp, rtcp): (UdpSocket, UdpSocket),
+    a_sdp: Option<SocketAddr>,
+    pt: u8,
+    mut cmds: mpsc::UnboundedReceiver<LocalCmd>,
+    events: mpsc::UnboundedSender<MediaEvent>,
+    c: Arc<Counters>,
+) {
+    let mut to_a = a_sdp;
+    let mut echo = false;
     let mut buf = [0u8; 2048];
     let mut cbuf = [0u8; 2048];
+    // Playback: samples and position; RTP sequence, timestamp and SSRC; a ticker that
+    // schedules frames at fixed 20 ms offsets from its start, so pacing does not drift.
+    let mut play: Option<(Vec<i16>, usize)> = None;
+    let mut seq: u16 = rand::random();
+    let mut ts: u32 = rand::random();
+    let ssrc: u32 = rand::random();
+    let mut tick = tokio::time::interval(std::time::Duration::from_millis(20));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let mut pkt = [0u8; 12 + 160];
     loop {
         tokio::select! {
             r = rtp.recv_from(&mut buf) => {
                 let Ok((n, from)) = r else { continue };
-                let _ = rtp.try_send_to(&buf[..n], from);
-                c.a_to_b.fetch_add(1, Ordering::Relaxed);
+                to_a = Some(from);
+                if echo {
+                    let _ = rtp.try_send_to(&buf[..n], from);
+                    c.a_to_b.fetch_add(1, Ordering::Relaxed);
+                }
             }
             r = rtcp.recv_from(&mut cbuf) => {
                 let Ok((n, from)) = r else { continue };
-                let _ = rtcp.try_send_to(&cbuf[..n], from);
+                if echo {
+                    let _ = rtcp.try_send_to(&cbuf[..n], from);
+                }
+            }
+            cmd = cmds.recv() => match cmd {
+                None => return,
+                Some(LocalCmd::Echo) => {
+                    echo = true;
+                    play = None;
+                }
+                Some(LocalCmd::Play(path)) => match load_prompt(&path) {
+                    Some(samples) => {
+                        play = Some((samples, 0));
+                        tick.reset();
+                    }
+                    None => {
+                        let _ = events.send(MediaEvent::PlayDone { id });
+                    }
+                },
+            },
+            _ = tick.tick(), if play.is_some() => {
+                let Some((samples, pos)) = play.as_mut() else { continue };
+                if *pos >= samples.len() {
+                    play = None;
+                    let _ = events.send(MediaEvent::PlayDone { id });
+                    continue;
+                }
+                pkt[0] = 0x80;
+                pkt[1] = pt & 0x7f;
+                pkt[2..4].copy_from_slice(&seq.to_be_bytes());
+                pkt[4..8].copy_from_slice(&ts.to_be_bytes());
+                pkt[8..12].copy_from_slice(&ssrc.to_be_bytes());
+                for (i, slot) in pkt[12..].iter_mut().enumerate() {
+                    // The last frame is padded with silence.
+                    let s = samples.get(*pos + i).copied().unwrap_or(0);
+                    *slot = if pt == 8 { g711::alaw(s) } else { g711::ulaw(s) };
+                }
+                *pos += 160;
+                seq = seq.wrapping_add(1);
+                ts = ts.wrapping_add(160);
+                if let Some(dst) = to_a {
+                    let _ = rtp.try_send_to(&pkt, dst);
+                    c.b_to_a.fetch_add(1, Ordering::Relaxed);
+                }
             }
         }
     }

@@ -39,6 +39,8 @@ pub(crate) enum Input {
     Closed(Peer),
     /// A control command.
     Ctl(CtlRequest, oneshot::Sender<CtlResponse>),
+    /// An event from the media relay.
+    Media(crate::media::MediaEvent),
 }
 
 /// Runs switchboard until SIGINT or SIGTERM.
@@ -99,7 +101,16 @@ async fn run_async(cfg: Config) -> anyhow::Result<()> {
     let media_ip = bound
         .first()
         .map_or(std::net::IpAddr::from([127, 0, 0, 1]), |b| b.1.ip());
-    let media = media::start(media_ip);
+    let (ev_tx, mut ev_rx) = mpsc::unbounded_channel();
+    let media = media::start(media_ip, ev_tx);
+    let to_sip = tx.clone();
+    tokio::spawn(async move {
+        while let Some(ev) = ev_rx.recv().await {
+            if to_sip.send(Input::Media(ev)).await.is_err() {
+                return;
+            }
+        }
+    });
 
     let now = Instant::now();
     let wall_ms = std::time::SystemTime::now()
@@ -232,6 +243,7 @@ async fn sip_task(
                 Input::Ctl(req, reply) => {
                     let _ = reply.send(ctl_answer(&ep, &io, req, now, started, &listening));
                 }
+                Input::Media(ev) => ep.handle_media_event(now, ev),
             }
             next = rx.try_recv().ok();
         }

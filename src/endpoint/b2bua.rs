@@ -1,13 +1,18 @@
-//! The B2BUA: calls between two independent SIP legs, with switchboard in the media path.
+//! The B2BUA: calls between two independent SIP legs, with switchboard in the media path,
+//! driven by the dialplan.
 //!
-//! A call has the caller's leg A (we are its UAS) and, once routed, the callee's leg B (we
-//! are its UAC): each with its own Call-ID, tags and CSeq space, so neither party sees the
-//! other's dialog. Responses on B are relayed to A; BYE on either side ends the other;
-//! CANCEL from A cancels B. SDP is rewritten so RTP flows through the relay ports this
-//! module allocates ([`crate::media`]). Every call ends with exactly one CDR.
+//! A call has the caller's leg A (we are its UAS) and, while a `dial` runs or after it is
+//! answered, the callee's leg B (we are its UAC): each with its own Call-ID, tags and CSeq
+//! space, so neither party sees the other's dialog. The dialplan cursor decides what the
+//! call does ([`crate::dialplan::Action`]); this module carries it out: answering locally
+//! (echo, prompts), ringing a number, relaying B's responses to A, BYE on either side
+//! ending the other, CANCEL from A cancelling B. SDP is rewritten so RTP flows through the
+//! relay ports allocated here. A B leg given up on (caller hung up, ring timeout) is
+//! *detached*: cancelled, and hung up should it answer anyway. Every call ends with exactly
+//! one CDR.
 //!
-//! This is part of the endpoint (it shares its transaction table and owner task); it holds
-//! call state only and talks to the relay and the store through emitted commands.
+//! Part of the endpoint (it shares its transaction table and owner task): it holds call
+//! state only and reaches the relay and the store through emitted commands.
 
 use bytes::Bytes;
 use std::cmp::Reverse;
@@ -18,8 +23,9 @@ use std::time::{Duration, Instant};
 use super::Endpoint;
 use crate::cdr::{Cdr, Disposition};
 use crate::config::User;
-use crate::media::{MediaCommand, PortPool, SessionId};
-use crate::sdp::Sdp;
+use crate::dialplan::{Action, Cursor};
+use crate::media::{MediaCommand, MediaEvent, PortPool, SessionId};
+use crate::sdp::{Codec, Sdp};
 use crate::sip::header::{self, Transport};
 use crate::sip::msg::{HeaderName, Message, Method, StatusCode};
 use crate::sip::transaction::{cancel_for, new_branch, response_to, Peer, Transmit, TxKey};
@@ -32,15 +38,6 @@ pub(super) enum Side {
     A,
     /// The callee's leg (we are UAC).
     B,
-}
-
-impl Side {
-    fn other(self) -> Self {
-        match self {
-            Self::A => Self::B,
-            Self::B => Self::A,
-        }
-    }
 }
 
 /// One dialog as seen from our side.
@@ -57,7 +54,7 @@ struct Leg {
     target: Uri,
     /// Route headers for in-dialog requests.
     routes: Vec<Bytes>,
-    /// Our next CSeq on this leg.
+    /// Our last CSeq on this leg.
     cseq: u32,
     /// Transport address for requests on this leg.
     peer: Peer,
@@ -65,14 +62,17 @@ struct Leg {
     sdp_sent: Option<Bytes>,
 }
 
+/// What a call waits for before its dialplan may go on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum State {
-    /// B is being called.
-    Dialing,
-    /// Answered on both legs.
-    Answered,
-    /// Over for the caller; waiting only for B's INVITE to settle.
-    Zombie,
+enum Wait {
+    /// Nothing: the dialplan runs.
+    Nothing,
+    /// A prompt to finish.
+    Play,
+    /// B to answer or fail.
+    Dial,
+    /// The call is bridged or echoing: only a hang-up ends it.
+    HangUp,
 }
 
 /// Timers a call can have running.
@@ -84,18 +84,34 @@ pub(super) enum CallTimer {
     RingTimeout,
 }
 
+/// The B side while it is being dialled.
+struct Dialing {
+    leg: Leg,
+    invite_key: TxKey,
+    invite: Message,
+    provisional: bool,
+}
+
 struct Call {
     started: Instant,
-    state: State,
     a: Leg,
     a_invite_key: TxKey,
     a_invite: Message,
+    /// The caller's offer, answered locally or relayed to B.
+    offer: Sdp,
+    /// Whether A got our 2xx.
+    answered: bool,
+    /// Whether B answered (A and B are bridged).
+    bridged: bool,
     b: Option<Leg>,
-    b_invite_key: Option<TxKey>,
-    b_invite: Option<Message>,
-    b_provisional: bool,
-    cancel_pending: bool,
-    session: Option<(SessionId, u16, u16)>,
+    dialing: Option<Dialing>,
+    cursor: Cursor,
+    wait: Wait,
+    mf: u8,
+    /// Relay session: caller port, callee port (0 unless a dial runs or is answered).
+    media: Option<(SessionId, u16, u16)>,
+    /// Payload type of our own media to A (prompts), from our answer.
+    a_pt: u8,
     ok_bytes: Option<Bytes>,
     ok_interval: Duration,
     ok_until: Instant,
@@ -103,6 +119,13 @@ struct Call {
     ring_at: Option<Instant>,
     b_ack: Option<Bytes>,
     cdr: Cdr,
+}
+
+/// A B leg given up on whose INVITE is still pending.
+struct Detached {
+    invite: Message,
+    peer: Peer,
+    cancel_sent: bool,
 }
 
 /// Live call, for `ctl calls`.
@@ -114,11 +137,11 @@ pub struct CallView {
     pub caller: String,
     /// Number dialled.
     pub callee: String,
-    /// `dialing` or `answered`.
+    /// `routing`, `ringing`, `answered` or `bridged`.
     pub state: String,
     /// Seconds since the INVITE.
     pub age_s: u64,
-    /// Relay ports (caller side, callee side).
+    /// Relay ports (caller side, callee side; 0 when none).
     pub rtp_ports: Option<(u16, u16)>,
 }
 
@@ -129,6 +152,7 @@ pub(super) struct Calls {
     by_dialog: HashMap<(Bytes, Bytes), (u64, Side)>,
     by_client_tx: HashMap<TxKey, u64>,
     by_a_invite: HashMap<TxKey, u64>,
+    detached: HashMap<TxKey, Detached>,
     timers: BinaryHeap<Reverse<(Instant, u64, CallTimer)>>,
     ports: PortPool,
     pub(super) media_out: VecDeque<MediaCommand>,
@@ -144,6 +168,7 @@ impl Calls {
             by_dialog: HashMap::new(),
             by_client_tx: HashMap::new(),
             by_a_invite: HashMap::new(),
+            detached: HashMap::new(),
             timers: BinaryHeap::new(),
             ports: PortPool::new(rtp.0, rtp.1),
             media_out: VecDeque::new(),
@@ -153,10 +178,7 @@ impl Calls {
     }
 
     pub(super) fn len(&self) -> usize {
-        self.calls
-            .values()
-            .filter(|c| c.state != State::Zombie)
-            .count()
+        self.calls.len()
     }
 
     pub(super) fn poll_timeout(&mut self) -> Option<Instant> {
@@ -187,19 +209,22 @@ impl Calls {
         let mut v: Vec<CallView> = self
             .calls
             .iter()
-            .filter(|(_, c)| c.state != State::Zombie)
             .map(|(id, c)| CallView {
                 id: *id,
                 caller: c.cdr.caller.clone(),
                 callee: c.cdr.callee.clone(),
-                state: match c.state {
-                    State::Dialing => "dialing",
-                    State::Answered => "answered",
-                    State::Zombie => "ending",
+                state: if c.bridged {
+                    "bridged"
+                } else if c.answered {
+                    "answered"
+                } else if c.dialing.is_some() {
+                    "ringing"
+                } else {
+                    "routing"
                 }
                 .into(),
                 age_s: now.saturating_duration_since(c.started).as_secs(),
-                rtp_ports: c.session.map(|(_, a, b)| (a, b)),
+                rtp_ports: c.media.map(|(_, a, b)| (a, b)),
             })
             .collect();
         v.sort_by_key(|c| c.id);
@@ -216,12 +241,56 @@ fn contact_uri(m: &Message) -> Option<Uri> {
     }
 }
 
+/// The route set a message's Record-Route headers give (RFC 3261 §12.1): in order for the
+/// UAS side, reversed for the UAC side.
+fn route_set(m: &Message, reverse: bool) -> Vec<Bytes> {
+    let mut v: Vec<Bytes> = m
+        .headers_named(&HeaderName::RecordRoute)
+        .flat_map(|h| header::split_list(h).unwrap_or_default())
+        .collect();
+    if reverse {
+        v.reverse();
+    }
+    v
+}
+
 /// Appends `;tag=` to a From/To value.
 fn with_tag(v: &Bytes, tag: &Bytes) -> Bytes {
     let mut out = v.to_vec();
     out.extend_from_slice(b";tag=");
     out.extend_from_slice(tag);
     Bytes::from(out)
+}
+
+fn code(n: u16) -> StatusCode {
+    StatusCode::new(n).unwrap_or(StatusCode::SERVER_ERROR)
+}
+
+/// `$status` after a failed dial, from B's final response.
+fn dial_status(c: u16) -> &'static str {
+    match c {
+        486 | 600 => "busy",
+        408 | 480 | 487 => "noanswer",
+        404 | 604 => "unavailable",
+        _ => "failed",
+    }
+}
+
+/// What an unanswered call's hang-up tells the caller, and how the CDR files it.
+fn hangup_code(explicit: Option<u16>, status: Option<&str>) -> (u16, Disposition) {
+    let n = explicit.unwrap_or(match status {
+        Some("busy") => 486,
+        Some("unavailable") => 404,
+        Some("failed") => 503,
+        _ => 480,
+    });
+    let disp = match n {
+        486 | 600 => Disposition::Busy,
+        408 | 480 => Disposition::NoAnswer,
+        404 | 604 => Disposition::Unavailable,
+        _ => Disposition::Failed,
+    };
+    (n, disp)
 }
 
 impl Endpoint {
@@ -251,6 +320,36 @@ impl Endpoint {
 
     pub(super) fn unix_ms(&self, now: Instant) -> u64 {
         self.wall_epoch_ms + now.saturating_duration_since(self.epoch).as_millis() as u64
+    }
+
+    fn rng_u64(&mut self) -> u64 {
+        use rand::Rng;
+        self.rng.random()
+    }
+
+    fn via_for(&mut self, peer: &Peer) -> Bytes {
+        let local = self.local_for(peer);
+        let branch = new_branch(self.rng_u64());
+        Bytes::from(format!(
+            "SIP/2.0/{} {local};branch={branch};rport",
+            peer.transport.as_str()
+        ))
+    }
+
+    /// A request inside `leg`'s dialog (BYE, ACK), with a fresh Via.
+    fn leg_request(&mut self, method: Method, leg: &Leg, cseq: u32) -> Message {
+        let mut m = Message::request(method.clone(), leg.target.clone());
+        m.push_header(HeaderName::Via, self.via_for(&leg.peer));
+        m.push_header(HeaderName::MaxForwards, Bytes::from_static(b"70"));
+        // On leg A we are the UAS: our From is the A-leg To (with our tag), and vice versa.
+        m.push_header(HeaderName::From, leg.local_hdr.clone());
+        m.push_header(HeaderName::To, leg.remote_hdr.clone());
+        m.push_header(HeaderName::CallId, leg.call_id.clone());
+        m.push_header(HeaderName::CSeq, Bytes::from(format!("{cseq} {method}")));
+        for r in &leg.routes {
+            m.push_header(HeaderName::Route, r.clone());
+        }
+        m
     }
 
     fn respond_a(
@@ -291,7 +390,7 @@ impl Endpoint {
         Some(bytes)
     }
 
-    /// A new INVITE (no To tag): authenticate, route, and start the call.
+    /// A new INVITE (no To tag): authenticate, find its route, and start the call.
     pub(super) fn on_invite(&mut self, now: Instant, key: TxKey, msg: Message, peer: Peer) {
         let Some(user) = self.authenticate(now, &key, &msg, &peer, super::AuthKind::Proxy) else {
             return;
@@ -305,18 +404,20 @@ impl Endpoint {
             return;
         }
         let offer = match Sdp::parse(&msg.body) {
-            Ok(s) if s.audio().is_some() => s,
-            // No offer (a late-offer INVITE) or an unreadable one.
+            Ok(s) if s.is_relayable() => s,
+            // No offer (a late-offer INVITE), an unreadable one, or no codec we relay.
             _ => {
-                let warn =
-                    Bytes::from_static(b"399 switchboard \"INVITE needs an SDP offer with audio\"");
+                let warn = Bytes::from_static(
+                    b"399 switchboard \"INVITE needs an SDP offer with PCMU or PCMA audio\"",
+                );
                 self.reply(
                     now,
                     &key,
                     &msg,
-                    StatusCode::new(488).unwrap_or(StatusCode::BAD_REQUEST),
+                    code(488),
                     vec![(HeaderName::Other(Bytes::from_static(b"Warning")), warn)],
                 );
+                self.refused_cdr(now, &msg, &user.extension, 488, Disposition::Failed);
                 return;
             }
         };
@@ -324,6 +425,15 @@ impl Endpoint {
             .request_line()
             .and_then(|r| r.uri.user_decoded())
             .unwrap_or_default();
+        let Some(cursor) = self
+            .dialplan
+            .start(&self.default_context, &callee, &user.extension)
+        else {
+            tracing::info!(caller = %user.extension, %callee, "no dialplan route");
+            self.reply(now, &key, &msg, StatusCode::NOT_FOUND, vec![]);
+            self.refused_cdr(now, &msg, &user.extension, 404, Disposition::Unavailable);
+            return;
+        };
         let id = self.calls.next_id;
         self.calls.next_id += 1;
         let local_tag = Bytes::from(self.tag());
@@ -336,11 +446,8 @@ impl Endpoint {
             remote_tag: msg.from_hdr().ok().and_then(|f| f.tag().cloned()),
             target: contact_uri(&msg)
                 .unwrap_or_else(|| Uri::sip(None, &peer.addr.to_string(), None)),
-            routes: msg
-                .headers_named(&HeaderName::RecordRoute)
-                .cloned()
-                .collect(),
-            cseq: 1,
+            routes: route_set(&msg, false),
+            cseq: 0,
             peer: peer.clone(),
             sdp_sent: None,
         };
@@ -358,8 +465,7 @@ impl Endpoint {
             sip_code: 0,
             hangup_by: "system".into(),
         };
-        let span = tracing::info_span!("call", id, caller = %user.extension, %callee);
-        let _g = span.enter();
+        tracing::info!(call = id, caller = %user.extension, %callee, "call started");
         self.calls
             .by_dialog
             .insert((a.call_id.clone(), local_tag), (id, Side::A));
@@ -368,16 +474,19 @@ impl Endpoint {
             id,
             Call {
                 started: now,
-                state: State::Dialing,
                 a,
                 a_invite_key: key,
                 a_invite: msg,
+                offer,
+                answered: false,
+                bridged: false,
                 b: None,
-                b_invite_key: None,
-                b_invite: None,
-                b_provisional: false,
-                cancel_pending: false,
-                session: None,
+                dialing: None,
+                cursor,
+                wait: Wait::Nothing,
+                mf,
+                media: None,
+                a_pt: 0,
                 ok_bytes: None,
                 ok_interval: self.cfg_t1,
                 ok_until: now,
@@ -387,67 +496,172 @@ impl Endpoint {
                 cdr,
             },
         );
-        tracing::info!("call started");
-        // Until the dialplan lands: 600 is the echo test; an extension number rings it.
-        if callee == "600" {
-            self.start_echo(now, id, &offer);
-        } else if self.users.contains_key(&callee) {
-            self.dial_extension(now, id, &user, &callee, &offer, mf);
-        } else {
-            self.fail_call(now, id, StatusCode::NOT_FOUND, Disposition::Unavailable);
-        }
+        self.run_dialplan(now, id);
     }
 
-    fn take_ports(&mut self, one: bool) -> Option<(u16, u16)> {
-        let a = self.calls.ports.take()?;
-        if one {
-            return Some((a, 0));
-        }
-        match self.calls.ports.take() {
-            Some(b) => Some((a, b)),
-            None => {
-                self.calls.ports.give(a);
-                None
+    /// The CDR of a call refused before it started (bad offer, no route): it still counts.
+    fn refused_cdr(
+        &mut self,
+        now: Instant,
+        msg: &Message,
+        caller: &str,
+        sip_code: u16,
+        disposition: Disposition,
+    ) {
+        let id = self.calls.next_id;
+        self.calls.next_id += 1;
+        let t = self.unix_ms(now);
+        self.calls.cdrs.push_back(Cdr {
+            call: id,
+            sip_call_id: msg
+                .call_id()
+                .map(|c| String::from_utf8_lossy(c).into_owned())
+                .unwrap_or_default(),
+            caller: caller.to_string(),
+            callee: msg
+                .request_line()
+                .and_then(|r| r.uri.user_decoded())
+                .unwrap_or_default(),
+            did: None,
+            trunk: None,
+            start_ms: t,
+            answer_ms: None,
+            end_ms: t,
+            disposition,
+            sip_code,
+            hangup_by: "system".into(),
+        });
+    }
+
+    /// Steps the call's dialplan until it has to wait.
+    fn run_dialplan(&mut self, now: Instant, id: u64) {
+        let plan = self.dialplan.clone();
+        loop {
+            let Some(c) = self.calls.calls.get_mut(&id) else {
+                return;
+            };
+            c.wait = Wait::Nothing;
+            let action = plan.step(&mut c.cursor);
+            tracing::debug!(call = id, ?action, "dialplan");
+            match action {
+                Action::Answer => {
+                    if !self.answer_locally(now, id) {
+                        return;
+                    }
+                }
+                Action::Echo => {
+                    if !self.answer_locally(now, id) {
+                        return;
+                    }
+                    self.calls
+                        .media_out
+                        .push_back(MediaCommand::Echo { id: SessionId(id) });
+                    self.set_wait(id, Wait::HangUp);
+                    return;
+                }
+                Action::Play(name) => {
+                    if !self.answer_locally(now, id) {
+                        return;
+                    }
+                    let path = self.sounds_dir.join(format!("{name}.wav"));
+                    self.calls.media_out.push_back(MediaCommand::Play {
+                        id: SessionId(id),
+                        path,
+                    });
+                    self.set_wait(id, Wait::Play);
+                    return;
+                }
+                Action::Dial { target, timeout } => {
+                    if self.dial(now, id, &target, timeout) {
+                        self.set_wait(id, Wait::Dial);
+                        return;
+                    }
+                }
+                Action::Hangup(explicit) => {
+                    self.hang_up(now, id, explicit);
+                    return;
+                }
             }
         }
     }
 
-    fn start_echo(&mut self, now: Instant, id: u64, offer: &Sdp) {
-        let Some((pa, _)) = self.take_ports(true) else {
+    fn set_wait(&mut self, id: u64, w: Wait) {
+        if let Some(c) = self.calls.calls.get_mut(&id) {
+            c.wait = w;
+        }
+    }
+
+    fn set_status(&mut self, id: u64, status: &str) {
+        if let Some(c) = self.calls.calls.get_mut(&id) {
+            c.cursor.vars.insert("status".into(), status.into());
+        }
+    }
+
+    /// The dialplan's hang-up: BYE an answered caller, or refuse an unanswered one.
+    fn hang_up(&mut self, now: Instant, id: u64, explicit: Option<u16>) {
+        let Some(c) = self.calls.calls.get(&id) else {
+            return;
+        };
+        if c.answered {
+            self.send_bye(now, id, Side::A);
+            self.finish(now, id, Disposition::Answered, 200, "system");
+        } else {
+            let (n, disp) = hangup_code(explicit, c.cursor.vars.get("status").map(String::as_str));
+            self.fail_call(now, id, code(n), disp);
+        }
+    }
+
+    /// Answers A with our own media (echo, prompts). False if the call had to end.
+    fn answer_locally(&mut self, now: Instant, id: u64) -> bool {
+        let Some(c) = self.calls.calls.get(&id) else {
+            return false;
+        };
+        if c.answered {
+            return true;
+        }
+        let Some(pa) = self.calls.ports.take() else {
+            tracing::warn!("RTP port range exhausted");
             self.fail_call(
                 now,
                 id,
                 StatusCode::SERVICE_UNAVAILABLE,
                 Disposition::Failed,
             );
-            return;
+            return false;
         };
-        let peer = self.calls.calls[&id].a.peer.clone();
-        let answer = match offer.answer_for(self.media_ip(&peer), pa, id) {
+        let peer = c.a.peer.clone();
+        let answer = match c.offer.answer_for(self.media_ip(&peer), pa, id) {
             Ok(a) => a,
             Err(_) => {
                 self.calls.ports.give(pa);
-                self.fail_call(
-                    now,
-                    id,
-                    StatusCode::new(488).unwrap_or(StatusCode::BAD_REQUEST),
-                    Disposition::Failed,
-                );
-                return;
+                self.fail_call(now, id, code(488), Disposition::Failed);
+                return false;
             }
         };
+        let pt = answer
+            .audio()
+            .and_then(|m| {
+                m.formats
+                    .iter()
+                    .find(|f| matches!(f.codec(), Some(Codec::Pcmu | Codec::Pcma)))
+            })
+            .map_or(0, |f| f.pt);
+        let a_remote = c.offer.audio_target();
         let sid = SessionId(id);
-        self.calls.media_out.push_back(MediaCommand::Echo {
+        self.calls.media_out.push_back(MediaCommand::Local {
             id: sid,
             a_port: pa,
-            a_remote: offer.audio_target(),
+            a_remote,
+            pt,
         });
         let body = Bytes::from(answer.to_bytes());
         if let Some(c) = self.calls.calls.get_mut(&id) {
-            c.session = Some((sid, pa, 0));
+            c.media = Some((sid, pa, 0));
+            c.a_pt = pt;
             c.a.sdp_sent = Some(body.clone());
         }
         self.answer_a(now, id, body);
+        true
     }
 
     /// Sends 200 to A and starts retransmitting it until A's ACK.
@@ -458,7 +672,7 @@ impl Endpoint {
         let unix = self.unix_ms(now);
         let t1 = self.cfg_t1;
         if let Some(c) = self.calls.calls.get_mut(&id) {
-            c.state = State::Answered;
+            c.answered = true;
             c.cdr.answer_ms = Some(unix);
             c.ok_bytes = Some(bytes);
             c.ok_interval = t1;
@@ -468,16 +682,22 @@ impl Endpoint {
         tracing::info!(call = id, "answered");
     }
 
-    fn dial_extension(
-        &mut self,
-        now: Instant,
-        id: u64,
-        caller: &User,
-        callee: &str,
-        offer: &Sdp,
-        mf: u8,
-    ) {
-        let aor = format!("sip:{callee}@{}", self.domain);
+    /// Starts ringing `target`. False (with `$status` set) when it cannot even start.
+    fn dial(&mut self, now: Instant, id: u64, target: &str, timeout: Option<Duration>) -> bool {
+        let Some(caller) = self
+            .calls
+            .calls
+            .get(&id)
+            .and_then(|c| self.users.get(&c.cdr.caller))
+            .cloned()
+        else {
+            return false;
+        };
+        if !self.users.contains_key(target) {
+            self.set_status(id, "unavailable");
+            return false;
+        }
+        let aor = format!("sip:{target}@{}", self.domain);
         let Some(binding) = self
             .registrar
             .lookup(now, &aor)
@@ -485,44 +705,74 @@ impl Endpoint {
             .max_by_key(|b| b.expires_at)
             .cloned()
         else {
-            self.fail_call(now, id, StatusCode::NOT_FOUND, Disposition::Unavailable);
-            return;
+            tracing::info!(call = id, %target, "not registered");
+            self.set_status(id, "unavailable");
+            return false;
         };
-        let Some((pa, pb)) = self.take_ports(false) else {
+        self.dial_binding(
+            now,
+            id,
+            &caller,
+            target,
+            binding.uri,
+            binding.source,
+            timeout,
+        )
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn dial_binding(
+        &mut self,
+        now: Instant,
+        id: u64,
+        caller: &User,
+        target: &str,
+        uri: Uri,
+        peer: Peer,
+        timeout: Option<Duration>,
+    ) -> bool {
+        let Some(c) = self.calls.calls.get(&id) else {
+            return false;
+        };
+        // The caller's port: already open if the call was answered locally.
+        let (pa, reuse_a) = match c.media {
+            Some((_, pa, _)) => (Some(pa), true),
+            None => (self.calls.ports.take(), false),
+        };
+        let pb = self.calls.ports.take();
+        let (Some(pa), Some(pb)) = (pa, pb) else {
             tracing::warn!("RTP port range exhausted");
-            self.fail_call(
-                now,
-                id,
-                StatusCode::SERVICE_UNAVAILABLE,
-                Disposition::Failed,
-            );
-            return;
+            if let (Some(p), false) = (pa, reuse_a) {
+                self.calls.ports.give(p);
+            }
+            if let Some(p) = pb {
+                self.calls.ports.give(p);
+            }
+            self.set_status(id, "failed");
+            return false;
         };
-        let peer = binding.source.clone();
-        let offer_b = match offer.relayed(self.media_ip(&peer), pb, id, 1) {
+        let c = &self.calls.calls[&id];
+        let offer_b = match c.offer.relayed(self.media_ip(&peer), pb, id, 1) {
             Ok(o) => o,
             Err(e) => {
                 tracing::info!(error = %e, "offer refused");
-                self.calls.ports.give(pa);
+                if !reuse_a {
+                    self.calls.ports.give(pa);
+                }
                 self.calls.ports.give(pb);
-                self.fail_call(
-                    now,
-                    id,
-                    StatusCode::new(488).unwrap_or(StatusCode::BAD_REQUEST),
-                    Disposition::Failed,
-                );
-                return;
+                self.set_status(id, "failed");
+                return false;
             }
         };
+        let a_remote = c.offer.audio_target();
+        let mf = c.mf;
         let sid = SessionId(id);
-        let a_remote = offer.audio_target();
         self.calls.media_out.push_back(MediaCommand::Open {
             id: sid,
             a_port: pa,
             b_port: pb,
             a_remote,
         });
-        let local = self.local_for(&peer);
         let b_tag = Bytes::from(self.tag());
         let call_id = Bytes::from(format!("{}@{}", self.tag(), self.domain));
         let display = caller
@@ -534,24 +784,24 @@ impl Endpoint {
             "\"{display}\" <sip:{}@{}>",
             caller.extension, self.domain
         ));
-        let to = Bytes::from(format!("<sip:{callee}@{}>", self.domain));
-        let branch = new_branch(self.rng_u64());
-        let mut inv = Message::request(Method::Invite, binding.uri.clone());
-        inv.push_header(
-            HeaderName::Via,
-            Bytes::from(format!(
-                "SIP/2.0/{} {local};branch={branch};rport",
-                peer.transport.as_str()
-            )),
-        );
-        inv.push_header(
+        let to = Bytes::from(format!("<sip:{target}@{}>", self.domain));
+        let leg = Leg {
+            call_id: call_id.clone(),
+            local_hdr: with_tag(&from, &b_tag),
+            local_tag: b_tag.clone(),
+            remote_hdr: to,
+            remote_tag: None,
+            target: uri,
+            routes: Vec::new(),
+            cseq: 1,
+            peer: peer.clone(),
+            sdp_sent: None,
+        };
+        let mut inv = self.leg_request(Method::Invite, &leg, 1);
+        inv.set_header(
             HeaderName::MaxForwards,
             Bytes::from((mf - 1).min(70).to_string()),
         );
-        inv.push_header(HeaderName::From, with_tag(&from, &b_tag));
-        inv.push_header(HeaderName::To, to.clone());
-        inv.push_header(HeaderName::CallId, call_id.clone());
-        inv.push_header(HeaderName::CSeq, Bytes::from_static(b"1 INVITE"));
         inv.push_header(HeaderName::Contact, self.contact_value(&peer));
         inv.push_header(
             HeaderName::Allow,
@@ -564,47 +814,32 @@ impl Endpoint {
         );
         let body = Bytes::from(offer_b.to_bytes());
         inv.body = body.clone();
-        let key = match self.tx.send_request(now, inv.clone(), peer.clone()) {
+        let key = match self.tx.send_request(now, inv.clone(), peer) {
             Ok(k) => k,
             Err(e) => {
                 tracing::warn!(error = %e, "could not send INVITE to callee");
-                self.calls
-                    .media_out
-                    .push_back(MediaCommand::Close { id: sid });
-                self.calls.ports.give(pa);
-                self.calls.ports.give(pb);
-                self.fail_call(now, id, StatusCode::SERVER_ERROR, Disposition::Failed);
-                return;
+                self.set_status(id, "failed");
+                return false;
             }
         };
+        tracing::info!(call = id, %target, "ringing");
         self.calls.by_client_tx.insert(key.clone(), id);
-        self.calls
-            .by_dialog
-            .insert((call_id.clone(), b_tag.clone()), (id, Side::B));
-        let ring = self.calls.ring_timeout;
+        self.calls.by_dialog.insert((call_id, b_tag), (id, Side::B));
+        let ring = timeout.unwrap_or(self.calls.ring_timeout);
         if let Some(c) = self.calls.calls.get_mut(&id) {
-            c.session = Some((sid, pa, pb));
-            c.b = Some(Leg {
-                call_id,
-                local_hdr: with_tag(&from, &b_tag),
-                local_tag: b_tag,
-                remote_hdr: to,
-                remote_tag: None,
-                target: binding.uri,
-                routes: Vec::new(),
-                cseq: 1,
-                peer,
-                sdp_sent: Some(body),
+            c.media = Some((sid, pa, pb));
+            c.dialing = Some(Dialing {
+                leg: Leg {
+                    sdp_sent: Some(body),
+                    ..leg
+                },
+                invite_key: key,
+                invite: inv,
+                provisional: false,
             });
-            c.b_invite_key = Some(key);
-            c.b_invite = Some(inv);
         }
         self.calls.arm(id, CallTimer::RingTimeout, now + ring);
-    }
-
-    fn rng_u64(&mut self) -> u64 {
-        use rand::Rng;
-        self.rng.random()
+        true
     }
 
     /// Ends a call that was never answered: final response to A, CDR, media.
@@ -613,34 +848,26 @@ impl Endpoint {
         self.finish(now, id, disp, code.as_u16(), "system");
     }
 
-    /// Writes the CDR and frees media; the call lingers as a zombie while B's INVITE is
-    /// still pending, so a late answer can be ACKed and hung up.
-    fn finish(&mut self, now: Instant, id: u64, disp: Disposition, code: u16, by: &str) {
+    /// The call is over: CDR, media freed, B detached if still ringing, tables cleaned.
+    fn finish(&mut self, now: Instant, id: u64, disp: Disposition, sip_code: u16, by: &str) {
+        self.detach_b(now, id);
         let unix = self.unix_ms(now);
-        let Some(c) = self.calls.calls.get_mut(&id) else {
+        let Some(mut c) = self.calls.calls.remove(&id) else {
             return;
         };
-        if c.state == State::Zombie {
-            return;
-        }
         c.cdr.end_ms = unix;
         c.cdr.disposition = disp;
-        c.cdr.sip_code = code;
+        c.cdr.sip_code = sip_code;
         c.cdr.hangup_by = by.to_string();
-        c.ok_at = None;
-        c.ring_at = None;
-        let cdr = c.cdr.clone();
-        let session = c.session.take();
-        let b_pending = c
-            .b_invite_key
-            .as_ref()
-            .is_some_and(|k| self.tx.request_of(k).is_some())
-            && c.b_ack.is_none()
-            && disp != Disposition::Answered;
-        c.state = State::Zombie;
-        tracing::info!(call = id, disposition = disp.as_str(), code, "call ended");
-        self.calls.cdrs.push_back(cdr);
-        if let Some((sid, pa, pb)) = session {
+        tracing::info!(
+            call = id,
+            disposition = disp.as_str(),
+            sip_code,
+            by,
+            "call ended"
+        );
+        self.calls.cdrs.push_back(c.cdr);
+        if let Some((sid, pa, pb)) = c.media {
             self.calls
                 .media_out
                 .push_back(MediaCommand::Close { id: sid });
@@ -649,15 +876,6 @@ impl Endpoint {
                 self.calls.ports.give(pb);
             }
         }
-        if !b_pending {
-            self.remove_call(id);
-        }
-    }
-
-    fn remove_call(&mut self, id: u64) {
-        let Some(c) = self.calls.calls.remove(&id) else {
-            return;
-        };
         self.calls
             .by_dialog
             .remove(&(c.a.call_id.clone(), c.a.local_tag.clone()));
@@ -667,46 +885,70 @@ impl Endpoint {
                 .remove(&(b.call_id.clone(), b.local_tag.clone()));
         }
         self.calls.by_a_invite.remove(&c.a_invite_key);
-        if let Some(k) = &c.b_invite_key {
-            self.calls.by_client_tx.remove(k);
+    }
+
+    /// Gives up on a B leg still ringing: CANCEL it (now, or at its first provisional) and
+    /// keep watching its INVITE so a late answer is ACKed and hung up.
+    fn detach_b(&mut self, now: Instant, id: u64) {
+        let Some(c) = self.calls.calls.get_mut(&id) else {
+            return;
+        };
+        c.ring_at = None;
+        let Some(d) = c.dialing.take() else { return };
+        self.calls
+            .by_dialog
+            .remove(&(d.leg.call_id.clone(), d.leg.local_tag.clone()));
+        self.calls.by_client_tx.remove(&d.invite_key);
+        if self.tx.request_of(&d.invite_key).is_none() {
+            return;
+        }
+        let mut det = Detached {
+            invite: d.invite,
+            peer: d.leg.peer,
+            cancel_sent: false,
+        };
+        if d.provisional {
+            self.send_cancel(now, &mut det);
+        }
+        self.calls.detached.insert(d.invite_key, det);
+    }
+
+    fn send_cancel(&mut self, now: Instant, det: &mut Detached) {
+        det.cancel_sent = true;
+        if let Some(cancel) = cancel_for(&det.invite) {
+            if let Err(e) = self.tx.send_request(now, cancel, det.peer.clone()) {
+                tracing::debug!(error = %e, "CANCEL not sent");
+            }
         }
     }
 
-    /// A response on one of our client transactions.
+    /// A response on one of our client transactions; false if no call knows it.
     pub(super) fn on_call_response(&mut self, now: Instant, key: &TxKey, msg: Message) -> bool {
+        let Some(status) = msg.status() else {
+            return true;
+        };
+        if let Some(mut det) = self.calls.detached.remove(key) {
+            if status.is_success() {
+                self.orphan_2xx(now, &msg, det.peer.clone());
+            } else if status.is_provisional() {
+                if status != StatusCode::TRYING && !det.cancel_sent {
+                    self.send_cancel(now, &mut det);
+                }
+                self.calls.detached.insert(key.clone(), det);
+            }
+            return true;
+        }
         let Some(&id) = self.calls.by_client_tx.get(key) else {
             return false;
         };
         if key.method != Method::Invite {
-            // Responses to our BYE/CANCEL need nothing more.
+            // Responses to our BYE need nothing more.
             return true;
         }
-        let Some(code) = msg.status() else {
-            return true;
-        };
-        let state = self.calls.calls.get(&id).map(|c| c.state);
-        match state {
-            None => {}
-            Some(State::Zombie) => {
-                if code.is_provisional() && code != StatusCode::TRYING {
-                    self.send_pending_cancel(now, id);
-                } else if code.is_success() {
-                    if let Some(peer) = self
-                        .calls
-                        .calls
-                        .get(&id)
-                        .and_then(|c| c.b.as_ref())
-                        .map(|b| b.peer.clone())
-                    {
-                        self.orphan_2xx(now, &msg, peer);
-                    }
-                    self.remove_call(id);
-                } else if !code.is_provisional() {
-                    self.remove_call(id);
-                }
-            }
-            // A retransmitted 2xx: our ACK was lost, so send it again.
-            Some(State::Answered) if code.is_success() => {
+        let bridged = self.calls.calls.get(&id).is_some_and(|c| c.bridged);
+        if bridged {
+            if status.is_success() {
+                // A retransmitted 2xx: our ACK was lost, so send it again.
                 if let Some((ack, peer)) = self
                     .calls
                     .calls
@@ -716,142 +958,108 @@ impl Endpoint {
                     self.out.push_back(Transmit { peer, bytes: ack });
                 }
             }
-            Some(State::Answered) => {}
-            Some(State::Dialing) => {
-                if code == StatusCode::TRYING {
-                    // Nothing to relay: we sent our own 100 to the caller already.
-                } else if code.is_provisional() {
-                    self.b_provisional(now, id, code, &msg);
-                } else if code.is_success() {
-                    self.b_answered(now, id, &msg);
-                } else {
-                    let (to_a, disp) = match code.as_u16() {
-                        486 | 600 => (code, Disposition::Busy),
-                        408 | 480 => (StatusCode::new(480).unwrap_or(code), Disposition::NoAnswer),
-                        404 | 604 => (code, Disposition::Unavailable),
-                        487 => (code, Disposition::Cancelled),
-                        // The callee's auth, redirects and odd codes are not the caller's business.
-                        300..=399 | 401 | 407 => {
-                            (StatusCode::new(480).unwrap_or(code), Disposition::Failed)
-                        }
-                        _ => (code, Disposition::Failed),
-                    };
-                    if let Some(c) = self.calls.calls.get_mut(&id) {
-                        c.b_invite_key = None;
-                    }
-                    self.calls.by_client_tx.remove(key);
-                    self.fail_call(now, id, to_a, disp);
+            return true;
+        }
+        if status == StatusCode::TRYING {
+            // Nothing to relay: we sent our own 100 to the caller already.
+        } else if status.is_provisional() {
+            self.b_provisional(now, id, &msg);
+        } else if status.is_success() {
+            self.b_answered(now, id, &msg);
+        } else {
+            tracing::info!(call = id, code = status.as_u16(), "callee refused");
+            self.calls.by_client_tx.remove(key);
+            if let Some(c) = self.calls.calls.get_mut(&id) {
+                c.ring_at = None;
+                if let Some(d) = c.dialing.take() {
+                    self.calls
+                        .by_dialog
+                        .remove(&(d.leg.call_id, d.leg.local_tag));
                 }
             }
+            self.unbridge(id);
+            self.set_status(id, dial_status(status.as_u16()));
+            self.run_dialplan(now, id);
         }
         true
     }
 
-    fn b_provisional(&mut self, now: Instant, id: u64, code: StatusCode, msg: &Message) {
+    fn b_provisional(&mut self, now: Instant, id: u64, msg: &Message) {
         let tag = msg.to_hdr().ok().and_then(|t| t.tag().cloned());
-        let mut early = None;
-        if let Some(c) = self.calls.calls.get_mut(&id) {
-            c.b_provisional = true;
-            if let (Some(b), Some(t)) = (c.b.as_mut(), tag) {
-                if b.remote_tag.is_none() {
-                    b.remote_hdr = with_tag(&b.remote_hdr, &t);
-                    b.remote_tag = Some(t);
-                }
-            }
-            if c.cancel_pending {
-                self.send_pending_cancel(now, id);
-                return;
-            }
+        let Some(c) = self.calls.calls.get_mut(&id) else {
+            return;
+        };
+        let Some(d) = c.dialing.as_mut() else { return };
+        d.provisional = true;
+        if let (Some(t), None) = (tag, &d.leg.remote_tag) {
+            d.leg.remote_hdr = with_tag(&d.leg.remote_hdr, &t);
+            d.leg.remote_tag = Some(t);
         }
-        // Early media: relay 183's SDP, rewritten to our A-side port.
-        if let Ok(sdp) = Sdp::parse(&msg.body) {
-            if let Some((sid, pa, _)) = self.calls.calls.get(&id).and_then(|c| c.session) {
-                if let Some(addr) = sdp.audio_target() {
-                    self.calls
-                        .media_out
-                        .push_back(MediaCommand::SetRemoteB { id: sid, addr });
+        if c.answered {
+            // The caller hears our media already; nothing to relay.
+            return;
+        }
+        // Early media: relay 183's SDP, rewritten to our caller-side port.
+        let mut early = None;
+        if let (Ok(sdp), Some((sid, pa, _))) = (Sdp::parse(&msg.body), c.media) {
+            if let Some(addr) = sdp.audio_target() {
+                self.calls
+                    .media_out
+                    .push_back(MediaCommand::SetRemoteB { id: sid, addr });
+            }
+            let peer = c.a.peer.clone();
+            if let Ok(r) = sdp.relayed(self.media_ip(&peer), pa, id, 1) {
+                let body = Bytes::from(r.to_bytes());
+                if let Some(c) = self.calls.calls.get_mut(&id) {
+                    c.a.sdp_sent = Some(body.clone());
                 }
-                let peer = self.calls.calls[&id].a.peer.clone();
-                if let Ok(r) = sdp.relayed(self.media_ip(&peer), pa, id, 1) {
-                    early = Some(Bytes::from(r.to_bytes()));
-                }
+                early = Some(body);
             }
         }
         let relay = if early.is_some() {
-            StatusCode::new(183).unwrap_or(code)
+            code(183)
         } else {
             StatusCode::RINGING
         };
-        if let (Some(body), Some(c)) = (&early, self.calls.calls.get_mut(&id)) {
-            c.a.sdp_sent = Some(body.clone());
-        }
         self.respond_a(now, id, relay, early);
     }
 
     fn b_answered(&mut self, now: Instant, id: u64, msg: &Message) {
-        // ACK first (RFC 3261 §13.2.2.4), whatever we do next.
         let Some(c) = self.calls.calls.get_mut(&id) else {
             return;
         };
         c.ring_at = None;
-        let Some(b) = c.b.as_mut() else { return };
-        if let Some(t) = msg.to_hdr().ok().and_then(|t| t.tag().cloned()) {
-            if b.remote_tag.as_ref() != Some(&t) {
-                b.remote_hdr = msg.header(&HeaderName::To).cloned().unwrap_or_default();
-                b.remote_tag = Some(t);
-            }
-        }
-        if let Some(u) = contact_uri(msg) {
-            b.target = u;
-        }
-        b.routes = msg
-            .headers_named(&HeaderName::RecordRoute)
-            .cloned()
-            .collect::<Vec<_>>()
-            .into_iter()
-            .rev()
-            .collect();
-        let ack = {
-            let mut ack = Message::request(Method::Ack, b.target.clone());
-            let local = self
-                .listeners
-                .iter()
-                .find(|(t, a)| *t == b.peer.transport && a.is_ipv4() == b.peer.addr.is_ipv4())
-                .map(|(_, a)| *a);
-            let via_host = local.map_or_else(|| "0.0.0.0:5060".to_string(), |a| a.to_string());
-            ack.push_header(
-                HeaderName::Via,
-                Bytes::from(format!(
-                    "SIP/2.0/{} {via_host};branch={};rport",
-                    b.peer.transport.as_str(),
-                    new_branch({
-                        use rand::Rng;
-                        self.rng.random::<u64>()
-                    })
-                )),
-            );
-            ack.push_header(HeaderName::MaxForwards, Bytes::from_static(b"70"));
-            ack.push_header(HeaderName::From, b.local_hdr.clone());
-            ack.push_header(HeaderName::To, b.remote_hdr.clone());
-            ack.push_header(HeaderName::CallId, b.call_id.clone());
-            ack.push_header(HeaderName::CSeq, Bytes::from_static(b"1 ACK"));
-            for r in &b.routes {
-                ack.push_header(HeaderName::Route, r.clone());
-            }
-            ack.to_bytes()
-        };
-        let peer = b.peer.clone();
-        c.b_ack = Some(ack.clone());
-        self.out.push_back(Transmit {
-            peer: peer.clone(),
-            bytes: ack,
-        });
-        let answer = Sdp::parse(&msg.body).ok();
-        let target = answer.as_ref().and_then(Sdp::audio_target);
-        let Some((sid, pa, _)) = c.session else {
+        let Some(mut d) = c.dialing.take() else {
             return;
         };
+        // The dialog is the 2xx's (RFC 3261 §12.1.2).
+        d.leg.remote_hdr = msg
+            .header(&HeaderName::To)
+            .cloned()
+            .unwrap_or(d.leg.remote_hdr);
+        d.leg.remote_tag = msg.to_hdr().ok().and_then(|t| t.tag().cloned());
+        if let Some(u) = contact_uri(msg) {
+            d.leg.target = u;
+        }
+        d.leg.routes = route_set(msg, true);
+        let leg = d.leg;
+        // ACK first (RFC 3261 §13.2.2.4), whatever we do next.
+        let ack = self.leg_request(Method::Ack, &leg, 1).to_bytes();
+        self.out.push_back(Transmit {
+            peer: leg.peer.clone(),
+            bytes: ack.clone(),
+        });
+        let Some(c) = self.calls.calls.get_mut(&id) else {
+            return;
+        };
+        c.b_ack = Some(ack);
+        c.bridged = true;
+        c.b = Some(leg);
+        let answered_before = c.answered;
         let a_peer = c.a.peer.clone();
+        let Some((sid, pa, _)) = c.media else { return };
+        let answer = Sdp::parse(&msg.body).ok();
+        let target = answer.as_ref().and_then(Sdp::audio_target);
         let a_body = answer
             .and_then(|s| s.relayed(self.media_ip(&a_peer), pa, id, 1).ok())
             .map(|s| Bytes::from(s.to_bytes()));
@@ -860,21 +1068,54 @@ impl Endpoint {
                 self.calls
                     .media_out
                     .push_back(MediaCommand::SetRemoteB { id: sid, addr });
-                if let Some(c) = self.calls.calls.get_mut(&id) {
-                    c.a.sdp_sent = Some(body.clone());
+                self.set_wait(id, Wait::HangUp);
+                if !answered_before {
+                    if let Some(c) = self.calls.calls.get_mut(&id) {
+                        c.a.sdp_sent = Some(body.clone());
+                    }
+                    self.answer_a(now, id, body);
                 }
-                self.answer_a(now, id, body);
+                tracing::info!(call = id, "bridged");
             }
             _ => {
                 tracing::info!(call = id, "callee answered with unusable SDP");
                 self.send_bye(now, id, Side::B);
-                self.fail_call(
-                    now,
-                    id,
-                    StatusCode::new(488).unwrap_or(StatusCode::BAD_REQUEST),
-                    Disposition::Failed,
-                );
+                if answered_before {
+                    self.send_bye(now, id, Side::A);
+                    self.finish(now, id, Disposition::Failed, 488, "system");
+                } else {
+                    self.fail_call(now, id, code(488), Disposition::Failed);
+                }
             }
+        }
+    }
+
+    /// Tears down the relay bridge of a dial that failed; a later dial opens a new one. A
+    /// caller answered locally before the dial goes back to a local session.
+    fn unbridge(&mut self, id: u64) {
+        let Some(c) = self.calls.calls.get_mut(&id) else {
+            return;
+        };
+        let Some((sid, pa, pb)) = c.media else { return };
+        if pb == 0 {
+            return;
+        }
+        self.calls.ports.give(pb);
+        self.calls
+            .media_out
+            .push_back(MediaCommand::Close { id: sid });
+        if c.answered {
+            let (a_remote, pt) = (c.offer.audio_target(), c.a_pt);
+            self.calls.media_out.push_back(MediaCommand::Local {
+                id: sid,
+                a_port: pa,
+                a_remote,
+                pt,
+            });
+            c.media = Some((sid, pa, 0));
+        } else {
+            self.calls.ports.give(pa);
+            c.media = None;
         }
     }
 
@@ -885,59 +1126,27 @@ impl Endpoint {
         let (Ok(cid), Some(target)) = (resp.call_id(), contact_uri(resp)) else {
             return;
         };
-        let local = self.local_for(&peer);
-        for (method, cseq) in [(Method::Ack, "1 ACK"), (Method::Bye, "2 BYE")] {
-            let mut m = Message::request(method.clone(), target.clone());
-            m.push_header(
-                HeaderName::Via,
-                Bytes::from(format!(
-                    "SIP/2.0/{} {local};branch={};rport",
-                    peer.transport.as_str(),
-                    new_branch(self.rng_u64())
-                )),
-            );
-            m.push_header(HeaderName::MaxForwards, Bytes::from_static(b"70"));
-            m.push_header(
-                HeaderName::From,
-                resp.header(&HeaderName::From).cloned().unwrap_or_default(),
-            );
-            m.push_header(
-                HeaderName::To,
-                resp.header(&HeaderName::To).cloned().unwrap_or_default(),
-            );
-            m.push_header(HeaderName::CallId, cid.clone());
-            m.push_header(HeaderName::CSeq, Bytes::from_static(cseq.as_bytes()));
-            if method == Method::Ack {
-                self.out.push_back(Transmit {
-                    peer: peer.clone(),
-                    bytes: m.to_bytes(),
-                });
-            } else if let Err(e) = self.tx.send_request(now, m, peer.clone()) {
-                tracing::debug!(error = %e, "BYE for a late answer not sent");
-            }
-        }
-    }
-
-    fn send_pending_cancel(&mut self, now: Instant, id: u64) {
-        let Some(c) = self.calls.calls.get_mut(&id) else {
-            return;
+        tracing::info!("callee answered a call already given up; hanging it up");
+        let leg = Leg {
+            call_id: cid.clone(),
+            local_tag: Bytes::new(),
+            local_hdr: resp.header(&HeaderName::From).cloned().unwrap_or_default(),
+            remote_hdr: resp.header(&HeaderName::To).cloned().unwrap_or_default(),
+            remote_tag: None,
+            target,
+            routes: route_set(resp, true),
+            cseq: 1,
+            peer: peer.clone(),
+            sdp_sent: None,
         };
-        let (Some(inv), Some(b)) = (c.b_invite.as_ref(), c.b.as_ref()) else {
-            return;
-        };
-        if !c.b_provisional {
-            c.cancel_pending = true;
-            return;
-        }
-        c.cancel_pending = false;
-        let peer = b.peer.clone();
-        if let Some(cancel) = cancel_for(inv) {
-            match self.tx.send_request(now, cancel, peer) {
-                Ok(k) => {
-                    self.calls.by_client_tx.insert(k, id);
-                }
-                Err(e) => tracing::debug!(error = %e, "CANCEL not sent"),
-            }
+        let ack = self.leg_request(Method::Ack, &leg, 1);
+        self.out.push_back(Transmit {
+            peer: peer.clone(),
+            bytes: ack.to_bytes(),
+        });
+        let bye = self.leg_request(Method::Bye, &leg, 2);
+        if let Err(e) = self.tx.send_request(now, bye, peer) {
+            tracing::debug!(error = %e, "BYE for a late answer not sent");
         }
     }
 
@@ -946,7 +1155,6 @@ impl Endpoint {
         let Some(&id) = self.calls.by_a_invite.get(invite_key) else {
             return;
         };
-        self.send_pending_cancel(now, id);
         self.finish(now, id, Disposition::Cancelled, 487, "caller");
     }
 
@@ -961,35 +1169,10 @@ impl Endpoint {
         };
         let Some(leg) = leg else { return };
         leg.cseq += 1;
-        let mut bye = Message::request(Method::Bye, leg.target.clone());
-        let peer = leg.peer.clone();
-        let (local_hdr, remote_hdr, call_id, cseq, routes) = (
-            leg.local_hdr.clone(),
-            leg.remote_hdr.clone(),
-            leg.call_id.clone(),
-            leg.cseq,
-            leg.routes.clone(),
-        );
-        let local = self.local_for(&peer);
-        bye.push_header(
-            HeaderName::Via,
-            Bytes::from(format!(
-                "SIP/2.0/{} {local};branch={};rport",
-                peer.transport.as_str(),
-                new_branch(self.rng_u64())
-            )),
-        );
-        bye.push_header(HeaderName::MaxForwards, Bytes::from_static(b"70"));
-        // On leg A we are the UAS: our From is the A-leg To, and vice versa.
-        bye.push_header(HeaderName::From, local_hdr);
-        bye.push_header(HeaderName::To, remote_hdr);
-        bye.push_header(HeaderName::CallId, call_id);
-        bye.push_header(HeaderName::CSeq, Bytes::from(format!("{cseq} BYE")));
-        for r in routes {
-            bye.push_header(HeaderName::Route, r);
-        }
+        let (leg, cseq) = (leg.clone(), leg.cseq);
+        let mut bye = self.leg_request(Method::Bye, &leg, cseq);
         bye.push_header(HeaderName::UserAgent, self.server_name.clone());
-        match self.tx.send_request(now, bye, peer) {
+        match self.tx.send_request(now, bye, leg.peer) {
             Ok(k) => {
                 self.calls.by_client_tx.insert(k, id);
             }
@@ -1012,13 +1195,18 @@ impl Endpoint {
         match method {
             Some(Method::Bye) => {
                 self.reply(now, key, msg, StatusCode::OK, vec![]);
-                let state = self.calls.calls.get(&id).map(|c| c.state);
-                if state == Some(State::Answered) {
-                    self.send_bye(now, id, side.other());
-                    let by = if side == Side::A { "caller" } else { "callee" };
-                    self.finish(now, id, Disposition::Answered, 200, by);
-                    self.remove_call(id);
-                }
+                let (by, other) = match side {
+                    Side::A => ("caller", Side::B),
+                    Side::B => ("callee", Side::A),
+                };
+                self.send_bye(now, id, other);
+                let answered = self.calls.calls.get(&id).is_some_and(|c| c.answered);
+                let disp = if answered {
+                    Disposition::Answered
+                } else {
+                    Disposition::Cancelled
+                };
+                self.finish(now, id, disp, 200, by);
             }
             Some(Method::Invite) | Some(Method::Update) => {
                 // Session refresh or hold: answered with the description already agreed on
@@ -1061,49 +1249,53 @@ impl Endpoint {
         }
     }
 
-    /// Our INVITE to B got no response at all (Timer B).
+    /// A client transaction got no response at all (Timer B or F).
     pub(super) fn on_call_tx_timeout(&mut self, now: Instant, key: &TxKey) {
-        let Some(&id) = self.calls.by_client_tx.get(key) else {
-            return;
-        };
-        if key.method != Method::Invite {
+        if self.calls.detached.remove(key).is_some() {
             return;
         }
-        self.calls.by_client_tx.remove(key);
-        match self.calls.calls.get(&id).map(|c| c.state) {
-            Some(State::Dialing) => {
-                if let Some(c) = self.calls.calls.get_mut(&id) {
-                    c.b_invite_key = None;
-                }
-                self.fail_call(
-                    now,
-                    id,
-                    StatusCode::new(480).unwrap_or(StatusCode::REQUEST_TIMEOUT),
-                    Disposition::NoAnswer,
-                );
-            }
-            Some(State::Zombie) => self.remove_call(id),
-            _ => {}
-        }
-    }
-
-    /// A client transaction ended: forget it; a zombie call whose INVITE it was is done.
-    pub(super) fn calls_forget_tx(&mut self, key: &TxKey) {
         let Some(id) = self.calls.by_client_tx.remove(key) else {
             return;
         };
         if key.method != Method::Invite {
             return;
         }
-        let zombie = match self.calls.calls.get_mut(&id) {
-            Some(c) => {
-                c.b_invite_key = None;
-                c.state == State::Zombie
+        let dialing = self
+            .calls
+            .calls
+            .get(&id)
+            .is_some_and(|c| c.dialing.as_ref().is_some_and(|d| &d.invite_key == key));
+        if dialing {
+            if let Some(c) = self.calls.calls.get_mut(&id) {
+                c.dialing = None;
+                c.ring_at = None;
             }
-            None => false,
-        };
-        if zombie {
-            self.remove_call(id);
+            self.set_status(id, "noanswer");
+            self.run_dialplan(now, id);
+        }
+    }
+
+    /// A client transaction ended: forget it.
+    pub(super) fn calls_forget_tx(&mut self, key: &TxKey) {
+        self.calls.detached.remove(key);
+        if key.method != Method::Invite {
+            self.calls.by_client_tx.remove(key);
+        }
+    }
+
+    /// What the relay reports.
+    pub(super) fn on_media_event(&mut self, now: Instant, ev: MediaEvent) {
+        match ev {
+            MediaEvent::PlayDone { id } => {
+                if self
+                    .calls
+                    .calls
+                    .get(&id.0)
+                    .is_some_and(|c| c.wait == Wait::Play)
+                {
+                    self.run_dialplan(now, id.0);
+                }
+            }
         }
     }
 
@@ -1129,7 +1321,6 @@ impl Endpoint {
                         self.send_bye(now, id, Side::A);
                         self.send_bye(now, id, Side::B);
                         self.finish(now, id, Disposition::Answered, 408, "system");
-                        self.remove_call(id);
                         continue;
                     }
                     let peer = c.a.peer.clone();
@@ -1140,15 +1331,12 @@ impl Endpoint {
                 }
                 CallTimer::RingTimeout if c.ring_at == Some(at) => {
                     c.ring_at = None;
-                    if c.state == State::Dialing {
+                    if c.dialing.is_some() {
                         tracing::info!(call = id, "no answer");
-                        self.send_pending_cancel(now, id);
-                        self.fail_call(
-                            now,
-                            id,
-                            StatusCode::new(480).unwrap_or(StatusCode::REQUEST_TIMEOUT),
-                            Disposition::NoAnswer,
-                        );
+                        self.detach_b(now, id);
+                        self.unbridge(id);
+                        self.set_status(id, "noanswer");
+                        self.run_dialplan(now, id);
                     }
                 }
                 _ => {}

@@ -19,7 +19,10 @@ mod b2bua;
 pub use b2bua::CallView;
 
 use crate::cdr::Cdr;
-use crate::media::MediaCommand;
+use crate::dialplan::Dialplan;
+use crate::media::{MediaCommand, MediaEvent};
+use std::path::PathBuf;
+use std::sync::Arc;
 
 use crate::config::{Config, User};
 use crate::sip::auth::{self, DigestAuth, Verdict};
@@ -88,6 +91,9 @@ pub struct Endpoint {
     wall_epoch_ms: u64,
     cfg_t1: Duration,
     cfg_t2: Duration,
+    dialplan: Arc<Dialplan>,
+    default_context: String,
+    sounds_dir: PathBuf,
 }
 
 impl Endpoint {
@@ -122,7 +128,16 @@ impl Endpoint {
             wall_epoch_ms: wall_ms,
             cfg_t1: cfg.timers.t1,
             cfg_t2: cfg.timers.t2,
+            dialplan: cfg.dialplan.clone(),
+            default_context: cfg.default_context.clone(),
+            sounds_dir: cfg.sounds_dir.clone(),
         }
+    }
+
+    /// Feeds an event from the media relay.
+    pub fn handle_media_event(&mut self, now: Instant, ev: MediaEvent) {
+        self.on_media_event(now, ev);
+        self.drain(now);
     }
 
     /// Tells the core the addresses it listens on (after binding), for Via, Contact and

@@ -1,0 +1,273 @@
+//! The dialplan: the admin's routing rules, in `dialplans/*.dp`.
+//!
+//! ```text
+//! context internal {                       # calls from our own phones
+//!   match "600" { answer; echo }           # exact number
+//!   match /^(1\d\d\d)$/ {                  # regex; $1 is the first capture
+//!     dial "$1" timeout 20s                # returns only if not answered, setting $status
+//!     if $status == "busy" { hangup busy } else { hangup noanswer }
+//!   }
+//!   match prefix "9" { dial "$1" }         # prefix; $1 is the rest
+//! }
+//! ```
+//!
+//! [`parse`] turns text into a [`Dialplan`] (errors carry `file:line:column`); [`Cursor`]
+//! runs a call through it, sans-IO: [`Dialplan::step`] advances until the call must do
+//! something ([`Action`]) and the call reports back (`$status`) before stepping again.
+//! This module holds rules and cursors only; it never touches a call or a socket.
+
+mod parse;
+
+pub use parse::parse;
+
+use regex::Regex;
+use std::collections::HashMap;
+use std::time::Duration;
+
+/// A parsed dialplan.
+#[derive(Debug)]
+pub struct Dialplan {
+    contexts: HashMap<String, Vec<Route>>,
+}
+
+/// How a route matches the dialled number.
+#[derive(Debug)]
+enum Matcher {
+    Exact(String),
+    Prefix(String),
+    Regex(Regex),
+    Any,
+}
+
+#[derive(Debug)]
+struct Route {
+    matcher: Matcher,
+    ops: Vec<Op>,
+    #[allow(dead_code)]
+    span: std::ops::Range<usize>,
+}
+
+/// A string with `$name` / `${name}` / `$1` references, expanded at run time.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Template(String);
+
+impl Template {
+    fn expand(&self, vars: &HashMap<String, String>) -> String {
+        let s = &self.0;
+        let mut out = String::with_capacity(s.len());
+        let mut chars = s.char_indices().peekable();
+        while let Some((_, c)) = chars.next() {
+            if c != '$' {
+                out.push(c);
+                continue;
+            }
+            let braced = chars.peek().is_some_and(|(_, c)| *c == '{');
+            if braced {
+                chars.next();
+            }
+            let mut name = String::new();
+            while let Some((_, c)) = chars.peek() {
+                if c.is_ascii_alphanumeric() || *c == '_' {
+                    name.push(*c);
+                    chars.next();
+                } else {
+                    break;
+                }
+            }
+            if braced && chars.peek().is_some_and(|(_, c)| *c == '}') {
+                chars.next();
+            }
+            if name.is_empty() {
+                out.push('$');
+            } else if let Some(v) = vars.get(&name) {
+                out.push_str(v);
+            }
+        }
+        out
+    }
+}
+
+#[derive(Debug)]
+struct Cond {
+    var: String,
+    eq: bool,
+    value: Template,
+}
+
+#[derive(Debug)]
+enum Op {
+    Answer,
+    Echo,
+    Play(Template),
+    Dial {
+        target: Template,
+        timeout: Option<Duration>,
+    },
+    Hangup(Option<u16>),
+    Goto {
+        context: String,
+        number: Option<Template>,
+    },
+    Set(String, Template),
+    JumpUnless(Cond, usize),
+    Jump(usize),
+}
+
+/// What the call must do next.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// Answer (200 OK) if not yet answered.
+    Answer,
+    /// Send the caller's audio back until it hangs up.
+    Echo,
+    /// Play a sound file (name without extension, from `sounds/`); step again when done.
+    Play(String),
+    /// Ring a number; step again only if it was not answered, with `$status` set.
+    Dial {
+        /// Number to ring.
+        target: String,
+        /// How long to ring (the config's ring timeout when `None`).
+        timeout: Option<Duration>,
+    },
+    /// End the call: a SIP failure code for an unanswered call (`None`: from `$status`).
+    Hangup(Option<u16>),
+}
+
+/// Where a call is in the dialplan.
+#[derive(Clone, Debug)]
+pub struct Cursor {
+    context: String,
+    route: usize,
+    pc: usize,
+    /// Variables: `caller`, `dialed`, captures `1`..`9`, `status`, and `set` ones.
+    pub vars: HashMap<String, String>,
+}
+
+/// Ops one `step` may run before it gives up (a `goto` loop without an exit).
+const STEP_BUDGET: usize = 1000;
+
+impl Dialplan {
+    /// Names of the contexts defined.
+    pub fn contexts(&self) -> impl Iterator<Item = &str> {
+        self.contexts.keys().map(String::as_str)
+    }
+
+    /// Whether a context exists.
+    pub fn has_context(&self, name: &str) -> bool {
+        self.contexts.contains_key(name)
+    }
+
+    fn route_for(
+        &self,
+        context: &str,
+        number: &str,
+        vars: &mut HashMap<String, String>,
+    ) -> Option<usize> {
+        let routes = self.contexts.get(context)?;
+        for (i, r) in routes.iter().enumerate() {
+            let captures: Option<Vec<String>> = match &r.matcher {
+                Matcher::Exact(s) => (s == number).then(Vec::new),
+                Matcher::Prefix(p) => number
+                    .strip_prefix(p.as_str())
+                    .map(|rest| vec![rest.to_string()]),
+                Matcher::Regex(re) => re.captures(number).map(|c| {
+                    c.iter()
+                        .skip(1)
+                        .map(|m| m.map_or(String::new(), |m| m.as_str().to_string()))
+                        .collect()
+                }),
+                Matcher::Any => Some(Vec::new()),
+            };
+            if let Some(caps) = captures {
+                for n in 1..=9 {
+                    vars.remove(&n.to_string());
+                }
+                for (n, c) in caps.into_iter().enumerate().take(9) {
+                    vars.insert((n + 1).to_string(), c);
+                }
+                return Some(i);
+            }
+        }
+        None
+    }
+
+    /// Starts a call dialling `number` in `context`; `None` when no route matches.
+    pub fn start(&self, context: &str, number: &str, caller: &str) -> Option<Cursor> {
+        let mut vars = HashMap::new();
+        vars.insert("caller".into(), caller.to_string());
+        vars.insert("dialed".into(), number.to_string());
+        let route = self.route_for(context, number, &mut vars)?;
+        Some(Cursor {
+            context: context.to_string(),
+            route,
+            pc: 0,
+            vars,
+        })
+    }
+
+    /// Runs until the call must act. The end of a route is `Hangup(None)`.
+    pub fn step(&self, cur: &mut Cursor) -> Action {
+        for _ in 0..STEP_BUDGET {
+            let Some(ops) = self
+                .contexts
+                .get(&cur.context)
+                .and_then(|r| r.get(cur.route))
+                .map(|r| &r.ops)
+            else {
+                return Action::Hangup(Some(500));
+            };
+            let Some(op) = ops.get(cur.pc) else {
+                return Action::Hangup(None);
+            };
+            cur.pc += 1;
+            match op {
+                Op::Answer => return Action::Answer,
+                Op::Echo => return Action::Echo,
+                Op::Play(t) => return Action::Play(t.expand(&cur.vars)),
+                Op::Dial { target, timeout } => {
+                    return Action::Dial {
+                        target: target.expand(&cur.vars),
+                        timeout: *timeout,
+                    };
+                }
+                Op::Hangup(c) => return Action::Hangup(*c),
+                Op::Set(name, t) => {
+                    let v = t.expand(&cur.vars);
+                    cur.vars.insert(name.clone(), v);
+                }
+                Op::JumpUnless(cond, to) => {
+                    let have = cur.vars.get(&cond.var).map(String::as_str).unwrap_or("");
+                    let holds = (have == cond.value.expand(&cur.vars)) == cond.eq;
+                    if !holds {
+                        cur.pc = *to;
+                    }
+                }
+                Op::Jump(to) => cur.pc = *to,
+                Op::Goto { context, number } => {
+                    let n = number.as_ref().map_or_else(
+                        || cur.vars.get("dialed").cloned().unwrap_or_default(),
+                        |t| t.expand(&cur.vars),
+                    );
+                    let mut vars = cur.vars.clone();
+                    match self.route_for(context, &n, &mut vars) {
+                        Some(r) => {
+                            vars.insert("dialed".into(), n);
+                            *cur = Cursor {
+                                context: context.clone(),
+                                route: r,
+                                pc: 0,
+                                vars,
+                            };
+                        }
+                        None => return Action::Hangup(Some(404)),
+                    }
+                }
+            }
+        }
+        tracing::warn!(context = %cur.context, "dialplan loop without an exit; hanging up");
+        Action::Hangup(Some(500))
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,570 @@
+//! Text to [`Dialplan`]: a small lexer and a recursive-descent parser that keep the byte
+//! span of everything, so every error points at its `file:line:column`.
+
+use regex::Regex;
+use std::collections::HashMap;
+use std::ops::Range;
+use std::time::Duration;
+
+use super::{Cond, Dialplan, Matcher, Op, Route, Template};
+use crate::config::ConfigError;
+
+#[derive(Clone, Debug, PartialEq)]
+enum Tok {
+    Ident(String),
+    Str(String),
+    Regex(String),
+    Num(u64),
+    Dur(Duration),
+    Var(String),
+    LBrace,
+    RBrace,
+    Semi,
+    EqEq,
+    NotEq,
+    Assign,
+}
+
+struct Lexer<'a> {
+    s: &'a str,
+    i: usize,
+}
+
+type PResult<T> = Result<T, (Range<usize>, String, Option<String>)>;
+
+/// A context as parsed: name, where the name stands, routes.
+type ParsedContext = (String, Range<usize>, Vec<Route>);
+
+impl<'a> Lexer<'a> {
+    fn tokens(s: &'a str) -> PResult<Vec<(Tok, Range<usize>)>> {
+        let mut lx = Lexer { s, i: 0 };
+        let mut out = Vec::new();
+        while let Some(t) = lx.next()? {
+            out.push(t);
+        }
+        Ok(out)
+    }
+
+    fn peek(&self) -> Option<char> {
+        self.s[self.i..].chars().next()
+    }
+
+    fn next(&mut self) -> PResult<Option<(Tok, Range<usize>)>> {
+        // Whitespace and comments.
+        loop {
+            match self.peek() {
+                Some(c) if c.is_whitespace() => self.i += c.len_utf8(),
+                Some('#') => {
+                    while let Some(c) = self.peek() {
+                        if c == '\n' {
+                            break;
+                        }
+                        self.i += c.len_utf8();
+                    }
+                }
+                _ => break,
+            }
+        }
+        let start = self.i;
+        let Some(c) = self.peek() else {
+            return Ok(None);
+        };
+        let tok = match c {
+            '{' => {
+                self.i += 1;
+                Tok::LBrace
+            }
+            '}' => {
+                self.i += 1;
+                Tok::RBrace
+            }
+            ';' => {
+                self.i += 1;
+                Tok::Semi
+            }
+            '=' if self.s[self.i..].starts_with("==") => {
+                self.i += 2;
+                Tok::EqEq
+            }
+            '=' => {
+                self.i += 1;
+                Tok::Assign
+            }
+            '!' if self.s[self.i..].starts_with("!=") => {
+                self.i += 2;
+                Tok::NotEq
+            }
+            '"' => {
+                self.i += 1;
+                let mut v = String::new();
+                loop {
+                    match self.peek() {
+                        None | Some('\n') => {
+                            return Err((
+                                start..self.i,
+                                "unterminated string".into(),
+                                Some("close it with \"".into()),
+                            ));
+                        }
+                        Some('"') => {
+                            self.i += 1;
+                            break;
+                        }
+                        Some('\\') => {
+                            self.i += 1;
+                            if let Some(n) = self.peek() {
+                                v.push(n);
+                                self.i += n.len_utf8();
+                            }
+                        }
+                        Some(ch) => {
+                            v.push(ch);
+                            self.i += ch.len_utf8();
+                        }
+                    }
+                }
+                Tok::Str(v)
+            }
+            '/' => {
+                self.i += 1;
+                let mut v = String::new();
+                loop {
+                    match self.peek() {
+                        None | Some('\n') => {
+                            return Err((
+                                start..self.i,
+                                "unterminated regex".into(),
+                                Some("close it with /".into()),
+                            ));
+                        }
+                        Some('/') => {
+                            self.i += 1;
+                            break;
+                        }
+                        Some('\\') if self.s[self.i..].starts_with("\\/") => {
+                            v.push('/');
+                            self.i += 2;
+                        }
+                        Some(ch) => {
+                            v.push(ch);
+                            self.i += ch.len_utf8();
+                        }
+                    }
+                }
+                Tok::Regex(v)
+            }
+            '$' => {
+                self.i += 1;
+                let braced = self.peek() == Some('{');
+                if braced {
+                    self.i += 1;
+                }
+                let ns = self.i;
+                while self
+                    .peek()
+                    .is_some_and(|c| c.is_ascii_alphanumeric() || c == '_')
+                {
+                    self.i += 1;
+                }
+                let name = self.s[ns..self.i].to_string();
+                if braced {
+                    if self.peek() != Some('}') {
+                        return Err((
+                            start..self.i,
+                            "expected `}` after variable name".into(),
+                            None,
+                        ));
+                    }
+                    self.i += 1;
+                }
+                if name.is_empty() {
+                    return Err((
+                        start..self.i,
+                        "expected a variable name after `$`".into(),
+                        None,
+                    ));
+                }
+                Tok::Var(name)
+            }
+            c if c.is_ascii_digit() => {
+                while self.peek().is_some_and(|c| c.is_ascii_alphanumeric()) {
+                    self.i += 1;
+                }
+                let text = &self.s[start..self.i];
+                let digits: String = text.chars().take_while(char::is_ascii_digit).collect();
+                let unit = &text[digits.len()..];
+                let n: u64 = digits
+                    .parse()
+                    .map_err(|_| (start..self.i, "number too large".to_string(), None))?;
+                match unit {
+                    "" => Tok::Num(n),
+                    "ms" => Tok::Dur(Duration::from_millis(n)),
+                    "s" => Tok::Dur(Duration::from_secs(n)),
+                    "m" => Tok::Dur(Duration::from_secs(n * 60)),
+                    _ => {
+                        return Err((
+                            start..self.i,
+                            format!("unknown unit `{unit}`"),
+                            Some("durations are written 500ms, 20s or 2m".into()),
+                        ));
+                    }
+                }
+            }
+            c if c.is_alphabetic() || c == '_' => {
+                while self
+                    .peek()
+                    .is_some_and(|c| c.is_alphanumeric() || c == '_' || c == '-')
+                {
+                    self.i += self.peek().map_or(1, char::len_utf8);
+                }
+                Tok::Ident(self.s[start..self.i].to_string())
+            }
+            other => {
+                self.i += other.len_utf8();
+                return Err((
+                    start..self.i,
+                    format!("unexpected character `{other}`"),
+                    None,
+                ));
+            }
+        };
+        Ok(Some((tok, start..self.i)))
+    }
+}
+
+struct Parser {
+    toks: Vec<(Tok, Range<usize>)>,
+    pos: usize,
+    end: usize,
+    /// Where each `goto` names a context, to check once all contexts are known.
+    gotos: Vec<(String, Range<usize>)>,
+}
+
+impl Parser {
+    fn peek(&self) -> Option<&Tok> {
+        self.toks.get(self.pos).map(|t| &t.0)
+    }
+
+    fn span(&self) -> Range<usize> {
+        self.toks
+            .get(self.pos)
+            .map_or(self.end..self.end, |t| t.1.clone())
+    }
+
+    fn bump(&mut self) -> Option<(Tok, Range<usize>)> {
+        let t = self.toks.get(self.pos).cloned();
+        self.pos += 1;
+        t
+    }
+
+    fn expect(&mut self, want: &Tok, what: &str) -> PResult<Range<usize>> {
+        match self.bump() {
+            Some((t, sp)) if &t == want => Ok(sp),
+            Some((_, sp)) => Err((sp, format!("expected {what}"), None)),
+            None => Err((
+                self.end..self.end,
+                format!("expected {what}, found the end of the file"),
+                None,
+            )),
+        }
+    }
+
+    fn ident(&mut self, what: &str) -> PResult<(String, Range<usize>)> {
+        match self.bump() {
+            Some((Tok::Ident(s), sp)) => Ok((s, sp)),
+            Some((_, sp)) => Err((sp, format!("expected {what}"), None)),
+            None => Err((
+                self.end..self.end,
+                format!("expected {what}, found the end of the file"),
+                None,
+            )),
+        }
+    }
+
+    fn string(&mut self, what: &str) -> PResult<(String, Range<usize>)> {
+        match self.bump() {
+            Some((Tok::Str(s), sp)) => Ok((s, sp)),
+            Some((_, sp)) => Err((sp, format!("expected {what} in double quotes"), None)),
+            None => Err((self.end..self.end, format!("expected {what}"), None)),
+        }
+    }
+
+    fn skip_semis(&mut self) {
+        while self.peek() == Some(&Tok::Semi) {
+            self.pos += 1;
+        }
+    }
+
+    fn file(&mut self) -> PResult<Vec<ParsedContext>> {
+        let mut out = Vec::new();
+        loop {
+            self.skip_semis();
+            let Some(_) = self.peek() else { break };
+            let (kw, sp) = self.ident("`context`")?;
+            if kw != "context" {
+                return Err((
+                    sp,
+                    format!("expected `context`, found `{kw}`"),
+                    Some("a dialplan file is a list of `context NAME { match ... }` blocks".into()),
+                ));
+            }
+            let (name, nsp) = self.ident("a context name")?;
+            self.expect(&Tok::LBrace, "`{`")?;
+            let mut routes = Vec::new();
+            loop {
+                self.skip_semis();
+                match self.peek() {
+                    Some(Tok::RBrace) => {
+                        self.pos += 1;
+                        break;
+                    }
+                    None => {
+                        return Err((
+                            nsp,
+                            format!("context `{name}` is not closed"),
+                            Some("add `}`".into()),
+                        ))
+                    }
+                    _ => routes.push(self.route()?),
+                }
+            }
+            out.push((name, nsp, routes));
+        }
+        Ok(out)
+    }
+
+    fn route(&mut self) -> PResult<Route> {
+        let (kw, sp) = self.ident("`match`")?;
+        if kw != "match" {
+            return Err((sp, format!("expected `match`, found `{kw}`"), Some("routes are `match \"NUMBER\" { ... }`, `match prefix \"9\" { ... }`, `match /REGEX/ { ... }` or `match any { ... }`".into())));
+        }
+        let matcher = match self.bump() {
+            Some((Tok::Str(s), _)) => Matcher::Exact(s),
+            Some((Tok::Regex(r), rsp)) => {
+                let re = Regex::new(&r).map_err(|e| {
+                    (
+                        rsp.clone(),
+                        format!(
+                            "bad regex: {}",
+                            e.to_string().lines().last().unwrap_or_default()
+                        ),
+                        None,
+                    )
+                })?;
+                Matcher::Regex(re)
+            }
+            Some((Tok::Ident(k), _)) if k == "prefix" => {
+                Matcher::Prefix(self.string("the prefix")?.0)
+            }
+            Some((Tok::Ident(k), _)) if k == "any" => Matcher::Any,
+            Some((_, sp)) => {
+                return Err((
+                    sp,
+                    "expected what to match: \"NUMBER\", prefix \"P\", /REGEX/ or any".into(),
+                    None,
+                ))
+            }
+            None => return Err((self.end..self.end, "expected what to match".into(), None)),
+        };
+        let mut ops = Vec::new();
+        self.block(&mut ops)?;
+        Ok(Route {
+            matcher,
+            ops,
+            span: sp,
+        })
+    }
+
+    fn block(&mut self, ops: &mut Vec<Op>) -> PResult<()> {
+        self.expect(&Tok::LBrace, "`{`")?;
+        loop {
+            self.skip_semis();
+            match self.peek() {
+                Some(Tok::RBrace) => {
+                    self.pos += 1;
+                    return Ok(());
+                }
+                None => {
+                    return Err((
+                        self.end..self.end,
+                        "block is not closed".into(),
+                        Some("add `}`".into()),
+                    ))
+                }
+                _ => self.stmt(ops)?,
+            }
+        }
+    }
+
+    fn template(&mut self, what: &str) -> PResult<Template> {
+        Ok(Template(self.string(what)?.0))
+    }
+
+    fn stmt(&mut self, ops: &mut Vec<Op>) -> PResult<()> {
+        let (kw, sp) = self.ident("a statement")?;
+        match kw.as_str() {
+            "answer" => ops.push(Op::Answer),
+            "echo" => ops.push(Op::Echo),
+            "play" => ops.push(Op::Play(self.template("the sound name")?)),
+            "dial" => {
+                let target = self.template("the number to dial")?;
+                let mut timeout = None;
+                if matches!(self.peek(), Some(Tok::Ident(k)) if k == "timeout") {
+                    self.pos += 1;
+                    match self.bump() {
+                        Some((Tok::Dur(d), _)) => timeout = Some(d),
+                        Some((Tok::Num(_), s)) => {
+                            return Err((
+                                s,
+                                "a timeout needs a unit".into(),
+                                Some("e.g. timeout 20s".into()),
+                            ))
+                        }
+                        Some((_, s)) => {
+                            return Err((s, "expected a duration like 20s".into(), None))
+                        }
+                        None => {
+                            return Err((self.end..self.end, "expected a duration".into(), None))
+                        }
+                    }
+                }
+                ops.push(Op::Dial { target, timeout });
+            }
+            "hangup" => {
+                let code = match self.peek() {
+                    Some(Tok::Num(n)) => {
+                        let n = *n;
+                        let s = self.span();
+                        self.pos += 1;
+                        if !(400..=699).contains(&n) {
+                            return Err((s, format!("hangup cause {n} is not a SIP failure code"), Some("use 400..699, e.g. hangup 486, or a name: busy, noanswer, unavailable, rejected".into())));
+                        }
+                        Some(n as u16)
+                    }
+                    Some(Tok::Ident(name))
+                        if matches!(
+                            name.as_str(),
+                            "busy" | "noanswer" | "unavailable" | "rejected" | "congestion"
+                        ) =>
+                    {
+                        let code = match name.as_str() {
+                            "busy" => 486,
+                            "noanswer" => 480,
+                            "unavailable" => 404,
+                            "rejected" => 603,
+                            _ => 503,
+                        };
+                        self.pos += 1;
+                        Some(code)
+                    }
+                    _ => None,
+                };
+                ops.push(Op::Hangup(code));
+            }
+            "goto" => {
+                let (ctx, csp) = self.ident("a context name")?;
+                let number = if matches!(self.peek(), Some(Tok::Str(_))) {
+                    Some(self.template("a number")?)
+                } else {
+                    None
+                };
+                self.gotos.push((ctx.clone(), csp));
+                ops.push(Op::Goto {
+                    context: ctx,
+                    number,
+                });
+            }
+            "set" => {
+                let (name, _) = self.ident("a variable name")?;
+                self.expect(&Tok::Assign, "`=`")?;
+                ops.push(Op::Set(name, self.template("a value")?));
+            }
+            "if" => {
+                let var = match self.bump() {
+                    Some((Tok::Var(v), _)) => v,
+                    Some((_, s)) => {
+                        return Err((s, "expected a variable such as $status".into(), None))
+                    }
+                    None => return Err((self.end..self.end, "expected a condition".into(), None)),
+                };
+                let eq = match self.bump() {
+                    Some((Tok::EqEq, _)) => true,
+                    Some((Tok::NotEq, _)) => false,
+                    Some((_, s)) => return Err((s, "expected == or !=".into(), None)),
+                    None => return Err((self.end..self.end, "expected == or !=".into(), None)),
+                };
+                let value = self.template("the value to compare with")?;
+                let jump_at = ops.len();
+                ops.push(Op::JumpUnless(Cond { var, eq, value }, 0));
+                self.block(ops)?;
+                if matches!(self.peek(), Some(Tok::Ident(k)) if k == "else") {
+                    self.pos += 1;
+                    let skip_at = ops.len();
+                    ops.push(Op::Jump(0));
+                    let else_start = ops.len();
+                    if let Op::JumpUnless(_, to) = &mut ops[jump_at] {
+                        *to = else_start;
+                    }
+                    if matches!(self.peek(), Some(Tok::Ident(k)) if k == "if") {
+                        self.stmt(ops)?;
+                    } else {
+                        self.block(ops)?;
+                    }
+                    let end = ops.len();
+                    if let Op::Jump(to) = &mut ops[skip_at] {
+                        *to = end;
+                    }
+                } else {
+                    let end = ops.len();
+                    if let Op::JumpUnless(_, to) = &mut ops[jump_at] {
+                        *to = end;
+                    }
+                }
+            }
+            other => {
+                return Err((
+                    sp,
+                    format!("unknown statement `{other}`"),
+                    Some("statements: answer, echo, play, dial, hangup, goto, set, if".into()),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Parses one dialplan file.
+pub fn parse(text: &str, file: &str) -> Result<Dialplan, ConfigError> {
+    let err = |(sp, msg, hint): (Range<usize>, String, Option<String>)| {
+        ConfigError::at(file, text, sp, msg, hint)
+    };
+    let toks = Lexer::tokens(text).map_err(err)?;
+    let mut p = Parser {
+        toks,
+        pos: 0,
+        end: text.len(),
+        gotos: Vec::new(),
+    };
+    let contexts = p.file().map_err(err)?;
+    let mut map = HashMap::new();
+    for (name, sp, routes) in contexts {
+        if map.insert(name.clone(), routes).is_some() {
+            return Err(err((
+                sp,
+                format!("context `{name}` is defined twice"),
+                None,
+            )));
+        }
+    }
+    for (ctx, sp) in &p.gotos {
+        if !map.contains_key(ctx) {
+            let known: Vec<&str> = map.keys().map(String::as_str).collect();
+            return Err(err((
+                sp.clone(),
+                format!("goto names unknown context `{ctx}`"),
+                Some(format!("contexts in this file: {}", known.join(", "))),
+            )));
+        }
+    }
+    Ok(Dialplan { contexts: map })
+}

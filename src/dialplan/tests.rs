@@ -1,0 +1,108 @@
+use super::*;
+
+const PLAN: &str = r#"
+# demo
+context internal {
+  match "600" { answer; echo }
+  match "601" { answer; play "hello-$caller"; hangup }
+  match /^(1\d\d\d)$/ {
+    dial "$1" timeout 20s
+    if $status == "busy" { hangup busy } else if $status == "noanswer" { play "vm" } else { hangup 503 }
+  }
+  match prefix "9" { set trunk = "demo"; dial "${1}" }
+  match "0" { goto internal "1001" }
+  match "loop" { goto internal "loop" }
+}
+"#;
+
+fn plan() -> Dialplan {
+    parse(PLAN, "t.dp").unwrap()
+}
+
+#[test]
+fn exact_regex_prefix_and_captures() {
+    let p = plan();
+    let mut c = p.start("internal", "600", "1001").unwrap();
+    assert_eq!(p.step(&mut c), Action::Answer);
+    assert_eq!(p.step(&mut c), Action::Echo);
+    let mut c = p.start("internal", "601", "1001").unwrap();
+    assert_eq!(p.step(&mut c), Action::Answer);
+    assert_eq!(p.step(&mut c), Action::Play("hello-1001".into()));
+    assert_eq!(p.step(&mut c), Action::Hangup(None));
+    let mut c = p.start("internal", "1002", "1001").unwrap();
+    assert_eq!(
+        p.step(&mut c),
+        Action::Dial {
+            target: "1002".into(),
+            timeout: Some(Duration::from_secs(20))
+        }
+    );
+    let mut c = p.start("internal", "95550100", "1001").unwrap();
+    assert_eq!(
+        p.step(&mut c),
+        Action::Dial {
+            target: "5550100".into(),
+            timeout: None
+        }
+    );
+    assert_eq!(c.vars["trunk"], "demo");
+    assert!(p.start("internal", "7", "1001").is_none());
+    assert!(p.start("nowhere", "600", "1001").is_none());
+}
+
+#[test]
+fn dial_status_drives_what_follows() {
+    let p = plan();
+    for (status, want) in [
+        ("busy", Action::Hangup(Some(486))),
+        ("noanswer", Action::Play("vm".into())),
+        ("failed", Action::Hangup(Some(503))),
+    ] {
+        let mut c = p.start("internal", "1003", "1001").unwrap();
+        let _ = p.step(&mut c);
+        c.vars.insert("status".into(), status.into());
+        assert_eq!(p.step(&mut c), want, "{status}");
+    }
+}
+
+#[test]
+fn goto_and_loop_guard() {
+    let p = plan();
+    let mut c = p.start("internal", "0", "1001").unwrap();
+    assert_eq!(
+        p.step(&mut c),
+        Action::Dial {
+            target: "1001".into(),
+            timeout: Some(Duration::from_secs(20))
+        }
+    );
+    let mut c = p.start("internal", "loop", "1001").unwrap();
+    assert_eq!(p.step(&mut c), Action::Hangup(Some(500)));
+}
+
+fn err(text: &str) -> String {
+    parse(text, "x.dp").unwrap_err().to_string()
+}
+
+#[test]
+fn errors_point_at_the_problem() {
+    let e = err("context a {\n  match \"1\" { dail \"2\" }\n}\n");
+    assert!(
+        e.contains("unknown statement `dail`") && e.contains("x.dp:2:15"),
+        "{e}"
+    );
+    let e = err("context a {\n  match /[/ { echo }\n}\n");
+    assert!(e.contains("bad regex") && e.contains("x.dp:2:9"), "{e}");
+    let e = err("context a { match \"1\" { goto b } }");
+    assert!(e.contains("unknown context `b`"), "{e}");
+    let e = err("context a { match \"1\" { dial \"2\" timeout 20 } }");
+    assert!(e.contains("needs a unit"), "{e}");
+    let e = err("context a { match \"1\" { hangup 200 } }");
+    assert!(e.contains("not a SIP failure code"), "{e}");
+    let e = err("context a { match \"1\" { play \"x } }");
+    assert!(e.contains("unterminated string"), "{e}");
+    let e = err("context a {}\ncontext a {}");
+    assert!(e.contains("defined twice") && e.contains("x.dp:2:9"), "{e}");
+    let e = err("context a { match \"1\" { echo }");
+    assert!(e.contains("not closed"), "{e}");
+}
