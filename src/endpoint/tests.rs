@@ -5,6 +5,7 @@ use crate::config::EMBEDDED;
 use crate::sip::auth::{ha1, response, Algorithm};
 use crate::sip::header::Transport;
 use crate::sip::parse::parse_datagram;
+use crate::sip::transaction::response_to;
 use std::time::Duration;
 
 const PW: &str = "demo-1001-change-me";
@@ -258,4 +259,278 @@ fn registration_lapses_on_the_virtual_clock() {
     }
     assert!(now >= t0 + Duration::from_secs(60));
     assert!(ep.registrations(now).is_empty());
+}
+
+// ---- Calls on a virtual clock -------------------------------------------------------
+
+const OFFER: &str = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 40000 RTP/AVP 0 101\r\na=rtpmap:101 telephone-event/8000\r\n";
+
+fn caller_peer() -> Peer {
+    Peer {
+        transport: Transport::Udp,
+        addr: "127.0.0.1:5070".parse().unwrap(),
+    }
+}
+
+fn callee_peer() -> Peer {
+    Peer {
+        transport: Transport::Udp,
+        addr: "127.0.0.1:5072".parse().unwrap(),
+    }
+}
+
+/// An endpoint with 1002 registered at 127.0.0.1:5072.
+fn pbx_with_callee(t0: Instant) -> Endpoint {
+    let mut ep = endpoint(t0);
+    ep.set_listeners(vec![(Transport::Udp, "127.0.0.1:5060".parse().unwrap())]);
+    let p = callee_peer();
+    let chal = send(&mut ep, t0, register("1002", 1, 3600, None), &p);
+    let a = answer(&chal[0], Algorithm::Md5, "1002", "demo-1002-change-me", 1);
+    let reg = String::from_utf8_lossy(&register("1002", 2, 3600, Some(a)))
+        .replace("127.0.0.1:5070>", "127.0.0.1:5072>");
+    assert_eq!(
+        send(&mut ep, t0, Bytes::from(reg), &p)[0].status(),
+        Some(StatusCode::OK)
+    );
+    ep
+}
+
+fn invite(cseq: u32, auth: Option<String>) -> Bytes {
+    let auth = auth
+        .map(|a| format!("Proxy-Authorization: {a}\r\n"))
+        .unwrap_or_default();
+    Bytes::from(format!(
+        "INVITE sip:1002@switchboard.local SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bKinv{cseq};rport\r\n\
+From: <sip:1001@switchboard.local>;tag=caller\r\nTo: <sip:1002@switchboard.local>\r\nCall-ID: call-a\r\n\
+CSeq: {cseq} INVITE\r\nContact: <sip:1001@127.0.0.1:5070>\r\nMax-Forwards: 70\r\n{auth}\
+Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{OFFER}",
+        OFFER.len()
+    ))
+}
+
+fn proxy_answer(chal: &Message) -> String {
+    let c =
+        String::from_utf8_lossy(chal.header(&HeaderName::ProxyAuthenticate).unwrap()).into_owned();
+    let nonce = c
+        .split("nonce=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .to_string();
+    let h = ha1(Algorithm::Md5, "1001", "switchboard.local", PW);
+    let r = response(
+        Algorithm::Md5,
+        &h,
+        "INVITE",
+        "sip:1002@switchboard.local",
+        &nonce,
+        Some(("00000001", "ab")),
+    );
+    format!("Digest username=\"1001\", realm=\"switchboard.local\", nonce=\"{nonce}\", uri=\"sip:1002@switchboard.local\", response=\"{r}\", algorithm=MD5, cnonce=\"ab\", qop=auth, nc=00000001")
+}
+
+/// Everything the endpoint sent, parsed, with where it went.
+fn outputs(ep: &mut Endpoint) -> Vec<(Peer, Message)> {
+    std::iter::from_fn(|| ep.poll_transmit())
+        .filter_map(|t| Some((t.peer, parse_datagram(t.bytes, &Limits::default()).ok()?)))
+        .collect()
+}
+
+/// Starts a call from 1001 to 1002 and returns the INVITE sent to the callee.
+fn start_call(ep: &mut Endpoint, t0: Instant) -> Message {
+    let out = send(ep, t0, invite(1, None), &caller_peer());
+    assert_eq!(
+        out[0].status(),
+        Some(StatusCode::TRYING),
+        "an INVITE is answered at once"
+    );
+    let chal = out
+        .iter()
+        .find(|m| m.status() == Some(StatusCode::PROXY_AUTH_REQUIRED))
+        .expect("407");
+    let auth = proxy_answer(chal);
+    ep.handle_datagram(t0, invite(2, Some(auth)), caller_peer());
+    let out = outputs(ep);
+    out.into_iter()
+        .find(|(p, m)| *p == callee_peer() && m.method() == Some(Method::Invite))
+        .map(|(_, m)| m)
+        .expect("INVITE to the callee")
+}
+
+fn callee_says(
+    ep: &mut Endpoint,
+    now: Instant,
+    inv: &Message,
+    code: u16,
+    sdp: bool,
+) -> Vec<(Peer, Message)> {
+    let mut r = response_to(inv, StatusCode::new(code).unwrap(), Some("callee"));
+    r.push_header(HeaderName::Contact, "<sip:1002@127.0.0.1:5072>");
+    if sdp {
+        r.push_header(HeaderName::ContentType, "application/sdp");
+        r.body = Bytes::from_static(b"v=0\r\no=- 2 2 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 41000 RTP/AVP 0\r\n");
+    }
+    ep.handle_datagram(now, r.to_bytes(), callee_peer());
+    outputs(ep)
+}
+
+fn run_until(ep: &mut Endpoint, until: Instant) -> Vec<(Instant, Peer, Message)> {
+    let mut got = Vec::new();
+    while let Some(at) = ep.poll_timeout() {
+        if at > until {
+            break;
+        }
+        ep.handle_timeout(at);
+        got.extend(outputs(ep).into_iter().map(|(p, m)| (at, p, m)));
+    }
+    got
+}
+
+#[test]
+fn answer_is_retransmitted_until_the_callers_ack() {
+    let t0 = Instant::now();
+    let mut ep = pbx_with_callee(t0);
+    let inv = start_call(&mut ep, t0);
+    let out = callee_says(&mut ep, t0, &inv, 200, true);
+    assert!(
+        out.iter()
+            .any(|(p, m)| *p == callee_peer() && m.method() == Some(Method::Ack)),
+        "callee's 200 is ACKed"
+    );
+    let ok = out
+        .iter()
+        .find(|(p, m)| *p == caller_peer() && m.status() == Some(StatusCode::OK))
+        .expect("200 to the caller");
+    let sdp = crate::sdp::Sdp::parse(&ok.1.body).unwrap();
+    assert_ne!(
+        sdp.audio().unwrap().port,
+        41000,
+        "the caller is given our relay port, not the callee's"
+    );
+    // No ACK: the 200 goes again at T1, 2*T1, ...
+    let again = run_until(&mut ep, t0 + Duration::from_millis(1600));
+    let times: Vec<u128> = again
+        .iter()
+        .filter(|(_, p, m)| *p == caller_peer() && m.status() == Some(StatusCode::OK))
+        .map(|(t, _, _)| (*t - t0).as_millis())
+        .collect();
+    assert_eq!(times, vec![500, 1500]);
+    // The ACK stops it.
+    let tag = ok.1.to_hdr().unwrap().tag().unwrap().clone();
+    let ack = format!(
+        "ACK sip:switchboard@127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bKack;rport\r\n\
+From: <sip:1001@switchboard.local>;tag=caller\r\nTo: <sip:1002@switchboard.local>;tag={}\r\nCall-ID: call-a\r\nCSeq: 2 ACK\r\nContent-Length: 0\r\n\r\n",
+        String::from_utf8_lossy(&tag)
+    );
+    ep.handle_datagram(
+        t0 + Duration::from_millis(1700),
+        Bytes::from(ack),
+        caller_peer(),
+    );
+    let later = run_until(&mut ep, t0 + Duration::from_secs(10));
+    assert!(
+        later
+            .iter()
+            .all(|(_, _, m)| m.status() != Some(StatusCode::OK)),
+        "no 200 after the ACK"
+    );
+    assert_eq!(ep.call_count(), 1, "still talking");
+}
+
+#[test]
+fn a_caller_that_never_acks_is_hung_up_on_both_sides() {
+    let t0 = Instant::now();
+    let mut ep = pbx_with_callee(t0);
+    let inv = start_call(&mut ep, t0);
+    callee_says(&mut ep, t0, &inv, 200, true);
+    let out = run_until(&mut ep, t0 + Duration::from_secs(40));
+    let byes: Vec<&Peer> = out
+        .iter()
+        .filter(|(_, _, m)| m.method() == Some(Method::Bye))
+        .map(|(_, p, _)| p)
+        .collect();
+    assert!(
+        byes.contains(&&caller_peer()) && byes.contains(&&callee_peer()),
+        "{byes:?}"
+    );
+    let cdr = ep.poll_cdr().unwrap();
+    assert_eq!((cdr.sip_code, cdr.hangup_by.as_str()), (408, "system"));
+    assert_eq!(ep.call_count(), 0);
+}
+
+#[test]
+fn ring_timeout_cancels_the_callee_and_a_late_answer_is_hung_up() {
+    let t0 = Instant::now();
+    let mut ep = pbx_with_callee(t0);
+    let inv = start_call(&mut ep, t0);
+    let out = callee_says(&mut ep, t0, &inv, 180, false);
+    assert!(out
+        .iter()
+        .any(|(p, m)| *p == caller_peer() && m.status() == Some(StatusCode::RINGING)));
+    // The default dialplan rings for 30 s.
+    let out = run_until(&mut ep, t0 + Duration::from_secs(31));
+    assert!(
+        out.iter()
+            .any(|(_, p, m)| *p == callee_peer() && m.method() == Some(Method::Cancel)),
+        "CANCEL to the callee"
+    );
+    assert!(
+        out.iter()
+            .any(|(_, p, m)| *p == caller_peer()
+                && m.status() == Some(StatusCode::new(480).unwrap())),
+        "480 to the caller"
+    );
+    let cdr = ep.poll_cdr().unwrap();
+    assert_eq!(
+        (cdr.disposition, cdr.sip_code),
+        (crate::cdr::Disposition::NoAnswer, 480)
+    );
+    // The callee answers anyway: ACK and BYE, so nobody is left in a silent call.
+    let late = callee_says(&mut ep, t0 + Duration::from_secs(31), &inv, 200, true);
+    let to_callee: Vec<Method> = late
+        .iter()
+        .filter(|(p, _)| *p == callee_peer())
+        .filter_map(|(_, m)| m.method())
+        .collect();
+    assert!(
+        to_callee.contains(&Method::Ack) && to_callee.contains(&Method::Bye),
+        "{to_callee:?}"
+    );
+}
+
+#[test]
+fn caller_cancel_before_any_ringing_waits_for_the_callees_provisional() {
+    let t0 = Instant::now();
+    let mut ep = pbx_with_callee(t0);
+    let inv = start_call(&mut ep, t0);
+    let cancel = String::from_utf8_lossy(&invite(2, None))
+        .replace("INVITE sip:", "CANCEL sip:")
+        .replace("CSeq: 2 INVITE", "CSeq: 2 CANCEL")
+        .split("Content-Type")
+        .next()
+        .unwrap()
+        .to_string()
+        + "Content-Length: 0\r\n\r\n";
+    ep.handle_datagram(t0, Bytes::from(cancel), caller_peer());
+    let out = outputs(&mut ep);
+    assert!(out
+        .iter()
+        .any(|(p, m)| *p == caller_peer() && m.status() == Some(StatusCode::REQUEST_TERMINATED)));
+    assert!(
+        !out.iter()
+            .any(|(p, m)| *p == callee_peer() && m.method() == Some(Method::Cancel)),
+        "no CANCEL before a provisional (RFC 3261 §9.1)"
+    );
+    let out = callee_says(&mut ep, t0, &inv, 180, false);
+    assert!(
+        out.iter()
+            .any(|(p, m)| *p == callee_peer() && m.method() == Some(Method::Cancel)),
+        "CANCEL once the callee rings"
+    );
+    assert_eq!(
+        ep.poll_cdr().unwrap().disposition,
+        crate::cdr::Disposition::Cancelled
+    );
 }
