@@ -385,3 +385,25 @@ fn cdr_within(pbx: &Pbx, n: usize, secs: u64) -> Row {
     );
     cdrs(pbx).remove(n - 1)
 }
+
+#[test]
+fn hold_and_resume_are_relayed_between_the_parties() {
+    let pbx = Pbx::start();
+    let port = register_callee(&pbx, "1002", PW2);
+    let callee = spawn_sipp(&scenario("uas_hold.xml"), None, port, &[]);
+    let call = caller(&pbx, &scenario("uac_hold.xml"), "1002", &[]);
+    assert!(
+        call.wait(20),
+        "caller: hold answered recvonly, resume answered sendrecv"
+    );
+    assert!(
+        callee.wait(10),
+        "callee: saw sendonly, then sendrecv, through switchboard"
+    );
+    let r = cdr(&pbx, 1);
+    assert_eq!(
+        (r.disposition.as_str(), r.hangup_by.as_str()),
+        ("answered", "caller"),
+        "{r:?}"
+    );
+}

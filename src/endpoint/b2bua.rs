@@ -60,6 +60,8 @@ struct Leg {
     peer: Peer,
     /// The SDP we last sent on this leg (repeated to a session refresh).
     sdp_sent: Option<Bytes>,
+    /// Its `o=` version; each changed description sent on the leg is one higher (RFC 3264 §8).
+    sdp_version: u64,
 }
 
 /// What a call waits for before its dialplan may go on.
@@ -118,7 +120,21 @@ struct Call {
     ok_at: Option<Instant>,
     ring_at: Option<Instant>,
     b_ack: Option<Bytes>,
+    /// A re-INVITE or UPDATE relayed to the other leg, awaiting its answer.
+    pending: Option<Pending>,
     cdr: Cdr,
+}
+
+/// A mid-call offer (hold, resume, new address) being relayed.
+struct Pending {
+    /// The leg it came from.
+    from: Side,
+    /// Its server transaction there.
+    key: TxKey,
+    /// The request, to answer it.
+    request: Message,
+    /// Our client transaction on the other leg.
+    forwarded: TxKey,
 }
 
 /// A B leg given up on whose INVITE is still pending.
@@ -450,6 +466,7 @@ impl Endpoint {
             cseq: 0,
             peer: peer.clone(),
             sdp_sent: None,
+            sdp_version: 1,
         };
         let cdr = Cdr {
             call: id,
@@ -493,6 +510,7 @@ impl Endpoint {
                 ok_at: None,
                 ring_at: None,
                 b_ack: None,
+                pending: None,
                 cdr,
             },
         );
@@ -796,6 +814,7 @@ impl Endpoint {
             cseq: 1,
             peer: peer.clone(),
             sdp_sent: None,
+            sdp_version: 1,
         };
         let mut inv = self.leg_request(Method::Invite, &leg, 1);
         inv.set_header(
@@ -941,6 +960,16 @@ impl Endpoint {
         let Some(&id) = self.calls.by_client_tx.get(key) else {
             return false;
         };
+        let reoffer = self
+            .calls
+            .calls
+            .get(&id)
+            .and_then(|c| c.pending.as_ref())
+            .is_some_and(|p| &p.forwarded == key);
+        if reoffer {
+            self.reoffer_answered(now, id, key, &msg);
+            return true;
+        }
         if key.method != Method::Invite {
             // Responses to our BYE need nothing more.
             return true;
@@ -1138,6 +1167,7 @@ impl Endpoint {
             cseq: 1,
             peer: peer.clone(),
             sdp_sent: None,
+            sdp_version: 1,
         };
         let ack = self.leg_request(Method::Ack, &leg, 1);
         self.out.push_back(Transmit {
@@ -1208,29 +1238,211 @@ impl Endpoint {
                 };
                 self.finish(now, id, disp, 200, by);
             }
-            Some(Method::Invite) | Some(Method::Update) => {
-                // Session refresh or hold: answered with the description already agreed on
-                // this leg (relaying hold to the other party is the next step).
-                let sdp = self.calls.calls.get(&id).and_then(|c| match side {
-                    Side::A => c.a.sdp_sent.clone(),
-                    Side::B => c.b.as_ref().and_then(|b| b.sdp_sent.clone()),
-                });
-                let extra = vec![(
-                    HeaderName::ContentType,
-                    Bytes::from_static(b"application/sdp"),
-                )];
-                self.reply_with_body(
-                    now,
-                    key,
-                    msg,
-                    StatusCode::OK,
-                    extra,
-                    sdp.unwrap_or_default(),
-                );
-            }
+            Some(Method::Invite) | Some(Method::Update) => self.on_reoffer(now, key, msg, id, side),
             _ => self.reply(now, key, msg, StatusCode::OK, vec![]),
         }
         true
+    }
+
+    /// A re-INVITE or UPDATE inside a call: relayed to the other party with the SDP
+    /// rewritten to our relay ports, so hold, resume and address changes reach it (RFC
+    /// 3264 §8). A call with nobody on the other side (echo, prompts) answers it itself.
+    fn on_reoffer(&mut self, now: Instant, key: &TxKey, msg: &Message, id: u64, side: Side) {
+        let sdp_type = || {
+            vec![(
+                HeaderName::ContentType,
+                Bytes::from_static(b"application/sdp"),
+            )]
+        };
+        let Some(c) = self.calls.calls.get(&id) else {
+            return;
+        };
+        if c.pending.is_some() {
+            // Glare: one offer at a time (RFC 3261 §14.2).
+            self.reply(now, key, msg, code(491), vec![]);
+            return;
+        }
+        let offer = Sdp::parse(&msg.body).ok();
+        if !c.bridged || offer.is_none() {
+            // Nothing to relay to, or no offer in it (a session refresh): repeat what this
+            // leg already agreed.
+            let sdp = match side {
+                Side::A => c.a.sdp_sent.clone(),
+                Side::B => c.b.as_ref().and_then(|b| b.sdp_sent.clone()),
+            };
+            self.reply_with_body(
+                now,
+                key,
+                msg,
+                StatusCode::OK,
+                sdp_type(),
+                sdp.unwrap_or_default(),
+            );
+            return;
+        }
+        let Some(offer) = offer.filter(Sdp::is_relayable) else {
+            self.reply(now, key, msg, code(488), vec![]);
+            return;
+        };
+        let Some((sid, pa, pb)) = c.media else { return };
+        let other = match side {
+            Side::A => c.b.clone(),
+            Side::B => Some(c.a.clone()),
+        };
+        let Some(mut leg) = other else { return };
+        // The sender's new address, until its packets latch the relay anyway.
+        if let (Side::B, Some(addr)) = (side, offer.audio_target()) {
+            self.calls
+                .media_out
+                .push_back(MediaCommand::SetRemoteB { id: sid, addr });
+        }
+        let port = if side == Side::A { pb } else { pa };
+        leg.sdp_version += 1;
+        let Ok(relayed) = offer.relayed(self.media_ip(&leg.peer), port, id, leg.sdp_version) else {
+            self.reply(now, key, msg, code(488), vec![]);
+            return;
+        };
+        let method = msg.method().unwrap_or(Method::Invite);
+        leg.cseq += 1;
+        let mut req = self.leg_request(method, &leg, leg.cseq);
+        req.push_header(HeaderName::Contact, self.contact_value(&leg.peer));
+        req.push_header(
+            HeaderName::ContentType,
+            Bytes::from_static(b"application/sdp"),
+        );
+        req.body = Bytes::from(relayed.to_bytes());
+        let peer = leg.peer.clone();
+        let forwarded = match self.tx.send_request(now, req, peer) {
+            Ok(k) => k,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not relay re-offer");
+                self.reply(now, key, msg, StatusCode::SERVER_ERROR, vec![]);
+                return;
+            }
+        };
+        tracing::info!(call = id, from = ?side, "relaying a mid-call offer");
+        self.calls.by_client_tx.insert(forwarded.clone(), id);
+        if let Some(c) = self.calls.calls.get_mut(&id) {
+            match side {
+                Side::A => c.b = Some(leg),
+                Side::B => c.a = leg,
+            }
+            c.pending = Some(Pending {
+                from: side,
+                key: key.clone(),
+                request: msg.clone(),
+                forwarded,
+            });
+        }
+    }
+
+    /// The other party's answer to a relayed re-offer: ACK it, and answer the sender.
+    fn reoffer_answered(&mut self, now: Instant, id: u64, key: &TxKey, resp: &Message) {
+        let Some(status) = resp.status() else { return };
+        if status.is_provisional() {
+            return;
+        }
+        let Some(c) = self.calls.calls.get_mut(&id) else {
+            return;
+        };
+        let Some(p) = c.pending.take() else { return };
+        self.calls.by_client_tx.remove(key);
+        let (answering, sid, pa, pb) = match (p.from, c.media) {
+            (Side::A, Some((sid, pa, pb))) => (c.b.clone(), sid, pa, pb),
+            (Side::B, Some((sid, pa, pb))) => (Some(c.a.clone()), sid, pa, pb),
+            _ => return,
+        };
+        let sender_peer = if p.from == Side::A {
+            c.a.peer.clone()
+        } else {
+            c.b.as_ref()
+                .map(|b| b.peer.clone())
+                .unwrap_or_else(|| c.a.peer.clone())
+        };
+        if status.is_success() && key.method == Method::Invite {
+            if let Some(leg) = &answering {
+                let ack = self.leg_request(Method::Ack, leg, leg.cseq).to_bytes();
+                self.out.push_back(Transmit {
+                    peer: leg.peer.clone(),
+                    bytes: ack.clone(),
+                });
+                if p.from == Side::A {
+                    if let Some(c) = self.calls.calls.get_mut(&id) {
+                        c.b_ack = Some(ack);
+                    }
+                }
+            }
+        }
+        let answer = Sdp::parse(&resp.body).ok().filter(|_| status.is_success());
+        if let (Side::A, Some(addr)) = (p.from, answer.as_ref().and_then(Sdp::audio_target)) {
+            // B answered with (maybe) a new address.
+            self.calls
+                .media_out
+                .push_back(MediaCommand::SetRemoteB { id: sid, addr });
+        }
+        let port = if p.from == Side::A { pa } else { pb };
+        let version = self.calls.calls.get_mut(&id).and_then(|c| {
+            let leg = match p.from {
+                Side::A => Some(&mut c.a),
+                Side::B => c.b.as_mut(),
+            }?;
+            leg.sdp_version += 1;
+            Some(leg.sdp_version)
+        });
+        let body = answer
+            .and_then(|a| {
+                a.relayed(self.media_ip(&sender_peer), port, id, version.unwrap_or(2))
+                    .ok()
+            })
+            .map(|a| Bytes::from(a.to_bytes()));
+        let to_sender = if status.is_success() && body.is_none() {
+            code(488)
+        } else {
+            status
+        };
+        let tag = self.calls.calls.get(&id).map(|c| match p.from {
+            Side::A => c.a.local_tag.clone(),
+            Side::B => {
+                c.b.as_ref()
+                    .map(|b| b.local_tag.clone())
+                    .unwrap_or_default()
+            }
+        });
+        let tag = tag.map(|t| String::from_utf8_lossy(&t).into_owned());
+        let mut r = response_to(&p.request, to_sender, tag.as_deref());
+        r.push_header(HeaderName::Contact, self.contact_value(&sender_peer));
+        r.push_header(HeaderName::Server, self.server_name.clone());
+        if let Some(b) = body.clone().filter(|_| to_sender.is_success()) {
+            r.push_header(
+                HeaderName::ContentType,
+                Bytes::from_static(b"application/sdp"),
+            );
+            r.body = b.clone();
+            if let Some(c) = self.calls.calls.get_mut(&id) {
+                match p.from {
+                    Side::A => c.a.sdp_sent = Some(b),
+                    Side::B => {
+                        if let Some(leg) = c.b.as_mut() {
+                            leg.sdp_sent = Some(b);
+                        }
+                    }
+                }
+            }
+        }
+        let bytes = r.to_bytes();
+        if let Err(e) = self.tx.respond(now, &p.key, r) {
+            tracing::debug!(error = %e, "answer to a re-offer not sent");
+        }
+        // Our 2xx to the caller's re-INVITE is retransmitted until its ACK, like the first.
+        if to_sender.is_success() && p.from == Side::A && p.key.method == Method::Invite {
+            let t1 = self.cfg_t1;
+            if let Some(c) = self.calls.calls.get_mut(&id) {
+                c.ok_bytes = Some(bytes);
+                c.ok_interval = t1;
+                c.ok_until = now + t1 * 64;
+            }
+            self.calls.arm(id, CallTimer::OkRetransmit, now + t1);
+        }
     }
 
     /// An ACK outside any transaction: the caller's ACK for our 2xx.
