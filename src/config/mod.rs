@@ -53,8 +53,72 @@ struct File {
     calls: CallsSection,
     #[serde(default)]
     users: Vec<UserEntry>,
+    #[serde(default)]
+    trunks: Vec<TrunkEntry>,
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TrunkEntry {
+    name: Spanned<String>,
+    address: Spanned<String>,
+    #[serde(default)]
+    inbound_from: Vec<Spanned<String>>,
+    #[serde(default = "default_inbound_context")]
+    context: Spanned<String>,
+    #[serde(default)]
+    caller_id: Option<String>,
+    #[serde(default)]
+    caller_name: Option<String>,
+    #[serde(default = "default_true")]
+    pai: bool,
+    #[serde(default)]
+    username: Option<String>,
+    #[serde(default)]
+    password: Option<String>,
+    #[serde(default)]
+    register: bool,
+    #[serde(default = "default_reg_expires")]
+    register_expires_s: u32,
+}
+
+fn default_inbound_context() -> Spanned<String> {
+    Spanned::new(0..0, "inbound".into())
+}
+
+fn default_true() -> bool {
+    true
+}
+
+fn default_reg_expires() -> u32 {
+    600
+}
+
+/// A SIP trunk: a provider or gateway that sends us calls (by address, no digest) and
+/// takes calls we send it (optionally answering its digest challenges, and registering).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Trunk {
+    /// Name the dialplan uses (`dial trunk "NAME" ...`) and CDRs record.
+    pub name: String,
+    /// Where calls (and REGISTERs) to the trunk go; UDP.
+    pub address: SocketAddr,
+    /// Source addresses whose INVITEs are this trunk's calls (accepted without digest).
+    pub inbound_from: Vec<std::net::IpAddr>,
+    /// Dialplan context for calls from the trunk.
+    pub context: String,
+    /// Number presented as caller on calls out (default: the calling extension).
+    pub caller_id: Option<String>,
+    /// Display name presented on calls out.
+    pub caller_name: Option<String>,
+    /// Whether to send P-Asserted-Identity (RFC 3325) with the caller's identity.
+    pub pai: bool,
+    /// Digest credentials for the trunk's challenges.
+    pub credentials: Option<(String, String)>,
+    /// Whether to register with the trunk.
+    pub register: bool,
+    /// Registration interval asked for.
+    pub register_expires: u32,
+}
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields, default)]
 struct CallsSection {
@@ -297,6 +361,8 @@ pub struct Config {
     pub default_context: String,
     /// Prompts directory.
     pub sounds_dir: PathBuf,
+    /// Trunks.
+    pub trunks: Vec<Trunk>,
     /// Extensions.
     pub users: Vec<User>,
 }
@@ -520,6 +586,76 @@ impl Config {
                 Some(format!("contexts there: {}", known.join(", "))),
             ));
         }
+        let mut trunks: Vec<Trunk> = Vec::new();
+        for t in &f.trunks {
+            let name = t.name.get_ref().clone();
+            if name.is_empty() || trunks.iter().any(|x| x.name == name) {
+                return Err(err(
+                    t.name.span(),
+                    format!("trunk name `{name}` is empty or used twice"),
+                    None,
+                ));
+            }
+            let address = t.address.get_ref().parse::<SocketAddr>().map_err(|_| {
+                err(
+                    t.address.span(),
+                    format!("`{}` is not an IP address and port", t.address.get_ref()),
+                    Some("e.g. address = \"192.0.2.10:5060\" (host names come later)".into()),
+                )
+            })?;
+            let mut inbound_from = Vec::new();
+            for a in &t.inbound_from {
+                let ip = a.get_ref().parse::<std::net::IpAddr>().map_err(|_| {
+                    err(
+                        a.span(),
+                        format!("`{}` is not an IP address", a.get_ref()),
+                        None,
+                    )
+                })?;
+                if users_from_anywhere(ip) {
+                    return Err(err(a.span(), "an inbound trunk address may not be a wildcard".into(), Some("list the trunk's own addresses: anything listed here may call in without a password".into())));
+                }
+                inbound_from.push(ip);
+            }
+            let context = t.context.get_ref().clone();
+            if !inbound_from.is_empty() && !dialplan.has_context(&context) {
+                return Err(err(
+                    t.context.span(),
+                    format!("context `{context}` is not in {}", dp_path.display()),
+                    None,
+                ));
+            }
+            if t.register && (t.username.is_none() || t.password.is_none()) {
+                return Err(err(
+                    t.name.span(),
+                    format!("trunk `{name}` registers but has no username and password"),
+                    None,
+                ));
+            }
+            trunks.push(Trunk {
+                name,
+                address,
+                inbound_from,
+                context,
+                caller_id: t.caller_id.clone(),
+                caller_name: t.caller_name.clone(),
+                pai: t.pai,
+                credentials: t.username.clone().zip(t.password.clone()),
+                register: t.register,
+                register_expires: t.register_expires_s.max(60),
+            });
+        }
+        for (tname, span) in dialplan.trunk_refs() {
+            if !trunks.iter().any(|t| &t.name == tname) {
+                return Err(ConfigError::at(
+                    &dp_path.display().to_string(),
+                    &dp_text,
+                    span.clone(),
+                    format!("no trunk named `{tname}` in the config"),
+                    Some("define it under [[trunks]]".into()),
+                ));
+            }
+        }
         let ring = *f.calls.ring_timeout_s.get_ref();
         if !(1..=600).contains(&ring) {
             return Err(err(
@@ -535,6 +671,7 @@ impl Config {
             dialplan_path: dp_path,
             default_context: context,
             sounds_dir: PathBuf::from(f.calls.sounds_dir),
+            trunks,
             domain,
             listen,
             state_dir: PathBuf::from(f.server.state_dir),
@@ -577,6 +714,11 @@ impl Config {
         }
         Ok(())
     }
+}
+
+/// An address that would let anyone call in as the trunk.
+fn users_from_anywhere(ip: std::net::IpAddr) -> bool {
+    ip.is_unspecified() || ip.is_multicast()
 }
 
 /// Parses `LOW-HIGH`.

@@ -7,7 +7,7 @@
 //!     dial "$1" timeout 20s                # returns only if not answered, setting $status
 //!     if $status == "busy" { hangup busy } else { hangup noanswer }
 //!   }
-//!   match prefix "9" { dial "$1" }         # prefix; $1 is the rest
+//!   match prefix "9" { dial trunk "pstn" "+1$1" }   # prefix; $1 is the rest
 //! }
 //! ```
 //!
@@ -28,6 +28,7 @@ use std::time::Duration;
 #[derive(Debug)]
 pub struct Dialplan {
     contexts: HashMap<String, Vec<Route>>,
+    trunk_refs: Vec<(String, std::ops::Range<usize>)>,
 }
 
 /// How a route matches the dialled number.
@@ -101,6 +102,7 @@ enum Op {
     Play(Template),
     Dial {
         target: Template,
+        trunk: Option<String>,
         timeout: Option<Duration>,
     },
     Hangup(Option<u16>),
@@ -126,6 +128,8 @@ pub enum Action {
     Dial {
         /// Number to ring.
         target: String,
+        /// Through this trunk; an extension when `None`.
+        trunk: Option<String>,
         /// How long to ring (the config's ring timeout when `None`).
         timeout: Option<Duration>,
     },
@@ -150,6 +154,11 @@ impl Dialplan {
     /// Names of the contexts defined.
     pub fn contexts(&self) -> impl Iterator<Item = &str> {
         self.contexts.keys().map(String::as_str)
+    }
+
+    /// Every trunk a `dial trunk` names, with where (for the config to check they exist).
+    pub fn trunk_refs(&self) -> &[(String, std::ops::Range<usize>)] {
+        &self.trunk_refs
     }
 
     /// Whether a context exists.
@@ -224,9 +233,14 @@ impl Dialplan {
                 Op::Answer => return Action::Answer,
                 Op::Echo => return Action::Echo,
                 Op::Play(t) => return Action::Play(t.expand(&cur.vars)),
-                Op::Dial { target, timeout } => {
+                Op::Dial {
+                    target,
+                    trunk,
+                    timeout,
+                } => {
                     return Action::Dial {
                         target: target.expand(&cur.vars),
+                        trunk: trunk.clone(),
                         timeout: *timeout,
                     };
                 }

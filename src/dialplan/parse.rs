@@ -238,6 +238,8 @@ struct Parser {
     end: usize,
     /// Where each `goto` names a context, to check once all contexts are known.
     gotos: Vec<(String, Range<usize>)>,
+    /// Where each `dial trunk` names a trunk, for the config to check.
+    trunks: Vec<(String, Range<usize>)>,
 }
 
 impl Parser {
@@ -407,6 +409,14 @@ impl Parser {
             "echo" => ops.push(Op::Echo),
             "play" => ops.push(Op::Play(self.template("the sound name")?)),
             "dial" => {
+                let trunk = if matches!(self.peek(), Some(Tok::Ident(k)) if k == "trunk") {
+                    self.pos += 1;
+                    let (name, sp) = self.string("the trunk name")?;
+                    self.trunks.push((name.clone(), sp));
+                    Some(name)
+                } else {
+                    None
+                };
                 let target = self.template("the number to dial")?;
                 let mut timeout = None;
                 if matches!(self.peek(), Some(Tok::Ident(k)) if k == "timeout") {
@@ -428,7 +438,11 @@ impl Parser {
                         }
                     }
                 }
-                ops.push(Op::Dial { target, timeout });
+                ops.push(Op::Dial {
+                    target,
+                    trunk,
+                    timeout,
+                });
             }
             "hangup" => {
                 let code = match self.peek() {
@@ -544,6 +558,7 @@ pub fn parse(text: &str, file: &str) -> Result<Dialplan, ConfigError> {
         pos: 0,
         end: text.len(),
         gotos: Vec::new(),
+        trunks: Vec::new(),
     };
     let contexts = p.file().map_err(err)?;
     let mut map = HashMap::new();
@@ -566,5 +581,8 @@ pub fn parse(text: &str, file: &str) -> Result<Dialplan, ConfigError> {
             )));
         }
     }
-    Ok(Dialplan { contexts: map })
+    Ok(Dialplan {
+        contexts: map,
+        trunk_refs: p.trunks,
+    })
 }

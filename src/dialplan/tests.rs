@@ -9,7 +9,7 @@ context internal {
     dial "$1" timeout 20s
     if $status == "busy" { hangup busy } else if $status == "noanswer" { play "vm" } else { hangup 503 }
   }
-  match prefix "9" { set trunk = "demo"; dial "${1}" }
+  match prefix "9" { set trunk = "demo"; dial trunk "demo" "+1${1}" }
   match "0" { goto internal "1001" }
   match "loop" { goto internal "loop" }
 }
@@ -46,6 +46,7 @@ fn exact_regex_prefix_and_captures() {
         }
     );
     assert_eq!(c.vars["trunk"], "demo");
+    assert_eq!(p.trunk_refs().len(), 1);
     assert!(p.start("internal", "7", "1001").is_none());
     assert!(p.start("nowhere", "600", "1001").is_none());
 }

@@ -22,7 +22,6 @@ use std::time::{Duration, Instant};
 
 use super::Endpoint;
 use crate::cdr::{Cdr, Disposition};
-use crate::config::User;
 use crate::dialplan::{Action, Cursor};
 use crate::media::{MediaCommand, MediaEvent, PortPool, SessionId};
 use crate::sdp::{Codec, Sdp};
@@ -92,6 +91,9 @@ struct Dialing {
     invite_key: TxKey,
     invite: Message,
     provisional: bool,
+    /// Credentials for a trunk's 401/407, and whether they were used already.
+    credentials: Option<(String, String)>,
+    auth_tried: bool,
 }
 
 struct Call {
@@ -105,6 +107,10 @@ struct Call {
     answered: bool,
     /// Whether B answered (A and B are bridged).
     bridged: bool,
+    /// The trunk the call came in on.
+    from_trunk: Option<String>,
+    /// The caller asked to hide its identity (Privacy: id, RFC 3323).
+    privacy: bool,
     b: Option<Leg>,
     dialing: Option<Dialing>,
     cursor: Cursor,
@@ -135,6 +141,18 @@ struct Pending {
     request: Message,
     /// Our client transaction on the other leg.
     forwarded: TxKey,
+}
+
+/// Who and how a dial reaches: built by [`Endpoint::dial`] (an extension) or
+/// [`Endpoint::dial_trunk`], sent by [`Endpoint::dial_out`].
+struct Outgoing<'a> {
+    target: &'a str,
+    from: Bytes,
+    to: Bytes,
+    uri: Uri,
+    peer: Peer,
+    extra: Vec<(HeaderName, Bytes)>,
+    credentials: Option<(String, String)>,
 }
 
 /// A B leg given up on whose INVITE is still pending.
@@ -406,11 +424,38 @@ impl Endpoint {
         Some(bytes)
     }
 
-    /// A new INVITE (no To tag): authenticate, find its route, and start the call.
+    /// A new INVITE (no To tag): identify the caller (a trunk by its address, else an
+    /// extension by digest), find its route, and start the call.
     pub(super) fn on_invite(&mut self, now: Instant, key: TxKey, msg: Message, peer: Peer) {
-        let Some(user) = self.authenticate(now, &key, &msg, &peer, super::AuthKind::Proxy) else {
-            return;
+        let trunk = self
+            .trunks
+            .iter()
+            .find(|t| t.inbound_from.contains(&peer.addr.ip()))
+            .cloned();
+        let (caller, context) = match &trunk {
+            Some(t) => {
+                let from = msg
+                    .from_hdr()
+                    .ok()
+                    .and_then(|f| f.uri.user_decoded())
+                    .unwrap_or_else(|| "anonymous".into());
+                (from, t.context.clone())
+            }
+            None => {
+                let Some(user) = self.authenticate(now, &key, &msg, &peer, super::AuthKind::Proxy)
+                else {
+                    return;
+                };
+                (user.extension, self.default_context.clone())
+            }
         };
+        let privacy = msg
+            .headers_named(&HeaderName::Other(Bytes::from_static(b"Privacy")))
+            .any(|v| {
+                String::from_utf8_lossy(v)
+                    .split(';')
+                    .any(|p| matches!(p.trim(), "id" | "user"))
+            });
         let mf = msg
             .header(&HeaderName::MaxForwards)
             .and_then(|v| header::parse_max_forwards(v).ok())
@@ -433,7 +478,7 @@ impl Endpoint {
                     code(488),
                     vec![(HeaderName::Other(Bytes::from_static(b"Warning")), warn)],
                 );
-                self.refused_cdr(now, &msg, &user.extension, 488, Disposition::Failed);
+                self.refused_cdr(now, &msg, &caller, 488, Disposition::Failed);
                 return;
             }
         };
@@ -441,13 +486,10 @@ impl Endpoint {
             .request_line()
             .and_then(|r| r.uri.user_decoded())
             .unwrap_or_default();
-        let Some(cursor) = self
-            .dialplan
-            .start(&self.default_context, &callee, &user.extension)
-        else {
-            tracing::info!(caller = %user.extension, %callee, "no dialplan route");
+        let Some(cursor) = self.dialplan.start(&context, &callee, &caller) else {
+            tracing::info!(%caller, %callee, %context, "no dialplan route");
             self.reply(now, &key, &msg, StatusCode::NOT_FOUND, vec![]);
-            self.refused_cdr(now, &msg, &user.extension, 404, Disposition::Unavailable);
+            self.refused_cdr(now, &msg, &caller, 404, Disposition::Unavailable);
             return;
         };
         let id = self.calls.next_id;
@@ -471,10 +513,10 @@ impl Endpoint {
         let cdr = Cdr {
             call: id,
             sip_call_id: String::from_utf8_lossy(&a.call_id).into_owned(),
-            caller: user.extension.clone(),
+            caller: caller.clone(),
             callee: callee.clone(),
-            did: None,
-            trunk: None,
+            did: trunk.as_ref().map(|_| callee.clone()),
+            trunk: trunk.as_ref().map(|t| t.name.clone()),
             start_ms: self.unix_ms(now),
             answer_ms: None,
             end_ms: 0,
@@ -482,7 +524,7 @@ impl Endpoint {
             sip_code: 0,
             hangup_by: "system".into(),
         };
-        tracing::info!(call = id, caller = %user.extension, %callee, "call started");
+        tracing::info!(call = id, %caller, %callee, trunk = trunk.as_ref().map(|t| t.name.as_str()), "call started");
         self.calls
             .by_dialog
             .insert((a.call_id.clone(), local_tag), (id, Side::A));
@@ -497,6 +539,8 @@ impl Endpoint {
                 offer,
                 answered: false,
                 bridged: false,
+                from_trunk: trunk.map(|t| t.name),
+                privacy,
                 b: None,
                 dialing: None,
                 cursor,
@@ -589,8 +633,16 @@ impl Endpoint {
                     self.set_wait(id, Wait::Play);
                     return;
                 }
-                Action::Dial { target, timeout } => {
-                    if self.dial(now, id, &target, timeout) {
+                Action::Dial {
+                    target,
+                    trunk,
+                    timeout,
+                } => {
+                    let started = match trunk {
+                        Some(t) => self.dial_trunk(now, id, &t, &target, timeout),
+                        None => self.dial(now, id, &target, timeout),
+                    };
+                    if started {
                         self.set_wait(id, Wait::Dial);
                         return;
                     }
@@ -702,15 +754,26 @@ impl Endpoint {
 
     /// Starts ringing `target`. False (with `$status` set) when it cannot even start.
     fn dial(&mut self, now: Instant, id: u64, target: &str, timeout: Option<Duration>) -> bool {
-        let Some(caller) = self
-            .calls
-            .calls
-            .get(&id)
-            .and_then(|c| self.users.get(&c.cdr.caller))
-            .cloned()
-        else {
+        let Some(c) = self.calls.calls.get(&id) else {
             return false;
         };
+        // The callee sees the calling extension's name, or a trunk caller's number.
+        let (number, name) = match self
+            .users
+            .get(&c.cdr.caller)
+            .filter(|_| c.from_trunk.is_none())
+        {
+            Some(u) => (
+                u.extension.clone(),
+                u.name.clone().unwrap_or_else(|| u.extension.clone()),
+            ),
+            None => (c.cdr.caller.clone(), c.cdr.caller.clone()),
+        };
+        let from = Bytes::from(format!(
+            "\"{}\" <sip:{number}@{}>",
+            name.replace('"', ""),
+            self.domain
+        ));
         if !self.users.contains_key(target) {
             self.set_status(id, "unavailable");
             return false;
@@ -727,28 +790,118 @@ impl Endpoint {
             self.set_status(id, "unavailable");
             return false;
         };
-        self.dial_binding(
-            now,
-            id,
-            &caller,
+        let to = Bytes::from(format!("<sip:{target}@{}>", self.domain));
+        let out = Outgoing {
             target,
-            binding.uri,
-            binding.source,
-            timeout,
-        )
+            from,
+            to,
+            uri: binding.uri,
+            peer: binding.source,
+            extra: Vec::new(),
+            credentials: None,
+        };
+        self.dial_out(now, id, out, timeout)
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn dial_binding(
+    /// Starts a call out through trunk `name` to `number`, presenting the trunk's caller
+    /// ID (or the extension), with P-Asserted-Identity and Privacy as configured.
+    fn dial_trunk(
         &mut self,
         now: Instant,
         id: u64,
-        caller: &User,
-        target: &str,
-        uri: Uri,
-        peer: Peer,
+        name: &str,
+        number: &str,
         timeout: Option<Duration>,
     ) -> bool {
+        let Some(c) = self.calls.calls.get(&id) else {
+            return false;
+        };
+        if c.from_trunk.is_some() {
+            // A trunk calling out through a trunk is toll fraud waiting to happen.
+            tracing::warn!(
+                call = id,
+                trunk = name,
+                "a call from a trunk may not dial a trunk"
+            );
+            self.set_status(id, "failed");
+            return false;
+        }
+        let Some(t) = self.trunks.iter().find(|t| t.name == name).cloned() else {
+            self.set_status(id, "failed");
+            return false;
+        };
+        let ext = self.users.get(&c.cdr.caller).cloned();
+        let id_number = t.caller_id.clone().unwrap_or_else(|| c.cdr.caller.clone());
+        let id_name = t
+            .caller_name
+            .clone()
+            .or_else(|| ext.and_then(|u| u.name))
+            .unwrap_or_else(|| id_number.clone());
+        let host = t.address.to_string();
+        let mut extra = Vec::new();
+        if t.pai {
+            extra.push((
+                HeaderName::Other(Bytes::from_static(b"P-Asserted-Identity")),
+                Bytes::from(format!(
+                    "\"{}\" <sip:{id_number}@{host}>",
+                    id_name.replace('"', "")
+                )),
+            ));
+        }
+        let from = if c.privacy {
+            extra.push((
+                HeaderName::Other(Bytes::from_static(b"Privacy")),
+                Bytes::from_static(b"id"),
+            ));
+            Bytes::from_static(b"\"Anonymous\" <sip:anonymous@anonymous.invalid>")
+        } else {
+            Bytes::from(format!(
+                "\"{}\" <sip:{id_number}@{host}>",
+                id_name.replace('"', "")
+            ))
+        };
+        let Ok(uri) = Uri::parse(&Bytes::from(format!("sip:{number}@{host}"))) else {
+            tracing::info!(call = id, %number, "not a number a trunk can dial");
+            self.set_status(id, "unavailable");
+            return false;
+        };
+        let to = Bytes::from(format!("<sip:{number}@{host}>"));
+        if let Some(c) = self.calls.calls.get_mut(&id) {
+            c.cdr.trunk = Some(t.name.clone());
+        }
+        let peer = Peer {
+            transport: Transport::Udp,
+            addr: t.address,
+        };
+        let out = Outgoing {
+            target: number,
+            from,
+            to,
+            uri,
+            peer,
+            extra,
+            credentials: t.credentials.clone(),
+        };
+        self.dial_out(now, id, out, timeout)
+    }
+
+    /// Sends the B-leg INVITE and starts ringing.
+    fn dial_out(
+        &mut self,
+        now: Instant,
+        id: u64,
+        out: Outgoing<'_>,
+        timeout: Option<Duration>,
+    ) -> bool {
+        let Outgoing {
+            target,
+            from,
+            to,
+            uri,
+            peer,
+            extra,
+            credentials,
+        } = out;
         let Some(c) = self.calls.calls.get(&id) else {
             return false;
         };
@@ -793,16 +946,6 @@ impl Endpoint {
         });
         let b_tag = Bytes::from(self.tag());
         let call_id = Bytes::from(format!("{}@{}", self.tag(), self.domain));
-        let display = caller
-            .name
-            .as_deref()
-            .unwrap_or(&caller.extension)
-            .replace('"', "");
-        let from = Bytes::from(format!(
-            "\"{display}\" <sip:{}@{}>",
-            caller.extension, self.domain
-        ));
-        let to = Bytes::from(format!("<sip:{target}@{}>", self.domain));
         let leg = Leg {
             call_id: call_id.clone(),
             local_hdr: with_tag(&from, &b_tag),
@@ -827,6 +970,9 @@ impl Endpoint {
             Bytes::from_static(super::ALLOW.as_bytes()),
         );
         inv.push_header(HeaderName::UserAgent, self.server_name.clone());
+        for (n, v) in extra {
+            inv.push_header(n, v);
+        }
         inv.push_header(
             HeaderName::ContentType,
             Bytes::from_static(b"application/sdp"),
@@ -855,6 +1001,8 @@ impl Endpoint {
                 invite_key: key,
                 invite: inv,
                 provisional: false,
+                credentials,
+                auth_tried: false,
             });
         }
         self.calls.arm(id, CallTimer::RingTimeout, now + ring);
@@ -995,6 +1143,10 @@ impl Endpoint {
             self.b_provisional(now, id, &msg);
         } else if status.is_success() {
             self.b_answered(now, id, &msg);
+        } else if matches!(status.as_u16(), 401 | 407)
+            && self.retry_with_credentials(now, id, key, &msg)
+        {
+            // Sent again with credentials; the dial goes on.
         } else {
             tracing::info!(call = id, code = status.as_u16(), "callee refused");
             self.calls.by_client_tx.remove(key);
@@ -1011,6 +1163,87 @@ impl Endpoint {
             self.run_dialplan(now, id);
         }
         true
+    }
+
+    /// Answers a trunk's 401/407 to our INVITE once, with the trunk's credentials: the same
+    /// dialog, the next CSeq, a new branch (RFC 3261 §22.2).
+    fn retry_with_credentials(
+        &mut self,
+        now: Instant,
+        id: u64,
+        key: &TxKey,
+        resp: &Message,
+    ) -> bool {
+        let Some(c) = self.calls.calls.get(&id) else {
+            return false;
+        };
+        let Some(d) = c.dialing.as_ref() else {
+            return false;
+        };
+        let (Some((user, password)), false) = (d.credentials.clone(), d.auth_tried) else {
+            return false;
+        };
+        let (challenge_name, answer_name) =
+            if resp.status() == Some(StatusCode::PROXY_AUTH_REQUIRED) {
+                (
+                    HeaderName::ProxyAuthenticate,
+                    HeaderName::ProxyAuthorization,
+                )
+            } else {
+                (HeaderName::WwwAuthenticate, HeaderName::Authorization)
+            };
+        let Some(challenge) = resp.header(&challenge_name).cloned() else {
+            return false;
+        };
+        let uri = d
+            .invite
+            .request_line()
+            .map(|r| r.uri.to_string())
+            .unwrap_or_default();
+        let cnonce = format!("{:08x}", self.rng_u64() as u32);
+        let Some(authz) = crate::sip::auth::client_authorization(
+            &challenge, "INVITE", &uri, &user, &password, &cnonce, 1,
+        ) else {
+            return false;
+        };
+        let Some(c) = self.calls.calls.get_mut(&id) else {
+            return false;
+        };
+        let Some(d) = c.dialing.as_mut() else {
+            return false;
+        };
+        d.auth_tried = true;
+        d.leg.cseq += 1;
+        let mut inv = d.invite.clone();
+        inv.set_header(
+            HeaderName::CSeq,
+            Bytes::from(format!("{} INVITE", d.leg.cseq)),
+        );
+        inv.push_header(answer_name, Bytes::from(authz));
+        let peer = d.leg.peer.clone();
+        let via = self.via_for(&peer);
+        inv.set_header(HeaderName::Via, via);
+        match self.tx.send_request(now, inv.clone(), peer) {
+            Ok(k) => {
+                self.calls.by_client_tx.remove(key);
+                self.calls.by_client_tx.insert(k.clone(), id);
+                if let Some(d) = self
+                    .calls
+                    .calls
+                    .get_mut(&id)
+                    .and_then(|c| c.dialing.as_mut())
+                {
+                    d.invite_key = k;
+                    d.invite = inv;
+                }
+                tracing::info!(
+                    call = id,
+                    "trunk challenged; INVITE sent again with credentials"
+                );
+                true
+            }
+            Err(_) => false,
+        }
     }
 
     fn b_provisional(&mut self, now: Instant, id: u64, msg: &Message) {

@@ -94,6 +94,7 @@ pub struct Endpoint {
     dialplan: Arc<Dialplan>,
     default_context: String,
     sounds_dir: PathBuf,
+    trunks: Vec<crate::config::Trunk>,
 }
 
 impl Endpoint {
@@ -131,6 +132,7 @@ impl Endpoint {
             dialplan: cfg.dialplan.clone(),
             default_context: cfg.default_context.clone(),
             sounds_dir: cfg.sounds_dir.clone(),
+            trunks: cfg.trunks.clone(),
         }
     }
 

@@ -216,6 +216,54 @@ pub fn parse_credentials(v: &Bytes) -> Result<Credentials, AuthParseError> {
     Ok(c)
 }
 
+/// Answers a server's challenge as a client (for trunks that challenge our INVITEs and
+/// REGISTERs). `challenge` is a WWW-Authenticate / Proxy-Authenticate value; `cnonce` and
+/// `nc` come from the caller (randomness and the count of uses of this nonce). `None` when
+/// the challenge is not a Digest we can answer.
+pub fn client_authorization(
+    challenge: &Bytes,
+    method: &str,
+    uri: &str,
+    user: &str,
+    password: &str,
+    cnonce: &str,
+    nc: u32,
+) -> Option<String> {
+    // A challenge has the shape of credentials without the response; reuse that parser by
+    // filling in what a challenge lacks.
+    let text = String::from_utf8_lossy(challenge);
+    let padded = format!("{text}, username=\"x\", uri=\"x\", response=\"x\", nc=1, cnonce=\"x\"");
+    let c = parse_credentials(&Bytes::from(padded)).ok()?;
+    let alg = c.algorithm.unwrap_or(Algorithm::Md5);
+    let h = ha1(alg, user, &c.realm, password);
+    let qop_auth = c
+        .qop
+        .as_deref()
+        .is_some_and(|q| q.split(',').any(|t| t.trim().eq_ignore_ascii_case("auth")));
+    let nc = format!("{nc:08x}");
+    let resp = response(
+        alg,
+        &h,
+        method,
+        uri,
+        &c.nonce,
+        qop_auth.then_some((nc.as_str(), cnonce)),
+    );
+    let mut out = format!(
+        "Digest username=\"{user}\", realm=\"{}\", nonce=\"{}\", uri=\"{uri}\", response=\"{resp}\", algorithm={}",
+        c.realm,
+        c.nonce,
+        alg.as_str()
+    );
+    if qop_auth {
+        out.push_str(&format!(", qop=auth, nc={nc}, cnonce=\"{cnonce}\""));
+    }
+    if let Some(o) = c.opaque {
+        out.push_str(&format!(", opaque=\"{o}\""));
+    }
+    Some(out)
+}
+
 /// Outcome of checking credentials.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Verdict {
@@ -539,6 +587,60 @@ mod tests {
             a.verify(later, "REGISTER", &c, Some(&h)),
             Verdict::Rejected(_)
         ));
+    }
+
+    #[test]
+    fn our_client_answers_our_server() {
+        let t0 = Instant::now();
+        let mut a = auth(t0);
+        let h = ha1(Algorithm::Sha256, "1001", "pbx", "pw-pw-pw");
+        // Both challenges carry the same nonce, so the count must grow from one to the next.
+        for (nc, chal) in (1..).zip(a.challenges(t0, 77, false)) {
+            let v = client_authorization(
+                &Bytes::from(chal),
+                "INVITE",
+                "sip:x@pbx",
+                "1001",
+                "pw-pw-pw",
+                "cn",
+                nc,
+            )
+            .unwrap();
+            let creds = parse_credentials(&Bytes::from(v)).unwrap();
+            let alg = creds.algorithm.unwrap();
+            let h = if alg == Algorithm::Md5 {
+                ha1(Algorithm::Md5, "1001", "pbx", "pw-pw-pw")
+            } else {
+                h.clone()
+            };
+            assert_eq!(
+                a.verify(t0, "INVITE", &creds, Some(&h)),
+                Verdict::Ok,
+                "{alg:?}"
+            );
+        }
+        // A challenge without qop (RFC 2069 style) is answered without it.
+        let v = client_authorization(
+            &Bytes::from_static(b"Digest realm=\"r\", nonce=\"n\""),
+            "REGISTER",
+            "sip:r",
+            "u",
+            "p",
+            "c",
+            1,
+        )
+        .unwrap();
+        assert!(!v.contains("qop"), "{v}");
+        assert!(client_authorization(
+            &Bytes::from_static(b"Basic realm=\"r\""),
+            "REGISTER",
+            "sip:r",
+            "u",
+            "p",
+            "c",
+            1
+        )
+        .is_none());
     }
 
     #[test]

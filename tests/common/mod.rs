@@ -398,7 +398,12 @@ pub fn spawn_sipp(
     }
     cmd.arg("-sf")
         .arg(scenario)
-        .args(["-i", "127.0.0.1", "-p", &port.to_string()])
+        .args(if args.contains(&"-i") {
+            &[][..]
+        } else {
+            &["-i", "127.0.0.1"][..]
+        })
+        .args(["-p", &port.to_string()])
         .args(["-ci", "127.0.0.1", "-cp", &ctl.to_string()])
         .args([
             "-buff_size",
