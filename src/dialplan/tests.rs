@@ -34,6 +34,7 @@ fn exact_regex_prefix_and_captures() {
         p.step(&mut c),
         Action::Dial {
             target: "1002".into(),
+            trunk: None,
             timeout: Some(Duration::from_secs(20))
         }
     );
@@ -41,7 +42,8 @@ fn exact_regex_prefix_and_captures() {
     assert_eq!(
         p.step(&mut c),
         Action::Dial {
-            target: "5550100".into(),
+            target: "+15550100".into(),
+            trunk: Some("demo".into()),
             timeout: None
         }
     );
@@ -74,6 +76,7 @@ fn goto_and_loop_guard() {
         p.step(&mut c),
         Action::Dial {
             target: "1001".into(),
+            trunk: None,
             timeout: Some(Duration::from_secs(20))
         }
     );
