@@ -8,7 +8,7 @@ use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::time::Duration;
 
-use crate::endpoint::{CallView, RegistrationView, Stats};
+use crate::endpoint::{CallView, RegistrationView, Stats, TrunkRegView};
 
 /// A live call with its relay counters.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -55,6 +55,8 @@ pub struct Status {
     pub tcp_connections: usize,
     /// Counters.
     pub stats: Stats,
+    /// Registrations with trunks.
+    pub trunk_registrations: Vec<TrunkRegView>,
 }
 
 /// A control response.

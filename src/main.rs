@@ -227,6 +227,12 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
                         "messages in: {}  parse errors: {}  registers ok: {}  challenges: {}  auth failures: {}",
                         s.stats.messages_in, s.stats.parse_errors, s.stats.registers_ok, s.stats.challenges, s.stats.auth_failures
                     );
+                    for t in &s.trunk_registrations {
+                        println!(
+                            "trunk {}: {} (expires in {}s)",
+                            t.trunk, t.state, t.expires_in
+                        );
+                    }
                 }
                 Response::Error(e) => {
                     eprintln!("error: {e}");

@@ -220,3 +220,34 @@ fn a_trunk_call_never_goes_out_on_a_trunk() {
     assert!(trunk.wait(20), "transit refused with 503");
     assert!(pbx.log_text().contains("may not dial a trunk"));
 }
+
+#[test]
+fn switchboard_registers_with_a_trunk_that_wants_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let tport = free_ports(1);
+    let registrar = spawn_sipp(
+        &scenario("uas_registrar.xml"),
+        None,
+        tport,
+        &["-i", "127.0.0.2"],
+    );
+    let pbx = Pbx::start_with(&config(
+        dir.path(),
+        tport,
+        "username = \"acct-77\"\npassword = \"trunk-secret\"\nregister = true",
+        None,
+    ));
+    assert!(
+        registrar.wait(20),
+        "401 answered with acct-77's credentials"
+    );
+    let registered = wait_until(5, || {
+        let s = pbx.ctl("status");
+        let t = &s["status"]["trunk_registrations"][0];
+        t["state"] == "registered"
+            && t["expires_in"]
+                .as_u64()
+                .is_some_and(|e| (100..=120).contains(&e))
+    });
+    assert!(registered, "{}", pbx.ctl("status"));
+}

@@ -283,6 +283,7 @@ fn ctl_answer(
             transactions: ep.transaction_count(),
             tcp_connections: conns,
             stats: ep.stats().clone(),
+            trunk_registrations: ep.trunk_registrations(now),
         }),
     }
 }

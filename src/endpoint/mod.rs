@@ -15,6 +15,9 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 mod b2bua;
+mod trunk_reg;
+
+pub use trunk_reg::TrunkRegView;
 
 pub use b2bua::CallView;
 
@@ -95,6 +98,7 @@ pub struct Endpoint {
     default_context: String,
     sounds_dir: PathBuf,
     trunks: Vec<crate::config::Trunk>,
+    trunk_regs: trunk_reg::TrunkRegs,
 }
 
 impl Endpoint {
@@ -102,7 +106,7 @@ impl Endpoint {
     /// (for CDRs); `seed` drives tags, branches and nonces; `secret` keys nonce MACs (the
     /// driver draws both from the OS).
     pub fn new(cfg: &Config, now: Instant, wall_ms: u64, seed: u64, secret: [u8; 32]) -> Self {
-        Self {
+        let mut ep = Self {
             tx: Transactions::new(cfg.timers),
             auth: DigestAuth::new(
                 &cfg.domain,
@@ -133,7 +137,14 @@ impl Endpoint {
             default_context: cfg.default_context.clone(),
             sounds_dir: cfg.sounds_dir.clone(),
             trunks: cfg.trunks.clone(),
-        }
+            trunk_regs: trunk_reg::TrunkRegs::default(),
+        };
+        ep.init_trunk_regs(now);
+        ep
+    }
+
+    fn rng_u64_pub(&mut self) -> u64 {
+        self.rng.random()
     }
 
     /// Feeds an event from the media relay.
@@ -221,6 +232,7 @@ impl Endpoint {
     pub fn handle_timeout(&mut self, now: Instant) {
         self.tx.handle_timeout(now);
         self.call_timeouts(now);
+        self.trunk_reg_timeouts(now);
         for aor in self.registrar.handle_timeout(now) {
             tracing::info!(%aor, "registration expired");
         }
@@ -238,6 +250,7 @@ impl Endpoint {
             self.tx.poll_timeout(),
             self.registrar.poll_timeout(),
             self.calls.poll_timeout(),
+            self.trunk_regs.poll_timeout(),
         ]
         .into_iter()
         .flatten()
@@ -279,11 +292,14 @@ impl Endpoint {
                 TuEvent::Request { key, msg, peer } => self.on_request(now, key, msg, peer),
                 TuEvent::Timeout { key } => {
                     tracing::debug!(?key, "transaction timed out");
+                    self.on_trunk_reg_timeout(now, &key);
                     self.on_call_tx_timeout(now, &key);
                 }
                 TuEvent::Ack { msg, .. } => self.on_call_ack(&msg),
                 TuEvent::Response { key, msg } => {
-                    self.on_call_response(now, &key, msg);
+                    if !self.on_trunk_reg_response(now, &key, &msg) {
+                        self.on_call_response(now, &key, msg);
+                    }
                 }
                 TuEvent::StrayResponse { .. } => {}
                 TuEvent::Terminated { key } => {
