@@ -311,6 +311,55 @@ impl Sdp {
         Ok(out)
     }
 
+    /// This offer with both G.711 laws in its audio stream (the missing one appended), so
+    /// a callee that knows only the other law can still answer: the relay transcodes.
+    pub fn with_both_g711(mut self) -> Self {
+        for m in self
+            .media
+            .iter_mut()
+            .filter(|m| m.kind == "audio" && m.port != 0)
+        {
+            let has = |c: Codec| m.formats.iter().any(|f| f.codec() == Some(c));
+            let add = match (has(Codec::Pcmu), has(Codec::Pcma)) {
+                (true, false) => Some((8, "PCMA")),
+                (false, true) => Some((0, "PCMU")),
+                _ => None,
+            };
+            if let Some((pt, name)) = add {
+                // After the offered voice codecs, before telephone-event.
+                let at = m
+                    .formats
+                    .iter()
+                    .rposition(|f| matches!(f.codec(), Some(Codec::Pcmu | Codec::Pcma)))
+                    .map_or(0, |i| i + 1);
+                m.formats.insert(
+                    at,
+                    Format {
+                        pt,
+                        name: name.into(),
+                        rate: 8000,
+                        fmtp: None,
+                    },
+                );
+            }
+        }
+        self
+    }
+
+    /// The first G.711 codec of the audio stream and its payload type.
+    pub fn first_g711(&self) -> Option<(Codec, u8)> {
+        self.audio()?.formats.iter().find_map(|f| match f.codec() {
+            Some(c @ (Codec::Pcmu | Codec::Pcma)) => Some((c, f.pt)),
+            _ => None,
+        })
+    }
+
+    /// Whether the audio stream offers `codec`.
+    pub fn offers(&self, codec: Codec) -> bool {
+        self.audio()
+            .is_some_and(|m| m.formats.iter().any(|f| f.codec() == Some(codec)))
+    }
+
     /// An answer to this offer from switchboard itself (echo, prompts): the first G.711
     /// codec offered, plus telephone-event if offered, at `addr:port`.
     pub fn answer_for(&self, addr: IpAddr, port: u16, session_id: u64) -> Result<Self, SdpError> {
@@ -414,6 +463,16 @@ a=fmtp:101 0-15\r\na=ptime:20\r\na=sendrecv\r\nm=video 27010 RTP/AVP 96\r\na=rtp
             "127.0.0.1:20000".parse().unwrap()
         );
         assert_eq!(again.audio().unwrap().ptime, Some(20));
+    }
+
+    #[test]
+    fn both_laws_are_offered_for_transcoding() {
+        let s = Sdp::parse(b"v=0\r\no=- 1 2 IN IP4 1.2.3.4\r\ns=-\r\nc=IN IP4 1.2.3.4\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0 101\r\na=rtpmap:101 telephone-event/8000\r\n").unwrap();
+        let both = s.clone().with_both_g711();
+        let pts: Vec<u8> = both.audio().unwrap().formats.iter().map(|f| f.pt).collect();
+        assert_eq!(pts, vec![0, 8, 101]);
+        assert!(both.offers(Codec::Pcma) && !s.offers(Codec::Pcma));
+        assert_eq!(s.first_g711(), Some((Codec::Pcmu, 0)));
     }
 
     #[test]

@@ -407,3 +407,53 @@ fn hold_and_resume_are_relayed_between_the_parties() {
         "{r:?}"
     );
 }
+
+/// The dominant frequency of a WAV, by zero crossings (what baresip decoded).
+fn pitch(p: &Path) -> f64 {
+    let mut r = hound::WavReader::open(p).unwrap();
+    let spec = r.spec();
+    let samples: Vec<i16> = r
+        .samples::<i16>()
+        .map(Result::unwrap)
+        .step_by(usize::from(spec.channels))
+        .collect();
+    // Skip the first half second (call set-up, jitter buffer fill).
+    let skip = (spec.sample_rate / 2) as usize;
+    let s = &samples[skip.min(samples.len())..];
+    let crossings = s.windows(2).filter(|w| (w[0] < 0) != (w[1] < 0)).count();
+    crossings as f64 / 2.0 / (s.len() as f64 / f64::from(spec.sample_rate))
+}
+
+#[test]
+fn phones_with_different_g711_laws_talk_through_transcoding() {
+    let pbx = Pbx::start();
+    let alice = Baresip::start_full("1001", PW1, pbx.udp, "manual", "PCMU");
+    let bob = Baresip::start_full("1002", PW2, pbx.udp, "auto", "PCMA");
+    assert!(wait_until(10, || pbx.registrations().len() == 2));
+    alice.cmd("/dial 1002");
+    assert!(
+        wait_until(10, || pbx.ctl("calls")["calls"][0]["state"] == "bridged"),
+        "{}",
+        pbx.log_text()
+    );
+    assert!(wait_until(10, || pbx.ctl("calls")["calls"][0]
+        ["rtp_packets"][1]
+        .as_u64()
+        .unwrap_or(0)
+        > 100));
+    alice.cmd("/hangup");
+    assert!(wait_until(10, || cdrs(&pbx).len() == 1));
+    assert!(
+        pbx.log_text().contains("transcoding G.711"),
+        "the legs share no law"
+    );
+    // Each side hears the other's 440 Hz tone, not the noise a wrong law would make.
+    for (who, phone) in [("alice", &alice), ("bob", &bob)] {
+        let heard = phone.heard();
+        let best = heard.iter().map(|p| pitch(p)).fold(0.0, f64::max);
+        assert!(
+            heard.iter().any(|p| (400.0..480.0).contains(&pitch(p))),
+            "{who} heard {best:.0} Hz"
+        );
+    }
+}

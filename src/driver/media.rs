@@ -58,6 +58,8 @@ pub fn start(ip: IpAddr, events: mpsc::UnboundedSender<MediaEvent>) -> MediaHand
 
 struct Session {
     remote_b: watch::Sender<Option<SocketAddr>>,
+    /// G.711 conversion (A's payload type, B's), when the legs share no law.
+    transcode: watch::Sender<Option<(u8, u8)>>,
     /// Commands for a local session (echo, play).
     local: Option<mpsc::UnboundedSender<LocalCmd>>,
     task: tokio::task::JoinHandle<()>,
@@ -104,11 +106,13 @@ async fn run(
                     m.insert(id, c.clone());
                 }
                 let (wtx, wrx) = watch::channel(None);
-                let task = tokio::spawn(bridge(socks.0, socks.1, a_remote, wrx, c));
+                let (ttx, trx) = watch::channel(None);
+                let task = tokio::spawn(bridge(socks.0, socks.1, a_remote, wrx, trx, c));
                 sessions.insert(
                     id,
                     Session {
                         remote_b: wtx,
+                        transcode: ttx,
                         local: None,
                         task,
                     },
@@ -139,6 +143,7 @@ async fn run(
                     id,
                     Session {
                         remote_b: wtx,
+                        transcode: watch::channel(None).0,
                         local: Some(ltx),
                         task,
                     },
@@ -162,6 +167,11 @@ async fn run(
             MediaCommand::SetRemoteB { id, addr } => {
                 if let Some(s) = sessions.get(&id) {
                     let _ = s.remote_b.send(Some(addr));
+                }
+            }
+            MediaCommand::Transcode { id, a_pt, b_pt } => {
+                if let Some(s) = sessions.get(&id) {
+                    let _ = s.transcode.send(Some((a_pt, b_pt)));
                 }
             }
             MediaCommand::Close { id } => {
@@ -195,8 +205,10 @@ async fn bridge(
     b: (UdpSocket, UdpSocket),
     a_sdp: Option<SocketAddr>,
     mut b_sdp: watch::Receiver<Option<SocketAddr>>,
+    mut transcode: watch::Receiver<Option<(u8, u8)>>,
     c: Arc<Counters>,
 ) {
+    let mut tc: Option<(u8, u8)> = None;
     let (a_rtp, a_rtcp) = a;
     let (b_rtp, b_rtcp) = b;
     // Where to send to each side: from SDP until the side's own packets say otherwise.
@@ -215,6 +227,9 @@ async fn bridge(
                 let Ok((n, from)) = r else { continue };
                 if !a_latched { to_a = Some(from); a_latched = true; }
                 if let Some(dst) = to_b {
+                    if let Some((a_pt, b_pt)) = tc {
+                        g711::transcode_rtp(&mut buf_a[..n], a_pt, b_pt);
+                    }
                     let _ = b_rtp.try_send_to(&buf_a[..n], dst);
                     c.a_to_b.fetch_add(1, Ordering::Relaxed);
                 }
@@ -223,6 +238,9 @@ async fn bridge(
                 let Ok((n, from)) = r else { continue };
                 if !b_latched { to_b = Some(from); b_latched = true; }
                 if let Some(dst) = to_a {
+                    if let Some((a_pt, b_pt)) = tc {
+                        g711::transcode_rtp(&mut buf_b[..n], b_pt, a_pt);
+                    }
                     let _ = a_rtp.try_send_to(&buf_b[..n], dst);
                     c.b_to_a.fetch_add(1, Ordering::Relaxed);
                 }
@@ -236,6 +254,10 @@ async fn bridge(
                 let Ok((n, from)) = r else { continue };
                 to_b_rtcp = Some(from);
                 if let Some(dst) = to_a_rtcp { let _ = a_rtcp.try_send_to(&buf_bc[..n], dst); }
+            }
+            ch = transcode.changed() => {
+                if ch.is_err() { return; }
+                tc = *transcode.borrow();
             }
             ch = b_sdp.changed() => {
                 if ch.is_err() { return; }

@@ -923,8 +923,9 @@ impl Endpoint {
             return false;
         };
         let c = &self.calls.calls[&id];
+        // Both laws, so a callee that knows only the other one can answer (we transcode).
         let offer_b = match c.offer.relayed(self.media_ip(&peer), pb, id, 1) {
-            Ok(o) => o,
+            Ok(o) => o.with_both_g711(),
             Err(e) => {
                 tracing::info!(error = %e, "offer refused");
                 if !reuse_a {
@@ -1322,14 +1323,33 @@ impl Endpoint {
         let Some((sid, pa, _)) = c.media else { return };
         let answer = Sdp::parse(&msg.body).ok();
         let target = answer.as_ref().and_then(Sdp::audio_target);
-        let a_body = answer
-            .and_then(|s| s.relayed(self.media_ip(&a_peer), pa, id, 1).ok())
-            .map(|s| Bytes::from(s.to_bytes()));
+        // If the callee chose the law the caller did not offer, the caller gets its own
+        // first law and the relay converts between them.
+        let offer = c.offer.clone();
+        let b_law = answer.as_ref().and_then(Sdp::first_g711);
+        let transcode = match (b_law, offer.first_g711()) {
+            (Some((bc, bpt)), Some((_, apt))) if !offer.offers(bc) => Some((apt, bpt)),
+            _ => None,
+        };
+        let a_ip = self.media_ip(&a_peer);
+        let a_body = match transcode {
+            Some(_) => offer.answer_for(a_ip, pa, id).ok(),
+            None => answer.and_then(|s| s.relayed(a_ip, pa, id, 1).ok()),
+        }
+        .map(|s| Bytes::from(s.to_bytes()));
         match (target, a_body) {
             (Some(addr), Some(body)) => {
                 self.calls
                     .media_out
                     .push_back(MediaCommand::SetRemoteB { id: sid, addr });
+                if let Some((a_pt, b_pt)) = transcode {
+                    tracing::info!(call = id, a_pt, b_pt, "transcoding G.711");
+                    self.calls.media_out.push_back(MediaCommand::Transcode {
+                        id: sid,
+                        a_pt,
+                        b_pt,
+                    });
+                }
                 self.set_wait(id, Wait::HangUp);
                 if !answered_before {
                     if let Some(c) = self.calls.calls.get_mut(&id) {

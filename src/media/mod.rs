@@ -32,6 +32,16 @@ pub enum MediaCommand {
         /// Address from the SDP.
         addr: SocketAddr,
     },
+    /// Convert G.711 between the legs: A's payload type `a_pt` to and from B's `b_pt`
+    /// (0 = PCMU, 8 = PCMA), because the parties share no law.
+    Transcode {
+        /// Session.
+        id: SessionId,
+        /// Payload type spoken with A.
+        a_pt: u8,
+        /// Payload type spoken with B.
+        b_pt: u8,
+    },
     /// Close the session and free its sockets.
     Close {
         /// Session.
@@ -110,7 +120,56 @@ pub mod g711 {
         (out | sign) ^ 0x55
     }
 
-    /// μ-law to 16-bit linear (for tests and, later, transcoding).
+    /// Conversion tables between the laws, built once: transcoding then costs one table
+    /// lookup per byte, in place.
+    pub fn tables() -> &'static ([u8; 256], [u8; 256]) {
+        static T: std::sync::OnceLock<([u8; 256], [u8; 256])> = std::sync::OnceLock::new();
+        T.get_or_init(|| {
+            let mut u2a = [0u8; 256];
+            let mut a2u = [0u8; 256];
+            for i in 0..=255u8 {
+                u2a[usize::from(i)] = alaw(ulaw_decode(i));
+                a2u[usize::from(i)] = ulaw(alaw_decode(i));
+            }
+            (u2a, a2u)
+        })
+    }
+
+    /// Rewrites an RTP packet's G.711 payload from payload type `from` to `to` in place
+    /// (CSRCs, header extension and padding respected). Packets of other payload types
+    /// (telephone-event, comfort noise) are left alone.
+    pub fn transcode_rtp(pkt: &mut [u8], from: u8, to: u8) {
+        if pkt.len() < 12 || pkt[0] >> 6 != 2 || pkt[1] & 0x7f != from {
+            return;
+        }
+        let cc = usize::from(pkt[0] & 0x0f);
+        let mut off = 12 + 4 * cc;
+        if pkt[0] & 0x10 != 0 {
+            let Some(ext) = pkt.get(off + 2..off + 4) else {
+                return;
+            };
+            off += 4 + 4 * usize::from(u16::from_be_bytes([ext[0], ext[1]]));
+        }
+        let mut end = pkt.len();
+        if pkt[0] & 0x20 != 0 {
+            end = end.saturating_sub(usize::from(pkt[pkt.len() - 1]));
+        }
+        if off > end {
+            return;
+        }
+        let (u2a, a2u) = tables();
+        let table = match (from, to) {
+            (0, 8) => u2a,
+            (8, 0) => a2u,
+            _ => return,
+        };
+        for b in &mut pkt[off..end] {
+            *b = table[usize::from(*b)];
+        }
+        pkt[1] = (pkt[1] & 0x80) | to;
+    }
+
+    /// μ-law to 16-bit linear.
     pub fn ulaw_decode(u: u8) -> i16 {
         let u = !u;
         let sign = u & 0x80;
@@ -191,6 +250,39 @@ mod tests {
         // Reference points from G.711: silence encodes as 0xFF (μ) and 0xD5 (A).
         assert_eq!(g711::ulaw(0), 0xFF);
         assert_eq!(g711::alaw(0), 0xD5);
+    }
+
+    #[test]
+    fn rtp_payload_is_transcoded_in_place() {
+        let mut pkt = vec![0x80, 0x00, 0, 1, 0, 0, 0, 160, 1, 2, 3, 4];
+        pkt.extend((0..160).map(|i| g711::ulaw((i as i16 - 80) * 300)));
+        let orig = pkt.clone();
+        g711::transcode_rtp(&mut pkt, 0, 8);
+        assert_eq!(pkt[1], 8);
+        for (i, (&a, &u)) in pkt[12..].iter().zip(&orig[12..]).enumerate() {
+            let (la, lu) = (
+                i32::from(g711::alaw_decode(a)),
+                i32::from(g711::ulaw_decode(u)),
+            );
+            assert!(
+                (la - lu).abs() <= lu.abs() / 8 + 16,
+                "sample {i}: {la} vs {lu}"
+            );
+        }
+        // Telephone-event (PT 101) passes untouched; a marker bit survives.
+        let mut te = vec![0x80, 101, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1, 5, 0x80, 0, 160];
+        let before = te.clone();
+        g711::transcode_rtp(&mut te, 0, 8);
+        assert_eq!(te, before);
+        let mut marked = orig.clone();
+        marked[1] |= 0x80;
+        g711::transcode_rtp(&mut marked, 0, 8);
+        assert_eq!(marked[1], 0x88);
+        // Short or malformed packets are left alone, never a panic.
+        for n in 0..14 {
+            let mut p = vec![0x9f; n];
+            g711::transcode_rtp(&mut p, 0, 8);
+        }
     }
 
     #[test]

@@ -258,6 +258,17 @@ impl Baresip {
     /// `answermode` is baresip's: `manual` or `auto`. Decoded audio is dumped as WAV files
     /// in `dir/snd` (sndfile module), so a test can check what the phone heard.
     pub fn start_with(user: &str, password: &str, pbx: SocketAddr, answermode: &str) -> Self {
+        Self::start_full(user, password, pbx, answermode, "PCMU")
+    }
+
+    /// As [`Self::start_with`], speaking only the G.711 law(s) in `codecs` (e.g. `PCMA`).
+    pub fn start_full(
+        user: &str,
+        password: &str,
+        pbx: SocketAddr,
+        answermode: &str,
+        codecs: &str,
+    ) -> Self {
         need("baresip");
         let dir = tempfile::tempdir().unwrap();
         let port = free_ports(2);
@@ -277,7 +288,7 @@ module_tmp\taccount.so\nmodule_app\tmenu.so\nmodule_app\tcons.so\ncons_listen\t1
         std::fs::write(dir.path().join("config"), cfg).unwrap();
         std::fs::write(
             dir.path().join("accounts"),
-            format!("<sip:{user}@{pbx}>;auth_pass={password};answermode={answermode};audio_codecs=PCMU;regint=600\n"),
+            format!("<sip:{user}@{pbx}>;auth_pass={password};answermode={answermode};audio_codecs={codecs};regint=600\n"),
         )
         .unwrap();
         std::fs::write(dir.path().join("contacts"), "").unwrap();
