@@ -1,9 +1,13 @@
 //! switchboard: an on-premises SIP/PBX engine.
 //!
-//! Data flows one way (see `DESIGN.md` of the project): sockets hand bytes to
-//! [`sip::parse`]; messages go to [`sip::transaction`], whose events reach the registrar
-//! and (later) the call layer. Every protocol core is sans-IO: it takes inputs and `now`
-//! and returns outputs; only [`driver`] owns sockets, the clock, tasks and files.
+//! Data flows one way: sockets hand bytes to [`sip::parse`]; messages go to
+//! [`sip::transaction`], whose events reach the [`endpoint`] (registrar, digest auth, and
+//! the B2BUA driven by the [`dialplan`]); the endpoint emits transmits, [`media`] commands
+//! for the RTP relay and [`cdr`] records for the store. Every protocol core is sans-IO: it
+//! takes inputs and `now` and returns outputs; only [`driver`] owns sockets, the clock,
+//! tasks and files.
+
+#![forbid(unsafe_code)]
 
 pub mod cdr;
 pub mod config;

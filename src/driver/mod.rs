@@ -6,7 +6,7 @@
 //! `switchboard ctl`. Nothing here decides protocol behaviour: that is the endpoint's.
 
 mod ctl_server;
-mod media;
+pub mod media;
 mod store;
 mod transport;
 

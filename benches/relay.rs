@@ -1,0 +1,114 @@
+//! The RTP relay's forward path on real loopback sockets: nanoseconds and heap
+//! allocations per relayed packet, same-law and with G.711 transcoding, against the bare
+//! kernel path (socket to socket, no relay) measured in the same run.
+//! `cargo bench --bench relay`; figures go to BENCHMARKS.md.
+
+// Counting allocations needs a global allocator, which is unsafe to implement; the
+// library itself forbids unsafe code.
+#![allow(unsafe_code)]
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::net::UdpSocket;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use switchboard::media::{MediaCommand, SessionId};
+
+/// Counts every allocation in the process, relay threads included.
+struct Counting;
+
+static ALLOCS: AtomicU64 = AtomicU64::new(0);
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
+        ALLOCS.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: forwarded unchanged to the system allocator.
+        unsafe { System.alloc(l) }
+    }
+    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
+        // SAFETY: forwarded unchanged to the system allocator.
+        unsafe { System.dealloc(p, l) }
+    }
+}
+
+#[global_allocator]
+static A: Counting = Counting;
+
+const PACKETS: usize = 50_000;
+const BURST: usize = 32;
+
+fn rtp(pt: u8, seq: u16) -> [u8; 172] {
+    let mut p = [0u8; 172];
+    p[0] = 0x80;
+    p[1] = pt;
+    p[2..4].copy_from_slice(&seq.to_be_bytes());
+    for (i, b) in p[12..].iter_mut().enumerate() {
+        *b = (i * 7) as u8;
+    }
+    p
+}
+
+/// Sends PACKETS in bursts from `tx` to `to` and reads them at `rx`; returns ns/packet
+/// and allocations/packet over the whole process.
+fn pump(tx: &UdpSocket, to: std::net::SocketAddr, rx: &UdpSocket) -> (f64, f64) {
+    let mut buf = [0u8; 2048];
+    let a0 = ALLOCS.load(Ordering::Relaxed);
+    let t0 = Instant::now();
+    let mut got = 0;
+    let mut seq = 0u16;
+    while got < PACKETS {
+        for _ in 0..BURST {
+            seq = seq.wrapping_add(1);
+            tx.send_to(&rtp(0, seq), to).unwrap();
+        }
+        for _ in 0..BURST {
+            match rx.recv(&mut buf) {
+                Ok(_) => got += 1,
+                Err(_) => break,
+            }
+        }
+    }
+    let ns = t0.elapsed().as_nanos() as f64 / got as f64;
+    let allocs = (ALLOCS.load(Ordering::Relaxed) - a0) as f64 / got as f64;
+    (ns, allocs)
+}
+
+fn sock() -> UdpSocket {
+    let s = UdpSocket::bind("127.0.0.1:0").unwrap();
+    s.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+    s
+}
+
+fn main() {
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+    let _g = rt.enter();
+    let (ev_tx, _ev_rx) = tokio::sync::mpsc::unbounded_channel();
+    let relay = switchboard::driver::media::start("127.0.0.1".parse().unwrap(), ev_tx);
+
+    // Baseline: the kernel alone, A straight to B.
+    let (a, b) = (sock(), sock());
+    let (base_ns, base_allocs) = pump(&a, b.local_addr().unwrap(), &b);
+
+    let mut results = Vec::new();
+    for (name, transcode, port) in [("relay, same law", false, 34_000u16), ("relay, PCMU to PCMA", true, 34_010)] {
+        let (a, b) = (sock(), sock());
+        let id = SessionId(u64::from(port));
+        relay.send(MediaCommand::Open { id, a_port: port, b_port: port + 2, a_remote: Some(a.local_addr().unwrap()) });
+        relay.send(MediaCommand::SetRemoteB { id, addr: b.local_addr().unwrap() });
+        if transcode {
+            relay.send(MediaCommand::Transcode { id, a_pt: 0, b_pt: 8 });
+        }
+        std::thread::sleep(Duration::from_millis(100));
+        let to = format!("127.0.0.1:{port}").parse().unwrap();
+        // Warm up (latching, page faults), then measure.
+        let _ = pump(&a, to, &b);
+        let (ns, allocs) = pump(&a, to, &b);
+        relay.send(MediaCommand::Close { id });
+        results.push((name, ns, allocs));
+    }
+    println!("{:<22} {:>10} {:>14} {:>16}", "path", "ns/packet", "allocs/packet", "vs kernel alone");
+    println!("{:<22} {:>10.0} {:>14.3} {:>16}", "kernel alone", base_ns, base_allocs, "1.00");
+    for (name, ns, allocs) in results {
+        println!("{name:<22} {ns:>10.0} {allocs:>14.3} {:>16.2}", ns / base_ns);
+    }
+}
