@@ -75,12 +75,17 @@ fn pump(tx: &UdpSocket, to: std::net::SocketAddr, rx: &UdpSocket) -> (f64, f64) 
 
 fn sock() -> UdpSocket {
     let s = UdpSocket::bind("127.0.0.1:0").unwrap();
-    s.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+    s.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
     s
 }
 
 fn main() {
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
     let _g = rt.enter();
     let (ev_tx, _ev_rx) = tokio::sync::mpsc::unbounded_channel();
     let relay = switchboard::driver::media::start("127.0.0.1".parse().unwrap(), ev_tx);
@@ -90,13 +95,28 @@ fn main() {
     let (base_ns, base_allocs) = pump(&a, b.local_addr().unwrap(), &b);
 
     let mut results = Vec::new();
-    for (name, transcode, port) in [("relay, same law", false, 34_000u16), ("relay, PCMU to PCMA", true, 34_010)] {
+    for (name, transcode, port) in [
+        ("relay, same law", false, 34_000u16),
+        ("relay, PCMU to PCMA", true, 34_010),
+    ] {
         let (a, b) = (sock(), sock());
         let id = SessionId(u64::from(port));
-        relay.send(MediaCommand::Open { id, a_port: port, b_port: port + 2, a_remote: Some(a.local_addr().unwrap()) });
-        relay.send(MediaCommand::SetRemoteB { id, addr: b.local_addr().unwrap() });
+        relay.send(MediaCommand::Open {
+            id,
+            a_port: port,
+            b_port: port + 2,
+            a_remote: Some(a.local_addr().unwrap()),
+        });
+        relay.send(MediaCommand::SetRemoteB {
+            id,
+            addr: b.local_addr().unwrap(),
+        });
         if transcode {
-            relay.send(MediaCommand::Transcode { id, a_pt: 0, b_pt: 8 });
+            relay.send(MediaCommand::Transcode {
+                id,
+                a_pt: 0,
+                b_pt: 8,
+            });
         }
         std::thread::sleep(Duration::from_millis(100));
         let to = format!("127.0.0.1:{port}").parse().unwrap();
@@ -106,9 +126,18 @@ fn main() {
         relay.send(MediaCommand::Close { id });
         results.push((name, ns, allocs));
     }
-    println!("{:<22} {:>10} {:>14} {:>16}", "path", "ns/packet", "allocs/packet", "vs kernel alone");
-    println!("{:<22} {:>10.0} {:>14.3} {:>16}", "kernel alone", base_ns, base_allocs, "1.00");
+    println!(
+        "{:<22} {:>10} {:>14} {:>16}",
+        "path", "ns/packet", "allocs/packet", "vs kernel alone"
+    );
+    println!(
+        "{:<22} {:>10.0} {:>14.3} {:>16}",
+        "kernel alone", base_ns, base_allocs, "1.00"
+    );
     for (name, ns, allocs) in results {
-        println!("{name:<22} {ns:>10.0} {allocs:>14.3} {:>16.2}", ns / base_ns);
+        println!(
+            "{name:<22} {ns:>10.0} {allocs:>14.3} {:>16.2}",
+            ns / base_ns
+        );
     }
 }
