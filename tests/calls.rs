@@ -457,3 +457,23 @@ fn phones_with_different_g711_laws_talk_through_transcoding() {
         );
     }
 }
+
+#[test]
+fn stopping_the_pbx_hangs_up_live_calls_and_keeps_their_cdrs() {
+    let mut pbx = Pbx::start();
+    let port = register_callee(&pbx, "1002", PW2);
+    let callee = spawn_sipp(&scenario("uas_answer.xml"), None, port, &[]);
+    let call = caller(&pbx, &scenario("uac_wait_bye.xml"), "1002", &[]);
+    assert!(wait_until(10, || pbx.ctl("calls")["calls"][0]["state"] == "bridged"));
+    let state = pbx.state.path().to_path_buf();
+    pbx.stop();
+    assert!(call.wait(10), "the caller got a BYE");
+    assert!(callee.wait(10), "the callee got a BYE");
+    let db = rusqlite::Connection::open(state.join("cdr.sqlite")).unwrap();
+    let (disp, by): (String, String) = db
+        .query_row("SELECT disposition, hangup_by FROM cdr", [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .unwrap();
+    assert_eq!((disp.as_str(), by.as_str()), ("answered", "system"));
+}

@@ -41,6 +41,8 @@ pub(crate) enum Input {
     Ctl(CtlRequest, oneshot::Sender<CtlResponse>),
     /// An event from the media relay.
     Media(crate::media::MediaEvent),
+    /// Stop: end every call (so each leaves its CDR), send what is owed, and return.
+    Shutdown,
 }
 
 /// Runs switchboard until SIGINT or SIGTERM.
@@ -138,8 +140,17 @@ async fn run_async(cfg: Config) -> anyhow::Result<()> {
     shutdown.await;
     tracing::info!("shutting down");
     notify_systemd("STOPPING=1");
-    sip.abort();
-    let _ = sip.await;
+    // Calls are hung up properly (BYE both ways, a CDR each) before the task ends; a SIP
+    // task that does not finish in time is stopped anyway.
+    let _ = tx.send(Input::Shutdown).await;
+    let abort = sip.abort_handle();
+    if tokio::time::timeout(std::time::Duration::from_secs(5), sip)
+        .await
+        .is_err()
+    {
+        tracing::warn!("SIP task did not stop in time");
+        abort.abort();
+    }
     // The SIP task is gone, so every record it emitted is queued: write them out.
     store.close();
     let _ = std::fs::remove_file(&ctl_path);
@@ -244,6 +255,15 @@ async fn sip_task(
                     let _ = reply.send(ctl_answer(&ep, &io, req, now, started, &listening));
                 }
                 Input::Media(ev) => ep.handle_media_event(now, ev),
+                Input::Shutdown => {
+                    let calls = ep.call_count();
+                    ep.shutdown(now);
+                    flush(&mut ep, &io);
+                    tracing::info!(calls, "calls ended for shutdown");
+                    // Give the BYEs a moment on the wire before the sockets close.
+                    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+                    return;
+                }
             }
             next = rx.try_recv().ok();
         }

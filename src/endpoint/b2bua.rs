@@ -1764,6 +1764,33 @@ impl Endpoint {
         }
     }
 
+    /// Ends every call for a shutdown: BYE to answered legs, 503 to unanswered callers,
+    /// callees still ringing cancelled; each call leaves its CDR.
+    pub(super) fn end_all_calls(&mut self, now: Instant) {
+        let ids: Vec<u64> = self.calls.calls.keys().copied().collect();
+        for id in ids {
+            let Some((answered, bridged)) =
+                self.calls.calls.get(&id).map(|c| (c.answered, c.bridged))
+            else {
+                continue;
+            };
+            if answered {
+                self.send_bye(now, id, Side::A);
+                if bridged {
+                    self.send_bye(now, id, Side::B);
+                }
+                self.finish(now, id, Disposition::Answered, 200, "system");
+            } else {
+                self.fail_call(
+                    now,
+                    id,
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    Disposition::Failed,
+                );
+            }
+        }
+    }
+
     /// Call timers due at `now`.
     pub(super) fn call_timeouts(&mut self, now: Instant) {
         while let Some(Reverse((at, id, kind))) = self.calls.timers.peek().copied() {

@@ -147,6 +147,13 @@ impl Endpoint {
         self.rng.random()
     }
 
+    /// Ends every call (each leaves its CDR) before the process stops; drain the outputs
+    /// afterwards as usual.
+    pub fn shutdown(&mut self, now: Instant) {
+        self.end_all_calls(now);
+        self.drain(now);
+    }
+
     /// Feeds an event from the media relay.
     pub fn handle_media_event(&mut self, now: Instant, ev: MediaEvent) {
         self.on_media_event(now, ev);

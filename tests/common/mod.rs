@@ -169,6 +169,11 @@ impl Pbx {
             .collect()
     }
 
+    /// Stops it with SIGTERM, as systemd would, and waits for it to exit.
+    pub fn stop(&mut self) {
+        terminate(&mut self.child);
+    }
+
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
