@@ -477,3 +477,22 @@ fn stopping_the_pbx_hangs_up_live_calls_and_keeps_their_cdrs() {
         .unwrap();
     assert_eq!((disp.as_str(), by.as_str()), ("answered", "system"));
 }
+
+#[test]
+fn every_device_of_an_extension_rings_and_the_first_answer_wins() {
+    let pbx = Pbx::start();
+    let desk = register_callee(&pbx, "1002", PW2);
+    let headset = register_callee(&pbx, "1002", PW2);
+    assert_eq!(pbx.registrations().len(), 2);
+    let ringing = spawn_sipp(&scenario("uas_ring.xml"), None, desk, &[]);
+    let answering = spawn_sipp(&scenario("uas_answer.xml"), None, headset, &[]);
+    let call = caller(&pbx, &scenario("uac_call.xml"), "1002", &["-d", "500"]);
+    assert!(call.wait(20), "the caller is answered");
+    assert!(answering.wait(10), "the headset took the call");
+    assert!(
+        ringing.wait(10),
+        "the desk phone stopped ringing: CANCEL, 487, ACK"
+    );
+    let r = cdr(&pbx, 1);
+    assert_eq!(r.disposition, "answered");
+}

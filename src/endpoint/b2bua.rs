@@ -112,7 +112,10 @@ struct Call {
     /// The caller asked to hide its identity (Privacy: id, RFC 3323).
     privacy: bool,
     b: Option<Leg>,
-    dialing: Option<Dialing>,
+    /// The callee's devices being rung (every registered contact, in parallel).
+    dialing: Vec<Dialing>,
+    /// Final failures of branches rung so far, for the status when all have failed.
+    failures: Vec<u16>,
     cursor: Cursor,
     wait: Wait,
     mf: u8,
@@ -251,7 +254,7 @@ impl Calls {
                     "bridged"
                 } else if c.answered {
                     "answered"
-                } else if c.dialing.is_some() {
+                } else if !c.dialing.is_empty() {
                     "ringing"
                 } else {
                     "routing"
@@ -542,7 +545,8 @@ impl Endpoint {
                 from_trunk: trunk.map(|t| t.name),
                 privacy,
                 b: None,
-                dialing: None,
+                dialing: Vec::new(),
+                failures: Vec::new(),
                 cursor,
                 wait: Wait::Nothing,
                 mf,
@@ -779,28 +783,34 @@ impl Endpoint {
             return false;
         }
         let aor = format!("sip:{target}@{}", self.domain);
-        let Some(binding) = self
+        // Every registered device of the extension rings at once; the first to answer
+        // takes the call.
+        let bindings: Vec<_> = self
             .registrar
             .lookup(now, &aor)
             .into_iter()
-            .max_by_key(|b| b.expires_at)
             .cloned()
-        else {
+            .collect();
+        if bindings.is_empty() {
             tracing::info!(call = id, %target, "not registered");
             self.set_status(id, "unavailable");
             return false;
-        };
+        }
         let to = Bytes::from(format!("<sip:{target}@{}>", self.domain));
-        let out = Outgoing {
-            target,
-            from,
-            to,
-            uri: binding.uri,
-            peer: binding.source,
-            extra: Vec::new(),
-            credentials: None,
-        };
-        self.dial_out(now, id, out, timeout)
+        let mut started = false;
+        for b in bindings {
+            let out = Outgoing {
+                target,
+                from: from.clone(),
+                to: to.clone(),
+                uri: b.uri,
+                peer: b.source,
+                extra: Vec::new(),
+                credentials: None,
+            };
+            started |= self.dial_out(now, id, out, timeout);
+        }
+        started
     }
 
     /// Starts a call out through trunk `name` to `number`, presenting the trunk's caller
@@ -905,12 +915,20 @@ impl Endpoint {
         let Some(c) = self.calls.calls.get(&id) else {
             return false;
         };
+        // Another device of the same dial shares the bridge already opened for the first.
+        let forking = match c.media {
+            Some((_, _, pb)) if !c.dialing.is_empty() && pb != 0 => true,
+            _ => false,
+        };
         // The caller's port: already open if the call was answered locally.
         let (pa, reuse_a) = match c.media {
             Some((_, pa, _)) => (Some(pa), true),
             None => (self.calls.ports.take(), false),
         };
-        let pb = self.calls.ports.take();
+        let pb = match c.media {
+            Some((_, _, pb)) if forking => Some(pb),
+            _ => self.calls.ports.take(),
+        };
         let (Some(pa), Some(pb)) = (pa, pb) else {
             tracing::warn!("RTP port range exhausted");
             if let (Some(p), false) = (pa, reuse_a) {
@@ -928,10 +946,12 @@ impl Endpoint {
             Ok(o) => o.with_both_g711(),
             Err(e) => {
                 tracing::info!(error = %e, "offer refused");
-                if !reuse_a {
-                    self.calls.ports.give(pa);
+                if !forking {
+                    if !reuse_a {
+                        self.calls.ports.give(pa);
+                    }
+                    self.calls.ports.give(pb);
                 }
-                self.calls.ports.give(pb);
                 self.set_status(id, "failed");
                 return false;
             }
@@ -939,12 +959,14 @@ impl Endpoint {
         let a_remote = c.offer.audio_target();
         let mf = c.mf;
         let sid = SessionId(id);
-        self.calls.media_out.push_back(MediaCommand::Open {
-            id: sid,
-            a_port: pa,
-            b_port: pb,
-            a_remote,
-        });
+        if !forking {
+            self.calls.media_out.push_back(MediaCommand::Open {
+                id: sid,
+                a_port: pa,
+                b_port: pb,
+                a_remote,
+            });
+        }
         let b_tag = Bytes::from(self.tag());
         let call_id = Bytes::from(format!("{}@{}", self.tag(), self.domain));
         let leg = Leg {
@@ -994,7 +1016,7 @@ impl Endpoint {
         let ring = timeout.unwrap_or(self.calls.ring_timeout);
         if let Some(c) = self.calls.calls.get_mut(&id) {
             c.media = Some((sid, pa, pb));
-            c.dialing = Some(Dialing {
+            c.dialing.push(Dialing {
                 leg: Leg {
                     sdp_sent: Some(body),
                     ..leg
@@ -1055,14 +1077,20 @@ impl Endpoint {
         self.calls.by_a_invite.remove(&c.a_invite_key);
     }
 
-    /// Gives up on a B leg still ringing: CANCEL it (now, or at its first provisional) and
-    /// keep watching its INVITE so a late answer is ACKed and hung up.
+    /// Gives up on every B leg still ringing.
     fn detach_b(&mut self, now: Instant, id: u64) {
         let Some(c) = self.calls.calls.get_mut(&id) else {
             return;
         };
         c.ring_at = None;
-        let Some(d) = c.dialing.take() else { return };
+        for d in std::mem::take(&mut c.dialing) {
+            self.detach_branch(now, d);
+        }
+    }
+
+    /// Gives up on one ringing B leg: CANCEL it (now, or at its first provisional) and keep
+    /// watching its INVITE so a late answer is ACKed and hung up.
+    fn detach_branch(&mut self, now: Instant, d: Dialing) {
         self.calls
             .by_dialog
             .remove(&(d.leg.call_id.clone(), d.leg.local_tag.clone()));
@@ -1141,29 +1169,53 @@ impl Endpoint {
         if status == StatusCode::TRYING {
             // Nothing to relay: we sent our own 100 to the caller already.
         } else if status.is_provisional() {
-            self.b_provisional(now, id, &msg);
+            self.b_provisional(now, id, key, &msg);
         } else if status.is_success() {
-            self.b_answered(now, id, &msg);
+            self.b_answered(now, id, key, &msg);
         } else if matches!(status.as_u16(), 401 | 407)
             && self.retry_with_credentials(now, id, key, &msg)
         {
             // Sent again with credentials; the dial goes on.
         } else {
             tracing::info!(call = id, code = status.as_u16(), "callee refused");
-            self.calls.by_client_tx.remove(key);
-            if let Some(c) = self.calls.calls.get_mut(&id) {
-                c.ring_at = None;
-                if let Some(d) = c.dialing.take() {
-                    self.calls
-                        .by_dialog
-                        .remove(&(d.leg.call_id, d.leg.local_tag));
-                }
-            }
-            self.unbridge(id);
-            self.set_status(id, dial_status(status.as_u16()));
-            self.run_dialplan(now, id);
+            self.branch_failed(now, id, key, status.as_u16());
         }
         true
+    }
+
+    /// One rung device said no (or never answered). When none is left ringing, the dial is
+    /// over: `$status` from the most telling failure (busy beats no answer beats
+    /// unavailable), and the dialplan goes on.
+    fn branch_failed(&mut self, now: Instant, id: u64, key: &TxKey, code: u16) {
+        self.calls.by_client_tx.remove(key);
+        let Some(c) = self.calls.calls.get_mut(&id) else {
+            return;
+        };
+        if let Some(i) = c.dialing.iter().position(|d| &d.invite_key == key) {
+            let d = c.dialing.remove(i);
+            self.calls
+                .by_dialog
+                .remove(&(d.leg.call_id, d.leg.local_tag));
+        }
+        c.failures.push(code);
+        if !c.dialing.is_empty() {
+            return;
+        }
+        c.ring_at = None;
+        let rank = |s: &str| match s {
+            "busy" => 0,
+            "noanswer" => 1,
+            "unavailable" => 2,
+            _ => 3,
+        };
+        let status = std::mem::take(&mut c.failures)
+            .into_iter()
+            .map(dial_status)
+            .min_by_key(|s| rank(s))
+            .unwrap_or("failed");
+        self.unbridge(id);
+        self.set_status(id, status);
+        self.run_dialplan(now, id);
     }
 
     /// Answers a trunk's 401/407 to our INVITE once, with the trunk's credentials: the same
@@ -1178,7 +1230,7 @@ impl Endpoint {
         let Some(c) = self.calls.calls.get(&id) else {
             return false;
         };
-        let Some(d) = c.dialing.as_ref() else {
+        let Some(d) = c.dialing.iter().find(|d| &d.invite_key == key) else {
             return false;
         };
         let (Some((user, password)), false) = (d.credentials.clone(), d.auth_tried) else {
@@ -1210,7 +1262,7 @@ impl Endpoint {
         let Some(c) = self.calls.calls.get_mut(&id) else {
             return false;
         };
-        let Some(d) = c.dialing.as_mut() else {
+        let Some(d) = c.dialing.iter_mut().find(|d| &d.invite_key == key) else {
             return false;
         };
         d.auth_tried = true;
@@ -1232,7 +1284,7 @@ impl Endpoint {
                     .calls
                     .calls
                     .get_mut(&id)
-                    .and_then(|c| c.dialing.as_mut())
+                    .and_then(|c| c.dialing.iter_mut().find(|d| &d.invite_key == key))
                 {
                     d.invite_key = k;
                     d.invite = inv;
@@ -1247,12 +1299,14 @@ impl Endpoint {
         }
     }
 
-    fn b_provisional(&mut self, now: Instant, id: u64, msg: &Message) {
+    fn b_provisional(&mut self, now: Instant, id: u64, key: &TxKey, msg: &Message) {
         let tag = msg.to_hdr().ok().and_then(|t| t.tag().cloned());
         let Some(c) = self.calls.calls.get_mut(&id) else {
             return;
         };
-        let Some(d) = c.dialing.as_mut() else { return };
+        let Some(d) = c.dialing.iter_mut().find(|d| &d.invite_key == key) else {
+            return;
+        };
         d.provisional = true;
         if let (Some(t), None) = (tag, &d.leg.remote_tag) {
             d.leg.remote_hdr = with_tag(&d.leg.remote_hdr, &t);
@@ -1287,14 +1341,19 @@ impl Endpoint {
         self.respond_a(now, id, relay, early);
     }
 
-    fn b_answered(&mut self, now: Instant, id: u64, msg: &Message) {
+    fn b_answered(&mut self, now: Instant, id: u64, key: &TxKey, msg: &Message) {
         let Some(c) = self.calls.calls.get_mut(&id) else {
             return;
         };
         c.ring_at = None;
-        let Some(mut d) = c.dialing.take() else {
+        let Some(i) = c.dialing.iter().position(|d| &d.invite_key == key) else {
             return;
         };
+        // This device won: the others stop ringing.
+        let mut d = c.dialing.remove(i);
+        for other in std::mem::take(&mut c.dialing) {
+            self.detach_branch(now, other);
+        }
         // The dialog is the 2xx's (RFC 3261 §12.1.2).
         d.leg.remote_hdr = msg
             .header(&HeaderName::To)
@@ -1719,24 +1778,23 @@ impl Endpoint {
         if self.calls.detached.remove(key).is_some() {
             return;
         }
-        let Some(id) = self.calls.by_client_tx.remove(key) else {
+        let Some(&id) = self.calls.by_client_tx.get(key) else {
             return;
         };
         if key.method != Method::Invite {
+            self.calls.by_client_tx.remove(key);
             return;
         }
         let dialing = self
             .calls
             .calls
             .get(&id)
-            .is_some_and(|c| c.dialing.as_ref().is_some_and(|d| &d.invite_key == key));
+            .is_some_and(|c| c.dialing.iter().any(|d| &d.invite_key == key));
         if dialing {
-            if let Some(c) = self.calls.calls.get_mut(&id) {
-                c.dialing = None;
-                c.ring_at = None;
-            }
-            self.set_status(id, "noanswer");
-            self.run_dialplan(now, id);
+            // A device that never answered at all counts as not answering.
+            self.branch_failed(now, id, key, 408);
+        } else {
+            self.calls.by_client_tx.remove(key);
         }
     }
 
@@ -1823,7 +1881,7 @@ impl Endpoint {
                 }
                 CallTimer::RingTimeout if c.ring_at == Some(at) => {
                     c.ring_at = None;
-                    if c.dialing.is_some() {
+                    if !c.dialing.is_empty() {
                         tracing::info!(call = id, "no answer");
                         self.detach_b(now, id);
                         self.unbridge(id);
