@@ -916,10 +916,7 @@ impl Endpoint {
             return false;
         };
         // Another device of the same dial shares the bridge already opened for the first.
-        let forking = match c.media {
-            Some((_, _, pb)) if !c.dialing.is_empty() && pb != 0 => true,
-            _ => false,
-        };
+        let forking = !c.dialing.is_empty() && matches!(c.media, Some((_, _, pb)) if pb != 0);
         // The caller's port: already open if the call was answered locally.
         let (pa, reuse_a) = match c.media {
             Some((_, pa, _)) => (Some(pa), true),
