@@ -262,8 +262,10 @@ fn baresip_phones_talk_through_the_relay() {
     let alice = Baresip::start_with("1001", PW1, pbx.udp, "manual");
     let bob = Baresip::start_with("1002", PW2, pbx.udp, "auto");
     assert!(
-        wait_until(10, || pbx.registrations().len() == 2),
-        "both phones register"
+        wait_until(20, || pbx.registrations().len() == 2),
+        "both phones register:\n{}\n{}",
+        alice.log(),
+        bob.log()
     );
     alice.cmd("/dial 1002");
     let answered = wait_until(10, || {
@@ -324,7 +326,12 @@ fn baresip_phones_talk_through_the_relay() {
 fn echo_test_returns_what_was_sent() {
     let pbx = Pbx::start();
     let alice = Baresip::start_with("1001", PW1, pbx.udp, "manual");
-    assert!(wait_until(10, || pbx.registrations().len() == 1));
+    assert!(
+        wait_until(20, || pbx.registrations().len() == 1),
+        "{}\n{}",
+        alice.log(),
+        pbx.log_text()
+    );
     alice.cmd("/dial 600");
     let echoing = wait_until(10, || {
         pbx.ctl("calls")["calls"][0]["rtp_packets"][0]
@@ -350,7 +357,12 @@ fn echo_test_returns_what_was_sent() {
 fn prompt_test_plays_the_greeting_then_hangs_up() {
     let pbx = Pbx::start();
     let alice = Baresip::start_with("1001", PW1, pbx.udp, "manual");
-    assert!(wait_until(10, || pbx.registrations().len() == 1));
+    assert!(
+        wait_until(20, || pbx.registrations().len() == 1),
+        "{}\n{}",
+        alice.log(),
+        pbx.log_text()
+    );
     alice.cmd("/dial 601");
     // The prompt lasts about 3.8 s; then switchboard hangs up by itself.
     let r = cdr_within(&pbx, 1, 15);
@@ -429,7 +441,12 @@ fn phones_with_different_g711_laws_talk_through_transcoding() {
     let pbx = Pbx::start();
     let alice = Baresip::start_full("1001", PW1, pbx.udp, "manual", "PCMU");
     let bob = Baresip::start_full("1002", PW2, pbx.udp, "auto", "PCMA");
-    assert!(wait_until(10, || pbx.registrations().len() == 2));
+    assert!(
+        wait_until(20, || pbx.registrations().len() == 2),
+        "{}\n{}",
+        alice.log(),
+        pbx.log_text()
+    );
     alice.cmd("/dial 1002");
     assert!(
         wait_until(10, || pbx.ctl("calls")["calls"][0]["state"] == "bridged"),
@@ -495,4 +512,30 @@ fn every_device_of_an_extension_rings_and_the_first_answer_wins() {
     );
     let r = cdr(&pbx, 1);
     assert_eq!(r.disposition, "answered");
+}
+
+#[test]
+fn an_invite_out_of_hops_gets_483_before_any_challenge() {
+    let pbx = Pbx::start();
+    let s = UdpSocket::bind("127.0.0.1:0").unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    let sdp = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\n";
+    let inv = format!(
+        "INVITE sip:1002@{} SIP/2.0\r\nVia: SIP/2.0/UDP {};branch=z9hG4bKmf0;rport\r\nFrom: <sip:1001@x>;tag=a\r\n\
+To: <sip:1002@x>\r\nCall-ID: hops\r\nCSeq: 1 INVITE\r\nMax-Forwards: 0\r\nContent-Type: application/sdp\r\n\
+Content-Length: {}\r\n\r\n{sdp}",
+        pbx.udp,
+        s.local_addr().unwrap(),
+        sdp.len()
+    );
+    s.send_to(inv.as_bytes(), pbx.udp).unwrap();
+    let mut buf = [0u8; 2048];
+    let mut got = String::new();
+    while let Ok(n) = s.recv(&mut buf) {
+        got = String::from_utf8_lossy(&buf[..n]).into_owned();
+        if !got.starts_with("SIP/2.0 100") {
+            break;
+        }
+    }
+    assert!(got.starts_with("SIP/2.0 483"), "{got}");
 }

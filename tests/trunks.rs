@@ -251,3 +251,24 @@ fn switchboard_registers_with_a_trunk_that_wants_it() {
     });
     assert!(registered, "{}", pbx.ctl("status"));
 }
+
+#[test]
+fn privacy_hides_the_caller_from_the_called_party_but_not_from_the_provider() {
+    let dir = tempfile::tempdir().unwrap();
+    let tport = free_ports(1);
+    let pbx = Pbx::start_with(&config(dir.path(), tport, "", None));
+    let provider = spawn_sipp(
+        &scenario("uas_trunk_privacy.xml"),
+        None,
+        tport,
+        &["-i", "127.0.0.2"],
+    );
+    let call = spawn_sipp(
+        &scenario("uac_privacy.xml"),
+        Some(pbx.udp),
+        free_ports(1),
+        &["-s", "95551230000", "-au", "1001", "-ap", PW1, "-d", "300"],
+    );
+    assert!(call.wait(20));
+    assert!(provider.wait(10), "From anonymous, Privacy: id, PAI kept");
+}

@@ -430,6 +430,15 @@ impl Endpoint {
     /// A new INVITE (no To tag): identify the caller (a trunk by its address, else an
     /// extension by digest), find its route, and start the call.
     pub(super) fn on_invite(&mut self, now: Instant, key: TxKey, msg: Message, peer: Peer) {
+        // A looping request is refused before anything else, challenge included.
+        let mf = msg
+            .header(&HeaderName::MaxForwards)
+            .and_then(|v| header::parse_max_forwards(v).ok())
+            .unwrap_or(70);
+        if mf == 0 {
+            self.reply(now, &key, &msg, StatusCode::TOO_MANY_HOPS, vec![]);
+            return;
+        }
         let trunk = self
             .trunks
             .iter()
@@ -459,14 +468,6 @@ impl Endpoint {
                     .split(';')
                     .any(|p| matches!(p.trim(), "id" | "user"))
             });
-        let mf = msg
-            .header(&HeaderName::MaxForwards)
-            .and_then(|v| header::parse_max_forwards(v).ok())
-            .unwrap_or(70);
-        if mf == 0 {
-            self.reply(now, &key, &msg, StatusCode::TOO_MANY_HOPS, vec![]);
-            return;
-        }
         let offer = match Sdp::parse(&msg.body) {
             Ok(s) if s.is_relayable() => s,
             // No offer (a late-offer INVITE), an unreadable one, or no codec we relay.

@@ -278,7 +278,7 @@ impl Baresip {
         let dir = tempfile::tempdir().unwrap();
         let port = free_ports(2);
         let cons = free_ports(1);
-        let rtp = free_ports(1);
+        let rtp = free_ports(12);
         let cfg = format!(
             "poll_method\tepoll\nsip_listen\t127.0.0.1:{port}\nnet_interface\t127.0.0.1\n\
 dns_server\t127.0.0.1:9\naudio_player\taubridge,{user}-out\naudio_source\tausine,440\n\
