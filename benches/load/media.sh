@@ -1,0 +1,147 @@
+#!/usr/bin/env bash
+# Concurrent relayed G.711 calls: switchboard's relay, with rtpengine in userspace
+# measured in the same run (the shared peers script, when ../shared/peers is beside the
+# repository).
+#
+# switchboard: for each N in CALLS, SIPp on 127.0.0.3 (a trunk) sets up N calls to
+# extension 2001 (a SIPp callee echoing RTP, -rtp_echo) at 20 calls/s and streams a
+# 440 Hz μ-law tone (50 packets/s, 172 bytes) in each; every call is two relayed
+# streams. Once all N are up, the relay's packet counters and switchboard's CPU and RSS
+# are read over SECS seconds. Reported: streams, packets relayed per second against the
+# 100 packets/s per call sent, CPU % (100 = one core), CPU % per 100 streams, RSS and RSS
+# per call above the idle process. rtpengine's figures come from its own script (calls set
+# up over its ng protocol, RTP pushed by a Python generator).
+#
+#   bash benches/load/media.sh     (env: CALLS, SECS, OUT_DIR, RTPENGINE=0 to skip)
+#
+# Installs SIPp (and rtpengine-daemon for the comparison) from Debian when missing.
+# Ports on loopback: switchboard 5360, callee 5370 (media 37000), caller 127.0.0.3:5380
+# (media 38000+), SIPp control 5375/5376/5385, relay 40000-49999. Bounded in count and time;
+# every process started is stopped by PID.
+set -u
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+CALLS=${CALLS:-"50 100 200"}
+SECS=${SECS:-15}
+OUT_DIR=${OUT_DIR:-$(mktemp -d "${TMPDIR:-/tmp}/sb-media.XXXXXX")}
+mkdir -p "$OUT_DIR"
+need() { command -v "$1" >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$2" >/dev/null; }; }
+need sipp sip-tester
+
+PIDS=()
+stop_pid() { kill "$1" 2>/dev/null; for _ in $(seq 50); do kill -0 "$1" 2>/dev/null || return 0; sleep 0.1; done; kill -9 "$1" 2>/dev/null; }
+cleanup() { for p in "${PIDS[@]:-}"; do [ -n "$p" ] && stop_pid "$p"; done; }
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+log() { echo "$*" | tee -a "$OUT_DIR/summary.txt"; }
+
+(cd "$ROOT" && cargo build --release --quiet) || exit 1
+SB="$ROOT/target/release/switchboard"
+
+# 10 s of a 440 Hz tone as a μ-law WAV, for SIPp's rtp_stream.
+python3 - "$OUT_DIR/tone.wav" <<'PY'
+import math, struct, sys
+def ulaw(s):
+    sign = 0x80 if s < 0 else 0
+    s = min(abs(s), 32635) + 0x84
+    e, mask = 7, 0x4000
+    while e > 0 and not s & mask:
+        e, mask = e - 1, mask >> 1
+    return ~(sign | e << 4 | (s >> (e + 3)) & 0x0F) & 0xFF
+data = bytes(ulaw(int(8000 * math.sin(2 * math.pi * 440 * i / 8000))) for i in range(80000))
+fmt = struct.pack('<HHIIHH', 7, 1, 8000, 8000, 1, 8)
+with open(sys.argv[1], 'wb') as f:
+    f.write(b'RIFF' + struct.pack('<I', 4 + 8 + len(fmt) + 8 + len(data)) + b'WAVE')
+    f.write(b'fmt ' + struct.pack('<I', len(fmt)) + fmt + b'data' + struct.pack('<I', len(data)) + data)
+PY
+# The trunk caller of the calls harness, streaming the tone while the call holds.
+python3 - "$ROOT/tests/sipp/uac_trunk_in.xml" "$OUT_DIR/uac_media.xml" "$OUT_DIR/tone.wav" <<'PY'
+import sys
+s = open(sys.argv[1]).read()
+i = s.index('  <pause/>\n')
+play = f'  <nop>\n    <action>\n      <exec rtp_stream="{sys.argv[3]},-1,0"/>\n    </action>\n  </nop>\n'
+stop = '  <nop>\n    <action>\n      <exec rtp_stream="pause"/>\n    </action>\n  </nop>\n'
+open(sys.argv[2], 'w').write(s[:i] + play + '  <pause/>\n' + stop + s[i + len('  <pause/>\n'):])
+PY
+cat >"$OUT_DIR/plan.dp" <<DP
+context internal { match "600" { echo } }
+context inbound { match any { dial "2001" timeout 10s; hangup } }
+DP
+cat >"$OUT_DIR/switchboard.toml" <<CFG
+[server]
+domain = "127.0.0.1"
+listen = ["udp:127.0.0.1:5360"]
+state_dir = "$OUT_DIR/state"
+[rtp]
+ports = "40000-49999"
+[calls]
+dialplan = "$OUT_DIR/plan.dp"
+context = "internal"
+[auth]
+algorithms = ["MD5"]
+[[users]]
+extension = "2001"
+password = "bench-password-2"
+[[trunks]]
+name = "load"
+address = "127.0.0.3:5380"
+inbound_from = ["127.0.0.3"]
+context = "inbound"
+CFG
+"$SB" check --config "$OUT_DIR/switchboard.toml" >/dev/null || exit 1
+HZ=$(getconf CLK_TCK)
+ticks() { awk '{print $14+$15}' "/proc/$1/stat"; }
+rss_kb() { awk '/VmRSS/{print $2}' "/proc/$1/status"; }
+relayed() { "$SB" ctl --json --state-dir "$OUT_DIR/state" calls | python3 -c '
+import json, sys
+calls = json.load(sys.stdin)["calls"]
+print(len(calls), sum(sum(c["rtp_packets"] or [0, 0]) for c in calls))'; }
+
+step() { # calls
+  local n=$1 rate=20
+  local ramp=$(( n / rate + 3 ))
+  rm -rf "$OUT_DIR/state"
+  "$SB" run --config "$OUT_DIR/switchboard.toml" >"$OUT_DIR/sb_$n.log" 2>&1 & local sb=$!; PIDS+=("$sb")
+  for _ in $(seq 100); do ss -lun | grep -q "127.0.0.1:5360 " && break; sleep 0.1; done
+  local idle_rss; idle_rss=$(rss_kb "$sb")
+  sipp 127.0.0.1:5360 -sf "$ROOT/tests/sipp/register_auth.xml" -s 2001 -au 2001 -ap bench-password-2 -m 1 \
+    -i 127.0.0.1 -p 5370 -ci 127.0.0.1 -cp 5376 -nostdin >/dev/null 2>&1 || { echo "callee did not register"; return 1; }
+  sipp -sf "$ROOT/tests/sipp/uas_answer.xml" -i 127.0.0.1 -p 5370 -ci 127.0.0.1 -cp 5375 -buff_size 4194304 -nostdin \
+    -mp 37000 -rtp_echo >"$OUT_DIR/uas_$n.log" 2>&1 & local uas=$!; PIDS+=("$uas")
+  sipp 127.0.0.1:5360 -sf "$OUT_DIR/uac_media.xml" -s 5550100 -i 127.0.0.3 -p 5380 -ci 127.0.0.1 -cp 5385 \
+    -buff_size 4194304 -nostdin -mp 38000 -d $(( (ramp + SECS + 3) * 1000 )) -r $rate -m "$n" -l "$n" \
+    -timeout $(( ramp + SECS + 30 )) >"$OUT_DIR/uac_$n.log" 2>&1 & local uac=$!; PIDS+=("$uac")
+  sleep "$ramp"
+  local c0 p0 t0 c1 p1 t1 up rss
+  read -r up p0 < <(relayed); c0=$(ticks "$sb"); t0=$(date +%s.%N)
+  sleep "$SECS"
+  read -r up p1 < <(relayed); c1=$(ticks "$sb"); t1=$(date +%s.%N); rss=$(rss_kb "$sb")
+  wait "$uac"; local rc=$?
+  stop_pid "$uas"; stop_pid "$sb"
+  python3 - "$n" "$up" "$p0" "$p1" "$c0" "$c1" "$t0" "$t1" "$HZ" "$rss" "$idle_rss" "$rc" <<'PY'
+import sys
+n, up, p0, p1, c0, c1 = (int(x) for x in sys.argv[1:7])
+t0, t1 = float(sys.argv[7]), float(sys.argv[8])
+hz, rss, idle, rc = int(sys.argv[9]), int(sys.argv[10]), int(sys.argv[11]), int(sys.argv[12])
+wall = t1 - t0
+pps = (p1 - p0) / wall
+cpu = 100 * (c1 - c0) / hz / wall
+streams = 2 * n
+print(f"{'switchboard':<12} {n:>6} {up:>5} {streams:>7} {pps:>9.0f} {100 * pps / (100 * n):>7.1f}% {cpu:>7.1f} {100 * cpu / streams:>12.2f} {rss / 1024:>8.1f} {(rss - idle) / n:>10.1f} rc={rc}")
+PY
+}
+
+log "# relayed G.711 calls (2 streams each, 50 packets/s per stream), SECS=$SECS, $(nproc) cores, $(sipp -v 2>&1 | grep -o 'SIPp v[^ ]*')"
+log "$(printf '%-12s %6s %5s %7s %9s %8s %7s %12s %8s %10s' target calls up streams pkts/s of_sent cpu_pct cpu/100strm rss_mb kb/call)"
+for n in $CALLS; do
+  log "$(step "$n")"
+done
+
+SHARED="$ROOT/../shared/peers/rtpengine/bench.sh"
+if [ "${RTPENGINE:-1}" = 1 ] && [ -f "$SHARED" ]; then
+  need rtpengine rtpengine-daemon
+  log "# rtpengine (userspace), same call counts, by the shared peers script:"
+  CALLS="$CALLS" SECS=$SECS OUT_DIR="$OUT_DIR/rtpengine" bash "$SHARED" 2>&1 | grep -vE "^\s*$" | tail -n 12 | tee -a "$OUT_DIR/summary.txt"
+else
+  log "# rtpengine step skipped (RTPENGINE=0 or no ../shared/peers beside the repository)"
+fi
+log "# results in $OUT_DIR"
