@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{free_ports, scenario, spawn_sipp, wait_until, Baresip, Pbx};
+use common::{free_ports, register_callee, scenario, spawn_sipp, wait_until, Baresip, Pbx};
 use std::net::UdpSocket;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -51,19 +51,6 @@ fn cdrs(pbx: &Pbx) -> Vec<Row> {
 /// Waits for the `n`th CDR and returns it.
 fn cdr(pbx: &Pbx, n: usize) -> Row {
     cdr_within(pbx, n, 10)
-}
-
-/// Registers `ext` from SIPp on a fresh port, for a SIPp callee to listen on.
-fn register_callee(pbx: &Pbx, ext: &str, pw: &str) -> u16 {
-    let port = free_ports(1);
-    let p = spawn_sipp(
-        &scenario("register_auth.xml"),
-        Some(pbx.udp),
-        port,
-        &["-s", ext, "-au", ext, "-ap", pw],
-    );
-    assert!(p.wait(20), "register {ext}");
-    port
 }
 
 fn caller(pbx: &Pbx, file: &Path, dial: &str, extra: &[&str]) -> common::SippProc {

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{free_ports, root, scenario, spawn_sipp, wait_until, Pbx};
+use common::{free_ports, register_callee, root, scenario, spawn_sipp, wait_until, Pbx};
 use std::net::UdpSocket;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -60,18 +60,6 @@ fn cdrs(pbx: &Pbx) -> Vec<Row> {
     .unwrap()
     .map(Result::unwrap)
     .collect()
-}
-
-fn register_callee(pbx: &Pbx, ext: &str, pw: &str) -> u16 {
-    let port = free_ports(1);
-    let p = spawn_sipp(
-        &scenario("register_auth.xml"),
-        Some(pbx.udp),
-        port,
-        &["-s", ext, "-au", ext, "-ap", pw],
-    );
-    assert!(p.wait(20), "register {ext}");
-    port
 }
 
 #[test]

@@ -359,11 +359,6 @@ impl Endpoint {
         self.wall_epoch_ms + now.saturating_duration_since(self.epoch).as_millis() as u64
     }
 
-    fn rng_u64(&mut self) -> u64 {
-        use rand::Rng;
-        self.rng.random()
-    }
-
     fn via_for(&mut self, peer: &Peer) -> Bytes {
         let local = self.local_for(peer);
         let branch = new_branch(self.rng_u64());

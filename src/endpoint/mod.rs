@@ -143,7 +143,8 @@ impl Endpoint {
         ep
     }
 
-    fn rng_u64_pub(&mut self) -> u64 {
+    /// 64 random bits from the seeded generator (tags, branches, nonces, cnonces).
+    fn rng_u64(&mut self) -> u64 {
         self.rng.random()
     }
 

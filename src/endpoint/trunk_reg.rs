@@ -65,10 +65,10 @@ impl Endpoint {
         for (i, name) in wanted {
             let call_id = Bytes::from(format!(
                 "reg-{name}-{:016x}@{}",
-                self.rng_u64_pub(),
+                self.rng_u64(),
                 self.domain
             ));
-            let from_tag = format!("{:016x}", self.rng_u64_pub());
+            let from_tag = format!("{:016x}", self.rng_u64());
             self.trunk_regs.regs.push(TrunkReg {
                 trunk: i,
                 call_id,
@@ -113,7 +113,7 @@ impl Endpoint {
         let Ok(uri) = Uri::parse(&Bytes::from(format!("sip:{host}"))) else {
             return;
         };
-        let branch = crate::sip::transaction::new_branch(self.rng_u64_pub());
+        let branch = crate::sip::transaction::new_branch(self.rng_u64());
         let r = &mut self.trunk_regs.regs[i];
         r.cseq += 1;
         let mut m = Message::request(Method::Register, uri);
@@ -233,7 +233,7 @@ impl Endpoint {
             self.trunk_regs.regs[i].auth_tried,
         ) {
             let uri = format!("sip:{}", t.address);
-            let cnonce = format!("{:08x}", self.rng_u64_pub() as u32);
+            let cnonce = format!("{:08x}", self.rng_u64() as u32);
             let r = &mut self.trunk_regs.regs[i];
             r.nc += 1;
             r.auth_tried = true;

@@ -6,7 +6,7 @@
 use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, TcpListener, UdpSocket};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -201,50 +201,10 @@ pub fn terminate(child: &mut Child) {
     let _ = child.wait();
 }
 
-/// Runs a SIPp scenario from tests/sipp against `target`, with a time limit.
-pub fn sipp(scenario: &str, target: SocketAddr, args: &[&str]) -> Output {
-    need("sipp");
-    let dir = tempfile::tempdir().unwrap();
-    let local = free_ports(1);
-    let ctl = free_ports(1);
-    let mut cmd = Command::new("sipp");
-    cmd.current_dir(dir.path())
-        .arg(target.to_string())
-        .arg("-sf")
-        .arg(root().join("tests/sipp").join(scenario))
-        .args(if args.contains(&"-i") {
-            &[][..]
-        } else {
-            &["-i", "127.0.0.1"][..]
-        })
-        .args(["-p", &local.to_string()])
-        .args(["-ci", "127.0.0.1", "-cp", &ctl.to_string()])
-        .args([
-            "-buff_size",
-            "4194304",
-            "-nostdin",
-            "-trace_err",
-            "-timeout",
-            "20s",
-        ])
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let child = cmd.spawn().expect("start sipp");
-    let out = child.wait_with_output().unwrap();
-    if !out.status.success() {
-        let errs: String = std::fs::read_dir(dir.path())
-            .unwrap()
-            .filter_map(Result::ok)
-            .filter(|e| e.file_name().to_string_lossy().contains("error"))
-            .map(|e| std::fs::read_to_string(e.path()).unwrap_or_default())
-            .collect();
-        eprintln!(
-            "sipp {scenario} failed: {}\n{errs}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    out
+/// Runs a SIPp scenario from tests/sipp against `target` from a fresh port, with a time
+/// limit; true when every call succeeded (failures are printed).
+pub fn sipp(scenario_name: &str, target: SocketAddr, args: &[&str]) -> bool {
+    spawn_sipp(&scenario(scenario_name), Some(target), free_ports(1), args).wait(30)
 }
 
 /// A headless baresip phone (recipe: net_interface 127.0.0.1; it binds TLS on port+1).
@@ -481,4 +441,18 @@ impl Drop for SippProc {
 /// A scenario from tests/sipp.
 pub fn scenario(name: &str) -> PathBuf {
     root().join("tests/sipp").join(name)
+}
+
+/// Registers `ext` from SIPp on a fresh port and returns the port, for a SIPp callee to
+/// listen on there.
+pub fn register_callee(pbx: &Pbx, ext: &str, pw: &str) -> u16 {
+    let port = free_ports(1);
+    let p = spawn_sipp(
+        &scenario("register_auth.xml"),
+        Some(pbx.udp),
+        port,
+        &["-s", ext, "-au", ext, "-ap", pw],
+    );
+    assert!(p.wait(20), "register {ext}");
+    port
 }
