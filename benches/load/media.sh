@@ -24,18 +24,9 @@ CALLS=${CALLS:-"50 100 200"}
 SECS=${SECS:-15}
 OUT_DIR=${OUT_DIR:-$(mktemp -d "${TMPDIR:-/tmp}/sb-media.XXXXXX")}
 mkdir -p "$OUT_DIR"
-need() { command -v "$1" >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$2" >/dev/null; }; }
+. "$ROOT/benches/load/common.sh"
 need sipp sip-tester
-
-PIDS=()
-stop_pid() { kill "$1" 2>/dev/null; for _ in $(seq 50); do kill -0 "$1" 2>/dev/null || return 0; sleep 0.1; done; kill -9 "$1" 2>/dev/null; }
-cleanup() { for p in "${PIDS[@]:-}"; do [ -n "$p" ] && stop_pid "$p"; done; }
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-log() { echo "$*" | tee -a "$OUT_DIR/summary.txt"; }
-
-(cd "$ROOT" && cargo build --release --quiet) || exit 1
-SB="$ROOT/target/release/switchboard"
+switchboard_for_calls
 
 # 10 s of a 440 Hz tone as a μ-law WAV, for SIPp's rtp_stream.
 python3 - "$OUT_DIR/tone.wav" <<'PY'
@@ -62,34 +53,6 @@ play = f'  <nop>\n    <action>\n      <exec rtp_stream="{sys.argv[3]},-1,0"/>\n 
 stop = '  <nop>\n    <action>\n      <exec rtp_stream="pause"/>\n    </action>\n  </nop>\n'
 open(sys.argv[2], 'w').write(s[:i] + play + '  <pause/>\n' + stop + s[i + len('  <pause/>\n'):])
 PY
-cat >"$OUT_DIR/plan.dp" <<DP
-context internal { match "600" { echo } }
-context inbound { match any { dial "2001" timeout 10s; hangup } }
-DP
-cat >"$OUT_DIR/switchboard.toml" <<CFG
-[server]
-domain = "127.0.0.1"
-listen = ["udp:127.0.0.1:5360"]
-state_dir = "$OUT_DIR/state"
-[rtp]
-ports = "40000-49999"
-[calls]
-dialplan = "$OUT_DIR/plan.dp"
-context = "internal"
-[auth]
-algorithms = ["MD5"]
-[[users]]
-extension = "2001"
-password = "bench-password-2"
-[[trunks]]
-name = "load"
-address = "127.0.0.3:5380"
-inbound_from = ["127.0.0.3"]
-context = "inbound"
-CFG
-"$SB" check --config "$OUT_DIR/switchboard.toml" >/dev/null || exit 1
-HZ=$(getconf CLK_TCK)
-ticks() { awk '{print $14+$15}' "/proc/$1/stat"; }
 rss_kb() { awk '/VmRSS/{print $2}' "/proc/$1/status"; }
 relayed() { "$SB" ctl --json --state-dir "$OUT_DIR/state" calls | python3 -c '
 import json, sys
@@ -99,12 +62,9 @@ print(len(calls), sum(sum(c["rtp_packets"] or [0, 0]) for c in calls))'; }
 step() { # calls
   local n=$1 rate=20
   local ramp=$(( n / rate + 3 ))
-  rm -rf "$OUT_DIR/state"
-  "$SB" run --config "$OUT_DIR/switchboard.toml" >"$OUT_DIR/sb_$n.log" 2>&1 & local sb=$!; PIDS+=("$sb")
-  for _ in $(seq 100); do ss -lun | grep -q "127.0.0.1:5360 " && break; sleep 0.1; done
+  start_switchboard "$OUT_DIR/sb_$n.log" || return 1
+  local sb=$SB_PID
   local idle_rss; idle_rss=$(rss_kb "$sb")
-  sipp 127.0.0.1:5360 -sf "$ROOT/tests/sipp/register_auth.xml" -s 2001 -au 2001 -ap bench-password-2 -m 1 \
-    -i 127.0.0.1 -p 5370 -ci 127.0.0.1 -cp 5376 -nostdin >/dev/null 2>&1 || { echo "callee did not register"; return 1; }
   sipp -sf "$ROOT/tests/sipp/uas_answer.xml" -i 127.0.0.1 -p 5370 -ci 127.0.0.1 -cp 5375 -buff_size 4194304 -nostdin \
     -mp 37000 -rtp_echo >"$OUT_DIR/uas_$n.log" 2>&1 & local uas=$!; PIDS+=("$uas")
   sipp 127.0.0.1:5360 -sf "$OUT_DIR/uac_media.xml" -s 5550100 -i 127.0.0.3 -p 5380 -ci 127.0.0.1 -cp 5385 \

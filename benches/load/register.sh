@@ -22,17 +22,11 @@ NUSERS=${NUSERS:-2000}
 OUT_DIR=${OUT_DIR:-$(mktemp -d "${TMPDIR:-/tmp}/sb-register.XXXXXX")}
 PASSWORD=bench-password-1
 mkdir -p "$OUT_DIR"
+. "$ROOT/benches/load/common.sh"
 
-need() { command -v "$1" >/dev/null 2>&1 || { echo "installing $2"; apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$2" >/dev/null; }; }
 need sipp sip-tester
 need kamailio kamailio
 
-PIDS=()
-stop_pid() { kill "$1" 2>/dev/null; for _ in $(seq 50); do kill -0 "$1" 2>/dev/null || return 0; sleep 0.1; done; kill -9 "$1" 2>/dev/null; }
-cleanup() { for p in "${PIDS[@]:-}"; do [ -n "$p" ] && stop_pid "$p"; done; }
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-log() { echo "$*" | tee -a "$OUT_DIR/summary.txt"; }
 
 (cd "$ROOT" && cargo build --release --quiet) || exit 1
 SB="$ROOT/target/release/switchboard"
@@ -42,8 +36,10 @@ CFG="$OUT_DIR/switchboard.toml"
 {
   printf '[server]\ndomain = "127.0.0.1"\nlisten = ["udp:127.0.0.1:5260"]\nstate_dir = "%s/state"\n' "$OUT_DIR"
   printf '[auth]\nalgorithms = ["MD5"]\n'
+  printf '[calls]\ndialplan = "%s/plan.dp"\n' "$OUT_DIR"
   for i in $(seq -w 1 "$NUSERS"); do printf '[[users]]\nextension = "u%s"\npassword = "%s"\n' "$i" "$PASSWORD"; done
 } >"$CFG"
+echo 'context internal { match "600" { echo } }' >"$OUT_DIR/plan.dp"
 "$SB" check --config "$CFG" >/dev/null || { echo "generated config invalid"; exit 1; }
 USERS="$OUT_DIR/users.csv"
 { echo SEQUENTIAL; for i in $(seq -w 1 "$NUSERS"); do echo "u$i;[authentication username=u$i password=$PASSWORD]"; done; } >"$USERS"

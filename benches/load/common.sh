@@ -1,0 +1,66 @@
+# Shared by the load scripts here (sourced, not run): peer installation, process
+# bookkeeping, logging, and the switchboard set-up the call and media harnesses share.
+# Expects ROOT and OUT_DIR to be set.
+
+# need COMMAND PACKAGE: installs the Debian package when the command is missing.
+need() {
+  command -v "$1" >/dev/null 2>&1 && return 0
+  echo "installing $2"
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$2" >/dev/null
+}
+
+# Every process started is recorded here and stopped on exit.
+PIDS=()
+stop_pid() { kill "$1" 2>/dev/null; for _ in $(seq 50); do kill -0 "$1" 2>/dev/null || return 0; sleep 0.1; done; kill -9 "$1" 2>/dev/null; }
+cleanup() { for p in "${PIDS[@]:-}"; do [ -n "$p" ] && stop_pid "$p"; done; }
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+log() { echo "$*" | tee -a "$OUT_DIR/summary.txt"; }
+
+# CPU ticks (utime + stime) of one process.
+ticks() { awk '{print $14+$15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
+HZ=$(getconf CLK_TCK)
+
+# Builds switchboard and writes a config for the call harnesses: UDP 127.0.0.1:5360,
+# extension 2001, and a trunk "load" at 127.0.0.3 whose calls the dialplan sends to 2001.
+switchboard_for_calls() {
+  (cd "$ROOT" && cargo build --release --quiet) || exit 1
+  SB="$ROOT/target/release/switchboard"
+  cat >"$OUT_DIR/plan.dp" <<DP
+context internal { match "600" { echo } }
+context inbound { match any { dial "2001" timeout 10s; hangup } }
+DP
+  cat >"$OUT_DIR/switchboard.toml" <<CFG
+[server]
+domain = "127.0.0.1"
+listen = ["udp:127.0.0.1:5360"]
+state_dir = "$OUT_DIR/state"
+[rtp]
+ports = "40000-49999"
+[calls]
+dialplan = "$OUT_DIR/plan.dp"
+context = "internal"
+[auth]
+algorithms = ["MD5"]
+[[users]]
+extension = "2001"
+password = "bench-password-2"
+[[trunks]]
+name = "load"
+address = "127.0.0.3:5380"
+inbound_from = ["127.0.0.3"]
+context = "inbound"
+CFG
+  "$SB" check --config "$OUT_DIR/switchboard.toml" >/dev/null || exit 1
+}
+
+# Starts switchboard (sets SB_PID) and registers SIPp as extension 2001 on port 5370.
+start_switchboard() { # log-file
+  rm -rf "$OUT_DIR/state"
+  "$SB" run --config "$OUT_DIR/switchboard.toml" >"$1" 2>&1 &
+  SB_PID=$!; PIDS+=("$SB_PID")
+  for _ in $(seq 100); do ss -lun | grep -q "127.0.0.1:5360 " && break; sleep 0.1; done
+  sipp 127.0.0.1:5360 -sf "$ROOT/tests/sipp/register_auth.xml" -s 2001 -au 2001 -ap bench-password-2 -m 1 \
+    -i 127.0.0.1 -p 5370 -ci 127.0.0.1 -cp 5376 -nostdin >/dev/null 2>&1 || { echo "callee did not register"; return 1; }
+}
