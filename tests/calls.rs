@@ -526,3 +526,16 @@ Content-Length: {}\r\n\r\n{sdp}",
     }
     assert!(got.starts_with("SIP/2.0 483"), "{got}");
 }
+
+#[test]
+fn a_record_routing_proxy_stays_in_the_dialog() {
+    let pbx = Pbx::start();
+    let port = register_callee(&pbx, "1002", PW2);
+    let callee = spawn_sipp(&scenario("uas_bye.xml"), None, port, &["-d", "500"]);
+    let call = caller(&pbx, &scenario("uac_record_route.xml"), "1002", &[]);
+    assert!(callee.wait(20), "callee answers and hangs up");
+    assert!(
+        call.wait(10),
+        "the 200 carried the Record-Route back and the BYE carried it as a Route"
+    );
+}
