@@ -64,3 +64,36 @@ start_switchboard() { # log-file
   sipp 127.0.0.1:5360 -sf "$ROOT/tests/sipp/register_auth.xml" -s 2001 -au 2001 -ap bench-password-2 -m 1 \
     -i 127.0.0.1 -p 5370 -ci 127.0.0.1 -cp 5376 -nostdin >/dev/null 2>&1 || { echo "callee did not register"; return 1; }
 }
+
+# CPU ticks and PSS (kB; shared pages split fairly) of processes and all their descendants:
+# tree_stat PID [PID...] prints "TICKS PSS_KB".
+tree_stat() {
+  python3 - "$@" <<'PY'
+import os, sys
+kids = {}
+for d in os.listdir("/proc"):
+    if d.isdigit():
+        try:
+            s = open(f"/proc/{d}/stat").read()
+            kids.setdefault(int(s[s.rfind(")") + 2:].split()[1]), []).append(int(d))
+        except OSError:
+            pass
+todo, seen, ticks, pss = [int(p) for p in sys.argv[1:]], set(), 0, 0
+while todo:
+    p = todo.pop()
+    if p in seen:
+        continue
+    seen.add(p)
+    try:
+        f = open(f"/proc/{p}/stat").read()
+        f = f[f.rfind(")") + 2:].split()
+        ticks += int(f[11]) + int(f[12])
+        for line in open(f"/proc/{p}/smaps_rollup"):
+            if line.startswith("Pss:"):
+                pss += int(line.split()[1])
+    except OSError:
+        pass
+    todo += kids.get(p, [])
+print(ticks, pss)
+PY
+}
