@@ -539,3 +539,28 @@ fn a_record_routing_proxy_stays_in_the_dialog() {
         "the 200 carried the Record-Route back and the BYE carried it as a Route"
     );
 }
+
+/// 602 in the default dialplan: switchboard answers, collects four keys and dials them.
+fn dial_by_keys(scenario_name: &str) {
+    let pbx = Pbx::start();
+    let port = register_callee(&pbx, "1002", PW2);
+    let callee = spawn_sipp(&scenario("uas_answer.xml"), None, port, &[]);
+    let call = caller(&pbx, &scenario(scenario_name), "602", &[]);
+    assert!(call.wait(30), "the caller keyed 1002 and hung up");
+    assert!(
+        callee.wait(10),
+        "1002 rang, answered and got the BYE: the keys arrived\n{}",
+        pbx.log_text()
+    );
+    assert!(pbx.log_text().contains("digits=1002"), "{}", pbx.log_text());
+}
+
+#[test]
+fn keys_as_rfc4733_events_reach_the_dialplan() {
+    dial_by_keys("uac_dtmf_rfc4733.xml");
+}
+
+#[test]
+fn keys_as_sip_info_reach_the_dialplan() {
+    dial_by_keys("uac_dtmf_info.xml");
+}

@@ -53,6 +53,11 @@ struct Route {
 pub struct Template(String);
 
 impl Template {
+    /// The text (after expansion, when it came from a step).
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
     fn expand(&self, vars: &HashMap<String, String>) -> String {
         let s = &self.0;
         let mut out = String::with_capacity(s.len());
@@ -111,8 +116,28 @@ enum Op {
         number: Option<Template>,
     },
     Set(String, Template),
+    Collect(Collect),
     JumpUnless(Cond, usize),
     Jump(usize),
+}
+
+/// How to gather keys into a variable (the `collect` statement).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Collect {
+    /// Variable that receives the keys pressed.
+    pub var: String,
+    /// Fewest keys that count as an answer.
+    pub min: usize,
+    /// Most keys; collection ends as soon as this many are in.
+    pub max: usize,
+    /// Wait for the first key (after the prompt).
+    pub timeout: Duration,
+    /// Wait between keys.
+    pub interdigit: Duration,
+    /// Key that ends the input early (not stored).
+    pub terminator: Option<char>,
+    /// Prompt played first; a key press cuts it short.
+    pub prompt: Option<Template>,
 }
 
 /// What the call must do next.
@@ -135,6 +160,9 @@ pub enum Action {
     },
     /// End the call: a SIP failure code for an unanswered call (`None`: from `$status`).
     Hangup(Option<u16>),
+    /// Answer, play the prompt (if any) and gather keys into a variable; step again when
+    /// done, with `$status` `ok` (at least `min` keys) or `timeout`.
+    Collect(Collect),
 }
 
 /// Where a call is in the dialplan.
@@ -245,6 +273,11 @@ impl Dialplan {
                     };
                 }
                 Op::Hangup(c) => return Action::Hangup(*c),
+                Op::Collect(col) => {
+                    let mut col = col.clone();
+                    col.prompt = col.prompt.map(|p| Template(p.expand(&cur.vars)));
+                    return Action::Collect(col);
+                }
                 Op::Set(name, t) => {
                     let v = t.expand(&cur.vars);
                     cur.vars.insert(name.clone(), v);

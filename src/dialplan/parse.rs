@@ -488,6 +488,102 @@ impl Parser {
                     number,
                 });
             }
+            "collect" => {
+                let (var, _) = self.ident("the variable to collect into")?;
+                let mut col = super::Collect {
+                    var,
+                    min: 1,
+                    max: 16,
+                    timeout: Duration::from_secs(5),
+                    interdigit: Duration::from_secs(3),
+                    terminator: Some('#'),
+                    prompt: None,
+                };
+                while let Some(Tok::Ident(k)) = self.peek().cloned() {
+                    let ksp = self.span();
+                    match k.as_str() {
+                        "min" | "max" => {
+                            self.pos += 1;
+                            let n = match self.bump() {
+                                Some((Tok::Num(n), _)) if (1..=64).contains(&n) => n as usize,
+                                Some((_, sp)) => {
+                                    return Err((
+                                        sp,
+                                        format!("{k} needs a count from 1 to 64"),
+                                        None,
+                                    ))
+                                }
+                                None => {
+                                    return Err((
+                                        self.end..self.end,
+                                        format!("{k} needs a count"),
+                                        None,
+                                    ))
+                                }
+                            };
+                            if k == "min" {
+                                col.min = n
+                            } else {
+                                col.max = n
+                            }
+                        }
+                        "timeout" | "interdigit" => {
+                            self.pos += 1;
+                            let d = match self.bump() {
+                                Some((Tok::Dur(d), _)) => d,
+                                Some((_, sp)) => {
+                                    return Err((sp, format!("{k} needs a duration like 5s"), None))
+                                }
+                                None => {
+                                    return Err((
+                                        self.end..self.end,
+                                        format!("{k} needs a duration"),
+                                        None,
+                                    ))
+                                }
+                            };
+                            if k == "timeout" {
+                                col.timeout = d
+                            } else {
+                                col.interdigit = d
+                            }
+                        }
+                        "terminator" => {
+                            self.pos += 1;
+                            let (t, sp) = self.string("the terminator key")?;
+                            col.terminator = match t.as_str() {
+                                "" => None,
+                                k if k.len() == 1 && "0123456789*#".contains(k) => k.chars().next(),
+                                _ => {
+                                    return Err((
+                                        sp,
+                                        "a terminator is one key: 0-9, * or #, or \"\" for none"
+                                            .into(),
+                                        None,
+                                    ))
+                                }
+                            };
+                        }
+                        "prompt" => {
+                            self.pos += 1;
+                            col.prompt = Some(self.template("the prompt's sound name")?);
+                        }
+                        _ => break,
+                    }
+                    let _ = ksp;
+                }
+                if col.min > col.max {
+                    return Err((
+                        sp,
+                        format!(
+                            "collect asks for at least {} keys but at most {}",
+                            col.min, col.max
+                        ),
+                        None,
+                    ));
+                }
+                ops.push(Op::Collect(col));
+            }
             "set" => {
                 let (name, _) = self.ident("a variable name")?;
                 self.expect(&Tok::Assign, "`=`")?;
@@ -539,7 +635,10 @@ impl Parser {
                 return Err((
                     sp,
                     format!("unknown statement `{other}`"),
-                    Some("statements: answer, echo, play, dial, hangup, goto, set, if".into()),
+                    Some(
+                        "statements: answer, echo, play, collect, dial, hangup, goto, set, if"
+                            .into(),
+                    ),
                 ));
             }
         }

@@ -110,3 +110,34 @@ fn errors_point_at_the_problem() {
     let e = err("context a { match \"1\" { echo }");
     assert!(e.contains("not closed"), "{e}");
 }
+
+#[test]
+fn collect_with_options_and_defaults() {
+    let p = parse(
+        "context a {\n  match \"1\" { collect pin min 4 max 6 timeout 8s interdigit 2s terminator \"*\" prompt \"enter-$caller\" }\n  match \"2\" { collect choice }\n}",
+        "c.dp",
+    )
+    .unwrap();
+    let mut c = p.start("a", "1", "1001").unwrap();
+    let Action::Collect(col) = p.step(&mut c) else {
+        panic!()
+    };
+    assert_eq!((col.var.as_str(), col.min, col.max), ("pin", 4, 6));
+    assert_eq!(
+        (col.timeout, col.interdigit, col.terminator),
+        (Duration::from_secs(8), Duration::from_secs(2), Some('*'))
+    );
+    assert_eq!(col.prompt, Some(Template("enter-1001".into())));
+    let mut c = p.start("a", "2", "1001").unwrap();
+    let Action::Collect(col) = p.step(&mut c) else {
+        panic!()
+    };
+    assert_eq!(
+        (col.min, col.max, col.terminator, col.prompt),
+        (1, 16, Some('#'), None)
+    );
+    let e = err("context a { match \"1\" { collect x min 5 max 2 } }");
+    assert!(e.contains("at least 5 keys but at most 2"), "{e}");
+    let e = err("context a { match \"1\" { collect x terminator \"##\" } }");
+    assert!(e.contains("one key"), "{e}");
+}

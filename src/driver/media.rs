@@ -67,7 +67,20 @@ struct Session {
 
 enum LocalCmd {
     Echo,
-    Play(std::path::PathBuf),
+    /// A prompt, and whether a key press cuts it short.
+    Play(std::path::PathBuf, bool),
+    /// Stop the prompt (reported as finished).
+    Stop,
+}
+
+/// What a local session speaks with the caller.
+struct LocalMedia {
+    /// Payload type of our prompts (0 = PCMU, 8 = PCMA).
+    pt: u8,
+    /// The caller's telephone-event payload type.
+    te_pt: Option<u8>,
+    /// Where the caller wants RTP, from its SDP (until latched).
+    a_remote: Option<SocketAddr>,
 }
 
 type CounterMap = Arc<Mutex<HashMap<SessionId, Arc<Counters>>>>;
@@ -123,6 +136,7 @@ async fn run(
                 a_port,
                 a_remote,
                 pt,
+                te_pt,
             } => {
                 let (rtp, rtcp) = match bind_pair(ip, a_port) {
                     Ok(s) => s,
@@ -137,8 +151,12 @@ async fn run(
                 }
                 let (wtx, _) = watch::channel(None);
                 let (ltx, lrx) = mpsc::unbounded_channel();
-                let task =
-                    tokio::spawn(local(id, (rtp, rtcp), a_remote, pt, lrx, events.clone(), c));
+                let media = LocalMedia {
+                    pt,
+                    te_pt,
+                    a_remote,
+                };
+                let task = tokio::spawn(local(id, (rtp, rtcp), media, lrx, events.clone(), c));
                 sessions.insert(
                     id,
                     Session {
@@ -154,14 +172,19 @@ async fn run(
                     let _ = l.send(LocalCmd::Echo);
                 }
             }
-            MediaCommand::Play { id, path } => {
+            MediaCommand::Play { id, path, barge_in } => {
                 match sessions.get(&id).and_then(|s| s.local.as_ref()) {
                     Some(l) => {
-                        let _ = l.send(LocalCmd::Play(path));
+                        let _ = l.send(LocalCmd::Play(path, barge_in));
                     }
                     None => {
                         let _ = events.send(MediaEvent::PlayDone { id });
                     }
+                }
+            }
+            MediaCommand::StopPlay { id } => {
+                if let Some(l) = sessions.get(&id).and_then(|s| s.local.as_ref()) {
+                    let _ = l.send(LocalCmd::Stop);
                 }
             }
             MediaCommand::SetRemoteB { id, addr } => {
@@ -296,12 +319,18 @@ fn load_prompt(path: &std::path::Path) -> Option<Vec<i16>> {
 async fn local(
     id: SessionId,
     (rtp, rtcp): (UdpSocket, UdpSocket),
-    a_sdp: Option<SocketAddr>,
-    pt: u8,
+    media: LocalMedia,
     mut cmds: mpsc::UnboundedReceiver<LocalCmd>,
     events: mpsc::UnboundedSender<MediaEvent>,
     c: Arc<Counters>,
 ) {
+    let LocalMedia {
+        pt,
+        te_pt,
+        a_remote: a_sdp,
+    } = media;
+    let mut dtmf = crate::media::DtmfRx::default();
+    let mut barge_in = false;
     let mut to_a = a_sdp;
     let mut echo = false;
     let mut buf = [0u8; 2048];
@@ -320,6 +349,12 @@ async fn local(
             r = rtp.recv_from(&mut buf) => {
                 let Ok((n, from)) = r else { continue };
                 to_a = Some(from);
+                if let Some(digit) = te_pt.and_then(|te| dtmf.packet(&buf[..n], te)) {
+                    let _ = events.send(MediaEvent::Digit { id, digit });
+                    if barge_in && play.take().is_some() {
+                        let _ = events.send(MediaEvent::PlayDone { id });
+                    }
+                }
                 if echo {
                     let _ = rtp.try_send_to(&buf[..n], from);
                     c.a_to_b.fetch_add(1, Ordering::Relaxed);
@@ -337,8 +372,14 @@ async fn local(
                     echo = true;
                     play = None;
                 }
-                Some(LocalCmd::Play(path)) => match load_prompt(&path) {
+                Some(LocalCmd::Stop) => {
+                    if play.take().is_some() {
+                        let _ = events.send(MediaEvent::PlayDone { id });
+                    }
+                }
+                Some(LocalCmd::Play(path, cut)) => match load_prompt(&path) {
                     Some(samples) => {
+                        barge_in = cut;
                         play = Some((samples, 0));
                         tick.reset();
                     }

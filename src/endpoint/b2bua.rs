@@ -63,6 +63,14 @@ struct Leg {
     sdp_version: u64,
 }
 
+/// A `collect` in progress.
+struct Collecting {
+    spec: crate::dialplan::Collect,
+    digits: String,
+    /// The prompt is still playing (the first-key timer starts when it ends).
+    prompting: bool,
+}
+
 /// What a call waits for before its dialplan may go on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Wait {
@@ -72,6 +80,8 @@ enum Wait {
     Play,
     /// B to answer or fail.
     Dial,
+    /// Keys for a `collect`.
+    Collect,
     /// The call is bridged or echoing: only a hang-up ends it.
     HangUp,
 }
@@ -83,6 +93,8 @@ pub(super) enum CallTimer {
     OkRetransmit,
     /// Give up ringing B.
     RingTimeout,
+    /// Give up waiting for the next key of a `collect`.
+    DigitTimeout,
 }
 
 /// The B side while it is being dialled.
@@ -123,6 +135,12 @@ struct Call {
     media: Option<(SessionId, u16, u16)>,
     /// Payload type of our own media to A (prompts), from our answer.
     a_pt: u8,
+    /// The caller's telephone-event payload type in our answer, if any.
+    a_te_pt: Option<u8>,
+    /// Keys being gathered for a `collect`.
+    collecting: Option<Collecting>,
+    /// When the current `collect` gives up waiting for the next key.
+    digit_at: Option<Instant>,
     ok_bytes: Option<Bytes>,
     ok_interval: Duration,
     ok_until: Instant,
@@ -223,6 +241,7 @@ impl Calls {
             let live = self.calls.get(&id).is_some_and(|c| match kind {
                 CallTimer::OkRetransmit => c.ok_at == Some(at),
                 CallTimer::RingTimeout => c.ring_at == Some(at),
+                CallTimer::DigitTimeout => c.digit_at == Some(at),
             });
             if live {
                 return Some(at);
@@ -237,6 +256,7 @@ impl Calls {
             match kind {
                 CallTimer::OkRetransmit => c.ok_at = Some(at),
                 CallTimer::RingTimeout => c.ring_at = Some(at),
+                CallTimer::DigitTimeout => c.digit_at = Some(at),
             }
             self.timers.push(Reverse((at, id, kind)));
         }
@@ -289,6 +309,31 @@ fn route_set(m: &Message, reverse: bool) -> Vec<Bytes> {
         v.reverse();
     }
     v
+}
+
+/// The key in a SIP INFO: `application/dtmf-relay` (`Signal=5`) or `application/dtmf`
+/// (`5`), the two forms phones send.
+fn info_digit(m: &Message) -> Option<char> {
+    let ct = m.header(&HeaderName::ContentType)?.to_ascii_lowercase();
+    let body = std::str::from_utf8(&m.body).ok()?;
+    let text = if ct.starts_with(b"application/dtmf-relay") {
+        body.lines().find_map(|l| {
+            let (k, v) = l.split_once('=')?;
+            k.trim().eq_ignore_ascii_case("signal").then(|| v.trim())
+        })?
+    } else if ct.starts_with(b"application/dtmf") {
+        body.trim()
+    } else {
+        return None;
+    };
+    match text {
+        "10" => Some('*'),
+        "11" => Some('#'),
+        t if t.len() == 1 && "0123456789*#ABCDabcd".contains(t) => {
+            t.chars().next().map(|c| c.to_ascii_uppercase())
+        }
+        _ => None,
+    }
 }
 
 /// Appends `;tag=` to a From/To value.
@@ -548,6 +593,9 @@ impl Endpoint {
                 mf,
                 media: None,
                 a_pt: 0,
+                a_te_pt: None,
+                collecting: None,
+                digit_at: None,
                 ok_bytes: None,
                 ok_interval: self.cfg_t1,
                 ok_until: now,
@@ -629,8 +677,16 @@ impl Endpoint {
                     self.calls.media_out.push_back(MediaCommand::Play {
                         id: SessionId(id),
                         path,
+                        barge_in: false,
                     });
                     self.set_wait(id, Wait::Play);
+                    return;
+                }
+                Action::Collect(col) => {
+                    if !self.answer_locally(now, id) {
+                        return;
+                    }
+                    self.start_collect(now, id, col);
                     return;
                 }
                 Action::Dial {
@@ -716,6 +772,12 @@ impl Endpoint {
                     .find(|f| matches!(f.codec(), Some(Codec::Pcmu | Codec::Pcma)))
             })
             .map_or(0, |f| f.pt);
+        let te_pt = answer.audio().and_then(|m| {
+            m.formats
+                .iter()
+                .find(|f| f.codec() == Some(Codec::TelephoneEvent))
+                .map(|f| f.pt)
+        });
         let a_remote = c.offer.audio_target();
         let sid = SessionId(id);
         self.calls.media_out.push_back(MediaCommand::Local {
@@ -723,11 +785,13 @@ impl Endpoint {
             a_port: pa,
             a_remote,
             pt,
+            te_pt,
         });
         let body = Bytes::from(answer.to_bytes());
         if let Some(c) = self.calls.calls.get_mut(&id) {
             c.media = Some((sid, pa, 0));
             c.a_pt = pt;
+            c.a_te_pt = te_pt;
             c.a.sdp_sent = Some(body.clone());
         }
         self.answer_a(now, id, body);
@@ -1439,12 +1503,13 @@ impl Endpoint {
             .media_out
             .push_back(MediaCommand::Close { id: sid });
         if c.answered {
-            let (a_remote, pt) = (c.offer.audio_target(), c.a_pt);
+            let (a_remote, pt, te_pt) = (c.offer.audio_target(), c.a_pt, c.a_te_pt);
             self.calls.media_out.push_back(MediaCommand::Local {
                 id: sid,
                 a_port: pa,
                 a_remote,
                 pt,
+                te_pt,
             });
             c.media = Some((sid, pa, 0));
         } else {
@@ -1544,6 +1609,12 @@ impl Endpoint {
                 self.finish(now, id, disp, 200, by);
             }
             Some(Method::Invite) | Some(Method::Update) => self.on_reoffer(now, key, msg, id, side),
+            Some(Method::Info) => {
+                self.reply(now, key, msg, StatusCode::OK, vec![]);
+                if let (Side::A, Some(d)) = (side, info_digit(msg)) {
+                    self.on_digit(now, id, d);
+                }
+            }
             _ => self.reply(now, key, msg, StatusCode::OK, vec![]),
         }
         true
@@ -1803,16 +1874,104 @@ impl Endpoint {
     pub(super) fn on_media_event(&mut self, now: Instant, ev: MediaEvent) {
         match ev {
             MediaEvent::PlayDone { id } => {
-                if self
-                    .calls
-                    .calls
-                    .get(&id.0)
-                    .is_some_and(|c| c.wait == Wait::Play)
-                {
-                    self.run_dialplan(now, id.0);
+                let wait = self.calls.calls.get(&id.0).map(|c| c.wait);
+                match wait {
+                    Some(Wait::Play) => self.run_dialplan(now, id.0),
+                    Some(Wait::Collect) => self.collect_prompt_done(now, id.0),
+                    _ => {}
                 }
             }
+            MediaEvent::Digit { id, digit } => self.on_digit(now, id.0, digit),
         }
+    }
+
+    /// Starts a `collect`: the prompt (cut short by the first key) and the first-key timer.
+    fn start_collect(&mut self, now: Instant, id: u64, spec: crate::dialplan::Collect) {
+        let prompt = spec
+            .prompt
+            .as_ref()
+            .map(|t| self.sounds_dir.join(format!("{}.wav", t.as_str())));
+        let timeout = spec.timeout;
+        if let Some(c) = self.calls.calls.get_mut(&id) {
+            c.collecting = Some(Collecting {
+                spec,
+                digits: String::new(),
+                prompting: prompt.is_some(),
+            });
+            c.wait = Wait::Collect;
+        }
+        match prompt {
+            Some(path) => self.calls.media_out.push_back(MediaCommand::Play {
+                id: SessionId(id),
+                path,
+                barge_in: true,
+            }),
+            None => self.calls.arm(id, CallTimer::DigitTimeout, now + timeout),
+        }
+    }
+
+    fn collect_prompt_done(&mut self, now: Instant, id: u64) {
+        let Some(c) = self.calls.calls.get_mut(&id) else {
+            return;
+        };
+        let Some(col) = c.collecting.as_mut() else {
+            return;
+        };
+        col.prompting = false;
+        if col.digits.is_empty() {
+            let at = now + col.spec.timeout;
+            self.calls.arm(id, CallTimer::DigitTimeout, at);
+        }
+    }
+
+    /// A key from the caller (RFC 4733 or SIP INFO).
+    pub(super) fn on_digit(&mut self, now: Instant, id: u64, digit: char) {
+        let Some(c) = self.calls.calls.get_mut(&id) else {
+            return;
+        };
+        tracing::debug!(call = id, %digit, "key pressed");
+        let Some(col) = c.collecting.as_mut() else {
+            return;
+        };
+        if col.prompting {
+            // Barge-in: RFC 4733 keys stop the prompt in the relay already; a SIP INFO key
+            // must stop it from here.
+            col.prompting = false;
+            self.calls
+                .media_out
+                .push_back(MediaCommand::StopPlay { id: SessionId(id) });
+        }
+        if col.spec.terminator == Some(digit) {
+            self.end_collect(now, id);
+            return;
+        }
+        col.digits.push(digit);
+        if col.digits.len() >= col.spec.max {
+            self.end_collect(now, id);
+            return;
+        }
+        let at = now + col.spec.interdigit;
+        self.calls.arm(id, CallTimer::DigitTimeout, at);
+    }
+
+    /// Stores the keys and `$status`, and lets the dialplan go on.
+    fn end_collect(&mut self, now: Instant, id: u64) {
+        let Some(c) = self.calls.calls.get_mut(&id) else {
+            return;
+        };
+        let Some(col) = c.collecting.take() else {
+            return;
+        };
+        c.digit_at = None;
+        let status = if col.digits.len() >= col.spec.min {
+            "ok"
+        } else {
+            "timeout"
+        };
+        tracing::info!(call = id, var = %col.spec.var, digits = %col.digits, status, "collected");
+        c.cursor.vars.insert(col.spec.var.clone(), col.digits);
+        c.cursor.vars.insert("status".into(), status.into());
+        self.run_dialplan(now, id);
     }
 
     /// Ends every call for a shutdown: BYE to answered legs, 503 to unanswered callers,
@@ -1871,6 +2030,10 @@ impl Endpoint {
                     let next = now + c.ok_interval;
                     self.out.push_back(Transmit { peer, bytes });
                     self.calls.arm(id, CallTimer::OkRetransmit, next);
+                }
+                CallTimer::DigitTimeout if c.digit_at == Some(at) => {
+                    c.digit_at = None;
+                    self.end_collect(now, id);
                 }
                 CallTimer::RingTimeout if c.ring_at == Some(at) => {
                     c.ring_at = None;

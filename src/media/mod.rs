@@ -32,6 +32,11 @@ pub enum MediaCommand {
         /// Address from the SDP.
         addr: SocketAddr,
     },
+    /// In a local session: stop the prompt playing now (a key came another way, SIP INFO).
+    StopPlay {
+        /// Session.
+        id: SessionId,
+    },
     /// Convert G.711 between the legs: A's payload type `a_pt` to and from B's `b_pt`
     /// (0 = PCMU, 8 = PCMA), because the parties share no law.
     Transcode {
@@ -58,6 +63,8 @@ pub enum MediaCommand {
         a_remote: Option<SocketAddr>,
         /// Payload type agreed with the caller (0 = PCMU, 8 = PCMA).
         pt: u8,
+        /// The caller's telephone-event payload type, if it offered one.
+        te_pt: Option<u8>,
     },
     /// In a local session: send everything the caller sends straight back.
     Echo {
@@ -70,7 +77,59 @@ pub enum MediaCommand {
         id: SessionId,
         /// The file (16-bit PCM, 8 kHz, mono).
         path: std::path::PathBuf,
+        /// Stop at the first key press (barge-in).
+        barge_in: bool,
     },
+}
+
+/// Receives RFC 4733 telephone-events and reports each key press once, at its first
+/// packet (so a prompt can stop at once), however many times the end packet is repeated.
+#[derive(Debug, Default)]
+pub struct DtmfRx {
+    last: Option<(u32, u8)>,
+    ended: bool,
+}
+
+/// The key an RFC 4733 event code stands for (0-9, *, #, A-D).
+pub fn dtmf_char(event: u8) -> Option<char> {
+    match event {
+        0..=9 => Some(char::from(b'0' + event)),
+        10 => Some('*'),
+        11 => Some('#'),
+        12..=15 => Some(char::from(b'A' + event - 12)),
+        _ => None,
+    }
+}
+
+impl DtmfRx {
+    /// Feeds one RTP packet; `te_pt` is the negotiated telephone-event payload type.
+    /// Returns the key when this packet starts a new press.
+    pub fn packet(&mut self, pkt: &[u8], te_pt: u8) -> Option<char> {
+        if pkt.len() < 16 || pkt[0] >> 6 != 2 || pkt[1] & 0x7f != te_pt {
+            return None;
+        }
+        let cc = usize::from(pkt[0] & 0x0f);
+        let mut off = 12 + 4 * cc;
+        if pkt[0] & 0x10 != 0 {
+            let ext = pkt.get(off + 2..off + 4)?;
+            off += 4 + 4 * usize::from(u16::from_be_bytes([ext[0], ext[1]]));
+        }
+        let payload = pkt.get(off..off + 4)?;
+        let (event, end) = (payload[0], payload[1] & 0x80 != 0);
+        let marker = pkt[1] & 0x80 != 0;
+        let ts = u32::from_be_bytes([pkt[4], pkt[5], pkt[6], pkt[7]]);
+        // A new press: a new timestamp or event, the marker bit, or a fresh (non-end)
+        // packet after the previous press ended (senders may reuse the timestamp).
+        let new = self.last != Some((ts, event)) || marker || (self.ended && !end);
+        if new {
+            self.last = Some((ts, event));
+            self.ended = end;
+            dtmf_char(event)
+        } else {
+            self.ended |= end;
+            None
+        }
+    }
 }
 
 /// What the relay reports back to the call.
@@ -78,10 +137,17 @@ pub enum MediaCommand {
 #[non_exhaustive]
 pub enum MediaEvent {
     /// A `Play` finished (or could not start: the file is missing or unreadable, which is
-    /// logged; the call goes on rather than sit in silence).
+    /// logged; the call goes on rather than sit in silence), or a key press cut it short.
     PlayDone {
         /// Session.
         id: SessionId,
+    },
+    /// The caller pressed a key (RFC 4733 telephone-event).
+    Digit {
+        /// Session.
+        id: SessionId,
+        /// 0-9, *, #, A-D.
+        digit: char,
     },
 }
 
@@ -283,6 +349,48 @@ mod tests {
             let mut p = vec![0x9f; n];
             g711::transcode_rtp(&mut p, 0, 8);
         }
+    }
+
+    fn te(seq: u16, ts: u32, event: u8, end: bool, marker: bool) -> Vec<u8> {
+        let mut p = vec![0x80, 101 | if marker { 0x80 } else { 0 }];
+        p.extend(seq.to_be_bytes());
+        p.extend(ts.to_be_bytes());
+        p.extend([0, 0, 0, 1, event, if end { 0x80 } else { 0 } | 10, 0, 160]);
+        p
+    }
+
+    #[test]
+    fn each_key_press_is_reported_once() {
+        let mut rx = DtmfRx::default();
+        let mut got = String::new();
+        // "1": start (marker), continuation, three end packets; then "0" twice with the same
+        // timestamp (as a sender replaying a recording does), then "#".
+        let stream = [
+            te(1, 100, 1, false, true),
+            te(2, 100, 1, false, false),
+            te(3, 100, 1, true, false),
+            te(3, 100, 1, true, false),
+            te(3, 100, 1, true, false),
+            te(4, 900, 0, false, false),
+            te(5, 900, 0, true, false),
+            te(5, 900, 0, true, false),
+            te(6, 900, 0, false, false),
+            te(7, 900, 0, true, false),
+            te(8, 1700, 11, false, true),
+            te(9, 1700, 11, true, false),
+        ];
+        for p in &stream {
+            got.extend(rx.packet(p, 101));
+        }
+        assert_eq!(got, "100#");
+        // Other payload types and short packets are not events.
+        assert_eq!(
+            rx.packet(&[0x80, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0, 1, 1, 2, 3, 4], 101),
+            None
+        );
+        assert_eq!(rx.packet(&[0x80, 101, 0], 101), None);
+        assert_eq!(dtmf_char(15), Some('D'));
+        assert_eq!(dtmf_char(16), None);
     }
 
     #[test]
