@@ -538,25 +538,58 @@ fn caller_cancel_before_any_ringing_waits_for_the_callees_provisional() {
 // ---- collect on a virtual clock (602 in the default dialplan) ----
 
 fn invite_to(number: &str, cseq: u32, auth: Option<String>) -> Bytes {
-    Bytes::from(String::from_utf8_lossy(&invite(cseq, auth)).replace("sip:1002@switchboard.local", &format!("sip:{number}@switchboard.local")))
+    Bytes::from(String::from_utf8_lossy(&invite(cseq, auth)).replace(
+        "sip:1002@switchboard.local",
+        &format!("sip:{number}@switchboard.local"),
+    ))
 }
 
 /// Calls 602 as 1001 and returns the call's relay session, answered and prompting.
 fn call_602(ep: &mut Endpoint, t0: Instant) -> crate::media::SessionId {
     let out = send(ep, t0, invite_to("602", 1, None), &caller_peer());
-    let chal = out.iter().find(|m| m.status() == Some(StatusCode::PROXY_AUTH_REQUIRED)).unwrap();
-    let c = String::from_utf8_lossy(chal.header(&HeaderName::ProxyAuthenticate).unwrap()).into_owned();
-    let nonce = c.split("nonce=\"").nth(1).unwrap().split('"').next().unwrap().to_string();
+    let chal = out
+        .iter()
+        .find(|m| m.status() == Some(StatusCode::PROXY_AUTH_REQUIRED))
+        .unwrap();
+    let c =
+        String::from_utf8_lossy(chal.header(&HeaderName::ProxyAuthenticate).unwrap()).into_owned();
+    let nonce = c
+        .split("nonce=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .to_string();
     let h = ha1(Algorithm::Md5, "1001", "switchboard.local", PW);
-    let r = response(Algorithm::Md5, &h, "INVITE", "sip:602@switchboard.local", &nonce, Some(("00000001", "ab")));
+    let r = response(
+        Algorithm::Md5,
+        &h,
+        "INVITE",
+        "sip:602@switchboard.local",
+        &nonce,
+        Some(("00000001", "ab")),
+    );
     let auth = format!("Digest username=\"1001\", realm=\"switchboard.local\", nonce=\"{nonce}\", uri=\"sip:602@switchboard.local\", response=\"{r}\", algorithm=MD5, cnonce=\"ab\", qop=auth, nc=00000001");
     ep.handle_datagram(t0, invite_to("602", 2, Some(auth)), caller_peer());
     let out = outputs(ep);
-    assert!(out.iter().any(|(_, m)| m.status() == Some(StatusCode::OK)), "answered");
+    assert!(
+        out.iter().any(|(_, m)| m.status() == Some(StatusCode::OK)),
+        "answered"
+    );
     let cmds: Vec<MediaCommand> = std::iter::from_fn(|| ep.poll_media()).collect();
-    let MediaCommand::Local { id, te_pt, .. } = &cmds[0] else { panic!("{cmds:?}") };
-    assert_eq!(*te_pt, Some(101), "the caller's telephone-event type is known to the relay");
-    assert!(matches!(&cmds[1], MediaCommand::Play { barge_in: true, .. }), "{cmds:?}");
+    let MediaCommand::Local { id, te_pt, .. } = &cmds[0] else {
+        panic!("{cmds:?}")
+    };
+    assert_eq!(
+        *te_pt,
+        Some(101),
+        "the caller's telephone-event type is known to the relay"
+    );
+    assert!(
+        matches!(&cmds[1], MediaCommand::Play { barge_in: true, .. }),
+        "{cmds:?}"
+    );
     *id
 }
 
@@ -572,9 +605,15 @@ fn collect_gives_up_after_the_first_key_timeout_counted_from_the_prompts_end() {
     let t4 = t0 + Duration::from_secs(4);
     ep.handle_media_event(t4, MediaEvent::PlayDone { id });
     let out = run_until(&mut ep, t0 + Duration::from_millis(13_900));
-    assert!(!out.iter().any(|(_, _, m)| m.method() == Some(Method::Bye)), "still waiting at 13.9 s");
+    assert!(
+        !out.iter().any(|(_, _, m)| m.method() == Some(Method::Bye)),
+        "still waiting at 13.9 s"
+    );
     let out = run_until(&mut ep, t0 + Duration::from_secs(15));
-    let bye = out.iter().find(|(_, _, m)| m.method() == Some(Method::Bye)).expect("hung up after the timeout");
+    let bye = out
+        .iter()
+        .find(|(_, _, m)| m.method() == Some(Method::Bye))
+        .expect("hung up after the timeout");
     assert_eq!((bye.0 - t0).as_secs(), 14);
 }
 
@@ -587,13 +626,23 @@ fn keys_stop_the_prompt_and_the_interdigit_timeout_ends_the_input() {
     let t1 = t0 + Duration::from_secs(1);
     ep.handle_media_event(t1, MediaEvent::Digit { id, digit: '1' });
     let cmds: Vec<MediaCommand> = std::iter::from_fn(|| ep.poll_media()).collect();
-    assert!(cmds.iter().any(|c| matches!(c, MediaCommand::StopPlay { .. })), "barge-in: {cmds:?}");
+    assert!(
+        cmds.iter()
+            .any(|c| matches!(c, MediaCommand::StopPlay { .. })),
+        "barge-in: {cmds:?}"
+    );
     ep.handle_media_event(t1, MediaEvent::PlayDone { id });
-    ep.handle_media_event(t1 + Duration::from_secs(2), MediaEvent::Digit { id, digit: '0' });
+    ep.handle_media_event(
+        t1 + Duration::from_secs(2),
+        MediaEvent::Digit { id, digit: '0' },
+    );
     // No more keys: 3 s after the last one the input is "10", which is no extension, so
     // the dial fails at once and the call is hung up.
     let out = run_until(&mut ep, t0 + Duration::from_secs(10));
-    let bye = out.iter().find(|(_, _, m)| m.method() == Some(Method::Bye)).expect("hung up");
+    let bye = out
+        .iter()
+        .find(|(_, _, m)| m.method() == Some(Method::Bye))
+        .expect("hung up");
     assert_eq!((bye.0 - t0).as_secs(), 6);
 }
 
@@ -606,7 +655,11 @@ fn the_terminator_ends_the_input_at_once() {
         ep.handle_media_event(t0, MediaEvent::Digit { id, digit: d });
     }
     let out = outputs(&mut ep);
-    assert!(out.iter().any(|(p, m)| *p == callee_peer() && m.method() == Some(Method::Invite)), "1002 rings as soon as four keys are in");
+    assert!(
+        out.iter()
+            .any(|(p, m)| *p == callee_peer() && m.method() == Some(Method::Invite)),
+        "1002 rings as soon as four keys are in"
+    );
     // With '#', fewer keys do: "10#" dials 10 at once (and fails: no such extension).
     let t0 = Instant::now();
     let mut ep = pbx_with_callee(t0);
@@ -614,5 +667,7 @@ fn the_terminator_ends_the_input_at_once() {
     for d in ['1', '0', '#'] {
         ep.handle_media_event(t0, MediaEvent::Digit { id, digit: d });
     }
-    assert!(outputs(&mut ep).iter().any(|(p, m)| *p == caller_peer() && m.method() == Some(Method::Bye)));
+    assert!(outputs(&mut ep)
+        .iter()
+        .any(|(p, m)| *p == caller_peer() && m.method() == Some(Method::Bye)));
 }
