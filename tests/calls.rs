@@ -564,3 +564,21 @@ fn keys_as_rfc4733_events_reach_the_dialplan() {
 fn keys_as_sip_info_reach_the_dialplan() {
     dial_by_keys("uac_dtmf_info.xml");
 }
+
+#[test]
+fn a_voice_menu_plays_again_on_a_wrong_key_and_routes_the_right_one() {
+    let pbx = Pbx::start();
+    let port = register_callee(&pbx, "1002", PW2);
+    let callee = spawn_sipp(&scenario("uas_answer.xml"), None, port, &[]);
+    let call = caller(&pbx, &scenario("uac_menu.xml"), "603", &[]);
+    assert!(
+        call.wait(30),
+        "the caller went through the menu and hung up"
+    );
+    assert!(callee.wait(10), "key 2 rang 1002\n{}", pbx.log_text());
+    let log = pbx.log_text();
+    assert!(
+        log.contains("key=Some('7')") && log.contains("key=Some('2')"),
+        "{log}"
+    );
+}

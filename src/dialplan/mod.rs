@@ -28,6 +28,7 @@ use std::time::Duration;
 #[derive(Debug)]
 pub struct Dialplan {
     contexts: HashMap<String, Vec<Route>>,
+    menus: HashMap<String, Menu>,
     trunk_refs: Vec<(String, std::ops::Range<usize>)>,
 }
 
@@ -48,11 +49,45 @@ struct Route {
     span: std::ops::Range<usize>,
 }
 
+/// A voice menu: prompts, one key, a handler per key, and what to do on a wrong key, on
+/// silence and after too many of either.
+#[derive(Debug)]
+struct Menu {
+    prompts: Vec<Template>,
+    timeout: Duration,
+    retries: u32,
+    options: Vec<(char, Vec<Op>)>,
+    invalid: Vec<Op>,
+    on_timeout: Vec<Op>,
+    exhausted: Vec<Op>,
+}
+
+/// Which of a menu's handlers runs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Handler {
+    Option(usize),
+    Invalid,
+    Timeout,
+    Exhausted,
+}
+
+/// Where the ops being run come from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Loc {
+    Route { context: String, route: usize },
+    Menu { name: String, handler: Handler },
+}
+
 /// A string with `$name` / `${name}` / `$1` references, expanded at run time.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Template(String);
 
 impl Template {
+    /// A template of literal text.
+    pub fn new(text: String) -> Self {
+        Self(text)
+    }
+
     /// The text (after expansion, when it came from a step).
     pub fn as_str(&self) -> &str {
         &self.0
@@ -117,6 +152,8 @@ enum Op {
     },
     Set(String, Template),
     Collect(Collect),
+    Menu(String),
+    Repeat,
     JumpUnless(Cond, usize),
     Jump(usize),
 }
@@ -136,8 +173,8 @@ pub struct Collect {
     pub interdigit: Duration,
     /// Key that ends the input early (not stored).
     pub terminator: Option<char>,
-    /// Prompt played first; a key press cuts it short.
-    pub prompt: Option<Template>,
+    /// Prompts played first, in order; a key press cuts them short.
+    pub prompts: Vec<Template>,
 }
 
 /// What the call must do next.
@@ -163,14 +200,23 @@ pub enum Action {
     /// Answer, play the prompt (if any) and gather keys into a variable; step again when
     /// done, with `$status` `ok` (at least `min` keys) or `timeout`.
     Collect(Collect),
+    /// Answer, play the menu's prompts (a key cuts them short) and wait for one key; report
+    /// it (or silence) with [`Dialplan::menu_input`], then step again.
+    Menu {
+        /// Prompts, in order.
+        prompts: Vec<String>,
+        /// Wait for the key after the prompts.
+        timeout: Duration,
+    },
 }
 
 /// Where a call is in the dialplan.
 #[derive(Clone, Debug)]
 pub struct Cursor {
-    context: String,
-    route: usize,
+    loc: Loc,
     pc: usize,
+    /// The menu in force and the wrong keys or silences so far.
+    menu: Option<(String, u32)>,
     /// Variables: `caller`, `dialed`, captures `1`..`9`, `status`, and `set` ones.
     pub vars: HashMap<String, String>,
 }
@@ -235,22 +281,89 @@ impl Dialplan {
         vars.insert("dialed".into(), number.to_string());
         let route = self.route_for(context, number, &mut vars)?;
         Some(Cursor {
-            context: context.to_string(),
-            route,
+            loc: Loc::Route {
+                context: context.to_string(),
+                route,
+            },
             pc: 0,
+            menu: None,
             vars,
         })
+    }
+
+    /// Whether a menu exists.
+    pub fn has_menu(&self, name: &str) -> bool {
+        self.menus.contains_key(name)
+    }
+
+    fn ops(&self, loc: &Loc) -> Option<&[Op]> {
+        match loc {
+            Loc::Route { context, route } => self
+                .contexts
+                .get(context)?
+                .get(*route)
+                .map(|r| r.ops.as_slice()),
+            Loc::Menu { name, handler } => {
+                let m = self.menus.get(name)?;
+                Some(match handler {
+                    Handler::Option(i) => m.options.get(*i)?.1.as_slice(),
+                    Handler::Invalid => &m.invalid,
+                    Handler::Timeout => &m.on_timeout,
+                    Handler::Exhausted => &m.exhausted,
+                })
+            }
+        }
+    }
+
+    fn menu_action(&self, name: &str, vars: &HashMap<String, String>) -> Action {
+        match self.menus.get(name) {
+            Some(m) => Action::Menu {
+                prompts: m.prompts.iter().map(|t| t.expand(vars)).collect(),
+                timeout: m.timeout,
+            },
+            None => Action::Hangup(Some(500)),
+        }
+    }
+
+    /// The caller's answer to the menu in force: a key, or `None` for silence. Moves the
+    /// cursor to the key's handler, or to the wrong-key / silence handler (by default the
+    /// menu again), or, after `retries` of those, to the `exhausted` one (by default a
+    /// hang-up). `$key` holds the key.
+    pub fn menu_input(&self, cur: &mut Cursor, key: Option<char>) {
+        let Some((name, attempts)) = cur.menu.clone() else {
+            return;
+        };
+        let Some(m) = self.menus.get(&name) else {
+            return;
+        };
+        if let Some(k) = key {
+            cur.vars.insert("key".into(), k.to_string());
+        }
+        let handler = match key.and_then(|k| m.options.iter().position(|(o, _)| *o == k)) {
+            Some(i) => {
+                cur.menu = Some((name.clone(), 0));
+                Handler::Option(i)
+            }
+            None => {
+                let attempts = attempts + 1;
+                cur.menu = Some((name.clone(), attempts));
+                if attempts >= m.retries {
+                    Handler::Exhausted
+                } else if key.is_some() {
+                    Handler::Invalid
+                } else {
+                    Handler::Timeout
+                }
+            }
+        };
+        cur.loc = Loc::Menu { name, handler };
+        cur.pc = 0;
     }
 
     /// Runs until the call must act. The end of a route is `Hangup(None)`.
     pub fn step(&self, cur: &mut Cursor) -> Action {
         for _ in 0..STEP_BUDGET {
-            let Some(ops) = self
-                .contexts
-                .get(&cur.context)
-                .and_then(|r| r.get(cur.route))
-                .map(|r| &r.ops)
-            else {
+            let Some(ops) = self.ops(&cur.loc) else {
                 return Action::Hangup(Some(500));
             };
             let Some(op) = ops.get(cur.pc) else {
@@ -275,8 +388,23 @@ impl Dialplan {
                 Op::Hangup(c) => return Action::Hangup(*c),
                 Op::Collect(col) => {
                     let mut col = col.clone();
-                    col.prompt = col.prompt.map(|p| Template(p.expand(&cur.vars)));
+                    col.prompts = col
+                        .prompts
+                        .iter()
+                        .map(|p| Template(p.expand(&cur.vars)))
+                        .collect();
                     return Action::Collect(col);
+                }
+                Op::Menu(name) => {
+                    // Entering a menu (again) starts its count of wrong keys afresh.
+                    cur.menu = Some((name.clone(), 0));
+                    return self.menu_action(name, &cur.vars);
+                }
+                Op::Repeat => {
+                    let Some((name, _)) = cur.menu.clone() else {
+                        return Action::Hangup(Some(500));
+                    };
+                    return self.menu_action(&name, &cur.vars);
                 }
                 Op::Set(name, t) => {
                     let v = t.expand(&cur.vars);
@@ -300,9 +428,12 @@ impl Dialplan {
                         Some(r) => {
                             vars.insert("dialed".into(), n);
                             *cur = Cursor {
-                                context: context.clone(),
-                                route: r,
+                                loc: Loc::Route {
+                                    context: context.clone(),
+                                    route: r,
+                                },
                                 pc: 0,
+                                menu: None,
                                 vars,
                             };
                         }
@@ -311,7 +442,7 @@ impl Dialplan {
                 }
             }
         }
-        tracing::warn!(context = %cur.context, "dialplan loop without an exit; hanging up");
+        tracing::warn!(loc = ?cur.loc, "dialplan loop without an exit; hanging up");
         Action::Hangup(Some(500))
     }
 }

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::ops::Range;
 use std::time::Duration;
 
-use super::{Cond, Dialplan, Matcher, Op, Route, Template};
+use super::{Cond, Dialplan, Matcher, Menu, Op, Route, Template};
 use crate::config::ConfigError;
 
 #[derive(Clone, Debug, PartialEq)]
@@ -240,6 +240,12 @@ struct Parser {
     gotos: Vec<(String, Range<usize>)>,
     /// Where each `dial trunk` names a trunk, for the config to check.
     trunks: Vec<(String, Range<usize>)>,
+    /// Where each `menu NAME` statement names a menu.
+    menu_refs: Vec<(String, Range<usize>)>,
+    /// Menus defined so far.
+    menus: HashMap<String, Menu>,
+    /// Depth of menu handlers being parsed (`repeat` is allowed inside).
+    in_menu: usize,
 }
 
 impl Parser {
@@ -303,11 +309,15 @@ impl Parser {
             self.skip_semis();
             let Some(_) = self.peek() else { break };
             let (kw, sp) = self.ident("`context`")?;
+            if kw == "menu" {
+                self.menu_def()?;
+                continue;
+            }
             if kw != "context" {
                 return Err((
                     sp,
-                    format!("expected `context`, found `{kw}`"),
-                    Some("a dialplan file is a list of `context NAME { match ... }` blocks".into()),
+                    format!("expected `context` or `menu`, found `{kw}`"),
+                    Some("a dialplan file is a list of `context NAME { match ... }` and `menu NAME { ... }` blocks".into()),
                 ));
             }
             let (name, nsp) = self.ident("a context name")?;
@@ -331,6 +341,138 @@ impl Parser {
                 }
             }
             out.push((name, nsp, routes));
+        }
+        Ok(out)
+    }
+
+    /// `menu NAME { prompt "a" "b"; timeout 5s; retries 3; on "1" { ... } on invalid { ... }
+    /// on timeout { ... } on exhausted { ... } }`
+    fn menu_def(&mut self) -> PResult<()> {
+        let (name, nsp) = self.ident("a menu name")?;
+        self.expect(&Tok::LBrace, "`{`")?;
+        let mut m = Menu {
+            prompts: Vec::new(),
+            timeout: Duration::from_secs(5),
+            retries: 3,
+            options: Vec::new(),
+            invalid: vec![Op::Repeat],
+            on_timeout: vec![Op::Repeat],
+            exhausted: vec![Op::Hangup(None)],
+        };
+        loop {
+            self.skip_semis();
+            let (kw, sp) = match self.peek() {
+                Some(Tok::RBrace) => {
+                    self.pos += 1;
+                    break;
+                }
+                None => {
+                    return Err((
+                        nsp,
+                        format!("menu `{name}` is not closed"),
+                        Some("add `}`".into()),
+                    ))
+                }
+                _ => self.ident("a menu setting (prompt, timeout, retries, on)")?,
+            };
+            match kw.as_str() {
+                "prompt" => m.prompts.extend(
+                    self.strings("a prompt's sound name")?
+                        .into_iter()
+                        .map(Template),
+                ),
+                "timeout" => match self.bump() {
+                    Some((Tok::Dur(d), _)) => m.timeout = d,
+                    Some((_, s)) => {
+                        return Err((s, "timeout needs a duration like 5s".into(), None))
+                    }
+                    None => {
+                        return Err((self.end..self.end, "timeout needs a duration".into(), None))
+                    }
+                },
+                "retries" => match self.bump() {
+                    Some((Tok::Num(n), _)) if (1..=20).contains(&n) => m.retries = n as u32,
+                    Some((_, s)) => {
+                        return Err((s, "retries needs a count from 1 to 20".into(), None))
+                    }
+                    None => return Err((self.end..self.end, "retries needs a count".into(), None)),
+                },
+                "on" => {
+                    let which = self.bump();
+                    self.in_menu += 1;
+                    let mut ops = Vec::new();
+                    let r = self.block(&mut ops);
+                    self.in_menu -= 1;
+                    r?;
+                    match which {
+                        Some((Tok::Str(k), ksp)) => {
+                            let key = match k.as_str() {
+                                one if one.len() == 1 && "0123456789*#".contains(one) => {
+                                    one.chars().next().unwrap_or('0')
+                                }
+                                _ => {
+                                    return Err((
+                                        ksp,
+                                        "a menu option is one key: 0-9, * or #".into(),
+                                        None,
+                                    ))
+                                }
+                            };
+                            if m.options.iter().any(|(o, _)| *o == key) {
+                                return Err((
+                                    ksp,
+                                    format!("key {key} is handled twice in menu `{name}`"),
+                                    None,
+                                ));
+                            }
+                            m.options.push((key, ops));
+                        }
+                        Some((Tok::Ident(w), _)) if w == "invalid" => m.invalid = ops,
+                        Some((Tok::Ident(w), _)) if w == "timeout" => m.on_timeout = ops,
+                        Some((Tok::Ident(w), _)) if w == "exhausted" => m.exhausted = ops,
+                        Some((_, s)) => {
+                            return Err((
+                                s,
+                                "expected a key in quotes, or invalid, timeout or exhausted".into(),
+                                None,
+                            ))
+                        }
+                        None => {
+                            return Err((
+                                self.end..self.end,
+                                "expected what `on` handles".into(),
+                                None,
+                            ))
+                        }
+                    }
+                }
+                other => {
+                    return Err((
+                        sp,
+                        format!("unknown menu setting `{other}`"),
+                        Some("a menu has prompt, timeout, retries and `on` handlers".into()),
+                    ));
+                }
+            }
+        }
+        if m.options.is_empty() {
+            return Err((
+                nsp,
+                format!("menu `{name}` has no `on \"KEY\"` option"),
+                None,
+            ));
+        }
+        if self.menus.insert(name.clone(), m).is_some() {
+            return Err((nsp, format!("menu `{name}` is defined twice"), None));
+        }
+        Ok(())
+    }
+
+    /// One or more quoted strings.
+    fn strings(&mut self, what: &str) -> PResult<Vec<String>> {
+        let mut out = vec![self.string(what)?.0];
+        while let Some(Tok::Str(_)) = self.peek() {
+            out.push(self.string(what)?.0);
         }
         Ok(out)
     }
@@ -497,7 +639,7 @@ impl Parser {
                     timeout: Duration::from_secs(5),
                     interdigit: Duration::from_secs(3),
                     terminator: Some('#'),
-                    prompt: None,
+                    prompts: Vec::new(),
                 };
                 while let Some(Tok::Ident(k)) = self.peek().cloned() {
                     let ksp = self.span();
@@ -566,7 +708,11 @@ impl Parser {
                         }
                         "prompt" => {
                             self.pos += 1;
-                            col.prompt = Some(self.template("the prompt's sound name")?);
+                            col.prompts = self
+                                .strings("the prompt's sound name")?
+                                .into_iter()
+                                .map(Template)
+                                .collect();
                         }
                         _ => break,
                     }
@@ -583,6 +729,17 @@ impl Parser {
                     ));
                 }
                 ops.push(Op::Collect(col));
+            }
+            "menu" => {
+                let (name, msp) = self.ident("a menu name")?;
+                self.menu_refs.push((name.clone(), msp));
+                ops.push(Op::Menu(name));
+            }
+            "repeat" => {
+                if self.in_menu == 0 {
+                    return Err((sp, "`repeat` belongs in a menu's `on` handler".into(), None));
+                }
+                ops.push(Op::Repeat);
             }
             "set" => {
                 let (name, _) = self.ident("a variable name")?;
@@ -636,7 +793,7 @@ impl Parser {
                     sp,
                     format!("unknown statement `{other}`"),
                     Some(
-                        "statements: answer, echo, play, collect, dial, hangup, goto, set, if"
+                        "statements: answer, echo, play, collect, menu, repeat, dial, hangup, goto, set, if"
                             .into(),
                     ),
                 ));
@@ -658,6 +815,9 @@ pub fn parse(text: &str, file: &str) -> Result<Dialplan, ConfigError> {
         end: text.len(),
         gotos: Vec::new(),
         trunks: Vec::new(),
+        menu_refs: Vec::new(),
+        menus: HashMap::new(),
+        in_menu: 0,
     };
     let contexts = p.file().map_err(err)?;
     let mut map = HashMap::new();
@@ -680,8 +840,25 @@ pub fn parse(text: &str, file: &str) -> Result<Dialplan, ConfigError> {
             )));
         }
     }
+    for (m, sp) in &p.menu_refs {
+        if !p.menus.contains_key(m) {
+            let mut known: Vec<&str> = p.menus.keys().map(String::as_str).collect();
+            known.sort_unstable();
+            let hint = if known.is_empty() {
+                "define it with `menu NAME { ... }`".to_string()
+            } else {
+                format!("menus in this file: {}", known.join(", "))
+            };
+            return Err(err((
+                sp.clone(),
+                format!("no menu named `{m}`"),
+                Some(hint),
+            )));
+        }
+    }
     Ok(Dialplan {
         contexts: map,
+        menus: p.menus,
         trunk_refs: p.trunks,
     })
 }

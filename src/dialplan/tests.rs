@@ -127,17 +127,95 @@ fn collect_with_options_and_defaults() {
         (col.timeout, col.interdigit, col.terminator),
         (Duration::from_secs(8), Duration::from_secs(2), Some('*'))
     );
-    assert_eq!(col.prompt, Some(Template("enter-1001".into())));
+    assert_eq!(col.prompts, vec![Template("enter-1001".into())]);
     let mut c = p.start("a", "2", "1001").unwrap();
     let Action::Collect(col) = p.step(&mut c) else {
         panic!()
     };
     assert_eq!(
-        (col.min, col.max, col.terminator, col.prompt),
-        (1, 16, Some('#'), None)
+        (col.min, col.max, col.terminator, col.prompts.is_empty()),
+        (1, 16, Some('#'), true)
     );
     let e = err("context a { match \"1\" { collect x min 5 max 2 } }");
     assert!(e.contains("at least 5 keys but at most 2"), "{e}");
     let e = err("context a { match \"1\" { collect x terminator \"##\" } }");
     assert!(e.contains("one key"), "{e}");
+}
+
+const MENUS: &str = r#"
+menu main {
+  prompt "welcome" "options"
+  timeout 4s
+  retries 2
+  on "1" { dial "1001" }
+  on "2" { menu sub }
+  on invalid { play "invalid"; repeat }
+  on exhausted { hangup 480 }
+}
+menu sub {
+  prompt "sub"
+  on "9" { menu main }
+  on "5" { dial "1005" }
+}
+context internal { match "0" { menu main } }
+"#;
+
+fn menu_action(prompts: &[&str], secs: u64) -> Action {
+    Action::Menu {
+        prompts: prompts.iter().map(|s| s.to_string()).collect(),
+        timeout: Duration::from_secs(secs),
+    }
+}
+
+#[test]
+fn menus_route_keys_repeat_and_give_up() {
+    let p = parse(MENUS, "m.dp").unwrap();
+    let mut c = p.start("internal", "0", "1001").unwrap();
+    assert_eq!(p.step(&mut c), menu_action(&["welcome", "options"], 4));
+    // A wrong key: the invalid handler, then the menu again.
+    p.menu_input(&mut c, Some('7'));
+    assert_eq!(p.step(&mut c), Action::Play("invalid".into()));
+    assert_eq!(p.step(&mut c), menu_action(&["welcome", "options"], 4));
+    // Silence: the default handler repeats... but this is the second failure: exhausted.
+    p.menu_input(&mut c, None);
+    assert_eq!(p.step(&mut c), Action::Hangup(Some(480)));
+    // A right key goes to its handler; submenus nest, and lead back.
+    let mut c = p.start("internal", "0", "1001").unwrap();
+    let _ = p.step(&mut c);
+    p.menu_input(&mut c, Some('2'));
+    assert_eq!(p.step(&mut c), menu_action(&["sub"], 5));
+    p.menu_input(&mut c, None);
+    assert_eq!(
+        p.step(&mut c),
+        menu_action(&["sub"], 5),
+        "default: silence repeats"
+    );
+    p.menu_input(&mut c, Some('9'));
+    assert_eq!(p.step(&mut c), menu_action(&["welcome", "options"], 4));
+    p.menu_input(&mut c, Some('1'));
+    assert_eq!(
+        p.step(&mut c),
+        Action::Dial {
+            target: "1001".into(),
+            trunk: None,
+            timeout: None
+        }
+    );
+    assert_eq!(c.vars["key"], "1");
+}
+
+#[test]
+fn menu_errors_are_located() {
+    let e = err("context a { match \"1\" { menu nope } }");
+    assert!(e.contains("no menu named `nope`"), "{e}");
+    let e = err("context a { match \"1\" { repeat } }");
+    assert!(e.contains("belongs in a menu"), "{e}");
+    let e = err("menu m { on \"1\" { echo } on \"1\" { echo } }");
+    assert!(e.contains("handled twice"), "{e}");
+    let e = err("menu m { prompt \"x\" }");
+    assert!(e.contains("no `on \"KEY\"` option"), "{e}");
+    let e = err("menu m { on \"12\" { echo } }");
+    assert!(e.contains("one key"), "{e}");
+    let e = err("menu m { volume 3 }");
+    assert!(e.contains("unknown menu setting `volume`"), "{e}");
 }

@@ -67,8 +67,8 @@ struct Session {
 
 enum LocalCmd {
     Echo,
-    /// A prompt, and whether a key press cuts it short.
-    Play(std::path::PathBuf, bool),
+    /// A prompt, whether a key press cuts it short, and its sequence number.
+    Play(std::path::PathBuf, bool, u64),
     /// Stop the prompt (reported as finished).
     Stop,
 }
@@ -172,16 +172,19 @@ async fn run(
                     let _ = l.send(LocalCmd::Echo);
                 }
             }
-            MediaCommand::Play { id, path, barge_in } => {
-                match sessions.get(&id).and_then(|s| s.local.as_ref()) {
-                    Some(l) => {
-                        let _ = l.send(LocalCmd::Play(path, barge_in));
-                    }
-                    None => {
-                        let _ = events.send(MediaEvent::PlayDone { id });
-                    }
+            MediaCommand::Play {
+                id,
+                path,
+                barge_in,
+                seq,
+            } => match sessions.get(&id).and_then(|s| s.local.as_ref()) {
+                Some(l) => {
+                    let _ = l.send(LocalCmd::Play(path, barge_in, seq));
                 }
-            }
+                None => {
+                    let _ = events.send(MediaEvent::PlayDone { id, seq });
+                }
+            },
             MediaCommand::StopPlay { id } => {
                 if let Some(l) = sessions.get(&id).and_then(|s| s.local.as_ref()) {
                     let _ = l.send(LocalCmd::Stop);
@@ -331,6 +334,7 @@ async fn local(
     } = media;
     let mut dtmf = crate::media::DtmfRx::default();
     let mut barge_in = false;
+    let mut play_seq = 0u64;
     let mut to_a = a_sdp;
     let mut echo = false;
     let mut buf = [0u8; 2048];
@@ -352,7 +356,7 @@ async fn local(
                 if let Some(digit) = te_pt.and_then(|te| dtmf.packet(&buf[..n], te)) {
                     let _ = events.send(MediaEvent::Digit { id, digit });
                     if barge_in && play.take().is_some() {
-                        let _ = events.send(MediaEvent::PlayDone { id });
+                        let _ = events.send(MediaEvent::PlayDone { id, seq: play_seq });
                     }
                 }
                 if echo {
@@ -374,17 +378,18 @@ async fn local(
                 }
                 Some(LocalCmd::Stop) => {
                     if play.take().is_some() {
-                        let _ = events.send(MediaEvent::PlayDone { id });
+                        let _ = events.send(MediaEvent::PlayDone { id, seq: play_seq });
                     }
                 }
-                Some(LocalCmd::Play(path, cut)) => match load_prompt(&path) {
+                Some(LocalCmd::Play(path, cut, seq)) => match load_prompt(&path) {
                     Some(samples) => {
                         barge_in = cut;
+                        play_seq = seq;
                         play = Some((samples, 0));
                         tick.reset();
                     }
                     None => {
-                        let _ = events.send(MediaEvent::PlayDone { id });
+                        let _ = events.send(MediaEvent::PlayDone { id, seq });
                     }
                 },
             },
@@ -392,7 +397,7 @@ async fn local(
                 let Some((samples, pos)) = play.as_mut() else { continue };
                 if *pos >= samples.len() {
                     play = None;
-                    let _ = events.send(MediaEvent::PlayDone { id });
+                    let _ = events.send(MediaEvent::PlayDone { id, seq: play_seq });
                     continue;
                 }
                 pkt[0] = 0x80;

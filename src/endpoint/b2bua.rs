@@ -63,12 +63,16 @@ struct Leg {
     sdp_version: u64,
 }
 
-/// A `collect` in progress.
+/// A `collect` (or menu) in progress.
 struct Collecting {
     spec: crate::dialplan::Collect,
     digits: String,
-    /// The prompt is still playing (the first-key timer starts when it ends).
+    /// A prompt is still playing (the first-key timer starts when the last one ends).
     prompting: bool,
+    /// Prompts still to play.
+    prompts: VecDeque<std::path::PathBuf>,
+    /// A menu's single key, reported to the dialplan rather than stored.
+    menu: bool,
 }
 
 /// What a call waits for before its dialplan may go on.
@@ -137,6 +141,8 @@ struct Call {
     a_pt: u8,
     /// The caller's telephone-event payload type in our answer, if any.
     a_te_pt: Option<u8>,
+    /// Number of the last prompt started, to match its end report.
+    play_seq: u64,
     /// Keys being gathered for a `collect`.
     collecting: Option<Collecting>,
     /// When the current `collect` gives up waiting for the next key.
@@ -594,6 +600,7 @@ impl Endpoint {
                 media: None,
                 a_pt: 0,
                 a_te_pt: None,
+                play_seq: 0,
                 collecting: None,
                 digit_at: None,
                 ok_bytes: None,
@@ -674,11 +681,7 @@ impl Endpoint {
                         return;
                     }
                     let path = self.sounds_dir.join(format!("{name}.wav"));
-                    self.calls.media_out.push_back(MediaCommand::Play {
-                        id: SessionId(id),
-                        path,
-                        barge_in: false,
-                    });
+                    self.play(id, path, false);
                     self.set_wait(id, Wait::Play);
                     return;
                 }
@@ -686,7 +689,26 @@ impl Endpoint {
                     if !self.answer_locally(now, id) {
                         return;
                     }
-                    self.start_collect(now, id, col);
+                    self.start_collect(now, id, col, false);
+                    return;
+                }
+                Action::Menu { prompts, timeout } => {
+                    if !self.answer_locally(now, id) {
+                        return;
+                    }
+                    let spec = crate::dialplan::Collect {
+                        var: "key".into(),
+                        min: 1,
+                        max: 1,
+                        timeout,
+                        interdigit: timeout,
+                        terminator: None,
+                        prompts: prompts
+                            .into_iter()
+                            .map(crate::dialplan::Template::new)
+                            .collect(),
+                    };
+                    self.start_collect(now, id, spec, true);
                     return;
                 }
                 Action::Dial {
@@ -1870,11 +1892,32 @@ impl Endpoint {
         }
     }
 
+    /// Starts a prompt for call `id`, numbered so its end report is recognised.
+    fn play(&mut self, id: u64, path: std::path::PathBuf, barge_in: bool) {
+        let Some(c) = self.calls.calls.get_mut(&id) else {
+            return;
+        };
+        c.play_seq += 1;
+        let seq = c.play_seq;
+        self.calls.media_out.push_back(MediaCommand::Play {
+            id: SessionId(id),
+            path,
+            barge_in,
+            seq,
+        });
+    }
+
     /// What the relay reports.
     pub(super) fn on_media_event(&mut self, now: Instant, ev: MediaEvent) {
         match ev {
-            MediaEvent::PlayDone { id } => {
-                let wait = self.calls.calls.get(&id.0).map(|c| c.wait);
+            MediaEvent::PlayDone { id, seq } => {
+                // The end of an earlier prompt (cut short by a key) is not this one's.
+                let wait = self
+                    .calls
+                    .calls
+                    .get(&id.0)
+                    .filter(|c| c.play_seq == seq)
+                    .map(|c| c.wait);
                 match wait {
                     Some(Wait::Play) => self.run_dialplan(now, id.0),
                     Some(Wait::Collect) => self.collect_prompt_done(now, id.0),
@@ -1886,30 +1929,33 @@ impl Endpoint {
     }
 
     /// Starts a `collect`: the prompt (cut short by the first key) and the first-key timer.
-    fn start_collect(&mut self, now: Instant, id: u64, spec: crate::dialplan::Collect) {
-        let prompt = spec
-            .prompt
-            .as_ref()
-            .map(|t| self.sounds_dir.join(format!("{}.wav", t.as_str())));
+    /// Starts gathering keys: the prompts in turn (the first key cuts them short), then
+    /// the first-key timer. A menu gathers one key and reports it to the dialplan.
+    fn start_collect(&mut self, now: Instant, id: u64, spec: crate::dialplan::Collect, menu: bool) {
+        let mut prompts: VecDeque<std::path::PathBuf> = spec
+            .prompts
+            .iter()
+            .map(|t| self.sounds_dir.join(format!("{}.wav", t.as_str())))
+            .collect();
+        let first = prompts.pop_front();
         let timeout = spec.timeout;
         if let Some(c) = self.calls.calls.get_mut(&id) {
             c.collecting = Some(Collecting {
                 spec,
                 digits: String::new(),
-                prompting: prompt.is_some(),
+                prompting: first.is_some(),
+                prompts,
+                menu,
             });
             c.wait = Wait::Collect;
         }
-        match prompt {
-            Some(path) => self.calls.media_out.push_back(MediaCommand::Play {
-                id: SessionId(id),
-                path,
-                barge_in: true,
-            }),
+        match first {
+            Some(path) => self.play(id, path, true),
             None => self.calls.arm(id, CallTimer::DigitTimeout, now + timeout),
         }
     }
 
+    /// A prompt of a `collect` or menu ended: the next one, or the first-key timer.
     fn collect_prompt_done(&mut self, now: Instant, id: u64) {
         let Some(c) = self.calls.calls.get_mut(&id) else {
             return;
@@ -1917,11 +1963,16 @@ impl Endpoint {
         let Some(col) = c.collecting.as_mut() else {
             return;
         };
-        col.prompting = false;
-        if col.digits.is_empty() {
-            let at = now + col.spec.timeout;
-            self.calls.arm(id, CallTimer::DigitTimeout, at);
+        if !col.digits.is_empty() {
+            return;
         }
+        if let Some(path) = col.prompts.pop_front() {
+            self.play(id, path, true);
+            return;
+        }
+        col.prompting = false;
+        let at = now + col.spec.timeout;
+        self.calls.arm(id, CallTimer::DigitTimeout, at);
     }
 
     /// A key from the caller (RFC 4733 or SIP INFO).
@@ -1968,9 +2019,16 @@ impl Endpoint {
         } else {
             "timeout"
         };
-        tracing::info!(call = id, var = %col.spec.var, digits = %col.digits, status, "collected");
-        c.cursor.vars.insert(col.spec.var.clone(), col.digits);
-        c.cursor.vars.insert("status".into(), status.into());
+        if col.menu {
+            let key = col.digits.chars().next();
+            tracing::info!(call = id, ?key, "menu choice");
+            let plan = self.dialplan.clone();
+            plan.menu_input(&mut c.cursor, key);
+        } else {
+            tracing::info!(call = id, var = %col.spec.var, digits = %col.digits, status, "collected");
+            c.cursor.vars.insert(col.spec.var.clone(), col.digits);
+            c.cursor.vars.insert("status".into(), status.into());
+        }
         self.run_dialplan(now, id);
     }
 

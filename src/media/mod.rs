@@ -79,6 +79,9 @@ pub enum MediaCommand {
         path: std::path::PathBuf,
         /// Stop at the first key press (barge-in).
         barge_in: bool,
+        /// Echoed in [`MediaEvent::PlayDone`], so a late report of an earlier prompt is
+        /// not taken for this one's.
+        seq: u64,
     },
 }
 
@@ -141,6 +144,8 @@ pub enum MediaEvent {
     PlayDone {
         /// Session.
         id: SessionId,
+        /// The `seq` of the `Play` it reports.
+        seq: u64,
     },
     /// The caller pressed a key (RFC 4733 telephone-event).
     Digit {
