@@ -32,6 +32,8 @@ pub enum Request {
     Registrations,
     /// List live calls.
     Calls,
+    /// Re-read the config and dialplan; live calls keep theirs.
+    Reload,
     /// Health and counters.
     Status,
 }
@@ -68,6 +70,11 @@ pub enum Response {
     Registrations(Vec<RegistrationView>),
     /// Live calls.
     Calls(Vec<CallInfo>),
+    /// The new configuration is in force; these settings need a restart to apply.
+    Reloaded {
+        /// Changed settings that only a restart applies.
+        restart_needed: Vec<String>,
+    },
     /// Status.
     Status(Status),
     /// The request was not understood.

@@ -64,6 +64,8 @@ enum CtlCmd {
     Registrations,
     /// List live calls.
     Calls,
+    /// Re-read the config and dialplan (as SIGHUP does); live calls keep theirs.
+    Reload,
     /// Show health and counters.
     Status,
 }
@@ -127,7 +129,42 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
             rtp_ports,
             state_dir,
         } => {
-            let mut cfg = match load(config.as_deref()) {
+            // What `run` reads now is what a reload reads again: the same file (or the
+            // built-in copy) with the same overrides.
+            let path = match config {
+                Some(p) => Some(p),
+                None if Path::new(DEFAULT_CONFIG).exists() => Some(PathBuf::from(DEFAULT_CONFIG)),
+                None => {
+                    eprintln!("note: {DEFAULT_CONFIG} not found; using the built-in default configuration");
+                    None
+                }
+            };
+            let listen = if sip_listen.is_empty() {
+                None
+            } else {
+                Some(
+                    sip_listen
+                        .iter()
+                        .map(|s| {
+                            Listen::parse(s).map_err(|m| anyhow::anyhow!("--sip-listen {s}: {m}"))
+                        })
+                        .collect::<Result<Vec<_>, _>>()?,
+                )
+            };
+            let rtp_ports = match rtp_ports {
+                Some(r) => Some(
+                    config::parse_port_range(&r)
+                        .map_err(|m| anyhow::anyhow!("--rtp-ports: {m}"))?,
+                ),
+                None => None,
+            };
+            let source = config::ConfigSource {
+                path,
+                listen,
+                rtp_ports,
+                state_dir,
+            };
+            let cfg = match source.load() {
                 Ok(c) => c,
                 Err(e) => {
                     eprint!("{e}");
@@ -135,21 +172,8 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
                     return Ok(ExitCode::FAILURE);
                 }
             };
-            if !sip_listen.is_empty() {
-                cfg.listen = sip_listen
-                    .iter()
-                    .map(|s| Listen::parse(s).map_err(|m| anyhow::anyhow!("--sip-listen {s}: {m}")))
-                    .collect::<Result<_, _>>()?;
-            }
-            if let Some(r) = rtp_ports {
-                cfg.rtp_ports = config::parse_port_range(&r)
-                    .map_err(|m| anyhow::anyhow!("--rtp-ports: {m}"))?;
-            }
-            if let Some(d) = state_dir {
-                cfg.state_dir = d;
-            }
             init_tracing();
-            switchboard::driver::run(cfg)?;
+            switchboard::driver::run(cfg, source)?;
             Ok(ExitCode::SUCCESS)
         }
         Cmd::Ctl {
@@ -169,6 +193,7 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
             let req = match command {
                 CtlCmd::Registrations => Request::Registrations,
                 CtlCmd::Calls => Request::Calls,
+                CtlCmd::Reload => Request::Reload,
                 CtlCmd::Status => Request::Status,
             };
             let resp = ctl::call(&dir, &req).context("ctl")?;
@@ -189,6 +214,15 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
                         );
                     }
                     println!("{} registration(s)", list.len());
+                }
+                Response::Reloaded { restart_needed } => {
+                    println!("reloaded: new calls use the new configuration and dialplan");
+                    if !restart_needed.is_empty() {
+                        println!(
+                            "changed but applied only after a restart: {}",
+                            restart_needed.join(", ")
+                        );
+                    }
                 }
                 Response::Calls(list) => {
                     println!(

@@ -716,6 +716,67 @@ impl Config {
     }
 }
 
+/// Where the configuration comes from, so a reload reads it the same way `run` did: the
+/// file (or the built-in copy) and the command line's overrides on top.
+#[derive(Clone, Debug, Default)]
+pub struct ConfigSource {
+    /// The file; `None` for the built-in configuration.
+    pub path: Option<PathBuf>,
+    /// `--sip-listen` values, replacing `server.listen`.
+    pub listen: Option<Vec<Listen>>,
+    /// `--rtp-ports`, replacing `rtp.ports`.
+    pub rtp_ports: Option<(u16, u16)>,
+    /// `--state-dir`, replacing `server.state_dir`.
+    pub state_dir: Option<PathBuf>,
+}
+
+impl ConfigSource {
+    /// Reads and validates the configuration, with the overrides applied.
+    pub fn load(&self) -> Result<Config, ConfigError> {
+        let mut c = match &self.path {
+            Some(p) => Config::load(p)?,
+            None => Config::from_str(EMBEDDED, "<built-in config/switchboard.toml>")?,
+        };
+        if let Some(l) = &self.listen {
+            c.listen = l.clone();
+        }
+        if let Some(r) = self.rtp_ports {
+            c.rtp_ports = r;
+        }
+        if let Some(d) = &self.state_dir {
+            c.state_dir = d.clone();
+        }
+        Ok(c)
+    }
+}
+
+impl Config {
+    /// What differs between `self` (in force) and `new` that only a restart applies: the
+    /// listeners, the RTP range, the domain, the state directory and the CDR database.
+    pub fn restart_needed(&self, new: &Config) -> Vec<String> {
+        let mut v = Vec::new();
+        if self.listen != new.listen {
+            v.push("server.listen".to_string());
+        }
+        if self.rtp_ports != new.rtp_ports {
+            v.push("rtp.ports".to_string());
+        }
+        if self.domain != new.domain {
+            v.push("server.domain".to_string());
+        }
+        if self.state_dir != new.state_dir {
+            v.push("server.state_dir".to_string());
+        }
+        if self.cdr_db != new.cdr_db {
+            v.push("calls.cdr_db".to_string());
+        }
+        if self.timers != new.timers {
+            v.push("sip timers".to_string());
+        }
+        v
+    }
+}
+
 /// An address that would let anyone call in as the trunk.
 fn users_from_anywhere(ip: std::net::IpAddr) -> bool {
     ip.is_unspecified() || ip.is_multicast()

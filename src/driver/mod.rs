@@ -46,17 +46,17 @@ pub(crate) enum Input {
 }
 
 /// Runs switchboard until SIGINT or SIGTERM.
-pub fn run(cfg: Config) -> anyhow::Result<()> {
+pub fn run(cfg: Config, source: crate::config::ConfigSource) -> anyhow::Result<()> {
     cfg.check_exposure().map_err(anyhow::Error::msg)?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("switchboard")
         .build()
         .context("starting the runtime")?;
-    rt.block_on(async move { run_async(cfg).await })
+    rt.block_on(async move { run_async(cfg, source).await })
 }
 
-async fn run_async(cfg: Config) -> anyhow::Result<()> {
+async fn run_async(cfg: Config, source: crate::config::ConfigSource) -> anyhow::Result<()> {
     // Handlers first: a SIGTERM during start-up must still shut down cleanly.
     let shutdown = shutdown_signal()?;
     std::fs::create_dir_all(&cfg.state_dir)
@@ -122,11 +122,34 @@ async fn run_async(cfg: Config) -> anyhow::Result<()> {
     rand::fill(&mut secret);
     let mut ep = Endpoint::new(&cfg, now, wall_ms, rand::random(), secret);
     ep.set_listeners(bound);
+    // SIGHUP reloads, as `ctl reload` does.
+    {
+        let tx = tx.clone();
+        let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+            .context("installing the SIGHUP handler")?;
+        tokio::spawn(async move {
+            while hup.recv().await.is_some() {
+                let (otx, orx) = oneshot::channel();
+                if tx.send(Input::Ctl(CtlRequest::Reload, otx)).await.is_err() {
+                    return;
+                }
+                match orx.await {
+                    Ok(CtlResponse::Error(e)) => {
+                        tracing::error!("reload refused, configuration unchanged:\n{e}")
+                    }
+                    Ok(_) => {}
+                    Err(_) => return,
+                }
+            }
+        });
+    }
     let io = Io {
         udp,
         conns: HashMap::new(),
         media,
         cdrs: store.sender(),
+        config: cfg.clone(),
+        source,
     };
     let sip = tokio::spawn(sip_task(ep, rx, io, listening.clone(), now));
     if let Some(interval) = watchdog_interval() {
@@ -211,6 +234,9 @@ struct Io {
     conns: HashMap<SocketAddr, mpsc::Sender<Bytes>>,
     media: media::MediaHandle,
     cdrs: store::CdrSink,
+    /// The configuration in force, and how to read it again.
+    config: Config,
+    source: crate::config::ConfigSource,
 }
 
 async fn sip_task(
@@ -251,6 +277,9 @@ async fn sip_task(
                     flush(&mut ep, &io);
                     io.conns.remove(&peer.addr);
                 }
+                Input::Ctl(CtlRequest::Reload, reply) => {
+                    let _ = reply.send(reload(&mut ep, &mut io, now));
+                }
                 Input::Ctl(req, reply) => {
                     let _ = reply.send(ctl_answer(&ep, &io, req, now, started, &listening));
                 }
@@ -281,6 +310,8 @@ fn ctl_answer(
 ) -> CtlResponse {
     let conns = io.conns.len();
     match req {
+        // Handled by the SIP task itself, which may change the endpoint.
+        CtlRequest::Reload => CtlResponse::Error("reload is handled elsewhere".into()),
         CtlRequest::Registrations => CtlResponse::Registrations(ep.registrations(now)),
         CtlRequest::Calls => CtlResponse::Calls(
             ep.calls(now)
@@ -305,6 +336,37 @@ fn ctl_answer(
             stats: ep.stats().clone(),
             trunk_registrations: ep.trunk_registrations(now),
         }),
+    }
+}
+
+/// Re-reads the configuration the way `run` read it. An invalid one changes nothing and
+/// comes back with the same message `check` gives.
+fn reload(ep: &mut Endpoint, io: &mut Io, now: Instant) -> CtlResponse {
+    match io.source.load() {
+        Ok(new) => {
+            let restart_needed = io.config.restart_needed(&new);
+            ep.reload(now, &new);
+            if !restart_needed.is_empty() {
+                tracing::warn!(
+                    ?restart_needed,
+                    "these settings changed but apply only after a restart"
+                );
+            }
+            // What needs a restart stays as it is in force.
+            let mut kept = new;
+            kept.listen = io.config.listen.clone();
+            kept.rtp_ports = io.config.rtp_ports;
+            kept.domain = io.config.domain.clone();
+            kept.state_dir = io.config.state_dir.clone();
+            kept.cdr_db = io.config.cdr_db.clone();
+            kept.timers = io.config.timers;
+            io.config = kept;
+            CtlResponse::Reloaded { restart_needed }
+        }
+        Err(e) => {
+            tracing::error!("reload refused, configuration unchanged:\n{e}");
+            CtlResponse::Error(e.to_string())
+        }
     }
 }
 

@@ -132,6 +132,8 @@ struct Call {
     dialing: Vec<Dialing>,
     /// Final failures of branches rung so far, for the status when all have failed.
     failures: Vec<u16>,
+    /// The dialplan in force when the call started, and where the call is in it.
+    plan: std::sync::Arc<crate::dialplan::Dialplan>,
     cursor: Cursor,
     wait: Wait,
     mf: u8,
@@ -536,7 +538,9 @@ impl Endpoint {
             .request_line()
             .and_then(|r| r.uri.user_decoded())
             .unwrap_or_default();
-        let Some(cursor) = self.dialplan.start(&context, &callee, &caller) else {
+        // The call keeps the dialplan it started with, whatever a reload brings meanwhile.
+        let plan = self.dialplan.clone();
+        let Some(cursor) = plan.start(&context, &callee, &caller) else {
             tracing::info!(%caller, %callee, %context, "no dialplan route");
             self.reply(now, &key, &msg, StatusCode::NOT_FOUND, vec![]);
             self.refused_cdr(now, &msg, &caller, 404, Disposition::Unavailable);
@@ -594,6 +598,7 @@ impl Endpoint {
                 b: None,
                 dialing: Vec::new(),
                 failures: Vec::new(),
+                plan,
                 cursor,
                 wait: Wait::Nothing,
                 mf,
@@ -652,7 +657,9 @@ impl Endpoint {
 
     /// Steps the call's dialplan until it has to wait.
     fn run_dialplan(&mut self, now: Instant, id: u64) {
-        let plan = self.dialplan.clone();
+        let Some(plan) = self.calls.calls.get(&id).map(|c| c.plan.clone()) else {
+            return;
+        };
         loop {
             let Some(c) = self.calls.calls.get_mut(&id) else {
                 return;
@@ -2022,7 +2029,7 @@ impl Endpoint {
         if col.menu {
             let key = col.digits.chars().next();
             tracing::info!(call = id, ?key, "menu choice");
-            let plan = self.dialplan.clone();
+            let plan = c.plan.clone();
             plan.menu_input(&mut c.cursor, key);
         } else {
             tracing::info!(call = id, var = %col.spec.var, digits = %col.digits, status, "collected");

@@ -148,6 +148,35 @@ impl Endpoint {
         self.rng.random()
     }
 
+    /// Takes in a reloaded configuration: users, trunks, registrar limits, digest
+    /// algorithms, ring timeout, sounds and the dialplan. Calls already up keep the
+    /// dialplan they started with; new calls get the new one. What cannot change without a
+    /// restart (listeners, RTP range, domain, state) is the caller's to report.
+    pub fn reload(&mut self, now: Instant, cfg: &Config) {
+        self.users = cfg
+            .users
+            .iter()
+            .map(|u| (u.extension.clone(), u.clone()))
+            .collect();
+        self.registrar.set_config(cfg.registrar);
+        self.auth
+            .set_policy(cfg.auth_algorithms.clone(), cfg.nonce_lifetime);
+        self.calls.ring_timeout = cfg.ring_timeout;
+        self.dialplan = cfg.dialplan.clone();
+        self.default_context = cfg.default_context.clone();
+        self.sounds_dir = cfg.sounds_dir.clone();
+        if self.trunks != cfg.trunks {
+            self.trunks = cfg.trunks.clone();
+            self.trunk_regs = trunk_reg::TrunkRegs::default();
+            self.init_trunk_regs(now);
+        }
+        tracing::info!(
+            users = self.users.len(),
+            trunks = self.trunks.len(),
+            "configuration reloaded"
+        );
+    }
+
     /// Ends every call (each leaves its CDR) before the process stops; drain the outputs
     /// afterwards as usual.
     pub fn shutdown(&mut self, now: Instant) {

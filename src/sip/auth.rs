@@ -308,6 +308,13 @@ impl DigestAuth {
         }
     }
 
+    /// Changes the algorithms offered and the nonce lifetime (on reload); nonces already
+    /// issued stay valid.
+    pub fn set_policy(&mut self, algorithms: Vec<Algorithm>, lifetime: Duration) {
+        self.algorithms = algorithms;
+        self.lifetime = lifetime;
+    }
+
     /// The realm.
     pub fn realm(&self) -> &str {
         &self.realm

@@ -87,12 +87,17 @@ impl Pbx {
 
     /// Starts with the given listeners (each `PROTO:ADDR:PORT`).
     pub fn start_listening(config: &Path, listen: &[&str]) -> Self {
+        Self::start_full(config, listen, &rtp_range())
+    }
+
+    /// Starts with the given listeners and relay port range (`LOW-HIGH`).
+    pub fn start_full(config: &Path, listen: &[&str], rtp: &str) -> Self {
         let state = tempfile::tempdir().unwrap();
         let log = state.path().join("switchboard.log");
         let mut child = Command::new(bin())
             .args(["run", "--config"])
             .arg(config)
-            .args(["--rtp-ports", &rtp_range()])
+            .args(["--rtp-ports", rtp])
             .args(listen.iter().flat_map(|l| ["--sip-listen", l]))
             .arg("--state-dir")
             .arg(state.path())
@@ -152,6 +157,21 @@ impl Pbx {
         serde_json::from_slice(&out.stdout).unwrap()
     }
 
+    /// Runs `switchboard ctl COMMAND` and returns (success, stdout, stderr).
+    pub fn ctl_raw(&self, cmd: &str) -> (bool, String, String) {
+        let out = Command::new(bin())
+            .args(["ctl", "--state-dir"])
+            .arg(self.state.path())
+            .arg(cmd)
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
     /// Registrations as (aor, contact, user agent).
     pub fn registrations(&self) -> Vec<(String, String, String)> {
         let v = self.ctl("registrations");
@@ -167,6 +187,11 @@ impl Pbx {
                 )
             })
             .collect()
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// Stops it with SIGTERM, as systemd would, and waits for it to exit.
