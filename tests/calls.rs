@@ -582,3 +582,71 @@ fn a_voice_menu_plays_again_on_a_wrong_key_and_routes_the_right_one() {
         "{log}"
     );
 }
+
+/// A μ-law WAV of DTMF tones for `keys` (80 ms on, 80 ms off, after 600 ms of silence).
+fn tone_file(keys: &str, path: &Path) {
+    use switchboard::media::g711::ulaw;
+    let rows = [697.0f32, 770.0, 852.0, 941.0];
+    let cols = [1209.0f32, 1336.0, 1477.0, 1633.0];
+    let pad = ["123A", "456B", "789C", "*0#D"];
+    let mut data: Vec<u8> = vec![ulaw(0); 4800];
+    for k in keys.chars() {
+        let (r, c) = pad
+            .iter()
+            .enumerate()
+            .find_map(|(r, row)| row.find(k).map(|c| (r, c)))
+            .unwrap();
+        for i in 0..640 {
+            let t = i as f32 / 8000.0;
+            let v = 6000.0
+                * ((2.0 * std::f32::consts::PI * rows[r] * t).sin()
+                    + (2.0 * std::f32::consts::PI * cols[c] * t).sin());
+            data.push(ulaw(v as i16));
+        }
+        data.extend(std::iter::repeat_n(ulaw(0), 640));
+    }
+    data.extend(std::iter::repeat_n(ulaw(0), 8000));
+    let mut wav = Vec::new();
+    let fmt: [u8; 16] = {
+        let mut f = [0u8; 16];
+        f[0..2].copy_from_slice(&7u16.to_le_bytes()); // μ-law
+        f[2..4].copy_from_slice(&1u16.to_le_bytes());
+        f[4..8].copy_from_slice(&8000u32.to_le_bytes());
+        f[8..12].copy_from_slice(&8000u32.to_le_bytes());
+        f[12..14].copy_from_slice(&1u16.to_le_bytes());
+        f[14..16].copy_from_slice(&8u16.to_le_bytes());
+        f
+    };
+    wav.extend_from_slice(b"RIFF");
+    wav.extend_from_slice(&(4 + 8 + 16 + 8 + data.len() as u32).to_le_bytes());
+    wav.extend_from_slice(b"WAVEfmt ");
+    wav.extend_from_slice(&16u32.to_le_bytes());
+    wav.extend_from_slice(&fmt);
+    wav.extend_from_slice(b"data");
+    wav.extend_from_slice(&(data.len() as u32).to_le_bytes());
+    wav.extend_from_slice(&data);
+    std::fs::write(path, wav).unwrap();
+}
+
+#[test]
+fn keys_as_inband_tones_reach_the_dialplan() {
+    let dir = tempfile::tempdir().unwrap();
+    let tones = dir.path().join("keys.wav");
+    tone_file("1002", &tones);
+    let sc = dir.path().join("uac_inband.xml");
+    let text = std::fs::read_to_string(scenario("uac_inband.xml"))
+        .unwrap()
+        .replace("TONEFILE", &tones.display().to_string());
+    std::fs::write(&sc, text).unwrap();
+    let pbx = Pbx::start();
+    let port = register_callee(&pbx, "1002", PW2);
+    let callee = spawn_sipp(&scenario("uas_answer.xml"), None, port, &[]);
+    let call = caller(&pbx, &sc, "602", &[]);
+    assert!(call.wait(30), "the caller keyed 1002 as tones and hung up");
+    assert!(
+        callee.wait(10),
+        "1002 rang: the tones were heard\n{}",
+        pbx.log_text()
+    );
+    assert!(pbx.log_text().contains("digits=1002"), "{}", pbx.log_text());
+}

@@ -297,6 +297,26 @@ async fn bridge(
     }
 }
 
+/// Decodes a G.711 RTP packet's payload into `out` (reused; no allocation once grown).
+/// False for other payload types.
+fn decode_g711(pkt: &[u8], out: &mut Vec<i16>) -> bool {
+    if pkt.len() < 12 || pkt[0] >> 6 != 2 {
+        return false;
+    }
+    let pt = pkt[1] & 0x7f;
+    let off = 12 + 4 * usize::from(pkt[0] & 0x0f);
+    let Some(payload) = pkt.get(off..) else {
+        return false;
+    };
+    out.clear();
+    match pt {
+        0 => out.extend(payload.iter().map(|&b| g711::ulaw_decode(b))),
+        8 => out.extend(payload.iter().map(|&b| g711::alaw_decode(b))),
+        _ => return false,
+    }
+    true
+}
+
 /// Reads a prompt as 8 kHz mono 16-bit samples; `None` (and a log line) if it cannot.
 fn load_prompt(path: &std::path::Path) -> Option<Vec<i16>> {
     let mut r = match hound::WavReader::open(path) {
@@ -333,6 +353,12 @@ async fn local(
         a_remote: a_sdp,
     } = media;
     let mut dtmf = crate::media::DtmfRx::default();
+    // A caller that offered no telephone-event sends its keys as tones in the audio.
+    let mut inband = te_pt
+        .is_none()
+        .then(crate::media::inband::InbandDtmf::default);
+    let mut pcm: Vec<i16> = Vec::with_capacity(320);
+    let mut keys: Vec<char> = Vec::with_capacity(4);
     let mut barge_in = false;
     let mut play_seq = 0u64;
     let mut to_a = a_sdp;
@@ -353,7 +379,16 @@ async fn local(
             r = rtp.recv_from(&mut buf) => {
                 let Ok((n, from)) = r else { continue };
                 to_a = Some(from);
+                keys.clear();
                 if let Some(digit) = te_pt.and_then(|te| dtmf.packet(&buf[..n], te)) {
+                    keys.push(digit);
+                }
+                if let Some(det) = inband.as_mut() {
+                    if decode_g711(&buf[..n], &mut pcm) {
+                        det.samples(&pcm, &mut keys);
+                    }
+                }
+                for &digit in &keys {
                     let _ = events.send(MediaEvent::Digit { id, digit });
                     if barge_in && play.take().is_some() {
                         let _ = events.send(MediaEvent::PlayDone { id, seq: play_seq });

@@ -2,6 +2,8 @@
 //! driver's relay executes. The relay itself (sockets, forwarding) lives in
 //! `driver::media`; this module decides nothing about packets.
 
+pub mod inband;
+
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 
