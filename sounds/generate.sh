@@ -18,4 +18,32 @@ say() { # name text
   echo "$1.wav: $2"
 }
 
+tone() { # name: a 400 ms beep at 1 kHz
+  sox -R -n -r 8000 -c 1 -b 16 -e signed-integer "$1.wav" synth 0.4 sine 1000 vol 0.5
+  echo "$1.wav: (1 kHz beep)"
+}
+
 say demo-welcome "Welcome to switchboard. This is the prompt test. Goodbye."
+say welcome "Welcome."
+say main-menu "For sales, press 1. For support, press 2. For the operator, press 0. To dial an extension, press 9."
+say invalid-option "That is not a valid option."
+say please-hold "Please hold while we connect your call."
+say goodbye "Goodbye."
+say you-are-caller-number "You are caller number"
+say minutes "minutes"
+say enter-extension "Please enter the extension number, followed by the pound key."
+say after-hours "Our office is now closed."
+tone beep
+
+mkdir -p digits
+for n in 0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 30 40 50 60 70 80 90; do
+  words=(zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen seventeen eighteen nineteen)
+  if [ "$n" -lt 20 ]; then w=${words[$n]}; else
+    case $n in 20) w=twenty;; 30) w=thirty;; 40) w=forty;; 50) w=fifty;; 60) w=sixty;; 70) w=seventy;; 80) w=eighty;; 90) w=ninety;; esac
+  fi
+  say "digits/$n" "$w"
+done
+say digits/hundred "hundred"
+say digits/thousand "thousand"
+say digits/star "star"
+say digits/pound "pound"

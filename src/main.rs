@@ -105,6 +105,9 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
                     c.listen.len(),
                     c.users.len()
                 );
+                for w in &c.warnings {
+                    println!("warning: {w}");
+                }
                 let demo = c.demo_users();
                 if !demo.is_empty() {
                     println!(
@@ -173,6 +176,9 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
             };
             init_tracing();
+            for w in &cfg.warnings {
+                tracing::warn!("{w}");
+            }
             switchboard::driver::run(cfg, source)?;
             Ok(ExitCode::SUCCESS)
         }

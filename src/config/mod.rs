@@ -363,6 +363,8 @@ pub struct Config {
     pub sounds_dir: PathBuf,
     /// Trunks.
     pub trunks: Vec<Trunk>,
+    /// Things worth telling the admin that do not stop the PBX.
+    pub warnings: Vec<String>,
     /// Extensions.
     pub users: Vec<User>,
 }
@@ -656,6 +658,29 @@ impl Config {
                 ));
             }
         }
+        // Every sound the dialplan names must exist, unless the name is built at run time
+        // ($variables) or there is no sounds directory here at all (the built-in config run
+        // from elsewhere): then a missing prompt is only logged and skipped when played.
+        let sounds_dir = PathBuf::from(&f.calls.sounds_dir);
+        let mut warnings = Vec::new();
+        if sounds_dir.is_dir() {
+            for (name, span) in dialplan.sound_refs() {
+                if !name.contains('$') && !sounds_dir.join(format!("{name}.wav")).is_file() {
+                    return Err(ConfigError::at(
+                        &dp_path.display().to_string(),
+                        &dp_text,
+                        span.clone(),
+                        format!("no sound `{name}`: {} does not exist", sounds_dir.join(format!("{name}.wav")).display()),
+                        Some("sounds are 8 kHz mono 16-bit WAV files in calls.sounds_dir; see sounds/README.md".into()),
+                    ));
+                }
+            }
+        } else {
+            warnings.push(format!(
+                "sounds directory {} not found: prompts will be skipped",
+                sounds_dir.display()
+            ));
+        }
         let ring = *f.calls.ring_timeout_s.get_ref();
         if !(1..=600).contains(&ring) {
             return Err(err(
@@ -670,7 +695,8 @@ impl Config {
             dialplan: std::sync::Arc::new(dialplan),
             dialplan_path: dp_path,
             default_context: context,
-            sounds_dir: PathBuf::from(f.calls.sounds_dir),
+            sounds_dir,
+            warnings,
             trunks,
             domain,
             listen,
@@ -818,7 +844,7 @@ fn explain_toml(msg: &str) -> (String, Option<String>) {
 }
 
 /// Levenshtein distance, for "did you mean" hints on short key names.
-fn edit_distance(a: &str, b: &str) -> usize {
+pub(crate) fn edit_distance(a: &str, b: &str) -> usize {
     let b: Vec<char> = b.chars().collect();
     let mut prev: Vec<usize> = (0..=b.len()).collect();
     for (i, ca) in a.chars().enumerate() {

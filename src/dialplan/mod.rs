@@ -30,6 +30,7 @@ pub struct Dialplan {
     contexts: HashMap<String, Vec<Route>>,
     menus: HashMap<String, Menu>,
     trunk_refs: Vec<(String, std::ops::Range<usize>)>,
+    sound_refs: Vec<(String, std::ops::Range<usize>)>,
 }
 
 /// How a route matches the dialled number.
@@ -152,10 +153,62 @@ enum Op {
     },
     Set(String, Template),
     Collect(Collect),
+    Say(SayKind, Template),
     Menu(String),
     Repeat,
     JumpUnless(Cond, usize),
     Jump(usize),
+}
+
+/// What `say` reads out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SayKind {
+    /// Each character: "1 0 0 2".
+    Digits,
+    /// As a number: "one thousand two".
+    Number,
+}
+
+/// The prompts (under `sounds/`) that say `text`: `digits/N`, `digits/hundred`, ...
+/// Characters with no prompt are skipped; a number too big to say is said digit by digit.
+pub fn say_prompts(kind: SayKind, text: &str) -> Vec<String> {
+    let digit = |c: char| match c {
+        '0'..='9' => Some(format!("digits/{c}")),
+        '*' => Some("digits/star".into()),
+        '#' => Some("digits/pound".into()),
+        _ => None,
+    };
+    let n = match (kind, text.trim().parse::<u64>()) {
+        (SayKind::Number, Ok(n)) if n < 1_000_000 => n,
+        _ => return text.chars().filter_map(digit).collect(),
+    };
+    fn below_thousand(n: u64, out: &mut Vec<String>) {
+        if n >= 100 {
+            out.push(format!("digits/{}", n / 100));
+            out.push("digits/hundred".into());
+        }
+        let r = n % 100;
+        match r {
+            0 => {}
+            1..=19 => out.push(format!("digits/{r}")),
+            _ => {
+                out.push(format!("digits/{}", r / 10 * 10));
+                if r % 10 != 0 {
+                    out.push(format!("digits/{}", r % 10));
+                }
+            }
+        }
+    }
+    let mut out = Vec::new();
+    if n == 0 {
+        out.push("digits/0".into());
+    }
+    if n >= 1000 {
+        below_thousand(n / 1000, &mut out);
+        out.push("digits/thousand".into());
+    }
+    below_thousand(n % 1000, &mut out);
+    out
 }
 
 /// How to gather keys into a variable (the `collect` statement).
@@ -186,6 +239,8 @@ pub enum Action {
     Echo,
     /// Play a sound file (name without extension, from `sounds/`); step again when done.
     Play(String),
+    /// Play these sound files in turn (a `say`); step again when the last is done.
+    PlayAll(Vec<String>),
     /// Ring a number; step again only if it was not answered, with `$status` set.
     Dial {
         /// Number to ring.
@@ -233,6 +288,11 @@ impl Dialplan {
     /// Every trunk a `dial trunk` names, with where (for the config to check they exist).
     pub fn trunk_refs(&self) -> &[(String, std::ops::Range<usize>)] {
         &self.trunk_refs
+    }
+
+    /// Every sound a `play`, `prompt` or menu names, with where (for `check`).
+    pub fn sound_refs(&self) -> &[(String, std::ops::Range<usize>)] {
+        &self.sound_refs
     }
 
     /// Whether a context exists.
@@ -394,6 +454,9 @@ impl Dialplan {
                         .map(|p| Template(p.expand(&cur.vars)))
                         .collect();
                     return Action::Collect(col);
+                }
+                Op::Say(kind, t) => {
+                    return Action::PlayAll(say_prompts(*kind, &t.expand(&cur.vars)))
                 }
                 Op::Menu(name) => {
                     // Entering a menu (again) starts its count of wrong keys afresh.

@@ -246,6 +246,8 @@ struct Parser {
     menus: HashMap<String, Menu>,
     /// Depth of menu handlers being parsed (`repeat` is allowed inside).
     in_menu: usize,
+    /// Every sound a `play`, `prompt` or menu names, with where.
+    sound_refs: Vec<(String, Range<usize>)>,
 }
 
 impl Parser {
@@ -377,7 +379,7 @@ impl Parser {
             };
             match kw.as_str() {
                 "prompt" => m.prompts.extend(
-                    self.strings("a prompt's sound name")?
+                    self.sounds("a prompt's sound name")?
                         .into_iter()
                         .map(Template),
                 ),
@@ -468,13 +470,17 @@ impl Parser {
         Ok(())
     }
 
-    /// One or more quoted strings.
-    fn strings(&mut self, what: &str) -> PResult<Vec<String>> {
-        let mut out = vec![self.string(what)?.0];
-        while let Some(Tok::Str(_)) = self.peek() {
-            out.push(self.string(what)?.0);
+    /// One or more quoted sound names, remembered for the config to check they exist.
+    fn sounds(&mut self, what: &str) -> PResult<Vec<String>> {
+        let mut out = Vec::new();
+        loop {
+            let (name, sp) = self.string(what)?;
+            self.sound_refs.push((name.clone(), sp));
+            out.push(name);
+            if !matches!(self.peek(), Some(Tok::Str(_))) {
+                return Ok(out);
+            }
         }
-        Ok(out)
     }
 
     fn route(&mut self) -> PResult<Route> {
@@ -549,7 +555,11 @@ impl Parser {
         match kw.as_str() {
             "answer" => ops.push(Op::Answer),
             "echo" => ops.push(Op::Echo),
-            "play" => ops.push(Op::Play(self.template("the sound name")?)),
+            "play" => {
+                let (name, sp) = self.string("the sound name")?;
+                self.sound_refs.push((name.clone(), sp));
+                ops.push(Op::Play(Template(name)));
+            }
             "dial" => {
                 let trunk = if matches!(self.peek(), Some(Tok::Ident(k)) if k == "trunk") {
                     self.pos += 1;
@@ -709,7 +719,7 @@ impl Parser {
                         "prompt" => {
                             self.pos += 1;
                             col.prompts = self
-                                .strings("the prompt's sound name")?
+                                .sounds("the prompt's sound name")?
                                 .into_iter()
                                 .map(Template)
                                 .collect();
@@ -734,6 +744,23 @@ impl Parser {
                 let (name, msp) = self.ident("a menu name")?;
                 self.menu_refs.push((name.clone(), msp));
                 ops.push(Op::Menu(name));
+            }
+            "say" => {
+                let (how, hsp) = self.ident("`digits` or `number`")?;
+                let kind = match how.as_str() {
+                    "digits" => super::SayKind::Digits,
+                    "number" => super::SayKind::Number,
+                    _ => {
+                        return Err((
+                            hsp,
+                            format!(
+                                "say `{how}`? use `say digits \"...\"` or `say number \"...\"`"
+                            ),
+                            None,
+                        ))
+                    }
+                };
+                ops.push(Op::Say(kind, self.template("what to say")?));
             }
             "repeat" => {
                 if self.in_menu == 0 {
@@ -789,14 +816,20 @@ impl Parser {
                 }
             }
             other => {
-                return Err((
-                    sp,
-                    format!("unknown statement `{other}`"),
-                    Some(
-                        "statements: answer, echo, play, collect, menu, repeat, dial, hangup, goto, set, if"
-                            .into(),
-                    ),
-                ));
+                const KNOWN: [&str; 12] = [
+                    "answer", "echo", "play", "say", "collect", "menu", "repeat", "dial", "hangup",
+                    "goto", "set", "if",
+                ];
+                let hint = match KNOWN
+                    .iter()
+                    .min_by_key(|k| crate::config::edit_distance(other, k))
+                {
+                    Some(k) if crate::config::edit_distance(other, k) <= 2 => {
+                        format!("did you mean `{k}`?")
+                    }
+                    _ => format!("statements: {}", KNOWN.join(", ")),
+                };
+                return Err((sp, format!("unknown statement `{other}`"), Some(hint)));
             }
         }
         Ok(())
@@ -818,6 +851,7 @@ pub fn parse(text: &str, file: &str) -> Result<Dialplan, ConfigError> {
         menu_refs: Vec::new(),
         menus: HashMap::new(),
         in_menu: 0,
+        sound_refs: Vec::new(),
     };
     let contexts = p.file().map_err(err)?;
     let mut map = HashMap::new();
@@ -860,5 +894,6 @@ pub fn parse(text: &str, file: &str) -> Result<Dialplan, ConfigError> {
         contexts: map,
         menus: p.menus,
         trunk_refs: p.trunks,
+        sound_refs: p.sound_refs,
     })
 }

@@ -219,3 +219,52 @@ fn menu_errors_are_located() {
     let e = err("menu m { volume 3 }");
     assert!(e.contains("unknown menu setting `volume`"), "{e}");
 }
+
+#[test]
+fn say_digits_and_numbers() {
+    let d = |t: &str| say_prompts(SayKind::Digits, t);
+    let n = |t: &str| say_prompts(SayKind::Number, t);
+    assert_eq!(d("10#"), ["digits/1", "digits/0", "digits/pound"]);
+    assert_eq!(n("0"), ["digits/0"]);
+    assert_eq!(n("7"), ["digits/7"]);
+    assert_eq!(n("15"), ["digits/15"]);
+    assert_eq!(n("40"), ["digits/40"]);
+    assert_eq!(n("42"), ["digits/40", "digits/2"]);
+    assert_eq!(n("100"), ["digits/1", "digits/hundred"]);
+    assert_eq!(n("1002"), ["digits/1", "digits/thousand", "digits/2"]);
+    assert_eq!(
+        n("123456"),
+        [
+            "digits/1",
+            "digits/hundred",
+            "digits/20",
+            "digits/3",
+            "digits/thousand",
+            "digits/4",
+            "digits/hundred",
+            "digits/50",
+            "digits/6"
+        ]
+    );
+    assert_eq!(
+        n("12x"),
+        ["digits/1", "digits/2"],
+        "not a number: digit by digit"
+    );
+    let p = parse(
+        "context a { match \"1\" { say number \"$caller\"; say digits \"42\" } }",
+        "s.dp",
+    )
+    .unwrap();
+    let mut c = p.start("a", "1", "315").unwrap();
+    assert_eq!(
+        p.step(&mut c),
+        Action::PlayAll(vec![
+            "digits/3".into(),
+            "digits/hundred".into(),
+            "digits/15".into()
+        ])
+    );
+    let e = err("context a { match \"1\" { say words \"x\" } }");
+    assert!(e.contains("say `words`"), "{e}");
+}

@@ -145,6 +145,8 @@ struct Call {
     a_te_pt: Option<u8>,
     /// Number of the last prompt started, to match its end report.
     play_seq: u64,
+    /// Prompts still to play in a `say` (or a `play`), after the current one.
+    play_queue: VecDeque<std::path::PathBuf>,
     /// Keys being gathered for a `collect`.
     collecting: Option<Collecting>,
     /// When the current `collect` gives up waiting for the next key.
@@ -606,6 +608,7 @@ impl Endpoint {
                 a_pt: 0,
                 a_te_pt: None,
                 play_seq: 0,
+                play_queue: VecDeque::new(),
                 collecting: None,
                 digit_at: None,
                 ok_bytes: None,
@@ -687,9 +690,14 @@ impl Endpoint {
                     if !self.answer_locally(now, id) {
                         return;
                     }
-                    let path = self.sounds_dir.join(format!("{name}.wav"));
-                    self.play(id, path, false);
-                    self.set_wait(id, Wait::Play);
+                    self.play_in_turn(id, vec![name]);
+                    return;
+                }
+                Action::PlayAll(names) => {
+                    if !self.answer_locally(now, id) {
+                        return;
+                    }
+                    self.play_in_turn(id, names);
                     return;
                 }
                 Action::Collect(col) => {
@@ -1899,6 +1907,23 @@ impl Endpoint {
         }
     }
 
+    /// Plays `names` (sounds, without `.wav`) one after the other; the dialplan goes on
+    /// after the last.
+    fn play_in_turn(&mut self, id: u64, names: Vec<String>) {
+        let mut queue: VecDeque<std::path::PathBuf> = names
+            .iter()
+            .map(|n| self.sounds_dir.join(format!("{n}.wav")))
+            .collect();
+        let Some(first) = queue.pop_front() else {
+            return;
+        };
+        if let Some(c) = self.calls.calls.get_mut(&id) {
+            c.play_queue = queue;
+            c.wait = Wait::Play;
+        }
+        self.play(id, first, false);
+    }
+
     /// Starts a prompt for call `id`, numbered so its end report is recognised.
     fn play(&mut self, id: u64, path: std::path::PathBuf, barge_in: bool) {
         let Some(c) = self.calls.calls.get_mut(&id) else {
@@ -1926,7 +1951,17 @@ impl Endpoint {
                     .filter(|c| c.play_seq == seq)
                     .map(|c| c.wait);
                 match wait {
-                    Some(Wait::Play) => self.run_dialplan(now, id.0),
+                    Some(Wait::Play) => {
+                        let next = self
+                            .calls
+                            .calls
+                            .get_mut(&id.0)
+                            .and_then(|c| c.play_queue.pop_front());
+                        match next {
+                            Some(path) => self.play(id.0, path, false),
+                            None => self.run_dialplan(now, id.0),
+                        }
+                    }
                     Some(Wait::Collect) => self.collect_prompt_done(now, id.0),
                     _ => {}
                 }

@@ -671,3 +671,71 @@ fn the_terminator_ends_the_input_at_once() {
         .iter()
         .any(|(p, m)| *p == caller_peer() && m.method() == Some(Method::Bye)));
 }
+
+#[test]
+fn say_plays_its_prompts_in_turn_then_the_dialplan_goes_on() {
+    let t0 = Instant::now();
+    let mut ep = endpoint(t0);
+    ep.set_listeners(vec![(Transport::Udp, "127.0.0.1:5060".parse().unwrap())]);
+    let out = send(&mut ep, t0, invite_to("604", 1, None), &caller_peer());
+    let chal = out
+        .iter()
+        .find(|m| m.status() == Some(StatusCode::PROXY_AUTH_REQUIRED))
+        .unwrap();
+    let c =
+        String::from_utf8_lossy(chal.header(&HeaderName::ProxyAuthenticate).unwrap()).into_owned();
+    let nonce = c
+        .split("nonce=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .to_string();
+    let h = ha1(Algorithm::Md5, "1001", "switchboard.local", PW);
+    let r = response(
+        Algorithm::Md5,
+        &h,
+        "INVITE",
+        "sip:604@switchboard.local",
+        &nonce,
+        Some(("00000001", "ab")),
+    );
+    let auth = format!("Digest username=\"1001\", realm=\"switchboard.local\", nonce=\"{nonce}\", uri=\"sip:604@switchboard.local\", response=\"{r}\", algorithm=MD5, cnonce=\"ab\", qop=auth, nc=00000001");
+    ep.handle_datagram(t0, invite_to("604", 2, Some(auth)), caller_peer());
+    let _ = outputs(&mut ep);
+    let mut played = Vec::new();
+    for _ in 0..10 {
+        let cmds: Vec<MediaCommand> = std::iter::from_fn(|| ep.poll_media()).collect();
+        let Some((id, seq, path)) = cmds.iter().find_map(|c| match c {
+            MediaCommand::Play { id, seq, path, .. } => Some((*id, *seq, path.clone())),
+            _ => None,
+        }) else {
+            break;
+        };
+        played.push(path.strip_prefix("sounds").unwrap().display().to_string());
+        ep.handle_media_event(t0, MediaEvent::PlayDone { id, seq });
+    }
+    assert_eq!(
+        played,
+        [
+            "you-are-caller-number.wav",
+            "digits/1.wav",
+            "digits/thousand.wav",
+            "digits/1.wav",
+            "goodbye.wav"
+        ]
+    );
+    assert!(
+        outputs(&mut ep)
+            .iter()
+            .any(|(_, m)| m.method() == Some(Method::Bye)),
+        "then the hang-up"
+    );
+    for p in &played {
+        assert!(
+            std::path::Path::new("sounds").join(p).exists(),
+            "{p} ships in sounds/"
+        );
+    }
+}
