@@ -15,6 +15,7 @@ pub mod ctl;
 pub mod dialplan;
 pub mod driver;
 pub mod endpoint;
+pub mod hours;
 pub mod media;
 pub mod sdp;
 pub mod sip;

@@ -55,6 +55,18 @@ struct File {
     users: Vec<UserEntry>,
     #[serde(default)]
     trunks: Vec<TrunkEntry>,
+    #[serde(default)]
+    hours: std::collections::BTreeMap<String, Spanned<HoursEntry>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HoursEntry {
+    timezone: String,
+    #[serde(default)]
+    open: Vec<String>,
+    #[serde(default)]
+    closed: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -365,6 +377,8 @@ pub struct Config {
     pub trunks: Vec<Trunk>,
     /// Things worth telling the admin that do not stop the PBX.
     pub warnings: Vec<String>,
+    /// Business-hours schedules by name, for `hours("name")` in the dialplan.
+    pub hours: std::sync::Arc<std::collections::HashMap<String, crate::hours::Schedule>>,
     /// Extensions.
     pub users: Vec<User>,
 }
@@ -681,6 +695,24 @@ impl Config {
                 sounds_dir.display()
             ));
         }
+        let mut hours = std::collections::HashMap::new();
+        for (name, h) in &f.hours {
+            let e = h.get_ref();
+            let sched = crate::hours::Schedule::new(&e.timezone, &e.open, &e.closed)
+                .map_err(|m| err(h.span(), format!("hours.{name}: {m}"), None))?;
+            hours.insert(name.clone(), sched);
+        }
+        for (name, span) in dialplan.hours_refs() {
+            if !hours.contains_key(name) {
+                return Err(ConfigError::at(
+                    &dp_path.display().to_string(),
+                    &dp_text,
+                    span.clone(),
+                    format!("no schedule named `{name}` in the config"),
+                    Some(format!("define it under [hours.{name}]")),
+                ));
+            }
+        }
         let ring = *f.calls.ring_timeout_s.get_ref();
         if !(1..=600).contains(&ring) {
             return Err(err(
@@ -697,6 +729,7 @@ impl Config {
             default_context: context,
             sounds_dir,
             warnings,
+            hours: std::sync::Arc::new(hours),
             trunks,
             domain,
             listen,

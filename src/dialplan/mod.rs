@@ -31,6 +31,7 @@ pub struct Dialplan {
     menus: HashMap<String, Menu>,
     trunk_refs: Vec<(String, std::ops::Range<usize>)>,
     sound_refs: Vec<(String, std::ops::Range<usize>)>,
+    hours_refs: Vec<(String, std::ops::Range<usize>)>,
 }
 
 /// How a route matches the dialled number.
@@ -130,11 +131,31 @@ impl Template {
 }
 
 #[derive(Debug)]
-struct Cond {
-    var: String,
-    eq: bool,
-    value: Template,
+enum Cond {
+    /// `$var == "value"` (or `!=`).
+    Compare {
+        var: String,
+        eq: bool,
+        value: Template,
+    },
+    /// `hours("name")`: the schedule is open now.
+    Hours(String),
 }
+
+/// What a step may consult besides the call's variables: the time and the schedules.
+#[derive(Clone, Copy, Debug)]
+pub struct Env<'a> {
+    /// Now, as Unix milliseconds.
+    pub unix_ms: i64,
+    /// The configured schedules.
+    pub hours: Option<&'a HashMap<String, crate::hours::Schedule>>,
+}
+
+/// No clock and no schedules (every `hours()` is closed).
+pub const NO_ENV: Env<'static> = Env {
+    unix_ms: 0,
+    hours: None,
+};
 
 #[derive(Debug)]
 enum Op {
@@ -295,6 +316,11 @@ impl Dialplan {
         &self.sound_refs
     }
 
+    /// Every schedule an `hours("...")` names, with where (for the config to check).
+    pub fn hours_refs(&self) -> &[(String, std::ops::Range<usize>)] {
+        &self.hours_refs
+    }
+
     /// Whether a context exists.
     pub fn has_context(&self, name: &str) -> bool {
         self.contexts.contains_key(name)
@@ -421,7 +447,7 @@ impl Dialplan {
     }
 
     /// Runs until the call must act. The end of a route is `Hangup(None)`.
-    pub fn step(&self, cur: &mut Cursor) -> Action {
+    pub fn step(&self, cur: &mut Cursor, env: &Env<'_>) -> Action {
         for _ in 0..STEP_BUDGET {
             let Some(ops) = self.ops(&cur.loc) else {
                 return Action::Hangup(Some(500));
@@ -474,8 +500,16 @@ impl Dialplan {
                     cur.vars.insert(name.clone(), v);
                 }
                 Op::JumpUnless(cond, to) => {
-                    let have = cur.vars.get(&cond.var).map(String::as_str).unwrap_or("");
-                    let holds = (have == cond.value.expand(&cur.vars)) == cond.eq;
+                    let holds = match cond {
+                        Cond::Compare { var, eq, value } => {
+                            let have = cur.vars.get(var).map(String::as_str).unwrap_or("");
+                            (have == value.expand(&cur.vars)) == *eq
+                        }
+                        Cond::Hours(name) => env
+                            .hours
+                            .and_then(|h| h.get(name))
+                            .is_some_and(|s| s.is_open(env.unix_ms)),
+                    };
                     if !holds {
                         cur.pc = *to;
                     }

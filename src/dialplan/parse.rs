@@ -19,6 +19,8 @@ enum Tok {
     Var(String),
     LBrace,
     RBrace,
+    LParen,
+    RParen,
     Semi,
     EqEq,
     NotEq,
@@ -73,6 +75,14 @@ impl<'a> Lexer<'a> {
             '{' => {
                 self.i += 1;
                 Tok::LBrace
+            }
+            '(' => {
+                self.i += 1;
+                Tok::LParen
+            }
+            ')' => {
+                self.i += 1;
+                Tok::RParen
             }
             '}' => {
                 self.i += 1;
@@ -248,6 +258,8 @@ struct Parser {
     in_menu: usize,
     /// Every sound a `play`, `prompt` or menu names, with where.
     sound_refs: Vec<(String, Range<usize>)>,
+    /// Every schedule an `hours("...")` names, with where.
+    hours_refs: Vec<(String, Range<usize>)>,
 }
 
 impl Parser {
@@ -774,22 +786,38 @@ impl Parser {
                 ops.push(Op::Set(name, self.template("a value")?));
             }
             "if" => {
-                let var = match self.bump() {
-                    Some((Tok::Var(v), _)) => v,
+                let cond = match self.bump() {
+                    Some((Tok::Ident(h), _)) if h == "hours" => {
+                        self.expect(&Tok::LParen, "`(`")?;
+                        let (name, nsp) = self.string("the schedule's name")?;
+                        self.expect(&Tok::RParen, "`)`")?;
+                        self.hours_refs.push((name.clone(), nsp));
+                        Cond::Hours(name)
+                    }
+                    Some((Tok::Var(var), _)) => {
+                        let eq = match self.bump() {
+                            Some((Tok::EqEq, _)) => true,
+                            Some((Tok::NotEq, _)) => false,
+                            Some((_, s)) => return Err((s, "expected == or !=".into(), None)),
+                            None => {
+                                return Err((self.end..self.end, "expected == or !=".into(), None))
+                            }
+                        };
+                        let value = self.template("the value to compare with")?;
+                        Cond::Compare { var, eq, value }
+                    }
                     Some((_, s)) => {
-                        return Err((s, "expected a variable such as $status".into(), None))
+                        return Err((
+                            s,
+                            "expected a condition: $variable == \"value\" or hours(\"name\")"
+                                .into(),
+                            None,
+                        ))
                     }
                     None => return Err((self.end..self.end, "expected a condition".into(), None)),
                 };
-                let eq = match self.bump() {
-                    Some((Tok::EqEq, _)) => true,
-                    Some((Tok::NotEq, _)) => false,
-                    Some((_, s)) => return Err((s, "expected == or !=".into(), None)),
-                    None => return Err((self.end..self.end, "expected == or !=".into(), None)),
-                };
-                let value = self.template("the value to compare with")?;
                 let jump_at = ops.len();
-                ops.push(Op::JumpUnless(Cond { var, eq, value }, 0));
+                ops.push(Op::JumpUnless(cond, 0));
                 self.block(ops)?;
                 if matches!(self.peek(), Some(Tok::Ident(k)) if k == "else") {
                     self.pos += 1;
@@ -852,6 +880,7 @@ pub fn parse(text: &str, file: &str) -> Result<Dialplan, ConfigError> {
         menus: HashMap::new(),
         in_menu: 0,
         sound_refs: Vec::new(),
+        hours_refs: Vec::new(),
     };
     let contexts = p.file().map_err(err)?;
     let mut map = HashMap::new();
@@ -895,5 +924,6 @@ pub fn parse(text: &str, file: &str) -> Result<Dialplan, ConfigError> {
         menus: p.menus,
         trunk_refs: p.trunks,
         sound_refs: p.sound_refs,
+        hours_refs: p.hours_refs,
     })
 }

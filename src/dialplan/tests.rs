@@ -23,15 +23,15 @@ fn plan() -> Dialplan {
 fn exact_regex_prefix_and_captures() {
     let p = plan();
     let mut c = p.start("internal", "600", "1001").unwrap();
-    assert_eq!(p.step(&mut c), Action::Answer);
-    assert_eq!(p.step(&mut c), Action::Echo);
+    assert_eq!(p.step(&mut c, &NO_ENV), Action::Answer);
+    assert_eq!(p.step(&mut c, &NO_ENV), Action::Echo);
     let mut c = p.start("internal", "601", "1001").unwrap();
-    assert_eq!(p.step(&mut c), Action::Answer);
-    assert_eq!(p.step(&mut c), Action::Play("hello-1001".into()));
-    assert_eq!(p.step(&mut c), Action::Hangup(None));
+    assert_eq!(p.step(&mut c, &NO_ENV), Action::Answer);
+    assert_eq!(p.step(&mut c, &NO_ENV), Action::Play("hello-1001".into()));
+    assert_eq!(p.step(&mut c, &NO_ENV), Action::Hangup(None));
     let mut c = p.start("internal", "1002", "1001").unwrap();
     assert_eq!(
-        p.step(&mut c),
+        p.step(&mut c, &NO_ENV),
         Action::Dial {
             target: "1002".into(),
             trunk: None,
@@ -40,7 +40,7 @@ fn exact_regex_prefix_and_captures() {
     );
     let mut c = p.start("internal", "95550100", "1001").unwrap();
     assert_eq!(
-        p.step(&mut c),
+        p.step(&mut c, &NO_ENV),
         Action::Dial {
             target: "+15550100".into(),
             trunk: Some("demo".into()),
@@ -62,9 +62,9 @@ fn dial_status_drives_what_follows() {
         ("failed", Action::Hangup(Some(503))),
     ] {
         let mut c = p.start("internal", "1003", "1001").unwrap();
-        let _ = p.step(&mut c);
+        let _ = p.step(&mut c, &NO_ENV);
         c.vars.insert("status".into(), status.into());
-        assert_eq!(p.step(&mut c), want, "{status}");
+        assert_eq!(p.step(&mut c, &NO_ENV), want, "{status}");
     }
 }
 
@@ -73,7 +73,7 @@ fn goto_and_loop_guard() {
     let p = plan();
     let mut c = p.start("internal", "0", "1001").unwrap();
     assert_eq!(
-        p.step(&mut c),
+        p.step(&mut c, &NO_ENV),
         Action::Dial {
             target: "1001".into(),
             trunk: None,
@@ -81,7 +81,7 @@ fn goto_and_loop_guard() {
         }
     );
     let mut c = p.start("internal", "loop", "1001").unwrap();
-    assert_eq!(p.step(&mut c), Action::Hangup(Some(500)));
+    assert_eq!(p.step(&mut c, &NO_ENV), Action::Hangup(Some(500)));
 }
 
 fn err(text: &str) -> String {
@@ -119,7 +119,7 @@ fn collect_with_options_and_defaults() {
     )
     .unwrap();
     let mut c = p.start("a", "1", "1001").unwrap();
-    let Action::Collect(col) = p.step(&mut c) else {
+    let Action::Collect(col) = p.step(&mut c, &NO_ENV) else {
         panic!()
     };
     assert_eq!((col.var.as_str(), col.min, col.max), ("pin", 4, 6));
@@ -129,7 +129,7 @@ fn collect_with_options_and_defaults() {
     );
     assert_eq!(col.prompts, vec![Template("enter-1001".into())]);
     let mut c = p.start("a", "2", "1001").unwrap();
-    let Action::Collect(col) = p.step(&mut c) else {
+    let Action::Collect(col) = p.step(&mut c, &NO_ENV) else {
         panic!()
     };
     assert_eq!(
@@ -171,30 +171,39 @@ fn menu_action(prompts: &[&str], secs: u64) -> Action {
 fn menus_route_keys_repeat_and_give_up() {
     let p = parse(MENUS, "m.dp").unwrap();
     let mut c = p.start("internal", "0", "1001").unwrap();
-    assert_eq!(p.step(&mut c), menu_action(&["welcome", "options"], 4));
+    assert_eq!(
+        p.step(&mut c, &NO_ENV),
+        menu_action(&["welcome", "options"], 4)
+    );
     // A wrong key: the invalid handler, then the menu again.
     p.menu_input(&mut c, Some('7'));
-    assert_eq!(p.step(&mut c), Action::Play("invalid".into()));
-    assert_eq!(p.step(&mut c), menu_action(&["welcome", "options"], 4));
+    assert_eq!(p.step(&mut c, &NO_ENV), Action::Play("invalid".into()));
+    assert_eq!(
+        p.step(&mut c, &NO_ENV),
+        menu_action(&["welcome", "options"], 4)
+    );
     // Silence: the default handler repeats... but this is the second failure: exhausted.
     p.menu_input(&mut c, None);
-    assert_eq!(p.step(&mut c), Action::Hangup(Some(480)));
+    assert_eq!(p.step(&mut c, &NO_ENV), Action::Hangup(Some(480)));
     // A right key goes to its handler; submenus nest, and lead back.
     let mut c = p.start("internal", "0", "1001").unwrap();
-    let _ = p.step(&mut c);
+    let _ = p.step(&mut c, &NO_ENV);
     p.menu_input(&mut c, Some('2'));
-    assert_eq!(p.step(&mut c), menu_action(&["sub"], 5));
+    assert_eq!(p.step(&mut c, &NO_ENV), menu_action(&["sub"], 5));
     p.menu_input(&mut c, None);
     assert_eq!(
-        p.step(&mut c),
+        p.step(&mut c, &NO_ENV),
         menu_action(&["sub"], 5),
         "default: silence repeats"
     );
     p.menu_input(&mut c, Some('9'));
-    assert_eq!(p.step(&mut c), menu_action(&["welcome", "options"], 4));
+    assert_eq!(
+        p.step(&mut c, &NO_ENV),
+        menu_action(&["welcome", "options"], 4)
+    );
     p.menu_input(&mut c, Some('1'));
     assert_eq!(
-        p.step(&mut c),
+        p.step(&mut c, &NO_ENV),
         Action::Dial {
             target: "1001".into(),
             trunk: None,
@@ -258,7 +267,7 @@ fn say_digits_and_numbers() {
     .unwrap();
     let mut c = p.start("a", "1", "315").unwrap();
     assert_eq!(
-        p.step(&mut c),
+        p.step(&mut c, &NO_ENV),
         Action::PlayAll(vec![
             "digits/3".into(),
             "digits/hundred".into(),
@@ -267,4 +276,30 @@ fn say_digits_and_numbers() {
     );
     let e = err("context a { match \"1\" { say words \"x\" } }");
     assert!(e.contains("say `words`"), "{e}");
+}
+
+#[test]
+fn hours_conditions_follow_the_clock_and_the_schedule() {
+    let p = parse("context a { match \"1\" { if hours(\"office\") { play \"open\" } else { play \"closed\" } } }", "h.dp").unwrap();
+    assert_eq!(p.hours_refs()[0].0, "office");
+    let mut hours = HashMap::new();
+    hours.insert(
+        "office".to_string(),
+        crate::hours::Schedule::new("UTC", &["mon-fri 09:00-17:00".into()], &[]).unwrap(),
+    );
+    // Monday 2026-11-23 10:00 UTC, then 18:00 UTC.
+    let monday_10 = 1_795_428_000_000i64;
+    for (t, want) in [(monday_10, "open"), (monday_10 + 8 * 3_600_000, "closed")] {
+        let mut c = p.start("a", "1", "x").unwrap();
+        let env = Env {
+            unix_ms: t,
+            hours: Some(&hours),
+        };
+        assert_eq!(p.step(&mut c, &env), Action::Play(want.into()));
+    }
+    // No schedules known (or no clock): closed.
+    let mut c = p.start("a", "1", "x").unwrap();
+    assert_eq!(p.step(&mut c, &NO_ENV), Action::Play("closed".into()));
+    let e = err("context a { match \"1\" { if hours(office) { echo } } }");
+    assert!(e.contains("in double quotes"), "{e}");
 }

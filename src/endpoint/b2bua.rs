@@ -663,12 +663,17 @@ impl Endpoint {
         let Some(plan) = self.calls.calls.get(&id).map(|c| c.plan.clone()) else {
             return;
         };
+        let unix_ms = self.unix_ms(now);
         loop {
             let Some(c) = self.calls.calls.get_mut(&id) else {
                 return;
             };
             c.wait = Wait::Nothing;
-            let action = plan.step(&mut c.cursor);
+            let env = crate::dialplan::Env {
+                unix_ms: unix_ms as i64,
+                hours: Some(&*self.hours),
+            };
+            let action = plan.step(&mut c.cursor, &env);
             tracing::debug!(call = id, ?action, "dialplan");
             match action {
                 Action::Answer => {

@@ -99,6 +99,7 @@ pub struct Endpoint {
     sounds_dir: PathBuf,
     trunks: Vec<crate::config::Trunk>,
     trunk_regs: trunk_reg::TrunkRegs,
+    hours: Arc<HashMap<String, crate::hours::Schedule>>,
 }
 
 impl Endpoint {
@@ -138,6 +139,7 @@ impl Endpoint {
             sounds_dir: cfg.sounds_dir.clone(),
             trunks: cfg.trunks.clone(),
             trunk_regs: trunk_reg::TrunkRegs::default(),
+            hours: cfg.hours.clone(),
         };
         ep.init_trunk_regs(now);
         ep
@@ -165,6 +167,7 @@ impl Endpoint {
         self.dialplan = cfg.dialplan.clone();
         self.default_context = cfg.default_context.clone();
         self.sounds_dir = cfg.sounds_dir.clone();
+        self.hours = cfg.hours.clone();
         if self.trunks != cfg.trunks {
             self.trunks = cfg.trunks.clone();
             self.trunk_regs = trunk_reg::TrunkRegs::default();

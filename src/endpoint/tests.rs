@@ -739,3 +739,55 @@ fn say_plays_its_prompts_in_turn_then_the_dialplan_goes_on() {
         );
     }
 }
+
+#[test]
+fn business_hours_pick_the_message_by_the_wall_clock() {
+    // The shipped hours.office: New York, mon-fri 09:00-17:00. The test endpoint's clock
+    // starts at 2023-11-14 22:13:20 UTC, a Tuesday, 17:13 in New York: closed; 16 hours
+    // later it is 09:13 there on Wednesday: open.
+    let cases = [
+        (Duration::ZERO, "after-hours.wav"),
+        (Duration::from_secs(16 * 3600), "welcome.wav"),
+    ];
+    for (offset, want) in cases {
+        let t0 = Instant::now();
+        let mut ep = endpoint(t0);
+        ep.set_listeners(vec![(Transport::Udp, "127.0.0.1:5060".parse().unwrap())]);
+        let at = t0 + offset;
+        let out = send(&mut ep, at, invite_to("605", 1, None), &caller_peer());
+        let chal = out
+            .iter()
+            .find(|m| m.status() == Some(StatusCode::PROXY_AUTH_REQUIRED))
+            .unwrap();
+        let c = String::from_utf8_lossy(chal.header(&HeaderName::ProxyAuthenticate).unwrap())
+            .into_owned();
+        let nonce = c
+            .split("nonce=\"")
+            .nth(1)
+            .unwrap()
+            .split('"')
+            .next()
+            .unwrap()
+            .to_string();
+        let h = ha1(Algorithm::Md5, "1001", "switchboard.local", PW);
+        let r = response(
+            Algorithm::Md5,
+            &h,
+            "INVITE",
+            "sip:605@switchboard.local",
+            &nonce,
+            Some(("00000001", "ab")),
+        );
+        let auth = format!("Digest username=\"1001\", realm=\"switchboard.local\", nonce=\"{nonce}\", uri=\"sip:605@switchboard.local\", response=\"{r}\", algorithm=MD5, cnonce=\"ab\", qop=auth, nc=00000001");
+        ep.handle_datagram(at, invite_to("605", 2, Some(auth)), caller_peer());
+        let played: Vec<String> = std::iter::from_fn(|| ep.poll_media())
+            .filter_map(|c| match c {
+                MediaCommand::Play { path, .. } => {
+                    Some(path.file_name().unwrap().to_string_lossy().into_owned())
+                }
+                _ => None,
+            })
+            .collect();
+        assert_eq!(played, [want], "at +{offset:?}");
+    }
+}
