@@ -713,6 +713,9 @@ impl Config {
                 ));
             }
         }
+        for m in dialplan.unused_menus() {
+            warnings.push(format!("{}: menu `{m}` is never used", dp_path.display()));
+        }
         let ring = *f.calls.ring_timeout_s.get_ref();
         if !(1..=600).contains(&ring) {
             return Err(err(

@@ -32,6 +32,7 @@ pub struct Dialplan {
     trunk_refs: Vec<(String, std::ops::Range<usize>)>,
     sound_refs: Vec<(String, std::ops::Range<usize>)>,
     hours_refs: Vec<(String, std::ops::Range<usize>)>,
+    menu_refs: Vec<(String, std::ops::Range<usize>)>,
 }
 
 /// How a route matches the dialled number.
@@ -314,6 +315,18 @@ impl Dialplan {
     /// Every sound a `play`, `prompt` or menu names, with where (for `check`).
     pub fn sound_refs(&self) -> &[(String, std::ops::Range<usize>)] {
         &self.sound_refs
+    }
+
+    /// Menus no route or handler ever enters (worth a warning: dead configuration).
+    pub fn unused_menus(&self) -> Vec<&str> {
+        let mut v: Vec<&str> = self
+            .menus
+            .keys()
+            .filter(|m| !self.menu_refs.iter().any(|r| &r.0 == *m))
+            .map(String::as_str)
+            .collect();
+        v.sort_unstable();
+        v
     }
 
     /// Every schedule an `hours("...")` names, with where (for the config to check).

@@ -925,5 +925,6 @@ pub fn parse(text: &str, file: &str) -> Result<Dialplan, ConfigError> {
         trunk_refs: p.trunks,
         sound_refs: p.sound_refs,
         hours_refs: p.hours_refs,
+        menu_refs: p.menu_refs,
     })
 }

@@ -214,6 +214,12 @@ fn menus_route_keys_repeat_and_give_up() {
 }
 
 #[test]
+fn unused_menus_are_found() {
+    let p = parse("menu a { on \"1\" { echo } }\nmenu b { on \"1\" { menu a } }\ncontext c { match \"1\" { echo } }", "u.dp").unwrap();
+    assert_eq!(p.unused_menus(), ["b"]);
+}
+
+#[test]
 fn menu_errors_are_located() {
     let e = err("context a { match \"1\" { menu nope } }");
     assert!(e.contains("no menu named `nope`"), "{e}");

@@ -317,25 +317,23 @@ fn decode_g711(pkt: &[u8], out: &mut Vec<i16>) -> bool {
     true
 }
 
-/// Reads a prompt as 8 kHz mono 16-bit samples; `None` (and a log line) if it cannot.
+/// Reads a prompt as 8 kHz mono 16-bit samples (any WAV the decoder takes); `None`, and
+/// a log line, if it cannot: the call goes on without it rather than in silence.
 fn load_prompt(path: &std::path::Path) -> Option<Vec<i16>> {
-    let mut r = match hound::WavReader::open(path) {
-        Ok(r) => r,
+    let bytes = match std::fs::read(path) {
+        Ok(b) => b,
         Err(e) => {
             tracing::warn!(file = %path.display(), error = %e, "prompt missing or unreadable; skipped");
             return None;
         }
     };
-    let spec = r.spec();
-    if spec.sample_rate != 8000
-        || spec.channels != 1
-        || spec.bits_per_sample != 16
-        || spec.sample_format != hound::SampleFormat::Int
-    {
-        tracing::warn!(file = %path.display(), ?spec, "prompt is not 8 kHz mono 16-bit PCM; skipped");
-        return None;
+    match crate::media::wav::decode(&bytes) {
+        Ok(s) => Some(s),
+        Err(e) => {
+            tracing::warn!(file = %path.display(), error = %e, "prompt not playable; skipped");
+            None
+        }
     }
-    r.samples::<i16>().collect::<Result<Vec<_>, _>>().ok()
 }
 
 /// A session with the caller alone: idle (absorbing its audio), echoing, or playing.

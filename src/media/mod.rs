@@ -3,6 +3,7 @@
 //! `driver::media`; this module decides nothing about packets.
 
 pub mod inband;
+pub mod wav;
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
