@@ -4,9 +4,11 @@
 
 mod common;
 
-use common::{free_ports, register_callee, scenario, spawn_sipp, wait_until, Baresip, Pbx};
+use common::{
+    expecting, free_ports, register_callee, scenario, spawn_sipp, wait_until, Baresip, Pbx,
+};
 use std::net::UdpSocket;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 const PW1: &str = "demo-1001-change-me";
@@ -57,16 +59,6 @@ fn caller(pbx: &Pbx, file: &Path, dial: &str, extra: &[&str]) -> common::SippPro
     let mut args = vec!["-s", dial, "-au", "1001", "-ap", PW1];
     args.extend_from_slice(extra);
     spawn_sipp(file, Some(pbx.udp), free_ports(1), &args)
-}
-
-/// `uac_fail.xml` with the expected status written in.
-fn expecting(code: u16, dir: &Path) -> PathBuf {
-    let text = std::fs::read_to_string(scenario("uac_fail.xml"))
-        .unwrap()
-        .replace("EXPECTED", &code.to_string());
-    let p = dir.join(format!("uac_fail_{code}.xml"));
-    std::fs::write(&p, text).unwrap();
-    p
 }
 
 #[test]

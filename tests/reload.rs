@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{free_ports, register_callee, root, scenario, spawn_sipp, wait_until, Pbx};
+use common::{expecting, free_ports, register_callee, root, scenario, spawn_sipp, wait_until, Pbx};
 use std::path::{Path, PathBuf};
 
 const PW1: &str = "demo-1001-change-me";
@@ -23,16 +23,6 @@ fn copy_setup(dir: &Path) -> (PathBuf, PathBuf) {
     let cfg = dir.join("switchboard.toml");
     std::fs::write(&cfg, text).unwrap();
     (cfg, dp)
-}
-
-/// `uac_fail.xml` with the expected status written in.
-fn expecting(code: u16, dir: &Path) -> PathBuf {
-    let text = std::fs::read_to_string(scenario("uac_fail.xml"))
-        .unwrap()
-        .replace("EXPECTED", &code.to_string());
-    let p = dir.join(format!("uac_fail_{code}.xml"));
-    std::fs::write(&p, text).unwrap();
-    p
 }
 
 fn call_777(pbx: &Pbx, dir: &Path) -> bool {

@@ -544,13 +544,14 @@ fn invite_to(number: &str, cseq: u32, auth: Option<String>) -> Bytes {
     ))
 }
 
-/// Calls 602 as 1001 and returns the call's relay session, answered and prompting.
-fn call_602(ep: &mut Endpoint, t0: Instant) -> crate::media::SessionId {
-    let out = send(ep, t0, invite_to("602", 1, None), &caller_peer());
+/// Sends an INVITE from 1001 to `number`, answers the 407 as a phone would, and returns
+/// what the endpoint sent back for the authenticated INVITE.
+fn authed_invite(ep: &mut Endpoint, at: Instant, number: &str) -> Vec<(Peer, Message)> {
+    let out = send(ep, at, invite_to(number, 1, None), &caller_peer());
     let chal = out
         .iter()
         .find(|m| m.status() == Some(StatusCode::PROXY_AUTH_REQUIRED))
-        .unwrap();
+        .expect("407");
     let c =
         String::from_utf8_lossy(chal.header(&HeaderName::ProxyAuthenticate).unwrap()).into_owned();
     let nonce = c
@@ -561,18 +562,24 @@ fn call_602(ep: &mut Endpoint, t0: Instant) -> crate::media::SessionId {
         .next()
         .unwrap()
         .to_string();
+    let uri = format!("sip:{number}@switchboard.local");
     let h = ha1(Algorithm::Md5, "1001", "switchboard.local", PW);
     let r = response(
         Algorithm::Md5,
         &h,
         "INVITE",
-        "sip:602@switchboard.local",
+        &uri,
         &nonce,
         Some(("00000001", "ab")),
     );
-    let auth = format!("Digest username=\"1001\", realm=\"switchboard.local\", nonce=\"{nonce}\", uri=\"sip:602@switchboard.local\", response=\"{r}\", algorithm=MD5, cnonce=\"ab\", qop=auth, nc=00000001");
-    ep.handle_datagram(t0, invite_to("602", 2, Some(auth)), caller_peer());
-    let out = outputs(ep);
+    let auth = format!("Digest username=\"1001\", realm=\"switchboard.local\", nonce=\"{nonce}\", uri=\"{uri}\", response=\"{r}\", algorithm=MD5, cnonce=\"ab\", qop=auth, nc=00000001");
+    ep.handle_datagram(at, invite_to(number, 2, Some(auth)), caller_peer());
+    outputs(ep)
+}
+
+/// Calls 602 as 1001 and returns the call's relay session, answered and prompting.
+fn call_602(ep: &mut Endpoint, t0: Instant) -> crate::media::SessionId {
+    let out = authed_invite(ep, t0, "602");
     assert!(
         out.iter().any(|(_, m)| m.status() == Some(StatusCode::OK)),
         "answered"
@@ -677,33 +684,7 @@ fn say_plays_its_prompts_in_turn_then_the_dialplan_goes_on() {
     let t0 = Instant::now();
     let mut ep = endpoint(t0);
     ep.set_listeners(vec![(Transport::Udp, "127.0.0.1:5060".parse().unwrap())]);
-    let out = send(&mut ep, t0, invite_to("604", 1, None), &caller_peer());
-    let chal = out
-        .iter()
-        .find(|m| m.status() == Some(StatusCode::PROXY_AUTH_REQUIRED))
-        .unwrap();
-    let c =
-        String::from_utf8_lossy(chal.header(&HeaderName::ProxyAuthenticate).unwrap()).into_owned();
-    let nonce = c
-        .split("nonce=\"")
-        .nth(1)
-        .unwrap()
-        .split('"')
-        .next()
-        .unwrap()
-        .to_string();
-    let h = ha1(Algorithm::Md5, "1001", "switchboard.local", PW);
-    let r = response(
-        Algorithm::Md5,
-        &h,
-        "INVITE",
-        "sip:604@switchboard.local",
-        &nonce,
-        Some(("00000001", "ab")),
-    );
-    let auth = format!("Digest username=\"1001\", realm=\"switchboard.local\", nonce=\"{nonce}\", uri=\"sip:604@switchboard.local\", response=\"{r}\", algorithm=MD5, cnonce=\"ab\", qop=auth, nc=00000001");
-    ep.handle_datagram(t0, invite_to("604", 2, Some(auth)), caller_peer());
-    let _ = outputs(&mut ep);
+    let _ = authed_invite(&mut ep, t0, "604");
     let mut played = Vec::new();
     for _ in 0..10 {
         let cmds: Vec<MediaCommand> = std::iter::from_fn(|| ep.poll_media()).collect();
@@ -754,32 +735,7 @@ fn business_hours_pick_the_message_by_the_wall_clock() {
         let mut ep = endpoint(t0);
         ep.set_listeners(vec![(Transport::Udp, "127.0.0.1:5060".parse().unwrap())]);
         let at = t0 + offset;
-        let out = send(&mut ep, at, invite_to("605", 1, None), &caller_peer());
-        let chal = out
-            .iter()
-            .find(|m| m.status() == Some(StatusCode::PROXY_AUTH_REQUIRED))
-            .unwrap();
-        let c = String::from_utf8_lossy(chal.header(&HeaderName::ProxyAuthenticate).unwrap())
-            .into_owned();
-        let nonce = c
-            .split("nonce=\"")
-            .nth(1)
-            .unwrap()
-            .split('"')
-            .next()
-            .unwrap()
-            .to_string();
-        let h = ha1(Algorithm::Md5, "1001", "switchboard.local", PW);
-        let r = response(
-            Algorithm::Md5,
-            &h,
-            "INVITE",
-            "sip:605@switchboard.local",
-            &nonce,
-            Some(("00000001", "ab")),
-        );
-        let auth = format!("Digest username=\"1001\", realm=\"switchboard.local\", nonce=\"{nonce}\", uri=\"sip:605@switchboard.local\", response=\"{r}\", algorithm=MD5, cnonce=\"ab\", qop=auth, nc=00000001");
-        ep.handle_datagram(at, invite_to("605", 2, Some(auth)), caller_peer());
+        let _ = authed_invite(&mut ep, at, "605");
         let played: Vec<String> = std::iter::from_fn(|| ep.poll_media())
             .filter_map(|c| match c {
                 MediaCommand::Play { path, .. } => {

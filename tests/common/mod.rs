@@ -481,3 +481,13 @@ pub fn register_callee(pbx: &Pbx, ext: &str, pw: &str) -> u16 {
     assert!(p.wait(20), "register {ext}");
     port
 }
+
+/// `uac_fail.xml` with the expected status written in, saved in `dir`.
+pub fn expecting(code: u16, dir: &Path) -> PathBuf {
+    let text = std::fs::read_to_string(scenario("uac_fail.xml"))
+        .unwrap()
+        .replace("EXPECTED", &code.to_string());
+    let p = dir.join(format!("uac_fail_{code}.xml"));
+    std::fs::write(&p, text).unwrap();
+    p
+}
