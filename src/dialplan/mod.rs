@@ -139,6 +139,8 @@ enum Cond {
         eq: bool,
         value: Template,
     },
+    /// `$var =~ /regex/`.
+    Matches { var: String, re: Regex },
     /// `hours("name")`: the schedule is open now.
     Hours(String),
 }
@@ -517,6 +519,9 @@ impl Dialplan {
                         Cond::Compare { var, eq, value } => {
                             let have = cur.vars.get(var).map(String::as_str).unwrap_or("");
                             (have == value.expand(&cur.vars)) == *eq
+                        }
+                        Cond::Matches { var, re } => {
+                            re.is_match(cur.vars.get(var).map(String::as_str).unwrap_or(""))
                         }
                         Cond::Hours(name) => env
                             .hours

@@ -24,6 +24,7 @@ enum Tok {
     Semi,
     EqEq,
     NotEq,
+    Matches,
     Assign,
 }
 
@@ -95,6 +96,10 @@ impl<'a> Lexer<'a> {
             '=' if self.s[self.i..].starts_with("==") => {
                 self.i += 2;
                 Tok::EqEq
+            }
+            '=' if self.s[self.i..].starts_with("=~") => {
+                self.i += 2;
+                Tok::Matches
             }
             '=' => {
                 self.i += 1;
@@ -793,6 +798,30 @@ impl Parser {
                         self.expect(&Tok::RParen, "`)`")?;
                         self.hours_refs.push((name.clone(), nsp));
                         Cond::Hours(name)
+                    }
+                    Some((Tok::Var(var), _)) if self.peek() == Some(&Tok::Matches) => {
+                        self.pos += 1;
+                        match self.bump() {
+                            Some((Tok::Regex(r), rsp)) => {
+                                let re = Regex::new(&r).map_err(|e| {
+                                    (
+                                        rsp,
+                                        format!(
+                                            "bad regex: {}",
+                                            e.to_string().lines().last().unwrap_or_default()
+                                        ),
+                                        None,
+                                    )
+                                })?;
+                                Cond::Matches { var, re }
+                            }
+                            Some((_, s)) => {
+                                return Err((s, "expected /regex/ after =~".into(), None))
+                            }
+                            None => {
+                                return Err((self.end..self.end, "expected /regex/".into(), None))
+                            }
+                        }
                     }
                     Some((Tok::Var(var), _)) => {
                         let eq = match self.bump() {

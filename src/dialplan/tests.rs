@@ -309,3 +309,26 @@ fn hours_conditions_follow_the_clock_and_the_schedule() {
     let e = err("context a { match \"1\" { if hours(office) { echo } } }");
     assert!(e.contains("in double quotes"), "{e}");
 }
+
+#[test]
+fn conditions_on_the_caller_number() {
+    let p = parse(
+        "context a { match any { if $caller =~ /^\\+1555/ { play \"local\" } else if $caller =~ /^(1\\d{3})$/ { play \"internal\" } else { play \"other\" } } }",
+        "r.dp",
+    )
+    .unwrap();
+    for (caller, want) in [
+        ("+15551234", "local"),
+        ("1001", "internal"),
+        ("+4420", "other"),
+    ] {
+        let mut c = p.start("a", "9", caller).unwrap();
+        assert_eq!(
+            p.step(&mut c, &NO_ENV),
+            Action::Play(want.into()),
+            "{caller}"
+        );
+    }
+    let e = err("context a { match any { if $caller =~ \"x\" { echo } } }");
+    assert!(e.contains("expected /regex/"), "{e}");
+}
