@@ -716,6 +716,12 @@ impl Config {
         for m in dialplan.unused_menus() {
             warnings.push(format!("{}: menu `{m}` is never used", dp_path.display()));
         }
+        for b in dialplan.unused_blocks() {
+            warnings.push(format!(
+                "{}: block `{b}` is never called",
+                dp_path.display()
+            ));
+        }
         let ring = *f.calls.ring_timeout_s.get_ref();
         if !(1..=600).contains(&ring) {
             return Err(err(

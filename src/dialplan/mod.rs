@@ -33,6 +33,15 @@ pub struct Dialplan {
     sound_refs: Vec<(String, std::ops::Range<usize>)>,
     hours_refs: Vec<(String, std::ops::Range<usize>)>,
     menu_refs: Vec<(String, std::ops::Range<usize>)>,
+    blocks: HashMap<String, Block>,
+    unused_blocks: Vec<String>,
+}
+
+/// A reusable piece of dialplan: `block NAME(params) { ... }`, entered with `call`.
+#[derive(Debug)]
+struct Block {
+    params: Vec<String>,
+    ops: Vec<Op>,
 }
 
 /// How a route matches the dialled number.
@@ -79,6 +88,7 @@ enum Handler {
 enum Loc {
     Route { context: String, route: usize },
     Menu { name: String, handler: Handler },
+    Block(String),
 }
 
 /// A string with `$name` / `${name}` / `$1` references, expanded at run time.
@@ -180,6 +190,8 @@ enum Op {
     Say(SayKind, Template),
     Menu(String),
     Repeat,
+    Call(String, Vec<Template>),
+    Return,
     JumpUnless(Cond, usize),
     Jump(usize),
 }
@@ -296,6 +308,8 @@ pub struct Cursor {
     pc: usize,
     /// The menu in force and the wrong keys or silences so far.
     menu: Option<(String, u32)>,
+    /// Where `call`s return to.
+    stack: Vec<(Loc, usize)>,
     /// Variables: `caller`, `dialed`, captures `1`..`9`, `status`, and `set` ones.
     pub vars: HashMap<String, String>,
 }
@@ -317,6 +331,11 @@ impl Dialplan {
     /// Every sound a `play`, `prompt` or menu names, with where (for `check`).
     pub fn sound_refs(&self) -> &[(String, std::ops::Range<usize>)] {
         &self.sound_refs
+    }
+
+    /// Blocks no `call` ever enters (worth a warning).
+    pub fn unused_blocks(&self) -> &[String] {
+        &self.unused_blocks
     }
 
     /// Menus no route or handler ever enters (worth a warning: dead configuration).
@@ -388,6 +407,7 @@ impl Dialplan {
             },
             pc: 0,
             menu: None,
+            stack: Vec::new(),
             vars,
         })
     }
@@ -404,6 +424,7 @@ impl Dialplan {
                 .get(context)?
                 .get(*route)
                 .map(|r| r.ops.as_slice()),
+            Loc::Block(name) => self.blocks.get(name).map(|b| b.ops.as_slice()),
             Loc::Menu { name, handler } => {
                 let m = self.menus.get(name)?;
                 Some(match handler {
@@ -468,7 +489,15 @@ impl Dialplan {
                 return Action::Hangup(Some(500));
             };
             let Some(op) = ops.get(cur.pc) else {
-                return Action::Hangup(None);
+                // The end of a block returns to its caller; the end of a route hangs up.
+                match cur.stack.pop() {
+                    Some((loc, pc)) => {
+                        cur.loc = loc;
+                        cur.pc = pc;
+                        continue;
+                    }
+                    None => return Action::Hangup(None),
+                }
             };
             cur.pc += 1;
             match op {
@@ -504,6 +533,29 @@ impl Dialplan {
                     cur.menu = Some((name.clone(), 0));
                     return self.menu_action(name, &cur.vars);
                 }
+                Op::Call(name, args) => {
+                    let Some(b) = self.blocks.get(name) else {
+                        return Action::Hangup(Some(500));
+                    };
+                    if cur.stack.len() >= 32 {
+                        tracing::warn!(block = %name, "blocks call each other too deep; hanging up");
+                        return Action::Hangup(Some(500));
+                    }
+                    let values: Vec<String> = args.iter().map(|a| a.expand(&cur.vars)).collect();
+                    for (p, v) in b.params.iter().zip(values) {
+                        cur.vars.insert(p.clone(), v);
+                    }
+                    cur.stack.push((cur.loc.clone(), cur.pc));
+                    cur.loc = Loc::Block(name.clone());
+                    cur.pc = 0;
+                }
+                Op::Return => match cur.stack.pop() {
+                    Some((loc, pc)) => {
+                        cur.loc = loc;
+                        cur.pc = pc;
+                    }
+                    None => return Action::Hangup(None),
+                },
                 Op::Repeat => {
                     let Some((name, _)) = cur.menu.clone() else {
                         return Action::Hangup(Some(500));
@@ -549,6 +601,7 @@ impl Dialplan {
                                 },
                                 pc: 0,
                                 menu: None,
+                                stack: Vec::new(),
                                 vars,
                             };
                         }

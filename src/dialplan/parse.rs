@@ -21,6 +21,7 @@ enum Tok {
     RBrace,
     LParen,
     RParen,
+    Comma,
     Semi,
     EqEq,
     NotEq,
@@ -84,6 +85,10 @@ impl<'a> Lexer<'a> {
             ')' => {
                 self.i += 1;
                 Tok::RParen
+            }
+            ',' => {
+                self.i += 1;
+                Tok::Comma
             }
             '}' => {
                 self.i += 1;
@@ -265,6 +270,11 @@ struct Parser {
     sound_refs: Vec<(String, Range<usize>)>,
     /// Every schedule an `hours("...")` names, with where.
     hours_refs: Vec<(String, Range<usize>)>,
+    /// Blocks defined so far, and every `call` of one (name, where, argument count).
+    blocks: HashMap<String, super::Block>,
+    block_refs: Vec<(String, Range<usize>, usize)>,
+    /// Depth of blocks being parsed (`return` is allowed inside).
+    in_block: usize,
 }
 
 impl Parser {
@@ -330,6 +340,10 @@ impl Parser {
             let (kw, sp) = self.ident("`context`")?;
             if kw == "menu" {
                 self.menu_def()?;
+                continue;
+            }
+            if kw == "block" {
+                self.block_def()?;
                 continue;
             }
             if kw != "context" {
@@ -483,6 +497,42 @@ impl Parser {
         }
         if self.menus.insert(name.clone(), m).is_some() {
             return Err((nsp, format!("menu `{name}` is defined twice"), None));
+        }
+        Ok(())
+    }
+
+    /// `block NAME(param, ...) { statements }`: a reusable piece of dialplan.
+    fn block_def(&mut self) -> PResult<()> {
+        let (name, nsp) = self.ident("a block name")?;
+        self.expect(&Tok::LParen, "`(`")?;
+        let mut params = Vec::new();
+        loop {
+            match self.bump() {
+                Some((Tok::RParen, _)) => break,
+                Some((Tok::Ident(p), _)) => {
+                    params.push(p);
+                    match self.bump() {
+                        Some((Tok::Comma, _)) => {}
+                        Some((Tok::RParen, _)) => break,
+                        Some((_, s)) => return Err((s, "expected `,` or `)`".into(), None)),
+                        None => return Err((self.end..self.end, "expected `)`".into(), None)),
+                    }
+                }
+                Some((_, s)) => return Err((s, "expected a parameter name or `)`".into(), None)),
+                None => return Err((self.end..self.end, "expected `)`".into(), None)),
+            }
+        }
+        let mut ops = Vec::new();
+        self.in_block += 1;
+        let r = self.block(&mut ops);
+        self.in_block -= 1;
+        r?;
+        if self
+            .blocks
+            .insert(name.clone(), super::Block { params, ops })
+            .is_some()
+        {
+            return Err((nsp, format!("block `{name}` is defined twice"), None));
         }
         Ok(())
     }
@@ -779,6 +829,43 @@ impl Parser {
                 };
                 ops.push(Op::Say(kind, self.template("what to say")?));
             }
+            "call" => {
+                let (name, bsp) = self.ident("a block name")?;
+                self.expect(&Tok::LParen, "`(`")?;
+                let mut args = Vec::new();
+                loop {
+                    match self.peek() {
+                        Some(Tok::RParen) => {
+                            self.pos += 1;
+                            break;
+                        }
+                        Some(Tok::Str(_)) => {
+                            args.push(self.template("an argument")?);
+                            match self.bump() {
+                                Some((Tok::Comma, _)) => {}
+                                Some((Tok::RParen, _)) => break,
+                                Some((_, s)) => {
+                                    return Err((s, "expected `,` or `)`".into(), None))
+                                }
+                                None => {
+                                    return Err((self.end..self.end, "expected `)`".into(), None))
+                                }
+                            }
+                        }
+                        _ => {
+                            return Err((self.span(), "arguments are quoted strings".into(), None))
+                        }
+                    }
+                }
+                self.block_refs.push((name.clone(), bsp, args.len()));
+                ops.push(Op::Call(name, args));
+            }
+            "return" => {
+                if self.in_block == 0 {
+                    return Err((sp, "`return` belongs in a block".into(), None));
+                }
+                ops.push(Op::Return);
+            }
             "repeat" => {
                 if self.in_menu == 0 {
                     return Err((sp, "`repeat` belongs in a menu's `on` handler".into(), None));
@@ -873,9 +960,9 @@ impl Parser {
                 }
             }
             other => {
-                const KNOWN: [&str; 12] = [
-                    "answer", "echo", "play", "say", "collect", "menu", "repeat", "dial", "hangup",
-                    "goto", "set", "if",
+                const KNOWN: [&str; 14] = [
+                    "answer", "echo", "play", "say", "collect", "menu", "repeat", "call", "return",
+                    "dial", "hangup", "goto", "set", "if",
                 ];
                 let hint = match KNOWN
                     .iter()
@@ -910,6 +997,9 @@ pub fn parse(text: &str, file: &str) -> Result<Dialplan, ConfigError> {
         in_menu: 0,
         sound_refs: Vec::new(),
         hours_refs: Vec::new(),
+        blocks: HashMap::new(),
+        block_refs: Vec::new(),
+        in_block: 0,
     };
     let contexts = p.file().map_err(err)?;
     let mut map = HashMap::new();
@@ -930,6 +1020,28 @@ pub fn parse(text: &str, file: &str) -> Result<Dialplan, ConfigError> {
                 format!("goto names unknown context `{ctx}`"),
                 Some(format!("contexts in this file: {}", known.join(", "))),
             )));
+        }
+    }
+    for (b, sp, n) in &p.block_refs {
+        match p.blocks.get(b) {
+            None => {
+                return Err(err((
+                    sp.clone(),
+                    format!("no block named `{b}`"),
+                    Some("define it with `block NAME(params) { ... }`".into()),
+                )))
+            }
+            Some(def) if def.params.len() != *n => {
+                return Err(err((
+                    sp.clone(),
+                    format!(
+                        "block `{b}` takes {} argument(s), given {n}",
+                        def.params.len()
+                    ),
+                    None,
+                )));
+            }
+            Some(_) => {}
         }
     }
     for (m, sp) in &p.menu_refs {
@@ -955,5 +1067,16 @@ pub fn parse(text: &str, file: &str) -> Result<Dialplan, ConfigError> {
         sound_refs: p.sound_refs,
         hours_refs: p.hours_refs,
         menu_refs: p.menu_refs,
+        unused_blocks: {
+            let mut v: Vec<String> = p
+                .blocks
+                .keys()
+                .filter(|b| !p.block_refs.iter().any(|r| &r.0 == *b))
+                .cloned()
+                .collect();
+            v.sort_unstable();
+            v
+        },
+        blocks: p.blocks,
     })
 }

@@ -332,3 +332,53 @@ fn conditions_on_the_caller_number() {
     let e = err("context a { match any { if $caller =~ \"x\" { echo } } }");
     assert!(e.contains("expected /regex/"), "{e}");
 }
+
+#[test]
+fn blocks_take_arguments_and_return() {
+    let p = parse(
+        r#"
+block greet(who, then) {
+  play "hello-$who"
+  if $then == "stop" { return }
+  play "more"
+}
+block unused() { echo }
+context a {
+  match "1" { call greet("$caller", "stop"); play "after" }
+  match "2" { call greet("bob", "go"); hangup 486 }
+}
+"#,
+        "b.dp",
+    )
+    .unwrap();
+    let mut c = p.start("a", "1", "ann").unwrap();
+    assert_eq!(p.step(&mut c, &NO_ENV), Action::Play("hello-ann".into()));
+    assert_eq!(
+        p.step(&mut c, &NO_ENV),
+        Action::Play("after".into()),
+        "return goes back to the caller"
+    );
+    let mut c = p.start("a", "2", "ann").unwrap();
+    assert_eq!(p.step(&mut c, &NO_ENV), Action::Play("hello-bob".into()));
+    assert_eq!(p.step(&mut c, &NO_ENV), Action::Play("more".into()));
+    assert_eq!(
+        p.step(&mut c, &NO_ENV),
+        Action::Hangup(Some(486)),
+        "the end of a block returns"
+    );
+    assert_eq!(p.unused_blocks(), ["unused"]);
+    let e = err("block b(x) { echo }\ncontext a { match \"1\" { call b() } }");
+    assert!(e.contains("takes 1 argument(s), given 0"), "{e}");
+    let e = err("context a { match \"1\" { call nope(\"x\") } }");
+    assert!(e.contains("no block named `nope`"), "{e}");
+    let e = err("context a { match \"1\" { return } }");
+    assert!(e.contains("belongs in a block"), "{e}");
+    // Recursion without an exit is cut off, not followed forever.
+    let p = parse(
+        "block r() { call r() }\ncontext a { match \"1\" { call r() } }",
+        "r.dp",
+    )
+    .unwrap();
+    let mut c = p.start("a", "1", "x").unwrap();
+    assert_eq!(p.step(&mut c, &NO_ENV), Action::Hangup(Some(500)));
+}
