@@ -33,6 +33,7 @@ say you-are-caller-number "You are caller number"
 say minutes "minutes"
 say enter-extension "Please enter the extension number, followed by the pound key."
 say after-hours "Our office is now closed."
+say leave-message "Please leave your message after the tone. Press pound when you are done."
 tone beep
 
 mkdir -p digits

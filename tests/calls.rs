@@ -598,6 +598,29 @@ fn tone_file(keys: &str, path: &Path) {
         data.extend(std::iter::repeat_n(ulaw(0), 640));
     }
     data.extend(std::iter::repeat_n(ulaw(0), 8000));
+    write_ulaw_wav(&data, path);
+}
+
+/// A μ-law WAV of `lead` seconds of silence, `tone` seconds of a 440 Hz "voice" and one
+/// second of silence.
+fn voice_file(lead: f32, tone: f32, path: &Path) {
+    use switchboard::media::g711::ulaw;
+    let mut data: Vec<u8> = vec![ulaw(0); (lead * 8000.0) as usize];
+    for i in 0..(tone * 8000.0) as usize {
+        let t = i as f32 / 8000.0;
+        data.push(ulaw(
+            (8000.0 * (2.0 * std::f32::consts::PI * 440.0 * t).sin()) as i16,
+        ));
+    }
+    data.extend(std::iter::repeat_n(ulaw(0), 8000));
+    // SIPp streams the 44-byte header as audio too: whole packets keep its last one clean.
+    while (44 + data.len()) % 160 != 0 {
+        data.push(ulaw(0));
+    }
+    write_ulaw_wav(&data, path);
+}
+
+fn write_ulaw_wav(data: &[u8], path: &Path) {
     let mut wav = Vec::new();
     let fmt: [u8; 16] = {
         let mut f = [0u8; 16];
@@ -616,7 +639,7 @@ fn tone_file(keys: &str, path: &Path) {
     wav.extend_from_slice(&fmt);
     wav.extend_from_slice(b"data");
     wav.extend_from_slice(&(data.len() as u32).to_le_bytes());
-    wav.extend_from_slice(&data);
+    wav.extend_from_slice(data);
     std::fs::write(path, wav).unwrap();
 }
 
@@ -641,4 +664,137 @@ fn keys_as_inband_tones_reach_the_dialplan() {
         pbx.log_text()
     );
     assert!(pbx.log_text().contains("digits=1002"), "{}", pbx.log_text());
+}
+
+/// SIPp streaming `file` as the caller's voice, hanging up after `secs`.
+fn speaking_caller(pbx: &Pbx, dir: &Path, file: &Path, dial: &str, secs: u32) -> common::SippProc {
+    let sc = dir.join("uac_speak.xml");
+    let text = std::fs::read_to_string(scenario("uac_inband.xml"))
+        .unwrap()
+        .replace("TONEFILE", &file.display().to_string())
+        .replace(
+            "<pause milliseconds=\"3500\"/>",
+            &format!("<pause milliseconds=\"{}\"/>", secs * 1000),
+        );
+    std::fs::write(&sc, text).unwrap();
+    caller(pbx, &sc, dial, &[])
+}
+
+#[test]
+fn a_voicemail_message_is_kept_when_the_caller_hangs_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let voice = dir.path().join("voice.wav");
+    // The prompt and beep take about 5 s; the caller speaks for 2 s after them.
+    voice_file(6.5, 2.0, &voice);
+    let pbx = Pbx::start();
+    let call = speaking_caller(&pbx, dir.path(), &voice, "606", 10);
+    assert!(
+        call.wait(30),
+        "the caller left a message and hung up\n{}",
+        pbx.log_text()
+    );
+    let boxdir = pbx.state.path().join("voicemail/1001");
+    let index = wait_for_file(&boxdir.join("index.jsonl"));
+    let line: serde_json::Value = serde_json::from_str(index.lines().next().unwrap()).unwrap();
+    assert_eq!(line["caller"], "1001", "{line}");
+    let ms = line["ms"].as_u64().unwrap();
+    let wav = std::fs::read(boxdir.join(line["file"].as_str().unwrap())).unwrap();
+    let samples = switchboard::media::wav::decode(&wav).expect("a WAV we can play back");
+    assert_eq!(samples.len() as u64 / 8, ms, "{line}");
+    let loud = samples.iter().filter(|s| s.unsigned_abs() > 2000).count();
+    assert!(
+        loud > 8000,
+        "the voice is in the file, not silence: {loud} loud samples"
+    );
+    let r = cdr(&pbx, 1);
+    assert_eq!(
+        (r.disposition.as_str(), r.hangup_by.as_str()),
+        ("answered", "caller"),
+        "{r:?}"
+    );
+}
+
+#[test]
+fn a_recording_ends_on_silence_and_the_dialplan_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let voice = dir.path().join("voice.wav");
+    voice_file(1.5, 1.5, &voice);
+    // The caller speaks and then waits: 3 s of quiet must end the recording, and the
+    // dialplan go on to "goodbye" and hang up.
+    let text = std::fs::read_to_string(scenario("uac_inband.xml"))
+        .unwrap()
+        .replace("TONEFILE", &voice.display().to_string());
+    let head = &text[..text.find("<pause").unwrap()];
+    let sc = dir.path().join("uac_speak_wait.xml");
+    std::fs::write(
+        &sc,
+        format!(
+            "{head}{}",
+            r#"<recv request="BYE" timeout="20000"/>
+  <send>
+    <![CDATA[
+      SIP/2.0 200 OK
+      [last_Via:]
+      [last_From:]
+      [last_To:]
+      [last_Call-ID:]
+      [last_CSeq:]
+      Content-Length: 0
+    ]]>
+  </send>
+  <Reference variables="sdp,all"/>
+</scenario>
+"#
+        ),
+    )
+    .unwrap();
+    let pbx = Pbx::start();
+    let call = caller(&pbx, &sc, "607", &[]);
+    assert!(
+        call.wait(30),
+        "the PBX hung up after the recording\n{}",
+        pbx.log_text()
+    );
+    let path = pbx.state.path().join("recordings/test-1001.wav");
+    wait_for_file(&path);
+    let samples = switchboard::media::wav::decode(&std::fs::read(&path).unwrap()).unwrap();
+    assert_voice_then_trimmed(&samples, 1.5);
+    let r = cdr(&pbx, 1);
+    assert_eq!(r.disposition.as_str(), "answered", "{r:?}");
+    assert_ne!(r.hangup_by.as_str(), "caller", "{r:?}");
+}
+
+/// The recording holds about `secs` of voice and ends with it (trailing quiet trimmed).
+fn assert_voice_then_trimmed(samples: &[i16], secs: f32) {
+    let loud: Vec<usize> = (0..samples.len())
+        .filter(|&i| samples[i].unsigned_abs() > 2000)
+        .collect();
+    let (first, last) = (loud[0], *loud.last().unwrap());
+    let span = (last - first) as f32 / 8000.0;
+    assert!(
+        (secs - 0.3..=secs + 0.3).contains(&span),
+        "voice for {span:.2} s, from {first} to {last} of {}",
+        samples.len()
+    );
+    assert!(
+        samples.len() - last < 8 * 100,
+        "quiet after the voice trimmed: voice ends at {last} of {}",
+        samples.len()
+    );
+}
+
+/// `path`'s text once it appears (the relay writes it off the media thread).
+fn wait_for_file(path: &Path) -> String {
+    for _ in 0..100 {
+        if let Ok(t) = std::fs::read_to_string(path) {
+            if !t.is_empty() {
+                return t;
+            }
+        }
+        if path.extension().is_some_and(|e| e == "wav") && path.is_file() {
+            return String::new();
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    panic!("{} never appeared", path.display());
 }

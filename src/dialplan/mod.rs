@@ -192,6 +192,12 @@ enum Op {
     Repeat,
     Call(String, Vec<Template>),
     Return,
+    Record {
+        name: Template,
+        max: Duration,
+        silence: Duration,
+    },
+    Voicemail(Template),
     JumpUnless(Cond, usize),
     Jump(usize),
 }
@@ -277,6 +283,19 @@ pub enum Action {
     Play(String),
     /// Play these sound files in turn (a `say`); step again when the last is done.
     PlayAll(Vec<String>),
+    /// Answer, beep, and record the caller as `name` until `#`, `max` or `silence`; step
+    /// again with `$recording` and `$status` (`ok`, or `empty` if nothing was said).
+    Record {
+        /// Recording name (a file name in the recordings directory, without `.wav`).
+        name: String,
+        /// Longest recording.
+        max: Duration,
+        /// Quiet this long ends it.
+        silence: Duration,
+    },
+    /// Answer, ask for a message, beep, and record it into voicemail box `0`; step again
+    /// when it is saved, with `$status` as for `Record`.
+    Voicemail(String),
     /// Ring a number; step again only if it was not answered, with `$status` set.
     Dial {
         /// Number to ring.
@@ -549,6 +568,14 @@ impl Dialplan {
                     cur.loc = Loc::Block(name.clone());
                     cur.pc = 0;
                 }
+                Op::Record { name, max, silence } => {
+                    return Action::Record {
+                        name: name.expand(&cur.vars),
+                        max: *max,
+                        silence: *silence,
+                    };
+                }
+                Op::Voicemail(b) => return Action::Voicemail(b.expand(&cur.vars)),
                 Op::Return => match cur.stack.pop() {
                     Some((loc, pc)) => {
                         cur.loc = loc;

@@ -829,6 +829,37 @@ impl Parser {
                 };
                 ops.push(Op::Say(kind, self.template("what to say")?));
             }
+            "record" => {
+                let name = self.template("the recording's name")?;
+                let (mut max, mut silence) = (Duration::from_secs(60), Duration::from_secs(5));
+                while let Some(Tok::Ident(k)) = self.peek().cloned() {
+                    if k != "max" && k != "silence" {
+                        break;
+                    }
+                    self.pos += 1;
+                    let d = match self.bump() {
+                        Some((Tok::Dur(d), _)) => d,
+                        Some((_, s)) => {
+                            return Err((s, format!("{k} needs a duration like 30s"), None))
+                        }
+                        None => {
+                            return Err((self.end..self.end, format!("{k} needs a duration"), None))
+                        }
+                    };
+                    if k == "max" {
+                        max = d
+                    } else {
+                        silence = d
+                    }
+                }
+                self.sound_refs.push(("beep".into(), sp.clone()));
+                ops.push(Op::Record { name, max, silence });
+            }
+            "voicemail" => {
+                self.sound_refs.push(("leave-message".into(), sp.clone()));
+                self.sound_refs.push(("beep".into(), sp.clone()));
+                ops.push(Op::Voicemail(self.template("the voicemail box")?));
+            }
             "call" => {
                 let (name, bsp) = self.ident("a block name")?;
                 self.expect(&Tok::LParen, "`(`")?;
@@ -960,9 +991,23 @@ impl Parser {
                 }
             }
             other => {
-                const KNOWN: [&str; 14] = [
-                    "answer", "echo", "play", "say", "collect", "menu", "repeat", "call", "return",
-                    "dial", "hangup", "goto", "set", "if",
+                const KNOWN: [&str; 16] = [
+                    "answer",
+                    "echo",
+                    "play",
+                    "say",
+                    "collect",
+                    "menu",
+                    "repeat",
+                    "call",
+                    "return",
+                    "record",
+                    "voicemail",
+                    "dial",
+                    "hangup",
+                    "goto",
+                    "set",
+                    "if",
                 ];
                 let hint = match KNOWN
                     .iter()

@@ -382,3 +382,47 @@ context a {
     let mut c = p.start("a", "1", "x").unwrap();
     assert_eq!(p.step(&mut c, &NO_ENV), Action::Hangup(Some(500)));
 }
+
+#[test]
+fn record_and_voicemail_take_names_limits_and_need_their_prompts() {
+    let p = parse(
+        r#"context a {
+  match "1" { record "msg-$caller" max 30s silence 2s; voicemail "$dialed" }
+  match "2" { record "plain" }
+}"#,
+        "r.dp",
+    )
+    .unwrap();
+    let mut c = p.start("a", "1", "1001").unwrap();
+    assert_eq!(
+        p.step(&mut c, &NO_ENV),
+        Action::Record {
+            name: "msg-1001".into(),
+            max: Duration::from_secs(30),
+            silence: Duration::from_secs(2)
+        }
+    );
+    assert_eq!(p.step(&mut c, &NO_ENV), Action::Voicemail("1".into()));
+    let mut c = p.start("a", "2", "1001").unwrap();
+    assert_eq!(
+        p.step(&mut c, &NO_ENV),
+        Action::Record {
+            name: "plain".into(),
+            max: Duration::from_secs(60),
+            silence: Duration::from_secs(5)
+        },
+        "defaults: a minute, five seconds of quiet"
+    );
+    let sounds: Vec<&str> = p.sound_refs().iter().map(|(n, _)| n.as_str()).collect();
+    assert!(
+        sounds.contains(&"beep") && sounds.contains(&"leave-message"),
+        "{sounds:?}"
+    );
+    let e = err("context a { match \"1\" { record \"x\" max 30 } }");
+    assert!(e.contains("max needs a duration"), "{e}");
+    let e = err("context a { match \"1\" { recrod \"x\" } }");
+    assert!(
+        e.contains("record"),
+        "a misspelling is pointed at `record`: {e}"
+    );
+}

@@ -71,6 +71,103 @@ enum LocalCmd {
     Play(std::path::PathBuf, bool, u64),
     /// Stop the prompt (reported as finished).
     Stop,
+    /// Start recording the caller.
+    Record(Recording),
+    /// End the recording.
+    StopRecord,
+    /// The session is over: save what is recorded and end.
+    Close,
+}
+
+/// A recording under way.
+struct Recording {
+    path: std::path::PathBuf,
+    /// Limits, in samples.
+    max: usize,
+    silence: usize,
+    index: Option<(std::path::PathBuf, String)>,
+    seq: u64,
+    samples: Vec<i16>,
+    /// Quiet samples in a row at the end.
+    quiet: usize,
+    /// When the caller's last packet came, and its RTP timestamp: a phone with silence
+    /// suppression sends nothing while the caller is quiet, and that quiet must still count
+    /// (by the clock when nothing comes at all) and be kept in place (by the timestamps,
+    /// which late or bunched packets do not disturb).
+    last_heard: tokio::time::Instant,
+    last_ts: Option<u32>,
+}
+
+impl Recording {
+    /// Adds a frame; whether a limit is reached.
+    fn push(&mut self, pcm: &[i16]) -> bool {
+        self.samples.extend_from_slice(pcm);
+        let level =
+            pcm.iter().map(|&x| i32::from(x).abs()).sum::<i32>() / (pcm.len().max(1) as i32);
+        self.quiet = if level < QUIET {
+            self.quiet + pcm.len()
+        } else {
+            0
+        };
+        self.samples.len() >= self.max || (self.silence > 0 && self.quiet >= self.silence)
+    }
+}
+
+/// Mean absolute level below which a packet counts as quiet (about -45 dBm0).
+const QUIET: i32 = 150;
+
+/// Writes a finished recording (off the media task's thread: a slow disk must not delay
+/// audio) and reports it. Trailing quiet is trimmed.
+fn finish_recording(id: SessionId, mut r: Recording, events: mpsc::UnboundedSender<MediaEvent>) {
+    let keep = r.samples.len().saturating_sub(r.quiet);
+    r.samples.truncate(keep);
+    let ms = r.samples.len() as u64 / 8;
+    tokio::task::spawn_blocking(move || {
+        // Nothing said: no file, no message in the box.
+        if ms == 0 {
+            let _ = events.send(MediaEvent::RecordDone {
+                id,
+                seq: r.seq,
+                ms,
+                saved: false,
+            });
+            return;
+        }
+        let wrote = r
+            .path
+            .parent()
+            .map_or(Ok(()), std::fs::create_dir_all)
+            .and_then(|()| std::fs::write(&r.path, crate::media::wav::encode_pcm16(&r.samples)));
+        let saved = match wrote {
+            Ok(()) => {
+                if let Some((index, line)) = &r.index {
+                    use std::io::Write as _;
+                    // The caller's part of the line is written by the endpoint; the length
+                    // is only known here.
+                    let appended = std::fs::OpenOptions::new()
+                        .create(true)
+                        .append(true)
+                        .open(index)
+                        .and_then(|mut f| writeln!(f, "{line},\"ms\":{ms}}}"));
+                    if let Err(e) = appended {
+                        tracing::error!(file = %index.display(), error = %e, "could not index the recording");
+                    }
+                }
+                tracing::info!(file = %r.path.display(), ms, "recording saved");
+                true
+            }
+            Err(e) => {
+                tracing::error!(file = %r.path.display(), error = %e, "could not save the recording");
+                false
+            }
+        };
+        let _ = events.send(MediaEvent::RecordDone {
+            id,
+            seq: r.seq,
+            ms,
+            saved,
+        });
+    });
 }
 
 /// What a local session speaks with the caller.
@@ -185,6 +282,33 @@ async fn run(
                     let _ = events.send(MediaEvent::PlayDone { id, seq });
                 }
             },
+            MediaCommand::Record {
+                id,
+                path,
+                max,
+                silence,
+                index,
+                seq,
+            } => {
+                if let Some(l) = sessions.get(&id).and_then(|s| s.local.as_ref()) {
+                    let _ = l.send(LocalCmd::Record(Recording {
+                        path,
+                        max: (max.as_millis() as usize) * 8,
+                        silence: (silence.as_millis() as usize) * 8,
+                        index,
+                        seq,
+                        samples: Vec::new(),
+                        quiet: 0,
+                        last_heard: tokio::time::Instant::now(),
+                        last_ts: None,
+                    }));
+                }
+            }
+            MediaCommand::StopRecord { id } => {
+                if let Some(l) = sessions.get(&id).and_then(|s| s.local.as_ref()) {
+                    let _ = l.send(LocalCmd::StopRecord);
+                }
+            }
             MediaCommand::StopPlay { id } => {
                 if let Some(l) = sessions.get(&id).and_then(|s| s.local.as_ref()) {
                     let _ = l.send(LocalCmd::Stop);
@@ -202,7 +326,11 @@ async fn run(
             }
             MediaCommand::Close { id } => {
                 if let Some(s) = sessions.remove(&id) {
-                    s.task.abort();
+                    match s.local {
+                        // A local session ends by itself, saving a recording under way.
+                        Some(l) if l.send(LocalCmd::Close).is_ok() => {}
+                        _ => s.task.abort(),
+                    }
                 }
                 if let Ok(mut m) = counters.lock() {
                     m.remove(&id);
@@ -357,6 +485,7 @@ async fn local(
         .then(crate::media::inband::InbandDtmf::default);
     let mut pcm: Vec<i16> = Vec::with_capacity(320);
     let mut keys: Vec<char> = Vec::with_capacity(4);
+    let mut recording: Option<Recording> = None;
     let mut barge_in = false;
     let mut play_seq = 0u64;
     let mut to_a = a_sdp;
@@ -381,9 +510,28 @@ async fn local(
                 if let Some(digit) = te_pt.and_then(|te| dtmf.packet(&buf[..n], te)) {
                     keys.push(digit);
                 }
-                if let Some(det) = inband.as_mut() {
-                    if decode_g711(&buf[..n], &mut pcm) {
-                        det.samples(&pcm, &mut keys);
+                let decoded = (inband.is_some() || recording.is_some()) && decode_g711(&buf[..n], &mut pcm);
+                if let (Some(det), true) = (inband.as_mut(), decoded) {
+                    det.samples(&pcm, &mut keys);
+                }
+                if let (Some(r), true) = (recording.as_mut(), decoded) {
+                    r.last_heard = tokio::time::Instant::now();
+                    let ts = u32::from_be_bytes([buf[4], buf[5], buf[6], buf[7]]);
+                    let gap = r.last_ts.map_or(0, |prev| ts.wrapping_sub(prev) as usize);
+                    r.last_ts = Some(ts);
+                    // A jump forward within reason is suppressed silence; anything else
+                    // (reordering, a new stream) is not filled.
+                    let hole = gap.saturating_sub(pcm.len());
+                    let filled = hole > 0 && hole <= r.max && r.push(&vec![0; hole]);
+                    if filled || r.push(&pcm) {
+                        if let Some(r) = recording.take() {
+                            finish_recording(id, r, events.clone());
+                        }
+                    }
+                }
+                if keys.contains(&'#') {
+                    if let Some(r) = recording.take() {
+                        finish_recording(id, r, events.clone());
                     }
                 }
                 for &digit in &keys {
@@ -404,7 +552,24 @@ async fn local(
                 }
             }
             cmd = cmds.recv() => match cmd {
-                None => return,
+                None | Some(LocalCmd::Close) => {
+                    if let Some(r) = recording.take() {
+                        finish_recording(id, r, events.clone());
+                    }
+                    return;
+                }
+                Some(LocalCmd::Record(r)) => {
+                    echo = false;
+                    recording = Some(r);
+                    if play.is_none() {
+                        tick.reset();
+                    }
+                }
+                Some(LocalCmd::StopRecord) => {
+                    if let Some(r) = recording.take() {
+                        finish_recording(id, r, events.clone());
+                    }
+                }
                 Some(LocalCmd::Echo) => {
                     echo = true;
                     play = None;
@@ -426,7 +591,18 @@ async fn local(
                     }
                 },
             },
-            _ = tick.tick(), if play.is_some() => {
+            _ = tick.tick(), if play.is_some() || recording.is_some() => {
+                // Nothing from the caller for as long as the silence limit (or past the
+                // longest recording): done.
+                let over = recording.as_ref().is_some_and(|r| {
+                    let quiet = r.last_heard.elapsed().as_millis() as usize * 8;
+                    (r.silence > 0 && r.quiet + quiet >= r.silence) || r.samples.len() + quiet >= r.max
+                });
+                if over {
+                    if let Some(r) = recording.take() {
+                        finish_recording(id, r, events.clone());
+                    }
+                }
                 let Some((samples, pos)) = play.as_mut() else { continue };
                 if *pos >= samples.len() {
                     play = None;

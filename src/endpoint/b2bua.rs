@@ -75,6 +75,15 @@ struct Collecting {
     menu: bool,
 }
 
+/// A recording asked for, started once the prompts before it end.
+struct PendingRecord {
+    path: std::path::PathBuf,
+    max: Duration,
+    silence: Duration,
+    /// Voicemail index and the start of its line.
+    index: Option<(std::path::PathBuf, String)>,
+}
+
 /// What a call waits for before its dialplan may go on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Wait {
@@ -86,6 +95,10 @@ enum Wait {
     Dial,
     /// Keys for a `collect`.
     Collect,
+    /// The prompts before a recording (then the beep) to finish.
+    PreRecord,
+    /// A recording to end.
+    Record,
     /// The call is bridged or echoing: only a hang-up ends it.
     HangUp,
 }
@@ -149,6 +162,8 @@ struct Call {
     play_queue: VecDeque<std::path::PathBuf>,
     /// Keys being gathered for a `collect`.
     collecting: Option<Collecting>,
+    /// A `record`/`voicemail` waiting for its prompts to end.
+    pending_record: Option<PendingRecord>,
     /// When the current `collect` gives up waiting for the next key.
     digit_at: Option<Instant>,
     ok_bytes: Option<Bytes>,
@@ -610,6 +625,7 @@ impl Endpoint {
                 play_seq: 0,
                 play_queue: VecDeque::new(),
                 collecting: None,
+                pending_record: None,
                 digit_at: None,
                 ok_bytes: None,
                 ok_interval: self.cfg_t1,
@@ -731,6 +747,69 @@ impl Endpoint {
                     self.start_collect(now, id, spec, true);
                     return;
                 }
+                Action::Record { name, max, silence } => {
+                    if !self.answer_locally(now, id) {
+                        return;
+                    }
+                    let Some(file) = safe_name(&name) else {
+                        tracing::warn!(call = id, %name, "recording name refused: letters, digits, `-`, `_` and `.` only");
+                        self.set_status(id, "failed");
+                        continue;
+                    };
+                    let path = self
+                        .state_dir
+                        .join("recordings")
+                        .join(format!("{file}.wav"));
+                    if let Some(c) = self.calls.calls.get_mut(&id) {
+                        c.cursor
+                            .vars
+                            .insert("recording".into(), path.display().to_string());
+                    }
+                    self.record_after(
+                        id,
+                        vec!["beep".into()],
+                        PendingRecord {
+                            path,
+                            max,
+                            silence,
+                            index: None,
+                        },
+                    );
+                    return;
+                }
+                Action::Voicemail(mailbox) => {
+                    if !self.answer_locally(now, id) {
+                        return;
+                    }
+                    let Some(dir) = safe_name(&mailbox) else {
+                        tracing::warn!(call = id, %mailbox, "voicemail box refused: letters, digits, `-`, `_` and `.` only");
+                        self.set_status(id, "failed");
+                        continue;
+                    };
+                    let at = self.unix_ms(now);
+                    let dir = self.state_dir.join("voicemail").join(dir);
+                    let file = format!("{at}-{id}.wav");
+                    let caller = self
+                        .calls
+                        .calls
+                        .get(&id)
+                        .map(|c| c.cdr.caller.clone())
+                        .unwrap_or_default();
+                    // The relay appends the length and the closing brace.
+                    let line = format!(
+                        "{{\"file\":{},\"caller\":{},\"at_ms\":{at}",
+                        json_str(&file),
+                        json_str(&caller)
+                    );
+                    let rec = PendingRecord {
+                        path: dir.join(&file),
+                        max: Duration::from_secs(120),
+                        silence: Duration::from_secs(5),
+                        index: Some((dir.join("index.jsonl"), line)),
+                    };
+                    self.record_after(id, vec!["leave-message".into(), "beep".into()], rec);
+                    return;
+                }
                 Action::Dial {
                     target,
                     trunk,
@@ -751,6 +830,36 @@ impl Endpoint {
                 }
             }
         }
+    }
+
+    /// Plays `prompts`, then starts recording.
+    fn record_after(&mut self, id: u64, prompts: Vec<String>, rec: PendingRecord) {
+        if let Some(c) = self.calls.calls.get_mut(&id) {
+            c.pending_record = Some(rec);
+        }
+        self.play_in_turn(id, prompts);
+        self.set_wait(id, Wait::PreRecord);
+    }
+
+    /// The prompts before a recording ended: record.
+    fn start_record(&mut self, id: u64) {
+        let Some(c) = self.calls.calls.get_mut(&id) else {
+            return;
+        };
+        let Some(rec) = c.pending_record.take() else {
+            return;
+        };
+        c.play_seq += 1;
+        c.wait = Wait::Record;
+        let seq = c.play_seq;
+        self.calls.media_out.push_back(MediaCommand::Record {
+            id: SessionId(id),
+            path: rec.path,
+            max: rec.max,
+            silence: rec.silence,
+            index: rec.index,
+            seq,
+        });
     }
 
     fn set_wait(&mut self, id: u64, w: Wait) {
@@ -1967,8 +2076,35 @@ impl Endpoint {
                             None => self.run_dialplan(now, id.0),
                         }
                     }
+                    Some(Wait::PreRecord) => {
+                        let next = self
+                            .calls
+                            .calls
+                            .get_mut(&id.0)
+                            .and_then(|c| c.play_queue.pop_front());
+                        match next {
+                            Some(path) => self.play(id.0, path, false),
+                            None => self.start_record(id.0),
+                        }
+                    }
                     Some(Wait::Collect) => self.collect_prompt_done(now, id.0),
                     _ => {}
+                }
+            }
+            MediaEvent::RecordDone { id, seq, ms, saved } => {
+                let waiting = self
+                    .calls
+                    .calls
+                    .get(&id.0)
+                    .is_some_and(|c| c.play_seq == seq && c.wait == Wait::Record);
+                if waiting {
+                    let status = match (saved, ms) {
+                        (true, _) => "ok",
+                        (false, 0) => "empty",
+                        (false, _) => "failed",
+                    };
+                    self.set_status(id.0, status);
+                    self.run_dialplan(now, id.0);
                 }
             }
             MediaEvent::Digit { id, digit } => self.on_digit(now, id.0, digit),
@@ -2028,6 +2164,13 @@ impl Endpoint {
             return;
         };
         tracing::debug!(call = id, %digit, "key pressed");
+        if c.wait == Wait::Record && digit == '#' {
+            // RFC 4733 keys end it in the relay already; a SIP INFO key must from here.
+            self.calls
+                .media_out
+                .push_back(MediaCommand::StopRecord { id: SessionId(id) });
+            return;
+        }
         let Some(col) = c.collecting.as_mut() else {
             return;
         };
@@ -2154,4 +2297,31 @@ impl Endpoint {
             }
         }
     }
+}
+
+/// `name` if it is safe as one file or directory name under the state directory.
+fn safe_name(name: &str) -> Option<&str> {
+    let ok = !name.is_empty()
+        && name.len() <= 128
+        && !name.starts_with('.')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    ok.then_some(name)
+}
+
+/// `s` as a JSON string.
+fn json_str(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
 }

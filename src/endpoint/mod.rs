@@ -97,6 +97,8 @@ pub struct Endpoint {
     dialplan: Arc<Dialplan>,
     default_context: String,
     sounds_dir: PathBuf,
+    /// Where recordings and voicemail go.
+    state_dir: PathBuf,
     trunks: Vec<crate::config::Trunk>,
     trunk_regs: trunk_reg::TrunkRegs,
     hours: Arc<HashMap<String, crate::hours::Schedule>>,
@@ -137,6 +139,7 @@ impl Endpoint {
             dialplan: cfg.dialplan.clone(),
             default_context: cfg.default_context.clone(),
             sounds_dir: cfg.sounds_dir.clone(),
+            state_dir: cfg.state_dir.clone(),
             trunks: cfg.trunks.clone(),
             trunk_regs: trunk_reg::TrunkRegs::default(),
             hours: cfg.hours.clone(),

@@ -35,6 +35,30 @@ pub enum MediaCommand {
         /// Address from the SDP.
         addr: SocketAddr,
     },
+    /// In a local session: record the caller to `path` (8 kHz 16-bit WAV) until a `#`,
+    /// `max`, `silence` of quiet, [`MediaCommand::StopRecord`] or the session's end (what
+    /// was said is kept even if the caller hangs up), then report
+    /// [`MediaEvent::RecordDone`]. With `index`, a line is appended to that file once the
+    /// recording is on disk (a voicemail box's list of messages).
+    Record {
+        /// Session.
+        id: SessionId,
+        /// Where the recording goes.
+        path: std::path::PathBuf,
+        /// Longest recording.
+        max: std::time::Duration,
+        /// Quiet this long ends it.
+        silence: std::time::Duration,
+        /// The index file and the JSON line to append to it, if any.
+        index: Option<(std::path::PathBuf, String)>,
+        /// Echoed in the report.
+        seq: u64,
+    },
+    /// In a local session: end the recording now (a key came by SIP INFO).
+    StopRecord {
+        /// Session.
+        id: SessionId,
+    },
     /// In a local session: stop the prompt playing now (a key came another way, SIP INFO).
     StopPlay {
         /// Session.
@@ -149,6 +173,17 @@ pub enum MediaEvent {
         id: SessionId,
         /// The `seq` of the `Play` it reports.
         seq: u64,
+    },
+    /// A recording ended (`ms` long; 0 if nothing was said).
+    RecordDone {
+        /// Session.
+        id: SessionId,
+        /// The `seq` of the `Record`.
+        seq: u64,
+        /// Length kept, in milliseconds.
+        ms: u64,
+        /// Whether a file was written (not when nothing was said or the disk refused it).
+        saved: bool,
     },
     /// The caller pressed a key (RFC 4733 telephone-event).
     Digit {

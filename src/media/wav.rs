@@ -83,6 +83,28 @@ pub fn decode(bytes: &[u8]) -> Result<Vec<i16>, WavError> {
     Ok(resample(&frames, rate))
 }
 
+/// A WAV file of 8 kHz mono 16-bit PCM samples (what recordings are saved as).
+pub fn encode_pcm16(samples: &[i16]) -> Vec<u8> {
+    let data_len = (samples.len() * 2) as u32;
+    let mut out = Vec::with_capacity(44 + samples.len() * 2);
+    out.extend_from_slice(b"RIFF");
+    out.extend_from_slice(&(36 + data_len).to_le_bytes());
+    out.extend_from_slice(b"WAVEfmt ");
+    out.extend_from_slice(&16u32.to_le_bytes());
+    out.extend_from_slice(&1u16.to_le_bytes());
+    out.extend_from_slice(&1u16.to_le_bytes());
+    out.extend_from_slice(&8000u32.to_le_bytes());
+    out.extend_from_slice(&16000u32.to_le_bytes());
+    out.extend_from_slice(&2u16.to_le_bytes());
+    out.extend_from_slice(&16u16.to_le_bytes());
+    out.extend_from_slice(b"data");
+    out.extend_from_slice(&data_len.to_le_bytes());
+    for s in samples {
+        out.extend_from_slice(&s.to_le_bytes());
+    }
+    out
+}
+
 fn mix(samples: impl Iterator<Item = i16>) -> i16 {
     let (sum, n) = samples.fold((0i32, 0i32), |(s, n), x| (s + i32::from(x), n + 1));
     (sum / n.max(1)) as i16
@@ -207,6 +229,12 @@ mod tests {
             .len(),
             800
         );
+    }
+
+    #[test]
+    fn recordings_round_trip() {
+        let t = tone(8000, 1234);
+        assert_eq!(decode(&encode_pcm16(&t)).unwrap(), t);
     }
 
     #[test]
