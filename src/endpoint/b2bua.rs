@@ -2065,7 +2065,7 @@ impl Endpoint {
                     .filter(|c| c.play_seq == seq)
                     .map(|c| c.wait);
                 match wait {
-                    Some(Wait::Play) => {
+                    Some(w @ (Wait::Play | Wait::PreRecord)) => {
                         let next = self
                             .calls
                             .calls
@@ -2073,18 +2073,8 @@ impl Endpoint {
                             .and_then(|c| c.play_queue.pop_front());
                         match next {
                             Some(path) => self.play(id.0, path, false),
+                            None if w == Wait::PreRecord => self.start_record(id.0),
                             None => self.run_dialplan(now, id.0),
-                        }
-                    }
-                    Some(Wait::PreRecord) => {
-                        let next = self
-                            .calls
-                            .calls
-                            .get_mut(&id.0)
-                            .and_then(|c| c.play_queue.pop_front());
-                        match next {
-                            Some(path) => self.play(id.0, path, false),
-                            None => self.start_record(id.0),
                         }
                     }
                     Some(Wait::Collect) => self.collect_prompt_done(now, id.0),
