@@ -8,7 +8,7 @@ use common::{
     expecting, free_ports, register_callee, scenario, spawn_sipp, wait_until, Baresip, Pbx,
 };
 use std::net::UdpSocket;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 const PW1: &str = "demo-1001-change-me";
@@ -721,33 +721,7 @@ fn a_recording_ends_on_silence_and_the_dialplan_goes_on() {
     voice_file(1.5, 1.5, &voice);
     // The caller speaks and then waits: 3 s of quiet must end the recording, and the
     // dialplan go on to "goodbye" and hang up.
-    let text = std::fs::read_to_string(scenario("uac_inband.xml"))
-        .unwrap()
-        .replace("TONEFILE", &voice.display().to_string());
-    let head = &text[..text.find("<pause").unwrap()];
-    let sc = dir.path().join("uac_speak_wait.xml");
-    std::fs::write(
-        &sc,
-        format!(
-            "{head}{}",
-            r#"<recv request="BYE" timeout="20000"/>
-  <send>
-    <![CDATA[
-      SIP/2.0 200 OK
-      [last_Via:]
-      [last_From:]
-      [last_To:]
-      [last_Call-ID:]
-      [last_CSeq:]
-      Content-Length: 0
-    ]]>
-  </send>
-  <Reference variables="sdp,all"/>
-</scenario>
-"#
-        ),
-    )
-    .unwrap();
+    let sc = speak_then_await_bye(dir.path(), &voice, 20000);
     let pbx = Pbx::start();
     let call = caller(&pbx, &sc, "607", &[]);
     assert!(
@@ -781,6 +755,100 @@ fn assert_voice_then_trimmed(samples: &[i16], secs: f32) {
         "quiet after the voice trimmed: voice ends at {last} of {}",
         samples.len()
     );
+}
+
+#[test]
+fn a_pound_key_ends_a_recording() {
+    use switchboard::media::g711::ulaw;
+    let dir = tempfile::tempdir().unwrap();
+    // 608 records with no quiet limit and a long maximum: only the key can end it soon.
+    let dp = dir.path().join("plan.dp");
+    let plan = std::fs::read_to_string(common::root().join("dialplans/default.dp"))
+        .unwrap()
+        .replace(
+            "  match \"607\" {",
+            "  match \"608\" { record \"keyed\" max 60s silence 0s; hangup }\n  match \"607\" {",
+        );
+    std::fs::write(&dp, plan).unwrap();
+    let cfg = dir.path().join("switchboard.toml");
+    let text = std::fs::read_to_string(common::root().join("config/switchboard.toml"))
+        .unwrap()
+        .replace(
+            "dialplan = \"dialplans/default.dp\"",
+            &format!("dialplan = {:?}", dp.display().to_string()),
+        );
+    std::fs::write(&cfg, text).unwrap();
+    // Quiet, a second of voice, `#` as a tone (the caller offers no telephone-event), then
+    // quiet for longer than the test waits.
+    let mut data: Vec<u8> = vec![ulaw(0); 8000];
+    for i in 0..16000 {
+        let t = i as f32 / 8000.0;
+        let (f1, f2, n) = if i < 8000 {
+            (440.0, 440.0, 1.0)
+        } else {
+            (941.0, 1477.0, 0.0)
+        };
+        if n == 0.0 && i >= 8800 {
+            data.push(ulaw(0));
+            continue;
+        }
+        let v = 4000.0
+            * ((2.0 * std::f32::consts::PI * f1 * t).sin()
+                + (2.0 * std::f32::consts::PI * f2 * t).sin());
+        data.push(ulaw(v as i16));
+    }
+    data.extend(std::iter::repeat_n(ulaw(0), 8000 * 20));
+    while (44 + data.len()) % 160 != 0 {
+        data.push(ulaw(0));
+    }
+    let voice = dir.path().join("voice.wav");
+    write_ulaw_wav(&data, &voice);
+    let sc = speak_then_await_bye(dir.path(), &voice, 10000);
+    let pbx = Pbx::start_with(&cfg);
+    let call = caller(&pbx, &sc, "608", &[]);
+    assert!(
+        call.wait(30),
+        "`#` ended the recording and the PBX hung up\n{}",
+        pbx.log_text()
+    );
+    let path = pbx.state.path().join("recordings/keyed.wav");
+    wait_for_file(&path);
+    let samples = switchboard::media::wav::decode(&std::fs::read(&path).unwrap()).unwrap();
+    let ms = samples.len() as u64 / 8;
+    assert!(
+        (1000..=3000).contains(&ms),
+        "the voice up to the key: {ms} ms"
+    );
+}
+
+/// A caller scenario that streams `voice` and then waits up to `ms` for our BYE.
+fn speak_then_await_bye(dir: &Path, voice: &Path, ms: u32) -> PathBuf {
+    let text = std::fs::read_to_string(scenario("uac_inband.xml"))
+        .unwrap()
+        .replace("TONEFILE", &voice.display().to_string());
+    let head = &text[..text.find("<pause").unwrap()];
+    let sc = dir.join(format!("uac_speak_{ms}.xml"));
+    let tail = r#"<recv request="BYE" timeout="MS"/>
+  <send>
+    <![CDATA[
+      SIP/2.0 200 OK
+      [last_Via:]
+      [last_From:]
+      [last_To:]
+      [last_Call-ID:]
+      [last_CSeq:]
+      Content-Length: 0
+    ]]>
+  </send>
+  <Reference variables="sdp,all"/>
+</scenario>
+"#;
+    std::fs::write(
+        &sc,
+        format!("{head}{}", tail.replace("MS", &ms.to_string())),
+    )
+    .unwrap();
+    sc
 }
 
 /// `path`'s text once it appears (the relay writes it off the media thread).
