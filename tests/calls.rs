@@ -649,9 +649,7 @@ fn keys_as_inband_tones_reach_the_dialplan() {
     let tones = dir.path().join("keys.wav");
     tone_file("1002", &tones);
     let sc = dir.path().join("uac_inband.xml");
-    let text = std::fs::read_to_string(scenario("uac_inband.xml"))
-        .unwrap()
-        .replace("TONEFILE", &tones.display().to_string());
+    let text = streaming_scenario(&tones);
     std::fs::write(&sc, text).unwrap();
     let pbx = Pbx::start();
     let port = register_callee(&pbx, "1002", PW2);
@@ -669,13 +667,10 @@ fn keys_as_inband_tones_reach_the_dialplan() {
 /// SIPp streaming `file` as the caller's voice, hanging up after `secs`.
 fn speaking_caller(pbx: &Pbx, dir: &Path, file: &Path, dial: &str, secs: u32) -> common::SippProc {
     let sc = dir.join("uac_speak.xml");
-    let text = std::fs::read_to_string(scenario("uac_inband.xml"))
-        .unwrap()
-        .replace("TONEFILE", &file.display().to_string())
-        .replace(
-            "<pause milliseconds=\"3500\"/>",
-            &format!("<pause milliseconds=\"{}\"/>", secs * 1000),
-        );
+    let text = streaming_scenario(file).replace(
+        "<pause milliseconds=\"3500\"/>",
+        &format!("<pause milliseconds=\"{}\"/>", secs * 1000),
+    );
     std::fs::write(&sc, text).unwrap();
     caller(pbx, &sc, dial, &[])
 }
@@ -762,22 +757,12 @@ fn a_pound_key_ends_a_recording() {
     use switchboard::media::g711::ulaw;
     let dir = tempfile::tempdir().unwrap();
     // 608 records with no quiet limit and a long maximum: only the key can end it soon.
-    let dp = dir.path().join("plan.dp");
-    let plan = std::fs::read_to_string(common::root().join("dialplans/default.dp"))
-        .unwrap()
-        .replace(
-            "  match \"607\" {",
-            "  match \"608\" { record \"keyed\" max 60s silence 0s; hangup }\n  match \"607\" {",
-        );
+    let (cfg, dp) = common::copy_setup(dir.path());
+    let plan = std::fs::read_to_string(&dp).unwrap().replace(
+        "  match \"607\" {",
+        "  match \"608\" { record \"keyed\" max 60s silence 0s; hangup }\n  match \"607\" {",
+    );
     std::fs::write(&dp, plan).unwrap();
-    let cfg = dir.path().join("switchboard.toml");
-    let text = std::fs::read_to_string(common::root().join("config/switchboard.toml"))
-        .unwrap()
-        .replace(
-            "dialplan = \"dialplans/default.dp\"",
-            &format!("dialplan = {:?}", dp.display().to_string()),
-        );
-    std::fs::write(&cfg, text).unwrap();
     // Quiet, a second of voice, `#` as a tone (the caller offers no telephone-event), then
     // quiet for longer than the test waits.
     let mut data: Vec<u8> = vec![ulaw(0); 8000];
@@ -821,11 +806,16 @@ fn a_pound_key_ends_a_recording() {
     );
 }
 
+/// The in-band caller scenario, streaming `file` (a μ-law WAV).
+fn streaming_scenario(file: &Path) -> String {
+    std::fs::read_to_string(scenario("uac_inband.xml"))
+        .unwrap()
+        .replace("TONEFILE", &file.display().to_string())
+}
+
 /// A caller scenario that streams `voice` and then waits up to `ms` for our BYE.
 fn speak_then_await_bye(dir: &Path, voice: &Path, ms: u32) -> PathBuf {
-    let text = std::fs::read_to_string(scenario("uac_inband.xml"))
-        .unwrap()
-        .replace("TONEFILE", &voice.display().to_string());
+    let text = streaming_scenario(voice);
     let head = &text[..text.find("<pause").unwrap()];
     let sc = dir.join(format!("uac_speak_{ms}.xml"));
     let tail = r#"<recv request="BYE" timeout="MS"/>

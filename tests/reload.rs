@@ -4,26 +4,13 @@
 
 mod common;
 
-use common::{expecting, free_ports, register_callee, root, scenario, spawn_sipp, wait_until, Pbx};
-use std::path::{Path, PathBuf};
+use common::{
+    copy_setup, expecting, free_ports, register_callee, scenario, spawn_sipp, wait_until, Pbx,
+};
+use std::path::Path;
 
 const PW1: &str = "demo-1001-change-me";
 const PW2: &str = "demo-1002-change-me";
-
-/// The shipped config and dialplan, copied where the test can edit them.
-fn copy_setup(dir: &Path) -> (PathBuf, PathBuf) {
-    let dp = dir.join("plan.dp");
-    std::fs::copy(root().join("dialplans/default.dp"), &dp).unwrap();
-    let text = std::fs::read_to_string(root().join("config/switchboard.toml"))
-        .unwrap()
-        .replace(
-            "dialplan = \"dialplans/default.dp\"",
-            &format!("dialplan = {:?}", dp.display().to_string()),
-        );
-    let cfg = dir.join("switchboard.toml");
-    std::fs::write(&cfg, text).unwrap();
-    (cfg, dp)
-}
 
 fn call_777(pbx: &Pbx, dir: &Path) -> bool {
     spawn_sipp(

@@ -751,9 +751,7 @@ impl Endpoint {
                     if !self.answer_locally(now, id) {
                         return;
                     }
-                    let Some(file) = safe_name(&name) else {
-                        tracing::warn!(call = id, %name, "recording name refused: letters, digits, `-`, `_` and `.` only");
-                        self.set_status(id, "failed");
+                    let Some(file) = self.safe_name_or_fail(id, &name) else {
                         continue;
                     };
                     let path = self
@@ -781,9 +779,7 @@ impl Endpoint {
                     if !self.answer_locally(now, id) {
                         return;
                     }
-                    let Some(dir) = safe_name(&mailbox) else {
-                        tracing::warn!(call = id, %mailbox, "voicemail box refused: letters, digits, `-`, `_` and `.` only");
-                        self.set_status(id, "failed");
+                    let Some(dir) = self.safe_name_or_fail(id, &mailbox) else {
                         continue;
                     };
                     let at = self.unix_ms(now);
@@ -830,6 +826,22 @@ impl Endpoint {
                 }
             }
         }
+    }
+
+    /// `name` if it is safe as a file or directory name under the state directory; else
+    /// `$status` is `failed` and the dialplan goes on.
+    fn safe_name_or_fail<'n>(&mut self, id: u64, name: &'n str) -> Option<&'n str> {
+        let ok = !name.is_empty()
+            && name.len() <= 128
+            && !name.starts_with('.')
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+        if !ok {
+            tracing::warn!(call = id, %name, "name refused: letters, digits, `-`, `_` and `.` only");
+            self.set_status(id, "failed");
+        }
+        ok.then_some(name)
     }
 
     /// Plays `prompts`, then starts recording.
@@ -2287,17 +2299,6 @@ impl Endpoint {
             }
         }
     }
-}
-
-/// `name` if it is safe as one file or directory name under the state directory.
-fn safe_name(name: &str) -> Option<&str> {
-    let ok = !name.is_empty()
-        && name.len() <= 128
-        && !name.starts_with('.')
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
-    ok.then_some(name)
 }
 
 /// `s` as a JSON string.

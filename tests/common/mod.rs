@@ -491,3 +491,18 @@ pub fn expecting(code: u16, dir: &Path) -> PathBuf {
     std::fs::write(&p, text).unwrap();
     p
 }
+
+/// The shipped config and dialplan, copied where the test can edit them.
+pub fn copy_setup(dir: &Path) -> (PathBuf, PathBuf) {
+    let dp = dir.join("plan.dp");
+    std::fs::copy(root().join("dialplans/default.dp"), &dp).unwrap();
+    let text = std::fs::read_to_string(root().join("config/switchboard.toml"))
+        .unwrap()
+        .replace(
+            "dialplan = \"dialplans/default.dp\"",
+            &format!("dialplan = {:?}", dp.display().to_string()),
+        );
+    let cfg = dir.join("switchboard.toml");
+    std::fs::write(&cfg, text).unwrap();
+    (cfg, dp)
+}
