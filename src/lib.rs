@@ -19,3 +19,4 @@ pub mod hours;
 pub mod media;
 pub mod sdp;
 pub mod sip;
+pub mod voicemail;

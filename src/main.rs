@@ -111,7 +111,7 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
                 let demo = c.demo_users();
                 if !demo.is_empty() {
                     println!(
-                        "warning: extensions {} use the shipped demo passwords; they work from loopback only",
+                        "warning: extensions {} use the shipped demo passwords or voicemail PINs; they work from loopback only",
                         demo.join(", ")
                     );
                 }

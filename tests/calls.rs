@@ -856,3 +856,172 @@ fn wait_for_file(path: &Path) -> String {
     }
     panic!("{} never appeared", path.display());
 }
+
+/// A caller scenario (from `uac_dtmf_info.xml`) that sends keys as SIP INFO, each after its
+/// pause in ms, then waits up to `bye_ms` for our BYE.
+fn keys_scenario(dir: &Path, name: &str, keys: &[(u32, char)], bye_ms: u32) -> PathBuf {
+    let text = std::fs::read_to_string(scenario("uac_dtmf_info.xml")).unwrap();
+    let cut = text
+        .find("  <send retrans=\"500\">\n    <![CDATA[\n      INFO")
+        .unwrap();
+    let mut out = text[..cut].to_string();
+    for (i, (pause, key)) in keys.iter().enumerate() {
+        out.push_str(&format!(
+            r#"  <pause milliseconds="{pause}"/>
+  <send retrans="500">
+    <![CDATA[
+      INFO [next_url] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch];rport
+      From: <sip:caller@[local_ip]>;tag=[pid]SIPpTag[call_number]
+      To: <sip:[service]@[remote_ip]>;tag=[$totag]
+      Call-ID: [call_id]
+      CSeq: {} INFO
+      [routes]
+      Max-Forwards: 70
+      Content-Type: application/dtmf-relay
+      Content-Length: [len]
+
+      Signal={key}
+      Duration=160
+    ]]>
+  </send>
+  <recv response="200"/>
+"#,
+            i + 3
+        ));
+    }
+    out.push_str(&format!(
+        r#"  <recv request="BYE" timeout="{bye_ms}"/>
+  <send>
+    <![CDATA[
+      SIP/2.0 200 OK
+      [last_Via:]
+      [last_From:]
+      [last_To:]
+      [last_Call-ID:]
+      [last_CSeq:]
+      Content-Length: 0
+    ]]>
+  </send>
+  <Reference variables="sdp,all"/>
+</scenario>
+"#
+    ));
+    let path = dir.join(format!("{name}.xml"));
+    std::fs::write(&path, out).unwrap();
+    path
+}
+
+#[test]
+fn the_owner_hears_and_deletes_a_message_and_the_phone_light_follows() {
+    let dir = tempfile::tempdir().unwrap();
+    let voice = dir.path().join("voice.wav");
+    voice_file(6.5, 2.0, &voice);
+    let pbx = Pbx::start();
+    // 1001's phone watches its box; the scenario fails on any count out of turn.
+    let watcher = spawn_sipp(
+        &scenario("uac_mwi.xml"),
+        Some(pbx.udp),
+        free_ports(1),
+        &["-s", "1001", "-au", "1001", "-ap", PW1],
+    );
+    assert!(
+        common::wait_until(10, || pbx.log_text().contains("message-waiting subscribed")),
+        "{}",
+        pbx.log_text()
+    );
+    let call = speaking_caller(&pbx, dir.path(), &voice, "606", 10);
+    assert!(call.wait(30), "a message was left\n{}", pbx.log_text());
+    let boxdir = pbx.state.path().join("voicemail/1001");
+    let index = wait_for_file(&boxdir.join("index.jsonl"));
+    let line: serde_json::Value = serde_json::from_str(index.lines().next().unwrap()).unwrap();
+    let file = line["file"].as_str().unwrap().to_string();
+    // The owner: PIN and #, 1 for the messages, 7 to delete it while it plays, * to leave.
+    let keys = [
+        (300, '4'),
+        (150, '0'),
+        (150, '0'),
+        (150, '1'),
+        (150, '#'),
+        (1500, '1'),
+        (4000, '7'),
+        (1500, '*'),
+    ];
+    let sc = keys_scenario(dir.path(), "owner", &keys, 15000);
+    let owner = caller(&pbx, &sc, "*97", &[]);
+    assert!(
+        owner.wait(60),
+        "the menu ran and said goodbye\n{}",
+        pbx.log_text()
+    );
+    assert!(
+        watcher.wait(30),
+        "the phone saw 0/0, 1/0, 0/0 and the end\n{}",
+        pbx.log_text()
+    );
+    let log = pbx.log_text();
+    assert!(
+        log.contains(&format!("Message(\"{file}\")")),
+        "the message was played to its owner\n{log}"
+    );
+    assert!(!log.contains("prompt missing"), "{log}");
+    assert!(
+        log.contains("digits=(hidden)") && !log.contains("digits=4001"),
+        "the PIN never reaches the log\n{log}"
+    );
+    assert!(
+        common::wait_until(10, || !boxdir.join(&file).exists()),
+        "the message file is gone"
+    );
+    let index = std::fs::read_to_string(boxdir.join("index.jsonl")).unwrap();
+    let (messages, deleted, bad) = switchboard::voicemail::fold(&index);
+    assert!(
+        messages.is_empty() && deleted.contains(&file) && bad == 0,
+        "{index}"
+    );
+}
+
+#[test]
+fn three_wrong_pins_end_the_call() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut keys = Vec::new();
+    for _ in 0..3 {
+        keys.extend([(300, '1'), (100, '2'), (100, '3'), (100, '4'), (100, '#')]);
+    }
+    let sc = keys_scenario(dir.path(), "wrong", &keys, 15000);
+    let pbx = Pbx::start();
+    let call = caller(&pbx, &sc, "*97", &[]);
+    assert!(call.wait(40), "the PBX hung up\n{}", pbx.log_text());
+    let log = pbx.log_text();
+    assert!(!log.contains("Message("), "no message offered\n{log}");
+    let r = cdr(&pbx, 1);
+    assert_ne!(r.hangup_by.as_str(), "caller", "{r:?}");
+}
+
+#[test]
+fn a_full_disk_during_a_recording_keeps_the_call_and_its_cdr() {
+    let dir = tempfile::tempdir().unwrap();
+    let voice = dir.path().join("voice.wav");
+    voice_file(1.5, 1.5, &voice);
+    let sc = speak_then_await_bye(dir.path(), &voice, 20000);
+    let pbx = Pbx::start();
+    // The recording is written aside first: make that write meet a full disk (ENOSPC).
+    let recs = pbx.state.path().join("recordings");
+    std::fs::create_dir_all(&recs).unwrap();
+    std::os::unix::fs::symlink("/dev/full", recs.join("test-1001.wav.part")).unwrap();
+    let call = caller(&pbx, &sc, "607", &[]);
+    assert!(
+        call.wait(30),
+        "the dialplan went on and the PBX hung up\n{}",
+        pbx.log_text()
+    );
+    let log = pbx.log_text();
+    assert!(
+        log.contains("could not save the recording") && log.contains("No space left"),
+        "{log}"
+    );
+    assert!(!recs.join("test-1001.wav").exists(), "no partial file");
+    let r = cdr(&pbx, 1);
+    assert_eq!(r.disposition.as_str(), "answered", "{r:?}");
+    assert_ne!(r.hangup_by.as_str(), "caller", "{r:?}");
+}

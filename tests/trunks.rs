@@ -71,7 +71,7 @@ fn a_call_in_from_the_trunk_reaches_the_did_extension() {
         &scenario("uac_trunk_in.xml"),
         Some(pbx.udp),
         free_ports(1),
-        &["-i", "127.0.0.2", "-s", "+15550100", "-d", "500"],
+        &["-i", "127.0.0.2", "-s", "+15550101", "-d", "500"],
     );
     assert!(
         trunk.wait(20),
@@ -82,11 +82,11 @@ fn a_call_in_from_the_trunk_reaches_the_did_extension() {
     let r = cdrs(&pbx).remove(0);
     assert_eq!(
         (r.caller.as_str(), r.callee.as_str(), r.disposition.as_str()),
-        ("+15557654321", "+15550100", "answered")
+        ("+15557654321", "+15550101", "answered")
     );
     assert_eq!(
         (r.did.as_deref(), r.trunk.as_deref()),
-        (Some("+15550100"), Some("demo"))
+        (Some("+15550101"), Some("demo"))
     );
 }
 

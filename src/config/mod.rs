@@ -37,6 +37,10 @@ pub const DEMO_PASSWORDS: &[&str] = &[
     "demo-1003-change-me",
 ];
 
+/// Voicemail PINs of the shipped demo extensions: public like their passwords, and
+/// treated the same way.
+pub const DEMO_PINS: &[&str] = &["4001", "4002", "4003"];
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct File {
@@ -253,6 +257,8 @@ struct UserEntry {
     ha1_md5: Option<Spanned<String>>,
     #[serde(default)]
     ha1_sha256: Option<Spanned<String>>,
+    #[serde(default)]
+    voicemail_pin: Option<Spanned<String>>,
 }
 
 /// Where a SIP listener binds.
@@ -336,8 +342,10 @@ pub struct User {
     pub name: Option<String>,
     /// How it authenticates.
     pub secret: Secret,
-    /// Whether its secret is one of the shipped demo passwords.
+    /// Whether its secret (or voicemail PIN) is one of the shipped demo ones.
     pub demo: bool,
+    /// The PIN that opens its voicemail box (`voicemail check`); none: not by phone.
+    pub voicemail_pin: Option<String>,
 }
 
 /// The validated configuration.
@@ -571,12 +579,27 @@ impl Config {
                     }
                 }
             }
-            let demo = secret.is_demo(&ext, &domain);
+            if let Some(p) = &u.voicemail_pin {
+                let pin = p.get_ref();
+                if !(4..=16).contains(&pin.len()) || !pin.bytes().all(|c| c.is_ascii_digit()) {
+                    return Err(err(
+                        p.span(),
+                        format!("voicemail PIN of extension `{ext}` must be 4 to 16 digits"),
+                        Some("phones key it, so digits only".into()),
+                    ));
+                }
+            }
+            let voicemail_pin = u.voicemail_pin.map(|p| p.into_inner());
+            let demo = secret.is_demo(&ext, &domain)
+                || voicemail_pin
+                    .as_deref()
+                    .is_some_and(|p| DEMO_PINS.contains(&p));
             users.push(User {
                 extension: ext,
                 name: u.name,
                 secret,
                 demo,
+                voicemail_pin,
             });
         }
         let dp_path = PathBuf::from(f.calls.dialplan.get_ref());
@@ -758,7 +781,7 @@ impl Config {
         })
     }
 
-    /// Extensions still using a shipped demo password.
+    /// Extensions still using a shipped demo password or voicemail PIN.
     pub fn demo_users(&self) -> Vec<&str> {
         self.users
             .iter()
@@ -775,8 +798,8 @@ impl Config {
         }
         if let Some(l) = self.listen.iter().find(|l| !l.addr.ip().is_loopback()) {
             return Err(format!(
-                "refusing to listen on {l}: extensions {} still use the shipped demo passwords, which anyone can read. \
-                 Change their passwords in the config (or listen on loopback only).",
+                "refusing to listen on {l}: extensions {} still use the shipped demo passwords or voicemail PINs, which anyone can read. \
+                 Change them in the config (or listen on loopback only).",
                 demo.join(", ")
             ));
         }

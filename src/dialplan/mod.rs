@@ -198,6 +198,7 @@ enum Op {
         silence: Duration,
     },
     Voicemail(Template),
+    VoicemailCheck(Template),
     JumpUnless(Cond, usize),
     Jump(usize),
 }
@@ -296,6 +297,9 @@ pub enum Action {
     /// Answer, ask for a message, beep, and record it into voicemail box `0`; step again
     /// when it is saved, with `$status` as for `Record`.
     Voicemail(String),
+    /// Answer and run the owner's menu of voicemail box `0`: PIN, new and saved messages,
+    /// replay, delete, greeting; the call ends there.
+    VoicemailCheck(String),
     /// Ring a number; step again only if it was not answered, with `$status` set.
     Dial {
         /// Number to ring.
@@ -576,6 +580,7 @@ impl Dialplan {
                     };
                 }
                 Op::Voicemail(b) => return Action::Voicemail(b.expand(&cur.vars)),
+                Op::VoicemailCheck(b) => return Action::VoicemailCheck(b.expand(&cur.vars)),
                 Op::Return => match cur.stack.pop() {
                     Some((loc, pc)) => {
                         cur.loc = loc;

@@ -856,9 +856,17 @@ impl Parser {
                 ops.push(Op::Record { name, max, silence });
             }
             "voicemail" => {
-                self.sound_refs.push(("leave-message".into(), sp.clone()));
-                self.sound_refs.push(("beep".into(), sp.clone()));
-                ops.push(Op::Voicemail(self.template("the voicemail box")?));
+                if matches!(self.peek(), Some(Tok::Ident(k)) if k == "check") {
+                    self.pos += 1;
+                    for s in crate::voicemail::PROMPTS {
+                        self.sound_refs.push(((*s).into(), sp.clone()));
+                    }
+                    ops.push(Op::VoicemailCheck(self.template("the voicemail box")?));
+                } else {
+                    self.sound_refs.push(("leave-message".into(), sp.clone()));
+                    self.sound_refs.push(("beep".into(), sp.clone()));
+                    ops.push(Op::Voicemail(self.template("the voicemail box")?));
+                }
             }
             "call" => {
                 let (name, bsp) = self.ident("a block name")?;

@@ -133,11 +133,18 @@ fn finish_recording(id: SessionId, mut r: Recording, events: mpsc::UnboundedSend
             });
             return;
         }
+        // Written aside and renamed into place, so that a file under its real name is
+        // always whole (a greeting being replaced keeps playing the old one meanwhile).
+        let part = r.path.with_extension("wav.part");
         let wrote = r
             .path
             .parent()
             .map_or(Ok(()), std::fs::create_dir_all)
-            .and_then(|()| std::fs::write(&r.path, crate::media::wav::encode_pcm16(&r.samples)));
+            .and_then(|()| std::fs::write(&part, crate::media::wav::encode_pcm16(&r.samples)))
+            .and_then(|()| std::fs::rename(&part, &r.path));
+        if wrote.is_err() {
+            let _ = std::fs::remove_file(&part);
+        }
         let saved = match wrote {
             Ok(()) => {
                 if let Some((index, line)) = &r.index {

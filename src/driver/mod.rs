@@ -122,6 +122,9 @@ async fn run_async(cfg: Config, source: crate::config::ConfigSource) -> anyhow::
     rand::fill(&mut secret);
     let mut ep = Endpoint::new(&cfg, now, wall_ms, rand::random(), secret);
     ep.set_listeners(bound);
+    let boxes = crate::voicemail::load(&cfg.state_dir.join("voicemail"));
+    tracing::info!(boxes = boxes.len(), "voicemail boxes loaded");
+    ep.set_mailboxes(boxes);
     // SIGHUP reloads, as `ctl reload` does.
     {
         let tx = tx.clone();
@@ -376,6 +379,14 @@ fn flush(ep: &mut Endpoint, io: &Io) {
     }
     while let Some(cdr) = ep.poll_cdr() {
         io.cdrs.write(cdr);
+    }
+    while let Some(w) = ep.poll_mailbox_write() {
+        // Off the SIP task: a slow or full disk must not stall signalling.
+        tokio::task::spawn_blocking(move || {
+            if let Err(e) = w.apply() {
+                tracing::error!(file = %w.index.display(), error = %e, "voicemail change not saved");
+            }
+        });
     }
     while let Some(t) = ep.poll_transmit() {
         match t.peer.transport {

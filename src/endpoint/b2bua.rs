@@ -41,26 +41,26 @@ pub(super) enum Side {
 
 /// One dialog as seen from our side.
 #[derive(Clone, Debug)]
-struct Leg {
-    call_id: Bytes,
-    local_tag: Bytes,
+pub(super) struct Leg {
+    pub(super) call_id: Bytes,
+    pub(super) local_tag: Bytes,
     /// Our From/To value, with our tag.
-    local_hdr: Bytes,
+    pub(super) local_hdr: Bytes,
     /// The peer's From/To value (with its tag once known).
-    remote_hdr: Bytes,
-    remote_tag: Option<Bytes>,
+    pub(super) remote_hdr: Bytes,
+    pub(super) remote_tag: Option<Bytes>,
     /// Where in-dialog requests go (the peer's Contact).
-    target: Uri,
+    pub(super) target: Uri,
     /// Route headers for in-dialog requests.
-    routes: Vec<Bytes>,
+    pub(super) routes: Vec<Bytes>,
     /// Our last CSeq on this leg.
-    cseq: u32,
+    pub(super) cseq: u32,
     /// Transport address for requests on this leg.
-    peer: Peer,
+    pub(super) peer: Peer,
     /// The SDP we last sent on this leg (repeated to a session refresh).
-    sdp_sent: Option<Bytes>,
+    pub(super) sdp_sent: Option<Bytes>,
     /// Its `o=` version; each changed description sent on the leg is one higher (RFC 3264 §8).
-    sdp_version: u64,
+    pub(super) sdp_version: u64,
 }
 
 /// A `collect` (or menu) in progress.
@@ -76,17 +76,19 @@ struct Collecting {
 }
 
 /// A recording asked for, started once the prompts before it end.
-struct PendingRecord {
-    path: std::path::PathBuf,
-    max: Duration,
-    silence: Duration,
+pub(super) struct PendingRecord {
+    pub(super) path: std::path::PathBuf,
+    pub(super) max: Duration,
+    pub(super) silence: Duration,
     /// Voicemail index and the start of its line.
-    index: Option<(std::path::PathBuf, String)>,
+    pub(super) index: Option<(std::path::PathBuf, String)>,
+    /// A voicemail message: its box and what the box will list once it is saved.
+    pub(super) message: Option<(String, crate::voicemail::VmMessage)>,
 }
 
 /// What a call waits for before its dialplan may go on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Wait {
+pub(super) enum Wait {
     /// Nothing: the dialplan runs.
     Nothing,
     /// A prompt to finish.
@@ -125,7 +127,7 @@ struct Dialing {
     auth_tried: bool,
 }
 
-struct Call {
+pub(super) struct Call {
     started: Instant,
     a: Leg,
     a_invite_key: TxKey,
@@ -147,7 +149,7 @@ struct Call {
     failures: Vec<u16>,
     /// The dialplan in force when the call started, and where the call is in it.
     plan: std::sync::Arc<crate::dialplan::Dialplan>,
-    cursor: Cursor,
+    pub(super) cursor: Cursor,
     wait: Wait,
     mf: u8,
     /// Relay session: caller port, callee port (0 unless a dial runs or is answered).
@@ -164,6 +166,8 @@ struct Call {
     collecting: Option<Collecting>,
     /// A `record`/`voicemail` waiting for its prompts to end.
     pending_record: Option<PendingRecord>,
+    /// The owner's voicemail menu this call is in (`voicemail check`), and its box.
+    pub(super) vm: Option<(String, crate::voicemail::Retrieval)>,
     /// When the current `collect` gives up waiting for the next key.
     digit_at: Option<Instant>,
     ok_bytes: Option<Bytes>,
@@ -228,7 +232,7 @@ pub struct CallView {
 /// All calls, and what they emit.
 pub(super) struct Calls {
     next_id: u64,
-    calls: HashMap<u64, Call>,
+    pub(super) calls: HashMap<u64, Call>,
     by_dialog: HashMap<(Bytes, Bytes), (u64, Side)>,
     by_client_tx: HashMap<TxKey, u64>,
     by_a_invite: HashMap<TxKey, u64>,
@@ -361,6 +365,24 @@ fn info_digit(m: &Message) -> Option<char> {
     }
 }
 
+/// Our side of a dialog a request from `peer` starts, with our tag `local_tag`.
+pub(super) fn uas_leg(msg: &Message, peer: &Peer, local_tag: Bytes) -> Leg {
+    let to = msg.header(&HeaderName::To).cloned().unwrap_or_default();
+    Leg {
+        call_id: msg.call_id().cloned().unwrap_or_default(),
+        local_hdr: with_tag(&to, &local_tag),
+        local_tag,
+        remote_hdr: msg.header(&HeaderName::From).cloned().unwrap_or_default(),
+        remote_tag: msg.from_hdr().ok().and_then(|f| f.tag().cloned()),
+        target: contact_uri(msg).unwrap_or_else(|| Uri::sip(None, &peer.addr.to_string(), None)),
+        routes: route_set(msg, false),
+        cseq: 0,
+        peer: peer.clone(),
+        sdp_sent: None,
+        sdp_version: 1,
+    }
+}
+
 /// Appends `;tag=` to a From/To value.
 fn with_tag(v: &Bytes, tag: &Bytes) -> Bytes {
     let mut out = v.to_vec();
@@ -369,7 +391,7 @@ fn with_tag(v: &Bytes, tag: &Bytes) -> Bytes {
     Bytes::from(out)
 }
 
-fn code(n: u16) -> StatusCode {
+pub(super) fn code(n: u16) -> StatusCode {
     StatusCode::new(n).unwrap_or(StatusCode::SERVER_ERROR)
 }
 
@@ -412,7 +434,7 @@ impl Endpoint {
             .unwrap_or_else(|| SocketAddr::new(peer.addr.ip(), 5060))
     }
 
-    fn contact_value(&self, peer: &Peer) -> Bytes {
+    pub(super) fn contact_value(&self, peer: &Peer) -> Bytes {
         let local = self.local_for(peer);
         let tp = match peer.transport {
             Transport::Tcp => ";transport=tcp",
@@ -439,7 +461,7 @@ impl Endpoint {
     }
 
     /// A request inside `leg`'s dialog (BYE, ACK), with a fresh Via.
-    fn leg_request(&mut self, method: Method, leg: &Leg, cseq: u32) -> Message {
+    pub(super) fn leg_request(&mut self, method: Method, leg: &Leg, cseq: u32) -> Message {
         let mut m = Message::request(method.clone(), leg.target.clone());
         m.push_header(HeaderName::Via, self.via_for(&leg.peer));
         m.push_header(HeaderName::MaxForwards, Bytes::from_static(b"70"));
@@ -566,21 +588,7 @@ impl Endpoint {
         let id = self.calls.next_id;
         self.calls.next_id += 1;
         let local_tag = Bytes::from(self.tag());
-        let to = msg.header(&HeaderName::To).cloned().unwrap_or_default();
-        let a = Leg {
-            call_id: msg.call_id().cloned().unwrap_or_default(),
-            local_hdr: with_tag(&to, &local_tag),
-            local_tag: local_tag.clone(),
-            remote_hdr: msg.header(&HeaderName::From).cloned().unwrap_or_default(),
-            remote_tag: msg.from_hdr().ok().and_then(|f| f.tag().cloned()),
-            target: contact_uri(&msg)
-                .unwrap_or_else(|| Uri::sip(None, &peer.addr.to_string(), None)),
-            routes: route_set(&msg, false),
-            cseq: 0,
-            peer: peer.clone(),
-            sdp_sent: None,
-            sdp_version: 1,
-        };
+        let a = uas_leg(&msg, &peer, local_tag.clone());
         let cdr = Cdr {
             call: id,
             sip_call_id: String::from_utf8_lossy(&a.call_id).into_owned(),
@@ -626,6 +634,7 @@ impl Endpoint {
                 play_queue: VecDeque::new(),
                 collecting: None,
                 pending_record: None,
+                vm: None,
                 digit_at: None,
                 ok_bytes: None,
                 ok_interval: self.cfg_t1,
@@ -680,11 +689,18 @@ impl Endpoint {
             return;
         };
         let unix_ms = self.unix_ms(now);
+        // What the call was waiting for, which tells the voicemail menu what happened.
+        let mut ended = self.calls.calls.get(&id).map_or(Wait::Nothing, |c| c.wait);
         loop {
             let Some(c) = self.calls.calls.get_mut(&id) else {
                 return;
             };
             c.wait = Wait::Nothing;
+            if c.vm.is_some() {
+                self.run_vm_menu(now, id, ended);
+                return;
+            }
+            ended = Wait::Nothing;
             let env = crate::dialplan::Env {
                 unix_ms: unix_ms as i64,
                 hours: Some(&*self.hours),
@@ -725,13 +741,15 @@ impl Endpoint {
                     if !self.answer_locally(now, id) {
                         return;
                     }
-                    self.start_collect(now, id, col, false);
+                    let prompts = self.sound_paths(col.prompts.iter().map(|t| t.as_str()));
+                    self.start_collect(now, id, col, false, prompts);
                     return;
                 }
                 Action::Menu { prompts, timeout } => {
                     if !self.answer_locally(now, id) {
                         return;
                     }
+                    let paths = self.sound_paths(prompts.iter().map(String::as_str));
                     let spec = crate::dialplan::Collect {
                         var: "key".into(),
                         min: 1,
@@ -739,12 +757,9 @@ impl Endpoint {
                         timeout,
                         interdigit: timeout,
                         terminator: None,
-                        prompts: prompts
-                            .into_iter()
-                            .map(crate::dialplan::Template::new)
-                            .collect(),
+                        prompts: Vec::new(),
                     };
-                    self.start_collect(now, id, spec, true);
+                    self.start_collect(now, id, spec, true, paths);
                     return;
                 }
                 Action::Record { name, max, silence } => {
@@ -763,14 +778,16 @@ impl Endpoint {
                             .vars
                             .insert("recording".into(), path.display().to_string());
                     }
+                    let beep = self.sound_paths(["beep"]);
                     self.record_after(
                         id,
-                        vec!["beep".into()],
+                        beep,
                         PendingRecord {
                             path,
                             max,
                             silence,
                             index: None,
+                            message: None,
                         },
                     );
                     return;
@@ -797,14 +814,51 @@ impl Endpoint {
                         json_str(&file),
                         json_str(&caller)
                     );
+                    // The owner's greeting if one was recorded, the standard prompt if not.
+                    let mut prompts = if self.mailboxes.get(&mailbox).is_some_and(|m| m.greeting) {
+                        vec![dir.join(crate::voicemail::GREETING)]
+                    } else {
+                        self.sound_paths(["leave-message"])
+                    };
+                    prompts.extend(self.sound_paths(["beep"]));
+                    let msg = crate::voicemail::VmMessage {
+                        file,
+                        caller,
+                        at_ms: at,
+                        ms: 0,
+                        heard: false,
+                    };
                     let rec = PendingRecord {
-                        path: dir.join(&file),
+                        path: dir.join(&msg.file),
                         max: Duration::from_secs(120),
                         silence: Duration::from_secs(5),
                         index: Some((dir.join("index.jsonl"), line)),
+                        message: Some((mailbox.clone(), msg)),
                     };
-                    self.record_after(id, vec!["leave-message".into(), "beep".into()], rec);
+                    self.record_after(id, prompts, rec);
                     return;
+                }
+                Action::VoicemailCheck(mailbox) => {
+                    if !self.answer_locally(now, id) {
+                        return;
+                    }
+                    if self.safe_name_or_fail(id, &mailbox).is_none() {
+                        continue;
+                    }
+                    let Some(c) = self.calls.calls.get_mut(&id) else {
+                        return;
+                    };
+                    let loopback = c.a.peer.addr.ip().is_loopback();
+                    // A box opens with its owner's PIN; a shipped demo PIN only from loopback.
+                    let pin = self.users.get(&mailbox).and_then(|u| {
+                        if u.demo && !loopback {
+                            tracing::warn!(call = id, %mailbox, "demo voicemail PIN refused from a non-loopback address");
+                            return None;
+                        }
+                        u.voicemail_pin.clone()
+                    });
+                    tracing::info!(call = id, %mailbox, "voicemail menu");
+                    c.vm = Some((mailbox, crate::voicemail::Retrieval::new(pin)));
                 }
                 Action::Dial {
                     target,
@@ -845,11 +899,16 @@ impl Endpoint {
     }
 
     /// Plays `prompts`, then starts recording.
-    fn record_after(&mut self, id: u64, prompts: Vec<String>, rec: PendingRecord) {
+    pub(super) fn record_after(
+        &mut self,
+        id: u64,
+        prompts: Vec<std::path::PathBuf>,
+        rec: PendingRecord,
+    ) {
         if let Some(c) = self.calls.calls.get_mut(&id) {
             c.pending_record = Some(rec);
         }
-        self.play_in_turn(id, prompts);
+        self.play_paths(id, prompts);
         self.set_wait(id, Wait::PreRecord);
     }
 
@@ -864,6 +923,10 @@ impl Endpoint {
         c.play_seq += 1;
         c.wait = Wait::Record;
         let seq = c.play_seq;
+        // Kept apart from the call: a caller who hangs up mid-message still leaves it.
+        if let Some(m) = rec.message {
+            self.leaving.insert((id, seq), m);
+        }
         self.calls.media_out.push_back(MediaCommand::Record {
             id: SessionId(id),
             path: rec.path,
@@ -887,7 +950,7 @@ impl Endpoint {
     }
 
     /// The dialplan's hang-up: BYE an answered caller, or refuse an unanswered one.
-    fn hang_up(&mut self, now: Instant, id: u64, explicit: Option<u16>) {
+    pub(super) fn hang_up(&mut self, now: Instant, id: u64, explicit: Option<u16>) {
         let Some(c) = self.calls.calls.get(&id) else {
             return;
         };
@@ -2036,10 +2099,24 @@ impl Endpoint {
     /// Plays `names` (sounds, without `.wav`) one after the other; the dialplan goes on
     /// after the last.
     fn play_in_turn(&mut self, id: u64, names: Vec<String>) {
-        let mut queue: VecDeque<std::path::PathBuf> = names
-            .iter()
+        let paths = self.sound_paths(names.iter().map(String::as_str));
+        self.play_paths(id, paths);
+    }
+
+    /// The files of sounds named as in the dialplan.
+    pub(super) fn sound_paths<'n>(
+        &self,
+        names: impl IntoIterator<Item = &'n str>,
+    ) -> Vec<std::path::PathBuf> {
+        names
+            .into_iter()
             .map(|n| self.sounds_dir.join(format!("{n}.wav")))
-            .collect();
+            .collect()
+    }
+
+    /// Plays files one after the other; the dialplan goes on after the last.
+    pub(super) fn play_paths(&mut self, id: u64, paths: Vec<std::path::PathBuf>) {
+        let mut queue = VecDeque::from(paths);
         let Some(first) = queue.pop_front() else {
             return;
         };
@@ -2094,6 +2171,17 @@ impl Endpoint {
                 }
             }
             MediaEvent::RecordDone { id, seq, ms, saved } => {
+                if let Some((mailbox, mut msg)) = self.leaving.remove(&(id.0, seq)) {
+                    if saved {
+                        msg.ms = ms;
+                        self.mailboxes
+                            .entry(mailbox.clone())
+                            .or_default()
+                            .messages
+                            .push(msg);
+                        self.mailbox_changed(now, &mailbox);
+                    }
+                }
                 let waiting = self
                     .calls
                     .calls
@@ -2116,12 +2204,15 @@ impl Endpoint {
     /// Starts a `collect`: the prompt (cut short by the first key) and the first-key timer.
     /// Starts gathering keys: the prompts in turn (the first key cuts them short), then
     /// the first-key timer. A menu gathers one key and reports it to the dialplan.
-    fn start_collect(&mut self, now: Instant, id: u64, spec: crate::dialplan::Collect, menu: bool) {
-        let mut prompts: VecDeque<std::path::PathBuf> = spec
-            .prompts
-            .iter()
-            .map(|t| self.sounds_dir.join(format!("{}.wav", t.as_str())))
-            .collect();
+    pub(super) fn start_collect(
+        &mut self,
+        now: Instant,
+        id: u64,
+        spec: crate::dialplan::Collect,
+        menu: bool,
+        prompts: Vec<std::path::PathBuf>,
+    ) {
+        let mut prompts = VecDeque::from(prompts);
         let first = prompts.pop_front();
         let timeout = spec.timeout;
         if let Some(c) = self.calls.calls.get_mut(&id) {
@@ -2217,7 +2308,13 @@ impl Endpoint {
             let plan = c.plan.clone();
             plan.menu_input(&mut c.cursor, key);
         } else {
-            tracing::info!(call = id, var = %col.spec.var, digits = %col.digits, status, "collected");
+            // The voicemail menu's keys include PINs: never in the log.
+            let shown = if col.spec.var == super::vm::VM_KEYS {
+                "(hidden)"
+            } else {
+                col.digits.as_str()
+            };
+            tracing::info!(call = id, var = %col.spec.var, digits = %shown, status, "collected");
             c.cursor.vars.insert(col.spec.var.clone(), col.digits);
             c.cursor.vars.insert("status".into(), status.into());
         }

@@ -15,7 +15,9 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 mod b2bua;
+mod mwi;
 mod trunk_reg;
+mod vm;
 
 pub use trunk_reg::TrunkRegView;
 
@@ -37,7 +39,7 @@ use crate::sip::transaction::{response_to, Peer, Transactions, Transmit, TuEvent
 use crate::sip::uri::Scheme;
 
 /// Methods we answer, for Allow.
-const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, INFO, UPDATE";
+const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, INFO, UPDATE, SUBSCRIBE";
 
 /// Which challenge a request gets: 401 for REGISTER, 407 for calls (RFC 3261 §22.3).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -102,6 +104,12 @@ pub struct Endpoint {
     trunks: Vec<crate::config::Trunk>,
     trunk_regs: trunk_reg::TrunkRegs,
     hours: Arc<HashMap<String, crate::hours::Schedule>>,
+    /// Voicemail boxes, and their changes for the driver to make durable.
+    mailboxes: HashMap<String, crate::voicemail::Mailbox>,
+    mailbox_out: VecDeque<crate::voicemail::MailboxWrite>,
+    mwi: mwi::Subscriptions,
+    /// Voicemail messages being recorded, by call and recording number, until saved.
+    leaving: HashMap<(u64, u64), (String, crate::voicemail::VmMessage)>,
 }
 
 impl Endpoint {
@@ -143,6 +151,10 @@ impl Endpoint {
             trunks: cfg.trunks.clone(),
             trunk_regs: trunk_reg::TrunkRegs::default(),
             hours: cfg.hours.clone(),
+            mailboxes: HashMap::new(),
+            mailbox_out: VecDeque::new(),
+            mwi: mwi::Subscriptions::default(),
+            leaving: HashMap::new(),
         };
         ep.init_trunk_regs(now);
         ep
@@ -276,6 +288,7 @@ impl Endpoint {
         self.tx.handle_timeout(now);
         self.call_timeouts(now);
         self.trunk_reg_timeouts(now);
+        self.mwi_timeouts(now);
         for aor in self.registrar.handle_timeout(now) {
             tracing::info!(%aor, "registration expired");
         }
@@ -294,6 +307,7 @@ impl Endpoint {
             self.registrar.poll_timeout(),
             self.calls.poll_timeout(),
             self.trunk_regs.poll_timeout(),
+            self.mwi.poll_timeout(),
         ]
         .into_iter()
         .flatten()
@@ -336,11 +350,14 @@ impl Endpoint {
                 TuEvent::Timeout { key } => {
                     tracing::debug!(?key, "transaction timed out");
                     self.on_trunk_reg_timeout(now, &key);
+                    self.on_notify_timeout(&key);
                     self.on_call_tx_timeout(now, &key);
                 }
                 TuEvent::Ack { msg, .. } => self.on_call_ack(&msg),
                 TuEvent::Response { key, msg } => {
-                    if !self.on_trunk_reg_response(now, &key, &msg) {
+                    if !self.on_trunk_reg_response(now, &key, &msg)
+                        && !self.on_notify_response(now, &key, &msg)
+                    {
                         self.on_call_response(now, &key, msg);
                     }
                 }
@@ -436,6 +453,12 @@ impl Endpoint {
             return;
         }
         let in_dialog = msg.to_hdr().ok().and_then(|t| t.tag().cloned()).is_some();
+        if in_dialog && method == Method::Subscribe {
+            if !self.on_subscribe_refresh(now, &key, &msg) {
+                self.reply(now, &key, &msg, StatusCode::CALL_DOES_NOT_EXIST, vec![]);
+            }
+            return;
+        }
         if in_dialog && method != Method::Options {
             if !self.on_in_dialog(now, &key, &msg) {
                 self.reply(now, &key, &msg, StatusCode::CALL_DOES_NOT_EXIST, vec![]);
@@ -453,6 +476,7 @@ impl Endpoint {
                 self.reply(now, &key, &msg, StatusCode::OK, extra);
             }
             Method::Register => self.on_register(now, &key, &msg, &peer),
+            Method::Subscribe => self.on_subscribe(now, &key, &msg, &peer),
             _ => {
                 let extra = vec![(HeaderName::Allow, Bytes::from_static(ALLOW.as_bytes()))];
                 self.reply(now, &key, &msg, StatusCode::NOT_IMPLEMENTED, extra);

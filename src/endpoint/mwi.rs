@@ -1,0 +1,337 @@
+//! Message-waiting indication (RFC 3842 over RFC 6665): phones SUBSCRIBE to their own box
+//! with `Event: message-summary` and get a NOTIFY with the counts at once, on every change
+//! and when the subscription ends. Part of the endpoint; it owns the subscriptions only and
+//! reads the boxes' counts from [`super::vm`].
+
+use bytes::Bytes;
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use super::b2bua::{code, uas_leg, Leg};
+use super::{AuthKind, Endpoint};
+use crate::sip::msg::{HeaderName, Message, Method, StatusCode};
+use crate::sip::transaction::{response_to, Peer, TxKey};
+
+/// Longest subscription granted; phones refresh before it lapses.
+const MAX_EXPIRES: u32 = 3600;
+/// Shortest subscription granted (shorter requests are raised to it).
+const MIN_EXPIRES: u32 = 60;
+/// Most subscriptions per box (one per phone, and some spare for refreshes gone astray).
+const MAX_PER_BOX: usize = 16;
+
+fn event_header() -> HeaderName {
+    HeaderName::Event
+}
+
+fn sub_state_header() -> HeaderName {
+    HeaderName::Other(Bytes::from_static(b"Subscription-State"))
+}
+
+fn allow_events() -> (HeaderName, Bytes) {
+    (
+        HeaderName::Other(Bytes::from_static(b"Allow-Events")),
+        Bytes::from_static(b"message-summary"),
+    )
+}
+
+struct Subscription {
+    mailbox: String,
+    leg: Leg,
+    expires_at: Instant,
+    /// A NOTIFY in flight; a change meanwhile waits for its answer (`stale`).
+    pending: Option<TxKey>,
+    stale: bool,
+}
+
+/// All message-summary subscriptions.
+#[derive(Default)]
+pub(super) struct Subscriptions {
+    next: u64,
+    subs: HashMap<u64, Subscription>,
+    by_dialog: HashMap<(Bytes, Bytes), u64>,
+    by_tx: HashMap<TxKey, u64>,
+}
+
+impl Subscriptions {
+    pub(super) fn poll_timeout(&self) -> Option<Instant> {
+        self.subs.values().map(|s| s.expires_at).min()
+    }
+}
+
+/// The package name of an Event header value, lower case.
+fn event_package(m: &Message) -> Option<String> {
+    let v = m.header(&event_header())?;
+    let s = std::str::from_utf8(v).ok()?;
+    Some(s.split(';').next()?.trim().to_ascii_lowercase())
+}
+
+impl Endpoint {
+    /// A SUBSCRIBE outside any dialog: a phone asks for its box's counts.
+    pub(super) fn on_subscribe(&mut self, now: Instant, key: &TxKey, req: &Message, peer: &Peer) {
+        if event_package(req).as_deref() != Some("message-summary") {
+            self.reply(now, key, req, code(489), vec![allow_events()]);
+            return;
+        }
+        let Some(user) = self.authenticate(now, key, req, peer, AuthKind::Www) else {
+            return;
+        };
+        let target = req
+            .request_line()
+            .and_then(|r| r.uri.user_decoded())
+            .unwrap_or_default();
+        // A phone watches its own box only: counts say who called.
+        if target != user.extension {
+            self.forbid(now, key, req, "may only watch its own voicemail box");
+            return;
+        }
+        let expires = self.granted_expires(req);
+        let tag = Bytes::from(self.tag());
+        let leg = uas_leg(req, peer, tag);
+        if expires == 0 {
+            // A one-time fetch: the counts, and the subscription ends there.
+            self.answer_subscribe(now, key, req, &leg, 0);
+            let mut sub = Subscription {
+                mailbox: user.extension,
+                leg,
+                expires_at: now,
+                pending: None,
+                stale: false,
+            };
+            self.send_notify(now, &mut sub, 0);
+            return;
+        }
+        let count = self
+            .mwi
+            .subs
+            .values()
+            .filter(|s| s.mailbox == user.extension)
+            .count();
+        if count >= MAX_PER_BOX {
+            tracing::warn!(mailbox = %user.extension, "too many message-waiting subscriptions");
+            self.reply(now, key, req, StatusCode::SERVICE_UNAVAILABLE, vec![]);
+            return;
+        }
+        self.answer_subscribe(now, key, req, &leg, expires);
+        let id = self.mwi.next;
+        self.mwi.next += 1;
+        self.mwi
+            .by_dialog
+            .insert((leg.call_id.clone(), leg.local_tag.clone()), id);
+        tracing::info!(mailbox = %user.extension, expires, "message-waiting subscribed");
+        let sub = Subscription {
+            mailbox: user.extension,
+            leg,
+            expires_at: now + Duration::from_secs(expires.into()),
+            pending: None,
+            stale: false,
+        };
+        self.mwi.subs.insert(id, sub);
+        self.notify_one(now, id);
+    }
+
+    /// A SUBSCRIBE inside one of our subscriptions (a refresh or an unsubscribe); false if
+    /// no subscription knows its dialog.
+    pub(super) fn on_subscribe_refresh(
+        &mut self,
+        now: Instant,
+        key: &TxKey,
+        req: &Message,
+    ) -> bool {
+        let Some(tag) = req.to_hdr().ok().and_then(|t| t.tag().cloned()) else {
+            return false;
+        };
+        let call_id = req.call_id().cloned().unwrap_or_default();
+        let Some(&id) = self.mwi.by_dialog.get(&(call_id, tag)) else {
+            return false;
+        };
+        let expires = self.granted_expires(req);
+        let Some(leg) = self.mwi.subs.get(&id).map(|s| s.leg.clone()) else {
+            return false;
+        };
+        self.answer_subscribe(now, key, req, &leg, expires);
+        if let Some(s) = self.mwi.subs.get_mut(&id) {
+            s.expires_at = now + Duration::from_secs(expires.into());
+        }
+        if expires == 0 {
+            tracing::info!("message-waiting unsubscribed");
+            self.end_subscription(now, id, "timeout");
+        } else {
+            self.notify_one(now, id);
+        }
+        true
+    }
+
+    fn granted_expires(&self, req: &Message) -> u32 {
+        let asked = req
+            .header(&HeaderName::Expires)
+            .and_then(|v| std::str::from_utf8(v).ok()?.trim().parse::<u32>().ok())
+            .unwrap_or(MAX_EXPIRES);
+        if asked == 0 {
+            0
+        } else {
+            asked.clamp(MIN_EXPIRES, MAX_EXPIRES)
+        }
+    }
+
+    fn answer_subscribe(
+        &mut self,
+        now: Instant,
+        key: &TxKey,
+        req: &Message,
+        leg: &Leg,
+        expires: u32,
+    ) {
+        let tag = String::from_utf8_lossy(&leg.local_tag).into_owned();
+        let mut resp = response_to(req, StatusCode::OK, Some(&tag));
+        resp.push_header(HeaderName::Expires, Bytes::from(expires.to_string()));
+        resp.push_header(HeaderName::Contact, self.contact_value(&leg.peer));
+        resp.push_header(HeaderName::Server, self.server_name.clone());
+        if let Err(e) = self.tx.respond(now, key, resp) {
+            tracing::warn!(error = %e, "could not answer SUBSCRIBE");
+        }
+    }
+
+    /// Tells every phone watching `mailbox` its counts.
+    pub(super) fn notify_mailbox(&mut self, now: Instant, mailbox: &str) {
+        let ids: Vec<u64> = self
+            .mwi
+            .subs
+            .iter()
+            .filter(|(_, s)| s.mailbox == mailbox)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in ids {
+            self.notify_one(now, id);
+        }
+    }
+
+    /// Sends subscription `id` its counts, or marks it to get them once the NOTIFY in
+    /// flight is answered (so the phone never sees an older count last).
+    fn notify_one(&mut self, now: Instant, id: u64) {
+        let Some(mut sub) = self.mwi.subs.remove(&id) else {
+            return;
+        };
+        if sub.pending.is_some() {
+            sub.stale = true;
+        } else {
+            let left = sub.expires_at.saturating_duration_since(now).as_secs() as u32;
+            if let Some(k) = self.send_notify(now, &mut sub, left) {
+                self.mwi.by_tx.insert(k, id);
+            }
+        }
+        self.mwi.subs.insert(id, sub);
+    }
+
+    /// Sends the NOTIFY: active with `left` seconds, or terminated when `left` is 0.
+    fn send_notify(&mut self, now: Instant, sub: &mut Subscription, left: u32) -> Option<TxKey> {
+        let (new, old) = self.mailbox_counts(&sub.mailbox);
+        let body = format!(
+            "Messages-Waiting: {}\r\nMessage-Account: sip:{}@{}\r\nVoice-Message: {new}/{old} (0/0)\r\n",
+            if new > 0 { "yes" } else { "no" },
+            sub.mailbox,
+            self.domain
+        );
+        let state = if left == 0 {
+            "terminated;reason=timeout".to_string()
+        } else {
+            format!("active;expires={left}")
+        };
+        sub.leg.cseq += 1;
+        let mut m = self.leg_request(Method::Notify, &sub.leg, sub.leg.cseq);
+        m.push_header(event_header(), Bytes::from_static(b"message-summary"));
+        m.push_header(sub_state_header(), Bytes::from(state));
+        m.push_header(HeaderName::Contact, self.contact_value(&sub.leg.peer));
+        m.push_header(
+            HeaderName::ContentType,
+            Bytes::from_static(b"application/simple-message-summary"),
+        );
+        m.push_header(HeaderName::UserAgent, self.server_name.clone());
+        m.body = Bytes::from(body);
+        match self.tx.send_request(now, m, sub.leg.peer.clone()) {
+            Ok(k) => {
+                sub.pending = Some(k.clone());
+                Some(k)
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, mailbox = %sub.mailbox, "NOTIFY not sent");
+                None
+            }
+        }
+    }
+
+    /// Ends subscription `id` with a last NOTIFY.
+    fn end_subscription(&mut self, now: Instant, id: u64, why: &str) {
+        let Some(mut sub) = self.mwi.subs.remove(&id) else {
+            return;
+        };
+        self.mwi
+            .by_dialog
+            .remove(&(sub.leg.call_id.clone(), sub.leg.local_tag.clone()));
+        self.mwi.by_tx.retain(|_, s| *s != id);
+        tracing::debug!(mailbox = %sub.mailbox, why, "message-waiting subscription ended");
+        sub.pending = None;
+        self.send_notify(now, &mut sub, 0);
+    }
+
+    /// Drops subscription `id` without a word (the phone is gone or refused it).
+    fn drop_subscription(&mut self, id: u64) {
+        if let Some(sub) = self.mwi.subs.remove(&id) {
+            self.mwi
+                .by_dialog
+                .remove(&(sub.leg.call_id.clone(), sub.leg.local_tag.clone()));
+            tracing::info!(mailbox = %sub.mailbox, "message-waiting subscription dropped");
+        }
+        self.mwi.by_tx.retain(|_, s| *s != id);
+    }
+
+    /// A response to one of our NOTIFYs; false if it is not one.
+    pub(super) fn on_notify_response(&mut self, now: Instant, key: &TxKey, msg: &Message) -> bool {
+        let Some(&id) = self.mwi.by_tx.get(key) else {
+            return false;
+        };
+        let Some(status) = msg.status() else {
+            return true;
+        };
+        if status.is_provisional() {
+            return true;
+        }
+        self.mwi.by_tx.remove(key);
+        if !status.is_success() {
+            // 481 and the like: the phone forgot the subscription (RFC 6665 §4.2.2).
+            self.drop_subscription(id);
+            return true;
+        }
+        let stale = match self.mwi.subs.get_mut(&id) {
+            Some(s) => {
+                s.pending = None;
+                std::mem::take(&mut s.stale)
+            }
+            None => false,
+        };
+        if stale {
+            self.notify_one(now, id);
+        }
+        true
+    }
+
+    /// One of our NOTIFYs got no answer: the phone is gone.
+    pub(super) fn on_notify_timeout(&mut self, key: &TxKey) {
+        if let Some(id) = self.mwi.by_tx.remove(key) {
+            self.drop_subscription(id);
+        }
+    }
+
+    /// Subscriptions not refreshed in time end.
+    pub(super) fn mwi_timeouts(&mut self, now: Instant) {
+        let due: Vec<u64> = self
+            .mwi
+            .subs
+            .iter()
+            .filter(|(_, s)| s.expires_at <= now)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in due {
+            self.end_subscription(now, id, "expired");
+        }
+    }
+}
