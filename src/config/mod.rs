@@ -739,6 +739,12 @@ impl Config {
         for m in dialplan.unused_menus() {
             warnings.push(format!("{}: menu `{m}` is never used", dp_path.display()));
         }
+        for what in dialplan.unreachable() {
+            warnings.push(format!(
+                "{}: {what} is never reached: only unused or unreachable menus and blocks lead to it",
+                dp_path.display()
+            ));
+        }
         for b in dialplan.unused_blocks() {
             warnings.push(format!(
                 "{}: block `{b}` is never called",

@@ -21,7 +21,7 @@ mod parse;
 pub use parse::parse;
 
 use regex::Regex;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 /// A parsed dialplan.
@@ -75,7 +75,7 @@ struct Menu {
 }
 
 /// Which of a menu's handlers runs.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 enum Handler {
     Option(usize),
     Invalid,
@@ -84,12 +84,15 @@ enum Handler {
 }
 
 /// Where the ops being run come from.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 enum Loc {
     Route { context: String, route: usize },
     Menu { name: String, handler: Handler },
     Block(String),
 }
+
+/// Where control goes next, and the statement that sends it there.
+type Edge = (Loc, std::ops::Range<usize>);
 
 /// A string with `$name` / `${name}` / `$1` references, expanded at run time.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -184,13 +187,14 @@ enum Op {
     Goto {
         context: String,
         number: Option<Template>,
+        span: std::ops::Range<usize>,
     },
     Set(String, Template),
     Collect(Collect),
     Say(SayKind, Template),
     Menu(String),
     Repeat,
-    Call(String, Vec<Template>),
+    Call(String, Vec<Template>, std::ops::Range<usize>),
     Return,
     Record {
         name: Template,
@@ -371,6 +375,201 @@ impl Dialplan {
             .collect();
         v.sort_unstable();
         v
+    }
+
+    /// Menus and blocks that something names but no call can reach: every way in is from
+    /// menus or blocks that are unused or unreachable themselves (worth a warning).
+    pub fn unreachable(&self) -> Vec<String> {
+        let mut seen: HashSet<Loc> = HashSet::new();
+        let mut todo: Vec<Loc> = Vec::new();
+        for (context, routes) in &self.contexts {
+            for route in 0..routes.len() {
+                todo.push(Loc::Route {
+                    context: context.clone(),
+                    route,
+                });
+            }
+        }
+        while let Some(loc) = todo.pop() {
+            if !seen.insert(loc.clone()) {
+                continue;
+            }
+            for (next, _) in self.edges(&loc, false) {
+                todo.push(next);
+            }
+        }
+        let reached = |l: &Loc| seen.contains(l);
+        let mut out: Vec<String> = Vec::new();
+        for name in self.menus.keys() {
+            let used = self.menu_refs.iter().any(|r| &r.0 == name);
+            let l = Loc::Menu {
+                name: name.clone(),
+                handler: Handler::Invalid,
+            };
+            if used && !reached(&l) {
+                out.push(format!("menu `{name}`"));
+            }
+        }
+        for name in self.blocks.keys() {
+            if !self.unused_blocks.contains(name) && !reached(&Loc::Block(name.clone())) {
+                out.push(format!("block `{name}`"));
+            }
+        }
+        out.sort_unstable();
+        out
+    }
+
+    /// Where the ops at `loc` lead: blocks called, contexts gone to, menus entered (a menu
+    /// as its `Invalid` handler, standing for all of them). With `instant`, only what
+    /// follows without the call waiting for anything (a prompt, keys, a ring or the end).
+    fn edges(&self, loc: &Loc, instant: bool) -> Vec<Edge> {
+        let mut out = Vec::new();
+        let ops: Vec<&[Op]> = match loc {
+            Loc::Menu { name, .. } => match self.menus.get(name) {
+                Some(m) => m
+                    .options
+                    .iter()
+                    .map(|(_, o)| o.as_slice())
+                    .chain([m.invalid.as_slice(), &m.on_timeout, &m.exhausted])
+                    .collect(),
+                None => Vec::new(),
+            },
+            _ => self.ops(loc).into_iter().collect(),
+        };
+        for ops in ops {
+            let mut seen = vec![false; ops.len()];
+            let mut todo = vec![0usize];
+            while let Some(pc) = todo.pop() {
+                let Some(op) = ops.get(pc) else { continue };
+                if std::mem::replace(&mut seen[pc], true) {
+                    continue;
+                }
+                let waits = matches!(
+                    op,
+                    Op::Echo
+                        | Op::Play(_)
+                        | Op::Collect(_)
+                        | Op::Say(..)
+                        | Op::Menu(_)
+                        | Op::Repeat
+                        | Op::Record { .. }
+                        | Op::Voicemail(_)
+                        | Op::VoicemailCheck(_)
+                        | Op::Hangup(_)
+                        // Ringing waits (an unregistered extension fails at once, which
+                        // the step budget still catches at run time).
+                        | Op::Dial { .. }
+                );
+                match op {
+                    Op::Menu(name) if !instant => out.push((
+                        Loc::Menu {
+                            name: name.clone(),
+                            handler: Handler::Invalid,
+                        },
+                        0..0,
+                    )),
+                    Op::Call(name, _, sp) => out.push((Loc::Block(name.clone()), sp.clone())),
+                    Op::Goto {
+                        context,
+                        number,
+                        span,
+                    } => {
+                        let routes = self.contexts.get(context).map_or(0, Vec::len);
+                        // A literal number goes to one route; one built from variables
+                        // could go to any (only counted for reachability).
+                        let literal = number.as_ref().filter(|t| !t.0.contains('$'));
+                        match literal {
+                            Some(t) => {
+                                let mut vars = HashMap::new();
+                                if let Some(route) = self.route_for(context, &t.0, &mut vars) {
+                                    out.push((
+                                        Loc::Route {
+                                            context: context.clone(),
+                                            route,
+                                        },
+                                        span.clone(),
+                                    ));
+                                }
+                            }
+                            None if !instant => {
+                                for route in 0..routes {
+                                    out.push((
+                                        Loc::Route {
+                                            context: context.clone(),
+                                            route,
+                                        },
+                                        span.clone(),
+                                    ));
+                                }
+                            }
+                            None => {}
+                        }
+                        continue;
+                    }
+                    _ => {}
+                }
+                if (waits && instant) || matches!(op, Op::Hangup(_) | Op::Return) {
+                    continue;
+                }
+                match op {
+                    Op::Jump(to) => todo.push(*to),
+                    Op::JumpUnless(_, to) => {
+                        todo.push(*to);
+                        todo.push(pc + 1);
+                    }
+                    _ => todo.push(pc + 1),
+                }
+            }
+        }
+        out
+    }
+
+    /// A cycle of `goto`s and `call`s that never waits for the caller (it would spin until
+    /// the step budget hangs the call up): where it closes, and what to say.
+    fn instant_loop(&self) -> Option<(std::ops::Range<usize>, String)> {
+        let mut nodes: Vec<Loc> = self.blocks.keys().map(|b| Loc::Block(b.clone())).collect();
+        for (context, routes) in &self.contexts {
+            nodes.extend((0..routes.len()).map(|route| Loc::Route {
+                context: context.clone(),
+                route,
+            }));
+        }
+        // Depth-first search with the path on a stack: an edge back into the path is a
+        // loop.
+        let mut done: HashSet<Loc> = HashSet::new();
+        for start in nodes {
+            if done.contains(&start) {
+                continue;
+            }
+            let mut path: Vec<(Loc, Vec<Edge>)> = vec![(start.clone(), self.edges(&start, true))];
+            while let Some((_, edges)) = path.last_mut() {
+                match edges.pop() {
+                    Some((next, sp)) => {
+                        if path.iter().any(|(l, _)| *l == next) {
+                            let what = match &next {
+                                Loc::Block(b) => format!("block `{b}`"),
+                                Loc::Route { context, .. } => format!("context `{context}`"),
+                                Loc::Menu { name, .. } => format!("menu `{name}`"),
+                            };
+                            return Some((
+                                sp,
+                                format!("loop without an exit: this comes back to {what} without waiting for the caller"),
+                            ));
+                        }
+                        if !done.contains(&next) {
+                            let e = self.edges(&next, true);
+                            path.push((next, e));
+                        }
+                    }
+                    None => {
+                        if let Some((l, _)) = path.pop() {
+                            done.insert(l);
+                        }
+                    }
+                }
+            }
+        }
+        None
     }
 
     /// Every schedule an `hours("...")` names, with where (for the config to check).
@@ -556,7 +755,7 @@ impl Dialplan {
                     cur.menu = Some((name.clone(), 0));
                     return self.menu_action(name, &cur.vars);
                 }
-                Op::Call(name, args) => {
+                Op::Call(name, args, _) => {
                     let Some(b) = self.blocks.get(name) else {
                         return Action::Hangup(Some(500));
                     };
@@ -617,7 +816,9 @@ impl Dialplan {
                     }
                 }
                 Op::Jump(to) => cur.pc = *to,
-                Op::Goto { context, number } => {
+                Op::Goto {
+                    context, number, ..
+                } => {
                     let n = number.as_ref().map_or_else(
                         || cur.vars.get("dialed").cloned().unwrap_or_default(),
                         |t| t.expand(&cur.vars),

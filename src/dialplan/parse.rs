@@ -705,6 +705,7 @@ impl Parser {
                 ops.push(Op::Goto {
                     context: ctx,
                     number,
+                    span: sp,
                 });
             }
             "collect" => {
@@ -897,7 +898,7 @@ impl Parser {
                     }
                 }
                 self.block_refs.push((name.clone(), bsp, args.len()));
-                ops.push(Op::Call(name, args));
+                ops.push(Op::Call(name, args, sp));
             }
             "return" => {
                 if self.in_block == 0 {
@@ -1113,7 +1114,7 @@ pub fn parse(text: &str, file: &str) -> Result<Dialplan, ConfigError> {
             )));
         }
     }
-    Ok(Dialplan {
+    let plan = Dialplan {
         contexts: map,
         menus: p.menus,
         trunk_refs: p.trunks,
@@ -1131,5 +1132,16 @@ pub fn parse(text: &str, file: &str) -> Result<Dialplan, ConfigError> {
             v
         },
         blocks: p.blocks,
-    })
+    };
+    if let Some((sp, msg)) = plan.instant_loop() {
+        return Err(err((
+            sp,
+            msg,
+            Some(
+                "play, collect, dial or hang up somewhere in the loop, so it waits for the caller"
+                    .into(),
+            ),
+        )));
+    }
+    Ok(plan)
 }

@@ -11,7 +11,7 @@ context internal {
   }
   match prefix "9" { set trunk = "demo"; dial trunk "demo" "+1${1}" }
   match "0" { goto internal "1001" }
-  match "loop" { goto internal "loop" }
+  match "loop" { set again = "loop"; goto internal "$again" }
 }
 "#;
 
@@ -373,14 +373,15 @@ context a {
     assert!(e.contains("no block named `nope`"), "{e}");
     let e = err("context a { match \"1\" { return } }");
     assert!(e.contains("belongs in a block"), "{e}");
-    // Recursion without an exit is cut off, not followed forever.
+    // Recursion that never returns is cut off, not followed forever.
     let p = parse(
-        "block r() { call r() }\ncontext a { match \"1\" { call r() } }",
+        "block r() { play \"beep\"; call r() }\ncontext a { match \"1\" { call r() } }",
         "r.dp",
     )
     .unwrap();
     let mut c = p.start("a", "1", "x").unwrap();
-    assert_eq!(p.step(&mut c, &NO_ENV), Action::Hangup(Some(500)));
+    let steps: Vec<Action> = (0..40).map(|_| p.step(&mut c, &NO_ENV)).collect();
+    assert!(steps.contains(&Action::Hangup(Some(500))), "{steps:?}");
 }
 
 #[test]
@@ -425,4 +426,48 @@ fn record_and_voicemail_take_names_limits_and_need_their_prompts() {
         e.contains("record"),
         "a misspelling is pointed at `record`: {e}"
     );
+}
+
+#[test]
+fn loops_that_never_wait_are_refused_and_loops_that_wait_are_not() {
+    for bad in [
+        "context a { match \"1\" { goto a \"1\" } }",
+        "context a { match \"1\" { if $caller == \"x\" { play \"beep\" } else { goto a \"2\" } }\n match \"2\" { answer; goto a \"1\" } }",
+        "block b() { call c() }\nblock c() { set x = \"1\"; call b() }\ncontext a { match \"1\" { call b() } }",
+    ] {
+        let e = err(bad);
+        assert!(e.contains("loop without an exit"), "{bad}\n{e}");
+    }
+    for good in [
+        // Waits for the caller each time round.
+        "context a { match \"1\" { play \"beep\"; goto a \"1\" } }",
+        "context a { match \"1\" { dial \"1002\"; goto a \"1\" } }",
+        "block b() { collect x; call b() }\ncontext a { match \"1\" { call b() } }",
+        // Built from variables: only run time knows (the step budget is there for it).
+        "context a { match \"1\" { goto a \"$caller\" } }",
+        // A menu's own `repeat` waits for a key.
+        "menu m { on \"1\" { goto a \"1\" } }\ncontext a { match \"1\" { menu m } }",
+    ] {
+        assert!(parse(good, "g.dp").is_ok(), "{good}");
+    }
+}
+
+#[test]
+fn menus_and_blocks_only_unused_things_lead_to_are_unreachable() {
+    let p = parse(
+        "menu top { on \"1\" { menu inner } }\nmenu inner { on \"1\" { call b() } }\n\
+         block b() { echo }\nblock lone() { menu inner }\n\
+         menu live { on \"1\" { echo } }\ncontext c { match \"1\" { menu live } }",
+        "u.dp",
+    )
+    .unwrap();
+    assert_eq!(p.unused_menus(), ["top"]);
+    assert_eq!(p.unused_blocks(), ["lone"]);
+    assert_eq!(p.unreachable(), ["block `b`", "menu `inner`"]);
+    let shipped = parse(
+        &std::fs::read_to_string("dialplans/default.dp").unwrap(),
+        "d.dp",
+    )
+    .unwrap();
+    assert!(shipped.unreachable().is_empty());
 }
