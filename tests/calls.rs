@@ -864,7 +864,13 @@ fn keys_scenario(dir: &Path, name: &str, keys: &[(u32, char)], bye_ms: u32) -> P
     let cut = text
         .find("  <send retrans=\"500\">\n    <![CDATA[\n      INFO")
         .unwrap();
-    let mut out = text[..cut].to_string();
+    keys_after(dir, name, &text[..cut], keys, bye_ms)
+}
+
+/// `head` (a caller scenario up to its ACK), then keys as SIP INFO, each after its pause in
+/// ms, then up to `bye_ms` for our BYE.
+fn keys_after(dir: &Path, name: &str, head: &str, keys: &[(u32, char)], bye_ms: u32) -> PathBuf {
+    let mut out = head.to_string();
     for (i, (pause, key)) in keys.iter().enumerate() {
         out.push_str(&format!(
             r#"  <pause milliseconds="{pause}"/>
@@ -1024,4 +1030,44 @@ fn a_full_disk_during_a_recording_keeps_the_call_and_its_cdr() {
     let r = cdr(&pbx, 1);
     assert_eq!(r.disposition.as_str(), "answered", "{r:?}");
     assert_ne!(r.hangup_by.as_str(), "caller", "{r:?}");
+}
+
+#[test]
+fn the_main_number_in_office_hours_offers_the_menu_and_rings_the_extension_keyed() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cfg, _) = common::copy_setup(dir.path());
+    // The office always open, whatever the day this runs.
+    let text = std::fs::read_to_string(&cfg)
+        .unwrap()
+        .replace(
+            "open = [\"mon-fri 09:00-17:00\"]",
+            "open = [\"mon-sun 00:00-23:59\"]",
+        )
+        .replace("closed = [\"2026-12-25\", \"2027-01-01\"]", "closed = []");
+    std::fs::write(&cfg, text).unwrap();
+    let pbx = Pbx::start_with(&cfg);
+    let port = register_callee(&pbx, "1002", PW2);
+    let callee = spawn_sipp(&scenario("uas_bye.xml"), None, port, &[]);
+    // A trunk caller: 9 for the directory, then 1002, during the prompts.
+    let text = std::fs::read_to_string(scenario("uac_trunk_in.xml")).unwrap();
+    let head = &text[..text.find("  <pause/>").unwrap()];
+    let keys = [(1000, '9'), (1500, '1'), (150, '0'), (150, '0'), (150, '2')];
+    let sc = keys_after(dir.path(), "main", head, &keys, 30000);
+    let call = spawn_sipp(
+        &sc,
+        Some(pbx.udp),
+        free_ports(1),
+        &["-i", "127.0.0.2", "-s", "+15550100"],
+    );
+    assert!(
+        callee.wait(30),
+        "1002 rang, answered and hung up\n{}",
+        pbx.log_text()
+    );
+    assert!(call.wait(20), "the caller got the BYE\n{}", pbx.log_text());
+    let log = pbx.log_text();
+    assert!(
+        log.contains("key=Some('9')") && log.contains("digits=1002"),
+        "{log}"
+    );
 }
