@@ -9,6 +9,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod acd;
 pub mod cdr;
 pub mod config;
 pub mod ctl;

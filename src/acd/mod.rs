@@ -1,0 +1,908 @@
+//! The ACD core: queues of waiting callers, agents, and who is offered which call.
+//!
+//! Sans-IO and deterministic: [`Acd::handle`] takes an [`Event`] (a caller joined, an agent
+//! logged in, an offer was answered or timed out, a call ended) with `now`, and
+//! [`Acd::poll_command`] gives what the call layer must do ([`Command`]: offer a caller to
+//! an agent, withdraw an offer, give a caller up). Timers (ring timeout, wrap-up, maximum
+//! wait, retry) fire from [`Acd::handle_timeout`]; randomness comes from a seeded generator.
+//! No sockets, no wall clock, no files: the caller of this module owns all of those, and
+//! this module owns queue and agent state alone.
+//!
+//! Fairness rules every strategy keeps: an agent is offered at most one call at a time and
+//! only while available (not ringing, talking, in wrap-up, paused, logged out or busy on
+//! any other call); callers are taken in priority order, first come first served within a
+//! priority; among the agents a strategy may pick, those with the lowest penalty for the
+//! queue come first.
+
+mod stats;
+
+pub use stats::QueueStats;
+
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+use std::cmp::Reverse;
+use std::collections::{BTreeSet, BinaryHeap, HashMap, VecDeque};
+use std::time::{Duration, Instant};
+
+/// How a queue picks among the agents free to take its next caller.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Strategy {
+    /// Every free agent rings; the first to answer takes the call.
+    RingAll,
+    /// The agent idle longest.
+    LongestIdle,
+    /// The next agent after the one offered last, in member order.
+    RoundRobin,
+    /// The agent who answered fewest calls from this queue.
+    FewestCalls,
+    /// The agent with least talk time so far.
+    LeastTalkTime,
+    /// The first free agent in member order (top-down).
+    Linear,
+    /// Any free agent, uniformly.
+    Random,
+    /// Any free agent, in proportion to its weight.
+    WeightedRandom,
+    /// The best proficiency in the caller's skills, then the agent idle longest.
+    Skills,
+}
+
+/// An agent's place in a queue.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Member {
+    /// The agent (an extension by default).
+    pub agent: String,
+    /// Lower is offered first; agents with a higher penalty only when none lower is free.
+    pub penalty: u32,
+    /// For `weighted-random`.
+    pub weight: u32,
+}
+
+/// A queue's rules.
+#[derive(Clone, Debug)]
+pub struct QueueConfig {
+    /// Queue name.
+    pub name: String,
+    /// How agents are picked.
+    pub strategy: Strategy,
+    /// Static members, in order (dynamic agents are added by [`Event::Login`]).
+    pub members: Vec<Member>,
+    /// How long an offer rings before it is withdrawn.
+    pub ring_timeout: Duration,
+    /// Wait after an unanswered offer before the caller is offered again.
+    pub retry: Duration,
+    /// An agent's time after a call before the next offer.
+    pub wrap_up: Duration,
+    /// Longest a caller waits before the queue gives up on it.
+    pub max_wait: Option<Duration>,
+    /// Most callers waiting; the next one is given up at once.
+    pub max_len: Option<usize>,
+    /// Whether callers may join while no agent is logged in.
+    pub join_empty: bool,
+    /// Whether waiting callers are given up when the last agent logs out.
+    pub leave_when_empty: bool,
+    /// Answered within this counts towards the service level.
+    pub sl_threshold: Duration,
+    /// Callers who hang up sooner than this are short abandons (not held against SL).
+    pub short_abandon: Duration,
+    /// Unanswered offers in a row after which the agent is paused (0: never).
+    pub auto_pause_after: u32,
+}
+
+impl QueueConfig {
+    /// A queue with the usual defaults: ring 15 s, retry 5 s, no wrap-up, 80/20 service
+    /// level, short abandons under 5 s, auto-pause after 3 missed offers.
+    pub fn new(name: &str, strategy: Strategy) -> Self {
+        Self {
+            name: name.into(),
+            strategy,
+            members: Vec::new(),
+            ring_timeout: Duration::from_secs(15),
+            retry: Duration::from_secs(5),
+            wrap_up: Duration::ZERO,
+            max_wait: None,
+            max_len: None,
+            join_empty: true,
+            leave_when_empty: false,
+            sl_threshold: Duration::from_secs(20),
+            short_abandon: Duration::from_secs(5),
+            auto_pause_after: 3,
+        }
+    }
+}
+
+/// A waiting caller's identity (the call layer's call id).
+pub type CallerId = u64;
+
+/// What an agent is doing.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AgentState {
+    /// Not taking calls.
+    LoggedOut,
+    /// Free for an offer.
+    Available,
+    /// An offer rings its phone.
+    Ringing,
+    /// Talking to a queue caller.
+    OnCall,
+    /// After a call, until the wrap-up time is over.
+    WrapUp,
+    /// Paused, with a reason code (`auto` after missed offers).
+    Paused(String),
+}
+
+/// A skill a caller needs: the agent's proficiency must be at least `min`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SkillNeed {
+    /// Skill name.
+    pub skill: String,
+    /// Lowest proficiency accepted.
+    pub min: u8,
+}
+
+/// Why the queue gives a caller up.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum GiveUp {
+    /// Waited `max_wait`.
+    MaxWait,
+    /// The queue was at `max_len`.
+    Full,
+    /// No agent logged in (and the queue does not take callers then).
+    NoAgents,
+    /// No such queue.
+    UnknownQueue,
+}
+
+/// What happened, for the ACD to act on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Event {
+    /// A caller waits in a queue.
+    Join {
+        /// The call.
+        caller: CallerId,
+        /// Queue name.
+        queue: String,
+        /// Higher goes first.
+        priority: u32,
+        /// What the agent must know.
+        skills: Vec<SkillNeed>,
+    },
+    /// A waiting caller hung up (abandoned).
+    Abandon(CallerId),
+    /// An agent logs in (to its static queues, and to `queues` as a dynamic member).
+    Login {
+        /// The agent.
+        agent: String,
+        /// Dynamic memberships: queue and penalty.
+        queues: Vec<(String, u32)>,
+    },
+    /// An agent logs out.
+    Logout(String),
+    /// An agent pauses, with a reason code.
+    Pause(String, String),
+    /// An agent is available again.
+    Unpause(String),
+    /// The agent answered the offer: the caller is connected to it.
+    Answered {
+        /// The call.
+        caller: CallerId,
+        /// The agent.
+        agent: String,
+    },
+    /// The agent's phone refused the offer (busy, declined, unreachable).
+    Refused {
+        /// The call.
+        caller: CallerId,
+        /// The agent.
+        agent: String,
+    },
+    /// The queue call the agent took has ended: wrap-up begins.
+    CallEnded(String),
+    /// The agent's phone is on some other call (direct, outgoing) or free again.
+    Busy(String, bool),
+    /// An agent's skills (replacing what it had).
+    Skills(String, Vec<(String, u8)>),
+}
+
+/// What the call layer must do.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Command {
+    /// Ring `agent` with `caller`.
+    Offer {
+        /// The call.
+        caller: CallerId,
+        /// The agent.
+        agent: String,
+    },
+    /// Stop ringing `agent` (timed out, or another agent answered first).
+    Withdraw {
+        /// The call.
+        caller: CallerId,
+        /// The agent.
+        agent: String,
+    },
+    /// The queue gives the caller up: the dialplan goes on (overflow, voicemail, ...).
+    GiveUp {
+        /// The call.
+        caller: CallerId,
+        /// Why.
+        why: GiveUp,
+    },
+}
+
+struct Agent {
+    state: AgentState,
+    /// Free since (for longest-idle).
+    idle_since: Instant,
+    /// On some call outside the queues.
+    busy: bool,
+    /// Dynamic memberships (static ones are in the queue config).
+    dynamic: Vec<(String, u32)>,
+    skills: HashMap<String, u8>,
+    /// The caller being offered.
+    offer: Option<CallerId>,
+    ring_until: Option<Instant>,
+    wrap_until: Option<Instant>,
+    /// Offers missed in a row.
+    missed: u32,
+    /// Answered per queue, and talk time in all.
+    answered: HashMap<String, u64>,
+    talk: Duration,
+    talk_since: Option<(Instant, String)>,
+}
+
+struct Caller {
+    queue: String,
+    priority: u32,
+    seq: u64,
+    skills: Vec<SkillNeed>,
+    joined: Instant,
+    /// Agents being rung now.
+    ringing: Vec<String>,
+    /// Not to be offered again before this.
+    retry_at: Option<Instant>,
+    give_up_at: Option<Instant>,
+}
+
+struct Queue {
+    cfg: QueueConfig,
+    /// Waiting callers in order: highest priority first, then first come.
+    waiting: BTreeSet<(Reverse<u32>, u64, CallerId)>,
+    /// Round-robin: the member offered last.
+    last: Option<String>,
+    stats: QueueStats,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Timer {
+    Ring,
+    WrapUp,
+    Retry,
+    MaxWait,
+}
+
+/// The ACD.
+pub struct Acd {
+    queues: HashMap<String, Queue>,
+    order: Vec<String>,
+    agents: HashMap<String, Agent>,
+    callers: HashMap<CallerId, Caller>,
+    seq: u64,
+    out: VecDeque<Command>,
+    timers: BinaryHeap<Reverse<(Instant, Timer, String, CallerId)>>,
+    rng: SmallRng,
+}
+
+impl Acd {
+    /// An ACD with these queues; `seed` drives the random strategies.
+    pub fn new(queues: Vec<QueueConfig>, seed: u64) -> Self {
+        let order = queues.iter().map(|q| q.name.clone()).collect();
+        Self {
+            queues: queues
+                .into_iter()
+                .map(|cfg| {
+                    (
+                        cfg.name.clone(),
+                        Queue {
+                            cfg,
+                            waiting: BTreeSet::new(),
+                            last: None,
+                            stats: QueueStats::default(),
+                        },
+                    )
+                })
+                .collect(),
+            order,
+            agents: HashMap::new(),
+            callers: HashMap::new(),
+            seq: 0,
+            out: VecDeque::new(),
+            timers: BinaryHeap::new(),
+            rng: SmallRng::seed_from_u64(seed),
+        }
+    }
+
+    /// Next command for the call layer.
+    pub fn poll_command(&mut self) -> Option<Command> {
+        self.out.pop_front()
+    }
+
+    /// When [`Self::handle_timeout`] is due next.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.timers.peek().map(|Reverse((at, ..))| *at)
+    }
+
+    /// An agent's state (logged out if unknown).
+    pub fn agent_state(&self, agent: &str) -> AgentState {
+        self.agents
+            .get(agent)
+            .map_or(AgentState::LoggedOut, |a| a.state.clone())
+    }
+
+    /// Callers waiting in a queue.
+    pub fn waiting(&self, queue: &str) -> usize {
+        self.queues.get(queue).map_or(0, |q| q.waiting.len())
+    }
+
+    /// A queue's statistics so far.
+    pub fn stats(&self, queue: &str) -> Option<&QueueStats> {
+        self.queues.get(queue).map(|q| &q.stats)
+    }
+
+    /// Answered calls per agent in a queue.
+    pub fn answered_by(&self, agent: &str, queue: &str) -> u64 {
+        self.agents
+            .get(agent)
+            .and_then(|a| a.answered.get(queue).copied())
+            .unwrap_or(0)
+    }
+
+    fn agent(&mut self, id: &str, now: Instant) -> &mut Agent {
+        self.agents.entry(id.to_string()).or_insert_with(|| Agent {
+            state: AgentState::LoggedOut,
+            idle_since: now,
+            busy: false,
+            dynamic: Vec::new(),
+            skills: HashMap::new(),
+            offer: None,
+            ring_until: None,
+            wrap_until: None,
+            missed: 0,
+            answered: HashMap::new(),
+            talk: Duration::ZERO,
+            talk_since: None,
+        })
+    }
+
+    /// The agent's penalty in `queue`, if it is a member.
+    fn membership(&self, queue: &Queue, agent: &str) -> Option<u32> {
+        if let Some(m) = queue.cfg.members.iter().find(|m| m.agent == agent) {
+            return Some(m.penalty);
+        }
+        self.agents
+            .get(agent)?
+            .dynamic
+            .iter()
+            .find(|(q, _)| *q == queue.cfg.name)
+            .map(|(_, p)| *p)
+    }
+
+    fn logged_in_members(&self, queue: &Queue) -> usize {
+        self.agents
+            .iter()
+            .filter(|(id, a)| {
+                a.state != AgentState::LoggedOut && self.membership(queue, id).is_some()
+            })
+            .count()
+    }
+
+    /// Feeds an event.
+    pub fn handle(&mut self, now: Instant, ev: Event) {
+        match ev {
+            Event::Join {
+                caller,
+                queue,
+                priority,
+                skills,
+            } => self.join(now, caller, queue, priority, skills),
+            Event::Abandon(caller) => {
+                if let Some(c) = self.remove_caller(caller) {
+                    let waited = now.saturating_duration_since(c.joined);
+                    if let Some(q) = self.queues.get_mut(&c.queue) {
+                        q.stats.abandoned(waited, q.cfg.short_abandon);
+                    }
+                    for a in c.ringing {
+                        self.withdraw(&a, caller);
+                    }
+                }
+            }
+            Event::Login { agent, queues } => {
+                let a = self.agent(&agent, now);
+                a.dynamic = queues;
+                if a.state == AgentState::LoggedOut {
+                    a.state = AgentState::Available;
+                    a.idle_since = now;
+                    a.missed = 0;
+                }
+            }
+            Event::Logout(agent) => {
+                self.free_offer(&agent);
+                if let Some(a) = self.agents.get_mut(&agent) {
+                    a.state = AgentState::LoggedOut;
+                    a.wrap_until = None;
+                }
+                self.empty_queues();
+            }
+            Event::Pause(agent, reason) => {
+                self.free_offer(&agent);
+                if let Some(a) = self.agents.get_mut(&agent) {
+                    if a.state != AgentState::LoggedOut {
+                        a.state = AgentState::Paused(reason);
+                    }
+                }
+            }
+            Event::Unpause(agent) => {
+                if let Some(a) = self.agents.get_mut(&agent) {
+                    if matches!(a.state, AgentState::Paused(_)) {
+                        a.state = AgentState::Available;
+                        a.idle_since = now;
+                        a.missed = 0;
+                    }
+                }
+            }
+            Event::Answered { caller, agent } => self.answered(now, caller, &agent),
+            Event::Refused { caller, agent } => self.missed(now, caller, &agent),
+            Event::CallEnded(agent) => {
+                if let Some(a) = self.agents.get_mut(&agent) {
+                    if a.state == AgentState::OnCall {
+                        if let Some((since, q)) = a.talk_since.take() {
+                            let talk = now.saturating_duration_since(since);
+                            a.talk += talk;
+                            let wrap = self
+                                .queues
+                                .get(&q)
+                                .map_or(Duration::ZERO, |q| q.cfg.wrap_up);
+                            if let Some(q) = self.queues.get_mut(&q) {
+                                q.stats.handled(talk, wrap);
+                            }
+                            if wrap.is_zero() {
+                                a.state = AgentState::Available;
+                                a.idle_since = now;
+                            } else {
+                                a.state = AgentState::WrapUp;
+                                a.wrap_until = Some(now + wrap);
+                                self.timers.push(Reverse((
+                                    now + wrap,
+                                    Timer::WrapUp,
+                                    agent.clone(),
+                                    0,
+                                )));
+                            }
+                        }
+                    }
+                }
+            }
+            Event::Busy(agent, busy) => {
+                let a = self.agent(&agent, now);
+                a.busy = busy;
+                if !busy {
+                    a.idle_since = now;
+                }
+            }
+            Event::Skills(agent, skills) => {
+                self.agent(&agent, now).skills = skills.into_iter().collect();
+            }
+        }
+        self.dispatch(now);
+    }
+
+    fn join(
+        &mut self,
+        now: Instant,
+        caller: CallerId,
+        queue: String,
+        priority: u32,
+        skills: Vec<SkillNeed>,
+    ) {
+        let Some(q) = self.queues.get(&queue) else {
+            self.out.push_back(Command::GiveUp {
+                caller,
+                why: GiveUp::UnknownQueue,
+            });
+            return;
+        };
+        let why = if q.cfg.max_len.is_some_and(|m| q.waiting.len() >= m) {
+            Some(GiveUp::Full)
+        } else if !q.cfg.join_empty && self.logged_in_members(q) == 0 {
+            Some(GiveUp::NoAgents)
+        } else {
+            None
+        };
+        let max_wait = q.cfg.max_wait;
+        let q = self.queues.get_mut(&queue).expect("looked up above");
+        q.stats.offered += 1;
+        if let Some(why) = why {
+            q.stats.overflowed += 1;
+            self.out.push_back(Command::GiveUp { caller, why });
+            return;
+        }
+        self.seq += 1;
+        q.waiting.insert((Reverse(priority), self.seq, caller));
+        let give_up_at = max_wait.map(|w| now + w);
+        if let Some(at) = give_up_at {
+            self.timers
+                .push(Reverse((at, Timer::MaxWait, String::new(), caller)));
+        }
+        self.callers.insert(
+            caller,
+            Caller {
+                queue,
+                priority,
+                seq: self.seq,
+                skills,
+                joined: now,
+                ringing: Vec::new(),
+                retry_at: None,
+                give_up_at,
+            },
+        );
+    }
+
+    fn remove_caller(&mut self, caller: CallerId) -> Option<Caller> {
+        let c = self.callers.remove(&caller)?;
+        if let Some(q) = self.queues.get_mut(&c.queue) {
+            q.waiting.remove(&(Reverse(c.priority), c.seq, caller));
+        }
+        Some(c)
+    }
+
+    /// Stops ringing `agent` for `caller`; the agent is free again.
+    fn withdraw(&mut self, agent: &str, caller: CallerId) {
+        if let Some(a) = self.agents.get_mut(agent) {
+            if a.offer == Some(caller) {
+                a.offer = None;
+                a.ring_until = None;
+                if a.state == AgentState::Ringing {
+                    a.state = AgentState::Available;
+                }
+                self.out.push_back(Command::Withdraw {
+                    caller,
+                    agent: agent.to_string(),
+                });
+            }
+        }
+    }
+
+    /// An agent leaving (pause, logout) while an offer rings: the offer goes, the caller
+    /// waits on.
+    fn free_offer(&mut self, agent: &str) {
+        let Some(caller) = self.agents.get(agent).and_then(|a| a.offer) else {
+            return;
+        };
+        self.withdraw(agent, caller);
+        if let Some(c) = self.callers.get_mut(&caller) {
+            c.ringing.retain(|a| a != agent);
+        }
+    }
+
+    fn answered(&mut self, now: Instant, caller: CallerId, agent: &str) {
+        let rung = self
+            .agents
+            .get(agent)
+            .is_some_and(|a| a.offer == Some(caller));
+        if !rung {
+            return;
+        }
+        let Some(c) = self.remove_caller(caller) else {
+            return;
+        };
+        for other in c.ringing.iter().filter(|a| *a != agent) {
+            self.withdraw(other, caller);
+        }
+        let waited = now.saturating_duration_since(c.joined);
+        if let Some(q) = self.queues.get_mut(&c.queue) {
+            q.stats.answered(waited, q.cfg.sl_threshold);
+        }
+        let a = self.agent(agent, now);
+        a.offer = None;
+        a.ring_until = None;
+        a.missed = 0;
+        a.state = AgentState::OnCall;
+        *a.answered.entry(c.queue.clone()).or_default() += 1;
+        a.talk_since = Some((now, c.queue));
+    }
+
+    /// An offer not taken (refused or rung out): the agent may be paused, the caller waits
+    /// for the retry delay.
+    fn missed(&mut self, now: Instant, caller: CallerId, agent: &str) {
+        let rung = self
+            .agents
+            .get(agent)
+            .is_some_and(|a| a.offer == Some(caller));
+        if !rung {
+            return;
+        }
+        self.withdraw(agent, caller);
+        let Some(c) = self.callers.get_mut(&caller) else {
+            return;
+        };
+        c.ringing.retain(|a| a != agent);
+        let (retry, limit) = self.queues.get(&c.queue).map_or((Duration::ZERO, 0), |q| {
+            (q.cfg.retry, q.cfg.auto_pause_after)
+        });
+        if c.ringing.is_empty() && !retry.is_zero() {
+            c.retry_at = Some(now + retry);
+            self.timers
+                .push(Reverse((now + retry, Timer::Retry, String::new(), caller)));
+        }
+        if let Some(a) = self.agents.get_mut(agent) {
+            a.missed += 1;
+            if limit > 0 && a.missed >= limit && a.state == AgentState::Available {
+                a.state = AgentState::Paused("auto".into());
+            }
+        }
+    }
+
+    /// Gives up the callers of queues that must not wait without agents.
+    fn empty_queues(&mut self) {
+        let names: Vec<String> = self.order.clone();
+        for name in names {
+            let Some(q) = self.queues.get(&name) else {
+                continue;
+            };
+            if !q.cfg.leave_when_empty || self.logged_in_members(q) > 0 {
+                continue;
+            }
+            let callers: Vec<CallerId> = q.waiting.iter().map(|(_, _, c)| *c).collect();
+            for caller in callers {
+                self.remove_caller(caller);
+                if let Some(q) = self.queues.get_mut(&name) {
+                    q.stats.overflowed += 1;
+                }
+                self.out.push_back(Command::GiveUp {
+                    caller,
+                    why: GiveUp::NoAgents,
+                });
+            }
+        }
+    }
+
+    /// Fires due timers.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        while let Some(Reverse((at, kind, agent, caller))) = self.timers.peek().cloned() {
+            if at > now {
+                break;
+            }
+            self.timers.pop();
+            match kind {
+                Timer::Ring => {
+                    let live = self
+                        .agents
+                        .get(&agent)
+                        .is_some_and(|a| a.offer == Some(caller) && a.ring_until == Some(at));
+                    if live {
+                        self.missed(now, caller, &agent);
+                    }
+                }
+                Timer::WrapUp => {
+                    if let Some(a) = self.agents.get_mut(&agent) {
+                        if a.state == AgentState::WrapUp && a.wrap_until == Some(at) {
+                            a.state = AgentState::Available;
+                            a.wrap_until = None;
+                            a.idle_since = now;
+                        }
+                    }
+                }
+                Timer::Retry => {
+                    if let Some(c) = self.callers.get_mut(&caller) {
+                        if c.retry_at == Some(at) {
+                            c.retry_at = None;
+                        }
+                    }
+                }
+                Timer::MaxWait => {
+                    let due = self
+                        .callers
+                        .get(&caller)
+                        .is_some_and(|c| c.give_up_at == Some(at));
+                    if due {
+                        if let Some(c) = self.remove_caller(caller) {
+                            for a in &c.ringing {
+                                self.withdraw(a, caller);
+                            }
+                            if let Some(q) = self.queues.get_mut(&c.queue) {
+                                q.stats.overflowed += 1;
+                            }
+                            self.out.push_back(Command::GiveUp {
+                                caller,
+                                why: GiveUp::MaxWait,
+                            });
+                        }
+                    }
+                }
+            }
+        }
+        self.dispatch(now);
+    }
+
+    fn free(&self, agent: &str) -> bool {
+        self.agents
+            .get(agent)
+            .is_some_and(|a| a.state == AgentState::Available && !a.busy && a.offer.is_none())
+    }
+
+    /// Offers waiting callers to free agents, queue by queue, callers in order.
+    fn dispatch(&mut self, now: Instant) {
+        for name in self.order.clone() {
+            while let Some(q) = self.queues.get(&name) {
+                let mut offered = false;
+                let order: Vec<CallerId> = q.waiting.iter().map(|(_, _, c)| *c).collect();
+                for caller in order {
+                    let Some(c) = self.callers.get(&caller) else {
+                        continue;
+                    };
+                    if !c.ringing.is_empty() || c.retry_at.is_some_and(|t| t > now) {
+                        continue;
+                    }
+                    let picky = !c.skills.is_empty();
+                    let picks = self.pick(&name, caller);
+                    if picks.is_empty() {
+                        // No agent for a caller who needs nothing special: none for the
+                        // rest either (they need at least as much).
+                        if !picky {
+                            break;
+                        }
+                        continue;
+                    }
+                    self.offer(now, &name, caller, picks);
+                    offered = true;
+                    break;
+                }
+                if !offered {
+                    break;
+                }
+            }
+        }
+    }
+
+    fn offer(&mut self, now: Instant, queue: &str, caller: CallerId, agents: Vec<String>) {
+        let ring = self
+            .queues
+            .get(queue)
+            .map_or(Duration::from_secs(15), |q| q.cfg.ring_timeout);
+        if let Some(q) = self.queues.get_mut(queue) {
+            q.last = agents.last().cloned();
+        }
+        for agent in &agents {
+            let a = self.agent(agent, now);
+            a.state = AgentState::Ringing;
+            a.offer = Some(caller);
+            a.ring_until = Some(now + ring);
+            self.timers
+                .push(Reverse((now + ring, Timer::Ring, agent.clone(), caller)));
+            self.out.push_back(Command::Offer {
+                caller,
+                agent: agent.clone(),
+            });
+        }
+        if let Some(c) = self.callers.get_mut(&caller) {
+            c.ringing = agents;
+        }
+    }
+
+    /// The agents to ring for `caller` (empty: none free).
+    fn pick(&mut self, queue: &str, caller: CallerId) -> Vec<String> {
+        let Some(q) = self.queues.get(queue) else {
+            return Vec::new();
+        };
+        let Some(c) = self.callers.get(&caller) else {
+            return Vec::new();
+        };
+        // Free members able to serve the caller, in member order (static, then dynamic).
+        let mut cands: Vec<(String, u32)> = q
+            .cfg
+            .members
+            .iter()
+            .map(|m| (m.agent.clone(), m.penalty))
+            .collect();
+        let mut dynamic: Vec<(String, u32)> = self
+            .agents
+            .iter()
+            .filter_map(|(id, a)| {
+                a.dynamic
+                    .iter()
+                    .find(|(n, _)| n == queue)
+                    .map(|(_, p)| (id.clone(), *p))
+            })
+            .filter(|(id, _)| !q.cfg.members.iter().any(|m| &m.agent == id))
+            .collect();
+        dynamic.sort();
+        cands.extend(dynamic);
+        let skilled = |id: &str| {
+            let a = &self.agents[id];
+            c.skills
+                .iter()
+                .all(|s| a.skills.get(&s.skill).is_some_and(|p| *p >= s.min))
+        };
+        cands.retain(|(id, _)| self.free(id) && skilled(id));
+        let Some(best) = cands.iter().map(|(_, p)| *p).min() else {
+            return Vec::new();
+        };
+        cands.retain(|(_, p)| *p == best);
+        let ids: Vec<&str> = cands.iter().map(|(id, _)| id.as_str()).collect();
+        let idle = |id: &str| self.agents[id].idle_since;
+        let chosen: &str = match q.cfg.strategy {
+            Strategy::RingAll => return ids.iter().map(|s| s.to_string()).collect(),
+            Strategy::LongestIdle => ids.iter().copied().min_by_key(|id| (idle(id), *id)),
+            Strategy::Linear => ids.first().copied(),
+            Strategy::RoundRobin => {
+                let members: Vec<&str> = cands.iter().map(|(id, _)| id.as_str()).collect();
+                let after = q.last.as_deref().and_then(|l| {
+                    // The first free member after the last one offered, wrapping round.
+                    let all: Vec<&str> = q.cfg.members.iter().map(|m| m.agent.as_str()).collect();
+                    let pos = all.iter().position(|m| *m == l)?;
+                    all.iter()
+                        .cycle()
+                        .skip(pos + 1)
+                        .take(all.len())
+                        .find(|m| members.contains(m))
+                        .copied()
+                });
+                after.or(members.first().copied())
+            }
+            Strategy::FewestCalls => ids.iter().copied().min_by_key(|id| {
+                let n = self.agents[*id].answered.get(queue).copied().unwrap_or(0);
+                (n, idle(id), *id)
+            }),
+            Strategy::LeastTalkTime => ids
+                .iter()
+                .copied()
+                .min_by_key(|id| (self.agents[*id].talk, idle(id), *id)),
+            Strategy::Random => {
+                let i = self.rng.random_range(0..ids.len());
+                ids.get(i).copied()
+            }
+            Strategy::WeightedRandom => {
+                let weight = |id: &str| {
+                    q.cfg
+                        .members
+                        .iter()
+                        .find(|m| m.agent == id)
+                        .map_or(1, |m| m.weight.max(1)) as u64
+                };
+                let total: u64 = ids.iter().map(|id| weight(id)).sum();
+                let mut r = self.rng.random_range(0..total);
+                ids.iter().copied().find(|id| {
+                    let w = weight(id);
+                    if r < w {
+                        true
+                    } else {
+                        r -= w;
+                        false
+                    }
+                })
+            }
+            Strategy::Skills => ids.iter().copied().min_by_key(|id| {
+                let a = &self.agents[*id];
+                let prof: u32 = c
+                    .skills
+                    .iter()
+                    .map(|s| a.skills.get(&s.skill).copied().unwrap_or(0) as u32)
+                    .sum();
+                (Reverse(prof), idle(id), *id)
+            }),
+        }
+        .unwrap_or_default();
+        if chosen.is_empty() {
+            Vec::new()
+        } else {
+            vec![chosen.to_string()]
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

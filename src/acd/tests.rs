@@ -1,0 +1,561 @@
+use super::*;
+use rand::Rng;
+
+fn t0() -> Instant {
+    Instant::now()
+}
+
+fn secs(n: f64) -> Duration {
+    Duration::from_secs_f64(n)
+}
+
+fn members(ids: &[&str]) -> Vec<Member> {
+    ids.iter()
+        .map(|a| Member {
+            agent: (*a).into(),
+            penalty: 0,
+            weight: 1,
+        })
+        .collect()
+}
+
+fn queue(strategy: Strategy, ids: &[&str]) -> QueueConfig {
+    let mut q = QueueConfig::new("q", strategy);
+    q.members = members(ids);
+    q
+}
+
+fn acd(q: QueueConfig) -> Acd {
+    let ids: Vec<String> = q.members.iter().map(|m| m.agent.clone()).collect();
+    let mut a = Acd::new(vec![q], 7);
+    for id in ids {
+        a.handle(
+            t0(),
+            Event::Login {
+                agent: id,
+                queues: vec![],
+            },
+        );
+    }
+    a
+}
+
+fn join(a: &mut Acd, now: Instant, caller: CallerId, priority: u32) {
+    a.handle(
+        now,
+        Event::Join {
+            caller,
+            queue: "q".into(),
+            priority,
+            skills: vec![],
+        },
+    );
+}
+
+fn commands(a: &mut Acd) -> Vec<Command> {
+    std::iter::from_fn(|| a.poll_command()).collect()
+}
+
+fn offers(a: &mut Acd) -> Vec<(CallerId, String)> {
+    commands(a)
+        .into_iter()
+        .filter_map(|c| match c {
+            Command::Offer { caller, agent } => Some((caller, agent)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Erlang C: the probability that a caller waits, with `n` agents and `a` Erlangs.
+fn erlang_c(n: u32, a: f64) -> f64 {
+    let mut term = 1.0;
+    let mut sum = 1.0;
+    for k in 1..n {
+        term *= a / k as f64;
+        sum += term;
+    }
+    let top = term * a / n as f64 * (n as f64 / (n as f64 - a));
+    top / (sum + top)
+}
+
+/// Poisson arrivals, exponential handle times, agents answering at once, callers who never
+/// abandon, on a virtual clock: (service level, ASA in s, answered per agent).
+fn simulate(agents: u32, occupancy: f64, aht: f64, calls: u64, seed: u64) -> (f64, f64, Vec<u64>) {
+    let ids: Vec<String> = (0..agents).map(|i| format!("a{i:02}")).collect();
+    let mut q = QueueConfig::new("q", Strategy::LongestIdle);
+    q.members = members(&ids.iter().map(String::as_str).collect::<Vec<_>>());
+    q.sl_threshold = secs(20.0);
+    let mut acd = acd(q);
+    let mut rng = SmallRng::seed_from_u64(seed);
+    let mut exp = |mean: f64| -mean * (1.0 - rng.random::<f64>()).ln();
+    let lambda = occupancy * agents as f64 / aht;
+    let start = t0();
+    // Virtual time as seconds since `start`; pending call ends by time.
+    let mut ends: BinaryHeap<Reverse<(u64, String)>> = BinaryHeap::new();
+    let mut next_arrival = exp(1.0 / lambda);
+    let mut arrived = 0u64;
+    let at = |s: f64| start + secs(s);
+    let micros = |s: f64| (s * 1e6) as u64;
+    loop {
+        let next_end = ends.peek().map(|Reverse((t, _))| *t as f64 / 1e6);
+        let arrival_due = arrived < calls && next_end.is_none_or(|e| next_arrival <= e);
+        let now_s = if arrival_due {
+            let t = next_arrival;
+            arrived += 1;
+            join(&mut acd, at(t), arrived, 0);
+            next_arrival = t + exp(1.0 / lambda);
+            t
+        } else if let Some(Reverse((t, agent))) = ends.pop() {
+            let t = t as f64 / 1e6;
+            acd.handle(at(t), Event::CallEnded(agent));
+            t
+        } else {
+            break;
+        };
+        while let Some(c) = acd.poll_command() {
+            if let Command::Offer { caller, agent } = c {
+                acd.handle(
+                    at(now_s),
+                    Event::Answered {
+                        caller,
+                        agent: agent.clone(),
+                    },
+                );
+                let h = exp(aht);
+                ends.push(Reverse((micros(now_s + h), agent)));
+            }
+        }
+    }
+    let st = acd.stats("q").unwrap();
+    assert_eq!(st.answered, calls, "every caller answered");
+    let per_agent = ids.iter().map(|id| acd.answered_by(id, "q")).collect();
+    (
+        st.service_level().unwrap(),
+        st.asa().unwrap().as_secs_f64(),
+        per_agent,
+    )
+}
+
+#[test]
+fn service_level_and_asa_match_erlang_c_from_70_to_95_percent_occupancy() {
+    let (n, aht, threshold) = (10u32, 180.0, 20.0);
+    for (occupancy, calls) in [
+        (0.70, 200_000),
+        (0.80, 200_000),
+        (0.90, 500_000),
+        (0.95, 1_000_000),
+    ] {
+        let a = occupancy * n as f64;
+        let c = erlang_c(n, a);
+        let rate = (n as f64 - a) / aht;
+        let sl_want = 1.0 - c * (-rate * threshold).exp();
+        let asa_want = c / rate;
+        let (sl, asa, _) = simulate(n, occupancy, aht, calls, 42);
+        assert!(
+            (sl - sl_want).abs() <= 0.02,
+            "occupancy {occupancy}: SL {sl:.4}, Erlang C {sl_want:.4}"
+        );
+        assert!(
+            (asa - asa_want).abs() <= 0.10 * asa_want,
+            "occupancy {occupancy}: ASA {asa:.1} s, Erlang C {asa_want:.1} s"
+        );
+    }
+}
+
+#[test]
+fn longest_idle_spreads_calls_evenly_over_equal_agents() {
+    let (_, _, per_agent) = simulate(10, 0.85, 180.0, 20_000, 9);
+    let mean = per_agent.iter().sum::<u64>() as f64 / per_agent.len() as f64;
+    for n in &per_agent {
+        assert!(
+            (*n as f64 - mean).abs() <= 0.05 * mean,
+            "calls per agent {per_agent:?}, mean {mean}"
+        );
+    }
+}
+
+/// Offers `caller` gets right after joining at `now`.
+fn join_offers(a: &mut Acd, now: Instant, caller: CallerId) -> Vec<String> {
+    join(a, now, caller, 0);
+    offers(a).into_iter().map(|(_, ag)| ag).collect()
+}
+
+/// The agent answers and, `talk` later, hangs up.
+fn take(a: &mut Acd, now: Instant, caller: CallerId, agent: &str, talk: Duration) {
+    a.handle(
+        now,
+        Event::Answered {
+            caller,
+            agent: agent.into(),
+        },
+    );
+    a.handle(now + talk, Event::CallEnded(agent.into()));
+    commands(a);
+}
+
+#[test]
+fn each_strategy_picks_its_agent() {
+    let now = t0();
+    let s = Duration::from_secs(1);
+    // Linear: always the first free member.
+    let mut a = acd(queue(Strategy::Linear, &["x", "y", "z"]));
+    for caller in 1..=3 {
+        assert_eq!(join_offers(&mut a, now, caller), ["x"]);
+        take(&mut a, now, caller, "x", s);
+    }
+    // Round robin: the member after the last one offered, wrapping round.
+    let mut a = acd(queue(Strategy::RoundRobin, &["x", "y", "z"]));
+    let mut got = Vec::new();
+    for caller in 1..=4 {
+        let o = join_offers(&mut a, now, caller);
+        take(&mut a, now, caller, &o[0], s);
+        got.push(o[0].clone());
+    }
+    assert_eq!(got, ["x", "y", "z", "x"]);
+    // Ring all: every free member; the first answer wins and the others are withdrawn.
+    let mut a = acd(queue(Strategy::RingAll, &["x", "y", "z"]));
+    assert_eq!(join_offers(&mut a, now, 1), ["x", "y", "z"]);
+    a.handle(
+        now,
+        Event::Answered {
+            caller: 1,
+            agent: "y".into(),
+        },
+    );
+    let withdrawn: Vec<String> = commands(&mut a)
+        .into_iter()
+        .filter_map(|c| match c {
+            Command::Withdraw { agent, .. } => Some(agent),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(withdrawn, ["x", "z"]);
+    assert_eq!(a.agent_state("y"), AgentState::OnCall);
+    assert_eq!(a.agent_state("x"), AgentState::Available);
+    // Longest idle: the one free longest.
+    let mut a = acd(queue(Strategy::LongestIdle, &["x", "y"]));
+    take(&mut a, now, 0, "x", s); // not offered: ignored, x stays idle since t0
+    join(&mut a, now, 1, 0);
+    let first = offers(&mut a)[0].1.clone();
+    take(&mut a, now, 1, &first, s);
+    let other = if first == "x" { "y" } else { "x" };
+    assert_eq!(join_offers(&mut a, now + s * 2, 2), [other]);
+    // Fewest calls and least talk time.
+    let mut a = acd(queue(Strategy::FewestCalls, &["x", "y"]));
+    let o = join_offers(&mut a, now, 1);
+    take(&mut a, now, 1, &o[0], s);
+    let o2 = join_offers(&mut a, now + s * 2, 2);
+    assert_ne!(o, o2, "the one with no call yet");
+    let mut a = acd(queue(Strategy::LeastTalkTime, &["x", "y"]));
+    let o = join_offers(&mut a, now, 1);
+    take(&mut a, now, 1, &o[0], s * 100);
+    let o2 = join_offers(&mut a, now + s * 200, 2);
+    take(&mut a, now + s * 200, 2, &o2[0], s * 10);
+    assert_eq!(
+        join_offers(&mut a, now + s * 300, 3),
+        o2,
+        "10 s talked beats 100 s"
+    );
+    // Random and weighted random: seeded, and weights respected over many picks.
+    let mut q = queue(Strategy::WeightedRandom, &["x", "y"]);
+    q.members[0].weight = 9;
+    let mut a = acd(q);
+    let mut x = 0;
+    for caller in 1..=1000 {
+        let o = join_offers(&mut a, now, caller);
+        if o[0] == "x" {
+            x += 1;
+        }
+        take(&mut a, now, caller, &o[0], Duration::ZERO);
+    }
+    assert!(
+        (850..=950).contains(&x),
+        "x picked {x} of 1000 at weight 9:1"
+    );
+    let mut a = acd(queue(Strategy::Random, &["x", "y"]));
+    let mut seen = std::collections::HashSet::new();
+    for caller in 1..=50 {
+        let o = join_offers(&mut a, now, caller);
+        take(&mut a, now, caller, &o[0], Duration::ZERO);
+        seen.insert(o[0].clone());
+    }
+    assert_eq!(seen.len(), 2);
+}
+
+#[test]
+fn skills_and_penalties_choose_who_may_take_a_caller() {
+    let now = t0();
+    let mut a = acd(queue(Strategy::Skills, &["x", "y", "z"]));
+    a.handle(now, Event::Skills("x".into(), vec![("billing".into(), 2)]));
+    a.handle(
+        now,
+        Event::Skills(
+            "y".into(),
+            vec![("billing".into(), 5), ("spanish".into(), 1)],
+        ),
+    );
+    a.handle(
+        now,
+        Event::Skills(
+            "z".into(),
+            vec![("billing".into(), 4), ("spanish".into(), 3)],
+        ),
+    );
+    let need = |skill: &str, min| SkillNeed {
+        skill: skill.into(),
+        min,
+    };
+    a.handle(
+        now,
+        Event::Join {
+            caller: 1,
+            queue: "q".into(),
+            priority: 0,
+            skills: vec![need("billing", 3)],
+        },
+    );
+    assert_eq!(offers(&mut a), [(1, "y".into())], "best billing first");
+    a.handle(
+        now,
+        Event::Join {
+            caller: 2,
+            queue: "q".into(),
+            priority: 0,
+            skills: vec![need("spanish", 2)],
+        },
+    );
+    assert_eq!(offers(&mut a), [(2, "z".into())]);
+    a.handle(
+        now,
+        Event::Join {
+            caller: 3,
+            queue: "q".into(),
+            priority: 0,
+            skills: vec![need("billing", 6)],
+        },
+    );
+    assert!(
+        offers(&mut a).is_empty(),
+        "nobody is that good: the caller waits"
+    );
+    assert_eq!(a.waiting("q"), 3);
+    // Penalties: the higher tier only rings when the lower one is busy.
+    let mut q = queue(Strategy::Linear, &["x", "y"]);
+    q.members[0].penalty = 1;
+    let mut a = acd(q);
+    assert_eq!(join_offers(&mut a, now, 1), ["y"]);
+    assert_eq!(join_offers(&mut a, now, 2), ["x"]);
+}
+
+#[test]
+fn priority_jumps_ahead_and_equal_priorities_keep_their_order() {
+    let now = t0();
+    let mut a = acd(queue(Strategy::Linear, &["x"]));
+    a.handle(now, Event::Pause("x".into(), "lunch".into()));
+    for (caller, prio) in [(1, 0), (2, 0), (3, 5), (4, 5), (5, 1)] {
+        join(&mut a, now, caller, prio);
+    }
+    let mut order = Vec::new();
+    a.handle(now, Event::Unpause("x".into()));
+    let mut next = offers(&mut a);
+    for _ in 0..5 {
+        let (caller, agent) = next.remove(0);
+        order.push(caller);
+        a.handle(
+            now,
+            Event::Answered {
+                caller,
+                agent: agent.clone(),
+            },
+        );
+        assert!(offers(&mut a).is_empty(), "one offer at a time");
+        a.handle(now, Event::CallEnded(agent));
+        next = offers(&mut a);
+    }
+    assert_eq!(order, [3, 4, 5, 1, 2]);
+}
+
+#[test]
+fn wrap_up_pause_and_other_calls_keep_an_agent_from_offers() {
+    let now = t0();
+    let s = Duration::from_secs(1);
+    let mut q = queue(Strategy::Linear, &["x"]);
+    q.wrap_up = s * 30;
+    let mut a = acd(q);
+    assert_eq!(join_offers(&mut a, now, 1), ["x"]);
+    a.handle(
+        now,
+        Event::Answered {
+            caller: 1,
+            agent: "x".into(),
+        },
+    );
+    a.handle(now + s * 60, Event::CallEnded("x".into()));
+    assert_eq!(a.agent_state("x"), AgentState::WrapUp);
+    assert!(join_offers(&mut a, now + s * 61, 2).is_empty());
+    assert_eq!(
+        a.poll_timeout(),
+        Some(now + s * 15),
+        "the stale ring timer first"
+    );
+    a.handle_timeout(now + s * 89);
+    assert!(offers(&mut a).is_empty(), "wrap-up runs 30 s");
+    a.handle_timeout(now + s * 90);
+    assert_eq!(offers(&mut a), [(2, "x".into())]);
+    take(&mut a, now + s * 90, 2, "x", s);
+    a.handle_timeout(now + s * 200);
+    // A direct call on the agent's phone: no offer until it ends.
+    a.handle(now + s * 200, Event::Busy("x".into(), true));
+    assert!(join_offers(&mut a, now + s * 200, 3).is_empty());
+    a.handle(now + s * 210, Event::Busy("x".into(), false));
+    assert_eq!(offers(&mut a), [(3, "x".into())]);
+    let st = a.stats("q").unwrap();
+    assert_eq!((st.answered, st.handled), (2, 2));
+    assert_eq!(st.aht(), Some(s * (60 + 1 + 60) / 2), "talk plus wrap-up");
+}
+
+#[test]
+fn unanswered_offers_retry_and_pause_the_agent_after_three() {
+    let now = t0();
+    let s = Duration::from_secs(1);
+    let mut q = queue(Strategy::Linear, &["x", "y"]);
+    q.members[1].penalty = 1;
+    let mut a = acd(q);
+    assert_eq!(join_offers(&mut a, now, 1), ["x"]);
+    let mut t = now;
+    for round in 1..=3 {
+        // x lets it ring out; the caller waits 5 s, then x (still best) rings again.
+        t += s * 15;
+        a.handle_timeout(t);
+        let c = commands(&mut a);
+        assert!(
+            c.contains(&Command::Withdraw {
+                caller: 1,
+                agent: "x".into()
+            }),
+            "{c:?}"
+        );
+        if round < 3 {
+            assert!(
+                !c.iter().any(|c| matches!(c, Command::Offer { .. })),
+                "{c:?}"
+            );
+            t += s * 5;
+            a.handle_timeout(t);
+            assert_eq!(offers(&mut a), [(1, "x".into())]);
+        }
+    }
+    assert_eq!(a.agent_state("x"), AgentState::Paused("auto".into()));
+    t += s * 5;
+    a.handle_timeout(t);
+    assert_eq!(
+        offers(&mut a),
+        [(1, "y".into())],
+        "the next tier once x is paused"
+    );
+}
+
+#[test]
+fn the_queue_gives_up_when_full_empty_or_after_the_longest_wait() {
+    let now = t0();
+    let s = Duration::from_secs(1);
+    let mut q = QueueConfig::new("q", Strategy::Linear);
+    q.max_len = Some(1);
+    q.max_wait = Some(s * 60);
+    q.join_empty = true;
+    let mut a = Acd::new(vec![q], 1);
+    join(&mut a, now, 1, 0);
+    join(&mut a, now, 2, 0);
+    assert_eq!(
+        commands(&mut a),
+        [Command::GiveUp {
+            caller: 2,
+            why: GiveUp::Full
+        }]
+    );
+    a.handle_timeout(now + s * 60);
+    assert_eq!(
+        commands(&mut a),
+        [Command::GiveUp {
+            caller: 1,
+            why: GiveUp::MaxWait
+        }]
+    );
+    let mut q = QueueConfig::new("q", Strategy::Linear);
+    q.join_empty = false;
+    let mut a = Acd::new(vec![q], 1);
+    join(&mut a, now, 3, 0);
+    assert_eq!(
+        commands(&mut a),
+        [Command::GiveUp {
+            caller: 3,
+            why: GiveUp::NoAgents
+        }]
+    );
+    // Abandons: short ones are not held against the service level.
+    let mut a = acd(queue(Strategy::Linear, &["x"]));
+    a.handle(now, Event::Pause("x".into(), "02".into()));
+    join(&mut a, now, 4, 0);
+    join(&mut a, now, 5, 0);
+    a.handle(now + s * 2, Event::Abandon(4));
+    a.handle(now + s * 30, Event::Abandon(5));
+    let st = a.stats("q").unwrap();
+    assert_eq!((st.abandoned, st.short_abandoned), (2, 1));
+    assert_eq!(st.service_level(), Some(0.0));
+    assert_eq!(a.waiting("q"), 0);
+}
+
+#[test]
+fn an_agent_in_two_queues_gets_one_offer_and_the_last_logout_empties_a_queue() {
+    let now = t0();
+    let mut q1 = QueueConfig::new("q", Strategy::Linear);
+    q1.members = members(&["x"]);
+    q1.leave_when_empty = true;
+    let mut q2 = QueueConfig::new("sales", Strategy::Linear);
+    q2.members = members(&["x"]);
+    let mut a = Acd::new(vec![q1, q2], 3);
+    a.handle(
+        now,
+        Event::Login {
+            agent: "x".into(),
+            queues: vec![],
+        },
+    );
+    join(&mut a, now, 1, 0);
+    a.handle(
+        now,
+        Event::Join {
+            caller: 2,
+            queue: "sales".into(),
+            priority: 9,
+            skills: vec![],
+        },
+    );
+    assert_eq!(offers(&mut a), [(1, "x".into())], "one offer at a time");
+    // Logging out withdraws the offer; the queue that wants agents gives its caller up.
+    a.handle(now, Event::Logout("x".into()));
+    let c = commands(&mut a);
+    assert_eq!(
+        c,
+        [
+            Command::Withdraw {
+                caller: 1,
+                agent: "x".into()
+            },
+            Command::GiveUp {
+                caller: 1,
+                why: GiveUp::NoAgents
+            }
+        ]
+    );
+    assert_eq!((a.waiting("q"), a.waiting("sales")), (0, 1));
+    // A dynamic agent logs in to sales alone and takes its caller.
+    a.handle(
+        now,
+        Event::Login {
+            agent: "d".into(),
+            queues: vec![("sales".into(), 0)],
+        },
+    );
+    assert_eq!(offers(&mut a), [(2, "d".into())]);
+}
