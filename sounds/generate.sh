@@ -62,3 +62,18 @@ say digits/hundred "hundred"
 say digits/thousand "thousand"
 say digits/star "star"
 say digits/pound "pound"
+
+# Music on hold: a slow progression of plucked chords, synthesized here (no recording, no
+# royalties), 16 s, looped by the player.
+mkdir -p moh
+chords=("261.63 329.63 392.00" "220.00 261.63 329.63" "174.61 220.00 261.63" "196.00 246.94 293.66")
+parts=()
+for i in 0 1 2 3 4 5 6 7; do
+  read -r a b c <<<"${chords[$((i % 4))]}"
+  part=$(mktemp --suffix .wav)
+  sox -R -n -r 8000 -c 3 -b 16 -e signed-integer "$part" synth 2 pluck "$a" pluck "$b" pluck "$c" remix 1-3 fade 0.02 2 0.4 vol 0.5
+  parts+=("$part")
+done
+sox -R "${parts[@]}" -r 8000 -c 1 -b 16 -e signed-integer moh/default.wav norm -6
+rm -f "${parts[@]}"
+echo "moh/default.wav: (synthesized chords)"

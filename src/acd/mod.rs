@@ -169,6 +169,8 @@ pub enum Event {
         priority: u32,
         /// What the agent must know.
         skills: Vec<SkillNeed>,
+        /// Longest wait for this caller (the queue's `max_wait` when `None`).
+        max_wait: Option<Duration>,
     },
     /// A waiting caller hung up (abandoned).
     Abandon(CallerId),
@@ -352,6 +354,24 @@ impl Acd {
         self.queues.get(queue).map(|q| &q.stats)
     }
 
+    /// How long an offer of `caller` rings (its queue's ring timeout).
+    pub fn ring_timeout(&self, caller: CallerId) -> Option<Duration> {
+        let c = self.callers.get(&caller)?;
+        self.queues.get(&c.queue).map(|q| q.cfg.ring_timeout)
+    }
+
+    /// Static members of every queue (they are logged in from the start).
+    pub fn static_members(&self) -> Vec<String> {
+        let mut v: Vec<String> = self
+            .queues
+            .values()
+            .flat_map(|q| q.cfg.members.iter().map(|m| m.agent.clone()))
+            .collect();
+        v.sort();
+        v.dedup();
+        v
+    }
+
     /// Answered calls per agent in a queue.
     pub fn answered_by(&self, agent: &str, queue: &str) -> u64 {
         self.agents
@@ -407,7 +427,8 @@ impl Acd {
                 queue,
                 priority,
                 skills,
-            } => self.join(now, caller, queue, priority, skills),
+                max_wait,
+            } => self.join(now, caller, queue, priority, skills, max_wait),
             Event::Abandon(caller) => {
                 if let Some(c) = self.remove_caller(caller) {
                     let waited = now.saturating_duration_since(c.joined);
@@ -506,6 +527,7 @@ impl Acd {
         queue: String,
         priority: u32,
         skills: Vec<SkillNeed>,
+        max_wait: Option<Duration>,
     ) {
         let Some(q) = self.queues.get(&queue) else {
             self.out.push_back(Command::GiveUp {
@@ -521,7 +543,7 @@ impl Acd {
         } else {
             None
         };
-        let max_wait = q.cfg.max_wait;
+        let max_wait = max_wait.or(q.cfg.max_wait);
         let q = self.queues.get_mut(&queue).expect("looked up above");
         q.stats.offered += 1;
         if let Some(why) = why {

@@ -48,6 +48,7 @@ fn join(a: &mut Acd, now: Instant, caller: CallerId, priority: u32) {
             queue: "q".into(),
             priority,
             skills: vec![],
+            max_wait: None,
         },
     );
 }
@@ -312,6 +313,7 @@ fn skills_and_penalties_choose_who_may_take_a_caller() {
             queue: "q".into(),
             priority: 0,
             skills: vec![need("billing", 3)],
+            max_wait: None,
         },
     );
     assert_eq!(offers(&mut a), [(1, "y".into())], "best billing first");
@@ -322,6 +324,7 @@ fn skills_and_penalties_choose_who_may_take_a_caller() {
             queue: "q".into(),
             priority: 0,
             skills: vec![need("spanish", 2)],
+            max_wait: None,
         },
     );
     assert_eq!(offers(&mut a), [(2, "z".into())]);
@@ -332,6 +335,7 @@ fn skills_and_penalties_choose_who_may_take_a_caller() {
             queue: "q".into(),
             priority: 0,
             skills: vec![need("billing", 6)],
+            max_wait: None,
         },
     );
     assert!(
@@ -529,6 +533,7 @@ fn an_agent_in_two_queues_gets_one_offer_and_the_last_logout_empties_a_queue() {
             queue: "sales".into(),
             priority: 9,
             skills: vec![],
+            max_wait: None,
         },
     );
     assert_eq!(offers(&mut a), [(1, "x".into())], "one offer at a time");

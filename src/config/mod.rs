@@ -61,6 +61,54 @@ struct File {
     trunks: Vec<TrunkEntry>,
     #[serde(default)]
     hours: std::collections::BTreeMap<String, Spanned<HoursEntry>>,
+    #[serde(default)]
+    queues: std::collections::BTreeMap<String, Spanned<QueueEntry>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct QueueEntry {
+    strategy: crate::acd::Strategy,
+    #[serde(default)]
+    members: Vec<Spanned<String>>,
+    #[serde(default = "default_15")]
+    ring_timeout_s: u64,
+    #[serde(default = "default_5")]
+    retry_s: u64,
+    #[serde(default)]
+    wrap_up_s: u64,
+    #[serde(default)]
+    max_wait_s: Option<u64>,
+    #[serde(default)]
+    max_len: Option<usize>,
+    #[serde(default = "default_true")]
+    join_empty: bool,
+    #[serde(default)]
+    leave_when_empty: bool,
+    #[serde(default = "default_20")]
+    sl_threshold_s: u64,
+    #[serde(default = "default_5")]
+    short_abandon_s: u64,
+    #[serde(default = "default_3")]
+    auto_pause_after: u32,
+    #[serde(default = "default_moh")]
+    moh: Spanned<String>,
+}
+
+fn default_15() -> u64 {
+    15
+}
+fn default_5() -> u64 {
+    5
+}
+fn default_20() -> u64 {
+    20
+}
+fn default_3() -> u32 {
+    3
+}
+fn default_moh() -> Spanned<String> {
+    Spanned::new(0..0, "moh/default".into())
 }
 
 #[derive(Deserialize)]
@@ -389,6 +437,8 @@ pub struct Config {
     pub hours: std::sync::Arc<std::collections::HashMap<String, crate::hours::Schedule>>,
     /// Extensions.
     pub users: Vec<User>,
+    /// ACD queues, in name order, and each one's music on hold (a sound name).
+    pub queues: Vec<(crate::acd::QueueConfig, String)>,
 }
 
 impl Config {
@@ -725,6 +775,81 @@ impl Config {
                 .map_err(|m| err(h.span(), format!("hours.{name}: {m}"), None))?;
             hours.insert(name.clone(), sched);
         }
+        let mut queues = Vec::new();
+        for (name, q) in &f.queues {
+            let e = q.get_ref();
+            let mut cfg = crate::acd::QueueConfig::new(name, e.strategy);
+            for m in &e.members {
+                let (ext, penalty) = match m.get_ref().split_once(':') {
+                    Some((x, p)) => match p.parse::<u32>() {
+                        Ok(p) => (x.to_string(), p),
+                        Err(_) => {
+                            return Err(err(
+                                m.span(),
+                                format!("queues.{name}: penalty `{p}` is not a number"),
+                                Some("members are \"EXT\" or \"EXT:PENALTY\"".into()),
+                            ))
+                        }
+                    },
+                    None => (m.get_ref().clone(), 0),
+                };
+                if !users.iter().any(|u| u.extension == ext) {
+                    return Err(err(
+                        m.span(),
+                        format!("queues.{name}: no extension `{ext}`"),
+                        Some("members are extensions defined under [[users]]".into()),
+                    ));
+                }
+                cfg.members.push(crate::acd::Member {
+                    agent: ext,
+                    penalty,
+                    weight: 1,
+                });
+            }
+            if e.ring_timeout_s == 0 {
+                return Err(err(
+                    q.span(),
+                    format!("queues.{name}: ring_timeout_s must be at least 1"),
+                    None,
+                ));
+            }
+            cfg.ring_timeout = Duration::from_secs(e.ring_timeout_s);
+            cfg.retry = Duration::from_secs(e.retry_s);
+            cfg.wrap_up = Duration::from_secs(e.wrap_up_s);
+            cfg.max_wait = e.max_wait_s.map(Duration::from_secs);
+            cfg.max_len = e.max_len;
+            cfg.join_empty = e.join_empty;
+            cfg.leave_when_empty = e.leave_when_empty;
+            cfg.sl_threshold = Duration::from_secs(e.sl_threshold_s);
+            cfg.short_abandon = Duration::from_secs(e.short_abandon_s);
+            cfg.auto_pause_after = e.auto_pause_after;
+            if sounds_dir.is_dir()
+                && !sounds_dir
+                    .join(format!("{}.wav", e.moh.get_ref()))
+                    .is_file()
+            {
+                return Err(err(
+                    e.moh.span(),
+                    format!(
+                        "queues.{name}: no music on hold `{}.wav` in the sounds directory",
+                        e.moh.get_ref()
+                    ),
+                    None,
+                ));
+            }
+            queues.push((cfg, e.moh.get_ref().clone()));
+        }
+        for (name, span) in dialplan.queue_refs() {
+            if !queues.iter().any(|(q, _)| &q.name == name) {
+                return Err(ConfigError::at(
+                    &dp_path.display().to_string(),
+                    &dp_text,
+                    span.clone(),
+                    format!("no queue named `{name}` in the config"),
+                    Some(format!("define it under [queues.{name}]")),
+                ));
+            }
+        }
         for (name, span) in dialplan.hours_refs() {
             if !hours.contains_key(name) {
                 return Err(ConfigError::at(
@@ -768,6 +893,7 @@ impl Config {
             sounds_dir,
             warnings,
             hours: std::sync::Arc::new(hours),
+            queues,
             trunks,
             domain,
             listen,

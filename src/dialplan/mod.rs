@@ -33,6 +33,7 @@ pub struct Dialplan {
     sound_refs: Vec<(String, std::ops::Range<usize>)>,
     hours_refs: Vec<(String, std::ops::Range<usize>)>,
     menu_refs: Vec<(String, std::ops::Range<usize>)>,
+    queue_refs: Vec<(String, std::ops::Range<usize>)>,
     blocks: HashMap<String, Block>,
     unused_blocks: Vec<String>,
 }
@@ -203,6 +204,11 @@ enum Op {
     },
     Voicemail(Template),
     VoicemailCheck(Template),
+    Queue {
+        name: String,
+        priority: u32,
+        timeout: Option<Duration>,
+    },
     JumpUnless(Cond, usize),
     Jump(usize),
 }
@@ -304,6 +310,17 @@ pub enum Action {
     /// Answer and run the owner's menu of voicemail box `0`: PIN, new and saved messages,
     /// replay, delete, greeting; the call ends there.
     VoicemailCheck(String),
+    /// Answer, play the queue's music and wait for an agent (bridged when one answers);
+    /// step again only if the queue gives up, with `$status` `timeout`, `full` or
+    /// `noagents`.
+    Queue {
+        /// Queue name (in the config).
+        name: String,
+        /// Higher is served first.
+        priority: u32,
+        /// Longest wait (the queue's `max_wait_s` when `None`).
+        timeout: Option<Duration>,
+    },
     /// Ring a number; step again only if it was not answered, with `$status` set.
     Dial {
         /// Number to ring.
@@ -455,6 +472,7 @@ impl Dialplan {
                         | Op::Record { .. }
                         | Op::Voicemail(_)
                         | Op::VoicemailCheck(_)
+                        | Op::Queue { .. }
                         | Op::Hangup(_)
                         // Ringing waits (an unregistered extension fails at once, which
                         // the step budget still catches at run time).
@@ -570,6 +588,11 @@ impl Dialplan {
             }
         }
         None
+    }
+
+    /// Every queue a `queue` names, with where (for the config to check they exist).
+    pub fn queue_refs(&self) -> &[(String, std::ops::Range<usize>)] {
+        &self.queue_refs
     }
 
     /// Every schedule an `hours("...")` names, with where (for the config to check).
@@ -780,6 +803,17 @@ impl Dialplan {
                 }
                 Op::Voicemail(b) => return Action::Voicemail(b.expand(&cur.vars)),
                 Op::VoicemailCheck(b) => return Action::VoicemailCheck(b.expand(&cur.vars)),
+                Op::Queue {
+                    name,
+                    priority,
+                    timeout,
+                } => {
+                    return Action::Queue {
+                        name: name.clone(),
+                        priority: *priority,
+                        timeout: *timeout,
+                    }
+                }
                 Op::Return => match cur.stack.pop() {
                     Some((loc, pc)) => {
                         cur.loc = loc;

@@ -262,6 +262,7 @@ struct Parser {
     trunks: Vec<(String, Range<usize>)>,
     /// Where each `menu NAME` statement names a menu.
     menu_refs: Vec<(String, Range<usize>)>,
+    queue_refs: Vec<(String, Range<usize>)>,
     /// Menus defined so far.
     menus: HashMap<String, Menu>,
     /// Depth of menu handlers being parsed (`repeat` is allowed inside).
@@ -869,6 +870,58 @@ impl Parser {
                     ops.push(Op::Voicemail(self.template("the voicemail box")?));
                 }
             }
+            "queue" => {
+                let (name, qsp) = self.string("the queue name")?;
+                self.queue_refs.push((name.clone(), qsp));
+                let (mut priority, mut timeout) = (0, None);
+                while let Some(Tok::Ident(k)) = self.peek() {
+                    let k = k.clone();
+                    match k.as_str() {
+                        "priority" => {
+                            self.pos += 1;
+                            priority = match self.bump() {
+                                Some((Tok::Num(n), _)) if n <= 1000 => n as u32,
+                                Some((_, s)) => {
+                                    return Err((s, "priority needs a number 0..1000".into(), None))
+                                }
+                                None => {
+                                    return Err((
+                                        self.end..self.end,
+                                        "priority needs a number".into(),
+                                        None,
+                                    ))
+                                }
+                            };
+                        }
+                        "timeout" => {
+                            self.pos += 1;
+                            timeout = match self.bump() {
+                                Some((Tok::Dur(d), _)) => Some(d),
+                                Some((_, s)) => {
+                                    return Err((
+                                        s,
+                                        "timeout needs a duration like 300s".into(),
+                                        None,
+                                    ))
+                                }
+                                None => {
+                                    return Err((
+                                        self.end..self.end,
+                                        "timeout needs a duration".into(),
+                                        None,
+                                    ))
+                                }
+                            };
+                        }
+                        _ => break,
+                    }
+                }
+                ops.push(Op::Queue {
+                    name,
+                    priority,
+                    timeout,
+                });
+            }
             "call" => {
                 let (name, bsp) = self.ident("a block name")?;
                 self.expect(&Tok::LParen, "`(`")?;
@@ -1000,7 +1053,7 @@ impl Parser {
                 }
             }
             other => {
-                const KNOWN: [&str; 16] = [
+                const KNOWN: [&str; 17] = [
                     "answer",
                     "echo",
                     "play",
@@ -1012,6 +1065,7 @@ impl Parser {
                     "return",
                     "record",
                     "voicemail",
+                    "queue",
                     "dial",
                     "hangup",
                     "goto",
@@ -1047,6 +1101,7 @@ pub fn parse(text: &str, file: &str) -> Result<Dialplan, ConfigError> {
         gotos: Vec::new(),
         trunks: Vec::new(),
         menu_refs: Vec::new(),
+        queue_refs: Vec::new(),
         menus: HashMap::new(),
         in_menu: 0,
         sound_refs: Vec::new(),
@@ -1121,6 +1176,7 @@ pub fn parse(text: &str, file: &str) -> Result<Dialplan, ConfigError> {
         sound_refs: p.sound_refs,
         hours_refs: p.hours_refs,
         menu_refs: p.menu_refs,
+        queue_refs: p.queue_refs,
         unused_blocks: {
             let mut v: Vec<String> = p
                 .blocks

@@ -103,6 +103,8 @@ pub(super) enum Wait {
     Record,
     /// The call is bridged or echoing: only a hang-up ends it.
     HangUp,
+    /// In an ACD queue: music, and offers to agents.
+    Queue,
 }
 
 /// Timers a call can have running.
@@ -117,7 +119,7 @@ pub(super) enum CallTimer {
 }
 
 /// The B side while it is being dialled.
-struct Dialing {
+pub(super) struct Dialing {
     leg: Leg,
     invite_key: TxKey,
     invite: Message,
@@ -137,14 +139,14 @@ pub(super) struct Call {
     /// Whether A got our 2xx.
     answered: bool,
     /// Whether B answered (A and B are bridged).
-    bridged: bool,
+    pub(super) bridged: bool,
     /// The trunk the call came in on.
     from_trunk: Option<String>,
     /// The caller asked to hide its identity (Privacy: id, RFC 3323).
     privacy: bool,
     b: Option<Leg>,
     /// The callee's devices being rung (every registered contact, in parallel).
-    dialing: Vec<Dialing>,
+    pub(super) dialing: Vec<Dialing>,
     /// Final failures of branches rung so far, for the status when all have failed.
     failures: Vec<u16>,
     /// The dialplan in force when the call started, and where the call is in it.
@@ -168,6 +170,8 @@ pub(super) struct Call {
     pending_record: Option<PendingRecord>,
     /// The owner's voicemail menu this call is in (`voicemail check`), and its box.
     pub(super) vm: Option<(String, crate::voicemail::Retrieval)>,
+    /// The ACD queue the call waits in (or was answered from).
+    pub(super) queue: Option<super::queue::QueueCall>,
     /// When the current `collect` gives up waiting for the next key.
     digit_at: Option<Instant>,
     ok_bytes: Option<Bytes>,
@@ -635,6 +639,7 @@ impl Endpoint {
                 collecting: None,
                 pending_record: None,
                 vm: None,
+                queue: None,
                 digit_at: None,
                 ok_bytes: None,
                 ok_interval: self.cfg_t1,
@@ -684,7 +689,7 @@ impl Endpoint {
     }
 
     /// Steps the call's dialplan until it has to wait.
-    fn run_dialplan(&mut self, now: Instant, id: u64) {
+    pub(super) fn run_dialplan(&mut self, now: Instant, id: u64) {
         let Some(plan) = self.calls.calls.get(&id).map(|c| c.plan.clone()) else {
             return;
         };
@@ -698,6 +703,10 @@ impl Endpoint {
             c.wait = Wait::Nothing;
             if c.vm.is_some() {
                 self.run_vm_menu(now, id, ended);
+                return;
+            }
+            if c.queue.is_some() {
+                self.run_queue(now, id);
                 return;
             }
             ended = Wait::Nothing;
@@ -860,6 +869,17 @@ impl Endpoint {
                     tracing::info!(call = id, %mailbox, "voicemail menu");
                     c.vm = Some((mailbox, crate::voicemail::Retrieval::new(pin)));
                 }
+                Action::Queue {
+                    name,
+                    priority,
+                    timeout,
+                } => {
+                    if !self.answer_locally(now, id) {
+                        return;
+                    }
+                    self.join_queue(now, id, &name, priority, timeout);
+                    return;
+                }
                 Action::Dial {
                     target,
                     trunk,
@@ -937,13 +957,13 @@ impl Endpoint {
         });
     }
 
-    fn set_wait(&mut self, id: u64, w: Wait) {
+    pub(super) fn set_wait(&mut self, id: u64, w: Wait) {
         if let Some(c) = self.calls.calls.get_mut(&id) {
             c.wait = w;
         }
     }
 
-    fn set_status(&mut self, id: u64, status: &str) {
+    pub(super) fn set_status(&mut self, id: u64, status: &str) {
         if let Some(c) = self.calls.calls.get_mut(&id) {
             c.cursor.vars.insert("status".into(), status.into());
         }
@@ -1043,7 +1063,13 @@ impl Endpoint {
     }
 
     /// Starts ringing `target`. False (with `$status` set) when it cannot even start.
-    fn dial(&mut self, now: Instant, id: u64, target: &str, timeout: Option<Duration>) -> bool {
+    pub(super) fn dial(
+        &mut self,
+        now: Instant,
+        id: u64,
+        target: &str,
+        timeout: Option<Duration>,
+    ) -> bool {
         let Some(c) = self.calls.calls.get(&id) else {
             return false;
         };
@@ -1340,6 +1366,9 @@ impl Endpoint {
             "call ended"
         );
         self.calls.cdrs.push_back(c.cdr);
+        if let Some(q) = c.queue.take() {
+            self.queue_call_ended(now, id, q);
+        }
         if let Some((sid, pa, pb)) = c.media {
             self.calls
                 .media_out
@@ -1361,7 +1390,7 @@ impl Endpoint {
     }
 
     /// Gives up on every B leg still ringing.
-    fn detach_b(&mut self, now: Instant, id: u64) {
+    pub(super) fn detach_b(&mut self, now: Instant, id: u64) {
         let Some(c) = self.calls.calls.get_mut(&id) else {
             return;
         };
@@ -1700,6 +1729,7 @@ impl Endpoint {
                     self.answer_a(now, id, body);
                 }
                 tracing::info!(call = id, "bridged");
+                self.queue_answered(now, id);
             }
             _ => {
                 tracing::info!(call = id, "callee answered with unusable SDP");
@@ -1716,7 +1746,7 @@ impl Endpoint {
 
     /// Tears down the relay bridge of a dial that failed; a later dial opens a new one. A
     /// caller answered locally before the dial goes back to a local session.
-    fn unbridge(&mut self, id: u64) {
+    pub(super) fn unbridge(&mut self, id: u64) {
         let Some(c) = self.calls.calls.get_mut(&id) else {
             return;
         };
@@ -2167,6 +2197,7 @@ impl Endpoint {
                         }
                     }
                     Some(Wait::Collect) => self.collect_prompt_done(now, id.0),
+                    Some(Wait::Queue) => self.run_queue(now, id.0),
                     _ => {}
                 }
             }

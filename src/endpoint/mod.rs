@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 
 mod b2bua;
 mod mwi;
+mod queue;
 mod trunk_reg;
 mod vm;
 
@@ -110,6 +111,9 @@ pub struct Endpoint {
     mwi: mwi::Subscriptions,
     /// Voicemail messages being recorded, by call and recording number, until saved.
     leaving: HashMap<(u64, u64), (String, crate::voicemail::VmMessage)>,
+    /// The ACD core, and each queue's music on hold.
+    acd: crate::acd::Acd,
+    queue_moh: HashMap<String, String>,
 }
 
 impl Endpoint {
@@ -155,7 +159,23 @@ impl Endpoint {
             mailbox_out: VecDeque::new(),
             mwi: mwi::Subscriptions::default(),
             leaving: HashMap::new(),
+            acd: crate::acd::Acd::new(cfg.queues.iter().map(|(q, _)| q.clone()).collect(), seed),
+            queue_moh: cfg
+                .queues
+                .iter()
+                .map(|(q, m)| (q.name.clone(), m.clone()))
+                .collect(),
         };
+        // Static members take calls from the start.
+        for agent in ep.acd.static_members() {
+            ep.acd.handle(
+                now,
+                crate::acd::Event::Login {
+                    agent,
+                    queues: Vec::new(),
+                },
+            );
+        }
         ep.init_trunk_regs(now);
         ep
     }
@@ -289,6 +309,8 @@ impl Endpoint {
         self.call_timeouts(now);
         self.trunk_reg_timeouts(now);
         self.mwi_timeouts(now);
+        self.acd.handle_timeout(now);
+        self.drain_acd(now);
         for aor in self.registrar.handle_timeout(now) {
             tracing::info!(%aor, "registration expired");
         }
@@ -308,6 +330,7 @@ impl Endpoint {
             self.calls.poll_timeout(),
             self.trunk_regs.poll_timeout(),
             self.mwi.poll_timeout(),
+            self.acd.poll_timeout(),
         ]
         .into_iter()
         .flatten()

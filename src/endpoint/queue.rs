@@ -1,0 +1,187 @@
+//! ACD queues in calls: a caller in a queue hears its music while the ACD core
+//! ([`crate::acd`]) picks agents; each offer rings the agent's extension, the first answer
+//! bridges, and a ring that fails or runs out is reported back so the caller waits on.
+//! Part of the endpoint; it owns the link between calls and the ACD, and the ACD owns
+//! every queue and agent decision.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use super::b2bua::Wait;
+use super::Endpoint;
+use crate::acd::{Command, Event, GiveUp};
+use crate::media::{MediaCommand, SessionId};
+
+/// A call's place in a queue.
+#[derive(Debug)]
+pub(super) struct QueueCall {
+    /// Music on hold, played round.
+    moh: PathBuf,
+    /// The agent being rung.
+    offering: Option<String>,
+    /// The agent who answered.
+    pub(super) agent: Option<String>,
+}
+
+impl Endpoint {
+    /// The dialplan's `queue`: music, and the caller handed to the ACD.
+    pub(super) fn join_queue(
+        &mut self,
+        now: Instant,
+        id: u64,
+        name: &str,
+        priority: u32,
+        timeout: Option<Duration>,
+    ) {
+        let moh = self
+            .queue_moh
+            .get(name)
+            .map(|m| self.sounds_dir.join(format!("{m}.wav")))
+            .unwrap_or_default();
+        let Some(c) = self.calls.calls.get_mut(&id) else {
+            return;
+        };
+        c.queue = Some(QueueCall {
+            moh: moh.clone(),
+            offering: None,
+            agent: None,
+        });
+        tracing::info!(call = id, queue = name, priority, "queued");
+        self.play_paths(id, vec![moh]);
+        self.set_wait(id, Wait::Queue);
+        self.acd.handle(
+            now,
+            Event::Join {
+                caller: id,
+                queue: name.into(),
+                priority,
+                skills: Vec::new(),
+                max_wait: timeout,
+            },
+        );
+        self.drain_acd(now);
+    }
+
+    /// A queued call woke up: its music ended (play it again) or the agent's phone failed
+    /// or rang out (tell the ACD; the caller waits on).
+    pub(super) fn run_queue(&mut self, now: Instant, id: u64) {
+        let Some(c) = self.calls.calls.get_mut(&id) else {
+            return;
+        };
+        if c.bridged {
+            return;
+        }
+        let Some(q) = c.queue.as_mut() else {
+            return;
+        };
+        let failed = if c.dialing.is_empty() {
+            q.offering.take()
+        } else {
+            None
+        };
+        let moh = q.moh.clone();
+        self.play_paths(id, vec![moh]);
+        self.set_wait(id, Wait::Queue);
+        if let Some(agent) = failed {
+            tracing::info!(call = id, %agent, "agent did not take the call");
+            self.acd.handle(now, Event::Refused { caller: id, agent });
+        }
+        self.drain_acd(now);
+    }
+
+    /// The agent being rung answered and the call is bridged.
+    pub(super) fn queue_answered(&mut self, now: Instant, id: u64) {
+        let Some(q) = self.calls.calls.get_mut(&id).and_then(|c| c.queue.as_mut()) else {
+            return;
+        };
+        let Some(agent) = q.offering.take() else {
+            return;
+        };
+        q.agent = Some(agent.clone());
+        tracing::info!(call = id, %agent, "queue call answered");
+        self.acd.handle(now, Event::Answered { caller: id, agent });
+        self.drain_acd(now);
+    }
+
+    /// A queued call ended: the agent's talk ends, or the caller abandoned.
+    pub(super) fn queue_call_ended(&mut self, now: Instant, id: u64, q: QueueCall) {
+        match q.agent {
+            Some(agent) => self.acd.handle(now, Event::CallEnded(agent)),
+            None => self.acd.handle(now, Event::Abandon(id)),
+        }
+    }
+
+    /// Carries out what the ACD decided.
+    pub(super) fn drain_acd(&mut self, now: Instant) {
+        while let Some(cmd) = self.acd.poll_command() {
+            tracing::debug!(?cmd, "acd");
+            match cmd {
+                Command::Offer { caller, agent } => {
+                    let ring = self
+                        .acd
+                        .ring_timeout(caller)
+                        .unwrap_or(Duration::from_secs(15));
+                    let Some(q) = self
+                        .calls
+                        .calls
+                        .get_mut(&caller)
+                        .and_then(|c| c.queue.as_mut())
+                    else {
+                        self.acd.handle(now, Event::Refused { caller, agent });
+                        continue;
+                    };
+                    q.offering = Some(agent.clone());
+                    tracing::info!(call = caller, %agent, "offered to agent");
+                    // The ACD's own ring timer ends the offer; the dial's is a backstop.
+                    if self.dial(now, caller, &agent, Some(ring + Duration::from_secs(2))) {
+                        self.set_wait(caller, Wait::Queue);
+                    } else {
+                        if let Some(q) = self
+                            .calls
+                            .calls
+                            .get_mut(&caller)
+                            .and_then(|c| c.queue.as_mut())
+                        {
+                            q.offering = None;
+                        }
+                        self.acd.handle(now, Event::Refused { caller, agent });
+                    }
+                }
+                Command::Withdraw { caller, agent } => {
+                    let Some(c) = self.calls.calls.get_mut(&caller) else {
+                        continue;
+                    };
+                    let Some(q) = c.queue.as_mut() else {
+                        continue;
+                    };
+                    if q.offering.as_deref() == Some(agent.as_str()) && !c.bridged {
+                        q.offering = None;
+                        self.detach_b(now, caller);
+                        self.unbridge(caller);
+                        self.run_queue(now, caller);
+                    }
+                }
+                Command::GiveUp { caller, why } => {
+                    let Some(c) = self.calls.calls.get_mut(&caller) else {
+                        continue;
+                    };
+                    c.queue = None;
+                    let status = match why {
+                        GiveUp::MaxWait => "timeout",
+                        GiveUp::Full => "full",
+                        GiveUp::NoAgents => "noagents",
+                        GiveUp::UnknownQueue => "failed",
+                    };
+                    tracing::info!(call = caller, status, "queue gave up");
+                    self.detach_b(now, caller);
+                    self.unbridge(caller);
+                    self.calls.media_out.push_back(MediaCommand::StopPlay {
+                        id: SessionId(caller),
+                    });
+                    self.set_status(caller, status);
+                    self.run_dialplan(now, caller);
+                }
+            }
+        }
+    }
+}

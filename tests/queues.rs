@@ -1,0 +1,92 @@
+//! ACD queues with real SIP peers: SIPp callers into a queue, SIPp agents answering.
+
+mod common;
+
+use common::{free_ports, register_callee, scenario, spawn_sipp, Pbx};
+
+const PW1: &str = "demo-1001-change-me";
+const PW2: &str = "demo-1002-change-me";
+
+fn log_has(pbx: &Pbx, what: &str) -> bool {
+    common::wait_until(20, || pbx.log_text().contains(what))
+}
+
+#[test]
+fn a_queued_caller_hears_music_and_is_bridged_to_the_agent_who_answers() {
+    let pbx = Pbx::start();
+    // 1002 is a member of `support`; 1003, the other member, is not registered, so its
+    // offers fail at once and the queue moves on.
+    let port = register_callee(&pbx, "1002", PW2);
+    let agent = spawn_sipp(&scenario("uas_answer.xml"), None, port, &[]);
+    let caller = spawn_sipp(
+        &scenario("uac_call.xml"),
+        Some(pbx.udp),
+        free_ports(1),
+        &["-s", "700", "-au", "1001", "-ap", PW1, "-d", "2000"],
+    );
+    assert!(
+        caller.wait(40),
+        "the caller talked and hung up\n{}",
+        pbx.log_text()
+    );
+    assert!(
+        agent.wait(10),
+        "the agent answered and got the BYE\n{}",
+        pbx.log_text()
+    );
+    assert!(log_has(&pbx, "queued"), "{}", pbx.log_text());
+    assert!(
+        log_has(&pbx, "queue call answered call=1 agent=1002"),
+        "{}",
+        pbx.log_text()
+    );
+}
+
+#[test]
+fn an_agent_who_misses_three_offers_is_paused_and_the_next_one_gets_the_caller() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cfg, _) = common::copy_setup(dir.path());
+    let text = std::fs::read_to_string(&cfg)
+        .unwrap()
+        .replace("strategy = \"longest-idle\"", "strategy = \"linear\"")
+        .replace(
+            "members = [\"1002\", \"1003\"]",
+            "members = [\"1003\", \"1002\"]",
+        )
+        .replace("retry_s = 5", "retry_s = 1");
+    std::fs::write(&cfg, text).unwrap();
+    let pbx = Pbx::start_with(&cfg);
+    // 1003 comes first in the linear queue but is busy every time.
+    let busy_port = register_callee(&pbx, "1003", "demo-1003-change-me");
+    let busy = spawn_sipp(&scenario("uas_busy.xml"), None, busy_port, &["-m", "3"]);
+    let port = register_callee(&pbx, "1002", PW2);
+    let agent = spawn_sipp(&scenario("uas_answer.xml"), None, port, &[]);
+    let caller = spawn_sipp(
+        &scenario("uac_call.xml"),
+        Some(pbx.udp),
+        free_ports(1),
+        &["-s", "700", "-au", "1001", "-ap", PW1, "-d", "8000"],
+    );
+    assert!(
+        caller.wait(40),
+        "the caller got through\n{}",
+        pbx.log_text()
+    );
+    assert!(
+        busy.wait(10),
+        "1003 was offered three calls\n{}",
+        pbx.log_text()
+    );
+    assert!(agent.wait(10), "1002 took it\n{}", pbx.log_text());
+    let log = pbx.log_text();
+    assert_eq!(
+        log.matches("agent did not take the call call=1 agent=1003")
+            .count(),
+        3,
+        "{log}"
+    );
+    assert!(
+        log.contains("queue call answered call=1 agent=1002"),
+        "{log}"
+    );
+}
