@@ -48,6 +48,10 @@ say vm-no-more-messages "There are no more messages."
 say vm-record-greeting "After the tone, say your greeting, then press pound."
 say vm-greeting-saved "Your greeting is saved."
 say vm-closed "This mailbox cannot be opened by phone."
+say agent-logged-in "You are logged in to your queues."
+say agent-logged-out "You are logged out of your queues."
+say agent-paused "You are paused."
+say agent-unpaused "You are available for calls again."
 tone beep
 
 mkdir -p digits

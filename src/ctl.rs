@@ -36,6 +36,17 @@ pub enum Request {
     Reload,
     /// Health and counters.
     Status,
+    /// ACD queues: waiting callers, agents by state, statistics.
+    Queues,
+    /// ACD agents and their states.
+    Agents,
+    /// An agent logs in or out, pauses or unpauses.
+    Agent {
+        /// The agent (extension).
+        agent: String,
+        /// What it does.
+        op: crate::acd::AgentOp,
+    },
 }
 
 /// Instance status.
@@ -77,6 +88,12 @@ pub enum Response {
     },
     /// Status.
     Status(Status),
+    /// Queues.
+    Queues(Vec<crate::acd::QueueView>),
+    /// Agents.
+    Agents(Vec<crate::acd::AgentView>),
+    /// Done.
+    Ok,
     /// The request was not understood.
     Error(String),
 }

@@ -68,6 +68,19 @@ enum CtlCmd {
     Reload,
     /// Show health and counters.
     Status,
+    /// ACD queues: callers waiting, agents by state, service level, ASA, AHT.
+    Queues,
+    /// ACD agents and their states.
+    Agents,
+    /// Log an agent in or out, or pause it (with a reason code) or unpause it.
+    Agent {
+        /// The agent's extension.
+        agent: String,
+        /// login, logout, pause or unpause.
+        action: String,
+        /// Reason code for a pause.
+        reason: Option<String>,
+    },
 }
 
 const DEFAULT_CONFIG: &str = "config/switchboard.toml";
@@ -201,6 +214,25 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
                 CtlCmd::Calls => Request::Calls,
                 CtlCmd::Reload => Request::Reload,
                 CtlCmd::Status => Request::Status,
+                CtlCmd::Queues => Request::Queues,
+                CtlCmd::Agents => Request::Agents,
+                CtlCmd::Agent {
+                    agent,
+                    action,
+                    reason,
+                } => {
+                    use switchboard::acd::AgentOp;
+                    let op = match action.as_str() {
+                        "login" => AgentOp::Login,
+                        "logout" => AgentOp::Logout,
+                        "pause" => AgentOp::Pause(reason.unwrap_or_default()),
+                        "unpause" => AgentOp::Unpause,
+                        other => anyhow::bail!(
+                            "unknown agent action `{other}`: login, logout, pause [REASON] or unpause"
+                        ),
+                    };
+                    Request::Agent { agent, op }
+                }
             };
             let resp = ctl::call(&dir, &req).context("ctl")?;
             if json {
@@ -274,6 +306,59 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
                         );
                     }
                 }
+                Response::Queues(list) => {
+                    println!(
+                        "{:<12} {:<16} {:>7} {:>8} {:>8} {:>8} {:>9} {:>6} {:>7} {:>7}  AGENTS",
+                        "QUEUE",
+                        "STRATEGY",
+                        "WAITING",
+                        "LONGEST",
+                        "OFFERED",
+                        "ANSWERED",
+                        "ABANDONED",
+                        "SL",
+                        "ASA",
+                        "AHT"
+                    );
+                    let pct =
+                        |v: Option<f64>| v.map_or("-".into(), |v| format!("{:.0}%", v * 100.0));
+                    let secs = |v: Option<f64>| v.map_or("-".into(), |v| format!("{v:.0}s"));
+                    for q in &list {
+                        let agents: Vec<String> =
+                            q.agents.iter().map(|(s, n)| format!("{s}:{n}")).collect();
+                        println!(
+                            "{:<12} {:<16} {:>7} {:>7}s {:>8} {:>8} {:>9} {:>6} {:>7} {:>7}  {}",
+                            q.name,
+                            format!("{:?}", q.strategy),
+                            q.waiting,
+                            q.longest_wait_s,
+                            q.stats.offered,
+                            q.stats.answered,
+                            q.stats.abandoned,
+                            pct(q.service_level),
+                            secs(q.asa_s),
+                            secs(q.aht_s),
+                            agents.join(" ")
+                        );
+                    }
+                }
+                Response::Agents(list) => {
+                    println!(
+                        "{:<10} {:<18} {:>8} {:>7}  QUEUES",
+                        "AGENT", "STATE", "ANSWERED", "TALK"
+                    );
+                    for a in &list {
+                        println!(
+                            "{:<10} {:<18} {:>8} {:>6}s  {}",
+                            a.agent,
+                            a.state,
+                            a.answered,
+                            a.talk_s,
+                            a.queues.join(",")
+                        );
+                    }
+                }
+                Response::Ok => println!("ok"),
                 Response::Error(e) => {
                     eprintln!("error: {e}");
                     return Ok(ExitCode::FAILURE);

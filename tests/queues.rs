@@ -90,3 +90,72 @@ fn an_agent_who_misses_three_offers_is_paused_and_the_next_one_gets_the_caller()
         "{log}"
     );
 }
+
+fn agent_state(pbx: &Pbx, agent: &str) -> String {
+    let v = pbx.ctl("agents");
+    v["agents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["agent"] == agent)
+        .map(|a| a["state"].as_str().unwrap().to_string())
+        .unwrap_or_else(|| panic!("{agent} not in {v}"))
+}
+
+/// 1002 dials a feature code; the PBX answers, says so and hangs up.
+fn feature_code(pbx: &Pbx, code: &str) {
+    let call = spawn_sipp(
+        &scenario("uac_wait_bye.xml"),
+        Some(pbx.udp),
+        free_ports(1),
+        &["-s", code, "-au", "1002", "-ap", PW2],
+    );
+    assert!(
+        call.wait(20),
+        "{code} answered and ended\n{}",
+        pbx.log_text()
+    );
+}
+
+#[test]
+fn feature_codes_and_ctl_change_an_agents_state() {
+    let pbx = Pbx::start();
+    assert_eq!(
+        agent_state(&pbx, "1002"),
+        "available",
+        "static members start logged in"
+    );
+    feature_code(&pbx, "*4702");
+    assert_eq!(agent_state(&pbx, "1002"), "paused(02)");
+    feature_code(&pbx, "*48");
+    assert_eq!(agent_state(&pbx, "1002"), "available");
+    feature_code(&pbx, "*46");
+    assert_eq!(agent_state(&pbx, "1002"), "logged-out");
+    let out = std::process::Command::new(common::bin())
+        .args(["ctl", "--state-dir"])
+        .arg(pbx.state.path())
+        .args(["agent", "1002", "login"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(agent_state(&pbx, "1002"), "available");
+    // Not a queue member: refused, and said so.
+    let out = std::process::Command::new(common::bin())
+        .args(["ctl", "--state-dir"])
+        .arg(pbx.state.path())
+        .args(["agent", "1001", "pause", "lunch"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not a member"));
+    let q = pbx.ctl("queues");
+    assert_eq!(q["queues"][0]["name"], "support", "{q}");
+    assert_eq!(
+        q["queues"][0]["agents"]["available"], 2,
+        "1002 and 1003\n{q}"
+    );
+}

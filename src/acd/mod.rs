@@ -235,6 +235,73 @@ pub enum Command {
     },
 }
 
+/// What an agent asks for (feature codes, `ctl agent`).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AgentOp {
+    /// Take calls from its queues.
+    Login,
+    /// Stop taking calls.
+    Logout,
+    /// A break, with a reason code.
+    Pause(String),
+    /// Back from a break.
+    Unpause,
+}
+
+/// A queue now.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct QueueView {
+    /// Name.
+    pub name: String,
+    /// Strategy.
+    pub strategy: Strategy,
+    /// Callers waiting.
+    pub waiting: usize,
+    /// The longest of their waits.
+    pub longest_wait_s: u64,
+    /// Member agents by state.
+    pub agents: std::collections::BTreeMap<String, usize>,
+    /// Service level so far, 0..1.
+    pub service_level: Option<f64>,
+    /// Average speed of answer.
+    pub asa_s: Option<f64>,
+    /// Average handle time.
+    pub aht_s: Option<f64>,
+    /// The counters.
+    pub stats: QueueStats,
+}
+
+/// An agent now.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct AgentView {
+    /// The agent (extension).
+    pub agent: String,
+    /// `logged-out`, `available`, `ringing`, `on-call`, `wrap-up` or `paused(REASON)`.
+    pub state: String,
+    /// Queues it belongs to.
+    pub queues: Vec<String>,
+    /// Queue calls answered.
+    pub answered: u64,
+    /// Talk time on queue calls.
+    pub talk_s: u64,
+    /// Offers missed in a row.
+    pub missed_in_a_row: u32,
+    /// On a call outside the queues.
+    pub busy_elsewhere: bool,
+}
+
+fn state_name(s: &AgentState) -> String {
+    match s {
+        AgentState::LoggedOut => "logged-out".into(),
+        AgentState::Available => "available".into(),
+        AgentState::Ringing => "ringing".into(),
+        AgentState::OnCall => "on-call".into(),
+        AgentState::WrapUp => "wrap-up".into(),
+        AgentState::Paused(r) => format!("paused({r})"),
+    }
+}
+
 struct Agent {
     state: AgentState,
     /// Free since (for longest-idle).
@@ -360,6 +427,13 @@ impl Acd {
         self.queues.get(&c.queue).map(|q| q.cfg.ring_timeout)
     }
 
+    /// Whether `agent` is a static member of some queue.
+    pub fn is_member(&self, agent: &str) -> bool {
+        self.queues
+            .values()
+            .any(|q| q.cfg.members.iter().any(|m| m.agent == agent))
+    }
+
     /// Static members of every queue (they are logged in from the start).
     pub fn static_members(&self) -> Vec<String> {
         let mut v: Vec<String> = self
@@ -369,6 +443,68 @@ impl Acd {
             .collect();
         v.sort();
         v.dedup();
+        v
+    }
+
+    /// Every queue now, for `ctl queues`.
+    pub fn queue_views(&self, now: Instant) -> Vec<QueueView> {
+        self.order
+            .iter()
+            .filter_map(|name| self.queues.get(name))
+            .map(|q| {
+                let longest = q
+                    .waiting
+                    .iter()
+                    .filter_map(|(_, _, c)| self.callers.get(c))
+                    .map(|c| now.saturating_duration_since(c.joined))
+                    .max()
+                    .unwrap_or_default();
+                let mut agents: std::collections::BTreeMap<String, usize> = Default::default();
+                for (id, a) in &self.agents {
+                    if self.membership(q, id).is_some() {
+                        *agents.entry(state_name(&a.state)).or_default() += 1;
+                    }
+                }
+                QueueView {
+                    name: q.cfg.name.clone(),
+                    strategy: q.cfg.strategy,
+                    waiting: q.waiting.len(),
+                    longest_wait_s: longest.as_secs(),
+                    agents,
+                    service_level: q.stats.service_level(),
+                    asa_s: q.stats.asa().map(|d| d.as_secs_f64()),
+                    aht_s: q.stats.aht().map(|d| d.as_secs_f64()),
+                    stats: q.stats.clone(),
+                }
+            })
+            .collect()
+    }
+
+    /// Every agent the ACD knows, for `ctl agents`.
+    pub fn agent_views(&self) -> Vec<AgentView> {
+        let mut v: Vec<AgentView> = self
+            .agents
+            .iter()
+            .map(|(id, a)| AgentView {
+                agent: id.clone(),
+                state: state_name(&a.state),
+                queues: self
+                    .order
+                    .iter()
+                    .filter(|n| {
+                        self.queues
+                            .get(*n)
+                            .is_some_and(|q| self.membership(q, id).is_some())
+                    })
+                    .cloned()
+                    .collect(),
+                answered: a.answered.values().sum(),
+                talk_s: a.talk.as_secs(),
+                missed_in_a_row: a.missed,
+                busy_elsewhere: a.busy,
+            })
+            .collect();
+        v.sort_by(|a, b| a.agent.cmp(&b.agent));
         v
     }
 
@@ -478,30 +614,30 @@ impl Acd {
             Event::Refused { caller, agent } => self.missed(now, caller, &agent),
             Event::CallEnded(agent) => {
                 if let Some(a) = self.agents.get_mut(&agent) {
-                    if a.state == AgentState::OnCall {
-                        if let Some((since, q)) = a.talk_since.take() {
-                            let talk = now.saturating_duration_since(since);
-                            a.talk += talk;
-                            let wrap = self
-                                .queues
-                                .get(&q)
-                                .map_or(Duration::ZERO, |q| q.cfg.wrap_up);
-                            if let Some(q) = self.queues.get_mut(&q) {
-                                q.stats.handled(talk, wrap);
-                            }
-                            if wrap.is_zero() {
-                                a.state = AgentState::Available;
-                                a.idle_since = now;
-                            } else {
-                                a.state = AgentState::WrapUp;
-                                a.wrap_until = Some(now + wrap);
-                                self.timers.push(Reverse((
-                                    now + wrap,
-                                    Timer::WrapUp,
-                                    agent.clone(),
-                                    0,
-                                )));
-                            }
+                    // Talk counts even if the agent paused or logged out meanwhile; only
+                    // an agent still on the call goes on to wrap-up.
+                    if let Some((since, q)) = a.talk_since.take() {
+                        let talk = now.saturating_duration_since(since);
+                        a.talk += talk;
+                        let wrap = self
+                            .queues
+                            .get(&q)
+                            .map_or(Duration::ZERO, |q| q.cfg.wrap_up);
+                        if let Some(q) = self.queues.get_mut(&q) {
+                            q.stats.handled(talk, wrap);
+                        }
+                        if a.state == AgentState::OnCall && wrap.is_zero() {
+                            a.state = AgentState::Available;
+                            a.idle_since = now;
+                        } else if a.state == AgentState::OnCall {
+                            a.state = AgentState::WrapUp;
+                            a.wrap_until = Some(now + wrap);
+                            self.timers.push(Reverse((
+                                now + wrap,
+                                Timer::WrapUp,
+                                agent.clone(),
+                                0,
+                            )));
                         }
                     }
                 }

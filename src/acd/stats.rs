@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 /// One queue's counters.
-#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct QueueStats {
     /// Callers who came to the queue (joined or turned away).
     pub offered: u64,

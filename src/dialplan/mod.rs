@@ -209,6 +209,8 @@ enum Op {
         priority: u32,
         timeout: Option<Duration>,
     },
+    /// `agent login|logout|pause ["REASON"]|unpause`: the caller as an ACD agent.
+    Agent(crate::acd::AgentOp, Option<Template>),
     JumpUnless(Cond, usize),
     Jump(usize),
 }
@@ -321,6 +323,9 @@ pub enum Action {
         /// Longest wait (the queue's `max_wait_s` when `None`).
         timeout: Option<Duration>,
     },
+    /// The calling extension, as an ACD agent, logs in or out, pauses or unpauses; step
+    /// again at once, with `$status` `ok` or `failed` (not a queue member).
+    Agent(crate::acd::AgentOp),
     /// Ring a number; step again only if it was not answered, with `$status` set.
     Dial {
         /// Number to ring.
@@ -803,6 +808,15 @@ impl Dialplan {
                 }
                 Op::Voicemail(b) => return Action::Voicemail(b.expand(&cur.vars)),
                 Op::VoicemailCheck(b) => return Action::VoicemailCheck(b.expand(&cur.vars)),
+                Op::Agent(op, reason) => {
+                    let op = match (op, reason) {
+                        (crate::acd::AgentOp::Pause(_), Some(t)) => {
+                            crate::acd::AgentOp::Pause(t.expand(&cur.vars))
+                        }
+                        (op, _) => op.clone(),
+                    };
+                    return Action::Agent(op);
+                }
                 Op::Queue {
                     name,
                     priority,

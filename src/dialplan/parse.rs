@@ -870,6 +870,32 @@ impl Parser {
                     ops.push(Op::Voicemail(self.template("the voicemail box")?));
                 }
             }
+            "agent" => {
+                use crate::acd::AgentOp;
+                let (what, wsp) = self.ident("login, logout, pause or unpause")?;
+                let op = match what.as_str() {
+                    "login" => AgentOp::Login,
+                    "logout" => AgentOp::Logout,
+                    "pause" => AgentOp::Pause(String::new()),
+                    "unpause" => AgentOp::Unpause,
+                    _ => return Err((
+                        wsp,
+                        format!("unknown agent action `{what}`"),
+                        Some(
+                            "agent login, agent logout, agent pause [\"REASON\"] or agent unpause"
+                                .into(),
+                        ),
+                    )),
+                };
+                let reason = if matches!(op, AgentOp::Pause(_))
+                    && matches!(self.peek(), Some(Tok::Str(_)))
+                {
+                    Some(self.template("a reason code")?)
+                } else {
+                    None
+                };
+                ops.push(Op::Agent(op, reason));
+            }
             "queue" => {
                 let (name, qsp) = self.string("the queue name")?;
                 self.queue_refs.push((name.clone(), qsp));
@@ -1053,7 +1079,7 @@ impl Parser {
                 }
             }
             other => {
-                const KNOWN: [&str; 17] = [
+                const KNOWN: [&str; 18] = [
                     "answer",
                     "echo",
                     "play",
@@ -1066,6 +1092,7 @@ impl Parser {
                     "record",
                     "voicemail",
                     "queue",
+                    "agent",
                     "dial",
                     "hangup",
                     "goto",

@@ -283,6 +283,14 @@ async fn sip_task(
                 Input::Ctl(CtlRequest::Reload, reply) => {
                     let _ = reply.send(reload(&mut ep, &mut io, now));
                 }
+                Input::Ctl(CtlRequest::Agent { agent, op }, reply) => {
+                    let r = match ep.agent_action(now, &agent, op) {
+                        Ok(()) => CtlResponse::Ok,
+                        Err(e) => CtlResponse::Error(e),
+                    };
+                    flush(&mut ep, &io);
+                    let _ = reply.send(r);
+                }
                 Input::Ctl(req, reply) => {
                     let _ = reply.send(ctl_answer(&ep, &io, req, now, started, &listening));
                 }
@@ -315,6 +323,9 @@ fn ctl_answer(
     match req {
         // Handled by the SIP task itself, which may change the endpoint.
         CtlRequest::Reload => CtlResponse::Error("reload is handled elsewhere".into()),
+        CtlRequest::Agent { .. } => CtlResponse::Error("agent is handled elsewhere".into()),
+        CtlRequest::Queues => CtlResponse::Queues(ep.queues(now)),
+        CtlRequest::Agents => CtlResponse::Agents(ep.agents()),
         CtlRequest::Registrations => CtlResponse::Registrations(ep.registrations(now)),
         CtlRequest::Calls => CtlResponse::Calls(
             ep.calls(now)

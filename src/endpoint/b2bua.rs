@@ -869,6 +869,16 @@ impl Endpoint {
                     tracing::info!(call = id, %mailbox, "voicemail menu");
                     c.vm = Some((mailbox, crate::voicemail::Retrieval::new(pin)));
                 }
+                Action::Agent(op) => {
+                    let Some(c) = self.calls.calls.get(&id) else {
+                        return;
+                    };
+                    // Only our own extensions' calls speak for an agent.
+                    let agent = c.cdr.caller.clone();
+                    let own = c.from_trunk.is_none() && self.users.contains_key(&agent);
+                    let ok = own && self.agent_op(now, &agent, op).is_ok();
+                    self.set_status(id, if ok { "ok" } else { "failed" });
+                }
                 Action::Queue {
                     name,
                     priority,

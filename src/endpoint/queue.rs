@@ -24,6 +24,57 @@ pub(super) struct QueueCall {
 }
 
 impl Endpoint {
+    /// Queues now, for `ctl queues`.
+    pub fn queues(&self, now: Instant) -> Vec<crate::acd::QueueView> {
+        self.acd.queue_views(now)
+    }
+
+    /// Agents now, for `ctl agents`.
+    pub fn agents(&self) -> Vec<crate::acd::AgentView> {
+        self.acd.agent_views()
+    }
+
+    /// An agent logs in or out, pauses or comes back (`ctl agent`); only a member of some
+    /// queue is an agent.
+    pub fn agent_action(
+        &mut self,
+        now: Instant,
+        agent: &str,
+        op: crate::acd::AgentOp,
+    ) -> Result<(), String> {
+        let r = self.agent_op(now, agent, op);
+        self.drain(now);
+        r
+    }
+
+    /// [`Self::agent_action`] from inside the core (a feature code in the dialplan).
+    pub(super) fn agent_op(
+        &mut self,
+        now: Instant,
+        agent: &str,
+        op: crate::acd::AgentOp,
+    ) -> Result<(), String> {
+        if !self.acd.is_member(agent) {
+            return Err(format!("{agent} is not a member of any queue"));
+        }
+        tracing::info!(%agent, ?op, "agent");
+        let ev = match op {
+            crate::acd::AgentOp::Login => Event::Login {
+                agent: agent.into(),
+                queues: Vec::new(),
+            },
+            crate::acd::AgentOp::Logout => Event::Logout(agent.into()),
+            crate::acd::AgentOp::Pause(r) => {
+                let r = if r.is_empty() { "break".into() } else { r };
+                Event::Pause(agent.into(), r)
+            }
+            crate::acd::AgentOp::Unpause => Event::Unpause(agent.into()),
+        };
+        self.acd.handle(now, ev);
+        self.drain_acd(now);
+        Ok(())
+    }
+
     /// The dialplan's `queue`: music, and the caller handed to the ACD.
     pub(super) fn join_queue(
         &mut self,
