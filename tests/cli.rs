@@ -154,3 +154,19 @@ fn ctl_without_a_running_instance_says_so() {
         "{err}"
     );
 }
+
+#[test]
+fn dead_dialplan_is_warned_about_where_it_is_defined() {
+    let (ok, out, err) = check("tests/fixtures/warn/dead.toml");
+    assert!(ok, "warnings do not fail the check\n{out}{err}");
+    assert!(
+        out.contains("warning: menu `orphan` is never used\n  --> tests/fixtures/warn/dead.dp:9:6"),
+        "{out}"
+    );
+    assert!(
+        out.contains("block `helper` is never reached")
+            && out.contains("--> tests/fixtures/warn/dead.dp:13:7")
+            && out.contains("^^^^^^"),
+        "{out}"
+    );
+}

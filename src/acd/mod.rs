@@ -394,6 +394,54 @@ impl Acd {
         }
     }
 
+    /// Takes in reloaded queue definitions: changed rules apply from the next decision,
+    /// new queues open, and a queue no longer defined closes once no caller waits in it
+    /// (callers already there are served as before). New static members are logged in.
+    pub fn reconfigure(&mut self, now: Instant, queues: Vec<QueueConfig>) {
+        let names: Vec<String> = queues.iter().map(|q| q.name.clone()).collect();
+        for cfg in queues {
+            match self.queues.get_mut(&cfg.name) {
+                Some(q) => q.cfg = cfg,
+                None => {
+                    self.queues.insert(
+                        cfg.name.clone(),
+                        Queue {
+                            cfg,
+                            waiting: BTreeSet::new(),
+                            last: None,
+                            stats: QueueStats::default(),
+                        },
+                    );
+                }
+            }
+        }
+        self.queues
+            .retain(|name, q| names.contains(name) || !q.waiting.is_empty());
+        let mut order = names;
+        order.extend(
+            self.order
+                .iter()
+                .filter(|n| self.queues.contains_key(*n))
+                .cloned(),
+        );
+        order.dedup();
+        let mut seen = std::collections::HashSet::new();
+        order.retain(|n| seen.insert(n.clone()));
+        self.order = order;
+        for agent in self.static_members() {
+            if !self.agents.contains_key(&agent) {
+                self.handle(
+                    now,
+                    Event::Login {
+                        agent,
+                        queues: Vec::new(),
+                    },
+                );
+            }
+        }
+        self.dispatch(now);
+    }
+
     /// Next command for the call layer.
     pub fn poll_command(&mut self) -> Option<Command> {
         self.out.pop_front()

@@ -564,3 +564,38 @@ fn an_agent_in_two_queues_gets_one_offer_and_the_last_logout_empties_a_queue() {
     );
     assert_eq!(offers(&mut a), [(2, "d".into())]);
 }
+
+#[test]
+fn a_reload_changes_rules_opens_queues_and_closes_emptied_ones() {
+    let now = t0();
+    let mut a = acd(queue(Strategy::Linear, &["x", "y"]));
+    a.handle(now, Event::Pause("x".into(), "r".into()));
+    a.handle(now, Event::Pause("y".into(), "r".into()));
+    join(&mut a, now, 1, 0);
+    // `q` is gone from the new config but keeps its waiting caller; `sales` is new.
+    let mut sales = QueueConfig::new("sales", Strategy::Linear);
+    sales.members = members(&["z"]);
+    a.reconfigure(now, vec![sales]);
+    assert_eq!(a.waiting("q"), 1);
+    assert_eq!(
+        a.agent_state("z"),
+        AgentState::Available,
+        "a new member is logged in"
+    );
+    a.handle(now, Event::Unpause("y".into()));
+    assert_eq!(
+        offers(&mut a),
+        [(1, "y".into())],
+        "the old queue still serves its caller"
+    );
+    a.handle(
+        now,
+        Event::Answered {
+            caller: 1,
+            agent: "y".into(),
+        },
+    );
+    a.reconfigure(now, vec![QueueConfig::new("sales", Strategy::RingAll)]);
+    assert!(a.stats("q").is_none(), "closed once empty");
+    assert!(a.stats("sales").is_some());
+}

@@ -861,19 +861,38 @@ impl Config {
                 ));
             }
         }
+        // Dead dialplan is worth a warning, located like an error.
+        let dp_name = dp_path.display().to_string();
+        let locate = |what: String, msg: String, hint: &str| match dialplan.definition(&what) {
+            Some(span) => {
+                let e = ConfigError::at(&dp_name, &dp_text, span, msg, Some(hint.into()));
+                let text = e.to_string();
+                text.strip_prefix("error: ")
+                    .unwrap_or(&text)
+                    .trim_end()
+                    .to_string()
+            }
+            None => format!("{dp_name}: {msg}"),
+        };
         for m in dialplan.unused_menus() {
-            warnings.push(format!("{}: menu `{m}` is never used", dp_path.display()));
+            warnings.push(locate(
+                format!("menu `{m}`"),
+                format!("menu `{m}` is never used"),
+                "enter it with `menu NAME` from a route, or delete it",
+            ));
         }
         for what in dialplan.unreachable() {
-            warnings.push(format!(
-                "{}: {what} is never reached: only unused or unreachable menus and blocks lead to it",
-                dp_path.display()
+            warnings.push(locate(
+                what.clone(),
+                format!("{what} is never reached: only unused or unreachable menus and blocks lead to it"),
+                "lead to it from a context's route, or delete it",
             ));
         }
         for b in dialplan.unused_blocks() {
-            warnings.push(format!(
-                "{}: block `{b}` is never called",
-                dp_path.display()
+            warnings.push(locate(
+                format!("block `{b}`"),
+                format!("block `{b}` is never called"),
+                "enter it with `call NAME(...)`, or delete it",
             ));
         }
         let ring = *f.calls.ring_timeout_s.get_ref();

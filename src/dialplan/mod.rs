@@ -34,6 +34,8 @@ pub struct Dialplan {
     hours_refs: Vec<(String, std::ops::Range<usize>)>,
     menu_refs: Vec<(String, std::ops::Range<usize>)>,
     queue_refs: Vec<(String, std::ops::Range<usize>)>,
+    /// Where each menu and block is defined, by "menu `NAME`" / "block `NAME`".
+    defs: HashMap<String, std::ops::Range<usize>>,
     blocks: HashMap<String, Block>,
     unused_blocks: Vec<String>,
 }
@@ -593,6 +595,11 @@ impl Dialplan {
             }
         }
         None
+    }
+
+    /// Where a menu or block is defined: `what` as "menu `NAME`" or "block `NAME`".
+    pub fn definition(&self, what: &str) -> Option<std::ops::Range<usize>> {
+        self.defs.get(what).cloned()
     }
 
     /// Every queue a `queue` names, with where (for the config to check they exist).

@@ -263,6 +263,7 @@ struct Parser {
     /// Where each `menu NAME` statement names a menu.
     menu_refs: Vec<(String, Range<usize>)>,
     queue_refs: Vec<(String, Range<usize>)>,
+    defs: HashMap<String, Range<usize>>,
     /// Menus defined so far.
     menus: HashMap<String, Menu>,
     /// Depth of menu handlers being parsed (`repeat` is allowed inside).
@@ -496,6 +497,7 @@ impl Parser {
                 None,
             ));
         }
+        self.defs.insert(format!("menu `{name}`"), nsp.clone());
         if self.menus.insert(name.clone(), m).is_some() {
             return Err((nsp, format!("menu `{name}` is defined twice"), None));
         }
@@ -505,6 +507,7 @@ impl Parser {
     /// `block NAME(param, ...) { statements }`: a reusable piece of dialplan.
     fn block_def(&mut self) -> PResult<()> {
         let (name, nsp) = self.ident("a block name")?;
+        self.defs.insert(format!("block `{name}`"), nsp.clone());
         self.expect(&Tok::LParen, "`(`")?;
         let mut params = Vec::new();
         loop {
@@ -1129,6 +1132,7 @@ pub fn parse(text: &str, file: &str) -> Result<Dialplan, ConfigError> {
         trunks: Vec::new(),
         menu_refs: Vec::new(),
         queue_refs: Vec::new(),
+        defs: HashMap::new(),
         menus: HashMap::new(),
         in_menu: 0,
         sound_refs: Vec::new(),
@@ -1204,6 +1208,7 @@ pub fn parse(text: &str, file: &str) -> Result<Dialplan, ConfigError> {
         hours_refs: p.hours_refs,
         menu_refs: p.menu_refs,
         queue_refs: p.queue_refs,
+        defs: p.defs,
         unused_blocks: {
             let mut v: Vec<String> = p
                 .blocks

@@ -186,7 +186,7 @@ impl Endpoint {
     }
 
     /// Takes in a reloaded configuration: users, trunks, registrar limits, digest
-    /// algorithms, ring timeout, sounds and the dialplan. Calls already up keep the
+    /// algorithms, ring timeout, sounds, queues and the dialplan. Calls already up keep the
     /// dialplan they started with; new calls get the new one. What cannot change without a
     /// restart (listeners, RTP range, domain, state) is the caller's to report.
     pub fn reload(&mut self, now: Instant, cfg: &Config) {
@@ -203,6 +203,13 @@ impl Endpoint {
         self.default_context = cfg.default_context.clone();
         self.sounds_dir = cfg.sounds_dir.clone();
         self.hours = cfg.hours.clone();
+        self.acd
+            .reconfigure(now, cfg.queues.iter().map(|(q, _)| q.clone()).collect());
+        self.queue_moh = cfg
+            .queues
+            .iter()
+            .map(|(q, m)| (q.name.clone(), m.clone()))
+            .collect();
         if self.trunks != cfg.trunks {
             self.trunks = cfg.trunks.clone();
             self.trunk_regs = trunk_reg::TrunkRegs::default();
@@ -211,8 +218,11 @@ impl Endpoint {
         tracing::info!(
             users = self.users.len(),
             trunks = self.trunks.len(),
+            queues = cfg.queues.len(),
             "configuration reloaded"
         );
+        self.drain_acd(now);
+        self.drain(now);
     }
 
     /// Ends every call (each leaves its CDR) before the process stops; drain the outputs
