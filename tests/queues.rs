@@ -159,3 +159,55 @@ fn feature_codes_and_ctl_change_an_agents_state() {
         "1002 and 1003\n{q}"
     );
 }
+
+#[test]
+fn an_agent_on_a_direct_call_is_not_offered_queue_calls() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cfg, _) = common::copy_setup(dir.path());
+    let text = std::fs::read_to_string(&cfg)
+        .unwrap()
+        .replace("members = [\"1002\", \"1003\"]", "members = [\"1002\"]");
+    std::fs::write(&cfg, text).unwrap();
+    let pbx = Pbx::start_with(&cfg);
+    // 1002 is on a call of its own (the echo test) when a caller joins the queue.
+    let own = spawn_sipp(
+        &scenario("uac_call.xml"),
+        Some(pbx.udp),
+        free_ports(1),
+        &["-s", "600", "-au", "1002", "-ap", PW2, "-d", "4000"],
+    );
+    assert!(
+        common::wait_until(10, || pbx.log_text().contains("call started call=1")),
+        "{}",
+        pbx.log_text()
+    );
+    let port = free_ports(1);
+    let reg = spawn_sipp(
+        &scenario("register_auth.xml"),
+        Some(pbx.udp),
+        port,
+        &["-s", "1002", "-au", "1002", "-ap", PW2],
+    );
+    assert!(reg.wait(20));
+    let agent = spawn_sipp(&scenario("uas_answer.xml"), None, port, &[]);
+    let caller = spawn_sipp(
+        &scenario("uac_call.xml"),
+        Some(pbx.udp),
+        free_ports(1),
+        &["-s", "700", "-au", "1001", "-ap", PW1, "-d", "9000"],
+    );
+    assert!(own.wait(20), "{}", pbx.log_text());
+    assert!(caller.wait(30), "{}", pbx.log_text());
+    assert!(agent.wait(10), "{}", pbx.log_text());
+    let log = pbx.log_text();
+    let own_end = log
+        .find("call ended call=1")
+        .expect("1002's own call ended");
+    let offered = log
+        .find("offered to agent call=2 agent=1002")
+        .expect("1002 offered the queue call");
+    assert!(
+        offered > own_end,
+        "offered only once its own call was over\n{log}"
+    );
+}

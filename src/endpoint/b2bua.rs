@@ -172,6 +172,10 @@ pub(super) struct Call {
     pub(super) vm: Option<(String, crate::voicemail::Retrieval)>,
     /// The ACD queue the call waits in (or was answered from).
     pub(super) queue: Option<super::queue::QueueCall>,
+    /// The extension a `dial` rings (none for a trunk).
+    b_ext: Option<String>,
+    /// Extensions this call keeps busy (the ACD hears when they are free again).
+    pub(super) devices: Vec<String>,
     /// When the current `collect` gives up waiting for the next key.
     digit_at: Option<Instant>,
     ok_bytes: Option<Bytes>,
@@ -593,6 +597,8 @@ impl Endpoint {
         self.calls.next_id += 1;
         let local_tag = Bytes::from(self.tag());
         let a = uas_leg(&msg, &peer, local_tag.clone());
+        let trunk_call = trunk.is_some();
+        let caller_ext = caller.clone();
         let cdr = Cdr {
             call: id,
             sip_call_id: String::from_utf8_lossy(&a.call_id).into_owned(),
@@ -640,6 +646,8 @@ impl Endpoint {
                 pending_record: None,
                 vm: None,
                 queue: None,
+                b_ext: None,
+                devices: Vec::new(),
                 digit_at: None,
                 ok_bytes: None,
                 ok_interval: self.cfg_t1,
@@ -651,6 +659,9 @@ impl Endpoint {
                 cdr,
             },
         );
+        if !trunk_call {
+            self.device_in_use(now, id, &caller_ext);
+        }
         self.run_dialplan(now, id);
     }
 
@@ -1132,6 +1143,11 @@ impl Endpoint {
             };
             started |= self.dial_out(now, id, out, timeout);
         }
+        if started {
+            if let Some(c) = self.calls.calls.get_mut(&id) {
+                c.b_ext = Some(target.to_string());
+            }
+        }
         started
     }
 
@@ -1378,6 +1394,9 @@ impl Endpoint {
         self.calls.cdrs.push_back(c.cdr);
         if let Some(q) = c.queue.take() {
             self.queue_call_ended(now, id, q);
+        }
+        for ext in std::mem::take(&mut c.devices) {
+            self.device_free(now, &ext);
         }
         if let Some((sid, pa, pb)) = c.media {
             self.calls
@@ -1739,6 +1758,9 @@ impl Endpoint {
                     self.answer_a(now, id, body);
                 }
                 tracing::info!(call = id, "bridged");
+                if let Some(ext) = self.calls.calls.get(&id).and_then(|c| c.b_ext.clone()) {
+                    self.device_in_use(now, id, &ext);
+                }
                 self.queue_answered(now, id);
             }
             _ => {

@@ -114,6 +114,8 @@ pub struct Endpoint {
     /// The ACD core, and each queue's music on hold.
     acd: crate::acd::Acd,
     queue_moh: HashMap<String, String>,
+    /// Calls each extension is on, for the ACD's device state.
+    in_use: HashMap<String, u32>,
 }
 
 impl Endpoint {
@@ -165,6 +167,7 @@ impl Endpoint {
                 .iter()
                 .map(|(q, m)| (q.name.clone(), m.clone()))
                 .collect(),
+            in_use: HashMap::new(),
         };
         // Static members take calls from the start.
         for agent in ep.acd.static_members() {
@@ -372,6 +375,8 @@ impl Endpoint {
 
     fn drain(&mut self, now: Instant) {
         loop {
+            // What the ACD decided on the last events (a hang-up freeing an agent, ...).
+            self.drain_acd(now);
             while let Some(t) = self.tx.poll_transmit() {
                 self.out.push_back(t);
             }

@@ -162,6 +162,37 @@ impl Endpoint {
         }
     }
 
+    /// Extension `ext` is on call `id` (calling, or answered): an agent among them is not
+    /// offered queue calls meanwhile.
+    pub(super) fn device_in_use(&mut self, now: Instant, id: u64, ext: &str) {
+        let Some(c) = self.calls.calls.get_mut(&id) else {
+            return;
+        };
+        if c.devices.iter().any(|d| d == ext) {
+            return;
+        }
+        c.devices.push(ext.to_string());
+        let n = self.in_use.entry(ext.to_string()).or_default();
+        *n += 1;
+        if *n == 1 && self.acd.is_member(ext) {
+            self.acd.handle(now, Event::Busy(ext.into(), true));
+        }
+    }
+
+    /// A call that kept `ext` busy ended.
+    pub(super) fn device_free(&mut self, now: Instant, ext: &str) {
+        let Some(n) = self.in_use.get_mut(ext) else {
+            return;
+        };
+        *n -= 1;
+        if *n == 0 {
+            self.in_use.remove(ext);
+            if self.acd.is_member(ext) {
+                self.acd.handle(now, Event::Busy(ext.into(), false));
+            }
+        }
+    }
+
     /// Carries out what the ACD decided.
     pub(super) fn drain_acd(&mut self, now: Instant) {
         while let Some(cmd) = self.acd.poll_command() {
