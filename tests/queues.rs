@@ -40,6 +40,37 @@ fn a_queued_caller_hears_music_and_is_bridged_to_the_agent_who_answers() {
         "{}",
         pbx.log_text()
     );
+    // The queue log tells the call's story, one JSON line per event.
+    let path = pbx.state.path().join("queue_log.jsonl");
+    let events = || -> Vec<serde_json::Value> {
+        std::fs::read_to_string(&path)
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("a JSON line"))
+            .collect()
+    };
+    assert!(
+        common::wait_until(10, || events().iter().any(|e| e["event"] == "complete")),
+        "{:?}",
+        events()
+    );
+    let story: Vec<String> = events()
+        .iter()
+        .filter(|e| e["queue"] == "support")
+        .map(|e| {
+            format!(
+                "{} {}",
+                e["event"].as_str().unwrap(),
+                e["agent"].as_str().unwrap_or("-")
+            )
+        })
+        .collect();
+    assert_eq!(
+        story,
+        ["join -", "offer 1002", "answer 1002", "complete 1002"],
+        "{:?}",
+        events()
+    );
 }
 
 #[test]

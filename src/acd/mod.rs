@@ -249,6 +249,24 @@ pub enum AgentOp {
     Unpause,
 }
 
+/// One line of the queue log: what happened, when, to which queue, caller and agent.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LogRecord {
+    /// When.
+    pub at: Instant,
+    /// `join`, `offer`, `answer`, `miss`, `abandon`, `give-up`, `complete`, `login`,
+    /// `logout`, `pause`, `unpause`.
+    pub event: &'static str,
+    /// The queue (empty for agent events).
+    pub queue: String,
+    /// The caller, if any.
+    pub caller: Option<CallerId>,
+    /// The agent, if any.
+    pub agent: Option<String>,
+    /// Details: the wait or talk in ms, a priority, a reason.
+    pub detail: Vec<(&'static str, String)>,
+}
+
 /// A queue now.
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct QueueView {
@@ -363,6 +381,7 @@ pub struct Acd {
     out: VecDeque<Command>,
     timers: BinaryHeap<Reverse<(Instant, Timer, String, CallerId)>>,
     rng: SmallRng,
+    log: VecDeque<LogRecord>,
 }
 
 impl Acd {
@@ -391,6 +410,7 @@ impl Acd {
             out: VecDeque::new(),
             timers: BinaryHeap::new(),
             rng: SmallRng::seed_from_u64(seed),
+            log: VecDeque::new(),
         }
     }
 
@@ -440,6 +460,30 @@ impl Acd {
             }
         }
         self.dispatch(now);
+    }
+
+    /// Next line for the queue log.
+    pub fn poll_log(&mut self) -> Option<LogRecord> {
+        self.log.pop_front()
+    }
+
+    fn note(
+        &mut self,
+        at: Instant,
+        event: &'static str,
+        queue: &str,
+        caller: Option<CallerId>,
+        agent: Option<&str>,
+        detail: Vec<(&'static str, String)>,
+    ) {
+        self.log.push_back(LogRecord {
+            at,
+            event,
+            queue: queue.into(),
+            caller,
+            agent: agent.map(str::to_string),
+            detail,
+        });
     }
 
     /// Next command for the call layer.
@@ -619,12 +663,22 @@ impl Acd {
                     if let Some(q) = self.queues.get_mut(&c.queue) {
                         q.stats.abandoned(waited, q.cfg.short_abandon);
                     }
+                    let ms = waited.as_millis().to_string();
+                    self.note(
+                        now,
+                        "abandon",
+                        &c.queue,
+                        Some(caller),
+                        None,
+                        vec![("wait_ms", ms)],
+                    );
                     for a in c.ringing {
                         self.withdraw(&a, caller);
                     }
                 }
             }
             Event::Login { agent, queues } => {
+                self.note(now, "login", "", None, Some(&agent), Vec::new());
                 let a = self.agent(&agent, now);
                 a.dynamic = queues;
                 if a.state == AgentState::LoggedOut {
@@ -634,14 +688,23 @@ impl Acd {
                 }
             }
             Event::Logout(agent) => {
+                self.note(now, "logout", "", None, Some(&agent), Vec::new());
                 self.free_offer(&agent);
                 if let Some(a) = self.agents.get_mut(&agent) {
                     a.state = AgentState::LoggedOut;
                     a.wrap_until = None;
                 }
-                self.empty_queues();
+                self.empty_queues(now);
             }
             Event::Pause(agent, reason) => {
+                self.note(
+                    now,
+                    "pause",
+                    "",
+                    None,
+                    Some(&agent),
+                    vec![("reason", reason.clone())],
+                );
                 self.free_offer(&agent);
                 if let Some(a) = self.agents.get_mut(&agent) {
                     if a.state != AgentState::LoggedOut {
@@ -650,6 +713,7 @@ impl Acd {
                 }
             }
             Event::Unpause(agent) => {
+                self.note(now, "unpause", "", None, Some(&agent), Vec::new());
                 if let Some(a) = self.agents.get_mut(&agent) {
                     if matches!(a.state, AgentState::Paused(_)) {
                         a.state = AgentState::Available;
@@ -671,9 +735,20 @@ impl Acd {
                             .queues
                             .get(&q)
                             .map_or(Duration::ZERO, |q| q.cfg.wrap_up);
-                        if let Some(q) = self.queues.get_mut(&q) {
-                            q.stats.handled(talk, wrap);
+                        if let Some(qu) = self.queues.get_mut(&q) {
+                            qu.stats.handled(talk, wrap);
                         }
+                        self.log.push_back(LogRecord {
+                            at: now,
+                            event: "complete",
+                            queue: q.clone(),
+                            caller: None,
+                            agent: Some(agent.clone()),
+                            detail: vec![
+                                ("talk_ms", talk.as_millis().to_string()),
+                                ("wrap_up_ms", wrap.as_millis().to_string()),
+                            ],
+                        });
                         if a.state == AgentState::OnCall && wrap.is_zero() {
                             a.state = AgentState::Available;
                             a.idle_since = now;
@@ -733,10 +808,26 @@ impl Acd {
         if let Some(why) = why {
             q.stats.overflowed += 1;
             self.out.push_back(Command::GiveUp { caller, why });
+            self.note(
+                now,
+                "give-up",
+                &queue,
+                Some(caller),
+                None,
+                vec![("why", format!("{why:?}"))],
+            );
             return;
         }
         self.seq += 1;
         q.waiting.insert((Reverse(priority), self.seq, caller));
+        self.note(
+            now,
+            "join",
+            &queue,
+            Some(caller),
+            None,
+            vec![("priority", priority.to_string())],
+        );
         let give_up_at = max_wait.map(|w| now + w);
         if let Some(at) = give_up_at {
             self.timers
@@ -812,6 +903,15 @@ impl Acd {
         if let Some(q) = self.queues.get_mut(&c.queue) {
             q.stats.answered(waited, q.cfg.sl_threshold);
         }
+        let ms = waited.as_millis().to_string();
+        self.note(
+            now,
+            "answer",
+            &c.queue,
+            Some(caller),
+            Some(agent),
+            vec![("wait_ms", ms)],
+        );
         let a = self.agent(agent, now);
         a.offer = None;
         a.ring_until = None;
@@ -836,6 +936,7 @@ impl Acd {
             return;
         };
         c.ringing.retain(|a| a != agent);
+        let queue = c.queue.clone();
         let (retry, limit) = self.queues.get(&c.queue).map_or((Duration::ZERO, 0), |q| {
             (q.cfg.retry, q.cfg.auto_pause_after)
         });
@@ -848,12 +949,21 @@ impl Acd {
             a.missed += 1;
             if limit > 0 && a.missed >= limit && a.state == AgentState::Available {
                 a.state = AgentState::Paused("auto".into());
+                self.note(
+                    now,
+                    "pause",
+                    "",
+                    None,
+                    Some(agent),
+                    vec![("reason", "auto".into())],
+                );
             }
         }
+        self.note(now, "miss", &queue, Some(caller), Some(agent), Vec::new());
     }
 
     /// Gives up the callers of queues that must not wait without agents.
-    fn empty_queues(&mut self) {
+    fn empty_queues(&mut self, now: Instant) {
         let names: Vec<String> = self.order.clone();
         for name in names {
             let Some(q) = self.queues.get(&name) else {
@@ -872,6 +982,14 @@ impl Acd {
                     caller,
                     why: GiveUp::NoAgents,
                 });
+                self.note(
+                    now,
+                    "give-up",
+                    &name,
+                    Some(caller),
+                    None,
+                    vec![("why", "NoAgents".into())],
+                );
             }
         }
     }
@@ -926,6 +1044,15 @@ impl Acd {
                                 caller,
                                 why: GiveUp::MaxWait,
                             });
+                            let ms = now.saturating_duration_since(c.joined).as_millis();
+                            self.note(
+                                now,
+                                "give-up",
+                                &c.queue,
+                                Some(caller),
+                                None,
+                                vec![("why", "MaxWait".into()), ("wait_ms", ms.to_string())],
+                            );
                         }
                     }
                 }
@@ -992,6 +1119,14 @@ impl Acd {
             self.out.push_back(Command::Offer {
                 caller,
                 agent: agent.clone(),
+            });
+            self.log.push_back(LogRecord {
+                at: now,
+                event: "offer",
+                queue: queue.into(),
+                caller: Some(caller),
+                agent: Some(agent.clone()),
+                detail: Vec::new(),
             });
         }
         if let Some(c) = self.callers.get_mut(&caller) {

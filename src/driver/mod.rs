@@ -146,11 +146,14 @@ async fn run_async(cfg: Config, source: crate::config::ConfigSource) -> anyhow::
             }
         });
     }
+    let queue_log = queue_log_writer(cfg.state_dir.join("queue_log.jsonl"));
     let io = Io {
         udp,
         conns: HashMap::new(),
         media,
         cdrs: store.sender(),
+        queue_log: Some(queue_log.0),
+        queue_log_thread: Some(queue_log.1),
         config: cfg.clone(),
         source,
     };
@@ -237,6 +240,9 @@ struct Io {
     conns: HashMap<SocketAddr, mpsc::Sender<Bytes>>,
     media: media::MediaHandle,
     cdrs: store::CdrSink,
+    /// Lines for the queue log, written in order by a thread of their own.
+    queue_log: Option<std::sync::mpsc::Sender<String>>,
+    queue_log_thread: Option<std::thread::JoinHandle<()>>,
     /// The configuration in force, and how to read it again.
     config: Config,
     source: crate::config::ConfigSource,
@@ -300,6 +306,11 @@ async fn sip_task(
                     ep.shutdown(now);
                     flush(&mut ep, &io);
                     tracing::info!(calls, "calls ended for shutdown");
+                    // Every queue log line written before the process goes.
+                    io.queue_log = None;
+                    if let Some(h) = io.queue_log_thread.take() {
+                        let _ = tokio::task::spawn_blocking(move || h.join()).await;
+                    }
                     // Give the BYEs a moment on the wire before the sockets close.
                     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
                     return;
@@ -384,12 +395,47 @@ fn reload(ep: &mut Endpoint, io: &mut Io, now: Instant) -> CtlResponse {
     }
 }
 
+/// Appends queue log lines to `path` in order, off the SIP task. A line the disk refuses
+/// is logged (with the line, so it is not lost from sight) and the next is tried.
+fn queue_log_writer(
+    path: std::path::PathBuf,
+) -> (std::sync::mpsc::Sender<String>, std::thread::JoinHandle<()>) {
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    let handle = std::thread::spawn(move || {
+        use std::io::Write as _;
+        let mut file: Option<std::fs::File> = None;
+        for line in rx {
+            if file.is_none() {
+                file = std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(&path)
+                    .map_err(|e| tracing::error!(file = %path.display(), error = %e, "queue log unavailable"))
+                    .ok();
+            }
+            let written = file
+                .as_mut()
+                .map(|f| f.write_all(format!("{line}\n").as_bytes()));
+            if !matches!(written, Some(Ok(()))) {
+                tracing::error!(file = %path.display(), %line, "queue log line not written");
+                file = None;
+            }
+        }
+    });
+    (tx, handle)
+}
+
 fn flush(ep: &mut Endpoint, io: &Io) {
     while let Some(cmd) = ep.poll_media() {
         io.media.send(cmd);
     }
     while let Some(cdr) = ep.poll_cdr() {
         io.cdrs.write(cdr);
+    }
+    while let Some(line) = ep.poll_queue_log() {
+        if let Some(q) = &io.queue_log {
+            let _ = q.send(line);
+        }
     }
     while let Some(w) = ep.poll_mailbox_write() {
         // Off the SIP task: a slow or full disk must not stall signalling.

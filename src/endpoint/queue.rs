@@ -193,6 +193,30 @@ impl Endpoint {
         }
     }
 
+    /// Next line for the queue log file (JSON, no newline).
+    pub fn poll_queue_log(&mut self) -> Option<String> {
+        let r = self.acd.poll_log()?;
+        let at = self.unix_ms(r.at);
+        let mut line = format!("{{\"at_ms\":{at},\"event\":\"{}\"", r.event);
+        if !r.queue.is_empty() {
+            line.push_str(&format!(
+                ",\"queue\":{}",
+                crate::voicemail::json_str(&r.queue)
+            ));
+        }
+        if let Some(c) = r.caller {
+            line.push_str(&format!(",\"call\":{c}"));
+        }
+        if let Some(a) = &r.agent {
+            line.push_str(&format!(",\"agent\":{}", crate::voicemail::json_str(a)));
+        }
+        for (k, v) in &r.detail {
+            line.push_str(&format!(",\"{k}\":{}", crate::voicemail::json_str(v)));
+        }
+        line.push('}');
+        Some(line)
+    }
+
     /// Carries out what the ACD decided.
     pub(super) fn drain_acd(&mut self, now: Instant) {
         while let Some(cmd) = self.acd.poll_command() {
