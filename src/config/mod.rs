@@ -307,6 +307,8 @@ struct UserEntry {
     ha1_sha256: Option<Spanned<String>>,
     #[serde(default)]
     voicemail_pin: Option<Spanned<String>>,
+    #[serde(default)]
+    skills: Option<Spanned<std::collections::BTreeMap<String, u8>>>,
 }
 
 /// Where a SIP listener binds.
@@ -394,6 +396,8 @@ pub struct User {
     pub demo: bool,
     /// The PIN that opens its voicemail box (`voicemail check`); none: not by phone.
     pub voicemail_pin: Option<String>,
+    /// As an ACD agent: skills and proficiency (1..10), for `queue ... skills "..."`.
+    pub skills: Vec<(String, u8)>,
 }
 
 /// The validated configuration.
@@ -639,6 +643,19 @@ impl Config {
                     ));
                 }
             }
+            let mut skills = Vec::new();
+            if let Some(sk) = &u.skills {
+                for (name, level) in sk.get_ref() {
+                    if !(1..=10).contains(level) {
+                        return Err(err(
+                            sk.span(),
+                            format!("skill `{name}` of extension `{ext}` must be 1 to 10"),
+                            None,
+                        ));
+                    }
+                    skills.push((name.clone(), *level));
+                }
+            }
             let voicemail_pin = u.voicemail_pin.map(|p| p.into_inner());
             let demo = secret.is_demo(&ext, &domain)
                 || voicemail_pin
@@ -650,6 +667,7 @@ impl Config {
                 secret,
                 demo,
                 voicemail_pin,
+                skills,
             });
         }
         let dp_path = PathBuf::from(f.calls.dialplan.get_ref());
@@ -1084,6 +1102,12 @@ mod tests {
         let c = Config::from_str(EMBEDDED, "config/switchboard.toml").unwrap();
         assert_eq!(c.users.len(), 3);
         assert_eq!(c.demo_users(), vec!["1001", "1002", "1003"]);
+        let carol = c.users.iter().find(|u| u.extension == "1003").unwrap();
+        assert_eq!(
+            carol.skills,
+            [("billing".to_string(), 2), ("spanish".to_string(), 3)]
+        );
+        assert_eq!(c.queues[0].0.name, "support");
         assert!(c.check_exposure().is_ok(), "ships on loopback only");
         let mut exposed = c.clone();
         exposed

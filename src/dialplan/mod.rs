@@ -210,6 +210,7 @@ enum Op {
         name: String,
         priority: u32,
         timeout: Option<Duration>,
+        skills: Vec<crate::acd::SkillNeed>,
     },
     /// `agent login|logout|pause ["REASON"]|unpause`: the caller as an ACD agent.
     Agent(crate::acd::AgentOp, Option<Template>),
@@ -324,6 +325,8 @@ pub enum Action {
         priority: u32,
         /// Longest wait (the queue's `max_wait_s` when `None`).
         timeout: Option<Duration>,
+        /// What the agent must know.
+        skills: Vec<crate::acd::SkillNeed>,
     },
     /// The calling extension, as an ACD agent, logs in or out, pauses or unpauses; step
     /// again at once, with `$status` `ok` or `failed` (not a queue member).
@@ -828,11 +831,13 @@ impl Dialplan {
                     name,
                     priority,
                     timeout,
+                    skills,
                 } => {
                     return Action::Queue {
                         name: name.clone(),
                         priority: *priority,
                         timeout: *timeout,
+                        skills: skills.clone(),
                     }
                 }
                 Op::Return => match cur.stack.pop() {

@@ -902,7 +902,7 @@ impl Parser {
             "queue" => {
                 let (name, qsp) = self.string("the queue name")?;
                 self.queue_refs.push((name.clone(), qsp));
-                let (mut priority, mut timeout) = (0, None);
+                let (mut priority, mut timeout, mut skills) = (0, None, Vec::new());
                 while let Some(Tok::Ident(k)) = self.peek() {
                     let k = k.clone();
                     match k.as_str() {
@@ -921,6 +921,13 @@ impl Parser {
                                     ))
                                 }
                             };
+                        }
+                        "skills" => {
+                            self.pos += 1;
+                            let (text, ssp) = self.string("skills like \"billing>=3,spanish\"")?;
+                            skills = parse_skills(&text).map_err(|m| {
+                                (ssp, m, Some("skills are NAME or NAME>=LEVEL (1..10), separated by commas".into()))
+                            })?;
                         }
                         "timeout" => {
                             self.pos += 1;
@@ -949,6 +956,7 @@ impl Parser {
                     name,
                     priority,
                     timeout,
+                    skills,
                 });
             }
             "call" => {
@@ -1116,6 +1124,32 @@ impl Parser {
         }
         Ok(())
     }
+}
+
+/// `billing>=3,spanish`: what a queued caller needs (a bare name: level 1 or more).
+fn parse_skills(text: &str) -> Result<Vec<crate::acd::SkillNeed>, String> {
+    let mut out = Vec::new();
+    for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (name, min) = match part.split_once(">=") {
+            Some((n, l)) => match l.trim().parse::<u8>() {
+                Ok(l) if (1..=10).contains(&l) => (n.trim(), l),
+                _ => return Err(format!("skill level `{}` is not 1..10", l.trim())),
+            },
+            None => (part, 1),
+        };
+        if name.is_empty()
+            || !name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        {
+            return Err(format!("`{name}` is not a skill name"));
+        }
+        out.push(crate::acd::SkillNeed {
+            skill: name.to_string(),
+            min,
+        });
+    }
+    Ok(out)
 }
 
 /// Parses one dialplan file.

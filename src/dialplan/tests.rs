@@ -471,3 +471,32 @@ fn menus_and_blocks_only_unused_things_lead_to_are_unreachable() {
     .unwrap();
     assert!(shipped.unreachable().is_empty());
 }
+
+#[test]
+fn a_queue_takes_priority_skills_and_a_timeout() {
+    let p = parse(
+        "context a { match \"1\" { queue \"support\" priority 5 skills \"billing>=3, spanish\" timeout 90s } }",
+        "q.dp",
+    )
+    .unwrap();
+    let mut c = p.start("a", "1", "x").unwrap();
+    let need = |s: &str, min| crate::acd::SkillNeed {
+        skill: s.into(),
+        min,
+    };
+    assert_eq!(
+        p.step(&mut c, &NO_ENV),
+        Action::Queue {
+            name: "support".into(),
+            priority: 5,
+            timeout: Some(Duration::from_secs(90)),
+            skills: vec![need("billing", 3), need("spanish", 1)],
+        }
+    );
+    assert_eq!(p.queue_refs()[0].0, "support");
+    let e = err("context a { match \"1\" { queue \"s\" skills \"billing>=11\" } }");
+    assert!(
+        e.contains("skill level `11` is not 1..10") && e.contains("x.dp:1:42"),
+        "{e}"
+    );
+}

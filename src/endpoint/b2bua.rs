@@ -894,11 +894,12 @@ impl Endpoint {
                     name,
                     priority,
                     timeout,
+                    skills,
                 } => {
                     if !self.answer_locally(now, id) {
                         return;
                     }
-                    self.join_queue(now, id, &name, priority, timeout);
+                    self.join_queue(now, id, &name, priority, timeout, skills);
                     return;
                 }
                 Action::Dial {

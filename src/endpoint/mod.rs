@@ -169,6 +169,7 @@ impl Endpoint {
                 .collect(),
             in_use: HashMap::new(),
         };
+        ep.set_agent_skills(now);
         // Static members take calls from the start.
         for agent in ep.acd.static_members() {
             ep.acd.handle(
@@ -208,6 +209,7 @@ impl Endpoint {
         self.hours = cfg.hours.clone();
         self.acd
             .reconfigure(now, cfg.queues.iter().map(|(q, _)| q.clone()).collect());
+        self.set_agent_skills(now);
         self.queue_moh = cfg
             .queues
             .iter()

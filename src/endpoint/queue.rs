@@ -83,6 +83,7 @@ impl Endpoint {
         name: &str,
         priority: u32,
         timeout: Option<Duration>,
+        skills: Vec<crate::acd::SkillNeed>,
     ) {
         let moh = self
             .queue_moh
@@ -106,7 +107,7 @@ impl Endpoint {
                 caller: id,
                 queue: name.into(),
                 priority,
-                skills: Vec::new(),
+                skills,
                 max_wait: timeout,
             },
         );
@@ -190,6 +191,18 @@ impl Endpoint {
             if self.acd.is_member(ext) {
                 self.acd.handle(now, Event::Busy(ext.into(), false));
             }
+        }
+    }
+
+    /// Tells the ACD every queue member's skills (from the users' config).
+    pub(super) fn set_agent_skills(&mut self, now: Instant) {
+        for agent in self.acd.static_members() {
+            let skills = self
+                .users
+                .get(&agent)
+                .map(|u| u.skills.clone())
+                .unwrap_or_default();
+            self.acd.handle(now, Event::Skills(agent, skills));
         }
     }
 
