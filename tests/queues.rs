@@ -242,3 +242,44 @@ fn an_agent_on_a_direct_call_is_not_offered_queue_calls() {
         "offered only once its own call was over\n{log}"
     );
 }
+
+#[test]
+fn a_waiting_caller_hears_its_position_again_and_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cfg, _) = common::copy_setup(dir.path());
+    let text = std::fs::read_to_string(&cfg)
+        .unwrap()
+        .replace("announce_position_s = 30", "announce_position_s = 2");
+    std::fs::write(&cfg, text).unwrap();
+    let pbx = Pbx::start_with(&cfg);
+    for agent in ["1002", "1003"] {
+        let out = std::process::Command::new(common::bin())
+            .args(["ctl", "--state-dir"])
+            .arg(pbx.state.path())
+            .args(["agent", agent, "pause", "lunch"])
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+    }
+    let caller = spawn_sipp(
+        &scenario("uac_call.xml"),
+        Some(pbx.udp),
+        free_ports(1),
+        &["-s", "700", "-au", "1001", "-ap", PW1, "-d", "9000"],
+    );
+    assert!(caller.wait(20), "{}", pbx.log_text());
+    let log = pbx.log_text();
+    assert!(
+        log.matches("position announced call=1 position=1").count() >= 2,
+        "{log}"
+    );
+    assert!(!log.contains("prompt missing"), "{log}");
+    assert!(
+        common::wait_until(10, || std::fs::read_to_string(
+            pbx.state.path().join("queue_log.jsonl")
+        )
+        .unwrap_or_default()
+        .contains("\"event\":\"abandon\"")),
+        "the caller who hung up waiting is an abandon in the queue log"
+    );
+}

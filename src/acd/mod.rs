@@ -88,6 +88,9 @@ pub struct QueueConfig {
     pub short_abandon: Duration,
     /// Unanswered offers in a row after which the agent is paused (0: never).
     pub auto_pause_after: u32,
+    /// How often a waiting caller hears its position (zero: never). The ACD only
+    /// answers [`Acd::position`]; the call layer plays it.
+    pub announce_every: Duration,
 }
 
 impl QueueConfig {
@@ -108,6 +111,7 @@ impl QueueConfig {
             sl_threshold: Duration::from_secs(20),
             short_abandon: Duration::from_secs(5),
             auto_pause_after: 3,
+            announce_every: Duration::ZERO,
         }
     }
 }
@@ -517,6 +521,17 @@ impl Acd {
     pub fn ring_timeout(&self, caller: CallerId) -> Option<Duration> {
         let c = self.callers.get(&caller)?;
         self.queues.get(&c.queue).map(|q| q.cfg.ring_timeout)
+    }
+
+    /// A waiting caller's queue and place in it (1 is next).
+    pub fn position(&self, caller: CallerId) -> Option<(String, usize)> {
+        let c = self.callers.get(&caller)?;
+        let q = self.queues.get(&c.queue)?;
+        let ahead = q
+            .waiting
+            .range(..(Reverse(c.priority), c.seq, caller))
+            .count();
+        Some((c.queue.clone(), ahead + 1))
     }
 
     /// Whether `agent` is a static member of some queue.

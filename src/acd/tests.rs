@@ -599,3 +599,19 @@ fn a_reload_changes_rules_opens_queues_and_closes_emptied_ones() {
     assert!(a.stats("q").is_none(), "closed once empty");
     assert!(a.stats("sales").is_some());
 }
+
+#[test]
+fn a_callers_position_counts_those_ahead_by_priority_then_arrival() {
+    let now = t0();
+    let mut a = acd(queue(Strategy::Linear, &["x"]));
+    a.handle(now, Event::Pause("x".into(), "r".into()));
+    join(&mut a, now, 1, 0);
+    join(&mut a, now, 2, 0);
+    join(&mut a, now, 3, 7);
+    assert_eq!(a.position(3), Some(("q".into(), 1)));
+    assert_eq!(a.position(1), Some(("q".into(), 2)));
+    assert_eq!(a.position(2), Some(("q".into(), 3)));
+    a.handle(now, Event::Abandon(1));
+    assert_eq!(a.position(2), Some(("q".into(), 2)));
+    assert_eq!(a.position(9), None);
+}

@@ -93,6 +93,8 @@ struct QueueEntry {
     auto_pause_after: u32,
     #[serde(default = "default_moh")]
     moh: Spanned<String>,
+    #[serde(default)]
+    announce_position_s: u64,
 }
 
 fn default_15() -> u64 {
@@ -841,6 +843,7 @@ impl Config {
             cfg.sl_threshold = Duration::from_secs(e.sl_threshold_s);
             cfg.short_abandon = Duration::from_secs(e.short_abandon_s);
             cfg.auto_pause_after = e.auto_pause_after;
+            cfg.announce_every = Duration::from_secs(e.announce_position_s);
             if sounds_dir.is_dir()
                 && !sounds_dir
                     .join(format!("{}.wav", e.moh.get_ref()))

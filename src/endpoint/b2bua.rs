@@ -116,6 +116,8 @@ pub(super) enum CallTimer {
     RingTimeout,
     /// Give up waiting for the next key of a `collect`.
     DigitTimeout,
+    /// Tell a queued caller its position.
+    Announce,
 }
 
 /// The B side while it is being dialled.
@@ -152,7 +154,7 @@ pub(super) struct Call {
     /// The dialplan in force when the call started, and where the call is in it.
     plan: std::sync::Arc<crate::dialplan::Dialplan>,
     pub(super) cursor: Cursor,
-    wait: Wait,
+    pub(super) wait: Wait,
     mf: u8,
     /// Relay session: caller port, callee port (0 unless a dial runs or is answered).
     media: Option<(SessionId, u16, u16)>,
@@ -178,6 +180,8 @@ pub(super) struct Call {
     pub(super) devices: Vec<String>,
     /// When the current `collect` gives up waiting for the next key.
     digit_at: Option<Instant>,
+    /// When a queued caller next hears its position.
+    pub(super) announce_at: Option<Instant>,
     ok_bytes: Option<Bytes>,
     ok_interval: Duration,
     ok_until: Instant,
@@ -279,6 +283,7 @@ impl Calls {
                 CallTimer::OkRetransmit => c.ok_at == Some(at),
                 CallTimer::RingTimeout => c.ring_at == Some(at),
                 CallTimer::DigitTimeout => c.digit_at == Some(at),
+                CallTimer::Announce => c.announce_at == Some(at),
             });
             if live {
                 return Some(at);
@@ -288,12 +293,13 @@ impl Calls {
         None
     }
 
-    fn arm(&mut self, id: u64, kind: CallTimer, at: Instant) {
+    pub(super) fn arm(&mut self, id: u64, kind: CallTimer, at: Instant) {
         if let Some(c) = self.calls.get_mut(&id) {
             match kind {
                 CallTimer::OkRetransmit => c.ok_at = Some(at),
                 CallTimer::RingTimeout => c.ring_at = Some(at),
                 CallTimer::DigitTimeout => c.digit_at = Some(at),
+                CallTimer::Announce => c.announce_at = Some(at),
             }
             self.timers.push(Reverse((at, id, kind)));
         }
@@ -645,6 +651,7 @@ impl Endpoint {
                 collecting: None,
                 pending_record: None,
                 vm: None,
+                announce_at: None,
                 queue: None,
                 b_ext: None,
                 devices: Vec::new(),
@@ -2441,6 +2448,10 @@ impl Endpoint {
                     let next = now + c.ok_interval;
                     self.out.push_back(Transmit { peer, bytes });
                     self.calls.arm(id, CallTimer::OkRetransmit, next);
+                }
+                CallTimer::Announce if c.announce_at == Some(at) => {
+                    c.announce_at = None;
+                    self.queue_announce(now, id);
                 }
                 CallTimer::DigitTimeout if c.digit_at == Some(at) => {
                     c.digit_at = None;

@@ -114,6 +114,8 @@ pub struct Endpoint {
     /// The ACD core, and each queue's music on hold.
     acd: crate::acd::Acd,
     queue_moh: HashMap<String, String>,
+    /// How often each queue tells callers their position (zero: never).
+    queue_announce: HashMap<String, Duration>,
     /// Calls each extension is on, for the ACD's device state.
     in_use: HashMap<String, u32>,
 }
@@ -168,6 +170,11 @@ impl Endpoint {
                 .map(|(q, m)| (q.name.clone(), m.clone()))
                 .collect(),
             in_use: HashMap::new(),
+            queue_announce: cfg
+                .queues
+                .iter()
+                .map(|(q, _)| (q.name.clone(), q.announce_every))
+                .collect(),
         };
         ep.set_agent_skills(now);
         // Static members take calls from the start.
@@ -210,6 +217,11 @@ impl Endpoint {
         self.acd
             .reconfigure(now, cfg.queues.iter().map(|(q, _)| q.clone()).collect());
         self.set_agent_skills(now);
+        self.queue_announce = cfg
+            .queues
+            .iter()
+            .map(|(q, _)| (q.name.clone(), q.announce_every))
+            .collect();
         self.queue_moh = cfg
             .queues
             .iter()

@@ -99,6 +99,15 @@ impl Endpoint {
             agent: None,
         });
         tracing::info!(call = id, queue = name, priority, "queued");
+        if let Some(every) = self
+            .queue_announce
+            .get(name)
+            .copied()
+            .filter(|d| !d.is_zero())
+        {
+            self.calls
+                .arm(id, super::b2bua::CallTimer::Announce, now + every);
+        }
         self.play_paths(id, vec![moh]);
         self.set_wait(id, Wait::Queue);
         self.acd.handle(
@@ -139,6 +148,38 @@ impl Endpoint {
             self.acd.handle(now, Event::Refused { caller: id, agent });
         }
         self.drain_acd(now);
+    }
+
+    /// A queued caller's periodic announcement: its place in the queue, then the music
+    /// again.
+    pub(super) fn queue_announce(&mut self, now: Instant, id: u64) {
+        let Some(c) = self.calls.calls.get(&id) else {
+            return;
+        };
+        if c.bridged || c.queue.is_none() {
+            return;
+        }
+        let busy = c.wait != Wait::Queue;
+        let Some((queue, position)) = self.acd.position(id) else {
+            return;
+        };
+        if let Some(every) = self.queue_announce.get(&queue).copied() {
+            self.calls
+                .arm(id, super::b2bua::CallTimer::Announce, now + every);
+        }
+        if busy {
+            // The last announcement is still playing: skip this one.
+            return;
+        }
+        tracing::info!(call = id, position, "position announced");
+        let mut names = vec!["you-are-caller-number".to_string()];
+        names.extend(crate::dialplan::say_prompts(
+            crate::dialplan::SayKind::Number,
+            &position.to_string(),
+        ));
+        let paths = self.sound_paths(names.iter().map(String::as_str));
+        // The music stops for the announcement and starts again when it ends.
+        self.play_paths(id, paths);
     }
 
     /// The agent being rung answered and the call is bridged.
