@@ -818,7 +818,14 @@ fn speak_then_await_bye(dir: &Path, voice: &Path, ms: u32) -> PathBuf {
     let text = streaming_scenario(voice);
     let head = &text[..text.find("<pause").unwrap()];
     let sc = dir.join(format!("uac_speak_{ms}.xml"));
-    let tail = r#"<recv request="BYE" timeout="MS"/>
+    std::fs::write(&sc, format!("{head}{}", await_bye(ms))).unwrap();
+    sc
+}
+
+/// The end of a caller scenario: our BYE within `ms`, answered.
+fn await_bye(ms: u32) -> String {
+    format!(
+        r#"  <recv request="BYE" timeout="{ms}"/>
   <send>
     <![CDATA[
       SIP/2.0 200 OK
@@ -832,13 +839,8 @@ fn speak_then_await_bye(dir: &Path, voice: &Path, ms: u32) -> PathBuf {
   </send>
   <Reference variables="sdp,all"/>
 </scenario>
-"#;
-    std::fs::write(
-        &sc,
-        format!("{head}{}", tail.replace("MS", &ms.to_string())),
+"#
     )
-    .unwrap();
-    sc
 }
 
 /// `path`'s text once it appears (the relay writes it off the media thread).
@@ -896,23 +898,7 @@ fn keys_after(dir: &Path, name: &str, head: &str, keys: &[(u32, char)], bye_ms: 
             i + 3
         ));
     }
-    out.push_str(&format!(
-        r#"  <recv request="BYE" timeout="{bye_ms}"/>
-  <send>
-    <![CDATA[
-      SIP/2.0 200 OK
-      [last_Via:]
-      [last_From:]
-      [last_To:]
-      [last_Call-ID:]
-      [last_CSeq:]
-      Content-Length: 0
-    ]]>
-  </send>
-  <Reference variables="sdp,all"/>
-</scenario>
-"#
-    ));
+    out.push_str(&await_bye(bye_ms));
     let path = dir.join(format!("{name}.xml"));
     std::fs::write(&path, out).unwrap();
     path

@@ -7,6 +7,43 @@ use common::{free_ports, register_callee, scenario, spawn_sipp, Pbx};
 const PW1: &str = "demo-1001-change-me";
 const PW2: &str = "demo-1002-change-me";
 
+/// The shipped queue's members line, for configs that change it.
+const MEMBERS: &str = "members = [\"1002\", \"1003\"]";
+
+/// A PBX on the shipped setup with `edits` (text replacements) made to its config.
+fn pbx_with(dir: &std::path::Path, edits: &[(&str, &str)]) -> Pbx {
+    let (cfg, _) = common::copy_setup(dir);
+    let mut text = std::fs::read_to_string(&cfg).unwrap();
+    for (from, to) in edits {
+        assert!(text.contains(from), "{from}");
+        text = text.replace(from, to);
+    }
+    std::fs::write(&cfg, text).unwrap();
+    Pbx::start_with(&cfg)
+}
+
+/// 1001 calls the support queue (700) and hangs up `hold_ms` after it is answered.
+fn queue_caller(pbx: &Pbx, hold_ms: u32) -> common::SippProc {
+    let hold = hold_ms.to_string();
+    spawn_sipp(
+        &scenario("uac_call.xml"),
+        Some(pbx.udp),
+        free_ports(1),
+        &["-s", "700", "-au", "1001", "-ap", PW1, "-d", &hold],
+    )
+}
+
+/// `switchboard ctl agent ARGS...` against `pbx`.
+fn ctl_agent(pbx: &Pbx, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(common::bin())
+        .args(["ctl", "--state-dir"])
+        .arg(pbx.state.path())
+        .arg("agent")
+        .args(args)
+        .output()
+        .unwrap()
+}
+
 fn log_has(pbx: &Pbx, what: &str) -> bool {
     common::wait_until(20, || pbx.log_text().contains(what))
 }
@@ -18,12 +55,7 @@ fn a_queued_caller_hears_music_and_is_bridged_to_the_agent_who_answers() {
     // offers fail at once and the queue moves on.
     let port = register_callee(&pbx, "1002", PW2);
     let agent = spawn_sipp(&scenario("uas_answer.xml"), None, port, &[]);
-    let caller = spawn_sipp(
-        &scenario("uac_call.xml"),
-        Some(pbx.udp),
-        free_ports(1),
-        &["-s", "700", "-au", "1001", "-ap", PW1, "-d", "2000"],
-    );
+    let caller = queue_caller(&pbx, 2000);
     assert!(
         caller.wait(40),
         "the caller talked and hung up\n{}",
@@ -76,28 +108,20 @@ fn a_queued_caller_hears_music_and_is_bridged_to_the_agent_who_answers() {
 #[test]
 fn an_agent_who_misses_three_offers_is_paused_and_the_next_one_gets_the_caller() {
     let dir = tempfile::tempdir().unwrap();
-    let (cfg, _) = common::copy_setup(dir.path());
-    let text = std::fs::read_to_string(&cfg)
-        .unwrap()
-        .replace("strategy = \"longest-idle\"", "strategy = \"linear\"")
-        .replace(
-            "members = [\"1002\", \"1003\"]",
-            "members = [\"1003\", \"1002\"]",
-        )
-        .replace("retry_s = 5", "retry_s = 1");
-    std::fs::write(&cfg, text).unwrap();
-    let pbx = Pbx::start_with(&cfg);
+    let pbx = pbx_with(
+        dir.path(),
+        &[
+            ("strategy = \"longest-idle\"", "strategy = \"linear\""),
+            (MEMBERS, "members = [\"1003\", \"1002\"]"),
+            ("retry_s = 5", "retry_s = 1"),
+        ],
+    );
     // 1003 comes first in the linear queue but is busy every time.
     let busy_port = register_callee(&pbx, "1003", "demo-1003-change-me");
     let busy = spawn_sipp(&scenario("uas_busy.xml"), None, busy_port, &["-m", "3"]);
     let port = register_callee(&pbx, "1002", PW2);
     let agent = spawn_sipp(&scenario("uas_answer.xml"), None, port, &[]);
-    let caller = spawn_sipp(
-        &scenario("uac_call.xml"),
-        Some(pbx.udp),
-        free_ports(1),
-        &["-s", "700", "-au", "1001", "-ap", PW1, "-d", "8000"],
-    );
+    let caller = queue_caller(&pbx, 8000);
     assert!(
         caller.wait(40),
         "the caller got through\n{}",
@@ -162,12 +186,7 @@ fn feature_codes_and_ctl_change_an_agents_state() {
     assert_eq!(agent_state(&pbx, "1002"), "available");
     feature_code(&pbx, "*46");
     assert_eq!(agent_state(&pbx, "1002"), "logged-out");
-    let out = std::process::Command::new(common::bin())
-        .args(["ctl", "--state-dir"])
-        .arg(pbx.state.path())
-        .args(["agent", "1002", "login"])
-        .output()
-        .unwrap();
+    let out = ctl_agent(&pbx, &["1002", "login"]);
     assert!(
         out.status.success(),
         "{}",
@@ -175,12 +194,7 @@ fn feature_codes_and_ctl_change_an_agents_state() {
     );
     assert_eq!(agent_state(&pbx, "1002"), "available");
     // Not a queue member: refused, and said so.
-    let out = std::process::Command::new(common::bin())
-        .args(["ctl", "--state-dir"])
-        .arg(pbx.state.path())
-        .args(["agent", "1001", "pause", "lunch"])
-        .output()
-        .unwrap();
+    let out = ctl_agent(&pbx, &["1001", "pause", "lunch"]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("not a member"));
     let q = pbx.ctl("queues");
@@ -194,12 +208,7 @@ fn feature_codes_and_ctl_change_an_agents_state() {
 #[test]
 fn an_agent_on_a_direct_call_is_not_offered_queue_calls() {
     let dir = tempfile::tempdir().unwrap();
-    let (cfg, _) = common::copy_setup(dir.path());
-    let text = std::fs::read_to_string(&cfg)
-        .unwrap()
-        .replace("members = [\"1002\", \"1003\"]", "members = [\"1002\"]");
-    std::fs::write(&cfg, text).unwrap();
-    let pbx = Pbx::start_with(&cfg);
+    let pbx = pbx_with(dir.path(), &[(MEMBERS, "members = [\"1002\"]")]);
     // 1002 is on a call of its own (the echo test) when a caller joins the queue.
     let own = spawn_sipp(
         &scenario("uac_call.xml"),
@@ -221,12 +230,7 @@ fn an_agent_on_a_direct_call_is_not_offered_queue_calls() {
     );
     assert!(reg.wait(20));
     let agent = spawn_sipp(&scenario("uas_answer.xml"), None, port, &[]);
-    let caller = spawn_sipp(
-        &scenario("uac_call.xml"),
-        Some(pbx.udp),
-        free_ports(1),
-        &["-s", "700", "-au", "1001", "-ap", PW1, "-d", "9000"],
-    );
+    let caller = queue_caller(&pbx, 9000);
     assert!(own.wait(20), "{}", pbx.log_text());
     assert!(caller.wait(30), "{}", pbx.log_text());
     assert!(agent.wait(10), "{}", pbx.log_text());
@@ -246,27 +250,14 @@ fn an_agent_on_a_direct_call_is_not_offered_queue_calls() {
 #[test]
 fn a_waiting_caller_hears_its_position_again_and_again() {
     let dir = tempfile::tempdir().unwrap();
-    let (cfg, _) = common::copy_setup(dir.path());
-    let text = std::fs::read_to_string(&cfg)
-        .unwrap()
-        .replace("announce_position_s = 30", "announce_position_s = 2");
-    std::fs::write(&cfg, text).unwrap();
-    let pbx = Pbx::start_with(&cfg);
-    for agent in ["1002", "1003"] {
-        let out = std::process::Command::new(common::bin())
-            .args(["ctl", "--state-dir"])
-            .arg(pbx.state.path())
-            .args(["agent", agent, "pause", "lunch"])
-            .output()
-            .unwrap();
-        assert!(out.status.success());
-    }
-    let caller = spawn_sipp(
-        &scenario("uac_call.xml"),
-        Some(pbx.udp),
-        free_ports(1),
-        &["-s", "700", "-au", "1001", "-ap", PW1, "-d", "9000"],
+    let pbx = pbx_with(
+        dir.path(),
+        &[("announce_position_s = 30", "announce_position_s = 2")],
     );
+    for agent in ["1002", "1003"] {
+        assert!(ctl_agent(&pbx, &[agent, "pause", "lunch"]).status.success());
+    }
+    let caller = queue_caller(&pbx, 9000);
     assert!(caller.wait(20), "{}", pbx.log_text());
     let log = pbx.log_text();
     assert!(

@@ -490,6 +490,28 @@ impl Acd {
         });
     }
 
+    /// Notes `event` for a caller leaving its queue, with how long it waited (returned).
+    fn note_wait(
+        &mut self,
+        now: Instant,
+        event: &'static str,
+        c: &Caller,
+        caller: CallerId,
+        agent: Option<&str>,
+    ) -> Duration {
+        let waited = now.saturating_duration_since(c.joined);
+        let ms = waited.as_millis().to_string();
+        self.note(
+            now,
+            event,
+            &c.queue,
+            Some(caller),
+            agent,
+            vec![("wait_ms", ms)],
+        );
+        waited
+    }
+
     /// Next command for the call layer.
     pub fn poll_command(&mut self) -> Option<Command> {
         self.out.pop_front()
@@ -674,19 +696,10 @@ impl Acd {
             } => self.join(now, caller, queue, priority, skills, max_wait),
             Event::Abandon(caller) => {
                 if let Some(c) = self.remove_caller(caller) {
-                    let waited = now.saturating_duration_since(c.joined);
+                    let waited = self.note_wait(now, "abandon", &c, caller, None);
                     if let Some(q) = self.queues.get_mut(&c.queue) {
                         q.stats.abandoned(waited, q.cfg.short_abandon);
                     }
-                    let ms = waited.as_millis().to_string();
-                    self.note(
-                        now,
-                        "abandon",
-                        &c.queue,
-                        Some(caller),
-                        None,
-                        vec![("wait_ms", ms)],
-                    );
                     for a in c.ringing {
                         self.withdraw(&a, caller);
                     }
@@ -914,19 +927,10 @@ impl Acd {
         for other in c.ringing.iter().filter(|a| *a != agent) {
             self.withdraw(other, caller);
         }
-        let waited = now.saturating_duration_since(c.joined);
+        let waited = self.note_wait(now, "answer", &c, caller, Some(agent));
         if let Some(q) = self.queues.get_mut(&c.queue) {
             q.stats.answered(waited, q.cfg.sl_threshold);
         }
-        let ms = waited.as_millis().to_string();
-        self.note(
-            now,
-            "answer",
-            &c.queue,
-            Some(caller),
-            Some(agent),
-            vec![("wait_ms", ms)],
-        );
         let a = self.agent(agent, now);
         a.offer = None;
         a.ring_until = None;
