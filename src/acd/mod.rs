@@ -913,12 +913,15 @@ impl Acd {
         }
     }
 
-    fn answered(&mut self, now: Instant, caller: CallerId, agent: &str) {
-        let rung = self
-            .agents
+    /// Whether `agent` is being offered `caller` now (a late or stray report is not).
+    fn rings(&self, agent: &str, caller: CallerId) -> bool {
+        self.agents
             .get(agent)
-            .is_some_and(|a| a.offer == Some(caller));
-        if !rung {
+            .is_some_and(|a| a.offer == Some(caller))
+    }
+
+    fn answered(&mut self, now: Instant, caller: CallerId, agent: &str) {
+        if !self.rings(agent, caller) {
             return;
         }
         let Some(c) = self.remove_caller(caller) else {
@@ -943,11 +946,7 @@ impl Acd {
     /// An offer not taken (refused or rung out): the agent may be paused, the caller waits
     /// for the retry delay.
     fn missed(&mut self, now: Instant, caller: CallerId, agent: &str) {
-        let rung = self
-            .agents
-            .get(agent)
-            .is_some_and(|a| a.offer == Some(caller));
-        if !rung {
+        if !self.rings(agent, caller) {
             return;
         }
         self.withdraw(agent, caller);
