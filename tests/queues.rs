@@ -274,3 +274,128 @@ fn a_waiting_caller_hears_its_position_again_and_again() {
         "the caller who hung up waiting is an abandon in the queue log"
     );
 }
+
+/// Queue log lines, parsed.
+fn queue_log(pbx: &Pbx) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(pbx.state.path().join("queue_log.jsonl"))
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect()
+}
+
+#[test]
+fn many_callers_two_agents_nobody_lost_nobody_double_offered_wrap_up_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let pbx = pbx_with(
+        dir.path(),
+        &[
+            ("wrap_up_s = 5", "wrap_up_s = 1"),
+            ("retry_s = 5", "retry_s = 1"),
+        ],
+    );
+    let mut agents = Vec::new();
+    for (ext, pw) in [("1002", PW2), ("1003", "demo-1003-change-me")] {
+        let port = register_callee(&pbx, ext, pw);
+        agents.push(spawn_sipp(
+            &scenario("uas_answer.xml"),
+            None,
+            port,
+            &["-m", "8"],
+        ));
+    }
+    // Eight callers, two a second, each hanging up 4 s after the queue answers: some
+    // reach an agent, the others give up waiting.
+    let callers = spawn_sipp(
+        &scenario("uac_call.xml"),
+        Some(pbx.udp),
+        free_ports(1),
+        &[
+            "-s", "700", "-au", "1001", "-ap", PW1, "-d", "4000", "-m", "8", "-r", "2", "-l", "8",
+        ],
+    );
+    assert!(callers.wait(60), "{}", pbx.log_text());
+    let log = || queue_log(&pbx);
+    assert!(
+        common::wait_until(10, || {
+            let l = log();
+            let joins = l.iter().filter(|e| e["event"] == "join").count();
+            let ended = l
+                .iter()
+                .filter(|e| {
+                    ["answer", "abandon", "give-up"].contains(&e["event"].as_str().unwrap())
+                })
+                .count();
+            joins == 8 && ended == 8
+        }),
+        "{:#?}",
+        log()
+    );
+    let log = log();
+    // Every caller ends exactly once: answered, abandoned or given up.
+    for call in log
+        .iter()
+        .filter(|e| e["event"] == "join")
+        .map(|e| e["call"].as_u64().unwrap())
+    {
+        let ends: Vec<&str> = log
+            .iter()
+            .filter(|e| e["call"].as_u64() == Some(call))
+            .map(|e| e["event"].as_str().unwrap())
+            .filter(|e| ["answer", "abandon", "give-up"].contains(e))
+            .collect();
+        assert_eq!(ends.len(), 1, "call {call}: {ends:?}");
+    }
+    let count = |ev: &str| log.iter().filter(|e| e["event"] == ev).count();
+    eprintln!(
+        "answered {}, abandoned {}, completed {}, offers {}",
+        count("answer"),
+        count("abandon"),
+        count("complete"),
+        count("offer")
+    );
+    assert!(count("answer") >= 2, "both agents took calls: {log:#?}");
+    // Per agent: one offer at a time (an offer ends with its answer or miss, or when the
+    // caller leaves), and no offer within the wrap-up after a call.
+    let mut ringing: std::collections::HashMap<String, u64> = Default::default();
+    let mut free_at: std::collections::HashMap<String, u64> = Default::default();
+    for e in &log {
+        let at = e["at_ms"].as_u64().unwrap();
+        let agent = e["agent"].as_str().map(str::to_string);
+        let call = e["call"].as_u64();
+        match (e["event"].as_str().unwrap(), agent) {
+            ("offer", Some(a)) => {
+                assert!(!ringing.contains_key(&a), "{a} offered twice at once: {e}");
+                assert!(
+                    at + 50 >= free_at.get(&a).copied().unwrap_or(0),
+                    "{a} offered in wrap-up: {e}"
+                );
+                ringing.insert(a, call.unwrap());
+            }
+            ("answer" | "miss", Some(a)) => {
+                ringing.remove(&a);
+            }
+            ("complete", Some(a)) => {
+                free_at.insert(a, at + 1000);
+            }
+            ("abandon" | "give-up", None) => ringing.retain(|_, c| Some(*c) != call),
+            _ => {}
+        }
+    }
+    // And each caller left its CDR.
+    let db = pbx.state.path().join("cdr.sqlite");
+    assert!(
+        common::wait_until(10, || {
+            rusqlite::Connection::open(&db)
+                .and_then(|c| {
+                    c.query_row("SELECT count(*) FROM cdr WHERE callee = '700'", [], |r| {
+                        r.get::<_, i64>(0)
+                    })
+                })
+                .is_ok_and(|n| n == 8)
+        }),
+        "eight CDRs"
+    );
+    // The agents' SIPp processes end with the test (dropped).
+    drop(agents);
+}
