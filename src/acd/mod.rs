@@ -343,6 +343,8 @@ struct Agent {
     answered: HashMap<String, u64>,
     talk: Duration,
     talk_since: Option<(Instant, String)>,
+    /// Its key in the queues' free sets while it is in them.
+    free_key: Option<Instant>,
 }
 
 struct Caller {
@@ -365,6 +367,30 @@ struct Queue {
     /// Round-robin: the member offered last.
     last: Option<String>,
     stats: QueueStats,
+    /// Members free for an offer now, by the time they became free: routing looks at
+    /// these, not at every member.
+    free: BTreeSet<(Instant, String)>,
+    /// Static members' places in the member list (for linear and round-robin).
+    pos: HashMap<String, usize>,
+}
+
+impl Queue {
+    fn new(cfg: QueueConfig) -> Self {
+        let pos = cfg
+            .members
+            .iter()
+            .enumerate()
+            .map(|(i, m)| (m.agent.clone(), i))
+            .collect();
+        Self {
+            cfg,
+            waiting: BTreeSet::new(),
+            last: None,
+            stats: QueueStats::default(),
+            free: BTreeSet::new(),
+            pos,
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -395,17 +421,7 @@ impl Acd {
         Self {
             queues: queues
                 .into_iter()
-                .map(|cfg| {
-                    (
-                        cfg.name.clone(),
-                        Queue {
-                            cfg,
-                            waiting: BTreeSet::new(),
-                            last: None,
-                            stats: QueueStats::default(),
-                        },
-                    )
-                })
+                .map(|cfg| (cfg.name.clone(), Queue::new(cfg)))
                 .collect(),
             order,
             agents: HashMap::new(),
@@ -425,17 +441,13 @@ impl Acd {
         let names: Vec<String> = queues.iter().map(|q| q.name.clone()).collect();
         for cfg in queues {
             match self.queues.get_mut(&cfg.name) {
-                Some(q) => q.cfg = cfg,
+                Some(q) => {
+                    let fresh = Queue::new(cfg);
+                    q.cfg = fresh.cfg;
+                    q.pos = fresh.pos;
+                }
                 None => {
-                    self.queues.insert(
-                        cfg.name.clone(),
-                        Queue {
-                            cfg,
-                            waiting: BTreeSet::new(),
-                            last: None,
-                            stats: QueueStats::default(),
-                        },
-                    );
+                    self.queues.insert(cfg.name.clone(), Queue::new(cfg));
                 }
             }
         }
@@ -462,6 +474,17 @@ impl Acd {
                     },
                 );
             }
+        }
+        // Memberships may have changed: index every agent afresh.
+        for q in self.queues.values_mut() {
+            q.free.clear();
+        }
+        let ids: Vec<String> = self.agents.keys().cloned().collect();
+        for id in ids {
+            if let Some(a) = self.agents.get_mut(&id) {
+                a.free_key = None;
+            }
+            self.refresh(&id);
         }
         self.dispatch(now);
     }
@@ -659,12 +682,13 @@ impl Acd {
             answered: HashMap::new(),
             talk: Duration::ZERO,
             talk_since: None,
+            free_key: None,
         })
     }
 
     /// The agent's penalty in `queue`, if it is a member.
     fn membership(&self, queue: &Queue, agent: &str) -> Option<u32> {
-        if let Some(m) = queue.cfg.members.iter().find(|m| m.agent == agent) {
+        if let Some(m) = queue.pos.get(agent).and_then(|i| queue.cfg.members.get(*i)) {
             return Some(m.penalty);
         }
         self.agents
@@ -686,6 +710,65 @@ impl Acd {
 
     /// Feeds an event.
     pub fn handle(&mut self, now: Instant, ev: Event) {
+        let who = match &ev {
+            Event::Login { agent, .. }
+            | Event::Logout(agent)
+            | Event::Pause(agent, _)
+            | Event::Unpause(agent)
+            | Event::Answered { agent, .. }
+            | Event::Refused { agent, .. }
+            | Event::CallEnded(agent)
+            | Event::Busy(agent, _)
+            | Event::Skills(agent, _) => Some(agent.clone()),
+            Event::Join { .. } | Event::Abandon(_) => None,
+        };
+        self.handle_event(now, ev);
+        if let Some(a) = who {
+            self.refresh(&a);
+        }
+        self.dispatch(now);
+    }
+
+    /// Keeps `agent`'s place in its queues' free sets true to its state.
+    fn refresh(&mut self, agent: &str) {
+        let Some(a) = self.agents.get(agent) else {
+            return;
+        };
+        let old = a.free_key;
+        let new = (a.state == AgentState::Available && !a.busy && a.offer.is_none())
+            .then_some(a.idle_since);
+        if old == new {
+            return;
+        }
+        let queues: Vec<String> = self
+            .order
+            .iter()
+            .filter(|n| {
+                self.queues
+                    .get(*n)
+                    .is_some_and(|q| self.membership(q, agent).is_some())
+            })
+            .cloned()
+            .collect();
+        if let Some(k) = old {
+            // From every queue: a dynamic agent may have left some since.
+            for q in self.queues.values_mut() {
+                q.free.remove(&(k, agent.to_string()));
+            }
+        }
+        if let Some(k) = new {
+            for name in &queues {
+                if let Some(q) = self.queues.get_mut(name) {
+                    q.free.insert((k, agent.to_string()));
+                }
+            }
+        }
+        if let Some(a) = self.agents.get_mut(agent) {
+            a.free_key = new;
+        }
+    }
+
+    fn handle_event(&mut self, now: Instant, ev: Event) {
         match ev {
             Event::Join {
                 caller,
@@ -804,7 +887,6 @@ impl Acd {
                 self.agent(&agent, now).skills = skills.into_iter().collect();
             }
         }
-        self.dispatch(now);
     }
 
     fn join(
@@ -897,6 +979,7 @@ impl Acd {
                     caller,
                     agent: agent.to_string(),
                 });
+                self.refresh(agent);
             }
         }
     }
@@ -978,6 +1061,7 @@ impl Acd {
             }
         }
         self.note(now, "miss", &queue, Some(caller), Some(agent), Vec::new());
+        self.refresh(agent);
     }
 
     /// Gives up the callers of queues that must not wait without agents.
@@ -1037,6 +1121,7 @@ impl Acd {
                             a.idle_since = now;
                         }
                     }
+                    self.refresh(&agent);
                 }
                 Timer::Retry => {
                     if let Some(c) = self.callers.get_mut(&caller) {
@@ -1089,6 +1174,10 @@ impl Acd {
     fn dispatch(&mut self, now: Instant) {
         for name in self.order.clone() {
             while let Some(q) = self.queues.get(&name) {
+                // Nobody free: nothing to decide (the common case while callers wait).
+                if q.free.is_empty() {
+                    break;
+                }
                 let mut offered = false;
                 let order: Vec<CallerId> = q.waiting.iter().map(|(_, _, c)| *c).collect();
                 for caller in order {
@@ -1138,6 +1227,7 @@ impl Acd {
                 caller,
                 agent: agent.clone(),
             });
+            self.refresh(agent);
             self.log.push_back(LogRecord {
                 at: now,
                 event: "offer",
@@ -1160,26 +1250,17 @@ impl Acd {
         let Some(c) = self.callers.get(&caller) else {
             return Vec::new();
         };
-        // Free members able to serve the caller, in member order (static, then dynamic).
+        // Free members (the queue's index of them, not every member) able to serve the
+        // caller, in member order: static ones by place, then dynamic ones by name.
         let mut cands: Vec<(String, u32)> = q
-            .cfg
-            .members
+            .free
             .iter()
-            .map(|m| (m.agent.clone(), m.penalty))
+            .filter_map(|(_, id)| self.membership(q, id).map(|p| (id.clone(), p)))
             .collect();
-        let mut dynamic: Vec<(String, u32)> = self
-            .agents
-            .iter()
-            .filter_map(|(id, a)| {
-                a.dynamic
-                    .iter()
-                    .find(|(n, _)| n == queue)
-                    .map(|(_, p)| (id.clone(), *p))
-            })
-            .filter(|(id, _)| !q.cfg.members.iter().any(|m| &m.agent == id))
-            .collect();
-        dynamic.sort();
-        cands.extend(dynamic);
+        cands.sort_by(|(a, _), (b, _)| {
+            let place = |id: &String| q.pos.get(id).copied().unwrap_or(usize::MAX);
+            (place(a), a).cmp(&(place(b), b))
+        });
         let skilled = |id: &str| {
             let a = &self.agents[id];
             c.skills
