@@ -344,16 +344,18 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
                 Response::Agents(list) => {
                     println!(
-                        "{:<10} {:<18} {:>8} {:>7}  QUEUES",
-                        "AGENT", "STATE", "ANSWERED", "TALK"
+                        "{:<10} {:<18} {:>8} {:>7} {:>9}  QUEUES",
+                        "AGENT", "STATE", "ANSWERED", "TALK", "OCCUPANCY"
                     );
                     for a in &list {
                         println!(
-                            "{:<10} {:<18} {:>8} {:>6}s  {}",
+                            "{:<10} {:<18} {:>8} {:>6}s {:>9}  {}",
                             a.agent,
                             a.state,
                             a.answered,
                             a.talk_s,
+                            a.occupancy
+                                .map_or("-".into(), |o| format!("{:.0}%", o * 100.0)),
                             a.queues.join(",")
                         );
                     }

@@ -311,6 +311,8 @@ pub struct AgentView {
     pub missed_in_a_row: u32,
     /// On a call outside the queues.
     pub busy_elsewhere: bool,
+    /// (talk + wrap-up) ÷ logged-in, unpaused time, 0..1.
+    pub occupancy: Option<f64>,
 }
 
 fn state_name(s: &AgentState) -> String {
@@ -345,6 +347,35 @@ struct Agent {
     talk_since: Option<(Instant, String)>,
     /// Its key in the queues' free sets while it is in them.
     free_key: Option<Instant>,
+    /// Logged in and not paused since, and such time before that (for occupancy).
+    on_since: Option<Instant>,
+    on_time: Duration,
+    /// Wrap-up time after its queue calls.
+    wrap_time: Duration,
+}
+
+impl Agent {
+    /// Starts or stops counting its logged-in, unpaused time as its state changes.
+    fn clock(&mut self, now: Instant) {
+        let on = !matches!(self.state, AgentState::LoggedOut | AgentState::Paused(_));
+        match (on, self.on_since) {
+            (true, None) => self.on_since = Some(now),
+            (false, Some(since)) => {
+                self.on_time += now.saturating_duration_since(since);
+                self.on_since = None;
+            }
+            _ => {}
+        }
+    }
+
+    /// (talk + wrap-up) ÷ logged-in, unpaused time, up to `now`.
+    fn occupancy(&self, now: Instant) -> Option<f64> {
+        let on = self.on_time
+            + self
+                .on_since
+                .map_or(Duration::ZERO, |s| now.saturating_duration_since(s));
+        (!on.is_zero()).then(|| (self.talk + self.wrap_time).as_secs_f64() / on.as_secs_f64())
+    }
 }
 
 struct Caller {
@@ -633,7 +664,7 @@ impl Acd {
     }
 
     /// Every agent the ACD knows, for `ctl agents`.
-    pub fn agent_views(&self) -> Vec<AgentView> {
+    pub fn agent_views(&self, now: Instant) -> Vec<AgentView> {
         let mut v: Vec<AgentView> = self
             .agents
             .iter()
@@ -654,6 +685,7 @@ impl Acd {
                 talk_s: a.talk.as_secs(),
                 missed_in_a_row: a.missed,
                 busy_elsewhere: a.busy,
+                occupancy: a.occupancy(now),
             })
             .collect();
         v.sort_by(|a, b| a.agent.cmp(&b.agent));
@@ -683,6 +715,9 @@ impl Acd {
             talk: Duration::ZERO,
             talk_since: None,
             free_key: None,
+            on_since: None,
+            on_time: Duration::ZERO,
+            wrap_time: Duration::ZERO,
         })
     }
 
@@ -724,6 +759,9 @@ impl Acd {
         };
         self.handle_event(now, ev);
         if let Some(a) = who {
+            if let Some(ag) = self.agents.get_mut(&a) {
+                ag.clock(now);
+            }
             self.refresh(&a);
         }
         self.dispatch(now);
@@ -842,6 +880,10 @@ impl Acd {
                     if let Some((since, q)) = a.talk_since.take() {
                         let talk = now.saturating_duration_since(since);
                         a.talk += talk;
+                        a.wrap_time += self
+                            .queues
+                            .get(&q)
+                            .map_or(Duration::ZERO, |q| q.cfg.wrap_up);
                         let wrap = self
                             .queues
                             .get(&q)
@@ -1050,6 +1092,7 @@ impl Acd {
             a.missed += 1;
             if limit > 0 && a.missed >= limit && a.state == AgentState::Available {
                 a.state = AgentState::Paused("auto".into());
+                a.clock(now);
                 self.note(
                     now,
                     "pause",

@@ -615,3 +615,29 @@ fn a_callers_position_counts_those_ahead_by_priority_then_arrival() {
     assert_eq!(a.position(2), Some(("q".into(), 2)));
     assert_eq!(a.position(9), None);
 }
+
+#[test]
+fn occupancy_is_talk_and_wrap_up_over_logged_in_unpaused_time() {
+    let now = t0();
+    let s = Duration::from_secs(1);
+    let mut q = queue(Strategy::Linear, &["x"]);
+    q.wrap_up = s * 30;
+    let mut a = acd(q);
+    assert_eq!(join_offers(&mut a, now, 1), ["x"]);
+    a.handle(
+        now,
+        Event::Answered {
+            caller: 1,
+            agent: "x".into(),
+        },
+    );
+    a.handle(now + s * 60, Event::CallEnded("x".into()));
+    let occ = |a: &Acd, at| a.agent_views(at)[0].occupancy.unwrap();
+    assert!((occ(&a, now + s * 180) - 0.5).abs() < 1e-6, "90 s of 180");
+    a.handle(now + s * 180, Event::Pause("x".into(), "02".into()));
+    a.handle(now + s * 240, Event::Unpause("x".into()));
+    assert!(
+        (occ(&a, now + s * 300) - 90.0 / 240.0).abs() < 1e-6,
+        "the paused minute does not count"
+    );
+}

@@ -336,7 +336,7 @@ fn ctl_answer(
         CtlRequest::Reload => CtlResponse::Error("reload is handled elsewhere".into()),
         CtlRequest::Agent { .. } => CtlResponse::Error("agent is handled elsewhere".into()),
         CtlRequest::Queues => CtlResponse::Queues(ep.queues(now)),
-        CtlRequest::Agents => CtlResponse::Agents(ep.agents()),
+        CtlRequest::Agents => CtlResponse::Agents(ep.agents(now)),
         CtlRequest::Registrations => CtlResponse::Registrations(ep.registrations(now)),
         CtlRequest::Calls => CtlResponse::Calls(
             ep.calls(now)

@@ -30,8 +30,8 @@ impl Endpoint {
     }
 
     /// Agents now, for `ctl agents`.
-    pub fn agents(&self) -> Vec<crate::acd::AgentView> {
-        self.acd.agent_views()
+    pub fn agents(&self, now: Instant) -> Vec<crate::acd::AgentView> {
+        self.acd.agent_views(now)
     }
 
     /// An agent logs in or out, pauses or comes back (`ctl agent`); only a member of some
