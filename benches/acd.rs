@@ -27,6 +27,19 @@ fn strategy(name: &str) -> Strategy {
     }
 }
 
+fn join(acd: &mut Acd, now: Instant, caller: u64) {
+    acd.handle(
+        now,
+        Event::Join {
+            caller,
+            queue: "q".into(),
+            priority: 0,
+            skills: vec![],
+            max_wait: None,
+        },
+    );
+}
+
 #[divan::bench(
     args = ["longest-idle", "round-robin", "fewest-calls", "least-talk-time", "linear", "random", "weighted-random", "skills", "ring-all"],
     sample_count = 10,
@@ -59,16 +72,7 @@ fn routed_call(bencher: divan::Bencher, name: &str) {
     let mut next_caller = 0u64;
     for _ in 0..WAITING {
         next_caller += 1;
-        acd.handle(
-            now,
-            Event::Join {
-                caller: next_caller,
-                queue: "q".into(),
-                priority: 0,
-                skills: vec![],
-                max_wait: None,
-            },
-        );
+        join(&mut acd, now, next_caller);
     }
     let mut k = 0usize;
     bencher.bench_local(|| {
@@ -89,16 +93,7 @@ fn routed_call(bencher: divan::Bencher, name: &str) {
             }
         }
         next_caller += 1;
-        acd.handle(
-            now,
-            Event::Join {
-                caller: next_caller,
-                queue: "q".into(),
-                priority: 0,
-                skills: vec![],
-                max_wait: None,
-            },
-        );
+        join(&mut acd, now, next_caller);
         while acd.poll_log().is_some() {}
     });
 }

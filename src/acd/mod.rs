@@ -355,6 +355,11 @@ struct Agent {
 }
 
 impl Agent {
+    /// Free for an offer: available, on no other call, not being offered one.
+    fn is_free(&self) -> bool {
+        self.state == AgentState::Available && !self.busy && self.offer.is_none()
+    }
+
     /// Starts or stops counting its logged-in, unpaused time as its state changes.
     fn clock(&mut self, now: Instant) {
         let on = !matches!(self.state, AgentState::LoggedOut | AgentState::Paused(_));
@@ -773,8 +778,7 @@ impl Acd {
             return;
         };
         let old = a.free_key;
-        let new = (a.state == AgentState::Available && !a.busy && a.offer.is_none())
-            .then_some(a.idle_since);
+        let new = a.is_free().then_some(a.idle_since);
         if old == new {
             return;
         }
@@ -1207,12 +1211,6 @@ impl Acd {
         self.dispatch(now);
     }
 
-    fn free(&self, agent: &str) -> bool {
-        self.agents
-            .get(agent)
-            .is_some_and(|a| a.state == AgentState::Available && !a.busy && a.offer.is_none())
-    }
-
     /// Offers waiting callers to free agents, queue by queue, callers in order.
     fn dispatch(&mut self, now: Instant) {
         for name in self.order.clone() {
@@ -1310,7 +1308,7 @@ impl Acd {
                 .iter()
                 .all(|s| a.skills.get(&s.skill).is_some_and(|p| *p >= s.min))
         };
-        cands.retain(|(id, _)| self.free(id) && skilled(id));
+        cands.retain(|(id, _)| skilled(id));
         let Some(best) = cands.iter().map(|(_, p)| *p).min() else {
             return Vec::new();
         };

@@ -379,8 +379,9 @@ fn priority_jumps_ahead_and_equal_priorities_keep_their_order() {
     assert_eq!(order, [3, 4, 5, 1, 2]);
 }
 
-#[test]
-fn wrap_up_pause_and_other_calls_keep_an_agent_from_offers() {
+/// One agent `x` with 30 s of wrap-up, after a 60 s call answered at once: the ACD, the
+/// call's start and a second.
+fn one_call_then_wrap_up() -> (Acd, Instant, Duration) {
     let now = t0();
     let s = Duration::from_secs(1);
     let mut q = queue(Strategy::Linear, &["x"]);
@@ -395,6 +396,12 @@ fn wrap_up_pause_and_other_calls_keep_an_agent_from_offers() {
         },
     );
     a.handle(now + s * 60, Event::CallEnded("x".into()));
+    (a, now, s)
+}
+
+#[test]
+fn wrap_up_pause_and_other_calls_keep_an_agent_from_offers() {
+    let (mut a, now, s) = one_call_then_wrap_up();
     assert_eq!(a.agent_state("x"), AgentState::WrapUp);
     assert!(join_offers(&mut a, now + s * 61, 2).is_empty());
     assert_eq!(
@@ -618,20 +625,7 @@ fn a_callers_position_counts_those_ahead_by_priority_then_arrival() {
 
 #[test]
 fn occupancy_is_talk_and_wrap_up_over_logged_in_unpaused_time() {
-    let now = t0();
-    let s = Duration::from_secs(1);
-    let mut q = queue(Strategy::Linear, &["x"]);
-    q.wrap_up = s * 30;
-    let mut a = acd(q);
-    assert_eq!(join_offers(&mut a, now, 1), ["x"]);
-    a.handle(
-        now,
-        Event::Answered {
-            caller: 1,
-            agent: "x".into(),
-        },
-    );
-    a.handle(now + s * 60, Event::CallEnded("x".into()));
+    let (mut a, now, s) = one_call_then_wrap_up();
     let occ = |a: &Acd, at| a.agent_views(at)[0].occupancy.unwrap();
     assert!((occ(&a, now + s * 180) - 0.5).abs() < 1e-6, "90 s of 180");
     a.handle(now + s * 180, Event::Pause("x".into(), "02".into()));
