@@ -1,8 +1,11 @@
 use super::*;
 use rand::Rng;
 
+/// The virtual clock's zero: one instant for the whole test run, so that every helper
+/// that logs agents in at `t0()` agrees with the test's own `now`.
 fn t0() -> Instant {
-    Instant::now()
+    static T0: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    *T0.get_or_init(Instant::now)
 }
 
 fn secs(n: f64) -> Duration {
@@ -627,11 +630,11 @@ fn a_callers_position_counts_those_ahead_by_priority_then_arrival() {
 fn occupancy_is_talk_and_wrap_up_over_logged_in_unpaused_time() {
     let (mut a, now, s) = one_call_then_wrap_up();
     let occ = |a: &Acd, at| a.agent_views(at)[0].occupancy.unwrap();
-    assert!((occ(&a, now + s * 180) - 0.5).abs() < 1e-6, "90 s of 180");
+    assert!((occ(&a, now + s * 180) - 0.5).abs() < 1e-9, "90 s of 180");
     a.handle(now + s * 180, Event::Pause("x".into(), "02".into()));
     a.handle(now + s * 240, Event::Unpause("x".into()));
     assert!(
-        (occ(&a, now + s * 300) - 90.0 / 240.0).abs() < 1e-6,
+        (occ(&a, now + s * 300) - 90.0 / 240.0).abs() < 1e-9,
         "the paused minute does not count"
     );
 }
