@@ -81,3 +81,9 @@ done
 sox -R "${parts[@]}" -r 8000 -c 1 -b 16 -e signed-integer moh/default.wav norm -6
 rm -f "${parts[@]}"
 echo "moh/default.wav: (synthesized chords)"
+
+# Ringback, heard by a caller already answered here (in a menu) while a dial rings: the
+# North American cadence, 440 + 480 Hz for 2 s, then 4 s of quiet; looped by the player.
+sox -R -n -r 8000 -c 2 -b 16 -e signed-integer -t wav - synth 2 sine 440 sine 480 2>/dev/null |
+  sox -R -t wav - -r 8000 -c 1 -b 16 -e signed-integer ringback.wav remix 1-2 vol 0.35 pad 0 4
+echo "ringback.wav: (440 + 480 Hz, 2 s on, 4 s off)"

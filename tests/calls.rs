@@ -1057,3 +1057,39 @@ fn the_main_number_in_office_hours_offers_the_menu_and_rings_the_extension_keyed
         "{log}"
     );
 }
+
+#[test]
+fn a_caller_answered_here_hears_ringback_while_its_dial_rings() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cfg, dp) = common::copy_setup(dir.path());
+    let plan = std::fs::read_to_string(&dp).unwrap().replace(
+        "match \"600\" { answer; echo }",
+        "match \"600\" { answer; echo }\n  match \"698\" { answer; dial \"1002\" timeout 5s; play \"goodbye\"; hangup }",
+    );
+    std::fs::write(&dp, plan).unwrap();
+    let pbx = Pbx::start_with(&cfg);
+    let port = register_callee(&pbx, "1002", PW2);
+    let callee = spawn_sipp(&scenario("uas_ring.xml"), None, port, &[]);
+    let alice = Baresip::start_with("1001", PW1, pbx.udp, "manual");
+    assert!(
+        wait_until(20, || pbx.registrations().len() == 2),
+        "{}",
+        alice.log()
+    );
+    alice.cmd("/dial 698");
+    // Rings 5 s, then the dialplan goes on: goodbye, and switchboard hangs up.
+    let r = cdr_within(&pbx, 1, 20);
+    assert_eq!(
+        (r.callee.as_str(), r.hangup_by.as_str()),
+        ("698", "system"),
+        "{r:?}"
+    );
+    assert!(callee.wait(10), "the ring was cancelled");
+    // 2 s of ringback tone (then 4 s of its cadence's quiet), and the goodbye.
+    let heard: f64 = alice.heard().iter().map(|p| common::loud_seconds(p)).sum();
+    assert!(
+        heard >= 2.2,
+        "alice heard {heard:.1} s of ringback and goodbye\n{}",
+        alice.log()
+    );
+}

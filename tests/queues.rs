@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{free_ports, register_callee, scenario, spawn_sipp, Pbx};
+use common::{free_ports, register_callee, scenario, spawn_sipp, Baresip, Pbx};
 
 const PW1: &str = "demo-1001-change-me";
 const PW2: &str = "demo-1002-change-me";
@@ -102,6 +102,38 @@ fn a_queued_caller_hears_music_and_is_bridged_to_the_agent_who_answers() {
         ["join -", "offer 1002", "answer 1002", "complete 1002"],
         "{:?}",
         events()
+    );
+}
+
+#[test]
+fn a_queued_caller_hears_music_all_through_an_agents_ring() {
+    let pbx = Pbx::start();
+    // 1002 rings and rings (the queue's ring timeout is 15 s); 1003 is not registered.
+    let port = register_callee(&pbx, "1002", PW2);
+    let agent = spawn_sipp(&scenario("uas_ring.xml"), None, port, &[]);
+    let caller = Baresip::start_with("1001", PW1, pbx.udp, "manual");
+    assert!(
+        common::wait_until(20, || pbx.registrations().len() == 2),
+        "{}",
+        caller.log()
+    );
+    caller.cmd("/dial 700");
+    assert!(
+        log_has(&pbx, "offered to agent call=1 agent=1002"),
+        "{}",
+        pbx.log_text()
+    );
+    std::thread::sleep(std::time::Duration::from_secs(7));
+    caller.cmd("/hangup");
+    assert!(agent.wait(10), "the ring was cancelled\n{}", pbx.log_text());
+    assert!(log_has(&pbx, "call ended"), "{}", pbx.log_text());
+    // The music (85% of it above the threshold) went on while the agent's phone rang; a
+    // ring that silenced it would leave well under a second.
+    let heard: f64 = caller.heard().iter().map(|p| common::loud_seconds(p)).sum();
+    assert!(
+        heard >= 5.0,
+        "the caller heard {heard:.1} s of music in a 7 s ring\n{}",
+        caller.log()
     );
 }
 

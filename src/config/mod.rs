@@ -782,6 +782,13 @@ impl Config {
                     ));
                 }
             }
+            let ringback = sounds_dir.join("ringback.wav");
+            if !ringback.is_file() {
+                warnings.push(format!(
+                    "no {}: a caller dialling from a menu hears silence while the dial rings",
+                    ringback.display()
+                ));
+            }
         } else {
             warnings.push(format!(
                 "sounds directory {} not found: prompts will be skipped",

@@ -11,7 +11,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::net::UdpSocket;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::media::{g711, MediaCommand, MediaEvent, SessionId};
 
@@ -63,7 +63,21 @@ struct Session {
     /// Commands for a local session (echo, play).
     local: Option<mpsc::UnboundedSender<LocalCmd>>,
     task: tokio::task::JoinHandle<()>,
+    /// A dial from the local session: its B side, bound and waiting for the caller's
+    /// sockets, which the local session keeps until B answers.
+    dialing: Option<Dialing>,
 }
+
+/// The B side of a bridge whose caller is still in its local session.
+struct Dialing {
+    task: tokio::task::JoinHandle<()>,
+    handover: oneshot::Sender<ASide>,
+    counters: Arc<Counters>,
+}
+
+/// What a local session hands its bridge: the caller's RTP and RTCP sockets and where the
+/// caller's RTP was last heard from.
+type ASide = ((UdpSocket, UdpSocket), Option<SocketAddr>);
 
 enum LocalCmd {
     Echo,
@@ -77,6 +91,8 @@ enum LocalCmd {
     StopRecord,
     /// The session is over: save what is recorded and end.
     Close,
+    /// B answered: give the caller's sockets to the bridge, save what is recorded, and end.
+    Handover(oneshot::Sender<ASide>),
 }
 
 /// A recording under way.
@@ -204,7 +220,38 @@ async fn run(
                 b_port,
                 a_remote,
             } => {
-                // A call answered locally (prompts) and then bridged reuses its caller port.
+                if let Some(s) = sessions.get_mut(&id).filter(|s| s.local.is_some()) {
+                    // The caller stays with its local session until B answers.
+                    if let Some(old) = s.dialing.take() {
+                        old.task.abort();
+                    }
+                    let b = match bind_pair(ip, b_port) {
+                        Ok(b) => b,
+                        Err(e) => {
+                            tracing::error!(session = id.0, b_port, error = %e, "cannot bind RTP ports; this call has no audio once answered");
+                            continue;
+                        }
+                    };
+                    let (wtx, wrx) = watch::channel(None);
+                    let (ttx, trx) = watch::channel(None);
+                    let (handover, a_rx) = oneshot::channel();
+                    let counters = Arc::new(Counters::default());
+                    let c = counters.clone();
+                    let task = tokio::spawn(async move {
+                        let Some((a, a_remote)) = wait_for_caller(a_rx, &b).await else {
+                            return;
+                        };
+                        bridge(a, b, a_remote, wrx, trx, c).await;
+                    });
+                    s.remote_b = wtx;
+                    s.transcode = ttx;
+                    s.dialing = Some(Dialing {
+                        task,
+                        handover,
+                        counters,
+                    });
+                    continue;
+                }
                 if let Some(old) = sessions.remove(&id) {
                     old.task.abort();
                     let _ = old.task.await;
@@ -232,6 +279,7 @@ async fn run(
                         transcode: ttx,
                         local: None,
                         task,
+                        dialing: None,
                     },
                 );
             }
@@ -268,6 +316,7 @@ async fn run(
                         transcode: watch::channel(None).0,
                         local: Some(ltx),
                         task,
+                        dialing: None,
                     },
                 );
             }
@@ -286,7 +335,11 @@ async fn run(
                     let _ = l.send(LocalCmd::Play(path, barge_in, seq));
                 }
                 None => {
-                    let _ = events.send(MediaEvent::PlayDone { id, seq });
+                    let _ = events.send(MediaEvent::PlayDone {
+                        id,
+                        seq,
+                        played: false,
+                    });
                 }
             },
             MediaCommand::Record {
@@ -331,8 +384,31 @@ async fn run(
                     let _ = s.transcode.send(Some((a_pt, b_pt)));
                 }
             }
+            MediaCommand::Connect { id } => {
+                let Some(s) = sessions.get_mut(&id) else {
+                    continue;
+                };
+                let (Some(d), Some(l)) = (s.dialing.take(), s.local.take()) else {
+                    tracing::warn!(session = id.0, "nothing to connect: no bridge waiting");
+                    continue;
+                };
+                let _ = l.send(LocalCmd::Handover(d.handover));
+                // The local task ends by itself once it has handed over.
+                s.task = d.task;
+                if let Ok(mut m) = counters.lock() {
+                    m.insert(id, d.counters);
+                }
+            }
+            MediaCommand::CloseB { id } => {
+                if let Some(d) = sessions.get_mut(&id).and_then(|s| s.dialing.take()) {
+                    d.task.abort();
+                }
+            }
             MediaCommand::Close { id } => {
                 if let Some(s) = sessions.remove(&id) {
+                    if let Some(d) = s.dialing {
+                        d.task.abort();
+                    }
                     match s.local {
                         // A local session ends by itself, saving a recording under way.
                         Some(l) if l.send(LocalCmd::Close).is_ok() => {}
@@ -343,6 +419,23 @@ async fn run(
                     m.remove(&id);
                 }
             }
+        }
+    }
+}
+
+/// Until the local session hands the caller's sockets over: B's packets (early media,
+/// which a caller already answered does not hear) are read and dropped, so the bridge
+/// does not start with a backlog of them. `None` if the local session ended instead.
+async fn wait_for_caller(
+    mut a: oneshot::Receiver<ASide>,
+    (b_rtp, b_rtcp): &(UdpSocket, UdpSocket),
+) -> Option<ASide> {
+    let (mut buf, mut cbuf) = ([0u8; 2048], [0u8; 2048]);
+    loop {
+        tokio::select! {
+            r = &mut a => return r.ok(),
+            _ = b_rtp.recv_from(&mut buf) => {}
+            _ = b_rtcp.recv_from(&mut cbuf) => {}
         }
     }
 }
@@ -544,7 +637,7 @@ async fn local(
                 for &digit in &keys {
                     let _ = events.send(MediaEvent::Digit { id, digit });
                     if barge_in && play.take().is_some() {
-                        let _ = events.send(MediaEvent::PlayDone { id, seq: play_seq });
+                        let _ = events.send(MediaEvent::PlayDone { id, seq: play_seq, played: true });
                     }
                 }
                 if echo {
@@ -565,6 +658,13 @@ async fn local(
                     }
                     return;
                 }
+                Some(LocalCmd::Handover(to)) => {
+                    if let Some(r) = recording.take() {
+                        finish_recording(id, r, events.clone());
+                    }
+                    let _ = to.send(((rtp, rtcp), to_a));
+                    return;
+                }
                 Some(LocalCmd::Record(r)) => {
                     echo = false;
                     recording = Some(r);
@@ -583,7 +683,7 @@ async fn local(
                 }
                 Some(LocalCmd::Stop) => {
                     if play.take().is_some() {
-                        let _ = events.send(MediaEvent::PlayDone { id, seq: play_seq });
+                        let _ = events.send(MediaEvent::PlayDone { id, seq: play_seq, played: true });
                     }
                 }
                 Some(LocalCmd::Play(path, cut, seq)) => match load_prompt(&path) {
@@ -594,7 +694,7 @@ async fn local(
                         tick.reset();
                     }
                     None => {
-                        let _ = events.send(MediaEvent::PlayDone { id, seq });
+                        let _ = events.send(MediaEvent::PlayDone { id, seq, played: false });
                     }
                 },
             },
@@ -613,7 +713,7 @@ async fn local(
                 let Some((samples, pos)) = play.as_mut() else { continue };
                 if *pos >= samples.len() {
                     play = None;
-                    let _ = events.send(MediaEvent::PlayDone { id, seq: play_seq });
+                    let _ = events.send(MediaEvent::PlayDone { id, seq: play_seq, played: true });
                     continue;
                 }
                 pkt[0] = 0x80;

@@ -165,7 +165,7 @@ pub(super) struct Call {
     /// Number of the last prompt started, to match its end report.
     play_seq: u64,
     /// Prompts still to play in a `say` (or a `play`), after the current one.
-    play_queue: VecDeque<std::path::PathBuf>,
+    pub(super) play_queue: VecDeque<std::path::PathBuf>,
     /// Keys being gathered for a `collect`.
     collecting: Option<Collecting>,
     /// A `record`/`voicemail` waiting for its prompts to end.
@@ -920,6 +920,7 @@ impl Endpoint {
                     };
                     if started {
                         self.set_wait(id, Wait::Dial);
+                        self.ringback(id);
                         return;
                     }
                 }
@@ -1759,7 +1760,12 @@ impl Endpoint {
                     });
                 }
                 self.set_wait(id, Wait::HangUp);
-                if !answered_before {
+                if answered_before {
+                    // The caller's music or ringback stops only now.
+                    self.calls
+                        .media_out
+                        .push_back(MediaCommand::Connect { id: sid });
+                } else {
                     if let Some(c) = self.calls.calls.get_mut(&id) {
                         c.a.sdp_sent = Some(body.clone());
                     }
@@ -1785,7 +1791,8 @@ impl Endpoint {
     }
 
     /// Tears down the relay bridge of a dial that failed; a later dial opens a new one. A
-    /// caller answered locally before the dial goes back to a local session.
+    /// caller answered locally before the dial never left its local session, which goes
+    /// on as it was.
     pub(super) fn unbridge(&mut self, id: u64) {
         let Some(c) = self.calls.calls.get_mut(&id) else {
             return;
@@ -1795,20 +1802,22 @@ impl Endpoint {
             return;
         }
         self.calls.ports.give(pb);
-        self.calls
-            .media_out
-            .push_back(MediaCommand::Close { id: sid });
         if c.answered {
-            let (a_remote, pt, te_pt) = (c.offer.audio_target(), c.a_pt, c.a_te_pt);
-            self.calls.media_out.push_back(MediaCommand::Local {
-                id: sid,
-                a_port: pa,
-                a_remote,
-                pt,
-                te_pt,
-            });
+            self.calls
+                .media_out
+                .push_back(MediaCommand::CloseB { id: sid });
             c.media = Some((sid, pa, 0));
+            if c.wait == Wait::Dial {
+                // The ringback ends with the dial; its end report is not awaited.
+                c.play_seq += 1;
+                self.calls
+                    .media_out
+                    .push_back(MediaCommand::StopPlay { id: sid });
+            }
         } else {
+            self.calls
+                .media_out
+                .push_back(MediaCommand::Close { id: sid });
             self.calls.ports.give(pa);
             c.media = None;
         }
@@ -2197,8 +2206,22 @@ impl Endpoint {
         self.play(id, first, false);
     }
 
+    /// A caller answered here (in a menu) hears ringback while its dial rings: its phone
+    /// plays none, since for it the call is up already.
+    fn ringback(&mut self, id: u64) {
+        let ringing = self
+            .calls
+            .calls
+            .get(&id)
+            .is_some_and(|c| c.answered && !c.bridged && !c.dialing.is_empty());
+        if ringing {
+            let path = self.sounds_dir.join("ringback.wav");
+            self.play(id, path, false);
+        }
+    }
+
     /// Starts a prompt for call `id`, numbered so its end report is recognised.
-    fn play(&mut self, id: u64, path: std::path::PathBuf, barge_in: bool) {
+    pub(super) fn play(&mut self, id: u64, path: std::path::PathBuf, barge_in: bool) {
         let Some(c) = self.calls.calls.get_mut(&id) else {
             return;
         };
@@ -2215,7 +2238,7 @@ impl Endpoint {
     /// What the relay reports.
     pub(super) fn on_media_event(&mut self, now: Instant, ev: MediaEvent) {
         match ev {
-            MediaEvent::PlayDone { id, seq } => {
+            MediaEvent::PlayDone { id, seq, played } => {
                 // The end of an earlier prompt (cut short by a key) is not this one's.
                 let wait = self
                     .calls
@@ -2237,7 +2260,12 @@ impl Endpoint {
                         }
                     }
                     Some(Wait::Collect) => self.collect_prompt_done(now, id.0),
-                    Some(Wait::Queue) => self.run_queue(now, id.0),
+                    // Music or ringback that cannot be played is not asked for again and
+                    // again; the file's absence is logged.
+                    Some(Wait::Queue) if played || self.announcing(id.0) => {
+                        self.run_queue(now, id.0)
+                    }
+                    Some(Wait::Dial) if played => self.ringback(id.0),
                     _ => {}
                 }
             }

@@ -123,8 +123,9 @@ impl Endpoint {
         self.drain_acd(now);
     }
 
-    /// A queued call woke up: its music ended (play it again) or the agent's phone failed
-    /// or rang out (tell the ACD; the caller waits on).
+    /// A queued call woke up: a prompt ended (the rest of an announcement, else the music
+    /// again) or the agent's phone failed or rang out (tell the ACD; the caller waits on,
+    /// and its music, which the ring never stopped, plays on).
     pub(super) fn run_queue(&mut self, now: Instant, id: u64) {
         let Some(c) = self.calls.calls.get_mut(&id) else {
             return;
@@ -140,14 +141,24 @@ impl Endpoint {
         } else {
             None
         };
-        let moh = q.moh.clone();
-        self.play_paths(id, vec![moh]);
+        if failed.is_none() {
+            let next = c.play_queue.pop_front().unwrap_or_else(|| q.moh.clone());
+            self.play(id, next, false);
+        }
         self.set_wait(id, Wait::Queue);
         if let Some(agent) = failed {
             tracing::info!(call = id, %agent, "agent did not take the call");
             self.acd.handle(now, Event::Refused { caller: id, agent });
         }
         self.drain_acd(now);
+    }
+
+    /// Whether an announcement to a queued caller has prompts still to play.
+    pub(super) fn announcing(&self, id: u64) -> bool {
+        self.calls
+            .calls
+            .get(&id)
+            .is_some_and(|c| !c.play_queue.is_empty())
     }
 
     /// A queued caller's periodic announcement: its place in the queue, then the music
@@ -316,9 +327,9 @@ impl Endpoint {
                     };
                     if q.offering.as_deref() == Some(agent.as_str()) && !c.bridged {
                         q.offering = None;
+                        // The caller's music never stopped for the ring.
                         self.detach_b(now, caller);
                         self.unbridge(caller);
-                        self.run_queue(now, caller);
                     }
                 }
                 Command::GiveUp { caller, why } => {

@@ -610,7 +610,14 @@ fn collect_gives_up_after_the_first_key_timeout_counted_from_the_prompts_end() {
     let id = call_602(&mut ep, t0);
     // The prompt lasts 4 s; only then do the 10 s start.
     let t4 = t0 + Duration::from_secs(4);
-    ep.handle_media_event(t4, MediaEvent::PlayDone { id, seq: 1 });
+    ep.handle_media_event(
+        t4,
+        MediaEvent::PlayDone {
+            id,
+            seq: 1,
+            played: true,
+        },
+    );
     let out = run_until(&mut ep, t0 + Duration::from_millis(13_900));
     assert!(
         !out.iter().any(|(_, _, m)| m.method() == Some(Method::Bye)),
@@ -638,7 +645,14 @@ fn keys_stop_the_prompt_and_the_interdigit_timeout_ends_the_input() {
             .any(|c| matches!(c, MediaCommand::StopPlay { .. })),
         "barge-in: {cmds:?}"
     );
-    ep.handle_media_event(t1, MediaEvent::PlayDone { id, seq: 1 });
+    ep.handle_media_event(
+        t1,
+        MediaEvent::PlayDone {
+            id,
+            seq: 1,
+            played: true,
+        },
+    );
     ep.handle_media_event(
         t1 + Duration::from_secs(2),
         MediaEvent::Digit { id, digit: '0' },
@@ -695,7 +709,14 @@ fn say_plays_its_prompts_in_turn_then_the_dialplan_goes_on() {
             break;
         };
         played.push(path.strip_prefix("sounds").unwrap().display().to_string());
-        ep.handle_media_event(t0, MediaEvent::PlayDone { id, seq });
+        ep.handle_media_event(
+            t0,
+            MediaEvent::PlayDone {
+                id,
+                seq,
+                played: true,
+            },
+        );
     }
     assert_eq!(
         played,

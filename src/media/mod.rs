@@ -18,6 +18,10 @@ pub struct SessionId(pub u64);
 pub enum MediaCommand {
     /// Open a session: RTP arriving on `a_port` goes to the B side's peer and RTP arriving
     /// on `b_port` to the A side's; RTCP likewise on the ports above them.
+    ///
+    /// For a call already in a local session (answered by switchboard), only the B side
+    /// opens: the caller keeps hearing its music, prompt or ringback until
+    /// [`MediaCommand::Connect`], so a dial never leaves it in dead air.
     Open {
         /// Session.
         id: SessionId,
@@ -73,6 +77,18 @@ pub enum MediaCommand {
         a_pt: u8,
         /// Payload type spoken with B.
         b_pt: u8,
+    },
+    /// B answered a call whose caller is in a local session: the caller's audio now goes
+    /// to and from B, and the local session ends (a recording under way is saved).
+    Connect {
+        /// Session.
+        id: SessionId,
+    },
+    /// A dial from a local session failed: close its B side; the caller's local session
+    /// goes on as it was (music keeps playing).
+    CloseB {
+        /// Session.
+        id: SessionId,
     },
     /// Close the session and free its sockets.
     Close {
@@ -173,6 +189,9 @@ pub enum MediaEvent {
         id: SessionId,
         /// The `seq` of the `Play` it reports.
         seq: u64,
+        /// False when the file could not be played at all: whoever plays it round (music
+        /// on hold, ringback) must not ask again at once.
+        played: bool,
     },
     /// A recording ended (`ms` long; 0 if nothing was said).
     RecordDone {

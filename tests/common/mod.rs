@@ -506,3 +506,26 @@ pub fn copy_setup(dir: &Path) -> (PathBuf, PathBuf) {
     std::fs::write(&cfg, text).unwrap();
     (cfg, dp)
 }
+
+/// Seconds of a phone's WAV dump that are not near-silence: 100 ms windows whose mean
+/// level is over 100 (of 32767). Dead air counts for nothing, whether the phone wrote it
+/// as zeros or wrote nothing.
+pub fn loud_seconds(p: &Path) -> f64 {
+    let Ok(mut r) = hound::WavReader::open(p) else {
+        return 0.0;
+    };
+    let spec = r.spec();
+    let samples: Vec<i16> = r
+        .samples::<i16>()
+        .map_while(Result::ok)
+        .step_by(usize::from(spec.channels))
+        .collect();
+    let win = (spec.sample_rate / 10) as usize;
+    let loud = samples
+        .chunks_exact(win.max(1))
+        .filter(|w| {
+            w.iter().map(|&x| f64::from(x.unsigned_abs())).sum::<f64>() / w.len() as f64 > 100.0
+        })
+        .count();
+    loud as f64 / 10.0
+}
