@@ -178,6 +178,87 @@ fn an_agent_who_misses_three_offers_is_paused_and_the_next_one_gets_the_caller()
     );
 }
 
+#[test]
+fn an_agent_with_no_phone_registered_is_passed_over_until_it_registers() {
+    let pbx = Pbx::start();
+    let reachable = |agent: &str| {
+        pbx.ctl("agents")["agents"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["agent"] == agent)
+            .map(|a| a["reachable"] == true)
+            .unwrap()
+    };
+    assert!(
+        !reachable("1002") && !reachable("1003"),
+        "nobody registered yet"
+    );
+    // It hangs up 12 s after the queue answers it: long enough to get through below.
+    let caller = queue_caller(&pbx, 12_000);
+    assert!(log_has(&pbx, "queued"), "{}", pbx.log_text());
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    assert!(
+        !pbx.log_text().contains("offered to agent"),
+        "offered to an agent with no phone\n{}",
+        pbx.log_text()
+    );
+    // 1002 registers, goes away (un-REGISTER), and comes back: each change reaches the
+    // ACD at once.
+    let port = register_callee(&pbx, "1002", PW2);
+    assert!(
+        spawn_sipp(
+            &scenario("unregister_auth.xml"),
+            Some(pbx.udp),
+            port,
+            &["-s", "1002", "-au", "1002", "-ap", PW2],
+        )
+        .wait(20),
+        "un-REGISTER"
+    );
+    assert!(
+        common::wait_until(5, || !reachable("1002")),
+        "{}",
+        pbx.ctl("agents")
+    );
+    let port = register_callee(&pbx, "1002", PW2);
+    let agent = spawn_sipp(&scenario("uas_answer.xml"), None, port, &[]);
+    assert!(
+        caller.wait(30),
+        "the caller got through\n{}",
+        pbx.log_text()
+    );
+    assert!(agent.wait(10), "1002 took it\n{}", pbx.log_text());
+    let log = pbx.log_text();
+    assert!(!log.contains("agent did not take the call"), "{log}");
+    assert!(
+        log.contains("queue call answered call=1 agent=1002"),
+        "{log}"
+    );
+    let events: Vec<String> = queue_log(&pbx)
+        .iter()
+        .filter(|e| e["agent"] == "1002")
+        .map(|e| e["event"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        events,
+        [
+            "unreachable",
+            "login",
+            "reachable",
+            // Nothing answers on the first registration's port; the un-REGISTER ends
+            // that offer, and it is no miss.
+            "offer",
+            "unreachable",
+            "reachable",
+            "offer",
+            "answer",
+            "complete"
+        ],
+        "{events:?}"
+    );
+}
+
 fn agent_state(pbx: &Pbx, agent: &str) -> String {
     let v = pbx.ctl("agents");
     v["agents"]

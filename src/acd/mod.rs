@@ -211,6 +211,10 @@ pub enum Event {
     Busy(String, bool),
     /// An agent's skills (replacing what it had).
     Skills(String, Vec<(String, u8)>),
+    /// Whether the agent has a phone to ring (a registered device). An agent with none
+    /// is not offered calls; an offer that finds none goes to the next agent at once,
+    /// and is not held against the agent as a miss.
+    Reachable(String, bool),
 }
 
 /// What the call layer must do.
@@ -311,6 +315,8 @@ pub struct AgentView {
     pub missed_in_a_row: u32,
     /// On a call outside the queues.
     pub busy_elsewhere: bool,
+    /// Has a phone to ring (a registered device).
+    pub reachable: bool,
     /// (talk + wrap-up) ÷ logged-in, unpaused time, 0..1.
     pub occupancy: Option<f64>,
 }
@@ -332,6 +338,8 @@ struct Agent {
     idle_since: Instant,
     /// On some call outside the queues.
     busy: bool,
+    /// No phone to ring (no registered device).
+    unreachable: bool,
     /// Dynamic memberships (static ones are in the queue config).
     dynamic: Vec<(String, u32)>,
     skills: HashMap<String, u8>,
@@ -355,9 +363,12 @@ struct Agent {
 }
 
 impl Agent {
-    /// Free for an offer: available, on no other call, not being offered one.
+    /// Free for an offer: available, reachable, on no other call, not being offered one.
     fn is_free(&self) -> bool {
-        self.state == AgentState::Available && !self.busy && self.offer.is_none()
+        self.state == AgentState::Available
+            && !self.busy
+            && !self.unreachable
+            && self.offer.is_none()
     }
 
     /// Starts or stops counting its logged-in, unpaused time as its state changes.
@@ -690,6 +701,7 @@ impl Acd {
                 talk_s: a.talk.as_secs(),
                 missed_in_a_row: a.missed,
                 busy_elsewhere: a.busy,
+                reachable: !a.unreachable,
                 occupancy: a.occupancy(now),
             })
             .collect();
@@ -710,6 +722,7 @@ impl Acd {
             state: AgentState::LoggedOut,
             idle_since: now,
             busy: false,
+            unreachable: false,
             dynamic: Vec::new(),
             skills: HashMap::new(),
             offer: None,
@@ -759,7 +772,8 @@ impl Acd {
             | Event::Refused { agent, .. }
             | Event::CallEnded(agent)
             | Event::Busy(agent, _)
-            | Event::Skills(agent, _) => Some(agent.clone()),
+            | Event::Skills(agent, _)
+            | Event::Reachable(agent, _) => Some(agent.clone()),
             Event::Join { .. } | Event::Abandon(_) => None,
         };
         self.handle_event(now, ev);
@@ -931,6 +945,24 @@ impl Acd {
             }
             Event::Skills(agent, skills) => {
                 self.agent(&agent, now).skills = skills.into_iter().collect();
+            }
+            Event::Reachable(agent, reachable) => {
+                let was = !self.agent(&agent, now).unreachable;
+                if was == reachable {
+                    return;
+                }
+                let event = if reachable {
+                    "reachable"
+                } else {
+                    "unreachable"
+                };
+                self.note(now, event, "", None, Some(&agent), Vec::new());
+                if !reachable {
+                    // The caller being offered waits on, with no retry delay: the agent
+                    // never had a chance to answer.
+                    self.free_offer(&agent);
+                }
+                self.agent(&agent, now).unreachable = !reachable;
             }
         }
     }

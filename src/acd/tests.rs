@@ -638,3 +638,34 @@ fn occupancy_is_talk_and_wrap_up_over_logged_in_unpaused_time() {
         "the paused minute does not count"
     );
 }
+
+#[test]
+fn an_agent_with_no_phone_is_passed_over_without_a_miss() {
+    let now = t0();
+    let mut a = acd(queue(Strategy::Linear, &["a", "b"]));
+    a.handle(now, Event::Reachable("a".into(), false));
+    assert_eq!(join_offers(&mut a, now, 1), ["b"]);
+    // `b`'s phone turns out to have gone too, while it rings: the caller is offered to
+    // the next free agent at once (none), with no retry delay and no miss for `b`.
+    a.handle(now, Event::Reachable("a".into(), true));
+    a.handle(now, Event::Reachable("b".into(), false));
+    let cmds = commands(&mut a);
+    assert!(
+        cmds.contains(&Command::Withdraw {
+            caller: 1,
+            agent: "b".into()
+        }),
+        "{cmds:?}"
+    );
+    assert!(
+        cmds.contains(&Command::Offer {
+            caller: 1,
+            agent: "a".into()
+        }),
+        "{cmds:?}"
+    );
+    let views = a.agent_views(now);
+    let b = views.iter().find(|v| v.agent == "b").unwrap();
+    assert_eq!((b.missed_in_a_row, b.reachable), (0, false));
+    assert_eq!(b.state, "available");
+}

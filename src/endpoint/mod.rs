@@ -340,6 +340,10 @@ impl Endpoint {
         self.drain_acd(now);
         for aor in self.registrar.handle_timeout(now) {
             tracing::info!(%aor, "registration expired");
+            if let Some(ext) = aor.strip_prefix("sip:").and_then(|a| a.split('@').next()) {
+                let ext = ext.to_string();
+                self.agent_reach(now, &ext);
+            }
         }
         self.drain(now);
     }
@@ -650,6 +654,8 @@ impl Endpoint {
                     .collect();
                 tracing::info!(%aor, contacts = bindings.len(), "registered");
                 self.reply(now, key, req, StatusCode::OK, extra);
+                let ext = user.extension.clone();
+                self.agent_reach(now, &ext);
             }
             Err(RegisterError::IntervalTooBrief(min)) => {
                 let extra = vec![(HeaderName::MinExpires, Bytes::from(min.to_string()))];

@@ -246,7 +246,8 @@ impl Endpoint {
         }
     }
 
-    /// Tells the ACD every queue member's skills (from the users' config).
+    /// Tells the ACD every queue member's skills (from the users' config) and whether it
+    /// has a phone registered.
     pub(super) fn set_agent_skills(&mut self, now: Instant) {
         for agent in self.acd.static_members() {
             let skills = self
@@ -254,8 +255,22 @@ impl Endpoint {
                 .get(&agent)
                 .map(|u| u.skills.clone())
                 .unwrap_or_default();
-            self.acd.handle(now, Event::Skills(agent, skills));
+            self.acd.handle(now, Event::Skills(agent.clone(), skills));
+            self.agent_reach(now, &agent);
         }
+    }
+
+    /// Tells the ACD whether agent `ext` has a registered device now (after a
+    /// registration, its expiry or removal, and at start).
+    pub(super) fn agent_reach(&mut self, now: Instant, ext: &str) {
+        if !self.acd.is_member(ext) {
+            return;
+        }
+        let aor = format!("sip:{ext}@{}", self.domain);
+        let reachable = !self.registrar.lookup(now, &aor).is_empty();
+        self.acd
+            .handle(now, Event::Reachable(ext.into(), reachable));
+        self.drain_acd(now);
     }
 
     /// Next line for the queue log file (JSON, no newline).
@@ -307,15 +322,22 @@ impl Endpoint {
                     if self.dial(now, caller, &agent, Some(ring + Duration::from_secs(2))) {
                         self.set_wait(caller, Wait::Queue);
                     } else {
-                        if let Some(q) = self
-                            .calls
-                            .calls
-                            .get_mut(&caller)
-                            .and_then(|c| c.queue.as_mut())
-                        {
+                        let Some(c) = self.calls.calls.get_mut(&caller) else {
+                            continue;
+                        };
+                        if let Some(q) = c.queue.as_mut() {
                             q.offering = None;
                         }
-                        self.acd.handle(now, Event::Refused { caller, agent });
+                        // No phone to ring is not a refusal: the agent is passed over
+                        // until it registers again.
+                        let ev = if c.cursor.vars.get("status").map(String::as_str)
+                            == Some("unavailable")
+                        {
+                            Event::Reachable(agent, false)
+                        } else {
+                            Event::Refused { caller, agent }
+                        };
+                        self.acd.handle(now, ev);
                     }
                 }
                 Command::Withdraw { caller, agent } => {
