@@ -36,6 +36,7 @@ fn join(acd: &mut Acd, now: Instant, caller: u64) {
             priority: 0,
             skills: vec![],
             max_wait: None,
+            number: String::new(),
         },
     );
 }

@@ -91,6 +91,9 @@ pub struct QueueConfig {
     /// How often a waiting caller hears its position (zero: never). The ACD only
     /// answers [`Acd::position`]; the call layer plays it.
     pub announce_every: Duration,
+    /// Sticky routing: a caller whose number this queue answered within this long is
+    /// offered first to the agent who took it last, if that agent is free (zero: off).
+    pub sticky: Duration,
 }
 
 impl QueueConfig {
@@ -112,6 +115,7 @@ impl QueueConfig {
             short_abandon: Duration::from_secs(5),
             auto_pause_after: 3,
             announce_every: Duration::ZERO,
+            sticky: Duration::ZERO,
         }
     }
 }
@@ -175,6 +179,8 @@ pub enum Event {
         skills: Vec<SkillNeed>,
         /// Longest wait for this caller (the queue's `max_wait` when `None`).
         max_wait: Option<Duration>,
+        /// The caller's number, for sticky routing (empty: unknown).
+        number: String,
     },
     /// A waiting caller hung up (abandoned).
     Abandon(CallerId),
@@ -396,6 +402,7 @@ impl Agent {
 
 struct Caller {
     queue: String,
+    number: String,
     priority: u32,
     seq: u64,
     skills: Vec<SkillNeed>,
@@ -419,9 +426,40 @@ struct Queue {
     free: BTreeSet<(Instant, String)>,
     /// Static members' places in the member list (for linear and round-robin).
     pos: HashMap<String, usize>,
+    /// Sticky routing: who last took each caller number, and when; and the numbers in
+    /// the order they were taken, so that entries older than the window are dropped.
+    served: HashMap<String, (String, Instant)>,
+    served_order: VecDeque<(Instant, String)>,
 }
 
 impl Queue {
+    /// Notes that `agent` took `number` (sticky routing), and forgets who took numbers
+    /// longer ago than the window.
+    fn remember(&mut self, now: Instant, number: &str, agent: &str) {
+        let window = self.cfg.sticky;
+        if window.is_zero() || number.is_empty() {
+            return;
+        }
+        while let Some((at, n)) = self.served_order.front() {
+            if now.saturating_duration_since(*at) <= window {
+                break;
+            }
+            if self.served.get(n).is_some_and(|(_, t)| t == at) {
+                self.served.remove(n);
+            }
+            self.served_order.pop_front();
+        }
+        self.served
+            .insert(number.to_string(), (agent.to_string(), now));
+        self.served_order.push_back((now, number.to_string()));
+    }
+
+    /// The agent who took `number` within the sticky window, if any.
+    fn last_served(&self, now: Instant, number: &str) -> Option<&str> {
+        let (agent, at) = self.served.get(number)?;
+        (now.saturating_duration_since(*at) <= self.cfg.sticky).then_some(agent.as_str())
+    }
+
     fn new(cfg: QueueConfig) -> Self {
         let pos = cfg
             .members
@@ -436,6 +474,8 @@ impl Queue {
             stats: QueueStats::default(),
             free: BTreeSet::new(),
             pos,
+            served: HashMap::new(),
+            served_order: VecDeque::new(),
         }
     }
 }
@@ -832,7 +872,21 @@ impl Acd {
                 priority,
                 skills,
                 max_wait,
-            } => self.join(now, caller, queue, priority, skills, max_wait),
+                number,
+            } => {
+                let c = Caller {
+                    queue,
+                    number,
+                    priority,
+                    seq: 0,
+                    skills,
+                    joined: now,
+                    ringing: Vec::new(),
+                    retry_at: None,
+                    give_up_at: None,
+                };
+                self.join(now, caller, c, max_wait);
+            }
             Event::Abandon(caller) => {
                 if let Some(c) = self.remove_caller(caller) {
                     let waited = self.note_wait(now, "abandon", &c, caller, None);
@@ -967,15 +1021,11 @@ impl Acd {
         }
     }
 
-    fn join(
-        &mut self,
-        now: Instant,
-        caller: CallerId,
-        queue: String,
-        priority: u32,
-        skills: Vec<SkillNeed>,
-        max_wait: Option<Duration>,
-    ) {
+    /// Puts `caller` in `c.queue`, or gives it up at once (no such queue, full, or no
+    /// agents to join).
+    fn join(&mut self, now: Instant, caller: CallerId, mut c: Caller, max_wait: Option<Duration>) {
+        let queue = c.queue.clone();
+        let priority = c.priority;
         let Some(q) = self.queues.get(&queue) else {
             self.out.push_back(Command::GiveUp {
                 caller,
@@ -1016,24 +1066,13 @@ impl Acd {
             None,
             vec![("priority", priority.to_string())],
         );
-        let give_up_at = max_wait.map(|w| now + w);
-        if let Some(at) = give_up_at {
+        c.give_up_at = max_wait.map(|w| now + w);
+        if let Some(at) = c.give_up_at {
             self.timers
                 .push(Reverse((at, Timer::MaxWait, String::new(), caller)));
         }
-        self.callers.insert(
-            caller,
-            Caller {
-                queue,
-                priority,
-                seq: self.seq,
-                skills,
-                joined: now,
-                ringing: Vec::new(),
-                retry_at: None,
-                give_up_at,
-            },
-        );
+        c.seq = self.seq;
+        self.callers.insert(caller, c);
     }
 
     fn remove_caller(&mut self, caller: CallerId) -> Option<Caller> {
@@ -1094,6 +1133,7 @@ impl Acd {
         let waited = self.note_wait(now, "answer", &c, caller, Some(agent));
         if let Some(q) = self.queues.get_mut(&c.queue) {
             q.stats.answered(waited, q.cfg.sl_threshold);
+            q.remember(now, &c.number, agent);
         }
         let a = self.agent(agent, now);
         a.offer = None;
@@ -1261,7 +1301,7 @@ impl Acd {
                         continue;
                     }
                     let picky = !c.skills.is_empty();
-                    let picks = self.pick(&name, caller);
+                    let picks = self.pick(now, &name, caller);
                     if picks.is_empty() {
                         // No agent for a caller who needs nothing special: none for the
                         // rest either (they need at least as much).
@@ -1316,13 +1356,29 @@ impl Acd {
     }
 
     /// The agents to ring for `caller` (empty: none free).
-    fn pick(&mut self, queue: &str, caller: CallerId) -> Vec<String> {
+    fn pick(&mut self, now: Instant, queue: &str, caller: CallerId) -> Vec<String> {
         let Some(q) = self.queues.get(queue) else {
             return Vec::new();
         };
         let Some(c) = self.callers.get(&caller) else {
             return Vec::new();
         };
+        let skilled = |id: &str| {
+            let a = &self.agents[id];
+            c.skills
+                .iter()
+                .all(|s| a.skills.get(&s.skill).is_some_and(|p| *p >= s.min))
+        };
+        // Sticky: the agent who took this number last, if free and still fit for the
+        // caller, before strategy and penalties.
+        if let Some(agent) = q.last_served(now, &c.number) {
+            let fit = self.agents.get(agent).is_some_and(Agent::is_free)
+                && self.membership(q, agent).is_some()
+                && skilled(agent);
+            if fit {
+                return vec![agent.to_string()];
+            }
+        }
         // Free members (the queue's index of them, not every member) able to serve the
         // caller, in member order: static ones by place, then dynamic ones by name.
         let mut cands: Vec<(String, u32)> = q
@@ -1334,12 +1390,6 @@ impl Acd {
             let place = |id: &String| q.pos.get(id).copied().unwrap_or(usize::MAX);
             (place(a), a).cmp(&(place(b), b))
         });
-        let skilled = |id: &str| {
-            let a = &self.agents[id];
-            c.skills
-                .iter()
-                .all(|s| a.skills.get(&s.skill).is_some_and(|p| *p >= s.min))
-        };
         cands.retain(|(id, _)| skilled(id));
         let Some(best) = cands.iter().map(|(_, p)| *p).min() else {
             return Vec::new();

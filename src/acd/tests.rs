@@ -52,6 +52,7 @@ fn join(a: &mut Acd, now: Instant, caller: CallerId, priority: u32) {
             priority,
             skills: vec![],
             max_wait: None,
+            number: String::new(),
         },
     );
 }
@@ -317,6 +318,7 @@ fn skills_and_penalties_choose_who_may_take_a_caller() {
             priority: 0,
             skills: vec![need("billing", 3)],
             max_wait: None,
+            number: String::new(),
         },
     );
     assert_eq!(offers(&mut a), [(1, "y".into())], "best billing first");
@@ -328,6 +330,7 @@ fn skills_and_penalties_choose_who_may_take_a_caller() {
             priority: 0,
             skills: vec![need("spanish", 2)],
             max_wait: None,
+            number: String::new(),
         },
     );
     assert_eq!(offers(&mut a), [(2, "z".into())]);
@@ -339,6 +342,7 @@ fn skills_and_penalties_choose_who_may_take_a_caller() {
             priority: 0,
             skills: vec![need("billing", 6)],
             max_wait: None,
+            number: String::new(),
         },
     );
     assert!(
@@ -544,6 +548,7 @@ fn an_agent_in_two_queues_gets_one_offer_and_the_last_logout_empties_a_queue() {
             priority: 9,
             skills: vec![],
             max_wait: None,
+            number: String::new(),
         },
     );
     assert_eq!(offers(&mut a), [(1, "x".into())], "one offer at a time");
@@ -668,4 +673,54 @@ fn an_agent_with_no_phone_is_passed_over_without_a_miss() {
     let b = views.iter().find(|v| v.agent == "b").unwrap();
     assert_eq!((b.missed_in_a_row, b.reachable), (0, false));
     assert_eq!(b.state, "available");
+}
+
+fn join_number(a: &mut Acd, now: Instant, caller: CallerId, number: &str) -> Vec<String> {
+    a.handle(
+        now,
+        Event::Join {
+            caller,
+            queue: "q".into(),
+            priority: 0,
+            skills: vec![],
+            max_wait: None,
+            number: number.into(),
+        },
+    );
+    offers(a).into_iter().map(|(_, ag)| ag).collect()
+}
+
+#[test]
+fn a_caller_who_called_lately_goes_to_the_agent_who_took_it_last() {
+    let mut q = queue(Strategy::Linear, &["a", "b"]);
+    q.sticky = secs(3600.0);
+    let mut a = acd(q);
+    let now = t0();
+    // `a` is paused, so `b` takes 555's first call.
+    a.handle(now, Event::Pause("a".into(), "break".into()));
+    assert_eq!(join_number(&mut a, now, 1, "555"), ["b"]);
+    take(&mut a, now, 1, "b", secs(60.0));
+    a.handle(now, Event::Unpause("a".into()));
+    // Linear would pick `a`; 555 gets `b` again within the hour, others get `a`.
+    let t1 = now + secs(600.0);
+    assert_eq!(join_number(&mut a, t1, 2, "777"), ["a"]);
+    assert_eq!(join_number(&mut a, t1, 3, "555"), ["b"]);
+    take(&mut a, t1, 3, "b", secs(60.0));
+    take(&mut a, t1, 2, "a", secs(60.0));
+    // `b` busy on another call: 555 is not kept waiting for it.
+    let t2 = t1 + secs(600.0);
+    a.handle(t2, Event::Busy("b".into(), true));
+    assert_eq!(join_number(&mut a, t2, 4, "555"), ["a"]);
+    take(&mut a, t2, 4, "a", secs(60.0));
+    a.handle(t2, Event::Busy("b".into(), false));
+    // Past the window the strategy decides again.
+    let mut q = queue(Strategy::Linear, &["a", "b"]);
+    q.sticky = secs(3600.0);
+    let mut late = acd(q);
+    late.handle(now, Event::Pause("a".into(), "break".into()));
+    assert_eq!(join_number(&mut late, now, 1, "555"), ["b"]);
+    take(&mut late, now, 1, "b", secs(60.0));
+    late.handle(now, Event::Unpause("a".into()));
+    let after = now + secs(3700.0);
+    assert_eq!(join_number(&mut late, after, 2, "555"), ["a"]);
 }

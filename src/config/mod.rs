@@ -95,6 +95,8 @@ struct QueueEntry {
     moh: Spanned<String>,
     #[serde(default)]
     announce_position_s: u64,
+    #[serde(default)]
+    sticky_s: u64,
 }
 
 fn default_15() -> u64 {
@@ -851,6 +853,7 @@ impl Config {
             cfg.short_abandon = Duration::from_secs(e.short_abandon_s);
             cfg.auto_pause_after = e.auto_pause_after;
             cfg.announce_every = Duration::from_secs(e.announce_position_s);
+            cfg.sticky = Duration::from_secs(e.sticky_s);
             if sounds_dir.is_dir()
                 && !sounds_dir
                     .join(format!("{}.wav", e.moh.get_ref()))

@@ -190,7 +190,7 @@ pub(super) struct Call {
     b_ack: Option<Bytes>,
     /// A re-INVITE or UPDATE relayed to the other leg, awaiting its answer.
     pending: Option<Pending>,
-    cdr: Cdr,
+    pub(super) cdr: Cdr,
 }
 
 /// A mid-call offer (hold, resume, new address) being relayed.

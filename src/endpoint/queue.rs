@@ -98,6 +98,8 @@ impl Endpoint {
             offering: None,
             agent: None,
         });
+        // A trunk caller's number, or the calling extension.
+        let number = c.cdr.caller.clone();
         tracing::info!(call = id, queue = name, priority, "queued");
         if let Some(every) = self
             .queue_announce
@@ -118,6 +120,7 @@ impl Endpoint {
                 priority,
                 skills,
                 max_wait: timeout,
+                number,
             },
         );
         self.drain_acd(now);
