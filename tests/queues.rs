@@ -512,3 +512,98 @@ fn many_callers_two_agents_nobody_lost_nobody_double_offered_wrap_up_kept() {
     // The agents' SIPp processes end with the test (dropped).
     drop(agents);
 }
+
+#[test]
+fn under_load_a_full_queue_overflows_to_the_next_and_nobody_is_lost() {
+    let dir = tempfile::tempdir().unwrap();
+    let pbx = pbx_with(
+        dir.path(),
+        &[
+            (MEMBERS, "members = [\"1002\"]"),
+            ("# max_len = 20", "max_len = 1"),
+            ("# overflow = \"sales\"", "overflow = \"sales\""),
+            ("wrap_up_s = 5", "wrap_up_s = 1"),
+            (
+                "[[trunks]]",
+                "[queues.sales]\nstrategy = \"longest-idle\"\nmembers = [\"1003\"]\n\n[[trunks]]",
+            ),
+        ],
+    );
+    let mut agents = Vec::new();
+    for (ext, pw) in [("1002", PW2), ("1003", "demo-1003-change-me")] {
+        let port = register_callee(&pbx, ext, pw);
+        agents.push(spawn_sipp(
+            &scenario("uas_answer.xml"),
+            None,
+            port,
+            &["-m", "8"],
+        ));
+    }
+    // Eight callers, four a second, each hanging up 3 s after the queue answers it.
+    let callers = spawn_sipp(
+        &scenario("uac_call.xml"),
+        Some(pbx.udp),
+        free_ports(1),
+        &[
+            "-s", "700", "-au", "1001", "-ap", PW1, "-d", "3000", "-m", "8", "-r", "4", "-l", "8",
+        ],
+    );
+    assert!(callers.wait(60), "{}", pbx.log_text());
+    let is_end = |e: &serde_json::Value| match e["event"].as_str().unwrap() {
+        "answer" | "abandon" => true,
+        // A give-up that moved the caller on is not its end.
+        "give-up" => e.get("to").is_none(),
+        _ => false,
+    };
+    assert!(
+        common::wait_until(10, || queue_log(&pbx).iter().filter(|e| is_end(e)).count()
+            == 8),
+        "{:#?}",
+        queue_log(&pbx)
+    );
+    let log = queue_log(&pbx);
+    let calls: std::collections::BTreeSet<u64> =
+        log.iter().filter_map(|e| e["call"].as_u64()).collect();
+    assert_eq!(calls.len(), 8, "{log:#?}");
+    let mut overflowed = 0;
+    for call in calls {
+        let story: Vec<&serde_json::Value> = log
+            .iter()
+            .filter(|e| e["call"].as_u64() == Some(call))
+            .collect();
+        assert_eq!(
+            story.iter().filter(|e| is_end(e)).count(),
+            1,
+            "call {call} ends once: {story:#?}"
+        );
+        // Each overflow is followed by the caller joining the queue named.
+        for (i, e) in story.iter().enumerate() {
+            if let Some(to) = e.get("to") {
+                overflowed += 1;
+                assert_eq!(e["queue"], "support");
+                let next = story.get(i + 1).expect("a join after the overflow");
+                assert_eq!((&next["event"], &next["queue"]), (&"join".into(), to));
+            }
+        }
+    }
+    assert!(overflowed >= 1, "the full queue overflowed: {log:#?}");
+    assert!(
+        log.iter()
+            .any(|e| e["event"] == "answer" && e["queue"] == "sales"),
+        "the overflow queue's agent took calls: {log:#?}"
+    );
+    let db = pbx.state.path().join("cdr.sqlite");
+    assert!(
+        common::wait_until(10, || {
+            rusqlite::Connection::open(&db)
+                .and_then(|c| {
+                    c.query_row("SELECT count(*) FROM cdr WHERE callee = '700'", [], |r| {
+                        r.get::<_, i64>(0)
+                    })
+                })
+                .is_ok_and(|n| n == 8)
+        }),
+        "eight CDRs"
+    );
+    drop(agents);
+}

@@ -94,6 +94,9 @@ pub struct QueueConfig {
     /// Sticky routing: a caller whose number this queue answered within this long is
     /// offered first to the agent who took it last, if that agent is free (zero: off).
     pub sticky: Duration,
+    /// Where a caller this queue gives up goes next (its wait, fullness or lack of
+    /// agents), keeping its priority, skills and number; `None`: back to the dialplan.
+    pub overflow: Option<String>,
 }
 
 impl QueueConfig {
@@ -116,6 +119,7 @@ impl QueueConfig {
             auto_pause_after: 3,
             announce_every: Duration::ZERO,
             sticky: Duration::ZERO,
+            overflow: None,
         }
     }
 }
@@ -403,6 +407,8 @@ impl Agent {
 struct Caller {
     queue: String,
     number: String,
+    /// Queues it overflowed from, to stop overflow going round in circles.
+    hops: u8,
     priority: u32,
     seq: u64,
     skills: Vec<SkillNeed>,
@@ -487,6 +493,10 @@ enum Timer {
     Retry,
     MaxWait,
 }
+
+/// Most queues a caller overflows through before the dialplan gets it back (a chain of
+/// overflows that comes round again must end).
+const MAX_OVERFLOW_HOPS: u8 = 4;
 
 /// The ACD.
 pub struct Acd {
@@ -877,6 +887,7 @@ impl Acd {
                 let c = Caller {
                     queue,
                     number,
+                    hops: 0,
                     priority,
                     seq: 0,
                     skills,
@@ -1044,16 +1055,7 @@ impl Acd {
         let q = self.queues.get_mut(&queue).expect("looked up above");
         q.stats.offered += 1;
         if let Some(why) = why {
-            q.stats.overflowed += 1;
-            self.out.push_back(Command::GiveUp { caller, why });
-            self.note(
-                now,
-                "give-up",
-                &queue,
-                Some(caller),
-                None,
-                vec![("why", format!("{why:?}"))],
-            );
+            self.give_up(now, caller, c, why);
             return;
         }
         self.seq += 1;
@@ -1195,23 +1197,42 @@ impl Acd {
             }
             let callers: Vec<CallerId> = q.waiting.iter().map(|(_, _, c)| *c).collect();
             for caller in callers {
-                self.remove_caller(caller);
-                if let Some(q) = self.queues.get_mut(&name) {
-                    q.stats.overflowed += 1;
+                if let Some(c) = self.remove_caller(caller) {
+                    self.give_up(now, caller, c, GiveUp::NoAgents);
                 }
-                self.out.push_back(Command::GiveUp {
-                    caller,
-                    why: GiveUp::NoAgents,
-                });
-                self.note(
-                    now,
-                    "give-up",
-                    &name,
-                    Some(caller),
-                    None,
-                    vec![("why", "NoAgents".into())],
-                );
             }
+        }
+    }
+
+    /// The queue gives `caller` up: on to its overflow queue if it has one, else back to
+    /// the call layer (the dialplan goes on).
+    fn give_up(&mut self, now: Instant, caller: CallerId, mut c: Caller, why: GiveUp) {
+        for a in std::mem::take(&mut c.ringing) {
+            self.withdraw(&a, caller);
+        }
+        let to = self
+            .queues
+            .get_mut(&c.queue)
+            .and_then(|q| {
+                q.stats.overflowed += 1;
+                q.cfg.overflow.clone()
+            })
+            .filter(|to| c.hops < MAX_OVERFLOW_HOPS && self.queues.contains_key(to));
+        let ms = now.saturating_duration_since(c.joined).as_millis();
+        let mut detail = vec![("why", format!("{why:?}")), ("wait_ms", ms.to_string())];
+        if let Some(to) = &to {
+            detail.push(("to", to.clone()));
+        }
+        self.note(now, "give-up", &c.queue, Some(caller), None, detail);
+        match to {
+            Some(to) => {
+                c.hops += 1;
+                c.queue = to;
+                c.joined = now;
+                c.retry_at = None;
+                self.join(now, caller, c, None);
+            }
+            None => self.out.push_back(Command::GiveUp { caller, why }),
         }
     }
 
@@ -1256,25 +1277,7 @@ impl Acd {
                         .is_some_and(|c| c.give_up_at == Some(at));
                     if due {
                         if let Some(c) = self.remove_caller(caller) {
-                            for a in &c.ringing {
-                                self.withdraw(a, caller);
-                            }
-                            if let Some(q) = self.queues.get_mut(&c.queue) {
-                                q.stats.overflowed += 1;
-                            }
-                            self.out.push_back(Command::GiveUp {
-                                caller,
-                                why: GiveUp::MaxWait,
-                            });
-                            let ms = now.saturating_duration_since(c.joined).as_millis();
-                            self.note(
-                                now,
-                                "give-up",
-                                &c.queue,
-                                Some(caller),
-                                None,
-                                vec![("why", "MaxWait".into()), ("wait_ms", ms.to_string())],
-                            );
+                            self.give_up(now, caller, c, GiveUp::MaxWait);
                         }
                     }
                 }

@@ -724,3 +724,78 @@ fn a_caller_who_called_lately_goes_to_the_agent_who_took_it_last() {
     let after = now + secs(3700.0);
     assert_eq!(join_number(&mut late, after, 2, "555"), ["a"]);
 }
+
+#[test]
+fn a_caller_given_up_overflows_to_the_next_queue_and_overflow_loops_end() {
+    let mut q = queue(Strategy::Linear, &["a"]);
+    q.max_wait = Some(secs(10.0));
+    q.overflow = Some("r".into());
+    let mut r = QueueConfig::new("r", Strategy::Linear);
+    r.members = members(&["b"]);
+    let mut a = Acd::new(vec![q, r], 7);
+    let now = t0();
+    a.handle(
+        now,
+        Event::Login {
+            agent: "b".into(),
+            queues: vec![],
+        },
+    );
+    // `a` never logged in: the caller waits in `q`, then moves on to `r` and `b`.
+    assert!(join_offers(&mut a, now, 1).is_empty());
+    a.handle_timeout(now + secs(10.0));
+    assert_eq!(
+        commands(&mut a),
+        [Command::Offer {
+            caller: 1,
+            agent: "b".into()
+        }],
+        "no GiveUp: the caller stays queued"
+    );
+    let log: Vec<(String, String)> = std::iter::from_fn(|| a.poll_log())
+        .filter(|r| r.caller == Some(1))
+        .map(|r| (r.event.to_string(), r.queue.clone()))
+        .collect();
+    assert_eq!(
+        log,
+        [
+            ("join".to_string(), "q".to_string()),
+            ("give-up".into(), "q".into()),
+            ("join".into(), "r".into()),
+            ("offer".into(), "r".into())
+        ]
+    );
+    assert_eq!(a.stats("q").unwrap().overflowed, 1);
+
+    // Two queues that overflow into each other with nobody to join: the caller goes
+    // round a few times, then back to the dialplan.
+    let mut x = QueueConfig::new("x", Strategy::Linear);
+    x.join_empty = false;
+    x.overflow = Some("y".into());
+    let mut y = x.clone();
+    y.name = "y".into();
+    y.overflow = Some("x".into());
+    let mut a = Acd::new(vec![x, y], 7);
+    a.handle(
+        now,
+        Event::Join {
+            caller: 9,
+            queue: "x".into(),
+            priority: 0,
+            skills: vec![],
+            max_wait: None,
+            number: String::new(),
+        },
+    );
+    assert_eq!(
+        commands(&mut a),
+        [Command::GiveUp {
+            caller: 9,
+            why: GiveUp::NoAgents
+        }]
+    );
+    let hops = std::iter::from_fn(|| a.poll_log())
+        .filter(|r| r.event == "give-up")
+        .count();
+    assert_eq!(hops, usize::from(MAX_OVERFLOW_HOPS) + 1);
+}

@@ -97,6 +97,8 @@ struct QueueEntry {
     announce_position_s: u64,
     #[serde(default)]
     sticky_s: u64,
+    #[serde(default)]
+    overflow: Option<Spanned<String>>,
 }
 
 fn default_15() -> u64 {
@@ -854,6 +856,20 @@ impl Config {
             cfg.auto_pause_after = e.auto_pause_after;
             cfg.announce_every = Duration::from_secs(e.announce_position_s);
             cfg.sticky = Duration::from_secs(e.sticky_s);
+            if let Some(to) = &e.overflow {
+                let name_ok = to.get_ref() != name && f.queues.contains_key(to.get_ref());
+                if !name_ok {
+                    return Err(err(
+                        to.span(),
+                        format!(
+                            "queues.{name}: overflow to `{}`, which is not another queue",
+                            to.get_ref()
+                        ),
+                        Some("name a queue defined under [queues.NAME], or leave overflow out to go on in the dialplan".into()),
+                    ));
+                }
+                cfg.overflow = Some(to.get_ref().clone());
+            }
             if sounds_dir.is_dir()
                 && !sounds_dir
                     .join(format!("{}.wav", e.moh.get_ref()))
