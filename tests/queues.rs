@@ -378,6 +378,8 @@ fn a_waiting_caller_hears_its_position_again_and_again() {
         "{log}"
     );
     assert!(!log.contains("prompt missing"), "{log}");
+    // Nothing handled yet and nobody staffing: no wait is made up.
+    assert!(!log.contains("estimated wait announced"), "{log}");
     assert!(
         common::wait_until(10, || std::fs::read_to_string(
             pbx.state.path().join("queue_log.jsonl")
@@ -386,6 +388,29 @@ fn a_waiting_caller_hears_its_position_again_and_again() {
         .contains("\"event\":\"abandon\"")),
         "the caller who hung up waiting is an abandon in the queue log"
     );
+}
+
+#[test]
+fn once_the_queue_has_handled_a_call_waiting_callers_hear_their_estimated_wait() {
+    let dir = tempfile::tempdir().unwrap();
+    let pbx = pbx_with(
+        dir.path(),
+        &[("announce_position_s = 30", "announce_position_s = 2")],
+    );
+    // 1002 takes one call and then stops answering (its SIPp ends); 1003 has no phone.
+    let port = register_callee(&pbx, "1002", PW2);
+    let agent = spawn_sipp(&scenario("uas_answer.xml"), None, port, &["-m", "1"]);
+    assert!(queue_caller(&pbx, 1000).wait(20), "{}", pbx.log_text());
+    assert!(agent.wait(10), "{}", pbx.log_text());
+    // The second caller waits while 1002 (still staffing the queue) rings unanswered.
+    let caller = queue_caller(&pbx, 7000);
+    assert!(caller.wait(20), "{}", pbx.log_text());
+    let log = pbx.log_text();
+    assert!(
+        log.contains("estimated wait announced call=2 minutes=1"),
+        "{log}"
+    );
+    assert!(!log.contains("prompt missing"), "{log}");
 }
 
 /// Queue log lines, parsed.

@@ -94,6 +94,9 @@ pub struct QueueConfig {
     /// Sticky routing: a caller whose number this queue answered within this long is
     /// offered first to the agent who took it last, if that agent is free (zero: off).
     pub sticky: Duration,
+    /// Whether the periodic announcement also gives the caller's estimated wait
+    /// ([`Acd::estimated_wait`]).
+    pub announce_wait: bool,
     /// Where a caller this queue gives up goes next (its wait, fullness or lack of
     /// agents), keeping its priority, skills and number; `None`: back to the dialplan.
     pub overflow: Option<String>,
@@ -119,6 +122,7 @@ impl QueueConfig {
             auto_pause_after: 3,
             announce_every: Duration::ZERO,
             sticky: Duration::ZERO,
+            announce_wait: false,
             overflow: None,
         }
     }
@@ -674,6 +678,26 @@ impl Acd {
             .range(..(Reverse(c.priority), c.seq, caller))
             .count();
         Some((c.queue.clone(), ahead + 1))
+    }
+
+    /// A waiting caller's estimated wait: its position × the queue's average handle time
+    /// ÷ the agents staffing the queue (logged in, not paused, with a phone). `None`
+    /// before the queue has handled a call, or with nobody staffing it: no number is
+    /// better than a made-up one.
+    pub fn estimated_wait(&self, caller: CallerId) -> Option<Duration> {
+        let (queue, position) = self.position(caller)?;
+        let q = self.queues.get(&queue)?;
+        let aht = q.stats.aht()?;
+        let staffed = self
+            .agents
+            .iter()
+            .filter(|(id, a)| {
+                !matches!(a.state, AgentState::LoggedOut | AgentState::Paused(_))
+                    && !a.unreachable
+                    && self.membership(q, id).is_some()
+            })
+            .count();
+        (staffed > 0).then(|| aht * position as u32 / staffed as u32)
     }
 
     /// Whether `agent` is a static member of some queue.

@@ -799,3 +799,27 @@ fn a_caller_given_up_overflows_to_the_next_queue_and_overflow_loops_end() {
         .count();
     assert_eq!(hops, usize::from(MAX_OVERFLOW_HOPS) + 1);
 }
+
+#[test]
+fn the_estimated_wait_is_position_times_handle_time_over_staffed_agents() {
+    let mut a = acd(queue(Strategy::Linear, &["a", "b", "c"]));
+    let now = t0();
+    a.handle(now, Event::Pause("c".into(), "lunch".into()));
+    // Nothing handled yet: no estimate.
+    assert_eq!(join_offers(&mut a, now, 1), ["a"]);
+    assert_eq!(join_offers(&mut a, now, 2), ["b"]);
+    join(&mut a, now, 3, 0);
+    assert_eq!(a.estimated_wait(3), None);
+    // Two calls of 120 s and 240 s handled (no wrap-up): AHT 180 s, two agents staffed.
+    take(&mut a, now, 1, "a", secs(120.0));
+    commands(&mut a);
+    take(&mut a, now, 2, "b", secs(240.0));
+    join(&mut a, now + secs(300.0), 4, 0);
+    join(&mut a, now + secs(300.0), 5, 0);
+    commands(&mut a);
+    // 3 rings `a` (it still waits until answered), then 4, then 5: third in line.
+    assert_eq!(a.position(5).map(|(_, p)| p), Some(3));
+    assert_eq!(a.estimated_wait(5), Some(secs(270.0)));
+    a.handle(now + secs(300.0), Event::Pause("b".into(), "break".into()));
+    assert_eq!(a.estimated_wait(5), Some(secs(540.0)));
+}

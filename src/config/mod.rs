@@ -98,6 +98,8 @@ struct QueueEntry {
     #[serde(default)]
     sticky_s: u64,
     #[serde(default)]
+    announce_wait: bool,
+    #[serde(default)]
     overflow: Option<Spanned<String>>,
 }
 
@@ -856,6 +858,7 @@ impl Config {
             cfg.auto_pause_after = e.auto_pause_after;
             cfg.announce_every = Duration::from_secs(e.announce_position_s);
             cfg.sticky = Duration::from_secs(e.sticky_s);
+            cfg.announce_wait = e.announce_wait;
             if let Some(to) = &e.overflow {
                 let name_ok = to.get_ref() != name && f.queues.contains_key(to.get_ref());
                 if !name_ok {
@@ -882,6 +885,24 @@ impl Config {
                         e.moh.get_ref()
                     ),
                     None,
+                ));
+            }
+            // What the periodic announcement says must be there to say.
+            let mut needed = Vec::new();
+            if e.announce_position_s > 0 {
+                needed.push("you-are-caller-number");
+                if e.announce_wait {
+                    needed.extend(["estimated-wait", "minute", "minutes"]);
+                }
+            }
+            if let Some(missing) = needed
+                .iter()
+                .find(|n| sounds_dir.is_dir() && !sounds_dir.join(format!("{n}.wav")).is_file())
+            {
+                return Err(err(
+                    q.span(),
+                    format!("queues.{name}: its announcements need `{missing}.wav` in the sounds directory"),
+                    Some("see sounds/README.md, or turn the announcement off".into()),
                 ));
             }
             queues.push((cfg, e.moh.get_ref().clone()));

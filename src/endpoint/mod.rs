@@ -115,7 +115,9 @@ pub struct Endpoint {
     acd: crate::acd::Acd,
     queue_moh: HashMap<String, String>,
     /// How often each queue tells callers their position (zero: never).
-    queue_announce: HashMap<String, Duration>,
+    /// Per queue: how often a waiting caller hears its position, and whether its
+    /// estimated wait too.
+    queue_announce: HashMap<String, (Duration, bool)>,
     /// Calls each extension is on, for the ACD's device state.
     in_use: HashMap<String, u32>,
 }
@@ -173,7 +175,7 @@ impl Endpoint {
             queue_announce: cfg
                 .queues
                 .iter()
-                .map(|(q, _)| (q.name.clone(), q.announce_every))
+                .map(|(q, _)| (q.name.clone(), (q.announce_every, q.announce_wait)))
                 .collect(),
         };
         ep.set_agent_skills(now);
@@ -220,7 +222,7 @@ impl Endpoint {
         self.queue_announce = cfg
             .queues
             .iter()
-            .map(|(q, _)| (q.name.clone(), q.announce_every))
+            .map(|(q, _)| (q.name.clone(), (q.announce_every, q.announce_wait)))
             .collect();
         self.queue_moh = cfg
             .queues

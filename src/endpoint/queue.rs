@@ -101,11 +101,11 @@ impl Endpoint {
         // A trunk caller's number, or the calling extension.
         let number = c.cdr.caller.clone();
         tracing::info!(call = id, queue = name, priority, "queued");
-        if let Some(every) = self
+        if let Some((every, _)) = self
             .queue_announce
             .get(name)
             .copied()
-            .filter(|d| !d.is_zero())
+            .filter(|(d, _)| !d.is_zero())
         {
             self.calls
                 .arm(id, super::b2bua::CallTimer::Announce, now + every);
@@ -164,8 +164,8 @@ impl Endpoint {
             .is_some_and(|c| !c.play_queue.is_empty())
     }
 
-    /// A queued caller's periodic announcement: its place in the queue, then the music
-    /// again.
+    /// A queued caller's periodic announcement: its place in the queue (and its estimated
+    /// wait, where the queue says so and one can be made), then the music again.
     pub(super) fn queue_announce(&mut self, now: Instant, id: u64) {
         let Some(c) = self.calls.calls.get(&id) else {
             return;
@@ -177,7 +177,8 @@ impl Endpoint {
         let Some((queue, position)) = self.acd.position(id) else {
             return;
         };
-        if let Some(every) = self.queue_announce.get(&queue).copied() {
+        let (every, say_wait) = self.queue_announce.get(&queue).copied().unwrap_or_default();
+        if !every.is_zero() {
             self.calls
                 .arm(id, super::b2bua::CallTimer::Announce, now + every);
         }
@@ -191,6 +192,17 @@ impl Endpoint {
             crate::dialplan::SayKind::Number,
             &position.to_string(),
         ));
+        if let Some(wait) = self.acd.estimated_wait(id).filter(|_| say_wait) {
+            // Whole minutes, rounded up: "about 1 minute" rather than "0 minutes".
+            let minutes = wait.as_secs().div_ceil(60).max(1);
+            tracing::info!(call = id, minutes, "estimated wait announced");
+            names.push("estimated-wait".into());
+            names.extend(crate::dialplan::say_prompts(
+                crate::dialplan::SayKind::Number,
+                &minutes.to_string(),
+            ));
+            names.push(if minutes == 1 { "minute" } else { "minutes" }.into());
+        }
         let paths = self.sound_paths(names.iter().map(String::as_str));
         // The music stops for the announcement and starts again when it ends.
         self.play_paths(id, paths);
