@@ -413,6 +413,35 @@ fn once_the_queue_has_handled_a_call_waiting_callers_hear_their_estimated_wait()
     assert!(!log.contains("prompt missing"), "{log}");
 }
 
+/// 1002 and 1003 register, and each answers up to `calls` calls (SIPp).
+fn both_agents_answer(pbx: &Pbx, calls: u32) -> Vec<common::SippProc> {
+    let m = calls.to_string();
+    [("1002", PW2), ("1003", "demo-1003-change-me")]
+        .into_iter()
+        .map(|(ext, pw)| {
+            let port = register_callee(pbx, ext, pw);
+            spawn_sipp(&scenario("uas_answer.xml"), None, port, &["-m", &m])
+        })
+        .collect()
+}
+
+/// Each of `n` calls to the queue (700) left its CDR.
+fn assert_queue_cdrs(pbx: &Pbx, n: i64) {
+    let db = pbx.state.path().join("cdr.sqlite");
+    assert!(
+        common::wait_until(10, || {
+            rusqlite::Connection::open(&db)
+                .and_then(|c| {
+                    c.query_row("SELECT count(*) FROM cdr WHERE callee = '700'", [], |r| {
+                        r.get::<_, i64>(0)
+                    })
+                })
+                .is_ok_and(|c| c == n)
+        }),
+        "{n} CDRs"
+    );
+}
+
 /// Queue log lines, parsed.
 fn queue_log(pbx: &Pbx) -> Vec<serde_json::Value> {
     std::fs::read_to_string(pbx.state.path().join("queue_log.jsonl"))
@@ -432,16 +461,7 @@ fn many_callers_two_agents_nobody_lost_nobody_double_offered_wrap_up_kept() {
             ("retry_s = 5", "retry_s = 1"),
         ],
     );
-    let mut agents = Vec::new();
-    for (ext, pw) in [("1002", PW2), ("1003", "demo-1003-change-me")] {
-        let port = register_callee(&pbx, ext, pw);
-        agents.push(spawn_sipp(
-            &scenario("uas_answer.xml"),
-            None,
-            port,
-            &["-m", "8"],
-        ));
-    }
+    let agents = both_agents_answer(&pbx, 8);
     // Eight callers, two a second, each hanging up 4 s after the queue answers: some
     // reach an agent, the others give up waiting.
     let callers = spawn_sipp(
@@ -521,19 +541,7 @@ fn many_callers_two_agents_nobody_lost_nobody_double_offered_wrap_up_kept() {
         }
     }
     // And each caller left its CDR.
-    let db = pbx.state.path().join("cdr.sqlite");
-    assert!(
-        common::wait_until(10, || {
-            rusqlite::Connection::open(&db)
-                .and_then(|c| {
-                    c.query_row("SELECT count(*) FROM cdr WHERE callee = '700'", [], |r| {
-                        r.get::<_, i64>(0)
-                    })
-                })
-                .is_ok_and(|n| n == 8)
-        }),
-        "eight CDRs"
-    );
+    assert_queue_cdrs(&pbx, 8);
     // The agents' SIPp processes end with the test (dropped).
     drop(agents);
 }
@@ -554,16 +562,7 @@ fn under_load_a_full_queue_overflows_to_the_next_and_nobody_is_lost() {
             ),
         ],
     );
-    let mut agents = Vec::new();
-    for (ext, pw) in [("1002", PW2), ("1003", "demo-1003-change-me")] {
-        let port = register_callee(&pbx, ext, pw);
-        agents.push(spawn_sipp(
-            &scenario("uas_answer.xml"),
-            None,
-            port,
-            &["-m", "8"],
-        ));
-    }
+    let agents = both_agents_answer(&pbx, 8);
     // Eight callers, four a second, each hanging up 3 s after the queue answers it.
     let callers = spawn_sipp(
         &scenario("uac_call.xml"),
@@ -617,18 +616,6 @@ fn under_load_a_full_queue_overflows_to_the_next_and_nobody_is_lost() {
             .any(|e| e["event"] == "answer" && e["queue"] == "sales"),
         "the overflow queue's agent took calls: {log:#?}"
     );
-    let db = pbx.state.path().join("cdr.sqlite");
-    assert!(
-        common::wait_until(10, || {
-            rusqlite::Connection::open(&db)
-                .and_then(|c| {
-                    c.query_row("SELECT count(*) FROM cdr WHERE callee = '700'", [], |r| {
-                        r.get::<_, i64>(0)
-                    })
-                })
-                .is_ok_and(|n| n == 8)
-        }),
-        "eight CDRs"
-    );
+    assert_queue_cdrs(&pbx, 8);
     drop(agents);
 }

@@ -44,6 +44,11 @@ fn acd(q: QueueConfig) -> Acd {
 }
 
 fn join(a: &mut Acd, now: Instant, caller: CallerId, priority: u32) {
+    join_as(a, now, caller, priority, "");
+}
+
+/// A caller with a number (for sticky routing) joins queue `q`.
+fn join_as(a: &mut Acd, now: Instant, caller: CallerId, priority: u32, number: &str) {
     a.handle(
         now,
         Event::Join {
@@ -52,7 +57,7 @@ fn join(a: &mut Acd, now: Instant, caller: CallerId, priority: u32) {
             priority,
             skills: vec![],
             max_wait: None,
-            number: String::new(),
+            number: number.into(),
         },
     );
 }
@@ -676,17 +681,7 @@ fn an_agent_with_no_phone_is_passed_over_without_a_miss() {
 }
 
 fn join_number(a: &mut Acd, now: Instant, caller: CallerId, number: &str) -> Vec<String> {
-    a.handle(
-        now,
-        Event::Join {
-            caller,
-            queue: "q".into(),
-            priority: 0,
-            skills: vec![],
-            max_wait: None,
-            number: number.into(),
-        },
-    );
+    join_as(a, now, caller, 0, number);
     offers(a).into_iter().map(|(_, ag)| ag).collect()
 }
 
