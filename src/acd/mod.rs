@@ -870,16 +870,6 @@ impl Acd {
         if old == new {
             return;
         }
-        let queues: Vec<String> = self
-            .order
-            .iter()
-            .filter(|n| {
-                self.queues
-                    .get(*n)
-                    .is_some_and(|q| self.membership(q, agent).is_some())
-            })
-            .cloned()
-            .collect();
         if let Some(k) = old {
             // From every queue: a dynamic agent may have left some since.
             for q in self.queues.values_mut() {
@@ -887,6 +877,16 @@ impl Acd {
             }
         }
         if let Some(k) = new {
+            let queues: Vec<String> = self
+                .order
+                .iter()
+                .filter(|n| {
+                    self.queues
+                        .get(*n)
+                        .is_some_and(|q| self.membership(q, agent).is_some())
+                })
+                .cloned()
+                .collect();
             for name in &queues {
                 if let Some(q) = self.queues.get_mut(name) {
                     q.free.insert((k, agent.to_string()));
@@ -987,14 +987,11 @@ impl Acd {
                     if let Some((since, q)) = a.talk_since.take() {
                         let talk = now.saturating_duration_since(since);
                         a.talk += talk;
-                        a.wrap_time += self
-                            .queues
-                            .get(&q)
-                            .map_or(Duration::ZERO, |q| q.cfg.wrap_up);
                         let wrap = self
                             .queues
                             .get(&q)
                             .map_or(Duration::ZERO, |q| q.cfg.wrap_up);
+                        a.wrap_time += wrap;
                         if let Some(qu) = self.queues.get_mut(&q) {
                             qu.stats.handled(talk, wrap);
                         }

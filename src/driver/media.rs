@@ -221,9 +221,11 @@ async fn run(
                 a_remote,
             } => {
                 if let Some(s) = sessions.get_mut(&id).filter(|s| s.local.is_some()) {
-                    // The caller stays with its local session until B answers.
+                    // The caller stays with its local session until B answers. An earlier
+                    // dial's B side is gone before this one binds (its port is free again).
                     if let Some(old) = s.dialing.take() {
                         old.task.abort();
+                        let _ = old.task.await;
                     }
                     let b = match bind_pair(ip, b_port) {
                         Ok(b) => b,
@@ -400,14 +402,17 @@ async fn run(
                 }
             }
             MediaCommand::CloseB { id } => {
+                // Awaited, so the B port is unbound before the endpoint hands it out again.
                 if let Some(d) = sessions.get_mut(&id).and_then(|s| s.dialing.take()) {
                     d.task.abort();
+                    let _ = d.task.await;
                 }
             }
             MediaCommand::Close { id } => {
                 if let Some(s) = sessions.remove(&id) {
                     if let Some(d) = s.dialing {
                         d.task.abort();
+                        let _ = d.task.await;
                     }
                     match s.local {
                         // A local session ends by itself, saving a recording under way.

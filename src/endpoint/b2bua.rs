@@ -1124,7 +1124,7 @@ impl Endpoint {
             self.set_status(id, "unavailable");
             return false;
         }
-        let aor = format!("sip:{target}@{}", self.domain);
+        let aor = self.aor(target);
         // Every registered device of the extension rings at once; the first to answer
         // takes the call.
         let bindings: Vec<_> = self

@@ -114,7 +114,6 @@ pub struct Endpoint {
     /// The ACD core, and each queue's music on hold.
     acd: crate::acd::Acd,
     queue_moh: HashMap<String, String>,
-    /// How often each queue tells callers their position (zero: never).
     /// Per queue: how often a waiting caller hears its position, and whether its
     /// estimated wait too.
     queue_announce: HashMap<String, (Duration, bool)>,
@@ -191,6 +190,11 @@ impl Endpoint {
         }
         ep.init_trunk_regs(now);
         ep
+    }
+
+    /// The address of record of extension `ext` (what its phones register).
+    pub(super) fn aor(&self, ext: &str) -> String {
+        format!("sip:{ext}@{}", self.domain)
     }
 
     /// 64 random bits from the seeded generator (tags, branches, nonces, cnonces).
@@ -640,7 +644,7 @@ impl Endpoint {
             self.forbid(now, key, req, "may only register its own extension");
             return;
         }
-        let aor = format!("sip:{}@{}", user.extension, self.domain);
+        let aor = self.aor(&user.extension);
         match self.registrar.register(now, &aor, req, peer) {
             Ok(bindings) => {
                 self.stats.registers_ok += 1;

@@ -281,11 +281,15 @@ impl Endpoint {
         if !self.acd.is_member(ext) {
             return;
         }
-        let aor = format!("sip:{ext}@{}", self.domain);
-        let reachable = !self.registrar.lookup(now, &aor).is_empty();
+        let reachable = self.has_phone(now, ext);
         self.acd
             .handle(now, Event::Reachable(ext.into(), reachable));
         self.drain_acd(now);
+    }
+
+    /// Whether extension `ext` has a registered device now.
+    fn has_phone(&self, now: Instant, ext: &str) -> bool {
+        !self.registrar.lookup(now, &self.aor(ext)).is_empty()
     }
 
     /// Next line for the queue log file (JSON, no newline).
@@ -337,20 +341,20 @@ impl Endpoint {
                     if self.dial(now, caller, &agent, Some(ring + Duration::from_secs(2))) {
                         self.set_wait(caller, Wait::Queue);
                     } else {
-                        let Some(c) = self.calls.calls.get_mut(&caller) else {
-                            continue;
-                        };
-                        if let Some(q) = c.queue.as_mut() {
+                        if let Some(q) = self
+                            .calls
+                            .calls
+                            .get_mut(&caller)
+                            .and_then(|c| c.queue.as_mut())
+                        {
                             q.offering = None;
                         }
                         // No phone to ring is not a refusal: the agent is passed over
                         // until it registers again.
-                        let ev = if c.cursor.vars.get("status").map(String::as_str)
-                            == Some("unavailable")
-                        {
-                            Event::Reachable(agent, false)
-                        } else {
+                        let ev = if self.has_phone(now, &agent) {
                             Event::Refused { caller, agent }
+                        } else {
+                            Event::Reachable(agent, false)
                         };
                         self.acd.handle(now, ev);
                     }
