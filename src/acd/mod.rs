@@ -14,14 +14,18 @@
 //! priority; among the agents a strategy may pick, those with the lowest penalty for the
 //! queue come first.
 
+mod index;
 mod stats;
 
 pub use stats::QueueStats;
 
+use index::{FreeIndex, Rank, SkillRank};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use std::cmp::Reverse;
 use std::collections::{BTreeSet, BinaryHeap, HashMap, VecDeque};
+use std::ops::Bound;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// How a queue picks among the agents free to take its next caller.
@@ -347,6 +351,8 @@ fn state_name(s: &AgentState) -> String {
 }
 
 struct Agent {
+    /// Its id, shared by its index entries (cheap to copy into them).
+    id: Arc<str>,
     state: AgentState,
     /// Free since (for longest-idle).
     idle_since: Instant,
@@ -367,8 +373,9 @@ struct Agent {
     answered: HashMap<String, u64>,
     talk: Duration,
     talk_since: Option<(Instant, String)>,
-    /// Its key in the queues' free sets while it is in them.
-    free_key: Option<Instant>,
+    /// What it counts for in its queues' indexes now, exactly as inserted there (so that
+    /// [`Acd::refresh`] removes what it put in).
+    indexed: Vec<Indexed>,
     /// Logged in and not paused since, and such time before that (for occupancy).
     on_since: Option<Instant>,
     on_time: Duration,
@@ -408,6 +415,20 @@ impl Agent {
     }
 }
 
+/// An agent's entry in one of its queues' indexes; the queue is its place in
+/// [`Acd::order`] (a reload re-indexes every agent, so places do not go stale).
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Indexed {
+    /// Logged in (counted in [`Queue::logged_in`]).
+    LoggedIn(usize),
+    /// Logged in, not paused, with a phone (counted in [`Queue::staffed`]).
+    Staffed(usize),
+    /// Free, at this penalty and rank, in the queue's [`FreeIndex`].
+    Free(usize, u32, Rank),
+    /// Free, with this skill, in the queue's skill index.
+    Skill(usize, String, u32, SkillRank),
+}
+
 struct Caller {
     queue: String,
     number: String,
@@ -424,16 +445,25 @@ struct Caller {
     give_up_at: Option<Instant>,
 }
 
+/// A waiting caller's place: highest priority first, then first come.
+type WaitKey = (Reverse<u32>, u64, CallerId);
+
 struct Queue {
     cfg: QueueConfig,
     /// Waiting callers in order: highest priority first, then first come.
-    waiting: BTreeSet<(Reverse<u32>, u64, CallerId)>,
-    /// Round-robin: the member offered last.
-    last: Option<String>,
+    waiting: BTreeSet<WaitKey>,
+    /// The waiting callers who may be offered now (not ringing, not waiting out a retry
+    /// delay), in the same order: routing looks at these, not at every caller.
+    ready: BTreeSet<WaitKey>,
+    /// Round-robin: the rank of the member offered last.
+    last: Option<Rank>,
     stats: QueueStats,
-    /// Members free for an offer now, by the time they became free: routing looks at
-    /// these, not at every member.
-    free: BTreeSet<(Instant, String)>,
+    /// Members free for an offer now, in the order the strategy picks them: routing looks
+    /// at these, not at every member.
+    free: FreeIndex,
+    /// Members logged in, and those of them staffing the queue (not paused, reachable).
+    logged_in: usize,
+    staffed: usize,
     /// Static members' places in the member list (for linear and round-robin).
     pos: HashMap<String, usize>,
     /// Sticky routing: who last took each caller number, and when; and the numbers in
@@ -480,9 +510,12 @@ impl Queue {
         Self {
             cfg,
             waiting: BTreeSet::new(),
+            ready: BTreeSet::new(),
             last: None,
             stats: QueueStats::default(),
-            free: BTreeSet::new(),
+            free: FreeIndex::default(),
+            logged_in: 0,
+            staffed: 0,
             pos,
             served: HashMap::new(),
             served_order: VecDeque::new(),
@@ -576,14 +609,16 @@ impl Acd {
                 );
             }
         }
-        // Memberships may have changed: index every agent afresh.
+        // Memberships, penalties and places may have changed: index every agent afresh.
         for q in self.queues.values_mut() {
             q.free.clear();
+            q.logged_in = 0;
+            q.staffed = 0;
         }
         let ids: Vec<String> = self.agents.keys().cloned().collect();
         for id in ids {
             if let Some(a) = self.agents.get_mut(&id) {
-                a.free_key = None;
+                a.indexed.clear();
             }
             self.refresh(&id);
         }
@@ -688,15 +723,7 @@ impl Acd {
         let (queue, position) = self.position(caller)?;
         let q = self.queues.get(&queue)?;
         let aht = q.stats.aht()?;
-        let staffed = self
-            .agents
-            .iter()
-            .filter(|(id, a)| {
-                !matches!(a.state, AgentState::LoggedOut | AgentState::Paused(_))
-                    && !a.unreachable
-                    && self.membership(q, id).is_some()
-            })
-            .count();
+        let staffed = q.staffed;
         (staffed > 0).then(|| aht * position as u32 / staffed as u32)
     }
 
@@ -793,6 +820,7 @@ impl Acd {
 
     fn agent(&mut self, id: &str, now: Instant) -> &mut Agent {
         self.agents.entry(id.to_string()).or_insert_with(|| Agent {
+            id: id.into(),
             state: AgentState::LoggedOut,
             idle_since: now,
             busy: false,
@@ -806,7 +834,7 @@ impl Acd {
             answered: HashMap::new(),
             talk: Duration::ZERO,
             talk_since: None,
-            free_key: None,
+            indexed: Vec::new(),
             on_since: None,
             on_time: Duration::ZERO,
             wrap_time: Duration::ZERO,
@@ -824,15 +852,6 @@ impl Acd {
             .iter()
             .find(|(q, _)| *q == queue.cfg.name)
             .map(|(_, p)| *p)
-    }
-
-    fn logged_in_members(&self, queue: &Queue) -> usize {
-        self.agents
-            .iter()
-            .filter(|(id, a)| {
-                a.state != AgentState::LoggedOut && self.membership(queue, id).is_some()
-            })
-            .count()
     }
 
     /// Feeds an event.
@@ -860,41 +879,93 @@ impl Acd {
         self.dispatch(now);
     }
 
-    /// Keeps `agent`'s place in its queues' free sets true to its state.
+    /// Keeps `agent`'s entries in its queues' indexes (free members, skills, counts)
+    /// true to its state: every change of an agent's state ends here. O(queues it is in ×
+    /// log n).
     fn refresh(&mut self, agent: &str) {
         let Some(a) = self.agents.get(agent) else {
             return;
         };
-        let old = a.free_key;
-        let new = a.is_free().then_some(a.idle_since);
-        if old == new {
-            return;
-        }
-        if let Some(k) = old {
-            // From every queue: a dynamic agent may have left some since.
-            for q in self.queues.values_mut() {
-                q.free.remove(&(k, agent.to_string()));
-            }
-        }
-        if let Some(k) = new {
-            let queues: Vec<String> = self
-                .order
-                .iter()
-                .filter(|n| {
-                    self.queues
-                        .get(*n)
-                        .is_some_and(|q| self.membership(q, agent).is_some())
-                })
-                .cloned()
-                .collect();
-            for name in &queues {
-                if let Some(q) = self.queues.get_mut(name) {
-                    q.free.insert((k, agent.to_string()));
+        let mut new = Vec::new();
+        if a.state != AgentState::LoggedOut {
+            for (i, name) in self.order.iter().enumerate() {
+                let Some(q) = self.queues.get(name) else {
+                    continue;
+                };
+                let Some(penalty) = self.membership(q, agent) else {
+                    continue;
+                };
+                new.push(Indexed::LoggedIn(i));
+                if !matches!(a.state, AgentState::Paused(_)) && !a.unreachable {
+                    new.push(Indexed::Staffed(i));
+                }
+                if !a.is_free() {
+                    continue;
+                }
+                new.push(Indexed::Free(i, penalty, rank(q, a)));
+                if q.cfg.strategy == Strategy::Skills {
+                    for (skill, p) in &a.skills {
+                        let r = (Reverse(*p), a.idle_since, a.id.clone());
+                        new.push(Indexed::Skill(i, skill.clone(), penalty, r));
+                    }
                 }
             }
         }
-        if let Some(a) = self.agents.get_mut(agent) {
-            a.free_key = new;
+        if new == a.indexed {
+            return;
+        }
+        let old = std::mem::take(&mut self.agents.get_mut(agent).expect("looked up").indexed);
+        for e in &old {
+            self.index(e, false);
+        }
+        for e in &new {
+            self.index(e, true);
+        }
+        self.agents.get_mut(agent).expect("looked up").indexed = new;
+    }
+
+    /// Puts an entry in its queue's index, or takes it out.
+    fn index(&mut self, e: &Indexed, add: bool) {
+        let i = match e {
+            Indexed::LoggedIn(q) | Indexed::Staffed(q) | Indexed::Free(q, ..) => q,
+            Indexed::Skill(q, ..) => q,
+        };
+        let Some(q) = self.order.get(*i).and_then(|n| self.queues.get_mut(n)) else {
+            return;
+        };
+        let count = |n: &mut usize| {
+            if add {
+                *n += 1;
+            } else {
+                *n = n.saturating_sub(1);
+            }
+        };
+        match e {
+            Indexed::LoggedIn(_) => count(&mut q.logged_in),
+            Indexed::Staffed(_) => count(&mut q.staffed),
+            Indexed::Free(_, penalty, rank) if add => q.free.insert(*penalty, rank.clone()),
+            Indexed::Free(_, penalty, rank) => q.free.remove(*penalty, rank),
+            Indexed::Skill(_, skill, penalty, rank) if add => {
+                q.free.insert_skill(skill, *penalty, rank.clone())
+            }
+            Indexed::Skill(_, skill, penalty, rank) => q.free.remove_skill(skill, *penalty, rank),
+        }
+    }
+
+    /// Keeps `caller`'s place among its queue's callers ready for an offer true: ready
+    /// while nobody rings for it and no retry delay runs.
+    fn sync_ready(&mut self, caller: CallerId) {
+        let Some(c) = self.callers.get(&caller) else {
+            return;
+        };
+        let key = (Reverse(c.priority), c.seq, caller);
+        let ready = c.ringing.is_empty() && c.retry_at.is_none();
+        if let Some(q) = self.queues.get_mut(&c.queue) {
+            if ready {
+                q.ready.insert(key);
+            } else {
+                q.ready.remove(&key);
+            }
         }
     }
 
@@ -950,6 +1021,8 @@ impl Acd {
                     a.state = AgentState::LoggedOut;
                     a.wrap_until = None;
                 }
+                // The queues' counts of logged-in agents must know before they are read.
+                self.refresh(&agent);
                 self.empty_queues(now);
             }
             Event::Pause(agent, reason) => {
@@ -1067,7 +1140,7 @@ impl Acd {
         };
         let why = if q.cfg.max_len.is_some_and(|m| q.waiting.len() >= m) {
             Some(GiveUp::Full)
-        } else if !q.cfg.join_empty && self.logged_in_members(q) == 0 {
+        } else if !q.cfg.join_empty && q.logged_in == 0 {
             Some(GiveUp::NoAgents)
         } else {
             None
@@ -1096,12 +1169,15 @@ impl Acd {
         }
         c.seq = self.seq;
         self.callers.insert(caller, c);
+        self.sync_ready(caller);
     }
 
     fn remove_caller(&mut self, caller: CallerId) -> Option<Caller> {
         let c = self.callers.remove(&caller)?;
         if let Some(q) = self.queues.get_mut(&c.queue) {
-            q.waiting.remove(&(Reverse(c.priority), c.seq, caller));
+            let key = (Reverse(c.priority), c.seq, caller);
+            q.waiting.remove(&key);
+            q.ready.remove(&key);
         }
         Some(c)
     }
@@ -1134,6 +1210,7 @@ impl Acd {
         if let Some(c) = self.callers.get_mut(&caller) {
             c.ringing.retain(|a| a != agent);
         }
+        self.sync_ready(caller);
     }
 
     /// Whether `agent` is being offered `caller` now (a late or stray report is not).
@@ -1187,6 +1264,7 @@ impl Acd {
             self.timers
                 .push(Reverse((now + retry, Timer::Retry, String::new(), caller)));
         }
+        self.sync_ready(caller);
         if let Some(a) = self.agents.get_mut(agent) {
             a.missed += 1;
             if limit > 0 && a.missed >= limit && a.state == AgentState::Available {
@@ -1213,7 +1291,7 @@ impl Acd {
             let Some(q) = self.queues.get(&name) else {
                 continue;
             };
-            if !q.cfg.leave_when_empty || self.logged_in_members(q) > 0 {
+            if !q.cfg.leave_when_empty || q.logged_in > 0 {
                 continue;
             }
             let callers: Vec<CallerId> = q.waiting.iter().map(|(_, _, c)| *c).collect();
@@ -1290,6 +1368,7 @@ impl Acd {
                             c.retry_at = None;
                         }
                     }
+                    self.sync_ready(caller);
                 }
                 Timer::MaxWait => {
                     let due = self
@@ -1307,41 +1386,51 @@ impl Acd {
         self.dispatch(now);
     }
 
-    /// Offers waiting callers to free agents, queue by queue, callers in order.
+    /// Offers waiting callers to free agents, queue by queue, callers in order. Looks
+    /// only at callers ready for an offer and at free agents through the queues' indexes.
     fn dispatch(&mut self, now: Instant) {
-        for name in self.order.clone() {
-            while let Some(q) = self.queues.get(&name) {
-                // Nobody free: nothing to decide (the common case while callers wait).
-                if q.free.is_empty() {
-                    break;
-                }
-                let mut offered = false;
-                let order: Vec<CallerId> = q.waiting.iter().map(|(_, _, c)| *c).collect();
-                for caller in order {
-                    let Some(c) = self.callers.get(&caller) else {
-                        continue;
-                    };
-                    if !c.ringing.is_empty() || c.retry_at.is_some_and(|t| t > now) {
-                        continue;
-                    }
-                    let picky = !c.skills.is_empty();
-                    let picks = self.pick(now, &name, caller);
-                    if picks.is_empty() {
-                        // No agent for a caller who needs nothing special: none for the
-                        // rest either (they need at least as much).
-                        if !picky {
-                            break;
-                        }
-                        continue;
-                    }
-                    self.offer(now, &name, caller, picks);
-                    offered = true;
-                    break;
-                }
-                if !offered {
-                    break;
-                }
+        for i in 0..self.order.len() {
+            // Nobody free or nobody ready: nothing to decide (the common case).
+            let idle = |q: &Queue| q.free.is_empty() || q.ready.is_empty();
+            if self.queues.get(&self.order[i]).is_none_or(idle) {
+                continue;
             }
+            let name = self.order[i].clone();
+            let mut from: Option<WaitKey> = None;
+            while let Some(key) = self.next_ready(&name, from) {
+                from = Some(key);
+                let caller = key.2;
+                let picky = self
+                    .callers
+                    .get(&caller)
+                    .is_some_and(|c| !c.skills.is_empty());
+                let picks = self.pick(now, &name, caller);
+                if picks.is_empty() {
+                    // No agent for a caller who needs nothing special: none for the rest
+                    // either (they need at least as much). A caller skipped here cannot be
+                    // served by the fewer agents left after a later offer, so the walk goes
+                    // on from where it is.
+                    if !picky {
+                        break;
+                    }
+                    continue;
+                }
+                self.offer(now, &name, caller, picks);
+            }
+        }
+    }
+
+    /// The first caller of `queue` ready for an offer after `from`, while the queue has
+    /// free agents.
+    fn next_ready(&self, queue: &str, from: Option<WaitKey>) -> Option<WaitKey> {
+        let q = self.queues.get(queue).filter(|q| !q.free.is_empty())?;
+        match from {
+            None => q.ready.first().copied(),
+            Some(k) => q
+                .ready
+                .range((Bound::Excluded(k), Bound::Unbounded))
+                .next()
+                .copied(),
         }
     }
 
@@ -1350,8 +1439,11 @@ impl Acd {
             .queues
             .get(queue)
             .map_or(Duration::from_secs(15), |q| q.cfg.ring_timeout);
-        if let Some(q) = self.queues.get_mut(queue) {
-            q.last = agents.last().cloned();
+        if let (Some(q), Some(last)) = (self.queues.get(queue), agents.last()) {
+            let r = self.agents.get(last).map(|a| rank(q, a));
+            if let Some(q) = self.queues.get_mut(queue) {
+                q.last = r;
+            }
         }
         for agent in &agents {
             let a = self.agent(agent, now);
@@ -1377,9 +1469,16 @@ impl Acd {
         if let Some(c) = self.callers.get_mut(&caller) {
             c.ringing = agents;
         }
+        self.sync_ready(caller);
     }
 
-    /// The agents to ring for `caller` (empty: none free).
+    /// The agents to ring for `caller` (empty: none free). The lowest penalty level with
+    /// an agent fit for the caller wins; within it the strategy's order decides. For a
+    /// caller with no skills this reads the front of an ordered set (O(log n)), except
+    /// ring-all (every agent it rings) and the random strategies (the agents of one
+    /// level); a caller with skills walks the order until an agent has them, or, under
+    /// the skills strategy, reads its one skill's index (several skills: the agents
+    /// with the first one).
     fn pick(&mut self, now: Instant, queue: &str, caller: CallerId) -> Vec<String> {
         let Some(q) = self.queues.get(queue) else {
             return Vec::new();
@@ -1387,106 +1486,137 @@ impl Acd {
         let Some(c) = self.callers.get(&caller) else {
             return Vec::new();
         };
-        let skilled = |id: &str| {
-            let a = &self.agents[id];
-            c.skills
-                .iter()
-                .all(|s| a.skills.get(&s.skill).is_some_and(|p| *p >= s.min))
+        let fit = |id: &str| {
+            self.agents.get(id).is_some_and(|a| {
+                c.skills
+                    .iter()
+                    .all(|s| a.skills.get(&s.skill).is_some_and(|p| *p >= s.min))
+            })
         };
         // Sticky: the agent who took this number last, if free and still fit for the
         // caller, before strategy and penalties.
         if let Some(agent) = q.last_served(now, &c.number) {
-            let fit = self.agents.get(agent).is_some_and(Agent::is_free)
+            let free = self.agents.get(agent).is_some_and(Agent::is_free)
                 && self.membership(q, agent).is_some()
-                && skilled(agent);
-            if fit {
+                && fit(agent);
+            if free {
                 return vec![agent.to_string()];
             }
         }
-        // Free members (the queue's index of them, not every member) able to serve the
-        // caller, in member order: static ones by place, then dynamic ones by name.
-        let mut cands: Vec<(String, u32)> = q
-            .free
-            .iter()
-            .filter_map(|(_, id)| self.membership(q, id).map(|p| (id.clone(), p)))
-            .collect();
-        cands.sort_by(|(a, _), (b, _)| {
-            let place = |id: &String| q.pos.get(id).copied().unwrap_or(usize::MAX);
-            (place(a), a).cmp(&(place(b), b))
-        });
-        cands.retain(|(id, _)| skilled(id));
-        let Some(best) = cands.iter().map(|(_, p)| *p).min() else {
-            return Vec::new();
-        };
-        cands.retain(|(_, p)| *p == best);
-        let ids: Vec<&str> = cands.iter().map(|(id, _)| id.as_str()).collect();
-        let idle = |id: &str| self.agents[id].idle_since;
-        let chosen: &str = match q.cfg.strategy {
-            Strategy::RingAll => return ids.iter().map(|s| s.to_string()).collect(),
-            Strategy::LongestIdle => ids.iter().copied().min_by_key(|id| (idle(id), *id)),
-            Strategy::Linear => ids.first().copied(),
-            Strategy::RoundRobin => {
-                let members: Vec<&str> = cands.iter().map(|(id, _)| id.as_str()).collect();
-                let after = q.last.as_deref().and_then(|l| {
-                    // The first free member after the last one offered, wrapping round.
-                    let all: Vec<&str> = q.cfg.members.iter().map(|m| m.agent.as_str()).collect();
-                    let pos = all.iter().position(|m| *m == l)?;
-                    all.iter()
-                        .cycle()
-                        .skip(pos + 1)
-                        .take(all.len())
-                        .find(|m| members.contains(m))
-                        .copied()
-                });
-                after.or(members.first().copied())
-            }
-            Strategy::FewestCalls => ids.iter().copied().min_by_key(|id| {
-                let n = self.agents[*id].answered.get(queue).copied().unwrap_or(0);
-                (n, idle(id), *id)
-            }),
-            Strategy::LeastTalkTime => ids
-                .iter()
-                .copied()
-                .min_by_key(|id| (self.agents[*id].talk, idle(id), *id)),
-            Strategy::Random => {
-                let i = self.rng.random_range(0..ids.len());
-                ids.get(i).copied()
-            }
-            Strategy::WeightedRandom => {
-                let weight = |id: &str| {
-                    q.cfg
-                        .members
-                        .iter()
-                        .find(|m| m.agent == id)
-                        .map_or(1, |m| m.weight.max(1)) as u64
-                };
-                let total: u64 = ids.iter().map(|id| weight(id)).sum();
-                let mut r = self.rng.random_range(0..total);
-                ids.iter().copied().find(|id| {
-                    let w = weight(id);
-                    if r < w {
-                        true
-                    } else {
-                        r -= w;
-                        false
+        let one = |id: &str| vec![id.to_string()];
+        match q.cfg.strategy {
+            Strategy::Skills if !c.skills.is_empty() => {
+                let first = &c.skills[0];
+                for level in q.free.skill_levels(&first.skill) {
+                    if c.skills.len() == 1 {
+                        // Best first: if this one falls short, so does the whole level.
+                        match level.first() {
+                            Some((Reverse(p), _, id)) if *p >= first.min => return one(id),
+                            _ => continue,
+                        }
                     }
-                })
+                    let best =
+                        level
+                            .iter()
+                            .filter(|(_, _, id)| fit(id))
+                            .min_by_key(|(_, idle, id)| {
+                                let a = &self.agents[&**id];
+                                let sum: u32 = c
+                                    .skills
+                                    .iter()
+                                    .map(|s| a.skills.get(&s.skill).copied().unwrap_or(0) as u32)
+                                    .sum();
+                                (Reverse(sum), *idle, id.clone())
+                            });
+                    if let Some((_, _, id)) = best {
+                        return one(id);
+                    }
+                }
+                Vec::new()
             }
-            Strategy::Skills => ids.iter().copied().min_by_key(|id| {
-                let a = &self.agents[*id];
-                let prof: u32 = c
-                    .skills
-                    .iter()
-                    .map(|s| a.skills.get(&s.skill).copied().unwrap_or(0) as u32)
-                    .sum();
-                (Reverse(prof), idle(id), *id)
-            }),
+            Strategy::RingAll | Strategy::Random | Strategy::WeightedRandom => {
+                let Some(ids) = q
+                    .free
+                    .levels()
+                    .map(|l| {
+                        l.iter()
+                            .map(|(_, _, id)| id)
+                            .filter(|id| fit(id))
+                            .collect::<Vec<_>>()
+                    })
+                    .find(|ids| !ids.is_empty())
+                else {
+                    return Vec::new();
+                };
+                match q.cfg.strategy {
+                    Strategy::RingAll => ids.into_iter().map(|id| id.to_string()).collect(),
+                    Strategy::Random => {
+                        let i = self.rng.random_range(0..ids.len());
+                        one(ids[i])
+                    }
+                    _ => {
+                        let weight = |id: &str| {
+                            q.pos
+                                .get(id)
+                                .and_then(|i| q.cfg.members.get(*i))
+                                .map_or(1, |m| m.weight.max(1)) as u64
+                        };
+                        let total: u64 = ids.iter().map(|id| weight(id)).sum();
+                        let mut r = self.rng.random_range(0..total);
+                        ids.iter()
+                            .find(|id| {
+                                let w = weight(id);
+                                if r < w {
+                                    true
+                                } else {
+                                    r -= w;
+                                    false
+                                }
+                            })
+                            .map_or_else(Vec::new, |id| one(id))
+                    }
+                }
+            }
+            Strategy::RoundRobin => {
+                for level in q.free.levels() {
+                    let found = match &q.last {
+                        Some(last) => index::after(level, last).find(|(_, _, id)| fit(id)),
+                        None => level.iter().find(|(_, _, id)| fit(id)),
+                    };
+                    if let Some((_, _, id)) = found {
+                        return one(id);
+                    }
+                }
+                Vec::new()
+            }
+            _ => q
+                .free
+                .levels()
+                .find_map(|l| l.iter().find(|(_, _, id)| fit(id)))
+                .map_or_else(Vec::new, |(_, _, id)| one(id)),
         }
-        .unwrap_or_default();
-        if chosen.is_empty() {
-            Vec::new()
-        } else {
-            vec![chosen.to_string()]
+    }
+}
+
+/// Where agent `a` sorts among `q`'s free members (see [`Rank`]).
+fn rank(q: &Queue, a: &Agent) -> Rank {
+    let idle = Some(a.idle_since);
+    let id = a.id.clone();
+    match q.cfg.strategy {
+        Strategy::LongestIdle | Strategy::Skills => (0, idle, id),
+        Strategy::FewestCalls => {
+            let n = a.answered.get(&q.cfg.name).copied().unwrap_or(0);
+            (n as u128, idle, id)
+        }
+        Strategy::LeastTalkTime => (a.talk.as_nanos(), idle, id),
+        // Member order: static members by place, then dynamic ones by name.
+        Strategy::RoundRobin
+        | Strategy::Linear
+        | Strategy::Random
+        | Strategy::WeightedRandom
+        | Strategy::RingAll => {
+            let place = q.pos.get(&*a.id).map_or(u128::MAX, |p| *p as u128);
+            (place, None, id)
         }
     }
 }

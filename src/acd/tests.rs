@@ -818,3 +818,121 @@ fn the_estimated_wait_is_position_times_handle_time_over_staffed_agents() {
     a.handle(now + secs(300.0), Event::Pause("b".into(), "break".into()));
     assert_eq!(a.estimated_wait(5), Some(secs(540.0)));
 }
+
+/// A caller with `skills` joins queue `q`; the agents offered it.
+fn join_needing(a: &mut Acd, now: Instant, caller: CallerId, skills: &[(&str, u8)]) -> Vec<String> {
+    let skills = skills
+        .iter()
+        .map(|(s, min)| SkillNeed {
+            skill: (*s).into(),
+            min: *min,
+        })
+        .collect();
+    a.handle(
+        now,
+        Event::Join {
+            caller,
+            queue: "q".into(),
+            priority: 0,
+            skills,
+            max_wait: None,
+            number: String::new(),
+        },
+    );
+    offers(a).into_iter().map(|(_, ag)| ag).collect()
+}
+
+#[test]
+fn indexed_routing_walks_penalty_levels_skills_and_ready_callers() {
+    let now = t0();
+    // Skills: the best at the lowest penalty level that has the skill high enough, else
+    // the next level.
+    let mut q = queue(Strategy::Skills, &["a", "b", "c"]);
+    q.members[2].penalty = 1;
+    let mut a = acd(q);
+    for (id, skills) in [
+        ("a", vec![("s", 2)]),
+        ("b", vec![("s", 1), ("t", 4)]),
+        ("c", vec![("s", 5)]),
+    ] {
+        let skills = skills
+            .into_iter()
+            .map(|(s, p)| (s.to_string(), p))
+            .collect();
+        a.handle(now, Event::Skills(id.into(), skills));
+    }
+    assert_eq!(
+        join_needing(&mut a, now, 1, &[("s", 3)]),
+        ["c"],
+        "next level"
+    );
+    assert_eq!(
+        join_needing(&mut a, now, 2, &[("s", 1)]),
+        ["a"],
+        "best of level 0"
+    );
+    assert_eq!(join_needing(&mut a, now, 3, &[("s", 1), ("t", 1)]), ["b"]);
+    assert!(
+        join_needing(&mut a, now, 4, &[("u", 1)]).is_empty(),
+        "nobody has u"
+    );
+
+    // Round-robin goes on past the static members to a dynamic one, then wraps round.
+    let mut a = acd_rr();
+    let order: Vec<String> = (1..=4)
+        .flat_map(|c| {
+            let o = join_offers(&mut a, now, c);
+            take(&mut a, now, c, &o[0], Duration::ZERO);
+            o
+        })
+        .collect();
+    assert_eq!(order, ["x", "y", "z", "x"]);
+
+    // A caller waiting out its retry delay is passed over for the one behind it, and
+    // offered again once the delay is over.
+    let mut q = queue(Strategy::Linear, &["x", "y"]);
+    q.retry = secs(5.0);
+    let mut a = acd(q);
+    assert_eq!(join_offers(&mut a, now, 1), ["x"]);
+    assert_eq!(join_offers(&mut a, now, 2), ["y"]);
+    a.handle(
+        now,
+        Event::Refused {
+            caller: 1,
+            agent: "x".into(),
+        },
+    );
+    join(&mut a, now, 3, 0);
+    assert_eq!(
+        offers(&mut a),
+        [(3, "x".to_string())],
+        "1 waits out its delay"
+    );
+    a.handle(
+        now,
+        Event::Refused {
+            caller: 3,
+            agent: "x".into(),
+        },
+    );
+    assert!(offers(&mut a).is_empty(), "both wait out their delays");
+    a.handle_timeout(now + secs(5.0));
+    assert_eq!(
+        offers(&mut a),
+        [(1, "x".to_string())],
+        "first come again first"
+    );
+}
+
+/// Round-robin over static members x and y and dynamic member z.
+fn acd_rr() -> Acd {
+    let mut a = acd(queue(Strategy::RoundRobin, &["x", "y"]));
+    a.handle(
+        t0(),
+        Event::Login {
+            agent: "z".into(),
+            queues: vec![("q".into(), 0)],
+        },
+    );
+    a
+}
