@@ -54,6 +54,10 @@ say agent-logged-in "You are logged in to your queues."
 say agent-logged-out "You are logged out of your queues."
 say agent-paused "You are paused."
 say agent-unpaused "You are available for calls again."
+say agent-enter-id "Please enter your agent number, then press pound."
+say agent-enter-pin "Please enter your agent PIN, then press pound."
+say agent-phone-taken "Another agent is logged in at this phone."
+say agent-locked "Too many wrong PINs. Please try again later."
 tone beep
 
 mkdir -p digits

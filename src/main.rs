@@ -74,7 +74,7 @@ enum CtlCmd {
     Agents,
     /// Log an agent in or out, or pause it (with a reason code) or unpause it.
     Agent {
-        /// The agent's extension.
+        /// The agent: its extension or ID, or the extension an agent by ID is logged in at.
         agent: String,
         /// login, logout, pause or unpause.
         action: String,
@@ -344,14 +344,15 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
                 Response::Agents(list) => {
                     println!(
-                        "{:<10} {:<18} {:>8} {:>7} {:>9}  QUEUES",
-                        "AGENT", "STATE", "ANSWERED", "TALK", "OCCUPANCY"
+                        "{:<10} {:<18} {:<8} {:>8} {:>7} {:>9}  QUEUES",
+                        "AGENT", "STATE", "PHONE", "ANSWERED", "TALK", "OCCUPANCY"
                     );
                     for a in &list {
                         println!(
-                            "{:<10} {:<18} {:>8} {:>6}s {:>9}  {}",
+                            "{:<10} {:<18} {:<8} {:>8} {:>6}s {:>9}  {}",
                             a.agent,
                             a.state,
+                            a.phone.as_deref().unwrap_or(&a.agent),
                             a.answered,
                             a.talk_s,
                             a.occupancy

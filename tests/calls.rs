@@ -818,31 +818,11 @@ fn speak_then_await_bye(dir: &Path, voice: &Path, ms: u32) -> PathBuf {
     let text = streaming_scenario(voice);
     let head = &text[..text.find("<pause").unwrap()];
     let sc = dir.join(format!("uac_speak_{ms}.xml"));
-    std::fs::write(&sc, format!("{head}{}", await_bye(ms))).unwrap();
+    std::fs::write(&sc, format!("{head}{}", common::await_bye(ms))).unwrap();
     sc
 }
 
 /// The end of a caller scenario: our BYE within `ms`, answered.
-fn await_bye(ms: u32) -> String {
-    format!(
-        r#"  <recv request="BYE" timeout="{ms}"/>
-  <send>
-    <![CDATA[
-      SIP/2.0 200 OK
-      [last_Via:]
-      [last_From:]
-      [last_To:]
-      [last_Call-ID:]
-      [last_CSeq:]
-      Content-Length: 0
-    ]]>
-  </send>
-  <Reference variables="sdp,all"/>
-</scenario>
-"#
-    )
-}
-
 /// `path`'s text once it appears (the relay writes it off the media thread).
 fn wait_for_file(path: &Path) -> String {
     for _ in 0..100 {
@@ -857,51 +837,6 @@ fn wait_for_file(path: &Path) -> String {
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
     panic!("{} never appeared", path.display());
-}
-
-/// A caller scenario (from `uac_dtmf_info.xml`) that sends keys as SIP INFO, each after its
-/// pause in ms, then waits up to `bye_ms` for our BYE.
-fn keys_scenario(dir: &Path, name: &str, keys: &[(u32, char)], bye_ms: u32) -> PathBuf {
-    let text = std::fs::read_to_string(scenario("uac_dtmf_info.xml")).unwrap();
-    let cut = text
-        .find("  <send retrans=\"500\">\n    <![CDATA[\n      INFO")
-        .unwrap();
-    keys_after(dir, name, &text[..cut], keys, bye_ms)
-}
-
-/// `head` (a caller scenario up to its ACK), then keys as SIP INFO, each after its pause in
-/// ms, then up to `bye_ms` for our BYE.
-fn keys_after(dir: &Path, name: &str, head: &str, keys: &[(u32, char)], bye_ms: u32) -> PathBuf {
-    let mut out = head.to_string();
-    for (i, (pause, key)) in keys.iter().enumerate() {
-        out.push_str(&format!(
-            r#"  <pause milliseconds="{pause}"/>
-  <send retrans="500">
-    <![CDATA[
-      INFO [next_url] SIP/2.0
-      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch];rport
-      From: <sip:caller@[local_ip]>;tag=[pid]SIPpTag[call_number]
-      To: <sip:[service]@[remote_ip]>;tag=[$totag]
-      Call-ID: [call_id]
-      CSeq: {} INFO
-      [routes]
-      Max-Forwards: 70
-      Content-Type: application/dtmf-relay
-      Content-Length: [len]
-
-      Signal={key}
-      Duration=160
-    ]]>
-  </send>
-  <recv response="200"/>
-"#,
-            i + 3
-        ));
-    }
-    out.push_str(&await_bye(bye_ms));
-    let path = dir.join(format!("{name}.xml"));
-    std::fs::write(&path, out).unwrap();
-    path
 }
 
 #[test]
@@ -939,7 +874,7 @@ fn the_owner_hears_and_deletes_a_message_and_the_phone_light_follows() {
         (4000, '7'),
         (1500, '*'),
     ];
-    let sc = keys_scenario(dir.path(), "owner", &keys, 15000);
+    let sc = common::keys_scenario(dir.path(), "owner", &keys, 15000);
     let owner = caller(&pbx, &sc, "*97", &[]);
     assert!(
         owner.wait(60),
@@ -980,7 +915,7 @@ fn three_wrong_pins_end_the_call() {
     for _ in 0..3 {
         keys.extend([(300, '1'), (100, '2'), (100, '3'), (100, '4'), (100, '#')]);
     }
-    let sc = keys_scenario(dir.path(), "wrong", &keys, 15000);
+    let sc = common::keys_scenario(dir.path(), "wrong", &keys, 15000);
     let pbx = Pbx::start();
     let call = caller(&pbx, &sc, "*97", &[]);
     assert!(call.wait(40), "the PBX hung up\n{}", pbx.log_text());
@@ -1038,7 +973,7 @@ fn the_main_number_in_office_hours_offers_the_menu_and_rings_the_extension_keyed
     let text = std::fs::read_to_string(scenario("uac_trunk_in.xml")).unwrap();
     let head = &text[..text.find("  <pause/>").unwrap()];
     let keys = [(1000, '9'), (1500, '1'), (150, '0'), (150, '0'), (150, '2')];
-    let sc = keys_after(dir.path(), "main", head, &keys, 30000);
+    let sc = common::keys_after(dir.path(), "main", head, &keys, 30000);
     let call = spawn_sipp(
         &sc,
         Some(pbx.udp),

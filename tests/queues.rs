@@ -558,7 +558,7 @@ fn under_load_a_full_queue_overflows_to_the_next_and_nobody_is_lost() {
             ("wrap_up_s = 5", "wrap_up_s = 1"),
             (
                 "[[trunks]]",
-                "[queues.sales]\nstrategy = \"longest-idle\"\nmembers = [\"1003\"]\n\n[[trunks]]",
+                "[queues.sales]\nstrategy = \"longest-idle\"\nmembers = [\"1003\"]\nmoh = \"ringback\"\n\n[[trunks]]",
             ),
         ],
     );
@@ -611,6 +611,17 @@ fn under_load_a_full_queue_overflows_to_the_next_and_nobody_is_lost() {
         }
     }
     assert!(overflowed >= 1, "the full queue overflowed: {log:#?}");
+    // An overflowed caller hears the new queue's music (here its own class).
+    let text = pbx.log_text();
+    let moved: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("caller moved to the overflow queue"))
+        .collect();
+    assert_eq!(moved.len(), overflowed, "{text}");
+    assert!(
+        moved.iter().all(|l| l.contains("ringback.wav")),
+        "{moved:#?}"
+    );
     assert!(
         log.iter()
             .any(|e| e["event"] == "answer" && e["queue"] == "sales"),
@@ -618,4 +629,92 @@ fn under_load_a_full_queue_overflows_to_the_next_and_nobody_is_lost() {
     );
     assert_queue_cdrs(&pbx, 8);
     drop(agents);
+}
+
+/// From 1001, the agent login code `*44` with `keys` (ID, #, PIN, #) as SIP INFO; the
+/// PBX says how it went and hangs up.
+fn id_login(pbx: &Pbx, dir: &std::path::Path, name: &str, keys: &str) {
+    let keys: Vec<(u32, char)> = keys.chars().map(|k| (300, k)).collect();
+    let sc = common::keys_scenario(dir, name, &keys, 20000);
+    let call = spawn_sipp(
+        &sc,
+        Some(pbx.udp),
+        free_ports(1),
+        &["-s", "*44", "-au", "1001", "-ap", PW1],
+    );
+    assert!(
+        call.wait(30),
+        "{name}: login call ended\n{}",
+        pbx.log_text()
+    );
+}
+
+#[test]
+fn an_agent_logs_in_by_id_and_pin_at_any_phone_and_takes_queue_calls_there() {
+    let dir = tempfile::tempdir().unwrap();
+    // Only agent 5001 (config [[agents]]) staffs the queue, once logged in.
+    let pbx = pbx_with(dir.path(), &[(MEMBERS, "members = []")]);
+    id_login(&pbx, dir.path(), "wrong", "5001#1234#");
+    assert!(
+        log_has(&pbx, "agent login: wrong PIN"),
+        "{}",
+        pbx.log_text()
+    );
+    let log = pbx.log_text();
+    // Not whole, and not key by key (2, 3 and 4 are keyed only in the PIN).
+    let leak: Vec<&str> = log
+        .lines()
+        .filter(|l| {
+            ["1234", "digit=2", "digit=3", "digit=4"]
+                .iter()
+                .any(|p| l.contains(p))
+        })
+        .collect();
+    assert!(leak.is_empty(), "a PIN is never logged: {leak:?}");
+    assert_eq!(agent_state(&pbx, "5001"), "logged-out");
+    id_login(&pbx, dir.path(), "right", "5001#45001#");
+    assert!(
+        log_has(&pbx, "agent logged in at a phone"),
+        "{}",
+        pbx.log_text()
+    );
+    assert_eq!(agent_state(&pbx, "5001"), "available");
+    let agents = pbx.ctl("agents");
+    let a = agents["agents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["agent"] == "5001")
+        .unwrap()
+        .clone();
+    assert_eq!(a["phone"], "1001", "{agents}");
+    assert_eq!(a["reachable"], false, "1001 has no phone registered yet");
+    // 1001's phone registers and takes the agent's queue call.
+    let port = register_callee(&pbx, "1001", PW1);
+    let phone = spawn_sipp(&scenario("uas_answer.xml"), None, port, &[]);
+    let caller = spawn_sipp(
+        &scenario("uac_call.xml"),
+        Some(pbx.udp),
+        free_ports(1),
+        &["-s", "700", "-au", "1002", "-ap", PW2, "-d", "2000"],
+    );
+    assert!(caller.wait(40), "the caller talked\n{}", pbx.log_text());
+    assert!(phone.wait(10), "1001's phone answered\n{}", pbx.log_text());
+    assert!(log_has(&pbx, "agent=5001 phone=1001"), "{}", pbx.log_text());
+    assert!(
+        common::wait_until(10, || queue_log(&pbx)
+            .iter()
+            .any(|e| e["event"] == "complete" && e["agent"] == "5001")),
+        "{:?}",
+        queue_log(&pbx)
+    );
+    // *46 from that phone logs the agent out and frees the phone.
+    let call = spawn_sipp(
+        &scenario("uac_wait_bye.xml"),
+        Some(pbx.udp),
+        free_ports(1),
+        &["-s", "*46", "-au", "1001", "-ap", PW1],
+    );
+    assert!(call.wait(20), "*46 answered\n{}", pbx.log_text());
+    assert_eq!(agent_state(&pbx, "5001"), "logged-out");
 }

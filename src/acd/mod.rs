@@ -252,6 +252,14 @@ pub enum Command {
         /// The agent.
         agent: String,
     },
+    /// The caller overflowed to another queue and waits there now (its music and
+    /// announcements are that queue's).
+    Moved {
+        /// The call.
+        caller: CallerId,
+        /// The queue it waits in now.
+        queue: String,
+    },
     /// The queue gives the caller up: the dialplan goes on (overflow, voicemail, ...).
     GiveUp {
         /// The call.
@@ -337,6 +345,10 @@ pub struct AgentView {
     pub reachable: bool,
     /// (talk + wrap-up) ÷ logged-in, unpaused time, 0..1.
     pub occupancy: Option<f64>,
+    /// The extension whose phone it takes calls on, where that is not its own (an agent
+    /// logged in by ID and PIN). The ACD does not know phones: the call layer fills it.
+    #[serde(default)]
+    pub phone: Option<String>,
 }
 
 fn state_name(s: &AgentState) -> String {
@@ -804,6 +816,7 @@ impl Acd {
                 busy_elsewhere: a.busy,
                 reachable: !a.unreachable,
                 occupancy: a.occupancy(now),
+                phone: None,
             })
             .collect();
         v.sort_by(|a, b| a.agent.cmp(&b.agent));
@@ -1326,6 +1339,10 @@ impl Acd {
         match to {
             Some(to) => {
                 c.hops += 1;
+                self.out.push_back(Command::Moved {
+                    caller,
+                    queue: to.clone(),
+                });
                 c.queue = to;
                 c.joined = now;
                 c.retry_at = None;

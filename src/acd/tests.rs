@@ -741,10 +741,16 @@ fn a_caller_given_up_overflows_to_the_next_queue_and_overflow_loops_end() {
     a.handle_timeout(now + secs(10.0));
     assert_eq!(
         commands(&mut a),
-        [Command::Offer {
-            caller: 1,
-            agent: "b".into()
-        }],
+        [
+            Command::Moved {
+                caller: 1,
+                queue: "r".into()
+            },
+            Command::Offer {
+                caller: 1,
+                agent: "b".into()
+            }
+        ],
         "no GiveUp: the caller stays queued"
     );
     let log: Vec<(String, String)> = std::iter::from_fn(|| a.poll_log())
@@ -782,13 +788,19 @@ fn a_caller_given_up_overflows_to_the_next_queue_and_overflow_loops_end() {
             number: String::new(),
         },
     );
+    let cmds = commands(&mut a);
     assert_eq!(
-        commands(&mut a),
-        [Command::GiveUp {
+        cmds.last(),
+        Some(&Command::GiveUp {
             caller: 9,
             why: GiveUp::NoAgents
-        }]
+        })
     );
+    let moves = cmds
+        .iter()
+        .filter(|c| matches!(c, Command::Moved { caller: 9, .. }))
+        .count();
+    assert_eq!(moves, usize::from(MAX_OVERFLOW_HOPS));
     let hops = std::iter::from_fn(|| a.poll_log())
         .filter(|r| r.event == "give-up")
         .count();

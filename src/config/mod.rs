@@ -39,7 +39,7 @@ pub const DEMO_PASSWORDS: &[&str] = &[
 
 /// Voicemail PINs of the shipped demo extensions: public like their passwords, and
 /// treated the same way.
-pub const DEMO_PINS: &[&str] = &["4001", "4002", "4003"];
+pub const DEMO_PINS: &[&str] = &["4001", "4002", "4003", "45001"];
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -63,6 +63,21 @@ struct File {
     hours: std::collections::BTreeMap<String, Spanned<HoursEntry>>,
     #[serde(default)]
     queues: std::collections::BTreeMap<String, Spanned<QueueEntry>>,
+    #[serde(default)]
+    agents: Vec<Spanned<AgentEntry>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AgentEntry {
+    id: Spanned<String>,
+    #[serde(default)]
+    name: Option<String>,
+    pin: Spanned<String>,
+    #[serde(default)]
+    queues: Vec<Spanned<String>>,
+    #[serde(default)]
+    skills: Option<Spanned<std::collections::BTreeMap<String, u8>>>,
 }
 
 #[derive(Deserialize)]
@@ -408,6 +423,24 @@ pub struct User {
     pub skills: Vec<(String, u8)>,
 }
 
+/// An ACD agent who logs in with an ID and PIN from any extension's phone (hot-desking)
+/// and is then offered calls there, as a dynamic member of its queues.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IdAgent {
+    /// What the agent keys in to log in (digits; not an extension).
+    pub id: String,
+    /// Display name.
+    pub name: Option<String>,
+    /// Its PIN.
+    pub pin: String,
+    /// The queues it joins on login, with its penalty in each.
+    pub queues: Vec<(String, u32)>,
+    /// Skills and proficiency (1..10).
+    pub skills: Vec<(String, u8)>,
+    /// Whether its PIN is one of the shipped demo ones.
+    pub demo: bool,
+}
+
 /// The validated configuration.
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -451,6 +484,8 @@ pub struct Config {
     pub users: Vec<User>,
     /// ACD queues, in name order, and each one's music on hold (a sound name).
     pub queues: Vec<(crate::acd::QueueConfig, String)>,
+    /// Agents who log in by ID and PIN.
+    pub agents: Vec<IdAgent>,
 }
 
 impl Config {
@@ -907,6 +942,7 @@ impl Config {
             }
             queues.push((cfg, e.moh.get_ref().clone()));
         }
+        let agents = id_agents(&f.agents, &users, &queues, &err)?;
         for (name, span) in dialplan.queue_refs() {
             if !queues.iter().any(|(q, _)| &q.name == name) {
                 return Err(ConfigError::at(
@@ -981,6 +1017,7 @@ impl Config {
             warnings,
             hours: std::sync::Arc::new(hours),
             queues,
+            agents,
             trunks,
             domain,
             listen,
@@ -1000,12 +1037,14 @@ impl Config {
         })
     }
 
-    /// Extensions still using a shipped demo password or voicemail PIN.
-    pub fn demo_users(&self) -> Vec<&str> {
-        self.users
-            .iter()
-            .filter(|u| u.demo)
-            .map(|u| u.extension.as_str())
+    /// Extensions still using a shipped demo password or voicemail PIN, and agents
+    /// (`agent ID`) still using a shipped demo PIN.
+    pub fn demo_users(&self) -> Vec<String> {
+        let users = self.users.iter().filter(|u| u.demo);
+        let agents = self.agents.iter().filter(|a| a.demo);
+        users
+            .map(|u| u.extension.clone())
+            .chain(agents.map(|a| format!("agent {}", a.id)))
             .collect()
     }
 
@@ -1017,7 +1056,7 @@ impl Config {
         }
         if let Some(l) = self.listen.iter().find(|l| !l.addr.ip().is_loopback()) {
             return Err(format!(
-                "refusing to listen on {l}: extensions {} still use the shipped demo passwords or voicemail PINs, which anyone can read. \
+                "refusing to listen on {l}: {} still use the shipped demo passwords or PINs, which anyone can read. \
                  Change them in the config (or listen on loopback only).",
                 demo.join(", ")
             ));
@@ -1143,6 +1182,90 @@ pub(crate) fn edit_distance(a: &str, b: &str) -> usize {
     prev[b.len()]
 }
 
+/// Checks `[[agents]]`: IDs are digits, unique and no extension's; PINs are digits;
+/// queues exist; skills are 1..10.
+fn id_agents(
+    entries: &[Spanned<AgentEntry>],
+    users: &[User],
+    queues: &[(crate::acd::QueueConfig, String)],
+    err: &dyn Fn(Range<usize>, String, Option<String>) -> ConfigError,
+) -> Result<Vec<IdAgent>, ConfigError> {
+    let digits = |s: &str, n: std::ops::RangeInclusive<usize>| {
+        n.contains(&s.len()) && s.bytes().all(|c| c.is_ascii_digit())
+    };
+    let mut agents: Vec<IdAgent> = Vec::new();
+    for e in entries {
+        let a = e.get_ref();
+        let id = a.id.get_ref().clone();
+        if !digits(&id, 2..=16) {
+            return Err(err(
+                a.id.span(),
+                format!("agent ID `{id}` must be 2 to 16 digits"),
+                Some("agents key it on a phone, so digits only".into()),
+            ));
+        }
+        if users.iter().any(|u| u.extension == id) || agents.iter().any(|x| x.id == id) {
+            return Err(err(
+                a.id.span(),
+                format!("agent ID `{id}` is already an extension or another agent's ID"),
+                Some("give each agent an ID of its own".into()),
+            ));
+        }
+        let pin = a.pin.get_ref().clone();
+        if !digits(&pin, 4..=16) {
+            return Err(err(
+                a.pin.span(),
+                format!("PIN of agent `{id}` must be 4 to 16 digits"),
+                Some("phones key it, so digits only".into()),
+            ));
+        }
+        let mut member_of = Vec::new();
+        for q in &a.queues {
+            let (name, penalty) = match q.get_ref().split_once(':') {
+                Some((n, p)) => (n, p.parse::<u32>().ok()),
+                None => (q.get_ref().as_str(), Some(0)),
+            };
+            let Some(penalty) = penalty else {
+                return Err(err(
+                    q.span(),
+                    format!("agent `{id}`: penalty in `{}` is not a number", q.get_ref()),
+                    Some("queues are \"QUEUE\" or \"QUEUE:PENALTY\"".into()),
+                ));
+            };
+            if !queues.iter().any(|(c, _)| c.name == name) {
+                return Err(err(
+                    q.span(),
+                    format!("agent `{id}`: no queue `{name}`"),
+                    Some("define it under [queues.NAME]".into()),
+                ));
+            }
+            member_of.push((name.to_string(), penalty));
+        }
+        let mut skills = Vec::new();
+        if let Some(sk) = &a.skills {
+            for (name, level) in sk.get_ref() {
+                if !(1..=10).contains(level) {
+                    return Err(err(
+                        sk.span(),
+                        format!("skill `{name}` of agent `{id}` must be 1 to 10"),
+                        None,
+                    ));
+                }
+                skills.push((name.clone(), *level));
+            }
+        }
+        agents.push(IdAgent {
+            demo: DEMO_PINS.contains(&pin.as_str()),
+            id,
+            name: a.name.clone(),
+            pin,
+            queues: member_of,
+            skills,
+        });
+    }
+    Ok(agents)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1151,7 +1274,7 @@ mod tests {
     fn shipped_config_is_valid_and_demo_guarded() {
         let c = Config::from_str(EMBEDDED, "config/switchboard.toml").unwrap();
         assert_eq!(c.users.len(), 3);
-        assert_eq!(c.demo_users(), vec!["1001", "1002", "1003"]);
+        assert_eq!(c.demo_users(), vec!["1001", "1002", "1003", "agent 5001"]);
         let carol = c.users.iter().find(|u| u.extension == "1003").unwrap();
         assert_eq!(
             carol.skills,
@@ -1164,7 +1287,38 @@ mod tests {
             .listen
             .push(Listen::parse("udp:0.0.0.0:5060").unwrap());
         let e = exposed.check_exposure().unwrap_err();
-        assert!(e.contains("1001, 1002, 1003"), "{e}");
+        assert!(e.contains("1001, 1002, 1003, agent 5001"), "{e}");
+    }
+
+    #[test]
+    fn agents_by_id_are_checked() {
+        let with = |from: &str, to: &str| {
+            assert!(EMBEDDED.contains(from), "{from}");
+            Config::from_str(&EMBEDDED.replace(from, to), "c.toml")
+        };
+        let c = with("queues = [\"support\"]", "queues = [\"support:2\"]").unwrap();
+        let a = &c.agents[0];
+        assert_eq!(a.queues, [("support".to_string(), 2)]);
+        assert_eq!(a.skills, [("billing".to_string(), 3)]);
+        assert!(a.demo);
+        for (from, to, says) in [
+            ("id = \"5001\"", "id = \"1002\"", "already an extension"),
+            ("id = \"5001\"", "id = \"5x\"", "2 to 16 digits"),
+            ("pin = \"45001\"", "pin = \"12\"", "4 to 16 digits"),
+            (
+                "queues = [\"support\"]",
+                "queues = [\"support:x\"]",
+                "not a number",
+            ),
+            (
+                "skills = { billing = 3 }",
+                "skills = { billing = 11 }",
+                "1 to 10",
+            ),
+        ] {
+            let e = with(from, to).unwrap_err().to_string();
+            assert!(e.contains(says), "{to}: {e}");
+        }
     }
 
     #[test]

@@ -214,6 +214,8 @@ enum Op {
     },
     /// `agent login|logout|pause ["REASON"]|unpause`: the caller as an ACD agent.
     Agent(crate::acd::AgentOp, Option<Template>),
+    /// `agent login "ID" pin "PIN"`: an agent by ID logs in at the calling phone.
+    AgentLogin(Template, Template),
     JumpUnless(Cond, usize),
     Jump(usize),
 }
@@ -288,6 +290,16 @@ pub struct Collect {
     pub prompts: Vec<Template>,
 }
 
+/// A value never to be written to the log (a PIN): its `Debug` shows no content.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Hidden(pub String);
+
+impl std::fmt::Debug for Hidden {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("(hidden)")
+    }
+}
+
 /// What the call must do next.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Action {
@@ -331,6 +343,16 @@ pub enum Action {
     /// The calling extension, as an ACD agent, logs in or out, pauses or unpauses; step
     /// again at once, with `$status` `ok` or `failed` (not a queue member).
     Agent(crate::acd::AgentOp),
+    /// Agent `id` logs in at the calling extension's phone if `pin` is its PIN; step
+    /// again at once, with `$status` `ok`, `failed` (no such agent, wrong PIN, not an
+    /// extension's call), `busy` (another agent is at that phone) or `locked` (too many
+    /// wrong PINs lately).
+    AgentLogin {
+        /// The agent ID keyed.
+        id: String,
+        /// The PIN keyed.
+        pin: Hidden,
+    },
     /// Ring a number; step again only if it was not answered, with `$status` set.
     Dial {
         /// Number to ring.
@@ -826,6 +848,12 @@ impl Dialplan {
                         (op, _) => op.clone(),
                     };
                     return Action::Agent(op);
+                }
+                Op::AgentLogin(id, pin) => {
+                    return Action::AgentLogin {
+                        id: id.expand(&cur.vars),
+                        pin: Hidden(pin.expand(&cur.vars)),
+                    };
                 }
                 Op::Queue {
                     name,

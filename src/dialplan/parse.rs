@@ -890,14 +890,28 @@ impl Parser {
                         ),
                     )),
                 };
-                let reason = if matches!(op, AgentOp::Pause(_))
-                    && matches!(self.peek(), Some(Tok::Str(_)))
-                {
-                    Some(self.template("a reason code")?)
+                let arg = matches!(self.peek(), Some(Tok::Str(_)));
+                if op == AgentOp::Login && arg {
+                    // An agent ID and PIN: that agent logs in at the calling phone.
+                    let id = self.template("the agent ID")?;
+                    let (kw, ksp) = self.ident("`pin`")?;
+                    if kw != "pin" {
+                        return Err((
+                            ksp,
+                            format!("expected `pin` after the agent ID, found `{kw}`"),
+                            Some("agent login \"ID\" pin \"PIN\"".into()),
+                        ));
+                    }
+                    let pin = self.template("the PIN")?;
+                    ops.push(Op::AgentLogin(id, pin));
                 } else {
-                    None
-                };
-                ops.push(Op::Agent(op, reason));
+                    let reason = if matches!(op, AgentOp::Pause(_)) && arg {
+                        Some(self.template("a reason code")?)
+                    } else {
+                        None
+                    };
+                    ops.push(Op::Agent(op, reason));
+                }
             }
             "queue" => {
                 let (name, qsp) = self.string("the queue name")?;

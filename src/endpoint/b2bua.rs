@@ -897,6 +897,21 @@ impl Endpoint {
                     let ok = own && self.agent_op(now, &agent, op).is_ok();
                     self.set_status(id, if ok { "ok" } else { "failed" });
                 }
+                Action::AgentLogin { id: agent, pin } => {
+                    let Some(c) = self.calls.calls.get(&id) else {
+                        return;
+                    };
+                    // Only our own extensions' phones take agents.
+                    let ext = c.cdr.caller.clone();
+                    let own = c.from_trunk.is_none() && self.users.contains_key(&ext);
+                    let loopback = c.a.peer.addr.ip().is_loopback();
+                    let status = if own {
+                        self.agent_login_pin(now, &ext, loopback, &agent, &pin.0)
+                    } else {
+                        "failed"
+                    };
+                    self.set_status(id, status);
+                }
                 Action::Queue {
                     name,
                     priority,
@@ -2355,7 +2370,16 @@ impl Endpoint {
         let Some(c) = self.calls.calls.get_mut(&id) else {
             return;
         };
-        tracing::debug!(call = id, %digit, "key pressed");
+        // Keys gathered into a PIN are not logged, not even one by one.
+        let secret = c
+            .collecting
+            .as_ref()
+            .is_some_and(|col| secret_var(&col.spec.var));
+        if secret {
+            tracing::debug!(call = id, "key pressed");
+        } else {
+            tracing::debug!(call = id, %digit, "key pressed");
+        }
         if c.wait == Wait::Record && digit == '#' {
             // RFC 4733 keys end it in the relay already; a SIP INFO key must from here.
             self.calls
@@ -2407,8 +2431,7 @@ impl Endpoint {
             let plan = c.plan.clone();
             plan.menu_input(&mut c.cursor, key);
         } else {
-            // The voicemail menu's keys include PINs: never in the log.
-            let shown = if col.spec.var == super::vm::VM_KEYS {
+            let shown = if secret_var(&col.spec.var) {
                 "(hidden)"
             } else {
                 col.digits.as_str()
@@ -2515,4 +2538,10 @@ fn json_str(s: &str) -> String {
     }
     out.push('"');
     out
+}
+
+/// Whether keys gathered into `var` are a PIN, never to be logged: the voicemail menu's
+/// keys, and any variable whose name ends in `pin`.
+fn secret_var(var: &str) -> bool {
+    var == super::vm::VM_KEYS || var.ends_with("pin")
 }

@@ -119,6 +119,8 @@ pub struct Endpoint {
     queue_announce: HashMap<String, (Duration, bool)>,
     /// Calls each extension is on, for the ACD's device state.
     in_use: HashMap<String, u32>,
+    /// Agents who log in by ID and PIN, and where they are.
+    hot_desk: queue::HotDesk,
 }
 
 impl Endpoint {
@@ -171,6 +173,7 @@ impl Endpoint {
                 .map(|(q, m)| (q.name.clone(), m.clone()))
                 .collect(),
             in_use: HashMap::new(),
+            hot_desk: queue::HotDesk::new(&cfg.agents),
             queue_announce: cfg
                 .queues
                 .iter()
@@ -222,6 +225,7 @@ impl Endpoint {
         self.hours = cfg.hours.clone();
         self.acd
             .reconfigure(now, cfg.queues.iter().map(|(q, _)| q.clone()).collect());
+        self.reload_id_agents(now, &cfg.agents);
         self.set_agent_skills(now);
         self.queue_announce = cfg
             .queues

@@ -4,12 +4,14 @@
 //! Part of the endpoint; it owns the link between calls and the ACD, and the ACD owns
 //! every queue and agent decision.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use super::b2bua::Wait;
 use super::Endpoint;
-use crate::acd::{Command, Event, GiveUp};
+use crate::acd::{AgentOp, Command, Event, GiveUp};
+use crate::config::IdAgent;
 use crate::media::{MediaCommand, SessionId};
 
 /// A call's place in a queue.
@@ -23,6 +25,40 @@ pub(super) struct QueueCall {
     pub(super) agent: Option<String>,
 }
 
+/// Wrong PINs in a row after which an agent ID is locked for [`PIN_LOCKOUT`]: the PIN
+/// is short and the login reachable by any extension, so guessing must be slow.
+const PIN_TRIES: u32 = 5;
+const PIN_LOCKOUT: Duration = Duration::from_secs(300);
+
+/// Agents who log in by ID and PIN from any extension's phone (config `[[agents]]`): who
+/// they are, at which phone each is logged in, and the wrong PINs keyed for each ID.
+/// Part of the endpoint; the ACD knows these agents by ID only and never sees a phone.
+#[derive(Debug, Default)]
+pub(super) struct HotDesk {
+    agents: HashMap<String, IdAgent>,
+    /// Agent ID → the extension it is logged in at, and back (one agent per phone).
+    at: HashMap<String, String>,
+    by_phone: HashMap<String, String>,
+    /// Per agent ID: wrong PINs in a row, and when the last one was keyed.
+    wrong: HashMap<String, (u32, Instant)>,
+}
+
+impl HotDesk {
+    pub(super) fn new(agents: &[IdAgent]) -> Self {
+        Self {
+            agents: agents.iter().map(|a| (a.id.clone(), a.clone())).collect(),
+            ..Self::default()
+        }
+    }
+
+    /// Ends `agent`'s stay at its phone.
+    fn leave(&mut self, agent: &str) {
+        if let Some(ext) = self.at.remove(agent) {
+            self.by_phone.remove(&ext);
+        }
+    }
+}
+
 impl Endpoint {
     /// Queues now, for `ctl queues`.
     pub fn queues(&self, now: Instant) -> Vec<crate::acd::QueueView> {
@@ -31,7 +67,127 @@ impl Endpoint {
 
     /// Agents now, for `ctl agents`.
     pub fn agents(&self, now: Instant) -> Vec<crate::acd::AgentView> {
-        self.acd.agent_views(now)
+        let mut v = self.acd.agent_views(now);
+        for a in &mut v {
+            let Some(id) = self.hot_desk.agents.get(&a.agent) else {
+                continue;
+            };
+            a.phone = self.hot_desk.at.get(&a.agent).cloned();
+            // Not at a phone: nothing to ring, and its queues are the ones it would join.
+            if a.phone.is_none() {
+                a.reachable = false;
+                a.queues = id.queues.iter().map(|(q, _)| q.clone()).collect();
+            }
+        }
+        v
+    }
+
+    /// The extension whose phone rings for `agent`: where it logged in by ID, else its
+    /// own.
+    pub(super) fn agent_phone<'a>(&'a self, agent: &'a str) -> &'a str {
+        self.hot_desk.at.get(agent).map_or(agent, String::as_str)
+    }
+
+    /// The agents whose calls ring extension `ext`: itself if it is a queue member, and
+    /// the agent logged in at it by ID.
+    fn phone_agents(&self, ext: &str) -> Vec<String> {
+        let own = self.acd.is_member(ext).then(|| ext.to_string());
+        own.into_iter()
+            .chain(self.hot_desk.by_phone.get(ext).cloned())
+            .collect()
+    }
+
+    /// Agent `id` logs in at extension `ext`'s phone (the one calling, from a loopback
+    /// address or not) with `pin`; the dialplan's `$status`: `ok`, `failed`, `busy` or
+    /// `locked`.
+    pub(super) fn agent_login_pin(
+        &mut self,
+        now: Instant,
+        ext: &str,
+        loopback: bool,
+        id: &str,
+        pin: &str,
+    ) -> &'static str {
+        let ext = ext.to_string();
+        let Some(agent) = self.hot_desk.agents.get(id).cloned() else {
+            tracing::warn!(%ext, "agent login: no such agent ID");
+            return "failed";
+        };
+        let wrong = self.hot_desk.wrong.get(id).copied();
+        if wrong.is_some_and(|(n, at)| n >= PIN_TRIES && now < at + PIN_LOCKOUT) {
+            tracing::warn!(agent = id, %ext, "agent login refused: ID locked after wrong PINs");
+            return "locked";
+        }
+        if agent.demo && !loopback {
+            tracing::warn!(agent = id, %ext, "demo agent PIN refused from a non-loopback address");
+            return "failed";
+        }
+        if agent.pin != pin {
+            let n = wrong.map_or(0, |(n, at)| if now < at + PIN_LOCKOUT { n } else { 0 }) + 1;
+            self.hot_desk.wrong.insert(id.to_string(), (n, now));
+            tracing::warn!(agent = id, %ext, wrong = n, "agent login: wrong PIN");
+            return "failed";
+        }
+        self.hot_desk.wrong.remove(id);
+        let taken = match self.hot_desk.by_phone.get(&ext) {
+            Some(other) => other != id,
+            None => {
+                self.acd.is_member(&ext)
+                    && self.acd.agent_state(&ext) != crate::acd::AgentState::LoggedOut
+            }
+        };
+        if taken {
+            tracing::info!(agent = id, %ext, "agent login: another agent is at that phone");
+            return "busy";
+        }
+        self.hot_desk.leave(id);
+        self.hot_desk.at.insert(id.to_string(), ext.clone());
+        self.hot_desk.by_phone.insert(ext.clone(), id.to_string());
+        tracing::info!(agent = id, %ext, "agent logged in at a phone");
+        // Its phone's state first, so that it is not offered a call before it can take
+        // one (the phone is on this very call now).
+        let reachable = self.has_phone(now, &ext);
+        let busy = self.in_use.get(&ext).is_some_and(|n| *n > 0);
+        self.acd
+            .handle(now, Event::Skills(id.into(), agent.skills.clone()));
+        self.acd.handle(now, Event::Reachable(id.into(), reachable));
+        self.acd.handle(now, Event::Busy(id.into(), busy));
+        self.acd.handle(
+            now,
+            Event::Login {
+                agent: id.into(),
+                queues: agent.queues.clone(),
+            },
+        );
+        self.drain_acd(now);
+        "ok"
+    }
+
+    /// Takes in reloaded `[[agents]]`: an agent still defined keeps its phone and takes its
+    /// new queues and skills; one no longer defined is logged out.
+    pub(super) fn reload_id_agents(&mut self, now: Instant, agents: &[IdAgent]) {
+        let old = std::mem::replace(&mut self.hot_desk.agents, HotDesk::new(agents).agents);
+        let gone = old
+            .keys()
+            .filter(|id| !self.hot_desk.agents.contains_key(*id));
+        for id in gone.cloned().collect::<Vec<_>>() {
+            if self.hot_desk.at.contains_key(&id) {
+                self.acd.handle(now, Event::Logout(id.clone()));
+            }
+            self.hot_desk.leave(&id);
+        }
+        let here: Vec<String> = self.hot_desk.at.keys().cloned().collect();
+        for id in here {
+            let Some(a) = self.hot_desk.agents.get(&id).cloned() else {
+                continue;
+            };
+            self.acd.handle(now, Event::Skills(id.clone(), a.skills));
+            if self.acd.agent_state(&id) != crate::acd::AgentState::LoggedOut {
+                let queues = a.queues;
+                self.acd.handle(now, Event::Login { agent: id, queues });
+            }
+        }
+        self.drain_acd(now);
     }
 
     /// An agent logs in or out, pauses or comes back (`ctl agent`); only a member of some
@@ -54,21 +210,37 @@ impl Endpoint {
         agent: &str,
         op: crate::acd::AgentOp,
     ) -> Result<(), String> {
-        if !self.acd.is_member(agent) {
+        // From a phone an agent is logged in at, the codes speak for that agent.
+        let agent = self
+            .hot_desk
+            .by_phone
+            .get(agent)
+            .map_or(agent, String::as_str);
+        let by_id = self.hot_desk.agents.get(agent).map(|a| a.queues.clone());
+        if by_id.is_none() && !self.acd.is_member(agent) {
             return Err(format!("{agent} is not a member of any queue"));
         }
+        if by_id.is_some() && !self.hot_desk.at.contains_key(agent) {
+            return Err(format!(
+                "agent {agent} is not at a phone: it logs in with its ID and PIN from one"
+            ));
+        }
+        let agent = agent.to_string();
         tracing::info!(%agent, ?op, "agent");
         let ev = match op {
-            crate::acd::AgentOp::Login => Event::Login {
-                agent: agent.into(),
-                queues: Vec::new(),
+            AgentOp::Login => Event::Login {
+                agent: agent.clone(),
+                queues: by_id.unwrap_or_default(),
             },
-            crate::acd::AgentOp::Logout => Event::Logout(agent.into()),
-            crate::acd::AgentOp::Pause(r) => {
-                let r = if r.is_empty() { "break".into() } else { r };
-                Event::Pause(agent.into(), r)
+            AgentOp::Logout => {
+                self.hot_desk.leave(&agent);
+                Event::Logout(agent.clone())
             }
-            crate::acd::AgentOp::Unpause => Event::Unpause(agent.into()),
+            AgentOp::Pause(r) => {
+                let r = if r.is_empty() { "break".into() } else { r };
+                Event::Pause(agent, r)
+            }
+            AgentOp::Unpause => Event::Unpause(agent),
         };
         self.acd.handle(now, ev);
         self.drain_acd(now);
@@ -85,11 +257,7 @@ impl Endpoint {
         timeout: Option<Duration>,
         skills: Vec<crate::acd::SkillNeed>,
     ) {
-        let moh = self
-            .queue_moh
-            .get(name)
-            .map(|m| self.sounds_dir.join(format!("{m}.wav")))
-            .unwrap_or_default();
+        let moh = self.moh_path(name);
         let Some(c) = self.calls.calls.get_mut(&id) else {
             return;
         };
@@ -208,6 +376,38 @@ impl Endpoint {
         self.play_paths(id, paths);
     }
 
+    /// A caller overflowed to `queue`: it hears that queue's music from now on (at once,
+    /// unless an announcement is playing), and its announcements if it has them.
+    fn queue_moved(&mut self, now: Instant, id: u64, queue: &str) {
+        let moh = self.moh_path(queue);
+        let every = self.queue_announce.get(queue).map(|(d, _)| *d);
+        let Some(c) = self.calls.calls.get_mut(&id) else {
+            return;
+        };
+        let Some(q) = c.queue.as_mut() else {
+            return;
+        };
+        let music = c.wait == Wait::Queue && c.play_queue.is_empty();
+        tracing::info!(call = id, queue, moh = %moh.display(), now = music, "caller moved to the overflow queue");
+        q.moh = moh.clone();
+        let arm = c.announce_at.is_none();
+        if let Some(every) = every.filter(|d| !d.is_zero() && arm) {
+            self.calls
+                .arm(id, super::b2bua::CallTimer::Announce, now + every);
+        }
+        if music {
+            self.play(id, moh, false);
+        }
+    }
+
+    /// Queue `name`'s music on hold file.
+    fn moh_path(&self, name: &str) -> PathBuf {
+        self.queue_moh
+            .get(name)
+            .map(|m| self.sounds_dir.join(format!("{m}.wav")))
+            .unwrap_or_default()
+    }
+
     /// The agent being rung answered and the call is bridged.
     pub(super) fn queue_answered(&mut self, now: Instant, id: u64) {
         let Some(q) = self.calls.calls.get_mut(&id).and_then(|c| c.queue.as_mut()) else {
@@ -242,8 +442,10 @@ impl Endpoint {
         c.devices.push(ext.to_string());
         let n = self.in_use.entry(ext.to_string()).or_default();
         *n += 1;
-        if *n == 1 && self.acd.is_member(ext) {
-            self.acd.handle(now, Event::Busy(ext.into(), true));
+        if *n == 1 {
+            for agent in self.phone_agents(ext) {
+                self.acd.handle(now, Event::Busy(agent, true));
+            }
         }
     }
 
@@ -255,8 +457,8 @@ impl Endpoint {
         *n -= 1;
         if *n == 0 {
             self.in_use.remove(ext);
-            if self.acd.is_member(ext) {
-                self.acd.handle(now, Event::Busy(ext.into(), false));
+            for agent in self.phone_agents(ext) {
+                self.acd.handle(now, Event::Busy(agent, false));
             }
         }
     }
@@ -264,6 +466,16 @@ impl Endpoint {
     /// Tells the ACD every queue member's skills (from the users' config) and whether it
     /// has a phone registered.
     pub(super) fn set_agent_skills(&mut self, now: Instant) {
+        // Agents by ID are known (and listed) before they first log in.
+        let by_id: Vec<(String, Vec<(String, u8)>)> = self
+            .hot_desk
+            .agents
+            .values()
+            .map(|a| (a.id.clone(), a.skills.clone()))
+            .collect();
+        for (id, skills) in by_id {
+            self.acd.handle(now, Event::Skills(id, skills));
+        }
         for agent in self.acd.static_members() {
             let skills = self
                 .users
@@ -275,15 +487,18 @@ impl Endpoint {
         }
     }
 
-    /// Tells the ACD whether agent `ext` has a registered device now (after a
-    /// registration, its expiry or removal, and at start).
+    /// Tells the ACD whether the agents at extension `ext` (itself, or one logged in there
+    /// by ID) have a registered device now (after a registration, its expiry or removal,
+    /// and at start).
     pub(super) fn agent_reach(&mut self, now: Instant, ext: &str) {
-        if !self.acd.is_member(ext) {
+        let agents = self.phone_agents(ext);
+        if agents.is_empty() {
             return;
         }
         let reachable = self.has_phone(now, ext);
-        self.acd
-            .handle(now, Event::Reachable(ext.into(), reachable));
+        for agent in agents {
+            self.acd.handle(now, Event::Reachable(agent, reachable));
+        }
         self.drain_acd(now);
     }
 
@@ -336,9 +551,10 @@ impl Endpoint {
                         continue;
                     };
                     q.offering = Some(agent.clone());
-                    tracing::info!(call = caller, %agent, "offered to agent");
+                    let phone = self.agent_phone(&agent).to_string();
+                    tracing::info!(call = caller, %agent, %phone, "offered to agent");
                     // The ACD's own ring timer ends the offer; the dial's is a backstop.
-                    if self.dial(now, caller, &agent, Some(ring + Duration::from_secs(2))) {
+                    if self.dial(now, caller, &phone, Some(ring + Duration::from_secs(2))) {
                         self.set_wait(caller, Wait::Queue);
                     } else {
                         if let Some(q) = self
@@ -351,7 +567,7 @@ impl Endpoint {
                         }
                         // No phone to ring is not a refusal: the agent is passed over
                         // until it registers again.
-                        let ev = if self.has_phone(now, &agent) {
+                        let ev = if self.has_phone(now, &phone) {
                             Event::Refused { caller, agent }
                         } else {
                             Event::Reachable(agent, false)
@@ -373,6 +589,7 @@ impl Endpoint {
                         self.unbridge(caller);
                     }
                 }
+                Command::Moved { caller, queue } => self.queue_moved(now, caller, &queue),
                 Command::GiveUp { caller, why } => {
                     let Some(c) = self.calls.calls.get_mut(&caller) else {
                         continue;

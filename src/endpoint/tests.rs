@@ -768,3 +768,60 @@ fn business_hours_pick_the_message_by_the_wall_clock() {
         assert_eq!(played, [want], "at +{offset:?}");
     }
 }
+
+#[test]
+fn an_agent_logs_in_by_id_and_pin_at_a_phone_and_wrong_pins_lock_the_id() {
+    let t0 = Instant::now();
+    let mut ep = endpoint(t0);
+    let state = |ep: &Endpoint| ep.acd.agent_state("5001");
+    assert_eq!(state(&ep), crate::acd::AgentState::LoggedOut);
+    // The shipped demo PIN is public: loopback only.
+    assert_eq!(
+        ep.agent_login_pin(t0, "1001", false, "5001", "45001"),
+        "failed"
+    );
+    assert_eq!(
+        ep.agent_login_pin(t0, "1001", true, "9999", "45001"),
+        "failed"
+    );
+    // A phone whose own extension is a logged-in agent takes no other agent.
+    assert_eq!(
+        ep.agent_login_pin(t0, "1002", true, "5001", "45001"),
+        "busy"
+    );
+    // Five wrong PINs lock the ID, right PIN or not, for five minutes.
+    for _ in 0..5 {
+        assert_eq!(
+            ep.agent_login_pin(t0, "1001", true, "5001", "0000"),
+            "failed"
+        );
+    }
+    assert_eq!(
+        ep.agent_login_pin(t0, "1001", true, "5001", "45001"),
+        "locked"
+    );
+    let later = t0 + Duration::from_secs(301);
+    assert_eq!(
+        ep.agent_login_pin(later, "1001", true, "5001", "45001"),
+        "ok"
+    );
+    assert_eq!(state(&ep), crate::acd::AgentState::Available);
+    let view = ep.agents(later);
+    let a = view.iter().find(|a| a.agent == "5001").unwrap();
+    assert_eq!(a.phone.as_deref(), Some("1001"));
+    assert_eq!(a.queues, ["support"]);
+    assert!(!a.reachable, "1001 has no phone registered");
+    assert_eq!(ep.agent_phone("5001"), "1001");
+    // Codes from that phone act for the agent; a logout ends its stay there.
+    ep.agent_action(later, "1001", crate::acd::AgentOp::Pause("02".into()))
+        .unwrap();
+    assert_eq!(state(&ep), crate::acd::AgentState::Paused("02".into()));
+    ep.agent_action(later, "1001", crate::acd::AgentOp::Logout)
+        .unwrap();
+    assert_eq!(state(&ep), crate::acd::AgentState::LoggedOut);
+    assert_eq!(ep.agent_phone("5001"), "5001");
+    let e = ep
+        .agent_action(later, "5001", crate::acd::AgentOp::Login)
+        .unwrap_err();
+    assert!(e.contains("not at a phone"), "{e}");
+}

@@ -529,3 +529,75 @@ pub fn loud_seconds(p: &Path) -> f64 {
         .count();
     loud as f64 / 10.0
 }
+
+/// The end of a caller scenario: waits up to `ms` for our BYE and answers it.
+pub fn await_bye(ms: u32) -> String {
+    format!(
+        r#"  <recv request="BYE" timeout="{ms}"/>
+  <send>
+    <![CDATA[
+      SIP/2.0 200 OK
+      [last_Via:]
+      [last_From:]
+      [last_To:]
+      [last_Call-ID:]
+      [last_CSeq:]
+      Content-Length: 0
+    ]]>
+  </send>
+  <Reference variables="sdp,all"/>
+</scenario>
+"#
+    )
+}
+
+/// A caller scenario (from `uac_dtmf_info.xml`) that sends keys as SIP INFO, each after its
+/// pause in ms, then waits up to `bye_ms` for our BYE.
+pub fn keys_scenario(dir: &Path, name: &str, keys: &[(u32, char)], bye_ms: u32) -> PathBuf {
+    let text = std::fs::read_to_string(scenario("uac_dtmf_info.xml")).unwrap();
+    let cut = text
+        .find("  <send retrans=\"500\">\n    <![CDATA[\n      INFO")
+        .unwrap();
+    keys_after(dir, name, &text[..cut], keys, bye_ms)
+}
+
+/// `head` (a caller scenario up to its ACK), then keys as SIP INFO, each after its pause in
+/// ms, then up to `bye_ms` for our BYE.
+pub fn keys_after(
+    dir: &Path,
+    name: &str,
+    head: &str,
+    keys: &[(u32, char)],
+    bye_ms: u32,
+) -> PathBuf {
+    let mut out = head.to_string();
+    for (i, (pause, key)) in keys.iter().enumerate() {
+        out.push_str(&format!(
+            r#"  <pause milliseconds="{pause}"/>
+  <send retrans="500">
+    <![CDATA[
+      INFO [next_url] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch];rport
+      From: <sip:caller@[local_ip]>;tag=[pid]SIPpTag[call_number]
+      To: <sip:[service]@[remote_ip]>;tag=[$totag]
+      Call-ID: [call_id]
+      CSeq: {} INFO
+      [routes]
+      Max-Forwards: 70
+      Content-Type: application/dtmf-relay
+      Content-Length: [len]
+
+      Signal={key}
+      Duration=160
+    ]]>
+  </send>
+  <recv response="200"/>
+"#,
+            i + 3
+        ));
+    }
+    out.push_str(&await_bye(bye_ms));
+    let path = dir.join(format!("{name}.xml"));
+    std::fs::write(&path, out).unwrap();
+    path
+}
