@@ -365,7 +365,11 @@ fn a_waiting_caller_hears_its_position_again_and_again() {
     let dir = tempfile::tempdir().unwrap();
     let pbx = pbx_with(
         dir.path(),
-        &[("announce_position_s = 30", "announce_position_s = 2")],
+        &[
+            ("announce_position_s = 30", "announce_position_s = 2"),
+            // The position alone, short enough to be said again within the call.
+            ("callback_key = \"1\"", "# callback_key = \"1\""),
+        ],
     );
     for agent in ["1002", "1003"] {
         assert!(ctl_agent(&pbx, &[agent, "pause", "lunch"]).status.success());
@@ -717,4 +721,96 @@ fn an_agent_logs_in_by_id_and_pin_at_any_phone_and_takes_queue_calls_there() {
     );
     assert!(call.wait(20), "*46 answered\n{}", pbx.log_text());
     assert_eq!(agent_state(&pbx, "5001"), "logged-out");
+}
+
+#[test]
+fn a_caller_who_asks_for_a_callback_keeps_its_place_and_is_called_back_after_the_agent() {
+    let dir = tempfile::tempdir().unwrap();
+    // 1002, the only member, has no phone yet: the caller waits.
+    let pbx = pbx_with(dir.path(), &[(MEMBERS, "members = [\"1002\"]")]);
+    // 1001 calls the queue, presses 1 (callback_key) and is hung up on after the
+    // confirmation.
+    let sc = common::keys_scenario(dir.path(), "callback", &[(1500, '1')], 20000);
+    let call = spawn_sipp(
+        &sc,
+        Some(pbx.udp),
+        free_ports(1),
+        &["-s", "700", "-au", "1001", "-ap", PW1],
+    );
+    assert!(call.wait(30), "confirmed and hung up\n{}", pbx.log_text());
+    assert!(log_has(&pbx, "callback requested"), "{}", pbx.log_text());
+    // 1001's phone will take the call back; then 1002's phone registers, is offered the
+    // request, answers, and hangs up 3 s into the talk.
+    let customer_port = register_callee(&pbx, "1001", PW1);
+    let customer = spawn_sipp(&scenario("uas_answer.xml"), None, customer_port, &[]);
+    let agent_port = register_callee(&pbx, "1002", PW2);
+    let agent = spawn_sipp(&scenario("uas_bye.xml"), None, agent_port, &["-d", "3000"]);
+    assert!(
+        agent.wait(40),
+        "the agent talked and hung up\n{}",
+        pbx.log_text()
+    );
+    assert!(
+        customer.wait(10),
+        "the customer was called back\n{}",
+        pbx.log_text()
+    );
+    let text = pbx.log_text();
+    let at = |what: &str| text.find(what).unwrap_or_else(|| panic!("{what}\n{text}"));
+    assert!(
+        at("callback: ringing an agent") < at("callback: calling the customer")
+            && at("callback: calling the customer") < at("callback: the customer answered"),
+        "the agent first, then the customer\n{text}"
+    );
+    assert!(
+        common::wait_until(10, || queue_log(&pbx)
+            .iter()
+            .any(|e| e["event"] == "complete")),
+        "{:?}",
+        queue_log(&pbx)
+    );
+    let story: Vec<String> = queue_log(&pbx)
+        .iter()
+        .filter(|e| e["queue"] == "support")
+        .map(|e| {
+            format!(
+                "{} {}",
+                e["event"].as_str().unwrap(),
+                e["agent"].as_str().unwrap_or("-")
+            )
+        })
+        .collect();
+    assert_eq!(
+        story,
+        [
+            "join -",
+            "callback -",
+            "offer 1002",
+            "answer 1002",
+            "complete 1002"
+        ],
+        "one place kept, no abandon"
+    );
+    // Two CDRs: the call that asked, and the callback (the customer's number calling).
+    let db = pbx.state.path().join("cdr.sqlite");
+    let rows = || -> Vec<(String, String, String)> {
+        let Ok(c) = rusqlite::Connection::open(&db) else {
+            return Vec::new();
+        };
+        let Ok(mut st) = c.prepare("SELECT caller, callee, disposition FROM cdr ORDER BY call")
+        else {
+            return Vec::new();
+        };
+        st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .map(|m| m.filter_map(Result::ok).collect())
+            .unwrap_or_default()
+    };
+    assert!(common::wait_until(10, || rows().len() == 2), "{:?}", rows());
+    let r = rows();
+    assert_eq!((r[0].0.as_str(), r[0].1.as_str()), ("1001", "700"), "{r:?}");
+    assert_eq!(
+        (r[1].0.as_str(), r[1].1.as_str(), r[1].2.as_str()),
+        ("1001", "callback", "answered"),
+        "{r:?}"
+    );
 }

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 const PW1: &str = "demo-1001-change-me";
+const PW2: &str = "demo-1002-change-me";
 
 /// The shipped config with the demo trunk at 127.0.0.2:`port`, plus `extra` trunk keys.
 fn config(dir: &Path, port: u16, extra: &str, dialplan: Option<&str>) -> PathBuf {
@@ -259,4 +260,50 @@ fn privacy_hides_the_caller_from_the_called_party_but_not_from_the_provider() {
     );
     assert!(call.wait(20));
     assert!(provider.wait(10), "From anonymous, Privacy: id, PAI kept");
+}
+
+#[test]
+fn a_trunk_caller_who_asks_for_a_callback_is_called_back_through_the_trunk() {
+    let dir = tempfile::tempdir().unwrap();
+    let tport = free_ports(1);
+    let plan = "context internal { match \"600\" { echo } }\ncontext inbound { match any { queue \"support\"; hangup } }\n";
+    let pbx = Pbx::start_with(&config(dir.path(), tport, "", Some(plan)));
+    // The provider's caller waits in the queue (no agent has a phone yet), presses 1 and
+    // is hung up on after the confirmation.
+    let text = std::fs::read_to_string(scenario("uac_trunk_in.xml")).unwrap();
+    let head = &text[..text.find("  <pause/>").unwrap()];
+    let sc = common::keys_after(dir.path(), "callback", head, &[(1500, '1')], 20000);
+    let caller = spawn_sipp(
+        &sc,
+        Some(pbx.udp),
+        free_ports(1),
+        &["-i", "127.0.0.2", "-s", "+15550100"],
+    );
+    assert!(caller.wait(30), "confirmed and hung up\n{}", pbx.log_text());
+    // The provider takes the call back; 1002 answers first and hangs up 3 s in.
+    let provider = spawn_sipp(
+        &scenario("uas_answer.xml"),
+        None,
+        tport,
+        &["-i", "127.0.0.2"],
+    );
+    let agent_port = register_callee(&pbx, "1002", PW2);
+    let agent = spawn_sipp(&scenario("uas_bye.xml"), None, agent_port, &["-d", "3000"]);
+    assert!(agent.wait(40), "the agent talked\n{}", pbx.log_text());
+    assert!(
+        provider.wait(10),
+        "the caller was called back through the trunk\n{}",
+        pbx.log_text()
+    );
+    assert!(wait_until(10, || cdrs(&pbx).len() == 2));
+    let r = &cdrs(&pbx)[1];
+    assert_eq!(
+        (
+            r.caller.as_str(),
+            r.callee.as_str(),
+            r.trunk.as_deref(),
+            r.disposition.as_str()
+        ),
+        ("+15557654321", "callback", Some("demo"), "answered")
+    );
 }

@@ -104,6 +104,9 @@ pub struct QueueConfig {
     /// Where a caller this queue gives up goes next (its wait, fullness or lack of
     /// agents), keeping its priority, skills and number; `None`: back to the dialplan.
     pub overflow: Option<String>,
+    /// The key a waiting caller presses to be called back instead of waiting on the line
+    /// ([`Event::Callback`]; the call layer hears the key and places the calls).
+    pub callback_key: Option<char>,
 }
 
 impl QueueConfig {
@@ -128,6 +131,7 @@ impl QueueConfig {
             sticky: Duration::ZERO,
             announce_wait: false,
             overflow: None,
+            callback_key: None,
         }
     }
 }
@@ -196,6 +200,13 @@ pub enum Event {
     },
     /// A waiting caller hung up (abandoned).
     Abandon(CallerId),
+    /// A waiting caller asked to be called back: it keeps its place, with no longest wait
+    /// (nobody will be on the line to wait), and is not offered until
+    /// [`Event::CallbackReady`] (its call has ended); then it is offered to agents as
+    /// before, and the call layer calls the agent first, then the caller.
+    Callback(CallerId),
+    /// The call that asked for a callback has ended: the request may be offered.
+    CallbackReady(CallerId),
     /// An agent logs in (to its static queues, and to `queues` as a dynamic member).
     Login {
         /// The agent.
@@ -288,8 +299,8 @@ pub enum AgentOp {
 pub struct LogRecord {
     /// When.
     pub at: Instant,
-    /// `join`, `offer`, `answer`, `miss`, `abandon`, `give-up`, `complete`, `login`,
-    /// `logout`, `pause`, `unpause`.
+    /// `join`, `offer`, `answer`, `miss`, `abandon`, `give-up`, `complete`, `callback`,
+    /// `login`, `logout`, `pause`, `unpause`, `reachable`, `unreachable`.
     pub event: &'static str,
     /// The queue (empty for agent events).
     pub queue: String,
@@ -454,6 +465,8 @@ struct Caller {
     ringing: Vec<String>,
     /// Not to be offered again before this.
     retry_at: Option<Instant>,
+    /// A callback whose call has not ended yet: not to be offered meanwhile.
+    parked: bool,
     give_up_at: Option<Instant>,
 }
 
@@ -610,17 +623,6 @@ impl Acd {
         let mut seen = std::collections::HashSet::new();
         order.retain(|n| seen.insert(n.clone()));
         self.order = order;
-        for agent in self.static_members() {
-            if !self.agents.contains_key(&agent) {
-                self.handle(
-                    now,
-                    Event::Login {
-                        agent,
-                        queues: Vec::new(),
-                    },
-                );
-            }
-        }
         // Memberships, penalties and places may have changed: index every agent afresh.
         for q in self.queues.values_mut() {
             q.free.clear();
@@ -633,6 +635,19 @@ impl Acd {
                 a.indexed.clear();
             }
             self.refresh(&id);
+        }
+        // New static members log in only now, so that nothing is decided on indexes
+        // still built for the old queues.
+        for agent in self.static_members() {
+            if !self.agents.contains_key(&agent) {
+                self.handle(
+                    now,
+                    Event::Login {
+                        agent,
+                        queues: Vec::new(),
+                    },
+                );
+            }
         }
         self.dispatch(now);
     }
@@ -880,7 +895,10 @@ impl Acd {
             | Event::Busy(agent, _)
             | Event::Skills(agent, _)
             | Event::Reachable(agent, _) => Some(agent.clone()),
-            Event::Join { .. } | Event::Abandon(_) => None,
+            Event::Join { .. }
+            | Event::Abandon(_)
+            | Event::Callback(_)
+            | Event::CallbackReady(_) => None,
         };
         self.handle_event(now, ev);
         if let Some(a) = who {
@@ -966,13 +984,13 @@ impl Acd {
     }
 
     /// Keeps `caller`'s place among its queue's callers ready for an offer true: ready
-    /// while nobody rings for it and no retry delay runs.
+    /// while nobody rings for it, no retry delay runs and it is not a parked callback.
     fn sync_ready(&mut self, caller: CallerId) {
         let Some(c) = self.callers.get(&caller) else {
             return;
         };
         let key = (Reverse(c.priority), c.seq, caller);
-        let ready = c.ringing.is_empty() && c.retry_at.is_none();
+        let ready = c.ringing.is_empty() && c.retry_at.is_none() && !c.parked;
         if let Some(q) = self.queues.get_mut(&c.queue) {
             if ready {
                 q.ready.insert(key);
@@ -1002,6 +1020,7 @@ impl Acd {
                     joined: now,
                     ringing: Vec::new(),
                     retry_at: None,
+                    parked: false,
                     give_up_at: None,
                 };
                 self.join(now, caller, c, max_wait);
@@ -1016,6 +1035,25 @@ impl Acd {
                         self.withdraw(&a, caller);
                     }
                 }
+            }
+            Event::Callback(caller) => {
+                let Some(c) = self.callers.get_mut(&caller) else {
+                    return;
+                };
+                c.give_up_at = None;
+                c.parked = true;
+                let (queue, ringing) = (c.queue.clone(), std::mem::take(&mut c.ringing));
+                self.note(now, "callback", &queue, Some(caller), None, Vec::new());
+                for a in ringing {
+                    self.withdraw(&a, caller);
+                }
+                self.sync_ready(caller);
+            }
+            Event::CallbackReady(caller) => {
+                if let Some(c) = self.callers.get_mut(&caller) {
+                    c.parked = false;
+                }
+                self.sync_ready(caller);
             }
             Event::Login { agent, queues } => {
                 self.note(now, "login", "", None, Some(&agent), Vec::new());

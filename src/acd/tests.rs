@@ -948,3 +948,52 @@ fn acd_rr() -> Acd {
     );
     a
 }
+
+#[test]
+fn a_callback_keeps_its_place_without_a_longest_wait_and_drops_its_ring() {
+    let now = t0();
+    let mut q = queue(Strategy::Linear, &["x"]);
+    q.max_wait = Some(secs(60.0));
+    let mut a = acd(q);
+    assert_eq!(join_offers(&mut a, now, 1), ["x"]);
+    join(&mut a, now, 2, 0);
+    // Caller 1 asks for a callback while x rings: the ring stops, it stays first.
+    a.handle(now, Event::Callback(1));
+    // Not offered while its call still plays the confirmation: x gets caller 2.
+    assert_eq!(
+        commands(&mut a),
+        [
+            Command::Withdraw {
+                caller: 1,
+                agent: "x".into()
+            },
+            Command::Offer {
+                caller: 2,
+                agent: "x".into()
+            }
+        ]
+    );
+    assert_eq!(a.position(1), Some(("q".into(), 1)));
+    a.handle(
+        now,
+        Event::Refused {
+            caller: 2,
+            agent: "x".into(),
+        },
+    );
+    a.handle(now, Event::CallbackReady(1));
+    assert_eq!(offers(&mut a), [(1, "x".to_string())], "ready: its turn");
+    a.handle(now, Event::Pause("x".into(), "b".into()));
+    commands(&mut a);
+    // Past the longest wait only the caller still on the line is given up.
+    a.handle_timeout(now + secs(61.0));
+    assert_eq!(
+        commands(&mut a),
+        [Command::GiveUp {
+            caller: 2,
+            why: GiveUp::MaxWait
+        }]
+    );
+    a.handle(now + secs(62.0), Event::Unpause("x".into()));
+    assert_eq!(offers(&mut a), [(1, "x".to_string())], "still there");
+}

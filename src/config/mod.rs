@@ -116,6 +116,8 @@ struct QueueEntry {
     announce_wait: bool,
     #[serde(default)]
     overflow: Option<Spanned<String>>,
+    #[serde(default)]
+    callback_key: Option<Spanned<String>>,
 }
 
 fn default_15() -> u64 {
@@ -922,8 +924,26 @@ impl Config {
                     None,
                 ));
             }
+            if let Some(k) = &e.callback_key {
+                let key = k.get_ref();
+                let ok = key.len() == 1
+                    && key
+                        .chars()
+                        .all(|c| c.is_ascii_digit() || c == '*' || c == '#');
+                if !ok {
+                    return Err(err(
+                        k.span(),
+                        format!("queues.{name}: callback_key `{key}` is not one phone key"),
+                        Some("one of 0-9, * or #".into()),
+                    ));
+                }
+                cfg.callback_key = key.chars().next();
+            }
             // What the periodic announcement says must be there to say.
             let mut needed = Vec::new();
+            if cfg.callback_key.is_some() {
+                needed.extend(["callback-offer", "callback-confirm"]);
+            }
             if e.announce_position_s > 0 {
                 needed.push("you-are-caller-number");
                 if e.announce_wait {

@@ -103,6 +103,8 @@ pub(super) enum Wait {
     Record,
     /// The call is bridged or echoing: only a hang-up ends it.
     HangUp,
+    /// A last prompt to finish, then the call ends (a callback was taken).
+    Goodbye,
     /// In an ACD queue: music, and offers to agents.
     Queue,
 }
@@ -118,7 +120,24 @@ pub(super) enum CallTimer {
     DigitTimeout,
     /// Tell a queued caller its position.
     Announce,
+    /// Give up ringing a callback's customer.
+    CustomerRing,
 }
+
+/// A callback's A side: a placeholder (nobody yet) until the agent answers and the
+/// customer is called; then the customer's leg.
+#[derive(Default)]
+pub(super) struct CallbackA {
+    /// The customer's INVITE while it rings.
+    ringing: Option<Dialing>,
+    /// Our ACK to the customer's 2xx (sent again if the 2xx is).
+    ack: Option<Bytes>,
+    /// The customer answered: A is a real leg now.
+    pub(super) up: bool,
+}
+
+/// How long the customer's phone rings on a callback.
+const CUSTOMER_RING: Duration = Duration::from_secs(45);
 
 /// The B side while it is being dialled.
 pub(super) struct Dialing {
@@ -133,17 +152,19 @@ pub(super) struct Dialing {
 
 pub(super) struct Call {
     started: Instant,
-    a: Leg,
-    a_invite_key: TxKey,
+    pub(super) a: Leg,
+    pub(super) a_invite_key: TxKey,
     a_invite: Message,
     /// The caller's offer, answered locally or relayed to B.
     offer: Sdp,
     /// Whether A got our 2xx.
-    answered: bool,
+    pub(super) answered: bool,
+    /// A callback the PBX places (agent first, then the customer as A).
+    pub(super) callback: Option<CallbackA>,
     /// Whether B answered (A and B are bridged).
     pub(super) bridged: bool,
     /// The trunk the call came in on.
-    from_trunk: Option<String>,
+    pub(super) from_trunk: Option<String>,
     /// The caller asked to hide its identity (Privacy: id, RFC 3323).
     privacy: bool,
     b: Option<Leg>,
@@ -157,7 +178,7 @@ pub(super) struct Call {
     pub(super) wait: Wait,
     mf: u8,
     /// Relay session: caller port, callee port (0 unless a dial runs or is answered).
-    media: Option<(SessionId, u16, u16)>,
+    pub(super) media: Option<(SessionId, u16, u16)>,
     /// Payload type of our own media to A (prompts), from our answer.
     a_pt: u8,
     /// The caller's telephone-event payload type in our answer, if any.
@@ -191,6 +212,64 @@ pub(super) struct Call {
     /// A re-INVITE or UPDATE relayed to the other leg, awaiting its answer.
     pending: Option<Pending>,
     pub(super) cdr: Cdr,
+}
+
+impl Call {
+    /// A call just started (not answered, nothing dialled, no media yet): A's leg, its
+    /// INVITE and offer, the dialplan and where the call starts in it.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn new(
+        now: Instant,
+        a: Leg,
+        a_invite_key: TxKey,
+        a_invite: Message,
+        offer: Sdp,
+        (plan, cursor): (std::sync::Arc<crate::dialplan::Dialplan>, Cursor),
+        mf: u8,
+        cdr: Cdr,
+        t1: Duration,
+    ) -> Self {
+        Self {
+            started: now,
+            a,
+            a_invite_key,
+            a_invite,
+            offer,
+            answered: false,
+            callback: None,
+            bridged: false,
+            from_trunk: None,
+            privacy: false,
+            b: None,
+            dialing: Vec::new(),
+            failures: Vec::new(),
+            plan,
+            cursor,
+            wait: Wait::Nothing,
+            mf,
+            media: None,
+            a_pt: 0,
+            a_te_pt: None,
+            play_seq: 0,
+            play_queue: VecDeque::new(),
+            collecting: None,
+            pending_record: None,
+            vm: None,
+            announce_at: None,
+            queue: None,
+            b_ext: None,
+            devices: Vec::new(),
+            digit_at: None,
+            ok_bytes: None,
+            ok_interval: t1,
+            ok_until: now,
+            ok_at: None,
+            ring_at: None,
+            b_ack: None,
+            pending: None,
+            cdr,
+        }
+    }
 }
 
 /// A mid-call offer (hold, resume, new address) being relayed.
@@ -284,6 +363,10 @@ impl Calls {
                 CallTimer::RingTimeout => c.ring_at == Some(at),
                 CallTimer::DigitTimeout => c.digit_at == Some(at),
                 CallTimer::Announce => c.announce_at == Some(at),
+                CallTimer::CustomerRing => c
+                    .callback
+                    .as_ref()
+                    .is_some_and(|cb| cb.ringing.is_some() && !cb.up),
             });
             if live {
                 return Some(at);
@@ -300,6 +383,7 @@ impl Calls {
                 CallTimer::RingTimeout => c.ring_at = Some(at),
                 CallTimer::DigitTimeout => c.digit_at = Some(at),
                 CallTimer::Announce => c.announce_at = Some(at),
+                CallTimer::CustomerRing => {}
             }
             self.timers.push(Reverse((at, id, kind)));
         }
@@ -624,46 +708,23 @@ impl Endpoint {
             .by_dialog
             .insert((a.call_id.clone(), local_tag), (id, Side::A));
         self.calls.by_a_invite.insert(key.clone(), id);
+        let call = Call::new(
+            now,
+            a,
+            key,
+            msg,
+            offer,
+            (plan, cursor),
+            mf,
+            cdr,
+            self.cfg_t1,
+        );
         self.calls.calls.insert(
             id,
             Call {
-                started: now,
-                a,
-                a_invite_key: key,
-                a_invite: msg,
-                offer,
-                answered: false,
-                bridged: false,
                 from_trunk: trunk.map(|t| t.name),
                 privacy,
-                b: None,
-                dialing: Vec::new(),
-                failures: Vec::new(),
-                plan,
-                cursor,
-                wait: Wait::Nothing,
-                mf,
-                media: None,
-                a_pt: 0,
-                a_te_pt: None,
-                play_seq: 0,
-                play_queue: VecDeque::new(),
-                collecting: None,
-                pending_record: None,
-                vm: None,
-                announce_at: None,
-                queue: None,
-                b_ext: None,
-                devices: Vec::new(),
-                digit_at: None,
-                ok_bytes: None,
-                ok_interval: self.cfg_t1,
-                ok_until: now,
-                ok_at: None,
-                ring_at: None,
-                b_ack: None,
-                pending: None,
-                cdr,
+                ..call
             },
         );
         if !trunk_call {
@@ -1400,9 +1461,23 @@ impl Endpoint {
     /// The call is over: CDR, media freed, B detached if still ringing, tables cleaned.
     fn finish(&mut self, now: Instant, id: u64, disp: Disposition, sip_code: u16, by: &str) {
         self.detach_b(now, id);
+        if let Some(d) = self
+            .calls
+            .calls
+            .get_mut(&id)
+            .and_then(|c| c.callback.as_mut())
+            .and_then(|cb| cb.ringing.take())
+        {
+            self.detach_branch(now, d);
+        }
         let unix = self.unix_ms(now);
         let Some(mut c) = self.calls.calls.remove(&id) else {
             return;
+        };
+        // A callback is answered when the customer is, not when the agent is.
+        let disp = match &c.callback {
+            Some(cb) if !cb.up && disp == Disposition::Answered => Disposition::NoAnswer,
+            _ => disp,
         };
         c.cdr.end_ms = unix;
         c.cdr.disposition = disp;
@@ -1418,6 +1493,10 @@ impl Endpoint {
         self.calls.cdrs.push_back(c.cdr);
         if let Some(q) = c.queue.take() {
             self.queue_call_ended(now, id, q);
+        }
+        if c.callback.is_none() {
+            // The call that asked for a callback is gone: its request may be offered.
+            self.callback_asked_call_ended(now, id);
         }
         for ext in std::mem::take(&mut c.devices) {
             self.device_free(now, &ext);
@@ -1514,6 +1593,19 @@ impl Endpoint {
         }
         if key.method != Method::Invite {
             // Responses to our BYE need nothing more.
+            return true;
+        }
+        let customer = self
+            .calls
+            .calls
+            .get(&id)
+            .and_then(|c| c.callback.as_ref())
+            .is_some_and(|cb| {
+                cb.ringing.as_ref().is_some_and(|d| &d.invite_key == key)
+                    || (cb.up && &self.calls.calls[&id].a_invite_key == key)
+            });
+        if customer {
+            self.customer_response(now, id, key, &msg, status);
             return true;
         }
         let bridged = self.calls.calls.get(&id).is_some_and(|c| c.bridged);
@@ -1784,13 +1876,23 @@ impl Endpoint {
                     if let Some(c) = self.calls.calls.get_mut(&id) {
                         c.a.sdp_sent = Some(body.clone());
                     }
-                    self.answer_a(now, id, body);
+                    self.answer_a(now, id, body.clone());
                 }
                 tracing::info!(call = id, "bridged");
                 if let Some(ext) = self.calls.calls.get(&id).and_then(|c| c.b_ext.clone()) {
                     self.device_in_use(now, id, &ext);
                 }
                 self.queue_answered(now, id);
+                if self
+                    .calls
+                    .calls
+                    .get(&id)
+                    .is_some_and(|c| c.callback.is_some())
+                {
+                    // The agent took a callback: now the customer is called, offered
+                    // what the agent answered.
+                    self.call_customer(now, id, body);
+                }
             }
             _ => {
                 tracing::info!(call = id, "callee answered with unusable SDP");
@@ -1883,7 +1985,10 @@ impl Endpoint {
         let Some(c) = self.calls.calls.get_mut(&id) else {
             return;
         };
+        // A callback's A before the customer answers is nobody.
+        let placeholder = c.callback.as_ref().is_some_and(|cb| !cb.up);
         let leg = match side {
+            Side::A if placeholder => None,
             Side::A => Some(&mut c.a),
             Side::B => c.b.as_mut(),
         };
@@ -2281,6 +2386,7 @@ impl Endpoint {
                         self.run_queue(now, id.0)
                     }
                     Some(Wait::Dial) if played => self.ringback(id.0),
+                    Some(Wait::Goodbye) => self.hang_up(now, id.0, None),
                     _ => {}
                 }
             }
@@ -2380,6 +2486,13 @@ impl Endpoint {
         } else {
             tracing::debug!(call = id, %digit, "key pressed");
         }
+        let queued = c.queue.is_some() && c.collecting.is_none() && !c.bridged;
+        if queued && self.queue_key(now, id, digit) {
+            return;
+        }
+        let Some(c) = self.calls.calls.get_mut(&id) else {
+            return;
+        };
         if c.wait == Wait::Record && digit == '#' {
             // RFC 4733 keys end it in the relay already; a SIP INFO key must from here.
             self.calls
@@ -2500,6 +2613,18 @@ impl Endpoint {
                     self.out.push_back(Transmit { peer, bytes });
                     self.calls.arm(id, CallTimer::OkRetransmit, next);
                 }
+                CallTimer::CustomerRing => {
+                    let ringing = c
+                        .callback
+                        .as_mut()
+                        .and_then(|cb| cb.ringing.take_if(|_| !cb.up));
+                    if let Some(d) = ringing {
+                        tracing::info!(call = id, "callback: the customer did not answer");
+                        self.detach_branch(now, d);
+                        self.send_bye(now, id, Side::B);
+                        self.finish(now, id, Disposition::NoAnswer, 480, "system");
+                    }
+                }
                 CallTimer::Announce if c.announce_at == Some(at) => {
                     c.announce_at = None;
                     self.queue_announce(now, id);
@@ -2544,4 +2669,304 @@ fn json_str(s: &str) -> String {
 /// keys, and any variable whose name ends in `pin`.
 fn secret_var(var: &str) -> bool {
     var == super::vm::VM_KEYS || var.ends_with("pin")
+}
+
+// Callbacks: the calls the PBX places itself (see `super::callback` for when).
+impl Endpoint {
+    /// Opens callback call `id` for the agent to be rung from: a placeholder A (nobody
+    /// yet) in a local media session, presenting `number` to the agent, ending through
+    /// `plan` if the queue gives it up. False when no RTP port is free.
+    pub(super) fn callback_call(
+        &mut self,
+        now: Instant,
+        id: u64,
+        number: &str,
+        trunk: Option<String>,
+        plan: std::sync::Arc<crate::dialplan::Dialplan>,
+    ) -> bool {
+        let Some(pa) = self.calls.ports.take() else {
+            tracing::warn!("RTP port range exhausted");
+            return false;
+        };
+        let Some(cursor) = plan.start("callback", "callback", number) else {
+            self.calls.ports.give(pa);
+            return false;
+        };
+        let tag = Bytes::from(self.tag());
+        let call_id = Bytes::from(format!("{}@{}", self.tag(), self.domain));
+        let peer = Peer {
+            transport: Transport::Udp,
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+        };
+        let ip = self.media_ip(&peer);
+        let a = Leg {
+            call_id: call_id.clone(),
+            local_tag: tag.clone(),
+            local_hdr: Bytes::from(format!("<sip:callback@{}>;tag=", self.domain)),
+            remote_hdr: Bytes::new(),
+            remote_tag: None,
+            target: Uri::sip(None, &peer.addr.to_string(), None),
+            routes: Vec::new(),
+            cseq: 1,
+            peer,
+            sdp_sent: None,
+            sdp_version: 1,
+        };
+        // What the agent is offered: the laws we relay, and keys.
+        let offer = Sdp::parse(
+            format!(
+                "v=0\r\no=- {id} 1 IN IP4 {ip}\r\ns=-\r\nc=IN IP4 {ip}\r\nt=0 0\r\n\
+                 m=audio {pa} RTP/AVP 0 8 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:8 PCMA/8000\r\n\
+                 a=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-15\r\n"
+            )
+            .as_bytes(),
+        )
+        .expect("our own offer parses");
+        let invite = self.leg_request(Method::Invite, &a, 1);
+        let key = TxKey {
+            role: crate::sip::transaction::Role::Client,
+            branch: call_id,
+            method: Method::Invite,
+        };
+        let cdr = Cdr {
+            call: id,
+            sip_call_id: String::from_utf8_lossy(&a.call_id).into_owned(),
+            caller: number.to_string(),
+            callee: "callback".into(),
+            did: None,
+            trunk: trunk.clone(),
+            start_ms: self.unix_ms(now),
+            answer_ms: None,
+            end_ms: 0,
+            disposition: Disposition::Failed,
+            sip_code: 0,
+            hangup_by: "system".into(),
+        };
+        let call = Call::new(
+            now,
+            a,
+            key,
+            invite,
+            offer,
+            (plan, cursor),
+            70,
+            cdr,
+            self.cfg_t1,
+        );
+        let sid = SessionId(id);
+        self.calls.calls.insert(
+            id,
+            Call {
+                answered: true,
+                callback: Some(CallbackA::default()),
+                // The customer's trunk, for calling it back: not a call from it.
+                from_trunk: None,
+                media: Some((sid, pa, 0)),
+                a_pt: 0,
+                a_te_pt: Some(101),
+                wait: Wait::Queue,
+                ..call
+            },
+        );
+        self.calls.media_out.push_back(MediaCommand::Local {
+            id: sid,
+            a_port: pa,
+            a_remote: None,
+            pt: 0,
+            te_pt: Some(101),
+        });
+        true
+    }
+
+    /// Rings a callback's customer (the agent is on the line), offering `body` (the
+    /// agent's media, through our A port). The call ends if it cannot.
+    fn call_customer(&mut self, now: Instant, id: u64, body: Bytes) {
+        let Some(out) = self.customer_target(now, id) else {
+            tracing::info!(call = id, "callback: the customer cannot be called");
+            self.send_bye(now, id, Side::B);
+            self.finish(now, id, Disposition::Failed, 404, "system");
+            return;
+        };
+        let (uri, peer, from, to) = out;
+        // The agent's media, at our A port, on the address the customer can reach.
+        let pa = self
+            .calls
+            .calls
+            .get(&id)
+            .and_then(|c| c.media)
+            .map_or(0, |(_, pa, _)| pa);
+        let Some(body) = Sdp::parse(&body)
+            .and_then(|s| s.relayed(self.media_ip(&peer), pa, id, 1))
+            .ok()
+            .map(|s| Bytes::from(s.to_bytes()))
+        else {
+            self.send_bye(now, id, Side::B);
+            self.finish(now, id, Disposition::Failed, 488, "system");
+            return;
+        };
+        let tag = Bytes::from(self.tag());
+        let call_id = Bytes::from(format!("{}@{}", self.tag(), self.domain));
+        let leg = Leg {
+            call_id: call_id.clone(),
+            local_hdr: with_tag(&from, &tag),
+            local_tag: tag.clone(),
+            remote_hdr: to,
+            remote_tag: None,
+            target: uri,
+            routes: Vec::new(),
+            cseq: 1,
+            peer: peer.clone(),
+            sdp_sent: Some(body.clone()),
+            sdp_version: 1,
+        };
+        let mut inv = self.leg_request(Method::Invite, &leg, 1);
+        inv.push_header(HeaderName::Contact, self.contact_value(&peer));
+        inv.push_header(
+            HeaderName::Allow,
+            Bytes::from_static(super::ALLOW.as_bytes()),
+        );
+        inv.push_header(HeaderName::UserAgent, self.server_name.clone());
+        inv.push_header(
+            HeaderName::ContentType,
+            Bytes::from_static(b"application/sdp"),
+        );
+        inv.body = body;
+        let key = match self.tx.send_request(now, inv.clone(), peer) {
+            Ok(k) => k,
+            Err(e) => {
+                tracing::warn!(call = id, error = %e, "callback: INVITE not sent");
+                self.send_bye(now, id, Side::B);
+                self.finish(now, id, Disposition::Failed, 503, "system");
+                return;
+            }
+        };
+        tracing::info!(call = id, "callback: calling the customer");
+        self.calls.by_client_tx.insert(key.clone(), id);
+        self.calls.by_dialog.insert((call_id, tag), (id, Side::A));
+        if let Some(cb) = self
+            .calls
+            .calls
+            .get_mut(&id)
+            .and_then(|c| c.callback.as_mut())
+        {
+            cb.ringing = Some(Dialing {
+                leg,
+                invite_key: key,
+                invite: inv,
+                provisional: false,
+                credentials: None,
+                auth_tried: false,
+            });
+        }
+        self.calls
+            .arm(id, CallTimer::CustomerRing, now + CUSTOMER_RING);
+    }
+
+    /// Where a callback's customer is called: through the trunk it came in on, else its
+    /// extension's newest registration. (URI, peer, From, To.)
+    fn customer_target(&mut self, now: Instant, id: u64) -> Option<(Uri, Peer, Bytes, Bytes)> {
+        let c = self.calls.calls.get(&id)?;
+        let number = c.cdr.caller.clone();
+        match c.cdr.trunk.clone() {
+            Some(name) => {
+                let t = self.trunks.iter().find(|t| t.name == name)?.clone();
+                let host = t.address.to_string();
+                let uri = Uri::parse(&Bytes::from(format!("sip:{number}@{host}"))).ok()?;
+                let id_number = t.caller_id.clone().unwrap_or_else(|| "switchboard".into());
+                let from = Bytes::from(format!("<sip:{id_number}@{host}>"));
+                let to = Bytes::from(format!("<sip:{number}@{host}>"));
+                let peer = Peer {
+                    transport: Transport::Udp,
+                    addr: t.address,
+                };
+                Some((uri, peer, from, to))
+            }
+            None => {
+                let b = self
+                    .registrar
+                    .lookup(now, &self.aor(&number))
+                    .first()
+                    .map(|b| (*b).clone())?;
+                let from = Bytes::from(format!("\"Callback\" <sip:callback@{}>", self.domain));
+                let to = Bytes::from(format!("<sip:{number}@{}>", self.domain));
+                Some((b.uri, b.source, from, to))
+            }
+        }
+    }
+
+    /// The customer's phone answered a callback's INVITE, or refused it.
+    fn customer_response(
+        &mut self,
+        now: Instant,
+        id: u64,
+        key: &TxKey,
+        msg: &Message,
+        status: StatusCode,
+    ) {
+        let Some(c) = self.calls.calls.get_mut(&id) else {
+            return;
+        };
+        let Some(cb) = c.callback.as_mut() else {
+            return;
+        };
+        if cb.up {
+            // A retransmitted 2xx: our ACK was lost.
+            if let (true, Some(ack)) = (status.is_success(), cb.ack.clone()) {
+                let peer = c.a.peer.clone();
+                self.out.push_back(Transmit { peer, bytes: ack });
+            }
+            return;
+        }
+        if status.is_provisional() {
+            return;
+        }
+        let Some(mut d) = cb.ringing.take() else {
+            return;
+        };
+        if !status.is_success() {
+            tracing::info!(
+                call = id,
+                code = status.as_u16(),
+                "callback: the customer refused"
+            );
+            self.calls.by_client_tx.remove(key);
+            self.calls
+                .by_dialog
+                .remove(&(d.leg.call_id.clone(), d.leg.local_tag.clone()));
+            self.send_bye(now, id, Side::B);
+            self.finish(now, id, Disposition::NoAnswer, status.as_u16(), "system");
+            return;
+        }
+        // The dialog is the 2xx's (RFC 3261 §12.1.2); ACK it first.
+        d.leg.remote_hdr = msg
+            .header(&HeaderName::To)
+            .cloned()
+            .unwrap_or(d.leg.remote_hdr);
+        d.leg.remote_tag = msg.to_hdr().ok().and_then(|t| t.tag().cloned());
+        if let Some(u) = contact_uri(msg) {
+            d.leg.target = u;
+        }
+        d.leg.routes = route_set(msg, true);
+        let ack = self.leg_request(Method::Ack, &d.leg, 1).to_bytes();
+        self.out.push_back(Transmit {
+            peer: d.leg.peer.clone(),
+            bytes: ack.clone(),
+        });
+        let unix = self.unix_ms(now);
+        let Some(c) = self.calls.calls.get_mut(&id) else {
+            return;
+        };
+        c.a = d.leg;
+        c.a_invite_key = d.invite_key;
+        c.a_invite = d.invite;
+        c.cdr.answer_ms = Some(unix);
+        if let Some(cb) = c.callback.as_mut() {
+            cb.up = true;
+            cb.ack = Some(ack);
+        }
+        tracing::info!(
+            call = id,
+            "callback: the customer answered; bridged to the agent"
+        );
+    }
 }

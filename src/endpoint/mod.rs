@@ -15,6 +15,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 mod b2bua;
+mod callback;
 mod mwi;
 mod queue;
 mod trunk_reg;
@@ -121,6 +122,9 @@ pub struct Endpoint {
     in_use: HashMap<String, u32>,
     /// Agents who log in by ID and PIN, and where they are.
     hot_desk: queue::HotDesk,
+    /// Callback requests waiting for their turn, and each queue's callback key.
+    callbacks: callback::Callbacks,
+    queue_callback: HashMap<String, char>,
 }
 
 impl Endpoint {
@@ -174,6 +178,8 @@ impl Endpoint {
                 .collect(),
             in_use: HashMap::new(),
             hot_desk: queue::HotDesk::new(&cfg.agents),
+            callbacks: callback::Callbacks::default(),
+            queue_callback: callback_keys(cfg),
             queue_announce: cfg
                 .queues
                 .iter()
@@ -226,6 +232,7 @@ impl Endpoint {
         self.acd
             .reconfigure(now, cfg.queues.iter().map(|(q, _)| q.clone()).collect());
         self.reload_id_agents(now, &cfg.agents);
+        self.queue_callback = callback_keys(cfg);
         self.set_agent_skills(now);
         self.queue_announce = cfg
             .queues
@@ -684,3 +691,11 @@ impl Endpoint {
 
 #[cfg(test)]
 mod tests;
+
+/// Each queue's callback key, where it has one.
+fn callback_keys(cfg: &Config) -> HashMap<String, char> {
+    cfg.queues
+        .iter()
+        .filter_map(|(q, _)| Some((q.name.clone(), q.callback_key?)))
+        .collect()
+}

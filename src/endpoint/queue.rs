@@ -25,6 +25,17 @@ pub(super) struct QueueCall {
     pub(super) agent: Option<String>,
 }
 
+impl QueueCall {
+    /// A callback's place: no music (nobody is on the line until the agent answers).
+    pub(super) fn callback() -> Self {
+        Self {
+            moh: PathBuf::new(),
+            offering: None,
+            agent: None,
+        }
+    }
+}
+
 /// Wrong PINs in a row after which an agent ID is locked for [`PIN_LOCKOUT`]: the PIN
 /// is short and the login reachable by any extension, so guessing must be slow.
 const PIN_TRIES: u32 = 5;
@@ -150,8 +161,8 @@ impl Endpoint {
         let busy = self.in_use.get(&ext).is_some_and(|n| *n > 0);
         self.acd
             .handle(now, Event::Skills(id.into(), agent.skills.clone()));
-        self.acd.handle(now, Event::Reachable(id.into(), reachable));
         self.acd.handle(now, Event::Busy(id.into(), busy));
+        self.acd.handle(now, Event::Reachable(id.into(), reachable));
         self.acd.handle(
             now,
             Event::Login {
@@ -182,7 +193,9 @@ impl Endpoint {
                 continue;
             };
             self.acd.handle(now, Event::Skills(id.clone(), a.skills));
-            if self.acd.agent_state(&id) != crate::acd::AgentState::LoggedOut {
+            // Its queues changed: it joins the new ones (a log-in in the queue log).
+            let moved = old.get(&id).is_some_and(|o| o.queues != a.queues);
+            if moved && self.acd.agent_state(&id) != crate::acd::AgentState::LoggedOut {
                 let queues = a.queues;
                 self.acd.handle(now, Event::Login { agent: id, queues });
             }
@@ -314,7 +327,9 @@ impl Endpoint {
         };
         if failed.is_none() {
             let next = c.play_queue.pop_front().unwrap_or_else(|| q.moh.clone());
-            self.play(id, next, false);
+            if !next.as_os_str().is_empty() {
+                self.play(id, next, false);
+            }
         }
         self.set_wait(id, Wait::Queue);
         if let Some(agent) = failed {
@@ -371,6 +386,13 @@ impl Endpoint {
             ));
             names.push(if minutes == 1 { "minute" } else { "minutes" }.into());
         }
+        if let Some(key) = self.queue_callback.get(&queue) {
+            names.push("callback-offer".into());
+            names.extend(crate::dialplan::say_prompts(
+                crate::dialplan::SayKind::Digits,
+                &key.to_string(),
+            ));
+        }
         let paths = self.sound_paths(names.iter().map(String::as_str));
         // The music stops for the announcement and starts again when it ends.
         self.play_paths(id, paths);
@@ -390,8 +412,9 @@ impl Endpoint {
         let music = c.wait == Wait::Queue && c.play_queue.is_empty();
         tracing::info!(call = id, queue, moh = %moh.display(), now = music, "caller moved to the overflow queue");
         q.moh = moh.clone();
-        let arm = c.announce_at.is_none();
-        if let Some(every) = every.filter(|d| !d.is_zero() && arm) {
+        // The new queue's announcements, from now on (none if it has them off).
+        c.announce_at = None;
+        if let Some(every) = every.filter(|d| !d.is_zero()) {
             self.calls
                 .arm(id, super::b2bua::CallTimer::Announce, now + every);
         }
@@ -417,6 +440,7 @@ impl Endpoint {
             return;
         };
         q.agent = Some(agent.clone());
+        self.callback_done(id);
         tracing::info!(call = id, %agent, "queue call answered");
         self.acd.handle(now, Event::Answered { caller: id, agent });
         self.drain_acd(now);
@@ -537,6 +561,10 @@ impl Endpoint {
             tracing::debug!(?cmd, "acd");
             match cmd {
                 Command::Offer { caller, agent } => {
+                    if self.callback_waiting(caller) && !self.start_callback(now, caller) {
+                        self.acd.handle(now, Event::Refused { caller, agent });
+                        continue;
+                    }
                     let ring = self
                         .acd
                         .ring_timeout(caller)
@@ -591,6 +619,23 @@ impl Endpoint {
                 }
                 Command::Moved { caller, queue } => self.queue_moved(now, caller, &queue),
                 Command::GiveUp { caller, why } => {
+                    if self.callback_requested(caller) {
+                        tracing::info!(call = caller, ?why, "queue gave up a callback request");
+                        self.callback_done(caller);
+                        // Its own call ends; the call that asked (still saying goodbye)
+                        // is left to finish.
+                        let placed = self
+                            .calls
+                            .calls
+                            .get(&caller)
+                            .is_some_and(|c| c.callback.is_some());
+                        if placed {
+                            self.detach_b(now, caller);
+                            self.unbridge(caller);
+                            self.hang_up(now, caller, None);
+                        }
+                        continue;
+                    }
                     let Some(c) = self.calls.calls.get_mut(&caller) else {
                         continue;
                     };

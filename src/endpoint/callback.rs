@@ -1,0 +1,159 @@
+//! Callbacks: a queued caller who presses its queue's `callback_key` hears a confirmation
+//! and is hung up on, keeping its place ([`crate::acd::Event::Callback`]). When its turn
+//! comes the ACD offers it like any caller: the PBX opens a call of its own for it,
+//! rings the agent, and once the agent answers calls the caller back (its extension, or
+//! its number through the trunk it came in on) and bridges the two.
+//!
+//! Part of the endpoint. This module owns the requests waiting for their turn; the ACD
+//! owns their place in the queue, and the B2BUA the calls (`callback_call`,
+//! `call_customer`).
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use super::b2bua::Wait;
+use super::Endpoint;
+use crate::acd::Event;
+
+/// The dialplan of a callback call, for the one thing it can reach: the queue giving the
+/// request up (its agents all gone), when the call simply ends.
+const PLAN: &str = "context callback {\n  match any { hangup }\n}\n";
+
+/// A callback asked for: who to call back, and how.
+#[derive(Clone, Debug)]
+pub(super) struct Request {
+    /// The caller's number: an extension, or a trunk caller's number.
+    number: String,
+    /// The trunk it came in on (and is called back through).
+    trunk: Option<String>,
+}
+
+/// The callbacks waiting for their turn, by the ACD caller id (the first call's id, which
+/// the callback call takes over).
+#[derive(Debug)]
+pub(super) struct Callbacks {
+    waiting: std::collections::HashMap<u64, Request>,
+    plan: Arc<crate::dialplan::Dialplan>,
+}
+
+impl Default for Callbacks {
+    fn default() -> Self {
+        Self {
+            waiting: Default::default(),
+            plan: Arc::new(
+                crate::dialplan::parse(PLAN, "callback").expect("the callback plan parses"),
+            ),
+        }
+    }
+}
+
+/// Whether `number` can be called back through a trunk: a plain phone number (an
+/// optional `+` and 3 to 20 digits), so nothing else reaches the trunk's dial string.
+fn callable(number: &str) -> bool {
+    let digits = number.strip_prefix('+').unwrap_or(number);
+    (3..=20).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit())
+}
+
+impl Endpoint {
+    /// A key from a caller waiting in a queue: its queue's callback key takes a callback
+    /// request (true); any other key is not for the queue (false).
+    pub(super) fn queue_key(&mut self, now: Instant, id: u64, digit: char) -> bool {
+        let Some((queue, _)) = self.acd.position(id) else {
+            return false;
+        };
+        if self.queue_callback.get(&queue) != Some(&digit) {
+            return false;
+        }
+        let Some(c) = self.calls.calls.get_mut(&id) else {
+            return false;
+        };
+        let number = c.cdr.caller.clone();
+        let trunk = c.from_trunk.clone();
+        let ok = match &trunk {
+            Some(_) => callable(&number),
+            None => self.users.contains_key(&number),
+        };
+        if !ok {
+            tracing::info!(call = id, %queue, "callback refused: no number to call back");
+            return true;
+        }
+        // The queue lets go of this call (it is not an abandon); the request keeps its
+        // place.
+        c.queue = None;
+        c.announce_at = None;
+        self.detach_b(now, id);
+        self.unbridge(id);
+        self.callbacks.waiting.insert(id, Request { number, trunk });
+        tracing::info!(call = id, %queue, "callback requested");
+        self.acd.handle(now, Event::Callback(id));
+        let paths = self.sound_paths(["callback-confirm"]);
+        self.play_paths(id, paths);
+        self.set_wait(id, Wait::Goodbye);
+        self.drain_acd(now);
+        true
+    }
+
+    /// The ACD offers callback `id` to an agent: its call opens (a placeholder caller) so
+    /// that the agent can be rung from it. False if it cannot.
+    pub(super) fn start_callback(&mut self, now: Instant, id: u64) -> bool {
+        if self.calls.calls.contains_key(&id) {
+            return true;
+        }
+        let Some(r) = self.callbacks.waiting.get(&id).cloned() else {
+            return false;
+        };
+        let plan = self.callbacks.plan.clone();
+        if !self.callback_call(now, id, &r.number, r.trunk, plan) {
+            return false;
+        }
+        tracing::info!(call = id, number = %r.number, "callback: ringing an agent");
+        if let Some(c) = self.calls.calls.get_mut(&id) {
+            c.queue = Some(super::queue::QueueCall::callback());
+        }
+        true
+    }
+
+    /// Whether `id` is a callback request the queue still holds.
+    pub(super) fn callback_requested(&self, id: u64) -> bool {
+        self.callbacks.waiting.contains_key(&id)
+    }
+
+    /// Whether `id` is a callback request still waiting for its turn (no call yet).
+    pub(super) fn callback_waiting(&self, id: u64) -> bool {
+        self.callbacks.waiting.contains_key(&id) && !self.calls.calls.contains_key(&id)
+    }
+
+    /// Call `id` ended: if it asked for a callback, the request may now be offered (its
+    /// call will take the same id).
+    pub(super) fn callback_asked_call_ended(&mut self, now: Instant, id: u64) {
+        if self.callbacks.waiting.contains_key(&id) {
+            self.acd.handle(now, Event::CallbackReady(id));
+        }
+    }
+
+    /// The ACD is done with callback `id` (an agent took it, or the queue gave it up).
+    pub(super) fn callback_done(&mut self, id: u64) {
+        self.callbacks.waiting.remove(&id);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_plain_numbers_are_called_back_through_a_trunk() {
+        assert!(callable("+15550123"));
+        assert!(callable("5550123"));
+        for bad in [
+            "",
+            "12",
+            "anonymous",
+            "555;x=1",
+            "+",
+            "1234567890123456789012",
+        ] {
+            assert!(!callable(bad), "{bad}");
+        }
+    }
+}
