@@ -12,6 +12,11 @@ const MEMBERS: &str = "members = [\"1002\", \"1003\"]";
 
 /// A PBX on the shipped setup with `edits` (text replacements) made to its config.
 fn pbx_with(dir: &std::path::Path, edits: &[(&str, &str)]) -> Pbx {
+    Pbx::start_with(&config_with(dir, edits))
+}
+
+/// The shipped setup copied into `dir`, with `edits` made to its config; the config.
+fn config_with(dir: &std::path::Path, edits: &[(&str, &str)]) -> std::path::PathBuf {
     let (cfg, _) = common::copy_setup(dir);
     let mut text = std::fs::read_to_string(&cfg).unwrap();
     for (from, to) in edits {
@@ -19,7 +24,7 @@ fn pbx_with(dir: &std::path::Path, edits: &[(&str, &str)]) -> Pbx {
         text = text.replace(from, to);
     }
     std::fs::write(&cfg, text).unwrap();
-    Pbx::start_with(&cfg)
+    cfg
 }
 
 /// 1001 calls the support queue (700) and hangs up `hold_ms` after it is answered.
@@ -723,14 +728,10 @@ fn an_agent_logs_in_by_id_and_pin_at_any_phone_and_takes_queue_calls_there() {
     assert_eq!(agent_state(&pbx, "5001"), "logged-out");
 }
 
-#[test]
-fn a_caller_who_asks_for_a_callback_keeps_its_place_and_is_called_back_after_the_agent() {
-    let dir = tempfile::tempdir().unwrap();
-    // 1002, the only member, has no phone yet: the caller waits.
-    let pbx = pbx_with(dir.path(), &[(MEMBERS, "members = [\"1002\"]")]);
-    // 1001 calls the queue, presses 1 (callback_key) and is hung up on after the
-    // confirmation.
-    let sc = common::keys_scenario(dir.path(), "callback", &[(1500, '1')], 20000);
+/// 1001 calls the queue, presses 1 (callback_key) and is hung up on after the
+/// confirmation.
+fn ask_for_callback(pbx: &Pbx, dir: &std::path::Path) {
+    let sc = common::keys_scenario(dir, "callback", &[(1500, '1')], 20000);
     let call = spawn_sipp(
         &sc,
         Some(pbx.udp),
@@ -738,12 +739,15 @@ fn a_caller_who_asks_for_a_callback_keeps_its_place_and_is_called_back_after_the
         &["-s", "700", "-au", "1001", "-ap", PW1],
     );
     assert!(call.wait(30), "confirmed and hung up\n{}", pbx.log_text());
-    assert!(log_has(&pbx, "callback requested"), "{}", pbx.log_text());
-    // 1001's phone will take the call back; then 1002's phone registers, is offered the
-    // request, answers, and hangs up 3 s into the talk.
-    let customer_port = register_callee(&pbx, "1001", PW1);
+    assert!(log_has(pbx, "callback requested"), "{}", pbx.log_text());
+}
+
+/// 1001's phone will take the call back; then 1002's phone registers, is offered the
+/// request, answers, and hangs up 3 s into the talk.
+fn called_back(pbx: &Pbx) {
+    let customer_port = register_callee(pbx, "1001", PW1);
     let customer = spawn_sipp(&scenario("uas_answer.xml"), None, customer_port, &[]);
-    let agent_port = register_callee(&pbx, "1002", PW2);
+    let agent_port = register_callee(pbx, "1002", PW2);
     let agent = spawn_sipp(&scenario("uas_bye.xml"), None, agent_port, &["-d", "3000"]);
     assert!(
         agent.wait(40),
@@ -755,6 +759,15 @@ fn a_caller_who_asks_for_a_callback_keeps_its_place_and_is_called_back_after_the
         "the customer was called back\n{}",
         pbx.log_text()
     );
+}
+
+#[test]
+fn a_caller_who_asks_for_a_callback_keeps_its_place_and_is_called_back_after_the_agent() {
+    let dir = tempfile::tempdir().unwrap();
+    // 1002, the only member, has no phone yet: the caller waits.
+    let pbx = pbx_with(dir.path(), &[(MEMBERS, "members = [\"1002\"]")]);
+    ask_for_callback(&pbx, dir.path());
+    called_back(&pbx);
     let text = pbx.log_text();
     let at = |what: &str| text.find(what).unwrap_or_else(|| panic!("{what}\n{text}"));
     assert!(
@@ -812,5 +825,37 @@ fn a_caller_who_asks_for_a_callback_keeps_its_place_and_is_called_back_after_the
         (r[1].0.as_str(), r[1].1.as_str(), r[1].2.as_str()),
         ("1001", "callback", "answered"),
         "{r:?}"
+    );
+}
+
+#[test]
+fn a_callback_request_is_kept_across_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config_with(dir.path(), &[(MEMBERS, "members = [\"1002\"]")]);
+    let pbx = Pbx::start_with(&cfg);
+    ask_for_callback(&pbx, dir.path());
+    let saved = pbx.state.path().join("callbacks.json");
+    let kept = || std::fs::read_to_string(&saved).unwrap_or_default();
+    assert!(
+        common::wait_until(10, || kept().contains("\"1001\"")),
+        "{}",
+        kept()
+    );
+    let pbx = pbx.restart(&cfg);
+    assert!(
+        log_has(&pbx, "callback request taken back"),
+        "{}",
+        pbx.log_text()
+    );
+    called_back(&pbx);
+    assert!(
+        log_has(&pbx, "callback: the customer answered"),
+        "{}",
+        pbx.log_text()
+    );
+    assert!(
+        common::wait_until(10, || kept().trim() == "[]"),
+        "served: {}",
+        kept()
     );
 }

@@ -158,7 +158,7 @@ pub enum AgentState {
 }
 
 /// A skill a caller needs: the agent's proficiency must be at least `min`.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct SkillNeed {
     /// Skill name.
     pub skill: String,
@@ -729,6 +729,12 @@ impl Acd {
     pub fn ring_timeout(&self, caller: CallerId) -> Option<Duration> {
         let c = self.callers.get(&caller)?;
         self.queues.get(&c.queue).map(|q| q.cfg.ring_timeout)
+    }
+
+    /// A waiting caller's priority and the skills it needs.
+    pub fn needs(&self, caller: CallerId) -> Option<(u32, Vec<SkillNeed>)> {
+        let c = self.callers.get(&caller)?;
+        Some((c.priority, c.skills.clone()))
     }
 
     /// A waiting caller's queue and place in it (1 is next).

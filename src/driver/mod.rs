@@ -125,6 +125,20 @@ async fn run_async(cfg: Config, source: crate::config::ConfigSource) -> anyhow::
     let boxes = crate::voicemail::load(&cfg.state_dir.join("voicemail"));
     tracing::info!(boxes = boxes.len(), "voicemail boxes loaded");
     ep.set_mailboxes(boxes);
+    // Callback requests kept from before a restart join their queues again.
+    let callbacks_path = cfg.state_dir.join("callbacks.json");
+    match std::fs::read_to_string(&callbacks_path) {
+        Ok(json) => match ep.restore_callbacks(now, &json) {
+            Ok(n) => tracing::info!(requests = n, "callback requests taken back"),
+            Err(e) => {
+                tracing::error!(file = %callbacks_path.display(), error = %e, "callback requests not taken back")
+            }
+        },
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => {
+            tracing::error!(file = %callbacks_path.display(), error = %e, "callback requests not readable")
+        }
+    }
     // SIGHUP reloads, as `ctl reload` does.
     {
         let tx = tx.clone();
@@ -147,6 +161,7 @@ async fn run_async(cfg: Config, source: crate::config::ConfigSource) -> anyhow::
         });
     }
     let queue_log = queue_log_writer(cfg.state_dir.join("queue_log.jsonl"));
+    let callbacks = snapshot_writer(callbacks_path);
     let io = Io {
         udp,
         conns: HashMap::new(),
@@ -154,6 +169,8 @@ async fn run_async(cfg: Config, source: crate::config::ConfigSource) -> anyhow::
         cdrs: store.sender(),
         queue_log: Some(queue_log.0),
         queue_log_thread: Some(queue_log.1),
+        callbacks: Some(callbacks.0),
+        callbacks_thread: Some(callbacks.1),
         config: cfg.clone(),
         source,
     };
@@ -243,6 +260,9 @@ struct Io {
     /// Lines for the queue log, written in order by a thread of their own.
     queue_log: Option<std::sync::mpsc::Sender<String>>,
     queue_log_thread: Option<std::thread::JoinHandle<()>>,
+    /// Snapshots of the callback requests waiting, to keep across a restart.
+    callbacks: Option<std::sync::mpsc::Sender<String>>,
+    callbacks_thread: Option<std::thread::JoinHandle<()>>,
     /// The configuration in force, and how to read it again.
     config: Config,
     source: crate::config::ConfigSource,
@@ -306,9 +326,14 @@ async fn sip_task(
                     ep.shutdown(now);
                     flush(&mut ep, &io);
                     tracing::info!(calls, "calls ended for shutdown");
-                    // Every queue log line written before the process goes.
+                    // Every queue log line and the last callback snapshot written before
+                    // the process goes.
                     io.queue_log = None;
-                    if let Some(h) = io.queue_log_thread.take() {
+                    io.callbacks = None;
+                    for h in [io.queue_log_thread.take(), io.callbacks_thread.take()]
+                        .into_iter()
+                        .flatten()
+                    {
                         let _ = tokio::task::spawn_blocking(move || h.join()).await;
                     }
                     // Give the BYEs a moment on the wire before the sockets close.
@@ -425,6 +450,29 @@ fn queue_log_writer(
     (tx, handle)
 }
 
+/// Keeps the latest of the snapshots sent in `path`, off the SIP task: each is written to
+/// a temporary file and renamed over the last, so a crash leaves one whole snapshot. One
+/// the disk refuses is logged in full and the next is tried.
+fn snapshot_writer(
+    path: std::path::PathBuf,
+) -> (std::sync::mpsc::Sender<String>, std::thread::JoinHandle<()>) {
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    let handle = std::thread::spawn(move || {
+        let tmp = path.with_extension("json.tmp");
+        while let Ok(mut json) = rx.recv() {
+            // Only the newest matters.
+            while let Ok(newer) = rx.try_recv() {
+                json = newer;
+            }
+            let written = std::fs::write(&tmp, &json).and_then(|()| std::fs::rename(&tmp, &path));
+            if let Err(e) = written {
+                tracing::error!(file = %path.display(), error = %e, %json, "callback requests not saved");
+            }
+        }
+    });
+    (tx, handle)
+}
+
 fn flush(ep: &mut Endpoint, io: &Io) {
     while let Some(cmd) = ep.poll_media() {
         io.media.send(cmd);
@@ -435,6 +483,11 @@ fn flush(ep: &mut Endpoint, io: &Io) {
     while let Some(line) = ep.poll_queue_log() {
         if let Some(q) = &io.queue_log {
             let _ = q.send(line);
+        }
+    }
+    while let Some(json) = ep.poll_callbacks_saved() {
+        if let Some(c) = &io.callbacks {
+            let _ = c.send(json);
         }
     }
     while let Some(w) = ep.poll_mailbox_write() {

@@ -356,6 +356,13 @@ impl Calls {
         self.calls.len()
     }
 
+    /// A fresh call id.
+    pub(super) fn new_id(&mut self) -> u64 {
+        let id = self.next_id;
+        self.next_id += 1;
+        id
+    }
+
     pub(super) fn poll_timeout(&mut self) -> Option<Instant> {
         while let Some(Reverse((at, id, kind))) = self.timers.peek().copied() {
             let live = self.calls.get(&id).is_some_and(|c| match kind {
@@ -683,8 +690,7 @@ impl Endpoint {
             self.refused_cdr(now, &msg, &caller, 404, Disposition::Unavailable);
             return;
         };
-        let id = self.calls.next_id;
-        self.calls.next_id += 1;
+        let id = self.calls.new_id();
         let local_tag = Bytes::from(self.tag());
         let a = uas_leg(&msg, &peer, local_tag.clone());
         let trunk_call = trunk.is_some();

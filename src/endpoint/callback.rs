@@ -4,6 +4,11 @@
 //! rings the agent, and once the agent answers calls the caller back (its extension, or
 //! its number through the trunk it came in on) and bridges the two.
 //!
+//! Requests survive a restart: every change gives the driver a snapshot to keep
+//! ([`Endpoint::poll_callbacks_saved`]), and a new start takes it back in
+//! ([`Endpoint::restore_callbacks`]), each request joining its queue again in the order
+//! they were asked for.
+//!
 //! Part of the endpoint. This module owns the requests waiting for their turn; the ACD
 //! owns their place in the queue, and the B2BUA the calls (`callback_call`,
 //! `call_customer`).
@@ -19,13 +24,20 @@ use crate::acd::Event;
 /// request up (its agents all gone), when the call simply ends.
 const PLAN: &str = "context callback {\n  match any { hangup }\n}\n";
 
-/// A callback asked for: who to call back, and how.
-#[derive(Clone, Debug)]
+/// A callback asked for: who to call back, and how; and its place, to take back after a
+/// restart.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub(super) struct Request {
     /// The caller's number: an extension, or a trunk caller's number.
     number: String,
     /// The trunk it came in on (and is called back through).
     trunk: Option<String>,
+    /// Its queue, priority and the skills it needs there.
+    queue: String,
+    priority: u32,
+    skills: Vec<crate::acd::SkillNeed>,
+    /// When it was asked for (Unix ms), which orders requests taken back after a restart.
+    asked_ms: u64,
 }
 
 /// The callbacks waiting for their turn, by the ACD caller id (the first call's id, which
@@ -34,12 +46,15 @@ pub(super) struct Request {
 pub(super) struct Callbacks {
     waiting: std::collections::HashMap<u64, Request>,
     plan: Arc<crate::dialplan::Dialplan>,
+    /// The requests changed since the last snapshot.
+    changed: bool,
 }
 
 impl Default for Callbacks {
     fn default() -> Self {
         Self {
             waiting: Default::default(),
+            changed: false,
             plan: Arc::new(
                 crate::dialplan::parse(PLAN, "callback").expect("the callback plan parses"),
             ),
@@ -69,6 +84,7 @@ impl Endpoint {
         };
         let number = c.cdr.caller.clone();
         let trunk = c.from_trunk.clone();
+        let (priority, skills) = self.acd.needs(id).unwrap_or_default();
         let ok = match &trunk {
             Some(_) => callable(&number),
             None => self.users.contains_key(&number),
@@ -83,7 +99,17 @@ impl Endpoint {
         c.announce_at = None;
         self.detach_b(now, id);
         self.unbridge(id);
-        self.callbacks.waiting.insert(id, Request { number, trunk });
+        let asked_ms = self.unix_ms(now);
+        let r = Request {
+            number,
+            trunk,
+            queue: queue.clone(),
+            priority,
+            skills,
+            asked_ms,
+        };
+        self.callbacks.waiting.insert(id, r);
+        self.callbacks.changed = true;
         tracing::info!(call = id, %queue, "callback requested");
         self.acd.handle(now, Event::Callback(id));
         let paths = self.sound_paths(["callback-confirm"]);
@@ -133,7 +159,49 @@ impl Endpoint {
 
     /// The ACD is done with callback `id` (an agent took it, or the queue gave it up).
     pub(super) fn callback_done(&mut self, id: u64) {
-        self.callbacks.waiting.remove(&id);
+        self.callbacks.changed |= self.callbacks.waiting.remove(&id).is_some();
+    }
+
+    /// The callback requests waiting, as JSON to keep, if they changed since last asked
+    /// (the driver writes it to `STATE_DIR/callbacks.json`).
+    pub fn poll_callbacks_saved(&mut self) -> Option<String> {
+        if !std::mem::take(&mut self.callbacks.changed) {
+            return None;
+        }
+        let mut all: Vec<&Request> = self.callbacks.waiting.values().collect();
+        all.sort_by_key(|r| r.asked_ms);
+        Some(serde_json::to_string_pretty(&all).unwrap_or_else(|_| "[]".into()))
+    }
+
+    /// Takes back the callback requests kept before a restart (`json` as
+    /// [`Self::poll_callbacks_saved`] gave it): each joins its queue again, in the order
+    /// they were asked for. Returns how many.
+    pub fn restore_callbacks(&mut self, now: Instant, json: &str) -> Result<usize, String> {
+        let mut all: Vec<Request> =
+            serde_json::from_str(json).map_err(|e| format!("unreadable callback requests: {e}"))?;
+        all.sort_by_key(|r| r.asked_ms);
+        let n = all.len();
+        for r in all {
+            let id = self.calls.new_id();
+            tracing::info!(call = id, number = %r.number, queue = %r.queue, "callback request taken back");
+            self.callbacks.waiting.insert(id, r.clone());
+            self.acd.handle(
+                now,
+                Event::Join {
+                    caller: id,
+                    queue: r.queue,
+                    priority: r.priority,
+                    skills: r.skills,
+                    max_wait: None,
+                    number: r.number,
+                },
+            );
+            self.acd.handle(now, Event::Callback(id));
+            self.acd.handle(now, Event::CallbackReady(id));
+        }
+        self.callbacks.changed = true;
+        self.drain_acd(now);
+        Ok(n)
     }
 }
 

@@ -92,8 +92,38 @@ impl Pbx {
 
     /// Starts with the given listeners and relay port range (`LOW-HIGH`).
     pub fn start_full(config: &Path, listen: &[&str], rtp: &str) -> Self {
-        let state = tempfile::tempdir().unwrap();
-        let log = state.path().join("switchboard.log");
+        Self::spawn(
+            config,
+            listen,
+            rtp,
+            tempfile::tempdir().unwrap(),
+            "switchboard.log",
+        )
+    }
+
+    /// Stops it (SIGTERM) and starts `config` again on the same state directory, as
+    /// after a restart; the new run logs to `switchboard.restarted.log`.
+    pub fn restart(mut self, config: &Path) -> Self {
+        self.stop();
+        let state = std::mem::replace(&mut self.state, tempfile::tempdir().unwrap());
+        let listen = ["udp:127.0.0.1:0", "tcp:127.0.0.1:0"];
+        Self::spawn(
+            config,
+            &listen,
+            &rtp_range(),
+            state,
+            "switchboard.restarted.log",
+        )
+    }
+
+    fn spawn(
+        config: &Path,
+        listen: &[&str],
+        rtp: &str,
+        state: tempfile::TempDir,
+        log: &str,
+    ) -> Self {
+        let log = state.path().join(log);
         let mut child = Command::new(bin())
             .args(["run", "--config"])
             .arg(config)
