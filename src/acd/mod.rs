@@ -1062,7 +1062,13 @@ impl Acd {
                 self.sync_ready(caller);
             }
             Event::Login { agent, queues } => {
-                self.note(now, "login", "", None, Some(&agent), Vec::new());
+                let phone = self.agents.get(&agent).is_some_and(|a| !a.unreachable);
+                let detail = if phone {
+                    Vec::new()
+                } else {
+                    vec![("phone", "none".to_string())]
+                };
+                self.note(now, "login", "", None, Some(&agent), detail);
                 let a = self.agent(&agent, now);
                 a.dynamic = queues;
                 if a.state == AgentState::LoggedOut {
@@ -1172,7 +1178,10 @@ impl Acd {
                 } else {
                     "unreachable"
                 };
-                self.note(now, event, "", None, Some(&agent), Vec::new());
+                // A logged-out agent's phone is nobody's business yet: its log-in says.
+                if self.agent_state(&agent) != AgentState::LoggedOut {
+                    self.note(now, event, "", None, Some(&agent), Vec::new());
+                }
                 if !reachable {
                     // The caller being offered waits on, with no retry delay: the agent
                     // never had a chance to answer.

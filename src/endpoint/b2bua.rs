@@ -2347,6 +2347,17 @@ impl Endpoint {
     }
 
     /// Starts a prompt for call `id`, numbered so its end report is recognised.
+    /// Stops what plays to the caller and forgets it: its end report, whenever it comes,
+    /// is not taken for a later prompt's.
+    pub(super) fn stop_play(&mut self, id: u64) {
+        if let Some(c) = self.calls.calls.get_mut(&id) {
+            c.play_seq += 1;
+            self.calls
+                .media_out
+                .push_back(MediaCommand::StopPlay { id: SessionId(id) });
+        }
+    }
+
     pub(super) fn play(&mut self, id: u64, path: std::path::PathBuf, barge_in: bool) {
         let Some(c) = self.calls.calls.get_mut(&id) else {
             return;

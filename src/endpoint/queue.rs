@@ -12,7 +12,6 @@ use super::b2bua::Wait;
 use super::Endpoint;
 use crate::acd::{AgentOp, Command, Event, GiveUp};
 use crate::config::IdAgent;
-use crate::media::{MediaCommand, SessionId};
 
 /// A call's place in a queue.
 #[derive(Debug)]
@@ -649,9 +648,7 @@ impl Endpoint {
                     tracing::info!(call = caller, status, "queue gave up");
                     self.detach_b(now, caller);
                     self.unbridge(caller);
-                    self.calls.media_out.push_back(MediaCommand::StopPlay {
-                        id: SessionId(caller),
-                    });
+                    self.stop_play(caller);
                     self.set_status(caller, status);
                     self.run_dialplan(now, caller);
                 }
