@@ -17,6 +17,17 @@ fn main() {
 }
 
 const AGENTS: usize = 10_000;
+const STRATEGIES: &[&str] = &[
+    "longest-idle",
+    "round-robin",
+    "fewest-calls",
+    "least-talk-time",
+    "linear",
+    "random",
+    "weighted-random",
+    "skills",
+    "ring-all",
+];
 const WAITING: u64 = 1_000;
 
 fn strategy(name: &str) -> Strategy {
@@ -78,11 +89,7 @@ fn queue(name: &str) -> (Acd, Vec<String>, Instant) {
     (acd, ids, now)
 }
 
-#[divan::bench(
-    args = ["longest-idle", "round-robin", "fewest-calls", "least-talk-time", "linear", "random", "weighted-random", "skills", "ring-all"],
-    sample_count = 10,
-    sample_size = 20
-)]
+#[divan::bench(args = STRATEGIES, sample_count = 10, sample_size = 20)]
 fn routed_call(bencher: divan::Bencher, name: &str) {
     let (mut acd, ids, now) = queue(name);
     for a in &ids {
@@ -117,11 +124,7 @@ fn routed_call(bencher: divan::Bencher, name: &str) {
     });
 }
 
-#[divan::bench(
-    args = ["longest-idle", "round-robin", "fewest-calls", "least-talk-time", "linear", "random", "weighted-random", "skills", "ring-all"],
-    sample_count = 10,
-    sample_size = 20
-)]
+#[divan::bench(args = STRATEGIES, sample_count = 10, sample_size = 20)]
 fn caller_joins(bencher: divan::Bencher, name: &str) {
     let (mut acd, _, now) = queue(name);
     let need = SkillNeed {

@@ -78,35 +78,11 @@ fn a_queued_caller_hears_music_and_is_bridged_to_the_agent_who_answers() {
         pbx.log_text()
     );
     // The queue log tells the call's story, one JSON line per event.
-    let path = pbx.state.path().join("queue_log.jsonl");
-    let events = || -> Vec<serde_json::Value> {
-        std::fs::read_to_string(&path)
-            .unwrap_or_default()
-            .lines()
-            .map(|l| serde_json::from_str(l).expect("a JSON line"))
-            .collect()
-    };
-    assert!(
-        common::wait_until(10, || events().iter().any(|e| e["event"] == "complete")),
-        "{:?}",
-        events()
-    );
-    let story: Vec<String> = events()
-        .iter()
-        .filter(|e| e["queue"] == "support")
-        .map(|e| {
-            format!(
-                "{} {}",
-                e["event"].as_str().unwrap(),
-                e["agent"].as_str().unwrap_or("-")
-            )
-        })
-        .collect();
     assert_eq!(
-        story,
+        completed_story(&pbx),
         ["join -", "offer 1002", "answer 1002", "complete 1002"],
         "{:?}",
-        events()
+        queue_log(&pbx)
     );
 }
 
@@ -458,6 +434,20 @@ fn assert_queue_cdrs(pbx: &Pbx, n: i64) {
 }
 
 /// Queue log lines, parsed.
+/// Once a queue call has completed: the support queue's log as "EVENT AGENT" lines.
+fn completed_story(pbx: &Pbx) -> Vec<String> {
+    let done = || queue_log(pbx).iter().any(|e| e["event"] == "complete");
+    assert!(common::wait_until(10, done), "{:?}", queue_log(pbx));
+    queue_log(pbx)
+        .iter()
+        .filter(|e| e["queue"] == "support")
+        .map(|e| {
+            let agent = e["agent"].as_str().unwrap_or("-");
+            format!("{} {agent}", e["event"].as_str().unwrap())
+        })
+        .collect()
+}
+
 fn queue_log(pbx: &Pbx) -> Vec<serde_json::Value> {
     std::fs::read_to_string(pbx.state.path().join("queue_log.jsonl"))
         .unwrap_or_default()
@@ -781,24 +771,7 @@ fn a_caller_who_asks_for_a_callback_keeps_its_place_and_is_called_back_after_the
             && at("callback: calling the customer") < at("callback: the customer answered"),
         "the agent first, then the customer\n{text}"
     );
-    assert!(
-        common::wait_until(10, || queue_log(&pbx)
-            .iter()
-            .any(|e| e["event"] == "complete")),
-        "{:?}",
-        queue_log(&pbx)
-    );
-    let story: Vec<String> = queue_log(&pbx)
-        .iter()
-        .filter(|e| e["queue"] == "support")
-        .map(|e| {
-            format!(
-                "{} {}",
-                e["event"].as_str().unwrap(),
-                e["agent"].as_str().unwrap_or("-")
-            )
-        })
-        .collect();
+    let story = completed_story(&pbx);
     assert_eq!(
         story,
         [

@@ -1393,41 +1393,13 @@ impl Endpoint {
                 a_remote,
             });
         }
-        let b_tag = Bytes::from(self.tag());
-        let call_id = Bytes::from(format!("{}@{}", self.tag(), self.domain));
-        let leg = Leg {
-            call_id: call_id.clone(),
-            local_hdr: with_tag(&from, &b_tag),
-            local_tag: b_tag.clone(),
-            remote_hdr: to,
-            remote_tag: None,
-            target: uri,
-            routes: Vec::new(),
-            cseq: 1,
-            peer: peer.clone(),
-            sdp_sent: None,
-            sdp_version: 1,
-        };
-        let mut inv = self.leg_request(Method::Invite, &leg, 1);
+        let body = Bytes::from(offer_b.to_bytes());
+        let (leg, mut inv) = self.new_invite(&from, to, uri, &peer, body, extra);
         inv.set_header(
             HeaderName::MaxForwards,
             Bytes::from((mf - 1).min(70).to_string()),
         );
-        inv.push_header(HeaderName::Contact, self.contact_value(&peer));
-        inv.push_header(
-            HeaderName::Allow,
-            Bytes::from_static(super::ALLOW.as_bytes()),
-        );
-        inv.push_header(HeaderName::UserAgent, self.server_name.clone());
-        for (n, v) in extra {
-            inv.push_header(n, v);
-        }
-        inv.push_header(
-            HeaderName::ContentType,
-            Bytes::from_static(b"application/sdp"),
-        );
-        let body = Bytes::from(offer_b.to_bytes());
-        inv.body = body.clone();
+        let (call_id, b_tag) = (leg.call_id.clone(), leg.local_tag.clone());
         let key = match self.tx.send_request(now, inv.clone(), peer) {
             Ok(k) => k,
             Err(e) => {
@@ -1443,10 +1415,7 @@ impl Endpoint {
         if let Some(c) = self.calls.calls.get_mut(&id) {
             c.media = Some((sid, pa, pb));
             c.dialing.push(Dialing {
-                leg: Leg {
-                    sdp_sent: Some(body),
-                    ..leg
-                },
+                leg,
                 invite_key: key,
                 invite: inv,
                 provisional: false,
@@ -1456,6 +1425,49 @@ impl Endpoint {
         }
         self.calls.arm(id, CallTimer::RingTimeout, now + ring);
         true
+    }
+
+    /// A dialog we start (From `from` with a new tag, To `to`, at `uri` through `peer`)
+    /// and its INVITE, offering `body`, with `extra` headers.
+    fn new_invite(
+        &mut self,
+        from: &Bytes,
+        to: Bytes,
+        uri: Uri,
+        peer: &Peer,
+        body: Bytes,
+        extra: Vec<(HeaderName, Bytes)>,
+    ) -> (Leg, Message) {
+        let tag = Bytes::from(self.tag());
+        let leg = Leg {
+            call_id: Bytes::from(format!("{}@{}", self.tag(), self.domain)),
+            local_hdr: with_tag(from, &tag),
+            local_tag: tag,
+            remote_hdr: to,
+            remote_tag: None,
+            target: uri,
+            routes: Vec::new(),
+            cseq: 1,
+            peer: peer.clone(),
+            sdp_sent: Some(body.clone()),
+            sdp_version: 1,
+        };
+        let mut inv = self.leg_request(Method::Invite, &leg, 1);
+        inv.push_header(HeaderName::Contact, self.contact_value(peer));
+        inv.push_header(
+            HeaderName::Allow,
+            Bytes::from_static(super::ALLOW.as_bytes()),
+        );
+        inv.push_header(HeaderName::UserAgent, self.server_name.clone());
+        for (n, v) in extra {
+            inv.push_header(n, v);
+        }
+        inv.push_header(
+            HeaderName::ContentType,
+            Bytes::from_static(b"application/sdp"),
+        );
+        inv.body = body;
+        (leg, inv)
     }
 
     /// Ends a call that was never answered: final response to A, CDR, media.
@@ -2821,33 +2833,8 @@ impl Endpoint {
             self.finish(now, id, Disposition::Failed, 488, "system");
             return;
         };
-        let tag = Bytes::from(self.tag());
-        let call_id = Bytes::from(format!("{}@{}", self.tag(), self.domain));
-        let leg = Leg {
-            call_id: call_id.clone(),
-            local_hdr: with_tag(&from, &tag),
-            local_tag: tag.clone(),
-            remote_hdr: to,
-            remote_tag: None,
-            target: uri,
-            routes: Vec::new(),
-            cseq: 1,
-            peer: peer.clone(),
-            sdp_sent: Some(body.clone()),
-            sdp_version: 1,
-        };
-        let mut inv = self.leg_request(Method::Invite, &leg, 1);
-        inv.push_header(HeaderName::Contact, self.contact_value(&peer));
-        inv.push_header(
-            HeaderName::Allow,
-            Bytes::from_static(super::ALLOW.as_bytes()),
-        );
-        inv.push_header(HeaderName::UserAgent, self.server_name.clone());
-        inv.push_header(
-            HeaderName::ContentType,
-            Bytes::from_static(b"application/sdp"),
-        );
-        inv.body = body;
+        let (leg, inv) = self.new_invite(&from, to, uri, &peer, body, Vec::new());
+        let (call_id, tag) = (leg.call_id.clone(), leg.local_tag.clone());
         let key = match self.tx.send_request(now, inv.clone(), peer) {
             Ok(k) => k,
             Err(e) => {
