@@ -838,3 +838,48 @@ fn a_callback_request_is_kept_across_a_restart() {
         kept()
     );
 }
+
+#[test]
+fn a_caller_who_waited_its_longest_is_called_back_instead_of_given_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config_with(
+        dir.path(),
+        &[
+            (MEMBERS, "members = [\"1002\"]"),
+            (
+                "callback_on_max_wait = false",
+                "callback_on_max_wait = true",
+            ),
+        ],
+    );
+    // The dialplan's longest wait for 700: 3 s.
+    let dp = dir.path().join("plan.dp");
+    let plan = std::fs::read_to_string(&dp).unwrap();
+    std::fs::write(&dp, plan.replace("timeout 120s", "timeout 3s")).unwrap();
+    let pbx = Pbx::start_with(&cfg);
+    // 1001 waits (1002 has no phone); after 3 s the queue calls it back instead.
+    let call = spawn_sipp(
+        &scenario("uac_wait_bye.xml"),
+        Some(pbx.udp),
+        free_ports(1),
+        &["-s", "700", "-au", "1001", "-ap", PW1],
+    );
+    assert!(call.wait(30), "told and hung up\n{}", pbx.log_text());
+    assert!(log_has(&pbx, "callback requested"), "{}", pbx.log_text());
+    called_back(&pbx);
+    assert_eq!(
+        completed_story(&pbx),
+        [
+            "join -",
+            "callback -",
+            "offer 1002",
+            "answer 1002",
+            "complete 1002"
+        ]
+    );
+    let why = queue_log(&pbx)
+        .into_iter()
+        .find(|e| e["event"] == "callback")
+        .map(|e| e["why"].clone());
+    assert_eq!(why, Some("max-wait".into()));
+}

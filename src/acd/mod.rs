@@ -107,6 +107,9 @@ pub struct QueueConfig {
     /// The key a waiting caller presses to be called back instead of waiting on the line
     /// ([`Event::Callback`]; the call layer hears the key and places the calls).
     pub callback_key: Option<char>,
+    /// A caller still waiting after the longest wait is called back instead of given up,
+    /// keeping its place, if the call layer said it can be ([`Event::Callable`]).
+    pub callback_on_max_wait: bool,
 }
 
 impl QueueConfig {
@@ -132,6 +135,7 @@ impl QueueConfig {
             announce_wait: false,
             overflow: None,
             callback_key: None,
+            callback_on_max_wait: false,
         }
     }
 }
@@ -207,6 +211,9 @@ pub enum Event {
     Callback(CallerId),
     /// The call that asked for a callback has ended: the request may be offered.
     CallbackReady(CallerId),
+    /// A waiting caller can be called back (the call layer knows a number to call), so a
+    /// queue with `callback_on_max_wait` turns it into a callback rather than give it up.
+    Callable(CallerId),
     /// An agent logs in (to its static queues, and to `queues` as a dynamic member).
     Login {
         /// The agent.
@@ -270,6 +277,13 @@ pub enum Command {
         caller: CallerId,
         /// The queue it waits in now.
         queue: String,
+    },
+    /// The queue turned a caller who waited its longest into a callback request (in its
+    /// place): the call layer tells the caller and ends its call, then reports
+    /// [`Event::CallbackReady`].
+    CallBack {
+        /// The call.
+        caller: CallerId,
     },
     /// The queue gives the caller up: the dialplan goes on (overflow, voicemail, ...).
     GiveUp {
@@ -467,6 +481,8 @@ struct Caller {
     retry_at: Option<Instant>,
     /// A callback whose call has not ended yet: not to be offered meanwhile.
     parked: bool,
+    /// The call layer can call it back.
+    callable: bool,
     give_up_at: Option<Instant>,
 }
 
@@ -904,7 +920,8 @@ impl Acd {
             Event::Join { .. }
             | Event::Abandon(_)
             | Event::Callback(_)
-            | Event::CallbackReady(_) => None,
+            | Event::CallbackReady(_)
+            | Event::Callable(_) => None,
         };
         self.handle_event(now, ev);
         if let Some(a) = who {
@@ -1027,6 +1044,7 @@ impl Acd {
                     ringing: Vec::new(),
                     retry_at: None,
                     parked: false,
+                    callable: false,
                     give_up_at: None,
                 };
                 self.join(now, caller, c, max_wait);
@@ -1042,18 +1060,11 @@ impl Acd {
                     }
                 }
             }
-            Event::Callback(caller) => {
-                let Some(c) = self.callers.get_mut(&caller) else {
-                    return;
-                };
-                c.give_up_at = None;
-                c.parked = true;
-                let (queue, ringing) = (c.queue.clone(), std::mem::take(&mut c.ringing));
-                self.note(now, "callback", &queue, Some(caller), None, Vec::new());
-                for a in ringing {
-                    self.withdraw(&a, caller);
+            Event::Callback(caller) => self.park_callback(now, caller, None),
+            Event::Callable(caller) => {
+                if let Some(c) = self.callers.get_mut(&caller) {
+                    c.callable = true;
                 }
-                self.sync_ready(caller);
             }
             Event::CallbackReady(caller) => {
                 if let Some(c) = self.callers.get_mut(&caller) {
@@ -1190,6 +1201,23 @@ impl Acd {
                 self.agent(&agent, now).unreachable = !reachable;
             }
         }
+    }
+
+    /// Turns waiting `caller` into a callback request in its place (asked for, or `why`
+    /// the queue did it): no longest wait, no ring, not offered until its call ends.
+    fn park_callback(&mut self, now: Instant, caller: CallerId, why: Option<&str>) {
+        let Some(c) = self.callers.get_mut(&caller) else {
+            return;
+        };
+        c.give_up_at = None;
+        c.parked = true;
+        let (queue, ringing) = (c.queue.clone(), std::mem::take(&mut c.ringing));
+        let detail = why.map(|w| ("why", w.to_string())).into_iter().collect();
+        self.note(now, "callback", &queue, Some(caller), None, detail);
+        for a in ringing {
+            self.withdraw(&a, caller);
+        }
+        self.sync_ready(caller);
     }
 
     /// Puts `caller` in `c.queue`, or gives it up at once (no such queue, full, or no
@@ -1445,7 +1473,17 @@ impl Acd {
                         .callers
                         .get(&caller)
                         .is_some_and(|c| c.give_up_at == Some(at));
-                    if due {
+                    let call_back = self.callers.get(&caller).is_some_and(|c| {
+                        c.callable
+                            && self
+                                .queues
+                                .get(&c.queue)
+                                .is_some_and(|q| q.cfg.callback_on_max_wait)
+                    });
+                    if due && call_back {
+                        self.park_callback(now, caller, Some("max-wait"));
+                        self.out.push_back(Command::CallBack { caller });
+                    } else if due {
                         if let Some(c) = self.remove_caller(caller) {
                             self.give_up(now, caller, c, GiveUp::MaxWait);
                         }

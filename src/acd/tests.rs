@@ -997,3 +997,37 @@ fn a_callback_keeps_its_place_without_a_longest_wait_and_drops_its_ring() {
     a.handle(now + secs(62.0), Event::Unpause("x".into()));
     assert_eq!(offers(&mut a), [(1, "x".to_string())], "still there");
 }
+
+#[test]
+fn past_the_longest_wait_a_callable_caller_is_called_back_in_its_place() {
+    let now = t0();
+    let mut q = queue(Strategy::Linear, &["x"]);
+    q.max_wait = Some(secs(60.0));
+    q.callback_on_max_wait = true;
+    let mut a = acd(q);
+    a.handle(now, Event::Pause("x".into(), "b".into()));
+    join(&mut a, now, 1, 0);
+    join(&mut a, now, 2, 0);
+    a.handle(now, Event::Callable(1));
+    a.handle_timeout(now + secs(60.0));
+    assert_eq!(
+        commands(&mut a),
+        [
+            Command::CallBack { caller: 1 },
+            Command::GiveUp {
+                caller: 2,
+                why: GiveUp::MaxWait
+            }
+        ],
+        "only the caller who can be called back is"
+    );
+    assert_eq!(a.position(1), Some(("q".into(), 1)));
+    let why: Vec<String> = std::iter::from_fn(|| a.poll_log())
+        .filter(|r| r.event == "callback")
+        .flat_map(|r| r.detail.into_iter().map(|(_, v)| v))
+        .collect();
+    assert_eq!(why, ["max-wait"]);
+    a.handle(now + secs(61.0), Event::CallbackReady(1));
+    a.handle(now + secs(61.0), Event::Unpause("x".into()));
+    assert_eq!(offers(&mut a), [(1, "x".to_string())]);
+}

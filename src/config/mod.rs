@@ -118,6 +118,8 @@ struct QueueEntry {
     overflow: Option<Spanned<String>>,
     #[serde(default)]
     callback_key: Option<Spanned<String>>,
+    #[serde(default)]
+    callback_on_max_wait: bool,
 }
 
 fn default_15() -> u64 {
@@ -941,8 +943,12 @@ impl Config {
             }
             // What the periodic announcement says must be there to say.
             let mut needed = Vec::new();
+            cfg.callback_on_max_wait = e.callback_on_max_wait;
             if cfg.callback_key.is_some() {
                 needed.extend(["callback-offer", "callback-confirm"]);
+            }
+            if cfg.callback_on_max_wait {
+                needed.push("callback-confirm");
             }
             if e.announce_position_s > 0 {
                 needed.push("you-are-caller-number");

@@ -79,44 +79,59 @@ impl Endpoint {
         if self.queue_callback.get(&queue) != Some(&digit) {
             return false;
         }
-        let Some(c) = self.calls.calls.get_mut(&id) else {
-            return false;
-        };
-        let number = c.cdr.caller.clone();
-        let trunk = c.from_trunk.clone();
-        let (priority, skills) = self.acd.needs(id).unwrap_or_default();
-        let ok = match &trunk {
-            Some(_) => callable(&number),
-            None => self.users.contains_key(&number),
-        };
-        if !ok {
+        if self.callback_number(id).is_none() {
             tracing::info!(call = id, %queue, "callback refused: no number to call back");
             return true;
         }
-        // The queue lets go of this call (it is not an abandon); the request keeps its
-        // place.
-        c.queue = None;
-        c.announce_at = None;
+        self.take_callback(now, id);
+        self.acd.handle(now, Event::Callback(id));
+        self.drain_acd(now);
+        true
+    }
+
+    /// The number call `id` can be called back at, and the trunk to call it through: an
+    /// extension's own, or a trunk caller's plain number.
+    pub(super) fn callback_number(&self, id: u64) -> Option<(String, Option<String>)> {
+        let c = self.calls.calls.get(&id)?;
+        let number = c.cdr.caller.clone();
+        let ok = match &c.from_trunk {
+            Some(_) => callable(&number),
+            None => self.users.contains_key(&number),
+        };
+        ok.then(|| (number, c.from_trunk.clone()))
+    }
+
+    /// Waiting call `id` becomes a callback request (asked for, or the queue's doing once
+    /// it waited its longest): the queue lets go of the call (no abandon), the request
+    /// keeps the place, and the caller hears the confirmation and is hung up on.
+    pub(super) fn take_callback(&mut self, now: Instant, id: u64) {
+        let (Some((number, trunk)), Some((queue, _))) =
+            (self.callback_number(id), self.acd.position(id))
+        else {
+            return;
+        };
+        let (priority, skills) = self.acd.needs(id).unwrap_or_default();
+        if let Some(c) = self.calls.calls.get_mut(&id) {
+            c.queue = None;
+            c.announce_at = None;
+        }
         self.detach_b(now, id);
         self.unbridge(id);
         let asked_ms = self.unix_ms(now);
+        tracing::info!(call = id, %queue, "callback requested");
         let r = Request {
             number,
             trunk,
-            queue: queue.clone(),
+            queue,
             priority,
             skills,
             asked_ms,
         };
         self.callbacks.waiting.insert(id, r);
         self.callbacks.changed = true;
-        tracing::info!(call = id, %queue, "callback requested");
-        self.acd.handle(now, Event::Callback(id));
         let paths = self.sound_paths(["callback-confirm"]);
         self.play_paths(id, paths);
         self.set_wait(id, Wait::Goodbye);
-        self.drain_acd(now);
-        true
     }
 
     /// The ACD offers callback `id` to an agent: its call opens (a placeholder caller) so

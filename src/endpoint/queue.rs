@@ -303,6 +303,9 @@ impl Endpoint {
                 number,
             },
         );
+        if self.callback_number(id).is_some() {
+            self.acd.handle(now, Event::Callable(id));
+        }
         self.drain_acd(now);
     }
 
@@ -617,6 +620,7 @@ impl Endpoint {
                     }
                 }
                 Command::Moved { caller, queue } => self.queue_moved(now, caller, &queue),
+                Command::CallBack { caller } => self.take_callback(now, caller),
                 Command::GiveUp { caller, why } => {
                     if self.callback_requested(caller) {
                         tracing::info!(call = caller, ?why, "queue gave up a callback request");
