@@ -264,10 +264,27 @@ fn privacy_hides_the_caller_from_the_called_party_but_not_from_the_provider() {
 
 #[test]
 fn a_trunk_caller_who_asks_for_a_callback_is_called_back_through_the_trunk() {
+    trunk_callback(false);
+}
+
+#[test]
+fn a_callback_through_a_trunk_that_challenges_answers_with_the_trunks_credentials() {
+    trunk_callback(true);
+}
+
+/// A caller from the trunk asks for a callback in the support queue; 1002 answers it and
+/// the caller is called back through the trunk (which challenges first, with `auth`),
+/// presented as the trunk's calls out are.
+fn trunk_callback(auth: bool) {
     let dir = tempfile::tempdir().unwrap();
     let tport = free_ports(1);
     let plan = "context internal { match \"600\" { echo } }\ncontext inbound { match any { queue \"support\"; hangup } }\n";
-    let pbx = Pbx::start_with(&config(dir.path(), tport, "", Some(plan)));
+    let creds = if auth {
+        "username = \"acct-77\"\npassword = \"trunk-secret\""
+    } else {
+        ""
+    };
+    let pbx = Pbx::start_with(&config(dir.path(), tport, creds, Some(plan)));
     // The provider's caller waits in the queue (no agent has a phone yet), presses 1 and
     // is hung up on after the confirmation.
     let text = std::fs::read_to_string(scenario("uac_trunk_in.xml")).unwrap();
@@ -280,13 +297,23 @@ fn a_trunk_caller_who_asks_for_a_callback_is_called_back_through_the_trunk() {
         &["-i", "127.0.0.2", "-s", "+15550100"],
     );
     assert!(caller.wait(30), "confirmed and hung up\n{}", pbx.log_text());
-    // The provider takes the call back; 1002 answers first and hangs up 3 s in.
-    let provider = spawn_sipp(
-        &scenario("uas_answer.xml"),
-        None,
-        tport,
-        &["-i", "127.0.0.2"],
-    );
+    // The provider takes the call back, checking the number called and the caller ID
+    // (and, with `auth`, challenging first); 1002 answers first and hangs up 3 s in.
+    let provider = if auth {
+        let sc = std::fs::read_to_string(scenario("uas_trunk_auth.xml"))
+            .unwrap()
+            .replace("+15551230000", "+15557654321");
+        let path = dir.path().join("uas_callback_auth.xml");
+        std::fs::write(&path, sc).unwrap();
+        spawn_sipp(&path, None, tport, &["-i", "127.0.0.2"])
+    } else {
+        spawn_sipp(
+            &scenario("uas_answer.xml"),
+            None,
+            tport,
+            &["-i", "127.0.0.2"],
+        )
+    };
     let agent_port = register_callee(&pbx, "1002", PW2);
     let agent = spawn_sipp(&scenario("uas_bye.xml"), None, agent_port, &["-d", "3000"]);
     assert!(agent.wait(40), "the agent talked\n{}", pbx.log_text());

@@ -136,6 +136,16 @@ pub(super) struct CallbackA {
     pub(super) up: bool,
 }
 
+/// Where and how a callback's customer is called.
+struct CustomerTarget {
+    uri: Uri,
+    peer: Peer,
+    from: Bytes,
+    to: Bytes,
+    extra: Vec<(HeaderName, Bytes)>,
+    credentials: Option<(String, String)>,
+}
+
 /// How long the customer's phone rings on a callback.
 const CUSTOMER_RING: Duration = Duration::from_secs(45);
 
@@ -215,6 +225,16 @@ pub(super) struct Call {
 }
 
 impl Call {
+    /// The INVITE of ours whose transaction is `key`: a B branch ringing, or a
+    /// callback's customer.
+    fn branch(&mut self, key: &TxKey) -> Option<&mut Dialing> {
+        let cb = self.callback.as_mut().and_then(|cb| cb.ringing.as_mut());
+        self.dialing
+            .iter_mut()
+            .chain(cb)
+            .find(|d| &d.invite_key == key)
+    }
+
     /// A call just started (not answered, nothing dialled, no media yet): A's leg, its
     /// INVITE and offer, the dialplan and where the call starts in it.
     #[allow(clippy::too_many_arguments)]
@@ -486,6 +506,44 @@ pub(super) fn uas_leg(msg: &Message, peer: &Peer, local_tag: Bytes) -> Leg {
         sdp_sent: None,
         sdp_version: 1,
     }
+}
+
+/// How a call out through trunk `t` presents itself: From and the extra headers
+/// (P-Asserted-Identity, Privacy). The trunk's caller ID, else `number`; its caller name,
+/// else the extension's name, else the number. `privacy` hides From and keeps PAI.
+fn trunk_identity(
+    t: &crate::config::Trunk,
+    number: &str,
+    ext: Option<crate::config::User>,
+    privacy: bool,
+) -> (Bytes, Vec<(HeaderName, Bytes)>) {
+    let id_number = t.caller_id.clone().unwrap_or_else(|| number.to_string());
+    let id_name = t
+        .caller_name
+        .clone()
+        .or_else(|| ext.and_then(|u| u.name))
+        .unwrap_or_else(|| id_number.clone());
+    let host = t.address.to_string();
+    let shown = Bytes::from(format!(
+        "\"{}\" <sip:{id_number}@{host}>",
+        id_name.replace('"', "")
+    ));
+    let mut extra = Vec::new();
+    if t.pai {
+        extra.push((
+            HeaderName::Other(Bytes::from_static(b"P-Asserted-Identity")),
+            shown.clone(),
+        ));
+    }
+    if !privacy {
+        return (shown, extra);
+    }
+    extra.push((
+        HeaderName::Other(Bytes::from_static(b"Privacy")),
+        Bytes::from_static(b"id"),
+    ));
+    let anonymous = Bytes::from_static(b"\"Anonymous\" <sip:anonymous@anonymous.invalid>");
+    (anonymous, extra)
 }
 
 /// Appends `;tag=` to a From/To value.
@@ -1270,35 +1328,8 @@ impl Endpoint {
             return false;
         };
         let ext = self.users.get(&c.cdr.caller).cloned();
-        let id_number = t.caller_id.clone().unwrap_or_else(|| c.cdr.caller.clone());
-        let id_name = t
-            .caller_name
-            .clone()
-            .or_else(|| ext.and_then(|u| u.name))
-            .unwrap_or_else(|| id_number.clone());
+        let (from, extra) = trunk_identity(&t, &c.cdr.caller, ext, c.privacy);
         let host = t.address.to_string();
-        let mut extra = Vec::new();
-        if t.pai {
-            extra.push((
-                HeaderName::Other(Bytes::from_static(b"P-Asserted-Identity")),
-                Bytes::from(format!(
-                    "\"{}\" <sip:{id_number}@{host}>",
-                    id_name.replace('"', "")
-                )),
-            ));
-        }
-        let from = if c.privacy {
-            extra.push((
-                HeaderName::Other(Bytes::from_static(b"Privacy")),
-                Bytes::from_static(b"id"),
-            ));
-            Bytes::from_static(b"\"Anonymous\" <sip:anonymous@anonymous.invalid>")
-        } else {
-            Bytes::from(format!(
-                "\"{}\" <sip:{id_number}@{host}>",
-                id_name.replace('"', "")
-            ))
-        };
         let Ok(uri) = Uri::parse(&Bytes::from(format!("sip:{number}@{host}"))) else {
             tracing::info!(call = id, %number, "not a number a trunk can dial");
             self.set_status(id, "unavailable");
@@ -1702,10 +1733,7 @@ impl Endpoint {
         key: &TxKey,
         resp: &Message,
     ) -> bool {
-        let Some(c) = self.calls.calls.get(&id) else {
-            return false;
-        };
-        let Some(d) = c.dialing.iter().find(|d| &d.invite_key == key) else {
+        let Some(d) = self.calls.calls.get_mut(&id).and_then(|c| c.branch(key)) else {
             return false;
         };
         let (Some((user, password)), false) = (d.credentials.clone(), d.auth_tried) else {
@@ -1734,10 +1762,7 @@ impl Endpoint {
         ) else {
             return false;
         };
-        let Some(c) = self.calls.calls.get_mut(&id) else {
-            return false;
-        };
-        let Some(d) = c.dialing.iter_mut().find(|d| &d.invite_key == key) else {
+        let Some(d) = self.calls.calls.get_mut(&id).and_then(|c| c.branch(key)) else {
             return false;
         };
         d.auth_tried = true;
@@ -1755,12 +1780,7 @@ impl Endpoint {
             Ok(k) => {
                 self.calls.by_client_tx.remove(key);
                 self.calls.by_client_tx.insert(k.clone(), id);
-                if let Some(d) = self
-                    .calls
-                    .calls
-                    .get_mut(&id)
-                    .and_then(|c| c.dialing.iter_mut().find(|d| &d.invite_key == key))
-                {
+                if let Some(d) = self.calls.calls.get_mut(&id).and_then(|c| c.branch(key)) {
                     d.invite_key = k;
                     d.invite = inv;
                 }
@@ -2816,7 +2836,14 @@ impl Endpoint {
             self.finish(now, id, Disposition::Failed, 404, "system");
             return;
         };
-        let (uri, peer, from, to) = out;
+        let CustomerTarget {
+            uri,
+            peer,
+            from,
+            to,
+            extra,
+            credentials,
+        } = out;
         // The agent's media, at our A port, on the address the customer can reach.
         let pa = self
             .calls
@@ -2833,7 +2860,7 @@ impl Endpoint {
             self.finish(now, id, Disposition::Failed, 488, "system");
             return;
         };
-        let (leg, inv) = self.new_invite(&from, to, uri, &peer, body, Vec::new());
+        let (leg, inv) = self.new_invite(&from, to, uri, &peer, body, extra);
         let (call_id, tag) = (leg.call_id.clone(), leg.local_tag.clone());
         let key = match self.tx.send_request(now, inv.clone(), peer) {
             Ok(k) => k,
@@ -2858,7 +2885,7 @@ impl Endpoint {
                 invite_key: key,
                 invite: inv,
                 provisional: false,
-                credentials: None,
+                credentials,
                 auth_tried: false,
             });
         }
@@ -2866,9 +2893,10 @@ impl Endpoint {
             .arm(id, CallTimer::CustomerRing, now + CUSTOMER_RING);
     }
 
-    /// Where a callback's customer is called: through the trunk it came in on, else its
-    /// extension's newest registration. (URI, peer, From, To.)
-    fn customer_target(&mut self, now: Instant, id: u64) -> Option<(Uri, Peer, Bytes, Bytes)> {
+    /// Where a callback's customer is called: through the trunk it came in on (presented
+    /// as the trunk's calls out are, with its credentials), else its extension's newest
+    /// registration.
+    fn customer_target(&mut self, now: Instant, id: u64) -> Option<CustomerTarget> {
         let c = self.calls.calls.get(&id)?;
         let number = c.cdr.caller.clone();
         match c.cdr.trunk.clone() {
@@ -2876,14 +2904,20 @@ impl Endpoint {
                 let t = self.trunks.iter().find(|t| t.name == name)?.clone();
                 let host = t.address.to_string();
                 let uri = Uri::parse(&Bytes::from(format!("sip:{number}@{host}"))).ok()?;
-                let id_number = t.caller_id.clone().unwrap_or_else(|| "switchboard".into());
-                let from = Bytes::from(format!("<sip:{id_number}@{host}>"));
+                let (from, extra) = trunk_identity(&t, "switchboard", None, false);
                 let to = Bytes::from(format!("<sip:{number}@{host}>"));
                 let peer = Peer {
                     transport: Transport::Udp,
                     addr: t.address,
                 };
-                Some((uri, peer, from, to))
+                Some(CustomerTarget {
+                    uri,
+                    peer,
+                    from,
+                    to,
+                    extra,
+                    credentials: t.credentials.clone(),
+                })
             }
             None => {
                 let b = self
@@ -2893,7 +2927,14 @@ impl Endpoint {
                     .map(|b| (*b).clone())?;
                 let from = Bytes::from(format!("\"Callback\" <sip:callback@{}>", self.domain));
                 let to = Bytes::from(format!("<sip:{number}@{}>", self.domain));
-                Some((b.uri, b.source, from, to))
+                Some(CustomerTarget {
+                    uri: b.uri,
+                    peer: b.source,
+                    from,
+                    to,
+                    extra: Vec::new(),
+                    credentials: None,
+                })
             }
         }
     }
@@ -2924,7 +2965,17 @@ impl Endpoint {
         if status.is_provisional() {
             return;
         }
-        let Some(mut d) = cb.ringing.take() else {
+        if matches!(status.as_u16(), 401 | 407) && self.retry_with_credentials(now, id, key, msg) {
+            // Sent again with the trunk's credentials.
+            return;
+        }
+        let Some(mut d) = self
+            .calls
+            .calls
+            .get_mut(&id)
+            .and_then(|c| c.callback.as_mut())
+            .and_then(|cb| cb.ringing.take())
+        else {
             return;
         };
         if !status.is_success() {
