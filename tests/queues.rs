@@ -883,3 +883,56 @@ fn a_caller_who_waited_its_longest_is_called_back_instead_of_given_up() {
         .map(|e| e["why"].clone());
     assert_eq!(why, Some("max-wait".into()));
 }
+
+#[test]
+fn a_customer_who_does_not_answer_a_callback_is_called_again_later() {
+    let dir = tempfile::tempdir().unwrap();
+    let pbx = pbx_with(
+        dir.path(),
+        &[
+            (MEMBERS, "members = [\"1002\"]"),
+            ("callback_retry_s = 120", "callback_retry_s = 3"),
+        ],
+    );
+    ask_for_callback(&pbx, dir.path());
+    // 1001's phone is busy the first time and answers (hanging up 2 s in) the second;
+    // 1002 takes both.
+    let customer_port = register_callee(&pbx, "1001", PW1);
+    let busy = spawn_sipp(&scenario("uas_busy.xml"), None, customer_port, &[]);
+    let agent_port = register_callee(&pbx, "1002", PW2);
+    let agent = spawn_sipp(&scenario("uas_answer.xml"), None, agent_port, &["-m", "2"]);
+    assert!(
+        busy.wait(30),
+        "the first callback found 1001 busy\n{}",
+        pbx.log_text()
+    );
+    let customer = spawn_sipp(
+        &scenario("uas_bye.xml"),
+        None,
+        customer_port,
+        &["-d", "2000"],
+    );
+    assert!(
+        log_has(&pbx, "callback: the customer will be called again"),
+        "{}",
+        pbx.log_text()
+    );
+    assert!(
+        customer.wait(30),
+        "called again and answered\n{}",
+        pbx.log_text()
+    );
+    assert!(agent.wait(10), "1002 took both\n{}", pbx.log_text());
+    assert!(
+        log_has(&pbx, "callback: the customer answered"),
+        "{}",
+        pbx.log_text()
+    );
+    let saved = pbx.state.path().join("callbacks.json");
+    let kept = || std::fs::read_to_string(&saved).unwrap_or_default();
+    assert!(
+        common::wait_until(10, || kept().trim() == "[]"),
+        "served: {}",
+        kept()
+    );
+}

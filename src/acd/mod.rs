@@ -110,6 +110,11 @@ pub struct QueueConfig {
     /// A caller still waiting after the longest wait is called back instead of given up,
     /// keeping its place, if the call layer said it can be ([`Event::Callable`]).
     pub callback_on_max_wait: bool,
+    /// Calls to a callback's customer before the request is given up (each after an
+    /// agent took it). The call layer's.
+    pub callback_attempts: u32,
+    /// The wait before a callback whose customer did not answer is queued again.
+    pub callback_retry: Duration,
 }
 
 impl QueueConfig {
@@ -136,6 +141,8 @@ impl QueueConfig {
             overflow: None,
             callback_key: None,
             callback_on_max_wait: false,
+            callback_attempts: 3,
+            callback_retry: Duration::from_secs(120),
         }
     }
 }
@@ -745,6 +752,11 @@ impl Acd {
     pub fn ring_timeout(&self, caller: CallerId) -> Option<Duration> {
         let c = self.callers.get(&caller)?;
         self.queues.get(&c.queue).map(|q| q.cfg.ring_timeout)
+    }
+
+    /// A queue's rules.
+    pub fn queue_config(&self, queue: &str) -> Option<&QueueConfig> {
+        self.queues.get(queue).map(|q| &q.cfg)
     }
 
     /// A waiting caller's priority and the skills it needs.

@@ -120,8 +120,15 @@ struct QueueEntry {
     callback_key: Option<Spanned<String>>,
     #[serde(default)]
     callback_on_max_wait: bool,
+    #[serde(default = "default_3")]
+    callback_attempts: u32,
+    #[serde(default = "default_120")]
+    callback_retry_s: u64,
 }
 
+fn default_120() -> u64 {
+    120
+}
 fn default_15() -> u64 {
     15
 }
@@ -944,6 +951,15 @@ impl Config {
             // What the periodic announcement says must be there to say.
             let mut needed = Vec::new();
             cfg.callback_on_max_wait = e.callback_on_max_wait;
+            if e.callback_attempts == 0 {
+                return Err(err(
+                    q.span(),
+                    format!("queues.{name}: callback_attempts must be at least 1"),
+                    None,
+                ));
+            }
+            cfg.callback_attempts = e.callback_attempts;
+            cfg.callback_retry = Duration::from_secs(e.callback_retry_s);
             if cfg.callback_key.is_some() {
                 needed.extend(["callback-offer", "callback-confirm"]);
             }

@@ -1543,9 +1543,10 @@ impl Endpoint {
         if let Some(q) = c.queue.take() {
             self.queue_call_ended(now, id, q);
         }
-        if c.callback.is_none() {
+        match &c.callback {
             // The call that asked for a callback is gone: its request may be offered.
-            self.callback_asked_call_ended(now, id);
+            None => self.callback_asked_call_ended(now, id),
+            Some(cb) => self.callback_finished(now, id, cb.up),
         }
         for ext in std::mem::take(&mut c.devices) {
             self.device_free(now, &ext);

@@ -38,6 +38,9 @@ pub(super) struct Request {
     skills: Vec<crate::acd::SkillNeed>,
     /// When it was asked for (Unix ms), which orders requests taken back after a restart.
     asked_ms: u64,
+    /// Calls to the customer so far that it did not answer.
+    #[serde(default)]
+    attempts: u32,
 }
 
 /// The callbacks waiting for their turn, by the ACD caller id (the first call's id, which
@@ -45,6 +48,10 @@ pub(super) struct Request {
 #[derive(Debug)]
 pub(super) struct Callbacks {
     waiting: std::collections::HashMap<u64, Request>,
+    /// Taken by an agent, the customer not reached yet (by callback call id).
+    calling: std::collections::HashMap<u64, Request>,
+    /// The customer did not answer: queued again at that time.
+    retry: Vec<(Instant, Request)>,
     plan: Arc<crate::dialplan::Dialplan>,
     /// The requests changed since the last snapshot.
     changed: bool,
@@ -54,6 +61,8 @@ impl Default for Callbacks {
     fn default() -> Self {
         Self {
             waiting: Default::default(),
+            calling: Default::default(),
+            retry: Vec::new(),
             changed: false,
             plan: Arc::new(
                 crate::dialplan::parse(PLAN, "callback").expect("the callback plan parses"),
@@ -126,6 +135,7 @@ impl Endpoint {
             priority,
             skills,
             asked_ms,
+            attempts: 0,
         };
         self.callbacks.waiting.insert(id, r);
         self.callbacks.changed = true;
@@ -172,9 +182,81 @@ impl Endpoint {
         }
     }
 
-    /// The ACD is done with callback `id` (an agent took it, or the queue gave it up).
+    /// The queue gave callback request `id` up.
     pub(super) fn callback_done(&mut self, id: u64) {
         self.callbacks.changed |= self.callbacks.waiting.remove(&id).is_some();
+    }
+
+    /// An agent took callback `id`: the customer is called next.
+    pub(super) fn callback_taken(&mut self, id: u64) {
+        if let Some(r) = self.callbacks.waiting.remove(&id) {
+            self.callbacks.calling.insert(id, r);
+        }
+    }
+
+    /// Callback call `id` ended: served if the customer answered (`reached`); otherwise
+    /// it is queued again after the queue's `callback_retry_s`, until its
+    /// `callback_attempts` are spent.
+    pub(super) fn callback_finished(&mut self, now: Instant, id: u64, reached: bool) {
+        let Some(mut r) = self.callbacks.calling.remove(&id) else {
+            return;
+        };
+        self.callbacks.changed = true;
+        if reached {
+            return;
+        }
+        r.attempts += 1;
+        let (max, wait) = self
+            .acd
+            .queue_config(&r.queue)
+            .map_or((1, std::time::Duration::ZERO), |q| {
+                (q.callback_attempts, q.callback_retry)
+            });
+        if r.attempts >= max {
+            tracing::warn!(call = id, number = %r.number, attempts = r.attempts, "callback given up: the customer never answered");
+            return;
+        }
+        tracing::info!(call = id, number = %r.number, attempt = r.attempts, retry_s = wait.as_secs(), "callback: the customer will be called again");
+        self.callbacks.retry.push((now + wait, r));
+    }
+
+    /// When a callback is next queued again.
+    pub(super) fn callback_timeout(&self) -> Option<Instant> {
+        self.callbacks.retry.iter().map(|(at, _)| *at).min()
+    }
+
+    /// Queues again the callbacks whose retry time has come.
+    pub(super) fn callback_timeouts(&mut self, now: Instant) {
+        let (due, later) = std::mem::take(&mut self.callbacks.retry)
+            .into_iter()
+            .partition(|(at, _)| *at <= now);
+        self.callbacks.retry = later;
+        let due: Vec<(Instant, Request)> = due;
+        for (_, r) in due {
+            self.requeue(now, r);
+        }
+        self.drain_acd(now);
+    }
+
+    /// Callback request `r` joins its queue (again) as a new caller, ready for an agent.
+    fn requeue(&mut self, now: Instant, r: Request) {
+        let id = self.calls.new_id();
+        tracing::info!(call = id, number = %r.number, queue = %r.queue, "callback request queued");
+        self.callbacks.waiting.insert(id, r.clone());
+        self.callbacks.changed = true;
+        self.acd.handle(
+            now,
+            Event::Join {
+                caller: id,
+                queue: r.queue,
+                priority: r.priority,
+                skills: r.skills,
+                max_wait: None,
+                number: r.number,
+            },
+        );
+        self.acd.handle(now, Event::Callback(id));
+        self.acd.handle(now, Event::CallbackReady(id));
     }
 
     /// The callback requests waiting, as JSON to keep, if they changed since last asked
@@ -183,7 +265,13 @@ impl Endpoint {
         if !std::mem::take(&mut self.callbacks.changed) {
             return None;
         }
-        let mut all: Vec<&Request> = self.callbacks.waiting.values().collect();
+        let cb = &self.callbacks;
+        let mut all: Vec<&Request> = cb
+            .waiting
+            .values()
+            .chain(cb.calling.values())
+            .chain(cb.retry.iter().map(|(_, r)| r))
+            .collect();
         all.sort_by_key(|r| r.asked_ms);
         Some(serde_json::to_string_pretty(&all).unwrap_or_else(|_| "[]".into()))
     }
@@ -197,24 +285,9 @@ impl Endpoint {
         all.sort_by_key(|r| r.asked_ms);
         let n = all.len();
         for r in all {
-            let id = self.calls.new_id();
-            tracing::info!(call = id, number = %r.number, queue = %r.queue, "callback request taken back");
-            self.callbacks.waiting.insert(id, r.clone());
-            self.acd.handle(
-                now,
-                Event::Join {
-                    caller: id,
-                    queue: r.queue,
-                    priority: r.priority,
-                    skills: r.skills,
-                    max_wait: None,
-                    number: r.number,
-                },
-            );
-            self.acd.handle(now, Event::Callback(id));
-            self.acd.handle(now, Event::CallbackReady(id));
+            tracing::info!(number = %r.number, queue = %r.queue, "callback request taken back");
+            self.requeue(now, r);
         }
-        self.callbacks.changed = true;
         self.drain_acd(now);
         Ok(n)
     }

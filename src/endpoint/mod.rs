@@ -355,6 +355,7 @@ impl Endpoint {
         self.mwi_timeouts(now);
         self.acd.handle_timeout(now);
         self.drain_acd(now);
+        self.callback_timeouts(now);
         for aor in self.registrar.handle_timeout(now) {
             tracing::info!(%aor, "registration expired");
             if let Some(ext) = aor.strip_prefix("sip:").and_then(|a| a.split('@').next()) {
@@ -379,6 +380,7 @@ impl Endpoint {
             self.trunk_regs.poll_timeout(),
             self.mwi.poll_timeout(),
             self.acd.poll_timeout(),
+            self.callback_timeout(),
         ]
         .into_iter()
         .flatten()

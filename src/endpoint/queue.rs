@@ -442,7 +442,7 @@ impl Endpoint {
             return;
         };
         q.agent = Some(agent.clone());
-        self.callback_done(id);
+        self.callback_taken(id);
         tracing::info!(call = id, %agent, "queue call answered");
         self.acd.handle(now, Event::Answered { caller: id, agent });
         self.drain_acd(now);
