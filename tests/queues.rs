@@ -936,3 +936,29 @@ fn a_customer_who_does_not_answer_a_callback_is_called_again_later() {
         kept()
     );
 }
+
+#[test]
+fn the_dialplan_can_turn_position_announcements_off_for_its_callers() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config_with(
+        dir.path(),
+        &[("announce_position_s = 30", "announce_position_s = 2")],
+    );
+    let dp = dir.path().join("plan.dp");
+    let plan = std::fs::read_to_string(&dp).unwrap();
+    let quiet = "queue \"support\" timeout 120s position-announce off";
+    std::fs::write(
+        &dp,
+        plan.replacen("queue \"support\" timeout 120s", quiet, 1),
+    )
+    .unwrap();
+    let pbx = Pbx::start_with(&cfg);
+    for agent in ["1002", "1003"] {
+        assert!(ctl_agent(&pbx, &[agent, "pause", "lunch"]).status.success());
+    }
+    let caller = queue_caller(&pbx, 6000);
+    assert!(caller.wait(20), "{}", pbx.log_text());
+    let log = pbx.log_text();
+    assert!(log.contains("queued call=1"), "{log}");
+    assert!(!log.contains("position announced"), "{log}");
+}

@@ -211,6 +211,7 @@ enum Op {
         priority: u32,
         timeout: Option<Duration>,
         skills: Vec<crate::acd::SkillNeed>,
+        announce: Option<bool>,
     },
     /// `agent login|logout|pause ["REASON"]|unpause`: the caller as an ACD agent.
     Agent(crate::acd::AgentOp, Option<Template>),
@@ -339,6 +340,10 @@ pub enum Action {
         timeout: Option<Duration>,
         /// What the agent must know.
         skills: Vec<crate::acd::SkillNeed>,
+        /// `position-announce on|off`: this caller hears its position (every
+        /// `announce_position_s`, or every 30 s where the queue says none), or not;
+        /// `None`: as the queue says.
+        announce: Option<bool>,
     },
     /// The calling extension, as an ACD agent, logs in or out, pauses or unpauses; step
     /// again at once, with `$status` `ok` or `failed` (not a queue member).
@@ -860,12 +865,14 @@ impl Dialplan {
                     priority,
                     timeout,
                     skills,
+                    announce,
                 } => {
                     return Action::Queue {
                         name: name.clone(),
                         priority: *priority,
                         timeout: *timeout,
                         skills: skills.clone(),
+                        announce: *announce,
                     }
                 }
                 Op::Return => match cur.stack.pop() {

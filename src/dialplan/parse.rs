@@ -915,8 +915,9 @@ impl Parser {
             }
             "queue" => {
                 let (name, qsp) = self.string("the queue name")?;
-                self.queue_refs.push((name.clone(), qsp));
+                self.queue_refs.push((name.clone(), qsp.clone()));
                 let (mut priority, mut timeout, mut skills) = (0, None, Vec::new());
+                let mut announce = None;
                 while let Some(Tok::Ident(k)) = self.peek() {
                     let k = k.clone();
                     match k.as_str() {
@@ -963,6 +964,25 @@ impl Parser {
                                 }
                             };
                         }
+                        "position-announce" => {
+                            self.pos += 1;
+                            let (v, vsp) = self.ident("on or off")?;
+                            announce = Some(match v.as_str() {
+                                "on" => true,
+                                "off" => false,
+                                _ => {
+                                    return Err((
+                                        vsp,
+                                        format!("position-announce is on or off, not `{v}`"),
+                                        None,
+                                    ))
+                                }
+                            });
+                            if announce == Some(true) {
+                                self.sound_refs
+                                    .push(("you-are-caller-number".into(), qsp.clone()));
+                            }
+                        }
                         _ => break,
                     }
                 }
@@ -971,6 +991,7 @@ impl Parser {
                     priority,
                     timeout,
                     skills,
+                    announce,
                 });
             }
             "call" => {

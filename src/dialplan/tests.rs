@@ -475,7 +475,7 @@ fn menus_and_blocks_only_unused_things_lead_to_are_unreachable() {
 #[test]
 fn a_queue_takes_priority_skills_and_a_timeout() {
     let p = parse(
-        "context a { match \"1\" { queue \"support\" priority 5 skills \"billing>=3, spanish\" timeout 90s } }",
+        "context a { match \"1\" { queue \"support\" priority 5 skills \"billing>=3, spanish\" timeout 90s position-announce on } }",
         "q.dp",
     )
     .unwrap();
@@ -491,9 +491,15 @@ fn a_queue_takes_priority_skills_and_a_timeout() {
             priority: 5,
             timeout: Some(Duration::from_secs(90)),
             skills: vec![need("billing", 3), need("spanish", 1)],
+            announce: Some(true),
         }
     );
     assert_eq!(p.queue_refs()[0].0, "support");
+    let e = err("context a { match \"1\" { queue \"s\" position-announce maybe } }");
+    assert!(
+        e.contains("position-announce is on or off, not `maybe`"),
+        "{e}"
+    );
     let e = err("context a { match \"1\" { queue \"s\" skills \"billing>=11\" } }");
     assert!(
         e.contains("skill level `11` is not 1..10") && e.contains("x.dp:1:42"),

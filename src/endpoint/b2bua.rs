@@ -1042,11 +1042,18 @@ impl Endpoint {
                     priority,
                     timeout,
                     skills,
+                    announce,
                 } => {
                     if !self.answer_locally(now, id) {
                         return;
                     }
-                    self.join_queue(now, id, &name, priority, timeout, skills);
+                    let ask = super::queue::QueueAsk {
+                        priority,
+                        timeout,
+                        skills,
+                        announce,
+                    };
+                    self.join_queue(now, id, &name, ask);
                     return;
                 }
                 Action::Dial {

@@ -22,7 +22,25 @@ pub(super) struct QueueCall {
     offering: Option<String>,
     /// The agent who answered.
     pub(super) agent: Option<String>,
+    /// The dialplan's `position-announce on|off` for this caller, if it said.
+    announce: Option<bool>,
 }
+
+/// What the dialplan's `queue` asks for a caller.
+pub(super) struct QueueAsk {
+    /// Higher is served first.
+    pub(super) priority: u32,
+    /// Longest wait (the queue's when `None`).
+    pub(super) timeout: Option<Duration>,
+    /// What the agent must know.
+    pub(super) skills: Vec<crate::acd::SkillNeed>,
+    /// `position-announce on|off`.
+    pub(super) announce: Option<bool>,
+}
+
+/// How often a caller hears its position when the dialplan asks for it from a queue that
+/// announces nothing by itself.
+const DEFAULT_ANNOUNCE: Duration = Duration::from_secs(30);
 
 impl QueueCall {
     /// A callback's place: no music (nobody is on the line until the agent answers).
@@ -31,6 +49,7 @@ impl QueueCall {
             moh: PathBuf::new(),
             offering: None,
             agent: None,
+            announce: Some(false),
         }
     }
 }
@@ -260,16 +279,15 @@ impl Endpoint {
     }
 
     /// The dialplan's `queue`: music, and the caller handed to the ACD.
-    pub(super) fn join_queue(
-        &mut self,
-        now: Instant,
-        id: u64,
-        name: &str,
-        priority: u32,
-        timeout: Option<Duration>,
-        skills: Vec<crate::acd::SkillNeed>,
-    ) {
+    pub(super) fn join_queue(&mut self, now: Instant, id: u64, name: &str, ask: QueueAsk) {
+        let QueueAsk {
+            priority,
+            timeout,
+            skills,
+            announce,
+        } = ask;
         let moh = self.moh_path(name);
+        let every = self.announce_every(name, announce);
         let Some(c) = self.calls.calls.get_mut(&id) else {
             return;
         };
@@ -277,16 +295,12 @@ impl Endpoint {
             moh: moh.clone(),
             offering: None,
             agent: None,
+            announce,
         });
         // A trunk caller's number, or the calling extension.
         let number = c.cdr.caller.clone();
         tracing::info!(call = id, queue = name, priority, "queued");
-        if let Some((every, _)) = self
-            .queue_announce
-            .get(name)
-            .copied()
-            .filter(|(d, _)| !d.is_zero())
-        {
+        if !every.is_zero() {
             self.calls
                 .arm(id, super::b2bua::CallTimer::Announce, now + every);
         }
@@ -362,11 +376,14 @@ impl Endpoint {
         let Some((queue, position)) = self.acd.position(id) else {
             return;
         };
-        let (every, say_wait) = self.queue_announce.get(&queue).copied().unwrap_or_default();
-        if !every.is_zero() {
-            self.calls
-                .arm(id, super::b2bua::CallTimer::Announce, now + every);
+        let say_wait = self.queue_announce.get(&queue).is_some_and(|(_, w)| *w);
+        let every = self.announce_every(&queue, c.queue.as_ref().and_then(|q| q.announce));
+        if every.is_zero() {
+            // Off for this caller (an overflow queue without announcements).
+            return;
         }
+        self.calls
+            .arm(id, super::b2bua::CallTimer::Announce, now + every);
         if busy {
             // The last announcement is still playing: skip this one.
             return;
@@ -404,7 +421,13 @@ impl Endpoint {
     /// unless an announcement is playing), and its announcements if it has them.
     fn queue_moved(&mut self, now: Instant, id: u64, queue: &str) {
         let moh = self.moh_path(queue);
-        let every = self.queue_announce.get(queue).map(|(d, _)| *d);
+        let choice = self
+            .calls
+            .calls
+            .get(&id)
+            .and_then(|c| c.queue.as_ref())
+            .and_then(|q| q.announce);
+        let every = Some(self.announce_every(queue, choice));
         let Some(c) = self.calls.calls.get_mut(&id) else {
             return;
         };
@@ -422,6 +445,20 @@ impl Endpoint {
         }
         if music {
             self.play(id, moh, false);
+        }
+    }
+
+    /// How often a caller in `queue` hears its position: the queue's interval, unless the
+    /// dialplan said `position-announce` (off: never; on: the queue's, else 30 s).
+    fn announce_every(&self, queue: &str, choice: Option<bool>) -> Duration {
+        let every = self
+            .queue_announce
+            .get(queue)
+            .map_or(Duration::ZERO, |(d, _)| *d);
+        match choice {
+            Some(false) => Duration::ZERO,
+            Some(true) if every.is_zero() => DEFAULT_ANNOUNCE,
+            _ => every,
         }
     }
 
