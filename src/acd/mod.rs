@@ -218,6 +218,29 @@ pub enum Event {
     Callback(CallerId),
     /// The call that asked for a callback has ended: the request may be offered.
     CallbackReady(CallerId),
+    /// A callback request joins a queue with no call behind it (queued again after its
+    /// customer did not answer, or taken back after a restart): at once ready for an
+    /// agent, with no longest wait.
+    JoinCallback {
+        /// Its id.
+        caller: CallerId,
+        /// Queue name.
+        queue: String,
+        /// Higher goes first.
+        priority: u32,
+        /// What the agent must know.
+        skills: Vec<SkillNeed>,
+        /// The number to call back (for sticky routing).
+        number: String,
+    },
+    /// The call layer could not place an offer (no media port, say): the agent is free
+    /// again with no miss held against it, and the caller waits its retry delay.
+    Unplaced {
+        /// The call.
+        caller: CallerId,
+        /// The agent.
+        agent: String,
+    },
     /// A waiting caller can be called back (the call layer knows a number to call), so a
     /// queue with `callback_on_max_wait` turns it into a callback rather than give it up.
     Callable(CallerId),
@@ -925,6 +948,7 @@ impl Acd {
             | Event::Unpause(agent)
             | Event::Answered { agent, .. }
             | Event::Refused { agent, .. }
+            | Event::Unplaced { agent, .. }
             | Event::CallEnded(agent)
             | Event::Busy(agent, _)
             | Event::Skills(agent, _)
@@ -933,6 +957,7 @@ impl Acd {
             | Event::Abandon(_)
             | Event::Callback(_)
             | Event::CallbackReady(_)
+            | Event::JoinCallback { .. }
             | Event::Callable(_) => None,
         };
         self.handle_event(now, ev);
@@ -1073,6 +1098,40 @@ impl Acd {
                 }
             }
             Event::Callback(caller) => self.park_callback(now, caller, None),
+            Event::JoinCallback {
+                caller,
+                queue,
+                priority,
+                skills,
+                number,
+            } => {
+                let c = Caller {
+                    queue,
+                    number,
+                    hops: 0,
+                    priority,
+                    seq: 0,
+                    skills,
+                    joined: now,
+                    ringing: Vec::new(),
+                    retry_at: None,
+                    parked: false,
+                    callable: true,
+                    give_up_at: None,
+                };
+                self.join(now, caller, c, None);
+                if let Some(c) = self.callers.get_mut(&caller) {
+                    c.give_up_at = None;
+                    let queue = c.queue.clone();
+                    self.note(now, "callback", &queue, Some(caller), None, Vec::new());
+                }
+            }
+            Event::Unplaced { caller, agent } => {
+                if self.rings(&agent, caller) {
+                    self.withdraw(&agent, caller);
+                    self.retry_later(now, caller, &agent);
+                }
+            }
             Event::Callable(caller) => {
                 if let Some(c) = self.callers.get_mut(&caller) {
                     c.callable = true;
@@ -1357,20 +1416,15 @@ impl Acd {
             return;
         }
         self.withdraw(agent, caller);
-        let Some(c) = self.callers.get_mut(&caller) else {
+        let Some(c) = self.callers.get(&caller) else {
             return;
         };
-        c.ringing.retain(|a| a != agent);
         let queue = c.queue.clone();
-        let (retry, limit) = self.queues.get(&c.queue).map_or((Duration::ZERO, 0), |q| {
-            (q.cfg.retry, q.cfg.auto_pause_after)
-        });
-        if c.ringing.is_empty() && !retry.is_zero() {
-            c.retry_at = Some(now + retry);
-            self.timers
-                .push(Reverse((now + retry, Timer::Retry, String::new(), caller)));
-        }
-        self.sync_ready(caller);
+        let limit = self
+            .queues
+            .get(&c.queue)
+            .map_or(0, |q| q.cfg.auto_pause_after);
+        self.retry_later(now, caller, agent);
         if let Some(a) = self.agents.get_mut(agent) {
             a.missed += 1;
             if limit > 0 && a.missed >= limit && a.state == AgentState::Available {
@@ -1388,6 +1442,25 @@ impl Acd {
         }
         self.note(now, "miss", &queue, Some(caller), Some(agent), Vec::new());
         self.refresh(agent);
+    }
+
+    /// `agent` no longer rings for `caller`: once nobody does, the caller waits its queue's
+    /// retry delay before the next offer.
+    fn retry_later(&mut self, now: Instant, caller: CallerId, agent: &str) {
+        let Some(c) = self.callers.get_mut(&caller) else {
+            return;
+        };
+        c.ringing.retain(|a| a != agent);
+        let retry = self
+            .queues
+            .get(&c.queue)
+            .map_or(Duration::ZERO, |q| q.cfg.retry);
+        if c.ringing.is_empty() && !retry.is_zero() {
+            c.retry_at = Some(now + retry);
+            self.timers
+                .push(Reverse((now + retry, Timer::Retry, String::new(), caller)));
+        }
+        self.sync_ready(caller);
     }
 
     /// Gives up the callers of queues that must not wait without agents.

@@ -1031,3 +1031,42 @@ fn past_the_longest_wait_a_callable_caller_is_called_back_in_its_place() {
     a.handle(now + secs(61.0), Event::Unpause("x".into()));
     assert_eq!(offers(&mut a), [(1, "x".to_string())]);
 }
+
+#[test]
+fn a_queued_again_callback_is_offered_once_and_an_unplaced_offer_is_no_miss() {
+    let now = t0();
+    let mut q = queue(Strategy::Linear, &["x"]);
+    q.max_wait = Some(secs(10.0));
+    q.auto_pause_after = 1;
+    let mut a = acd(q);
+    a.handle(
+        now,
+        Event::JoinCallback {
+            caller: 7,
+            queue: "q".into(),
+            priority: 0,
+            skills: vec![],
+            number: "1001".into(),
+        },
+    );
+    assert_eq!(
+        commands(&mut a),
+        [Command::Offer {
+            caller: 7,
+            agent: "x".into()
+        }],
+        "one offer, nothing withdrawn"
+    );
+    // The call layer could not place it: x is free again and not paused for it.
+    a.handle(
+        now,
+        Event::Unplaced {
+            caller: 7,
+            agent: "x".into(),
+        },
+    );
+    assert_eq!(a.agent_state("x"), AgentState::Available);
+    // After the retry delay it is offered again; no longest wait applies meanwhile.
+    a.handle_timeout(now + secs(11.0));
+    assert_eq!(offers(&mut a), [(7, "x".to_string())]);
+}

@@ -178,6 +178,8 @@ struct TrunkEntry {
     register: bool,
     #[serde(default = "default_reg_expires")]
     register_expires_s: u32,
+    #[serde(default)]
+    callback_numbers: Option<Spanned<String>>,
 }
 
 fn default_inbound_context() -> Spanned<String> {
@@ -216,7 +218,29 @@ pub struct Trunk {
     pub register: bool,
     /// Registration interval asked for.
     pub register_expires: u32,
+    /// The numbers a caller from this trunk may be called back at (a queue's callbacks);
+    /// none without it, since a trunk caller's number is whatever it claims.
+    pub callback_numbers: Option<Pattern>,
 }
+
+/// A regular expression from the config, compared by its text.
+#[derive(Clone, Debug)]
+pub struct Pattern(pub regex::Regex);
+
+impl Pattern {
+    /// Whether `s` matches it.
+    pub fn is_match(&self, s: &str) -> bool {
+        self.0.is_match(s)
+    }
+}
+
+impl PartialEq for Pattern {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.as_str() == other.0.as_str()
+    }
+}
+
+impl Eq for Pattern {}
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields, default)]
 struct CallsSection {
@@ -793,7 +817,20 @@ impl Config {
                     None,
                 ));
             }
+            let callback_numbers = match &t.callback_numbers {
+                Some(p) => Some(Pattern(regex::Regex::new(p.get_ref()).map_err(|e| {
+                    err(
+                        p.span(),
+                        format!(
+                            "trunk `{name}`: callback_numbers is not a regular expression: {e}"
+                        ),
+                        Some("in single quotes, e.g. '^\\+1[2-9]\\d{9}$'".into()),
+                    )
+                })?)),
+                None => None,
+            };
             trunks.push(Trunk {
+                callback_numbers,
                 name,
                 address,
                 inbound_from,

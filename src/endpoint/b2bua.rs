@@ -134,6 +134,8 @@ pub(super) struct CallbackA {
     ack: Option<Bytes>,
     /// The customer answered: A is a real leg now.
     pub(super) up: bool,
+    /// The customer's phone was rung and refused or did not answer (an attempt spent).
+    pub(super) missed: bool,
 }
 
 /// Where and how a callback's customer is called.
@@ -146,8 +148,9 @@ struct CustomerTarget {
     credentials: Option<(String, String)>,
 }
 
-/// How long the customer's phone rings on a callback.
-const CUSTOMER_RING: Duration = Duration::from_secs(45);
+/// How long the customer's phone rings on a callback: under the INVITE transaction's
+/// 32 s (Timer B), so that a CANCEL ends the ring rather than the transaction dying.
+const CUSTOMER_RING: Duration = Duration::from_secs(30);
 
 /// The B side while it is being dialled.
 pub(super) struct Dialing {
@@ -1553,7 +1556,7 @@ impl Endpoint {
         match &c.callback {
             // The call that asked for a callback is gone: its request may be offered.
             None => self.callback_asked_call_ended(now, id),
-            Some(cb) => self.callback_finished(now, id, cb.up),
+            Some(cb) => self.callback_finished(now, id, cb.missed),
         }
         for ext in std::mem::take(&mut c.devices) {
             self.device_free(now, &ext);
@@ -1868,8 +1871,9 @@ impl Endpoint {
         }
         d.leg.routes = route_set(msg, true);
         let leg = d.leg;
-        // ACK first (RFC 3261 §13.2.2.4), whatever we do next.
-        let ack = self.leg_request(Method::Ack, &leg, 1).to_bytes();
+        // ACK first (RFC 3261 §13.2.2.4), whatever we do next; its CSeq is the INVITE's
+        // (2 after a digest challenge).
+        let ack = self.leg_request(Method::Ack, &leg, leg.cseq).to_bytes();
         self.out.push_back(Transmit {
             peer: leg.peer.clone(),
             bytes: ack.clone(),
@@ -2320,6 +2324,16 @@ impl Endpoint {
             self.calls.by_client_tx.remove(key);
             return;
         }
+        let customer = self
+            .calls
+            .calls
+            .get(&id)
+            .and_then(|c| c.callback.as_ref())
+            .is_some_and(|cb| cb.ringing.as_ref().is_some_and(|d| &d.invite_key == key));
+        if customer {
+            self.customer_failed(now, id, 408);
+            return;
+        }
         let dialing = self
             .calls
             .calls
@@ -2673,13 +2687,10 @@ impl Endpoint {
                 CallTimer::CustomerRing => {
                     let ringing = c
                         .callback
-                        .as_mut()
-                        .and_then(|cb| cb.ringing.take_if(|_| !cb.up));
-                    if let Some(d) = ringing {
-                        tracing::info!(call = id, "callback: the customer did not answer");
-                        self.detach_branch(now, d);
-                        self.send_bye(now, id, Side::B);
-                        self.finish(now, id, Disposition::NoAnswer, 480, "system");
+                        .as_ref()
+                        .is_some_and(|cb| cb.ringing.is_some() && !cb.up);
+                    if ringing {
+                        self.customer_failed(now, id, 480);
                     }
                 }
                 CallTimer::Announce if c.announce_at == Some(at) => {
@@ -2971,6 +2982,15 @@ impl Endpoint {
             return;
         }
         if status.is_provisional() {
+            // Ringing: a CANCEL may now end it (RFC 3261 §9.1).
+            let tag = msg.to_hdr().ok().and_then(|t| t.tag().cloned());
+            if let Some(d) = cb.ringing.as_mut().filter(|d| &d.invite_key == key) {
+                d.provisional = true;
+                if let (Some(t), None) = (tag, &d.leg.remote_tag) {
+                    d.leg.remote_hdr = with_tag(&d.leg.remote_hdr, &t);
+                    d.leg.remote_tag = Some(t);
+                }
+            }
             return;
         }
         if matches!(status.as_u16(), 401 | 407) && self.retry_with_credentials(now, id, key, msg) {
@@ -2987,17 +3007,15 @@ impl Endpoint {
             return;
         };
         if !status.is_success() {
-            tracing::info!(
-                call = id,
-                code = status.as_u16(),
-                "callback: the customer refused"
-            );
-            self.calls.by_client_tx.remove(key);
-            self.calls
-                .by_dialog
-                .remove(&(d.leg.call_id.clone(), d.leg.local_tag.clone()));
-            self.send_bye(now, id, Side::B);
-            self.finish(now, id, Disposition::NoAnswer, status.as_u16(), "system");
+            if let Some(cb) = self
+                .calls
+                .calls
+                .get_mut(&id)
+                .and_then(|c| c.callback.as_mut())
+            {
+                cb.ringing = Some(d);
+            }
+            self.customer_failed(now, id, status.as_u16());
             return;
         }
         // The dialog is the 2xx's (RFC 3261 §12.1.2); ACK it first.
@@ -3010,7 +3028,7 @@ impl Endpoint {
             d.leg.target = u;
         }
         d.leg.routes = route_set(msg, true);
-        let ack = self.leg_request(Method::Ack, &d.leg, 1).to_bytes();
+        let ack = self.leg_request(Method::Ack, &d.leg, d.leg.cseq).to_bytes();
         self.out.push_back(Transmit {
             peer: d.leg.peer.clone(),
             bytes: ack.clone(),
@@ -3031,5 +3049,29 @@ impl Endpoint {
             call = id,
             "callback: the customer answered; bridged to the agent"
         );
+        self.callback_reached(id);
+    }
+
+    /// The customer did not take a callback (refused with `code`, rang out, or its
+    /// INVITE got no answer at all): the ring ends, the agent is hung up on, and the
+    /// attempt counts.
+    fn customer_failed(&mut self, now: Instant, id: u64, code: u16) {
+        let Some(cb) = self
+            .calls
+            .calls
+            .get_mut(&id)
+            .and_then(|c| c.callback.as_mut())
+        else {
+            return;
+        };
+        cb.missed = true;
+        let ringing = cb.ringing.take();
+        tracing::info!(call = id, code, "callback: the customer did not answer");
+        if let Some(d) = ringing {
+            // CANCELs a ring still going; a finished transaction just leaves the tables.
+            self.detach_branch(now, d);
+        }
+        self.send_bye(now, id, Side::B);
+        self.finish(now, id, Disposition::NoAnswer, code, "system");
     }
 }

@@ -82,6 +82,16 @@ impl Endpoint {
     /// A key from a caller waiting in a queue: its queue's callback key takes a callback
     /// request (true); any other key is not for the queue (false).
     pub(super) fn queue_key(&mut self, now: Instant, id: u64, digit: char) -> bool {
+        // A callback's own call has nobody on it to press keys (a late one from the call
+        // that asked, whose id it took, is not for it).
+        if self
+            .calls
+            .calls
+            .get(&id)
+            .is_none_or(|c| c.callback.is_some())
+        {
+            return false;
+        }
         let Some((queue, _)) = self.acd.position(id) else {
             return false;
         };
@@ -103,11 +113,26 @@ impl Endpoint {
     pub(super) fn callback_number(&self, id: u64) -> Option<(String, Option<String>)> {
         let c = self.calls.calls.get(&id)?;
         let number = c.cdr.caller.clone();
-        let ok = match &c.from_trunk {
-            Some(_) => callable(&number),
-            None => self.users.contains_key(&number),
-        };
-        ok.then(|| (number, c.from_trunk.clone()))
+        self.may_call_back(&number, c.from_trunk.as_deref())
+            .then(|| (number, c.from_trunk.clone()))
+    }
+
+    /// Whether `number` may be called back: an extension of ours, or through `trunk` a
+    /// plain number its `callback_numbers` pattern allows (a trunk caller chooses its own
+    /// caller ID, so without the pattern the PBX would dial whatever it claims).
+    pub(super) fn may_call_back(&self, number: &str, trunk: Option<&str>) -> bool {
+        match trunk {
+            None => self.users.contains_key(number),
+            Some(name) => {
+                callable(number)
+                    && self
+                        .trunks
+                        .iter()
+                        .find(|t| t.name == name)
+                        .and_then(|t| t.callback_numbers.as_ref())
+                        .is_some_and(|p| p.is_match(number))
+            }
+        }
     }
 
     /// Waiting call `id` becomes a callback request (asked for, or the queue's doing once
@@ -117,6 +142,9 @@ impl Endpoint {
         let (Some((number, trunk)), Some((queue, _))) =
             (self.callback_number(id), self.acd.position(id))
         else {
+            // The queue parked it for a callback the call cannot have after all (a reload
+            // changed the rules): it waits on the line as before.
+            self.acd.handle(now, Event::CallbackReady(id));
             return;
         };
         let (priority, skills) = self.acd.needs(id).unwrap_or_default();
@@ -194,25 +222,29 @@ impl Endpoint {
         }
     }
 
-    /// Callback call `id` ended: served if the customer answered (`reached`); otherwise
-    /// it is queued again after the queue's `callback_retry_s`, until its
-    /// `callback_attempts` are spent.
-    pub(super) fn callback_finished(&mut self, now: Instant, id: u64, reached: bool) {
+    /// The customer answered callback `id`: the request is served (and not kept for a
+    /// restart any longer).
+    pub(super) fn callback_reached(&mut self, id: u64) {
+        self.callbacks.changed |= self.callbacks.calling.remove(&id).is_some();
+    }
+
+    /// Callback call `id` ended before its customer answered: queued again after the
+    /// queue's `callback_retry_s`. A customer who was rung and did not answer (`missed`)
+    /// spends an attempt, and after `callback_attempts` of them the request is given up;
+    /// a callback cut short otherwise (the agent hung up first, a shutdown) spends none.
+    pub(super) fn callback_finished(&mut self, now: Instant, id: u64, missed: bool) {
         let Some(mut r) = self.callbacks.calling.remove(&id) else {
             return;
         };
         self.callbacks.changed = true;
-        if reached {
-            return;
-        }
-        r.attempts += 1;
+        r.attempts += u32::from(missed);
         let (max, wait) = self
             .acd
             .queue_config(&r.queue)
             .map_or((1, std::time::Duration::ZERO), |q| {
                 (q.callback_attempts, q.callback_retry)
             });
-        if r.attempts >= max {
+        if missed && r.attempts >= max {
             tracing::warn!(call = id, number = %r.number, attempts = r.attempts, "callback given up: the customer never answered");
             return;
         }
@@ -238,25 +270,29 @@ impl Endpoint {
         self.drain_acd(now);
     }
 
-    /// Callback request `r` joins its queue (again) as a new caller, ready for an agent.
+    /// Callback request `r` joins its queue (again) as a new caller, ready for an agent;
+    /// one whose number may no longer be called back (the trunk's pattern changed) is
+    /// dropped, said so in the log.
     fn requeue(&mut self, now: Instant, r: Request) {
+        if !self.may_call_back(&r.number, r.trunk.as_deref()) {
+            tracing::warn!(number = %r.number, trunk = ?r.trunk, "callback request dropped: the number may not be called back");
+            self.callbacks.changed = true;
+            return;
+        }
         let id = self.calls.new_id();
         tracing::info!(call = id, number = %r.number, queue = %r.queue, "callback request queued");
         self.callbacks.waiting.insert(id, r.clone());
         self.callbacks.changed = true;
         self.acd.handle(
             now,
-            Event::Join {
+            Event::JoinCallback {
                 caller: id,
                 queue: r.queue,
                 priority: r.priority,
                 skills: r.skills,
-                max_wait: None,
                 number: r.number,
             },
         );
-        self.acd.handle(now, Event::Callback(id));
-        self.acd.handle(now, Event::CallbackReady(id));
     }
 
     /// The callback requests waiting, as JSON to keep, if they changed since last asked

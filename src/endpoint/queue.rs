@@ -487,9 +487,15 @@ impl Endpoint {
 
     /// A queued call ended: the agent's talk ends, or the caller abandoned.
     pub(super) fn queue_call_ended(&mut self, now: Instant, id: u64, q: QueueCall) {
-        match q.agent {
-            Some(agent) => self.acd.handle(now, Event::CallEnded(agent)),
-            None => self.acd.handle(now, Event::Abandon(id)),
+        match (q.agent, q.offering) {
+            (Some(agent), _) => self.acd.handle(now, Event::CallEnded(agent)),
+            // A callback's call that ended before an agent took it (its agent's answer
+            // was unusable, say): the request waits on for the next offer.
+            (None, Some(agent)) if self.callback_requested(id) => {
+                self.acd.handle(now, Event::Unplaced { caller: id, agent })
+            }
+            (None, _) if self.callback_requested(id) => {}
+            (None, _) => self.acd.handle(now, Event::Abandon(id)),
         }
     }
 
@@ -601,7 +607,8 @@ impl Endpoint {
             match cmd {
                 Command::Offer { caller, agent } => {
                     if self.callback_waiting(caller) && !self.start_callback(now, caller) {
-                        self.acd.handle(now, Event::Refused { caller, agent });
+                        // The PBX's own trouble (no media port): not the agent's miss.
+                        self.acd.handle(now, Event::Unplaced { caller, agent });
                         continue;
                     }
                     let ring = self

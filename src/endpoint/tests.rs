@@ -825,3 +825,18 @@ fn an_agent_logs_in_by_id_and_pin_at_a_phone_and_wrong_pins_lock_the_id() {
         .unwrap_err();
     assert!(e.contains("not at a phone"), "{e}");
 }
+
+#[test]
+fn only_our_extensions_and_numbers_the_trunk_allows_are_called_back() {
+    let ep = endpoint(Instant::now());
+    assert!(ep.may_call_back("1001", None));
+    assert!(!ep.may_call_back("9999", None), "no such extension");
+    assert!(ep.may_call_back("+15557654321", Some("demo")));
+    for claimed in ["+19005551234", "911", "+1555", "1001", "+15557654321;x"] {
+        assert!(!ep.may_call_back(claimed, Some("demo")), "{claimed}");
+    }
+    assert!(
+        !ep.may_call_back("+15557654321", Some("nope")),
+        "unknown trunk"
+    );
+}
