@@ -222,6 +222,8 @@ pub(super) struct Call {
     ok_at: Option<Instant>,
     ring_at: Option<Instant>,
     b_ack: Option<Bytes>,
+    /// The answered INVITE to B, whose 2xx retransmissions still find the call.
+    b_invite_key: Option<TxKey>,
     /// A re-INVITE or UPDATE relayed to the other leg, awaiting its answer.
     pending: Option<Pending>,
     pub(super) cdr: Cdr,
@@ -289,6 +291,7 @@ impl Call {
             ok_at: None,
             ring_at: None,
             b_ack: None,
+            b_invite_key: None,
             pending: None,
             cdr,
         }
@@ -1579,6 +1582,11 @@ impl Endpoint {
                 .remove(&(b.call_id.clone(), b.local_tag.clone()));
         }
         self.calls.by_a_invite.remove(&c.a_invite_key);
+        // Our answered INVITEs (to B, and a callback's to its customer) end with the call.
+        self.calls.by_client_tx.remove(&c.a_invite_key);
+        if let Some(k) = &c.b_invite_key {
+            self.calls.by_client_tx.remove(k);
+        }
     }
 
     /// Gives up on every B leg still ringing.
@@ -1882,6 +1890,7 @@ impl Endpoint {
             return;
         };
         c.b_ack = Some(ack);
+        c.b_invite_key = Some(key.clone());
         c.bridged = true;
         c.b = Some(leg);
         let answered_before = c.answered;
