@@ -195,6 +195,22 @@ impl Endpoint {
     /// Takes in reloaded `[[agents]]`: an agent still defined keeps its phone and takes its
     /// new queues and skills; one no longer defined is logged out.
     pub(super) fn reload_id_agents(&mut self, now: Instant, agents: &[IdAgent]) {
+        // An extension that became a queue member while an agent by ID sits at its phone
+        // stays out: one agent per phone.
+        let taken: Vec<String> = self
+            .hot_desk
+            .by_phone
+            .keys()
+            .filter(|ext| {
+                self.acd.is_member(ext)
+                    && self.acd.agent_state(ext) != crate::acd::AgentState::LoggedOut
+            })
+            .cloned()
+            .collect();
+        for ext in taken {
+            tracing::info!(%ext, "new queue member logged out: an agent by ID is at its phone");
+            self.acd.handle(now, Event::Logout(ext));
+        }
         let old = std::mem::replace(&mut self.hot_desk.agents, HotDesk::new(agents).agents);
         let gone = old
             .keys()

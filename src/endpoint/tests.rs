@@ -840,3 +840,19 @@ fn only_our_extensions_and_numbers_the_trunk_allows_are_called_back() {
         "unknown trunk"
     );
 }
+
+#[test]
+fn a_reload_making_an_occupied_phone_a_member_keeps_one_agent_on_it() {
+    let t0 = Instant::now();
+    let mut ep = endpoint(t0);
+    assert_eq!(ep.agent_login_pin(t0, "1001", true, "5001", "45001"), "ok");
+    let text = EMBEDDED.replace(
+        "members = [\"1002\", \"1003\"]",
+        "members = [\"1001\", \"1002\", \"1003\"]",
+    );
+    let cfg = Config::from_str(&text, "embedded").unwrap();
+    ep.reload(t0, &cfg);
+    assert_eq!(ep.acd.agent_state("1001"), crate::acd::AgentState::LoggedOut);
+    assert_eq!(ep.acd.agent_state("5001"), crate::acd::AgentState::Available);
+    assert_eq!(ep.agent_phone("5001"), "1001");
+}
