@@ -962,3 +962,40 @@ fn the_dialplan_can_turn_position_announcements_off_for_its_callers() {
     assert!(log.contains("queued call=1"), "{log}");
     assert!(!log.contains("position announced"), "{log}");
 }
+
+#[test]
+fn a_callback_agent_hears_ringback_while_the_customers_phone_rings() {
+    let dir = tempfile::tempdir().unwrap();
+    let pbx = pbx_with(dir.path(), &[(MEMBERS, "members = [\"1002\"]")]);
+    ask_for_callback(&pbx, dir.path());
+    // 1001's phone rings 5 s before it answers.
+    let text = std::fs::read_to_string(scenario("uas_answer.xml")).unwrap();
+    let ok = "  <send retrans=\"500\">\n    <![CDATA[\n      SIP/2.0 200 OK";
+    assert!(text.contains(ok));
+    let slow = text.replacen(ok, &format!("  <pause milliseconds=\"5000\"/>\n{ok}"), 1);
+    let sc = dir.path().join("uas_slow.xml");
+    std::fs::write(&sc, slow).unwrap();
+    let customer_port = register_callee(&pbx, "1001", PW1);
+    let customer = spawn_sipp(&sc, None, customer_port, &[]);
+    // 1002 on a softphone that answers by itself takes the callback.
+    let agent = Baresip::start_with("1002", PW2, pbx.udp, "auto");
+    assert!(
+        log_has(&pbx, "callback: the customer answered"),
+        "{}\n{}",
+        pbx.log_text(),
+        agent.log()
+    );
+    agent.cmd("/hangup");
+    assert!(
+        customer.wait(10),
+        "the agent's hang-up reached the customer\n{}",
+        pbx.log_text()
+    );
+    // 2 s of ringback tone in the 5 s ring (then the silent customer).
+    let heard: f64 = agent.heard().iter().map(|p| common::loud_seconds(p)).sum();
+    assert!(
+        heard >= 1.5,
+        "the agent heard {heard:.1} s\n{}",
+        agent.log()
+    );
+}

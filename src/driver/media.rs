@@ -93,6 +93,8 @@ enum LocalCmd {
     Close,
     /// B answered: give the caller's sockets to the bridge, save what is recorded, and end.
     Handover(oneshot::Sender<ASide>),
+    /// Play to this address, in this payload type (or to nobody).
+    Peer(Option<SocketAddr>, u8),
 }
 
 /// A recording under way.
@@ -321,6 +323,11 @@ async fn run(
                         dialing: None,
                     },
                 );
+            }
+            MediaCommand::LocalPeer { id, addr, pt } => {
+                if let Some(l) = sessions.get(&id).and_then(|s| s.local.as_ref()) {
+                    let _ = l.send(LocalCmd::Peer(addr, pt));
+                }
             }
             MediaCommand::Echo { id } => {
                 if let Some(l) = sessions.get(&id).and_then(|s| s.local.as_ref()) {
@@ -579,7 +586,7 @@ async fn local(
     c: Arc<Counters>,
 ) {
     let LocalMedia {
-        pt,
+        mut pt,
         te_pt,
         a_remote: a_sdp,
     } = media;
@@ -685,6 +692,10 @@ async fn local(
                 Some(LocalCmd::Echo) => {
                     echo = true;
                     play = None;
+                }
+                Some(LocalCmd::Peer(addr, new_pt)) => {
+                    to_a = addr;
+                    pt = new_pt;
                 }
                 Some(LocalCmd::Stop) => {
                     if play.take().is_some() {

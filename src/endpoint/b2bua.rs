@@ -1926,7 +1926,21 @@ impl Endpoint {
                     });
                 }
                 self.set_wait(id, Wait::HangUp);
-                if answered_before {
+                let callback = self
+                    .calls
+                    .calls
+                    .get(&id)
+                    .is_some_and(|c| c.callback.is_some());
+                if callback {
+                    // A callback's agent hears ringback from the local session, on the
+                    // law it answered with, until the customer answers.
+                    let pt = b_law.map_or(0, |(_, pt)| pt);
+                    self.calls.media_out.push_back(MediaCommand::LocalPeer {
+                        id: sid,
+                        addr: Some(addr),
+                        pt,
+                    });
+                } else if answered_before {
                     // The caller's music or ringback stops only now.
                     self.calls
                         .media_out
@@ -1942,15 +1956,11 @@ impl Endpoint {
                     self.device_in_use(now, id, &ext);
                 }
                 self.queue_answered(now, id);
-                if self
-                    .calls
-                    .calls
-                    .get(&id)
-                    .is_some_and(|c| c.callback.is_some())
-                {
+                if callback {
                     // The agent took a callback: now the customer is called, offered
                     // what the agent answered.
                     self.call_customer(now, id, body);
+                    self.callback_ringback(id);
                 }
             }
             _ => {
@@ -2421,6 +2431,20 @@ impl Endpoint {
         }
     }
 
+    /// A callback's agent hears ringback (again) while the customer's phone rings.
+    fn callback_ringback(&mut self, id: u64) {
+        let ringing = self
+            .calls
+            .calls
+            .get(&id)
+            .and_then(|c| c.callback.as_ref())
+            .is_some_and(|cb| cb.ringing.is_some() && !cb.up);
+        if ringing {
+            let path = self.sounds_dir.join("ringback.wav");
+            self.play(id, path, false);
+        }
+    }
+
     pub(super) fn play(&mut self, id: u64, path: std::path::PathBuf, barge_in: bool) {
         let Some(c) = self.calls.calls.get_mut(&id) else {
             return;
@@ -2466,6 +2490,7 @@ impl Endpoint {
                         self.run_queue(now, id.0)
                     }
                     Some(Wait::Dial) if played => self.ringback(id.0),
+                    Some(Wait::HangUp) if played => self.callback_ringback(id.0),
                     Some(Wait::Goodbye) => self.hang_up(now, id.0, None),
                     _ => {}
                 }
@@ -3054,6 +3079,18 @@ impl Endpoint {
             cb.up = true;
             cb.ack = Some(ack);
         }
+        // The agent's ringback stops; the local session's sockets go to the bridge, which
+        // latches onto the customer's first packet.
+        self.stop_play(id);
+        let sid = SessionId(id);
+        self.calls.media_out.push_back(MediaCommand::LocalPeer {
+            id: sid,
+            addr: None,
+            pt: 0,
+        });
+        self.calls
+            .media_out
+            .push_back(MediaCommand::Connect { id: sid });
         tracing::info!(
             call = id,
             "callback: the customer answered; bridged to the agent"

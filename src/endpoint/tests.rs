@@ -852,7 +852,13 @@ fn a_reload_making_an_occupied_phone_a_member_keeps_one_agent_on_it() {
     );
     let cfg = Config::from_str(&text, "embedded").unwrap();
     ep.reload(t0, &cfg);
-    assert_eq!(ep.acd.agent_state("1001"), crate::acd::AgentState::LoggedOut);
-    assert_eq!(ep.acd.agent_state("5001"), crate::acd::AgentState::Available);
+    assert_eq!(
+        ep.acd.agent_state("1001"),
+        crate::acd::AgentState::LoggedOut
+    );
+    assert_eq!(
+        ep.acd.agent_state("5001"),
+        crate::acd::AgentState::Available
+    );
     assert_eq!(ep.agent_phone("5001"), "1001");
 }

@@ -95,6 +95,18 @@ pub enum MediaCommand {
         /// Session.
         id: SessionId,
     },
+    /// In a local session: send what it plays to `addr` with payload type `pt` instead
+    /// (a callback plays ringback to its agent while the customer's phone rings); `None`
+    /// forgets the peer, so that the bridge it is handed to latches onto whoever sends
+    /// first.
+    LocalPeer {
+        /// Session.
+        id: SessionId,
+        /// Where to send.
+        addr: Option<SocketAddr>,
+        /// Payload type spoken there (0 = PCMU, 8 = PCMA).
+        pt: u8,
+    },
     /// Open a session with the caller alone (switchboard answered it itself): it then
     /// echoes or plays prompts as told. RTP sent to it uses payload type `pt`.
     Local {
