@@ -519,6 +519,32 @@ struct Caller {
 /// A waiting caller's place: highest priority first, then first come.
 type WaitKey = (Reverse<u32>, u64, CallerId);
 
+impl Caller {
+    /// A caller joining `queue` now, not yet placed (no sequence number, no timers).
+    fn new(
+        queue: String,
+        number: String,
+        priority: u32,
+        skills: Vec<SkillNeed>,
+        now: Instant,
+    ) -> Self {
+        Self {
+            queue,
+            number,
+            hops: 0,
+            priority,
+            seq: 0,
+            skills,
+            joined: now,
+            ringing: Vec::new(),
+            retry_at: None,
+            parked: false,
+            callable: false,
+            give_up_at: None,
+        }
+    }
+}
+
 struct Queue {
     cfg: QueueConfig,
     /// Waiting callers in order: highest priority first, then first come.
@@ -1070,20 +1096,7 @@ impl Acd {
                 max_wait,
                 number,
             } => {
-                let c = Caller {
-                    queue,
-                    number,
-                    hops: 0,
-                    priority,
-                    seq: 0,
-                    skills,
-                    joined: now,
-                    ringing: Vec::new(),
-                    retry_at: None,
-                    parked: false,
-                    callable: false,
-                    give_up_at: None,
-                };
+                let c = Caller::new(queue, number, priority, skills, now);
                 self.join(now, caller, c, max_wait);
             }
             Event::Abandon(caller) => {
@@ -1106,18 +1119,8 @@ impl Acd {
                 number,
             } => {
                 let c = Caller {
-                    queue,
-                    number,
-                    hops: 0,
-                    priority,
-                    seq: 0,
-                    skills,
-                    joined: now,
-                    ringing: Vec::new(),
-                    retry_at: None,
-                    parked: false,
                     callable: true,
-                    give_up_at: None,
+                    ..Caller::new(queue, number, priority, skills, now)
                 };
                 self.join(now, caller, c, None);
                 if let Some(c) = self.callers.get_mut(&caller) {

@@ -229,6 +229,18 @@ pub(super) struct Call {
     pub(super) cdr: Cdr,
 }
 
+impl Dialing {
+    /// A provisional answer came (with the callee's tag, if it gave one): a CANCEL may
+    /// now end the ring (RFC 3261 §9.1).
+    fn ringing(&mut self, tag: Option<Bytes>) {
+        self.provisional = true;
+        if let (Some(t), None) = (tag, &self.leg.remote_tag) {
+            self.leg.remote_hdr = with_tag(&self.leg.remote_hdr, &t);
+            self.leg.remote_tag = Some(t);
+        }
+    }
+}
+
 impl Call {
     /// The INVITE of ours whose transaction is `key`: a B branch ringing, or a
     /// callback's customer.
@@ -1471,6 +1483,28 @@ impl Endpoint {
         true
     }
 
+    /// Our INVITE on `leg` was answered with 2xx `msg`: the dialog becomes the 2xx's (RFC
+    /// 3261 §12.1.2: its To tag, Contact and route set), and it is ACKed at once (§13.2.2.4),
+    /// with the INVITE's CSeq (2 after a digest challenge). The ACK, to send again if the
+    /// 2xx is.
+    fn confirm(&mut self, leg: &mut Leg, msg: &Message) -> Bytes {
+        leg.remote_hdr = msg
+            .header(&HeaderName::To)
+            .cloned()
+            .unwrap_or_else(|| leg.remote_hdr.clone());
+        leg.remote_tag = msg.to_hdr().ok().and_then(|t| t.tag().cloned());
+        if let Some(u) = contact_uri(msg) {
+            leg.target = u;
+        }
+        leg.routes = route_set(msg, true);
+        let ack = self.leg_request(Method::Ack, leg, leg.cseq).to_bytes();
+        self.out.push_back(Transmit {
+            peer: leg.peer.clone(),
+            bytes: ack.clone(),
+        });
+        ack
+    }
+
     /// A dialog we start (From `from` with a new tag, To `to`, at `uri` through `peer`)
     /// and its INVITE, offering `body`, with `extra` headers.
     fn new_invite(
@@ -1821,11 +1855,7 @@ impl Endpoint {
         let Some(d) = c.dialing.iter_mut().find(|d| &d.invite_key == key) else {
             return;
         };
-        d.provisional = true;
-        if let (Some(t), None) = (tag, &d.leg.remote_tag) {
-            d.leg.remote_hdr = with_tag(&d.leg.remote_hdr, &t);
-            d.leg.remote_tag = Some(t);
-        }
+        d.ringing(tag);
         if c.answered {
             // The caller hears our media already; nothing to relay.
             return;
@@ -1868,24 +1898,8 @@ impl Endpoint {
         for other in std::mem::take(&mut c.dialing) {
             self.detach_branch(now, other);
         }
-        // The dialog is the 2xx's (RFC 3261 §12.1.2).
-        d.leg.remote_hdr = msg
-            .header(&HeaderName::To)
-            .cloned()
-            .unwrap_or(d.leg.remote_hdr);
-        d.leg.remote_tag = msg.to_hdr().ok().and_then(|t| t.tag().cloned());
-        if let Some(u) = contact_uri(msg) {
-            d.leg.target = u;
-        }
-        d.leg.routes = route_set(msg, true);
+        let ack = self.confirm(&mut d.leg, msg);
         let leg = d.leg;
-        // ACK first (RFC 3261 §13.2.2.4), whatever we do next; its CSeq is the INVITE's
-        // (2 after a digest challenge).
-        let ack = self.leg_request(Method::Ack, &leg, leg.cseq).to_bytes();
-        self.out.push_back(Transmit {
-            peer: leg.peer.clone(),
-            bytes: ack.clone(),
-        });
         let Some(c) = self.calls.calls.get_mut(&id) else {
             return;
         };
@@ -3019,11 +3033,7 @@ impl Endpoint {
             // Ringing: a CANCEL may now end it (RFC 3261 §9.1).
             let tag = msg.to_hdr().ok().and_then(|t| t.tag().cloned());
             if let Some(d) = cb.ringing.as_mut().filter(|d| &d.invite_key == key) {
-                d.provisional = true;
-                if let (Some(t), None) = (tag, &d.leg.remote_tag) {
-                    d.leg.remote_hdr = with_tag(&d.leg.remote_hdr, &t);
-                    d.leg.remote_tag = Some(t);
-                }
+                d.ringing(tag);
             }
             return;
         }
@@ -3052,21 +3062,7 @@ impl Endpoint {
             self.customer_failed(now, id, status.as_u16());
             return;
         }
-        // The dialog is the 2xx's (RFC 3261 §12.1.2); ACK it first.
-        d.leg.remote_hdr = msg
-            .header(&HeaderName::To)
-            .cloned()
-            .unwrap_or(d.leg.remote_hdr);
-        d.leg.remote_tag = msg.to_hdr().ok().and_then(|t| t.tag().cloned());
-        if let Some(u) = contact_uri(msg) {
-            d.leg.target = u;
-        }
-        d.leg.routes = route_set(msg, true);
-        let ack = self.leg_request(Method::Ack, &d.leg, d.leg.cseq).to_bytes();
-        self.out.push_back(Transmit {
-            peer: d.leg.peer.clone(),
-            bytes: ack.clone(),
-        });
+        let ack = self.confirm(&mut d.leg, msg);
         let unix = self.unix_ms(now);
         let Some(c) = self.calls.calls.get_mut(&id) else {
             return;
