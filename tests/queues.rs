@@ -999,3 +999,35 @@ fn a_callback_agent_hears_ringback_while_the_customers_phone_rings() {
         agent.log()
     );
 }
+
+#[test]
+fn an_agent_logged_in_by_id_is_still_at_its_phone_after_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config_with(dir.path(), &[(MEMBERS, "members = []")]);
+    let pbx = Pbx::start_with(&cfg);
+    id_login(&pbx, dir.path(), "login", "5001#45001#");
+    assert_eq!(agent_state(&pbx, "5001"), "available");
+    let saved = pbx.state.path().join("agents.json");
+    let kept = || std::fs::read_to_string(&saved).unwrap_or_default();
+    assert!(
+        common::wait_until(10, || kept().contains("\"1001\"")),
+        "{}",
+        kept()
+    );
+    let pbx = pbx.restart(&cfg);
+    assert!(
+        log_has(&pbx, "agent logins taken back agents=1"),
+        "{}",
+        pbx.log_text()
+    );
+    assert_eq!(agent_state(&pbx, "5001"), "available");
+    let agents = pbx.ctl("agents");
+    let a = agents["agents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["agent"] == "5001")
+        .cloned()
+        .unwrap();
+    assert_eq!(a["phone"], "1001", "{agents}");
+}

@@ -125,7 +125,21 @@ async fn run_async(cfg: Config, source: crate::config::ConfigSource) -> anyhow::
     let boxes = crate::voicemail::load(&cfg.state_dir.join("voicemail"));
     tracing::info!(boxes = boxes.len(), "voicemail boxes loaded");
     ep.set_mailboxes(boxes);
-    // Callback requests kept from before a restart join their queues again.
+    // Agents by ID sit at the phones they were at before a restart, then callback
+    // requests kept from before it join their queues again.
+    let agents_path = cfg.state_dir.join("agents.json");
+    match std::fs::read_to_string(&agents_path) {
+        Ok(json) => match ep.restore_agents(now, &json) {
+            Ok(n) => tracing::info!(agents = n, "agent logins taken back"),
+            Err(e) => {
+                tracing::error!(file = %agents_path.display(), error = %e, "agent logins not taken back")
+            }
+        },
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => {
+            tracing::error!(file = %agents_path.display(), error = %e, "agent logins not readable")
+        }
+    }
     let callbacks_path = cfg.state_dir.join("callbacks.json");
     match std::fs::read_to_string(&callbacks_path) {
         Ok(json) => match ep.restore_callbacks(now, &json) {
@@ -162,6 +176,7 @@ async fn run_async(cfg: Config, source: crate::config::ConfigSource) -> anyhow::
     }
     let queue_log = queue_log_writer(cfg.state_dir.join("queue_log.jsonl"));
     let callbacks = snapshot_writer(callbacks_path);
+    let agents = snapshot_writer(agents_path);
     let io = Io {
         udp,
         conns: HashMap::new(),
@@ -171,6 +186,8 @@ async fn run_async(cfg: Config, source: crate::config::ConfigSource) -> anyhow::
         queue_log_thread: Some(queue_log.1),
         callbacks: Some(callbacks.0),
         callbacks_thread: Some(callbacks.1),
+        agents: Some(agents.0),
+        agents_thread: Some(agents.1),
         config: cfg.clone(),
         source,
     };
@@ -263,6 +280,9 @@ struct Io {
     /// Snapshots of the callback requests waiting, to keep across a restart.
     callbacks: Option<std::sync::mpsc::Sender<String>>,
     callbacks_thread: Option<std::thread::JoinHandle<()>>,
+    /// Snapshots of which agent by ID is at which phone, likewise.
+    agents: Option<std::sync::mpsc::Sender<String>>,
+    agents_thread: Option<std::thread::JoinHandle<()>>,
     /// The configuration in force, and how to read it again.
     config: Config,
     source: crate::config::ConfigSource,
@@ -330,10 +350,13 @@ async fn sip_task(
                     // the process goes.
                     io.queue_log = None;
                     io.callbacks = None;
-                    for h in [io.queue_log_thread.take(), io.callbacks_thread.take()]
-                        .into_iter()
-                        .flatten()
-                    {
+                    io.agents = None;
+                    let writers = [
+                        io.queue_log_thread.take(),
+                        io.callbacks_thread.take(),
+                        io.agents_thread.take(),
+                    ];
+                    for h in writers.into_iter().flatten() {
                         let _ = tokio::task::spawn_blocking(move || h.join()).await;
                     }
                     // Give the BYEs a moment on the wire before the sockets close.
@@ -466,7 +489,7 @@ fn snapshot_writer(
             }
             let written = std::fs::write(&tmp, &json).and_then(|()| std::fs::rename(&tmp, &path));
             if let Err(e) = written {
-                tracing::error!(file = %path.display(), error = %e, %json, "callback requests not saved");
+                tracing::error!(file = %path.display(), error = %e, %json, "state not saved");
             }
         }
     });
@@ -488,6 +511,11 @@ fn flush(ep: &mut Endpoint, io: &Io) {
     while let Some(json) = ep.poll_callbacks_saved() {
         if let Some(c) = &io.callbacks {
             let _ = c.send(json);
+        }
+    }
+    while let Some(json) = ep.poll_agents_saved() {
+        if let Some(a) = &io.agents {
+            let _ = a.send(json);
         }
     }
     while let Some(w) = ep.poll_mailbox_write() {

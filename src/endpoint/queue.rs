@@ -70,6 +70,15 @@ pub(super) struct HotDesk {
     by_phone: HashMap<String, String>,
     /// Per agent ID: wrong PINs in a row, and when the last one was keyed.
     wrong: HashMap<String, (u32, Instant)>,
+    /// Who sits where changed since the last snapshot.
+    changed: bool,
+}
+
+/// An agent by ID at a phone, as kept across a restart.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+struct Seat {
+    agent: String,
+    phone: String,
 }
 
 impl HotDesk {
@@ -84,6 +93,7 @@ impl HotDesk {
     fn leave(&mut self, agent: &str) {
         if let Some(ext) = self.at.remove(agent) {
             self.by_phone.remove(&ext);
+            self.changed = true;
         }
     }
 }
@@ -158,25 +168,38 @@ impl Endpoint {
             return "failed";
         }
         self.hot_desk.wrong.remove(id);
-        let taken = match self.hot_desk.by_phone.get(&ext) {
-            Some(other) => other != id,
-            None => {
-                self.acd.is_member(&ext)
-                    && self.acd.agent_state(&ext) != crate::acd::AgentState::LoggedOut
-            }
-        };
-        if taken {
+        if !self.seat(now, &agent, &ext) {
             tracing::info!(agent = id, %ext, "agent login: another agent is at that phone");
             return "busy";
         }
+        "ok"
+    }
+
+    /// Agent `agent` takes calls at extension `ext`'s phone from now on, unless another
+    /// agent is at that phone (false).
+    fn seat(&mut self, now: Instant, agent: &IdAgent, ext: &str) -> bool {
+        let id = agent.id.as_str();
+        let taken = match self.hot_desk.by_phone.get(ext) {
+            Some(other) => other != id,
+            None => {
+                self.acd.is_member(ext)
+                    && self.acd.agent_state(ext) != crate::acd::AgentState::LoggedOut
+            }
+        };
+        if taken {
+            return false;
+        }
         self.hot_desk.leave(id);
-        self.hot_desk.at.insert(id.to_string(), ext.clone());
-        self.hot_desk.by_phone.insert(ext.clone(), id.to_string());
+        self.hot_desk.at.insert(id.to_string(), ext.to_string());
+        self.hot_desk
+            .by_phone
+            .insert(ext.to_string(), id.to_string());
+        self.hot_desk.changed = true;
         tracing::info!(agent = id, %ext, "agent logged in at a phone");
         // Its phone's state first, so that it is not offered a call before it can take
-        // one (the phone is on this very call now).
-        let reachable = self.has_phone(now, &ext);
-        let busy = self.in_use.get(&ext).is_some_and(|n| *n > 0);
+        // one (the phone may be on this very call now).
+        let reachable = self.has_phone(now, ext);
+        let busy = self.in_use.get(ext).is_some_and(|n| *n > 0);
         self.acd
             .handle(now, Event::Skills(id.into(), agent.skills.clone()));
         self.acd.handle(now, Event::Busy(id.into(), busy));
@@ -189,7 +212,50 @@ impl Endpoint {
             },
         );
         self.drain_acd(now);
-        "ok"
+        true
+    }
+
+    /// Which agent by ID is at which phone, as JSON to keep, if that changed since last
+    /// asked (the driver writes it to `STATE_DIR/agents.json`).
+    pub fn poll_agents_saved(&mut self) -> Option<String> {
+        if !std::mem::take(&mut self.hot_desk.changed) {
+            return None;
+        }
+        let mut seats: Vec<Seat> = self
+            .hot_desk
+            .at
+            .iter()
+            .map(|(agent, phone)| Seat {
+                agent: agent.clone(),
+                phone: phone.clone(),
+            })
+            .collect();
+        seats.sort_by(|a, b| a.agent.cmp(&b.agent));
+        Some(serde_json::to_string_pretty(&seats).unwrap_or_else(|_| "[]".into()))
+    }
+
+    /// Seats again the agents by ID who were at phones before a restart (`json` as
+    /// [`Self::poll_agents_saved`] gave it); one no longer configured, or whose phone is
+    /// no extension now or has another agent, is not. Returns how many.
+    pub fn restore_agents(&mut self, now: Instant, json: &str) -> Result<usize, String> {
+        let seats: Vec<Seat> =
+            serde_json::from_str(json).map_err(|e| format!("unreadable agent logins: {e}"))?;
+        let mut n = 0;
+        for s in seats {
+            let agent = self.hot_desk.agents.get(&s.agent).cloned();
+            let seated = match agent {
+                Some(a) if self.users.contains_key(&s.phone) => self.seat(now, &a, &s.phone),
+                _ => false,
+            };
+            if seated {
+                n += 1;
+            } else {
+                tracing::warn!(agent = %s.agent, phone = %s.phone, "agent login not taken back");
+            }
+        }
+        // What was not taken back is gone from the next snapshot too.
+        self.hot_desk.changed = true;
+        Ok(n)
     }
 
     /// Takes in reloaded `[[agents]]`: an agent still defined keeps its phone and takes its
