@@ -162,15 +162,7 @@ fn an_agent_who_misses_three_offers_is_paused_and_the_next_one_gets_the_caller()
 #[test]
 fn an_agent_with_no_phone_registered_is_passed_over_until_it_registers() {
     let pbx = Pbx::start();
-    let reachable = |agent: &str| {
-        pbx.ctl("agents")["agents"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|a| a["agent"] == agent)
-            .map(|a| a["reachable"] == true)
-            .unwrap()
-    };
+    let reachable = |agent: &str| agent_view(&pbx, agent)["reachable"] == true;
     assert!(
         !reachable("1002") && !reachable("1003"),
         "nobody registered yet"
@@ -247,13 +239,21 @@ fn an_agent_with_no_phone_registered_is_passed_over_until_it_registers() {
 }
 
 fn agent_state(pbx: &Pbx, agent: &str) -> String {
+    agent_view(pbx, agent)["state"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+/// `ctl agents`' entry for `agent`.
+fn agent_view(pbx: &Pbx, agent: &str) -> serde_json::Value {
     let v = pbx.ctl("agents");
     v["agents"]
         .as_array()
         .unwrap()
         .iter()
         .find(|a| a["agent"] == agent)
-        .map(|a| a["state"].as_str().unwrap().to_string())
+        .cloned()
         .unwrap_or_else(|| panic!("{agent} not in {v}"))
 }
 
@@ -684,15 +684,8 @@ fn an_agent_logs_in_by_id_and_pin_at_any_phone_and_takes_queue_calls_there() {
         pbx.log_text()
     );
     assert_eq!(agent_state(&pbx, "5001"), "available");
-    let agents = pbx.ctl("agents");
-    let a = agents["agents"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|a| a["agent"] == "5001")
-        .unwrap()
-        .clone();
-    assert_eq!(a["phone"], "1001", "{agents}");
+    let a = agent_view(&pbx, "5001");
+    assert_eq!(a["phone"], "1001", "{a}");
     assert_eq!(a["reachable"], false, "1001 has no phone registered yet");
     // 1001's phone registers and takes the agent's queue call.
     let port = register_callee(&pbx, "1001", PW1);
@@ -1021,13 +1014,6 @@ fn an_agent_logged_in_by_id_is_still_at_its_phone_after_a_restart() {
         pbx.log_text()
     );
     assert_eq!(agent_state(&pbx, "5001"), "available");
-    let agents = pbx.ctl("agents");
-    let a = agents["agents"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|a| a["agent"] == "5001")
-        .cloned()
-        .unwrap();
-    assert_eq!(a["phone"], "1001", "{agents}");
+    let a = agent_view(&pbx, "5001");
+    assert_eq!(a["phone"], "1001", "{a}");
 }

@@ -128,30 +128,12 @@ async fn run_async(cfg: Config, source: crate::config::ConfigSource) -> anyhow::
     // Agents by ID sit at the phones they were at before a restart, then callback
     // requests kept from before it join their queues again.
     let agents_path = cfg.state_dir.join("agents.json");
-    match std::fs::read_to_string(&agents_path) {
-        Ok(json) => match ep.restore_agents(now, &json) {
-            Ok(n) => tracing::info!(agents = n, "agent logins taken back"),
-            Err(e) => {
-                tracing::error!(file = %agents_path.display(), error = %e, "agent logins not taken back")
-            }
-        },
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => {
-            tracing::error!(file = %agents_path.display(), error = %e, "agent logins not readable")
-        }
+    if let Some(n) = take_back(&agents_path, |json| ep.restore_agents(now, json)) {
+        tracing::info!(agents = n, "agent logins taken back");
     }
     let callbacks_path = cfg.state_dir.join("callbacks.json");
-    match std::fs::read_to_string(&callbacks_path) {
-        Ok(json) => match ep.restore_callbacks(now, &json) {
-            Ok(n) => tracing::info!(requests = n, "callback requests taken back"),
-            Err(e) => {
-                tracing::error!(file = %callbacks_path.display(), error = %e, "callback requests not taken back")
-            }
-        },
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => {
-            tracing::error!(file = %callbacks_path.display(), error = %e, "callback requests not readable")
-        }
+    if let Some(n) = take_back(&callbacks_path, |json| ep.restore_callbacks(now, json)) {
+        tracing::info!(requests = n, "callback requests taken back");
     }
     // SIGHUP reloads, as `ctl reload` does.
     {
@@ -471,6 +453,28 @@ fn queue_log_writer(
         }
     });
     (tx, handle)
+}
+
+/// Hands the state kept in `path` before a restart to `restore`, and how much it took
+/// back; nothing if there is no such file. A file that cannot be read or understood is
+/// said so in the log, and the PBX starts without it.
+fn take_back(
+    path: &std::path::Path,
+    restore: impl FnOnce(&str) -> Result<usize, String>,
+) -> Option<usize> {
+    let json = match std::fs::read_to_string(path) {
+        Ok(json) => json,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
+        Err(e) => {
+            tracing::error!(file = %path.display(), error = %e, "kept state not readable");
+            return None;
+        }
+    };
+    restore(&json)
+        .map_err(
+            |e| tracing::error!(file = %path.display(), error = %e, "kept state not taken back"),
+        )
+        .ok()
 }
 
 /// Keeps the latest of the snapshots sent in `path`, off the SIP task: each is written to

@@ -138,16 +138,6 @@ pub(super) struct CallbackA {
     pub(super) missed: bool,
 }
 
-/// Where and how a callback's customer is called.
-struct CustomerTarget {
-    uri: Uri,
-    peer: Peer,
-    from: Bytes,
-    to: Bytes,
-    extra: Vec<(HeaderName, Bytes)>,
-    credentials: Option<(String, String)>,
-}
-
 /// How long the customer's phone rings on a callback: under the INVITE transaction's
 /// 32 s (Timer B), so that a CANCEL ends the ring rather than the transaction dying.
 const CUSTOMER_RING: Duration = Duration::from_secs(30);
@@ -324,8 +314,8 @@ struct Pending {
 
 /// Who and how a dial reaches: built by [`Endpoint::dial`] (an extension) or
 /// [`Endpoint::dial_trunk`], sent by [`Endpoint::dial_out`].
-struct Outgoing<'a> {
-    target: &'a str,
+struct Outgoing {
+    target: String,
     from: Bytes,
     to: Bytes,
     uri: Uri,
@@ -1307,7 +1297,7 @@ impl Endpoint {
         let mut started = false;
         for b in bindings {
             let out = Outgoing {
-                target,
+                target: target.to_string(),
                 from: from.clone(),
                 to: to.clone(),
                 uri: b.uri,
@@ -1369,7 +1359,7 @@ impl Endpoint {
             addr: t.address,
         };
         let out = Outgoing {
-            target: number,
+            target: number.to_string(),
             from,
             to,
             uri,
@@ -1385,7 +1375,7 @@ impl Endpoint {
         &mut self,
         now: Instant,
         id: u64,
-        out: Outgoing<'_>,
+        out: Outgoing,
         timeout: Option<Duration>,
     ) -> bool {
         let Outgoing {
@@ -2903,13 +2893,14 @@ impl Endpoint {
             self.finish(now, id, Disposition::Failed, 404, "system");
             return;
         };
-        let CustomerTarget {
+        let Outgoing {
             uri,
             peer,
             from,
             to,
             extra,
             credentials,
+            ..
         } = out;
         // The agent's media, at our A port, on the address the customer can reach.
         let pa = self
@@ -2963,7 +2954,7 @@ impl Endpoint {
     /// Where a callback's customer is called: through the trunk it came in on (presented
     /// as the trunk's calls out are, with its credentials), else its extension's newest
     /// registration.
-    fn customer_target(&mut self, now: Instant, id: u64) -> Option<CustomerTarget> {
+    fn customer_target(&mut self, now: Instant, id: u64) -> Option<Outgoing> {
         let c = self.calls.calls.get(&id)?;
         let number = c.cdr.caller.clone();
         match c.cdr.trunk.clone() {
@@ -2977,7 +2968,8 @@ impl Endpoint {
                     transport: Transport::Udp,
                     addr: t.address,
                 };
-                Some(CustomerTarget {
+                Some(Outgoing {
+                    target: number,
                     uri,
                     peer,
                     from,
@@ -2994,7 +2986,8 @@ impl Endpoint {
                     .map(|b| (*b).clone())?;
                 let from = Bytes::from(format!("\"Callback\" <sip:callback@{}>", self.domain));
                 let to = Bytes::from(format!("<sip:{number}@{}>", self.domain));
-                Some(CustomerTarget {
+                Some(Outgoing {
+                    target: number,
                     uri: b.uri,
                     peer: b.source,
                     from,
