@@ -14,6 +14,8 @@ use std::time::{Duration, Instant};
 
 use switchboard::media::{MediaCommand, SessionId};
 
+mod util;
+
 /// Counts every allocation in the process, relay threads included.
 struct Counting;
 
@@ -34,7 +36,14 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static A: Counting = Counting;
 
-const PACKETS: usize = 50_000;
+/// Packets per measurement: the full count under `cargo bench`, a few under `cargo test`.
+fn packets() -> usize {
+    if util::measuring() {
+        50_000
+    } else {
+        2_000
+    }
+}
 const BURST: usize = 32;
 
 fn rtp(pt: u8, seq: u16) -> [u8; 172] {
@@ -49,14 +58,17 @@ fn rtp(pt: u8, seq: u16) -> [u8; 172] {
 }
 
 /// Sends PACKETS in bursts from `tx` to `to` and reads them at `rx`; returns ns/packet
-/// and allocations/packet over the whole process.
+/// and allocations/packet over the whole process. Panics if the packets stop arriving.
 fn pump(tx: &UdpSocket, to: std::net::SocketAddr, rx: &UdpSocket) -> (f64, f64) {
     let mut buf = [0u8; 2048];
+    let total = packets();
+    let deadline = util::deadline(60);
     let a0 = ALLOCS.load(Ordering::Relaxed);
     let t0 = Instant::now();
     let mut got = 0;
     let mut seq = 0u16;
-    while got < PACKETS {
+    while got < total {
+        util::before(deadline, "relaying");
         for _ in 0..BURST {
             seq = seq.wrapping_add(1);
             tx.send_to(&rtp(0, seq), to).unwrap();
@@ -95,16 +107,18 @@ fn main() {
     let (base_ns, base_allocs) = pump(&a, b.local_addr().unwrap(), &b);
 
     let mut results = Vec::new();
-    for (name, transcode, port) in [
-        ("relay, same law", false, 34_000u16),
-        ("relay, PCMU to PCMA", true, 34_010),
-    ] {
+    let ports = util::free_pairs(4);
+    for (i, (name, transcode)) in [("relay, same law", false), ("relay, PCMU to PCMA", true)]
+        .into_iter()
+        .enumerate()
+    {
         let (a, b) = (sock(), sock());
+        let port = ports[2 * i];
         let id = SessionId(u64::from(port));
         relay.send(MediaCommand::Open {
             id,
             a_port: port,
-            b_port: port + 2,
+            b_port: ports[2 * i + 1],
             a_remote: Some(a.local_addr().unwrap()),
         });
         relay.send(MediaCommand::SetRemoteB {
