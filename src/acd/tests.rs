@@ -204,24 +204,8 @@ fn take(a: &mut Acd, now: Instant, caller: CallerId, agent: &str, talk: Duration
 }
 
 #[test]
-fn each_strategy_picks_its_agent() {
+fn ring_all_and_the_random_strategies_pick_their_agents() {
     let now = t0();
-    let s = Duration::from_secs(1);
-    // Linear: always the first free member.
-    let mut a = acd(queue(Strategy::Linear, &["x", "y", "z"]));
-    for caller in 1..=3 {
-        assert_eq!(join_offers(&mut a, now, caller), ["x"]);
-        take(&mut a, now, caller, "x", s);
-    }
-    // Round robin: the member after the last one offered, wrapping round.
-    let mut a = acd(queue(Strategy::RoundRobin, &["x", "y", "z"]));
-    let mut got = Vec::new();
-    for caller in 1..=4 {
-        let o = join_offers(&mut a, now, caller);
-        take(&mut a, now, caller, &o[0], s);
-        got.push(o[0].clone());
-    }
-    assert_eq!(got, ["x", "y", "z", "x"]);
     // Ring all: every free member; the first answer wins and the others are withdrawn.
     let mut a = acd(queue(Strategy::RingAll, &["x", "y", "z"]));
     assert_eq!(join_offers(&mut a, now, 1), ["x", "y", "z"]);
@@ -242,30 +226,6 @@ fn each_strategy_picks_its_agent() {
     assert_eq!(withdrawn, ["x", "z"]);
     assert_eq!(a.agent_state("y"), AgentState::OnCall);
     assert_eq!(a.agent_state("x"), AgentState::Available);
-    // Longest idle: the one free longest.
-    let mut a = acd(queue(Strategy::LongestIdle, &["x", "y"]));
-    take(&mut a, now, 0, "x", s); // not offered: ignored, x stays idle since t0
-    join(&mut a, now, 1, 0);
-    let first = offers(&mut a)[0].1.clone();
-    take(&mut a, now, 1, &first, s);
-    let other = if first == "x" { "y" } else { "x" };
-    assert_eq!(join_offers(&mut a, now + s * 2, 2), [other]);
-    // Fewest calls and least talk time.
-    let mut a = acd(queue(Strategy::FewestCalls, &["x", "y"]));
-    let o = join_offers(&mut a, now, 1);
-    take(&mut a, now, 1, &o[0], s);
-    let o2 = join_offers(&mut a, now + s * 2, 2);
-    assert_ne!(o, o2, "the one with no call yet");
-    let mut a = acd(queue(Strategy::LeastTalkTime, &["x", "y"]));
-    let o = join_offers(&mut a, now, 1);
-    take(&mut a, now, 1, &o[0], s * 100);
-    let o2 = join_offers(&mut a, now + s * 200, 2);
-    take(&mut a, now + s * 200, 2, &o2[0], s * 10);
-    assert_eq!(
-        join_offers(&mut a, now + s * 300, 3),
-        o2,
-        "10 s talked beats 100 s"
-    );
     // Random and weighted random: seeded, and weights respected over many picks.
     let mut q = queue(Strategy::WeightedRandom, &["x", "y"]);
     q.members[0].weight = 9;
@@ -290,6 +250,87 @@ fn each_strategy_picks_its_agent() {
         seen.insert(o[0].clone());
     }
     assert_eq!(seen.len(), 2);
+}
+
+/// Gives `caller` to `agent` alone (every other member paused meanwhile), answered at
+/// `now` and ended `talk` later; returns the time the call ended.
+fn give(a: &mut Acd, now: Instant, caller: CallerId, agent: &str, talk: Duration) -> Instant {
+    let others: Vec<String> = a
+        .agents
+        .keys()
+        .filter(|id| id.as_str() != agent)
+        .map(|id| id.to_string())
+        .collect();
+    for o in &others {
+        a.handle(now, Event::Pause(o.clone(), "steer".into()));
+    }
+    assert_eq!(join_offers(a, now, caller), [agent], "steered to {agent}");
+    take(a, now, caller, agent, talk);
+    let end = now + talk;
+    for o in others {
+        a.handle(end, Event::Unpause(o));
+    }
+    end
+}
+
+/// Five members whose list order, calls answered, talk time, idle time and the last one
+/// offered all disagree, so every ordered strategy has exactly one right order:
+///
+/// | agent | calls | talk  | free since | note              |
+/// |-------|-------|-------|------------|-------------------|
+/// | a     | 3     | 30 s  | 3rd        | first in the list |
+/// | b     | 1     | 100 s | 2nd        | fewest calls      |
+/// | c     | 2     | 10 s  | 5th        | least talk        |
+/// | d     | 2     | 60 s  | 1st        | idle longest, offered last |
+/// | e     | 3     | 45 s  | 4th        |                   |
+fn history(strategy: Strategy) -> (Acd, Instant) {
+    let mut a = acd(queue(strategy, &["a", "b", "c", "d", "e"]));
+    let mut now = t0();
+    let calls: [(&str, u64); 11] = [
+        ("a", 10),
+        ("e", 15),
+        ("b", 100),
+        ("c", 5),
+        ("a", 10),
+        ("e", 15),
+        ("d", 30),
+        ("c", 5),
+        ("a", 10),
+        ("e", 15),
+        ("d", 30),
+    ];
+    for (i, (agent, talk)) in calls.into_iter().enumerate() {
+        now = give(&mut a, now, i as CallerId + 100, agent, secs(talk as f64)) + secs(1.0);
+    }
+    // Everyone free again, in the order d, b, a, e, c (a pause does not touch calls or
+    // talk, and the unpause restarts idle time).
+    for agent in ["d", "b", "a", "e", "c"] {
+        a.handle(now, Event::Pause(agent.into(), "x".into()));
+    }
+    for agent in ["d", "b", "a", "e", "c"] {
+        now += secs(1.0);
+        a.handle(now, Event::Unpause(agent.into()));
+    }
+    commands(&mut a);
+    (a, now + secs(1.0))
+}
+
+#[test]
+fn each_ordered_strategy_ranks_every_free_agent_exactly() {
+    for (strategy, want) in [
+        (Strategy::Linear, ["a", "b", "c", "d", "e"]),
+        (Strategy::RoundRobin, ["e", "a", "b", "c", "d"]),
+        (Strategy::FewestCalls, ["b", "d", "c", "a", "e"]),
+        (Strategy::LeastTalkTime, ["c", "a", "e", "d", "b"]),
+        (Strategy::LongestIdle, ["d", "b", "a", "e", "c"]),
+    ] {
+        let (mut a, now) = history(strategy);
+        // Five callers at once: each takes the best agent not already ringing.
+        let got: Vec<String> = (1..=5)
+            .flat_map(|caller| join_offers(&mut a, now, caller))
+            .collect();
+        assert_eq!(got, want, "{strategy:?}");
+    }
 }
 
 #[test]
