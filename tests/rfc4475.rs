@@ -240,3 +240,141 @@ fn invalid_messages_on_a_stream() {
     let e = parse_stream(&mut buf, &Limits::default()).unwrap_err();
     assert_eq!(e.status().map(|s| s.as_u16()), Some(400));
 }
+
+/// The port of the top Via's sent-by (5060 when none is written): where the server sends
+/// its response over UDP, at the address the request came from (RFC 3261 §18.2.2).
+/// Read from the text, since the invalid messages may not parse.
+fn sent_by_port(msg: &[u8]) -> u16 {
+    let text = String::from_utf8_lossy(msg);
+    for line in text.lines() {
+        let l = line.trim_start().to_ascii_lowercase();
+        let Some(rest) = l.strip_prefix("via").or_else(|| l.strip_prefix('v')) else {
+            continue;
+        };
+        let Some(rest) = rest.trim_start().strip_prefix(':') else {
+            continue;
+        };
+        // SIP / 2.0 / UDP host[:port]
+        let Some(after) = rest.split('/').nth(2) else {
+            continue;
+        };
+        let after = after.trim_start();
+        let host = after
+            .split_whitespace()
+            .nth(1)
+            .unwrap_or("")
+            .split([';', ','])
+            .next()
+            .unwrap_or("");
+        return match host.rsplit_once(':') {
+            Some((h, p)) if !h.ends_with(']') || host.starts_with('[') => p.parse().unwrap_or(5060),
+            _ => 5060,
+        };
+    }
+    5060
+}
+
+/// Every RFC 4475 message sent to the running server over UDP, each from its own address
+/// (as many clients on a network would send them: several share a branch), and the
+/// status codes of what came back: the valid ones are handled (challenged, answered,
+/// refused as not implemented), the invalid ones refused with 400/505 before anything
+/// else, and responses with nothing to match dropped. A silent case is followed by an
+/// OPTIONS from the same socket that must be answered, so silence is not a deaf socket.
+#[test]
+fn every_message_sent_to_the_running_server_gets_its_answer() {
+    use std::net::{Ipv4Addr, UdpSocket};
+    use std::time::{Duration, Instant};
+    let pbx = common::Pbx::start();
+    let want: &[(&str, &str, &[u16])] = &[
+        // wsinv has a To tag: a re-INVITE for a dialog that does not exist.
+        ("valid", "wsinv", &[100, 481]),
+        ("valid", "intmeth", &[501]),
+        ("valid", "esc01", &[100, 407]),
+        ("valid", "escnull", &[401]),
+        ("valid", "esc02", &[501]),
+        ("valid", "lwsdisp", &[200]),
+        ("valid", "longreq", &[100, 407]),
+        ("valid", "dblreq", &[401]),
+        ("valid", "semiuri", &[200]),
+        ("valid", "transports", &[200]),
+        ("valid", "mpart01", &[501]),
+        ("valid", "unreason", &[]),
+        ("valid", "noreason", &[]),
+        ("invalid", "badinv01", &[400]),
+        ("invalid", "clerr", &[400]),
+        ("invalid", "ncl", &[400]),
+        ("invalid", "scalar02", &[400]),
+        ("invalid", "scalarlg", &[]),
+        ("invalid", "quotbal", &[400]),
+        ("invalid", "ltgtruri", &[400]),
+        ("invalid", "lwsruri", &[400]),
+        ("invalid", "lwsstart", &[400]),
+        ("invalid", "trws", &[400]),
+        ("invalid", "escruri", &[400]),
+        ("invalid", "baddate", &[100, 407]),
+        ("invalid", "regbadct", &[400]),
+        ("invalid", "badaspec", &[400]),
+        ("invalid", "baddn", &[400]),
+        ("invalid", "badvers", &[505]),
+        ("invalid", "mismatch01", &[400]),
+        ("invalid", "mismatch02", &[400]),
+        ("invalid", "bigcode", &[]),
+    ];
+    let socks: Vec<UdpSocket> = want
+        .iter()
+        .enumerate()
+        .map(|(i, (kind, name, _))| {
+            let bytes = common::rfc4475(kind, name);
+            let at = (Ipv4Addr::new(127, 0, 77, i as u8 + 1), sent_by_port(&bytes));
+            let s = UdpSocket::bind(at).unwrap_or_else(|e| panic!("{name}: bind {at:?}: {e}"));
+            s.set_read_timeout(Some(Duration::from_millis(50))).unwrap();
+            s.send_to(&bytes, pbx.udp).unwrap();
+            s
+        })
+        .collect();
+    // Everything that comes back within 2 s, retransmissions folded.
+    let mut got: Vec<Vec<u16>> = vec![Vec::new(); want.len()];
+    let until = Instant::now() + Duration::from_secs(2);
+    let mut buf = [0u8; 65536];
+    while Instant::now() < until {
+        for (s, codes) in socks.iter().zip(&mut got) {
+            while let Ok(n) = s.recv(&mut buf) {
+                let line = String::from_utf8_lossy(&buf[..n.min(12)]).into_owned();
+                let code = line
+                    .strip_prefix("SIP/2.0 ")
+                    .and_then(|c| c.get(..3))
+                    .and_then(|c| c.parse().ok())
+                    .unwrap_or(0);
+                if codes.last() != Some(&code) {
+                    codes.push(code);
+                }
+            }
+        }
+    }
+    let mut wrong = Vec::new();
+    for ((kind, name, codes), g) in want.iter().zip(&got) {
+        if g.as_slice() != *codes {
+            wrong.push(format!("{kind}/{name}: wanted {codes:?}, got {g:?}"));
+        }
+    }
+    assert!(wrong.is_empty(), "{}\n{}", wrong.join("\n"), pbx.log_text());
+    // The positive control for each silent case.
+    for ((_, name, codes), s) in want.iter().zip(&socks) {
+        if !codes.is_empty() {
+            continue;
+        }
+        let me = s.local_addr().unwrap();
+        let options = format!(
+            "OPTIONS sip:{0} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bK-control-{name}\r\n\
+             From: <sip:control@{me}>;tag=c\r\nTo: <sip:{0}>\r\nCall-ID: control-{name}\r\n\
+             CSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
+            pbx.udp
+        );
+        s.send_to(options.as_bytes(), pbx.udp).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        let n = s
+            .recv(&mut buf)
+            .unwrap_or_else(|e| panic!("{name}: the control OPTIONS got no answer: {e}"));
+        assert!(buf[..n].starts_with(b"SIP/2.0 200 "), "{name}");
+    }
+}

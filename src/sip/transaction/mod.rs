@@ -57,7 +57,9 @@ pub struct Peer {
 pub struct TxKey {
     /// Client or server side.
     pub role: Role,
-    /// The branch of the top Via.
+    /// The branch of the top Via; for a server transaction followed by `|` and the Via's
+    /// sent-by, since RFC 3261 §17.2.3 matches a request on both: two clients may pick
+    /// the same branch (RFC 4475's messages share `z9hG4bKkdjuw`).
     pub branch: Bytes,
     /// The method; ACK is keyed as INVITE so it finds its INVITE transaction.
     pub method: Method,
@@ -727,7 +729,16 @@ fn response_peer(msg: &Message, peer: &Peer) -> Peer {
 fn server_branch(msg: &Message) -> Option<Bytes> {
     let via = msg.top_via().ok()?;
     match via.branch() {
-        Some(b) if b.starts_with(MAGIC_COOKIE.as_bytes()) => Some(b.clone()),
+        Some(b) if b.starts_with(MAGIC_COOKIE.as_bytes()) => {
+            let mut k = Vec::with_capacity(b.len() + via.host.len() + 7);
+            k.extend_from_slice(b);
+            k.push(b'|');
+            k.extend(via.host.iter().map(u8::to_ascii_lowercase));
+            if let Some(port) = via.port {
+                k.extend_from_slice(format!(":{port}").as_bytes());
+            }
+            Some(Bytes::from(k))
+        }
         // RFC 2543 peers: key on what identifies the request instead (§17.2.3 fallback).
         _ => {
             let mut k = Vec::new();

@@ -38,8 +38,13 @@ fn drain_ev(t: &mut Transactions) -> Vec<TuEvent> {
     std::iter::from_fn(|| t.poll_event()).collect()
 }
 
-/// Runs `t` alone until `until`, returning the offsets (ms from `start`) of every transmit.
-fn run_alone(t: &mut Transactions, start: Instant, until: Duration) -> (Vec<u128>, Vec<TuEvent>) {
+/// Runs `t` alone until `until`, returning the offsets (ms from `start`) of every transmit
+/// and every TU event with the offset it came at.
+fn run_alone(
+    t: &mut Transactions,
+    start: Instant,
+    until: Duration,
+) -> (Vec<u128>, Vec<(u128, TuEvent)>) {
     let mut sent = Vec::new();
     let mut events = Vec::new();
     sent.extend(drain_tx(t).iter().map(|_| 0));
@@ -48,12 +53,28 @@ fn run_alone(t: &mut Transactions, start: Instant, until: Duration) -> (Vec<u128
             break;
         }
         t.handle_timeout(at);
+        let ms = (at - start).as_millis();
         for _ in drain_tx(t) {
-            sent.push((at - start).as_millis());
+            sent.push(ms);
         }
-        events.extend(drain_ev(t));
+        events.extend(drain_ev(t).into_iter().map(|e| (ms, e)));
     }
     (sent, events)
+}
+
+/// Events as (ms, kind), so a test can say exactly when each timer fired.
+fn timeline(ev: &[(u128, TuEvent)]) -> Vec<(u128, &'static str)> {
+    ev.iter()
+        .map(|(ms, e)| {
+            let kind = match e {
+                TuEvent::Timeout { .. } => "timeout",
+                TuEvent::Terminated { .. } => "terminated",
+                TuEvent::Response { .. } => "response",
+                _ => "other",
+            };
+            (*ms, kind)
+        })
+        .collect()
 }
 
 #[test]
@@ -69,8 +90,12 @@ fn client_invite_udp_retransmits_then_timer_b() {
         .unwrap();
     let (sent, events) = run_alone(&mut t, t0, Duration::from_secs(40));
     assert_eq!(sent, vec![0, 500, 1500, 3500, 7500, 15500, 31500]);
-    assert!(matches!(&events[0], TuEvent::Timeout { key: k } if *k == key));
-    assert!(matches!(&events[1], TuEvent::Terminated { .. }));
+    // Timer B: 64*T1.
+    assert_eq!(
+        timeline(&events),
+        [(32000, "timeout"), (32000, "terminated")]
+    );
+    assert!(matches!(&events[0].1, TuEvent::Timeout { key: k } if *k == key));
     assert!(t.is_empty());
 }
 
@@ -86,7 +111,10 @@ fn client_invite_reliable_never_retransmits() {
     .unwrap();
     let (sent, events) = run_alone(&mut t, t0, Duration::from_secs(40));
     assert_eq!(sent, vec![0]);
-    assert!(matches!(events[0], TuEvent::Timeout { .. }));
+    assert_eq!(
+        timeline(&events),
+        [(32000, "timeout"), (32000, "terminated")]
+    );
 }
 
 #[test]
@@ -104,7 +132,11 @@ fn client_non_invite_timer_e_caps_at_t2_and_f_fires() {
         sent,
         vec![0, 500, 1500, 3500, 7500, 11500, 15500, 19500, 23500, 27500, 31500]
     );
-    assert!(matches!(events[0], TuEvent::Timeout { .. }));
+    // Timer F: 64*T1.
+    assert_eq!(
+        timeline(&events),
+        [(32000, "timeout"), (32000, "terminated")]
+    );
 }
 
 #[test]
@@ -156,9 +188,10 @@ fn client_invite_failure_is_acked_and_absorbed() {
     assert_eq!(drain_tx(&mut t).len(), 1);
     assert!(drain_ev(&mut t).is_empty());
     // Timer D ends it after 32 s, with no retransmission of the INVITE meanwhile.
-    let (sent, ev) = run_alone(&mut t, t0, Duration::from_secs(33));
+    let (sent, ev) = run_alone(&mut t, t0, Duration::from_secs(40));
     assert!(sent.is_empty());
-    assert!(matches!(&ev[..], [TuEvent::Terminated { key: k }] if *k == key));
+    assert_eq!(timeline(&ev), [(32000, "terminated")]);
+    assert!(matches!(&ev[0].1, TuEvent::Terminated { key: k } if *k == key));
 }
 
 #[test]
@@ -183,9 +216,10 @@ fn client_invite_2xx_retransmissions_reach_tu_until_timer_m() {
         drain_tx(&mut t).is_empty(),
         "the 2xx ACK is the dialog layer's job"
     );
-    let (sent, ev) = run_alone(&mut t, t0, Duration::from_secs(33));
+    let (sent, ev) = run_alone(&mut t, t0, Duration::from_secs(40));
     assert!(sent.is_empty());
-    assert!(matches!(ev[0], TuEvent::Terminated { .. }));
+    // Timer M: 64*T1 from the first 2xx (RFC 6026).
+    assert_eq!(timeline(&ev), [(32000, "terminated")]);
 }
 
 #[test]
@@ -223,9 +257,9 @@ fn server_non_invite_absorbs_and_replays() {
         ),
         Err(TxError::Completed)
     );
-    // Timer J: 64*T1 after the response.
+    // Timer J: 64*T1 after the response, sent at 600 ms.
     let (_, ev) = run_alone(&mut t, t0, Duration::from_secs(40));
-    assert!(matches!(ev[0], TuEvent::Terminated { .. }));
+    assert_eq!(timeline(&ev), [(32600, "terminated")]);
     assert!(t.is_empty());
 }
 
@@ -261,7 +295,8 @@ fn server_invite_sends_trying_retransmits_final_until_ack() {
     );
     let (sent, ev) = run_alone(&mut t, t0, Duration::from_secs(40));
     assert!(sent.is_empty());
-    assert!(matches!(&ev[..], [TuEvent::Terminated { .. }]));
+    // Timer I: T4 after the ACK, which came at 12 s; Timer H no longer runs.
+    assert_eq!(timeline(&ev), [(17000, "terminated")]);
 }
 
 #[test]
@@ -280,8 +315,9 @@ fn server_invite_timer_h_without_ack() {
         response_to(&req, StatusCode::new(603).unwrap(), Some("b")),
     )
     .unwrap();
+    // Timer H: 64*T1 after the final response.
     let (_, ev) = run_alone(&mut t, t0, Duration::from_secs(40));
-    assert!(matches!(ev[0], TuEvent::Timeout { .. }));
+    assert_eq!(timeline(&ev), [(32000, "timeout"), (32000, "terminated")]);
 }
 
 #[test]
@@ -302,8 +338,68 @@ fn server_invite_2xx_then_ack_goes_to_tu() {
     t.handle_incoming(t0, req, p.clone());
     assert!(drain_tx(&mut t).is_empty());
     assert!(drain_ev(&mut t).is_empty());
-    t.handle_incoming(t0, request("ACK", "z9hG4bKnew"), p);
+    t.handle_incoming(t0 + Duration::from_secs(1), request("ACK", "z9hG4bKnew"), p);
     assert!(matches!(drain_ev(&mut t)[0], TuEvent::Ack { .. }));
+    // Timer L: 64*T1 after the 2xx, ACK or not.
+    let (sent, ev) = run_alone(&mut t, t0, Duration::from_secs(40));
+    assert!(sent.is_empty());
+    assert_eq!(timeline(&ev), [(32000, "terminated")]);
+    assert!(t.is_empty());
+}
+
+#[test]
+fn timer_k_waits_t4_on_udp_and_timers_d_and_k_are_zero_on_reliable_transports() {
+    for (transport, method, code, want) in [
+        (Transport::Udp, "OPTIONS", 200, 5100),
+        (Transport::Tcp, "OPTIONS", 200, 100),
+        (Transport::Tcp, "INVITE", 486, 100),
+    ] {
+        let mut t = Transactions::new(TimerConfig::default());
+        let t0 = Instant::now();
+        let req = request(method, "z9hG4bKk");
+        let p = peer(5080, transport.clone());
+        t.send_request(t0, req.clone(), p.clone()).unwrap();
+        drain_tx(&mut t);
+        let resp =
+            reparse(&response_to(&req, StatusCode::new(code).unwrap(), Some("t")).to_bytes());
+        t.handle_incoming(t0 + Duration::from_millis(100), resp, p);
+        drain_ev(&mut t);
+        drain_tx(&mut t);
+        let (sent, ev) = run_alone(&mut t, t0, Duration::from_secs(40));
+        assert!(sent.is_empty(), "{method} over {transport:?}: {sent:?}");
+        assert_eq!(
+            timeline(&ev),
+            [(want, "terminated")],
+            "{method} over {transport:?}"
+        );
+        assert!(t.is_empty());
+    }
+}
+
+#[test]
+fn a_server_transaction_matches_branch_and_sent_by_not_branch_alone() {
+    let mut t = Transactions::new(TimerConfig::default());
+    let t0 = Instant::now();
+    let from = |host: &str| {
+        let s = String::from_utf8_lossy(&request("OPTIONS", "z9hG4bKkdjuw").to_bytes())
+            .replace("127.0.0.1:5070", host);
+        parse_datagram(Bytes::from(s), &Limits::default()).unwrap()
+    };
+    let requests = |t: &mut Transactions| {
+        drain_ev(t)
+            .into_iter()
+            .filter(|e| matches!(e, TuEvent::Request { .. }))
+            .count()
+    };
+    t.handle_incoming(t0, from("127.0.0.1:5070"), peer(5070, Transport::Udp));
+    assert_eq!(requests(&mut t), 1);
+    // Another client that picked the same branch: a new transaction, not a retransmission.
+    t.handle_incoming(t0, from("127.0.0.9:5070"), peer(5071, Transport::Udp));
+    t.handle_incoming(t0, from("127.0.0.1:5071"), peer(5072, Transport::Udp));
+    assert_eq!(requests(&mut t), 2);
+    // The first one's retransmission is absorbed.
+    t.handle_incoming(t0, from("127.0.0.1:5070"), peer(5070, Transport::Udp));
+    assert_eq!(requests(&mut t), 0);
 }
 
 #[test]
@@ -552,7 +648,7 @@ fn thousands_of_transactions_cost_microseconds_of_real_time() {
     assert_eq!(sent.len(), 2000 * 11);
     assert_eq!(
         ev.iter()
-            .filter(|e| matches!(e, TuEvent::Timeout { .. }))
+            .filter(|(ms, e)| *ms == 32000 && matches!(e, TuEvent::Timeout { .. }))
             .count(),
         2000
     );
