@@ -399,20 +399,58 @@ fn hold_and_resume_are_relayed_between_the_parties() {
     );
 }
 
-/// The dominant frequency of a WAV, by zero crossings (what baresip decoded).
-fn pitch(p: &Path) -> f64 {
+/// Samples of a WAV's first channel (what baresip decoded or sent), past its first half
+/// second (call set-up, jitter buffer fill), and the sample rate.
+fn samples_after_setup(p: &Path) -> (Vec<f64>, f64) {
     let mut r = hound::WavReader::open(p).unwrap();
     let spec = r.spec();
-    let samples: Vec<i16> = r
+    let samples: Vec<f64> = r
         .samples::<i16>()
-        .map(Result::unwrap)
+        .map_while(Result::ok)
         .step_by(usize::from(spec.channels))
+        .map(f64::from)
         .collect();
-    // Skip the first half second (call set-up, jitter buffer fill).
     let skip = (spec.sample_rate / 2) as usize;
-    let s = &samples[skip.min(samples.len())..];
-    let crossings = s.windows(2).filter(|w| (w[0] < 0) != (w[1] < 0)).count();
-    crossings as f64 / 2.0 / (s.len() as f64 / f64::from(spec.sample_rate))
+    (
+        samples[skip.min(samples.len())..].to_vec(),
+        f64::from(spec.sample_rate),
+    )
+}
+
+/// RMS level of a WAV, and the share of its power at `hz` (Goertzel, over 100 ms blocks):
+/// near 1 for a clean tone, low for noise or a tone decoded with the wrong G.711 law.
+fn tone(p: &Path, hz: f64) -> (f64, f64) {
+    let (s, rate) = samples_after_setup(p);
+    if s.is_empty() {
+        return (0.0, 0.0);
+    }
+    let total: f64 = s.iter().map(|x| x * x).sum();
+    let block = (rate / 10.0) as usize;
+    let coeff = 2.0 * (2.0 * std::f64::consts::PI * hz / rate).cos();
+    let mut at_hz = 0.0;
+    for b in s.chunks_exact(block) {
+        let (mut s1, mut s2) = (0.0, 0.0);
+        for x in b {
+            let s0 = x + coeff * s1 - s2;
+            s2 = s1;
+            s1 = s0;
+        }
+        // |X(k)|^2 scaled so a pure sine's power is its mean square times the block.
+        at_hz += (s1 * s1 + s2 * s2 - coeff * s1 * s2) * 2.0 / block as f64;
+    }
+    ((total / s.len() as f64).sqrt(), at_hz / total)
+}
+
+/// The WAV files a phone wrote of what it sent (baresip's sndfile `-enc.wav`).
+fn sent(phone: &Baresip) -> Vec<PathBuf> {
+    std::fs::read_dir(phone.dir.path().join("snd"))
+        .map(|d| {
+            d.filter_map(Result::ok)
+                .map(|e| e.path())
+                .filter(|p| p.to_string_lossy().ends_with("-enc.wav"))
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 #[test]
@@ -443,13 +481,25 @@ fn phones_with_different_g711_laws_talk_through_transcoding() {
         pbx.log_text().contains("transcoding G.711"),
         "the legs share no law"
     );
-    // Each side hears the other's 440 Hz tone, not the noise a wrong law would make.
-    for (who, phone) in [("alice", &alice), ("bob", &bob)] {
-        let heard = phone.heard();
-        let best = heard.iter().map(|p| pitch(p)).fold(0.0, f64::max);
+    // Each side hears the other's 440 Hz tone, clean and at the level it was sent: the
+    // same bytes read with the other law keep the tone's zero crossings but come out
+    // about 11 dB off and distorted.
+    for (who, hearer, talker) in [("alice", &alice, &bob), ("bob", &bob, &alice)] {
+        let said = sent(talker);
+        assert!(!said.is_empty(), "no -enc.wav of what {who}'s peer sent");
+        let (level_sent, purity_sent) = tone(&said[0], 440.0);
         assert!(
-            heard.iter().any(|p| (400.0..480.0).contains(&pitch(p))),
-            "{who} heard {best:.0} Hz"
+            purity_sent > 0.9,
+            "the peer sent a clean tone: {purity_sent:.2}"
+        );
+        let heard: Vec<(f64, f64)> = hearer.heard().iter().map(|p| tone(p, 440.0)).collect();
+        let ok = heard.iter().any(|&(level, purity)| {
+            let db = 20.0 * (level / level_sent).log10();
+            purity > 0.9 && db.abs() <= 3.0
+        });
+        assert!(
+            ok,
+            "{who} heard (rms, share at 440 Hz) {heard:?}; sent at rms {level_sent:.0}"
         );
     }
 }
@@ -962,7 +1012,7 @@ fn the_main_number_in_office_hours_offers_the_menu_and_rings_the_extension_keyed
         .unwrap()
         .replace(
             "open = [\"mon-fri 09:00-17:00\"]",
-            "open = [\"mon-sun 00:00-23:59\"]",
+            "open = [\"mon-sun 00:00-24:00\"]",
         )
         .replace("closed = [\"2026-12-25\", \"2027-01-01\"]", "closed = []");
     std::fs::write(&cfg, text).unwrap();
