@@ -54,7 +54,8 @@ fn log_has(pbx: &Pbx, what: &str) -> bool {
 }
 
 #[test]
-fn a_queued_caller_hears_music_and_is_bridged_to_the_agent_who_answers() {
+fn a_queued_caller_is_bridged_to_the_agent_who_answers_and_the_queue_log_tells_the_story() {
+    // What the caller hears while it waits is measured in the next test, with baresip.
     let pbx = Pbx::start();
     // 1002 is a member of `support`; 1003, the other member, is not registered, so its
     // offers fail at once and the queue moves on.
@@ -157,6 +158,8 @@ fn an_agent_who_misses_three_offers_is_paused_and_the_next_one_gets_the_caller()
         log.contains("queue call answered call=1 agent=1002"),
         "{log}"
     );
+    // Paused by the queue itself, not merely skipped.
+    assert_eq!(agent_state(&pbx, "1003"), "paused(auto)");
 }
 
 #[test]
@@ -338,6 +341,12 @@ fn an_agent_on_a_direct_call_is_not_offered_queue_calls() {
     let own_end = log
         .find("call ended call=1")
         .expect("1002's own call ended");
+    // The test means something only if the caller waited while 1002 was on its call.
+    let joined = log.find("queued call=2").expect("the caller was queued");
+    assert!(
+        joined < own_end,
+        "the caller joined before 1002's own call ended\n{log}"
+    );
     let offered = log
         .find("offered to agent call=2 agent=1002")
         .expect("1002 offered the queue call");
