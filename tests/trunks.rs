@@ -175,12 +175,70 @@ fn the_providers_digest_challenge_is_answered() {
     );
     assert!(
         call.wait(20),
-        "the call goes through after the provider's 407"
+        "the call goes through after the provider's 401"
     );
     assert!(
         provider.wait(10),
-        "the second INVITE carried Proxy-Authorization for acct-77"
+        "the second INVITE carried the right digest response for acct-77"
     );
+}
+
+/// The provider scenarios check the digest response itself, not only its user name: with
+/// the wrong password configured, the provider refuses the call and its scenario fails,
+/// and so does its registrar's.
+#[test]
+fn a_wrong_trunk_password_is_refused_by_the_provider() {
+    let dir = tempfile::tempdir().unwrap();
+    let tport = free_ports(1);
+    let pbx = Pbx::start_with(&config(
+        dir.path(),
+        tport,
+        "username = \"acct-77\"\npassword = \"not-the-secret\"",
+        None,
+    ));
+    let provider = spawn_sipp(
+        &scenario("uas_trunk_auth.xml"),
+        None,
+        tport,
+        &["-i", "127.0.0.2"],
+    );
+    let call = spawn_sipp(
+        &common::expecting(503, dir.path()),
+        Some(pbx.udp),
+        free_ports(1),
+        &["-s", "95551230000", "-au", "1001", "-ap", PW1],
+    );
+    assert!(call.wait(20), "the call fails\n{}", pbx.log_text());
+    assert!(
+        pbx.log_text().contains("callee refused call=1 code=403"),
+        "the provider refused the digest\n{}",
+        pbx.log_text()
+    );
+    assert!(
+        !provider.wait(10),
+        "the provider saw a wrong digest response"
+    );
+    drop(pbx);
+    let dir = tempfile::tempdir().unwrap();
+    let tport = free_ports(1);
+    let registrar = spawn_sipp(
+        &scenario("uas_registrar.xml"),
+        None,
+        tport,
+        &["-i", "127.0.0.2"],
+    );
+    let pbx = Pbx::start_with(&config(
+        dir.path(),
+        tport,
+        "username = \"acct-77\"\npassword = \"not-the-secret\"\nregister = true",
+        None,
+    ));
+    assert!(
+        !registrar.wait(20),
+        "the registrar saw a wrong digest response"
+    );
+    let t = &pbx.ctl("status")["status"]["trunk_registrations"][0];
+    assert_ne!(t["state"], "registered", "{t}");
 }
 
 #[test]
@@ -300,7 +358,7 @@ fn trunk_callback(auth: bool) {
     // The provider takes the call back, checking the number called and the caller ID
     // (and, with `auth`, challenging first); 1002 answers first and hangs up 3 s in.
     let provider = if auth {
-        let sc = std::fs::read_to_string(scenario("uas_trunk_auth.xml"))
+        let sc = std::fs::read_to_string(scenario("uas_trunk_proxy_auth.xml"))
             .unwrap()
             .replace("+15551230000", "+15557654321");
         let path = dir.path().join("uas_callback_auth.xml");

@@ -575,7 +575,7 @@ pub fn await_bye(ms: u32) -> String {
       Content-Length: 0
     ]]>
   </send>
-  <Reference variables="sdp,all"/>
+  <Reference variables="sdp,origin,all"/>
 </scenario>
 "#
     )
