@@ -4,6 +4,7 @@
 
 use bytes::{Bytes, BytesMut};
 use proptest::prelude::*;
+use proptest::test_runner::FileFailurePersistence;
 use switchboard::sip::{parse_datagram, parse_stream, Limits};
 
 const SEED: &str = "INVITE sip:bob@example.com;transport=udp SIP/2.0\r\n\
@@ -34,7 +35,12 @@ fn touch(m: &switchboard::sip::Message) {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 4000, failure_persistence: None, ..ProptestConfig::default() })]
+    // Cases that failed once are kept in no_panic.proptest-regressions and replayed first.
+    #![proptest_config(ProptestConfig {
+        cases: 4000,
+        failure_persistence: Some(Box::new(FileFailurePersistence::SourceParallel("proptest-regressions"))),
+        ..ProptestConfig::default()
+    })]
 
     #[test]
     fn random_bytes_never_panic(data in proptest::collection::vec(any::<u8>(), 0..2048)) {
