@@ -648,7 +648,7 @@ fn tone_file(keys: &str, path: &Path) {
         data.extend(std::iter::repeat_n(ulaw(0), 640));
     }
     data.extend(std::iter::repeat_n(ulaw(0), 8000));
-    write_ulaw_wav(&data, path);
+    common::write_ulaw_wav(&data, path);
 }
 
 /// A μ-law WAV of `lead` seconds of silence, `tone` seconds of a 440 Hz "voice" and one
@@ -667,30 +667,7 @@ fn voice_file(lead: f32, tone: f32, path: &Path) {
     while (44 + data.len()) % 160 != 0 {
         data.push(ulaw(0));
     }
-    write_ulaw_wav(&data, path);
-}
-
-fn write_ulaw_wav(data: &[u8], path: &Path) {
-    let mut wav = Vec::new();
-    let fmt: [u8; 16] = {
-        let mut f = [0u8; 16];
-        f[0..2].copy_from_slice(&7u16.to_le_bytes()); // μ-law
-        f[2..4].copy_from_slice(&1u16.to_le_bytes());
-        f[4..8].copy_from_slice(&8000u32.to_le_bytes());
-        f[8..12].copy_from_slice(&8000u32.to_le_bytes());
-        f[12..14].copy_from_slice(&1u16.to_le_bytes());
-        f[14..16].copy_from_slice(&8u16.to_le_bytes());
-        f
-    };
-    wav.extend_from_slice(b"RIFF");
-    wav.extend_from_slice(&(4 + 8 + 16 + 8 + data.len() as u32).to_le_bytes());
-    wav.extend_from_slice(b"WAVEfmt ");
-    wav.extend_from_slice(&16u32.to_le_bytes());
-    wav.extend_from_slice(&fmt);
-    wav.extend_from_slice(b"data");
-    wav.extend_from_slice(&(data.len() as u32).to_le_bytes());
-    wav.extend_from_slice(data);
-    std::fs::write(path, wav).unwrap();
+    common::write_ulaw_wav(&data, path);
 }
 
 #[test]
@@ -837,7 +814,7 @@ fn a_pound_key_ends_a_recording() {
         data.push(ulaw(0));
     }
     let voice = dir.path().join("voice.wav");
-    write_ulaw_wav(&data, &voice);
+    common::write_ulaw_wav(&data, &voice);
     let sc = speak_then_await_bye(dir.path(), &voice, 10000);
     let pbx = Pbx::start_with(&cfg);
     let call = caller(&pbx, &sc, "608", &[]);

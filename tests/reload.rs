@@ -22,34 +22,81 @@ fn call_777(pbx: &Pbx, dir: &Path) -> bool {
     .wait(20)
 }
 
+/// Each live call's relay counters, by call id: (packets A to B, packets B to A).
+fn counters(pbx: &Pbx) -> std::collections::HashMap<u64, (u64, u64)> {
+    pbx.ctl("calls")["calls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["state"] == "bridged")
+        .map(|c| {
+            let p = &c["rtp_packets"];
+            (
+                c["id"].as_u64().unwrap(),
+                (p[0].as_u64().unwrap_or(0), p[1].as_u64().unwrap_or(0)),
+            )
+        })
+        .collect()
+}
+
 #[test]
-fn reload_under_fifty_live_calls() {
+fn reload_under_fifty_live_calls_with_audio_both_ways() {
     let dir = tempfile::tempdir().unwrap();
     let (cfg, dp) = copy_setup(dir.path());
-    let pbx = Pbx::start_full(&cfg, &["udp:127.0.0.1:0"], "35000-35499");
+    // Two relay port pairs per call.
+    let pbx = Pbx::start_full(&cfg, &["udp:127.0.0.1:0"], &common::rtp_range_of(4));
     let port = register_callee(&pbx, "1002", PW2);
-    let callee = spawn_sipp(&scenario("uas_answer.xml"), None, port, &["-m", "50"]);
+    // The callee echoes every packet it gets; the callers stream a tone, looped.
+    let callee = spawn_sipp(
+        &scenario("uas_answer.xml"),
+        None,
+        port,
+        &["-m", "50", "-rtp_echo", "-mp", &free_ports(4).to_string()],
+    );
+    let tone: Vec<u8> = (0..8000)
+        .map(|i| {
+            let t = i as f32 / 8000.0;
+            switchboard::media::g711::ulaw(
+                (6000.0 * (2.0 * std::f32::consts::PI * 440.0 * t).sin()) as i16,
+            )
+        })
+        .collect();
+    let wav = dir.path().join("tone.wav");
+    common::write_ulaw_wav(&tone, &wav);
+    let sc = std::fs::read_to_string(scenario("uac_call.xml")).unwrap().replacen(
+        "  <pause/>",
+        &format!(
+            "  <nop>\n    <action>\n      <exec rtp_stream=\"{},-1,0\"/>\n    </action>\n  </nop>\n  <pause/>",
+            wav.display()
+        ),
+        1,
+    );
+    let sc_path = dir.path().join("uac_stream.xml");
+    std::fs::write(&sc_path, sc).unwrap();
+    // SIPp's streams take ports from its media port up.
+    let caller_rtp = common::rtp_range_of(4);
+    let (low, _) = caller_rtp.split_once('-').unwrap();
     let calls = spawn_sipp(
-        &scenario("uac_call.xml"),
+        &sc_path,
         Some(pbx.udp),
         free_ports(1),
         &[
             "-s", "1002", "-au", "1001", "-ap", PW1, "-m", "50", "-r", "25", "-l", "50", "-d",
-            "8000",
+            "10000", "-mp", low,
         ],
     );
-    let all_up = wait_until(15, || {
-        pbx.ctl("calls")["calls"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|c| c["state"] == "bridged")
-            .count()
-            == 50
-    });
+    let all_up = wait_until(15, || counters(&pbx).len() == 50);
     assert!(all_up, "50 calls bridged: {}", pbx.ctl("status"));
+    // Audio is flowing both ways on every call before the reload.
+    assert!(
+        wait_until(5, || counters(&pbx).values().all(|&(a, b)| a > 0 && b > 0)),
+        "{:?}",
+        counters(&pbx)
+    );
+    let before = counters(&pbx);
 
-    // A new route, reloaded while the 50 talk.
+    // A new route, a new extension, a changed queue and a changed trunk, all reloaded
+    // while the 50 talk.
     let plan = std::fs::read_to_string(&dp).unwrap();
     std::fs::write(
         &dp,
@@ -59,12 +106,50 @@ fn reload_under_fifty_live_calls() {
         ),
     )
     .unwrap();
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    let edited = text
+        .replacen(
+            "[[users]]",
+            "[[users]]\nextension = \"1009\"\nname = \"New Hire\"\npassword = \"new-1009-password\"\n\n[[users]]",
+            1,
+        )
+        .replace("strategy = \"longest-idle\"", "strategy = \"round-robin\"")
+        .replace("caller_id = \"+15550100\"", "caller_id = \"+15550199\"");
+    assert_ne!(edited, text);
+    std::fs::write(&cfg, edited).unwrap();
     let (ok, out, err) = pbx.ctl_raw("reload");
     assert!(ok && out.contains("reloaded"), "{out}{err}");
+    assert!(
+        !out.contains("restart"),
+        "users, queues and trunks apply at once: {out}"
+    );
     assert!(
         call_777(&pbx, dir.path()),
         "a new call gets the new dialplan"
     );
+    assert!(
+        spawn_sipp(
+            &scenario("register_auth.xml"),
+            Some(pbx.udp),
+            free_ports(1),
+            &["-s", "1009", "-au", "1009", "-ap", "new-1009-password"],
+        )
+        .wait(20),
+        "the new extension registers"
+    );
+    let q = pbx.ctl("queues");
+    assert_eq!(q["queues"][0]["strategy"], "round-robin", "{q}");
+
+    // Every call's audio kept flowing through the reload, both ways.
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let after = counters(&pbx);
+    for (id, (a0, b0)) in &before {
+        let (a1, b1) = after.get(id).copied().unwrap_or_default();
+        assert!(
+            a1 > *a0 && b1 > *b0,
+            "call {id}: {a0}/{b0} before the reload, {a1}/{b1} after"
+        );
+    }
 
     // A broken edit is refused with the located message; the dialplan in force stays.
     std::fs::write(&dp, "context internal {\n  match \"777\" { hangup busy\n").unwrap();
@@ -94,6 +179,59 @@ fn reload_under_fifty_live_calls() {
         )
         .unwrap();
     assert_eq!(answered, 50);
+}
+
+/// A caller in a menu when the menu is changed and reloaded finishes on the menu it
+/// started with; the next caller meets the new one.
+#[test]
+fn a_caller_in_a_menu_during_a_reload_keeps_the_menu_it_entered() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cfg, dp) = copy_setup(dir.path());
+    let pbx = Pbx::start_with(&cfg);
+    let port = register_callee(&pbx, "1002", PW2);
+    let callee = spawn_sipp(&scenario("uas_bye.xml"), None, port, &["-d", "500"]);
+    let text = std::fs::read_to_string(scenario("uac_call.xml")).unwrap();
+    let head = &text[..text.find("  <pause/>").unwrap()];
+    let menu_caller = |name: &str| {
+        let sc = common::keys_after(dir.path(), name, head, &[(3000, '2')], 20000);
+        spawn_sipp(
+            &sc,
+            Some(pbx.udp),
+            free_ports(1),
+            &["-s", "603", "-au", "1001", "-ap", PW1],
+        )
+    };
+    let first = menu_caller("menu_first");
+    assert!(
+        wait_until(10, || pbx.log_text().contains("call started call=1")),
+        "{}",
+        pbx.log_text()
+    );
+    let plan = std::fs::read_to_string(&dp).unwrap();
+    let changed = plan.replace(
+        "on \"2\" { dial \"1002\" timeout 30s; hangup }",
+        "on \"2\" { dial \"1003\" timeout 30s; hangup }",
+    );
+    assert_ne!(changed, plan);
+    std::fs::write(&dp, changed).unwrap();
+    let (ok, out, err) = pbx.ctl_raw("reload");
+    assert!(ok && out.contains("reloaded"), "{out}{err}");
+    assert!(
+        first.wait(30),
+        "the first caller was put through\n{}",
+        pbx.log_text()
+    );
+    assert!(callee.wait(10), "1002 rang for it\n{}", pbx.log_text());
+    let log = pbx.log_text();
+    assert!(log.contains("ringing call=1 target=1002"), "{log}");
+    // The next caller keys the same 2 into the new menu, whose 1003 has no phone.
+    let second = menu_caller("menu_second");
+    assert!(second.wait(30), "{}", pbx.log_text());
+    let log = pbx.log_text();
+    assert!(
+        log.contains("dialplan call=2 action=Dial { target: \"1003\""),
+        "{log}"
+    );
 }
 
 #[test]

@@ -54,14 +54,23 @@ pub fn free_ports(span: u16) -> u16 {
 /// A relay port range of 60 ports, free now, for one PBX (30000-32699: below the kernel's
 /// ephemeral ports, apart from [`free_ports`]).
 pub fn rtp_range() -> String {
+    rtp_range_of(1)
+}
+
+/// Like [`rtp_range`], `slots` times 60 ports long (for many calls at once).
+pub fn rtp_range_of(slots: u16) -> String {
     use std::sync::atomic::{AtomicU16, Ordering};
     static NEXT: AtomicU16 = AtomicU16::new(0);
     let base = (std::process::id() % 45) as u16;
     loop {
-        let slot = (base + NEXT.fetch_add(1, Ordering::SeqCst)) % 45;
+        let slot = (base + NEXT.fetch_add(slots, Ordering::SeqCst)) % 45;
+        if slot + slots > 45 {
+            continue;
+        }
         let low = 30000 + slot * 60;
-        if (low..low + 60).all(|q| UdpSocket::bind(("127.0.0.1", q)).is_ok()) {
-            return format!("{low}-{}", low + 59);
+        let high = low + slots * 60 - 1;
+        if (low..=high).all(|q| UdpSocket::bind(("127.0.0.1", q)).is_ok()) {
+            return format!("{low}-{high}");
         }
     }
 }
@@ -630,4 +639,29 @@ pub fn keys_after(
     let path = dir.join(format!("{name}.xml"));
     std::fs::write(&path, out).unwrap();
     path
+}
+
+/// Writes `data` (μ-law bytes, 8 kHz mono) as a WAV file, the kind SIPp's `rtp_stream`
+/// plays.
+pub fn write_ulaw_wav(data: &[u8], path: &Path) {
+    let mut wav = Vec::new();
+    let fmt: [u8; 16] = {
+        let mut f = [0u8; 16];
+        f[0..2].copy_from_slice(&7u16.to_le_bytes()); // μ-law
+        f[2..4].copy_from_slice(&1u16.to_le_bytes());
+        f[4..8].copy_from_slice(&8000u32.to_le_bytes());
+        f[8..12].copy_from_slice(&8000u32.to_le_bytes());
+        f[12..14].copy_from_slice(&1u16.to_le_bytes());
+        f[14..16].copy_from_slice(&8u16.to_le_bytes());
+        f
+    };
+    wav.extend_from_slice(b"RIFF");
+    wav.extend_from_slice(&(4 + 8 + 16 + 8 + data.len() as u32).to_le_bytes());
+    wav.extend_from_slice(b"WAVEfmt ");
+    wav.extend_from_slice(&16u32.to_le_bytes());
+    wav.extend_from_slice(&fmt);
+    wav.extend_from_slice(b"data");
+    wav.extend_from_slice(&(data.len() as u32).to_le_bytes());
+    wav.extend_from_slice(data);
+    std::fs::write(path, wav).unwrap();
 }
