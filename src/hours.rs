@@ -160,10 +160,57 @@ mod tests {
             "mon 9-17",
             "mon 17:00-09:00",
             "mon 25:00-26:00",
+            "mon 09:00-24:30",
+            "mon 09:75-10:00",
+            "mon 09:00-10:60",
+            "mon 9:00",
         ] {
             assert!(Schedule::new("UTC", &[bad.into()], &[]).is_err(), "{bad}");
         }
         assert!(Schedule::new("Mars/Olympus", &[], &[]).is_err());
         assert!(Schedule::new("UTC", &[], &["25-12-2026".into()]).is_err());
+    }
+
+    #[test]
+    fn window_edges_are_exact_to_the_minute() {
+        let s = Schedule::new(
+            "UTC",
+            &["tue 09:30-17:45".into(), "wed 00:00-00:01".into()],
+            &[],
+        )
+        .unwrap();
+        // Tuesday 2026-11-24.
+        assert!(!s.is_open(ms("2026-11-24T09:29:59Z")));
+        assert!(s.is_open(ms("2026-11-24T09:30:00Z")));
+        assert!(s.is_open(ms("2026-11-24T17:44:59Z")));
+        assert!(
+            !s.is_open(ms("2026-11-24T17:45:00Z")),
+            "the end is exclusive"
+        );
+        assert!(s.is_open(ms("2026-11-25T00:00:30Z")));
+        assert!(!s.is_open(ms("2026-11-25T00:01:00Z")));
+    }
+
+    #[test]
+    fn business_hours_on_the_days_the_clocks_change() {
+        // Paris: on Sunday 2026-03-29 02:00 CET becomes 03:00 CEST; on Sunday 2026-10-25
+        // 03:00 CEST becomes 02:00 CET. Opening hours follow the wall clock both days.
+        let s = Schedule::new(
+            "Europe/Paris",
+            &["sun 09:00-17:00".into(), "sat 01:30-04:00".into()],
+            &[],
+        )
+        .unwrap();
+        assert!(!s.is_open(ms("2026-03-29T06:59:00Z")), "08:59 CEST");
+        assert!(s.is_open(ms("2026-03-29T07:00:00Z")), "09:00 CEST");
+        assert!(s.is_open(ms("2026-03-29T14:59:00Z")), "16:59 CEST");
+        assert!(!s.is_open(ms("2026-03-29T15:00:00Z")), "17:00 CEST");
+        assert!(!s.is_open(ms("2026-10-25T07:59:00Z")), "08:59 CET");
+        assert!(s.is_open(ms("2026-10-25T08:00:00Z")), "09:00 CET");
+        assert!(s.is_open(ms("2026-10-25T15:59:00Z")), "16:59 CET");
+        assert!(!s.is_open(ms("2026-10-25T16:00:00Z")), "17:00 CET");
+        // The night before each change is an ordinary Saturday night.
+        assert!(s.is_open(ms("2026-03-28T00:30:00Z")), "01:30 CET");
+        assert!(!s.is_open(ms("2026-03-28T03:00:00Z")), "04:00 CET");
     }
 }

@@ -153,3 +153,130 @@ fn writer(conn: Connection, rx: mpsc::Receiver<Cdr>, fallback: PathBuf) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! The store against real SQLite files. A write is made to fail by dropping the table
+    //! from a second connection: any SQLite error (a full disk's SQLITE_FULL included)
+    //! takes the same path, kept and retried.
+
+    use super::*;
+    use crate::cdr::Disposition;
+
+    fn cdr(call: u64) -> Cdr {
+        Cdr {
+            call,
+            sip_call_id: format!("call-{call}"),
+            caller: "1001".into(),
+            callee: "1002".into(),
+            did: None,
+            trunk: None,
+            start_ms: 1_000,
+            answer_ms: Some(2_000),
+            end_ms: 5_000,
+            disposition: Disposition::Answered,
+            sip_code: 200,
+            hangup_by: "caller".into(),
+        }
+    }
+
+    fn calls_in(db: &Path) -> Vec<i64> {
+        let c = Connection::open(db).unwrap();
+        let Ok(mut st) = c.prepare("SELECT call FROM cdr ORDER BY id") else {
+            return Vec::new();
+        };
+        st.query_map([], |r| r.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+    }
+
+    fn wait_for(secs: u64, mut f: impl FnMut() -> bool) -> bool {
+        let t = std::time::Instant::now();
+        while t.elapsed() < Duration::from_secs(secs) {
+            if f() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        false
+    }
+
+    #[test]
+    fn a_record_that_cannot_be_written_is_retried_in_order_until_it_can() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("cdr.sqlite");
+        let store = Store::open(&db).unwrap();
+        let sink = store.sender();
+        sink.write(cdr(1));
+        assert!(wait_for(5, || calls_in(&db) == [1]));
+        Connection::open(&db)
+            .unwrap()
+            .execute_batch("DROP TABLE cdr")
+            .unwrap();
+        sink.write(cdr(2));
+        sink.write(cdr(3));
+        std::thread::sleep(Duration::from_millis(300));
+        assert!(calls_in(&db).is_empty(), "nothing can be written now");
+        Connection::open(&db).unwrap().execute_batch(SCHEMA).unwrap();
+        assert!(
+            wait_for(5, || calls_in(&db) == [2, 3]),
+            "kept and written once the database takes writes again: {:?}",
+            calls_in(&db)
+        );
+        drop(sink);
+        store.close();
+        assert!(!dir.path().join("cdr-unwritten.jsonl").exists());
+    }
+
+    #[test]
+    fn records_still_unwritten_at_shutdown_are_kept_as_json_lines() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("cdr.sqlite");
+        let fallback = dir.path().join("cdr-unwritten.jsonl");
+        // A line kept by an earlier run stays; new ones are appended.
+        std::fs::write(&fallback, "{\"earlier\":true}\n").unwrap();
+        let store = Store::open(&db).unwrap();
+        Connection::open(&db)
+            .unwrap()
+            .execute_batch("DROP TABLE cdr")
+            .unwrap();
+        let sink = store.sender();
+        sink.write(cdr(7));
+        sink.write(cdr(8));
+        // The writer stops once every sender is gone.
+        drop(sink);
+        store.close();
+        let text = std::fs::read_to_string(&fallback).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 3, "{text}");
+        assert_eq!(lines[0], "{\"earlier\":true}");
+        let kept: Vec<Cdr> = lines[1..]
+            .iter()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(
+            kept.iter().map(|c| c.call).collect::<Vec<_>>(),
+            [7, 8],
+            "every record, in order, whole"
+        );
+        assert_eq!(kept[0].sip_call_id, "call-7");
+    }
+
+    #[test]
+    fn a_database_that_cannot_be_opened_is_a_clear_error() {
+        let dir = tempfile::tempdir().unwrap();
+        // A directory where the file should be, and a path under a file.
+        let as_dir = dir.path().join("cdr.sqlite");
+        std::fs::create_dir(&as_dir).unwrap();
+        let under_file = dir.path().join("plain").join("cdr.sqlite");
+        std::fs::write(dir.path().join("plain"), "x").unwrap();
+        for path in [as_dir, under_file] {
+            let err = Store::open(&path).err().expect("refused").to_string();
+            assert!(
+                err.contains(&path.display().to_string()) && err.contains("CDR"),
+                "{err}"
+            );
+        }
+    }
+}
