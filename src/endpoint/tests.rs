@@ -862,3 +862,150 @@ fn a_reload_making_an_occupied_phone_a_member_keeps_one_agent_on_it() {
     );
     assert_eq!(ep.agent_phone("5001"), "1001");
 }
+
+/// The shipped config with the demo trunk registering as acct-77 (password trunk-secret).
+fn registering_endpoint(t0: Instant) -> Endpoint {
+    let text = EMBEDDED.replace(
+        "address = \"127.0.0.2:5060\"",
+        "address = \"127.0.0.2:5060\"\nusername = \"acct-77\"\npassword = \"trunk-secret\"\nregister = true\nregister_expires_s = 600",
+    );
+    assert_ne!(text, EMBEDDED);
+    let cfg = Config::from_str(&text, "embedded").unwrap();
+    Endpoint::new(&cfg, t0, 1_700_000_000_000, 1, [9; 32])
+}
+
+/// Steps the endpoint's clock from timer to timer until it sends a new REGISTER (returned
+/// with the instant it went out; retransmissions of `prev` are passed over), failing past
+/// `limit`.
+fn next_register(ep: &mut Endpoint, limit: Instant, prev: Option<&Message>) -> (Instant, Message) {
+    let prev_seq = prev.map(|m| m.cseq().unwrap().seq);
+    loop {
+        let at = ep.poll_timeout().expect("a timer is armed");
+        assert!(at <= limit, "no REGISTER before the limit");
+        ep.handle_timeout(at);
+        let regs: Vec<Message> = std::iter::from_fn(|| ep.poll_transmit())
+            .map(|t| {
+                assert_eq!(t.peer.addr, "127.0.0.2:5060".parse().unwrap());
+                parse_datagram(t.bytes, &Limits::default()).unwrap()
+            })
+            .filter(|m| {
+                m.request_line()
+                    .is_some_and(|r| r.method == Method::Register)
+            })
+            .filter(|m| Some(m.cseq().unwrap().seq) != prev_seq)
+            .collect();
+        if let Some(m) = regs.into_iter().next() {
+            return (at, m);
+        }
+    }
+}
+
+/// The provider's answer to `req`: `code`, with a challenge for 401 (nonce `nonce`) or a
+/// grant of `expires` s for 200. Returns what the endpoint sent in reply.
+fn provider_says(
+    ep: &mut Endpoint,
+    now: Instant,
+    req: &Message,
+    code: u16,
+    extra: &str,
+) -> Vec<Message> {
+    let mut resp = response_to(
+        req,
+        crate::sip::StatusCode::new(code).unwrap(),
+        Some("prov"),
+    );
+    for line in extra.split("\r\n").filter(|l| !l.is_empty()) {
+        let (name, value) = line.split_once(": ").unwrap();
+        resp.set_header(
+            HeaderName::from_bytes(&Bytes::copy_from_slice(name.as_bytes())),
+            value.to_string(),
+        );
+    }
+    let p = Peer {
+        transport: Transport::Udp,
+        addr: "127.0.0.2:5060".parse().unwrap(),
+    };
+    send(ep, now, resp.to_bytes(), &p)
+        .into_iter()
+        .filter(|m| m.request_line().is_some())
+        .collect()
+}
+
+/// Checks the REGISTER's digest against the trunk's password.
+fn assert_digest(reg: &Message, nonce: &str) {
+    let a = String::from_utf8_lossy(reg.header(&HeaderName::Authorization).expect("answered"))
+        .into_owned();
+    let param = |name: &str| {
+        a.split(&format!("{name}="))
+            .nth(1)
+            .unwrap()
+            .split([',', ' '])
+            .next()
+            .unwrap()
+            .trim_matches('"')
+            .to_string()
+    };
+    assert_eq!(param("nonce"), nonce);
+    let h = ha1(Algorithm::Md5, "acct-77", "trunk.example", "trunk-secret");
+    let want = response(
+        Algorithm::Md5,
+        &h,
+        "REGISTER",
+        &param("uri"),
+        nonce,
+        Some((&param("nc"), &param("cnonce"))),
+    );
+    assert_eq!(param("response"), want, "{a}");
+}
+
+fn trunk_state(ep: &Endpoint, now: Instant) -> (String, u64) {
+    let v = ep.trunk_registrations(now);
+    (v[0].state.clone(), v[0].expires_in)
+}
+
+#[test]
+fn a_trunk_registration_refreshes_is_challenged_again_and_retries_after_403_and_silence() {
+    let t0 = Instant::now();
+    let mut ep = registering_endpoint(t0);
+    let s = Duration::from_secs;
+    let challenge = |nonce: &str| {
+        format!("WWW-Authenticate: Digest realm=\"trunk.example\", nonce=\"{nonce}\", algorithm=MD5, qop=\"auth\"")
+    };
+    // First REGISTER, challenged, answered with the right digest, granted 100 s.
+    let (at, reg) = next_register(&mut ep, t0 + s(5), None);
+    let again = provider_says(&mut ep, at, &reg, 401, &challenge("n1"));
+    assert_eq!(again.len(), 1);
+    assert_digest(&again[0], "n1");
+    assert!(provider_says(&mut ep, at, &again[0], 200, "Expires: 100").is_empty());
+    assert_eq!(trunk_state(&ep, at), ("registered".into(), 100));
+    // Refreshed at four fifths of the grant, and challenged again with a new nonce.
+    let (refresh, reg) = next_register(&mut ep, at + s(200), Some(&again[0]));
+    assert_eq!(refresh - at, s(80));
+    let again = provider_says(&mut ep, refresh, &reg, 401, &challenge("n2"));
+    assert_digest(&again[0], "n2");
+    // Refused: failed, tried again 60 s later (not in a loop).
+    assert!(provider_says(&mut ep, refresh, &again[0], 403, "").is_empty());
+    assert!(
+        trunk_state(&ep, refresh).0.starts_with("failed: 403"),
+        "{:?}",
+        trunk_state(&ep, refresh)
+    );
+    let (retry, reg) = next_register(&mut ep, refresh + s(200), Some(&again[0]));
+    assert_eq!(retry - refresh, s(60));
+    // A challenge to the answer itself (a wrong password) is not answered a second time.
+    let again = provider_says(&mut ep, retry, &reg, 401, &challenge("n3"));
+    assert_eq!(again.len(), 1);
+    assert!(provider_says(&mut ep, retry, &again[0], 401, &challenge("n4")).is_empty());
+    assert!(trunk_state(&ep, retry).0.starts_with("failed: 401"));
+    // No answer at all: failed once the transaction times out (64*T1), retried 60 s on.
+    let (silent, first) = next_register(&mut ep, retry + s(200), Some(&again[0]));
+    assert_eq!(silent - retry, s(60));
+    let (after, reg) = next_register(&mut ep, silent + s(200), Some(&first));
+    assert_eq!(trunk_state(&ep, after).0, "failed: no response");
+    assert_eq!(after - silent, s(32 + 60));
+    // And it recovers.
+    let again = provider_says(&mut ep, after, &reg, 401, &challenge("n5"));
+    assert_digest(&again[0], "n5");
+    provider_says(&mut ep, after, &again[0], 200, "Expires: 600");
+    assert_eq!(trunk_state(&ep, after), ("registered".into(), 600));
+}
