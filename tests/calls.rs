@@ -1055,3 +1055,136 @@ fn a_caller_answered_here_hears_ringback_while_its_dial_rings() {
         alice.log()
     );
 }
+
+#[test]
+fn calls_over_tcp_keep_their_connection_both_ways() {
+    let pbx = Pbx::start();
+    let tcp = pbx.tcp.unwrap();
+    let port = register_callee(&pbx, "1002", PW2);
+    let callee = spawn_sipp(&scenario("uas_answer.xml"), None, port, &[]);
+    // The caller hangs up: INVITE, its challenge, ACK and BYE on one connection.
+    let call = spawn_sipp(
+        &scenario("uac_call.xml"),
+        Some(tcp),
+        common::free_ports(1),
+        &[
+            "-t", "t1", "-s", "1002", "-au", "1001", "-ap", PW1, "-d", "500",
+        ],
+    );
+    assert!(call.wait(20), "{}", pbx.log_text());
+    assert!(callee.wait(10), "{}", pbx.log_text());
+    // The PBX hangs up: its BYE comes back down the caller's connection.
+    let call = spawn_sipp(
+        &scenario("uac_wait_bye.xml"),
+        Some(tcp),
+        common::free_ports(1),
+        &["-t", "t1", "-s", "601", "-au", "1001", "-ap", PW1],
+    );
+    assert!(call.wait(20), "{}", pbx.log_text());
+    let rows = cdrs(&pbx);
+    assert_eq!(rows.len(), 2);
+    assert_eq!(
+        (rows[0].hangup_by.as_str(), rows[1].hangup_by.as_str()),
+        ("caller", "system")
+    );
+}
+
+#[test]
+fn an_invite_whose_body_arrives_in_pieces_over_tcp_is_framed_by_its_length() {
+    use std::io::{Read, Write};
+    let pbx = Pbx::start();
+    let mut c = std::net::TcpStream::connect(pbx.tcp.unwrap()).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+    let me = c.local_addr().unwrap();
+    let sdp = format!(
+        "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+         m=audio {} RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n",
+        common::free_ports(2)
+    );
+    let invite = format!(
+        "INVITE sip:1002@{0} SIP/2.0\r\nVia: SIP/2.0/TCP {me};branch=z9hG4bKsplit\r\n\
+         From: <sip:1001@{0}>;tag=s1\r\nTo: <sip:1002@{0}>\r\nCall-ID: split-body\r\n\
+         CSeq: 1 INVITE\r\nContact: <sip:1001@{me};transport=tcp>\r\nMax-Forwards: 70\r\n\
+         Content-Type: application/sdp\r\nContent-Length: {1}\r\n\r\n{sdp}",
+        pbx.udp,
+        sdp.len()
+    );
+    // Headers and half the body, a pause, then the rest.
+    let cut = invite.len() - sdp.len() / 2;
+    c.write_all(&invite.as_bytes()[..cut]).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    c.write_all(&invite.as_bytes()[cut..]).unwrap();
+    let mut got = String::new();
+    let mut buf = [0u8; 4096];
+    let whole = wait_until(5, || {
+        if let Ok(n) = c.read(&mut buf) {
+            got.push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+        got.contains("SIP/2.0 407 ") || got.contains("SIP/2.0 401 ")
+    });
+    assert!(whole, "challenged as one whole INVITE: {got}");
+    // Had the first piece been taken for the whole message, the rest would now be read as
+    // a broken one and refused.
+    c.set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    if let Ok(n) = c.read(&mut buf) {
+        got.push_str(&String::from_utf8_lossy(&buf[..n]));
+    }
+    assert!(!got.contains("SIP/2.0 400"), "{got}");
+}
+
+/// `name` from tests/sipp with a check that the SDP it receives is IPv6 (c=IN IP6 ::1).
+fn expecting_ip6(name: &str, dir: &Path) -> PathBuf {
+    let text = std::fs::read_to_string(scenario(name)).unwrap();
+    let check = "      <ereg regexp=\"c=IN IP6 ::1\" search_in=\"body\" check_it=\"true\" assign_to=\"v6\"/>\n";
+    let anchor = "assign_to=\"origin\"/>\n";
+    assert!(text.contains(anchor), "{name}");
+    let text = text
+        .replacen(anchor, &format!("{anchor}{check}"), 1)
+        .replace("<Reference variables=\"", "<Reference variables=\"v6,");
+    let p = dir.join(name);
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+#[test]
+fn a_call_over_ipv6_relays_with_ipv6_sdp_on_both_legs() {
+    let dir = tempfile::tempdir().unwrap();
+    let pbx = Pbx::start_listening(
+        &common::root().join("config/switchboard.toml"),
+        &["udp:[::1]:0"],
+    );
+    let port = common::free_ports(1);
+    let reg = spawn_sipp(
+        &scenario("register_auth.xml"),
+        Some(pbx.udp),
+        port,
+        &["-i", "::1", "-s", "1002", "-au", "1002", "-ap", PW2],
+    );
+    assert!(reg.wait(20), "{}", pbx.log_text());
+    let callee = spawn_sipp(
+        &expecting_ip6("uas_answer.xml", dir.path()),
+        None,
+        port,
+        &["-i", "::1"],
+    );
+    let call = spawn_sipp(
+        &expecting_ip6("uac_call.xml", dir.path()),
+        Some(pbx.udp),
+        common::free_ports(1),
+        &[
+            "-i", "::1", "-s", "1002", "-au", "1001", "-ap", PW1, "-d", "500",
+        ],
+    );
+    assert!(
+        call.wait(20),
+        "the caller got an IPv6 answer\n{}",
+        pbx.log_text()
+    );
+    assert!(
+        callee.wait(10),
+        "the callee got an IPv6 offer\n{}",
+        pbx.log_text()
+    );
+    assert_eq!(cdr(&pbx, 1).disposition.as_str(), "answered");
+}

@@ -170,3 +170,49 @@ fn dead_dialplan_is_warned_about_where_it_is_defined() {
         "{out}"
     );
 }
+
+#[test]
+fn the_control_socket_is_for_its_owner_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let pbx = common::Pbx::start();
+    let mode = std::fs::metadata(pbx.state.path().join("switchboard.ctl"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600, "{mode:o}");
+}
+
+/// As systemd runs it (Type=notify, WatchdogSec): READY=1 once listening, then WATCHDOG=1
+/// at half the period for as long as the SIP task answers.
+#[test]
+fn systemd_hears_ready_and_the_watchdog_keeps_being_petted() {
+    use std::os::unix::net::UnixDatagram;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("notify.sock");
+    let sock = UnixDatagram::bind(&path).unwrap();
+    sock.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .unwrap();
+    let pbx = common::Pbx::start_env(&[
+        ("NOTIFY_SOCKET", path.display().to_string()),
+        ("WATCHDOG_USEC", "400000".into()),
+    ]);
+    let mut buf = [0u8; 256];
+    let mut got = Vec::new();
+    let t = std::time::Instant::now();
+    while got
+        .iter()
+        .filter(|m: &&String| m.as_str() == "WATCHDOG=1")
+        .count()
+        < 3
+    {
+        let n = sock.recv(&mut buf).expect("systemd was told");
+        got.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+    }
+    assert!(got[0].contains("READY=1"), "{got:?}");
+    // Three pets at 200 ms take at least 400 ms after the first.
+    assert!(
+        t.elapsed() >= std::time::Duration::from_millis(400),
+        "{got:?}"
+    );
+    drop(pbx);
+}

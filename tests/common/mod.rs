@@ -107,6 +107,19 @@ impl Pbx {
             rtp,
             tempfile::tempdir().unwrap(),
             "switchboard.log",
+            &[],
+        )
+    }
+
+    /// Starts the shipped config with `env` set (as systemd sets NOTIFY_SOCKET).
+    pub fn start_env(env: &[(&str, String)]) -> Self {
+        Self::spawn(
+            &root().join("config/switchboard.toml"),
+            &["udp:127.0.0.1:0", "tcp:127.0.0.1:0"],
+            &rtp_range(),
+            tempfile::tempdir().unwrap(),
+            "switchboard.log",
+            env,
         )
     }
 
@@ -122,6 +135,7 @@ impl Pbx {
             &rtp_range(),
             state,
             "switchboard.restarted.log",
+            &[],
         )
     }
 
@@ -131,9 +145,11 @@ impl Pbx {
         rtp: &str,
         state: tempfile::TempDir,
         log: &str,
+        env: &[(&str, String)],
     ) -> Self {
         let log = state.path().join(log);
         let mut child = Command::new(bin())
+            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
             .args(["run", "--config"])
             .arg(config)
             .args(["--rtp-ports", rtp])
