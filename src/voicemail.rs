@@ -244,6 +244,15 @@ pub fn load(root: &Path) -> HashMap<String, Mailbox> {
         if bad > 0 {
             tracing::warn!(mailbox = %name, lines = bad, "voicemail index lines skipped");
         }
+        // A message whose file is gone (removed by hand, lost with a disk) would be offered
+        // as silence: it is dropped from the box, said in the log.
+        messages.retain(|m| {
+            let there = dir.join(&m.file).is_file();
+            if !there {
+                tracing::warn!(mailbox = %name, file = %m.file, "message file missing; dropped from the box");
+            }
+            there
+        });
         // Message files the index does not name (their line could not be written).
         let known: HashSet<String> = messages.iter().map(|m| m.file.clone()).collect();
         for f in std::fs::read_dir(&dir).into_iter().flatten().flatten() {

@@ -67,6 +67,39 @@ fn loading_keeps_messages_the_index_missed_and_applying_writes_survives_a_reload
     assert_eq!(mb.counts(), (0, 1));
 }
 
+#[test]
+fn a_damaged_box_loads_what_it_can_and_offers_no_silence() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("1002");
+    std::fs::create_dir_all(&dir).unwrap();
+    // A good line, a line for a file that is gone, and a last line cut short by a crash.
+    std::fs::write(
+        dir.join("index.jsonl"),
+        "{\"file\":\"10-1.wav\",\"caller\":\"1001\",\"at_ms\":10,\"ms\":1000}\n\
+         {\"file\":\"20-2.wav\",\"caller\":\"1003\",\"at_ms\":20,\"ms\":1000}\n\
+         {\"file\":\"30-3.wav\",\"cal",
+    )
+    .unwrap();
+    std::fs::write(dir.join("10-1.wav"), vec![0u8; 44 + 16000]).unwrap();
+    std::fs::write(dir.join("30-3.wav"), vec![0u8; 44 + 8000]).unwrap();
+    // A recording still being written aside when the process stopped.
+    std::fs::write(dir.join("40-4.wav.part"), vec![0u8; 100]).unwrap();
+    let mb = &load(root.path())["1002"];
+    let got: Vec<(&str, &str, u64)> = mb
+        .messages
+        .iter()
+        .map(|m| (m.file.as_str(), m.caller.as_str(), m.at_ms))
+        .collect();
+    assert_eq!(
+        got,
+        [("10-1.wav", "1001", 10), ("30-3.wav", "unknown", 30)],
+        "the missing file is not offered, the cut line's message is kept from its file, \
+         the partial recording is no message"
+    );
+    assert_eq!(mb.messages[1].ms, 500);
+    assert_eq!(mb.counts(), (2, 0));
+}
+
 fn run(r: &mut Retrieval, mb: &mut Mailbox, input: Input<'_>) -> Step {
     let mut changes = Vec::new();
     let s = r.next(input, mb, &mut changes);
