@@ -496,4 +496,52 @@ a=fmtp:101 0-15\r\na=ptime:20\r\na=sendrecv\r\nm=video 27010 RTP/AVP 96\r\na=rtp
         assert!(Sdp::parse(b"v=0\r\nm=audio x RTP/AVP 0\r\n").is_err());
         assert!(Sdp::parse(&[0xff, 0xfe]).is_err());
     }
+
+    #[test]
+    fn every_direction_is_read_printed_and_mirrored_in_our_answer() {
+        for (offer, answer) in [
+            ("sendrecv", "sendrecv"),
+            ("sendonly", "recvonly"),
+            ("recvonly", "sendonly"),
+            ("inactive", "inactive"),
+        ] {
+            let text = format!(
+                "v=0\r\no=- 1 2 IN IP4 192.0.2.5\r\ns=-\r\nc=IN IP4 192.0.2.5\r\nt=0 0\r\n\
+                 m=audio 4000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\na={offer}\r\n"
+            );
+            let s = Sdp::parse(text.as_bytes()).unwrap();
+            let printed = String::from_utf8(s.to_bytes()).unwrap();
+            assert!(printed.contains(&format!("\r\na={offer}\r\n")), "{printed}");
+            let ans = s
+                .answer_for("127.0.0.1".parse().unwrap(), 30000, 7)
+                .unwrap();
+            let printed = String::from_utf8(ans.to_bytes()).unwrap();
+            assert!(
+                printed.contains(&format!("\r\na={answer}\r\n")),
+                "{offer}: {printed}"
+            );
+        }
+    }
+
+    #[test]
+    fn line_errors_name_the_line_and_the_origin_is_read() {
+        let head = "v=0\r\no=- 42 7 IN IP4 192.0.2.5\r\ns=-\r\nc=IN IP4 192.0.2.5\r\nt=0 0\r\n";
+        let ok = Sdp::parse(format!("{head}m=audio 4000 RTP/AVP 0\r\ni=\r\n").as_bytes()).unwrap();
+        assert_eq!(
+            (ok.session_id, ok.version),
+            (42, 7),
+            "a two-byte line is a line"
+        );
+        for (bad, line) in [("x", 6), ("ab", 6), ("m", 6)] {
+            assert_eq!(
+                Sdp::parse(format!("{head}{bad}\r\nm=audio 4000 RTP/AVP 0\r\n").as_bytes()),
+                Err(SdpError::Line(line)),
+                "{bad:?}"
+            );
+        }
+        assert_eq!(
+            Sdp::parse(b"v=0\r\no=- 42 IN IP4 192.0.2.5\r\ns=-\r\nt=0 0\r\n"),
+            Err(SdpError::Field("o="))
+        );
+    }
 }

@@ -218,7 +218,10 @@ mod tests {
         sink.write(cdr(3));
         std::thread::sleep(Duration::from_millis(300));
         assert!(calls_in(&db).is_empty(), "nothing can be written now");
-        Connection::open(&db).unwrap().execute_batch(SCHEMA).unwrap();
+        Connection::open(&db)
+            .unwrap()
+            .execute_batch(SCHEMA)
+            .unwrap();
         assert!(
             wait_for(5, || calls_in(&db) == [2, 3]),
             "kept and written once the database takes writes again: {:?}",
