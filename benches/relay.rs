@@ -7,34 +7,15 @@
 // library itself forbids unsafe code.
 #![allow(unsafe_code)]
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::net::UdpSocket;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use switchboard::media::{MediaCommand, SessionId};
 
 mod util;
 
-/// Counts every allocation in the process, relay threads included.
-struct Counting;
-
-static ALLOCS: AtomicU64 = AtomicU64::new(0);
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
-        ALLOCS.fetch_add(1, Ordering::Relaxed);
-        // SAFETY: forwarded unchanged to the system allocator.
-        unsafe { System.alloc(l) }
-    }
-    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
-        // SAFETY: forwarded unchanged to the system allocator.
-        unsafe { System.dealloc(p, l) }
-    }
-}
-
-#[global_allocator]
-static A: Counting = Counting;
+#[path = "../tests/alloc_count/mod.rs"]
+mod alloc_count;
 
 /// Packets per measurement: the full count under `cargo bench`, a few under `cargo test`.
 fn packets() -> usize {
@@ -46,24 +27,13 @@ fn packets() -> usize {
 }
 const BURST: usize = 32;
 
-fn rtp(pt: u8, seq: u16) -> [u8; 172] {
-    let mut p = [0u8; 172];
-    p[0] = 0x80;
-    p[1] = pt;
-    p[2..4].copy_from_slice(&seq.to_be_bytes());
-    for (i, b) in p[12..].iter_mut().enumerate() {
-        *b = (i * 7) as u8;
-    }
-    p
-}
-
 /// Sends PACKETS in bursts from `tx` to `to` and reads them at `rx`; returns ns/packet
 /// and allocations/packet over the whole process. Panics if the packets stop arriving.
 fn pump(tx: &UdpSocket, to: std::net::SocketAddr, rx: &UdpSocket) -> (f64, f64) {
     let mut buf = [0u8; 2048];
     let total = packets();
     let deadline = util::deadline(60);
-    let a0 = ALLOCS.load(Ordering::Relaxed);
+    let a0 = alloc_count::allocations();
     let t0 = Instant::now();
     let mut got = 0;
     let mut seq = 0u16;
@@ -71,7 +41,7 @@ fn pump(tx: &UdpSocket, to: std::net::SocketAddr, rx: &UdpSocket) -> (f64, f64) 
         util::before(deadline, "relaying");
         for _ in 0..BURST {
             seq = seq.wrapping_add(1);
-            tx.send_to(&rtp(0, seq), to).unwrap();
+            tx.send_to(&alloc_count::rtp(0, seq), to).unwrap();
         }
         for _ in 0..BURST {
             match rx.recv(&mut buf) {
@@ -81,7 +51,7 @@ fn pump(tx: &UdpSocket, to: std::net::SocketAddr, rx: &UdpSocket) -> (f64, f64) 
         }
     }
     let ns = t0.elapsed().as_nanos() as f64 / got as f64;
-    let allocs = (ALLOCS.load(Ordering::Relaxed) - a0) as f64 / got as f64;
+    let allocs = (alloc_count::allocations() - a0) as f64 / got as f64;
     (ns, allocs)
 }
 

@@ -441,18 +441,6 @@ fn tone(p: &Path, hz: f64) -> (f64, f64) {
     ((total / s.len() as f64).sqrt(), at_hz / total)
 }
 
-/// The WAV files a phone wrote of what it sent (baresip's sndfile `-enc.wav`).
-fn sent(phone: &Baresip) -> Vec<PathBuf> {
-    std::fs::read_dir(phone.dir.path().join("snd"))
-        .map(|d| {
-            d.filter_map(Result::ok)
-                .map(|e| e.path())
-                .filter(|p| p.to_string_lossy().ends_with("-enc.wav"))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 #[test]
 fn phones_with_different_g711_laws_talk_through_transcoding() {
     let pbx = Pbx::start();
@@ -485,7 +473,7 @@ fn phones_with_different_g711_laws_talk_through_transcoding() {
     // same bytes read with the other law keep the tone's zero crossings but come out
     // about 11 dB off and distorted.
     for (who, hearer, talker) in [("alice", &alice, &bob), ("bob", &bob, &alice)] {
-        let said = sent(talker);
+        let said = talker.sent();
         assert!(!said.is_empty(), "no -enc.wav of what {who}'s peer sent");
         let (level_sent, purity_sent) = tone(&said[0], 440.0);
         assert!(

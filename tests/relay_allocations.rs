@@ -7,44 +7,14 @@
 // library itself forbids unsafe code.
 #![allow(unsafe_code)]
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::net::UdpSocket;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use switchboard::media::{MediaCommand, SessionId};
 
 mod common;
 
-struct Counting;
-
-static ALLOCS: AtomicU64 = AtomicU64::new(0);
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
-        ALLOCS.fetch_add(1, Ordering::Relaxed);
-        // SAFETY: forwarded unchanged to the system allocator.
-        unsafe { System.alloc(l) }
-    }
-    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
-        // SAFETY: forwarded unchanged to the system allocator.
-        unsafe { System.dealloc(p, l) }
-    }
-}
-
-#[global_allocator]
-static A: Counting = Counting;
-
-fn rtp(pt: u8, seq: u16) -> [u8; 172] {
-    let mut p = [0u8; 172];
-    p[0] = 0x80;
-    p[1] = pt;
-    p[2..4].copy_from_slice(&seq.to_be_bytes());
-    for (i, b) in p[12..].iter_mut().enumerate() {
-        *b = (i * 7) as u8;
-    }
-    p
-}
+mod alloc_count;
 
 /// Sends `n` packets one at a time from `tx` through the relay at `to` and reads each at
 /// `rx`, so the count is not blurred by loss; returns the allocations meanwhile and the
@@ -53,9 +23,9 @@ fn relay_n(tx: &UdpSocket, to: std::net::SocketAddr, rx: &UdpSocket, n: u16) -> 
     let mut buf = [0u8; 2048];
     let mut pt = 0;
     let deadline = Instant::now() + Duration::from_secs(30);
-    let a0 = ALLOCS.load(Ordering::Relaxed);
+    let a0 = alloc_count::allocations();
     for seq in 0..n {
-        let pkt = rtp(0, seq);
+        let pkt = alloc_count::rtp(0, seq);
         loop {
             assert!(Instant::now() < deadline, "the relay stopped forwarding");
             tx.send_to(&pkt, to).unwrap();
@@ -66,7 +36,7 @@ fn relay_n(tx: &UdpSocket, to: std::net::SocketAddr, rx: &UdpSocket, n: u16) -> 
             }
         }
     }
-    (ALLOCS.load(Ordering::Relaxed) - a0, pt)
+    (alloc_count::allocations() - a0, pt)
 }
 
 #[test]
@@ -78,9 +48,9 @@ fn the_relay_forwards_and_transcodes_without_allocating_per_packet() {
         .unwrap();
     let _g = rt.enter();
     // The counter sees allocations at all (a positive control).
-    let before = ALLOCS.load(Ordering::Relaxed);
+    let before = alloc_count::allocations();
     std::hint::black_box(vec![0u8; 64]);
-    assert!(ALLOCS.load(Ordering::Relaxed) > before);
+    assert!(alloc_count::allocations() > before);
     let (ev_tx, _ev_rx) = tokio::sync::mpsc::unbounded_channel();
     let relay = switchboard::driver::media::start("127.0.0.1".parse().unwrap(), ev_tx);
     for (id, transcode) in [(1u64, false), (2, true)] {

@@ -151,14 +151,20 @@ fn a_call_out_is_rewritten_and_presents_the_trunk_caller_id() {
     );
 }
 
-#[test]
-fn the_providers_digest_challenge_is_answered() {
-    let dir = tempfile::tempdir().unwrap();
+/// A call out through a provider that challenges with 401 and checks the digest response
+/// against acct-77's password; the trunk is configured with `password`, and the caller
+/// runs `caller` (a SIPp scenario). Returns the PBX and (caller, provider) results.
+fn call_out_through_a_checking_provider(
+    dir: &Path,
+    password: &str,
+    caller: &Path,
+    extra: &[&str],
+) -> (Pbx, bool, bool) {
     let tport = free_ports(1);
     let pbx = Pbx::start_with(&config(
-        dir.path(),
+        dir,
         tport,
-        "username = \"acct-77\"\npassword = \"trunk-secret\"",
+        &format!("username = \"acct-77\"\npassword = \"{password}\""),
         None,
     ));
     let provider = spawn_sipp(
@@ -167,18 +173,30 @@ fn the_providers_digest_challenge_is_answered() {
         tport,
         &["-i", "127.0.0.2"],
     );
-    let call = spawn_sipp(
+    let mut args = vec!["-s", "95551230000", "-au", "1001", "-ap", PW1];
+    args.extend_from_slice(extra);
+    let call = spawn_sipp(caller, Some(pbx.udp), free_ports(1), &args);
+    let call_ok = call.wait(20);
+    let provider_ok = provider.wait(10);
+    (pbx, call_ok, provider_ok)
+}
+
+#[test]
+fn the_providers_digest_challenge_is_answered() {
+    let dir = tempfile::tempdir().unwrap();
+    let (pbx, call, provider) = call_out_through_a_checking_provider(
+        dir.path(),
+        "trunk-secret",
         &scenario("uac_call.xml"),
-        Some(pbx.udp),
-        free_ports(1),
-        &["-s", "95551230000", "-au", "1001", "-ap", PW1, "-d", "500"],
+        &["-d", "500"],
     );
     assert!(
-        call.wait(20),
-        "the call goes through after the provider's 401"
+        call,
+        "the call goes through after the provider's 401\n{}",
+        pbx.log_text()
     );
     assert!(
-        provider.wait(10),
+        provider,
         "the second INVITE carried the right digest response for acct-77"
     );
 }
@@ -189,34 +207,18 @@ fn the_providers_digest_challenge_is_answered() {
 #[test]
 fn a_wrong_trunk_password_is_refused_by_the_provider() {
     let dir = tempfile::tempdir().unwrap();
-    let tport = free_ports(1);
-    let pbx = Pbx::start_with(&config(
+    let (pbx, call, provider) = call_out_through_a_checking_provider(
         dir.path(),
-        tport,
-        "username = \"acct-77\"\npassword = \"not-the-secret\"",
-        None,
-    ));
-    let provider = spawn_sipp(
-        &scenario("uas_trunk_auth.xml"),
-        None,
-        tport,
-        &["-i", "127.0.0.2"],
-    );
-    let call = spawn_sipp(
+        "not-the-secret",
         &common::expecting(503, dir.path()),
-        Some(pbx.udp),
-        free_ports(1),
-        &["-s", "95551230000", "-au", "1001", "-ap", PW1],
+        &[],
     );
-    assert!(call.wait(20), "the call fails\n{}", pbx.log_text());
+    assert!(!provider, "the provider saw a wrong digest response");
+    assert!(call, "the call fails\n{}", pbx.log_text());
     assert!(
         pbx.log_text().contains("callee refused call=1 code=403"),
         "the provider refused the digest\n{}",
         pbx.log_text()
-    );
-    assert!(
-        !provider.wait(10),
-        "the provider saw a wrong digest response"
     );
     drop(pbx);
     let dir = tempfile::tempdir().unwrap();

@@ -364,11 +364,20 @@ module_tmp\taccount.so\nmodule_app\tmenu.so\nmodule_app\tcons.so\ncons_listen\t1
 
     /// The WAV files the phone wrote of the audio it decoded (what its user heard).
     pub fn heard(&self) -> Vec<PathBuf> {
+        self.dumps("-dec.wav")
+    }
+
+    /// The WAV files the phone wrote of the audio it sent (what its user said).
+    pub fn sent(&self) -> Vec<PathBuf> {
+        self.dumps("-enc.wav")
+    }
+
+    fn dumps(&self, suffix: &str) -> Vec<PathBuf> {
         std::fs::read_dir(self.dir.path().join("snd"))
             .map(|d| {
                 d.filter_map(Result::ok)
                     .map(|e| e.path())
-                    .filter(|p| p.to_string_lossy().ends_with("-dec.wav"))
+                    .filter(|p| p.to_string_lossy().ends_with(suffix))
                     .collect()
             })
             .unwrap_or_default()
