@@ -222,19 +222,7 @@ fn a_wrong_trunk_password_is_refused_by_the_provider() {
     );
     drop(pbx);
     let dir = tempfile::tempdir().unwrap();
-    let tport = free_ports(1);
-    let registrar = spawn_sipp(
-        &scenario("uas_registrar.xml"),
-        None,
-        tport,
-        &["-i", "127.0.0.2"],
-    );
-    let pbx = Pbx::start_with(&config(
-        dir.path(),
-        tport,
-        "username = \"acct-77\"\npassword = \"not-the-secret\"\nregister = true",
-        None,
-    ));
+    let (pbx, registrar) = registering_with(dir.path(), "not-the-secret");
     assert!(
         !registrar.wait(20),
         "the registrar saw a wrong digest response"
@@ -270,9 +258,9 @@ fn a_trunk_call_never_goes_out_on_a_trunk() {
     assert!(pbx.log_text().contains("may not dial a trunk"));
 }
 
-#[test]
-fn switchboard_registers_with_a_trunk_that_wants_it() {
-    let dir = tempfile::tempdir().unwrap();
+/// A provider's registrar (checking acct-77's digest against trunk-secret) and a PBX whose
+/// trunk registers there with `password`.
+fn registering_with(dir: &Path, password: &str) -> (Pbx, common::SippProc) {
     let tport = free_ports(1);
     let registrar = spawn_sipp(
         &scenario("uas_registrar.xml"),
@@ -281,11 +269,18 @@ fn switchboard_registers_with_a_trunk_that_wants_it() {
         &["-i", "127.0.0.2"],
     );
     let pbx = Pbx::start_with(&config(
-        dir.path(),
+        dir,
         tport,
-        "username = \"acct-77\"\npassword = \"trunk-secret\"\nregister = true",
+        &format!("username = \"acct-77\"\npassword = \"{password}\"\nregister = true"),
         None,
     ));
+    (pbx, registrar)
+}
+
+#[test]
+fn switchboard_registers_with_a_trunk_that_wants_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (pbx, registrar) = registering_with(dir.path(), "trunk-secret");
     assert!(
         registrar.wait(20),
         "401 answered with acct-77's credentials"

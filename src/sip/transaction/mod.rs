@@ -735,7 +735,8 @@ fn server_branch(msg: &Message) -> Option<Bytes> {
             k.push(b'|');
             k.extend(via.host.iter().map(u8::to_ascii_lowercase));
             if let Some(port) = via.port {
-                k.extend_from_slice(format!(":{port}").as_bytes());
+                // Written into the key itself: no second allocation per request.
+                let _ = std::io::Write::write_fmt(&mut k, format_args!(":{port}"));
             }
             Some(Bytes::from(k))
         }
