@@ -2832,6 +2832,7 @@ impl Endpoint {
         let key = TxKey {
             role: crate::sip::transaction::Role::Client,
             branch: call_id,
+            sent_by: 0,
             method: Method::Invite,
         };
         let cdr = Cdr {

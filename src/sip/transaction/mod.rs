@@ -57,10 +57,16 @@ pub struct Peer {
 pub struct TxKey {
     /// Client or server side.
     pub role: Role,
-    /// The branch of the top Via; for a server transaction followed by `|` and the Via's
-    /// sent-by, since RFC 3261 §17.2.3 matches a request on both: two clients may pick
-    /// the same branch (RFC 4475's messages share `z9hG4bKkdjuw`).
+    /// The branch of the top Via.
     pub branch: Bytes,
+    /// A server transaction's top-Via sent-by, since RFC 3261 §17.2.3 matches a request
+    /// on it as well as the branch: two clients may pick the same branch (RFC 4475's
+    /// messages share `z9hG4bKkdjuw`). Kept as a 64-bit digest of the host and port as
+    /// written (a retransmission repeats them byte for byte): two clients would have to
+    /// pick the same branch *and* collide here to be confused, and the key stays small and
+    /// cheap to clone, which the timers and events do several times per transaction.
+    /// 0 for client transactions (the branch is ours) and RFC 2543 keys.
+    pub sent_by: u64,
     /// The method; ACK is keyed as INVITE so it finds its INVITE transaction.
     pub method: Method,
 }
@@ -233,6 +239,7 @@ impl Transactions {
         let k = TxKey {
             role: Role::Server,
             branch: cancel_key.branch.clone(),
+            sent_by: cancel_key.sent_by,
             method: Method::Invite,
         };
         self.txs
@@ -311,13 +318,14 @@ impl Transactions {
         let Some(method) = msg.request_line().map(|r| r.method.clone()) else {
             return;
         };
-        let Some(branch) = server_branch(&msg) else {
+        let Some((branch, sent_by)) = server_branch(&msg) else {
             return;
         };
         let is_ack = method == Method::Ack;
         let key = TxKey {
             role: Role::Server,
             branch,
+            sent_by,
             method: if is_ack {
                 Method::Invite
             } else {
@@ -394,6 +402,7 @@ impl Transactions {
         let key = TxKey {
             role: Role::Client,
             branch,
+            sent_by: 0,
             method: cseq.method,
         };
         let Some(tx) = self.txs.get_mut(&key) else {
@@ -496,6 +505,7 @@ impl Transactions {
         let key = TxKey {
             role: Role::Client,
             branch,
+            sent_by: 0,
             method: method.clone(),
         };
         if self.txs.contains_key(&key) {
@@ -726,19 +736,22 @@ fn response_peer(msg: &Message, peer: &Peer) -> Peer {
     }
 }
 
-fn server_branch(msg: &Message) -> Option<Bytes> {
+/// FNV-1a over the sent-by's host and port; never 0, which client keys use.
+fn sent_by_digest(host: &[u8], port: Option<u16>) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let port = port.map_or([0xff; 3], |p| [1, (p >> 8) as u8, p as u8]);
+    for b in host.iter().chain(&port) {
+        h = (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h.max(1)
+}
+
+/// A server transaction's branch and sent-by digest (see [`TxKey`]).
+fn server_branch(msg: &Message) -> Option<(Bytes, u64)> {
     let via = msg.top_via().ok()?;
     match via.branch() {
         Some(b) if b.starts_with(MAGIC_COOKIE.as_bytes()) => {
-            let mut k = Vec::with_capacity(b.len() + via.host.len() + 7);
-            k.extend_from_slice(b);
-            k.push(b'|');
-            k.extend(via.host.iter().map(u8::to_ascii_lowercase));
-            if let Some(port) = via.port {
-                // Written into the key itself: no second allocation per request.
-                let _ = std::io::Write::write_fmt(&mut k, format_args!(":{port}"));
-            }
-            Some(Bytes::from(k))
+            Some((b.clone(), sent_by_digest(&via.host, via.port)))
         }
         // RFC 2543 peers: key on what identifies the request instead (§17.2.3 fallback).
         _ => {
@@ -755,7 +768,7 @@ fn server_branch(msg: &Message) -> Option<Bytes> {
                     k.extend_from_slice(t);
                 }
             }
-            Some(Bytes::from(k))
+            Some((Bytes::from(k), 0))
         }
     }
 }
