@@ -1,5 +1,6 @@
 use super::*;
-use rand::Rng;
+
+mod sim;
 
 /// The virtual clock's zero: one instant for the whole test run, so that every helper
 /// that logs agents in at `t0()` agrees with the test's own `now`.
@@ -74,114 +75,6 @@ fn offers(a: &mut Acd) -> Vec<(CallerId, String)> {
             _ => None,
         })
         .collect()
-}
-
-/// Erlang C: the probability that a caller waits, with `n` agents and `a` Erlangs.
-fn erlang_c(n: u32, a: f64) -> f64 {
-    let mut term = 1.0;
-    let mut sum = 1.0;
-    for k in 1..n {
-        term *= a / k as f64;
-        sum += term;
-    }
-    let top = term * a / n as f64 * (n as f64 / (n as f64 - a));
-    top / (sum + top)
-}
-
-/// Poisson arrivals, exponential handle times, agents answering at once, callers who never
-/// abandon, on a virtual clock: (service level, ASA in s, answered per agent).
-fn simulate(agents: u32, occupancy: f64, aht: f64, calls: u64, seed: u64) -> (f64, f64, Vec<u64>) {
-    let ids: Vec<String> = (0..agents).map(|i| format!("a{i:02}")).collect();
-    let mut q = QueueConfig::new("q", Strategy::LongestIdle);
-    q.members = members(&ids.iter().map(String::as_str).collect::<Vec<_>>());
-    q.sl_threshold = secs(20.0);
-    let mut acd = acd(q);
-    let mut rng = SmallRng::seed_from_u64(seed);
-    let mut exp = |mean: f64| -mean * (1.0 - rng.random::<f64>()).ln();
-    let lambda = occupancy * agents as f64 / aht;
-    let start = t0();
-    // Virtual time as seconds since `start`; pending call ends by time.
-    let mut ends: BinaryHeap<Reverse<(u64, String)>> = BinaryHeap::new();
-    let mut next_arrival = exp(1.0 / lambda);
-    let mut arrived = 0u64;
-    let at = |s: f64| start + secs(s);
-    let micros = |s: f64| (s * 1e6) as u64;
-    loop {
-        let next_end = ends.peek().map(|Reverse((t, _))| *t as f64 / 1e6);
-        let arrival_due = arrived < calls && next_end.is_none_or(|e| next_arrival <= e);
-        let now_s = if arrival_due {
-            let t = next_arrival;
-            arrived += 1;
-            join(&mut acd, at(t), arrived, 0);
-            next_arrival = t + exp(1.0 / lambda);
-            t
-        } else if let Some(Reverse((t, agent))) = ends.pop() {
-            let t = t as f64 / 1e6;
-            acd.handle(at(t), Event::CallEnded(agent));
-            t
-        } else {
-            break;
-        };
-        while let Some(c) = acd.poll_command() {
-            if let Command::Offer { caller, agent } = c {
-                acd.handle(
-                    at(now_s),
-                    Event::Answered {
-                        caller,
-                        agent: agent.clone(),
-                    },
-                );
-                let h = exp(aht);
-                ends.push(Reverse((micros(now_s + h), agent)));
-            }
-        }
-    }
-    let st = acd.stats("q").unwrap();
-    assert_eq!(st.answered, calls, "every caller answered");
-    let per_agent = ids.iter().map(|id| acd.answered_by(id, "q")).collect();
-    (
-        st.service_level().unwrap(),
-        st.asa().unwrap().as_secs_f64(),
-        per_agent,
-    )
-}
-
-#[test]
-fn service_level_and_asa_match_erlang_c_from_70_to_95_percent_occupancy() {
-    let (n, aht, threshold) = (10u32, 180.0, 20.0);
-    for (occupancy, calls) in [
-        (0.70, 200_000),
-        (0.80, 200_000),
-        (0.90, 500_000),
-        (0.95, 1_000_000),
-    ] {
-        let a = occupancy * n as f64;
-        let c = erlang_c(n, a);
-        let rate = (n as f64 - a) / aht;
-        let sl_want = 1.0 - c * (-rate * threshold).exp();
-        let asa_want = c / rate;
-        let (sl, asa, _) = simulate(n, occupancy, aht, calls, 42);
-        assert!(
-            (sl - sl_want).abs() <= 0.02,
-            "occupancy {occupancy}: SL {sl:.4}, Erlang C {sl_want:.4}"
-        );
-        assert!(
-            (asa - asa_want).abs() <= 0.10 * asa_want,
-            "occupancy {occupancy}: ASA {asa:.1} s, Erlang C {asa_want:.1} s"
-        );
-    }
-}
-
-#[test]
-fn longest_idle_spreads_calls_evenly_over_equal_agents() {
-    let (_, _, per_agent) = simulate(10, 0.85, 180.0, 20_000, 9);
-    let mean = per_agent.iter().sum::<u64>() as f64 / per_agent.len() as f64;
-    for n in &per_agent {
-        assert!(
-            (*n as f64 - mean).abs() <= 0.05 * mean,
-            "calls per agent {per_agent:?}, mean {mean}"
-        );
-    }
 }
 
 /// Offers `caller` gets right after joining at `now`.
