@@ -19,11 +19,15 @@ fn folding_ignores_line_order_and_skips_bad_lines() {
         r#"{"file":"3-1.wav","deleted":true}"#,
         r#"{"file":"2-1.wav","caller":"1002","at_ms":2,"ms":1000}"#,
         r#"{"file":"3-1.wav","caller":"1002","at_ms":3,"ms":1000}"#,
+        r#"{"file":"4-1.wav","ms":1000}"#,
     ];
     let (v, deleted, bad) = fold(&lines.join("\n"));
     assert_eq!(v, vec![msg("1-1.wav", 1, false), msg("2-1.wav", 2, true)]);
     assert!(deleted.contains("3-1.wav"));
-    assert_eq!(bad, 1);
+    assert_eq!(
+        bad, 2,
+        "a line that is not JSON, a message line without its caller"
+    );
     let mut rev = lines;
     rev.reverse();
     assert_eq!(fold(&rev.join("\n")).0, v, "the same state in any order");
@@ -224,4 +228,51 @@ fn greeting_silence_and_wrong_keys() {
     run(&mut r, &mut mb, Input::Keys(""));
     let s = run(&mut r, &mut mb, Input::Keys(""));
     assert_eq!(prompts(&s), ["goodbye"], "three silences in a row");
+}
+
+#[test]
+fn keys_after_a_message_go_back_repeat_the_question_or_say_it_was_wrong() {
+    let mut mb = Mailbox {
+        messages: vec![msg("1.wav", 1, false)],
+        greeting: false,
+    };
+    let mut r = Retrieval::new(Some("1".into()));
+    run(&mut r, &mut mb, Input::Start);
+    run(&mut r, &mut mb, Input::Keys("1"));
+    run(&mut r, &mut mb, Input::Keys("1"));
+    let s = run(&mut r, &mut mb, Input::Keys("5"));
+    assert_eq!(prompts(&s), ["invalid-option", "vm-after-message"]);
+    let s = run(&mut r, &mut mb, Input::Keys(""));
+    assert_eq!(prompts(&s), ["vm-after-message"], "silence asks again");
+    let s = run(&mut r, &mut mb, Input::Keys("*"));
+    assert_eq!(prompts(&s), ["vm-main-menu"], "star goes back to the menu");
+    let s = run(&mut r, &mut mb, Input::Keys("1"));
+    assert_eq!(prompts(&s)[2], "msg:1.wav", "and the menu works from there");
+}
+
+#[test]
+fn a_write_that_removes_a_file_already_gone_succeeds_and_one_that_cannot_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    let index = dir.path().join("index.jsonl");
+    let gone = MailboxWrite {
+        index: index.clone(),
+        line: r#"{"file":"1.wav","deleted":true}"#.into(),
+        remove: Some(dir.path().join("1.wav")),
+    };
+    gone.apply()
+        .expect("a message already removed is deleted all the same");
+    // A directory where the message file should be: removing it fails, and says so.
+    std::fs::create_dir(dir.path().join("2.wav")).unwrap();
+    let stuck = MailboxWrite {
+        index: index.clone(),
+        line: r#"{"file":"2.wav","deleted":true}"#.into(),
+        remove: Some(dir.path().join("2.wav")),
+    };
+    assert!(stuck.apply().is_err());
+    let text = std::fs::read_to_string(&index).unwrap();
+    assert_eq!(
+        text.lines().count(),
+        2,
+        "both lines written before the removal"
+    );
 }
