@@ -1026,3 +1026,51 @@ fn an_agent_logged_in_by_id_is_still_at_its_phone_after_a_restart() {
     let a = agent_view(&pbx, "5001");
     assert_eq!(a["phone"], "1001", "{a}");
 }
+
+#[test]
+fn a_callback_whose_customer_never_answers_is_given_up_after_its_attempts() {
+    let dir = tempfile::tempdir().unwrap();
+    let pbx = pbx_with(
+        dir.path(),
+        &[
+            (MEMBERS, "members = [\"1002\"]"),
+            ("callback_attempts = 3", "callback_attempts = 2"),
+            ("callback_retry_s = 120", "callback_retry_s = 2"),
+        ],
+    );
+    ask_for_callback(&pbx, dir.path());
+    // 1001's phone is busy both times; 1002 takes both.
+    let customer_port = register_callee(&pbx, "1001", PW1);
+    let busy = spawn_sipp(&scenario("uas_busy.xml"), None, customer_port, &["-m", "2"]);
+    let agent_port = register_callee(&pbx, "1002", PW2);
+    let agent = spawn_sipp(&scenario("uas_answer.xml"), None, agent_port, &["-m", "2"]);
+    assert!(
+        busy.wait(40),
+        "two calls found 1001 busy\n{}",
+        pbx.log_text()
+    );
+    assert!(agent.wait(10), "1002 took both\n{}", pbx.log_text());
+    assert!(
+        common::wait_until(10, || log_has(
+            &pbx,
+            "callback given up: the customer never answered"
+        )),
+        "{}",
+        pbx.log_text()
+    );
+    let saved = pbx.state.path().join("callbacks.json");
+    let kept = || std::fs::read_to_string(&saved).unwrap_or_default();
+    assert!(
+        common::wait_until(10, || kept().trim() == "[]"),
+        "given up, not kept: {}",
+        kept()
+    );
+    // Past another retry time there is no third attempt: the agent was offered it twice.
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    let offers = queue_log(&pbx)
+        .iter()
+        .filter(|e| e["event"] == "offer")
+        .count();
+    assert_eq!(offers, 2, "{:?}", queue_log(&pbx));
+    assert!(!log_has(&pbx, "callback: the customer answered"));
+}

@@ -1009,3 +1009,204 @@ fn a_trunk_registration_refreshes_is_challenged_again_and_retries_after_403_and_
     provider_says(&mut ep, after, &again[0], 200, "Expires: 600");
     assert_eq!(trunk_state(&ep, after), ("registered".into(), 600));
 }
+
+// ---- Message-waiting subscriptions on a virtual clock --------------------------------
+
+fn subscribe(mailbox: &str, cseq: u32, event: &str, expires: u32, auth: Option<String>) -> Bytes {
+    // Each request its own transaction.
+    static BRANCH: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let b = BRANCH.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let auth = auth
+        .map(|a| format!("Authorization: {a}\r\n"))
+        .unwrap_or_default();
+    Bytes::from(format!(
+        "SUBSCRIBE sip:{mailbox}@switchboard.local SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bKs{b};rport\r\n\
+From: <sip:1001@switchboard.local>;tag=phone\r\nTo: <sip:{mailbox}@switchboard.local>\r\nCall-ID: mwi-{mailbox}-{expires}\r\n\
+CSeq: {cseq} SUBSCRIBE\r\nContact: <sip:1001@127.0.0.1:5070>\r\nEvent: {event}\r\nExpires: {expires}\r\nMax-Forwards: 70\r\n{auth}Content-Length: 0\r\n\r\n"
+    ))
+}
+
+/// 1001 (with `pw`) subscribes to `mailbox`'s message summary; every answer and request
+/// the endpoint sent back.
+fn subscribe_as_1001(
+    ep: &mut Endpoint,
+    now: Instant,
+    mailbox: &str,
+    expires: u32,
+    pw: &str,
+) -> Vec<Message> {
+    let chal = send(
+        ep,
+        now,
+        subscribe(mailbox, 1, "message-summary", expires, None),
+        &peer("127.0.0.1"),
+    );
+    assert_eq!(chal[0].status(), Some(StatusCode::UNAUTHORIZED));
+    let nonce = String::from_utf8_lossy(chal[0].header(&HeaderName::WwwAuthenticate).unwrap())
+        .split("nonce=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .to_string();
+    let uri = format!("sip:{mailbox}@switchboard.local");
+    let h = ha1(Algorithm::Md5, "1001", "switchboard.local", pw);
+    let r = response(
+        Algorithm::Md5,
+        &h,
+        "SUBSCRIBE",
+        &uri,
+        &nonce,
+        Some(("00000001", "c0ffee")),
+    );
+    let auth = format!("Digest username=\"1001\", realm=\"switchboard.local\", nonce=\"{nonce}\", uri=\"{uri}\", response=\"{r}\", algorithm=MD5, cnonce=\"c0ffee\", qop=auth, nc=00000001");
+    send(
+        ep,
+        now,
+        subscribe(mailbox, 2, "message-summary", expires, Some(auth)),
+        &peer("127.0.0.1"),
+    )
+}
+
+/// A refresh inside the subscription that `ok` (its 200) set up.
+fn refresh(ep: &mut Endpoint, now: Instant, ok: &Message, expires: u32) -> Vec<Message> {
+    let call_id = String::from_utf8_lossy(ok.call_id().unwrap()).into_owned();
+    let to = String::from_utf8_lossy(ok.header(&HeaderName::To).unwrap()).into_owned();
+    let bytes = Bytes::from(format!(
+        "SUBSCRIBE sip:1001@127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bKrf{call_id}{expires};rport\r\n\
+From: <sip:1001@switchboard.local>;tag=phone\r\nTo: {to}\r\nCall-ID: {call_id}\r\n\
+CSeq: 3 SUBSCRIBE\r\nContact: <sip:1001@127.0.0.1:5070>\r\nEvent: message-summary\r\nExpires: {expires}\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+    ));
+    send(ep, now, bytes, &peer("127.0.0.1"))
+}
+
+fn header(m: &Message, name: &str) -> String {
+    let n = HeaderName::Other(Bytes::copy_from_slice(name.as_bytes()));
+    m.header(&n)
+        .or_else(|| match name {
+            "Expires" => m.header(&HeaderName::Expires),
+            _ => None,
+        })
+        .map(|v| String::from_utf8_lossy(v).into_owned())
+        .unwrap_or_default()
+}
+
+fn notifies(out: &[Message]) -> Vec<&Message> {
+    out.iter()
+        .filter(|m| m.method() == Some(Method::Notify))
+        .collect()
+}
+
+/// The phone answers a NOTIFY with `code`.
+fn phone_answers(ep: &mut Endpoint, now: Instant, notify: &Message, code: u16) -> Vec<Message> {
+    let r = response_to(notify, StatusCode::new(code).unwrap(), None);
+    send(ep, now, r.to_bytes(), &peer("127.0.0.1"))
+}
+
+#[test]
+fn message_waiting_is_refused_for_other_packages_other_boxes_and_wrong_passwords() {
+    let t0 = Instant::now();
+    let mut ep = endpoint(t0);
+    let p = peer("127.0.0.1");
+    let r = send(&mut ep, t0, subscribe("1001", 1, "presence", 600, None), &p);
+    assert_eq!(
+        r[0].status(),
+        StatusCode::new(489),
+        "an event package we do not serve"
+    );
+    assert_eq!(header(&r[0], "Allow-Events"), "message-summary");
+    let r = subscribe_as_1001(&mut ep, t0, "1002", 600, PW);
+    assert_eq!(
+        r[0].status(),
+        Some(StatusCode::FORBIDDEN),
+        "another phone's box"
+    );
+    assert!(notifies(&r).is_empty());
+    let r = subscribe_as_1001(&mut ep, t0, "1001", 600, "wrong-password");
+    assert_eq!(
+        r[0].status(),
+        Some(StatusCode::FORBIDDEN),
+        "a wrong password"
+    );
+    assert!(notifies(&r).is_empty());
+    // The positive control: the same request with the right password is served.
+    let r = subscribe_as_1001(&mut ep, t0, "1001", 600, PW);
+    assert_eq!(r[0].status(), Some(StatusCode::OK));
+    assert_eq!(header(&r[0], "Expires"), "600");
+    assert_eq!(notifies(&r).len(), 1);
+}
+
+#[test]
+fn message_waiting_lapses_unless_refreshed_and_a_phone_refusing_a_notify_is_dropped() {
+    let t0 = Instant::now();
+    let mut ep = endpoint(t0);
+    // Ten seconds asked, the least granted is a minute.
+    let r = subscribe_as_1001(&mut ep, t0, "1001", 10, PW);
+    assert_eq!(r[0].status(), Some(StatusCode::OK));
+    assert_eq!(header(&r[0], "Expires"), "60");
+    let first = notifies(&r);
+    assert_eq!(header(first[0], "Subscription-State"), "active;expires=60");
+    assert!(String::from_utf8_lossy(&first[0].body).contains("Messages-Waiting: no"));
+    phone_answers(&mut ep, t0, first[0], 200);
+    // Nothing until the minute is up; then the last NOTIFY says it ended.
+    let quiet = run_until(&mut ep, t0 + Duration::from_millis(59_999));
+    assert!(
+        quiet
+            .iter()
+            .all(|(_, _, m)| m.method() != Some(Method::Notify)),
+        "{quiet:?}"
+    );
+    let last = run_until(&mut ep, t0 + Duration::from_secs(60));
+    let ends: Vec<_> = last
+        .iter()
+        .filter(|(_, _, m)| m.method() == Some(Method::Notify))
+        .collect();
+    assert_eq!(ends.len(), 1, "{last:?}");
+    assert_eq!(ends[0].0, t0 + Duration::from_secs(60));
+    assert_eq!(
+        header(&ends[0].2, "Subscription-State"),
+        "terminated;reason=timeout"
+    );
+    let ended = ends[0].2.clone();
+    phone_answers(&mut ep, t0 + Duration::from_secs(60), &ended, 200);
+
+    // A new message: a live subscription hears of it; one whose phone answered 481 does
+    // not.
+    let now = t0 + Duration::from_secs(61);
+    let refusing = subscribe_as_1001(&mut ep, now, "1001", 600, PW);
+    phone_answers(&mut ep, now, notifies(&refusing)[0], 481);
+    let listening = subscribe_as_1001(&mut ep, now, "1001", 3600, PW);
+    phone_answers(&mut ep, now, notifies(&listening)[0], 200);
+    ep.mailboxes.insert(
+        "1001".into(),
+        crate::voicemail::Mailbox {
+            messages: vec![crate::voicemail::VmMessage {
+                file: "1.wav".into(),
+                caller: "1002".into(),
+                at_ms: 1,
+                ms: 1000,
+                heard: false,
+            }],
+            greeting: false,
+        },
+    );
+    ep.mailbox_changed(now, "1001");
+    // What a handler does after any change: what the transactions have to send goes out.
+    ep.handle_timeout(now);
+    let out: Vec<Message> = outputs(&mut ep).into_iter().map(|(_, m)| m).collect();
+    let told = notifies(&out);
+    assert_eq!(
+        told.len(),
+        1,
+        "only the subscription still standing: {out:?}"
+    );
+    assert_eq!(told[0].call_id(), listening[0].call_id());
+    assert!(String::from_utf8_lossy(&told[0].body).contains("Voice-Message: 1/0"));
+    phone_answers(&mut ep, now, told[0], 200);
+    // The refused one is gone: its refresh finds no subscription; the other's is served.
+    let r = refresh(&mut ep, now, &refusing[0], 600);
+    assert_eq!(r[0].status(), StatusCode::new(481), "{r:?}");
+    let r = refresh(&mut ep, now, &listening[0], 3600);
+    assert_eq!(r[0].status(), Some(StatusCode::OK), "{r:?}");
+}
