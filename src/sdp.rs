@@ -544,4 +544,39 @@ a=fmtp:101 0-15\r\na=ptime:20\r\na=sendrecv\r\nm=video 27010 RTP/AVP 96\r\na=rtp
             Err(SdpError::Field("o="))
         );
     }
+
+    #[test]
+    fn streams_are_picked_declined_and_completed_by_kind_port_and_law() {
+        let head = "v=0\r\no=- 1 2 IN IP4 192.0.2.5\r\ns=-\r\nc=IN IP4 192.0.2.5\r\nt=0 0\r\n";
+        let parse = |body: &str| Sdp::parse(format!("{head}{body}").as_bytes()).unwrap();
+        let ports = |s: &Sdp| s.media.iter().map(|m| m.port).collect::<Vec<_>>();
+        let pts = |m: &Media| m.formats.iter().map(|f| f.pt).collect::<Vec<_>>();
+        // A live video stream, a rejected audio stream, then the audio to use, then a
+        // second audio stream: only the third is ours, the others are declined.
+        let s = parse(
+            "m=video 5000 RTP/AVP 0\r\nm=audio 0 RTP/AVP 0\r\nm=audio 4000 RTP/AVP 8 101\r\n\
+             a=rtpmap:101 telephone-event/8000\r\na=rtcp-mux\r\nm=audio 4002 RTP/AVP 0\r\n",
+        );
+        assert_eq!(s.audio().unwrap().port, 4000);
+        assert!(s.audio().unwrap().rtcp_mux, "a=rtcp-mux is read");
+        assert!(s.is_relayable());
+        let r = s
+            .relayed("127.0.0.1".parse().unwrap(), 30000, 1, 1)
+            .unwrap();
+        assert_eq!(ports(&r), [0, 0, 30000, 0]);
+        assert!(!r.media[2].rtcp_mux, "our relay does not multiplex RTCP");
+        // Both laws: PCMU is added to a PCMA offer, and the declined streams are left be.
+        let both = s.clone().with_both_g711();
+        assert_eq!(pts(both.audio().unwrap()), [8, 0, 101]);
+        assert_eq!(pts(&both.media[0]), [0], "video untouched");
+        assert_eq!(pts(&both.media[1]), [0], "the rejected stream untouched");
+        // Our own answer: the first law offered and telephone-event, nothing else.
+        let ans = parse("m=audio 4000 RTP/AVP 0 8 101\r\na=rtpmap:101 telephone-event/8000\r\n")
+            .answer_for("127.0.0.1".parse().unwrap(), 30000, 7)
+            .unwrap();
+        assert_eq!(pts(ans.audio().unwrap()), [0, 101]);
+        // Nothing to relay: no G.711, or no live audio stream.
+        assert!(!parse("m=audio 4000 RTP/AVP 9\r\na=rtpmap:9 G722/8000\r\n").is_relayable());
+        assert!(!parse("m=audio 0 RTP/AVP 0\r\nm=video 5000 RTP/AVP 0\r\n").is_relayable());
+    }
 }
