@@ -711,10 +711,12 @@ fn a_voicemail_message_is_kept_when_the_caller_hangs_up() {
     let wav = std::fs::read(boxdir.join(line["file"].as_str().unwrap())).unwrap();
     let samples = switchboard::media::wav::decode(&wav).expect("a WAV we can play back");
     assert_eq!(samples.len() as u64 / 8, ms, "{line}");
-    let loud = samples.iter().filter(|s| s.unsigned_abs() > 2000).count();
+    // The caller's two seconds of 440 Hz, whole: 100 frames of 20 ms, give or take the
+    // frame each edge may straddle.
+    let runs = common::tone_runs(&common::tone_frames(&samples, 440.0));
     assert!(
-        loud > 8000,
-        "the voice is in the file, not silence: {loud} loud samples"
+        runs.len() == 1 && (99..=101).contains(&runs[0].1),
+        "the voice is in the file, whole: runs of 440 Hz {runs:?}"
     );
     let r = cdr(&pbx, 1);
     assert_eq!(
@@ -748,21 +750,20 @@ fn a_recording_ends_on_silence_and_the_dialplan_goes_on() {
     assert_ne!(r.hangup_by.as_str(), "caller", "{r:?}");
 }
 
-/// The recording holds about `secs` of voice and ends with it (trailing quiet trimmed).
-fn assert_voice_then_trimmed(samples: &[i16], secs: f32) {
-    let loud: Vec<usize> = (0..samples.len())
-        .filter(|&i| samples[i].unsigned_abs() > 2000)
-        .collect();
-    let (first, last) = (loud[0], *loud.last().unwrap());
-    let span = (last - first) as f32 / 8000.0;
+/// The recording holds `secs` of the caller's 440 Hz voice, to the frame either edge
+/// may straddle, and ends with it (the quiet after it trimmed to under 100 ms).
+fn assert_voice_then_trimmed(samples: &[i16], secs: f64) {
+    let runs = common::tone_runs(&common::tone_frames(samples, 440.0));
+    let frames = (secs * 50.0) as usize;
     assert!(
-        (secs - 0.3..=secs + 0.3).contains(&span),
-        "voice for {span:.2} s, from {first} to {last} of {}",
+        runs.len() == 1 && (frames - 1..=frames + 1).contains(&runs[0].1),
+        "{secs} s of voice: runs of 440 Hz {runs:?} in {} samples",
         samples.len()
     );
+    let end = (runs[0].0 + runs[0].1) * 160;
     assert!(
-        samples.len() - last < 8 * 100,
-        "quiet after the voice trimmed: voice ends at {last} of {}",
+        samples.len() - end < 8 * 100,
+        "quiet after the voice trimmed: voice ends at {end} of {}",
         samples.len()
     );
 }
@@ -814,10 +815,18 @@ fn a_pound_key_ends_a_recording() {
     let path = pbx.state.path().join("recordings/keyed.wav");
     wait_for_file(&path);
     let samples = switchboard::media::wav::decode(&std::fs::read(&path).unwrap()).unwrap();
-    let ms = samples.len() as u64 / 8;
+    // The second of voice whole, and the recording stopped by the key: it ends within
+    // the key tone's 100 ms and the detector's two frames after it, not in the quiet.
+    let runs = common::tone_runs(&common::tone_frames(&samples, 440.0));
     assert!(
-        (1000..=3000).contains(&ms),
-        "the voice up to the key: {ms} ms"
+        runs.len() == 1 && (49..=51).contains(&runs[0].1),
+        "a second of voice: runs of 440 Hz {runs:?}"
+    );
+    let end = (runs[0].0 + runs[0].1) * 160;
+    let after_ms = (samples.len() - end) / 8;
+    assert!(
+        after_ms <= 160,
+        "the recording ran {after_ms} ms past the voice"
     );
 }
 
@@ -1035,11 +1044,22 @@ fn a_caller_answered_here_hears_ringback_while_its_dial_rings() {
         "{r:?}"
     );
     assert!(callee.wait(10), "the ring was cancelled");
-    // 2 s of ringback tone (then 4 s of its cadence's quiet), and the goodbye.
+    // One 2 s burst of ringback in the 5 s ring (the next is due at 6 s), then the
+    // goodbye.
+    let ringback: f64 = alice
+        .heard()
+        .iter()
+        .map(|p| common::tone_seconds(p, &[440.0, 480.0]))
+        .sum();
+    assert!(
+        (1.9..=2.1).contains(&ringback),
+        "alice heard {ringback:.2} s of ringback\n{}",
+        alice.log()
+    );
     let heard: f64 = alice.heard().iter().map(|p| common::loud_seconds(p)).sum();
     assert!(
-        heard >= 2.2,
-        "alice heard {heard:.1} s of ringback and goodbye\n{}",
+        heard >= ringback + 0.5,
+        "alice heard {heard:.1} s, the goodbye too\n{}",
         alice.log()
     );
 }
@@ -1112,13 +1132,30 @@ fn an_invite_whose_body_arrives_in_pieces_over_tcp_is_framed_by_its_length() {
     });
     assert!(whole, "challenged as one whole INVITE: {got}");
     // Had the first piece been taken for the whole message, the rest would now be read as
-    // a broken one and refused.
-    c.set_read_timeout(Some(Duration::from_millis(500)))
-        .unwrap();
-    if let Ok(n) = c.read(&mut buf) {
-        got.push_str(&String::from_utf8_lossy(&buf[..n]));
-    }
-    assert!(!got.contains("SIP/2.0 400"), "{got}");
+    // a broken one and refused. An OPTIONS down the same connection shows nothing else
+    // is on its way: its 200 must be all that comes next.
+    let options = format!(
+        "OPTIONS sip:{0} SIP/2.0\r\nVia: SIP/2.0/TCP {me};branch=z9hG4bKsplit-control\r\n\
+         From: <sip:1001@{0}>;tag=c\r\nTo: <sip:{0}>\r\nCall-ID: split-control\r\n\
+         CSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
+        pbx.tcp.unwrap()
+    );
+    c.write_all(options.as_bytes()).unwrap();
+    let before = got.len();
+    assert!(
+        wait_until(5, || {
+            if let Ok(n) = c.read(&mut buf) {
+                got.push_str(&String::from_utf8_lossy(&buf[..n]));
+            }
+            got.contains("Call-ID: split-control")
+        }),
+        "the control OPTIONS was answered: {got}"
+    );
+    let next = &got[before..];
+    assert!(
+        !next.contains("SIP/2.0 400") && next.starts_with("SIP/2.0 200 "),
+        "only the control's answer followed: {next}"
+    );
 }
 
 /// `name` from tests/sipp with a check that the SDP it receives is IPv6 (c=IN IP6 ::1).

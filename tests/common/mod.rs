@@ -594,6 +594,83 @@ pub fn loud_seconds(p: &Path) -> f64 {
     loud as f64 / 10.0
 }
 
+/// For each 20 ms frame of 8 kHz `samples`, whether it carries a tone at `hz`: most of
+/// the frame's power at that frequency (Goertzel) and a level well above quiet. Lengths
+/// of sound are judged by it to the frame, where a level threshold blurs edges by the
+/// margin of a fade, and other sounds (prompts, beeps, key tones) count for nothing.
+pub fn tone_frames(samples: &[i16], hz: f64) -> Vec<bool> {
+    let coeff = 2.0 * (2.0 * std::f64::consts::PI * hz / 8000.0).cos();
+    samples
+        .chunks_exact(160)
+        .map(|f| {
+            let (mut s1, mut s2) = (0.0f64, 0.0f64);
+            let mut total = 0.0;
+            for &x in f {
+                let x = f64::from(x);
+                total += x * x;
+                let s0 = x + coeff * s1 - s2;
+                s2 = s1;
+                s1 = s0;
+            }
+            let at_hz = (s1 * s1 + s2 * s2 - coeff * s1 * s2) * 2.0 / 160.0;
+            let rms = (total / 160.0).sqrt();
+            rms > 500.0 && at_hz > 0.5 * total
+        })
+        .collect()
+}
+
+/// The runs of tone frames in `frames`: (first frame, frames), in order.
+pub fn tone_runs(frames: &[bool]) -> Vec<(usize, usize)> {
+    let mut runs: Vec<(usize, usize)> = Vec::new();
+    for (i, on) in frames.iter().enumerate() {
+        match runs.last_mut() {
+            Some((start, len)) if *on && *start + *len == i => *len += 1,
+            _ if *on => runs.push((i, 1)),
+            _ => {}
+        }
+    }
+    runs
+}
+
+/// Seconds of a phone's WAV dump that carry all of the tones `hz` together (ringback is
+/// 440 + 480 Hz): 20 ms frames above quiet with at least a quarter of their power at
+/// each frequency and most of it at them. Other sounds (prompts, music) count for nothing.
+pub fn tone_seconds(p: &Path, hz: &[f64]) -> f64 {
+    let Ok(mut r) = hound::WavReader::open(p) else {
+        return 0.0;
+    };
+    let spec = r.spec();
+    let rate = f64::from(spec.sample_rate);
+    let samples: Vec<f64> = r
+        .samples::<i16>()
+        .map_while(Result::ok)
+        .step_by(usize::from(spec.channels))
+        .map(f64::from)
+        .collect();
+    let n = (rate / 50.0) as usize;
+    let power = |f: &[f64], hz: f64| {
+        let coeff = 2.0 * (2.0 * std::f64::consts::PI * hz / rate).cos();
+        let (mut s1, mut s2) = (0.0, 0.0);
+        for x in f {
+            let s0 = x + coeff * s1 - s2;
+            s2 = s1;
+            s1 = s0;
+        }
+        (s1 * s1 + s2 * s2 - coeff * s1 * s2) * 2.0 / f.len() as f64
+    };
+    let hits = samples
+        .chunks_exact(n)
+        .filter(|f| {
+            let total: f64 = f.iter().map(|x| x * x).sum();
+            let each: Vec<f64> = hz.iter().map(|h| power(f, *h)).collect();
+            (total / n as f64).sqrt() > 300.0
+                && each.iter().all(|p| *p >= 0.25 * total)
+                && each.iter().sum::<f64>() >= 0.6 * total
+        })
+        .count();
+    hits as f64 / 50.0
+}
+
 /// The end of a caller scenario: waits up to `ms` for our BYE and answers it.
 pub fn await_bye(ms: u32) -> String {
     format!(
