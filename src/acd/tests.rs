@@ -655,6 +655,69 @@ fn a_caller_who_called_lately_goes_to_the_agent_who_took_it_last() {
 }
 
 #[test]
+fn sticky_routing_holds_each_number_until_its_own_last_call_leaves_the_window() {
+    let mut q = queue(Strategy::Linear, &["a", "b"]);
+    q.sticky = secs(3600.0);
+    let mut a = acd(q);
+    let now = t0();
+    a.handle(now, Event::Pause("a".into(), "break".into()));
+    assert_eq!(join_number(&mut a, now, 1, "555"), ["b"]);
+    take(&mut a, now, 1, "b", secs(60.0));
+    a.handle(now, Event::Unpause("a".into()));
+    // Both free: Linear would pick `a`, but 555 goes back to `b`.
+    let t1 = now + secs(600.0);
+    assert_eq!(join_number(&mut a, t1, 2, "555"), ["b"]);
+    take(&mut a, t1, 2, "b", secs(60.0));
+    assert_eq!(join_number(&mut a, t1, 3, "777"), ["a"]);
+    take(&mut a, t1, 3, "a", secs(60.0));
+    // 555's first call is out of the window, its second is not: another number taken
+    // now (which forgets what is out of the window) must not forget 555.
+    let t2 = now + secs(3700.0);
+    assert_eq!(join_number(&mut a, t2, 4, "888"), ["a"]);
+    take(&mut a, t2, 4, "a", secs(60.0));
+    assert_eq!(join_number(&mut a, t2, 5, "555"), ["b"]);
+    take(&mut a, t2, 5, "b", secs(60.0));
+    // A caller with no number is nobody's: the strategy decides.
+    a.handle(t2, Event::Pause("a".into(), "break".into()));
+    assert_eq!(join_number(&mut a, t2, 6, ""), ["b"]);
+    take(&mut a, t2, 6, "b", secs(60.0));
+    a.handle(t2, Event::Unpause("a".into()));
+    assert_eq!(join_number(&mut a, t2, 7, ""), ["a"]);
+}
+
+#[test]
+fn a_waiting_callers_ring_time_needs_and_queue_rules_are_read_back() {
+    let mut q = queue(Strategy::Linear, &["a"]);
+    q.ring_timeout = secs(25.0);
+    let mut a = acd(q);
+    a.handle(t0(), Event::Pause("a".into(), "break".into()));
+    join_needing(&mut a, t0(), 1, &[("french", 3)]);
+    assert_eq!(a.ring_timeout(1), Some(secs(25.0)));
+    assert_eq!(
+        a.needs(1),
+        Some((
+            0,
+            vec![SkillNeed {
+                skill: "french".into(),
+                min: 3
+            }]
+        ))
+    );
+    join(&mut a, t0(), 2, 9);
+    assert_eq!(a.needs(2), Some((9, vec![])));
+    assert_eq!(
+        a.queue_config("q").map(|q| q.ring_timeout),
+        Some(secs(25.0))
+    );
+    assert_eq!(
+        (a.ring_timeout(3), a.needs(3)),
+        (None, None),
+        "no such caller"
+    );
+    assert!(a.queue_config("nope").is_none());
+}
+
+#[test]
 fn a_caller_given_up_overflows_to_the_next_queue_and_overflow_loops_end() {
     let mut q = queue(Strategy::Linear, &["a"]);
     q.max_wait = Some(secs(10.0));
