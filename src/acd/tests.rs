@@ -826,6 +826,39 @@ fn the_estimated_wait_is_position_times_handle_time_over_staffed_agents() {
     assert_eq!(a.estimated_wait(5), Some(secs(270.0)));
     a.handle(now + secs(300.0), Event::Pause("b".into(), "break".into()));
     assert_eq!(a.estimated_wait(5), Some(secs(540.0)));
+    a.handle(now + secs(300.0), Event::Pause("a".into(), "break".into()));
+    assert_eq!(a.estimated_wait(5), None, "nobody staffing: no estimate");
+}
+
+#[test]
+fn the_views_show_each_queue_and_agent_as_they_stand() {
+    let mut a = acd(queue(Strategy::Linear, &["a", "b", "c"]));
+    let now = t0();
+    a.handle(now, Event::Pause("c".into(), "lunch".into()));
+    assert_eq!(join_offers(&mut a, now, 1), ["a"]);
+    take(&mut a, now, 1, "a", secs(90.0));
+    commands(&mut a);
+    assert_eq!(join_offers(&mut a, now + secs(100.0), 2), ["a"]);
+    a.handle(now + secs(100.0), Event::Pause("b".into(), "break".into()));
+    join(&mut a, now + secs(110.0), 3, 0);
+    let q = &a.queue_views(now + secs(140.0))[0];
+    assert_eq!((q.name.as_str(), q.waiting), ("q", 2));
+    assert_eq!(q.longest_wait_s, 40, "caller 2, waiting since 100 s");
+    let states: Vec<(&str, usize)> = q.agents.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+    assert_eq!(
+        states,
+        [("paused(break)", 1), ("paused(lunch)", 1), ("ringing", 1)]
+    );
+    assert_eq!((q.stats.answered, q.stats.handled), (1, 1));
+    let agents = a.agent_views(now + secs(140.0));
+    let a0 = &agents[0];
+    assert_eq!(
+        (a0.agent.as_str(), a0.state.as_str(), a0.answered, a0.talk_s),
+        ("a", "ringing", 1, 90)
+    );
+    assert_eq!(a0.queues, ["q"]);
+    assert!(a.is_member("b") && !a.is_member("z"));
+    assert_eq!(a.static_members(), ["a", "b", "c"]);
 }
 
 /// A caller with `skills` joins queue `q`; the agents offered it.
