@@ -1147,7 +1147,8 @@ impl Acd {
                 self.sync_ready(caller);
             }
             Event::Login { agent, queues } => {
-                let phone = self.agents.get(&agent).is_some_and(|a| !a.unreachable);
+                // An agent the ACD has not heard of yet is reachable until told otherwise.
+                let phone = self.agents.get(&agent).is_none_or(|a| !a.unreachable);
                 let detail = if phone {
                     Vec::new()
                 } else {

@@ -430,6 +430,13 @@ fn the_queue_gives_up_when_full_empty_or_after_the_longest_wait() {
             why: GiveUp::Full
         }]
     );
+    assert_eq!(
+        a.stats("q").unwrap().offered,
+        2,
+        "the one turned away counts"
+    );
+    a.handle_timeout(now + s * 59);
+    assert!(commands(&mut a).is_empty(), "not before its longest wait");
     a.handle_timeout(now + s * 60);
     assert_eq!(
         commands(&mut a),
@@ -460,6 +467,104 @@ fn the_queue_gives_up_when_full_empty_or_after_the_longest_wait() {
     assert_eq!((st.abandoned, st.short_abandoned), (2, 1));
     assert_eq!(st.service_level(), Some(0.0));
     assert_eq!(a.waiting("q"), 0);
+}
+
+#[test]
+fn callers_are_served_in_the_order_they_came_whatever_their_ids() {
+    let mut a = acd(queue(Strategy::Linear, &["x"]));
+    let now = t0();
+    a.handle(now, Event::Pause("x".into(), "b".into()));
+    for id in [30, 20, 10] {
+        join(&mut a, now, id, 0);
+    }
+    a.handle(now, Event::Unpause("x".into()));
+    let mut served = Vec::new();
+    for t in 1..=3 {
+        let (caller, _) = offers(&mut a)[0].clone();
+        served.push(caller);
+        let at = now + secs(f64::from(t));
+        a.handle(
+            at,
+            Event::Answered {
+                caller,
+                agent: "x".into(),
+            },
+        );
+        a.handle(at, Event::CallEnded("x".into()));
+    }
+    assert_eq!(served, [30, 20, 10]);
+}
+
+#[test]
+fn an_answer_from_an_agent_not_ringing_for_the_caller_is_ignored() {
+    let mut a = acd(queue(Strategy::Linear, &["x", "y"]));
+    let now = t0();
+    a.handle(now, Event::Pause("y".into(), "b".into()));
+    assert_eq!(join_offers(&mut a, now, 1), ["x"]);
+    a.handle(now, Event::Unpause("y".into()));
+    let stray = Event::Answered {
+        caller: 1,
+        agent: "y".into(),
+    };
+    a.handle(now, stray);
+    assert_eq!(a.agent_state("y"), AgentState::Available);
+    assert_eq!(a.agent_state("x"), AgentState::Ringing);
+    assert_eq!(a.stats("q").unwrap().answered, 0);
+    a.handle(
+        now,
+        Event::Answered {
+            caller: 1,
+            agent: "x".into(),
+        },
+    );
+    assert_eq!(a.agent_state("x"), AgentState::OnCall);
+    assert_eq!(a.stats("q").unwrap().answered, 1);
+}
+
+#[test]
+fn an_agent_back_from_another_call_is_idle_from_its_end() {
+    let mut a = acd(queue(Strategy::LongestIdle, &["a", "b"]));
+    let now = t0();
+    // `a` is on a direct call from 10 s to 100 s; `b` ends a queue call at 50 s.
+    a.handle(now + secs(10.0), Event::Busy("a".into(), true));
+    a.handle(now + secs(20.0), Event::Pause("a".into(), "steer".into()));
+    assert_eq!(join_offers(&mut a, now + secs(20.0), 1), ["b"]);
+    take(&mut a, now + secs(20.0), 1, "b", secs(30.0));
+    a.handle(now + secs(60.0), Event::Unpause("a".into()));
+    a.handle(now + secs(100.0), Event::Busy("a".into(), false));
+    // Idle since 60 s (its unpause) or 100 s, never since 10 s: `b` (50 s) is first.
+    assert_eq!(join_offers(&mut a, now + secs(120.0), 2), ["b"]);
+}
+
+#[test]
+fn the_queue_log_says_an_agent_has_no_phone_and_when_a_logged_in_ones_comes_and_goes() {
+    let mut a = Acd::new(vec![queue(Strategy::Linear, &["x", "y"])], 1);
+    let now = t0();
+    a.handle(now, Event::Reachable("x".into(), false));
+    for id in ["x", "y"] {
+        a.handle(
+            now,
+            Event::Login {
+                agent: id.into(),
+                queues: vec![],
+            },
+        );
+    }
+    a.handle(now, Event::Reachable("y".into(), false));
+    a.handle(now, Event::Reachable("y".into(), true));
+    let log: Vec<(String, String, Vec<(&str, String)>)> = std::iter::from_fn(|| a.poll_log())
+        .map(|r| (r.event.to_string(), r.agent.unwrap_or_default(), r.detail))
+        .collect();
+    assert_eq!(
+        log,
+        [
+            ("login".into(), "x".into(), vec![("phone", "none".into())]),
+            ("login".into(), "y".into(), vec![]),
+            ("unreachable".into(), "y".into(), vec![]),
+            ("reachable".into(), "y".into(), vec![]),
+        ],
+        "x's phone went before it logged in: said at its login, not on its own"
+    );
 }
 
 #[test]
