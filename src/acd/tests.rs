@@ -552,7 +552,8 @@ fn the_queue_log_says_an_agent_has_no_phone_and_when_a_logged_in_ones_comes_and_
     }
     a.handle(now, Event::Reachable("y".into(), false));
     a.handle(now, Event::Reachable("y".into(), true));
-    let log: Vec<(String, String, Vec<(&str, String)>)> = std::iter::from_fn(|| a.poll_log())
+    type Line = (String, String, Vec<(&'static str, String)>);
+    let log: Vec<Line> = std::iter::from_fn(|| a.poll_log())
         .map(|r| (r.event.to_string(), r.agent.unwrap_or_default(), r.detail))
         .collect();
     assert_eq!(

@@ -425,6 +425,116 @@ mod tests {
         }
     }
 
+    /// Every code of both laws, against G.711's own shape: reference levels at the ends
+    /// and the middle, levels strictly ordered by code, every code back to itself, and
+    /// every 16-bit sample encoded to the level nearest to it.
+    #[test]
+    fn every_g711_code_and_sample_meets_the_standard() {
+        use g711::{alaw, alaw_decode, ulaw, ulaw_decode};
+        // μ-law: 0x00 is the most negative level, 0x7F and 0xFF are the two zeros.
+        let u: Vec<i32> = (0..=255u8).map(|c| i32::from(ulaw_decode(c))).collect();
+        assert_eq!(
+            (u[0x00], u[0x0F], u[0x70], u[0x7E], u[0x7F]),
+            (-32124, -16764, -120, -8, 0)
+        );
+        assert_eq!((u[0x80], u[0xEF], u[0xFE], u[0xFF]), (32124, 132, 8, 0));
+        // A-law: even bits inverted, 0xD5 and 0x55 are the two smallest levels.
+        let a: Vec<i32> = (0..=255u8).map(|c| i32::from(alaw_decode(c))).collect();
+        assert_eq!((a[0xD5], a[0x55], a[0xAA], a[0x2A]), (8, -8, 32256, -32256));
+        assert_eq!((a[0xD4], a[0xC5], a[0xF5], a[0xE5]), (24, 264, 528, 1056));
+        // In code order the levels fall (μ-law: from +max to +0 and from -max to -0).
+        for half in [0x00..0x80usize, 0x80..0x100] {
+            let levels: Vec<i32> = half.map(|c| u[c]).collect();
+            let rising = levels[0] < 0;
+            assert!(
+                levels
+                    .windows(2)
+                    .all(|w| if rising { w[0] < w[1] } else { w[0] > w[1] }),
+                "μ-law levels in order: {levels:?}"
+            );
+        }
+        for c in 0..=255u8 {
+            if c != 0x7F {
+                assert_eq!(ulaw(ulaw_decode(c)), c, "μ-law code {c:#04x}");
+            }
+            assert_eq!(alaw(alaw_decode(c)), c, "A-law code {c:#04x}");
+        }
+        // Each sample goes to the level of the interval it falls in: within half that
+        // interval (the wider gap beside the level, as intervals double at segment
+        // edges), give or take the 13 or 14 bits the laws keep.
+        let within = |levels: &[i32], x: i32, y: i32| {
+            let i = levels.binary_search(&y).expect("a level");
+            let below = if i > 0 { y - levels[i - 1] } else { 0 };
+            let above = levels.get(i + 1).map_or(0, |l| l - y);
+            (y - x).abs() <= below.max(above) / 2 + 8
+        };
+        let mut ul: Vec<i32> = u.clone();
+        ul.sort_unstable();
+        ul.dedup();
+        let mut al: Vec<i32> = a.clone();
+        al.sort_unstable();
+        al.dedup();
+        for x in i16::MIN..=i16::MAX {
+            let xi = i32::from(x);
+            let yu = i32::from(ulaw_decode(ulaw(x)));
+            if xi.abs() <= 32124 {
+                assert!(within(&ul, xi, yu), "μ-law {x} -> {yu}");
+            }
+            let ya = i32::from(alaw_decode(alaw(x)));
+            if xi.abs() <= 32256 {
+                assert!(within(&al, xi, ya), "A-law {x} -> {ya}");
+            }
+        }
+        // Between the laws and back, a code moves by one level at most.
+        let (u2a, a2u) = g711::tables();
+        for c in 0..=255u8 {
+            let back = a2u[usize::from(u2a[usize::from(c)])];
+            let step = (u[usize::from(back)] - u[usize::from(c)]).abs();
+            assert!(
+                step <= (u[usize::from(c)].abs() / 8).max(16),
+                "μ {c:#04x} -> {back:#04x}"
+            );
+        }
+    }
+
+    #[test]
+    fn transcoding_rewrites_the_payload_only_and_either_way() {
+        // Version 2, padding, an extension, two CSRCs, PCMA.
+        let mut pkt = vec![0xB2, 8, 0, 1, 0, 0, 0, 160, 1, 2, 3, 4];
+        pkt.extend([9; 8]); // CSRCs
+        pkt.extend([0xBE, 0xDE, 0, 1, 7, 7, 7, 7]); // one word of extension
+        let payload: Vec<u8> = (0..40)
+            .map(|i| g711::alaw((i as i16 - 20) * 1000))
+            .collect();
+        pkt.extend(&payload);
+        pkt.extend([0, 0, 0, 4]); // padding, its count last
+        let orig = pkt.clone();
+        g711::transcode_rtp(&mut pkt, 8, 0);
+        assert_eq!(pkt[1], 0);
+        assert_eq!(
+            pkt[2..28],
+            orig[2..28],
+            "header, CSRCs and extension untouched"
+        );
+        assert_eq!(pkt[68..], orig[68..], "padding untouched");
+        let (_, a2u) = g711::tables();
+        let want: Vec<u8> = payload.iter().map(|b| a2u[usize::from(*b)]).collect();
+        assert_eq!(pkt[28..68], want[..]);
+        // Other pairs, and padding longer than the packet, leave it be.
+        for (from, to) in [(0, 9), (8, 8)] {
+            let mut p = orig.clone();
+            p[1] = from;
+            let before = p.clone();
+            g711::transcode_rtp(&mut p, from, to);
+            assert_eq!(p, before, "{from} -> {to}");
+        }
+        let mut p = orig.clone();
+        *p.last_mut().unwrap() = 200;
+        let before = p.clone();
+        g711::transcode_rtp(&mut p, 8, 0);
+        assert_eq!(p, before, "padding longer than the packet");
+    }
+
     fn te(seq: u16, ts: u32, event: u8, end: bool, marker: bool) -> Vec<u8> {
         let mut p = vec![0x80, 101 | if marker { 0x80 } else { 0 }];
         p.extend(seq.to_be_bytes());
