@@ -372,6 +372,109 @@ fn wrap_up_pause_and_other_calls_keep_an_agent_from_offers() {
 }
 
 #[test]
+fn only_the_live_offers_ring_timer_counts_and_a_pause_outlasts_the_wrap_up() {
+    let now = t0();
+    let s = Duration::from_secs(1);
+    let mut a = acd(queue(Strategy::Linear, &["x"]));
+    // x refuses at 2 s; offered again after the 5 s retry, at 7 s, it rings until 22 s.
+    assert_eq!(join_offers(&mut a, now, 1), ["x"]);
+    a.handle(
+        now + s * 2,
+        Event::Refused {
+            caller: 1,
+            agent: "x".into(),
+        },
+    );
+    commands(&mut a);
+    a.handle_timeout(now + s * 7);
+    assert_eq!(offers(&mut a), [(1, "x".into())]);
+    a.handle_timeout(now + s * 15);
+    assert!(
+        commands(&mut a).is_empty(),
+        "the first offer's timer is spent"
+    );
+    assert_eq!(a.agent_state("x"), AgentState::Ringing);
+    a.handle_timeout(now + s * 22);
+    assert!(commands(&mut a).contains(&Command::Withdraw {
+        caller: 1,
+        agent: "x".into()
+    }));
+
+    // A pause taken in wrap-up holds past the wrap-up's end.
+    let (mut a, now, s) = one_call_then_wrap_up();
+    a.handle(now + s * 70, Event::Pause("x".into(), "lunch".into()));
+    a.handle_timeout(now + s * 90);
+    assert_eq!(a.agent_state("x"), AgentState::Paused("lunch".into()));
+    assert!(join_offers(&mut a, now + s * 91, 2).is_empty());
+}
+
+#[test]
+fn a_caller_no_agent_can_serve_does_not_hold_up_those_behind_it() {
+    let mut a = acd(queue(Strategy::Linear, &["x"]));
+    let now = t0();
+    a.handle(now, Event::Skills("x".into(), vec![("english".into(), 5)]));
+    a.handle(now, Event::Pause("x".into(), "b".into()));
+    join_needing(&mut a, now, 1, &[("german", 1)]);
+    join_needing(&mut a, now, 2, &[("english", 3)]);
+    join(&mut a, now, 3, 0);
+    a.handle(now, Event::Unpause("x".into()));
+    assert_eq!(
+        offers(&mut a),
+        [(2, "x".into())],
+        "the German speaker waits on"
+    );
+    a.handle(
+        now,
+        Event::Answered {
+            caller: 2,
+            agent: "x".into(),
+        },
+    );
+    a.handle(now + secs(60.0), Event::CallEnded("x".into()));
+    assert_eq!(offers(&mut a), [(3, "x".into())]);
+}
+
+#[test]
+fn with_no_retry_delay_a_refused_caller_goes_to_the_next_agent_at_once() {
+    let mut q = queue(Strategy::Linear, &["x", "y"]);
+    q.retry = Duration::ZERO;
+    let mut a = acd(q);
+    let now = t0();
+    assert_eq!(join_offers(&mut a, now, 1), ["x"]);
+    a.handle(
+        now,
+        Event::Refused {
+            caller: 1,
+            agent: "x".into(),
+        },
+    );
+    // x, missed once, is still first in line: it rings again at once, no timer between.
+    assert_eq!(offers(&mut a), [(1, "x".into())]);
+}
+
+#[test]
+fn a_queue_that_leaves_when_empty_keeps_its_callers_while_an_agent_is_left() {
+    let mut q = queue(Strategy::Linear, &["x", "y"]);
+    q.leave_when_empty = true;
+    let mut a = acd(q);
+    let now = t0();
+    a.handle(now, Event::Pause("x".into(), "b".into()));
+    a.handle(now, Event::Pause("y".into(), "b".into()));
+    join(&mut a, now, 1, 0);
+    a.handle(now, Event::Logout("x".into()));
+    assert!(commands(&mut a).is_empty(), "y is still logged in");
+    assert_eq!(a.waiting("q"), 1);
+    a.handle(now, Event::Logout("y".into()));
+    assert_eq!(
+        commands(&mut a),
+        [Command::GiveUp {
+            caller: 1,
+            why: GiveUp::NoAgents
+        }]
+    );
+}
+
+#[test]
 fn unanswered_offers_retry_and_pause_the_agent_after_three() {
     let now = t0();
     let s = Duration::from_secs(1);
