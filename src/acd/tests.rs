@@ -475,6 +475,30 @@ fn a_queue_that_leaves_when_empty_keeps_its_callers_while_an_agent_is_left() {
 }
 
 #[test]
+fn the_skills_strategy_picks_the_most_proficient_agent_with_every_skill_needed() {
+    let mut a = acd(queue(Strategy::Skills, &["a", "b", "c"]));
+    let now = t0();
+    a.handle(now, Event::Skills("a".into(), vec![("french".into(), 2)]));
+    a.handle(now, Event::Skills("b".into(), vec![("french".into(), 5)]));
+    a.handle(
+        now,
+        Event::Skills("c".into(), vec![("french".into(), 3), ("german".into(), 2)]),
+    );
+    // `a` has been idle longest, but `b` knows French best.
+    assert_eq!(
+        join_needing(&mut a, now + secs(1.0), 1, &[("french", 1)]),
+        ["b"]
+    );
+    // Two skills: only `c` has both, though `b` has more French.
+    assert_eq!(
+        join_needing(&mut a, now + secs(1.0), 2, &[("french", 1), ("german", 1)]),
+        ["c"]
+    );
+    // No skills needed: longest idle.
+    assert_eq!(join_offers(&mut a, now + secs(1.0), 3), ["a"]);
+}
+
+#[test]
 fn unanswered_offers_retry_and_pause_the_agent_after_three() {
     let now = t0();
     let s = Duration::from_secs(1);
