@@ -476,9 +476,10 @@ fn a_queue_that_leaves_when_empty_keeps_its_callers_while_an_agent_is_left() {
 
 #[test]
 fn the_skills_strategy_picks_the_most_proficient_agent_with_every_skill_needed() {
-    let mut a = acd(queue(Strategy::Skills, &["a", "b", "c"]));
+    let mut a = acd(queue(Strategy::Skills, &["a", "b", "c", "d"]));
     let now = t0();
     a.handle(now, Event::Skills("a".into(), vec![("french".into(), 2)]));
+    a.handle(now, Event::Skills("d".into(), vec![("french".into(), 1)]));
     a.handle(now, Event::Skills("b".into(), vec![("french".into(), 5)]));
     a.handle(
         now,
@@ -496,6 +497,11 @@ fn the_skills_strategy_picks_the_most_proficient_agent_with_every_skill_needed()
     );
     // No skills needed: longest idle.
     assert_eq!(join_offers(&mut a, now + secs(1.0), 3), ["a"]);
+    // The best French speakers all ring now: the one left, however weak.
+    assert_eq!(
+        join_needing(&mut a, now + secs(1.0), 4, &[("french", 1)]),
+        ["d"]
+    );
 }
 
 #[test]
