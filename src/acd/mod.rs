@@ -1147,8 +1147,7 @@ impl Acd {
                 self.sync_ready(caller);
             }
             Event::Login { agent, queues } => {
-                // An agent the ACD has not heard of yet is reachable until told otherwise.
-                let phone = self.agents.get(&agent).is_none_or(|a| !a.unreachable);
+                let phone = self.agents.get(&agent).is_none_or(|a| !a.unreachable); // unheard-of: reachable
                 let detail = if phone {
                     Vec::new()
                 } else {
