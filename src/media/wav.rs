@@ -235,4 +235,105 @@ mod tests {
             let _ = decode(&good[..n]);
         }
     }
+
+    #[test]
+    fn channels_are_averaged_rates_resampled_and_laws_decoded_exactly() {
+        // Two channels that differ: their mean, not one of them.
+        let st: Vec<u8> = [(1000i16, 3000i16), (-500, 1500)]
+            .iter()
+            .flat_map(|(l, r)| [l.to_le_bytes(), r.to_le_bytes()].concat())
+            .collect();
+        assert_eq!(decode(&wav(1, 2, 8000, 16, &st)).unwrap(), [2000, 500]);
+        let codes: Vec<u8> = (0..=255).collect();
+        let ulaw: Vec<i16> = codes.iter().map(|&c| g711::ulaw_decode(c)).collect();
+        assert_eq!(decode(&wav(7, 1, 8000, 8, &codes)).unwrap(), ulaw);
+        let alaw: Vec<i16> = codes.iter().map(|&c| g711::alaw_decode(c)).collect();
+        assert_eq!(decode(&wav(6, 1, 8000, 8, &codes)).unwrap(), alaw);
+        // Stereo μ-law: each frame's two bytes averaged.
+        let got = decode(&wav(7, 2, 8000, 8, &[0x80, 0xFF])).unwrap();
+        assert_eq!(got, [g711::ulaw_decode(0x80) / 2]);
+        // 4 kHz stretched to 8: each sample, then the point halfway to the next.
+        let pcm: Vec<u8> = [0i16, 1000, 3000]
+            .iter()
+            .flat_map(|s| s.to_le_bytes())
+            .collect();
+        assert_eq!(
+            decode(&wav(1, 1, 4000, 16, &pcm)).unwrap(),
+            [0, 500, 1000, 2000, 3000, 3000]
+        );
+        // 16 kHz shrunk to 8: each output the mean of the two inputs it spans.
+        let pcm: Vec<u8> = [0i16, 1000, 3000, 5000]
+            .iter()
+            .flat_map(|s| s.to_le_bytes())
+            .collect();
+        assert_eq!(decode(&wav(1, 1, 16000, 16, &pcm)).unwrap(), [500, 4000]);
+        // 24 kHz: three inputs per output.
+        let pcm: Vec<u8> = [3i16, 6, 9, 30, 60, 90]
+            .iter()
+            .flat_map(|s| s.to_le_bytes())
+            .collect();
+        assert_eq!(decode(&wav(1, 1, 24000, 16, &pcm)).unwrap(), [6, 60]);
+    }
+
+    #[test]
+    fn chunks_are_walked_by_their_padded_length_and_extensible_format_is_read() {
+        let data: Vec<u8> = [7i16, -7].iter().flat_map(|s| s.to_le_bytes()).collect();
+        let plain = wav(1, 1, 8000, 16, &data);
+        // An odd-length chunk (padded to even) between the header and "fmt ".
+        let mut odd = plain[..12].to_vec();
+        odd.extend(b"LIST");
+        odd.extend(3u32.to_le_bytes());
+        odd.extend([1, 2, 3, 0]);
+        odd.extend(&plain[12..]);
+        assert_eq!(decode(&odd).unwrap(), [7, -7]);
+        // WAVE_FORMAT_EXTENSIBLE with the PCM sub-format.
+        let mut f = Vec::new();
+        f.extend(0xFFFEu16.to_le_bytes());
+        f.extend(1u16.to_le_bytes());
+        f.extend(8000u32.to_le_bytes());
+        f.extend(16000u32.to_le_bytes());
+        f.extend(2u16.to_le_bytes());
+        f.extend(16u16.to_le_bytes());
+        f.extend(22u16.to_le_bytes());
+        f.extend(16u16.to_le_bytes());
+        f.extend(4u32.to_le_bytes());
+        f.extend(1u16.to_le_bytes());
+        f.extend([0u8; 14]);
+        let mut ext = b"RIFF".to_vec();
+        ext.extend((4 + 8 + f.len() as u32 + 8 + data.len() as u32).to_le_bytes());
+        ext.extend(b"WAVEfmt ");
+        ext.extend((f.len() as u32).to_le_bytes());
+        ext.extend(f);
+        ext.extend(b"data");
+        ext.extend((data.len() as u32).to_le_bytes());
+        ext.extend(&data);
+        assert_eq!(decode(&ext).unwrap(), [7, -7]);
+        // A RIFF that is not WAVE, and a WAVE with no data chunk.
+        let mut avi = plain.clone();
+        avi[8..12].copy_from_slice(b"AVI ");
+        assert_eq!(decode(&avi), Err(WavError::NotWav));
+        assert_eq!(decode(&plain[..36]), Err(WavError::NotWav));
+    }
+
+    #[test]
+    fn a_recording_is_a_standard_wav_another_reader_agrees_with() {
+        let t = tone(8000, 321);
+        let bytes = encode_pcm16(&t);
+        let mut r = hound::WavReader::new(std::io::Cursor::new(&bytes)).unwrap();
+        let spec = r.spec();
+        assert_eq!(
+            (spec.channels, spec.sample_rate, spec.bits_per_sample),
+            (1, 8000, 16)
+        );
+        assert_eq!(spec.sample_format, hound::SampleFormat::Int);
+        let back: Vec<i16> = r.samples::<i16>().map(Result::unwrap).collect();
+        assert_eq!(back, t);
+        assert_eq!(
+            u32le(&bytes, 4),
+            Some(bytes.len() as u32 - 8),
+            "RIFF length"
+        );
+        assert_eq!(u32le(&bytes, 28), Some(16000), "byte rate");
+        assert_eq!(u16le(&bytes, 32), Some(2), "block align");
+    }
 }
