@@ -66,3 +66,36 @@ impl QueueStats {
         (self.handled > 0).then(|| self.handle_time / self.handled as u32)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn service_level_asa_and_aht_count_what_they_should() {
+        let s = Duration::from_secs(1);
+        let mut st = QueueStats::default();
+        assert_eq!((st.service_level(), st.asa(), st.aht()), (None, None, None));
+        // The threshold itself is within it; a short abandon is strictly shorter.
+        st.answered(s * 20, s * 20);
+        st.answered(s * 4, s * 20);
+        st.answered(s * 21, s * 20);
+        st.abandoned(s * 5, s * 5);
+        st.abandoned(s * 4, s * 5);
+        assert_eq!((st.answered_in_sl, st.short_abandoned), (2, 1));
+        // Two in time of three answered and one long abandon (the short one left out).
+        assert_eq!(st.service_level(), Some(0.5));
+        assert_eq!(st.asa(), Some(s * 15));
+        st.handled(s * 100, s * 10);
+        st.handled(s * 50, Duration::ZERO);
+        assert_eq!(st.aht(), Some(s * 80));
+        // Only short abandons: nothing to judge the service level by.
+        let mut st = QueueStats::default();
+        st.abandoned(s, s * 5);
+        assert_eq!(st.service_level(), None);
+        let mut st = QueueStats::default();
+        st.answered(s * 30, s * 20);
+        assert_eq!(st.service_level(), Some(0.0));
+        assert_eq!(st.asa(), Some(s * 30));
+    }
+}
