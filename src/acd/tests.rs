@@ -799,6 +799,19 @@ fn a_reload_changes_rules_opens_queues_and_closes_emptied_ones() {
 }
 
 #[test]
+fn after_a_reload_an_agent_who_pauses_is_not_offered_calls() {
+    let now = t0();
+    let mut a = acd(queue(Strategy::Linear, &["x", "y"]));
+    a.reconfigure(now, vec![queue(Strategy::Linear, &["x", "y"])]);
+    a.handle(now, Event::Pause("x".into(), "b".into()));
+    assert_eq!(
+        join_offers(&mut a, now, 1),
+        ["y"],
+        "the index was rebuilt, not added to"
+    );
+}
+
+#[test]
 fn a_callers_position_counts_those_ahead_by_priority_then_arrival() {
     let now = t0();
     let mut a = acd(queue(Strategy::Linear, &["x"]));
