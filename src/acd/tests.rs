@@ -802,7 +802,8 @@ fn a_reload_changes_rules_opens_queues_and_closes_emptied_ones() {
 fn after_a_reload_an_agent_who_pauses_is_not_offered_calls() {
     let now = t0();
     let mut a = acd(queue(Strategy::Linear, &["x", "y"]));
-    a.reconfigure(now, vec![queue(Strategy::Linear, &["x", "y"])]);
+    // A new strategy ranks the agents anew: nothing of the old ranking may linger.
+    a.reconfigure(now, vec![queue(Strategy::LongestIdle, &["x", "y"])]);
     a.handle(now, Event::Pause("x".into(), "b".into()));
     assert_eq!(
         join_offers(&mut a, now, 1),
