@@ -578,6 +578,36 @@ mod tests {
     }
 
     #[test]
+    fn every_event_code_has_its_key_and_the_header_is_read_to_the_payload() {
+        let keys: String = (0..=15).filter_map(dtmf_char).collect();
+        assert_eq!(keys, "0123456789*#ABCD");
+        assert!((16..=255).all(|e| dtmf_char(e).is_none()));
+        // Two CSRCs and a one-word header extension before the event.
+        let mut p = vec![0x92, 101 | 0x80, 0, 1, 0, 0, 0, 160, 0, 0, 0, 1];
+        p.extend([0xAA; 8]);
+        p.extend([0xBE, 0xDE, 0, 1, 3, 3, 3, 3]);
+        p.extend([11, 10, 0, 160]);
+        assert_eq!(DtmfRx::default().packet(&p, 101), Some('#'));
+        // Cut inside the extension or before the event: nothing, never a panic.
+        for n in [16, 22, 26, 29, 31] {
+            assert_eq!(DtmfRx::default().packet(&p[..n], 101), None, "{n} bytes");
+        }
+        // Not version 2, or another payload type.
+        let mut v1 = te(1, 160, 5, false, true);
+        v1[0] = 0x40;
+        assert_eq!(DtmfRx::default().packet(&v1, 101), None);
+        assert_eq!(
+            DtmfRx::default().packet(&te(1, 160, 5, false, true), 100),
+            None
+        );
+        // The shortest packet that holds an event.
+        assert_eq!(
+            DtmfRx::default().packet(&te(1, 160, 5, false, true), 101),
+            Some('5')
+        );
+    }
+
+    #[test]
     fn pool_hands_out_even_ports_and_reuses_last() {
         let mut p = PortPool::new(20001, 20008);
         assert_eq!(p.available(), 3);
