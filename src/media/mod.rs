@@ -418,6 +418,10 @@ mod tests {
         marked[1] |= 0x80;
         g711::transcode_rtp(&mut marked, 0, 8);
         assert_eq!(marked[1], 0x88);
+        // A packet of header alone is still relabelled.
+        let mut bare = vec![0x80, 0x00, 0, 1, 0, 0, 0, 160, 1, 2, 3, 4];
+        g711::transcode_rtp(&mut bare, 0, 8);
+        assert_eq!(bare[1], 8);
         // Short or malformed packets are left alone, never a panic.
         for n in 0..14 {
             let mut p = vec![0x9f; n];
@@ -442,6 +446,13 @@ mod tests {
         let a: Vec<i32> = (0..=255u8).map(|c| i32::from(alaw_decode(c))).collect();
         assert_eq!((a[0xD5], a[0x55], a[0xAA], a[0x2A]), (8, -8, 32256, -32256));
         assert_eq!((a[0xD4], a[0xC5], a[0xF5], a[0xE5]), (24, 264, 528, 1056));
+        // Known answers at the smallest steps, where a negative sample is one less in
+        // magnitude before it is shifted (G.711's own rounding).
+        let codes: Vec<u8> = [-24i16, -16, -8, 0, 7, 8, 16]
+            .into_iter()
+            .map(alaw)
+            .collect();
+        assert_eq!(codes, [0x54, 0x55, 0x55, 0xD5, 0xD5, 0xD5, 0xD4]);
         // In code order the levels fall (μ-law: from +max to +0 and from -max to -0).
         for half in [0x00..0x80usize, 0x80..0x100] {
             let levels: Vec<i32> = half.map(|c| u[c]).collect();
@@ -567,6 +578,14 @@ mod tests {
             got.extend(rx.packet(p, 101));
         }
         assert_eq!(got, "100#");
+        // A new key whose start packet was lost (no marker) and whose predecessor's end
+        // packets never came: its new timestamp alone makes it a press.
+        let mut rx = DtmfRx::default();
+        let got: String = [te(1, 100, 1, false, true), te(2, 900, 2, false, false)]
+            .iter()
+            .filter_map(|p| rx.packet(p, 101))
+            .collect();
+        assert_eq!(got, "12");
         // Other payload types and short packets are not events.
         assert_eq!(
             rx.packet(&[0x80, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0, 1, 1, 2, 3, 4], 101),
