@@ -513,7 +513,7 @@ mod tests {
         // Version 2, padding, an extension, two CSRCs, PCMA.
         let mut pkt = vec![0xB2, 8, 0, 1, 0, 0, 0, 160, 1, 2, 3, 4];
         pkt.extend([9; 8]); // CSRCs
-        pkt.extend([0xBE, 0xDE, 0, 1, 7, 7, 7, 7]); // one word of extension
+        pkt.extend([0xBE, 0xDE, 0, 2, 7, 7, 7, 7, 7, 7, 7, 7]); // two words of extension
         let payload: Vec<u8> = (0..40)
             .map(|i| g711::alaw((i as i16 - 20) * 1000))
             .collect();
@@ -523,14 +523,14 @@ mod tests {
         g711::transcode_rtp(&mut pkt, 8, 0);
         assert_eq!(pkt[1], 0);
         assert_eq!(
-            pkt[2..28],
-            orig[2..28],
+            pkt[2..32],
+            orig[2..32],
             "header, CSRCs and extension untouched"
         );
-        assert_eq!(pkt[68..], orig[68..], "padding untouched");
+        assert_eq!(pkt[72..], orig[72..], "padding untouched");
         let (_, a2u) = g711::tables();
         let want: Vec<u8> = payload.iter().map(|b| a2u[usize::from(*b)]).collect();
-        assert_eq!(pkt[28..68], want[..]);
+        assert_eq!(pkt[32..72], want[..]);
         // Other pairs, and padding longer than the packet, leave it be.
         for (from, to) in [(0, 9), (8, 8)] {
             let mut p = orig.clone();
