@@ -228,6 +228,60 @@ mod tests {
         assert_eq!(detect(&single), "");
     }
 
+    /// `s` with a sine of amplitude `amp` at `hz` added over its first `n` samples.
+    fn plus_tone(mut s: Vec<i16>, hz: f32, amp: f32, n: usize) -> Vec<i16> {
+        for (i, x) in s.iter_mut().take(n).enumerate() {
+            let v = f32::from(*x) + amp * (2.0 * std::f32::consts::PI * hz * i as f32 / RATE).sin();
+            *x = v.clamp(-32768.0, 32767.0) as i16;
+        }
+        s
+    }
+
+    /// Each rule on either side of its limit: twist either way, a rival tone in the row
+    /// group (dominance), and sound outside the DTMF bands (purity).
+    #[test]
+    fn each_rule_lets_a_key_through_on_one_side_of_its_limit_and_not_the_other() {
+        let mut seed = 11;
+        let mut k = |twist: f32| detect(&key('5', -10.0, twist, 80, 0.0, &mut seed));
+        assert_eq!(
+            k(-7.0),
+            "5",
+            "row 7 dB louder: within the 8 dB normal twist"
+        );
+        assert_eq!(k(-10.0), "", "row 10 dB louder");
+        assert_eq!(
+            k(3.0),
+            "5",
+            "column 3 dB louder: within the 4 dB reverse twist"
+        );
+        assert_eq!(k(6.0), "", "column 6 dB louder");
+        // Key 5 is 770 + 1336 Hz, each tone at amplitude about 7,180 (-10 dBm0).
+        let base = || key('5', -10.0, 0.0, 80, 0.0, &mut 5);
+        let n = 640;
+        assert_eq!(
+            detect(&plus_tone(base(), 852.0, 7180.0 / 4.0, n)),
+            "5",
+            "rival 12 dB down"
+        );
+        assert_eq!(
+            detect(&plus_tone(base(), 852.0, 7180.0 / 1.6, n)),
+            "",
+            "rival 4 dB down"
+        );
+        // Another sound at 3 kHz: a quarter of the pair's power passes, as much fails.
+        let pair = 7180.0 * std::f32::consts::SQRT_2;
+        assert_eq!(
+            detect(&plus_tone(base(), 3000.0, pair / 2.0, n)),
+            "5",
+            "a quarter"
+        );
+        assert_eq!(
+            detect(&plus_tone(base(), 3000.0, pair, n)),
+            "",
+            "as much as the key"
+        );
+    }
+
     /// Talk-off: generated speech (the shipped prompt, flite) must produce no key.
     #[test]
     fn speech_does_not_talk_off() {
