@@ -308,6 +308,12 @@ mod tests {
         ext.extend((data.len() as u32).to_le_bytes());
         ext.extend(&data);
         assert_eq!(decode(&ext).unwrap(), [7, -7]);
+        // A chunk after the data (tags, say) is not sound.
+        let mut tagged = plain.clone();
+        tagged.extend(b"LIST");
+        tagged.extend(4u32.to_le_bytes());
+        tagged.extend([9, 9, 9, 9]);
+        assert_eq!(decode(&tagged).unwrap(), [7, -7]);
         // A RIFF that is not WAVE, and a WAVE with no data chunk.
         let mut avi = plain.clone();
         avi[8..12].copy_from_slice(b"AVI ");
