@@ -72,7 +72,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn service_level_asa_and_aht_count_what_they_should() {
+    fn the_counts_give_sl_asa_and_aht_at_their_edges() {
         let s = Duration::from_secs(1);
         let mut st = QueueStats::default();
         assert_eq!((st.service_level(), st.asa(), st.aht()), (None, None, None));

@@ -490,15 +490,15 @@ fn the_skills_strategy_picks_the_most_proficient_agent_with_every_skill_needed()
         now,
         Event::Skills("c".into(), vec![("french".into(), 3), ("german".into(), 2)]),
     );
-    // `a` has been idle longest, but `b` knows French best.
-    assert_eq!(
-        join_needing(&mut a, now + secs(1.0), 1, &[("french", 1)]),
-        ["b"]
-    );
     // Two skills: only `c` has both, though `b` has more French.
     assert_eq!(
         join_needing(&mut a, now + secs(1.0), 2, &[("french", 1), ("german", 1)]),
         ["c"]
+    );
+    // `a` has been idle longest, but `b` knows French best.
+    assert_eq!(
+        join_needing(&mut a, now + secs(1.0), 1, &[("french", 1)]),
+        ["b"]
     );
     // No skills needed: longest idle.
     assert_eq!(join_offers(&mut a, now + secs(1.0), 3), ["a"]);
@@ -663,14 +663,12 @@ fn an_answer_from_an_agent_not_ringing_for_the_caller_is_ignored() {
 fn an_agent_back_from_another_call_is_idle_from_its_end() {
     let mut a = acd(queue(Strategy::LongestIdle, &["a", "b"]));
     let now = t0();
-    // `a` is on a direct call from 10 s to 100 s; `b` ends a queue call at 50 s.
+    // `a` is on a direct call from 10 s to 100 s; `b` takes a queue call, ending at 50 s.
     a.handle(now + secs(10.0), Event::Busy("a".into(), true));
-    a.handle(now + secs(20.0), Event::Pause("a".into(), "steer".into()));
     assert_eq!(join_offers(&mut a, now + secs(20.0), 1), ["b"]);
     take(&mut a, now + secs(20.0), 1, "b", secs(30.0));
-    a.handle(now + secs(60.0), Event::Unpause("a".into()));
     a.handle(now + secs(100.0), Event::Busy("a".into(), false));
-    // Idle since 60 s (its unpause) or 100 s, never since 10 s: `b` (50 s) is first.
+    // `a` is idle since 100 s, not since its call began: `b` (50 s) is first.
     assert_eq!(join_offers(&mut a, now + secs(120.0), 2), ["b"]);
 }
 

@@ -604,11 +604,11 @@ mod tests {
         // Two CSRCs and a one-word header extension before the event.
         let mut p = vec![0x92, 101 | 0x80, 0, 1, 0, 0, 0, 160, 0, 0, 0, 1];
         p.extend([0xAA; 8]);
-        p.extend([0xBE, 0xDE, 0, 1, 3, 3, 3, 3]);
+        p.extend([0xBE, 0xDE, 0, 2, 3, 3, 3, 3, 3, 3, 3, 3]);
         p.extend([11, 10, 0, 160]);
         assert_eq!(DtmfRx::default().packet(&p, 101), Some('#'));
         // Cut inside the extension or before the event: nothing, never a panic.
-        for n in [16, 22, 26, 29, 31] {
+        for n in [16, 22, 26, 33, 35] {
             assert_eq!(DtmfRx::default().packet(&p[..n], 101), None, "{n} bytes");
         }
         // Not version 2, or another payload type.
