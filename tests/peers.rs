@@ -122,13 +122,7 @@ fn first_line(b: &[u8]) -> String {
 /// that earlier datagrams got no answer, it must be this OPTIONS's own 200 (the server
 /// answers in the order it reads, so an answer to anything sent before would come first).
 fn next_after_control(s: &UdpSocket, pbx: &Pbx, tag: &str) -> String {
-    let me = s.local_addr().unwrap();
-    let options = format!(
-        "OPTIONS sip:{0} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bK-control-{tag}\r\n\
-         From: <sip:control@{me}>;tag=c\r\nTo: <sip:{0}>\r\nCall-ID: control-{tag}\r\n\
-         CSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
-        pbx.udp
-    );
+    let options = common::control_options(s.local_addr().unwrap(), pbx.udp, tag);
     s.send_to(options.as_bytes(), pbx.udp).unwrap();
     let mut buf = [0u8; 4096];
     let n = s

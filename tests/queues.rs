@@ -994,11 +994,7 @@ fn a_callback_agent_hears_ringback_while_the_customers_phone_rings() {
         pbx.log_text()
     );
     // One 2 s burst of ringback in the 5 s ring (then the silent customer).
-    let ringback: f64 = agent
-        .heard()
-        .iter()
-        .map(|p| common::tone_seconds(p, &[440.0, 480.0]))
-        .sum();
+    let ringback = common::ringback_seconds(&agent.heard());
     assert!(
         (1.9..=2.1).contains(&ringback),
         "the agent heard {ringback:.2} s of ringback\n{}",

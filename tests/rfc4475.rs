@@ -363,13 +363,7 @@ fn every_message_sent_to_the_running_server_gets_its_answer() {
         if !codes.is_empty() {
             continue;
         }
-        let me = s.local_addr().unwrap();
-        let options = format!(
-            "OPTIONS sip:{0} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bK-control-{name}\r\n\
-             From: <sip:control@{me}>;tag=c\r\nTo: <sip:{0}>\r\nCall-ID: control-{name}\r\n\
-             CSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
-            pbx.udp
-        );
+        let options = common::control_options(s.local_addr().unwrap(), pbx.udp, name);
         s.send_to(options.as_bytes(), pbx.udp).unwrap();
         s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
         let n = s

@@ -875,17 +875,23 @@ fn join_number(a: &mut Acd, now: Instant, caller: CallerId, number: &str) -> Vec
     offers(a).into_iter().map(|(_, ag)| ag).collect()
 }
 
-#[test]
-fn a_caller_who_called_lately_goes_to_the_agent_who_took_it_last() {
+/// A linear queue of `a` and `b` with an hour of sticky routing, where `b` took 555's
+/// call at the start (`a` paused meanwhile, free again after).
+fn b_took_555() -> (Acd, Instant) {
     let mut q = queue(Strategy::Linear, &["a", "b"]);
     q.sticky = secs(3600.0);
     let mut a = acd(q);
     let now = t0();
-    // `a` is paused, so `b` takes 555's first call.
     a.handle(now, Event::Pause("a".into(), "break".into()));
     assert_eq!(join_number(&mut a, now, 1, "555"), ["b"]);
     take(&mut a, now, 1, "b", secs(60.0));
     a.handle(now, Event::Unpause("a".into()));
+    (a, now)
+}
+
+#[test]
+fn a_caller_who_called_lately_goes_to_the_agent_who_took_it_last() {
+    let (mut a, now) = b_took_555();
     // Linear would pick `a`; 555 gets `b` again within the hour, others get `a`.
     let t1 = now + secs(600.0);
     assert_eq!(join_number(&mut a, t1, 2, "777"), ["a"]);
@@ -899,27 +905,14 @@ fn a_caller_who_called_lately_goes_to_the_agent_who_took_it_last() {
     take(&mut a, t2, 4, "a", secs(60.0));
     a.handle(t2, Event::Busy("b".into(), false));
     // Past the window the strategy decides again.
-    let mut q = queue(Strategy::Linear, &["a", "b"]);
-    q.sticky = secs(3600.0);
-    let mut late = acd(q);
-    late.handle(now, Event::Pause("a".into(), "break".into()));
-    assert_eq!(join_number(&mut late, now, 1, "555"), ["b"]);
-    take(&mut late, now, 1, "b", secs(60.0));
-    late.handle(now, Event::Unpause("a".into()));
+    let (mut late, _) = b_took_555();
     let after = now + secs(3700.0);
     assert_eq!(join_number(&mut late, after, 2, "555"), ["a"]);
 }
 
 #[test]
 fn sticky_routing_holds_each_number_until_its_own_last_call_leaves_the_window() {
-    let mut q = queue(Strategy::Linear, &["a", "b"]);
-    q.sticky = secs(3600.0);
-    let mut a = acd(q);
-    let now = t0();
-    a.handle(now, Event::Pause("a".into(), "break".into()));
-    assert_eq!(join_number(&mut a, now, 1, "555"), ["b"]);
-    take(&mut a, now, 1, "b", secs(60.0));
-    a.handle(now, Event::Unpause("a".into()));
+    let (mut a, now) = b_took_555();
     // Both free: Linear would pick `a`, but 555 goes back to `b`.
     let t1 = now + secs(600.0);
     assert_eq!(join_number(&mut a, t1, 2, "555"), ["b"]);

@@ -309,8 +309,25 @@ Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{OFFER}",
 }
 
 fn proxy_answer(chal: &Message) -> String {
-    let c =
-        String::from_utf8_lossy(chal.header(&HeaderName::ProxyAuthenticate).unwrap()).into_owned();
+    md5_answer_1001(
+        chal,
+        &HeaderName::ProxyAuthenticate,
+        "INVITE",
+        "sip:1002@switchboard.local",
+        PW,
+    )
+}
+
+/// 1001's MD5 digest answer with `pw` to the challenge in `chal`'s `header`, for `method`
+/// on `uri`.
+fn md5_answer_1001(
+    chal: &Message,
+    header: &HeaderName,
+    method: &str,
+    uri: &str,
+    pw: &str,
+) -> String {
+    let c = String::from_utf8_lossy(chal.header(header).unwrap()).into_owned();
     let nonce = c
         .split("nonce=\"")
         .nth(1)
@@ -319,16 +336,16 @@ fn proxy_answer(chal: &Message) -> String {
         .next()
         .unwrap()
         .to_string();
-    let h = ha1(Algorithm::Md5, "1001", "switchboard.local", PW);
+    let h = ha1(Algorithm::Md5, "1001", "switchboard.local", pw);
     let r = response(
         Algorithm::Md5,
         &h,
-        "INVITE",
-        "sip:1002@switchboard.local",
+        method,
+        uri,
         &nonce,
         Some(("00000001", "ab")),
     );
-    format!("Digest username=\"1001\", realm=\"switchboard.local\", nonce=\"{nonce}\", uri=\"sip:1002@switchboard.local\", response=\"{r}\", algorithm=MD5, cnonce=\"ab\", qop=auth, nc=00000001")
+    format!("Digest username=\"1001\", realm=\"switchboard.local\", nonce=\"{nonce}\", uri=\"{uri}\", response=\"{r}\", algorithm=MD5, cnonce=\"ab\", qop=auth, nc=00000001")
 }
 
 /// Everything the endpoint sent, parsed, with where it went.
@@ -552,27 +569,8 @@ fn authed_invite(ep: &mut Endpoint, at: Instant, number: &str) -> Vec<(Peer, Mes
         .iter()
         .find(|m| m.status() == Some(StatusCode::PROXY_AUTH_REQUIRED))
         .expect("407");
-    let c =
-        String::from_utf8_lossy(chal.header(&HeaderName::ProxyAuthenticate).unwrap()).into_owned();
-    let nonce = c
-        .split("nonce=\"")
-        .nth(1)
-        .unwrap()
-        .split('"')
-        .next()
-        .unwrap()
-        .to_string();
     let uri = format!("sip:{number}@switchboard.local");
-    let h = ha1(Algorithm::Md5, "1001", "switchboard.local", PW);
-    let r = response(
-        Algorithm::Md5,
-        &h,
-        "INVITE",
-        &uri,
-        &nonce,
-        Some(("00000001", "ab")),
-    );
-    let auth = format!("Digest username=\"1001\", realm=\"switchboard.local\", nonce=\"{nonce}\", uri=\"{uri}\", response=\"{r}\", algorithm=MD5, cnonce=\"ab\", qop=auth, nc=00000001");
+    let auth = md5_answer_1001(chal, &HeaderName::ProxyAuthenticate, "INVITE", &uri, PW);
     ep.handle_datagram(at, invite_to(number, 2, Some(auth)), caller_peer());
     outputs(ep)
 }
@@ -1042,25 +1040,14 @@ fn subscribe_as_1001(
         &peer("127.0.0.1"),
     );
     assert_eq!(chal[0].status(), Some(StatusCode::UNAUTHORIZED));
-    let nonce = String::from_utf8_lossy(chal[0].header(&HeaderName::WwwAuthenticate).unwrap())
-        .split("nonce=\"")
-        .nth(1)
-        .unwrap()
-        .split('"')
-        .next()
-        .unwrap()
-        .to_string();
     let uri = format!("sip:{mailbox}@switchboard.local");
-    let h = ha1(Algorithm::Md5, "1001", "switchboard.local", pw);
-    let r = response(
-        Algorithm::Md5,
-        &h,
+    let auth = md5_answer_1001(
+        &chal[0],
+        &HeaderName::WwwAuthenticate,
         "SUBSCRIBE",
         &uri,
-        &nonce,
-        Some(("00000001", "c0ffee")),
+        pw,
     );
-    let auth = format!("Digest username=\"1001\", realm=\"switchboard.local\", nonce=\"{nonce}\", uri=\"{uri}\", response=\"{r}\", algorithm=MD5, cnonce=\"c0ffee\", qop=auth, nc=00000001");
     send(
         ep,
         now,

@@ -632,21 +632,42 @@ pub fn tone_runs(frames: &[bool]) -> Vec<(usize, usize)> {
     runs
 }
 
-/// Seconds of a phone's WAV dump that carry all of the tones `hz` together (ringback is
-/// 440 + 480 Hz): 20 ms frames above quiet with at least a quarter of their power at
-/// each frequency and most of it at them. Other sounds (prompts, music) count for nothing.
-pub fn tone_seconds(p: &Path, hz: &[f64]) -> f64 {
-    let Ok(mut r) = hound::WavReader::open(p) else {
-        return 0.0;
-    };
+/// The first channel of a WAV file (a phone's dump) as samples, and its sample rate;
+/// `None` if it cannot be read.
+pub fn wav_first_channel(p: &Path) -> Option<(Vec<f64>, f64)> {
+    let mut r = hound::WavReader::open(p).ok()?;
     let spec = r.spec();
-    let rate = f64::from(spec.sample_rate);
-    let samples: Vec<f64> = r
+    let samples = r
         .samples::<i16>()
         .map_while(Result::ok)
         .step_by(usize::from(spec.channels))
         .map(f64::from)
         .collect();
+    Some((samples, f64::from(spec.sample_rate)))
+}
+
+/// Seconds of ringback (440 + 480 Hz) in a phone's dumps.
+pub fn ringback_seconds(dumps: &[PathBuf]) -> f64 {
+    dumps.iter().map(|p| tone_seconds(p, &[440.0, 480.0])).sum()
+}
+
+/// An OPTIONS from `me` to `to` over UDP, its Call-ID `control-TAG`: the positive
+/// control that follows a check for silence.
+pub fn control_options(me: SocketAddr, to: SocketAddr, tag: &str) -> String {
+    format!(
+        "OPTIONS sip:{to} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bK-control-{tag}\r\n\
+         From: <sip:control@{me}>;tag=c\r\nTo: <sip:{to}>\r\nCall-ID: control-{tag}\r\n\
+         CSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+    )
+}
+
+/// Seconds of a phone's WAV dump that carry all of the tones `hz` together (ringback is
+/// 440 + 480 Hz): 20 ms frames above quiet with at least a quarter of their power at
+/// each frequency and most of it at them. Other sounds (prompts, music) count for nothing.
+pub fn tone_seconds(p: &Path, hz: &[f64]) -> f64 {
+    let Some((samples, rate)) = wav_first_channel(p) else {
+        return 0.0;
+    };
     let n = (rate / 50.0) as usize;
     let power = |f: &[f64], hz: f64| {
         let coeff = 2.0 * (2.0 * std::f64::consts::PI * hz / rate).cos();
