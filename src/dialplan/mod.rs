@@ -699,11 +699,6 @@ impl Dialplan {
         })
     }
 
-    /// Whether a menu exists.
-    pub fn has_menu(&self, name: &str) -> bool {
-        self.menus.contains_key(name)
-    }
-
     fn ops(&self, loc: &Loc) -> Option<&[Op]> {
         match loc {
             Loc::Route { context, route } => self

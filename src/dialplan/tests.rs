@@ -128,6 +128,7 @@ fn collect_with_options_and_defaults() {
         (Duration::from_secs(8), Duration::from_secs(2), Some('*'))
     );
     assert_eq!(col.prompts, vec![Template("enter-1001".into())]);
+    assert_eq!(col.prompts[0].as_str(), "enter-1001");
     let mut c = p.start("a", "2", "1001").unwrap();
     let Action::Collect(col) = p.step(&mut c, &NO_ENV) else {
         panic!()
@@ -434,6 +435,8 @@ fn loops_that_never_wait_are_refused_and_loops_that_wait_are_not() {
         "context a { match \"1\" { goto a \"1\" } }",
         "context a { match \"1\" { if $caller == \"x\" { play \"beep\" } else { goto a \"2\" } }\n match \"2\" { answer; goto a \"1\" } }",
         "block b() { call c() }\nblock c() { set x = \"1\"; call b() }\ncontext a { match \"1\" { call b() } }",
+        // The branch that does not wait jumps past the one that does, round again.
+        "context a { match \"1\" { if $caller == \"x\" { set y = \"1\" } else { play \"beep\" }; goto a \"1\" } }",
     ] {
         let e = err(bad);
         assert!(e.contains("loop without an exit"), "{bad}\n{e}");
@@ -464,6 +467,15 @@ fn menus_and_blocks_only_unused_things_lead_to_are_unreachable() {
     assert_eq!(p.unused_menus(), ["top"]);
     assert_eq!(p.unused_blocks(), ["lone"]);
     assert_eq!(p.unreachable(), ["block `b`", "menu `inner`"]);
+    // What a used menu leads to is reached.
+    let p = parse(
+        "menu live { on \"1\" { call used() } }\nblock used() { echo }\n\
+         context c { match \"1\" { menu live } }",
+        "u.dp",
+    )
+    .unwrap();
+    assert!(p.unreachable().is_empty(), "{:?}", p.unreachable());
+    assert!(p.unused_blocks().is_empty());
     let shipped = parse(
         &std::fs::read_to_string("dialplans/default.dp").unwrap(),
         "d.dp",
@@ -505,4 +517,12 @@ fn a_queue_takes_priority_skills_and_a_timeout() {
         e.contains("skill level `11` is not 1..10") && e.contains("x.dp:1:42"),
         "{e}"
     );
+}
+
+#[test]
+fn a_hidden_value_never_shows_in_debug_output() {
+    let pin = Hidden("4321".into());
+    assert_eq!(format!("{pin:?}"), "(hidden)");
+    let text = format!("{:?}", Some(pin));
+    assert!(!text.contains("4321"), "{text}");
 }
