@@ -526,3 +526,30 @@ fn a_hidden_value_never_shows_in_debug_output() {
     let text = format!("{:?}", Some(pin));
     assert!(!text.contains("4321"), "{text}");
 }
+
+#[test]
+fn strings_regexes_variables_and_durations_are_read_as_written() {
+    let p = parse(
+        r#"context a {
+  match /^a\/b$/ { play "say\"it\\${caller}x" }
+  match "2" { collect x timeout 2m interdigit 500ms }
+}"#,
+        "l.dp",
+    )
+    .unwrap();
+    // An escaped slash inside a regex is a slash; a quote and a backslash escaped in a
+    // string are themselves; a braced variable ends at its brace.
+    let mut c = p.start("a", "a/b", "1001").unwrap();
+    assert_eq!(
+        p.step(&mut c, &NO_ENV),
+        Action::Play("say\"it\\1001x".into())
+    );
+    let mut c = p.start("a", "2", "1001").unwrap();
+    let Action::Collect(col) = p.step(&mut c, &NO_ENV) else {
+        panic!()
+    };
+    assert_eq!(
+        (col.timeout, col.interdigit),
+        (Duration::from_secs(120), Duration::from_millis(500))
+    );
+}
