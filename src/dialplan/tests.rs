@@ -109,6 +109,18 @@ fn errors_point_at_the_problem() {
     assert!(e.contains("defined twice") && e.contains("x.dp:2:9"), "{e}");
     let e = err("context a { match \"1\" { echo }");
     assert!(e.contains("not closed"), "{e}");
+    // Punctuation where it must be: each missing piece is named, where it was wanted.
+    let e = err("context a match \"1\" { echo } }");
+    assert!(e.contains("expected `{`") && e.contains("x.dp:1:11"), "{e}");
+    let e = err("context a { match \"1\" { set x \"1\" } }");
+    assert!(e.contains("expected `=`"), "{e}");
+    let e = err("block b { echo }\ncontext a { match \"1\" { call b() } }");
+    assert!(e.contains("expected `(`"), "{e}");
+    let e = err("context a { match \"1\" { echo @ } }");
+    assert!(
+        e.contains("unexpected character `@`") && e.contains("x.dp:1:30"),
+        "{e}"
+    );
 }
 
 #[test]
