@@ -565,3 +565,31 @@ fn strings_regexes_variables_and_durations_are_read_as_written() {
         (Duration::from_secs(120), Duration::from_millis(500))
     );
 }
+
+#[test]
+fn hangup_causes_by_name_and_repeat_only_inside_a_menu() {
+    for (name, code) in [
+        ("busy", 486),
+        ("noanswer", 480),
+        ("unavailable", 404),
+        ("rejected", 603),
+        ("congestion", 503),
+    ] {
+        let p = parse(
+            &format!("context a {{ match \"1\" {{ hangup {name} }} }}"),
+            "h.dp",
+        )
+        .unwrap();
+        let mut c = p.start("a", "1", "1001").unwrap();
+        assert_eq!(
+            p.step(&mut c, &NO_ENV),
+            Action::Hangup(Some(code)),
+            "{name}"
+        );
+    }
+    let e = err("context a { match \"1\" { hangup bogus } }");
+    assert!(e.contains("unknown statement `bogus`"), "{e}");
+    // A menu's `repeat` is not allowed after the menu is over.
+    let e = err("menu m { on \"1\" { echo } }\ncontext a { match \"1\" { menu m }\n match \"2\" { repeat } }");
+    assert!(e.contains("belongs in a menu"), "{e}");
+}
