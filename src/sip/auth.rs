@@ -663,4 +663,41 @@ mod tests {
         assert!(parse_credentials(&Bytes::from_static(b"Basic abc")).is_err());
         assert!(parse_credentials(&Bytes::from_static(b"Digest username=\"a\"")).is_err());
     }
+
+    #[test]
+    fn credentials_are_read_with_space_around_equals_and_every_field_kept() {
+        let v = Bytes::from_static(
+            b"Digest username = \"1001\", realm=\"pbx\", nonce= \"n1\" ,uri =\"sip:pbx\", \
+              response=\"abc\", algorithm=MD5, cnonce=\"c\", nc=00000001, qop=auth, opaque=\"op\"",
+        );
+        let c = parse_credentials(&v).unwrap();
+        assert_eq!(
+            (
+                c.username.as_str(),
+                c.realm.as_str(),
+                c.nonce.as_str(),
+                c.uri.as_str()
+            ),
+            ("1001", "pbx", "n1", "sip:pbx")
+        );
+        assert_eq!(c.response, "abc");
+        assert_eq!(c.algorithm, Some(Algorithm::Md5));
+        assert_eq!(
+            (
+                c.cnonce.as_deref(),
+                c.nc.as_deref(),
+                c.qop.as_deref(),
+                c.opaque.as_deref()
+            ),
+            (Some("c"), Some("00000001"), Some("auth"), Some("op"))
+        );
+        // qop without nc and cnonce is not an answer.
+        let v = Bytes::from_static(
+            b"Digest username=\"1001\", realm=\"pbx\", nonce=\"n1\", uri=\"sip:pbx\", response=\"abc\", qop=auth",
+        );
+        assert_eq!(
+            parse_credentials(&v).unwrap_err(),
+            AuthParseError::Missing("nc/cnonce")
+        );
+    }
 }
