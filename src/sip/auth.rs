@@ -700,4 +700,34 @@ mod tests {
             AuthParseError::Missing("nc/cnonce")
         );
     }
+
+    #[test]
+    fn spent_nonces_are_forgotten_once_expired_and_other_qops_are_refused() {
+        let t0 = Instant::now();
+        let mut a = auth(t0);
+        let nonce = a.nonce(t0, 9);
+        let h = ha1(Algorithm::Md5, "1001", "pbx", "pw");
+        let c = client(&a, Algorithm::Md5, "pw", 1, &nonce);
+        assert_eq!(a.verify(t0, "REGISTER", &c, Some(&h)), Verdict::Ok);
+        assert!(
+            !a.seen.is_empty(),
+            "the nonce's count is kept while it lives"
+        );
+        // Kept for its lifetime and one more of grace (120 s here), then forgotten.
+        let _ = a.verify(t0 + Duration::from_secs(119), "REGISTER", &c, Some(&h));
+        assert!(!a.seen.is_empty());
+        let later = t0 + Duration::from_secs(121);
+        let _ = a.verify(later, "REGISTER", &c, Some(&h));
+        assert!(
+            a.seen.is_empty() && a.expiry.is_empty(),
+            "and forgotten after"
+        );
+        let fresh = a.nonce(later, 10);
+        let mut c = client(&a, Algorithm::Md5, "pw", 1, &fresh);
+        c.qop = Some("auth-int".into());
+        assert_eq!(
+            a.verify(later, "REGISTER", &c, Some(&h)),
+            Verdict::Rejected("unsupported qop")
+        );
+    }
 }

@@ -560,4 +560,31 @@ mod tests {
         assert_eq!(l.len(), 2);
         assert!(parse_contact_list(&b("<sip:a@h>;;;;")).is_err());
     }
+
+    #[test]
+    fn token_lists_quoted_values_and_edges_of_names_and_vias() {
+        let b = |s: &'static str| Bytes::from_static(s.as_bytes());
+        let list = parse_token_list(&b("timer, 100rel ,replaces")).unwrap();
+        assert_eq!(list, [b("timer"), b("100rel"), b("replaces")]);
+        assert!(parse_token_list(&b("timer, a<b")).is_err());
+        assert_eq!(unquote(br#""a\"b""#), br#"a"b"#);
+        assert_eq!(unquote(br#""a\\""#), br"a\");
+        assert_eq!(
+            unquote(br#""ab\""#),
+            br"ab\",
+            "a lone backslash at the end stays"
+        );
+        assert_eq!(unquote(br#"abc""#), br#"abc""#, "not quoted: as it is");
+        assert_eq!(unquote(br#"""#), br#"""#);
+        let na = parse_name_addr(&b("\"Bob\" <sip:bob@pbx>;tag=x")).unwrap();
+        assert_eq!(na.display, Some(b("Bob")));
+        assert_eq!(na.tag(), Some(&b("x")));
+        // Cut at every edge: an error, never a panic.
+        for cut in ["", "<sip:a@b>;tag=", "<sip:a@b>;tag", "\"Bob\""] {
+            let _ = parse_name_addr(&b(cut));
+        }
+        for cut in ["SIP/2.0/", "SIP/2.0/UDP", "SIP/2.0/UDP ", "SIP/"] {
+            assert!(parse_via_list(&b(cut)).is_err(), "{cut:?}");
+        }
+    }
 }

@@ -598,3 +598,79 @@ impl fmt::Display for Message {
         f.write_str(&String::from_utf8_lossy(&self.to_bytes()))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_method_token_maps_both_ways_and_others_are_kept_as_sent() {
+        let all = [
+            "INVITE",
+            "ACK",
+            "BYE",
+            "CANCEL",
+            "REGISTER",
+            "OPTIONS",
+            "INFO",
+            "UPDATE",
+            "PRACK",
+            "SUBSCRIBE",
+            "NOTIFY",
+            "REFER",
+            "MESSAGE",
+            "PUBLISH",
+        ];
+        for t in all {
+            let m = Method::from_token(&Bytes::from_static(t.as_bytes()));
+            assert!(!matches!(m, Method::Other(_)), "{t} is known");
+            assert_eq!(m.as_bytes(), t.as_bytes());
+        }
+        // Case-sensitive (RFC 3261 §7.1): `invite` is some other method.
+        let m = Method::from_token(&Bytes::from_static(b"invite"));
+        assert_eq!(m, Method::Other(Bytes::from_static(b"invite")));
+        assert_eq!(m.to_string(), "invite");
+    }
+
+    #[test]
+    fn reason_phrases_are_the_rfcs() {
+        // RFC 3261 §21 (and RFC 3265 for 202).
+        for (code, phrase) in [
+            (100, "Trying"),
+            (180, "Ringing"),
+            (183, "Session Progress"),
+            (200, "OK"),
+            (202, "Accepted"),
+            (400, "Bad Request"),
+            (401, "Unauthorized"),
+            (403, "Forbidden"),
+            (404, "Not Found"),
+            (405, "Method Not Allowed"),
+            (407, "Proxy Authentication Required"),
+            (408, "Request Timeout"),
+            (413, "Request Entity Too Large"),
+            (414, "Request-URI Too Long"),
+            (415, "Unsupported Media Type"),
+            (416, "Unsupported URI Scheme"),
+            (420, "Bad Extension"),
+            (423, "Interval Too Brief"),
+            (480, "Temporarily Unavailable"),
+            (481, "Call/Transaction Does Not Exist"),
+            (482, "Loop Detected"),
+            (483, "Too Many Hops"),
+            (486, "Busy Here"),
+            (487, "Request Terminated"),
+            (488, "Not Acceptable Here"),
+            (500, "Server Internal Error"),
+            (501, "Not Implemented"),
+            (503, "Service Unavailable"),
+            (505, "Version Not Supported"),
+            (603, "Decline"),
+        ] {
+            let c = StatusCode::new(code).unwrap();
+            assert_eq!(c.reason(), phrase, "{code}");
+            assert_eq!(c.to_string(), format!("{code} {phrase}"));
+        }
+        assert_eq!(StatusCode::new(499).unwrap().reason(), "Unknown");
+    }
+}
