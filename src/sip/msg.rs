@@ -673,4 +673,55 @@ mod tests {
         }
         assert_eq!(StatusCode::new(499).unwrap().reason(), "Unknown");
     }
+
+    #[test]
+    fn compact_header_names_a_responses_method_and_set_header() {
+        let compact = [
+            ("v", HeaderName::Via),
+            ("f", HeaderName::From),
+            ("t", HeaderName::To),
+            ("i", HeaderName::CallId),
+            ("m", HeaderName::Contact),
+            ("l", HeaderName::ContentLength),
+            ("c", HeaderName::ContentType),
+            ("k", HeaderName::Supported),
+            ("o", HeaderName::Event),
+            ("s", HeaderName::Subject),
+        ];
+        for (short, name) in compact {
+            assert_eq!(
+                HeaderName::from_bytes(&Bytes::from_static(short.as_bytes())),
+                name
+            );
+            let upper = short.to_ascii_uppercase();
+            assert_eq!(HeaderName::from_bytes(&Bytes::from(upper)), name, "{short}");
+        }
+        let m = crate::sip::parse::parse_datagram(
+            Bytes::from_static(
+                b"SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\nFrom: <sip:a@h>;tag=1\r\n\
+                  To: <sip:b@h>;tag=2\r\nCall-ID: c\r\nCSeq: 7 BYE\r\nX: 1\r\nY: 2\r\nX: 3\r\n\
+                  Content-Length: 0\r\n\r\n",
+            ),
+            &crate::sip::parse::Limits::default(),
+        )
+        .unwrap();
+        assert_eq!(
+            m.method(),
+            Some(Method::Bye),
+            "a response's method is its CSeq's"
+        );
+        let mut m = m;
+        let x = HeaderName::Other(Bytes::from_static(b"X"));
+        m.set_header(x.clone(), "9");
+        assert_eq!(
+            m.headers_named(&x).collect::<Vec<_>>(),
+            [&Bytes::from_static(b"9")]
+        );
+        let y = HeaderName::Other(Bytes::from_static(b"Y"));
+        assert_eq!(
+            m.header(&y),
+            Some(&Bytes::from_static(b"2")),
+            "others untouched"
+        );
+    }
 }

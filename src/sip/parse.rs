@@ -767,4 +767,34 @@ Content-Length: 0\r\n\r\n";
         let e = dgram("SIP/2.0 999 Nope\r\nVia: SIP/2.0/UDP h\r\n\r\n").unwrap_err();
         assert_eq!(e.status(), None);
     }
+
+    #[test]
+    fn header_ends_crlf_runs_unterminated_datagrams_and_bodies_in_pieces() {
+        assert_eq!(find_header_end(b"A\r\nBB\r\n\r\nbody", 0), Some((7, 9)));
+        assert_eq!(find_header_end(b"A\nBB\n\nbody", 0), Some((5, 6)));
+        assert_eq!(find_header_end(b"A\r\nBB\r\n", 0), None);
+        assert_eq!(skip_crlf(b"\r\n\n\rX", 0), 4);
+        assert_eq!(skip_crlf(b"\nX", 0), 1);
+        let l = Limits::default();
+        // Leading blank lines (keep-alives) before a datagram are skipped.
+        let m = parse_datagram(Bytes::from(format!("\n\r\n{REG}")), &l).unwrap();
+        assert_eq!(m.method(), Some(Method::Register));
+        // No blank line: a datagram that ends its last line is all head; one cut inside a
+        // line is not a message.
+        let head = REG.trim_end_matches("\r\n").to_string() + "\r\n";
+        assert!(parse_datagram(Bytes::from(head.clone()), &l).is_ok());
+        let cut = head.trim_end_matches("\r\n").to_string();
+        assert!(parse_datagram(Bytes::from(cut), &l).is_err());
+        // A body that arrives in two pieces on a stream waits for the second.
+        let msg = REG.replace("Content-Length: 0", "Content-Length: 10") + "0123456789";
+        let (a, b) = msg.split_at(msg.len() - 4);
+        let mut buf = BytesMut::from(a);
+        assert!(matches!(parse_stream(&mut buf, &l), Ok(None)));
+        buf.extend_from_slice(b.as_bytes());
+        let Ok(Some(Frame::Message(m))) = parse_stream(&mut buf, &l) else {
+            panic!("one message");
+        };
+        assert_eq!(&m.body[..], b"0123456789");
+        assert!(buf.is_empty());
+    }
 }
