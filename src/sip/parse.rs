@@ -797,4 +797,65 @@ Content-Length: 0\r\n\r\n";
         assert_eq!(&m.body[..], b"0123456789");
         assert!(buf.is_empty());
     }
+
+    #[test]
+    fn start_lines_and_header_names_are_held_to_their_grammar() {
+        let l = Limits::default();
+        let resp = |line: &str| {
+            let m = format!(
+                "{line}\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\nFrom: <sip:a@h>;tag=1\r\n\
+                 To: <sip:b@h>\r\nCall-ID: c\r\nCSeq: 1 BYE\r\nContent-Length: 0\r\n\r\n"
+            );
+            parse_datagram(Bytes::from(m), &l)
+        };
+        let m = resp("SIP/2.0 180 Ringing").unwrap();
+        let StartLine::Response(sl) = &m.start else {
+            panic!()
+        };
+        assert_eq!((sl.code.as_u16(), &sl.reason[..]), (180, &b"Ringing"[..]));
+        let m = resp("SIP/2.0 200").unwrap();
+        let StartLine::Response(sl) = &m.start else {
+            panic!()
+        };
+        assert_eq!(
+            (sl.code.as_u16(), &sl.reason[..]),
+            (200, &b""[..]),
+            "no reason phrase"
+        );
+        assert!(resp("SIP/2.0 2000 OK").is_err());
+        assert!(resp("SIP/2.0 20 OK").is_err());
+        // Another version well formed is 505's business; a garbled one is not a version.
+        let kind = |r: Result<Message, ParseError>| r.unwrap_err().kind;
+        let req = |line: &str| {
+            parse_datagram(
+                Bytes::from(REG.replacen("REGISTER sip:example.com SIP/2.0", line, 1)),
+                &l,
+            )
+        };
+        assert_eq!(
+            kind(req("REGISTER sip:example.com SIP/3.0")),
+            ParseErrorKind::Version
+        );
+        assert_eq!(
+            kind(req("REGISTER sip:example.com SIP/2.x")),
+            ParseErrorKind::StartLine("bad SIP version")
+        );
+        assert_eq!(
+            kind(req("REGISTER sip:example.com SIP/.20")),
+            ParseErrorKind::StartLine("bad SIP version")
+        );
+        assert_eq!(
+            kind(req("REG@STER sip:example.com SIP/2.0")),
+            ParseErrorKind::StartLine("bad method")
+        );
+        // A header line with no name, or a name with a space in it.
+        for bad in [": x", "Bad Name: x"] {
+            let m = REG.replacen("Max-Forwards: 70", bad, 1);
+            assert_eq!(
+                kind(parse_datagram(Bytes::from(m), &l)),
+                ParseErrorKind::HeaderLine,
+                "{bad}"
+            );
+        }
+    }
 }

@@ -389,6 +389,39 @@ Contact: {contact}\r\n{exp}Content-Length: 0\r\n\r\n"
     }
 
     #[test]
+    fn each_device_lapses_on_its_own_and_a_lapsed_one_is_not_carried_over() {
+        let mut r = Registrar::new(RegistrarConfig::default());
+        let t0 = Instant::now();
+        let s = Duration::from_secs(1);
+        r.register(t0, "a", &reg("<sip:1001@h1>", Some(60), "c1", 1), &src())
+            .unwrap();
+        r.register(t0, "a", &reg("<sip:1001@h2>", Some(120), "c2", 1), &src())
+            .unwrap();
+        // The first lapses at 60 s; the second stays.
+        assert!(
+            r.handle_timeout(t0 + s * 60).is_empty(),
+            "the address still has one"
+        );
+        let left: Vec<String> = r
+            .lookup(t0 + s * 60, "a")
+            .iter()
+            .map(|b| b.uri.to_string())
+            .collect();
+        assert_eq!(left, ["sip:1001@h2"]);
+        // A third device registering exactly when the second lapses does not bring it back.
+        let b = r
+            .register(
+                t0 + s * 120,
+                "a",
+                &reg("<sip:1001@h3>", Some(60), "c3", 1),
+                &src(),
+            )
+            .unwrap();
+        let uris: Vec<String> = b.iter().map(|b| b.uri.to_string()).collect();
+        assert_eq!(uris, ["sip:1001@h3"]);
+    }
+
+    #[test]
     fn too_many_contacts_changes_nothing() {
         let cfg = RegistrarConfig {
             max_contacts: 2,
