@@ -654,3 +654,34 @@ fn thousands_of_transactions_cost_microseconds_of_real_time() {
     );
     assert!(t.is_empty());
 }
+
+#[test]
+fn the_top_via_gets_rport_and_received_and_nothing_else_changes() {
+    let via = |v: &str| {
+        let mut m = request("OPTIONS", "z9hG4bKsv");
+        m.set_header(HeaderName::Via, Bytes::from(v.to_string()));
+        stamp_via(&mut m, &peer(6000, Transport::Udp));
+        String::from_utf8_lossy(m.header(&HeaderName::Via).unwrap()).into_owned()
+    };
+    // A host whose name holds "rport", and a second Via that asks for it too: only the
+    // top entry's own parameter is filled in.
+    assert_eq!(
+        via("SIP/2.0/UDP arport;branch=z9hG4bK1;rport, SIP/2.0/UDP p;rport"),
+        "SIP/2.0/UDP arport;branch=z9hG4bK1;rport=6000;received=127.0.0.1, SIP/2.0/UDP p;rport"
+    );
+    // Sent from elsewhere than it says, rport not asked: received alone.
+    assert_eq!(
+        via("SIP/2.0/UDP 10.0.0.1:5070;branch=z9hG4bK1"),
+        "SIP/2.0/UDP 10.0.0.1:5070;branch=z9hG4bK1;received=127.0.0.1"
+    );
+    // The right address and no rport asked: left as it is.
+    assert_eq!(
+        via("SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK1"),
+        "SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK1"
+    );
+    // rport with the right address: the port, and received all the same (RFC 3581 §4).
+    assert_eq!(
+        via("SIP/2.0/UDP 127.0.0.1:5070;rport;branch=z9hG4bK1"),
+        "SIP/2.0/UDP 127.0.0.1:5070;rport=6000;branch=z9hG4bK1;received=127.0.0.1"
+    );
+}
