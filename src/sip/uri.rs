@@ -366,4 +366,19 @@ mod tests {
             assert!(p(bad).is_err(), "{bad}");
         }
     }
+
+    #[test]
+    fn headers_part_secure_aor_and_escapes_at_the_very_end() {
+        let u = Uri::parse(&Bytes::from_static(b"sip:a@b?subject=x")).unwrap();
+        assert_eq!(u.headers.as_deref(), Some(&b"subject=x"[..]));
+        let u = Uri::parse(&Bytes::from_static(
+            b"sips:1001@PBX.example:5061;transport=tls",
+        ))
+        .unwrap();
+        assert_eq!(u.aor(), "sips:1001@pbx.example");
+        assert_eq!(percent_decode(b"%41"), "A");
+        assert_eq!(percent_decode(b"a%4"), "a%4", "cut short: left as it is");
+        assert_eq!(percent_decode(b"a%"), "a%");
+        assert_eq!(percent_decode(b"%zz1"), "%zz1");
+    }
 }
