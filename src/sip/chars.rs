@@ -93,3 +93,16 @@ pub fn is_host(c: u8) -> bool {
 pub fn is_uri_forbidden(c: u8) -> bool {
     URI_FORBIDDEN[c as usize]
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    #[test]
+    fn uri_forbidden_bytes_are_controls_space_del_and_up_and_angle_brackets_and_quote() {
+        let forbidden: Vec<u8> = (0..=255u8).filter(|&c| is_uri_forbidden(c)).collect();
+        let mut want: Vec<u8> = (0..=0x20).chain(0x7f..=0xff).collect();
+        want.extend([b'"', b'<', b'>']);
+        want.sort_unstable();
+        assert_eq!(forbidden, want);
+    }
+}

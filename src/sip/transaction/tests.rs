@@ -685,3 +685,36 @@ fn the_top_via_gets_rport_and_received_and_nothing_else_changes() {
         "SIP/2.0/UDP 127.0.0.1:5070;rport=6000;branch=z9hG4bK1;received=127.0.0.1"
     );
 }
+
+#[test]
+fn timer_d_is_64_t1_when_that_is_longer_and_a_non_invite_final_again_is_absorbed() {
+    // T1 of a second: Timer D is 64 s, not the 32 s floor.
+    let cfg = TimerConfig {
+        t1: Duration::from_secs(1),
+        ..TimerConfig::default()
+    };
+    let mut t = Transactions::new(cfg);
+    let t0 = Instant::now();
+    let req = request("INVITE", "z9hG4bKd64");
+    let p = peer(5080, Transport::Udp);
+    t.send_request(t0, req.clone(), p.clone()).unwrap();
+    drain_tx(&mut t);
+    let busy = reparse(&response_to(&req, StatusCode::new(486).unwrap(), Some("t1")).to_bytes());
+    t.handle_incoming(t0, busy, p.clone());
+    drain_tx(&mut t);
+    drain_ev(&mut t);
+    let (_, ev) = run_alone(&mut t, t0, Duration::from_secs(70));
+    assert_eq!(timeline(&ev), [(64000, "terminated")]);
+
+    // A non-INVITE's final response again: nothing sent (no ACK, no request), nothing up.
+    let mut t = Transactions::new(TimerConfig::default());
+    let req = request("OPTIONS", "z9hG4bKagain");
+    t.send_request(t0, req.clone(), p.clone()).unwrap();
+    drain_tx(&mut t);
+    let ok = reparse(&response_to(&req, StatusCode::OK, Some("t1")).to_bytes());
+    t.handle_incoming(t0, ok.clone(), p.clone());
+    assert_eq!(drain_ev(&mut t).len(), 1);
+    t.handle_incoming(t0 + Duration::from_millis(300), ok, p);
+    assert!(drain_tx(&mut t).is_empty());
+    assert!(drain_ev(&mut t).is_empty());
+}
