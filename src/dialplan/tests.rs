@@ -109,6 +109,11 @@ fn errors_point_at_the_problem() {
     assert!(e.contains("defined twice") && e.contains("x.dp:2:9"), "{e}");
     let e = err("context a { match \"1\" { echo }");
     assert!(e.contains("not closed"), "{e}");
+    let e = err("context a { match \"1\" { echo");
+    assert!(
+        e.contains("block is not closed") && e.contains("add `}`"),
+        "{e}"
+    );
     // Punctuation where it must be: each missing piece is named, where it was wanted.
     let e = err("context a match \"1\" { echo } }");
     assert!(e.contains("expected `{`") && e.contains("x.dp:1:11"), "{e}");
