@@ -105,4 +105,14 @@ mod tests {
         want.sort_unstable();
         assert_eq!(forbidden, want);
     }
+
+    #[test]
+    fn a_uri_password_takes_unreserved_escapes_and_its_own_marks_only() {
+        for c in b"aZ9-_.!~*'()%&=+$," {
+            assert!(is_password(*c), "{}", *c as char);
+        }
+        for c in b"@:;?/<> \"" {
+            assert!(!is_password(*c), "{}", *c as char);
+        }
+    }
 }

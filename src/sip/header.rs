@@ -587,4 +587,21 @@ mod tests {
             assert!(parse_via_list(&b(cut)).is_err(), "{cut:?}");
         }
     }
+
+    #[test]
+    fn a_cseq_needs_a_number_a_space_and_a_method() {
+        let b = |s: &'static str| Bytes::from_static(s.as_bytes());
+        let c = parse_cseq(&b("7 INVITE")).unwrap();
+        assert_eq!((c.seq, c.method), (7, Method::Invite));
+        for bad in [
+            "7INVITE",
+            "7 ",
+            "7",
+            "INVITE",
+            "7 INV ITE",
+            "2147483648 INVITE",
+        ] {
+            assert!(parse_cseq(&b(bad)).is_err(), "{bad:?}");
+        }
+    }
 }
