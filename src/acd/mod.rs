@@ -1147,7 +1147,8 @@ impl Acd {
                 self.sync_ready(caller);
             }
             Event::Login { agent, queues } => {
-                let phone = self.agents.get(&agent).is_none_or(|a| !a.unreachable); // unheard-of: reachable
+                // No report against its phone yet: it counts as reachable, as it is offered.
+                let phone = self.agents.get(&agent).is_none_or(|a| !a.unreachable);
                 let detail = if phone {
                     Vec::new()
                 } else {
