@@ -307,7 +307,7 @@ fn sounds(names: &[&str]) -> Vec<Prompt> {
 }
 
 fn number(n: usize) -> Vec<Prompt> {
-    crate::dialplan::say_prompts(crate::dialplan::SayKind::Number, &n.to_string())
+    crate::say::say_prompts(crate::say::SayKind::Number, &n.to_string())
         .into_iter()
         .map(Prompt::Sound)
         .collect()

@@ -5,9 +5,8 @@
 //! errors. Loading is pure apart from reading the one file (the driver and `check` share
 //! it); nothing here binds sockets or touches state.
 
-mod diag;
-
-pub use diag::ConfigError;
+use crate::diag::edit_distance;
+pub use crate::diag::ConfigError;
 
 use serde::Deserialize;
 use std::net::SocketAddr;
@@ -1243,22 +1242,6 @@ fn explain_toml(msg: &str) -> (String, Option<String>) {
         None
     };
     (msg, hint)
-}
-
-/// Levenshtein distance, for "did you mean" hints on short key names.
-pub(crate) fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut cur = vec![i + 1; b.len() + 1];
-        for (j, cb) in b.iter().enumerate() {
-            cur[j + 1] = (prev[j] + usize::from(ca != *cb))
-                .min(prev[j + 1] + 1)
-                .min(cur[j] + 1);
-        }
-        prev = cur;
-    }
-    prev[b.len()]
 }
 
 /// Checks `[[agents]]`: IDs are digits, unique and no extension's; PINs are digits;

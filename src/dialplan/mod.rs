@@ -20,6 +20,7 @@ mod parse;
 
 pub use parse::parse;
 
+pub use crate::say::{say_prompts, SayKind};
 use regex::Regex;
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
@@ -219,57 +220,6 @@ enum Op {
     AgentLogin(Template, Template),
     JumpUnless(Cond, usize),
     Jump(usize),
-}
-
-/// What `say` reads out.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum SayKind {
-    /// Each character: "1 0 0 2".
-    Digits,
-    /// As a number: "one thousand two".
-    Number,
-}
-
-/// The prompts (under `sounds/`) that say `text`: `digits/N`, `digits/hundred`, ...
-/// Characters with no prompt are skipped; a number too big to say is said digit by digit.
-pub fn say_prompts(kind: SayKind, text: &str) -> Vec<String> {
-    let digit = |c: char| match c {
-        '0'..='9' => Some(format!("digits/{c}")),
-        '*' => Some("digits/star".into()),
-        '#' => Some("digits/pound".into()),
-        _ => None,
-    };
-    let n = match (kind, text.trim().parse::<u64>()) {
-        (SayKind::Number, Ok(n)) if n < 1_000_000 => n,
-        _ => return text.chars().filter_map(digit).collect(),
-    };
-    fn below_thousand(n: u64, out: &mut Vec<String>) {
-        if n >= 100 {
-            out.push(format!("digits/{}", n / 100));
-            out.push("digits/hundred".into());
-        }
-        let r = n % 100;
-        match r {
-            0 => {}
-            1..=19 => out.push(format!("digits/{r}")),
-            _ => {
-                out.push(format!("digits/{}", r / 10 * 10));
-                if r % 10 != 0 {
-                    out.push(format!("digits/{}", r % 10));
-                }
-            }
-        }
-    }
-    let mut out = Vec::new();
-    if n == 0 {
-        out.push("digits/0".into());
-    }
-    if n >= 1000 {
-        below_thousand(n / 1000, &mut out);
-        out.push("digits/thousand".into());
-    }
-    below_thousand(n % 1000, &mut out);
-    out
 }
 
 /// How to gather keys into a variable (the `collect` statement).

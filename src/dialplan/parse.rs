@@ -7,7 +7,7 @@ use std::ops::Range;
 use std::time::Duration;
 
 use super::{Cond, Dialplan, Matcher, Menu, Op, Route, Template};
-use crate::config::ConfigError;
+use crate::diag::ConfigError;
 
 #[derive(Clone, Debug, PartialEq)]
 enum Tok {
@@ -1147,9 +1147,9 @@ impl Parser {
                 ];
                 let hint = match KNOWN
                     .iter()
-                    .min_by_key(|k| crate::config::edit_distance(other, k))
+                    .min_by_key(|k| crate::diag::edit_distance(other, k))
                 {
-                    Some(k) if crate::config::edit_distance(other, k) <= 2 => {
+                    Some(k) if crate::diag::edit_distance(other, k) <= 2 => {
                         format!("did you mean `{k}`?")
                     }
                     _ => format!("statements: {}", KNOWN.join(", ")),

@@ -16,7 +16,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use super::b2bua::Wait;
+use super::call::state::Wait;
 use super::Endpoint;
 use crate::acd::Event;
 
@@ -187,7 +187,7 @@ impl Endpoint {
         }
         tracing::info!(call = id, number = %r.number, "callback: ringing an agent");
         if let Some(c) = self.calls.calls.get_mut(&id) {
-            c.queue = Some(super::queue::QueueCall::callback());
+            c.queue = Some(super::call::state::QueueCall::callback());
         }
         true
     }

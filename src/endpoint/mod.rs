@@ -1,7 +1,7 @@
 //! The SIP endpoint core: what switchboard answers, decided without IO.
 //!
 //! It owns the transaction table, the digest authenticator, the registrar, the calls
-//! ([`b2bua`]) and the user directory they consult. Bytes or messages and `now` go in; transmits and a next
+//! ([`call`]) and the user directory they consult. Bytes or messages and `now` go in; transmits and a next
 //! deadline come out (same contract as [`crate::sip::transaction`]). The driver feeds it
 //! from its sockets and timer; tests feed it on a virtual clock. Order of checks for every
 //! request: parse and validate (400/413/414/505 or drop), then scheme (416) and Require
@@ -14,7 +14,7 @@ use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-mod b2bua;
+mod call;
 mod callback;
 mod mwi;
 mod queue;
@@ -23,7 +23,7 @@ mod vm;
 
 pub use trunk_reg::TrunkRegView;
 
-pub use b2bua::CallView;
+pub use call::CallView;
 
 use crate::cdr::Cdr;
 use crate::dialplan::Dialplan;
@@ -92,7 +92,7 @@ pub struct Endpoint {
     rng: SmallRng,
     out: VecDeque<Transmit>,
     stats: Stats,
-    calls: b2bua::Calls,
+    calls: call::Calls,
     listeners: Vec<(crate::sip::header::Transport, SocketAddr)>,
     epoch: Instant,
     wall_epoch_ms: u64,
@@ -127,6 +127,11 @@ pub struct Endpoint {
     queue_callback: HashMap<String, char>,
 }
 
+/// A status code by number (a server error for one out of range).
+fn code(n: u16) -> StatusCode {
+    StatusCode::new(n).unwrap_or(StatusCode::SERVER_ERROR)
+}
+
 impl Endpoint {
     /// Builds the core from a validated config. `wall_ms` is the Unix time in ms at `now`
     /// (for CDRs); `seed` drives tags, branches and nonces; `secret` keys nonce MACs (the
@@ -153,7 +158,7 @@ impl Endpoint {
             rng: SmallRng::seed_from_u64(seed),
             out: VecDeque::new(),
             stats: Stats::default(),
-            calls: b2bua::Calls::new(cfg.rtp_ports, cfg.ring_timeout),
+            calls: call::Calls::new(cfg.rtp_ports, cfg.ring_timeout),
             listeners: Vec::new(),
             epoch: now,
             wall_epoch_ms: wall_ms,

@@ -7,8 +7,9 @@ use bytes::Bytes;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use super::b2bua::{code, uas_leg, Leg};
+use super::code;
 use super::{AuthKind, Endpoint};
+use crate::sip::dialog::{uas_leg, Leg};
 use crate::sip::msg::{HeaderName, Message, Method, StatusCode};
 use crate::sip::transaction::{response_to, Peer, TxKey};
 

@@ -8,35 +8,10 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use super::b2bua::Wait;
+use super::call::state::{QueueAsk, QueueCall, Wait};
 use super::Endpoint;
 use crate::acd::{AgentOp, Command, Event, GiveUp};
 use crate::config::IdAgent;
-
-/// A call's place in a queue.
-#[derive(Debug)]
-pub(super) struct QueueCall {
-    /// Music on hold, played round.
-    moh: PathBuf,
-    /// The agent being rung.
-    offering: Option<String>,
-    /// The agent who answered.
-    pub(super) agent: Option<String>,
-    /// The dialplan's `position-announce on|off` for this caller, if it said.
-    announce: Option<bool>,
-}
-
-/// What the dialplan's `queue` asks for a caller.
-pub(super) struct QueueAsk {
-    /// Higher is served first.
-    pub(super) priority: u32,
-    /// Longest wait (the queue's when `None`).
-    pub(super) timeout: Option<Duration>,
-    /// What the agent must know.
-    pub(super) skills: Vec<crate::acd::SkillNeed>,
-    /// `position-announce on|off`.
-    pub(super) announce: Option<bool>,
-}
 
 /// How often a caller hears its position when the dialplan asks for it from a queue that
 /// announces nothing by itself.
@@ -384,7 +359,7 @@ impl Endpoint {
         tracing::info!(call = id, queue = name, priority, "queued");
         if !every.is_zero() {
             self.calls
-                .arm(id, super::b2bua::CallTimer::Announce, now + every);
+                .arm(id, super::call::state::CallTimer::Announce, now + every);
         }
         self.play_paths(id, vec![moh]);
         self.set_wait(id, Wait::Queue);
@@ -465,15 +440,15 @@ impl Endpoint {
             return;
         }
         self.calls
-            .arm(id, super::b2bua::CallTimer::Announce, now + every);
+            .arm(id, super::call::state::CallTimer::Announce, now + every);
         if busy {
             // The last announcement is still playing: skip this one.
             return;
         }
         tracing::info!(call = id, position, "position announced");
         let mut names = vec!["you-are-caller-number".to_string()];
-        names.extend(crate::dialplan::say_prompts(
-            crate::dialplan::SayKind::Number,
+        names.extend(crate::say::say_prompts(
+            crate::say::SayKind::Number,
             &position.to_string(),
         ));
         if let Some(wait) = self.acd.estimated_wait(id).filter(|_| say_wait) {
@@ -481,16 +456,16 @@ impl Endpoint {
             let minutes = wait.as_secs().div_ceil(60).max(1);
             tracing::info!(call = id, minutes, "estimated wait announced");
             names.push("estimated-wait".into());
-            names.extend(crate::dialplan::say_prompts(
-                crate::dialplan::SayKind::Number,
+            names.extend(crate::say::say_prompts(
+                crate::say::SayKind::Number,
                 &minutes.to_string(),
             ));
             names.push(if minutes == 1 { "minute" } else { "minutes" }.into());
         }
         if let Some(key) = self.queue_callback.get(&queue) {
             names.push("callback-offer".into());
-            names.extend(crate::dialplan::say_prompts(
-                crate::dialplan::SayKind::Digits,
+            names.extend(crate::say::say_prompts(
+                crate::say::SayKind::Digits,
                 &key.to_string(),
             ));
         }
@@ -523,7 +498,7 @@ impl Endpoint {
         c.announce_at = None;
         if let Some(every) = every.filter(|d| !d.is_zero()) {
             self.calls
-                .arm(id, super::b2bua::CallTimer::Announce, now + every);
+                .arm(id, super::call::state::CallTimer::Announce, now + every);
         }
         if music {
             self.play(id, moh, false);

@@ -6,12 +6,9 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use super::b2bua::{PendingRecord, Wait};
+use super::call::state::{PendingRecord, Wait, VM_KEYS};
 use super::Endpoint;
 use crate::voicemail::{Change, Input, Mailbox, Prompt, Step};
-
-/// The variable the menu's keys are gathered into (never logged: it holds PINs).
-pub(super) const VM_KEYS: &str = "vmkeys";
 
 impl Endpoint {
     /// The boxes as found on disk at start (the driver reads them).

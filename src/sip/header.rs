@@ -5,7 +5,7 @@
 
 use bytes::Bytes;
 
-use super::msg::Method;
+use super::method::Method;
 use super::uri::{parse_port, split_hostport, Uri};
 use super::HeaderError;
 

@@ -3,7 +3,9 @@
 
 pub mod auth;
 pub mod chars;
+pub mod dialog;
 pub mod header;
+pub mod method;
 pub mod msg;
 pub mod parse;
 pub mod registrar;

@@ -1,4 +1,6 @@
-//! Config error reports an admin can act on: `file:line:column`, the line, a caret, a hint.
+//! Error reports an admin can act on: `file:line:column`, the line, a caret, a hint; and the
+//! "did you mean" distance behind the hints. A leaf shared by the config and the dialplan
+//! parser, so that neither has to import the other for it.
 
 use std::fmt;
 use std::ops::Range;
@@ -92,4 +94,20 @@ impl fmt::Display for ConfigError {
         }
         Ok(())
     }
+}
+
+/// Levenshtein distance, for "did you mean" hints on short key names.
+pub(crate) fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1; b.len() + 1];
+        for (j, cb) in b.iter().enumerate() {
+            cur[j + 1] = (prev[j] + usize::from(ca != *cb))
+                .min(prev[j + 1] + 1)
+                .min(cur[j] + 1);
+        }
+        prev = cur;
+    }
+    prev[b.len()]
 }

@@ -1,0 +1,152 @@
+//! Answering the caller ourselves: our 2xx with our SDP, retransmitted until A's ACK
+//! (RFC 3261 §13.3.1.4), and the answers the call gives to A's INVITE.
+
+use bytes::Bytes;
+use std::time::Instant;
+
+use super::super::{code, Endpoint};
+use super::state::{CallTimer, MediaLegs, Side};
+use crate::cdr::Disposition;
+use crate::media::{MediaCommand, SessionId};
+use crate::sdp::Codec;
+use crate::sip::msg::{HeaderName, Message, StatusCode};
+use crate::sip::transaction::response_to;
+
+impl Endpoint {
+    pub(super) fn respond_a(
+        &mut self,
+        now: Instant,
+        id: u64,
+        code: StatusCode,
+        sdp: Option<Bytes>,
+    ) -> Option<Bytes> {
+        let call = self.calls.calls.get(&id)?;
+        let tag = String::from_utf8_lossy(&call.a.local_tag).into_owned();
+        let mut resp = response_to(&call.a_invite, code, Some(&tag));
+        if code != StatusCode::TRYING {
+            resp.push_header(HeaderName::Contact, self.contact_value(&call.a.peer));
+        }
+        for rr in call.a_invite.headers_named(&HeaderName::RecordRoute) {
+            resp.push_header(HeaderName::RecordRoute, rr.clone());
+        }
+        resp.push_header(HeaderName::Server, self.server_name.clone());
+        if code.is_success() {
+            resp.push_header(
+                HeaderName::Allow,
+                Bytes::from_static(crate::endpoint::ALLOW.as_bytes()),
+            );
+        }
+        if let Some(body) = sdp {
+            resp.push_header(
+                HeaderName::ContentType,
+                Bytes::from_static(b"application/sdp"),
+            );
+            resp.body = body;
+        }
+        let key = call.a_invite_key.clone();
+        let bytes = resp.to_bytes();
+        if let Err(e) = self.tx.respond(now, &key, resp) {
+            tracing::debug!(error = %e, "response to caller not sent");
+        }
+        Some(bytes)
+    }
+
+    /// Answers A with our own media (echo, prompts). False if the call had to end.
+    pub(super) fn answer_locally(&mut self, now: Instant, id: u64) -> bool {
+        let Some(c) = self.calls.calls.get(&id) else {
+            return false;
+        };
+        if c.answered {
+            return true;
+        }
+        let Some(pa) = self.calls.ports.take() else {
+            tracing::warn!("RTP port range exhausted");
+            self.fail_call(
+                now,
+                id,
+                StatusCode::SERVICE_UNAVAILABLE,
+                Disposition::Failed,
+            );
+            return false;
+        };
+        let peer = c.a.peer.clone();
+        let answer = match c.offer.answer_for(self.media_ip(&peer), pa, id) {
+            Ok(a) => a,
+            Err(_) => {
+                self.calls.ports.give(pa);
+                self.fail_call(now, id, code(488), Disposition::Failed);
+                return false;
+            }
+        };
+        let pt = answer
+            .audio()
+            .and_then(|m| {
+                m.formats
+                    .iter()
+                    .find(|f| matches!(f.codec(), Some(Codec::Pcmu | Codec::Pcma)))
+            })
+            .map_or(0, |f| f.pt);
+        let te_pt = answer.audio().and_then(|m| {
+            m.formats
+                .iter()
+                .find(|f| f.codec() == Some(Codec::TelephoneEvent))
+                .map(|f| f.pt)
+        });
+        let a_remote = c.offer.audio_target();
+        let sid = SessionId(id);
+        self.calls.media_out.push_back(MediaCommand::Local {
+            id: sid,
+            a_port: pa,
+            a_remote,
+            pt,
+            te_pt,
+        });
+        let body = Bytes::from(answer.to_bytes());
+        if let Some(c) = self.calls.calls.get_mut(&id) {
+            c.media = Some(MediaLegs {
+                sid,
+                a_port: pa,
+                b_port: None,
+            });
+            c.a_pt = pt;
+            c.a_te_pt = te_pt;
+            c.a.sdp_sent = Some(body.clone());
+        }
+        self.answer_a(now, id, body);
+        true
+    }
+
+    /// Sends 200 to A and starts retransmitting it until A's ACK.
+    pub(super) fn answer_a(&mut self, now: Instant, id: u64, body: Bytes) {
+        let Some(bytes) = self.respond_a(now, id, StatusCode::OK, Some(body)) else {
+            return;
+        };
+        let unix = self.unix_ms(now);
+        let t1 = self.cfg_t1;
+        if let Some(c) = self.calls.calls.get_mut(&id) {
+            c.answered = true;
+            c.cdr.answer_ms = Some(unix);
+            c.ok_bytes = Some(bytes);
+            c.ok_interval = t1;
+            c.ok_until = now + t1 * 64;
+        }
+        self.calls.arm(id, CallTimer::OkRetransmit, now + t1);
+        tracing::info!(call = id, "answered");
+    }
+
+    /// An ACK outside any transaction: the caller's ACK for our 2xx.
+    pub(in crate::endpoint) fn on_call_ack(&mut self, msg: &Message) {
+        let (Ok(cid), Some(tag)) = (
+            msg.call_id(),
+            msg.to_hdr().ok().and_then(|t| t.tag().cloned()),
+        ) else {
+            return;
+        };
+        if let Some(&(id, Side::A)) = self.calls.by_dialog.get(&(cid.clone(), tag)) {
+            if let Some(c) = self.calls.calls.get_mut(&id) {
+                c.ok_bytes = None;
+                c.ok_at = None;
+            }
+        }
+    }
+}

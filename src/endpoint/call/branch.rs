@@ -1,0 +1,456 @@
+//! Responses to the INVITEs we sent: a branch ringing, failing or answering (the first 2xx
+//! bridges, the others are cancelled), B legs given up on (detached: cancelled, and hung
+//! up should they answer anyway), and transaction timeouts on a call's client side.
+
+use bytes::Bytes;
+use std::time::Instant;
+
+use super::super::{code, Endpoint};
+use super::state::{Detached, Dialing, MediaLegs, Side, Wait};
+use crate::cdr::Disposition;
+use crate::media::MediaCommand;
+use crate::sdp::Sdp;
+use crate::sip::dialog::{contact_uri, route_set, Leg};
+use crate::sip::msg::{HeaderName, Message, Method, StatusCode};
+use crate::sip::transaction::{cancel_for, Peer, Transmit, TxKey};
+
+/// `$status` after a failed dial, from B's final response.
+pub(super) fn dial_status(c: u16) -> &'static str {
+    match c {
+        486 | 600 => "busy",
+        408 | 480 | 487 => "noanswer",
+        404 | 604 => "unavailable",
+        _ => "failed",
+    }
+}
+
+impl Endpoint {
+    /// Gives up on every B leg still ringing.
+    pub(in crate::endpoint) fn detach_b(&mut self, now: Instant, id: u64) {
+        let Some(c) = self.calls.calls.get_mut(&id) else {
+            return;
+        };
+        c.ring_at = None;
+        for d in std::mem::take(&mut c.dialing) {
+            self.detach_branch(now, d);
+        }
+    }
+
+    /// Gives up on one ringing B leg: CANCEL it (now, or at its first provisional) and keep
+    /// watching its INVITE so a late answer is ACKed and hung up.
+    pub(super) fn detach_branch(&mut self, now: Instant, d: Dialing) {
+        self.calls
+            .by_dialog
+            .remove(&(d.leg.call_id.clone(), d.leg.local_tag.clone()));
+        self.calls.by_client_tx.remove(&d.invite_key);
+        if self.tx.request_of(&d.invite_key).is_none() {
+            return;
+        }
+        let mut det = Detached {
+            invite: d.invite,
+            peer: d.leg.peer,
+            cancel_sent: false,
+        };
+        if d.provisional {
+            self.send_cancel(now, &mut det);
+        }
+        self.calls.detached.insert(d.invite_key, det);
+    }
+
+    pub(super) fn send_cancel(&mut self, now: Instant, det: &mut Detached) {
+        det.cancel_sent = true;
+        if let Some(cancel) = cancel_for(&det.invite) {
+            if let Err(e) = self.tx.send_request(now, cancel, det.peer.clone()) {
+                tracing::debug!(error = %e, "CANCEL not sent");
+            }
+        }
+    }
+
+    /// A response on one of our client transactions; false if no call knows it.
+    pub(in crate::endpoint) fn on_call_response(
+        &mut self,
+        now: Instant,
+        key: &TxKey,
+        msg: Message,
+    ) -> bool {
+        let Some(status) = msg.status() else {
+            return true;
+        };
+        if let Some(mut det) = self.calls.detached.remove(key) {
+            if status.is_success() {
+                self.orphan_2xx(now, &msg, det.peer.clone());
+            } else if status.is_provisional() {
+                if status != StatusCode::TRYING && !det.cancel_sent {
+                    self.send_cancel(now, &mut det);
+                }
+                self.calls.detached.insert(key.clone(), det);
+            }
+            return true;
+        }
+        let Some(&id) = self.calls.by_client_tx.get(key) else {
+            return false;
+        };
+        let reoffer = self
+            .calls
+            .calls
+            .get(&id)
+            .and_then(|c| c.pending.as_ref())
+            .is_some_and(|p| &p.forwarded == key);
+        if reoffer {
+            self.reoffer_answered(now, id, key, &msg);
+            return true;
+        }
+        if key.method != Method::Invite {
+            // Responses to our BYE need nothing more.
+            return true;
+        }
+        let customer = self
+            .calls
+            .calls
+            .get(&id)
+            .and_then(|c| c.callback.as_ref())
+            .is_some_and(|cb| {
+                cb.ringing.as_ref().is_some_and(|d| &d.invite_key == key)
+                    || (cb.up && &self.calls.calls[&id].a_invite_key == key)
+            });
+        if customer {
+            self.customer_response(now, id, key, &msg, status);
+            return true;
+        }
+        let bridged = self.calls.calls.get(&id).is_some_and(|c| c.bridged);
+        if bridged {
+            if status.is_success() {
+                // A retransmitted 2xx: our ACK was lost, so send it again.
+                if let Some((ack, peer)) = self
+                    .calls
+                    .calls
+                    .get(&id)
+                    .and_then(|c| Some((c.b_ack.clone()?, c.b.as_ref()?.peer.clone())))
+                {
+                    self.out.push_back(Transmit { peer, bytes: ack });
+                }
+            }
+            return true;
+        }
+        if status == StatusCode::TRYING {
+            // Nothing to relay: we sent our own 100 to the caller already.
+        } else if status.is_provisional() {
+            self.b_provisional(now, id, key, &msg);
+        } else if status.is_success() {
+            self.b_answered(now, id, key, &msg);
+        } else if matches!(status.as_u16(), 401 | 407)
+            && self.retry_with_credentials(now, id, key, &msg)
+        {
+            // Sent again with credentials; the dial goes on.
+        } else {
+            tracing::info!(call = id, code = status.as_u16(), "callee refused");
+            self.branch_failed(now, id, key, status.as_u16());
+        }
+        true
+    }
+
+    /// One rung device said no (or never answered). When none is left ringing, the dial is
+    /// over: `$status` from the most telling failure (busy beats no answer beats
+    /// unavailable), and the dialplan goes on.
+    pub(super) fn branch_failed(&mut self, now: Instant, id: u64, key: &TxKey, code: u16) {
+        self.calls.by_client_tx.remove(key);
+        let Some(c) = self.calls.calls.get_mut(&id) else {
+            return;
+        };
+        if let Some(i) = c.dialing.iter().position(|d| &d.invite_key == key) {
+            let d = c.dialing.remove(i);
+            self.calls
+                .by_dialog
+                .remove(&(d.leg.call_id, d.leg.local_tag));
+        }
+        c.failures.push(code);
+        if !c.dialing.is_empty() {
+            return;
+        }
+        c.ring_at = None;
+        let rank = |s: &str| match s {
+            "busy" => 0,
+            "noanswer" => 1,
+            "unavailable" => 2,
+            _ => 3,
+        };
+        let status = std::mem::take(&mut c.failures)
+            .into_iter()
+            .map(dial_status)
+            .min_by_key(|s| rank(s))
+            .unwrap_or("failed");
+        self.unbridge(id);
+        self.set_status(id, status);
+        self.run_dialplan(now, id);
+    }
+
+    pub(super) fn b_provisional(&mut self, now: Instant, id: u64, key: &TxKey, msg: &Message) {
+        let tag = msg.to_hdr().ok().and_then(|t| t.tag().cloned());
+        let Some(c) = self.calls.calls.get_mut(&id) else {
+            return;
+        };
+        let Some(d) = c.dialing.iter_mut().find(|d| &d.invite_key == key) else {
+            return;
+        };
+        d.ringing(tag);
+        if c.answered {
+            // The caller hears our media already; nothing to relay.
+            return;
+        }
+        // Early media: relay 183's SDP, rewritten to our caller-side port.
+        let mut early = None;
+        if let (
+            Ok(sdp),
+            Some(MediaLegs {
+                sid, a_port: pa, ..
+            }),
+        ) = (Sdp::parse(&msg.body), c.media)
+        {
+            if let Some(addr) = sdp.audio_target() {
+                self.calls
+                    .media_out
+                    .push_back(MediaCommand::SetRemoteB { id: sid, addr });
+            }
+            let peer = c.a.peer.clone();
+            if let Ok(r) = sdp.relayed(self.media_ip(&peer), pa, id, 1) {
+                let body = Bytes::from(r.to_bytes());
+                if let Some(c) = self.calls.calls.get_mut(&id) {
+                    c.a.sdp_sent = Some(body.clone());
+                }
+                early = Some(body);
+            }
+        }
+        let relay = if early.is_some() {
+            code(183)
+        } else {
+            StatusCode::RINGING
+        };
+        self.respond_a(now, id, relay, early);
+    }
+
+    pub(super) fn b_answered(&mut self, now: Instant, id: u64, key: &TxKey, msg: &Message) {
+        let Some(c) = self.calls.calls.get_mut(&id) else {
+            return;
+        };
+        c.ring_at = None;
+        let Some(i) = c.dialing.iter().position(|d| &d.invite_key == key) else {
+            return;
+        };
+        // This device won: the others stop ringing.
+        let mut d = c.dialing.remove(i);
+        for other in std::mem::take(&mut c.dialing) {
+            self.detach_branch(now, other);
+        }
+        let ack = self.confirm(&mut d.leg, msg);
+        let leg = d.leg;
+        let Some(c) = self.calls.calls.get_mut(&id) else {
+            return;
+        };
+        c.b_ack = Some(ack);
+        c.b_invite_key = Some(key.clone());
+        c.bridged = true;
+        c.b = Some(leg);
+        let answered_before = c.answered;
+        let a_peer = c.a.peer.clone();
+        let Some(MediaLegs {
+            sid, a_port: pa, ..
+        }) = c.media
+        else {
+            return;
+        };
+        let answer = Sdp::parse(&msg.body).ok();
+        let target = answer.as_ref().and_then(Sdp::audio_target);
+        // If the callee chose the law the caller did not offer, the caller gets its own
+        // first law and the relay converts between them.
+        let offer = c.offer.clone();
+        let b_law = answer.as_ref().and_then(Sdp::first_g711);
+        let transcode = match (b_law, offer.first_g711()) {
+            (Some((bc, bpt)), Some((_, apt))) if !offer.offers(bc) => Some((apt, bpt)),
+            _ => None,
+        };
+        let a_ip = self.media_ip(&a_peer);
+        let a_body = match transcode {
+            Some(_) => offer.answer_for(a_ip, pa, id).ok(),
+            None => answer.and_then(|s| s.relayed(a_ip, pa, id, 1).ok()),
+        }
+        .map(|s| Bytes::from(s.to_bytes()));
+        match (target, a_body) {
+            (Some(addr), Some(body)) => {
+                self.calls
+                    .media_out
+                    .push_back(MediaCommand::SetRemoteB { id: sid, addr });
+                if let Some((a_pt, b_pt)) = transcode {
+                    tracing::info!(call = id, a_pt, b_pt, "transcoding G.711");
+                    self.calls.media_out.push_back(MediaCommand::Transcode {
+                        id: sid,
+                        a_pt,
+                        b_pt,
+                    });
+                }
+                self.set_wait(id, Wait::HangUp);
+                let callback = self
+                    .calls
+                    .calls
+                    .get(&id)
+                    .is_some_and(|c| c.callback.is_some());
+                if callback {
+                    // A callback's agent hears ringback from the local session, on the
+                    // law it answered with, until the customer answers.
+                    let pt = b_law.map_or(0, |(_, pt)| pt);
+                    self.calls.media_out.push_back(MediaCommand::LocalPeer {
+                        id: sid,
+                        addr: Some(addr),
+                        pt,
+                    });
+                } else if answered_before {
+                    // The caller's music or ringback stops only now.
+                    self.calls
+                        .media_out
+                        .push_back(MediaCommand::Connect { id: sid });
+                } else {
+                    if let Some(c) = self.calls.calls.get_mut(&id) {
+                        c.a.sdp_sent = Some(body.clone());
+                    }
+                    self.answer_a(now, id, body.clone());
+                }
+                tracing::info!(call = id, "bridged");
+                if let Some(ext) = self.calls.calls.get(&id).and_then(|c| c.b_ext.clone()) {
+                    self.device_in_use(now, id, &ext);
+                }
+                self.queue_answered(now, id);
+                if callback {
+                    // The agent took a callback: now the customer is called, offered
+                    // what the agent answered.
+                    self.call_customer(now, id, body);
+                    self.callback_ringback(id);
+                }
+            }
+            _ => {
+                tracing::info!(call = id, "callee answered with unusable SDP");
+                self.send_bye(now, id, Side::B);
+                if answered_before {
+                    self.send_bye(now, id, Side::A);
+                    self.finish(now, id, Disposition::Failed, 488, "system");
+                } else {
+                    self.fail_call(now, id, code(488), Disposition::Failed);
+                }
+            }
+        }
+    }
+
+    /// Tears down the relay bridge of a dial that failed; a later dial opens a new one. A
+    /// caller answered locally before the dial never left its local session, which goes
+    /// on as it was.
+    pub(in crate::endpoint) fn unbridge(&mut self, id: u64) {
+        let Some(c) = self.calls.calls.get_mut(&id) else {
+            return;
+        };
+        let Some(MediaLegs {
+            sid,
+            a_port: pa,
+            b_port: Some(pb),
+        }) = c.media
+        else {
+            return;
+        };
+        self.calls.ports.give(pb);
+        if c.answered {
+            self.calls
+                .media_out
+                .push_back(MediaCommand::CloseB { id: sid });
+            c.media = Some(MediaLegs {
+                sid,
+                a_port: pa,
+                b_port: None,
+            });
+            if c.wait == Wait::Dial {
+                // The ringback ends with the dial; its end report is not awaited.
+                c.play_seq += 1;
+                self.calls
+                    .media_out
+                    .push_back(MediaCommand::StopPlay { id: sid });
+            }
+        } else {
+            self.calls
+                .media_out
+                .push_back(MediaCommand::Close { id: sid });
+            self.calls.ports.give(pa);
+            c.media = None;
+        }
+    }
+
+    /// ACK and BYE for a 2xx that arrives after the caller gave up (it cancelled, or the
+    /// ring timer fired, while the callee was answering): the callee must not be left in
+    /// a call nobody hears.
+    pub(super) fn orphan_2xx(&mut self, now: Instant, resp: &Message, peer: Peer) {
+        let (Ok(cid), Some(target)) = (resp.call_id(), contact_uri(resp)) else {
+            return;
+        };
+        tracing::info!("callee answered a call already given up; hanging it up");
+        let leg = Leg {
+            call_id: cid.clone(),
+            local_tag: Bytes::new(),
+            local_hdr: resp.header(&HeaderName::From).cloned().unwrap_or_default(),
+            remote_hdr: resp.header(&HeaderName::To).cloned().unwrap_or_default(),
+            remote_tag: None,
+            target,
+            routes: route_set(resp, true),
+            cseq: 1,
+            peer: peer.clone(),
+            sdp_sent: None,
+            sdp_version: 1,
+        };
+        let ack = self.leg_request(Method::Ack, &leg, 1);
+        self.out.push_back(Transmit {
+            peer: peer.clone(),
+            bytes: ack.to_bytes(),
+        });
+        let bye = self.leg_request(Method::Bye, &leg, 2);
+        if let Err(e) = self.tx.send_request(now, bye, peer) {
+            tracing::debug!(error = %e, "BYE for a late answer not sent");
+        }
+    }
+
+    /// A client transaction got no response at all (Timer B or F).
+    pub(in crate::endpoint) fn on_call_tx_timeout(&mut self, now: Instant, key: &TxKey) {
+        if self.calls.detached.remove(key).is_some() {
+            return;
+        }
+        let Some(&id) = self.calls.by_client_tx.get(key) else {
+            return;
+        };
+        if key.method != Method::Invite {
+            self.calls.by_client_tx.remove(key);
+            return;
+        }
+        let customer = self
+            .calls
+            .calls
+            .get(&id)
+            .and_then(|c| c.callback.as_ref())
+            .is_some_and(|cb| cb.ringing.as_ref().is_some_and(|d| &d.invite_key == key));
+        if customer {
+            self.customer_failed(now, id, 408);
+            return;
+        }
+        let dialing = self
+            .calls
+            .calls
+            .get(&id)
+            .is_some_and(|c| c.dialing.iter().any(|d| &d.invite_key == key));
+        if dialing {
+            // A device that never answered at all counts as not answering.
+            self.branch_failed(now, id, key, 408);
+        } else {
+            self.calls.by_client_tx.remove(key);
+        }
+    }
+
+    /// A client transaction ended: forget it.
+    pub(in crate::endpoint) fn calls_forget_tx(&mut self, key: &TxKey) {
+        self.calls.detached.remove(key);
+        if key.method != Method::Invite {
+            self.calls.by_client_tx.remove(key);
+        }
+    }
+}

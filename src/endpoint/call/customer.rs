@@ -1,0 +1,359 @@
+//! Callbacks the PBX places itself: the agent is rung first from a placeholder call, then
+//! the customer, who becomes the call's A leg once answered (when to place one is
+//! `crate::endpoint`'s callback module).
+
+use bytes::Bytes;
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use super::super::Endpoint;
+use super::dial::trunk_identity;
+use super::state::{
+    Call, CallTimer, CallbackA, Dialing, MediaLegs, Outgoing, Side, Wait, CUSTOMER_RING,
+};
+use crate::cdr::{Cdr, Disposition};
+use crate::media::{MediaCommand, SessionId};
+use crate::sdp::Sdp;
+use crate::sip::dialog::Leg;
+use crate::sip::header::Transport;
+use crate::sip::msg::{Message, Method, StatusCode};
+use crate::sip::transaction::{Peer, Transmit, TxKey};
+use crate::sip::uri::Uri;
+
+impl Endpoint {
+    /// Opens callback call `id` for the agent to be rung from: a placeholder A (nobody
+    /// yet) in a local media session, presenting `number` to the agent, ending through
+    /// `plan` if the queue gives it up. False when no RTP port is free.
+    pub(in crate::endpoint) fn callback_call(
+        &mut self,
+        now: Instant,
+        id: u64,
+        number: &str,
+        trunk: Option<String>,
+        plan: std::sync::Arc<crate::dialplan::Dialplan>,
+    ) -> bool {
+        let Some(pa) = self.calls.ports.take() else {
+            tracing::warn!("RTP port range exhausted");
+            return false;
+        };
+        let Some(cursor) = plan.start("callback", "callback", number) else {
+            self.calls.ports.give(pa);
+            return false;
+        };
+        let tag = Bytes::from(self.tag());
+        let call_id = Bytes::from(format!("{}@{}", self.tag(), self.domain));
+        let peer = Peer {
+            transport: Transport::Udp,
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+        };
+        let ip = self.media_ip(&peer);
+        let a = Leg {
+            call_id: call_id.clone(),
+            local_tag: tag.clone(),
+            local_hdr: Bytes::from(format!("<sip:callback@{}>;tag=", self.domain)),
+            remote_hdr: Bytes::new(),
+            remote_tag: None,
+            target: Uri::sip(None, &peer.addr.to_string(), None),
+            routes: Vec::new(),
+            cseq: 1,
+            peer,
+            sdp_sent: None,
+            sdp_version: 1,
+        };
+        // What the agent is offered: the laws we relay, and keys.
+        let offer = Sdp::parse(
+            format!(
+                "v=0\r\no=- {id} 1 IN IP4 {ip}\r\ns=-\r\nc=IN IP4 {ip}\r\nt=0 0\r\n\
+                 m=audio {pa} RTP/AVP 0 8 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:8 PCMA/8000\r\n\
+                 a=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-15\r\n"
+            )
+            .as_bytes(),
+        )
+        .expect("our own offer parses");
+        let invite = self.leg_request(Method::Invite, &a, 1);
+        let key = TxKey {
+            role: crate::sip::transaction::Role::Client,
+            branch: call_id,
+            sent_by: 0,
+            method: Method::Invite,
+        };
+        let cdr = Cdr {
+            call: id,
+            sip_call_id: String::from_utf8_lossy(&a.call_id).into_owned(),
+            caller: number.to_string(),
+            callee: "callback".into(),
+            did: None,
+            trunk: trunk.clone(),
+            start_ms: self.unix_ms(now),
+            answer_ms: None,
+            end_ms: 0,
+            disposition: Disposition::Failed,
+            sip_code: 0,
+            hangup_by: "system".into(),
+        };
+        let call = Call::new(
+            now,
+            a,
+            key,
+            invite,
+            offer,
+            (plan, cursor),
+            70,
+            cdr,
+            self.cfg_t1,
+        );
+        let sid = SessionId(id);
+        self.calls.calls.insert(
+            id,
+            Call {
+                answered: true,
+                callback: Some(CallbackA::default()),
+                // The customer's trunk, for calling it back: not a call from it.
+                from_trunk: None,
+                media: Some(MediaLegs {
+                    sid,
+                    a_port: pa,
+                    b_port: None,
+                }),
+                a_pt: 0,
+                a_te_pt: Some(101),
+                wait: Wait::Queue,
+                ..call
+            },
+        );
+        self.calls.media_out.push_back(MediaCommand::Local {
+            id: sid,
+            a_port: pa,
+            a_remote: None,
+            pt: 0,
+            te_pt: Some(101),
+        });
+        true
+    }
+
+    /// Rings a callback's customer (the agent is on the line), offering `body` (the
+    /// agent's media, through our A port). The call ends if it cannot.
+    pub(super) fn call_customer(&mut self, now: Instant, id: u64, body: Bytes) {
+        let Some(out) = self.customer_target(now, id) else {
+            tracing::info!(call = id, "callback: the customer cannot be called");
+            self.send_bye(now, id, Side::B);
+            self.finish(now, id, Disposition::Failed, 404, "system");
+            return;
+        };
+        let Outgoing {
+            uri,
+            peer,
+            from,
+            to,
+            extra,
+            credentials,
+            ..
+        } = out;
+        // The agent's media, at our A port, on the address the customer can reach.
+        let pa = self
+            .calls
+            .calls
+            .get(&id)
+            .and_then(|c| c.media)
+            .map_or(0, |m| m.a_port);
+        let Some(body) = Sdp::parse(&body)
+            .and_then(|s| s.relayed(self.media_ip(&peer), pa, id, 1))
+            .ok()
+            .map(|s| Bytes::from(s.to_bytes()))
+        else {
+            self.send_bye(now, id, Side::B);
+            self.finish(now, id, Disposition::Failed, 488, "system");
+            return;
+        };
+        let (leg, inv) = self.new_invite(&from, to, uri, &peer, body, extra);
+        let (call_id, tag) = (leg.call_id.clone(), leg.local_tag.clone());
+        let key = match self.tx.send_request(now, inv.clone(), peer) {
+            Ok(k) => k,
+            Err(e) => {
+                tracing::warn!(call = id, error = %e, "callback: INVITE not sent");
+                self.send_bye(now, id, Side::B);
+                self.finish(now, id, Disposition::Failed, 503, "system");
+                return;
+            }
+        };
+        tracing::info!(call = id, "callback: calling the customer");
+        self.calls.by_client_tx.insert(key.clone(), id);
+        self.calls.by_dialog.insert((call_id, tag), (id, Side::A));
+        if let Some(cb) = self
+            .calls
+            .calls
+            .get_mut(&id)
+            .and_then(|c| c.callback.as_mut())
+        {
+            cb.ringing = Some(Dialing {
+                leg,
+                invite_key: key,
+                invite: inv,
+                provisional: false,
+                credentials,
+                auth_tried: false,
+            });
+        }
+        self.calls
+            .arm(id, CallTimer::CustomerRing, now + CUSTOMER_RING);
+    }
+
+    /// Where a callback's customer is called: through the trunk it came in on (presented
+    /// as the trunk's calls out are, with its credentials), else its extension's newest
+    /// registration.
+    pub(super) fn customer_target(&mut self, now: Instant, id: u64) -> Option<Outgoing> {
+        let c = self.calls.calls.get(&id)?;
+        let number = c.cdr.caller.clone();
+        match c.cdr.trunk.clone() {
+            Some(name) => {
+                let t = self.trunks.iter().find(|t| t.name == name)?.clone();
+                let host = t.address.to_string();
+                let uri = Uri::parse(&Bytes::from(format!("sip:{number}@{host}"))).ok()?;
+                let (from, extra) = trunk_identity(&t, "switchboard", None, false);
+                let to = Bytes::from(format!("<sip:{number}@{host}>"));
+                let peer = Peer {
+                    transport: Transport::Udp,
+                    addr: t.address,
+                };
+                Some(Outgoing {
+                    target: number,
+                    uri,
+                    peer,
+                    from,
+                    to,
+                    extra,
+                    credentials: t.credentials.clone(),
+                })
+            }
+            None => {
+                let b = self
+                    .registrar
+                    .lookup(now, &self.aor(&number))
+                    .first()
+                    .map(|b| (*b).clone())?;
+                let from = Bytes::from(format!("\"Callback\" <sip:callback@{}>", self.domain));
+                let to = Bytes::from(format!("<sip:{number}@{}>", self.domain));
+                Some(Outgoing {
+                    target: number,
+                    uri: b.uri,
+                    peer: b.source,
+                    from,
+                    to,
+                    extra: Vec::new(),
+                    credentials: None,
+                })
+            }
+        }
+    }
+
+    /// The customer's phone answered a callback's INVITE, or refused it.
+    pub(super) fn customer_response(
+        &mut self,
+        now: Instant,
+        id: u64,
+        key: &TxKey,
+        msg: &Message,
+        status: StatusCode,
+    ) {
+        let Some(c) = self.calls.calls.get_mut(&id) else {
+            return;
+        };
+        let Some(cb) = c.callback.as_mut() else {
+            return;
+        };
+        if cb.up {
+            // A retransmitted 2xx: our ACK was lost.
+            if let (true, Some(ack)) = (status.is_success(), cb.ack.clone()) {
+                let peer = c.a.peer.clone();
+                self.out.push_back(Transmit { peer, bytes: ack });
+            }
+            return;
+        }
+        if status.is_provisional() {
+            // Ringing: a CANCEL may now end it (RFC 3261 §9.1).
+            let tag = msg.to_hdr().ok().and_then(|t| t.tag().cloned());
+            if let Some(d) = cb.ringing.as_mut().filter(|d| &d.invite_key == key) {
+                d.ringing(tag);
+            }
+            return;
+        }
+        if matches!(status.as_u16(), 401 | 407) && self.retry_with_credentials(now, id, key, msg) {
+            // Sent again with the trunk's credentials.
+            return;
+        }
+        let Some(mut d) = self
+            .calls
+            .calls
+            .get_mut(&id)
+            .and_then(|c| c.callback.as_mut())
+            .and_then(|cb| cb.ringing.take())
+        else {
+            return;
+        };
+        if !status.is_success() {
+            if let Some(cb) = self
+                .calls
+                .calls
+                .get_mut(&id)
+                .and_then(|c| c.callback.as_mut())
+            {
+                cb.ringing = Some(d);
+            }
+            self.customer_failed(now, id, status.as_u16());
+            return;
+        }
+        let ack = self.confirm(&mut d.leg, msg);
+        let unix = self.unix_ms(now);
+        let Some(c) = self.calls.calls.get_mut(&id) else {
+            return;
+        };
+        c.a = d.leg;
+        c.a_invite_key = d.invite_key;
+        c.a_invite = d.invite;
+        c.cdr.answer_ms = Some(unix);
+        if let Some(cb) = c.callback.as_mut() {
+            cb.up = true;
+            cb.ack = Some(ack);
+        }
+        // The agent's ringback stops; the local session's sockets go to the bridge, which
+        // latches onto the customer's first packet.
+        self.stop_play(id);
+        let sid = SessionId(id);
+        self.calls.media_out.push_back(MediaCommand::LocalPeer {
+            id: sid,
+            addr: None,
+            pt: 0,
+        });
+        self.calls
+            .media_out
+            .push_back(MediaCommand::Connect { id: sid });
+        tracing::info!(
+            call = id,
+            "callback: the customer answered; bridged to the agent"
+        );
+        self.callback_reached(id);
+    }
+
+    /// The customer did not take a callback (refused with `code`, rang out, or its
+    /// INVITE got no answer at all): the ring ends, the agent is hung up on, and the
+    /// attempt counts.
+    pub(super) fn customer_failed(&mut self, now: Instant, id: u64, code: u16) {
+        let Some(cb) = self
+            .calls
+            .calls
+            .get_mut(&id)
+            .and_then(|c| c.callback.as_mut())
+        else {
+            return;
+        };
+        cb.missed = true;
+        let ringing = cb.ringing.take();
+        tracing::info!(call = id, code, "callback: the customer did not answer");
+        if let Some(d) = ringing {
+            // CANCELs a ring still going; a finished transaction just leaves the tables.
+            self.detach_branch(now, d);
+        }
+        self.send_bye(now, id, Side::B);
+        self.finish(now, id, Disposition::NoAnswer, code, "system");
+    }
+}

@@ -1,0 +1,399 @@
+//! Dialling out: an extension (every registered contact in parallel), a trunk (with its
+//! identity and credentials), the relay ports and the INVITE of each branch.
+
+use bytes::Bytes;
+use std::time::{Duration, Instant};
+
+use super::super::Endpoint;
+use super::state::{CallTimer, Dialing, MediaLegs, Outgoing, Side};
+use crate::media::{MediaCommand, SessionId};
+use crate::sip::dialog::{with_tag, Leg};
+use crate::sip::header::Transport;
+use crate::sip::msg::{HeaderName, Message, Method, StatusCode};
+use crate::sip::transaction::{Peer, TxKey};
+use crate::sip::uri::Uri;
+
+/// How a call out through trunk `t` presents itself: From and the extra headers
+/// (P-Asserted-Identity, Privacy). The trunk's caller ID, else `number`; its caller name,
+/// else the extension's name, else the number. `privacy` hides From and keeps PAI.
+pub(super) fn trunk_identity(
+    t: &crate::config::Trunk,
+    number: &str,
+    ext: Option<crate::config::User>,
+    privacy: bool,
+) -> (Bytes, Vec<(HeaderName, Bytes)>) {
+    let id_number = t.caller_id.clone().unwrap_or_else(|| number.to_string());
+    let id_name = t
+        .caller_name
+        .clone()
+        .or_else(|| ext.and_then(|u| u.name))
+        .unwrap_or_else(|| id_number.clone());
+    let host = t.address.to_string();
+    let shown = Bytes::from(format!(
+        "\"{}\" <sip:{id_number}@{host}>",
+        id_name.replace('"', "")
+    ));
+    let mut extra = Vec::new();
+    if t.pai {
+        extra.push((
+            HeaderName::Other(Bytes::from_static(b"P-Asserted-Identity")),
+            shown.clone(),
+        ));
+    }
+    if !privacy {
+        return (shown, extra);
+    }
+    extra.push((
+        HeaderName::Other(Bytes::from_static(b"Privacy")),
+        Bytes::from_static(b"id"),
+    ));
+    let anonymous = Bytes::from_static(b"\"Anonymous\" <sip:anonymous@anonymous.invalid>");
+    (anonymous, extra)
+}
+
+impl Endpoint {
+    /// Starts ringing `target`. False (with `$status` set) when it cannot even start.
+    pub(in crate::endpoint) fn dial(
+        &mut self,
+        now: Instant,
+        id: u64,
+        target: &str,
+        timeout: Option<Duration>,
+    ) -> bool {
+        let Some(c) = self.calls.calls.get(&id) else {
+            return false;
+        };
+        // The callee sees the calling extension's name, or a trunk caller's number.
+        let (number, name) = match self
+            .users
+            .get(&c.cdr.caller)
+            .filter(|_| c.from_trunk.is_none())
+        {
+            Some(u) => (
+                u.extension.clone(),
+                u.name.clone().unwrap_or_else(|| u.extension.clone()),
+            ),
+            None => (c.cdr.caller.clone(), c.cdr.caller.clone()),
+        };
+        let from = Bytes::from(format!(
+            "\"{}\" <sip:{number}@{}>",
+            name.replace('"', ""),
+            self.domain
+        ));
+        if !self.users.contains_key(target) {
+            self.set_status(id, "unavailable");
+            return false;
+        }
+        let aor = self.aor(target);
+        // Every registered device of the extension rings at once; the first to answer
+        // takes the call.
+        let bindings: Vec<_> = self
+            .registrar
+            .lookup(now, &aor)
+            .into_iter()
+            .cloned()
+            .collect();
+        if bindings.is_empty() {
+            tracing::info!(call = id, %target, "not registered");
+            self.set_status(id, "unavailable");
+            return false;
+        }
+        let to = Bytes::from(format!("<sip:{target}@{}>", self.domain));
+        let mut started = false;
+        for b in bindings {
+            let out = Outgoing {
+                target: target.to_string(),
+                from: from.clone(),
+                to: to.clone(),
+                uri: b.uri,
+                peer: b.source,
+                extra: Vec::new(),
+                credentials: None,
+            };
+            started |= self.dial_out(now, id, out, timeout);
+        }
+        if started {
+            if let Some(c) = self.calls.calls.get_mut(&id) {
+                c.b_ext = Some(target.to_string());
+            }
+        }
+        started
+    }
+
+    /// Starts a call out through trunk `name` to `number`, presenting the trunk's caller
+    /// ID (or the extension), with P-Asserted-Identity and Privacy as configured.
+    pub(super) fn dial_trunk(
+        &mut self,
+        now: Instant,
+        id: u64,
+        name: &str,
+        number: &str,
+        timeout: Option<Duration>,
+    ) -> bool {
+        let Some(c) = self.calls.calls.get(&id) else {
+            return false;
+        };
+        if c.from_trunk.is_some() {
+            // A trunk calling out through a trunk is toll fraud waiting to happen.
+            tracing::warn!(
+                call = id,
+                trunk = name,
+                "a call from a trunk may not dial a trunk"
+            );
+            self.set_status(id, "failed");
+            return false;
+        }
+        let Some(t) = self.trunks.iter().find(|t| t.name == name).cloned() else {
+            self.set_status(id, "failed");
+            return false;
+        };
+        let ext = self.users.get(&c.cdr.caller).cloned();
+        let (from, extra) = trunk_identity(&t, &c.cdr.caller, ext, c.privacy);
+        let host = t.address.to_string();
+        let Ok(uri) = Uri::parse(&Bytes::from(format!("sip:{number}@{host}"))) else {
+            tracing::info!(call = id, %number, "not a number a trunk can dial");
+            self.set_status(id, "unavailable");
+            return false;
+        };
+        let to = Bytes::from(format!("<sip:{number}@{host}>"));
+        if let Some(c) = self.calls.calls.get_mut(&id) {
+            c.cdr.trunk = Some(t.name.clone());
+        }
+        let peer = Peer {
+            transport: Transport::Udp,
+            addr: t.address,
+        };
+        let out = Outgoing {
+            target: number.to_string(),
+            from,
+            to,
+            uri,
+            peer,
+            extra,
+            credentials: t.credentials.clone(),
+        };
+        self.dial_out(now, id, out, timeout)
+    }
+
+    /// Sends the B-leg INVITE and starts ringing.
+    pub(super) fn dial_out(
+        &mut self,
+        now: Instant,
+        id: u64,
+        out: Outgoing,
+        timeout: Option<Duration>,
+    ) -> bool {
+        let Outgoing {
+            target,
+            from,
+            to,
+            uri,
+            peer,
+            extra,
+            credentials,
+        } = out;
+        let Some(c) = self.calls.calls.get(&id) else {
+            return false;
+        };
+        // Another device of the same dial shares the bridge already opened for the first.
+        let forking = !c.dialing.is_empty() && c.media.is_some_and(|m| m.b_port.is_some());
+        // The caller's port: already open if the call was answered locally.
+        let (pa, reuse_a) = match c.media {
+            Some(m) => (Some(m.a_port), true),
+            None => (self.calls.ports.take(), false),
+        };
+        let pb = match c.media {
+            Some(MediaLegs {
+                b_port: Some(pb), ..
+            }) if forking => Some(pb),
+            _ => self.calls.ports.take(),
+        };
+        let (Some(pa), Some(pb)) = (pa, pb) else {
+            tracing::warn!("RTP port range exhausted");
+            if let (Some(p), false) = (pa, reuse_a) {
+                self.calls.ports.give(p);
+            }
+            if let Some(p) = pb {
+                self.calls.ports.give(p);
+            }
+            self.set_status(id, "failed");
+            return false;
+        };
+        let c = &self.calls.calls[&id];
+        // Both laws, so a callee that knows only the other one can answer (we transcode).
+        let offer_b = match c.offer.relayed(self.media_ip(&peer), pb, id, 1) {
+            Ok(o) => o.with_both_g711(),
+            Err(e) => {
+                tracing::info!(error = %e, "offer refused");
+                if !forking {
+                    if !reuse_a {
+                        self.calls.ports.give(pa);
+                    }
+                    self.calls.ports.give(pb);
+                }
+                self.set_status(id, "failed");
+                return false;
+            }
+        };
+        let a_remote = c.offer.audio_target();
+        let mf = c.mf;
+        let sid = SessionId(id);
+        if !forking {
+            self.calls.media_out.push_back(MediaCommand::Open {
+                id: sid,
+                a_port: pa,
+                b_port: pb,
+                a_remote,
+            });
+        }
+        let body = Bytes::from(offer_b.to_bytes());
+        let (leg, mut inv) = self.new_invite(&from, to, uri, &peer, body, extra);
+        inv.set_header(
+            HeaderName::MaxForwards,
+            Bytes::from((mf - 1).min(70).to_string()),
+        );
+        let (call_id, b_tag) = (leg.call_id.clone(), leg.local_tag.clone());
+        let key = match self.tx.send_request(now, inv.clone(), peer) {
+            Ok(k) => k,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not send INVITE to callee");
+                self.set_status(id, "failed");
+                return false;
+            }
+        };
+        tracing::info!(call = id, %target, "ringing");
+        self.calls.by_client_tx.insert(key.clone(), id);
+        self.calls.by_dialog.insert((call_id, b_tag), (id, Side::B));
+        let ring = timeout.unwrap_or(self.calls.ring_timeout);
+        if let Some(c) = self.calls.calls.get_mut(&id) {
+            c.media = Some(MediaLegs {
+                sid,
+                a_port: pa,
+                b_port: Some(pb),
+            });
+            c.dialing.push(Dialing {
+                leg,
+                invite_key: key,
+                invite: inv,
+                provisional: false,
+                credentials,
+                auth_tried: false,
+            });
+        }
+        self.calls.arm(id, CallTimer::RingTimeout, now + ring);
+        true
+    }
+
+    /// A dialog we start (From `from` with a new tag, To `to`, at `uri` through `peer`)
+    /// and its INVITE, offering `body`, with `extra` headers.
+    pub(super) fn new_invite(
+        &mut self,
+        from: &Bytes,
+        to: Bytes,
+        uri: Uri,
+        peer: &Peer,
+        body: Bytes,
+        extra: Vec<(HeaderName, Bytes)>,
+    ) -> (Leg, Message) {
+        let tag = Bytes::from(self.tag());
+        let leg = Leg {
+            call_id: Bytes::from(format!("{}@{}", self.tag(), self.domain)),
+            local_hdr: with_tag(from, &tag),
+            local_tag: tag,
+            remote_hdr: to,
+            remote_tag: None,
+            target: uri,
+            routes: Vec::new(),
+            cseq: 1,
+            peer: peer.clone(),
+            sdp_sent: Some(body.clone()),
+            sdp_version: 1,
+        };
+        let mut inv = self.leg_request(Method::Invite, &leg, 1);
+        inv.push_header(HeaderName::Contact, self.contact_value(peer));
+        inv.push_header(
+            HeaderName::Allow,
+            Bytes::from_static(crate::endpoint::ALLOW.as_bytes()),
+        );
+        inv.push_header(HeaderName::UserAgent, self.server_name.clone());
+        for (n, v) in extra {
+            inv.push_header(n, v);
+        }
+        inv.push_header(
+            HeaderName::ContentType,
+            Bytes::from_static(b"application/sdp"),
+        );
+        inv.body = body;
+        (leg, inv)
+    }
+
+    /// Answers a trunk's 401/407 to our INVITE once, with the trunk's credentials: the same
+    /// dialog, the next CSeq, a new branch (RFC 3261 §22.2).
+    pub(super) fn retry_with_credentials(
+        &mut self,
+        now: Instant,
+        id: u64,
+        key: &TxKey,
+        resp: &Message,
+    ) -> bool {
+        let Some(d) = self.calls.calls.get_mut(&id).and_then(|c| c.branch(key)) else {
+            return false;
+        };
+        let (Some((user, password)), false) = (d.credentials.clone(), d.auth_tried) else {
+            return false;
+        };
+        let (challenge_name, answer_name) =
+            if resp.status() == Some(StatusCode::PROXY_AUTH_REQUIRED) {
+                (
+                    HeaderName::ProxyAuthenticate,
+                    HeaderName::ProxyAuthorization,
+                )
+            } else {
+                (HeaderName::WwwAuthenticate, HeaderName::Authorization)
+            };
+        let Some(challenge) = resp.header(&challenge_name).cloned() else {
+            return false;
+        };
+        let uri = d
+            .invite
+            .request_line()
+            .map(|r| r.uri.to_string())
+            .unwrap_or_default();
+        let cnonce = format!("{:08x}", self.rng_u64() as u32);
+        let Some(authz) = crate::sip::auth::client_authorization(
+            &challenge, "INVITE", &uri, &user, &password, &cnonce, 1,
+        ) else {
+            return false;
+        };
+        let Some(d) = self.calls.calls.get_mut(&id).and_then(|c| c.branch(key)) else {
+            return false;
+        };
+        d.auth_tried = true;
+        d.leg.cseq += 1;
+        let mut inv = d.invite.clone();
+        inv.set_header(
+            HeaderName::CSeq,
+            Bytes::from(format!("{} INVITE", d.leg.cseq)),
+        );
+        inv.push_header(answer_name, Bytes::from(authz));
+        let peer = d.leg.peer.clone();
+        let via = self.via_for(&peer);
+        inv.set_header(HeaderName::Via, via);
+        match self.tx.send_request(now, inv.clone(), peer) {
+            Ok(k) => {
+                self.calls.by_client_tx.remove(key);
+                self.calls.by_client_tx.insert(k.clone(), id);
+                if let Some(d) = self.calls.calls.get_mut(&id).and_then(|c| c.branch(key)) {
+                    d.invite_key = k;
+                    d.invite = inv;
+                }
+                tracing::info!(
+                    call = id,
+                    "trunk challenged; INVITE sent again with credentials"
+                );
+                true
+            }
+            Err(_) => false,
+        }
+    }
+}

@@ -1,0 +1,153 @@
+//! Ending calls: hanging up in the state the call is in, failing it with a status, and
+//! `finish`, the one place a call leaves the table (its CDR, its queue place, its devices
+//! and its media go with it).
+
+use std::time::Instant;
+
+use super::super::{code, Endpoint};
+use super::state::Side;
+use crate::cdr::Disposition;
+use crate::media::MediaCommand;
+use crate::sip::msg::StatusCode;
+
+/// What an unanswered call's hang-up tells the caller, and how the CDR files it.
+pub(super) fn hangup_code(explicit: Option<u16>, status: Option<&str>) -> (u16, Disposition) {
+    let n = explicit.unwrap_or(match status {
+        Some("busy") => 486,
+        Some("unavailable") => 404,
+        Some("failed") => 503,
+        _ => 480,
+    });
+    let disp = match n {
+        486 | 600 => Disposition::Busy,
+        408 | 480 => Disposition::NoAnswer,
+        404 | 604 => Disposition::Unavailable,
+        _ => Disposition::Failed,
+    };
+    (n, disp)
+}
+
+impl Endpoint {
+    /// The dialplan's hang-up: BYE an answered caller, or refuse an unanswered one.
+    pub(in crate::endpoint) fn hang_up(&mut self, now: Instant, id: u64, explicit: Option<u16>) {
+        let Some(c) = self.calls.calls.get(&id) else {
+            return;
+        };
+        if c.answered {
+            self.send_bye(now, id, Side::A);
+            self.finish(now, id, Disposition::Answered, 200, "system");
+        } else {
+            let (n, disp) = hangup_code(explicit, c.cursor.vars.get("status").map(String::as_str));
+            self.fail_call(now, id, code(n), disp);
+        }
+    }
+
+    /// Ends a call that was never answered: final response to A, CDR, media.
+    pub(super) fn fail_call(&mut self, now: Instant, id: u64, code: StatusCode, disp: Disposition) {
+        self.respond_a(now, id, code, None);
+        self.finish(now, id, disp, code.as_u16(), "system");
+    }
+
+    /// The call is over: CDR, media freed, B detached if still ringing, tables cleaned.
+    pub(super) fn finish(
+        &mut self,
+        now: Instant,
+        id: u64,
+        disp: Disposition,
+        sip_code: u16,
+        by: &str,
+    ) {
+        self.detach_b(now, id);
+        if let Some(d) = self
+            .calls
+            .calls
+            .get_mut(&id)
+            .and_then(|c| c.callback.as_mut())
+            .and_then(|cb| cb.ringing.take())
+        {
+            self.detach_branch(now, d);
+        }
+        let unix = self.unix_ms(now);
+        let Some(mut c) = self.calls.calls.remove(&id) else {
+            return;
+        };
+        // A callback is answered when the customer is, not when the agent is.
+        let disp = match &c.callback {
+            Some(cb) if !cb.up && disp == Disposition::Answered => Disposition::NoAnswer,
+            _ => disp,
+        };
+        c.cdr.end_ms = unix;
+        c.cdr.disposition = disp;
+        c.cdr.sip_code = sip_code;
+        c.cdr.hangup_by = by.to_string();
+        tracing::info!(
+            call = id,
+            disposition = disp.as_str(),
+            sip_code,
+            by,
+            "call ended"
+        );
+        self.calls.cdrs.push_back(c.cdr);
+        if let Some(q) = c.queue.take() {
+            self.queue_call_ended(now, id, q);
+        }
+        match &c.callback {
+            // The call that asked for a callback is gone: its request may be offered.
+            None => self.callback_asked_call_ended(now, id),
+            Some(cb) => self.callback_finished(now, id, cb.missed),
+        }
+        for ext in std::mem::take(&mut c.devices) {
+            self.device_free(now, &ext);
+        }
+        if let Some(m) = c.media {
+            self.calls
+                .media_out
+                .push_back(MediaCommand::Close { id: m.sid });
+            self.calls.ports.give(m.a_port);
+            if let Some(pb) = m.b_port {
+                self.calls.ports.give(pb);
+            }
+        }
+        self.calls
+            .by_dialog
+            .remove(&(c.a.call_id.clone(), c.a.local_tag.clone()));
+        if let Some(b) = &c.b {
+            self.calls
+                .by_dialog
+                .remove(&(b.call_id.clone(), b.local_tag.clone()));
+        }
+        self.calls.by_a_invite.remove(&c.a_invite_key);
+        // Our answered INVITEs (to B, and a callback's to its customer) end with the call.
+        self.calls.by_client_tx.remove(&c.a_invite_key);
+        if let Some(k) = &c.b_invite_key {
+            self.calls.by_client_tx.remove(k);
+        }
+    }
+
+    /// Ends every call for a shutdown: BYE to answered legs, 503 to unanswered callers,
+    /// callees still ringing cancelled; each call leaves its CDR.
+    pub(in crate::endpoint) fn end_all_calls(&mut self, now: Instant) {
+        let ids: Vec<u64> = self.calls.calls.keys().copied().collect();
+        for id in ids {
+            let Some((answered, bridged)) =
+                self.calls.calls.get(&id).map(|c| (c.answered, c.bridged))
+            else {
+                continue;
+            };
+            if answered {
+                self.send_bye(now, id, Side::A);
+                if bridged {
+                    self.send_bye(now, id, Side::B);
+                }
+                self.finish(now, id, Disposition::Answered, 200, "system");
+            } else {
+                self.fail_call(
+                    now,
+                    id,
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    Disposition::Failed,
+                );
+            }
+        }
+    }
+}

@@ -1,0 +1,313 @@
+//! Requests inside a call's dialogs: BYE ending the other side, INFO keys, re-INVITE and
+//! UPDATE relayed from one leg to the other (hold, resume, a new address), and a CANCEL from
+//! the caller.
+
+use bytes::Bytes;
+use std::time::Instant;
+
+use super::super::{code, Endpoint};
+use super::collect::info_digit;
+use super::state::{CallTimer, Pending, Side};
+use crate::cdr::Disposition;
+use crate::media::MediaCommand;
+use crate::sdp::Sdp;
+use crate::sip::msg::{HeaderName, Message, Method, StatusCode};
+use crate::sip::transaction::{response_to, Transmit, TxKey};
+
+impl Endpoint {
+    /// The caller's CANCEL matched its INVITE: the endpoint already sent 200 and 487.
+    pub(in crate::endpoint) fn on_caller_cancel(&mut self, now: Instant, invite_key: &TxKey) {
+        let Some(&id) = self.calls.by_a_invite.get(invite_key) else {
+            return;
+        };
+        self.finish(now, id, Disposition::Cancelled, 487, "caller");
+    }
+
+    /// Sends BYE on `side` of call `id`.
+    pub(super) fn send_bye(&mut self, now: Instant, id: u64, side: Side) {
+        let Some(c) = self.calls.calls.get_mut(&id) else {
+            return;
+        };
+        // A callback's A before the customer answers is nobody.
+        let placeholder = c.callback.as_ref().is_some_and(|cb| !cb.up);
+        let leg = match side {
+            Side::A if placeholder => None,
+            Side::A => Some(&mut c.a),
+            Side::B => c.b.as_mut(),
+        };
+        let Some(leg) = leg else { return };
+        leg.cseq += 1;
+        let (leg, cseq) = (leg.clone(), leg.cseq);
+        let mut bye = self.leg_request(Method::Bye, &leg, cseq);
+        bye.push_header(HeaderName::UserAgent, self.server_name.clone());
+        match self.tx.send_request(now, bye, leg.peer) {
+            Ok(k) => {
+                self.calls.by_client_tx.insert(k, id);
+            }
+            Err(e) => tracing::debug!(error = %e, "BYE not sent"),
+        }
+    }
+
+    /// A request inside a dialog (To tag present). Returns false when no call knows it.
+    pub(in crate::endpoint) fn on_in_dialog(
+        &mut self,
+        now: Instant,
+        key: &TxKey,
+        msg: &Message,
+    ) -> bool {
+        let (Ok(cid), Some(tag)) = (
+            msg.call_id(),
+            msg.to_hdr().ok().and_then(|t| t.tag().cloned()),
+        ) else {
+            return false;
+        };
+        let Some(&(id, side)) = self.calls.by_dialog.get(&(cid.clone(), tag)) else {
+            return false;
+        };
+        let method = msg.request_line().map(|r| r.method.clone());
+        match method {
+            Some(Method::Bye) => {
+                self.reply(now, key, msg, StatusCode::OK, vec![]);
+                let (by, other) = match side {
+                    Side::A => ("caller", Side::B),
+                    Side::B => ("callee", Side::A),
+                };
+                self.send_bye(now, id, other);
+                let answered = self.calls.calls.get(&id).is_some_and(|c| c.answered);
+                let disp = if answered {
+                    Disposition::Answered
+                } else {
+                    Disposition::Cancelled
+                };
+                self.finish(now, id, disp, 200, by);
+            }
+            Some(Method::Invite) | Some(Method::Update) => self.on_reoffer(now, key, msg, id, side),
+            Some(Method::Info) => {
+                self.reply(now, key, msg, StatusCode::OK, vec![]);
+                if let (Side::A, Some(d)) = (side, info_digit(msg)) {
+                    self.on_digit(now, id, d);
+                }
+            }
+            _ => self.reply(now, key, msg, StatusCode::OK, vec![]),
+        }
+        true
+    }
+
+    /// A re-INVITE or UPDATE inside a call: relayed to the other party with the SDP
+    /// rewritten to our relay ports, so hold, resume and address changes reach it (RFC
+    /// 3264 §8). A call with nobody on the other side (echo, prompts) answers it itself.
+    pub(super) fn on_reoffer(
+        &mut self,
+        now: Instant,
+        key: &TxKey,
+        msg: &Message,
+        id: u64,
+        side: Side,
+    ) {
+        let sdp_type = || {
+            vec![(
+                HeaderName::ContentType,
+                Bytes::from_static(b"application/sdp"),
+            )]
+        };
+        let Some(c) = self.calls.calls.get(&id) else {
+            return;
+        };
+        if c.pending.is_some() {
+            // Glare: one offer at a time (RFC 3261 §14.2).
+            self.reply(now, key, msg, code(491), vec![]);
+            return;
+        }
+        let offer = Sdp::parse(&msg.body).ok();
+        if !c.bridged || offer.is_none() {
+            // Nothing to relay to, or no offer in it (a session refresh): repeat what this
+            // leg already agreed.
+            let sdp = match side {
+                Side::A => c.a.sdp_sent.clone(),
+                Side::B => c.b.as_ref().and_then(|b| b.sdp_sent.clone()),
+            };
+            self.reply_with_body(
+                now,
+                key,
+                msg,
+                StatusCode::OK,
+                sdp_type(),
+                sdp.unwrap_or_default(),
+            );
+            return;
+        }
+        let Some(offer) = offer.filter(Sdp::is_relayable) else {
+            self.reply(now, key, msg, code(488), vec![]);
+            return;
+        };
+        let Some(media) = c.media else { return };
+        let sid = media.sid;
+        let other = match side {
+            Side::A => c.b.clone(),
+            Side::B => Some(c.a.clone()),
+        };
+        let Some(mut leg) = other else { return };
+        // The sender's new address, until its packets latch the relay anyway.
+        if let (Side::B, Some(addr)) = (side, offer.audio_target()) {
+            self.calls
+                .media_out
+                .push_back(MediaCommand::SetRemoteB { id: sid, addr });
+        }
+        // Our port facing the party the offer is relayed to.
+        let to = if side == Side::A { Side::B } else { Side::A };
+        let Some(port) = media.port(to) else {
+            self.reply(now, key, msg, code(488), vec![]);
+            return;
+        };
+        leg.sdp_version += 1;
+        let Ok(relayed) = offer.relayed(self.media_ip(&leg.peer), port, id, leg.sdp_version) else {
+            self.reply(now, key, msg, code(488), vec![]);
+            return;
+        };
+        let method = msg.method().unwrap_or(Method::Invite);
+        leg.cseq += 1;
+        let mut req = self.leg_request(method, &leg, leg.cseq);
+        req.push_header(HeaderName::Contact, self.contact_value(&leg.peer));
+        req.push_header(
+            HeaderName::ContentType,
+            Bytes::from_static(b"application/sdp"),
+        );
+        req.body = Bytes::from(relayed.to_bytes());
+        let peer = leg.peer.clone();
+        let forwarded = match self.tx.send_request(now, req, peer) {
+            Ok(k) => k,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not relay re-offer");
+                self.reply(now, key, msg, StatusCode::SERVER_ERROR, vec![]);
+                return;
+            }
+        };
+        tracing::info!(call = id, from = ?side, "relaying a mid-call offer");
+        self.calls.by_client_tx.insert(forwarded.clone(), id);
+        if let Some(c) = self.calls.calls.get_mut(&id) {
+            match side {
+                Side::A => c.b = Some(leg),
+                Side::B => c.a = leg,
+            }
+            c.pending = Some(Pending {
+                from: side,
+                key: key.clone(),
+                request: msg.clone(),
+                forwarded,
+            });
+        }
+    }
+
+    /// The other party's answer to a relayed re-offer: ACK it, and answer the sender.
+    pub(super) fn reoffer_answered(&mut self, now: Instant, id: u64, key: &TxKey, resp: &Message) {
+        let Some(status) = resp.status() else { return };
+        if status.is_provisional() {
+            return;
+        }
+        let Some(c) = self.calls.calls.get_mut(&id) else {
+            return;
+        };
+        let Some(p) = c.pending.take() else { return };
+        self.calls.by_client_tx.remove(key);
+        let Some(media) = c.media else { return };
+        let sid = media.sid;
+        let answering = match p.from {
+            Side::A => c.b.clone(),
+            Side::B => Some(c.a.clone()),
+        };
+        let sender_peer = if p.from == Side::A {
+            c.a.peer.clone()
+        } else {
+            c.b.as_ref()
+                .map(|b| b.peer.clone())
+                .unwrap_or_else(|| c.a.peer.clone())
+        };
+        if status.is_success() && key.method == Method::Invite {
+            if let Some(leg) = &answering {
+                let ack = self.leg_request(Method::Ack, leg, leg.cseq).to_bytes();
+                self.out.push_back(Transmit {
+                    peer: leg.peer.clone(),
+                    bytes: ack.clone(),
+                });
+                if p.from == Side::A {
+                    if let Some(c) = self.calls.calls.get_mut(&id) {
+                        c.b_ack = Some(ack);
+                    }
+                }
+            }
+        }
+        let answer = Sdp::parse(&resp.body).ok().filter(|_| status.is_success());
+        if let (Side::A, Some(addr)) = (p.from, answer.as_ref().and_then(Sdp::audio_target)) {
+            // B answered with (maybe) a new address.
+            self.calls
+                .media_out
+                .push_back(MediaCommand::SetRemoteB { id: sid, addr });
+        }
+        // Our port facing the party whose offer this answers.
+        let Some(port) = media.port(p.from) else {
+            return;
+        };
+        let version = self.calls.calls.get_mut(&id).and_then(|c| {
+            let leg = match p.from {
+                Side::A => Some(&mut c.a),
+                Side::B => c.b.as_mut(),
+            }?;
+            leg.sdp_version += 1;
+            Some(leg.sdp_version)
+        });
+        let body = answer
+            .and_then(|a| {
+                a.relayed(self.media_ip(&sender_peer), port, id, version.unwrap_or(2))
+                    .ok()
+            })
+            .map(|a| Bytes::from(a.to_bytes()));
+        let to_sender = if status.is_success() && body.is_none() {
+            code(488)
+        } else {
+            status
+        };
+        let tag = self.calls.calls.get(&id).map(|c| match p.from {
+            Side::A => c.a.local_tag.clone(),
+            Side::B => {
+                c.b.as_ref()
+                    .map(|b| b.local_tag.clone())
+                    .unwrap_or_default()
+            }
+        });
+        let tag = tag.map(|t| String::from_utf8_lossy(&t).into_owned());
+        let mut r = response_to(&p.request, to_sender, tag.as_deref());
+        r.push_header(HeaderName::Contact, self.contact_value(&sender_peer));
+        r.push_header(HeaderName::Server, self.server_name.clone());
+        if let Some(b) = body.clone().filter(|_| to_sender.is_success()) {
+            r.push_header(
+                HeaderName::ContentType,
+                Bytes::from_static(b"application/sdp"),
+            );
+            r.body = b.clone();
+            if let Some(c) = self.calls.calls.get_mut(&id) {
+                match p.from {
+                    Side::A => c.a.sdp_sent = Some(b),
+                    Side::B => {
+                        if let Some(leg) = c.b.as_mut() {
+                            leg.sdp_sent = Some(b);
+                        }
+                    }
+                }
+            }
+        }
+        let bytes = r.to_bytes();
+        if let Err(e) = self.tx.respond(now, &p.key, r) {
+            tracing::debug!(error = %e, "answer to a re-offer not sent");
+        }
+        // Our 2xx to the caller's re-INVITE is retransmitted until its ACK, like the first.
+        if to_sender.is_success() && p.from == Side::A && p.key.method == Method::Invite {
+            let t1 = self.cfg_t1;
+            if let Some(c) = self.calls.calls.get_mut(&id) {
+                c.ok_bytes = Some(bytes);
+                c.ok_interval = t1;
+                c.ok_until = now + t1 * 64;
+            }
+            self.calls.arm(id, CallTimer::OkRetransmit, now + t1);
+        }
+    }
+}

@@ -1,0 +1,178 @@
+//! A new INVITE from outside: loop and hop checks, who the caller is (trunk by address or
+//! digest, extension, Privacy), the offer, and the call it starts (or the CDR of one
+//! refused before it started).
+
+use bytes::Bytes;
+use std::time::Instant;
+
+use super::super::{code, Endpoint};
+use super::state::{Call, Side};
+use crate::cdr::{Cdr, Disposition};
+use crate::sdp::Sdp;
+use crate::sip::dialog::uas_leg;
+use crate::sip::header::{self};
+use crate::sip::msg::{HeaderName, Message, StatusCode};
+use crate::sip::transaction::{Peer, TxKey};
+
+impl Endpoint {
+    /// A new INVITE (no To tag): identify the caller (a trunk by its address, else an
+    /// extension by digest), find its route, and start the call.
+    pub(in crate::endpoint) fn on_invite(
+        &mut self,
+        now: Instant,
+        key: TxKey,
+        msg: Message,
+        peer: Peer,
+    ) {
+        // A looping request is refused before anything else, challenge included.
+        let mf = msg
+            .header(&HeaderName::MaxForwards)
+            .and_then(|v| header::parse_max_forwards(v).ok())
+            .unwrap_or(70);
+        if mf == 0 {
+            self.reply(now, &key, &msg, StatusCode::TOO_MANY_HOPS, vec![]);
+            return;
+        }
+        let trunk = self
+            .trunks
+            .iter()
+            .find(|t| t.inbound_from.contains(&peer.addr.ip()))
+            .cloned();
+        let (caller, context) = match &trunk {
+            Some(t) => {
+                let from = msg
+                    .from_hdr()
+                    .ok()
+                    .and_then(|f| f.uri.user_decoded())
+                    .unwrap_or_else(|| "anonymous".into());
+                (from, t.context.clone())
+            }
+            None => {
+                let Some(user) =
+                    self.authenticate(now, &key, &msg, &peer, crate::endpoint::AuthKind::Proxy)
+                else {
+                    return;
+                };
+                (user.extension, self.default_context.clone())
+            }
+        };
+        let privacy = msg
+            .headers_named(&HeaderName::Other(Bytes::from_static(b"Privacy")))
+            .any(|v| {
+                String::from_utf8_lossy(v)
+                    .split(';')
+                    .any(|p| matches!(p.trim(), "id" | "user"))
+            });
+        let offer = match Sdp::parse(&msg.body) {
+            Ok(s) if s.is_relayable() => s,
+            // No offer (a late-offer INVITE), an unreadable one, or no codec we relay.
+            _ => {
+                let warn = Bytes::from_static(
+                    b"399 switchboard \"INVITE needs an SDP offer with PCMU or PCMA audio\"",
+                );
+                self.reply(
+                    now,
+                    &key,
+                    &msg,
+                    code(488),
+                    vec![(HeaderName::Other(Bytes::from_static(b"Warning")), warn)],
+                );
+                self.refused_cdr(now, &msg, &caller, 488, Disposition::Failed);
+                return;
+            }
+        };
+        let callee = msg
+            .request_line()
+            .and_then(|r| r.uri.user_decoded())
+            .unwrap_or_default();
+        // The call keeps the dialplan it started with, whatever a reload brings meanwhile.
+        let plan = self.dialplan.clone();
+        let Some(cursor) = plan.start(&context, &callee, &caller) else {
+            tracing::info!(%caller, %callee, %context, "no dialplan route");
+            self.reply(now, &key, &msg, StatusCode::NOT_FOUND, vec![]);
+            self.refused_cdr(now, &msg, &caller, 404, Disposition::Unavailable);
+            return;
+        };
+        let id = self.calls.new_id();
+        let local_tag = Bytes::from(self.tag());
+        let a = uas_leg(&msg, &peer, local_tag.clone());
+        let trunk_call = trunk.is_some();
+        let caller_ext = caller.clone();
+        let cdr = Cdr {
+            call: id,
+            sip_call_id: String::from_utf8_lossy(&a.call_id).into_owned(),
+            caller: caller.clone(),
+            callee: callee.clone(),
+            did: trunk.as_ref().map(|_| callee.clone()),
+            trunk: trunk.as_ref().map(|t| t.name.clone()),
+            start_ms: self.unix_ms(now),
+            answer_ms: None,
+            end_ms: 0,
+            disposition: Disposition::Failed,
+            sip_code: 0,
+            hangup_by: "system".into(),
+        };
+        tracing::info!(call = id, %caller, %callee, trunk = trunk.as_ref().map(|t| t.name.as_str()), "call started");
+        self.calls
+            .by_dialog
+            .insert((a.call_id.clone(), local_tag), (id, Side::A));
+        self.calls.by_a_invite.insert(key.clone(), id);
+        let call = Call::new(
+            now,
+            a,
+            key,
+            msg,
+            offer,
+            (plan, cursor),
+            mf,
+            cdr,
+            self.cfg_t1,
+        );
+        self.calls.calls.insert(
+            id,
+            Call {
+                from_trunk: trunk.map(|t| t.name),
+                privacy,
+                ..call
+            },
+        );
+        if !trunk_call {
+            self.device_in_use(now, id, &caller_ext);
+        }
+        self.run_dialplan(now, id);
+    }
+
+    /// The CDR of a call refused before it started (bad offer, no route): it still counts.
+    pub(super) fn refused_cdr(
+        &mut self,
+        now: Instant,
+        msg: &Message,
+        caller: &str,
+        sip_code: u16,
+        disposition: Disposition,
+    ) {
+        let id = self.calls.next_id;
+        self.calls.next_id += 1;
+        let t = self.unix_ms(now);
+        self.calls.cdrs.push_back(Cdr {
+            call: id,
+            sip_call_id: msg
+                .call_id()
+                .map(|c| String::from_utf8_lossy(c).into_owned())
+                .unwrap_or_default(),
+            caller: caller.to_string(),
+            callee: msg
+                .request_line()
+                .and_then(|r| r.uri.user_decoded())
+                .unwrap_or_default(),
+            did: None,
+            trunk: None,
+            start_ms: t,
+            answer_ms: None,
+            end_ms: t,
+            disposition,
+            sip_code,
+            hangup_by: "system".into(),
+        });
+    }
+}

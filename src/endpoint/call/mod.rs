@@ -1,0 +1,168 @@
+//! The B2BUA: calls between two independent SIP legs, with switchboard in the media path,
+//! driven by the dialplan.
+//!
+//! A call has the caller's leg A (we are its UAS) and, while a `dial` runs or after it is
+//! answered, the callee's leg B (we are its UAC): each with its own Call-ID, tags and CSeq
+//! space, so neither party sees the other's dialog. The dialplan cursor decides what the
+//! call does ([`crate::dialplan::Action`]); this module carries it out: answering locally
+//! (echo, prompts), ringing a number, relaying B's responses to A, BYE on either side
+//! ending the other, CANCEL from A cancelling B. SDP is rewritten so RTP flows through the
+//! relay ports allocated here. A B leg given up on (caller hung up, ring timeout) is
+//! *detached*: cancelled, and hung up should it answer anyway. Every call ends with exactly
+//! one CDR.
+//!
+//! Part of the endpoint (it shares its transaction table and owner task): it holds call
+//! state only and reaches the relay and the store through emitted commands.
+//!
+//! The call is split by what each part does, over one set of types ([`state`]): a new call
+//! ([`inbound`]), running its dialplan ([`script`]), answering it ([`answer`]), dialling out
+//! ([`dial`]) and the branches' answers ([`branch`]), requests inside its dialogs
+//! ([`in_dialog`]), prompts ([`prompt`]), keys ([`collect`]), recordings ([`record`]), its
+//! timers ([`timers`]), ending it ([`end`]), callbacks placed by the PBX ([`customer`]) and
+//! the messages it builds ([`build`]). Feature files share types through `state` only.
+
+use bytes::Bytes;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::time::{Duration, Instant};
+
+use crate::cdr::Cdr;
+use crate::media::{MediaCommand, PortPool};
+use crate::sip::transaction::TxKey;
+
+mod answer;
+mod branch;
+mod build;
+mod collect;
+mod customer;
+mod dial;
+mod end;
+mod in_dialog;
+mod inbound;
+mod prompt;
+mod record;
+mod script;
+pub(super) mod state;
+mod timers;
+
+use state::{Call, CallTimer, Detached, Side};
+
+/// Live call, for `ctl calls`.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct CallView {
+    /// switchboard call id.
+    pub id: u64,
+    /// Caller.
+    pub caller: String,
+    /// Number dialled.
+    pub callee: String,
+    /// `routing`, `ringing`, `answered` or `bridged`.
+    pub state: String,
+    /// Seconds since the INVITE.
+    pub age_s: u64,
+    /// Relay ports (caller side, callee side; 0 when none).
+    pub rtp_ports: Option<(u16, u16)>,
+}
+
+/// All calls, and what they emit.
+pub(super) struct Calls {
+    next_id: u64,
+    pub(super) calls: HashMap<u64, Call>,
+    by_dialog: HashMap<(Bytes, Bytes), (u64, Side)>,
+    by_client_tx: HashMap<TxKey, u64>,
+    by_a_invite: HashMap<TxKey, u64>,
+    detached: HashMap<TxKey, Detached>,
+    timers: BinaryHeap<Reverse<(Instant, u64, CallTimer)>>,
+    ports: PortPool,
+    pub(super) media_out: VecDeque<MediaCommand>,
+    pub(super) cdrs: VecDeque<Cdr>,
+    pub(super) ring_timeout: Duration,
+}
+
+impl Calls {
+    pub(super) fn new(rtp: (u16, u16), ring_timeout: Duration) -> Self {
+        Self {
+            next_id: 1,
+            calls: HashMap::new(),
+            by_dialog: HashMap::new(),
+            by_client_tx: HashMap::new(),
+            by_a_invite: HashMap::new(),
+            detached: HashMap::new(),
+            timers: BinaryHeap::new(),
+            ports: PortPool::new(rtp.0, rtp.1),
+            media_out: VecDeque::new(),
+            cdrs: VecDeque::new(),
+            ring_timeout,
+        }
+    }
+
+    pub(super) fn len(&self) -> usize {
+        self.calls.len()
+    }
+
+    /// A fresh call id.
+    pub(super) fn new_id(&mut self) -> u64 {
+        let id = self.next_id;
+        self.next_id += 1;
+        id
+    }
+
+    pub(super) fn poll_timeout(&mut self) -> Option<Instant> {
+        while let Some(Reverse((at, id, kind))) = self.timers.peek().copied() {
+            let live = self.calls.get(&id).is_some_and(|c| match kind {
+                CallTimer::OkRetransmit => c.ok_at == Some(at),
+                CallTimer::RingTimeout => c.ring_at == Some(at),
+                CallTimer::DigitTimeout => c.digit_at == Some(at),
+                CallTimer::Announce => c.announce_at == Some(at),
+                CallTimer::CustomerRing => c
+                    .callback
+                    .as_ref()
+                    .is_some_and(|cb| cb.ringing.is_some() && !cb.up),
+            });
+            if live {
+                return Some(at);
+            }
+            self.timers.pop();
+        }
+        None
+    }
+
+    pub(super) fn arm(&mut self, id: u64, kind: CallTimer, at: Instant) {
+        if let Some(c) = self.calls.get_mut(&id) {
+            match kind {
+                CallTimer::OkRetransmit => c.ok_at = Some(at),
+                CallTimer::RingTimeout => c.ring_at = Some(at),
+                CallTimer::DigitTimeout => c.digit_at = Some(at),
+                CallTimer::Announce => c.announce_at = Some(at),
+                CallTimer::CustomerRing => {}
+            }
+            self.timers.push(Reverse((at, id, kind)));
+        }
+    }
+
+    pub(super) fn views(&self, now: Instant) -> Vec<CallView> {
+        let mut v: Vec<CallView> = self
+            .calls
+            .iter()
+            .map(|(id, c)| CallView {
+                id: *id,
+                caller: c.cdr.caller.clone(),
+                callee: c.cdr.callee.clone(),
+                state: if c.bridged {
+                    "bridged"
+                } else if c.answered {
+                    "answered"
+                } else if !c.dialing.is_empty() {
+                    "ringing"
+                } else {
+                    "routing"
+                }
+                .into(),
+                age_s: now.saturating_duration_since(c.started).as_secs(),
+                rtp_ports: c.media.map(|m| (m.a_port, m.b_port.unwrap_or(0))),
+            })
+            .collect();
+        v.sort_by_key(|c| c.id);
+        v
+    }
+}

@@ -1,0 +1,163 @@
+//! What the caller hears from us: prompts played in turn, ringback, and the media session's
+//! reports (a prompt ended, a key heard in band, a recording saved).
+
+use std::collections::VecDeque;
+use std::time::Instant;
+
+use super::super::Endpoint;
+use super::state::Wait;
+use crate::media::{MediaCommand, MediaEvent, SessionId};
+
+impl Endpoint {
+    /// Plays `names` (sounds, without `.wav`) one after the other; the dialplan goes on
+    /// after the last.
+    pub(super) fn play_in_turn(&mut self, id: u64, names: Vec<String>) {
+        let paths = self.sound_paths(names.iter().map(String::as_str));
+        self.play_paths(id, paths);
+    }
+
+    /// The files of sounds named as in the dialplan.
+    pub(in crate::endpoint) fn sound_paths<'n>(
+        &self,
+        names: impl IntoIterator<Item = &'n str>,
+    ) -> Vec<std::path::PathBuf> {
+        names
+            .into_iter()
+            .map(|n| self.sounds_dir.join(format!("{n}.wav")))
+            .collect()
+    }
+
+    /// Plays files one after the other; the dialplan goes on after the last.
+    pub(in crate::endpoint) fn play_paths(&mut self, id: u64, paths: Vec<std::path::PathBuf>) {
+        let mut queue = VecDeque::from(paths);
+        let Some(first) = queue.pop_front() else {
+            return;
+        };
+        if let Some(c) = self.calls.calls.get_mut(&id) {
+            c.play_queue = queue;
+            c.wait = Wait::Play;
+        }
+        self.play(id, first, false);
+    }
+
+    /// A caller answered here (in a menu) hears ringback while its dial rings: its phone
+    /// plays none, since for it the call is up already.
+    pub(super) fn ringback(&mut self, id: u64) {
+        let ringing = self
+            .calls
+            .calls
+            .get(&id)
+            .is_some_and(|c| c.answered && !c.bridged && !c.dialing.is_empty());
+        if ringing {
+            let path = self.sounds_dir.join("ringback.wav");
+            self.play(id, path, false);
+        }
+    }
+
+    /// Starts a prompt for call `id`, numbered so its end report is recognised.
+    /// Stops what plays to the caller and forgets it: its end report, whenever it comes,
+    /// is not taken for a later prompt's.
+    pub(in crate::endpoint) fn stop_play(&mut self, id: u64) {
+        if let Some(c) = self.calls.calls.get_mut(&id) {
+            c.play_seq += 1;
+            self.calls
+                .media_out
+                .push_back(MediaCommand::StopPlay { id: SessionId(id) });
+        }
+    }
+
+    /// A callback's agent hears ringback (again) while the customer's phone rings.
+    pub(super) fn callback_ringback(&mut self, id: u64) {
+        let ringing = self
+            .calls
+            .calls
+            .get(&id)
+            .and_then(|c| c.callback.as_ref())
+            .is_some_and(|cb| cb.ringing.is_some() && !cb.up);
+        if ringing {
+            let path = self.sounds_dir.join("ringback.wav");
+            self.play(id, path, false);
+        }
+    }
+
+    pub(in crate::endpoint) fn play(&mut self, id: u64, path: std::path::PathBuf, barge_in: bool) {
+        let Some(c) = self.calls.calls.get_mut(&id) else {
+            return;
+        };
+        c.play_seq += 1;
+        let seq = c.play_seq;
+        self.calls.media_out.push_back(MediaCommand::Play {
+            id: SessionId(id),
+            path,
+            barge_in,
+            seq,
+        });
+    }
+
+    /// What the relay reports.
+    pub(in crate::endpoint) fn on_media_event(&mut self, now: Instant, ev: MediaEvent) {
+        match ev {
+            MediaEvent::PlayDone { id, seq, played } => {
+                // The end of an earlier prompt (cut short by a key) is not this one's.
+                let wait = self
+                    .calls
+                    .calls
+                    .get(&id.0)
+                    .filter(|c| c.play_seq == seq)
+                    .map(|c| c.wait);
+                match wait {
+                    Some(w @ (Wait::Play | Wait::PreRecord)) => {
+                        let next = self
+                            .calls
+                            .calls
+                            .get_mut(&id.0)
+                            .and_then(|c| c.play_queue.pop_front());
+                        match next {
+                            Some(path) => self.play(id.0, path, false),
+                            None if w == Wait::PreRecord => self.start_record(id.0),
+                            None => self.run_dialplan(now, id.0),
+                        }
+                    }
+                    Some(Wait::Collect) => self.collect_prompt_done(now, id.0),
+                    // Music or ringback that cannot be played is not asked for again and
+                    // again; the file's absence is logged.
+                    Some(Wait::Queue) if played || self.announcing(id.0) => {
+                        self.run_queue(now, id.0)
+                    }
+                    Some(Wait::Dial) if played => self.ringback(id.0),
+                    Some(Wait::HangUp) if played => self.callback_ringback(id.0),
+                    Some(Wait::Goodbye) => self.hang_up(now, id.0, None),
+                    _ => {}
+                }
+            }
+            MediaEvent::RecordDone { id, seq, ms, saved } => {
+                if let Some((mailbox, mut msg)) = self.leaving.remove(&(id.0, seq)) {
+                    if saved {
+                        msg.ms = ms;
+                        self.mailboxes
+                            .entry(mailbox.clone())
+                            .or_default()
+                            .messages
+                            .push(msg);
+                        self.mailbox_changed(now, &mailbox);
+                    }
+                }
+                let waiting = self
+                    .calls
+                    .calls
+                    .get(&id.0)
+                    .is_some_and(|c| c.play_seq == seq && c.wait == Wait::Record);
+                if waiting {
+                    let status = match (saved, ms) {
+                        (true, _) => "ok",
+                        (false, 0) => "empty",
+                        (false, _) => "failed",
+                    };
+                    self.set_status(id.0, status);
+                    self.run_dialplan(now, id.0);
+                }
+            }
+            MediaEvent::Digit { id, digit } => self.on_digit(now, id.0, digit),
+        }
+    }
+}

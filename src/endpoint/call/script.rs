@@ -1,0 +1,289 @@
+//! Running the dialplan for a call: each [`crate::dialplan::Action`] the cursor yields is
+//! carried out here, or handed to the feature that owns it (dial, prompts, collect,
+//! record, queue, voicemail). Owns no state of its own beyond the call's cursor.
+
+use std::time::{Duration, Instant};
+
+use super::super::Endpoint;
+use super::state::{PendingRecord, QueueAsk, Wait};
+use crate::dialplan::Action;
+use crate::media::{MediaCommand, SessionId};
+use crate::voicemail::json_str;
+
+impl Endpoint {
+    /// Steps the call's dialplan until it has to wait.
+    pub(in crate::endpoint) fn run_dialplan(&mut self, now: Instant, id: u64) {
+        let Some(plan) = self.calls.calls.get(&id).map(|c| c.plan.clone()) else {
+            return;
+        };
+        let unix_ms = self.unix_ms(now);
+        // What the call was waiting for, which tells the voicemail menu what happened.
+        let mut ended = self.calls.calls.get(&id).map_or(Wait::Nothing, |c| c.wait);
+        loop {
+            let Some(c) = self.calls.calls.get_mut(&id) else {
+                return;
+            };
+            c.wait = Wait::Nothing;
+            if c.vm.is_some() {
+                self.run_vm_menu(now, id, ended);
+                return;
+            }
+            if c.queue.is_some() {
+                self.run_queue(now, id);
+                return;
+            }
+            ended = Wait::Nothing;
+            let env = crate::dialplan::Env {
+                unix_ms: unix_ms as i64,
+                hours: Some(&*self.hours),
+            };
+            let action = plan.step(&mut c.cursor, &env);
+            tracing::debug!(call = id, ?action, "dialplan");
+            match action {
+                Action::Answer => {
+                    if !self.answer_locally(now, id) {
+                        return;
+                    }
+                }
+                Action::Echo => {
+                    if !self.answer_locally(now, id) {
+                        return;
+                    }
+                    self.calls
+                        .media_out
+                        .push_back(MediaCommand::Echo { id: SessionId(id) });
+                    self.set_wait(id, Wait::HangUp);
+                    return;
+                }
+                Action::Play(name) => {
+                    if !self.answer_locally(now, id) {
+                        return;
+                    }
+                    self.play_in_turn(id, vec![name]);
+                    return;
+                }
+                Action::PlayAll(names) => {
+                    if !self.answer_locally(now, id) {
+                        return;
+                    }
+                    self.play_in_turn(id, names);
+                    return;
+                }
+                Action::Collect(col) => {
+                    if !self.answer_locally(now, id) {
+                        return;
+                    }
+                    let prompts = self.sound_paths(col.prompts.iter().map(|t| t.as_str()));
+                    self.start_collect(now, id, col, false, prompts);
+                    return;
+                }
+                Action::Menu { prompts, timeout } => {
+                    if !self.answer_locally(now, id) {
+                        return;
+                    }
+                    let paths = self.sound_paths(prompts.iter().map(String::as_str));
+                    let spec = crate::dialplan::Collect {
+                        var: "key".into(),
+                        min: 1,
+                        max: 1,
+                        timeout,
+                        interdigit: timeout,
+                        terminator: None,
+                        prompts: Vec::new(),
+                    };
+                    self.start_collect(now, id, spec, true, paths);
+                    return;
+                }
+                Action::Record { name, max, silence } => {
+                    if !self.answer_locally(now, id) {
+                        return;
+                    }
+                    let Some(file) = self.safe_name_or_fail(id, &name) else {
+                        continue;
+                    };
+                    let path = self
+                        .state_dir
+                        .join("recordings")
+                        .join(format!("{file}.wav"));
+                    if let Some(c) = self.calls.calls.get_mut(&id) {
+                        c.cursor
+                            .vars
+                            .insert("recording".into(), path.display().to_string());
+                    }
+                    let beep = self.sound_paths(["beep"]);
+                    self.record_after(
+                        id,
+                        beep,
+                        PendingRecord {
+                            path,
+                            max,
+                            silence,
+                            index: None,
+                            message: None,
+                        },
+                    );
+                    return;
+                }
+                Action::Voicemail(mailbox) => {
+                    if !self.answer_locally(now, id) {
+                        return;
+                    }
+                    let Some(dir) = self.safe_name_or_fail(id, &mailbox) else {
+                        continue;
+                    };
+                    let at = self.unix_ms(now);
+                    let dir = self.state_dir.join("voicemail").join(dir);
+                    let file = format!("{at}-{id}.wav");
+                    let caller = self
+                        .calls
+                        .calls
+                        .get(&id)
+                        .map(|c| c.cdr.caller.clone())
+                        .unwrap_or_default();
+                    // The relay appends the length and the closing brace.
+                    let line = format!(
+                        "{{\"file\":{},\"caller\":{},\"at_ms\":{at}",
+                        json_str(&file),
+                        json_str(&caller)
+                    );
+                    // The owner's greeting if one was recorded, the standard prompt if not.
+                    let mut prompts = if self.mailboxes.get(&mailbox).is_some_and(|m| m.greeting) {
+                        vec![dir.join(crate::voicemail::GREETING)]
+                    } else {
+                        self.sound_paths(["leave-message"])
+                    };
+                    prompts.extend(self.sound_paths(["beep"]));
+                    let msg = crate::voicemail::VmMessage {
+                        file,
+                        caller,
+                        at_ms: at,
+                        ms: 0,
+                        heard: false,
+                    };
+                    let rec = PendingRecord {
+                        path: dir.join(&msg.file),
+                        max: Duration::from_secs(120),
+                        silence: Duration::from_secs(5),
+                        index: Some((dir.join("index.jsonl"), line)),
+                        message: Some((mailbox.clone(), msg)),
+                    };
+                    self.record_after(id, prompts, rec);
+                    return;
+                }
+                Action::VoicemailCheck(mailbox) => {
+                    if !self.answer_locally(now, id) {
+                        return;
+                    }
+                    if self.safe_name_or_fail(id, &mailbox).is_none() {
+                        continue;
+                    }
+                    let Some(c) = self.calls.calls.get_mut(&id) else {
+                        return;
+                    };
+                    let loopback = c.a.peer.addr.ip().is_loopback();
+                    // A box opens with its owner's PIN; a shipped demo PIN only from loopback.
+                    let pin = self.users.get(&mailbox).and_then(|u| {
+                        if u.demo && !loopback {
+                            tracing::warn!(call = id, %mailbox, "demo voicemail PIN refused from a non-loopback address");
+                            return None;
+                        }
+                        u.voicemail_pin.clone()
+                    });
+                    tracing::info!(call = id, %mailbox, "voicemail menu");
+                    c.vm = Some((mailbox, crate::voicemail::Retrieval::new(pin)));
+                }
+                Action::Agent(op) => {
+                    let Some(c) = self.calls.calls.get(&id) else {
+                        return;
+                    };
+                    // Only our own extensions' calls speak for an agent.
+                    let agent = c.cdr.caller.clone();
+                    let own = c.from_trunk.is_none() && self.users.contains_key(&agent);
+                    let ok = own && self.agent_op(now, &agent, op).is_ok();
+                    self.set_status(id, if ok { "ok" } else { "failed" });
+                }
+                Action::AgentLogin { id: agent, pin } => {
+                    let Some(c) = self.calls.calls.get(&id) else {
+                        return;
+                    };
+                    // Only our own extensions' phones take agents.
+                    let ext = c.cdr.caller.clone();
+                    let own = c.from_trunk.is_none() && self.users.contains_key(&ext);
+                    let loopback = c.a.peer.addr.ip().is_loopback();
+                    let status = if own {
+                        self.agent_login_pin(now, &ext, loopback, &agent, &pin.0)
+                    } else {
+                        "failed"
+                    };
+                    self.set_status(id, status);
+                }
+                Action::Queue {
+                    name,
+                    priority,
+                    timeout,
+                    skills,
+                    announce,
+                } => {
+                    if !self.answer_locally(now, id) {
+                        return;
+                    }
+                    let ask = QueueAsk {
+                        priority,
+                        timeout,
+                        skills,
+                        announce,
+                    };
+                    self.join_queue(now, id, &name, ask);
+                    return;
+                }
+                Action::Dial {
+                    target,
+                    trunk,
+                    timeout,
+                } => {
+                    let started = match trunk {
+                        Some(t) => self.dial_trunk(now, id, &t, &target, timeout),
+                        None => self.dial(now, id, &target, timeout),
+                    };
+                    if started {
+                        self.set_wait(id, Wait::Dial);
+                        self.ringback(id);
+                        return;
+                    }
+                }
+                Action::Hangup(explicit) => {
+                    self.hang_up(now, id, explicit);
+                    return;
+                }
+            }
+        }
+    }
+
+    /// `name` if it is safe as a file or directory name under the state directory; else
+    /// `$status` is `failed` and the dialplan goes on.
+    pub(super) fn safe_name_or_fail<'n>(&mut self, id: u64, name: &'n str) -> Option<&'n str> {
+        let ok = !name.is_empty()
+            && name.len() <= 128
+            && !name.starts_with('.')
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+        if !ok {
+            tracing::warn!(call = id, %name, "name refused: letters, digits, `-`, `_` and `.` only");
+            self.set_status(id, "failed");
+        }
+        ok.then_some(name)
+    }
+
+    pub(in crate::endpoint) fn set_wait(&mut self, id: u64, w: Wait) {
+        if let Some(c) = self.calls.calls.get_mut(&id) {
+            c.wait = w;
+        }
+    }
+
+    pub(in crate::endpoint) fn set_status(&mut self, id: u64, status: &str) {
+        if let Some(c) = self.calls.calls.get_mut(&id) {
+            c.cursor.vars.insert("status".into(), status.into());
+        }
+    }
+}

@@ -1,0 +1,346 @@
+//! The data a call is made of: its legs' roles, what it waits for, its timers, the branches
+//! being rung, the app it is in (collect, record, queue) and the call record itself.
+//!
+//! Types only: it imports no sibling module, so every feature file of the call (and the
+//! endpoint's queue, voicemail and callback files) can depend on it without depending on
+//! each other.
+
+use bytes::Bytes;
+use std::collections::VecDeque;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use crate::cdr::Cdr;
+use crate::dialplan::Cursor;
+use crate::media::SessionId;
+use crate::sdp::Sdp;
+use crate::sip::dialog::{with_tag, Leg};
+use crate::sip::msg::{HeaderName, Message};
+use crate::sip::transaction::{Peer, TxKey};
+use crate::sip::uri::Uri;
+
+/// Which leg.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(in crate::endpoint) enum Side {
+    /// The caller's leg (we are UAS).
+    A,
+    /// The callee's leg (we are UAC).
+    B,
+}
+
+/// A `collect` (or menu) in progress.
+pub(super) struct Collecting {
+    pub(super) spec: crate::dialplan::Collect,
+    pub(super) digits: String,
+    /// A prompt is still playing (the first-key timer starts when the last one ends).
+    pub(super) prompting: bool,
+    /// Prompts still to play.
+    pub(super) prompts: VecDeque<std::path::PathBuf>,
+    /// A menu's single key, reported to the dialplan rather than stored.
+    pub(super) menu: bool,
+}
+
+/// A recording asked for, started once the prompts before it end.
+pub(in crate::endpoint) struct PendingRecord {
+    pub(in crate::endpoint) path: std::path::PathBuf,
+    pub(in crate::endpoint) max: Duration,
+    pub(in crate::endpoint) silence: Duration,
+    /// Voicemail index and the start of its line.
+    pub(in crate::endpoint) index: Option<(std::path::PathBuf, String)>,
+    /// A voicemail message: its box and what the box will list once it is saved.
+    pub(in crate::endpoint) message: Option<(String, crate::voicemail::VmMessage)>,
+}
+
+/// What a call waits for before its dialplan may go on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(in crate::endpoint) enum Wait {
+    /// Nothing: the dialplan runs.
+    Nothing,
+    /// A prompt to finish.
+    Play,
+    /// B to answer or fail.
+    Dial,
+    /// Keys for a `collect`.
+    Collect,
+    /// The prompts before a recording (then the beep) to finish.
+    PreRecord,
+    /// A recording to end.
+    Record,
+    /// The call is bridged or echoing: only a hang-up ends it.
+    HangUp,
+    /// A last prompt to finish, then the call ends (a callback was taken).
+    Goodbye,
+    /// In an ACD queue: music, and offers to agents.
+    Queue,
+}
+
+/// Timers a call can have running.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub(in crate::endpoint) enum CallTimer {
+    /// Retransmit our 2xx to A until its ACK (RFC 3261 §13.3.1.4).
+    OkRetransmit,
+    /// Give up ringing B.
+    RingTimeout,
+    /// Give up waiting for the next key of a `collect`.
+    DigitTimeout,
+    /// Tell a queued caller its position.
+    Announce,
+    /// Give up ringing a callback's customer.
+    CustomerRing,
+}
+
+/// A call's relay session and the RTP ports it holds: the caller's from the first answer
+/// or dial, the callee's only while a dial runs or after one was answered.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(in crate::endpoint) struct MediaLegs {
+    pub(in crate::endpoint) sid: SessionId,
+    /// Our port facing the caller.
+    pub(in crate::endpoint) a_port: u16,
+    /// Our port facing the callee.
+    pub(in crate::endpoint) b_port: Option<u16>,
+}
+
+impl MediaLegs {
+    /// Our port facing `side`, if that side has one.
+    pub(in crate::endpoint) fn port(&self, side: Side) -> Option<u16> {
+        match side {
+            Side::A => Some(self.a_port),
+            Side::B => self.b_port,
+        }
+    }
+}
+
+/// A callback's A side: a placeholder (nobody yet) until the agent answers and the
+/// customer is called; then the customer's leg.
+#[derive(Default)]
+pub(in crate::endpoint) struct CallbackA {
+    /// The customer's INVITE while it rings.
+    pub(super) ringing: Option<Dialing>,
+    /// Our ACK to the customer's 2xx (sent again if the 2xx is).
+    pub(super) ack: Option<Bytes>,
+    /// The customer answered: A is a real leg now.
+    pub(in crate::endpoint) up: bool,
+    /// The customer's phone was rung and refused or did not answer (an attempt spent).
+    pub(in crate::endpoint) missed: bool,
+}
+
+/// How long the customer's phone rings on a callback: under the INVITE transaction's
+/// 32 s (Timer B), so that a CANCEL ends the ring rather than the transaction dying.
+pub(super) const CUSTOMER_RING: Duration = Duration::from_secs(30);
+
+/// The B side while it is being dialled.
+pub(in crate::endpoint) struct Dialing {
+    pub(super) leg: Leg,
+    pub(super) invite_key: TxKey,
+    pub(super) invite: Message,
+    pub(super) provisional: bool,
+    /// Credentials for a trunk's 401/407, and whether they were used already.
+    pub(super) credentials: Option<(String, String)>,
+    pub(super) auth_tried: bool,
+}
+
+pub(in crate::endpoint) struct Call {
+    pub(super) started: Instant,
+    pub(in crate::endpoint) a: Leg,
+    pub(in crate::endpoint) a_invite_key: TxKey,
+    pub(super) a_invite: Message,
+    /// The caller's offer, answered locally or relayed to B.
+    pub(super) offer: Sdp,
+    /// Whether A got our 2xx.
+    pub(in crate::endpoint) answered: bool,
+    /// A callback the PBX places (agent first, then the customer as A).
+    pub(in crate::endpoint) callback: Option<CallbackA>,
+    /// Whether B answered (A and B are bridged).
+    pub(in crate::endpoint) bridged: bool,
+    /// The trunk the call came in on.
+    pub(in crate::endpoint) from_trunk: Option<String>,
+    /// The caller asked to hide its identity (Privacy: id, RFC 3323).
+    pub(super) privacy: bool,
+    pub(super) b: Option<Leg>,
+    /// The callee's devices being rung (every registered contact, in parallel).
+    pub(in crate::endpoint) dialing: Vec<Dialing>,
+    /// Final failures of branches rung so far, for the status when all have failed.
+    pub(super) failures: Vec<u16>,
+    /// The dialplan in force when the call started, and where the call is in it.
+    pub(super) plan: std::sync::Arc<crate::dialplan::Dialplan>,
+    pub(in crate::endpoint) cursor: Cursor,
+    pub(in crate::endpoint) wait: Wait,
+    pub(super) mf: u8,
+    /// Relay session: caller port, callee port (0 unless a dial runs or is answered).
+    pub(in crate::endpoint) media: Option<MediaLegs>,
+    /// Payload type of our own media to A (prompts), from our answer.
+    pub(super) a_pt: u8,
+    /// The caller's telephone-event payload type in our answer, if any.
+    pub(super) a_te_pt: Option<u8>,
+    /// Number of the last prompt started, to match its end report.
+    pub(super) play_seq: u64,
+    /// Prompts still to play in a `say` (or a `play`), after the current one.
+    pub(in crate::endpoint) play_queue: VecDeque<std::path::PathBuf>,
+    /// Keys being gathered for a `collect`.
+    pub(super) collecting: Option<Collecting>,
+    /// A `record`/`voicemail` waiting for its prompts to end.
+    pub(super) pending_record: Option<PendingRecord>,
+    /// The owner's voicemail menu this call is in (`voicemail check`), and its box.
+    pub(in crate::endpoint) vm: Option<(String, crate::voicemail::Retrieval)>,
+    /// The ACD queue the call waits in (or was answered from).
+    pub(in crate::endpoint) queue: Option<QueueCall>,
+    /// The extension a `dial` rings (none for a trunk).
+    pub(super) b_ext: Option<String>,
+    /// Extensions this call keeps busy (the ACD hears when they are free again).
+    pub(in crate::endpoint) devices: Vec<String>,
+    /// When the current `collect` gives up waiting for the next key.
+    pub(super) digit_at: Option<Instant>,
+    /// When a queued caller next hears its position.
+    pub(in crate::endpoint) announce_at: Option<Instant>,
+    pub(super) ok_bytes: Option<Bytes>,
+    pub(super) ok_interval: Duration,
+    pub(super) ok_until: Instant,
+    pub(super) ok_at: Option<Instant>,
+    pub(super) ring_at: Option<Instant>,
+    pub(super) b_ack: Option<Bytes>,
+    /// The answered INVITE to B, whose 2xx retransmissions still find the call.
+    pub(super) b_invite_key: Option<TxKey>,
+    /// A re-INVITE or UPDATE relayed to the other leg, awaiting its answer.
+    pub(super) pending: Option<Pending>,
+    pub(in crate::endpoint) cdr: Cdr,
+}
+
+impl Dialing {
+    /// A provisional answer came (with the callee's tag, if it gave one): a CANCEL may
+    /// now end the ring (RFC 3261 §9.1).
+    pub(super) fn ringing(&mut self, tag: Option<Bytes>) {
+        self.provisional = true;
+        if let (Some(t), None) = (tag, &self.leg.remote_tag) {
+            self.leg.remote_hdr = with_tag(&self.leg.remote_hdr, &t);
+            self.leg.remote_tag = Some(t);
+        }
+    }
+}
+
+impl Call {
+    /// The INVITE of ours whose transaction is `key`: a B branch ringing, or a
+    /// callback's customer.
+    pub(super) fn branch(&mut self, key: &TxKey) -> Option<&mut Dialing> {
+        let cb = self.callback.as_mut().and_then(|cb| cb.ringing.as_mut());
+        self.dialing
+            .iter_mut()
+            .chain(cb)
+            .find(|d| &d.invite_key == key)
+    }
+
+    /// A call just started (not answered, nothing dialled, no media yet): A's leg, its
+    /// INVITE and offer, the dialplan and where the call starts in it.
+    #[allow(clippy::too_many_arguments)]
+    pub(in crate::endpoint) fn new(
+        now: Instant,
+        a: Leg,
+        a_invite_key: TxKey,
+        a_invite: Message,
+        offer: Sdp,
+        (plan, cursor): (std::sync::Arc<crate::dialplan::Dialplan>, Cursor),
+        mf: u8,
+        cdr: Cdr,
+        t1: Duration,
+    ) -> Self {
+        Self {
+            started: now,
+            a,
+            a_invite_key,
+            a_invite,
+            offer,
+            answered: false,
+            callback: None,
+            bridged: false,
+            from_trunk: None,
+            privacy: false,
+            b: None,
+            dialing: Vec::new(),
+            failures: Vec::new(),
+            plan,
+            cursor,
+            wait: Wait::Nothing,
+            mf,
+            media: None,
+            a_pt: 0,
+            a_te_pt: None,
+            play_seq: 0,
+            play_queue: VecDeque::new(),
+            collecting: None,
+            pending_record: None,
+            vm: None,
+            announce_at: None,
+            queue: None,
+            b_ext: None,
+            devices: Vec::new(),
+            digit_at: None,
+            ok_bytes: None,
+            ok_interval: t1,
+            ok_until: now,
+            ok_at: None,
+            ring_at: None,
+            b_ack: None,
+            b_invite_key: None,
+            pending: None,
+            cdr,
+        }
+    }
+}
+
+/// A mid-call offer (hold, resume, new address) being relayed.
+pub(super) struct Pending {
+    /// The leg it came from.
+    pub(super) from: Side,
+    /// Its server transaction there.
+    pub(super) key: TxKey,
+    /// The request, to answer it.
+    pub(super) request: Message,
+    /// Our client transaction on the other leg.
+    pub(super) forwarded: TxKey,
+}
+
+/// Who and how a dial reaches: built by [`Endpoint::dial`] (an extension) or
+/// [`Endpoint::dial_trunk`], sent by [`Endpoint::dial_out`].
+pub(super) struct Outgoing {
+    pub(super) target: String,
+    pub(super) from: Bytes,
+    pub(super) to: Bytes,
+    pub(super) uri: Uri,
+    pub(super) peer: Peer,
+    pub(super) extra: Vec<(HeaderName, Bytes)>,
+    pub(super) credentials: Option<(String, String)>,
+}
+
+/// A B leg given up on whose INVITE is still pending.
+pub(super) struct Detached {
+    pub(super) invite: Message,
+    pub(super) peer: Peer,
+    pub(super) cancel_sent: bool,
+}
+
+/// A call's place in a queue.
+#[derive(Debug)]
+pub(in crate::endpoint) struct QueueCall {
+    /// Music on hold, played round.
+    pub(in crate::endpoint) moh: PathBuf,
+    /// The agent being rung.
+    pub(in crate::endpoint) offering: Option<String>,
+    /// The agent who answered.
+    pub(in crate::endpoint) agent: Option<String>,
+    /// The dialplan's `position-announce on|off` for this caller, if it said.
+    pub(in crate::endpoint) announce: Option<bool>,
+}
+
+/// What the dialplan's `queue` asks for a caller.
+pub(in crate::endpoint) struct QueueAsk {
+    /// Higher is served first.
+    pub(in crate::endpoint) priority: u32,
+    /// Longest wait (the queue's when `None`).
+    pub(in crate::endpoint) timeout: Option<Duration>,
+    /// What the agent must know.
+    pub(in crate::endpoint) skills: Vec<crate::acd::SkillNeed>,
+    /// `position-announce on|off`.
+    pub(in crate::endpoint) announce: Option<bool>,
+}
+
+/// The variable the menu's keys are gathered into (never logged: it holds PINs).
+pub(in crate::endpoint) const VM_KEYS: &str = "vmkeys";

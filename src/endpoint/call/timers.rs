@@ -1,0 +1,74 @@
+//! A call's timers firing: 2xx retransmission, ring timeout, key timeout, position
+//! announcements and a callback customer's ring.
+
+use std::cmp::Reverse;
+use std::time::Instant;
+
+use super::super::Endpoint;
+use super::state::{CallTimer, Side};
+use crate::cdr::Disposition;
+use crate::sip::transaction::Transmit;
+
+impl Endpoint {
+    /// Call timers due at `now`.
+    pub(in crate::endpoint) fn call_timeouts(&mut self, now: Instant) {
+        while let Some(Reverse((at, id, kind))) = self.calls.timers.peek().copied() {
+            if at > now {
+                break;
+            }
+            self.calls.timers.pop();
+            let Some(c) = self.calls.calls.get_mut(&id) else {
+                continue;
+            };
+            match kind {
+                CallTimer::OkRetransmit if c.ok_at == Some(at) => {
+                    c.ok_at = None;
+                    let Some(bytes) = c.ok_bytes.clone() else {
+                        continue;
+                    };
+                    if now >= c.ok_until {
+                        // No ACK in 64*T1: the caller is gone (RFC 3261 §13.3.1.4).
+                        c.ok_bytes = None;
+                        self.send_bye(now, id, Side::A);
+                        self.send_bye(now, id, Side::B);
+                        self.finish(now, id, Disposition::Answered, 408, "system");
+                        continue;
+                    }
+                    let peer = c.a.peer.clone();
+                    c.ok_interval = (c.ok_interval * 2).min(self.cfg_t2);
+                    let next = now + c.ok_interval;
+                    self.out.push_back(Transmit { peer, bytes });
+                    self.calls.arm(id, CallTimer::OkRetransmit, next);
+                }
+                CallTimer::CustomerRing => {
+                    let ringing = c
+                        .callback
+                        .as_ref()
+                        .is_some_and(|cb| cb.ringing.is_some() && !cb.up);
+                    if ringing {
+                        self.customer_failed(now, id, 480);
+                    }
+                }
+                CallTimer::Announce if c.announce_at == Some(at) => {
+                    c.announce_at = None;
+                    self.queue_announce(now, id);
+                }
+                CallTimer::DigitTimeout if c.digit_at == Some(at) => {
+                    c.digit_at = None;
+                    self.end_collect(now, id);
+                }
+                CallTimer::RingTimeout if c.ring_at == Some(at) => {
+                    c.ring_at = None;
+                    if !c.dialing.is_empty() {
+                        tracing::info!(call = id, "no answer");
+                        self.detach_b(now, id);
+                        self.unbridge(id);
+                        self.set_status(id, "noanswer");
+                        self.run_dialplan(now, id);
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+}

@@ -1,0 +1,85 @@
+//! A dialog as one side of it sees it (RFC 3261 §12): Call-ID, tags, the From/To values,
+//! the remote target and route set, our CSeq, where requests go, and the SDP we last sent
+//! in it (RFC 3264 versions). Built from the request that starts it; pure data, no IO.
+
+use bytes::Bytes;
+
+use super::header;
+use super::msg::{HeaderName, Message};
+use super::transaction::Peer;
+use super::uri::Uri;
+
+/// One dialog as seen from our side.
+#[derive(Clone, Debug)]
+pub struct Leg {
+    /// The dialog's Call-ID.
+    pub call_id: Bytes,
+    /// Our tag.
+    pub local_tag: Bytes,
+    /// Our From/To value, with our tag.
+    pub local_hdr: Bytes,
+    /// The peer's From/To value (with its tag once known).
+    pub remote_hdr: Bytes,
+    /// The peer's tag, once it has given one.
+    pub remote_tag: Option<Bytes>,
+    /// Where in-dialog requests go (the peer's Contact).
+    pub target: Uri,
+    /// Route headers for in-dialog requests.
+    pub routes: Vec<Bytes>,
+    /// Our last CSeq on this leg.
+    pub cseq: u32,
+    /// Transport address for requests on this leg.
+    pub peer: Peer,
+    /// The SDP we last sent on this leg (repeated to a session refresh).
+    pub sdp_sent: Option<Bytes>,
+    /// Its `o=` version; each changed description sent on the leg is one higher (RFC 3264 §8).
+    pub sdp_version: u64,
+}
+
+/// The URI inside a Contact (first value), if any.
+pub fn contact_uri(m: &Message) -> Option<Uri> {
+    let v = m.header(&HeaderName::Contact)?;
+    match header::parse_contact_list(v).ok()?.into_iter().next()? {
+        header::Contact::Addr(na) => Some(na.uri),
+        header::Contact::Star => None,
+    }
+}
+
+/// The route set a message's Record-Route headers give (RFC 3261 §12.1): in order for the
+/// UAS side, reversed for the UAC side.
+pub fn route_set(m: &Message, reverse: bool) -> Vec<Bytes> {
+    let mut v: Vec<Bytes> = m
+        .headers_named(&HeaderName::RecordRoute)
+        .flat_map(|h| header::split_list(h).unwrap_or_default())
+        .collect();
+    if reverse {
+        v.reverse();
+    }
+    v
+}
+
+/// Our side of a dialog a request from `peer` starts, with our tag `local_tag`.
+pub fn uas_leg(msg: &Message, peer: &Peer, local_tag: Bytes) -> Leg {
+    let to = msg.header(&HeaderName::To).cloned().unwrap_or_default();
+    Leg {
+        call_id: msg.call_id().cloned().unwrap_or_default(),
+        local_hdr: with_tag(&to, &local_tag),
+        local_tag,
+        remote_hdr: msg.header(&HeaderName::From).cloned().unwrap_or_default(),
+        remote_tag: msg.from_hdr().ok().and_then(|f| f.tag().cloned()),
+        target: contact_uri(msg).unwrap_or_else(|| Uri::sip(None, &peer.addr.to_string(), None)),
+        routes: route_set(msg, false),
+        cseq: 0,
+        peer: peer.clone(),
+        sdp_sent: None,
+        sdp_version: 1,
+    }
+}
+
+/// Appends `;tag=` to a From/To value.
+pub fn with_tag(v: &Bytes, tag: &Bytes) -> Bytes {
+    let mut out = v.to_vec();
+    out.extend_from_slice(b";tag=");
+    out.extend_from_slice(tag);
+    Bytes::from(out)
+}
