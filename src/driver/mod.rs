@@ -21,10 +21,10 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::config::Config;
 use crate::ctl::{Request as CtlRequest, Response as CtlResponse, Status};
-use crate::endpoint::Endpoint;
+use crate::endpoint::{Endpoint, Output};
 use crate::sip::header::Transport;
 use crate::sip::parse::ParseError;
-use crate::sip::transaction::Peer;
+use crate::sip::transaction::{Peer, Transmit};
 use crate::sip::Message;
 
 /// What socket and control tasks send to the SIP task.
@@ -501,57 +501,60 @@ fn snapshot_writer(
 }
 
 fn flush(ep: &mut Endpoint, io: &Io) {
-    while let Some(cmd) = ep.poll_media() {
-        io.media.send(cmd);
-    }
-    while let Some(cdr) = ep.poll_cdr() {
-        io.cdrs.write(cdr);
-    }
-    while let Some(line) = ep.poll_queue_log() {
-        if let Some(q) = &io.queue_log {
-            let _ = q.send(line);
-        }
-    }
-    while let Some(json) = ep.poll_callbacks_saved() {
-        if let Some(c) = &io.callbacks {
-            let _ = c.send(json);
-        }
-    }
-    while let Some(json) = ep.poll_agents_saved() {
-        if let Some(a) = &io.agents {
-            let _ = a.send(json);
-        }
-    }
-    while let Some(w) = ep.poll_mailbox_write() {
-        // Off the SIP task: a slow or full disk must not stall signalling.
-        tokio::task::spawn_blocking(move || {
-            if let Err(e) = w.apply() {
-                tracing::error!(file = %w.index.display(), error = %e, "voicemail change not saved");
-            }
-        });
-    }
-    while let Some(t) = ep.poll_transmit() {
-        match t.peer.transport {
-            Transport::Udp => {
-                let Some(sock) = io.udp.iter().find(|s| {
-                    s.local_addr()
-                        .is_ok_and(|a| a.is_ipv4() == t.peer.addr.is_ipv4())
-                }) else {
-                    tracing::warn!(dest = %t.peer.addr, "no UDP socket of that address family");
-                    continue;
-                };
-                if let Err(e) = sock.try_send_to(&t.bytes, t.peer.addr) {
-                    tracing::debug!(dest = %t.peer.addr, error = %e, "UDP send failed");
+    while let Some(out) = ep.poll_output() {
+        match out {
+            Output::Media(cmd) => io.media.send(cmd),
+            Output::Cdr(cdr) => io.cdrs.write(cdr),
+            Output::QueueLog(line) => {
+                if let Some(q) = &io.queue_log {
+                    let _ = q.send(line);
                 }
             }
-            _ => match io.conns.get(&t.peer.addr) {
-                Some(w) => {
-                    if w.try_send(t.bytes).is_err() {
-                        tracing::debug!(dest = %t.peer.addr, "connection writer full or gone");
+            Output::CallbacksSaved(json) => {
+                if let Some(c) = &io.callbacks {
+                    let _ = c.send(json);
+                }
+            }
+            Output::AgentsSaved(json) => {
+                if let Some(a) = &io.agents {
+                    let _ = a.send(json);
+                }
+            }
+            Output::Mailbox(w) => {
+                // Off the SIP task: a slow or full disk must not stall signalling.
+                tokio::task::spawn_blocking(move || {
+                    if let Err(e) = w.apply() {
+                        tracing::error!(file = %w.index.display(), error = %e, "voicemail change not saved");
                     }
-                }
-                None => tracing::debug!(dest = %t.peer.addr, "no connection to send on"),
-            },
+                });
+            }
+            Output::Transmit(t) => send(io, t),
         }
+    }
+}
+
+/// Sends `t` on the socket or connection that reaches its peer.
+fn send(io: &Io, t: Transmit) {
+    match t.peer.transport {
+        Transport::Udp => {
+            let Some(sock) = io.udp.iter().find(|s| {
+                s.local_addr()
+                    .is_ok_and(|a| a.is_ipv4() == t.peer.addr.is_ipv4())
+            }) else {
+                tracing::warn!(dest = %t.peer.addr, "no UDP socket of that address family");
+                return;
+            };
+            if let Err(e) = sock.try_send_to(&t.bytes, t.peer.addr) {
+                tracing::debug!(dest = %t.peer.addr, error = %e, "UDP send failed");
+            }
+        }
+        _ => match io.conns.get(&t.peer.addr) {
+            Some(w) => {
+                if w.try_send(t.bytes).is_err() {
+                    tracing::debug!(dest = %t.peer.addr, "connection writer full or gone");
+                }
+            }
+            None => tracing::debug!(dest = %t.peer.addr, "no connection to send on"),
+        },
     }
 }

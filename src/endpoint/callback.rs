@@ -5,7 +5,7 @@
 //! its number through the trunk it came in on) and bridges the two.
 //!
 //! Requests survive a restart: every change gives the driver a snapshot to keep
-//! ([`Endpoint::poll_callbacks_saved`]), and a new start takes it back in
+//! ([`super::Output::CallbacksSaved`]), and a new start takes it back in
 //! ([`Endpoint::restore_callbacks`]), each request joining its queue again in the order
 //! they were asked for.
 //!
@@ -16,7 +16,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use super::call::state::Wait;
+use super::call::state::{CallTimer, Wait};
 use super::Endpoint;
 use crate::acd::Event;
 
@@ -150,7 +150,7 @@ impl Endpoint {
         let (priority, skills) = self.acd.needs(id).unwrap_or_default();
         if let Some(c) = self.calls.calls.get_mut(&id) {
             c.queue = None;
-            c.announce_at = None;
+            c.timers.stop(CallTimer::Announce);
         }
         self.detach_b(now, id);
         self.unbridge(id);
@@ -297,7 +297,7 @@ impl Endpoint {
 
     /// The callback requests waiting, as JSON to keep, if they changed since last asked
     /// (the driver writes it to `STATE_DIR/callbacks.json`).
-    pub fn poll_callbacks_saved(&mut self) -> Option<String> {
+    pub(super) fn poll_callbacks_saved(&mut self) -> Option<String> {
         if !std::mem::take(&mut self.callbacks.changed) {
             return None;
         }
@@ -313,7 +313,7 @@ impl Endpoint {
     }
 
     /// Takes back the callback requests kept before a restart (`json` as
-    /// [`Self::poll_callbacks_saved`] gave it): each joins its queue again, in the order
+    /// [`super::Output::CallbacksSaved`] gave it): each joins its queue again, in the order
     /// they were asked for. Returns how many.
     pub fn restore_callbacks(&mut self, now: Instant, json: &str) -> Result<usize, String> {
         let mut all: Vec<Request> =

@@ -1,9 +1,10 @@
 //! The SIP endpoint core: what switchboard answers, decided without IO.
 //!
 //! It owns the transaction table, the digest authenticator, the registrar, the calls
-//! ([`call`]) and the user directory they consult. Bytes or messages and `now` go in; transmits and a next
-//! deadline come out (same contract as [`crate::sip::transaction`]). The driver feeds it
-//! from its sockets and timer; tests feed it on a virtual clock. Order of checks for every
+//! (`call`, the B2BUA) and the user directory they consult. Bytes or messages and `now` go
+//! in; [`Output`]s (from [`Endpoint::poll_output`]) and a next deadline come out (same
+//! contract as [`crate::sip::transaction`]). The driver feeds it from its sockets and
+//! timer; tests feed it on a virtual clock. Order of checks for every
 //! request: parse and validate (400/413/414/505 or drop), then scheme (416) and Require
 //! (420), and only then authentication, so a malformed request never costs a challenge.
 
@@ -17,6 +18,7 @@ use std::time::{Duration, Instant};
 mod call;
 mod callback;
 mod mwi;
+mod output;
 mod queue;
 mod trunk_reg;
 mod vm;
@@ -24,6 +26,7 @@ mod vm;
 pub use trunk_reg::TrunkRegView;
 
 pub use call::CallView;
+pub use output::Output;
 
 use crate::cdr::Cdr;
 use crate::dialplan::Dialplan;
@@ -284,12 +287,12 @@ impl Endpoint {
     }
 
     /// Next command for the media relay.
-    pub fn poll_media(&mut self) -> Option<MediaCommand> {
+    pub(super) fn poll_media(&mut self) -> Option<MediaCommand> {
         self.calls.media_out.pop_front()
     }
 
     /// Next finished call's record, for the store.
-    pub fn poll_cdr(&mut self) -> Option<Cdr> {
+    pub(super) fn poll_cdr(&mut self) -> Option<Cdr> {
         self.calls.cdrs.pop_front()
     }
 
@@ -372,7 +375,7 @@ impl Endpoint {
     }
 
     /// Next thing to send.
-    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+    pub(super) fn poll_transmit(&mut self) -> Option<Transmit> {
         self.out.pop_front()
     }
 

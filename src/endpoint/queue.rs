@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use super::call::state::{QueueAsk, QueueCall, Wait};
+use super::call::state::{CallTimer, QueueAsk, QueueCall, Wait};
 use super::Endpoint;
 use crate::acd::{AgentOp, Command, Event, GiveUp};
 use crate::config::IdAgent;
@@ -192,7 +192,7 @@ impl Endpoint {
 
     /// Which agent by ID is at which phone, as JSON to keep, if that changed since last
     /// asked (the driver writes it to `STATE_DIR/agents.json`).
-    pub fn poll_agents_saved(&mut self) -> Option<String> {
+    pub(super) fn poll_agents_saved(&mut self) -> Option<String> {
         if !std::mem::take(&mut self.hot_desk.changed) {
             return None;
         }
@@ -210,7 +210,7 @@ impl Endpoint {
     }
 
     /// Seats again the agents by ID who were at phones before a restart (`json` as
-    /// [`Self::poll_agents_saved`] gave it); one no longer configured, or whose phone is
+    /// [`super::Output::AgentsSaved`] gave it); one no longer configured, or whose phone is
     /// no extension now or has another agent, is not. Returns how many.
     pub fn restore_agents(&mut self, now: Instant, json: &str) -> Result<usize, String> {
         let seats: Vec<Seat> =
@@ -358,8 +358,7 @@ impl Endpoint {
         let number = c.cdr.caller.clone();
         tracing::info!(call = id, queue = name, priority, "queued");
         if !every.is_zero() {
-            self.calls
-                .arm(id, super::call::state::CallTimer::Announce, now + every);
+            self.calls.arm(id, CallTimer::Announce, now + every);
         }
         self.play_paths(id, vec![moh]);
         self.set_wait(id, Wait::Queue);
@@ -439,8 +438,7 @@ impl Endpoint {
             // Off for this caller (an overflow queue without announcements).
             return;
         }
-        self.calls
-            .arm(id, super::call::state::CallTimer::Announce, now + every);
+        self.calls.arm(id, CallTimer::Announce, now + every);
         if busy {
             // The last announcement is still playing: skip this one.
             return;
@@ -495,10 +493,9 @@ impl Endpoint {
         tracing::info!(call = id, queue, moh = %moh.display(), now = music, "caller moved to the overflow queue");
         q.moh = moh.clone();
         // The new queue's announcements, from now on (none if it has them off).
-        c.announce_at = None;
+        c.timers.stop(CallTimer::Announce);
         if let Some(every) = every.filter(|d| !d.is_zero()) {
-            self.calls
-                .arm(id, super::call::state::CallTimer::Announce, now + every);
+            self.calls.arm(id, CallTimer::Announce, now + every);
         }
         if music {
             self.play(id, moh, false);
@@ -634,7 +631,7 @@ impl Endpoint {
     }
 
     /// Next line for the queue log file (JSON, no newline).
-    pub fn poll_queue_log(&mut self) -> Option<String> {
+    pub(super) fn poll_queue_log(&mut self) -> Option<String> {
         let r = self.acd.poll_log()?;
         let at = self.unix_ms(r.at);
         let mut line = format!("{{\"at_ms\":{at},\"event\":\"{}\"", r.event);

@@ -17,7 +17,7 @@ impl Endpoint {
     }
 
     /// Next change to a box to make durable.
-    pub fn poll_mailbox_write(&mut self) -> Option<crate::voicemail::MailboxWrite> {
+    pub(super) fn poll_mailbox_write(&mut self) -> Option<crate::voicemail::MailboxWrite> {
         self.mailbox_out.pop_front()
     }
 

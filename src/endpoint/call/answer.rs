@@ -145,7 +145,7 @@ impl Endpoint {
         if let Some(&(id, Side::A)) = self.calls.by_dialog.get(&(cid.clone(), tag)) {
             if let Some(c) = self.calls.calls.get_mut(&id) {
                 c.ok_bytes = None;
-                c.ok_at = None;
+                c.timers.stop(CallTimer::OkRetransmit);
             }
         }
     }

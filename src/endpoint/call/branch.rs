@@ -6,7 +6,7 @@ use bytes::Bytes;
 use std::time::Instant;
 
 use super::super::{code, Endpoint};
-use super::state::{Detached, Dialing, MediaLegs, Side, Wait};
+use super::state::{CallTimer, Detached, Dialing, MediaLegs, Side, Wait};
 use crate::cdr::Disposition;
 use crate::media::MediaCommand;
 use crate::sdp::Sdp;
@@ -30,7 +30,7 @@ impl Endpoint {
         let Some(c) = self.calls.calls.get_mut(&id) else {
             return;
         };
-        c.ring_at = None;
+        c.timers.stop(CallTimer::RingTimeout);
         for d in std::mem::take(&mut c.dialing) {
             self.detach_branch(now, d);
         }
@@ -167,7 +167,7 @@ impl Endpoint {
         if !c.dialing.is_empty() {
             return;
         }
-        c.ring_at = None;
+        c.timers.stop(CallTimer::RingTimeout);
         let rank = |s: &str| match s {
             "busy" => 0,
             "noanswer" => 1,
@@ -232,7 +232,7 @@ impl Endpoint {
         let Some(c) = self.calls.calls.get_mut(&id) else {
             return;
         };
-        c.ring_at = None;
+        c.timers.stop(CallTimer::RingTimeout);
         let Some(i) = c.dialing.iter().position(|d| &d.invite_key == key) else {
             return;
         };

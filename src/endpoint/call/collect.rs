@@ -153,7 +153,7 @@ impl Endpoint {
         let Some(col) = c.collecting.take() else {
             return;
         };
-        c.digit_at = None;
+        c.timers.stop(CallTimer::DigitTimeout);
         let status = if col.digits.len() >= col.spec.min {
             "ok"
         } else {

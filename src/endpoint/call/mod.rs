@@ -72,7 +72,9 @@ pub(super) struct Calls {
     by_client_tx: HashMap<TxKey, u64>,
     by_a_invite: HashMap<TxKey, u64>,
     detached: HashMap<TxKey, Detached>,
-    timers: BinaryHeap<Reverse<(Instant, u64, CallTimer)>>,
+    /// Every call's armed deadlines, soonest first; an entry whose deadline its call's
+    /// table no longer holds is stale and dropped when met.
+    due: BinaryHeap<Reverse<(Instant, u64, CallTimer)>>,
     ports: PortPool,
     pub(super) media_out: VecDeque<MediaCommand>,
     pub(super) cdrs: VecDeque<Cdr>,
@@ -88,7 +90,7 @@ impl Calls {
             by_client_tx: HashMap::new(),
             by_a_invite: HashMap::new(),
             detached: HashMap::new(),
-            timers: BinaryHeap::new(),
+            due: BinaryHeap::new(),
             ports: PortPool::new(rtp.0, rtp.1),
             media_out: VecDeque::new(),
             cdrs: VecDeque::new(),
@@ -108,35 +110,23 @@ impl Calls {
     }
 
     pub(super) fn poll_timeout(&mut self) -> Option<Instant> {
-        while let Some(Reverse((at, id, kind))) = self.timers.peek().copied() {
-            let live = self.calls.get(&id).is_some_and(|c| match kind {
-                CallTimer::OkRetransmit => c.ok_at == Some(at),
-                CallTimer::RingTimeout => c.ring_at == Some(at),
-                CallTimer::DigitTimeout => c.digit_at == Some(at),
-                CallTimer::Announce => c.announce_at == Some(at),
-                CallTimer::CustomerRing => c
-                    .callback
-                    .as_ref()
-                    .is_some_and(|cb| cb.ringing.is_some() && !cb.up),
-            });
+        while let Some(Reverse((at, id, kind))) = self.due.peek().copied() {
+            let live = self
+                .calls
+                .get(&id)
+                .is_some_and(|c| c.timers.get(kind) == Some(at));
             if live {
                 return Some(at);
             }
-            self.timers.pop();
+            self.due.pop();
         }
         None
     }
 
     pub(super) fn arm(&mut self, id: u64, kind: CallTimer, at: Instant) {
         if let Some(c) = self.calls.get_mut(&id) {
-            match kind {
-                CallTimer::OkRetransmit => c.ok_at = Some(at),
-                CallTimer::RingTimeout => c.ring_at = Some(at),
-                CallTimer::DigitTimeout => c.digit_at = Some(at),
-                CallTimer::Announce => c.announce_at = Some(at),
-                CallTimer::CustomerRing => {}
-            }
-            self.timers.push(Reverse((at, id, kind)));
+            c.timers.set(kind, at);
+            self.due.push(Reverse((at, id, kind)));
         }
     }
 

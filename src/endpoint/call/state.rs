@@ -89,6 +89,34 @@ pub(in crate::endpoint) enum CallTimer {
     CustomerRing,
 }
 
+impl CallTimer {
+    const COUNT: usize = 5;
+}
+
+/// A call's deadlines, one slot per timer kind (as quinn's `TimerTable`): arming a timer
+/// replaces its deadline and stopping it clears the slot, so an earlier deadline can never
+/// fire. The calls' index (`Calls::arm`) only points at these slots; an index entry whose
+/// deadline is no longer the slot's is stale and skipped.
+#[derive(Clone, Copy, Debug, Default)]
+pub(in crate::endpoint) struct TimerTable([Option<Instant>; CallTimer::COUNT]);
+
+impl TimerTable {
+    /// When timer `t` fires, if it runs.
+    pub(in crate::endpoint) fn get(&self, t: CallTimer) -> Option<Instant> {
+        self.0[t as usize]
+    }
+
+    /// Stops timer `t`.
+    pub(in crate::endpoint) fn stop(&mut self, t: CallTimer) {
+        self.0[t as usize] = None;
+    }
+
+    /// Sets timer `t`; only through `Calls::arm`, which also indexes it.
+    pub(super) fn set(&mut self, t: CallTimer, at: Instant) {
+        self.0[t as usize] = Some(at);
+    }
+}
+
 /// A call's relay session and the RTP ports it holds: the caller's from the first answer
 /// or dial, the callee's only while a dial runs or after one was answered.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -188,15 +216,12 @@ pub(in crate::endpoint) struct Call {
     pub(super) b_ext: Option<String>,
     /// Extensions this call keeps busy (the ACD hears when they are free again).
     pub(in crate::endpoint) devices: Vec<String>,
-    /// When the current `collect` gives up waiting for the next key.
-    pub(super) digit_at: Option<Instant>,
-    /// When a queued caller next hears its position.
-    pub(in crate::endpoint) announce_at: Option<Instant>,
+    /// Its running timers: 2xx retransmission, ring timeout, the current `collect`'s next
+    /// key, a queued caller's next position announcement, a callback customer's ring.
+    pub(in crate::endpoint) timers: TimerTable,
     pub(super) ok_bytes: Option<Bytes>,
     pub(super) ok_interval: Duration,
     pub(super) ok_until: Instant,
-    pub(super) ok_at: Option<Instant>,
-    pub(super) ring_at: Option<Instant>,
     pub(super) b_ack: Option<Bytes>,
     /// The answered INVITE to B, whose 2xx retransmissions still find the call.
     pub(super) b_invite_key: Option<TxKey>,
@@ -268,16 +293,13 @@ impl Call {
             collecting: None,
             pending_record: None,
             vm: None,
-            announce_at: None,
             queue: None,
             b_ext: None,
             devices: Vec::new(),
-            digit_at: None,
+            timers: TimerTable::default(),
             ok_bytes: None,
             ok_interval: t1,
             ok_until: now,
-            ok_at: None,
-            ring_at: None,
             b_ack: None,
             b_invite_key: None,
             pending: None,

@@ -12,17 +12,20 @@ use crate::sip::transaction::Transmit;
 impl Endpoint {
     /// Call timers due at `now`.
     pub(in crate::endpoint) fn call_timeouts(&mut self, now: Instant) {
-        while let Some(Reverse((at, id, kind))) = self.calls.timers.peek().copied() {
+        while let Some(Reverse((at, id, kind))) = self.calls.due.peek().copied() {
             if at > now {
                 break;
             }
-            self.calls.timers.pop();
+            self.calls.due.pop();
             let Some(c) = self.calls.calls.get_mut(&id) else {
                 continue;
             };
+            if c.timers.get(kind) != Some(at) {
+                continue; // stopped or set again since
+            }
+            c.timers.stop(kind);
             match kind {
-                CallTimer::OkRetransmit if c.ok_at == Some(at) => {
-                    c.ok_at = None;
+                CallTimer::OkRetransmit => {
                     let Some(bytes) = c.ok_bytes.clone() else {
                         continue;
                     };
@@ -49,16 +52,13 @@ impl Endpoint {
                         self.customer_failed(now, id, 480);
                     }
                 }
-                CallTimer::Announce if c.announce_at == Some(at) => {
-                    c.announce_at = None;
+                CallTimer::Announce => {
                     self.queue_announce(now, id);
                 }
-                CallTimer::DigitTimeout if c.digit_at == Some(at) => {
-                    c.digit_at = None;
+                CallTimer::DigitTimeout => {
                     self.end_collect(now, id);
                 }
-                CallTimer::RingTimeout if c.ring_at == Some(at) => {
-                    c.ring_at = None;
+                CallTimer::RingTimeout => {
                     if !c.dialing.is_empty() {
                         tracing::info!(call = id, "no answer");
                         self.detach_b(now, id);
@@ -67,7 +67,6 @@ impl Endpoint {
                         self.run_dialplan(now, id);
                     }
                 }
-                _ => {}
             }
         }
     }
