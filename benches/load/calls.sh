@@ -10,8 +10,11 @@
 # with zero failed calls and 90 % of the rate reached. CPU is the process's own
 # (utime+stime, 100 % = one core), CPU ms per call is that over the calls completed.
 #
-#   bash benches/load/calls.sh     (env: RATES, STEP_SECS, OUT_DIR, KAMAILIO=0 to skip)
+#   bash benches/load/calls.sh     (env: RATES, STEP_SECS, OUT_DIR, KAMAILIO=0 to skip,
+#                                   BASELINE=path/to/an/older/switchboard to run it too)
 #
+# BASELINE runs the same steps with another build (for before/after figures of a change,
+# interleaved rate by rate with this tree's build, so both meet the same machine).
 # Installs SIPp and Kamailio from Debian when missing (needs root). Ports on loopback:
 # switchboard 5360, callee 5370, caller 127.0.0.3:5380, SIPp control 5375/5385/5376,
 # RTP 40000-49999. Every process started is stopped by PID; every load is bounded.
@@ -26,8 +29,8 @@ need sipp sip-tester
 switchboard_for_calls
 
 
-step() { # rate
-  local rate=$1 n=$(( $1 * STEP_SECS ))
+step() { # rate [label]
+  local rate=$1 label=${2:-switchboard} n=$(( $1 * STEP_SECS ))
   start_switchboard "$OUT_DIR/sb_$rate.log" || return 1
   local sb=$SB_PID
   sipp -sf "$ROOT/tests/sipp/uas_answer.xml" -i 127.0.0.1 -p 5370 -ci 127.0.0.1 -cp 5375 -buff_size 4194304 -nostdin \
@@ -43,24 +46,33 @@ step() { # rate
   local ok failed
   ok=$(grep -E "Successful call" "$OUT_DIR/uac_$rate.log" | tail -1 | awk -F'|' '{gsub(/ /,"",$3); print $3}')
   failed=$(grep -E "Failed call" "$OUT_DIR/uac_$rate.log" | tail -1 | awk -F'|' '{gsub(/ /,"",$3); print $3}')
-  python3 - "$rate" "${ok:-0}" "${failed:-0}" "$t0" "$t1" "$c0" "$c1" "$HZ" "$rc" <<'PY'
+  python3 - "$rate" "${ok:-0}" "${failed:-0}" "$t0" "$t1" "$c0" "$c1" "$HZ" "$rc" "$label" <<'PY'
 import sys
 rate, ok, failed = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
 t0, t1, c0, c1, hz, rc = float(sys.argv[4]), float(sys.argv[5]), int(sys.argv[6]), int(sys.argv[7]), int(sys.argv[8]), int(sys.argv[9])
+label = sys.argv[10]
 wall = t1 - t0 - 1.0  # the last calls' 1 s hold
 cps = ok / wall if wall > 0 else 0
 cpu = (c1 - c0) / hz
 verdict = "PASS" if failed == 0 and rc == 0 and cps >= 0.9 * rate else "FAIL"
-print(f"{'switchboard':<12} {rate:>6} {cps:>9.0f} {100 * cpu / wall:>8.1f} {1000 * cpu / max(ok, 1):>11.3f} {failed:>7} {verdict}")
+print(f"{label:<12} {rate:>6} {cps:>9.0f} {100 * cpu / wall:>8.1f} {1000 * cpu / max(ok, 1):>11.3f} {failed:>7} {verdict}")
 PY
 }
 
 log "# calls/s through switchboard (B2BUA + relay set-up, no RTP), STEP_SECS=$STEP_SECS, 1 s hold, $(nproc) cores"
 log "$(printf '%-12s %6s %9s %8s %11s %7s %s' target rate achieved cpu_pct cpu_ms/call failed verdict)"
+base_failed=0
 for rate in $RATES; do
+  SB=$SB_BUILT
   line=$(step "$rate")
   log "$line"
-  case "$line" in *FAIL*) break ;; esac
+  if [ -n "${BASELINE:-}" ] && [ "$base_failed" = 0 ]; then
+    SB=$BASELINE
+    bline=$(step "$rate" baseline)
+    log "$bline"
+    case "$bline" in *FAIL*) base_failed=1 ;; esac
+  fi
+  case "$line" in *FAIL*) [ -z "${BASELINE:-}" ] || [ "$base_failed" = 1 ] && break ;; esac
 done
 
 SHARED="$ROOT/../shared/peers/kamailio-proxy/bench.sh"

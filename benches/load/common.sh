@@ -27,6 +27,7 @@ HZ=$(getconf CLK_TCK)
 switchboard_for_calls() {
   (cd "$ROOT" && cargo build --release --quiet) || exit 1
   SB="$ROOT/target/release/switchboard"
+  SB_BUILT=$SB
   cat >"$OUT_DIR/plan.dp" <<DP
 context internal { match "600" { echo } }
 context inbound { match any { dial "2001" timeout 10s; hangup } }

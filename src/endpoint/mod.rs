@@ -19,6 +19,7 @@ mod call;
 mod callback;
 mod mwi;
 mod output;
+mod owner;
 mod queue;
 mod trunk_reg;
 mod vm;
@@ -31,6 +32,7 @@ pub use output::Output;
 use crate::cdr::Cdr;
 use crate::dialplan::Dialplan;
 use crate::media::{MediaCommand, MediaEvent};
+use owner::TxOwner;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -96,6 +98,8 @@ pub struct Endpoint {
     out: VecDeque<Transmit>,
     stats: Stats,
     calls: call::Calls,
+    /// Who each of our client transactions belongs to.
+    owners: owner::Owners,
     listeners: Vec<(crate::sip::header::Transport, SocketAddr)>,
     epoch: Instant,
     wall_epoch_ms: u64,
@@ -162,6 +166,7 @@ impl Endpoint {
             out: VecDeque::new(),
             stats: Stats::default(),
             calls: call::Calls::new(cfg.rtp_ports, cfg.ring_timeout),
+            owners: owner::Owners::default(),
             listeners: Vec::new(),
             epoch: now,
             wall_epoch_ms: wall_ms,
@@ -432,18 +437,36 @@ impl Endpoint {
                 TuEvent::Request { key, msg, peer } => self.on_request(now, key, msg, peer),
                 TuEvent::Timeout { key } => {
                     tracing::debug!(?key, "transaction timed out");
-                    self.on_trunk_reg_timeout(now, &key);
-                    self.on_notify_timeout(&key);
-                    self.on_call_tx_timeout(now, &key);
-                }
-                TuEvent::Ack { msg, .. } => self.on_call_ack(&msg),
-                TuEvent::Response { key, msg } => {
-                    if !self.on_trunk_reg_response(now, &key, &msg)
-                        && !self.on_notify_response(now, &key, &msg)
-                    {
-                        self.on_call_response(now, &key, msg);
+                    match self.owners.get(&key) {
+                        Some(TxOwner::TrunkReg(i)) => {
+                            let i = *i;
+                            self.on_trunk_reg_timeout(now, &key, i);
+                        }
+                        Some(TxOwner::Notify(id)) => {
+                            let id = *id;
+                            self.on_notify_timeout(&key, id);
+                        }
+                        Some(TxOwner::Call(..) | TxOwner::Detached(_)) => {
+                            self.on_call_tx_timeout(now, &key);
+                        }
+                        None => {}
                     }
                 }
+                TuEvent::Ack { msg, .. } => self.on_call_ack(&msg),
+                TuEvent::Response { key, msg } => match self.owners.get(&key) {
+                    Some(TxOwner::TrunkReg(i)) => {
+                        let i = *i;
+                        self.on_trunk_reg_response(now, &key, i, &msg);
+                    }
+                    Some(TxOwner::Notify(id)) => {
+                        let id = *id;
+                        self.on_notify_response(now, &key, id, &msg);
+                    }
+                    Some(TxOwner::Call(..) | TxOwner::Detached(_)) => {
+                        self.on_call_response(now, &key, msg);
+                    }
+                    None => {}
+                },
                 TuEvent::StrayResponse { .. } => {}
                 TuEvent::Terminated { key } => {
                     self.calls_forget_tx(&key);

@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use super::code;
+use super::owner::TxOwner;
 use super::{AuthKind, Endpoint};
 use crate::sip::dialog::{uas_leg, Leg};
 use crate::sip::msg::{HeaderName, Message, Method, StatusCode};
@@ -50,7 +51,6 @@ pub(super) struct Subscriptions {
     next: u64,
     subs: HashMap<u64, Subscription>,
     by_dialog: HashMap<(Bytes, Bytes), u64>,
-    by_tx: HashMap<TxKey, u64>,
 }
 
 impl Subscriptions {
@@ -217,7 +217,7 @@ impl Endpoint {
         } else {
             let left = sub.expires_at.saturating_duration_since(now).as_secs() as u32;
             if let Some(k) = self.send_notify(now, &mut sub, left) {
-                self.mwi.by_tx.insert(k, id);
+                self.owners.insert(k, TxOwner::Notify(id));
             }
         }
         self.mwi.subs.insert(id, sub);
@@ -268,9 +268,10 @@ impl Endpoint {
         self.mwi
             .by_dialog
             .remove(&(sub.leg.call_id.clone(), sub.leg.local_tag.clone()));
-        self.mwi.by_tx.retain(|_, s| *s != id);
+        if let Some(k) = sub.pending.take() {
+            self.owners.remove(&k);
+        }
         tracing::debug!(mailbox = %sub.mailbox, why, "message-waiting subscription ended");
-        sub.pending = None;
         self.send_notify(now, &mut sub, 0);
     }
 
@@ -280,27 +281,26 @@ impl Endpoint {
             self.mwi
                 .by_dialog
                 .remove(&(sub.leg.call_id.clone(), sub.leg.local_tag.clone()));
+            if let Some(k) = &sub.pending {
+                self.owners.remove(k);
+            }
             tracing::info!(mailbox = %sub.mailbox, "message-waiting subscription dropped");
         }
-        self.mwi.by_tx.retain(|_, s| *s != id);
     }
 
-    /// A response to one of our NOTIFYs; false if it is not one.
-    pub(super) fn on_notify_response(&mut self, now: Instant, key: &TxKey, msg: &Message) -> bool {
-        let Some(&id) = self.mwi.by_tx.get(key) else {
-            return false;
-        };
+    /// A response to our NOTIFY `key` of subscription `id`.
+    pub(super) fn on_notify_response(&mut self, now: Instant, key: &TxKey, id: u64, msg: &Message) {
         let Some(status) = msg.status() else {
-            return true;
+            return;
         };
         if status.is_provisional() {
-            return true;
+            return;
         }
-        self.mwi.by_tx.remove(key);
+        self.owners.remove(key);
         if !status.is_success() {
             // 481 and the like: the phone forgot the subscription (RFC 6665 §4.2.2).
             self.drop_subscription(id);
-            return true;
+            return;
         }
         let stale = match self.mwi.subs.get_mut(&id) {
             Some(s) => {
@@ -312,12 +312,11 @@ impl Endpoint {
         if stale {
             self.notify_one(now, id);
         }
-        true
     }
 
     /// One of our NOTIFYs got no answer: the phone is gone.
-    pub(super) fn on_notify_timeout(&mut self, key: &TxKey) {
-        if let Some(id) = self.mwi.by_tx.remove(key) {
+    pub(super) fn on_notify_timeout(&mut self, key: &TxKey, id: u64) {
+        if self.owners.remove(key).is_some() {
             self.drop_subscription(id);
         }
     }

@@ -3,9 +3,9 @@
 //! endpoint; it owns these registrations' state only.
 
 use bytes::Bytes;
-use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
+use super::owner::TxOwner;
 use super::Endpoint;
 use crate::sip::header::{self, Transport};
 use crate::sip::msg::{HeaderName, Message, Method};
@@ -42,7 +42,6 @@ pub(super) struct TrunkReg {
 #[derive(Default)]
 pub(super) struct TrunkRegs {
     regs: Vec<TrunkReg>,
-    by_tx: HashMap<TxKey, usize>,
 }
 
 impl TrunkRegs {
@@ -147,7 +146,7 @@ impl Endpoint {
         r.next_at = None;
         match self.tx.send_request(now, m, peer) {
             Ok(k) => {
-                self.trunk_regs.by_tx.insert(k.clone(), i);
+                self.owners.insert(k.clone(), TxOwner::TrunkReg(i));
                 self.trunk_regs.regs[i].pending = Some(k);
             }
             Err(e) => {
@@ -170,23 +169,21 @@ impl Endpoint {
         }
     }
 
-    /// A response to one of our REGISTERs; false if it is not one.
+    /// A response to our REGISTER `key` for trunk registration `i`.
     pub(super) fn on_trunk_reg_response(
         &mut self,
         now: Instant,
         key: &TxKey,
+        i: usize,
         msg: &Message,
-    ) -> bool {
-        let Some(&i) = self.trunk_regs.by_tx.get(key) else {
-            return false;
-        };
+    ) {
         let Some(status) = msg.status() else {
-            return true;
+            return;
         };
         if status.is_provisional() {
-            return true;
+            return;
         }
-        self.trunk_regs.by_tx.remove(key);
+        self.owners.remove(key);
         self.trunk_regs.regs[i].pending = None;
         let t = self.trunks[self.trunk_regs.regs[i].trunk].clone();
         if status.is_success() {
@@ -216,7 +213,7 @@ impl Endpoint {
             );
             r.state = "registered".into();
             tracing::info!(trunk = %t.name, granted, "registered with trunk");
-            return true;
+            return;
         }
         let challenge = match status.as_u16() {
             401 => msg
@@ -242,7 +239,7 @@ impl Endpoint {
                 &chal, "REGISTER", &uri, &user, &pw, &cnonce, nc,
             ) {
                 self.send_trunk_register(now, i, Some((answer, v)));
-                return true;
+                return;
             }
         }
         let r = &mut self.trunk_regs.regs[i];
@@ -250,12 +247,11 @@ impl Endpoint {
         r.state = format!("failed: {status}");
         r.next_at = Some(now + RETRY);
         tracing::warn!(trunk = %t.name, %status, "trunk registration failed; retrying in 60 s");
-        true
     }
 
     /// Our REGISTER got no answer at all.
-    pub(super) fn on_trunk_reg_timeout(&mut self, now: Instant, key: &TxKey) {
-        if let Some(i) = self.trunk_regs.by_tx.remove(key) {
+    pub(super) fn on_trunk_reg_timeout(&mut self, now: Instant, key: &TxKey, i: usize) {
+        if self.owners.remove(key).is_some() {
             let r = &mut self.trunk_regs.regs[i];
             r.pending = None;
             r.registered_until = None;

@@ -5,6 +5,7 @@
 use bytes::Bytes;
 use std::time::Instant;
 
+use super::super::owner::{CallTx, TxOwner};
 use super::super::{code, Endpoint};
 use super::state::{CallTimer, Detached, Dialing, MediaLegs, Side, Wait};
 use crate::cdr::Disposition;
@@ -42,7 +43,7 @@ impl Endpoint {
         self.calls
             .by_dialog
             .remove(&(d.leg.call_id.clone(), d.leg.local_tag.clone()));
-        self.calls.by_client_tx.remove(&d.invite_key);
+        self.owners.forget_call_tx(&d.invite_key);
         if self.tx.request_of(&d.invite_key).is_none() {
             return;
         }
@@ -54,7 +55,8 @@ impl Endpoint {
         if d.provisional {
             self.send_cancel(now, &mut det);
         }
-        self.calls.detached.insert(d.invite_key, det);
+        self.owners
+            .insert(d.invite_key, TxOwner::Detached(Box::new(det)));
     }
 
     pub(super) fn send_cancel(&mut self, now: Instant, det: &mut Detached) {
@@ -76,46 +78,33 @@ impl Endpoint {
         let Some(status) = msg.status() else {
             return true;
         };
-        if let Some(mut det) = self.calls.detached.remove(key) {
+        if let Some(mut det) = self.owners.take_detached(key) {
             if status.is_success() {
                 self.orphan_2xx(now, &msg, det.peer.clone());
             } else if status.is_provisional() {
                 if status != StatusCode::TRYING && !det.cancel_sent {
                     self.send_cancel(now, &mut det);
                 }
-                self.calls.detached.insert(key.clone(), det);
+                self.owners
+                    .insert(key.clone(), TxOwner::Detached(Box::new(det)));
             }
             return true;
         }
-        let Some(&id) = self.calls.by_client_tx.get(key) else {
+        let Some((id, role)) = self.owners.call(key) else {
             return false;
         };
-        let reoffer = self
-            .calls
-            .calls
-            .get(&id)
-            .and_then(|c| c.pending.as_ref())
-            .is_some_and(|p| &p.forwarded == key);
-        if reoffer {
-            self.reoffer_answered(now, id, key, &msg);
-            return true;
-        }
-        if key.method != Method::Invite {
+        match role {
+            CallTx::Reoffer => {
+                self.reoffer_answered(now, id, key, &msg);
+                return true;
+            }
             // Responses to our BYE need nothing more.
-            return true;
-        }
-        let customer = self
-            .calls
-            .calls
-            .get(&id)
-            .and_then(|c| c.callback.as_ref())
-            .is_some_and(|cb| {
-                cb.ringing.as_ref().is_some_and(|d| &d.invite_key == key)
-                    || (cb.up && &self.calls.calls[&id].a_invite_key == key)
-            });
-        if customer {
-            self.customer_response(now, id, key, &msg, status);
-            return true;
+            CallTx::Bye => return true,
+            CallTx::Customer => {
+                self.customer_response(now, id, key, &msg, status);
+                return true;
+            }
+            CallTx::Branch => {}
         }
         let bridged = self.calls.calls.get(&id).is_some_and(|c| c.bridged);
         if bridged {
@@ -153,7 +142,7 @@ impl Endpoint {
     /// over: `$status` from the most telling failure (busy beats no answer beats
     /// unavailable), and the dialplan goes on.
     pub(super) fn branch_failed(&mut self, now: Instant, id: u64, key: &TxKey, code: u16) {
-        self.calls.by_client_tx.remove(key);
+        self.owners.forget_call_tx(key);
         let Some(c) = self.calls.calls.get_mut(&id) else {
             return;
         };
@@ -413,25 +402,32 @@ impl Endpoint {
 
     /// A client transaction got no response at all (Timer B or F).
     pub(in crate::endpoint) fn on_call_tx_timeout(&mut self, now: Instant, key: &TxKey) {
-        if self.calls.detached.remove(key).is_some() {
+        if self.owners.take_detached(key).is_some() {
             return;
         }
-        let Some(&id) = self.calls.by_client_tx.get(key) else {
+        let Some((id, role)) = self.owners.call(key) else {
             return;
         };
-        if key.method != Method::Invite {
-            self.calls.by_client_tx.remove(key);
-            return;
-        }
-        let customer = self
-            .calls
-            .calls
-            .get(&id)
-            .and_then(|c| c.callback.as_ref())
-            .is_some_and(|cb| cb.ringing.as_ref().is_some_and(|d| &d.invite_key == key));
-        if customer {
-            self.customer_failed(now, id, 408);
-            return;
+        match role {
+            CallTx::Reoffer | CallTx::Bye => {
+                self.owners.remove(key);
+                return;
+            }
+            CallTx::Customer => {
+                let ringing = self
+                    .calls
+                    .calls
+                    .get(&id)
+                    .and_then(|c| c.callback.as_ref())
+                    .is_some_and(|cb| cb.ringing.as_ref().is_some_and(|d| &d.invite_key == key));
+                if ringing {
+                    self.customer_failed(now, id, 408);
+                } else {
+                    self.owners.remove(key);
+                }
+                return;
+            }
+            CallTx::Branch => {}
         }
         let dialing = self
             .calls
@@ -442,15 +438,14 @@ impl Endpoint {
             // A device that never answered at all counts as not answering.
             self.branch_failed(now, id, key, 408);
         } else {
-            self.calls.by_client_tx.remove(key);
+            self.owners.remove(key);
         }
     }
 
     /// A client transaction ended: forget it.
     pub(in crate::endpoint) fn calls_forget_tx(&mut self, key: &TxKey) {
-        self.calls.detached.remove(key);
-        if key.method != Method::Invite {
-            self.calls.by_client_tx.remove(key);
+        if self.owners.take_detached(key).is_none() && key.method != Method::Invite {
+            self.owners.forget_call_tx(key);
         }
     }
 }

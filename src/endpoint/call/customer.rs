@@ -6,6 +6,7 @@ use bytes::Bytes;
 use std::net::SocketAddr;
 use std::time::Instant;
 
+use super::super::owner::{CallTx, TxOwner};
 use super::super::Endpoint;
 use super::dial::trunk_identity;
 use super::state::{
@@ -177,7 +178,8 @@ impl Endpoint {
             }
         };
         tracing::info!(call = id, "callback: calling the customer");
-        self.calls.by_client_tx.insert(key.clone(), id);
+        self.owners
+            .insert(key.clone(), TxOwner::Call(id, CallTx::Customer));
         self.calls.by_dialog.insert((call_id, tag), (id, Side::A));
         if let Some(cb) = self
             .calls

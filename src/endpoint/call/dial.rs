@@ -4,6 +4,7 @@
 use bytes::Bytes;
 use std::time::{Duration, Instant};
 
+use super::super::owner::{CallTx, TxOwner};
 use super::super::Endpoint;
 use super::state::{CallTimer, Dialing, MediaLegs, Outgoing, Side};
 use crate::media::{MediaCommand, SessionId};
@@ -262,7 +263,8 @@ impl Endpoint {
             }
         };
         tracing::info!(call = id, %target, "ringing");
-        self.calls.by_client_tx.insert(key.clone(), id);
+        self.owners
+            .insert(key.clone(), TxOwner::Call(id, CallTx::Branch));
         self.calls.by_dialog.insert((call_id, b_tag), (id, Side::B));
         let ring = timeout.unwrap_or(self.calls.ring_timeout);
         if let Some(c) = self.calls.calls.get_mut(&id) {
@@ -381,8 +383,10 @@ impl Endpoint {
         inv.set_header(HeaderName::Via, via);
         match self.tx.send_request(now, inv.clone(), peer) {
             Ok(k) => {
-                self.calls.by_client_tx.remove(key);
-                self.calls.by_client_tx.insert(k.clone(), id);
+                // The new INVITE plays the old one's part (a branch, or the customer).
+                let role = self.owners.call(key).map_or(CallTx::Branch, |(_, r)| r);
+                self.owners.remove(key);
+                self.owners.insert(k.clone(), TxOwner::Call(id, role));
                 if let Some(d) = self.calls.calls.get_mut(&id).and_then(|c| c.branch(key)) {
                     d.invite_key = k;
                     d.invite = inv;

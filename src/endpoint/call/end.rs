@@ -118,9 +118,9 @@ impl Endpoint {
         }
         self.calls.by_a_invite.remove(&c.a_invite_key);
         // Our answered INVITEs (to B, and a callback's to its customer) end with the call.
-        self.calls.by_client_tx.remove(&c.a_invite_key);
+        self.owners.forget_call_tx(&c.a_invite_key);
         if let Some(k) = &c.b_invite_key {
-            self.calls.by_client_tx.remove(k);
+            self.owners.forget_call_tx(k);
         }
     }
 

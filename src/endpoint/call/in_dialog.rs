@@ -5,6 +5,7 @@
 use bytes::Bytes;
 use std::time::Instant;
 
+use super::super::owner::{CallTx, TxOwner};
 use super::super::{code, Endpoint};
 use super::collect::info_digit;
 use super::state::{CallTimer, Pending, Side};
@@ -42,7 +43,7 @@ impl Endpoint {
         bye.push_header(HeaderName::UserAgent, self.server_name.clone());
         match self.tx.send_request(now, bye, leg.peer) {
             Ok(k) => {
-                self.calls.by_client_tx.insert(k, id);
+                self.owners.insert(k, TxOwner::Call(id, CallTx::Bye));
             }
             Err(e) => tracing::debug!(error = %e, "BYE not sent"),
         }
@@ -183,7 +184,8 @@ impl Endpoint {
             }
         };
         tracing::info!(call = id, from = ?side, "relaying a mid-call offer");
-        self.calls.by_client_tx.insert(forwarded.clone(), id);
+        self.owners
+            .insert(forwarded.clone(), TxOwner::Call(id, CallTx::Reoffer));
         if let Some(c) = self.calls.calls.get_mut(&id) {
             match side {
                 Side::A => c.b = Some(leg),
@@ -207,8 +209,10 @@ impl Endpoint {
         let Some(c) = self.calls.calls.get_mut(&id) else {
             return;
         };
-        let Some(p) = c.pending.take() else { return };
-        self.calls.by_client_tx.remove(key);
+        self.owners.remove(key);
+        let Some(p) = c.pending.take_if(|p| &p.forwarded == key) else {
+            return;
+        };
         let Some(media) = c.media else { return };
         let sid = media.sid;
         let answering = match p.from {

@@ -45,7 +45,7 @@ mod script;
 pub(super) mod state;
 mod timers;
 
-use state::{Call, CallTimer, Detached, Side};
+use state::{Call, CallTimer, Side};
 
 /// Live call, for `ctl calls`.
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
@@ -69,9 +69,7 @@ pub(super) struct Calls {
     next_id: u64,
     pub(super) calls: HashMap<u64, Call>,
     by_dialog: HashMap<(Bytes, Bytes), (u64, Side)>,
-    by_client_tx: HashMap<TxKey, u64>,
     by_a_invite: HashMap<TxKey, u64>,
-    detached: HashMap<TxKey, Detached>,
     /// Every call's armed deadlines, soonest first; an entry whose deadline its call's
     /// table no longer holds is stale and dropped when met.
     due: BinaryHeap<Reverse<(Instant, u64, CallTimer)>>,
@@ -87,9 +85,7 @@ impl Calls {
             next_id: 1,
             calls: HashMap::new(),
             by_dialog: HashMap::new(),
-            by_client_tx: HashMap::new(),
             by_a_invite: HashMap::new(),
-            detached: HashMap::new(),
             due: BinaryHeap::new(),
             ports: PortPool::new(rtp.0, rtp.1),
             media_out: VecDeque::new(),

@@ -333,10 +333,10 @@ pub(super) struct Outgoing {
 }
 
 /// A B leg given up on whose INVITE is still pending.
-pub(super) struct Detached {
-    pub(super) invite: Message,
-    pub(super) peer: Peer,
-    pub(super) cancel_sent: bool,
+pub(in crate::endpoint) struct Detached {
+    pub(in crate::endpoint) invite: Message,
+    pub(in crate::endpoint) peer: Peer,
+    pub(in crate::endpoint) cancel_sent: bool,
 }
 
 /// A call's place in a queue.
