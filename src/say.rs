@@ -52,3 +52,24 @@ pub fn say_prompts(kind: SayKind, text: &str) -> Vec<String> {
     below_thousand(n % 1000, &mut out);
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_said_by_name_and_numbers_up_to_a_million_as_numbers() {
+        assert_eq!(
+            say_prompts(SayKind::Digits, "*1#"),
+            ["digits/star", "digits/1", "digits/pound"]
+        );
+        let n = say_prompts(SayKind::Number, "999999");
+        assert_eq!(n.first().map(String::as_str), Some("digits/9"));
+        assert!(n.contains(&"digits/thousand".to_string()), "{n:?}");
+        assert_eq!(
+            say_prompts(SayKind::Number, "1000000"),
+            ["digits/1", "digits/0", "digits/0", "digits/0", "digits/0", "digits/0", "digits/0"],
+            "too big to say: digit by digit"
+        );
+    }
+}

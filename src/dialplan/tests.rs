@@ -598,3 +598,124 @@ fn hangup_causes_by_name_and_repeat_only_inside_a_menu() {
     let e = err("menu m { on \"1\" { echo } }\ncontext a { match \"1\" { menu m }\n match \"2\" { repeat } }");
     assert!(e.contains("belongs in a menu"), "{e}");
 }
+
+#[test]
+fn not_equal_braced_variables_and_a_closing_brace_after_a_variable() {
+    let p = parse(
+        r#"context a { match any { if ${caller} != "1001" { play "other-${caller}x" } else { play "self-$caller}" } } }
+context b { match "1" { echo } }"#,
+        "n.dp",
+    )
+    .unwrap();
+    let mut c = p.start("a", "9", "1001").unwrap();
+    assert_eq!(p.step(&mut c, &NO_ENV), Action::Play("self-1001}".into()));
+    let mut c = p.start("a", "9", "1002").unwrap();
+    assert_eq!(p.step(&mut c, &NO_ENV), Action::Play("other-1002x".into()));
+    let mut names: Vec<&str> = p.contexts().collect();
+    names.sort_unstable();
+    assert_eq!(names, ["a", "b"]);
+    assert!(p.has_context("b") && !p.has_context("c"));
+    let e = err("context a { match any { if ${caller == \"1\" { echo } } }");
+    assert!(e.contains("expected `}` after variable name"), "{e}");
+    let e = err("context a { match any { @ } }");
+    assert!(
+        e.contains("unexpected character `@`") && e.contains("x.dp:1:25"),
+        "{e}"
+    );
+}
+
+#[test]
+fn menus_know_their_handlers_and_limits_and_where_they_are_defined() {
+    let text = "menu m {\n  prompt \"p\"\n  retries 2\n  on \"1\" { echo }\n  on timeout { play \"late\"; repeat }\n  on exhausted { hangup 480 }\n}\ncontext a { match \"0\" { menu m } }";
+    let p = parse(text, "m.dp").unwrap();
+    let at = p.definition("menu `m`").unwrap();
+    assert!(text[at].starts_with("m"), "the menu's name");
+    assert_eq!(p.definition("menu `n`"), None);
+    let mut c = p.start("a", "0", "1001").unwrap();
+    let _ = p.step(&mut c, &NO_ENV);
+    p.menu_input(&mut c, None);
+    assert_eq!(
+        p.step(&mut c, &NO_ENV),
+        Action::Play("late".into()),
+        "on timeout"
+    );
+    let _ = p.step(&mut c, &NO_ENV);
+    p.menu_input(&mut c, None);
+    assert_eq!(
+        p.step(&mut c, &NO_ENV),
+        Action::Hangup(Some(480)),
+        "then exhausted"
+    );
+    for (bad, want) in [
+        ("menu m { prompt \"p\"", "menu `m` is not closed"),
+        (
+            "menu m { on \"1\" { echo } retries 21 }",
+            "retries needs a count from 1 to 20",
+        ),
+        (
+            "menu m { on \"1\" { echo } retries 0 }",
+            "retries needs a count from 1 to 20",
+        ),
+        ("menu m { on later { echo } }", "on"),
+    ] {
+        let e = err(bad);
+        assert!(e.contains(want), "{bad}: {e}");
+    }
+    assert!(parse(
+        "menu m { on \"1\" { echo } retries 20 }\ncontext a { match \"0\" { menu m } }",
+        "m.dp"
+    )
+    .is_ok());
+}
+
+#[test]
+fn statement_arguments_are_held_to_their_ranges() {
+    let ok = |s: &str| parse(&format!("context a {{ match \"1\" {{ {s} }} }}"), "s.dp");
+    assert!(ok("collect k min 64 max 64").is_ok());
+    assert!(ok("collect k max 65")
+        .unwrap_err()
+        .to_string()
+        .contains("s.dp"));
+    assert!(ok("collect k min 0").is_err());
+    assert!(ok("collect k min 3 max 3").is_ok(), "min may equal max");
+    assert!(ok("collect k min 4 max 3").is_err());
+    let p = ok("collect k terminator \"\"").unwrap();
+    let mut c = p.start("a", "1", "x").unwrap();
+    let Action::Collect(col) = p.step(&mut c, &NO_ENV) else {
+        panic!()
+    };
+    assert_eq!(col.terminator, None, "\"\" is no terminator");
+    assert!(ok("collect k terminator \"12\"").is_err());
+    assert!(ok("queue \"q\" priority 1000").is_ok());
+    assert!(ok("queue \"q\" priority 1001").is_err());
+    let p = ok("queue \"q\" position-announce off").unwrap();
+    let mut c = p.start("a", "1", "x").unwrap();
+    let Action::Queue { announce, .. } = p.step(&mut c, &NO_ENV) else {
+        panic!()
+    };
+    assert_eq!(announce, Some(false));
+    let e = ok("if hourz(\"x\") { echo }").unwrap_err().to_string();
+    assert!(!e.contains("panicked"), "{e}");
+    assert!(ok("if hours(\"x\") { echo }").is_ok());
+    let e = ok("ech").unwrap_err().to_string();
+    assert!(e.contains("did you mean `echo`?"), "{e}");
+    let e = ok("frobnicate").unwrap_err().to_string();
+    assert!(
+        e.contains("statements: ") && !e.contains("did you mean"),
+        "{e}"
+    );
+    for bad in ["\"bil ling\"", "\"x!\"", "\">=2\""] {
+        assert!(ok(&format!("queue \"q\" skills {bad}")).is_err(), "{bad}");
+    }
+    assert!(ok("queue \"q\" skills \"a_b, c-d>=2\"").is_ok());
+    assert!(ok("match").is_err());
+    let e = parse("context a { match nothing { echo } }", "s.dp")
+        .unwrap_err()
+        .to_string();
+    assert!(!e.is_empty());
+    let p = parse("context a { match any { echo } }", "s.dp").unwrap();
+    assert!(
+        p.start("a", "whatever", "x").is_some(),
+        "`any` matches anything"
+    );
+}

@@ -730,4 +730,137 @@ mod tests {
             Verdict::Rejected("unsupported qop")
         );
     }
+
+    #[test]
+    fn broken_credential_lists_are_refused_wherever_they_stop() {
+        for bad in [
+            "Digest username",
+            "Digest username  ",
+            "Digest username x",
+            "Digest =x",
+            "Digest username=\"abc",
+            "Digest username=\"abc\\",
+        ] {
+            assert_eq!(
+                parse_credentials(&Bytes::from(bad)).unwrap_err(),
+                AuthParseError::Syntax,
+                "{bad}"
+            );
+        }
+        for empty in ["Digest username=", "Digest username=  "] {
+            assert_eq!(
+                parse_credentials(&Bytes::from(empty)).unwrap_err(),
+                AuthParseError::Missing("username"),
+                "{empty}"
+            );
+        }
+        let c = parse_credentials(&Bytes::from_static(
+            b"Digest username=\"a, b\", realm=\"my \\\"pbx\\\"\", nonce=n, uri=\"sip:pbx\", response=r",
+        ))
+        .unwrap();
+        assert_eq!(c.username, "a, b", "a quoted value holds commas and spaces");
+        assert_eq!(c.realm, "my \"pbx\"", "and escaped quotes");
+        assert_eq!(c.nonce, "n");
+        for half in ["nc=00000001", "cnonce=\"c\""] {
+            let v = format!(
+                "Digest username=u, realm=r, nonce=n, uri=\"sip:pbx\", response=x, qop=auth, {half}"
+            );
+            assert_eq!(
+                parse_credentials(&Bytes::from(v)).unwrap_err(),
+                AuthParseError::Missing("nc/cnonce"),
+                "qop with only {half}"
+            );
+        }
+    }
+
+    #[test]
+    fn challenges_offer_each_algorithm_in_order_and_say_when_stale() {
+        let t0 = Instant::now();
+        let mut a = auth(t0);
+        let c = a.challenges(t0, 3, false);
+        assert_eq!(c.len(), 2);
+        assert!(
+            c[0].starts_with("Digest realm=\"pbx\", nonce=\""),
+            "{}",
+            c[0]
+        );
+        assert!(
+            c[0].ends_with("algorithm=SHA-256, qop=\"auth\""),
+            "{}",
+            c[0]
+        );
+        assert!(c[1].ends_with("algorithm=MD5, qop=\"auth\""), "{}", c[1]);
+        let stale = a.challenges(t0, 4, true);
+        assert!(stale.iter().all(|v| v.ends_with(", stale=true")));
+        a.set_policy(vec![Algorithm::Md5], Duration::from_secs(10));
+        let c = a.challenges(t0, 5, false);
+        assert_eq!(c.len(), 1);
+        assert!(c[0].contains("algorithm=MD5"));
+        let nonce = a.nonce(t0, 6);
+        let h = ha1(Algorithm::Md5, "1001", "pbx", "pw");
+        let cr = client(&a, Algorithm::Md5, "pw", 1, &nonce);
+        assert_eq!(
+            a.verify(t0 + Duration::from_secs(11), "REGISTER", &cr, Some(&h)),
+            Verdict::Stale,
+            "the new lifetime holds"
+        );
+        let cr = client(&a, Algorithm::Sha256, "pw", 1, &nonce);
+        let h = ha1(Algorithm::Sha256, "1001", "pbx", "pw");
+        assert_eq!(
+            a.verify(t0, "REGISTER", &cr, Some(&h)),
+            Verdict::Rejected("algorithm not offered")
+        );
+    }
+
+    #[test]
+    fn a_nonce_is_ours_only_if_our_secret_made_it() {
+        let t0 = Instant::now();
+        let mut theirs = DigestAuth::new(
+            "pbx",
+            [8; 32],
+            t0,
+            Duration::from_secs(60),
+            vec![Algorithm::Md5],
+        );
+        let mut ours = auth(t0);
+        let nonce = theirs.nonce(t0, 1);
+        let h = ha1(Algorithm::Md5, "1001", "pbx", "pw");
+        let c = client(&ours, Algorithm::Md5, "pw", 1, &nonce);
+        assert_eq!(
+            ours.verify(t0, "REGISTER", &c, Some(&h)),
+            Verdict::Rejected("forged nonce")
+        );
+        assert!(!constant_eq(b"ab", b"ba"), "differences never cancel out");
+        assert!(!constant_eq(b"a", b"ab"));
+        assert!(constant_eq(b"ab", b"ab"));
+    }
+
+    #[test]
+    fn a_nonce_ages_from_when_it_was_issued_to_exactly_its_lifetime() {
+        let t0 = Instant::now();
+        let mut a = auth(t0);
+        let t30 = t0 + Duration::from_secs(30);
+        let nonce = a.nonce(t30, 2);
+        let h = ha1(Algorithm::Md5, "1001", "pbx", "pw");
+        let c = client(&a, Algorithm::Md5, "pw", 1, &nonce);
+        assert_eq!(
+            a.verify(t30 + Duration::from_secs(60), "REGISTER", &c, Some(&h)),
+            Verdict::Ok,
+            "60 s old is still within a 60 s lifetime"
+        );
+        let c = client(&a, Algorithm::Md5, "pw", 2, &nonce);
+        assert_eq!(
+            a.verify(t30 + Duration::from_secs(61), "REGISTER", &c, Some(&h)),
+            Verdict::Stale
+        );
+        // Its count is forgotten exactly two lifetimes after it was issued.
+        let _ = a.verify(t30 + Duration::from_secs(120), "REGISTER", &c, Some(&h));
+        assert!(a.seen.is_empty(), "forgotten at 120 s");
+        let fresh = a.nonce(t0, 3);
+        let c = client(&a, Algorithm::Md5, "pw", 0, &fresh);
+        assert_eq!(
+            a.verify(t0, "REGISTER", &c, Some(&h)),
+            Verdict::Rejected("bad nonce count")
+        );
+    }
 }

@@ -115,4 +115,40 @@ mod tests {
             assert!(!is_password(*c), "{}", *c as char);
         }
     }
+
+    /// Every byte a class holds: the alphanumerics (when the class has them) and exactly
+    /// the marks RFC 3261's grammar gives it (§25.1), with `%` for escapes.
+    fn members(f: fn(u8) -> bool) -> Vec<u8> {
+        (0..=255u8).filter(|&c| f(c)).collect()
+    }
+
+    fn expected(alnum: bool, marks: &[u8]) -> Vec<u8> {
+        let mut v: Vec<u8> = (0..=255u8)
+            .filter(|c| alnum && c.is_ascii_alphanumeric())
+            .chain(marks.iter().copied())
+            .collect();
+        v.sort_unstable();
+        v
+    }
+
+    #[test]
+    fn each_character_class_holds_exactly_its_grammar() {
+        // unreserved = alphanum / mark; mark = - _ . ! ~ * ' ( )
+        assert_eq!(members(is_unreserved), expected(true, b"!%'()*-._~"));
+        // user = 1*( unreserved / escaped / user-unreserved ); user-unreserved = & = + $ , ; ? /
+        assert_eq!(members(is_user), expected(true, b"!$%&'()*+,-./;=?_~"));
+        // paramchar = param-unreserved / unreserved / escaped; param-unreserved = [ ] / : & + $
+        assert_eq!(members(is_param), expected(true, b"!$%&'()*+-./:[]_~"));
+        // hnv-unreserved = [ ] / ? : + $, plus unreserved, escaped and the `=`/`&` between
+        assert_eq!(members(is_header), expected(true, b"!$%&'()*+-./:=?[]_~"));
+        // hostname = *( domainlabel "." ) toplabel; IPv4 digits and dots
+        assert_eq!(members(is_host), expected(true, b"-._"));
+        // token = 1*(alphanum / - . ! % * _ + ` ' ~)
+        assert_eq!(members(is_token), expected(true, b"!%'*+-._`~"));
+        // word adds ( ) < > : \ DQUOTE / [ ] ? { }
+        assert_eq!(
+            members(is_word),
+            expected(true, b"!\"%'()*+-./:<>?[\\]_`{}~")
+        );
+    }
 }

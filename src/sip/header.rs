@@ -604,4 +604,75 @@ mod tests {
             assert!(parse_cseq(&b(bad)).is_err(), "{bad:?}");
         }
     }
+
+    #[test]
+    fn a_comma_inside_angle_brackets_does_not_split_a_list() {
+        let v = split_list(&b("<sip:a@example.com;x=1,2>, <sip:c@example.com>")).unwrap();
+        assert_eq!(v.len(), 2);
+        assert_eq!(&v[0][..], b"<sip:a@example.com;x=1,2>");
+        assert_eq!(&v[1][..], b"<sip:c@example.com>");
+    }
+
+    #[test]
+    fn an_ipv6_parameter_value_is_kept_whole_and_the_next_parameter_read() {
+        let v = parse_via_list(&b("SIP/2.0/UDP h;maddr=[2001:db8::1];rport=5062;lr")).unwrap();
+        let params = &v[0].params;
+        assert_eq!(
+            param(params, "maddr").flatten().map(|v| &v[..]),
+            Some(&b"[2001:db8::1]"[..])
+        );
+        assert_eq!(port_param(params, "rport"), Some(5062));
+        assert_eq!(param(params, "lr"), Some(None));
+        assert_eq!(port_param(params, "lr"), None, "no value");
+        assert_eq!(port_param(params, "received"), None, "absent");
+        assert!(parse_via_list(&b("SIP/2.0/UDP h;maddr=[2001:db8::1")).is_err());
+    }
+
+    #[test]
+    fn via_sent_protocol_needs_its_slashes_and_sent_by_may_hold_spaces() {
+        assert!(parse_via_list(&b("SIP/2.0 UDP h")).is_err());
+        assert!(parse_via_list(&b("SIP 2.0/UDP h")).is_err());
+        let v = parse_via_list(&b("SIP/2.0/UDP host.example : 5070 ;branch=z9hG4bK1")).unwrap();
+        assert_eq!(&v[0].host[..], b"host.example");
+        assert_eq!(v[0].port, Some(5070));
+    }
+
+    #[test]
+    fn transports_read_and_print_as_their_via_tokens() {
+        for s in ["UDP", "TCP", "TLS", "SCTP", "WS", "WSS", "QUIC"] {
+            let t = Transport::from_token(&b(&s.to_ascii_lowercase()));
+            assert_eq!(
+                t == Transport::Other(b(&s.to_ascii_lowercase())),
+                s == "QUIC",
+                "{s}"
+            );
+            if s != "QUIC" {
+                assert_eq!(t.as_str(), s);
+            }
+        }
+        assert_eq!(Transport::Other(b("QUIC")).as_str(), "QUIC");
+    }
+
+    #[test]
+    fn a_name_addr_without_display_name_has_none() {
+        assert_eq!(
+            parse_name_addr(&b("<sip:a@example.com>")).unwrap().display,
+            None
+        );
+        assert_eq!(
+            parse_name_addr(&b("Alice <sip:a@example.com>"))
+                .unwrap()
+                .display
+                .as_deref(),
+            Some(&b"Alice"[..])
+        );
+    }
+
+    #[test]
+    fn decimal_numbers_are_digits_only_and_never_empty() {
+        assert_eq!(parse_u32(b""), None);
+        assert_eq!(parse_u32(b"1a"), None);
+        assert_eq!(parse_u32(b"007"), Some(7));
+        assert_eq!(parse_u32(b"4294967296"), None);
+    }
 }

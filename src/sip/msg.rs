@@ -284,11 +284,6 @@ impl Message {
         }
     }
 
-    /// Removes every value of a header.
-    pub fn remove_header(&mut self, name: &HeaderName) {
-        self.headers.retain(|h| &h.name != name);
-    }
-
     /// The topmost Via entry.
     pub fn top_via(&self) -> Result<Via, HeaderError> {
         let v = self
@@ -454,5 +449,19 @@ mod tests {
             Some(&Bytes::from_static(b"2")),
             "others untouched"
         );
+    }
+
+    #[test]
+    fn call_id_and_display_are_the_messages_own() {
+        let raw: &[u8] = b"OPTIONS sip:h SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\n\
+              From: <sip:a@h>;tag=1\r\nTo: <sip:b@h>\r\nCall-ID: abc@h\r\nCSeq: 1 OPTIONS\r\n\
+              Max-Forwards: 70\r\nContent-Length: 0\r\n\r\n";
+        let limits = crate::sip::parse::Limits::default();
+        let mut m = crate::sip::parse::parse_datagram(Bytes::from_static(raw), &limits).unwrap();
+        assert_eq!(m.call_id().unwrap().as_ref(), b"abc@h");
+        assert_eq!(m.to_string().as_bytes(), &m.to_bytes()[..]);
+        assert_eq!(&m.to_bytes()[..], raw, "printed as parsed");
+        m.headers.retain(|h| h.name != HeaderName::CallId);
+        assert_eq!(m.call_id(), Err(HeaderError::Missing("Call-ID")));
     }
 }

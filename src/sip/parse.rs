@@ -858,4 +858,181 @@ Content-Length: 0\r\n\r\n";
             );
         }
     }
+
+    fn with_limits(s: &str, limits: &Limits) -> Result<Message, ParseError> {
+        parse_datagram(Bytes::copy_from_slice(s.as_bytes()), limits)
+    }
+
+    #[test]
+    fn every_limit_takes_exactly_its_size_and_refuses_one_more() {
+        let head = REG.len() - 2; // the header section up to its blank line
+        let at = |n: usize| Limits {
+            max_header_bytes: n,
+            ..Limits::default()
+        };
+        assert!(with_limits(REG, &at(head)).is_ok());
+        assert!(
+            with_limits(&format!("\r\n\r\n{REG}"), &at(head)).is_ok(),
+            "leading CRLFs are not counted"
+        );
+        assert_eq!(
+            with_limits(REG, &at(head - 1)).unwrap_err().kind,
+            ParseErrorKind::HeadersTooLarge
+        );
+        let uri = |n: usize| Limits {
+            max_uri_len: n,
+            ..Limits::default()
+        };
+        let len = "sip:example.com".len();
+        assert!(with_limits(REG, &uri(len)).is_ok());
+        assert_eq!(
+            with_limits(REG, &uri(len - 1)).unwrap_err().kind,
+            ParseErrorKind::UriTooLong
+        );
+
+        // On a stream: a complete head of exactly the limit, a body of exactly the limit.
+        let body = "v=0\r\n";
+        let msg = REG.replace(
+            "Content-Length: 0",
+            &format!("Content-Length: {}", body.len()),
+        ) + body;
+        let head = msg.len() - body.len();
+        let stream = |l: &Limits| {
+            let mut b = BytesMut::from(msg.as_bytes());
+            parse_stream(&mut b, l).map(|f| matches!(f, Some(Frame::Message(_))))
+        };
+        let limits = Limits {
+            max_header_bytes: head - 2,
+            max_body_bytes: body.len(),
+            ..Limits::default()
+        };
+        assert!(stream(&limits).unwrap());
+        let small_body = Limits {
+            max_body_bytes: body.len() - 1,
+            ..limits
+        };
+        assert_eq!(
+            stream(&small_body).unwrap_err().kind,
+            ParseErrorKind::BodyTooLarge
+        );
+        let small_head = Limits {
+            max_header_bytes: head - 3,
+            ..limits
+        };
+        assert_eq!(
+            stream(&small_head).unwrap_err().kind,
+            ParseErrorKind::HeadersTooLarge
+        );
+        // An unfinished head waits until it is longer than the limit.
+        let part = &msg.as_bytes()[..40];
+        let mut b = BytesMut::from(part);
+        assert!(parse_stream(
+            &mut b,
+            &Limits {
+                max_header_bytes: 40,
+                ..limits
+            }
+        )
+        .unwrap()
+        .is_none());
+        let mut b = BytesMut::from(part);
+        assert_eq!(
+            parse_stream(
+                &mut b,
+                &Limits {
+                    max_header_bytes: 39,
+                    ..limits
+                }
+            )
+            .unwrap_err()
+            .kind,
+            ParseErrorKind::HeadersTooLarge
+        );
+    }
+
+    #[test]
+    fn a_stream_keeps_at_most_three_bytes_of_blank_lines_and_drops_them_before_a_message() {
+        for n in 1..=7 {
+            let mut b = BytesMut::from("\n".repeat(n).as_bytes());
+            assert!(
+                parse_stream(&mut b, &Limits::default()).unwrap().is_none(),
+                "{n}"
+            );
+            assert_eq!(b.len(), n.min(3), "{n} line feeds");
+        }
+        let mut b = BytesMut::from(format!("\r\n{REG}").as_bytes());
+        let f = parse_stream(&mut b, &Limits::default()).unwrap();
+        assert!(matches!(f, Some(Frame::Message(_))));
+        assert!(b.is_empty());
+    }
+
+    #[test]
+    fn header_names_and_values_are_trimmed_and_framing_headers_checked() {
+        let m = dgram(&REG.replace("Max-Forwards: 70", "Subject \t:\t  hello there \t")).unwrap();
+        let v = m.header(&HeaderName::Subject).unwrap();
+        assert_eq!(&v[..], b"hello there");
+        let e = dgram(&REG.replace("Via:", "\tVia:")).unwrap_err();
+        assert_eq!(
+            e.kind,
+            ParseErrorKind::HeaderLine,
+            "a first line that continues nothing"
+        );
+        // Content-Length: absent on a datagram means the rest; twice the same is fine;
+        // two values, or more than the datagram holds, are refused.
+        let body = "v=0\r\n";
+        let m = dgram(&(REG.replace("Content-Length: 0\r\n", "") + body)).unwrap();
+        assert_eq!(&m.body[..], body.as_bytes());
+        let twice = REG.replace(
+            "Content-Length: 0",
+            "Content-Length: 5\r\nContent-Length: 5",
+        ) + body;
+        assert_eq!(&dgram(&twice).unwrap().body[..], body.as_bytes());
+        let differ = REG.replace(
+            "Content-Length: 0",
+            "Content-Length: 5\r\nContent-Length: 4",
+        ) + body;
+        assert_eq!(
+            dgram(&differ).unwrap_err().kind,
+            ParseErrorKind::ContentLength
+        );
+        let short = REG.replace("Content-Length: 0", "Content-Length: 9") + body;
+        assert_eq!(
+            dgram(&short).unwrap_err().kind,
+            ParseErrorKind::ContentLength
+        );
+        for bad in ["Max-Forwards: many", "Max-Forwards: 70\r\nExpires: soon"] {
+            let e = dgram(&REG.replace("Max-Forwards: 70", bad)).unwrap_err();
+            assert!(
+                matches!(e.kind, ParseErrorKind::Header { .. }),
+                "{bad}: {e:?}"
+            );
+        }
+        assert_eq!(
+            dgram("SIP/2.0 20\r\nCall-ID: x\r\n\r\n").unwrap_err().kind,
+            ParseErrorKind::StatusCode
+        );
+    }
+
+    #[test]
+    fn an_error_response_names_the_problem_and_keeps_a_folded_via_whole() {
+        let bad = REG
+            .replace(
+                "Via: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK1;rport",
+                "Via: SIP/2.0/UDP 127.0.0.1:5070\r\n ;branch=z9hG4bK1;rport",
+            )
+            .replace("Max-Forwards: 70", "Max-Forwards: many");
+        let e = dgram(&bad).unwrap_err();
+        let resp = e.response().unwrap();
+        let StartLine::Response(sl) = &resp.start else {
+            panic!("{resp}")
+        };
+        assert_eq!(
+            std::str::from_utf8(&sl.reason).unwrap(),
+            format!("Bad Request ({})", e.kind)
+        );
+        assert_eq!(
+            &resp.header(&HeaderName::Via).unwrap()[..],
+            b"SIP/2.0/UDP 127.0.0.1:5070 ;branch=z9hG4bK1;rport"
+        );
+    }
 }

@@ -443,4 +443,96 @@ Contact: {contact}\r\n{exp}Content-Length: 0\r\n\r\n"
         );
         assert_eq!(r.lookup(t0, "a").len(), 2);
     }
+
+    #[test]
+    fn bindings_live_until_just_before_they_expire_and_list_in_order() {
+        let mut r = Registrar::new(RegistrarConfig::default());
+        let t0 = Instant::now();
+        r.register(
+            t0,
+            "sip:1002@pbx",
+            &reg("<sip:1002@127.0.0.1:5074>", Some(300), "d1", 1),
+            &src(),
+        )
+        .unwrap();
+        r.register(
+            t0,
+            "sip:1001@pbx",
+            &reg("<sip:1001@127.0.0.1:5070>", Some(120), "c1", 1),
+            &src(),
+        )
+        .unwrap();
+        r.register(
+            t0,
+            "sip:1001@pbx",
+            &reg("<sip:1001@127.0.0.1:5072>", Some(200), "c2", 1),
+            &src(),
+        )
+        .unwrap();
+        assert_eq!(r.count(), 3);
+        let aors = |now| -> Vec<(String, u16)> {
+            r.all(now)
+                .into_iter()
+                .map(|(a, b)| (a.to_string(), b.uri.port.unwrap_or(0)))
+                .collect()
+        };
+        assert_eq!(
+            aors(t0),
+            [
+                ("sip:1001@pbx".to_string(), 5070),
+                ("sip:1001@pbx".to_string(), 5072),
+                ("sip:1002@pbx".to_string(), 5074)
+            ],
+            "by address-of-record, then soonest to expire"
+        );
+        let t120 = t0 + Duration::from_secs(120);
+        assert_eq!(
+            r.lookup(t120 - Duration::from_secs(1), "sip:1001@pbx")
+                .len(),
+            2
+        );
+        assert_eq!(
+            r.lookup(t120, "sip:1001@pbx").len(),
+            1,
+            "gone at its expiry"
+        );
+        assert_eq!(aors(t120).len(), 2);
+    }
+
+    #[test]
+    fn a_new_call_id_may_start_its_cseq_again_and_new_limits_apply() {
+        let mut r = Registrar::new(RegistrarConfig::default());
+        let t0 = Instant::now();
+        r.register(
+            t0,
+            "sip:1001@pbx",
+            &reg("<sip:1001@127.0.0.1:5070>", Some(120), "c1", 5),
+            &src(),
+        )
+        .unwrap();
+        // The phone restarted: a fresh Call-ID from CSeq 1 is not out of order.
+        let b = r
+            .register(
+                t0,
+                "sip:1001@pbx",
+                &reg("<sip:1001@127.0.0.1:5070>", Some(120), "c9", 1),
+                &src(),
+            )
+            .unwrap();
+        assert_eq!(b.len(), 1);
+        r.set_config(RegistrarConfig {
+            min_expires: 90,
+            ..RegistrarConfig::default()
+        });
+        assert_eq!(
+            r.register(
+                t0,
+                "sip:1001@pbx",
+                &reg("<sip:1001@127.0.0.1:5070>", Some(60), "c9", 2),
+                &src()
+            )
+            .unwrap_err(),
+            RegisterError::IntervalTooBrief(90)
+        );
+    }
 }

@@ -381,4 +381,18 @@ mod tests {
         assert_eq!(percent_decode(b"a%"), "a%");
         assert_eq!(percent_decode(b"%zz1"), "%zz1");
     }
+
+    #[test]
+    fn empty_parts_are_refused_and_the_raw_text_is_kept() {
+        assert!(
+            p("tel:").is_err(),
+            "a non-SIP URI with nothing after the scheme"
+        );
+        assert!(p("tel:1").is_ok(), "one character is enough");
+        assert!(p("sip:@example.com").is_err(), "an empty user part");
+        assert!(p("sip:a@example.com?").is_err(), "an empty headers part");
+        assert!(p("sip:a@example.com?subject=x").is_ok());
+        let raw = Bytes::from_static(b"sip:alice:pw@example.com:5070;transport=tcp?x=1");
+        assert_eq!(Uri::parse(&raw).unwrap().as_bytes(), &raw);
+    }
 }

@@ -718,3 +718,135 @@ fn timer_d_is_64_t1_when_that_is_longer_and_a_non_invite_final_again_is_absorbed
     assert!(drain_tx(&mut t).is_empty());
     assert!(drain_ev(&mut t).is_empty());
 }
+
+#[test]
+fn a_non_invite_after_a_provisional_completes_without_ack_and_absorbs_its_final() {
+    for code in [200, 404] {
+        let mut t = Transactions::new(TimerConfig::default());
+        let t0 = Instant::now();
+        let req = request("OPTIONS", &format!("z9hG4bKp{code}"));
+        let p = peer(5080, Transport::Udp);
+        let key = t.send_request(t0, req.clone(), p.clone()).unwrap();
+        assert_eq!((t.len(), t.is_empty()), (1, false));
+        assert_eq!(
+            t.request_of(&key).and_then(|r| r.call_id().ok()),
+            req.call_id().ok()
+        );
+        drain_tx(&mut t);
+        let trying = reparse(&response_to(&req, StatusCode::TRYING, None).to_bytes());
+        t.handle_incoming(t0, trying, p.clone());
+        let fin =
+            reparse(&response_to(&req, StatusCode::new(code).unwrap(), Some("t1")).to_bytes());
+        t.handle_incoming(t0 + Duration::from_millis(100), fin.clone(), p.clone());
+        assert!(
+            drain_tx(&mut t).is_empty(),
+            "{code}: no ACK for a non-INVITE"
+        );
+        assert_eq!(
+            drain_ev(&mut t).len(),
+            2,
+            "{code}: 100 and the final, once each"
+        );
+        t.handle_incoming(t0 + Duration::from_millis(200), fin, p);
+        assert!(
+            drain_tx(&mut t).is_empty(),
+            "{code}: the final again sends nothing"
+        );
+        assert!(drain_ev(&mut t).is_empty(), "{code}: and is not passed up");
+        // Timer K (T4 on UDP) from the final, not the INVITE's 64*T1.
+        let (sent, ev) = run_alone(&mut t, t0, Duration::from_secs(40));
+        assert!(sent.is_empty());
+        assert_eq!(timeline(&ev), [(5100, "terminated")], "{code}");
+        assert_eq!((t.len(), t.is_empty()), (0, true));
+        assert!(t.request_of(&key).is_none());
+    }
+}
+
+#[test]
+fn a_transport_error_ends_the_transaction_with_a_timeout() {
+    let mut t = Transactions::new(TimerConfig::default());
+    let t0 = Instant::now();
+    let key = t
+        .send_request(
+            t0,
+            request("OPTIONS", "z9hG4bKte"),
+            peer(5080, Transport::Tcp),
+        )
+        .unwrap();
+    drain_tx(&mut t);
+    t.handle_transport_error(&key);
+    let ev = drain_ev(&mut t);
+    assert!(
+        matches!(&ev[..], [TuEvent::Timeout { key: k }, ..] if *k == key),
+        "{ev:?}"
+    );
+    assert!(t.is_empty());
+}
+
+#[test]
+fn sent_by_ports_apart_by_a_multiple_of_256_are_different_clients() {
+    let mut t = Transactions::new(TimerConfig::default());
+    let t0 = Instant::now();
+    let from = |port: u16| {
+        let s = String::from_utf8_lossy(&request("OPTIONS", "z9hG4bKsame").to_bytes())
+            .replace("127.0.0.1:5070", &format!("127.0.0.1:{port}"));
+        parse_datagram(Bytes::from(s), &Limits::default()).unwrap()
+    };
+    t.handle_incoming(t0, from(5060), peer(5060, Transport::Udp));
+    t.handle_incoming(t0, from(5060 + 256), peer(5316, Transport::Udp));
+    let requests = drain_ev(&mut t)
+        .into_iter()
+        .filter(|e| matches!(e, TuEvent::Request { .. }))
+        .count();
+    assert_eq!(requests, 2);
+}
+
+#[test]
+fn rfc_2543_requests_are_told_apart_by_cseq_and_rfc_3261_ones_by_branch() {
+    let mut t = Transactions::new(TimerConfig::default());
+    let t0 = Instant::now();
+    let with = |branch: &str, cseq: u32| {
+        let s = String::from_utf8_lossy(&request("OPTIONS", branch).to_bytes())
+            .replace("CSeq: 1 OPTIONS", &format!("CSeq: {cseq} OPTIONS"));
+        parse_datagram(Bytes::from(s), &Limits::default()).unwrap()
+    };
+    let requests = |t: &mut Transactions| {
+        drain_ev(t)
+            .into_iter()
+            .filter(|e| matches!(e, TuEvent::Request { .. }))
+            .count()
+    };
+    let p = peer(5070, Transport::Udp);
+    // No magic cookie: the branch names nothing, Call-ID and CSeq do (RFC 3261 §17.2.3).
+    t.handle_incoming(t0, with("old1", 1), p.clone());
+    t.handle_incoming(t0, with("old1", 2), p.clone());
+    assert_eq!(requests(&mut t), 2);
+    t.handle_incoming(t0, with("old1", 2), p.clone());
+    assert_eq!(requests(&mut t), 0, "a retransmission");
+    // With the cookie the branch alone (with sent-by and method) is the transaction.
+    t.handle_incoming(t0, with("z9hG4bKnew", 1), p.clone());
+    t.handle_incoming(t0, with("z9hG4bKnew", 2), p);
+    assert_eq!(requests(&mut t), 1);
+}
+
+#[test]
+fn responses_get_the_to_tag_except_a_trying_and_branches_carry_the_cookie() {
+    let req = request("INVITE", "z9hG4bKrt");
+    let tag = |r: &Message| r.to_hdr().unwrap().tag().map(|t| t.to_vec());
+    assert_eq!(tag(&response_to(&req, StatusCode::TRYING, Some("x"))), None);
+    assert_eq!(
+        tag(&response_to(&req, StatusCode::RINGING, Some("x"))),
+        Some(b"x".to_vec())
+    );
+    assert_eq!(tag(&response_to(&req, StatusCode::RINGING, None)), None);
+    let tagged = reparse(&response_to(&req, StatusCode::RINGING, Some("x")).to_bytes());
+    // A request already in a dialog keeps its tag; no second one is added.
+    let mut in_dialog = req.clone();
+    in_dialog.set_header(
+        HeaderName::To,
+        tagged.header(&HeaderName::To).unwrap().clone(),
+    );
+    let r = response_to(&in_dialog, StatusCode::OK, Some("y"));
+    assert_eq!(tag(&r), Some(b"x".to_vec()));
+    assert_eq!(new_branch(0xab), "z9hG4bK00000000000000ab");
+}
