@@ -264,7 +264,7 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
                 Response::Calls(list) => {
                     println!(
-                        "{:>6} {:<12} {:<14} {:<9} {:>6} {:>13} {:>17}",
+                        "{:>6} {:<12} {:<14} {:<13} {:>6} {:>13} {:>17}",
                         "CALL", "CALLER", "CALLEE", "STATE", "AGE", "RTP PORTS", "RTP PKTS A>B/B>A"
                     );
                     for c in &list {
@@ -276,7 +276,7 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
                             .rtp_packets
                             .map_or("-".to_string(), |(a, b)| format!("{a}/{b}"));
                         println!(
-                            "{:>6} {:<12} {:<14} {:<9} {:>5}s {:>13} {:>17}",
+                            "{:>6} {:<12} {:<14} {:<13} {:>5}s {:>13} {:>17}",
                             c.call.id,
                             c.call.caller,
                             c.call.callee,

@@ -16,7 +16,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use super::call::state::{CallTimer, Wait};
+use super::call::state::{CallTimer, State};
 use super::Endpoint;
 use crate::acd::Event;
 
@@ -169,7 +169,7 @@ impl Endpoint {
         self.callbacks.changed = true;
         let paths = self.sound_paths(["callback-confirm"]);
         self.play_paths(id, paths);
-        self.set_wait(id, Wait::Goodbye);
+        self.set_state(id, State::Goodbye);
     }
 
     /// The ACD offers callback `id` to an agent: its call opens (a placeholder caller) so

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use super::call::state::{CallTimer, QueueAsk, QueueCall, Wait};
+use super::call::state::{CallTimer, QueueAsk, QueueCall, State};
 use super::Endpoint;
 use crate::acd::{AgentOp, Command, Event, GiveUp};
 use crate::config::IdAgent;
@@ -361,7 +361,7 @@ impl Endpoint {
             self.calls.arm(id, CallTimer::Announce, now + every);
         }
         self.play_paths(id, vec![moh]);
-        self.set_wait(id, Wait::Queue);
+        self.set_state(id, State::Queued);
         self.acd.handle(
             now,
             Event::Join {
@@ -386,7 +386,7 @@ impl Endpoint {
         let Some(c) = self.calls.calls.get_mut(&id) else {
             return;
         };
-        if c.bridged {
+        if c.bridged() {
             return;
         }
         let Some(q) = c.queue.as_mut() else {
@@ -403,7 +403,7 @@ impl Endpoint {
                 self.play(id, next, false);
             }
         }
-        self.set_wait(id, Wait::Queue);
+        self.set_state(id, State::Queued);
         if let Some(agent) = failed {
             tracing::info!(call = id, %agent, "agent did not take the call");
             self.acd.handle(now, Event::Refused { caller: id, agent });
@@ -425,10 +425,10 @@ impl Endpoint {
         let Some(c) = self.calls.calls.get(&id) else {
             return;
         };
-        if c.bridged || c.queue.is_none() {
+        if c.bridged() || c.queue.is_none() {
             return;
         }
-        let busy = c.wait != Wait::Queue;
+        let busy = !matches!(c.state, State::Queued);
         let Some((queue, position)) = self.acd.position(id) else {
             return;
         };
@@ -489,7 +489,7 @@ impl Endpoint {
         let Some(q) = c.queue.as_mut() else {
             return;
         };
-        let music = c.wait == Wait::Queue && c.play_queue.is_empty();
+        let music = matches!(c.state, State::Queued) && c.play_queue.is_empty();
         tracing::info!(call = id, queue, moh = %moh.display(), now = music, "caller moved to the overflow queue");
         q.moh = moh.clone();
         // The new queue's announcements, from now on (none if it has them off).
@@ -683,7 +683,7 @@ impl Endpoint {
                     tracing::info!(call = caller, %agent, %phone, "offered to agent");
                     // The ACD's own ring timer ends the offer; the dial's is a backstop.
                     if self.dial(now, caller, &phone, Some(ring + Duration::from_secs(2))) {
-                        self.set_wait(caller, Wait::Queue);
+                        self.set_state(caller, State::Queued);
                     } else {
                         if let Some(q) = self
                             .calls
@@ -707,10 +707,11 @@ impl Endpoint {
                     let Some(c) = self.calls.calls.get_mut(&caller) else {
                         continue;
                     };
+                    let bridged = c.bridged();
                     let Some(q) = c.queue.as_mut() else {
                         continue;
                     };
-                    if q.offering.as_deref() == Some(agent.as_str()) && !c.bridged {
+                    if q.offering.as_deref() == Some(agent.as_str()) && !bridged {
                         q.offering = None;
                         // The caller's music never stopped for the ring.
                         self.detach_b(now, caller);

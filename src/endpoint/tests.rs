@@ -1197,3 +1197,69 @@ fn message_waiting_lapses_unless_refreshed_and_a_phone_refusing_a_notify_is_drop
     let r = refresh(&mut ep, now, &listening[0], 3600);
     assert_eq!(r[0].status(), Some(StatusCode::OK), "{r:?}");
 }
+
+/// `ctl calls` shows the call's own state: the one the endpoint acts on.
+fn call_state(ep: &Endpoint, now: Instant) -> (String, bool, usize) {
+    let v = ep.calls(now);
+    assert_eq!(v.len(), 1, "{v:?}");
+    (v[0].state.clone(), v[0].answered, v[0].ringing)
+}
+
+#[test]
+fn ctl_calls_names_what_each_call_is_doing() {
+    let t0 = Instant::now();
+    // Dialled straight through: routing is instant, then the callee rings, then answers.
+    let mut ep = pbx_with_callee(t0);
+    let inv = start_call(&mut ep, t0);
+    assert_eq!(call_state(&ep, t0), ("ringing".into(), false, 1));
+    callee_says(&mut ep, t0, &inv, 180, false);
+    assert_eq!(call_state(&ep, t0), ("ringing".into(), false, 1));
+    callee_says(&mut ep, t0, &inv, 200, true);
+    assert_eq!(call_state(&ep, t0), ("bridged".into(), true, 0));
+
+    // In the IVR: keys gathered after the prompt, then the number they make rings.
+    let mut ep = pbx_with_callee(t0);
+    let id = call_602(&mut ep, t0);
+    assert_eq!(call_state(&ep, t0), ("collecting".into(), true, 0));
+    for d in ['1', '0', '0', '2'] {
+        ep.handle_media_event(t0, MediaEvent::Digit { id, digit: d });
+    }
+    assert_eq!(call_state(&ep, t0), ("ringing".into(), true, 1));
+
+    // A menu's single key, and a caller hearing itself.
+    let mut ep = endpoint(t0);
+    ep.set_listeners(vec![(Transport::Udp, "127.0.0.1:5060".parse().unwrap())]);
+    authed_invite(&mut ep, t0, "603");
+    assert_eq!(call_state(&ep, t0), ("menu".into(), true, 0));
+    let mut ep = endpoint(t0);
+    ep.set_listeners(vec![(Transport::Udp, "127.0.0.1:5060".parse().unwrap())]);
+    authed_invite(&mut ep, t0, "600");
+    assert_eq!(call_state(&ep, t0), ("echo".into(), true, 0));
+
+    // A prompt, then (after it) the next step.
+    let mut ep = endpoint(t0);
+    ep.set_listeners(vec![(Transport::Udp, "127.0.0.1:5060".parse().unwrap())]);
+    authed_invite(&mut ep, t0, "601");
+    assert_eq!(call_state(&ep, t0), ("playing".into(), true, 0));
+
+    // The beep before a recording, then the recording; and a caller in a queue.
+    let mut ep = endpoint(t0);
+    ep.set_listeners(vec![(Transport::Udp, "127.0.0.1:5060".parse().unwrap())]);
+    authed_invite(&mut ep, t0, "607");
+    assert_eq!(call_state(&ep, t0), ("record-prompt".into(), true, 0));
+    let id = match std::iter::from_fn(|| ep.poll_media()).next() {
+        Some(MediaCommand::Local { id, .. }) => id,
+        other => panic!("{other:?}"),
+    };
+    let done = |seq| MediaEvent::PlayDone {
+        id,
+        seq,
+        played: true,
+    };
+    ep.handle_media_event(t0, done(1));
+    assert_eq!(call_state(&ep, t0), ("recording".into(), true, 0));
+    let mut ep = endpoint(t0);
+    ep.set_listeners(vec![(Transport::Udp, "127.0.0.1:5060".parse().unwrap())]);
+    authed_invite(&mut ep, t0, "700");
+    assert_eq!(call_state(&ep, t0).0, "queued");
+}

@@ -6,7 +6,7 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use super::call::state::{PendingRecord, Wait, VM_KEYS};
+use super::call::state::{PendingRecord, State, VM_KEYS};
 use super::Endpoint;
 use crate::voicemail::{Change, Input, Mailbox, Prompt, Step};
 
@@ -38,7 +38,7 @@ impl Endpoint {
     }
 
     /// The next step of call `id`'s voicemail menu, after the call waited for `ended`.
-    pub(super) fn run_vm_menu(&mut self, now: Instant, id: u64, ended: Wait) {
+    pub(super) fn run_vm_menu(&mut self, now: Instant, id: u64, ended: &State) {
         let Some(c) = self.calls.calls.get_mut(&id) else {
             return;
         };
@@ -48,9 +48,9 @@ impl Endpoint {
             return;
         };
         let input = match ended {
-            Wait::Collect => Input::Keys(&keys),
-            Wait::Play => Input::Played,
-            Wait::Record => Input::Recorded(saved),
+            State::Collecting(_) => Input::Keys(&keys),
+            State::Playing => Input::Played,
+            State::Recording => Input::Recorded(saved),
             _ => Input::Start,
         };
         let mb = self.mailboxes.entry(mailbox.clone()).or_default();

@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use super::super::owner::{CallTx, TxOwner};
 use super::super::{code, Endpoint};
-use super::state::{CallTimer, Detached, Dialing, MediaLegs, Side, Wait};
+use super::state::{CallTimer, Detached, Dialing, MediaLegs, Side, State};
 use crate::cdr::Disposition;
 use crate::media::MediaCommand;
 use crate::sdp::Sdp;
@@ -106,7 +106,7 @@ impl Endpoint {
             }
             CallTx::Branch => {}
         }
-        let bridged = self.calls.calls.get(&id).is_some_and(|c| c.bridged);
+        let bridged = self.calls.calls.get(&id).is_some_and(|c| c.bridged());
         if bridged {
             if status.is_success() {
                 // A retransmitted 2xx: our ACK was lost, so send it again.
@@ -237,7 +237,6 @@ impl Endpoint {
         };
         c.b_ack = Some(ack);
         c.b_invite_key = Some(key.clone());
-        c.bridged = true;
         c.b = Some(leg);
         let answered_before = c.answered;
         let a_peer = c.a.peer.clone();
@@ -276,7 +275,7 @@ impl Endpoint {
                         b_pt,
                     });
                 }
-                self.set_wait(id, Wait::HangUp);
+                self.set_state(id, State::Bridged);
                 let callback = self
                     .calls
                     .calls
@@ -352,7 +351,7 @@ impl Endpoint {
                 a_port: pa,
                 b_port: None,
             });
-            if c.wait == Wait::Dial {
+            if matches!(c.state, State::Ringing) {
                 // The ringback ends with the dial; its end report is not awaited.
                 c.play_seq += 1;
                 self.calls

@@ -6,7 +6,7 @@ use std::collections::VecDeque;
 use std::time::Instant;
 
 use super::super::Endpoint;
-use super::state::{CallTimer, Collecting, Wait, VM_KEYS};
+use super::state::{CallTimer, Collecting, State, VM_KEYS};
 use crate::media::{MediaCommand, SessionId};
 use crate::sip::msg::{HeaderName, Message};
 
@@ -57,14 +57,13 @@ impl Endpoint {
         let first = prompts.pop_front();
         let timeout = spec.timeout;
         if let Some(c) = self.calls.calls.get_mut(&id) {
-            c.collecting = Some(Collecting {
+            c.state = State::Collecting(Collecting {
                 spec,
                 digits: String::new(),
                 prompting: first.is_some(),
                 prompts,
                 menu,
             });
-            c.wait = Wait::Collect;
         }
         match first {
             Some(path) => self.play(id, path, true),
@@ -77,7 +76,7 @@ impl Endpoint {
         let Some(c) = self.calls.calls.get_mut(&id) else {
             return;
         };
-        let Some(col) = c.collecting.as_mut() else {
+        let Some(col) = c.collecting() else {
             return;
         };
         if !col.digits.is_empty() {
@@ -98,30 +97,27 @@ impl Endpoint {
             return;
         };
         // Keys gathered into a PIN are not logged, not even one by one.
-        let secret = c
-            .collecting
-            .as_ref()
-            .is_some_and(|col| secret_var(&col.spec.var));
+        let secret = matches!(&c.state, State::Collecting(col) if secret_var(&col.spec.var));
         if secret {
             tracing::debug!(call = id, "key pressed");
         } else {
             tracing::debug!(call = id, %digit, "key pressed");
         }
-        let queued = c.queue.is_some() && c.collecting.is_none() && !c.bridged;
+        let queued = c.queue.is_some() && !matches!(c.state, State::Collecting(_)) && !c.bridged();
         if queued && self.queue_key(now, id, digit) {
             return;
         }
         let Some(c) = self.calls.calls.get_mut(&id) else {
             return;
         };
-        if c.wait == Wait::Record && digit == '#' {
+        if matches!(c.state, State::Recording) && digit == '#' {
             // RFC 4733 keys end it in the relay already; a SIP INFO key must from here.
             self.calls
                 .media_out
                 .push_back(MediaCommand::StopRecord { id: SessionId(id) });
             return;
         }
-        let Some(col) = c.collecting.as_mut() else {
+        let Some(col) = c.collecting() else {
             return;
         };
         if col.prompting {
@@ -150,28 +146,28 @@ impl Endpoint {
         let Some(c) = self.calls.calls.get_mut(&id) else {
             return;
         };
-        let Some(col) = c.collecting.take() else {
+        // The state stays until the dialplan goes on, which tells the voicemail menu
+        // that keys were gathered.
+        let Some(col) = c.collecting() else {
             return;
         };
+        let digits = std::mem::take(&mut col.digits);
+        let (var, min, menu) = (col.spec.var.clone(), col.spec.min, col.menu);
         c.timers.stop(CallTimer::DigitTimeout);
-        let status = if col.digits.len() >= col.spec.min {
-            "ok"
-        } else {
-            "timeout"
-        };
-        if col.menu {
-            let key = col.digits.chars().next();
+        let status = if digits.len() >= min { "ok" } else { "timeout" };
+        if menu {
+            let key = digits.chars().next();
             tracing::info!(call = id, ?key, "menu choice");
             let plan = c.plan.clone();
             plan.menu_input(&mut c.cursor, key);
         } else {
-            let shown = if secret_var(&col.spec.var) {
+            let shown = if secret_var(&var) {
                 "(hidden)"
             } else {
-                col.digits.as_str()
+                digits.as_str()
             };
-            tracing::info!(call = id, var = %col.spec.var, digits = %shown, status, "collected");
-            c.cursor.vars.insert(col.spec.var.clone(), col.digits);
+            tracing::info!(call = id, %var, digits = %shown, status, "collected");
+            c.cursor.vars.insert(var, digits);
             c.cursor.vars.insert("status".into(), status.into());
         }
         self.run_dialplan(now, id);

@@ -10,7 +10,7 @@ use super::super::owner::{CallTx, TxOwner};
 use super::super::Endpoint;
 use super::dial::trunk_identity;
 use super::state::{
-    Call, CallTimer, CallbackA, Dialing, MediaLegs, Outgoing, Side, Wait, CUSTOMER_RING,
+    Call, CallTimer, CallbackA, Dialing, MediaLegs, Outgoing, Side, State, CUSTOMER_RING,
 };
 use crate::cdr::{Cdr, Disposition};
 use crate::media::{MediaCommand, SessionId};
@@ -118,7 +118,7 @@ impl Endpoint {
                 }),
                 a_pt: 0,
                 a_te_pt: Some(101),
-                wait: Wait::Queue,
+                state: State::Queued,
                 ..call
             },
         );

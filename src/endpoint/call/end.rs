@@ -130,7 +130,7 @@ impl Endpoint {
         let ids: Vec<u64> = self.calls.calls.keys().copied().collect();
         for id in ids {
             let Some((answered, bridged)) =
-                self.calls.calls.get(&id).map(|c| (c.answered, c.bridged))
+                self.calls.calls.get(&id).map(|c| (c.answered, c.bridged()))
             else {
                 continue;
             };

@@ -120,7 +120,7 @@ impl Endpoint {
             return;
         }
         let offer = Sdp::parse(&msg.body).ok();
-        if !c.bridged || offer.is_none() {
+        if !c.bridged() || offer.is_none() {
             // Nothing to relay to, or no offer in it (a session refresh): repeat what this
             // leg already agreed.
             let sdp = match side {

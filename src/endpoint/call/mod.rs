@@ -56,8 +56,15 @@ pub struct CallView {
     pub caller: String,
     /// Number dialled.
     pub callee: String,
-    /// `routing`, `ringing`, `answered` or `bridged`.
+    /// What the call is doing: `routing`, `playing`, `ringing`, `collecting`, `menu`,
+    /// `record-prompt`, `recording`, `bridged`, `echo`, `goodbye` or `queued`.
     pub state: String,
+    /// Whether the caller was answered (by the PBX or through it).
+    #[serde(default)]
+    pub answered: bool,
+    /// The callee's devices ringing now (a dial, or an agent offered a queued call).
+    #[serde(default)]
+    pub ringing: usize,
     /// Seconds since the INVITE.
     pub age_s: u64,
     /// Relay ports (caller side, callee side; 0 when none).
@@ -134,16 +141,9 @@ impl Calls {
                 id: *id,
                 caller: c.cdr.caller.clone(),
                 callee: c.cdr.callee.clone(),
-                state: if c.bridged {
-                    "bridged"
-                } else if c.answered {
-                    "answered"
-                } else if !c.dialing.is_empty() {
-                    "ringing"
-                } else {
-                    "routing"
-                }
-                .into(),
+                state: c.state.name().into(),
+                answered: c.answered,
+                ringing: c.dialing.len(),
                 age_s: now.saturating_duration_since(c.started).as_secs(),
                 rtp_ports: c.media.map(|m| (m.a_port, m.b_port.unwrap_or(0))),
             })

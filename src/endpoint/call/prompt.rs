@@ -5,7 +5,7 @@ use std::collections::VecDeque;
 use std::time::Instant;
 
 use super::super::Endpoint;
-use super::state::Wait;
+use super::state::State;
 use crate::media::{MediaCommand, MediaEvent, SessionId};
 
 impl Endpoint {
@@ -35,7 +35,7 @@ impl Endpoint {
         };
         if let Some(c) = self.calls.calls.get_mut(&id) {
             c.play_queue = queue;
-            c.wait = Wait::Play;
+            c.state = State::Playing;
         }
         self.play(id, first, false);
     }
@@ -47,7 +47,7 @@ impl Endpoint {
             .calls
             .calls
             .get(&id)
-            .is_some_and(|c| c.answered && !c.bridged && !c.dialing.is_empty());
+            .is_some_and(|c| c.answered && !c.bridged() && !c.dialing.is_empty());
         if ringing {
             let path = self.sounds_dir.join("ringback.wav");
             self.play(id, path, false);
@@ -99,14 +99,12 @@ impl Endpoint {
         match ev {
             MediaEvent::PlayDone { id, seq, played } => {
                 // The end of an earlier prompt (cut short by a key) is not this one's.
-                let wait = self
-                    .calls
-                    .calls
-                    .get(&id.0)
-                    .filter(|c| c.play_seq == seq)
-                    .map(|c| c.wait);
-                match wait {
-                    Some(w @ (Wait::Play | Wait::PreRecord)) => {
+                let Some(c) = self.calls.calls.get(&id.0).filter(|c| c.play_seq == seq) else {
+                    return;
+                };
+                match c.state {
+                    State::Playing | State::PreRecord(_) => {
+                        let pre = matches!(c.state, State::PreRecord(_));
                         let next = self
                             .calls
                             .calls
@@ -114,19 +112,17 @@ impl Endpoint {
                             .and_then(|c| c.play_queue.pop_front());
                         match next {
                             Some(path) => self.play(id.0, path, false),
-                            None if w == Wait::PreRecord => self.start_record(id.0),
+                            None if pre => self.start_record(id.0),
                             None => self.run_dialplan(now, id.0),
                         }
                     }
-                    Some(Wait::Collect) => self.collect_prompt_done(now, id.0),
+                    State::Collecting(_) => self.collect_prompt_done(now, id.0),
                     // Music or ringback that cannot be played is not asked for again and
                     // again; the file's absence is logged.
-                    Some(Wait::Queue) if played || self.announcing(id.0) => {
-                        self.run_queue(now, id.0)
-                    }
-                    Some(Wait::Dial) if played => self.ringback(id.0),
-                    Some(Wait::HangUp) if played => self.callback_ringback(id.0),
-                    Some(Wait::Goodbye) => self.hang_up(now, id.0, None),
+                    State::Queued if played || self.announcing(id.0) => self.run_queue(now, id.0),
+                    State::Ringing if played => self.ringback(id.0),
+                    State::Bridged if played => self.callback_ringback(id.0),
+                    State::Goodbye => self.hang_up(now, id.0, None),
                     _ => {}
                 }
             }
@@ -146,7 +142,7 @@ impl Endpoint {
                     .calls
                     .calls
                     .get(&id.0)
-                    .is_some_and(|c| c.play_seq == seq && c.wait == Wait::Record);
+                    .is_some_and(|c| c.play_seq == seq && matches!(c.state, State::Recording));
                 if waiting {
                     let status = match (saved, ms) {
                         (true, _) => "ok",

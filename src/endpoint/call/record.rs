@@ -2,7 +2,7 @@
 //! it have played. The media session writes the file; this decides when.
 
 use super::super::Endpoint;
-use super::state::{PendingRecord, Wait};
+use super::state::{PendingRecord, State};
 use crate::media::{MediaCommand, SessionId};
 
 impl Endpoint {
@@ -13,11 +13,8 @@ impl Endpoint {
         prompts: Vec<std::path::PathBuf>,
         rec: PendingRecord,
     ) {
-        if let Some(c) = self.calls.calls.get_mut(&id) {
-            c.pending_record = Some(rec);
-        }
         self.play_paths(id, prompts);
-        self.set_wait(id, Wait::PreRecord);
+        self.set_state(id, State::PreRecord(rec));
     }
 
     /// The prompts before a recording ended: record.
@@ -25,11 +22,14 @@ impl Endpoint {
         let Some(c) = self.calls.calls.get_mut(&id) else {
             return;
         };
-        let Some(rec) = c.pending_record.take() else {
-            return;
+        let rec = match std::mem::replace(&mut c.state, State::Recording) {
+            State::PreRecord(rec) => rec,
+            other => {
+                c.state = other;
+                return;
+            }
         };
         c.play_seq += 1;
-        c.wait = Wait::Record;
         let seq = c.play_seq;
         // Kept apart from the call: a caller who hangs up mid-message still leaves it.
         if let Some(m) = rec.message {

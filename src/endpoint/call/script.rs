@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use super::super::Endpoint;
-use super::state::{PendingRecord, QueueAsk, Wait};
+use super::state::{PendingRecord, QueueAsk, State};
 use crate::dialplan::Action;
 use crate::media::{MediaCommand, SessionId};
 use crate::voicemail::json_str;
@@ -18,21 +18,24 @@ impl Endpoint {
         };
         let unix_ms = self.unix_ms(now);
         // What the call was waiting for, which tells the voicemail menu what happened.
-        let mut ended = self.calls.calls.get(&id).map_or(Wait::Nothing, |c| c.wait);
+        let mut ended = match self.calls.calls.get_mut(&id) {
+            Some(c) => std::mem::replace(&mut c.state, State::Routing),
+            None => return,
+        };
         loop {
             let Some(c) = self.calls.calls.get_mut(&id) else {
                 return;
             };
-            c.wait = Wait::Nothing;
+            c.state = State::Routing;
             if c.vm.is_some() {
-                self.run_vm_menu(now, id, ended);
+                self.run_vm_menu(now, id, &ended);
                 return;
             }
             if c.queue.is_some() {
                 self.run_queue(now, id);
                 return;
             }
-            ended = Wait::Nothing;
+            ended = State::Routing;
             let env = crate::dialplan::Env {
                 unix_ms: unix_ms as i64,
                 hours: Some(&*self.hours),
@@ -52,7 +55,7 @@ impl Endpoint {
                     self.calls
                         .media_out
                         .push_back(MediaCommand::Echo { id: SessionId(id) });
-                    self.set_wait(id, Wait::HangUp);
+                    self.set_state(id, State::Echo);
                     return;
                 }
                 Action::Play(name) => {
@@ -246,7 +249,7 @@ impl Endpoint {
                         None => self.dial(now, id, &target, timeout),
                     };
                     if started {
-                        self.set_wait(id, Wait::Dial);
+                        self.set_state(id, State::Ringing);
                         self.ringback(id);
                         return;
                     }
@@ -275,9 +278,9 @@ impl Endpoint {
         ok.then_some(name)
     }
 
-    pub(in crate::endpoint) fn set_wait(&mut self, id: u64, w: Wait) {
+    pub(in crate::endpoint) fn set_state(&mut self, id: u64, w: State) {
         if let Some(c) = self.calls.calls.get_mut(&id) {
-            c.wait = w;
+            c.state = w;
         }
     }
 

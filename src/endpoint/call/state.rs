@@ -29,7 +29,8 @@ pub(in crate::endpoint) enum Side {
 }
 
 /// A `collect` (or menu) in progress.
-pub(super) struct Collecting {
+#[derive(Debug)]
+pub(in crate::endpoint) struct Collecting {
     pub(super) spec: crate::dialplan::Collect,
     pub(super) digits: String,
     /// A prompt is still playing (the first-key timer starts when the last one ends).
@@ -41,6 +42,7 @@ pub(super) struct Collecting {
 }
 
 /// A recording asked for, started once the prompts before it end.
+#[derive(Debug)]
 pub(in crate::endpoint) struct PendingRecord {
     pub(in crate::endpoint) path: std::path::PathBuf,
     pub(in crate::endpoint) max: Duration,
@@ -51,27 +53,51 @@ pub(in crate::endpoint) struct PendingRecord {
     pub(in crate::endpoint) message: Option<(String, crate::voicemail::VmMessage)>,
 }
 
-/// What a call waits for before its dialplan may go on.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(in crate::endpoint) enum Wait {
-    /// Nothing: the dialplan runs.
-    Nothing,
-    /// A prompt to finish.
-    Play,
-    /// B to answer or fail.
-    Dial,
-    /// Keys for a `collect`.
-    Collect,
-    /// The prompts before a recording (then the beep) to finish.
-    PreRecord,
-    /// A recording to end.
-    Record,
-    /// The call is bridged or echoing: only a hang-up ends it.
-    HangUp,
-    /// A last prompt to finish, then the call ends (a callback was taken).
+/// What a call is doing: the one place that says so. The dialplan runs only in
+/// `Routing`; every other state names what the call waits for, and the app states carry
+/// that app's data, so it cannot outlive the app. `ctl calls` shows [`State::name`].
+#[derive(Debug)]
+pub(in crate::endpoint) enum State {
+    /// The dialplan runs (nothing is awaited).
+    Routing,
+    /// A prompt (or a `say`) plays; the dialplan goes on after its last file.
+    Playing,
+    /// The callee's devices ring (`Call::dialing`); B answers or fails.
+    Ringing,
+    /// Keys are gathered for a `collect` or a menu.
+    Collecting(Collecting),
+    /// The prompts before a recording (then the beep) play; the recording follows.
+    PreRecord(PendingRecord),
+    /// A recording runs until `#`, silence or its longest time.
+    Recording,
+    /// A and B are bridged (or a callback's agent waits for the customer): only a
+    /// hang-up ends it.
+    Bridged,
+    /// The caller hears itself: only a hang-up ends it.
+    Echo,
+    /// A last prompt plays, then the call ends (a callback was taken).
     Goodbye,
-    /// In an ACD queue: music, and offers to agents.
-    Queue,
+    /// In an ACD queue: music, announcements, and offers to agents.
+    Queued,
+}
+
+impl State {
+    /// The state's name, as `ctl calls` shows it.
+    pub(in crate::endpoint) fn name(&self) -> &'static str {
+        match self {
+            State::Routing => "routing",
+            State::Playing => "playing",
+            State::Ringing => "ringing",
+            State::Collecting(c) if c.menu => "menu",
+            State::Collecting(_) => "collecting",
+            State::PreRecord(_) => "record-prompt",
+            State::Recording => "recording",
+            State::Bridged => "bridged",
+            State::Echo => "echo",
+            State::Goodbye => "goodbye",
+            State::Queued => "queued",
+        }
+    }
 }
 
 /// Timers a call can have running.
@@ -178,12 +204,11 @@ pub(in crate::endpoint) struct Call {
     pub(in crate::endpoint) answered: bool,
     /// A callback the PBX places (agent first, then the customer as A).
     pub(in crate::endpoint) callback: Option<CallbackA>,
-    /// Whether B answered (A and B are bridged).
-    pub(in crate::endpoint) bridged: bool,
     /// The trunk the call came in on.
     pub(in crate::endpoint) from_trunk: Option<String>,
     /// The caller asked to hide its identity (Privacy: id, RFC 3323).
     pub(super) privacy: bool,
+    /// The callee's leg, once it answered (A and B are bridged while it is there).
     pub(super) b: Option<Leg>,
     /// The callee's devices being rung (every registered contact, in parallel).
     pub(in crate::endpoint) dialing: Vec<Dialing>,
@@ -192,7 +217,8 @@ pub(in crate::endpoint) struct Call {
     /// The dialplan in force when the call started, and where the call is in it.
     pub(super) plan: std::sync::Arc<crate::dialplan::Dialplan>,
     pub(in crate::endpoint) cursor: Cursor,
-    pub(in crate::endpoint) wait: Wait,
+    /// What the call is doing.
+    pub(in crate::endpoint) state: State,
     pub(super) mf: u8,
     /// Relay session: caller port, callee port (0 unless a dial runs or is answered).
     pub(in crate::endpoint) media: Option<MediaLegs>,
@@ -204,10 +230,6 @@ pub(in crate::endpoint) struct Call {
     pub(super) play_seq: u64,
     /// Prompts still to play in a `say` (or a `play`), after the current one.
     pub(in crate::endpoint) play_queue: VecDeque<std::path::PathBuf>,
-    /// Keys being gathered for a `collect`.
-    pub(super) collecting: Option<Collecting>,
-    /// A `record`/`voicemail` waiting for its prompts to end.
-    pub(super) pending_record: Option<PendingRecord>,
     /// The owner's voicemail menu this call is in (`voicemail check`), and its box.
     pub(in crate::endpoint) vm: Option<(String, crate::voicemail::Retrieval)>,
     /// The ACD queue the call waits in (or was answered from).
@@ -243,6 +265,19 @@ impl Dialing {
 }
 
 impl Call {
+    /// Whether B answered: A and B are bridged.
+    pub(in crate::endpoint) fn bridged(&self) -> bool {
+        self.b.is_some()
+    }
+
+    /// The keys being gathered, in a `collect` or menu.
+    pub(super) fn collecting(&mut self) -> Option<&mut Collecting> {
+        match &mut self.state {
+            State::Collecting(c) => Some(c),
+            _ => None,
+        }
+    }
+
     /// The INVITE of ours whose transaction is `key`: a B branch ringing, or a
     /// callback's customer.
     pub(super) fn branch(&mut self, key: &TxKey) -> Option<&mut Dialing> {
@@ -275,7 +310,6 @@ impl Call {
             offer,
             answered: false,
             callback: None,
-            bridged: false,
             from_trunk: None,
             privacy: false,
             b: None,
@@ -283,15 +317,13 @@ impl Call {
             failures: Vec::new(),
             plan,
             cursor,
-            wait: Wait::Nothing,
+            state: State::Routing,
             mf,
             media: None,
             a_pt: 0,
             a_te_pt: None,
             play_seq: 0,
             play_queue: VecDeque::new(),
-            collecting: None,
-            pending_record: None,
             vm: None,
             queue: None,
             b_ext: None,
