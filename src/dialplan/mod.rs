@@ -16,7 +16,9 @@
 //! something ([`Action`]) and the call reports back (`$status`) before stepping again.
 //! This module holds rules and cursors only; it never touches a call or a socket.
 
+mod lexer;
 mod parse;
+mod stmt;
 
 pub use parse::parse;
 
