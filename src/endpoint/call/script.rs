@@ -10,6 +10,14 @@ use crate::dialplan::Action;
 use crate::media::{MediaCommand, SessionId};
 use crate::voicemail::json_str;
 
+/// What the dialplan does after an action.
+enum Flow {
+    /// Steps on to the next action.
+    Next,
+    /// Stops: the call waits for something (or has ended).
+    Wait,
+}
+
 impl Endpoint {
     /// Steps the call's dialplan until it has to wait.
     pub(in crate::endpoint) fn run_dialplan(&mut self, now: Instant, id: u64) {
@@ -42,224 +50,253 @@ impl Endpoint {
             };
             let action = plan.step(&mut c.cursor, &env);
             tracing::debug!(call = id, ?action, "dialplan");
-            match action {
-                Action::Answer => {
-                    if !self.answer_locally(now, id) {
-                        return;
-                    }
+            if let Flow::Wait = self.act(now, id, action) {
+                return;
+            }
+        }
+    }
+
+    /// Carries out one action of the call's dialplan: whether the dialplan may step on
+    /// at once, or the call now waits (for media, keys, a callee, an agent) or is gone.
+    fn act(&mut self, now: Instant, id: u64, action: Action) -> Flow {
+        match action {
+            Action::Answer => {
+                if !self.answer_locally(now, id) {
+                    return Flow::Wait;
                 }
-                Action::Echo => {
-                    if !self.answer_locally(now, id) {
-                        return;
-                    }
-                    self.calls
-                        .media_out
-                        .push_back(MediaCommand::Echo { id: SessionId(id) });
-                    self.set_state(id, State::Echo);
-                    return;
+            }
+            Action::Echo => {
+                if !self.answer_locally(now, id) {
+                    return Flow::Wait;
                 }
-                Action::Play(name) => {
-                    if !self.answer_locally(now, id) {
-                        return;
-                    }
-                    self.play_in_turn(id, vec![name]);
-                    return;
+                self.calls
+                    .media_out
+                    .push_back(MediaCommand::Echo { id: SessionId(id) });
+                self.set_state(id, State::Echo);
+                return Flow::Wait;
+            }
+            Action::Play(name) => {
+                if !self.answer_locally(now, id) {
+                    return Flow::Wait;
                 }
-                Action::PlayAll(names) => {
-                    if !self.answer_locally(now, id) {
-                        return;
-                    }
-                    self.play_in_turn(id, names);
-                    return;
+                self.play_in_turn(id, vec![name]);
+                return Flow::Wait;
+            }
+            Action::PlayAll(names) => {
+                if !self.answer_locally(now, id) {
+                    return Flow::Wait;
                 }
-                Action::Collect(col) => {
-                    if !self.answer_locally(now, id) {
-                        return;
-                    }
-                    let prompts = self.sound_paths(col.prompts.iter().map(|t| t.as_str()));
-                    self.start_collect(now, id, col, false, prompts);
-                    return;
+                self.play_in_turn(id, names);
+                return Flow::Wait;
+            }
+            Action::Collect(col) => {
+                if !self.answer_locally(now, id) {
+                    return Flow::Wait;
                 }
-                Action::Menu { prompts, timeout } => {
-                    if !self.answer_locally(now, id) {
-                        return;
-                    }
-                    let paths = self.sound_paths(prompts.iter().map(String::as_str));
-                    let spec = crate::dialplan::Collect {
-                        var: "key".into(),
-                        min: 1,
-                        max: 1,
-                        timeout,
-                        interdigit: timeout,
-                        terminator: None,
-                        prompts: Vec::new(),
-                    };
-                    self.start_collect(now, id, spec, true, paths);
-                    return;
+                let prompts = self.sound_paths(col.prompts.iter().map(|t| t.as_str()));
+                self.start_collect(now, id, col, false, prompts);
+                return Flow::Wait;
+            }
+            Action::Menu { prompts, timeout } => {
+                if !self.answer_locally(now, id) {
+                    return Flow::Wait;
                 }
-                Action::Record { name, max, silence } => {
-                    if !self.answer_locally(now, id) {
-                        return;
-                    }
-                    let Some(file) = self.safe_name_or_fail(id, &name) else {
-                        continue;
-                    };
-                    let path = self
-                        .state_dir
-                        .join("recordings")
-                        .join(format!("{file}.wav"));
-                    if let Some(c) = self.calls.calls.get_mut(&id) {
-                        c.cursor
-                            .vars
-                            .insert("recording".into(), path.display().to_string());
-                    }
-                    let beep = self.sound_paths(["beep"]);
-                    self.record_after(
-                        id,
-                        beep,
-                        PendingRecord {
-                            path,
-                            max,
-                            silence,
-                            index: None,
-                            message: None,
-                        },
-                    );
-                    return;
+                let paths = self.sound_paths(prompts.iter().map(String::as_str));
+                let spec = crate::dialplan::Collect {
+                    var: "key".into(),
+                    min: 1,
+                    max: 1,
+                    timeout,
+                    interdigit: timeout,
+                    terminator: None,
+                    prompts: Vec::new(),
+                };
+                self.start_collect(now, id, spec, true, paths);
+                return Flow::Wait;
+            }
+            Action::Record { name, max, silence } => {
+                return self.record(now, id, name, max, silence)
+            }
+            Action::Voicemail(mailbox) => return self.leave_voicemail(now, id, mailbox),
+            Action::VoicemailCheck(mailbox) => return self.open_mailbox(now, id, mailbox),
+            Action::Agent(op) => {
+                let Some(c) = self.calls.calls.get(&id) else {
+                    return Flow::Wait;
+                };
+                // Only our own extensions' calls speak for an agent.
+                let agent = c.cdr.caller.clone();
+                let own = c.from_trunk.is_none() && self.users.contains_key(&agent);
+                let ok = own && self.agent_op(now, &agent, op).is_ok();
+                self.set_status(id, if ok { "ok" } else { "failed" });
+            }
+            Action::AgentLogin { id: agent, pin } => {
+                let Some(c) = self.calls.calls.get(&id) else {
+                    return Flow::Wait;
+                };
+                // Only our own extensions' phones take agents.
+                let ext = c.cdr.caller.clone();
+                let own = c.from_trunk.is_none() && self.users.contains_key(&ext);
+                let loopback = c.a.peer.addr.ip().is_loopback();
+                let status = if own {
+                    self.agent_login_pin(now, &ext, loopback, &agent, &pin.0)
+                } else {
+                    "failed"
+                };
+                self.set_status(id, status);
+            }
+            Action::Queue {
+                name,
+                priority,
+                timeout,
+                skills,
+                announce,
+            } => {
+                if !self.answer_locally(now, id) {
+                    return Flow::Wait;
                 }
-                Action::Voicemail(mailbox) => {
-                    if !self.answer_locally(now, id) {
-                        return;
-                    }
-                    let Some(dir) = self.safe_name_or_fail(id, &mailbox) else {
-                        continue;
-                    };
-                    let at = self.unix_ms(now);
-                    let dir = self.state_dir.join("voicemail").join(dir);
-                    let file = format!("{at}-{id}.wav");
-                    let caller = self
-                        .calls
-                        .calls
-                        .get(&id)
-                        .map(|c| c.cdr.caller.clone())
-                        .unwrap_or_default();
-                    // The relay appends the length and the closing brace.
-                    let line = format!(
-                        "{{\"file\":{},\"caller\":{},\"at_ms\":{at}",
-                        json_str(&file),
-                        json_str(&caller)
-                    );
-                    // The owner's greeting if one was recorded, the standard prompt if not.
-                    let mut prompts = if self.mailboxes.get(&mailbox).is_some_and(|m| m.greeting) {
-                        vec![dir.join(crate::voicemail::GREETING)]
-                    } else {
-                        self.sound_paths(["leave-message"])
-                    };
-                    prompts.extend(self.sound_paths(["beep"]));
-                    let msg = crate::voicemail::VmMessage {
-                        file,
-                        caller,
-                        at_ms: at,
-                        ms: 0,
-                        heard: false,
-                    };
-                    let rec = PendingRecord {
-                        path: dir.join(&msg.file),
-                        max: Duration::from_secs(120),
-                        silence: Duration::from_secs(5),
-                        index: Some((dir.join("index.jsonl"), line)),
-                        message: Some((mailbox.clone(), msg)),
-                    };
-                    self.record_after(id, prompts, rec);
-                    return;
-                }
-                Action::VoicemailCheck(mailbox) => {
-                    if !self.answer_locally(now, id) {
-                        return;
-                    }
-                    if self.safe_name_or_fail(id, &mailbox).is_none() {
-                        continue;
-                    }
-                    let Some(c) = self.calls.calls.get_mut(&id) else {
-                        return;
-                    };
-                    let loopback = c.a.peer.addr.ip().is_loopback();
-                    // A box opens with its owner's PIN; a shipped demo PIN only from loopback.
-                    let pin = self.users.get(&mailbox).and_then(|u| {
-                        if u.demo && !loopback {
-                            tracing::warn!(call = id, %mailbox, "demo voicemail PIN refused from a non-loopback address");
-                            return None;
-                        }
-                        u.voicemail_pin.clone()
-                    });
-                    tracing::info!(call = id, %mailbox, "voicemail menu");
-                    c.vm = Some((mailbox, crate::voicemail::Retrieval::new(pin)));
-                }
-                Action::Agent(op) => {
-                    let Some(c) = self.calls.calls.get(&id) else {
-                        return;
-                    };
-                    // Only our own extensions' calls speak for an agent.
-                    let agent = c.cdr.caller.clone();
-                    let own = c.from_trunk.is_none() && self.users.contains_key(&agent);
-                    let ok = own && self.agent_op(now, &agent, op).is_ok();
-                    self.set_status(id, if ok { "ok" } else { "failed" });
-                }
-                Action::AgentLogin { id: agent, pin } => {
-                    let Some(c) = self.calls.calls.get(&id) else {
-                        return;
-                    };
-                    // Only our own extensions' phones take agents.
-                    let ext = c.cdr.caller.clone();
-                    let own = c.from_trunk.is_none() && self.users.contains_key(&ext);
-                    let loopback = c.a.peer.addr.ip().is_loopback();
-                    let status = if own {
-                        self.agent_login_pin(now, &ext, loopback, &agent, &pin.0)
-                    } else {
-                        "failed"
-                    };
-                    self.set_status(id, status);
-                }
-                Action::Queue {
-                    name,
+                let ask = QueueAsk {
                     priority,
                     timeout,
                     skills,
                     announce,
-                } => {
-                    if !self.answer_locally(now, id) {
-                        return;
-                    }
-                    let ask = QueueAsk {
-                        priority,
-                        timeout,
-                        skills,
-                        announce,
-                    };
-                    self.join_queue(now, id, &name, ask);
-                    return;
-                }
-                Action::Dial {
-                    target,
-                    trunk,
-                    timeout,
-                } => {
-                    let started = match trunk {
-                        Some(t) => self.dial_trunk(now, id, &t, &target, timeout),
-                        None => self.dial(now, id, &target, timeout),
-                    };
-                    if started {
-                        self.set_state(id, State::Ringing);
-                        self.ringback(id);
-                        return;
-                    }
-                }
-                Action::Hangup(explicit) => {
-                    self.hang_up(now, id, explicit);
-                    return;
+                };
+                self.join_queue(now, id, &name, ask);
+                return Flow::Wait;
+            }
+            Action::Dial {
+                target,
+                trunk,
+                timeout,
+            } => {
+                let started = match trunk {
+                    Some(t) => self.dial_trunk(now, id, &t, &target, timeout),
+                    None => self.dial(now, id, &target, timeout),
+                };
+                if started {
+                    self.set_state(id, State::Ringing);
+                    self.ringback(id);
+                    return Flow::Wait;
                 }
             }
+            Action::Hangup(explicit) => {
+                self.hang_up(now, id, explicit);
+                return Flow::Wait;
+            }
         }
+        Flow::Next
+    }
+
+    /// `record`: the beep, then a recording into the state directory's `recordings/`.
+    fn record(
+        &mut self,
+        now: Instant,
+        id: u64,
+        name: String,
+        max: Duration,
+        silence: Duration,
+    ) -> Flow {
+        if !self.answer_locally(now, id) {
+            return Flow::Wait;
+        }
+        let Some(file) = self.safe_name_or_fail(id, &name) else {
+            return Flow::Next;
+        };
+        let path = self
+            .state_dir
+            .join("recordings")
+            .join(format!("{file}.wav"));
+        if let Some(c) = self.calls.calls.get_mut(&id) {
+            c.cursor
+                .vars
+                .insert("recording".into(), path.display().to_string());
+        }
+        let beep = self.sound_paths(["beep"]);
+        self.record_after(
+            id,
+            beep,
+            PendingRecord {
+                path,
+                max,
+                silence,
+                index: None,
+                message: None,
+            },
+        );
+        Flow::Wait
+    }
+
+    /// `voicemail BOX`: the greeting (the owner's own, if recorded), the beep, then the
+    /// message, listed in the box's index once it is saved.
+    fn leave_voicemail(&mut self, now: Instant, id: u64, mailbox: String) -> Flow {
+        if !self.answer_locally(now, id) {
+            return Flow::Wait;
+        }
+        let Some(dir) = self.safe_name_or_fail(id, &mailbox) else {
+            return Flow::Next;
+        };
+        let at = self.unix_ms(now);
+        let dir = self.state_dir.join("voicemail").join(dir);
+        let file = format!("{at}-{id}.wav");
+        let caller = self
+            .calls
+            .calls
+            .get(&id)
+            .map(|c| c.cdr.caller.clone())
+            .unwrap_or_default();
+        // The relay appends the length and the closing brace.
+        let line = format!(
+            "{{\"file\":{},\"caller\":{},\"at_ms\":{at}",
+            json_str(&file),
+            json_str(&caller)
+        );
+        // The owner's greeting if one was recorded, the standard prompt if not.
+        let mut prompts = if self.mailboxes.get(&mailbox).is_some_and(|m| m.greeting) {
+            vec![dir.join(crate::voicemail::GREETING)]
+        } else {
+            self.sound_paths(["leave-message"])
+        };
+        prompts.extend(self.sound_paths(["beep"]));
+        let msg = crate::voicemail::VmMessage {
+            file,
+            caller,
+            at_ms: at,
+            ms: 0,
+            heard: false,
+        };
+        let rec = PendingRecord {
+            path: dir.join(&msg.file),
+            max: Duration::from_secs(120),
+            silence: Duration::from_secs(5),
+            index: Some((dir.join("index.jsonl"), line)),
+            message: Some((mailbox.clone(), msg)),
+        };
+        self.record_after(id, prompts, rec);
+        Flow::Wait
+    }
+
+    /// `voicemail check BOX`: the call enters the box's menu, which asks for its owner's PIN.
+    fn open_mailbox(&mut self, now: Instant, id: u64, mailbox: String) -> Flow {
+        if !self.answer_locally(now, id) {
+            return Flow::Wait;
+        }
+        if self.safe_name_or_fail(id, &mailbox).is_none() {
+            return Flow::Next;
+        }
+        let Some(c) = self.calls.calls.get_mut(&id) else {
+            return Flow::Wait;
+        };
+        let loopback = c.a.peer.addr.ip().is_loopback();
+        // A box opens with its owner's PIN; a shipped demo PIN only from loopback.
+        let pin = self.users.get(&mailbox).and_then(|u| {
+            if u.demo && !loopback {
+                tracing::warn!(call = id, %mailbox, "demo voicemail PIN refused from a non-loopback address");
+                return None;
+            }
+            u.voicemail_pin.clone()
+        });
+        tracing::info!(call = id, %mailbox, "voicemail menu");
+        c.vm = Some((mailbox, crate::voicemail::Retrieval::new(pin)));
+        Flow::Next
     }
 
     /// `name` if it is safe as a file or directory name under the state directory; else
