@@ -1035,4 +1035,96 @@ Content-Length: 0\r\n\r\n";
             b"SIP/2.0/UDP 127.0.0.1:5070 ;branch=z9hG4bK1;rport"
         );
     }
+
+    /// REG with `extra` header lines put before Content-Length.
+    fn reg_with(extra: &str) -> String {
+        REG.replace(
+            "Content-Length: 0\r\n",
+            &format!("{extra}Content-Length: 0\r\n"),
+        )
+    }
+
+    fn subject(m: &Message) -> Vec<u8> {
+        let name = HeaderName::from_bytes(&Bytes::from_static(b"Subject"));
+        m.header(&name).unwrap().to_vec()
+    }
+
+    #[test]
+    fn folded_and_blank_header_values() {
+        let m = dgram(&reg_with("Subject: one\r\n  two\r\n\tthree\r\n")).unwrap();
+        assert_eq!(subject(&m), b"one two three", "folds joined with one space");
+        let m = dgram(&reg_with("Subject:\r\n two\r\n")).unwrap();
+        assert_eq!(subject(&m), b"two", "no space before the first word");
+        let m = dgram(&reg_with("Subject: one\r\n \r\n")).unwrap();
+        assert_eq!(subject(&m), b"one", "a blank fold adds nothing");
+        let m = dgram(&reg_with("Subject:    \r\n")).unwrap();
+        assert_eq!(subject(&m), b"", "only spaces after the colon");
+    }
+
+    #[test]
+    fn bare_line_feeds_end_lines_without_eating_a_character() {
+        let lf = reg_with("Subject: abc\r\n").replace("\r\n", "\n");
+        let m = dgram(&lf).unwrap();
+        assert_eq!(subject(&m), b"abc");
+        assert_eq!(m.cseq().unwrap().seq, 1);
+    }
+
+    #[test]
+    fn a_line_that_only_looks_like_the_headers_end_is_an_error() {
+        // A one-character line ended by a bare LF, and a line starting with CR: neither
+        // is the empty line that ends the headers, and neither is a header.
+        assert!(dgram(&reg_with("X\nSubject: y\r\n")).is_err());
+        assert!(dgram(&reg_with("\rX: y\r\n")).is_err());
+    }
+
+    #[test]
+    fn status_codes_are_read_digit_by_digit() {
+        for code in [183u16, 486, 202, 999] {
+            let r = format!(
+                "SIP/2.0 {code} Whatever\r\nVia: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bK1\r\n\
+From: <sip:a@b>;tag=1\r\nTo: <sip:a@b>\r\nCall-ID: x\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n"
+            );
+            let got = dgram(&r).map(|m| m.status().map(|s| s.as_u16()));
+            match code {
+                999 => assert!(got.is_err(), "{got:?}"),
+                _ => assert_eq!(got.unwrap(), Some(code)),
+            }
+        }
+    }
+
+    #[test]
+    fn a_malformed_response_is_never_answered() {
+        // RFC 3261 §18.1.2: a response that fails to parse is dropped, whatever is wrong.
+        let bad = "SIP/2.0 2x0 OK\r\nVia: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bK1\r\n\
+From: <sip:a@b>;tag=1\r\nTo: <sip:a@b>\r\nCall-ID: x\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n";
+        let e = dgram(bad).unwrap_err();
+        assert!(e.response().is_none(), "{e}");
+        // A request broken the same way is answered (the positive control).
+        let e = dgram(&REG.replacen("Max-Forwards: 70", "Max-Forwards: x", 1)).unwrap_err();
+        assert!(e.response().is_some(), "{e}");
+    }
+
+    #[test]
+    fn a_contact_expires_that_is_no_number_is_refused() {
+        let bad = REG.replace(
+            "Contact: <sip:1001@127.0.0.1:5070>",
+            "Contact: <sip:1001@127.0.0.1:5070>;expires=soon",
+        );
+        let e = dgram(&bad).unwrap_err();
+        assert_eq!(e.status(), Some(StatusCode::BAD_REQUEST), "{e}");
+        let good = REG.replace(
+            "Contact: <sip:1001@127.0.0.1:5070>",
+            "Contact: <sip:1001@127.0.0.1:5070>;expires=60",
+        );
+        assert!(dgram(&good).is_ok());
+    }
+
+    #[test]
+    fn quoted_parameter_values_parse() {
+        let m = REG.replace(
+            "From: <sip:1001@example.com>;tag=a",
+            "From: <sip:1001@example.com>;tag=a;note=\"two words\"",
+        );
+        assert!(dgram(&m).is_ok());
+    }
 }

@@ -535,4 +535,29 @@ Contact: {contact}\r\n{exp}Content-Length: 0\r\n\r\n"
             RegisterError::IntervalTooBrief(90)
         );
     }
+
+    #[test]
+    fn unregister_all_is_out_of_order_only_within_the_same_call_id() {
+        let mut r = Registrar::new(RegistrarConfig::default());
+        let t0 = Instant::now();
+        let aor = "sip:1001@pbx";
+        r.register(
+            t0,
+            aor,
+            &reg("<sip:1001@127.0.0.1:5070>", Some(120), "c1", 5),
+            &src(),
+        )
+        .unwrap();
+        assert_eq!(
+            r.register(t0, aor, &reg("*", Some(0), "c1", 3), &src())
+                .unwrap_err(),
+            RegisterError::OutOfOrder,
+            "an older CSeq of the same Call-ID"
+        );
+        // Another Call-ID (a phone that restarted) may remove them with any CSeq.
+        let b = r
+            .register(t0, aor, &reg("*", Some(0), "c9", 1), &src())
+            .unwrap();
+        assert!(b.is_empty(), "{b:?}");
+    }
 }

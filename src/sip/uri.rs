@@ -395,4 +395,31 @@ mod tests {
         let raw = Bytes::from_static(b"sip:alice:pw@example.com:5070;transport=tcp?x=1");
         assert_eq!(Uri::parse(&raw).unwrap().as_bytes(), &raw);
     }
+
+    #[test]
+    fn ports_are_one_to_five_digits_within_range() {
+        assert_eq!(parse_port(b"65535"), Some(65535));
+        assert_eq!(parse_port(b"5"), Some(5));
+        assert_eq!(parse_port(b""), None);
+        assert_eq!(parse_port(b"123456"), None);
+        assert_eq!(parse_port(b"65536"), None);
+        assert_eq!(parse_port(b"50a"), None);
+    }
+
+    #[test]
+    fn hosts_and_parameter_names_are_checked() {
+        assert!(
+            p("sip:a@[::ffff:192.0.2.1]:5060").is_ok(),
+            "IPv4-mapped IPv6"
+        );
+        assert!(p("sip:a@[::1x]").is_err(), "not a hex digit");
+        assert!(p("sip::5060").is_err(), "no host");
+        assert!(p("sip:a@ex ample.com").is_err(), "a space in the host");
+        assert!(p("sip:a@example.com;=x").is_err(), "no parameter name");
+        assert!(
+            p("sip:a@example.com;b@d=x").is_err(),
+            "a bad parameter name"
+        );
+        assert!(p("sip:a@example.com;transport=tcp").is_ok());
+    }
 }

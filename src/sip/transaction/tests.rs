@@ -850,3 +850,39 @@ fn responses_get_the_to_tag_except_a_trying_and_branches_carry_the_cookie() {
     assert_eq!(tag(&r), Some(b"x".to_vec()));
     assert_eq!(new_branch(0xab), "z9hG4bK00000000000000ab");
 }
+
+/// The top Via of `via` as the transaction user sees it after stamping.
+fn stamped(via: &'static str) -> crate::sip::header::Via {
+    let mut t = Transactions::new(TimerConfig::default());
+    let mut req = request("OPTIONS", "z9hG4bKv");
+    req.set_header(HeaderName::Via, via);
+    t.handle_incoming(Instant::now(), req, peer(40002, Transport::Udp));
+    let TuEvent::Request { msg, .. } = drain_ev(&mut t).remove(0) else {
+        panic!()
+    };
+    msg.top_via().unwrap()
+}
+
+#[test]
+fn rport_is_filled_in_wherever_it_stands_and_only_rport() {
+    for via in [
+        "SIP/2.0/UDP 10.0.0.9:5070;branch=z9hG4bKv;rport",
+        "SIP/2.0/UDP 10.0.0.9:5070; rport;branch=z9hG4bKv",
+        "SIP/2.0/UDP 10.0.0.9:5070;rport ;branch=z9hG4bKv",
+        "SIP/2.0/UDP 10.0.0.9:5070;branch=z9hG4bKv;rport, SIP/2.0/UDP 10.0.0.8;branch=z9hG4bKw",
+    ] {
+        let v = stamped(via);
+        assert_eq!(header_param(&v, "rport"), Some("40002".into()), "{via}");
+        assert_eq!(
+            v.branch().map(|b| b.to_vec()),
+            Some(b"z9hG4bKv".to_vec()),
+            "{via}"
+        );
+    }
+    // A five-letter flag that is not rport stays as it was, and none is added.
+    let v = stamped("SIP/2.0/UDP 10.0.0.9:5070;alias;lr;branch=z9hG4bKv");
+    assert!(crate::sip::header::param(&v.params, "alias").is_some());
+    assert!(crate::sip::header::param(&v.params, "lr").is_some());
+    assert!(crate::sip::header::param(&v.params, "rport").is_none());
+    assert_eq!(header_param(&v, "received"), Some("127.0.0.1".into()));
+}
