@@ -203,6 +203,8 @@ struct LocalMedia {
     te_pt: Option<u8>,
     /// Where the caller wants RTP, from its SDP (until latched).
     a_remote: Option<SocketAddr>,
+    /// The relay's decoded prompts.
+    prompts: PromptCache,
 }
 
 type CounterMap = Arc<Mutex<HashMap<SessionId, Arc<Counters>>>>;
@@ -214,6 +216,7 @@ async fn run(
     events: mpsc::UnboundedSender<MediaEvent>,
 ) {
     let mut sessions: HashMap<SessionId, Session> = HashMap::new();
+    let prompts = PromptCache::default();
     while let Some(cmd) = rx.recv().await {
         match cmd {
             MediaCommand::Open {
@@ -311,6 +314,7 @@ async fn run(
                     pt,
                     te_pt,
                     a_remote,
+                    prompts: prompts.clone(),
                 };
                 let task = tokio::spawn(local(id, (rtp, rtcp), media, lrx, events.clone(), c));
                 sessions.insert(
@@ -540,21 +544,62 @@ async fn bridge(
 /// Decodes a G.711 RTP packet's payload into `out` (reused; no allocation once grown).
 /// False for other payload types.
 fn decode_g711(pkt: &[u8], out: &mut Vec<i16>) -> bool {
-    if pkt.len() < 12 || pkt[0] >> 6 != 2 {
-        return false;
-    }
-    let pt = pkt[1] & 0x7f;
-    let off = 12 + 4 * usize::from(pkt[0] & 0x0f);
-    let Some(payload) = pkt.get(off..) else {
+    let Some(h) = crate::media::rtp::read(pkt) else {
         return false;
     };
+    let payload = &pkt[h.payload];
     out.clear();
-    match pt {
+    match h.pt {
         0 => out.extend(payload.iter().map(|&b| g711::ulaw_decode(b))),
         8 => out.extend(payload.iter().map(|&b| g711::alaw_decode(b))),
         _ => return false,
     }
     true
+}
+
+/// Prompts and music decoded once and shared by every session that plays them: keyed by
+/// path and checked against the file's size and modified time, so an admin's new
+/// recording is heard at its next play. Bounded: past [`PromptCache::MAX_SAMPLES`] it
+/// starts afresh (the voicemail menu plays each message once; music stays hot).
+#[derive(Clone, Default)]
+pub(crate) struct PromptCache(Arc<Mutex<PromptMap>>);
+
+type PromptMap = HashMap<std::path::PathBuf, (PromptStamp, Arc<[i16]>)>;
+type PromptStamp = (u64, Option<std::time::SystemTime>);
+
+impl PromptCache {
+    /// 64 MB of samples.
+    const MAX_SAMPLES: usize = 32 << 20;
+
+    /// The prompt's samples, from the cache or read and decoded now. Blocking (a stat,
+    /// and a read on a miss): called on the blocking pool, never on a session's task.
+    fn get(&self, path: &std::path::Path) -> Option<Arc<[i16]>> {
+        let stamp = std::fs::metadata(path)
+            .ok()
+            .map(|m| (m.len(), m.modified().ok()));
+        if let (Some(stamp), Ok(map)) = (stamp, self.0.lock()) {
+            if let Some((s, samples)) = map.get(path) {
+                if *s == stamp {
+                    return Some(samples.clone());
+                }
+            }
+        }
+        let samples: Arc<[i16]> = load_prompt(path)?.into();
+        if let (Some(stamp), Ok(mut map)) = (stamp, self.0.lock()) {
+            let held: usize = map.values().map(|(_, s)| s.len()).sum();
+            if held + samples.len() > Self::MAX_SAMPLES {
+                map.clear();
+            }
+            map.insert(path.to_path_buf(), (stamp, samples.clone()));
+        }
+        Some(samples)
+    }
+
+    /// Number of prompts held.
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.0.lock().map_or(0, |m| m.len())
+    }
 }
 
 /// Reads a prompt as 8 kHz mono 16-bit samples (any WAV the decoder takes); `None`, and
@@ -576,6 +621,16 @@ fn load_prompt(path: &std::path::Path) -> Option<Vec<i16>> {
     }
 }
 
+/// A prompt's samples, looked up (and on a miss read and decoded) on the blocking pool,
+/// so a session's task never waits on the disk.
+async fn load_off_task(cache: &PromptCache, path: std::path::PathBuf) -> Option<Arc<[i16]>> {
+    let cache = cache.clone();
+    tokio::task::spawn_blocking(move || cache.get(&path))
+        .await
+        .ok()
+        .flatten()
+}
+
 /// A session with the caller alone: idle (absorbing its audio), echoing, or playing.
 async fn local(
     id: SessionId,
@@ -589,6 +644,7 @@ async fn local(
         mut pt,
         te_pt,
         a_remote: a_sdp,
+        prompts,
     } = media;
     let mut dtmf = crate::media::DtmfRx::default();
     // A caller that offered no telephone-event sends its keys as tones in the audio.
@@ -606,7 +662,7 @@ async fn local(
     let mut cbuf = [0u8; 2048];
     // Playback: samples and position; RTP sequence, timestamp and SSRC; a ticker that
     // schedules frames at fixed 20 ms offsets from its start, so pacing does not drift.
-    let mut play: Option<(Vec<i16>, usize)> = None;
+    let mut play: Option<(Arc<[i16]>, usize)> = None;
     let mut seq: u16 = rand::random();
     let mut ts: u32 = rand::random();
     let ssrc: u32 = rand::random();
@@ -702,7 +758,7 @@ async fn local(
                         let _ = events.send(MediaEvent::PlayDone { id, seq: play_seq, played: true });
                     }
                 }
-                Some(LocalCmd::Play(path, cut, seq)) => match load_prompt(&path) {
+                Some(LocalCmd::Play(path, cut, seq)) => match load_off_task(&prompts, path).await {
                     Some(samples) => {
                         barge_in = cut;
                         play_seq = seq;
@@ -751,5 +807,52 @@ async fn local(
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decoding_for_recording_and_keys_reads_only_the_payload() {
+        // One CSRC, a one-word header extension, two μ-law bytes, three of padding:
+        // only the two bytes are audio.
+        let mut p = vec![0x80 | 0x20 | 0x10 | 1, 0, 0, 1, 0, 0, 0, 160, 1, 2, 3, 4];
+        p.extend([9; 4]);
+        p.extend([0xBE, 0xDE, 0, 1, 0x11, 0x22, 0x33, 0x44]);
+        p.extend([0x00, 0x80]);
+        p.extend([0, 0, 3]);
+        let mut out = Vec::new();
+        assert!(decode_g711(&p, &mut out));
+        assert_eq!(out, vec![g711::ulaw_decode(0x00), g711::ulaw_decode(0x80)]);
+        // A-law likewise; other payload types and broken packets decode to nothing.
+        p[1] = 8;
+        assert!(decode_g711(&p, &mut out));
+        assert_eq!(out, vec![g711::alaw_decode(0x00), g711::alaw_decode(0x80)]);
+        p[1] = 101;
+        assert!(!decode_g711(&p, &mut out));
+        assert!(!decode_g711(&p[..20], &mut out));
+    }
+
+    #[test]
+    fn prompts_are_decoded_once_and_again_only_when_the_file_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("moh.wav");
+        std::fs::write(&path, crate::media::wav::encode_pcm16(&[1, 2, 3])).unwrap();
+        let cache = PromptCache::default();
+        let first = cache.get(&path).unwrap();
+        assert_eq!(&first[..], &[1, 2, 3]);
+        let again = cache.get(&path).unwrap();
+        assert!(Arc::ptr_eq(&first, &again), "served from the cache");
+        // The admin records a new one: its next play hears it.
+        std::fs::write(&path, crate::media::wav::encode_pcm16(&[4, 5, 6, 7])).unwrap();
+        assert_eq!(&cache.get(&path).unwrap()[..], &[4, 5, 6, 7]);
+        assert_eq!(cache.len(), 1);
+        // Missing or unplayable: nothing, and nothing kept.
+        assert!(cache.get(&dir.path().join("none.wav")).is_none());
+        std::fs::write(dir.path().join("bad.wav"), b"RIFF").unwrap();
+        assert!(cache.get(&dir.path().join("bad.wav")).is_none());
+        assert_eq!(cache.len(), 1);
     }
 }

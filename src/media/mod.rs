@@ -3,6 +3,7 @@
 //! `driver::media`; this module decides nothing about packets.
 
 pub mod inband;
+pub mod rtp;
 pub mod wav;
 
 use std::collections::VecDeque;
@@ -163,19 +164,13 @@ impl DtmfRx {
     /// Feeds one RTP packet; `te_pt` is the negotiated telephone-event payload type.
     /// Returns the key when this packet starts a new press.
     pub fn packet(&mut self, pkt: &[u8], te_pt: u8) -> Option<char> {
-        if pkt.len() < 16 || pkt[0] >> 6 != 2 || pkt[1] & 0x7f != te_pt {
+        let h = rtp::read(pkt)?;
+        if h.pt != te_pt {
             return None;
         }
-        let cc = usize::from(pkt[0] & 0x0f);
-        let mut off = 12 + 4 * cc;
-        if pkt[0] & 0x10 != 0 {
-            let ext = pkt.get(off + 2..off + 4)?;
-            off += 4 + 4 * usize::from(u16::from_be_bytes([ext[0], ext[1]]));
-        }
-        let payload = pkt.get(off..off + 4)?;
+        let payload = pkt[h.payload].get(..4)?;
         let (event, end) = (payload[0], payload[1] & 0x80 != 0);
-        let marker = pkt[1] & 0x80 != 0;
-        let ts = u32::from_be_bytes([pkt[4], pkt[5], pkt[6], pkt[7]]);
+        let (marker, ts) = (h.marker, h.ts);
         // A new press: a new timestamp or event, the marker bit, or a fresh (non-end)
         // packet after the previous press ended (senders may reuse the timestamp).
         let new = self.last != Some((ts, event)) || marker || (self.ended && !end);
@@ -279,31 +274,16 @@ pub mod g711 {
     /// (CSRCs, header extension and padding respected). Packets of other payload types
     /// (telephone-event, comfort noise) are left alone.
     pub fn transcode_rtp(pkt: &mut [u8], from: u8, to: u8) {
-        if pkt.len() < 12 || pkt[0] >> 6 != 2 || pkt[1] & 0x7f != from {
+        let Some(h) = super::rtp::read(pkt).filter(|h| h.pt == from) else {
             return;
-        }
-        let cc = usize::from(pkt[0] & 0x0f);
-        let mut off = 12 + 4 * cc;
-        if pkt[0] & 0x10 != 0 {
-            let Some(ext) = pkt.get(off + 2..off + 4) else {
-                return;
-            };
-            off += 4 + 4 * usize::from(u16::from_be_bytes([ext[0], ext[1]]));
-        }
-        let mut end = pkt.len();
-        if pkt[0] & 0x20 != 0 {
-            end = end.saturating_sub(usize::from(pkt[pkt.len() - 1]));
-        }
-        if off > end {
-            return;
-        }
+        };
         let (u2a, a2u) = tables();
         let table = match (from, to) {
             (0, 8) => u2a,
             (8, 0) => a2u,
             _ => return,
         };
-        for b in &mut pkt[off..end] {
+        for b in &mut pkt[h.payload] {
             *b = table[usize::from(*b)];
         }
         pkt[1] = (pkt[1] & 0x80) | to;
