@@ -1263,3 +1263,61 @@ fn ctl_calls_names_what_each_call_is_doing() {
     authed_invite(&mut ep, t0, "700");
     assert_eq!(call_state(&ep, t0).0, "queued");
 }
+
+/// A request inside the caller's dialog (call-a), after the call was answered with `tag`.
+fn caller_in_dialog(method: &str, cseq: u32, tag: &[u8], extra: &str) -> Bytes {
+    Bytes::from(format!(
+        "{method} sip:switchboard@127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK{method}{cseq};rport\r\n\
+From: <sip:1001@switchboard.local>;tag=caller\r\nTo: <sip:1002@switchboard.local>;tag={}\r\nCall-ID: call-a\r\n\
+CSeq: {cseq} {method}\r\nMax-Forwards: 70\r\n{extra}Content-Length: 0\r\n\r\n",
+        String::from_utf8_lossy(tag)
+    ))
+}
+
+#[test]
+fn a_transfer_is_refused_with_a_clear_status_and_the_call_goes_on() {
+    let t0 = Instant::now();
+    let mut ep = pbx_with_callee(t0);
+    let inv = start_call(&mut ep, t0);
+    let out = callee_says(&mut ep, t0, &inv, 200, true);
+    let ok = out
+        .iter()
+        .find(|(p, m)| *p == caller_peer() && m.status() == Some(StatusCode::OK))
+        .expect("200 to the caller");
+    let tag = ok.1.to_hdr().unwrap().tag().unwrap().clone();
+    ep.handle_datagram(t0, caller_in_dialog("ACK", 2, &tag, ""), caller_peer());
+    let refer = caller_in_dialog(
+        "REFER",
+        3,
+        &tag,
+        "Refer-To: <sip:1003@switchboard.local>\r\nReferred-By: <sip:1001@switchboard.local>\r\n",
+    );
+    let out = send(&mut ep, t0, refer, &caller_peer());
+    assert_eq!(out.len(), 1, "{out:?}");
+    assert_eq!(out[0].status(), Some(StatusCode::METHOD_NOT_ALLOWED));
+    let allow = String::from_utf8_lossy(out[0].header(&HeaderName::Allow).unwrap()).into_owned();
+    assert!(
+        allow.contains("INVITE") && !allow.contains("REFER"),
+        "{allow}"
+    );
+    // Other requests the PBX does not carry out are refused too; OPTIONS is answered.
+    let out = send(
+        &mut ep,
+        t0,
+        caller_in_dialog("MESSAGE", 4, &tag, ""),
+        &caller_peer(),
+    );
+    assert_eq!(out[0].status(), Some(StatusCode::NOT_IMPLEMENTED));
+    let out = send(
+        &mut ep,
+        t0,
+        caller_in_dialog("OPTIONS", 5, &tag, ""),
+        &caller_peer(),
+    );
+    assert_eq!(out[0].status(), Some(StatusCode::OK));
+    // Nobody was hung up: the two are still bridged.
+    assert!(!outputs(&mut ep)
+        .iter()
+        .any(|(_, m)| m.method() == Some(Method::Bye)));
+    assert_eq!(call_state(&ep, t0), ("bridged".into(), true, 0));
+}

@@ -6,7 +6,7 @@ use bytes::Bytes;
 use std::time::Instant;
 
 use super::super::owner::{CallTx, TxOwner};
-use super::super::{code, Endpoint};
+use super::super::{code, Endpoint, ALLOW};
 use super::collect::info_digit;
 use super::state::{CallTimer, Pending, Side};
 use crate::cdr::Disposition;
@@ -89,7 +89,23 @@ impl Endpoint {
                     self.on_digit(now, id, d);
                 }
             }
-            _ => self.reply(now, key, msg, StatusCode::OK, vec![]),
+            Some(Method::Options) => {
+                let allow = vec![(HeaderName::Allow, Bytes::from_static(ALLOW.as_bytes()))];
+                self.reply(now, key, msg, StatusCode::OK, allow);
+            }
+            Some(Method::Ack) | None => {}
+            Some(m) => {
+                // Never a 200 for what is not done: a phone told its REFER succeeded waits
+                // for a transfer that never comes. Transfers are refused until they are
+                // carried out; the call goes on as it was.
+                let code = match m {
+                    Method::Refer => StatusCode::METHOD_NOT_ALLOWED,
+                    _ => StatusCode::NOT_IMPLEMENTED,
+                };
+                tracing::info!(call = id, method = %m, code = code.as_u16(), "in-dialog request refused");
+                let allow = vec![(HeaderName::Allow, Bytes::from_static(ALLOW.as_bytes()))];
+                self.reply(now, key, msg, code, allow);
+            }
         }
         true
     }
