@@ -72,13 +72,13 @@ pub struct QueueConfig {
     /// Unanswered offers in a row after which the agent is paused (0: never).
     pub auto_pause_after: u32,
     /// How often a waiting caller hears its position (zero: never). The ACD only
-    /// answers [`Acd::position`]; the call layer plays it.
+    /// answers [`Acd::position`](super::Acd::position); the call layer plays it.
     pub announce_every: Duration,
     /// Sticky routing: a caller whose number this queue answered within this long is
     /// offered first to the agent who took it last, if that agent is free (zero: off).
     pub sticky: Duration,
     /// Whether the periodic announcement also gives the caller's estimated wait
-    /// ([`Acd::estimated_wait`]).
+    /// ([`Acd::estimated_wait`](super::Acd::estimated_wait)).
     pub announce_wait: bool,
     /// Where a caller this queue gives up goes next (its wait, fullness or lack of
     /// agents), keeping its priority, skills and number; `None`: back to the dialplan.
