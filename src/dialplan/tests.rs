@@ -719,3 +719,45 @@ fn statement_arguments_are_held_to_their_ranges() {
         "`any` matches anything"
     );
 }
+
+#[test]
+fn what_the_mutation_run_found_unchecked_in_the_parser() {
+    // A lone `!` is no operator.
+    let e = err("context a { match \"1\" { if $x ! \"y\" { echo } } }");
+    assert!(e.contains("unexpected character `!`"), "{e}");
+    assert!(parse(
+        "context a { match \"1\" { if $x != \"y\" { echo } } }",
+        "x.dp"
+    )
+    .is_ok());
+    // A menu handler must be a key or one of the named cases.
+    let e = err("menu m { on bogus { echo } }\ncontext a { match \"1\" { menu m } }");
+    assert!(e.contains("x.dp:1:13"), "{e}");
+    // `return` belongs in a block, also after one was defined.
+    let e = err("block b() { return }\ncontext a { match \"1\" { return } }");
+    assert!(e.contains("`return` belongs in a block"), "{e}");
+    // Only a pause takes a reason.
+    let e = err("context a { match \"1\" { agent logout \"02\" } }");
+    assert!(e.contains("x.dp:1:38"), "{e}");
+    assert!(parse("context a { match \"1\" { agent pause \"02\" } }", "x.dp").is_ok());
+}
+
+#[test]
+fn a_queue_announcing_position_needs_its_prompt() {
+    let refs = |text: &str| -> Vec<String> {
+        let p = parse(text, "x.dp").unwrap();
+        p.sound_refs().iter().map(|(n, _)| n.clone()).collect()
+    };
+    let on = refs("context a { match \"1\" { queue \"q\" position-announce on } }");
+    assert!(on.contains(&"you-are-caller-number".to_string()), "{on:?}");
+    let off = refs("context a { match \"1\" { queue \"q\" position-announce off } }");
+    assert!(
+        !off.contains(&"you-are-caller-number".to_string()),
+        "{off:?}"
+    );
+    let unsaid = refs("context a { match \"1\" { queue \"q\" } }");
+    assert!(
+        !unsaid.contains(&"you-are-caller-number".to_string()),
+        "{unsaid:?}"
+    );
+}
