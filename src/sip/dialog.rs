@@ -83,3 +83,37 @@ pub fn with_tag(v: &Bytes, tag: &Bytes) -> Bytes {
     out.extend_from_slice(tag);
     Bytes::from(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sip::parse::{parse_datagram, Limits};
+
+    #[test]
+    fn the_route_set_keeps_record_route_order_for_the_uas_and_reverses_it_for_the_uac() {
+        let m = parse_datagram(
+            Bytes::from_static(
+                b"INVITE sip:1002@pbx SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bKr\r\n\
+Record-Route: <sip:p1;lr>, <sip:p2;lr>\r\nRecord-Route: <sip:p3;lr>\r\n\
+From: <sip:1001@pbx>;tag=a\r\nTo: <sip:1002@pbx>\r\nCall-ID: r\r\nCSeq: 1 INVITE\r\n\
+Contact: <sip:1001@127.0.0.1:5070>\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
+            ),
+            &Limits::default(),
+        )
+        .unwrap();
+        let uas: Vec<&[u8]> = vec![b"<sip:p1;lr>", b"<sip:p2;lr>", b"<sip:p3;lr>"];
+        assert_eq!(route_set(&m, false), uas);
+        let mut uac = uas.clone();
+        uac.reverse();
+        assert_eq!(route_set(&m, true), uac);
+        let peer = Peer {
+            transport: crate::sip::header::Transport::Udp,
+            addr: "127.0.0.1:5070".parse().unwrap(),
+        };
+        let leg = uas_leg(&m, &peer, Bytes::from_static(b"us"));
+        assert_eq!(leg.routes, uas);
+        assert_eq!(leg.target.as_bytes(), &b"sip:1001@127.0.0.1:5070"[..]);
+        assert_eq!(&leg.local_hdr[..], b"<sip:1002@pbx>;tag=us");
+        assert_eq!(leg.remote_tag.as_deref(), Some(&b"a"[..]));
+    }
+}
