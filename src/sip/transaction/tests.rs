@@ -879,6 +879,12 @@ fn rport_is_filled_in_wherever_it_stands_and_only_rport() {
             "{via}"
         );
     }
+    // Before the rport, a five-letter flag and a longer name starting with "rport" are
+    // left as they were.
+    let v = stamped("SIP/2.0/UDP 10.0.0.9:5070;alias;rportx=1;rport;branch=z9hG4bKv");
+    assert!(crate::sip::header::param(&v.params, "alias").is_some());
+    assert_eq!(header_param(&v, "rportx"), Some("1".into()));
+    assert_eq!(header_param(&v, "rport"), Some("40002".into()));
     // A five-letter flag that is not rport stays as it was, and none is added.
     let v = stamped("SIP/2.0/UDP 10.0.0.9:5070;alias;lr;branch=z9hG4bKv");
     assert!(crate::sip::header::param(&v.params, "alias").is_some());
