@@ -761,3 +761,14 @@ fn a_queue_announcing_position_needs_its_prompt() {
         "{unsaid:?}"
     );
 }
+
+#[test]
+fn a_loop_is_named_where_the_search_meets_it_again() {
+    // The search starts from the block (blocks come first) and walks into the context,
+    // whose call leads back: the loop is the block's, pointed at by that call.
+    let e = err("block b() { goto a \"1\" }\ncontext a { match \"1\" { call b() } }");
+    assert!(
+        e.contains("comes back to block `b`") && e.contains("x.dp:2:25"),
+        "{e}"
+    );
+}
