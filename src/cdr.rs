@@ -68,6 +68,31 @@ pub struct Cdr {
 }
 
 impl Cdr {
+    /// The record of call `call` starting at `start_ms`, as it stands if nothing more
+    /// happens: failed, ended by the system. The call fills in the rest as it goes.
+    pub fn begun(
+        call: u64,
+        sip_call_id: String,
+        caller: String,
+        callee: String,
+        start_ms: u64,
+    ) -> Self {
+        Self {
+            call,
+            sip_call_id,
+            caller,
+            callee,
+            did: None,
+            trunk: None,
+            start_ms,
+            answer_ms: None,
+            end_ms: 0,
+            disposition: Disposition::Failed,
+            sip_code: 0,
+            hangup_by: "system".into(),
+        }
+    }
+
     /// Seconds from start to end.
     pub fn duration_s(&self) -> u64 {
         self.end_ms.saturating_sub(self.start_ms) / 1000

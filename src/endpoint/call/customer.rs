@@ -79,18 +79,14 @@ impl Endpoint {
             method: Method::Invite,
         };
         let cdr = Cdr {
-            call: id,
-            sip_call_id: String::from_utf8_lossy(&a.call_id).into_owned(),
-            caller: number.to_string(),
-            callee: "callback".into(),
-            did: None,
             trunk: trunk.clone(),
-            start_ms: self.unix_ms(now),
-            answer_ms: None,
-            end_ms: 0,
-            disposition: Disposition::Failed,
-            sip_code: 0,
-            hangup_by: "system".into(),
+            ..Cdr::begun(
+                id,
+                String::from_utf8_lossy(&a.call_id).into_owned(),
+                number.to_string(),
+                "callback".into(),
+                self.unix_ms(now),
+            )
         };
         let call = Call::new(
             now,
@@ -187,14 +183,7 @@ impl Endpoint {
             .get_mut(&id)
             .and_then(|c| c.callback.as_mut())
         {
-            cb.ringing = Some(Dialing {
-                leg,
-                invite_key: key,
-                invite: inv,
-                provisional: false,
-                credentials,
-                auth_tried: false,
-            });
+            cb.ringing = Some(Dialing::new(leg, key, inv, credentials));
         }
         self.calls
             .arm(id, CallTimer::CustomerRing, now + CUSTOMER_RING);

@@ -273,14 +273,7 @@ impl Endpoint {
                 a_port: pa,
                 b_port: Some(pb),
             });
-            c.dialing.push(Dialing {
-                leg,
-                invite_key: key,
-                invite: inv,
-                provisional: false,
-                credentials,
-                auth_tried: false,
-            });
+            c.dialing.push(Dialing::new(leg, key, inv, credentials));
         }
         self.calls.arm(id, CallTimer::RingTimeout, now + ring);
         true

@@ -99,18 +99,15 @@ impl Endpoint {
         let trunk_call = trunk.is_some();
         let caller_ext = caller.clone();
         let cdr = Cdr {
-            call: id,
-            sip_call_id: String::from_utf8_lossy(&a.call_id).into_owned(),
-            caller: caller.clone(),
-            callee: callee.clone(),
             did: trunk.as_ref().map(|_| callee.clone()),
             trunk: trunk.as_ref().map(|t| t.name.clone()),
-            start_ms: self.unix_ms(now),
-            answer_ms: None,
-            end_ms: 0,
-            disposition: Disposition::Failed,
-            sip_code: 0,
-            hangup_by: "system".into(),
+            ..Cdr::begun(
+                id,
+                String::from_utf8_lossy(&a.call_id).into_owned(),
+                caller.clone(),
+                callee.clone(),
+                self.unix_ms(now),
+            )
         };
         tracing::info!(call = id, %caller, %callee, trunk = trunk.as_ref().map(|t| t.name.as_str()), "call started");
         self.calls

@@ -253,6 +253,24 @@ pub(in crate::endpoint) struct Call {
 }
 
 impl Dialing {
+    /// A device being rung: our INVITE `invite` on `leg`, by transaction `invite_key`,
+    /// nothing heard yet.
+    pub(super) fn new(
+        leg: Leg,
+        invite_key: TxKey,
+        invite: Message,
+        credentials: Option<(String, String)>,
+    ) -> Self {
+        Self {
+            leg,
+            invite_key,
+            invite,
+            provisional: false,
+            credentials,
+            auth_tried: false,
+        }
+    }
+
     /// A provisional answer came (with the callee's tag, if it gave one): a CANCEL may
     /// now end the ring (RFC 3261 §9.1).
     pub(super) fn ringing(&mut self, tag: Option<Bytes>) {
