@@ -169,11 +169,11 @@ fn caller_cancel_reaches_the_callee() {
 }
 
 #[test]
-fn unregistered_or_unknown_callee_gives_404_and_bad_sdp_488() {
+fn unregistered_callee_gives_480_unknown_404_and_bad_sdp_488() {
     let pbx = Pbx::start();
     let dir = tempfile::tempdir().unwrap();
     assert!(
-        caller(&pbx, &expecting(404, dir.path()), "1003", &[]).wait(20),
+        caller(&pbx, &expecting(480, dir.path()), "1003", &[]).wait(20),
         "1003 exists but is not registered"
     );
     assert!(
@@ -196,7 +196,15 @@ fn unregistered_or_unknown_callee_gives_404_and_bad_sdp_488() {
     );
     let rows = cdrs(&pbx);
     assert_eq!(rows.len(), 3, "{rows:?}");
-    assert_eq!(rows[0].disposition, "unavailable");
+    assert_eq!(
+        rows[0].disposition, "unavailable",
+        "an offline phone is filed as unavailable"
+    );
+    assert_eq!(rows[0].sip_code, 480);
+    assert_eq!(
+        (rows[1].disposition.as_str(), rows[1].sip_code),
+        ("unavailable", 404)
+    );
     assert_eq!(rows[2].sip_code, 488);
 }
 

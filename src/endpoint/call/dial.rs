@@ -95,8 +95,10 @@ impl Endpoint {
             .cloned()
             .collect();
         if bindings.is_empty() {
+            // A known number whose phones are all away is "temporarily unavailable"
+            // (480), not unknown (404): the caller may try again, or get its voicemail.
             tracing::info!(call = id, %target, "not registered");
-            self.set_status(id, "unavailable");
+            self.set_status(id, "offline");
             return false;
         }
         let to = Bytes::from(format!("<sip:{target}@{}>", self.domain));

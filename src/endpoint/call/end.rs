@@ -19,6 +19,7 @@ pub(super) fn hangup_code(explicit: Option<u16>, status: Option<&str>) -> (u16, 
         _ => 480,
     });
     let disp = match n {
+        _ if explicit.is_none() && status == Some("offline") => Disposition::Unavailable,
         486 | 600 => Disposition::Busy,
         408 | 480 => Disposition::NoAnswer,
         404 | 604 => Disposition::Unavailable,
