@@ -5,104 +5,11 @@
 
 use std::cmp::Reverse;
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::index::{Rank, SkillRank};
-use super::queues::Queue;
-use super::routing::rank;
-use super::types::{AgentState, AgentView, CallerId, Strategy};
+use super::state::{rank, state_name, Agent, Indexed, Queue};
+use super::types::{AgentState, AgentView, Strategy};
 use super::Acd;
-
-pub(super) fn state_name(s: &AgentState) -> String {
-    match s {
-        AgentState::LoggedOut => "logged-out".into(),
-        AgentState::Available => "available".into(),
-        AgentState::Ringing => "ringing".into(),
-        AgentState::OnCall => "on-call".into(),
-        AgentState::WrapUp => "wrap-up".into(),
-        AgentState::Paused(r) => format!("paused({r})"),
-    }
-}
-
-pub(super) struct Agent {
-    /// Its id, shared by its index entries (cheap to copy into them).
-    pub(super) id: Arc<str>,
-    pub(super) state: AgentState,
-    /// Free since (for longest-idle).
-    pub(super) idle_since: Instant,
-    /// On some call outside the queues.
-    pub(super) busy: bool,
-    /// No phone to ring (no registered device).
-    pub(super) unreachable: bool,
-    /// Dynamic memberships (static ones are in the queue config).
-    pub(super) dynamic: Vec<(String, u32)>,
-    pub(super) skills: HashMap<String, u8>,
-    /// The caller being offered.
-    pub(super) offer: Option<CallerId>,
-    pub(super) ring_until: Option<Instant>,
-    pub(super) wrap_until: Option<Instant>,
-    /// Offers missed in a row.
-    pub(super) missed: u32,
-    /// Answered per queue, and talk time in all.
-    pub(super) answered: HashMap<String, u64>,
-    pub(super) talk: Duration,
-    pub(super) talk_since: Option<(Instant, String)>,
-    /// What it counts for in its queues' indexes now, exactly as inserted there (so that
-    /// [`Acd::refresh`] removes what it put in).
-    pub(super) indexed: Vec<Indexed>,
-    /// Logged in and not paused since, and such time before that (for occupancy).
-    pub(super) on_since: Option<Instant>,
-    pub(super) on_time: Duration,
-    /// Wrap-up time after its queue calls.
-    pub(super) wrap_time: Duration,
-}
-
-impl Agent {
-    /// Free for an offer: available, reachable, on no other call, not being offered one.
-    pub(super) fn is_free(&self) -> bool {
-        self.state == AgentState::Available
-            && !self.busy
-            && !self.unreachable
-            && self.offer.is_none()
-    }
-
-    /// Starts or stops counting its logged-in, unpaused time as its state changes.
-    pub(super) fn clock(&mut self, now: Instant) {
-        let on = !matches!(self.state, AgentState::LoggedOut | AgentState::Paused(_));
-        match (on, self.on_since) {
-            (true, None) => self.on_since = Some(now),
-            (false, Some(since)) => {
-                self.on_time += now.saturating_duration_since(since);
-                self.on_since = None;
-            }
-            _ => {}
-        }
-    }
-
-    /// (talk + wrap-up) ÷ logged-in, unpaused time, up to `now`.
-    pub(super) fn occupancy(&self, now: Instant) -> Option<f64> {
-        let on = self.on_time
-            + self
-                .on_since
-                .map_or(Duration::ZERO, |s| now.saturating_duration_since(s));
-        (!on.is_zero()).then(|| (self.talk + self.wrap_time).as_secs_f64() / on.as_secs_f64())
-    }
-}
-
-/// An agent's entry in one of its queues' indexes; the queue is its place in
-/// [`Acd::order`] (a reload re-indexes every agent, so places do not go stale).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(super) enum Indexed {
-    /// Logged in (counted in [`Queue::logged_in`]).
-    LoggedIn(usize),
-    /// Logged in, not paused, with a phone (counted in [`Queue::staffed`]).
-    Staffed(usize),
-    /// Free, at this penalty and rank, in the queue's [`FreeIndex`].
-    Free(usize, u32, Rank),
-    /// Free, with this skill, in the queue's skill index.
-    Skill(usize, String, u32, SkillRank),
-}
 
 impl Acd {
     /// An agent's state (logged out if unknown).

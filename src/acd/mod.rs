@@ -15,8 +15,9 @@
 //! queue come first.
 //!
 //! Split by what each part owns: `types` (the language with the call layer, types only),
-//! `agents` (agent state and its index entries), `queues` (waiting callers, overflow,
-//! giving up), `routing` (who is offered what, and what an offer's outcome does); this
+//! `state` (the agent, caller and queue records the others share, data only), `agents`
+//! (agent state and its index entries), `queues` (waiting callers, overflow, giving up),
+//! `routing` (who is offered what, and what an offer's outcome does); this
 //! file holds the [`Acd`] itself, its configuration, and the dispatch of events and
 //! timers to those parts.
 
@@ -24,6 +25,7 @@ mod agents;
 mod index;
 mod queues;
 mod routing;
+mod state;
 mod stats;
 mod types;
 
@@ -39,8 +41,7 @@ use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
-use agents::Agent;
-use queues::{Caller, Queue};
+use state::{Agent, Caller, Queue};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 enum Timer {

@@ -9,9 +9,8 @@ use std::cmp::Reverse;
 use std::ops::Bound;
 use std::time::{Duration, Instant};
 
-use super::agents::Agent;
-use super::index::{self, Rank};
-use super::queues::{Queue, WaitKey};
+use super::index;
+use super::state::{rank, Agent, Queue, WaitKey};
 use super::types::{AgentState, CallerId, Command, LogRecord, Strategy};
 use super::{Acd, Timer};
 
@@ -346,29 +345,6 @@ impl Acd {
                 .levels()
                 .find_map(|l| l.iter().find(|(_, _, id)| fit(id)))
                 .map_or_else(Vec::new, |(_, _, id)| one(id)),
-        }
-    }
-}
-
-/// Where agent `a` sorts among `q`'s free members (see [`Rank`]).
-pub(super) fn rank(q: &Queue, a: &Agent) -> Rank {
-    let idle = Some(a.idle_since);
-    let id = a.id.clone();
-    match q.cfg.strategy {
-        Strategy::LongestIdle | Strategy::Skills => (0, idle, id),
-        Strategy::FewestCalls => {
-            let n = a.answered.get(&q.cfg.name).copied().unwrap_or(0);
-            (n as u128, idle, id)
-        }
-        Strategy::LeastTalkTime => (a.talk.as_nanos(), idle, id),
-        // Member order: static members by place, then dynamic ones by name.
-        Strategy::RoundRobin
-        | Strategy::Linear
-        | Strategy::Random
-        | Strategy::WeightedRandom
-        | Strategy::RingAll => {
-            let place = q.pos.get(&*a.id).map_or(u128::MAX, |p| *p as u128);
-            (place, None, id)
         }
     }
 }
