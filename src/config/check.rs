@@ -12,12 +12,12 @@ use std::time::Duration;
 use toml::Spanned;
 
 use super::file::{
-    AuthSection, CallsSection, HoursEntry, QueueEntry, RegistrarSection, RtpSection, ServerSection,
-    SipSection, TrunkEntry, UserEntry,
+    AgentEntry, AuthSection, CallsSection, HoursEntry, QueueEntry, RegistrarSection, RtpSection,
+    ServerSection, SipSection, TrunkEntry, UserEntry,
 };
 use super::{
-    parse_port_range, users_from_anywhere, ConfigError, Listen, Pattern, Secret, Trunk, User,
-    DEMO_PINS, EMBEDDED, EMBEDDED_DIALPLAN,
+    parse_port_range, users_from_anywhere, ConfigError, IdAgent, Listen, Pattern, Secret, Trunk,
+    User, DEMO_PINS, EMBEDDED, EMBEDDED_DIALPLAN,
 };
 use crate::acd::{Member, QueueConfig};
 use crate::dialplan::Dialplan;
@@ -246,19 +246,7 @@ pub(super) fn users(
                 ));
             }
         }
-        let mut skills = Vec::new();
-        if let Some(sk) = &u.skills {
-            for (name, level) in sk.get_ref() {
-                if !(1..=10).contains(level) {
-                    return Err(err(
-                        sk.span(),
-                        format!("skill `{name}` of extension `{ext}` must be 1 to 10"),
-                        None,
-                    ));
-                }
-                skills.push((name.clone(), *level));
-            }
-        }
+        let skills = skills(u.skills.as_ref(), &format!("extension `{ext}`"), err)?;
         let voicemail_pin = u.voicemail_pin.map(|p| p.into_inner());
         let demo = secret.is_demo(&ext, domain)
             || voicemail_pin
@@ -694,4 +682,99 @@ pub(super) fn ring_timeout(calls: &CallsSection, err: &ErrAt) -> Result<Duration
         ));
     }
     Ok(Duration::from_secs(ring))
+}
+
+/// `skills = { NAME = LEVEL }` of a user or an agent (`owner`, as errors name it):
+/// levels 1 to 10.
+fn skills(
+    entry: Option<&Spanned<BTreeMap<String, u8>>>,
+    owner: &str,
+    err: &ErrAt,
+) -> Result<Vec<(String, u8)>, ConfigError> {
+    let Some(sk) = entry else {
+        return Ok(Vec::new());
+    };
+    sk.get_ref()
+        .iter()
+        .map(|(name, level)| match (1..=10).contains(level) {
+            true => Ok((name.clone(), *level)),
+            false => Err(err(
+                sk.span(),
+                format!("skill `{name}` of {owner} must be 1 to 10"),
+                None,
+            )),
+        })
+        .collect()
+}
+
+/// Checks `[[agents]]`: IDs are digits, unique and no extension's; PINs are digits;
+/// queues exist; skills are 1..10.
+pub(super) fn id_agents(
+    entries: &[Spanned<AgentEntry>],
+    users: &[User],
+    queues: &[(crate::acd::QueueConfig, String)],
+    err: &ErrAt,
+) -> Result<Vec<IdAgent>, ConfigError> {
+    let digits = |s: &str, n: std::ops::RangeInclusive<usize>| {
+        n.contains(&s.len()) && s.bytes().all(|c| c.is_ascii_digit())
+    };
+    let mut agents: Vec<IdAgent> = Vec::new();
+    for e in entries {
+        let a = e.get_ref();
+        let id = a.id.get_ref().clone();
+        if !digits(&id, 2..=16) {
+            return Err(err(
+                a.id.span(),
+                format!("agent ID `{id}` must be 2 to 16 digits"),
+                Some("agents key it on a phone, so digits only".into()),
+            ));
+        }
+        if users.iter().any(|u| u.extension == id) || agents.iter().any(|x| x.id == id) {
+            return Err(err(
+                a.id.span(),
+                format!("agent ID `{id}` is already an extension or another agent's ID"),
+                Some("give each agent an ID of its own".into()),
+            ));
+        }
+        let pin = a.pin.get_ref().clone();
+        if !digits(&pin, 4..=16) {
+            return Err(err(
+                a.pin.span(),
+                format!("PIN of agent `{id}` must be 4 to 16 digits"),
+                Some("phones key it, so digits only".into()),
+            ));
+        }
+        let mut member_of = Vec::new();
+        for q in &a.queues {
+            let (name, penalty) = match q.get_ref().split_once(':') {
+                Some((n, p)) => (n, p.parse::<u32>().ok()),
+                None => (q.get_ref().as_str(), Some(0)),
+            };
+            let Some(penalty) = penalty else {
+                return Err(err(
+                    q.span(),
+                    format!("agent `{id}`: penalty in `{}` is not a number", q.get_ref()),
+                    Some("queues are \"QUEUE\" or \"QUEUE:PENALTY\"".into()),
+                ));
+            };
+            if !queues.iter().any(|(c, _)| c.name == name) {
+                return Err(err(
+                    q.span(),
+                    format!("agent `{id}`: no queue `{name}`"),
+                    Some("define it under [queues.NAME]".into()),
+                ));
+            }
+            member_of.push((name.to_string(), penalty));
+        }
+        let skills = skills(a.skills.as_ref(), &format!("agent `{id}`"), err)?;
+        agents.push(IdAgent {
+            demo: DEMO_PINS.contains(&pin.as_str()),
+            id,
+            name: a.name.clone(),
+            pin,
+            queues: member_of,
+            skills,
+        });
+    }
+    Ok(agents)
 }

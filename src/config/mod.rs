@@ -10,13 +10,12 @@ mod file;
 
 use crate::diag::edit_distance;
 pub use crate::diag::ConfigError;
-use file::{AgentEntry, File};
+use file::File;
 
 use std::net::SocketAddr;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
-use toml::Spanned;
 
 use crate::sip::auth::{self, Algorithm};
 use crate::sip::header::Transport;
@@ -282,7 +281,7 @@ impl Config {
             .iter()
             .map(|(name, q)| check::queue(name, q, &f.queues, &users, &sounds_dir, &err))
             .collect::<Result<Vec<_>, _>>()?;
-        let agents = id_agents(&f.agents, &users, &queues, &err)?;
+        let agents = check::id_agents(&f.agents, &users, &queues, &err)?;
         check::queue_and_hours_refs(&dialplan, &dp_path, &dp_text, &queues, &hours)?;
         warnings.extend(check::dead_dialplan(&dialplan, &dp_path, &dp_text));
         let ring_timeout = check::ring_timeout(&f.calls, &err)?;
@@ -440,90 +439,6 @@ fn explain_toml(msg: &str) -> (String, Option<String>) {
     (msg, hint)
 }
 
-/// Checks `[[agents]]`: IDs are digits, unique and no extension's; PINs are digits;
-/// queues exist; skills are 1..10.
-fn id_agents(
-    entries: &[Spanned<AgentEntry>],
-    users: &[User],
-    queues: &[(crate::acd::QueueConfig, String)],
-    err: &dyn Fn(Range<usize>, String, Option<String>) -> ConfigError,
-) -> Result<Vec<IdAgent>, ConfigError> {
-    let digits = |s: &str, n: std::ops::RangeInclusive<usize>| {
-        n.contains(&s.len()) && s.bytes().all(|c| c.is_ascii_digit())
-    };
-    let mut agents: Vec<IdAgent> = Vec::new();
-    for e in entries {
-        let a = e.get_ref();
-        let id = a.id.get_ref().clone();
-        if !digits(&id, 2..=16) {
-            return Err(err(
-                a.id.span(),
-                format!("agent ID `{id}` must be 2 to 16 digits"),
-                Some("agents key it on a phone, so digits only".into()),
-            ));
-        }
-        if users.iter().any(|u| u.extension == id) || agents.iter().any(|x| x.id == id) {
-            return Err(err(
-                a.id.span(),
-                format!("agent ID `{id}` is already an extension or another agent's ID"),
-                Some("give each agent an ID of its own".into()),
-            ));
-        }
-        let pin = a.pin.get_ref().clone();
-        if !digits(&pin, 4..=16) {
-            return Err(err(
-                a.pin.span(),
-                format!("PIN of agent `{id}` must be 4 to 16 digits"),
-                Some("phones key it, so digits only".into()),
-            ));
-        }
-        let mut member_of = Vec::new();
-        for q in &a.queues {
-            let (name, penalty) = match q.get_ref().split_once(':') {
-                Some((n, p)) => (n, p.parse::<u32>().ok()),
-                None => (q.get_ref().as_str(), Some(0)),
-            };
-            let Some(penalty) = penalty else {
-                return Err(err(
-                    q.span(),
-                    format!("agent `{id}`: penalty in `{}` is not a number", q.get_ref()),
-                    Some("queues are \"QUEUE\" or \"QUEUE:PENALTY\"".into()),
-                ));
-            };
-            if !queues.iter().any(|(c, _)| c.name == name) {
-                return Err(err(
-                    q.span(),
-                    format!("agent `{id}`: no queue `{name}`"),
-                    Some("define it under [queues.NAME]".into()),
-                ));
-            }
-            member_of.push((name.to_string(), penalty));
-        }
-        let mut skills = Vec::new();
-        if let Some(sk) = &a.skills {
-            for (name, level) in sk.get_ref() {
-                if !(1..=10).contains(level) {
-                    return Err(err(
-                        sk.span(),
-                        format!("skill `{name}` of agent `{id}` must be 1 to 10"),
-                        None,
-                    ));
-                }
-                skills.push((name.clone(), *level));
-            }
-        }
-        agents.push(IdAgent {
-            demo: DEMO_PINS.contains(&pin.as_str()),
-            id,
-            name: a.name.clone(),
-            pin,
-            queues: member_of,
-            skills,
-        });
-    }
-    Ok(agents)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -571,7 +486,12 @@ mod tests {
             (
                 "skills = { billing = 3 }",
                 "skills = { billing = 11 }",
-                "1 to 10",
+                "skill `billing` of agent `5001` must be 1 to 10",
+            ),
+            (
+                "skills = { billing = 4 }",
+                "skills = { billing = 0 }",
+                "skill `billing` of extension `1002` must be 1 to 10",
             ),
         ] {
             let e = with(from, to).unwrap_err().to_string();
