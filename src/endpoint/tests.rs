@@ -21,6 +21,14 @@ fn endpoint(t0: Instant) -> Endpoint {
     Endpoint::new(&cfg, t0, 1_700_000_000_000, 1, [9; 32])
 }
 
+/// An endpoint that knows it listens on 127.0.0.1:5060 (for the Via, Contact and SDP of
+/// what it originates).
+fn listening(t0: Instant) -> Endpoint {
+    let mut ep = endpoint(t0);
+    ep.set_listeners(vec![(Transport::Udp, "127.0.0.1:5060".parse().unwrap())]);
+    ep
+}
+
 fn peer(ip: &str) -> Peer {
     Peer {
         transport: Transport::Udp,
@@ -281,8 +289,7 @@ fn callee_peer() -> Peer {
 
 /// An endpoint with 1002 registered at 127.0.0.1:5072.
 fn pbx_with_callee(t0: Instant) -> Endpoint {
-    let mut ep = endpoint(t0);
-    ep.set_listeners(vec![(Transport::Udp, "127.0.0.1:5060".parse().unwrap())]);
+    let mut ep = listening(t0);
     let p = callee_peer();
     let chal = send(&mut ep, t0, register("1002", 1, 3600, None), &p);
     let a = answer(&chal[0], Algorithm::Md5, "1002", "demo-1002-change-me", 1);
@@ -603,8 +610,7 @@ use crate::media::{MediaCommand, MediaEvent};
 #[test]
 fn collect_gives_up_after_the_first_key_timeout_counted_from_the_prompts_end() {
     let t0 = Instant::now();
-    let mut ep = endpoint(t0);
-    ep.set_listeners(vec![(Transport::Udp, "127.0.0.1:5060".parse().unwrap())]);
+    let mut ep = listening(t0);
     let id = call_602(&mut ep, t0);
     // The prompt lasts 4 s; only then do the 10 s start.
     let t4 = t0 + Duration::from_secs(4);
@@ -632,8 +638,7 @@ fn collect_gives_up_after_the_first_key_timeout_counted_from_the_prompts_end() {
 #[test]
 fn keys_stop_the_prompt_and_the_interdigit_timeout_ends_the_input() {
     let t0 = Instant::now();
-    let mut ep = endpoint(t0);
-    ep.set_listeners(vec![(Transport::Udp, "127.0.0.1:5060".parse().unwrap())]);
+    let mut ep = listening(t0);
     let id = call_602(&mut ep, t0);
     let t1 = t0 + Duration::from_secs(1);
     ep.handle_media_event(t1, MediaEvent::Digit { id, digit: '1' });
@@ -694,8 +699,7 @@ fn the_terminator_ends_the_input_at_once() {
 #[test]
 fn say_plays_its_prompts_in_turn_then_the_dialplan_goes_on() {
     let t0 = Instant::now();
-    let mut ep = endpoint(t0);
-    ep.set_listeners(vec![(Transport::Udp, "127.0.0.1:5060".parse().unwrap())]);
+    let mut ep = listening(t0);
     let _ = authed_invite(&mut ep, t0, "604");
     let mut played = Vec::new();
     for _ in 0..10 {
@@ -1227,24 +1231,20 @@ fn ctl_calls_names_what_each_call_is_doing() {
     assert_eq!(call_state(&ep, t0), ("ringing".into(), true, 1));
 
     // A menu's single key, and a caller hearing itself.
-    let mut ep = endpoint(t0);
-    ep.set_listeners(vec![(Transport::Udp, "127.0.0.1:5060".parse().unwrap())]);
+    let mut ep = listening(t0);
     authed_invite(&mut ep, t0, "603");
     assert_eq!(call_state(&ep, t0), ("menu".into(), true, 0));
-    let mut ep = endpoint(t0);
-    ep.set_listeners(vec![(Transport::Udp, "127.0.0.1:5060".parse().unwrap())]);
+    let mut ep = listening(t0);
     authed_invite(&mut ep, t0, "600");
     assert_eq!(call_state(&ep, t0), ("echo".into(), true, 0));
 
     // A prompt, then (after it) the next step.
-    let mut ep = endpoint(t0);
-    ep.set_listeners(vec![(Transport::Udp, "127.0.0.1:5060".parse().unwrap())]);
+    let mut ep = listening(t0);
     authed_invite(&mut ep, t0, "601");
     assert_eq!(call_state(&ep, t0), ("playing".into(), true, 0));
 
     // The beep before a recording, then the recording; and a caller in a queue.
-    let mut ep = endpoint(t0);
-    ep.set_listeners(vec![(Transport::Udp, "127.0.0.1:5060".parse().unwrap())]);
+    let mut ep = listening(t0);
     authed_invite(&mut ep, t0, "607");
     assert_eq!(call_state(&ep, t0), ("record-prompt".into(), true, 0));
     let id = match std::iter::from_fn(|| ep.poll_media()).next() {
@@ -1258,8 +1258,7 @@ fn ctl_calls_names_what_each_call_is_doing() {
     };
     ep.handle_media_event(t0, done(1));
     assert_eq!(call_state(&ep, t0), ("recording".into(), true, 0));
-    let mut ep = endpoint(t0);
-    ep.set_listeners(vec![(Transport::Udp, "127.0.0.1:5060".parse().unwrap())]);
+    let mut ep = listening(t0);
     authed_invite(&mut ep, t0, "700");
     assert_eq!(call_state(&ep, t0).0, "queued");
 }
