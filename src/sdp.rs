@@ -42,6 +42,15 @@ pub enum Direction {
 }
 
 impl Direction {
+    /// The direction an answer to an offer with this one gives (RFC 3264 §6.1).
+    pub fn answer(self) -> Self {
+        match self {
+            Self::SendOnly => Self::RecvOnly,
+            Self::RecvOnly => Self::SendOnly,
+            d => d,
+        }
+    }
+
     fn as_str(self) -> &'static str {
         match self {
             Self::SendRecv => "sendrecv",
@@ -261,11 +270,36 @@ impl Sdp {
         self.media.iter().find(|m| m.kind == "audio" && m.port != 0)
     }
 
-    /// Where the audio stream wants RTP sent.
+    /// Where the audio stream wants RTP sent; none for the old hold form's `0.0.0.0`.
     pub fn audio_target(&self) -> Option<std::net::SocketAddr> {
         let m = self.audio()?;
-        let ip = m.addr.or(self.addr)?;
+        let ip = m.addr.or(self.addr).filter(|ip| !ip.is_unspecified())?;
         Some(std::net::SocketAddr::new(ip, m.port))
+    }
+
+    /// The audio stream's direction (sendrecv when there is none).
+    pub fn direction(&self) -> Direction {
+        self.audio().map_or(Direction::SendRecv, |m| m.direction)
+    }
+
+    /// Sets the audio stream's direction.
+    pub fn set_direction(&mut self, d: Direction) {
+        if let Some(m) = self
+            .media
+            .iter_mut()
+            .find(|m| m.kind == "audio" && m.port != 0)
+        {
+            m.direction = d;
+        }
+    }
+
+    /// Whether this offer puts the other party on hold: the sender will not receive audio
+    /// (`a=sendonly` or `a=inactive`, RFC 3264 §8.4), or asks for it at `0.0.0.0`, the
+    /// older form RFC 3264 still asks answerers to understand.
+    pub fn holds(&self) -> bool {
+        let Some(m) = self.audio() else { return false };
+        let unspecified = m.addr.or(self.addr).is_some_and(|ip| ip.is_unspecified());
+        matches!(m.direction, Direction::SendOnly | Direction::Inactive) || unspecified
     }
 
     /// The description switchboard sends on the other leg: same codecs we can relay (in
@@ -376,12 +410,7 @@ impl Sdp {
                 .find(|f| f.codec() == Some(Codec::TelephoneEvent))
                 .cloned();
             m.formats = voice.into_iter().chain(te).collect();
-            // Our answer mirrors the offer's direction (RFC 3264 §6.1).
-            m.direction = match m.direction {
-                Direction::SendOnly => Direction::RecvOnly,
-                Direction::RecvOnly => Direction::SendOnly,
-                d => d,
-            };
+            m.direction = m.direction.answer();
         }
         Ok(ans)
     }
@@ -521,6 +550,42 @@ a=fmtp:101 0-15\r\na=ptime:20\r\na=sendrecv\r\nm=video 27010 RTP/AVP 96\r\na=rtp
                 "{offer}: {printed}"
             );
         }
+    }
+
+    #[test]
+    fn hold_is_sendonly_inactive_or_the_old_zero_address() {
+        let sdp = |c: &str, dir: &str| {
+            Sdp::parse(
+                format!(
+                    "v=0\r\no=- 1 2 IN IP4 192.0.2.5\r\ns=-\r\nc=IN IP4 {c}\r\nt=0 0\r\n\
+                     m=audio 4000 RTP/AVP 0\r\n{dir}"
+                )
+                .as_bytes(),
+            )
+            .unwrap()
+        };
+        for (c, dir, holds) in [
+            ("192.0.2.5", "", false),
+            ("192.0.2.5", "a=sendrecv\r\n", false),
+            ("192.0.2.5", "a=recvonly\r\n", false),
+            ("192.0.2.5", "a=sendonly\r\n", true),
+            ("192.0.2.5", "a=inactive\r\n", true),
+            ("0.0.0.0", "", true),
+        ] {
+            assert_eq!(sdp(c, dir).holds(), holds, "c={c} {dir}");
+        }
+        // The old form names no address to send to.
+        assert_eq!(sdp("0.0.0.0", "").audio_target(), None);
+        assert_eq!(
+            sdp("192.0.2.5", "").audio_target(),
+            Some("192.0.2.5:4000".parse().unwrap())
+        );
+        let mut s = sdp("192.0.2.5", "");
+        s.set_direction(Direction::SendOnly);
+        assert_eq!(s.direction(), Direction::SendOnly);
+        assert!(String::from_utf8(s.to_bytes())
+            .unwrap()
+            .contains("a=sendonly\r\n"));
     }
 
     #[test]

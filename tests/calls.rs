@@ -385,19 +385,195 @@ fn cdr_within(pbx: &Pbx, n: usize, secs: u64) -> Row {
     cdrs(pbx).remove(n - 1)
 }
 
+/// A phone's audio port in a test: sends 20 ms PCMU frames of a tone under its own SSRC
+/// to the relay port it is given, and notes every packet it receives (when, SSRC,
+/// decoded level), until told to stop.
+struct RtpPhone {
+    sock: UdpSocket,
+    ssrc: u32,
+}
+
+/// One packet a test phone received.
+#[derive(Clone, Copy, Debug)]
+struct Heard {
+    at: std::time::Instant,
+    ssrc: u32,
+    level: f64,
+}
+
+impl RtpPhone {
+    fn new(ssrc: u32) -> Self {
+        let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+        sock.set_read_timeout(Some(Duration::from_millis(5)))
+            .unwrap();
+        Self { sock, ssrc }
+    }
+
+    fn port(&self) -> u16 {
+        self.sock.local_addr().unwrap().port()
+    }
+
+    /// Runs until `stop`; sends to the port `to` holds once it is non-zero.
+    fn run(
+        self,
+        to: std::sync::Arc<std::sync::atomic::AtomicU16>,
+        stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    ) -> std::thread::JoinHandle<Vec<Heard>> {
+        use std::sync::atomic::Ordering::Relaxed;
+        std::thread::spawn(move || {
+            let mut heard = Vec::new();
+            let (mut seq, mut ts) = (0u16, 0u32);
+            let mut next = std::time::Instant::now();
+            let mut buf = [0u8; 2048];
+            while !stop.load(Relaxed) {
+                if std::time::Instant::now() >= next {
+                    next += Duration::from_millis(20);
+                    let port = to.load(Relaxed);
+                    if port != 0 {
+                        let mut pkt = vec![0x80, 0];
+                        pkt.extend(seq.to_be_bytes());
+                        pkt.extend(ts.to_be_bytes());
+                        pkt.extend(self.ssrc.to_be_bytes());
+                        // A loud square wave: any μ-law code far from silence.
+                        pkt.extend((0..160).map(|i| if i % 16 < 8 { 0x20 } else { 0xA0 }));
+                        let _ = self.sock.send_to(&pkt, ("127.0.0.1", port));
+                        seq = seq.wrapping_add(1);
+                        ts = ts.wrapping_add(160);
+                    }
+                }
+                if let Ok(n) = self.sock.recv(&mut buf) {
+                    if n > 12 {
+                        let ssrc = u32::from_be_bytes([buf[8], buf[9], buf[10], buf[11]]);
+                        let level = buf[12..n]
+                            .iter()
+                            .map(|&b| f64::from(switchboard::media::g711::ulaw_decode(b)).abs())
+                            .sum::<f64>()
+                            / (n - 12) as f64;
+                        heard.push(Heard {
+                            at: std::time::Instant::now(),
+                            ssrc,
+                            level,
+                        });
+                    }
+                }
+            }
+            heard
+        })
+    }
+}
+
 #[test]
-fn hold_and_resume_are_relayed_between_the_parties() {
+fn a_held_party_hears_music_at_its_pace_and_resume_relays_both_ways_again() {
+    use std::sync::atomic::{AtomicBool, AtomicU16, Ordering::Relaxed};
+    use std::sync::Arc;
     let pbx = Pbx::start();
     let port = register_callee(&pbx, "1002", PW2);
-    let callee = spawn_sipp(&scenario("uas_hold.xml"), None, port, &[]);
-    let call = caller(&pbx, &scenario("uac_hold.xml"), "1002", &[]);
+    let (caller_rtp, callee_rtp) = (RtpPhone::new(0xAAAA), RtpPhone::new(0xBBBB));
+    let (caller_port, callee_port) = (caller_rtp.port().to_string(), callee_rtp.port().to_string());
+    let callee = spawn_sipp(
+        &scenario("uas_hold.xml"),
+        None,
+        port,
+        &["-key", "rtp_port", &callee_port],
+    );
+    let call = caller(
+        &pbx,
+        &scenario("uac_hold.xml"),
+        "1002",
+        &["-key", "rtp_port", &caller_port],
+    );
+    let (to_a, to_b, stop) = (
+        Arc::new(AtomicU16::new(0)),
+        Arc::new(AtomicU16::new(0)),
+        Arc::new(AtomicBool::new(false)),
+    );
+    let caller_heard = caller_rtp.run(to_a.clone(), stop.clone());
+    let callee_heard = callee_rtp.run(to_b.clone(), stop.clone());
+    // Each phone sends to the relay port switchboard gave it.
+    let ports = wait_until(10, || {
+        let calls = pbx.ctl("calls");
+        let p = &calls["calls"][0]["rtp_ports"];
+        match (p[0].as_u64(), p[1].as_u64()) {
+            (Some(a), Some(b)) if b != 0 => {
+                to_a.store(a as u16, Relaxed);
+                to_b.store(b as u16, Relaxed);
+                true
+            }
+            _ => false,
+        }
+    });
+    assert!(ports, "{}", pbx.ctl("calls"));
+    // `ctl calls` names the held party while it is held, and not after.
+    let shown = wait_until(10, || pbx.ctl("calls")["calls"][0]["on_hold"] == "callee");
+    assert!(shown, "{}", pbx.ctl("calls"));
+    let cleared = wait_until(10, || {
+        let calls = pbx.ctl("calls");
+        calls["calls"][0]["state"] == "bridged" && calls["calls"][0]["on_hold"].is_null()
+    });
+    assert!(cleared, "{}", pbx.ctl("calls"));
     assert!(
         call.wait(20),
         "caller: hold answered recvonly, resume answered sendrecv"
     );
+    assert!(callee.wait(10), "callee: offered sendonly, then sendrecv");
+    stop.store(true, Relaxed);
+    let (to_caller, to_callee) = (caller_heard.join().unwrap(), callee_heard.join().unwrap());
+
+    // The callee heard the caller, then music (another stream), then the caller again.
+    let music: Vec<&Heard> = to_callee.iter().filter(|h| h.ssrc != 0xAAAA).collect();
+    assert!(music.len() > 50, "music packets: {}", music.len());
+    let (first, last) = (music[0].at, music[music.len() - 1].at);
+    let span = last.duration_since(first).as_secs_f64();
+    // Held for the scenario's 2 s; about 50 frames a second, and no gap a listener
+    // would hear.
+    assert!((1.5..2.6).contains(&span), "music for {span:.2} s");
+    let pace = (music.len() - 1) as f64 / span;
+    assert!((45.0..=55.0).contains(&pace), "{pace:.1} packets/s");
+    let gap = music
+        .windows(2)
+        .map(|w| w[1].at.duration_since(w[0].at))
+        .max()
+        .unwrap();
+    assert!(gap < Duration::from_millis(120), "longest gap {gap:?}");
+    let quiet = music.iter().filter(|h| h.level < 100.0).count();
     assert!(
-        callee.wait(10),
-        "callee: saw sendonly, then sendrecv, through switchboard"
+        quiet * 4 < music.len(),
+        "{quiet} of {} frames silent",
+        music.len()
+    );
+    assert!(
+        music.iter().all(|h| h.ssrc == music[0].ssrc),
+        "one music stream"
+    );
+    let callee_before = to_callee
+        .iter()
+        .filter(|h| h.ssrc == 0xAAAA && h.at < first)
+        .count();
+    let callee_after = to_callee
+        .iter()
+        .filter(|h| h.ssrc == 0xAAAA && h.at > last)
+        .count();
+    assert!(
+        callee_before > 30 && callee_after > 30,
+        "callee heard the caller {callee_before} before, {callee_after} after"
+    );
+    // The caller (the holder) heard the callee before and after, and nothing while it held.
+    let during = to_caller
+        .iter()
+        .filter(|h| h.at > first && h.at < last)
+        .count();
+    let caller_before = to_caller
+        .iter()
+        .filter(|h| h.ssrc == 0xBBBB && h.at < first)
+        .count();
+    let caller_after = to_caller
+        .iter()
+        .filter(|h| h.ssrc == 0xBBBB && h.at > last)
+        .count();
+    assert_eq!(during, 0, "the holder heard nothing while holding");
+    assert!(
+        caller_before > 30 && caller_after > 30,
+        "caller heard the callee {caller_before} before, {caller_after} after"
     );
     let r = cdr(&pbx, 1);
     assert_eq!(

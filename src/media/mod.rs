@@ -13,6 +13,15 @@ use std::net::SocketAddr;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct SessionId(pub u64);
 
+/// One party of a bridge: the caller's side or the callee's.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Party {
+    /// The side facing the caller (its port is `a_port`).
+    A,
+    /// The side facing the callee (`b_port`).
+    B,
+}
+
 /// What the relay must do.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
@@ -88,6 +97,22 @@ pub enum MediaCommand {
     /// A dial from a local session failed: close its B side; the caller's local session
     /// goes on as it was (music keeps playing).
     CloseB {
+        /// Session.
+        id: SessionId,
+    },
+    /// In a bridge: `held` was put on hold by the other party, and hears music (`music`,
+    /// played round) instead of silence; nothing is relayed either way until
+    /// [`MediaCommand::Resume`].
+    Hold {
+        /// Session.
+        id: SessionId,
+        /// The party that hears the music.
+        held: Party,
+        /// The music (16-bit PCM, 8 kHz, mono).
+        music: std::path::PathBuf,
+    },
+    /// In a bridge on hold: the music stops and the two parties hear each other again.
+    Resume {
         /// Session.
         id: SessionId,
     },

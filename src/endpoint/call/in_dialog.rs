@@ -1,6 +1,6 @@
 //! Requests inside a call's dialogs: BYE ending the other side, INFO keys, re-INVITE and
-//! UPDATE relayed from one leg to the other (hold, resume, a new address), and a CANCEL from
-//! the caller.
+//! UPDATE relayed from one leg to the other (hold, resume, a new address; what hold does
+//! to the media is [`super::hold`]'s), and a CANCEL from the caller.
 
 use bytes::Bytes;
 use std::time::Instant;
@@ -8,10 +8,11 @@ use std::time::Instant;
 use super::super::owner::{CallTx, TxOwner};
 use super::super::{code, Endpoint, ALLOW};
 use super::collect::info_digit;
-use super::state::{CallTimer, Pending, Side};
+use super::hold::{held_answer, hold_change};
+use super::state::{CallTimer, HoldChange, Pending, Side};
 use crate::cdr::Disposition;
 use crate::media::MediaCommand;
-use crate::sdp::Sdp;
+use crate::sdp::{Direction, Sdp};
 use crate::sip::msg::{HeaderName, Message, Method, StatusCode};
 use crate::sip::transaction::{response_to, Transmit, TxKey};
 
@@ -138,11 +139,8 @@ impl Endpoint {
         let offer = Sdp::parse(&msg.body).ok();
         if !c.bridged() || offer.is_none() {
             // Nothing to relay to, or no offer in it (a session refresh): repeat what this
-            // leg already agreed.
-            let sdp = match side {
-                Side::A => c.a.sdp_sent.clone(),
-                Side::B => c.b.as_ref().and_then(|b| b.sdp_sent.clone()),
-            };
+            // leg already agreed, in the direction the offer asks.
+            let sdp = self.answer_here(id, side, offer.as_ref());
             self.reply_with_body(
                 now,
                 key,
@@ -177,10 +175,16 @@ impl Endpoint {
             return;
         };
         leg.sdp_version += 1;
-        let Ok(relayed) = offer.relayed(self.media_ip(&leg.peer), port, id, leg.sdp_version) else {
+        let Ok(mut relayed) = offer.relayed(self.media_ip(&leg.peer), port, id, leg.sdp_version)
+        else {
             self.reply(now, key, msg, code(488), vec![]);
             return;
         };
+        let hold = hold_change(&offer, side, c.on_hold);
+        if let HoldChange::Hold(_) = hold {
+            // The held party gets our music: to it, we send and do not listen.
+            relayed.set_direction(Direction::SendOnly);
+        }
         let method = msg.method().unwrap_or(Method::Invite);
         leg.cseq += 1;
         let mut req = self.leg_request(method, &leg, leg.cseq);
@@ -199,7 +203,7 @@ impl Endpoint {
                 return;
             }
         };
-        tracing::info!(call = id, from = ?side, "relaying a mid-call offer");
+        tracing::info!(call = id, from = ?side, ?hold, "relaying a mid-call offer");
         self.owners
             .insert(forwarded.clone(), TxOwner::Call(id, CallTx::Reoffer));
         if let Some(c) = self.calls.calls.get_mut(&id) {
@@ -208,6 +212,7 @@ impl Endpoint {
                 Side::B => c.a = leg,
             }
             c.pending = Some(Pending {
+                hold,
                 from: side,
                 key: key.clone(),
                 request: msg.clone(),
@@ -275,12 +280,22 @@ impl Endpoint {
             leg.sdp_version += 1;
             Some(leg.sdp_version)
         });
-        let body = answer
-            .and_then(|a| {
-                a.relayed(self.media_ip(&sender_peer), port, id, version.unwrap_or(2))
-                    .ok()
+        let relayed = answer.and_then(|a| {
+            a.relayed(self.media_ip(&sender_peer), port, id, version.unwrap_or(2))
+                .ok()
+        });
+        let body = relayed
+            .map(|mut a| {
+                if let HoldChange::Hold(asked) = p.hold {
+                    // What the holder asked for, whatever the held party answered us.
+                    a.set_direction(held_answer(asked));
+                }
+                a
             })
             .map(|a| Bytes::from(a.to_bytes()));
+        if status.is_success() && body.is_some() {
+            self.hold_changed(id, p.from, p.hold);
+        }
         let to_sender = if status.is_success() && body.is_none() {
             code(488)
         } else {

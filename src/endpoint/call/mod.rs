@@ -37,6 +37,7 @@ mod collect;
 mod customer;
 mod dial;
 mod end;
+mod hold;
 mod in_dialog;
 mod inbound;
 mod prompt;
@@ -65,6 +66,9 @@ pub struct CallView {
     /// The callee's devices ringing now (a dial, or an agent offered a queued call).
     #[serde(default)]
     pub ringing: usize,
+    /// The party on hold hearing music (`caller` or `callee`), if one is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_hold: Option<String>,
     /// Seconds since the INVITE.
     pub age_s: u64,
     /// Relay ports (caller side, callee side; 0 when none).
@@ -144,6 +148,10 @@ impl Calls {
                 state: c.state.name().into(),
                 answered: c.answered,
                 ringing: c.dialing.len(),
+                on_hold: c.on_hold.map(|s| match s {
+                    Side::A => "caller".into(),
+                    Side::B => "callee".into(),
+                }),
                 age_s: now.saturating_duration_since(c.started).as_secs(),
                 rtp_ports: c.media.map(|m| (m.a_port, m.b_port.unwrap_or(0))),
             })

@@ -28,6 +28,24 @@ pub(in crate::endpoint) enum Side {
     B,
 }
 
+impl Side {
+    /// The other leg.
+    pub(in crate::endpoint) fn other(self) -> Self {
+        match self {
+            Side::A => Side::B,
+            Side::B => Side::A,
+        }
+    }
+
+    /// The relay's party facing this leg.
+    pub(in crate::endpoint) fn party(self) -> crate::media::Party {
+        match self {
+            Side::A => crate::media::Party::A,
+            Side::B => crate::media::Party::B,
+        }
+    }
+}
+
 /// A `collect` (or menu) in progress.
 #[derive(Debug)]
 pub(in crate::endpoint) struct Collecting {
@@ -249,6 +267,8 @@ pub(in crate::endpoint) struct Call {
     pub(super) b_invite_key: Option<TxKey>,
     /// A re-INVITE or UPDATE relayed to the other leg, awaiting its answer.
     pub(super) pending: Option<Pending>,
+    /// The party on hold (hearing music), put there by the other.
+    pub(in crate::endpoint) on_hold: Option<Side>,
     pub(in crate::endpoint) cdr: Cdr,
 }
 
@@ -353,13 +373,27 @@ impl Call {
             b_ack: None,
             b_invite_key: None,
             pending: None,
+            on_hold: None,
             cdr,
         }
     }
 }
 
+/// What a relayed mid-call offer does to hold.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum HoldChange {
+    /// Neither holds nor resumes (a new address or codec, a refresh).
+    None,
+    /// Puts the other party on hold; the sender asked for this direction.
+    Hold(crate::sdp::Direction),
+    /// Takes the other party off hold.
+    Resume,
+}
+
 /// A mid-call offer (hold, resume, new address) being relayed.
 pub(super) struct Pending {
+    /// Whether it holds or resumes.
+    pub(super) hold: HoldChange,
     /// The leg it came from.
     pub(super) from: Side,
     /// Its server transaction there.

@@ -1,0 +1,161 @@
+//! Hold and resume (RFC 3264 §8.4): which mid-call offer holds or resumes, what the
+//! holder is answered, and the music the held party hears meanwhile instead of silence.
+//!
+//! The offer itself is relayed by `in_dialog`; this file decides what it means and tells
+//! the relay. It owns the call's `on_hold` and nothing else.
+
+use super::super::Endpoint;
+use super::state::{HoldChange, Side};
+use crate::media::MediaCommand;
+use crate::sdp::{Direction, Sdp};
+use bytes::Bytes;
+
+/// What an offer from `from` does, with `on_hold` the party on hold now (if any).
+pub(super) fn hold_change(offer: &Sdp, from: Side, on_hold: Option<Side>) -> HoldChange {
+    let held = from.other();
+    match on_hold {
+        // Both on hold at once is not a state a bridge has: a party on hold that holds
+        // back is relayed as it is.
+        Some(s) if s == from => HoldChange::None,
+        _ if offer.holds() => HoldChange::Hold(offer.direction()),
+        Some(s) if s == held => HoldChange::Resume,
+        _ => HoldChange::None,
+    }
+}
+
+/// The direction the holder is answered, for the one it offered: `inactive` stays
+/// inactive, anything else (`sendonly`, or `0.0.0.0` in the older form) gets `recvonly`.
+pub(super) fn held_answer(asked: Direction) -> Direction {
+    match asked {
+        Direction::Inactive => Direction::Inactive,
+        _ => Direction::RecvOnly,
+    }
+}
+
+impl Endpoint {
+    /// A relayed offer from `from` was accepted by the other party: the relay plays it
+    /// music, or stops.
+    pub(super) fn hold_changed(&mut self, id: u64, from: Side, change: HoldChange) {
+        let Some(c) = self.calls.calls.get_mut(&id) else {
+            return;
+        };
+        let Some(sid) = c.media.map(|m| m.sid) else {
+            return;
+        };
+        let held = from.other();
+        match change {
+            HoldChange::None => {}
+            HoldChange::Hold(_) => {
+                c.on_hold = Some(held);
+                let music = self.music_on_hold(id);
+                tracing::info!(call = id, ?held, music = %music.display(), "on hold");
+                self.calls.media_out.push_back(MediaCommand::Hold {
+                    id: sid,
+                    held: held.party(),
+                    music,
+                });
+            }
+            HoldChange::Resume => {
+                c.on_hold = None;
+                tracing::info!(call = id, "resumed");
+                self.calls
+                    .media_out
+                    .push_back(MediaCommand::Resume { id: sid });
+            }
+        }
+    }
+
+    /// What a held party of call `id` hears: its queue's music when it came through one,
+    /// otherwise the default class.
+    fn music_on_hold(&self, id: u64) -> std::path::PathBuf {
+        self.calls
+            .calls
+            .get(&id)
+            .and_then(|c| c.queue.as_ref())
+            .map(|q| q.moh.clone())
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or_else(|| self.sounds_dir.join("moh/default.wav"))
+    }
+
+    /// The description a call answered here (nobody to relay to) repeats to a mid-call
+    /// offer on `side`: what the leg already agreed, in the direction `offer` asks for
+    /// (RFC 3264 §6.1), under a new version when that changes it.
+    pub(super) fn answer_here(
+        &mut self,
+        id: u64,
+        side: Side,
+        offer: Option<&Sdp>,
+    ) -> Option<Bytes> {
+        let c = self.calls.calls.get_mut(&id)?;
+        let leg = match side {
+            Side::A => &mut c.a,
+            Side::B => c.b.as_mut()?,
+        };
+        let sent = leg.sdp_sent.clone()?;
+        let Some(offer) = offer else {
+            return Some(sent);
+        };
+        let mut ours = Sdp::parse(&sent).ok()?;
+        let want = if offer.holds() {
+            held_answer(offer.direction())
+        } else {
+            offer.direction().answer()
+        };
+        if ours.direction() == want {
+            return Some(sent);
+        }
+        ours.set_direction(want);
+        leg.sdp_version += 1;
+        ours.version = leg.sdp_version;
+        let body = Bytes::from(ours.to_bytes());
+        leg.sdp_sent = Some(body.clone());
+        Some(body)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn offer(dir: &str) -> Sdp {
+        Sdp::parse(
+            format!(
+                "v=0\r\no=- 1 2 IN IP4 192.0.2.5\r\ns=-\r\nc=IN IP4 192.0.2.5\r\nt=0 0\r\n\
+                 m=audio 4000 RTP/AVP 0\r\na={dir}\r\n"
+            )
+            .as_bytes(),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn an_offer_holds_resumes_or_neither_by_who_is_held() {
+        use HoldChange as H;
+        let (send, recv) = (offer("sendonly"), offer("sendrecv"));
+        assert_eq!(
+            hold_change(&send, Side::A, None),
+            H::Hold(Direction::SendOnly)
+        );
+        assert_eq!(
+            hold_change(&offer("inactive"), Side::B, None),
+            H::Hold(Direction::Inactive)
+        );
+        // A repeated hold from the holder stays a hold; the holder's sendrecv resumes.
+        assert_eq!(
+            hold_change(&send, Side::A, Some(Side::B)),
+            H::Hold(Direction::SendOnly)
+        );
+        assert_eq!(hold_change(&recv, Side::A, Some(Side::B)), H::Resume);
+        // Nothing held: an ordinary offer; the held party's own offers change nothing.
+        assert_eq!(hold_change(&recv, Side::A, None), H::None);
+        assert_eq!(hold_change(&send, Side::B, Some(Side::B)), H::None);
+        assert_eq!(hold_change(&recv, Side::B, Some(Side::B)), H::None);
+    }
+
+    #[test]
+    fn the_holder_is_answered_recvonly_or_inactive() {
+        assert_eq!(held_answer(Direction::SendOnly), Direction::RecvOnly);
+        assert_eq!(held_answer(Direction::Inactive), Direction::Inactive);
+        assert_eq!(held_answer(Direction::SendRecv), Direction::RecvOnly);
+    }
+}
