@@ -1,4 +1,8 @@
-//! The endpoint on a virtual clock: registration with digest auth end to end, in memory.
+//! The endpoint on a virtual clock: registration with digest auth end to end, in memory;
+//! the call layer through a harness of phones ([`harness`], tests in [`calls`]).
+
+mod calls;
+mod harness;
 
 use super::*;
 use crate::config::EMBEDDED;
@@ -19,14 +23,6 @@ fn endpoint(t0: Instant) -> Endpoint {
     assert_ne!(text, EMBEDDED);
     let cfg = Config::from_str(&text, "embedded").unwrap();
     Endpoint::new(&cfg, t0, 1_700_000_000_000, 1, [9; 32])
-}
-
-/// An endpoint that knows it listens on 127.0.0.1:5060 (for the Via, Contact and SDP of
-/// what it originates).
-fn listening(t0: Instant) -> Endpoint {
-    let mut ep = endpoint(t0);
-    ep.set_listeners(vec![(Transport::Udp, "127.0.0.1:5060".parse().unwrap())]);
-    ep
 }
 
 fn peer(ip: &str) -> Peer {
@@ -280,28 +276,6 @@ fn caller_peer() -> Peer {
     }
 }
 
-fn callee_peer() -> Peer {
-    Peer {
-        transport: Transport::Udp,
-        addr: "127.0.0.1:5072".parse().unwrap(),
-    }
-}
-
-/// An endpoint with 1002 registered at 127.0.0.1:5072.
-fn pbx_with_callee(t0: Instant) -> Endpoint {
-    let mut ep = listening(t0);
-    let p = callee_peer();
-    let chal = send(&mut ep, t0, register("1002", 1, 3600, None), &p);
-    let a = answer(&chal[0], Algorithm::Md5, "1002", "demo-1002-change-me", 1);
-    let reg = String::from_utf8_lossy(&register("1002", 2, 3600, Some(a)))
-        .replace("127.0.0.1:5070>", "127.0.0.1:5072>");
-    assert_eq!(
-        send(&mut ep, t0, Bytes::from(reg), &p)[0].status(),
-        Some(StatusCode::OK)
-    );
-    ep
-}
-
 fn invite(cseq: u32, auth: Option<String>) -> Bytes {
     let auth = auth
         .map(|a| format!("Proxy-Authorization: {a}\r\n"))
@@ -313,16 +287,6 @@ CSeq: {cseq} INVITE\r\nContact: <sip:1001@127.0.0.1:5070>\r\nMax-Forwards: 70\r\
 Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{OFFER}",
         OFFER.len()
     ))
-}
-
-fn proxy_answer(chal: &Message) -> String {
-    md5_answer_1001(
-        chal,
-        &HeaderName::ProxyAuthenticate,
-        "INVITE",
-        "sip:1002@switchboard.local",
-        PW,
-    )
 }
 
 /// 1001's MD5 digest answer with `pw` to the challenge in `chal`'s `header`, for `method`
@@ -362,44 +326,6 @@ fn outputs(ep: &mut Endpoint) -> Vec<(Peer, Message)> {
         .collect()
 }
 
-/// Starts a call from 1001 to 1002 and returns the INVITE sent to the callee.
-fn start_call(ep: &mut Endpoint, t0: Instant) -> Message {
-    let out = send(ep, t0, invite(1, None), &caller_peer());
-    assert_eq!(
-        out[0].status(),
-        Some(StatusCode::TRYING),
-        "an INVITE is answered at once"
-    );
-    let chal = out
-        .iter()
-        .find(|m| m.status() == Some(StatusCode::PROXY_AUTH_REQUIRED))
-        .expect("407");
-    let auth = proxy_answer(chal);
-    ep.handle_datagram(t0, invite(2, Some(auth)), caller_peer());
-    let out = outputs(ep);
-    out.into_iter()
-        .find(|(p, m)| *p == callee_peer() && m.method() == Some(Method::Invite))
-        .map(|(_, m)| m)
-        .expect("INVITE to the callee")
-}
-
-fn callee_says(
-    ep: &mut Endpoint,
-    now: Instant,
-    inv: &Message,
-    code: u16,
-    sdp: bool,
-) -> Vec<(Peer, Message)> {
-    let mut r = response_to(inv, StatusCode::new(code).unwrap(), Some("callee"));
-    r.push_header(HeaderName::Contact, "<sip:1002@127.0.0.1:5072>");
-    if sdp {
-        r.push_header(HeaderName::ContentType, "application/sdp");
-        r.body = Bytes::from_static(b"v=0\r\no=- 2 2 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 41000 RTP/AVP 0\r\n");
-    }
-    ep.handle_datagram(now, r.to_bytes(), callee_peer());
-    outputs(ep)
-}
-
 fn run_until(ep: &mut Endpoint, until: Instant) -> Vec<(Instant, Peer, Message)> {
     let mut got = Vec::new();
     while let Some(at) = ep.poll_timeout() {
@@ -410,153 +336,6 @@ fn run_until(ep: &mut Endpoint, until: Instant) -> Vec<(Instant, Peer, Message)>
         got.extend(outputs(ep).into_iter().map(|(p, m)| (at, p, m)));
     }
     got
-}
-
-#[test]
-fn answer_is_retransmitted_until_the_callers_ack() {
-    let t0 = Instant::now();
-    let mut ep = pbx_with_callee(t0);
-    let inv = start_call(&mut ep, t0);
-    let out = callee_says(&mut ep, t0, &inv, 200, true);
-    assert!(
-        out.iter()
-            .any(|(p, m)| *p == callee_peer() && m.method() == Some(Method::Ack)),
-        "callee's 200 is ACKed"
-    );
-    let ok = out
-        .iter()
-        .find(|(p, m)| *p == caller_peer() && m.status() == Some(StatusCode::OK))
-        .expect("200 to the caller");
-    let sdp = crate::sdp::Sdp::parse(&ok.1.body).unwrap();
-    assert_ne!(
-        sdp.audio().unwrap().port,
-        41000,
-        "the caller is given our relay port, not the callee's"
-    );
-    // No ACK: the 200 goes again at T1, 2*T1, ...
-    let again = run_until(&mut ep, t0 + Duration::from_millis(1600));
-    let times: Vec<u128> = again
-        .iter()
-        .filter(|(_, p, m)| *p == caller_peer() && m.status() == Some(StatusCode::OK))
-        .map(|(t, _, _)| (*t - t0).as_millis())
-        .collect();
-    assert_eq!(times, vec![500, 1500]);
-    // The ACK stops it.
-    let tag = ok.1.to_hdr().unwrap().tag().unwrap().clone();
-    let ack = format!(
-        "ACK sip:switchboard@127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bKack;rport\r\n\
-From: <sip:1001@switchboard.local>;tag=caller\r\nTo: <sip:1002@switchboard.local>;tag={}\r\nCall-ID: call-a\r\nCSeq: 2 ACK\r\nContent-Length: 0\r\n\r\n",
-        String::from_utf8_lossy(&tag)
-    );
-    ep.handle_datagram(
-        t0 + Duration::from_millis(1700),
-        Bytes::from(ack),
-        caller_peer(),
-    );
-    let later = run_until(&mut ep, t0 + Duration::from_secs(10));
-    assert!(
-        later
-            .iter()
-            .all(|(_, _, m)| m.status() != Some(StatusCode::OK)),
-        "no 200 after the ACK"
-    );
-    assert_eq!(ep.call_count(), 1, "still talking");
-}
-
-#[test]
-fn a_caller_that_never_acks_is_hung_up_on_both_sides() {
-    let t0 = Instant::now();
-    let mut ep = pbx_with_callee(t0);
-    let inv = start_call(&mut ep, t0);
-    callee_says(&mut ep, t0, &inv, 200, true);
-    let out = run_until(&mut ep, t0 + Duration::from_secs(40));
-    let byes: Vec<&Peer> = out
-        .iter()
-        .filter(|(_, _, m)| m.method() == Some(Method::Bye))
-        .map(|(_, p, _)| p)
-        .collect();
-    assert!(
-        byes.contains(&&caller_peer()) && byes.contains(&&callee_peer()),
-        "{byes:?}"
-    );
-    let cdr = ep.poll_cdr().unwrap();
-    assert_eq!((cdr.sip_code, cdr.hangup_by.as_str()), (408, "system"));
-    assert_eq!(ep.call_count(), 0);
-}
-
-#[test]
-fn ring_timeout_cancels_the_callee_and_a_late_answer_is_hung_up() {
-    let t0 = Instant::now();
-    let mut ep = pbx_with_callee(t0);
-    let inv = start_call(&mut ep, t0);
-    let out = callee_says(&mut ep, t0, &inv, 180, false);
-    assert!(out
-        .iter()
-        .any(|(p, m)| *p == caller_peer() && m.status() == Some(StatusCode::RINGING)));
-    // The default dialplan rings for 30 s.
-    let out = run_until(&mut ep, t0 + Duration::from_secs(31));
-    assert!(
-        out.iter()
-            .any(|(_, p, m)| *p == callee_peer() && m.method() == Some(Method::Cancel)),
-        "CANCEL to the callee"
-    );
-    assert!(
-        out.iter()
-            .any(|(_, p, m)| *p == caller_peer()
-                && m.status() == Some(StatusCode::new(480).unwrap())),
-        "480 to the caller"
-    );
-    let cdr = ep.poll_cdr().unwrap();
-    assert_eq!(
-        (cdr.disposition, cdr.sip_code),
-        (crate::cdr::Disposition::NoAnswer, 480)
-    );
-    // The callee answers anyway: ACK and BYE, so nobody is left in a silent call.
-    let late = callee_says(&mut ep, t0 + Duration::from_secs(31), &inv, 200, true);
-    let to_callee: Vec<Method> = late
-        .iter()
-        .filter(|(p, _)| *p == callee_peer())
-        .filter_map(|(_, m)| m.method())
-        .collect();
-    assert!(
-        to_callee.contains(&Method::Ack) && to_callee.contains(&Method::Bye),
-        "{to_callee:?}"
-    );
-}
-
-#[test]
-fn caller_cancel_before_any_ringing_waits_for_the_callees_provisional() {
-    let t0 = Instant::now();
-    let mut ep = pbx_with_callee(t0);
-    let inv = start_call(&mut ep, t0);
-    let cancel = String::from_utf8_lossy(&invite(2, None))
-        .replace("INVITE sip:", "CANCEL sip:")
-        .replace("CSeq: 2 INVITE", "CSeq: 2 CANCEL")
-        .split("Content-Type")
-        .next()
-        .unwrap()
-        .to_string()
-        + "Content-Length: 0\r\n\r\n";
-    ep.handle_datagram(t0, Bytes::from(cancel), caller_peer());
-    let out = outputs(&mut ep);
-    assert!(out
-        .iter()
-        .any(|(p, m)| *p == caller_peer() && m.status() == Some(StatusCode::REQUEST_TERMINATED)));
-    assert!(
-        !out.iter()
-            .any(|(p, m)| *p == callee_peer() && m.method() == Some(Method::Cancel)),
-        "no CANCEL before a provisional (RFC 3261 §9.1)"
-    );
-    let out = callee_says(&mut ep, t0, &inv, 180, false);
-    assert!(
-        out.iter()
-            .any(|(p, m)| *p == callee_peer() && m.method() == Some(Method::Cancel)),
-        "CANCEL once the callee rings"
-    );
-    assert_eq!(
-        ep.poll_cdr().unwrap().disposition,
-        crate::cdr::Disposition::Cancelled
-    );
 }
 
 // ---- collect on a virtual clock (602 in the default dialplan) ----
@@ -582,167 +361,7 @@ fn authed_invite(ep: &mut Endpoint, at: Instant, number: &str) -> Vec<(Peer, Mes
     outputs(ep)
 }
 
-/// Calls 602 as 1001 and returns the call's relay session, answered and prompting.
-fn call_602(ep: &mut Endpoint, t0: Instant) -> crate::media::SessionId {
-    let out = authed_invite(ep, t0, "602");
-    assert!(
-        out.iter().any(|(_, m)| m.status() == Some(StatusCode::OK)),
-        "answered"
-    );
-    let cmds: Vec<MediaCommand> = std::iter::from_fn(|| ep.poll_media()).collect();
-    let MediaCommand::Local { id, te_pt, .. } = &cmds[0] else {
-        panic!("{cmds:?}")
-    };
-    assert_eq!(
-        *te_pt,
-        Some(101),
-        "the caller's telephone-event type is known to the relay"
-    );
-    assert!(
-        matches!(&cmds[1], MediaCommand::Play { barge_in: true, .. }),
-        "{cmds:?}"
-    );
-    *id
-}
-
-use crate::media::{MediaCommand, MediaEvent};
-
-#[test]
-fn collect_gives_up_after_the_first_key_timeout_counted_from_the_prompts_end() {
-    let t0 = Instant::now();
-    let mut ep = listening(t0);
-    let id = call_602(&mut ep, t0);
-    // The prompt lasts 4 s; only then do the 10 s start.
-    let t4 = t0 + Duration::from_secs(4);
-    ep.handle_media_event(
-        t4,
-        MediaEvent::PlayDone {
-            id,
-            seq: 1,
-            played: true,
-        },
-    );
-    let out = run_until(&mut ep, t0 + Duration::from_millis(13_900));
-    assert!(
-        !out.iter().any(|(_, _, m)| m.method() == Some(Method::Bye)),
-        "still waiting at 13.9 s"
-    );
-    let out = run_until(&mut ep, t0 + Duration::from_secs(15));
-    let bye = out
-        .iter()
-        .find(|(_, _, m)| m.method() == Some(Method::Bye))
-        .expect("hung up after the timeout");
-    assert_eq!((bye.0 - t0).as_secs(), 14);
-}
-
-#[test]
-fn keys_stop_the_prompt_and_the_interdigit_timeout_ends_the_input() {
-    let t0 = Instant::now();
-    let mut ep = listening(t0);
-    let id = call_602(&mut ep, t0);
-    let t1 = t0 + Duration::from_secs(1);
-    ep.handle_media_event(t1, MediaEvent::Digit { id, digit: '1' });
-    let cmds: Vec<MediaCommand> = std::iter::from_fn(|| ep.poll_media()).collect();
-    assert!(
-        cmds.iter()
-            .any(|c| matches!(c, MediaCommand::StopPlay { .. })),
-        "barge-in: {cmds:?}"
-    );
-    ep.handle_media_event(
-        t1,
-        MediaEvent::PlayDone {
-            id,
-            seq: 1,
-            played: true,
-        },
-    );
-    ep.handle_media_event(
-        t1 + Duration::from_secs(2),
-        MediaEvent::Digit { id, digit: '0' },
-    );
-    // No more keys: 3 s after the last one the input is "10", which is no extension, so
-    // the dial fails at once and the call is hung up.
-    let out = run_until(&mut ep, t0 + Duration::from_secs(10));
-    let bye = out
-        .iter()
-        .find(|(_, _, m)| m.method() == Some(Method::Bye))
-        .expect("hung up");
-    assert_eq!((bye.0 - t0).as_secs(), 6);
-}
-
-#[test]
-fn the_terminator_ends_the_input_at_once() {
-    let t0 = Instant::now();
-    let mut ep = pbx_with_callee(t0);
-    let id = call_602(&mut ep, t0);
-    for d in ['1', '0', '0', '2'] {
-        ep.handle_media_event(t0, MediaEvent::Digit { id, digit: d });
-    }
-    let out = outputs(&mut ep);
-    assert!(
-        out.iter()
-            .any(|(p, m)| *p == callee_peer() && m.method() == Some(Method::Invite)),
-        "1002 rings as soon as four keys are in"
-    );
-    // With '#', fewer keys do: "10#" dials 10 at once (and fails: no such extension).
-    let t0 = Instant::now();
-    let mut ep = pbx_with_callee(t0);
-    let id = call_602(&mut ep, t0);
-    for d in ['1', '0', '#'] {
-        ep.handle_media_event(t0, MediaEvent::Digit { id, digit: d });
-    }
-    assert!(outputs(&mut ep)
-        .iter()
-        .any(|(p, m)| *p == caller_peer() && m.method() == Some(Method::Bye)));
-}
-
-#[test]
-fn say_plays_its_prompts_in_turn_then_the_dialplan_goes_on() {
-    let t0 = Instant::now();
-    let mut ep = listening(t0);
-    let _ = authed_invite(&mut ep, t0, "604");
-    let mut played = Vec::new();
-    for _ in 0..10 {
-        let cmds: Vec<MediaCommand> = std::iter::from_fn(|| ep.poll_media()).collect();
-        let Some((id, seq, path)) = cmds.iter().find_map(|c| match c {
-            MediaCommand::Play { id, seq, path, .. } => Some((*id, *seq, path.clone())),
-            _ => None,
-        }) else {
-            break;
-        };
-        played.push(path.strip_prefix("sounds").unwrap().display().to_string());
-        ep.handle_media_event(
-            t0,
-            MediaEvent::PlayDone {
-                id,
-                seq,
-                played: true,
-            },
-        );
-    }
-    assert_eq!(
-        played,
-        [
-            "you-are-caller-number.wav",
-            "digits/1.wav",
-            "digits/thousand.wav",
-            "digits/1.wav",
-            "goodbye.wav"
-        ]
-    );
-    assert!(
-        outputs(&mut ep)
-            .iter()
-            .any(|(_, m)| m.method() == Some(Method::Bye)),
-        "then the hang-up"
-    );
-    for p in &played {
-        assert!(
-            std::path::Path::new("sounds").join(p).exists(),
-            "{p} ships in sounds/"
-        );
-    }
-}
+use crate::media::MediaCommand;
 
 #[test]
 fn business_hours_pick_the_message_by_the_wall_clock() {
@@ -1200,123 +819,4 @@ fn message_waiting_lapses_unless_refreshed_and_a_phone_refusing_a_notify_is_drop
     assert_eq!(r[0].status(), StatusCode::new(481), "{r:?}");
     let r = refresh(&mut ep, now, &listening[0], 3600);
     assert_eq!(r[0].status(), Some(StatusCode::OK), "{r:?}");
-}
-
-/// `ctl calls` shows the call's own state: the one the endpoint acts on.
-fn call_state(ep: &Endpoint, now: Instant) -> (String, bool, usize) {
-    let v = ep.calls(now);
-    assert_eq!(v.len(), 1, "{v:?}");
-    (v[0].state.clone(), v[0].answered, v[0].ringing)
-}
-
-#[test]
-fn ctl_calls_names_what_each_call_is_doing() {
-    let t0 = Instant::now();
-    // Dialled straight through: routing is instant, then the callee rings, then answers.
-    let mut ep = pbx_with_callee(t0);
-    let inv = start_call(&mut ep, t0);
-    assert_eq!(call_state(&ep, t0), ("ringing".into(), false, 1));
-    callee_says(&mut ep, t0, &inv, 180, false);
-    assert_eq!(call_state(&ep, t0), ("ringing".into(), false, 1));
-    callee_says(&mut ep, t0, &inv, 200, true);
-    assert_eq!(call_state(&ep, t0), ("bridged".into(), true, 0));
-
-    // In the IVR: keys gathered after the prompt, then the number they make rings.
-    let mut ep = pbx_with_callee(t0);
-    let id = call_602(&mut ep, t0);
-    assert_eq!(call_state(&ep, t0), ("collecting".into(), true, 0));
-    for d in ['1', '0', '0', '2'] {
-        ep.handle_media_event(t0, MediaEvent::Digit { id, digit: d });
-    }
-    assert_eq!(call_state(&ep, t0), ("ringing".into(), true, 1));
-
-    // A menu's single key, and a caller hearing itself.
-    let mut ep = listening(t0);
-    authed_invite(&mut ep, t0, "603");
-    assert_eq!(call_state(&ep, t0), ("menu".into(), true, 0));
-    let mut ep = listening(t0);
-    authed_invite(&mut ep, t0, "600");
-    assert_eq!(call_state(&ep, t0), ("echo".into(), true, 0));
-
-    // A prompt, then (after it) the next step.
-    let mut ep = listening(t0);
-    authed_invite(&mut ep, t0, "601");
-    assert_eq!(call_state(&ep, t0), ("playing".into(), true, 0));
-
-    // The beep before a recording, then the recording; and a caller in a queue.
-    let mut ep = listening(t0);
-    authed_invite(&mut ep, t0, "607");
-    assert_eq!(call_state(&ep, t0), ("record-prompt".into(), true, 0));
-    let id = match std::iter::from_fn(|| ep.poll_media()).next() {
-        Some(MediaCommand::Local { id, .. }) => id,
-        other => panic!("{other:?}"),
-    };
-    let done = |seq| MediaEvent::PlayDone {
-        id,
-        seq,
-        played: true,
-    };
-    ep.handle_media_event(t0, done(1));
-    assert_eq!(call_state(&ep, t0), ("recording".into(), true, 0));
-    let mut ep = listening(t0);
-    authed_invite(&mut ep, t0, "700");
-    assert_eq!(call_state(&ep, t0).0, "queued");
-}
-
-/// A request inside the caller's dialog (call-a), after the call was answered with `tag`.
-fn caller_in_dialog(method: &str, cseq: u32, tag: &[u8], extra: &str) -> Bytes {
-    Bytes::from(format!(
-        "{method} sip:switchboard@127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK{method}{cseq};rport\r\n\
-From: <sip:1001@switchboard.local>;tag=caller\r\nTo: <sip:1002@switchboard.local>;tag={}\r\nCall-ID: call-a\r\n\
-CSeq: {cseq} {method}\r\nMax-Forwards: 70\r\n{extra}Content-Length: 0\r\n\r\n",
-        String::from_utf8_lossy(tag)
-    ))
-}
-
-#[test]
-fn a_transfer_is_refused_with_a_clear_status_and_the_call_goes_on() {
-    let t0 = Instant::now();
-    let mut ep = pbx_with_callee(t0);
-    let inv = start_call(&mut ep, t0);
-    let out = callee_says(&mut ep, t0, &inv, 200, true);
-    let ok = out
-        .iter()
-        .find(|(p, m)| *p == caller_peer() && m.status() == Some(StatusCode::OK))
-        .expect("200 to the caller");
-    let tag = ok.1.to_hdr().unwrap().tag().unwrap().clone();
-    ep.handle_datagram(t0, caller_in_dialog("ACK", 2, &tag, ""), caller_peer());
-    let refer = caller_in_dialog(
-        "REFER",
-        3,
-        &tag,
-        "Refer-To: <sip:1003@switchboard.local>\r\nReferred-By: <sip:1001@switchboard.local>\r\n",
-    );
-    let out = send(&mut ep, t0, refer, &caller_peer());
-    assert_eq!(out.len(), 1, "{out:?}");
-    assert_eq!(out[0].status(), Some(StatusCode::METHOD_NOT_ALLOWED));
-    let allow = String::from_utf8_lossy(out[0].header(&HeaderName::Allow).unwrap()).into_owned();
-    assert!(
-        allow.contains("INVITE") && !allow.contains("REFER"),
-        "{allow}"
-    );
-    // Other requests the PBX does not carry out are refused too; OPTIONS is answered.
-    let out = send(
-        &mut ep,
-        t0,
-        caller_in_dialog("MESSAGE", 4, &tag, ""),
-        &caller_peer(),
-    );
-    assert_eq!(out[0].status(), Some(StatusCode::NOT_IMPLEMENTED));
-    let out = send(
-        &mut ep,
-        t0,
-        caller_in_dialog("OPTIONS", 5, &tag, ""),
-        &caller_peer(),
-    );
-    assert_eq!(out[0].status(), Some(StatusCode::OK));
-    // Nobody was hung up: the two are still bridged.
-    assert!(!outputs(&mut ep)
-        .iter()
-        .any(|(_, m)| m.method() == Some(Method::Bye)));
-    assert_eq!(call_state(&ep, t0), ("bridged".into(), true, 0));
 }

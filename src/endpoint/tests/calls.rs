@@ -1,0 +1,485 @@
+//! The call layer through the phone harness: one test per flow, on a virtual clock, each
+//! ending with the flow's CDR compared whole.
+
+use std::time::Duration;
+
+use super::harness::{cdr_line, CallRef, Pbx, Phone};
+use crate::media::{MediaCommand, MediaEvent, SessionId};
+use crate::sdp::{Direction, Sdp};
+use crate::sip::msg::{HeaderName, Message, Method, StatusCode};
+
+/// A PBX with 1002 registered, and 1001 ready to call.
+fn two_phones() -> (Pbx, Phone, Phone) {
+    let mut pbx = Pbx::new();
+    let alice = Phone::new("1001", 5070);
+    let mut bob = Phone::new("1002", 5072);
+    bob.register(&mut pbx);
+    pbx.take_media();
+    (pbx, alice, bob)
+}
+
+fn statuses(msgs: &[Message]) -> Vec<u16> {
+    msgs.iter()
+        .filter_map(|m| m.status().map(StatusCode::as_u16))
+        .collect()
+}
+
+fn methods(msgs: &[Message]) -> Vec<Method> {
+    msgs.iter()
+        .filter(|m| m.is_request())
+        .filter_map(Message::method)
+        .collect()
+}
+
+/// 1001 calls 1002, who answers; both ACKed. Returns each side's call.
+fn answered(pbx: &mut Pbx, alice: &mut Phone, bob: &mut Phone) -> (CallRef, CallRef) {
+    let a = alice.call(pbx, "1002");
+    let b = bob.incoming(pbx);
+    bob.respond(pbx, &b, 180);
+    bob.respond(pbx, &b, 200);
+    bob.expect_request(pbx, Method::Ack);
+    alice.ack(pbx, &a);
+    alice.clear(pbx);
+    (a, b)
+}
+
+#[test]
+fn an_answered_call_is_relayed_and_either_side_may_hang_up() {
+    for callee_hangs_up in [false, true] {
+        let (mut pbx, mut alice, mut bob) = two_phones();
+        let a = alice.call(&mut pbx, "1002");
+        let b = bob.incoming(&mut pbx);
+        // The callee is offered our relay, not the caller's own address.
+        let offer = bob.call_state(&b).remote_sdp.clone().expect("an offer");
+        assert_ne!(offer.audio().unwrap().port, alice.rtp_port);
+        bob.respond(&mut pbx, &b, 180);
+        pbx.advance(Duration::from_millis(500));
+        bob.respond(&mut pbx, &b, 200);
+        bob.expect_request(&mut pbx, Method::Ack);
+        let got = alice.take(&mut pbx);
+        assert_eq!(statuses(&got), [100, 180, 200], "{callee_hangs_up}");
+        let answer = Sdp::parse(&got[2].body).unwrap();
+        assert_ne!(answer.audio().unwrap().port, bob.rtp_port);
+        // The two relay ports are the ones the relay opened.
+        let media = pbx.take_media();
+        assert!(
+            media
+                .iter()
+                .any(|m| matches!(m, MediaCommand::Open { a_port, b_port, .. }
+                if *a_port == answer.audio().unwrap().port
+                    && *b_port == offer.audio().unwrap().port)),
+            "{media:?}"
+        );
+        alice.ack_this(&mut pbx, &a, &got[2]);
+        pbx.advance(Duration::from_secs(3));
+        assert!(alice.take(&mut pbx).is_empty(), "the ACK stopped the 200");
+        if callee_hangs_up {
+            bob.bye(&mut pbx, &b);
+            bob.expect_status(&mut pbx, Method::Bye, 200);
+            let bye = alice.expect_request(&mut pbx, Method::Bye);
+            alice.reply(&mut pbx, &bye, 200);
+        } else {
+            alice.bye(&mut pbx, &a);
+            alice.expect_status(&mut pbx, Method::Bye, 200);
+            let bye = bob.expect_request(&mut pbx, Method::Bye);
+            bob.reply(&mut pbx, &bye, 200);
+        }
+        assert_eq!(pbx.ep.call_count(), 0);
+        assert!(pbx
+            .take_media()
+            .iter()
+            .any(|m| matches!(m, MediaCommand::Close { .. })));
+        let by = if callee_hangs_up { "callee" } else { "caller" };
+        assert_eq!(
+            cdr_line(&pbx.cdrs[0]),
+            format!("1001 -> 1002 did=- trunk=- start=0 answer=500 end=3500 answered 200 by {by}")
+        );
+    }
+}
+
+#[test]
+fn the_answer_is_sent_again_until_the_callers_ack() {
+    let (mut pbx, mut alice, mut bob) = two_phones();
+    let a = alice.call(&mut pbx, "1002");
+    let b = bob.incoming(&mut pbx);
+    bob.respond(&mut pbx, &b, 200);
+    alice.take(&mut pbx);
+    // No ACK: the 200 goes again at T1, then 2 T1 later.
+    pbx.advance(Duration::from_millis(1600));
+    let again: Vec<u128> = pbx
+        .sent
+        .iter()
+        .filter(|(_, to, m)| *to == alice.peer.addr && m.status() == Some(StatusCode::OK))
+        .map(|(at, _, _)| (*at - pbx.t0).as_millis())
+        .collect();
+    assert_eq!(again, [0, 500, 1500]);
+    alice.ack(&mut pbx, &a);
+    pbx.advance(Duration::from_secs(10));
+    assert!(
+        alice.take(&mut pbx).is_empty(),
+        "nothing after the ACK: no more 200s"
+    );
+    assert_eq!(pbx.ep.call_count(), 1, "still talking");
+}
+
+#[test]
+fn a_caller_that_never_acks_is_hung_up_on_both_sides() {
+    let (mut pbx, mut alice, mut bob) = two_phones();
+    alice.call(&mut pbx, "1002");
+    let b = bob.incoming(&mut pbx);
+    bob.respond(&mut pbx, &b, 200);
+    bob.expect_request(&mut pbx, Method::Ack);
+    pbx.advance(Duration::from_secs(40));
+    alice.expect_request(&mut pbx, Method::Bye);
+    bob.expect_request(&mut pbx, Method::Bye);
+    assert_eq!(pbx.ep.call_count(), 0);
+    assert_eq!(
+        cdr_line(&pbx.cdrs[0]),
+        "1001 -> 1002 did=- trunk=- start=0 answer=0 end=35500 answered 408 by system"
+    );
+}
+
+#[test]
+fn ring_timeout_cancels_the_callee_and_a_late_answer_is_hung_up() {
+    let (mut pbx, mut alice, mut bob) = two_phones();
+    alice.call(&mut pbx, "1002");
+    let b = bob.incoming(&mut pbx);
+    bob.respond(&mut pbx, &b, 180);
+    alice.expect_status(&mut pbx, Method::Invite, 180);
+    // The default dialplan rings for 30 s.
+    pbx.advance(Duration::from_secs(30));
+    let cancel = bob.expect_request(&mut pbx, Method::Cancel);
+    bob.reply(&mut pbx, &cancel, 200);
+    alice.expect_status(&mut pbx, Method::Invite, 480);
+    assert_eq!(
+        cdr_line(&pbx.cdrs[0]),
+        "1001 -> 1002 did=- trunk=- start=0 answer=- end=30000 noanswer 480 by system"
+    );
+    // The callee answers anyway: ACK and BYE, so nobody is left in a silent call.
+    bob.respond(&mut pbx, &b, 200);
+    assert_eq!(methods(&bob.take(&mut pbx)), [Method::Ack, Method::Bye]);
+}
+
+#[test]
+fn a_cancel_before_any_ringing_waits_for_the_callees_provisional() {
+    let (mut pbx, mut alice, mut bob) = two_phones();
+    let a = alice.call(&mut pbx, "1002");
+    let b = bob.incoming(&mut pbx);
+    alice.cancel(&mut pbx, &a);
+    let got = alice.take(&mut pbx);
+    assert!(statuses(&got).contains(&487), "{got:?}");
+    assert!(
+        bob.take(&mut pbx).is_empty(),
+        "no CANCEL before a provisional (RFC 3261 §9.1)"
+    );
+    bob.respond(&mut pbx, &b, 180);
+    bob.expect_request(&mut pbx, Method::Cancel);
+    assert_eq!(
+        cdr_line(&pbx.cdrs[0]),
+        "1001 -> 1002 did=- trunk=- start=0 answer=- end=0 cancelled 487 by caller"
+    );
+}
+
+#[test]
+fn busy_and_unknown_callees_end_the_call_with_their_status() {
+    let (mut pbx, mut alice, mut bob) = two_phones();
+    alice.call(&mut pbx, "1002");
+    let b = bob.incoming(&mut pbx);
+    bob.respond(&mut pbx, &b, 486);
+    bob.expect_request(&mut pbx, Method::Ack);
+    alice.expect_status(&mut pbx, Method::Invite, 486);
+    alice.call(&mut pbx, "1003");
+    alice.expect_status(&mut pbx, Method::Invite, 480);
+    alice.call(&mut pbx, "1999");
+    alice.expect_status(&mut pbx, Method::Invite, 404);
+    let lines: Vec<String> = pbx.cdrs.iter().map(cdr_line).collect();
+    assert_eq!(
+        lines,
+        [
+            "1001 -> 1002 did=- trunk=- start=0 answer=- end=0 busy 486 by system",
+            "1001 -> 1003 did=- trunk=- start=0 answer=- end=0 unavailable 480 by system",
+            "1001 -> 1999 did=- trunk=- start=0 answer=- end=0 unavailable 404 by system",
+        ]
+    );
+}
+
+#[test]
+fn hold_and_resume_play_music_to_the_held_party_and_answer_the_holder() {
+    let (mut pbx, mut alice, mut bob) = two_phones();
+    let (a, b) = answered(&mut pbx, &mut alice, &mut bob);
+    pbx.take_media();
+    // Bob holds: the PBX relays the hold to Alice, sending only (our music) ...
+    bob.hold(&mut pbx, &b);
+    let reinv = alice.expect_request(&mut pbx, Method::Invite);
+    let to_alice = Sdp::parse(&reinv.body).unwrap();
+    assert_eq!(to_alice.direction(), Direction::SendOnly);
+    alice.reply(&mut pbx, &reinv, 200);
+    alice.expect_request(&mut pbx, Method::Ack);
+    // ... and Bob is answered recvonly, the music starts for Alice.
+    let ok = bob.expect_status(&mut pbx, Method::Invite, 200);
+    assert_eq!(
+        Sdp::parse(&ok.body).unwrap().direction(),
+        Direction::RecvOnly
+    );
+    bob.ack_this(&mut pbx, &b, &ok);
+    let media = pbx.take_media();
+    assert!(
+        matches!(media.last(), Some(MediaCommand::Hold { held: crate::media::Party::A, music, .. })
+            if music.ends_with("moh/default.wav")),
+        "{media:?}"
+    );
+    assert_eq!(pbx.calls()[0].on_hold.as_deref(), Some("caller"));
+    // Resume: sendrecv both ways, the music stops.
+    bob.resume(&mut pbx, &b);
+    let reinv = alice.expect_request(&mut pbx, Method::Invite);
+    assert_eq!(
+        Sdp::parse(&reinv.body).unwrap().direction(),
+        Direction::SendRecv
+    );
+    alice.reply(&mut pbx, &reinv, 200);
+    let ok = bob.expect_status(&mut pbx, Method::Invite, 200);
+    assert_eq!(
+        Sdp::parse(&ok.body).unwrap().direction(),
+        Direction::SendRecv
+    );
+    bob.ack_this(&mut pbx, &b, &ok);
+    let media = pbx.take_media();
+    assert!(
+        matches!(media.last(), Some(MediaCommand::Resume { .. })),
+        "{media:?}"
+    );
+    assert_eq!(pbx.calls()[0].on_hold, None);
+    alice.bye(&mut pbx, &a);
+    assert_eq!(
+        cdr_line(&pbx.cdrs[0]),
+        "1001 -> 1002 did=- trunk=- start=0 answer=0 end=0 answered 200 by caller"
+    );
+}
+
+#[test]
+fn a_call_answered_here_answers_hold_in_the_direction_asked() {
+    let mut pbx = Pbx::new();
+    let mut alice = Phone::new("1001", 5070);
+    // 600, the echo test, is answered by switchboard itself.
+    let a = alice.call(&mut pbx, "600");
+    alice.ack(&mut pbx, &a);
+    for (offer, answer) in [
+        (Direction::SendOnly, Direction::RecvOnly),
+        (Direction::Inactive, Direction::Inactive),
+        (Direction::SendRecv, Direction::SendRecv),
+    ] {
+        alice.reinvite(&mut pbx, &a, offer);
+        let ok = alice.expect_status(&mut pbx, Method::Invite, 200);
+        assert_eq!(
+            Sdp::parse(&ok.body).unwrap().direction(),
+            answer,
+            "{offer:?}"
+        );
+        alice.ack_this(&mut pbx, &a, &ok);
+    }
+}
+
+/// 1001 calls `number`, answered by switchboard itself and ACKed; the relay session the
+/// call was opened with, and the media commands since the call began.
+fn answered_here(
+    pbx: &mut Pbx,
+    alice: &mut Phone,
+    number: &str,
+) -> (CallRef, SessionId, Vec<MediaCommand>) {
+    pbx.take_media();
+    let a = alice.call(pbx, number);
+    alice.ack(pbx, &a);
+    alice.clear(pbx);
+    let media = pbx.take_media();
+    let Some(MediaCommand::Local { id, te_pt, .. }) = media.first() else {
+        panic!("{media:?}")
+    };
+    assert_eq!(
+        *te_pt,
+        Some(101),
+        "the caller's telephone-event type is known to the relay"
+    );
+    let id = *id;
+    (a, id, media)
+}
+
+fn played(id: SessionId, seq: u64) -> MediaEvent {
+    MediaEvent::PlayDone {
+        id,
+        seq,
+        played: true,
+    }
+}
+
+/// The call's state in `ctl calls`: its name, whether it was answered, devices ringing.
+fn call_state(pbx: &Pbx) -> (String, bool, usize) {
+    let v = pbx.calls();
+    assert_eq!(v.len(), 1, "{v:?}");
+    (v[0].state.clone(), v[0].answered, v[0].ringing)
+}
+
+#[test]
+fn collect_gives_up_after_the_first_key_timeout_counted_from_the_prompts_end() {
+    let mut pbx = Pbx::new();
+    let mut alice = Phone::new("1001", 5070);
+    // 602: the greeting, then keys for an extension.
+    let (_, id, _) = answered_here(&mut pbx, &mut alice, "602");
+    // The prompt lasts 4 s; only then do the 10 s start.
+    pbx.advance(Duration::from_secs(4));
+    pbx.media_event(played(id, 1));
+    pbx.advance(Duration::from_millis(9_900));
+    assert!(alice.take(&mut pbx).is_empty(), "still waiting at 13.9 s");
+    pbx.advance(Duration::from_millis(100));
+    alice.expect_request(&mut pbx, Method::Bye);
+    assert_eq!(pbx.elapsed(), Duration::from_secs(14));
+    assert_eq!(
+        cdr_line(&pbx.cdrs[0]),
+        "1001 -> 602 did=- trunk=- start=0 answer=0 end=14000 answered 200 by system"
+    );
+}
+
+#[test]
+fn keys_stop_the_prompt_and_the_interdigit_timeout_ends_the_input() {
+    let mut pbx = Pbx::new();
+    let mut alice = Phone::new("1001", 5070);
+    let (_, id, _) = answered_here(&mut pbx, &mut alice, "602");
+    pbx.advance(Duration::from_secs(1));
+    pbx.media_event(MediaEvent::Digit { id, digit: '1' });
+    let media = pbx.take_media();
+    assert!(
+        media
+            .iter()
+            .any(|c| matches!(c, MediaCommand::StopPlay { .. })),
+        "barge-in: {media:?}"
+    );
+    pbx.media_event(played(id, 1));
+    pbx.advance(Duration::from_secs(2));
+    pbx.media_event(MediaEvent::Digit { id, digit: '0' });
+    // No more keys: 3 s after the last one the input is "10", which is no extension, so
+    // the dial fails at once and the call is hung up.
+    pbx.advance(Duration::from_millis(2_999));
+    assert!(alice.take(&mut pbx).is_empty(), "still collecting");
+    pbx.advance(Duration::from_millis(1));
+    alice.expect_request(&mut pbx, Method::Bye);
+    assert_eq!(pbx.elapsed(), Duration::from_secs(6));
+}
+
+#[test]
+fn four_keys_or_the_terminator_end_the_input_at_once() {
+    let (mut pbx, mut alice, mut bob) = two_phones();
+    let (_, id, _) = answered_here(&mut pbx, &mut alice, "602");
+    for digit in ['1', '0', '0', '2'] {
+        pbx.media_event(MediaEvent::Digit { id, digit });
+    }
+    bob.incoming(&mut pbx);
+    // With '#', fewer keys do: "10#" dials 10 at once (and fails: no such extension).
+    let (_, id, _) = answered_here(&mut pbx, &mut alice, "602");
+    for digit in ['1', '0', '#'] {
+        pbx.media_event(MediaEvent::Digit { id, digit });
+    }
+    alice.expect_request(&mut pbx, Method::Bye);
+}
+
+#[test]
+fn say_plays_its_prompts_in_turn_then_the_dialplan_goes_on() {
+    let mut pbx = Pbx::new();
+    let mut alice = Phone::new("1001", 5070);
+    let (_, id, mut media) = answered_here(&mut pbx, &mut alice, "604");
+    let mut heard = Vec::new();
+    for _ in 0..10 {
+        let Some((seq, path)) = media.iter().find_map(|c| match c {
+            MediaCommand::Play { seq, path, .. } => Some((*seq, path.clone())),
+            _ => None,
+        }) else {
+            break;
+        };
+        heard.push(path.strip_prefix("sounds").unwrap().display().to_string());
+        pbx.media_event(played(id, seq));
+        media = pbx.take_media();
+    }
+    assert_eq!(
+        heard,
+        [
+            "you-are-caller-number.wav",
+            "digits/1.wav",
+            "digits/thousand.wav",
+            "digits/1.wav",
+            "goodbye.wav"
+        ]
+    );
+    alice.expect_request(&mut pbx, Method::Bye);
+    for p in &heard {
+        assert!(
+            std::path::Path::new("sounds").join(p).exists(),
+            "{p} ships in sounds/"
+        );
+    }
+}
+
+#[test]
+fn ctl_calls_names_what_each_call_is_doing() {
+    // Dialled straight through: the callee rings, then answers.
+    let (mut pbx, mut alice, mut bob) = two_phones();
+    alice.call(&mut pbx, "1002");
+    let b = bob.incoming(&mut pbx);
+    assert_eq!(call_state(&pbx), ("ringing".into(), false, 1));
+    bob.respond(&mut pbx, &b, 180);
+    assert_eq!(call_state(&pbx), ("ringing".into(), false, 1));
+    bob.respond(&mut pbx, &b, 200);
+    assert_eq!(call_state(&pbx), ("bridged".into(), true, 0));
+
+    // In the IVR: keys gathered after the prompt, then the number they make rings.
+    let (mut pbx, mut alice, _) = two_phones();
+    let (_, id, _) = answered_here(&mut pbx, &mut alice, "602");
+    assert_eq!(call_state(&pbx), ("collecting".into(), true, 0));
+    for digit in ['1', '0', '0', '2'] {
+        pbx.media_event(MediaEvent::Digit { id, digit });
+    }
+    assert_eq!(call_state(&pbx), ("ringing".into(), true, 1));
+
+    // A menu's single key, a caller hearing itself, a prompt.
+    for (number, state) in [("603", "menu"), ("600", "echo"), ("601", "playing")] {
+        let mut pbx = Pbx::new();
+        answered_here(&mut pbx, &mut Phone::new("1001", 5070), number);
+        assert_eq!(call_state(&pbx), (state.into(), true, 0));
+    }
+
+    // The beep before a recording, then the recording; and a caller in a queue.
+    let mut pbx = Pbx::new();
+    let (_, id, _) = answered_here(&mut pbx, &mut Phone::new("1001", 5070), "607");
+    assert_eq!(call_state(&pbx), ("record-prompt".into(), true, 0));
+    pbx.media_event(played(id, 1));
+    assert_eq!(call_state(&pbx), ("recording".into(), true, 0));
+    let mut pbx = Pbx::new();
+    answered_here(&mut pbx, &mut Phone::new("1001", 5070), "700");
+    assert_eq!(call_state(&pbx).0, "queued");
+}
+
+#[test]
+fn a_transfer_is_refused_with_a_clear_status_and_the_call_goes_on() {
+    let (mut pbx, mut alice, mut bob) = two_phones();
+    let (a, b) = answered(&mut pbx, &mut alice, &mut bob);
+    alice.refer(&mut pbx, &a, "1003");
+    let got = alice.take(&mut pbx);
+    assert_eq!(statuses(&got), [405], "{got:?}");
+    let allow = String::from_utf8_lossy(got[0].header(&HeaderName::Allow).unwrap()).into_owned();
+    assert!(
+        allow.contains("INVITE") && !allow.contains("REFER"),
+        "{allow}"
+    );
+    // Other requests the PBX does not carry out are refused too; OPTIONS is answered.
+    let message = alice.in_dialog(&a, Method::from_token(&"MESSAGE".into()));
+    pbx.deliver(&alice.peer, &message);
+    alice.expect_status(&mut pbx, Method::from_token(&"MESSAGE".into()), 501);
+    let options = alice.in_dialog(&a, Method::Options);
+    pbx.deliver(&alice.peer, &options);
+    alice.expect_status(&mut pbx, Method::Options, 200);
+    // Nobody was hung up: the two are still bridged.
+    assert!(alice.take(&mut pbx).is_empty() && bob.take(&mut pbx).is_empty());
+    assert_eq!(call_state(&pbx), ("bridged".into(), true, 0));
+    bob.bye(&mut pbx, &b);
+    assert_eq!(
+        cdr_line(&pbx.cdrs[0]),
+        "1001 -> 1002 did=- trunk=- start=0 answer=0 end=0 answered 200 by callee"
+    );
+}
