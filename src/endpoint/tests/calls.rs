@@ -483,3 +483,351 @@ fn a_transfer_is_refused_with_a_clear_status_and_the_call_goes_on() {
         "1001 -> 1002 did=- trunk=- start=0 answer=0 end=0 answered 200 by callee"
     );
 }
+
+#[test]
+fn every_device_rings_the_first_answer_wins_and_a_late_one_is_hung_up() {
+    let (mut pbx, mut alice, mut desk) = two_phones();
+    let mut soft = Phone::new("1002", 5074);
+    soft.register(&mut pbx);
+    alice.call(&mut pbx, "1002");
+    let d = desk.incoming(&mut pbx);
+    let s = soft.incoming(&mut pbx);
+    desk.respond(&mut pbx, &d, 180);
+    soft.respond(&mut pbx, &s, 180);
+    pbx.advance(Duration::from_secs(2));
+    desk.respond(&mut pbx, &d, 200);
+    desk.expect_request(&mut pbx, Method::Ack);
+    // The other device stops ringing; its INVITE is ended when it says so.
+    let cancel = soft.expect_request(&mut pbx, Method::Cancel);
+    soft.reply(&mut pbx, &cancel, 200);
+    soft.respond(&mut pbx, &s, 487);
+    soft.expect_request(&mut pbx, Method::Ack);
+    assert_eq!(call_state(&pbx), ("bridged".into(), true, 0));
+    // A device that answered in the same instant as the CANCEL crossed it: its 2xx is
+    // ACKed and hung up at once, and the call goes on with the first.
+    let (mut pbx, mut alice, mut desk) = two_phones();
+    let mut soft = Phone::new("1002", 5074);
+    soft.register(&mut pbx);
+    let a = alice.call(&mut pbx, "1002");
+    let d = desk.incoming(&mut pbx);
+    let s = soft.incoming(&mut pbx);
+    desk.respond(&mut pbx, &d, 200);
+    soft.respond(&mut pbx, &s, 200);
+    let to_soft = methods(&soft.take(&mut pbx));
+    assert!(
+        to_soft.contains(&Method::Ack) && to_soft.contains(&Method::Bye),
+        "{to_soft:?}"
+    );
+    alice.ack(&mut pbx, &a);
+    assert_eq!(call_state(&pbx), ("bridged".into(), true, 0));
+    alice.bye(&mut pbx, &a);
+    let bye = desk.expect_request(&mut pbx, Method::Bye);
+    desk.reply(&mut pbx, &bye, 200);
+    assert_eq!(pbx.cdrs.len(), 1, "one call, one record");
+    assert_eq!(
+        cdr_line(&pbx.cdrs[0]),
+        "1001 -> 1002 did=- trunk=- start=0 answer=0 end=0 answered 200 by caller"
+    );
+}
+
+#[test]
+fn a_new_address_from_the_callee_is_relayed_and_the_relay_told() {
+    let (mut pbx, mut alice, mut bob) = two_phones();
+    let (a, b) = answered(&mut pbx, &mut alice, &mut bob);
+    let before = alice.call_state(&a).remote_sdp.clone().unwrap();
+    pbx.take_media();
+    // Bob's phone moves its audio to another port.
+    bob.rtp_port += 2;
+    bob.reinvite(&mut pbx, &b, Direction::SendRecv);
+    let reinv = alice.expect_request(&mut pbx, Method::Invite);
+    let offer = Sdp::parse(&reinv.body).unwrap();
+    // Alice still talks to the same relay port, under a newer version.
+    assert_eq!(offer.audio().unwrap().port, before.audio().unwrap().port);
+    assert!(offer.version > before.version);
+    let media = pbx.take_media();
+    assert!(
+        matches!(&media[..], [MediaCommand::SetRemoteB { addr, .. }] if addr.port() == bob.rtp_port),
+        "{media:?}"
+    );
+    // A second offer while this one is open is refused (glare, RFC 3261 §14.2).
+    bob.reinvite(&mut pbx, &b, Direction::SendRecv);
+    bob.expect_status(&mut pbx, Method::Invite, 491);
+    alice.reply(&mut pbx, &reinv, 200);
+    let ok = bob.expect_status(&mut pbx, Method::Invite, 200);
+    let bob_side = bob.call_state(&b).remote_sdp.clone().unwrap();
+    assert_eq!(
+        Sdp::parse(&ok.body).unwrap().audio().unwrap().port,
+        bob_side.audio().unwrap().port,
+        "Bob is answered with the relay port facing him"
+    );
+    bob.ack_this(&mut pbx, &b, &ok);
+    assert_eq!(call_state(&pbx), ("bridged".into(), true, 0));
+}
+
+#[test]
+fn phones_with_different_laws_are_joined_through_transcoding() {
+    let (mut pbx, mut alice, mut bob) = two_phones();
+    bob.codecs = vec![8];
+    let a = alice.call(&mut pbx, "1002");
+    let b = bob.incoming(&mut pbx);
+    // Bob is offered both laws, though Alice offered only μ-law ...
+    let offered = bob.call_state(&b).remote_sdp.clone().unwrap();
+    let pts: Vec<u8> = offered
+        .audio()
+        .unwrap()
+        .formats
+        .iter()
+        .map(|f| f.pt)
+        .collect();
+    assert!(pts.contains(&0) && pts.contains(&8), "{pts:?}");
+    bob.respond(&mut pbx, &b, 200);
+    // ... and answers A-law: Alice hears μ-law, the relay converts.
+    alice.ack(&mut pbx, &a);
+    let answer = alice.call_state(&a).remote_sdp.clone().unwrap();
+    assert_eq!(answer.first_g711().map(|(_, pt)| pt), Some(0));
+    let media = pbx.take_media();
+    assert!(
+        media.iter().any(|m| matches!(
+            m,
+            MediaCommand::Transcode {
+                a_pt: 0,
+                b_pt: 8,
+                ..
+            }
+        )),
+        "{media:?}"
+    );
+    // Same law: no conversion.
+    let (mut pbx, mut alice, mut bob) = two_phones();
+    answered(&mut pbx, &mut alice, &mut bob);
+    assert!(!pbx
+        .take_media()
+        .iter()
+        .any(|m| matches!(m, MediaCommand::Transcode { .. })));
+}
+
+#[test]
+fn business_hours_pick_the_message_by_the_wall_clock() {
+    // The shipped hours.office: New York, mon-fri 09:00-17:00. The harness's clock
+    // starts at 2023-11-14 22:13:20 UTC, a Tuesday, 17:13 in New York: closed; 16 hours
+    // later it is 09:13 there on Wednesday: open.
+    for (offset, want) in [
+        (Duration::ZERO, "after-hours.wav"),
+        (Duration::from_secs(16 * 3600), "welcome.wav"),
+    ] {
+        let mut pbx = Pbx::new();
+        pbx.advance(offset);
+        let (_, _, media) = answered_here(&mut pbx, &mut Phone::new("1001", 5070), "605");
+        let heard: Vec<String> = media
+            .iter()
+            .filter_map(|c| match c {
+                MediaCommand::Play { path, .. } => {
+                    Some(path.file_name().unwrap().to_string_lossy().into_owned())
+                }
+                _ => None,
+            })
+            .collect();
+        assert_eq!(heard, [want], "at +{offset:?}");
+    }
+}
+
+#[test]
+fn a_queued_caller_is_offered_to_an_agent_and_bridged_when_it_answers() {
+    let (mut pbx, mut alice, mut bob) = two_phones();
+    let (_, id, media) = answered_here(&mut pbx, &mut alice, "700");
+    assert!(
+        media.iter().any(
+            |m| matches!(m, MediaCommand::Play { path, .. } if path.ends_with("moh/default.wav"))
+        ),
+        "{media:?}"
+    );
+    assert_eq!(call_state(&pbx).0, "queued");
+    // Bob, the one agent with a phone, is offered the call at once.
+    let offer = bob.incoming(&mut pbx);
+    bob.respond(&mut pbx, &offer, 180);
+    pbx.advance(Duration::from_secs(5));
+    bob.respond(&mut pbx, &offer, 200);
+    bob.expect_request(&mut pbx, Method::Ack);
+    assert_eq!(call_state(&pbx), ("bridged".into(), true, 0));
+    let media = pbx.take_media();
+    assert!(
+        media
+            .iter()
+            .any(|m| matches!(m, MediaCommand::Connect { id: s } if *s == id)),
+        "the agent's answer joins the caller's media: {media:?}"
+    );
+    pbx.advance(Duration::from_secs(10));
+    bob.bye(&mut pbx, &offer);
+    let bye = alice.expect_request(&mut pbx, Method::Bye);
+    alice.reply(&mut pbx, &bye, 200);
+    assert_eq!(
+        cdr_line(&pbx.cdrs[0]),
+        "1001 -> 700 did=- trunk=- start=0 answer=0 end=15000 answered 200 by callee"
+    );
+    // The queue log tells the same story, to the millisecond.
+    let events: Vec<String> = pbx
+        .queue_log
+        .iter()
+        .skip_while(|l| !l.contains("\"join\""))
+        .map(|l| l.replace("\"at_ms\":17000000", "+"))
+        .collect();
+    assert_eq!(
+        events,
+        [
+            r#"{+00000,"event":"join","queue":"support","call":1,"priority":"0"}"#,
+            r#"{+00000,"event":"offer","queue":"support","call":1,"agent":"1002"}"#,
+            r#"{+05000,"event":"answer","queue":"support","call":1,"agent":"1002","wait_ms":"5000"}"#,
+            r#"{+15000,"event":"complete","queue":"support","agent":"1002","talk_ms":"10000","wrap_up_ms":"5000"}"#,
+        ]
+    );
+}
+
+#[test]
+fn a_caller_who_asks_for_a_callback_is_called_back_once_an_agent_answers() {
+    let mut pbx = Pbx::new();
+    let mut alice = Phone::new("1001", 5070);
+    alice.register(&mut pbx);
+    // Alice waits in the queue with no agent's phone registered, and presses 1.
+    let (_, id, _) = answered_here(&mut pbx, &mut alice, "700");
+    pbx.media_event(MediaEvent::Digit { id, digit: '1' });
+    let mut media = pbx.take_media();
+    for _ in 0..5 {
+        let Some(seq) = media.iter().find_map(|m| match m {
+            MediaCommand::Play { seq, .. } => Some(*seq),
+            _ => None,
+        }) else {
+            break;
+        };
+        pbx.media_event(played(id, seq));
+        media = pbx.take_media();
+    }
+    let bye = alice.expect_request(&mut pbx, Method::Bye);
+    alice.reply(&mut pbx, &bye, 200);
+    assert_eq!(
+        cdr_line(&pbx.cdrs[0]),
+        "1001 -> 700 did=- trunk=- start=0 answer=0 end=0 answered 200 by system"
+    );
+    // Bob's phone comes up: the request's turn. Bob is rung first ...
+    pbx.advance(Duration::from_secs(60));
+    let mut bob = Phone::new("1002", 5072);
+    bob.register(&mut pbx);
+    pbx.take_media();
+    let g = bob.incoming(&mut pbx);
+    bob.respond(&mut pbx, &g, 200);
+    bob.expect_request(&mut pbx, Method::Ack);
+    // ... and hears ringback from the PBX while Alice is called back.
+    let c = alice.incoming(&mut pbx);
+    let media = pbx.take_media();
+    assert!(
+        media.iter().any(
+            |m| matches!(m, MediaCommand::Play { path, .. } if path.ends_with("ringback.wav"))
+        ),
+        "{media:?}"
+    );
+    alice.respond(&mut pbx, &c, 180);
+    pbx.advance(Duration::from_secs(3));
+    alice.respond(&mut pbx, &c, 200);
+    alice.expect_request(&mut pbx, Method::Ack);
+    let media = pbx.take_media();
+    assert!(
+        media
+            .iter()
+            .any(|m| matches!(m, MediaCommand::Connect { .. })),
+        "{media:?}"
+    );
+    assert_eq!(call_state(&pbx), ("bridged".into(), true, 0));
+    pbx.advance(Duration::from_secs(20));
+    alice.bye(&mut pbx, &c);
+    let bye = bob.expect_request(&mut pbx, Method::Bye);
+    bob.reply(&mut pbx, &bye, 200);
+    assert_eq!(pbx.ep.call_count(), 0);
+    // The callback's own record; it carries on the first call's number.
+    assert_eq!(
+        cdr_line(&pbx.cdrs[1]),
+        "1001 -> callback did=- trunk=- start=60000 answer=63000 end=83000 answered 200 by caller"
+    );
+    assert_eq!((pbx.cdrs[0].call, pbx.cdrs[1].call), (1, 1));
+    let events: Vec<&str> = pbx
+        .queue_log
+        .iter()
+        .filter_map(|l| l.split("\"event\":\"").nth(1)?.split('"').next())
+        .collect();
+    assert_eq!(
+        events,
+        [
+            "login",
+            "login",
+            "join",
+            "callback",
+            "reachable",
+            "offer",
+            "answer",
+            "complete"
+        ]
+    );
+}
+
+#[test]
+fn a_message_left_in_a_box_is_kept_when_the_caller_hangs_up() {
+    let mut pbx = Pbx::new();
+    let mut alice = Phone::new("1001", 5070);
+    // 606: the box of 1001 takes a message after its prompt and the beep.
+    let (a, id, mut media) = answered_here(&mut pbx, &mut alice, "606");
+    let mut heard = Vec::new();
+    let record = loop {
+        if let Some((path, max, silence, seq)) = media.iter().find_map(|m| match m {
+            MediaCommand::Record {
+                path,
+                max,
+                silence,
+                seq,
+                ..
+            } => Some((path.clone(), *max, *silence, *seq)),
+            _ => None,
+        }) {
+            break (path, max, silence, seq);
+        }
+        let seq = media
+            .iter()
+            .find_map(|m| match m {
+                MediaCommand::Play { seq, path, .. } => {
+                    heard.push(path.file_name().unwrap().to_string_lossy().into_owned());
+                    Some(*seq)
+                }
+                _ => None,
+            })
+            .expect("a prompt or the recording");
+        pbx.media_event(played(id, seq));
+        media = pbx.take_media();
+    };
+    assert_eq!(heard, ["leave-message.wav", "beep.wav"]);
+    assert!(record.0.starts_with("state/voicemail/1001"), "{record:?}");
+    assert_eq!(
+        (record.1, record.2),
+        (Duration::from_secs(120), Duration::from_secs(5))
+    );
+    // Alice speaks for 5 s and hangs up: the relay saves what it has, and only then is
+    // the message in the box.
+    pbx.advance(Duration::from_secs(5));
+    alice.bye(&mut pbx, &a);
+    assert!(matches!(
+        &pbx.take_media()[..],
+        [MediaCommand::Close { .. }]
+    ));
+    let messages = |pbx: &Pbx| pbx.ep.mailboxes.get("1001").map_or(0, |m| m.messages.len());
+    assert_eq!(messages(&pbx), 0);
+    pbx.media_event(MediaEvent::RecordDone {
+        id,
+        seq: record.3,
+        ms: 5000,
+        saved: true,
+    });
+    assert_eq!(messages(&pbx), 1);
+    assert_eq!(pbx.ep.mailboxes["1001"].messages[0].ms, 5000);
+    // The relay wrote the box's index line with the file; nothing else is written.
+    assert!(pbx.mailbox.is_empty(), "{:?}", pbx.mailbox);
+    assert_eq!(
+        cdr_line(&pbx.cdrs[0]),
+        "1001 -> 606 did=- trunk=- start=0 answer=0 end=5000 answered 200 by caller"
+    );
+}

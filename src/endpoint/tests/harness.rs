@@ -59,6 +59,8 @@ pub(crate) struct Pbx {
     pub(crate) cdrs: Vec<Cdr>,
     /// Queue-log lines.
     pub(crate) queue_log: Vec<String>,
+    /// Changes to voicemail boxes.
+    pub(crate) mailbox: Vec<crate::voicemail::MailboxWrite>,
 }
 
 impl Pbx {
@@ -82,6 +84,7 @@ impl Pbx {
             media: Vec::new(),
             cdrs: Vec::new(),
             queue_log: Vec::new(),
+            mailbox: Vec::new(),
         };
         pbx.drain();
         pbx
@@ -100,7 +103,8 @@ impl Pbx {
                 Output::Media(m) => self.media.push(m),
                 Output::Cdr(c) => self.cdrs.push(c),
                 Output::QueueLog(l) => self.queue_log.push(l),
-                Output::CallbacksSaved(_) | Output::AgentsSaved(_) | Output::Mailbox(_) => {}
+                Output::Mailbox(w) => self.mailbox.push(w),
+                Output::CallbacksSaved(_) | Output::AgentsSaved(_) => {}
             }
         }
     }

@@ -265,29 +265,7 @@ fn registration_lapses_on_the_virtual_clock() {
     assert!(ep.registrations(now).is_empty());
 }
 
-// ---- Calls on a virtual clock -------------------------------------------------------
-
-const OFFER: &str = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 40000 RTP/AVP 0 101\r\na=rtpmap:101 telephone-event/8000\r\n";
-
-fn caller_peer() -> Peer {
-    Peer {
-        transport: Transport::Udp,
-        addr: "127.0.0.1:5070".parse().unwrap(),
-    }
-}
-
-fn invite(cseq: u32, auth: Option<String>) -> Bytes {
-    let auth = auth
-        .map(|a| format!("Proxy-Authorization: {a}\r\n"))
-        .unwrap_or_default();
-    Bytes::from(format!(
-        "INVITE sip:1002@switchboard.local SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bKinv{cseq};rport\r\n\
-From: <sip:1001@switchboard.local>;tag=caller\r\nTo: <sip:1002@switchboard.local>\r\nCall-ID: call-a\r\n\
-CSeq: {cseq} INVITE\r\nContact: <sip:1001@127.0.0.1:5070>\r\nMax-Forwards: 70\r\n{auth}\
-Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{OFFER}",
-        OFFER.len()
-    ))
-}
+// ---- Agents, callbacks and reload (calls themselves are in calls.rs) -----------------
 
 /// 1001's MD5 digest answer with `pw` to the challenge in `chal`'s `header`, for `method`
 /// on `uri`.
@@ -336,58 +314,6 @@ fn run_until(ep: &mut Endpoint, until: Instant) -> Vec<(Instant, Peer, Message)>
         got.extend(outputs(ep).into_iter().map(|(p, m)| (at, p, m)));
     }
     got
-}
-
-// ---- collect on a virtual clock (602 in the default dialplan) ----
-
-fn invite_to(number: &str, cseq: u32, auth: Option<String>) -> Bytes {
-    Bytes::from(String::from_utf8_lossy(&invite(cseq, auth)).replace(
-        "sip:1002@switchboard.local",
-        &format!("sip:{number}@switchboard.local"),
-    ))
-}
-
-/// Sends an INVITE from 1001 to `number`, answers the 407 as a phone would, and returns
-/// what the endpoint sent back for the authenticated INVITE.
-fn authed_invite(ep: &mut Endpoint, at: Instant, number: &str) -> Vec<(Peer, Message)> {
-    let out = send(ep, at, invite_to(number, 1, None), &caller_peer());
-    let chal = out
-        .iter()
-        .find(|m| m.status() == Some(StatusCode::PROXY_AUTH_REQUIRED))
-        .expect("407");
-    let uri = format!("sip:{number}@switchboard.local");
-    let auth = md5_answer_1001(chal, &HeaderName::ProxyAuthenticate, "INVITE", &uri, PW);
-    ep.handle_datagram(at, invite_to(number, 2, Some(auth)), caller_peer());
-    outputs(ep)
-}
-
-use crate::media::MediaCommand;
-
-#[test]
-fn business_hours_pick_the_message_by_the_wall_clock() {
-    // The shipped hours.office: New York, mon-fri 09:00-17:00. The test endpoint's clock
-    // starts at 2023-11-14 22:13:20 UTC, a Tuesday, 17:13 in New York: closed; 16 hours
-    // later it is 09:13 there on Wednesday: open.
-    let cases = [
-        (Duration::ZERO, "after-hours.wav"),
-        (Duration::from_secs(16 * 3600), "welcome.wav"),
-    ];
-    for (offset, want) in cases {
-        let t0 = Instant::now();
-        let mut ep = endpoint(t0);
-        ep.set_listeners(vec![(Transport::Udp, "127.0.0.1:5060".parse().unwrap())]);
-        let at = t0 + offset;
-        let _ = authed_invite(&mut ep, at, "605");
-        let played: Vec<String> = std::iter::from_fn(|| ep.poll_media())
-            .filter_map(|c| match c {
-                MediaCommand::Play { path, .. } => {
-                    Some(path.file_name().unwrap().to_string_lossy().into_owned())
-                }
-                _ => None,
-            })
-            .collect();
-        assert_eq!(played, [want], "at +{offset:?}");
-    }
 }
 
 #[test]
