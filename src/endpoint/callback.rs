@@ -16,6 +16,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use super::call::state::CallId;
 use super::call::state::{CallTimer, State};
 use super::Endpoint;
 use crate::acd::Event;
@@ -47,9 +48,9 @@ pub(super) struct Request {
 /// the callback call takes over).
 #[derive(Debug)]
 pub(super) struct Callbacks {
-    waiting: std::collections::HashMap<u64, Request>,
+    waiting: std::collections::HashMap<CallId, Request>,
     /// Taken by an agent, the customer not reached yet (by callback call id).
-    calling: std::collections::HashMap<u64, Request>,
+    calling: std::collections::HashMap<CallId, Request>,
     /// The customer did not answer: queued again at that time.
     retry: Vec<(Instant, Request)>,
     plan: Arc<crate::dialplan::Dialplan>,
@@ -81,7 +82,7 @@ fn callable(number: &str) -> bool {
 impl Endpoint {
     /// A key from a caller waiting in a queue: its queue's callback key takes a callback
     /// request (true); any other key is not for the queue (false).
-    pub(super) fn queue_key(&mut self, now: Instant, id: u64, digit: char) -> bool {
+    pub(super) fn queue_key(&mut self, now: Instant, id: CallId, digit: char) -> bool {
         // A callback's own call has nobody on it to press keys (a late one from the call
         // that asked, whose id it took, is not for it).
         if self
@@ -92,25 +93,25 @@ impl Endpoint {
         {
             return false;
         }
-        let Some((queue, _)) = self.acd.position(id) else {
+        let Some((queue, _)) = self.acd.position(id.0) else {
             return false;
         };
         if self.queue_callback.get(&queue) != Some(&digit) {
             return false;
         }
         if self.callback_number(id).is_none() {
-            tracing::info!(call = id, %queue, "callback refused: no number to call back");
+            tracing::info!(call = %id, %queue, "callback refused: no number to call back");
             return true;
         }
         self.take_callback(now, id);
-        self.acd.handle(now, Event::Callback(id));
+        self.acd.handle(now, Event::Callback(id.0));
         self.drain_acd(now);
         true
     }
 
     /// The number call `id` can be called back at, and the trunk to call it through: an
     /// extension's own, or a trunk caller's plain number.
-    pub(super) fn callback_number(&self, id: u64) -> Option<(String, Option<String>)> {
+    pub(super) fn callback_number(&self, id: CallId) -> Option<(String, Option<String>)> {
         let c = self.calls.calls.get(&id)?;
         let number = c.cdr.caller.clone();
         self.may_call_back(&number, c.from_trunk.as_deref())
@@ -138,16 +139,16 @@ impl Endpoint {
     /// Waiting call `id` becomes a callback request (asked for, or the queue's doing once
     /// it waited its longest): the queue lets go of the call (no abandon), the request
     /// keeps the place, and the caller hears the confirmation and is hung up on.
-    pub(super) fn take_callback(&mut self, now: Instant, id: u64) {
+    pub(super) fn take_callback(&mut self, now: Instant, id: CallId) {
         let (Some((number, trunk)), Some((queue, _))) =
-            (self.callback_number(id), self.acd.position(id))
+            (self.callback_number(id), self.acd.position(id.0))
         else {
             // The queue parked it for a callback the call cannot have after all (a reload
             // changed the rules): it waits on the line as before.
-            self.acd.handle(now, Event::CallbackReady(id));
+            self.acd.handle(now, Event::CallbackReady(id.0));
             return;
         };
-        let (priority, skills) = self.acd.needs(id).unwrap_or_default();
+        let (priority, skills) = self.acd.needs(id.0).unwrap_or_default();
         if let Some(c) = self.calls.calls.get_mut(&id) {
             c.queue = None;
             c.timers.stop(CallTimer::Announce);
@@ -155,7 +156,7 @@ impl Endpoint {
         self.detach_b(now, id);
         self.unbridge(id);
         let asked_ms = self.unix_ms(now);
-        tracing::info!(call = id, %queue, "callback requested");
+        tracing::info!(call = %id, %queue, "callback requested");
         let r = Request {
             number,
             trunk,
@@ -174,7 +175,7 @@ impl Endpoint {
 
     /// The ACD offers callback `id` to an agent: its call opens (a placeholder caller) so
     /// that the agent can be rung from it. False if it cannot.
-    pub(super) fn start_callback(&mut self, now: Instant, id: u64) -> bool {
+    pub(super) fn start_callback(&mut self, now: Instant, id: CallId) -> bool {
         if self.calls.calls.contains_key(&id) {
             return true;
         }
@@ -185,7 +186,7 @@ impl Endpoint {
         if !self.callback_call(now, id, &r.number, r.trunk, plan) {
             return false;
         }
-        tracing::info!(call = id, number = %r.number, "callback: ringing an agent");
+        tracing::info!(call = %id, number = %r.number, "callback: ringing an agent");
         if let Some(c) = self.calls.calls.get_mut(&id) {
             c.queue = Some(super::call::state::QueueCall::callback());
         }
@@ -193,30 +194,30 @@ impl Endpoint {
     }
 
     /// Whether `id` is a callback request the queue still holds.
-    pub(super) fn callback_requested(&self, id: u64) -> bool {
+    pub(super) fn callback_requested(&self, id: CallId) -> bool {
         self.callbacks.waiting.contains_key(&id)
     }
 
     /// Whether `id` is a callback request still waiting for its turn (no call yet).
-    pub(super) fn callback_waiting(&self, id: u64) -> bool {
+    pub(super) fn callback_waiting(&self, id: CallId) -> bool {
         self.callbacks.waiting.contains_key(&id) && !self.calls.calls.contains_key(&id)
     }
 
     /// Call `id` ended: if it asked for a callback, the request may now be offered (its
     /// call will take the same id).
-    pub(super) fn callback_asked_call_ended(&mut self, now: Instant, id: u64) {
+    pub(super) fn callback_asked_call_ended(&mut self, now: Instant, id: CallId) {
         if self.callbacks.waiting.contains_key(&id) {
-            self.acd.handle(now, Event::CallbackReady(id));
+            self.acd.handle(now, Event::CallbackReady(id.0));
         }
     }
 
     /// The queue gave callback request `id` up.
-    pub(super) fn callback_done(&mut self, id: u64) {
+    pub(super) fn callback_done(&mut self, id: CallId) {
         self.callbacks.changed |= self.callbacks.waiting.remove(&id).is_some();
     }
 
     /// An agent took callback `id`: the customer is called next.
-    pub(super) fn callback_taken(&mut self, id: u64) {
+    pub(super) fn callback_taken(&mut self, id: CallId) {
         if let Some(r) = self.callbacks.waiting.remove(&id) {
             self.callbacks.calling.insert(id, r);
         }
@@ -224,7 +225,7 @@ impl Endpoint {
 
     /// The customer answered callback `id`: the request is served (and not kept for a
     /// restart any longer).
-    pub(super) fn callback_reached(&mut self, id: u64) {
+    pub(super) fn callback_reached(&mut self, id: CallId) {
         self.callbacks.changed |= self.callbacks.calling.remove(&id).is_some();
     }
 
@@ -232,7 +233,7 @@ impl Endpoint {
     /// queue's `callback_retry_s`. A customer who was rung and did not answer (`missed`)
     /// spends an attempt, and after `callback_attempts` of them the request is given up;
     /// a callback cut short otherwise (the agent hung up first, a shutdown) spends none.
-    pub(super) fn callback_finished(&mut self, now: Instant, id: u64, missed: bool) {
+    pub(super) fn callback_finished(&mut self, now: Instant, id: CallId, missed: bool) {
         let Some(mut r) = self.callbacks.calling.remove(&id) else {
             return;
         };
@@ -245,10 +246,10 @@ impl Endpoint {
                 (q.callback_attempts, q.callback_retry)
             });
         if missed && r.attempts >= max {
-            tracing::warn!(call = id, number = %r.number, attempts = r.attempts, "callback given up: the customer never answered");
+            tracing::warn!(call = %id, number = %r.number, attempts = r.attempts, "callback given up: the customer never answered");
             return;
         }
-        tracing::info!(call = id, number = %r.number, attempt = r.attempts, retry_s = wait.as_secs(), "callback: the customer will be called again");
+        tracing::info!(call = %id, number = %r.number, attempt = r.attempts, retry_s = wait.as_secs(), "callback: the customer will be called again");
         self.callbacks.retry.push((now + wait, r));
     }
 
@@ -280,13 +281,13 @@ impl Endpoint {
             return;
         }
         let id = self.calls.new_id();
-        tracing::info!(call = id, number = %r.number, queue = %r.queue, "callback request queued");
+        tracing::info!(call = %id, number = %r.number, queue = %r.queue, "callback request queued");
         self.callbacks.waiting.insert(id, r.clone());
         self.callbacks.changed = true;
         self.acd.handle(
             now,
             Event::JoinCallback {
-                caller: id,
+                caller: id.0,
                 queue: r.queue,
                 priority: r.priority,
                 skills: r.skills,

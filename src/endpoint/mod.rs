@@ -118,7 +118,7 @@ pub struct Endpoint {
     mailbox_out: VecDeque<crate::voicemail::MailboxWrite>,
     mwi: mwi::Subscriptions,
     /// Voicemail messages being recorded, by call and recording number, until saved.
-    leaving: HashMap<(u64, u64), (String, crate::voicemail::VmMessage)>,
+    leaving: HashMap<(call::state::CallId, u64), (String, crate::voicemail::VmMessage)>,
     /// The ACD core, and each queue's music on hold.
     acd: crate::acd::Acd,
     queue_moh: HashMap<String, String>,

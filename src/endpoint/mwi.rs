@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use super::code;
 use super::owner::TxOwner;
 use super::{AuthKind, Endpoint};
-use crate::sip::dialog::{uas_leg, Leg};
+use crate::sip::dialog::{uas_dialog, Dialog};
 use crate::sip::msg::{HeaderName, Message, Method, StatusCode};
 use crate::sip::transaction::{response_to, Peer, TxKey};
 
@@ -38,7 +38,7 @@ fn allow_events() -> (HeaderName, Bytes) {
 
 struct Subscription {
     mailbox: String,
-    leg: Leg,
+    leg: Dialog,
     expires_at: Instant,
     /// A NOTIFY in flight; a change meanwhile waits for its answer (`stale`).
     pending: Option<TxKey>,
@@ -87,7 +87,7 @@ impl Endpoint {
         }
         let expires = self.granted_expires(req);
         let tag = Bytes::from(self.tag());
-        let leg = uas_leg(req, peer, tag);
+        let leg = uas_dialog(req, peer, tag);
         if expires == 0 {
             // A one-time fetch: the counts, and the subscription ends there.
             self.answer_subscribe(now, key, req, &leg, 0);
@@ -179,7 +179,7 @@ impl Endpoint {
         now: Instant,
         key: &TxKey,
         req: &Message,
-        leg: &Leg,
+        leg: &Dialog,
         expires: u32,
     ) {
         let tag = String::from_utf8_lossy(&leg.local_tag).into_owned();

@@ -4,6 +4,7 @@
 //! Owns the key → owner map only; what an owner does with its response is its own module's
 //! business (calls, trunk registration, message-waiting notifications).
 
+use super::call::state::CallId;
 use std::collections::HashMap;
 
 use super::call::state::Detached;
@@ -12,7 +13,7 @@ use crate::sip::transaction::TxKey;
 /// The owner of one client transaction.
 pub(super) enum TxOwner {
     /// A request a call sent, and which one it is.
-    Call(u64, CallTx),
+    Call(CallId, CallTx),
     /// The INVITE of a B leg given up on, still watched so that a late answer is ACKed
     /// and hung up.
     Detached(Box<Detached>),
@@ -53,7 +54,7 @@ impl Owners {
     }
 
     /// The call a transaction belongs to, and what it is there.
-    pub(super) fn call(&self, key: &TxKey) -> Option<(u64, CallTx)> {
+    pub(super) fn call(&self, key: &TxKey) -> Option<(CallId, CallTx)> {
         match self.0.get(key)? {
             TxOwner::Call(id, role) => Some((*id, *role)),
             _ => None,

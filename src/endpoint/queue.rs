@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use super::call::state::CallId;
 use super::call::state::{CallTimer, QueueAsk, QueueCall, State};
 use super::Endpoint;
 use crate::acd::{AgentOp, Command, Event, GiveUp};
@@ -336,7 +337,7 @@ impl Endpoint {
     }
 
     /// The dialplan's `queue`: music, and the caller handed to the ACD.
-    pub(super) fn join_queue(&mut self, now: Instant, id: u64, name: &str, ask: QueueAsk) {
+    pub(super) fn join_queue(&mut self, now: Instant, id: CallId, name: &str, ask: QueueAsk) {
         let QueueAsk {
             priority,
             timeout,
@@ -356,7 +357,7 @@ impl Endpoint {
         });
         // A trunk caller's number, or the calling extension.
         let number = c.cdr.caller.clone();
-        tracing::info!(call = id, queue = name, priority, "queued");
+        tracing::info!(call = %id, queue = name, priority, "queued");
         if !every.is_zero() {
             self.calls.arm(id, CallTimer::Announce, now + every);
         }
@@ -365,7 +366,7 @@ impl Endpoint {
         self.acd.handle(
             now,
             Event::Join {
-                caller: id,
+                caller: id.0,
                 queue: name.into(),
                 priority,
                 skills,
@@ -374,7 +375,7 @@ impl Endpoint {
             },
         );
         if self.callback_number(id).is_some() {
-            self.acd.handle(now, Event::Callable(id));
+            self.acd.handle(now, Event::Callable(id.0));
         }
         self.drain_acd(now);
     }
@@ -382,7 +383,7 @@ impl Endpoint {
     /// A queued call woke up: a prompt ended (the rest of an announcement, else the music
     /// again) or the agent's phone failed or rang out (tell the ACD; the caller waits on,
     /// and its music, which the ring never stopped, plays on).
-    pub(super) fn run_queue(&mut self, now: Instant, id: u64) {
+    pub(super) fn run_queue(&mut self, now: Instant, id: CallId) {
         let Some(c) = self.calls.calls.get_mut(&id) else {
             return;
         };
@@ -405,14 +406,20 @@ impl Endpoint {
         }
         self.set_state(id, State::Queued);
         if let Some(agent) = failed {
-            tracing::info!(call = id, %agent, "agent did not take the call");
-            self.acd.handle(now, Event::Refused { caller: id, agent });
+            tracing::info!(call = %id, %agent, "agent did not take the call");
+            self.acd.handle(
+                now,
+                Event::Refused {
+                    caller: id.0,
+                    agent,
+                },
+            );
         }
         self.drain_acd(now);
     }
 
     /// Whether an announcement to a queued caller has prompts still to play.
-    pub(super) fn announcing(&self, id: u64) -> bool {
+    pub(super) fn announcing(&self, id: CallId) -> bool {
         self.calls
             .calls
             .get(&id)
@@ -421,7 +428,7 @@ impl Endpoint {
 
     /// A queued caller's periodic announcement: its place in the queue (and its estimated
     /// wait, where the queue says so and one can be made), then the music again.
-    pub(super) fn queue_announce(&mut self, now: Instant, id: u64) {
+    pub(super) fn queue_announce(&mut self, now: Instant, id: CallId) {
         let Some(c) = self.calls.calls.get(&id) else {
             return;
         };
@@ -429,7 +436,7 @@ impl Endpoint {
             return;
         }
         let busy = !matches!(c.state, State::Queued);
-        let Some((queue, position)) = self.acd.position(id) else {
+        let Some((queue, position)) = self.acd.position(id.0) else {
             return;
         };
         let say_wait = self.queue_announce.get(&queue).is_some_and(|(_, w)| *w);
@@ -443,16 +450,16 @@ impl Endpoint {
             // The last announcement is still playing: skip this one.
             return;
         }
-        tracing::info!(call = id, position, "position announced");
+        tracing::info!(call = %id, position, "position announced");
         let mut names = vec!["you-are-caller-number".to_string()];
         names.extend(crate::say::say_prompts(
             crate::say::SayKind::Number,
             &position.to_string(),
         ));
-        if let Some(wait) = self.acd.estimated_wait(id).filter(|_| say_wait) {
+        if let Some(wait) = self.acd.estimated_wait(id.0).filter(|_| say_wait) {
             // Whole minutes, rounded up: "about 1 minute" rather than "0 minutes".
             let minutes = wait.as_secs().div_ceil(60).max(1);
-            tracing::info!(call = id, minutes, "estimated wait announced");
+            tracing::info!(call = %id, minutes, "estimated wait announced");
             names.push("estimated-wait".into());
             names.extend(crate::say::say_prompts(
                 crate::say::SayKind::Number,
@@ -474,7 +481,7 @@ impl Endpoint {
 
     /// A caller overflowed to `queue`: it hears that queue's music from now on (at once,
     /// unless an announcement is playing), and its announcements if it has them.
-    fn queue_moved(&mut self, now: Instant, id: u64, queue: &str) {
+    fn queue_moved(&mut self, now: Instant, id: CallId, queue: &str) {
         let moh = self.moh_path(queue);
         let choice = self
             .calls
@@ -490,7 +497,7 @@ impl Endpoint {
             return;
         };
         let music = matches!(c.state, State::Queued) && c.play_queue.is_empty();
-        tracing::info!(call = id, queue, moh = %moh.display(), now = music, "caller moved to the overflow queue");
+        tracing::info!(call = %id, queue, moh = %moh.display(), now = music, "caller moved to the overflow queue");
         q.moh = moh.clone();
         // The new queue's announcements, from now on (none if it has them off).
         c.timers.stop(CallTimer::Announce);
@@ -525,7 +532,7 @@ impl Endpoint {
     }
 
     /// The agent being rung answered and the call is bridged.
-    pub(super) fn queue_answered(&mut self, now: Instant, id: u64) {
+    pub(super) fn queue_answered(&mut self, now: Instant, id: CallId) {
         let Some(q) = self.calls.calls.get_mut(&id).and_then(|c| c.queue.as_mut()) else {
             return;
         };
@@ -534,28 +541,38 @@ impl Endpoint {
         };
         q.agent = Some(agent.clone());
         self.callback_taken(id);
-        tracing::info!(call = id, %agent, "queue call answered");
-        self.acd.handle(now, Event::Answered { caller: id, agent });
+        tracing::info!(call = %id, %agent, "queue call answered");
+        self.acd.handle(
+            now,
+            Event::Answered {
+                caller: id.0,
+                agent,
+            },
+        );
         self.drain_acd(now);
     }
 
     /// A queued call ended: the agent's talk ends, or the caller abandoned.
-    pub(super) fn queue_call_ended(&mut self, now: Instant, id: u64, q: QueueCall) {
+    pub(super) fn queue_call_ended(&mut self, now: Instant, id: CallId, q: QueueCall) {
         match (q.agent, q.offering) {
             (Some(agent), _) => self.acd.handle(now, Event::CallEnded(agent)),
             // A callback's call that ended before an agent took it (its agent's answer
             // was unusable, say): the request waits on for the next offer.
-            (None, Some(agent)) if self.callback_requested(id) => {
-                self.acd.handle(now, Event::Unplaced { caller: id, agent })
-            }
+            (None, Some(agent)) if self.callback_requested(id) => self.acd.handle(
+                now,
+                Event::Unplaced {
+                    caller: id.0,
+                    agent,
+                },
+            ),
             (None, _) if self.callback_requested(id) => {}
-            (None, _) => self.acd.handle(now, Event::Abandon(id)),
+            (None, _) => self.acd.handle(now, Event::Abandon(id.0)),
         }
     }
 
     /// Extension `ext` is on call `id` (calling, or answered): an agent among them is not
     /// offered queue calls meanwhile.
-    pub(super) fn device_in_use(&mut self, now: Instant, id: u64, ext: &str) {
+    pub(super) fn device_in_use(&mut self, now: Instant, id: CallId, ext: &str) {
         let Some(c) = self.calls.calls.get_mut(&id) else {
             return;
         };
@@ -660,14 +677,21 @@ impl Endpoint {
             tracing::debug!(?cmd, "acd");
             match cmd {
                 Command::Offer { caller, agent } => {
+                    let caller = CallId(caller);
                     if self.callback_waiting(caller) && !self.start_callback(now, caller) {
                         // The PBX's own trouble (no media port): not the agent's miss.
-                        self.acd.handle(now, Event::Unplaced { caller, agent });
+                        self.acd.handle(
+                            now,
+                            Event::Unplaced {
+                                caller: caller.0,
+                                agent,
+                            },
+                        );
                         continue;
                     }
                     let ring = self
                         .acd
-                        .ring_timeout(caller)
+                        .ring_timeout(caller.0)
                         .unwrap_or(Duration::from_secs(15));
                     let Some(q) = self
                         .calls
@@ -675,12 +699,18 @@ impl Endpoint {
                         .get_mut(&caller)
                         .and_then(|c| c.queue.as_mut())
                     else {
-                        self.acd.handle(now, Event::Refused { caller, agent });
+                        self.acd.handle(
+                            now,
+                            Event::Refused {
+                                caller: caller.0,
+                                agent,
+                            },
+                        );
                         continue;
                     };
                     q.offering = Some(agent.clone());
                     let phone = self.agent_phone(&agent).to_string();
-                    tracing::info!(call = caller, %agent, %phone, "offered to agent");
+                    tracing::info!(call = %caller, %agent, %phone, "offered to agent");
                     // The ACD's own ring timer ends the offer; the dial's is a backstop.
                     if self.dial(now, caller, &phone, Some(ring + Duration::from_secs(2))) {
                         self.set_state(caller, State::Queued);
@@ -696,7 +726,10 @@ impl Endpoint {
                         // No phone to ring is not a refusal: the agent is passed over
                         // until it registers again.
                         let ev = if self.has_phone(now, &phone) {
-                            Event::Refused { caller, agent }
+                            Event::Refused {
+                                caller: caller.0,
+                                agent,
+                            }
                         } else {
                             Event::Reachable(agent, false)
                         };
@@ -704,6 +737,7 @@ impl Endpoint {
                     }
                 }
                 Command::Withdraw { caller, agent } => {
+                    let caller = CallId(caller);
                     let Some(c) = self.calls.calls.get_mut(&caller) else {
                         continue;
                     };
@@ -718,11 +752,12 @@ impl Endpoint {
                         self.unbridge(caller);
                     }
                 }
-                Command::Moved { caller, queue } => self.queue_moved(now, caller, &queue),
-                Command::CallBack { caller } => self.take_callback(now, caller),
+                Command::Moved { caller, queue } => self.queue_moved(now, CallId(caller), &queue),
+                Command::CallBack { caller } => self.take_callback(now, CallId(caller)),
                 Command::GiveUp { caller, why } => {
+                    let caller = CallId(caller);
                     if self.callback_requested(caller) {
-                        tracing::info!(call = caller, ?why, "queue gave up a callback request");
+                        tracing::info!(call = %caller, ?why, "queue gave up a callback request");
                         self.callback_done(caller);
                         // Its own call ends; the call that asked (still saying goodbye)
                         // is left to finish.
@@ -748,7 +783,7 @@ impl Endpoint {
                         GiveUp::NoAgents => "noagents",
                         GiveUp::UnknownQueue => "failed",
                     };
-                    tracing::info!(call = caller, status, "queue gave up");
+                    tracing::info!(call = %caller, status, "queue gave up");
                     self.detach_b(now, caller);
                     self.unbridge(caller);
                     self.stop_play(caller);

@@ -6,6 +6,7 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use super::call::state::CallId;
 use super::call::state::{PendingRecord, State, VM_KEYS};
 use super::Endpoint;
 use crate::voicemail::{Change, Input, Mailbox, Prompt, Step};
@@ -38,7 +39,7 @@ impl Endpoint {
     }
 
     /// The next step of call `id`'s voicemail menu, after the call waited for `ended`.
-    pub(super) fn run_vm_menu(&mut self, now: Instant, id: u64, ended: &State) {
+    pub(super) fn run_vm_menu(&mut self, now: Instant, id: CallId, ended: &State) {
         let Some(c) = self.calls.calls.get_mut(&id) else {
             return;
         };
@@ -57,7 +58,7 @@ impl Endpoint {
         let mut changes = Vec::new();
         let step = menu.next(input, mb, &mut changes);
         let mailbox = mailbox.clone();
-        tracing::debug!(call = id, %mailbox, ?step, "voicemail menu");
+        tracing::debug!(call = %id, %mailbox, ?step, "voicemail menu");
         for ch in &changes {
             mb.apply(ch);
         }
@@ -68,7 +69,7 @@ impl Endpoint {
                     self.mailbox_out.push_back(w);
                 }
                 if let Change::Deleted(f) = ch {
-                    tracing::info!(call = id, %mailbox, file = %f, "voicemail deleted");
+                    tracing::info!(call = %id, %mailbox, file = %f, "voicemail deleted");
                 }
             }
             self.mailbox_changed(now, &mailbox);

@@ -11,7 +11,7 @@ use super::uri::Uri;
 
 /// One dialog as seen from our side.
 #[derive(Clone, Debug)]
-pub struct Leg {
+pub struct Dialog {
     /// The dialog's Call-ID.
     pub call_id: Bytes,
     /// Our tag.
@@ -26,13 +26,13 @@ pub struct Leg {
     pub target: Uri,
     /// Route headers for in-dialog requests.
     pub routes: Vec<Bytes>,
-    /// Our last CSeq on this leg.
+    /// Our last CSeq in this dialog.
     pub cseq: u32,
-    /// Transport address for requests on this leg.
+    /// Transport address for requests in this dialog.
     pub peer: Peer,
-    /// The SDP we last sent on this leg (repeated to a session refresh).
+    /// The SDP we last sent in this dialog (repeated to a session refresh).
     pub sdp_sent: Option<Bytes>,
-    /// Its `o=` version; each changed description sent on the leg is one higher (RFC 3264 §8).
+    /// Its `o=` version; each changed description sent in the dialog is one higher (RFC 3264 §8).
     pub sdp_version: u64,
 }
 
@@ -59,9 +59,9 @@ pub fn route_set(m: &Message, reverse: bool) -> Vec<Bytes> {
 }
 
 /// Our side of a dialog a request from `peer` starts, with our tag `local_tag`.
-pub fn uas_leg(msg: &Message, peer: &Peer, local_tag: Bytes) -> Leg {
+pub fn uas_dialog(msg: &Message, peer: &Peer, local_tag: Bytes) -> Dialog {
     let to = msg.header(&HeaderName::To).cloned().unwrap_or_default();
-    Leg {
+    Dialog {
         call_id: msg.call_id().cloned().unwrap_or_default(),
         local_hdr: with_tag(&to, &local_tag),
         local_tag,
@@ -110,10 +110,10 @@ Contact: <sip:1001@127.0.0.1:5070>\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\
             transport: crate::sip::header::Transport::Udp,
             addr: "127.0.0.1:5070".parse().unwrap(),
         };
-        let leg = uas_leg(&m, &peer, Bytes::from_static(b"us"));
-        assert_eq!(leg.routes, uas);
-        assert_eq!(leg.target.as_bytes(), &b"sip:1001@127.0.0.1:5070"[..]);
-        assert_eq!(&leg.local_hdr[..], b"<sip:1002@pbx>;tag=us");
-        assert_eq!(leg.remote_tag.as_deref(), Some(&b"a"[..]));
+        let d = uas_dialog(&m, &peer, Bytes::from_static(b"us"));
+        assert_eq!(d.routes, uas);
+        assert_eq!(d.target.as_bytes(), &b"sip:1001@127.0.0.1:5070"[..]);
+        assert_eq!(&d.local_hdr[..], b"<sip:1002@pbx>;tag=us");
+        assert_eq!(d.remote_tag.as_deref(), Some(&b"a"[..]));
     }
 }

@@ -5,9 +5,9 @@ use bytes::Bytes;
 use std::time::Instant;
 
 use super::super::{code, Endpoint};
-use super::state::{CallTimer, MediaLegs, Side};
+use super::state::{CallId, CallTimer, MediaLegs, Side};
 use crate::cdr::Disposition;
-use crate::media::{MediaCommand, SessionId};
+use crate::media::MediaCommand;
 use crate::sdp::Codec;
 use crate::sip::msg::{HeaderName, Message, StatusCode};
 use crate::sip::transaction::response_to;
@@ -16,7 +16,7 @@ impl Endpoint {
     pub(super) fn respond_a(
         &mut self,
         now: Instant,
-        id: u64,
+        id: CallId,
         code: StatusCode,
         sdp: Option<Bytes>,
     ) -> Option<Bytes> {
@@ -52,7 +52,7 @@ impl Endpoint {
     }
 
     /// Answers A with our own media (echo, prompts). False if the call had to end.
-    pub(super) fn answer_locally(&mut self, now: Instant, id: u64) -> bool {
+    pub(super) fn answer_locally(&mut self, now: Instant, id: CallId) -> bool {
         let Some(c) = self.calls.calls.get(&id) else {
             return false;
         };
@@ -70,7 +70,7 @@ impl Endpoint {
             return false;
         };
         let peer = c.a.peer.clone();
-        let answer = match c.offer.answer_for(self.media_ip(&peer), pa, id) {
+        let answer = match c.offer.answer_for(self.media_ip(&peer), pa, id.0) {
             Ok(a) => a,
             Err(_) => {
                 self.calls.ports.give(pa);
@@ -93,7 +93,7 @@ impl Endpoint {
                 .map(|f| f.pt)
         });
         let a_remote = c.offer.audio_target();
-        let sid = SessionId(id);
+        let sid = id.session();
         self.calls.media_out.push_back(MediaCommand::Local {
             id: sid,
             a_port: pa,
@@ -117,7 +117,7 @@ impl Endpoint {
     }
 
     /// Sends 200 to A and starts retransmitting it until A's ACK.
-    pub(super) fn answer_a(&mut self, now: Instant, id: u64, body: Bytes) {
+    pub(super) fn answer_a(&mut self, now: Instant, id: CallId, body: Bytes) {
         let Some(bytes) = self.respond_a(now, id, StatusCode::OK, Some(body)) else {
             return;
         };
@@ -131,7 +131,7 @@ impl Endpoint {
             c.ok_until = now + t1 * 64;
         }
         self.calls.arm(id, CallTimer::OkRetransmit, now + t1);
-        tracing::info!(call = id, "answered");
+        tracing::info!(call = %id, "answered");
     }
 
     /// An ACK outside any transaction: the caller's ACK for our 2xx.

@@ -7,11 +7,11 @@ use std::time::Instant;
 
 use super::super::owner::{CallTx, TxOwner};
 use super::super::{code, Endpoint};
-use super::state::{CallTimer, Detached, Dialing, MediaLegs, Side, State};
+use super::state::{CallId, CallTimer, Detached, Dialing, MediaLegs, Side, State};
 use crate::cdr::Disposition;
 use crate::media::MediaCommand;
 use crate::sdp::Sdp;
-use crate::sip::dialog::{contact_uri, route_set, Leg};
+use crate::sip::dialog::{contact_uri, route_set, Dialog};
 use crate::sip::msg::{HeaderName, Message, Method, StatusCode};
 use crate::sip::transaction::{cancel_for, Peer, Transmit, TxKey};
 
@@ -27,7 +27,7 @@ pub(super) fn dial_status(c: u16) -> &'static str {
 
 impl Endpoint {
     /// Gives up on every B leg still ringing.
-    pub(in crate::endpoint) fn detach_b(&mut self, now: Instant, id: u64) {
+    pub(in crate::endpoint) fn detach_b(&mut self, now: Instant, id: CallId) {
         let Some(c) = self.calls.calls.get_mut(&id) else {
             return;
         };
@@ -132,7 +132,7 @@ impl Endpoint {
         {
             // Sent again with credentials; the dial goes on.
         } else {
-            tracing::info!(call = id, code = status.as_u16(), "callee refused");
+            tracing::info!(call = %id, code = status.as_u16(), "callee refused");
             self.branch_failed(now, id, key, status.as_u16());
         }
         true
@@ -141,7 +141,7 @@ impl Endpoint {
     /// One rung device said no (or never answered). When none is left ringing, the dial is
     /// over: `$status` from the most telling failure (busy beats no answer beats
     /// unavailable), and the dialplan goes on.
-    pub(super) fn branch_failed(&mut self, now: Instant, id: u64, key: &TxKey, code: u16) {
+    pub(super) fn branch_failed(&mut self, now: Instant, id: CallId, key: &TxKey, code: u16) {
         self.owners.forget_call_tx(key);
         let Some(c) = self.calls.calls.get_mut(&id) else {
             return;
@@ -173,7 +173,7 @@ impl Endpoint {
         self.run_dialplan(now, id);
     }
 
-    pub(super) fn b_provisional(&mut self, now: Instant, id: u64, key: &TxKey, msg: &Message) {
+    pub(super) fn b_provisional(&mut self, now: Instant, id: CallId, key: &TxKey, msg: &Message) {
         let tag = msg.to_hdr().ok().and_then(|t| t.tag().cloned());
         let Some(c) = self.calls.calls.get_mut(&id) else {
             return;
@@ -201,7 +201,7 @@ impl Endpoint {
                     .push_back(MediaCommand::SetRemoteB { id: sid, addr });
             }
             let peer = c.a.peer.clone();
-            if let Ok(r) = sdp.relayed(self.media_ip(&peer), pa, id, 1) {
+            if let Ok(r) = sdp.relayed(self.media_ip(&peer), pa, id.0, 1) {
                 let body = Bytes::from(r.to_bytes());
                 if let Some(c) = self.calls.calls.get_mut(&id) {
                     c.a.sdp_sent = Some(body.clone());
@@ -217,7 +217,7 @@ impl Endpoint {
         self.respond_a(now, id, relay, early);
     }
 
-    pub(super) fn b_answered(&mut self, now: Instant, id: u64, key: &TxKey, msg: &Message) {
+    pub(super) fn b_answered(&mut self, now: Instant, id: CallId, key: &TxKey, msg: &Message) {
         let Some(c) = self.calls.calls.get_mut(&id) else {
             return;
         };
@@ -258,8 +258,8 @@ impl Endpoint {
         };
         let a_ip = self.media_ip(&a_peer);
         let a_body = match transcode {
-            Some(_) => offer.answer_for(a_ip, pa, id).ok(),
-            None => answer.and_then(|s| s.relayed(a_ip, pa, id, 1).ok()),
+            Some(_) => offer.answer_for(a_ip, pa, id.0).ok(),
+            None => answer.and_then(|s| s.relayed(a_ip, pa, id.0, 1).ok()),
         }
         .map(|s| Bytes::from(s.to_bytes()));
         match (target, a_body) {
@@ -268,7 +268,7 @@ impl Endpoint {
                     .media_out
                     .push_back(MediaCommand::SetRemoteB { id: sid, addr });
                 if let Some((a_pt, b_pt)) = transcode {
-                    tracing::info!(call = id, a_pt, b_pt, "transcoding G.711");
+                    tracing::info!(call = %id, a_pt, b_pt, "transcoding G.711");
                     self.calls.media_out.push_back(MediaCommand::Transcode {
                         id: sid,
                         a_pt,
@@ -301,7 +301,7 @@ impl Endpoint {
                     }
                     self.answer_a(now, id, body.clone());
                 }
-                tracing::info!(call = id, "bridged");
+                tracing::info!(call = %id, "bridged");
                 if let Some(ext) = self.calls.calls.get(&id).and_then(|c| c.b_ext.clone()) {
                     self.device_in_use(now, id, &ext);
                 }
@@ -314,7 +314,7 @@ impl Endpoint {
                 }
             }
             _ => {
-                tracing::info!(call = id, "callee answered with unusable SDP");
+                tracing::info!(call = %id, "callee answered with unusable SDP");
                 self.send_bye(now, id, Side::B);
                 if answered_before {
                     self.send_bye(now, id, Side::A);
@@ -329,7 +329,7 @@ impl Endpoint {
     /// Tears down the relay bridge of a dial that failed; a later dial opens a new one. A
     /// caller answered locally before the dial never left its local session, which goes
     /// on as it was.
-    pub(in crate::endpoint) fn unbridge(&mut self, id: u64) {
+    pub(in crate::endpoint) fn unbridge(&mut self, id: CallId) {
         let Some(c) = self.calls.calls.get_mut(&id) else {
             return;
         };
@@ -375,7 +375,7 @@ impl Endpoint {
             return;
         };
         tracing::info!("callee answered a call already given up; hanging it up");
-        let leg = Leg {
+        let leg = Dialog {
             call_id: cid.clone(),
             local_tag: Bytes::new(),
             local_hdr: resp.header(&HeaderName::From).cloned().unwrap_or_default(),

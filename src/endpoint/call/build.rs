@@ -6,7 +6,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
 
 use super::super::Endpoint;
-use crate::sip::dialog::{contact_uri, route_set, Leg};
+use crate::sip::dialog::{contact_uri, route_set, Dialog};
 use crate::sip::header::Transport;
 use crate::sip::msg::{HeaderName, Message, Method};
 use crate::sip::transaction::{new_branch, Peer, Transmit};
@@ -53,7 +53,7 @@ impl Endpoint {
     pub(in crate::endpoint) fn leg_request(
         &mut self,
         method: Method,
-        leg: &Leg,
+        leg: &Dialog,
         cseq: u32,
     ) -> Message {
         let mut m = Message::request(method.clone(), leg.target.clone());
@@ -74,7 +74,7 @@ impl Endpoint {
     /// 3261 §12.1.2: its To tag, Contact and route set), and it is ACKed at once (§13.2.2.4),
     /// with the INVITE's CSeq (2 after a digest challenge). The ACK, to send again if the
     /// 2xx is.
-    pub(super) fn confirm(&mut self, leg: &mut Leg, msg: &Message) -> Bytes {
+    pub(super) fn confirm(&mut self, leg: &mut Dialog, msg: &Message) -> Bytes {
         leg.remote_hdr = msg
             .header(&HeaderName::To)
             .cloned()

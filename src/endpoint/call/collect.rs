@@ -6,8 +6,8 @@ use std::collections::VecDeque;
 use std::time::Instant;
 
 use super::super::Endpoint;
-use super::state::{CallTimer, Collecting, State, VM_KEYS};
-use crate::media::{MediaCommand, SessionId};
+use super::state::{CallId, CallTimer, Collecting, State, VM_KEYS};
+use crate::media::MediaCommand;
 use crate::sip::msg::{HeaderName, Message};
 
 /// The key in a SIP INFO: `application/dtmf-relay` (`Signal=5`) or `application/dtmf`
@@ -48,7 +48,7 @@ impl Endpoint {
     pub(in crate::endpoint) fn start_collect(
         &mut self,
         now: Instant,
-        id: u64,
+        id: CallId,
         spec: crate::dialplan::Collect,
         menu: bool,
         prompts: Vec<std::path::PathBuf>,
@@ -72,7 +72,7 @@ impl Endpoint {
     }
 
     /// A prompt of a `collect` or menu ended: the next one, or the first-key timer.
-    pub(super) fn collect_prompt_done(&mut self, now: Instant, id: u64) {
+    pub(super) fn collect_prompt_done(&mut self, now: Instant, id: CallId) {
         let Some(c) = self.calls.calls.get_mut(&id) else {
             return;
         };
@@ -92,16 +92,16 @@ impl Endpoint {
     }
 
     /// A key from the caller (RFC 4733 or SIP INFO).
-    pub(in crate::endpoint) fn on_digit(&mut self, now: Instant, id: u64, digit: char) {
+    pub(in crate::endpoint) fn on_digit(&mut self, now: Instant, id: CallId, digit: char) {
         let Some(c) = self.calls.calls.get_mut(&id) else {
             return;
         };
         // Keys gathered into a PIN are not logged, not even one by one.
         let secret = matches!(&c.state, State::Collecting(col) if secret_var(&col.spec.var));
         if secret {
-            tracing::debug!(call = id, "key pressed");
+            tracing::debug!(call = %id, "key pressed");
         } else {
-            tracing::debug!(call = id, %digit, "key pressed");
+            tracing::debug!(call = %id, %digit, "key pressed");
         }
         let queued = c.queue.is_some() && !matches!(c.state, State::Collecting(_)) && !c.bridged();
         if queued && self.queue_key(now, id, digit) {
@@ -114,7 +114,7 @@ impl Endpoint {
             // RFC 4733 keys end it in the relay already; a SIP INFO key must from here.
             self.calls
                 .media_out
-                .push_back(MediaCommand::StopRecord { id: SessionId(id) });
+                .push_back(MediaCommand::StopRecord { id: id.session() });
             return;
         }
         let Some(col) = c.collecting() else {
@@ -126,7 +126,7 @@ impl Endpoint {
             col.prompting = false;
             self.calls
                 .media_out
-                .push_back(MediaCommand::StopPlay { id: SessionId(id) });
+                .push_back(MediaCommand::StopPlay { id: id.session() });
         }
         if col.spec.terminator == Some(digit) {
             self.end_collect(now, id);
@@ -142,7 +142,7 @@ impl Endpoint {
     }
 
     /// Stores the keys and `$status`, and lets the dialplan go on.
-    pub(super) fn end_collect(&mut self, now: Instant, id: u64) {
+    pub(super) fn end_collect(&mut self, now: Instant, id: CallId) {
         let Some(c) = self.calls.calls.get_mut(&id) else {
             return;
         };
@@ -157,7 +157,7 @@ impl Endpoint {
         let status = if digits.len() >= min { "ok" } else { "timeout" };
         if menu {
             let key = digits.chars().next();
-            tracing::info!(call = id, ?key, "menu choice");
+            tracing::info!(call = %id, ?key, "menu choice");
             let plan = c.plan.clone();
             plan.menu_input(&mut c.cursor, key);
         } else {
@@ -166,7 +166,7 @@ impl Endpoint {
             } else {
                 digits.as_str()
             };
-            tracing::info!(call = id, %var, digits = %shown, status, "collected");
+            tracing::info!(call = %id, %var, digits = %shown, status, "collected");
             c.cursor.vars.insert(var, digits);
             c.cursor.vars.insert("status".into(), status.into());
         }

@@ -10,12 +10,12 @@ use super::super::owner::{CallTx, TxOwner};
 use super::super::Endpoint;
 use super::dial::trunk_identity;
 use super::state::{
-    Call, CallTimer, CallbackA, Dialing, MediaLegs, Outgoing, Side, State, CUSTOMER_RING,
+    Call, CallId, CallTimer, CallbackA, Dialing, MediaLegs, Outgoing, Side, State, CUSTOMER_RING,
 };
 use crate::cdr::{Cdr, Disposition};
-use crate::media::{MediaCommand, SessionId};
+use crate::media::MediaCommand;
 use crate::sdp::Sdp;
-use crate::sip::dialog::Leg;
+use crate::sip::dialog::Dialog;
 use crate::sip::header::Transport;
 use crate::sip::msg::{Message, Method, StatusCode};
 use crate::sip::transaction::{Peer, Transmit, TxKey};
@@ -28,7 +28,7 @@ impl Endpoint {
     pub(in crate::endpoint) fn callback_call(
         &mut self,
         now: Instant,
-        id: u64,
+        id: CallId,
         number: &str,
         trunk: Option<String>,
         plan: std::sync::Arc<crate::dialplan::Dialplan>,
@@ -48,7 +48,7 @@ impl Endpoint {
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
         };
         let ip = self.media_ip(&peer);
-        let a = Leg {
+        let a = Dialog {
             call_id: call_id.clone(),
             local_tag: tag.clone(),
             local_hdr: Bytes::from(format!("<sip:callback@{}>;tag=", self.domain)),
@@ -81,7 +81,7 @@ impl Endpoint {
         let cdr = Cdr {
             trunk: trunk.clone(),
             ..Cdr::begun(
-                id,
+                id.0,
                 String::from_utf8_lossy(&a.call_id).into_owned(),
                 number.to_string(),
                 "callback".into(),
@@ -99,7 +99,7 @@ impl Endpoint {
             cdr,
             self.cfg_t1,
         );
-        let sid = SessionId(id);
+        let sid = id.session();
         self.calls.calls.insert(
             id,
             Call {
@@ -130,9 +130,9 @@ impl Endpoint {
 
     /// Rings a callback's customer (the agent is on the line), offering `body` (the
     /// agent's media, through our A port). The call ends if it cannot.
-    pub(super) fn call_customer(&mut self, now: Instant, id: u64, body: Bytes) {
+    pub(super) fn call_customer(&mut self, now: Instant, id: CallId, body: Bytes) {
         let Some(out) = self.customer_target(now, id) else {
-            tracing::info!(call = id, "callback: the customer cannot be called");
+            tracing::info!(call = %id, "callback: the customer cannot be called");
             self.send_bye(now, id, Side::B);
             self.finish(now, id, Disposition::Failed, 404, "system");
             return;
@@ -154,7 +154,7 @@ impl Endpoint {
             .and_then(|c| c.media)
             .map_or(0, |m| m.a_port);
         let Some(body) = Sdp::parse(&body)
-            .and_then(|s| s.relayed(self.media_ip(&peer), pa, id, 1))
+            .and_then(|s| s.relayed(self.media_ip(&peer), pa, id.0, 1))
             .ok()
             .map(|s| Bytes::from(s.to_bytes()))
         else {
@@ -167,13 +167,13 @@ impl Endpoint {
         let key = match self.tx.send_request(now, inv.clone(), peer) {
             Ok(k) => k,
             Err(e) => {
-                tracing::warn!(call = id, error = %e, "callback: INVITE not sent");
+                tracing::warn!(call = %id, error = %e, "callback: INVITE not sent");
                 self.send_bye(now, id, Side::B);
                 self.finish(now, id, Disposition::Failed, 503, "system");
                 return;
             }
         };
-        tracing::info!(call = id, "callback: calling the customer");
+        tracing::info!(call = %id, "callback: calling the customer");
         self.owners
             .insert(key.clone(), TxOwner::Call(id, CallTx::Customer));
         self.calls.by_dialog.insert((call_id, tag), (id, Side::A));
@@ -192,7 +192,7 @@ impl Endpoint {
     /// Where a callback's customer is called: through the trunk it came in on (presented
     /// as the trunk's calls out are, with its credentials), else its extension's newest
     /// registration.
-    pub(super) fn customer_target(&mut self, now: Instant, id: u64) -> Option<Outgoing> {
+    pub(super) fn customer_target(&mut self, now: Instant, id: CallId) -> Option<Outgoing> {
         let c = self.calls.calls.get(&id)?;
         let number = c.cdr.caller.clone();
         match c.cdr.trunk.clone() {
@@ -241,7 +241,7 @@ impl Endpoint {
     pub(super) fn customer_response(
         &mut self,
         now: Instant,
-        id: u64,
+        id: CallId,
         key: &TxKey,
         msg: &Message,
         status: StatusCode,
@@ -309,7 +309,7 @@ impl Endpoint {
         // The agent's ringback stops; the local session's sockets go to the bridge, which
         // latches onto the customer's first packet.
         self.stop_play(id);
-        let sid = SessionId(id);
+        let sid = id.session();
         self.calls.media_out.push_back(MediaCommand::LocalPeer {
             id: sid,
             addr: None,
@@ -319,7 +319,7 @@ impl Endpoint {
             .media_out
             .push_back(MediaCommand::Connect { id: sid });
         tracing::info!(
-            call = id,
+            call = %id,
             "callback: the customer answered; bridged to the agent"
         );
         self.callback_reached(id);
@@ -328,7 +328,7 @@ impl Endpoint {
     /// The customer did not take a callback (refused with `code`, rang out, or its
     /// INVITE got no answer at all): the ring ends, the agent is hung up on, and the
     /// attempt counts.
-    pub(super) fn customer_failed(&mut self, now: Instant, id: u64, code: u16) {
+    pub(super) fn customer_failed(&mut self, now: Instant, id: CallId, code: u16) {
         let Some(cb) = self
             .calls
             .calls
@@ -339,7 +339,7 @@ impl Endpoint {
         };
         cb.missed = true;
         let ringing = cb.ringing.take();
-        tracing::info!(call = id, code, "callback: the customer did not answer");
+        tracing::info!(call = %id, code, "callback: the customer did not answer");
         if let Some(d) = ringing {
             // CANCELs a ring still going; a finished transaction just leaves the tables.
             self.detach_branch(now, d);

@@ -6,9 +6,9 @@ use std::time::{Duration, Instant};
 
 use super::super::owner::{CallTx, TxOwner};
 use super::super::Endpoint;
-use super::state::{CallTimer, Dialing, MediaLegs, Outgoing, Side};
-use crate::media::{MediaCommand, SessionId};
-use crate::sip::dialog::{with_tag, Leg};
+use super::state::{CallId, CallTimer, Dialing, MediaLegs, Outgoing, Side};
+use crate::media::MediaCommand;
+use crate::sip::dialog::{with_tag, Dialog};
 use crate::sip::header::Transport;
 use crate::sip::msg::{HeaderName, Message, Method, StatusCode};
 use crate::sip::transaction::{Peer, TxKey};
@@ -57,7 +57,7 @@ impl Endpoint {
     pub(in crate::endpoint) fn dial(
         &mut self,
         now: Instant,
-        id: u64,
+        id: CallId,
         target: &str,
         timeout: Option<Duration>,
     ) -> bool {
@@ -97,7 +97,7 @@ impl Endpoint {
         if bindings.is_empty() {
             // A known number whose phones are all away is "temporarily unavailable"
             // (480), not unknown (404): the caller may try again, or get its voicemail.
-            tracing::info!(call = id, %target, "not registered");
+            tracing::info!(call = %id, %target, "not registered");
             self.set_status(id, "offline");
             return false;
         }
@@ -128,7 +128,7 @@ impl Endpoint {
     pub(super) fn dial_trunk(
         &mut self,
         now: Instant,
-        id: u64,
+        id: CallId,
         name: &str,
         number: &str,
         timeout: Option<Duration>,
@@ -139,7 +139,7 @@ impl Endpoint {
         if c.from_trunk.is_some() {
             // A trunk calling out through a trunk is toll fraud waiting to happen.
             tracing::warn!(
-                call = id,
+                call = %id,
                 trunk = name,
                 "a call from a trunk may not dial a trunk"
             );
@@ -154,7 +154,7 @@ impl Endpoint {
         let (from, extra) = trunk_identity(&t, &c.cdr.caller, ext, c.privacy);
         let host = t.address.to_string();
         let Ok(uri) = Uri::parse(&Bytes::from(format!("sip:{number}@{host}"))) else {
-            tracing::info!(call = id, %number, "not a number a trunk can dial");
+            tracing::info!(call = %id, %number, "not a number a trunk can dial");
             self.set_status(id, "unavailable");
             return false;
         };
@@ -182,7 +182,7 @@ impl Endpoint {
     pub(super) fn dial_out(
         &mut self,
         now: Instant,
-        id: u64,
+        id: CallId,
         out: Outgoing,
         timeout: Option<Duration>,
     ) -> bool {
@@ -224,7 +224,7 @@ impl Endpoint {
         };
         let c = &self.calls.calls[&id];
         // Both laws, so a callee that knows only the other one can answer (we transcode).
-        let offer_b = match c.offer.relayed(self.media_ip(&peer), pb, id, 1) {
+        let offer_b = match c.offer.relayed(self.media_ip(&peer), pb, id.0, 1) {
             Ok(o) => o.with_both_g711(),
             Err(e) => {
                 tracing::info!(error = %e, "offer refused");
@@ -240,7 +240,7 @@ impl Endpoint {
         };
         let a_remote = c.offer.audio_target();
         let mf = c.mf;
-        let sid = SessionId(id);
+        let sid = id.session();
         if !forking {
             self.calls.media_out.push_back(MediaCommand::Open {
                 id: sid,
@@ -264,7 +264,7 @@ impl Endpoint {
                 return false;
             }
         };
-        tracing::info!(call = id, %target, "ringing");
+        tracing::info!(call = %id, %target, "ringing");
         self.owners
             .insert(key.clone(), TxOwner::Call(id, CallTx::Branch));
         self.calls.by_dialog.insert((call_id, b_tag), (id, Side::B));
@@ -291,9 +291,9 @@ impl Endpoint {
         peer: &Peer,
         body: Bytes,
         extra: Vec<(HeaderName, Bytes)>,
-    ) -> (Leg, Message) {
+    ) -> (Dialog, Message) {
         let tag = Bytes::from(self.tag());
-        let leg = Leg {
+        let leg = Dialog {
             call_id: Bytes::from(format!("{}@{}", self.tag(), self.domain)),
             local_hdr: with_tag(from, &tag),
             local_tag: tag,
@@ -329,7 +329,7 @@ impl Endpoint {
     pub(super) fn retry_with_credentials(
         &mut self,
         now: Instant,
-        id: u64,
+        id: CallId,
         key: &TxKey,
         resp: &Message,
     ) -> bool {
@@ -387,7 +387,7 @@ impl Endpoint {
                     d.invite = inv;
                 }
                 tracing::info!(
-                    call = id,
+                    call = %id,
                     "trunk challenged; INVITE sent again with credentials"
                 );
                 true

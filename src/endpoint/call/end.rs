@@ -5,7 +5,7 @@
 use std::time::Instant;
 
 use super::super::{code, Endpoint};
-use super::state::Side;
+use super::state::{CallId, Side};
 use crate::cdr::Disposition;
 use crate::media::MediaCommand;
 use crate::sip::msg::StatusCode;
@@ -30,7 +30,7 @@ pub(super) fn hangup_code(explicit: Option<u16>, status: Option<&str>) -> (u16, 
 
 impl Endpoint {
     /// The dialplan's hang-up: BYE an answered caller, or refuse an unanswered one.
-    pub(in crate::endpoint) fn hang_up(&mut self, now: Instant, id: u64, explicit: Option<u16>) {
+    pub(in crate::endpoint) fn hang_up(&mut self, now: Instant, id: CallId, explicit: Option<u16>) {
         let Some(c) = self.calls.calls.get(&id) else {
             return;
         };
@@ -44,7 +44,13 @@ impl Endpoint {
     }
 
     /// Ends a call that was never answered: final response to A, CDR, media.
-    pub(super) fn fail_call(&mut self, now: Instant, id: u64, code: StatusCode, disp: Disposition) {
+    pub(super) fn fail_call(
+        &mut self,
+        now: Instant,
+        id: CallId,
+        code: StatusCode,
+        disp: Disposition,
+    ) {
         self.respond_a(now, id, code, None);
         self.finish(now, id, disp, code.as_u16(), "system");
     }
@@ -53,7 +59,7 @@ impl Endpoint {
     pub(super) fn finish(
         &mut self,
         now: Instant,
-        id: u64,
+        id: CallId,
         disp: Disposition,
         sip_code: u16,
         by: &str,
@@ -82,7 +88,7 @@ impl Endpoint {
         c.cdr.sip_code = sip_code;
         c.cdr.hangup_by = by.to_string();
         tracing::info!(
-            call = id,
+            call = %id,
             disposition = disp.as_str(),
             sip_code,
             by,
@@ -128,7 +134,7 @@ impl Endpoint {
     /// Ends every call for a shutdown: BYE to answered legs, 503 to unanswered callers,
     /// callees still ringing cancelled; each call leaves its CDR.
     pub(in crate::endpoint) fn end_all_calls(&mut self, now: Instant) {
-        let ids: Vec<u64> = self.calls.calls.keys().copied().collect();
+        let ids: Vec<CallId> = self.calls.calls.keys().copied().collect();
         for id in ids {
             let Some((answered, bridged)) =
                 self.calls.calls.get(&id).map(|c| (c.answered, c.bridged()))

@@ -5,7 +5,7 @@
 //! the relay. It owns the call's `on_hold` and nothing else.
 
 use super::super::Endpoint;
-use super::state::{HoldChange, Side};
+use super::state::{CallId, HoldChange, Side};
 use crate::media::MediaCommand;
 use crate::sdp::{Direction, Sdp};
 use bytes::Bytes;
@@ -35,7 +35,7 @@ pub(super) fn held_answer(asked: Direction) -> Direction {
 impl Endpoint {
     /// A relayed offer from `from` was accepted by the other party: the relay plays it
     /// music, or stops.
-    pub(super) fn hold_changed(&mut self, id: u64, from: Side, change: HoldChange) {
+    pub(super) fn hold_changed(&mut self, id: CallId, from: Side, change: HoldChange) {
         let Some(c) = self.calls.calls.get_mut(&id) else {
             return;
         };
@@ -48,7 +48,7 @@ impl Endpoint {
             HoldChange::Hold(_) => {
                 c.on_hold = Some(held);
                 let music = self.music_on_hold(id);
-                tracing::info!(call = id, ?held, music = %music.display(), "on hold");
+                tracing::info!(call = %id, ?held, music = %music.display(), "on hold");
                 self.calls.media_out.push_back(MediaCommand::Hold {
                     id: sid,
                     held: held.party(),
@@ -57,7 +57,7 @@ impl Endpoint {
             }
             HoldChange::Resume => {
                 c.on_hold = None;
-                tracing::info!(call = id, "resumed");
+                tracing::info!(call = %id, "resumed");
                 self.calls
                     .media_out
                     .push_back(MediaCommand::Resume { id: sid });
@@ -67,7 +67,7 @@ impl Endpoint {
 
     /// What a held party of call `id` hears: its queue's music when it came through one,
     /// otherwise the default class.
-    fn music_on_hold(&self, id: u64) -> std::path::PathBuf {
+    fn music_on_hold(&self, id: CallId) -> std::path::PathBuf {
         self.calls
             .calls
             .get(&id)
@@ -82,7 +82,7 @@ impl Endpoint {
     /// (RFC 3264 §6.1), under a new version when that changes it.
     pub(super) fn answer_here(
         &mut self,
-        id: u64,
+        id: CallId,
         side: Side,
         offer: Option<&Sdp>,
     ) -> Option<Bytes> {

@@ -9,7 +9,7 @@ use super::super::owner::{CallTx, TxOwner};
 use super::super::{code, Endpoint, ALLOW};
 use super::collect::info_digit;
 use super::hold::{held_answer, hold_change};
-use super::state::{CallTimer, HoldChange, Pending, Side};
+use super::state::{CallId, CallTimer, HoldChange, Pending, Side};
 use crate::cdr::Disposition;
 use crate::media::MediaCommand;
 use crate::sdp::{Direction, Sdp};
@@ -26,7 +26,7 @@ impl Endpoint {
     }
 
     /// Sends BYE on `side` of call `id`.
-    pub(super) fn send_bye(&mut self, now: Instant, id: u64, side: Side) {
+    pub(super) fn send_bye(&mut self, now: Instant, id: CallId, side: Side) {
         let Some(c) = self.calls.calls.get_mut(&id) else {
             return;
         };
@@ -103,7 +103,7 @@ impl Endpoint {
                     Method::Refer => StatusCode::METHOD_NOT_ALLOWED,
                     _ => StatusCode::NOT_IMPLEMENTED,
                 };
-                tracing::info!(call = id, method = %m, code = code.as_u16(), "in-dialog request refused");
+                tracing::info!(call = %id, method = %m, code = code.as_u16(), "in-dialog request refused");
                 let allow = vec![(HeaderName::Allow, Bytes::from_static(ALLOW.as_bytes()))];
                 self.reply(now, key, msg, code, allow);
             }
@@ -119,7 +119,7 @@ impl Endpoint {
         now: Instant,
         key: &TxKey,
         msg: &Message,
-        id: u64,
+        id: CallId,
         side: Side,
     ) {
         let sdp_type = || {
@@ -175,7 +175,7 @@ impl Endpoint {
             return;
         };
         leg.sdp_version += 1;
-        let Ok(mut relayed) = offer.relayed(self.media_ip(&leg.peer), port, id, leg.sdp_version)
+        let Ok(mut relayed) = offer.relayed(self.media_ip(&leg.peer), port, id.0, leg.sdp_version)
         else {
             self.reply(now, key, msg, code(488), vec![]);
             return;
@@ -203,7 +203,7 @@ impl Endpoint {
                 return;
             }
         };
-        tracing::info!(call = id, from = ?side, ?hold, "relaying a mid-call offer");
+        tracing::info!(call = %id, from = ?side, ?hold, "relaying a mid-call offer");
         self.owners
             .insert(forwarded.clone(), TxOwner::Call(id, CallTx::Reoffer));
         if let Some(c) = self.calls.calls.get_mut(&id) {
@@ -222,7 +222,13 @@ impl Endpoint {
     }
 
     /// The other party's answer to a relayed re-offer: ACK it, and answer the sender.
-    pub(super) fn reoffer_answered(&mut self, now: Instant, id: u64, key: &TxKey, resp: &Message) {
+    pub(super) fn reoffer_answered(
+        &mut self,
+        now: Instant,
+        id: CallId,
+        key: &TxKey,
+        resp: &Message,
+    ) {
         let Some(status) = resp.status() else { return };
         if status.is_provisional() {
             return;
@@ -281,8 +287,13 @@ impl Endpoint {
             Some(leg.sdp_version)
         });
         let relayed = answer.and_then(|a| {
-            a.relayed(self.media_ip(&sender_peer), port, id, version.unwrap_or(2))
-                .ok()
+            a.relayed(
+                self.media_ip(&sender_peer),
+                port,
+                id.0,
+                version.unwrap_or(2),
+            )
+            .ok()
         });
         let body = relayed
             .map(|mut a| {

@@ -9,7 +9,7 @@ use super::super::{code, Endpoint};
 use super::state::{Call, Side};
 use crate::cdr::{Cdr, Disposition};
 use crate::sdp::Sdp;
-use crate::sip::dialog::uas_leg;
+use crate::sip::dialog::uas_dialog;
 use crate::sip::header::{self};
 use crate::sip::msg::{HeaderName, Message, StatusCode};
 use crate::sip::transaction::{Peer, TxKey};
@@ -95,21 +95,21 @@ impl Endpoint {
         };
         let id = self.calls.new_id();
         let local_tag = Bytes::from(self.tag());
-        let a = uas_leg(&msg, &peer, local_tag.clone());
+        let a = uas_dialog(&msg, &peer, local_tag.clone());
         let trunk_call = trunk.is_some();
         let caller_ext = caller.clone();
         let cdr = Cdr {
             did: trunk.as_ref().map(|_| callee.clone()),
             trunk: trunk.as_ref().map(|t| t.name.clone()),
             ..Cdr::begun(
-                id,
+                id.0,
                 String::from_utf8_lossy(&a.call_id).into_owned(),
                 caller.clone(),
                 callee.clone(),
                 self.unix_ms(now),
             )
         };
-        tracing::info!(call = id, %caller, %callee, trunk = trunk.as_ref().map(|t| t.name.as_str()), "call started");
+        tracing::info!(call = %id, %caller, %callee, trunk = trunk.as_ref().map(|t| t.name.as_str()), "call started");
         self.calls
             .by_dialog
             .insert((a.call_id.clone(), local_tag), (id, Side::A));

@@ -46,7 +46,7 @@ mod script;
 pub(super) mod state;
 mod timers;
 
-use state::{Call, CallTimer, Side};
+use state::{Call, CallId, CallTimer, Side};
 
 /// Live call, for `ctl calls`.
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
@@ -78,12 +78,12 @@ pub struct CallView {
 /// All calls, and what they emit.
 pub(super) struct Calls {
     next_id: u64,
-    pub(super) calls: HashMap<u64, Call>,
-    by_dialog: HashMap<(Bytes, Bytes), (u64, Side)>,
-    by_a_invite: HashMap<TxKey, u64>,
+    pub(super) calls: HashMap<CallId, Call>,
+    by_dialog: HashMap<(Bytes, Bytes), (CallId, Side)>,
+    by_a_invite: HashMap<TxKey, CallId>,
     /// Every call's armed deadlines, soonest first; an entry whose deadline its call's
     /// table no longer holds is stale and dropped when met.
-    due: BinaryHeap<Reverse<(Instant, u64, CallTimer)>>,
+    due: BinaryHeap<Reverse<(Instant, CallId, CallTimer)>>,
     ports: PortPool,
     pub(super) media_out: VecDeque<MediaCommand>,
     pub(super) cdrs: VecDeque<Cdr>,
@@ -110,8 +110,8 @@ impl Calls {
     }
 
     /// A fresh call id.
-    pub(super) fn new_id(&mut self) -> u64 {
-        let id = self.next_id;
+    pub(super) fn new_id(&mut self) -> CallId {
+        let id = CallId(self.next_id);
         self.next_id += 1;
         id
     }
@@ -130,7 +130,7 @@ impl Calls {
         None
     }
 
-    pub(super) fn arm(&mut self, id: u64, kind: CallTimer, at: Instant) {
+    pub(super) fn arm(&mut self, id: CallId, kind: CallTimer, at: Instant) {
         if let Some(c) = self.calls.get_mut(&id) {
             c.timers.set(kind, at);
             self.due.push(Reverse((at, id, kind)));
@@ -142,7 +142,7 @@ impl Calls {
             .calls
             .iter()
             .map(|(id, c)| CallView {
-                id: *id,
+                id: id.0,
                 caller: c.cdr.caller.clone(),
                 callee: c.cdr.callee.clone(),
                 state: c.state.name().into(),

@@ -5,13 +5,13 @@ use std::collections::VecDeque;
 use std::time::Instant;
 
 use super::super::Endpoint;
-use super::state::State;
-use crate::media::{MediaCommand, MediaEvent, SessionId};
+use super::state::{CallId, State};
+use crate::media::{MediaCommand, MediaEvent};
 
 impl Endpoint {
     /// Plays `names` (sounds, without `.wav`) one after the other; the dialplan goes on
     /// after the last.
-    pub(super) fn play_in_turn(&mut self, id: u64, names: Vec<String>) {
+    pub(super) fn play_in_turn(&mut self, id: CallId, names: Vec<String>) {
         let paths = self.sound_paths(names.iter().map(String::as_str));
         self.play_paths(id, paths);
     }
@@ -28,7 +28,7 @@ impl Endpoint {
     }
 
     /// Plays files one after the other; the dialplan goes on after the last.
-    pub(in crate::endpoint) fn play_paths(&mut self, id: u64, paths: Vec<std::path::PathBuf>) {
+    pub(in crate::endpoint) fn play_paths(&mut self, id: CallId, paths: Vec<std::path::PathBuf>) {
         let mut queue = VecDeque::from(paths);
         let Some(first) = queue.pop_front() else {
             return;
@@ -42,7 +42,7 @@ impl Endpoint {
 
     /// A caller answered here (in a menu) hears ringback while its dial rings: its phone
     /// plays none, since for it the call is up already.
-    pub(super) fn ringback(&mut self, id: u64) {
+    pub(super) fn ringback(&mut self, id: CallId) {
         let ringing = self
             .calls
             .calls
@@ -57,17 +57,17 @@ impl Endpoint {
     /// Starts a prompt for call `id`, numbered so its end report is recognised.
     /// Stops what plays to the caller and forgets it: its end report, whenever it comes,
     /// is not taken for a later prompt's.
-    pub(in crate::endpoint) fn stop_play(&mut self, id: u64) {
+    pub(in crate::endpoint) fn stop_play(&mut self, id: CallId) {
         if let Some(c) = self.calls.calls.get_mut(&id) {
             c.play_seq += 1;
             self.calls
                 .media_out
-                .push_back(MediaCommand::StopPlay { id: SessionId(id) });
+                .push_back(MediaCommand::StopPlay { id: id.session() });
         }
     }
 
     /// A callback's agent hears ringback (again) while the customer's phone rings.
-    pub(super) fn callback_ringback(&mut self, id: u64) {
+    pub(super) fn callback_ringback(&mut self, id: CallId) {
         let ringing = self
             .calls
             .calls
@@ -80,14 +80,19 @@ impl Endpoint {
         }
     }
 
-    pub(in crate::endpoint) fn play(&mut self, id: u64, path: std::path::PathBuf, barge_in: bool) {
+    pub(in crate::endpoint) fn play(
+        &mut self,
+        id: CallId,
+        path: std::path::PathBuf,
+        barge_in: bool,
+    ) {
         let Some(c) = self.calls.calls.get_mut(&id) else {
             return;
         };
         c.play_seq += 1;
         let seq = c.play_seq;
         self.calls.media_out.push_back(MediaCommand::Play {
-            id: SessionId(id),
+            id: id.session(),
             path,
             barge_in,
             seq,
@@ -97,9 +102,14 @@ impl Endpoint {
     /// What the relay reports.
     pub(in crate::endpoint) fn on_media_event(&mut self, now: Instant, ev: MediaEvent) {
         match ev {
-            MediaEvent::PlayDone { id, seq, played } => {
+            MediaEvent::PlayDone {
+                id: sid,
+                seq,
+                played,
+            } => {
+                let id = CallId::of(sid);
                 // The end of an earlier prompt (cut short by a key) is not this one's.
-                let Some(c) = self.calls.calls.get(&id.0).filter(|c| c.play_seq == seq) else {
+                let Some(c) = self.calls.calls.get(&id).filter(|c| c.play_seq == seq) else {
                     return;
                 };
                 match c.state {
@@ -108,26 +118,32 @@ impl Endpoint {
                         let next = self
                             .calls
                             .calls
-                            .get_mut(&id.0)
+                            .get_mut(&id)
                             .and_then(|c| c.play_queue.pop_front());
                         match next {
-                            Some(path) => self.play(id.0, path, false),
-                            None if pre => self.start_record(id.0),
-                            None => self.run_dialplan(now, id.0),
+                            Some(path) => self.play(id, path, false),
+                            None if pre => self.start_record(id),
+                            None => self.run_dialplan(now, id),
                         }
                     }
-                    State::Collecting(_) => self.collect_prompt_done(now, id.0),
+                    State::Collecting(_) => self.collect_prompt_done(now, id),
                     // Music or ringback that cannot be played is not asked for again and
                     // again; the file's absence is logged.
-                    State::Queued if played || self.announcing(id.0) => self.run_queue(now, id.0),
-                    State::Ringing if played => self.ringback(id.0),
-                    State::Bridged if played => self.callback_ringback(id.0),
-                    State::Goodbye => self.hang_up(now, id.0, None),
+                    State::Queued if played || self.announcing(id) => self.run_queue(now, id),
+                    State::Ringing if played => self.ringback(id),
+                    State::Bridged if played => self.callback_ringback(id),
+                    State::Goodbye => self.hang_up(now, id, None),
                     _ => {}
                 }
             }
-            MediaEvent::RecordDone { id, seq, ms, saved } => {
-                if let Some((mailbox, mut msg)) = self.leaving.remove(&(id.0, seq)) {
+            MediaEvent::RecordDone {
+                id: sid,
+                seq,
+                ms,
+                saved,
+            } => {
+                let id = CallId::of(sid);
+                if let Some((mailbox, mut msg)) = self.leaving.remove(&(id, seq)) {
                     if saved {
                         msg.ms = ms;
                         self.mailboxes
@@ -141,7 +157,7 @@ impl Endpoint {
                 let waiting = self
                     .calls
                     .calls
-                    .get(&id.0)
+                    .get(&id)
                     .is_some_and(|c| c.play_seq == seq && matches!(c.state, State::Recording));
                 if waiting {
                     let status = match (saved, ms) {
@@ -149,11 +165,11 @@ impl Endpoint {
                         (false, 0) => "empty",
                         (false, _) => "failed",
                     };
-                    self.set_status(id.0, status);
-                    self.run_dialplan(now, id.0);
+                    self.set_status(id, status);
+                    self.run_dialplan(now, id);
                 }
             }
-            MediaEvent::Digit { id, digit } => self.on_digit(now, id.0, digit),
+            MediaEvent::Digit { id: sid, digit } => self.on_digit(now, CallId::of(sid), digit),
         }
     }
 }

@@ -2,14 +2,14 @@
 //! it have played. The media session writes the file; this decides when.
 
 use super::super::Endpoint;
-use super::state::{PendingRecord, State};
-use crate::media::{MediaCommand, SessionId};
+use super::state::{CallId, PendingRecord, State};
+use crate::media::MediaCommand;
 
 impl Endpoint {
     /// Plays `prompts`, then starts recording.
     pub(in crate::endpoint) fn record_after(
         &mut self,
-        id: u64,
+        id: CallId,
         prompts: Vec<std::path::PathBuf>,
         rec: PendingRecord,
     ) {
@@ -18,7 +18,7 @@ impl Endpoint {
     }
 
     /// The prompts before a recording ended: record.
-    pub(super) fn start_record(&mut self, id: u64) {
+    pub(super) fn start_record(&mut self, id: CallId) {
         let Some(c) = self.calls.calls.get_mut(&id) else {
             return;
         };
@@ -36,7 +36,7 @@ impl Endpoint {
             self.leaving.insert((id, seq), m);
         }
         self.calls.media_out.push_back(MediaCommand::Record {
-            id: SessionId(id),
+            id: id.session(),
             path: rec.path,
             max: rec.max,
             silence: rec.silence,

@@ -5,9 +5,9 @@
 use std::time::{Duration, Instant};
 
 use super::super::Endpoint;
-use super::state::{PendingRecord, QueueAsk, State};
+use super::state::{CallId, PendingRecord, QueueAsk, State};
 use crate::dialplan::Action;
-use crate::media::{MediaCommand, SessionId};
+use crate::media::MediaCommand;
 use crate::voicemail::json_str;
 
 /// What the dialplan does after an action.
@@ -20,7 +20,7 @@ enum Flow {
 
 impl Endpoint {
     /// Steps the call's dialplan until it has to wait.
-    pub(in crate::endpoint) fn run_dialplan(&mut self, now: Instant, id: u64) {
+    pub(in crate::endpoint) fn run_dialplan(&mut self, now: Instant, id: CallId) {
         let Some(plan) = self.calls.calls.get(&id).map(|c| c.plan.clone()) else {
             return;
         };
@@ -49,7 +49,7 @@ impl Endpoint {
                 hours: Some(&*self.hours),
             };
             let action = plan.step(&mut c.cursor, &env);
-            tracing::debug!(call = id, ?action, "dialplan");
+            tracing::debug!(call = %id, ?action, "dialplan");
             if let Flow::Wait = self.act(now, id, action) {
                 return;
             }
@@ -58,7 +58,7 @@ impl Endpoint {
 
     /// Carries out one action of the call's dialplan: whether the dialplan may step on
     /// at once, or the call now waits (for media, keys, a callee, an agent) or is gone.
-    fn act(&mut self, now: Instant, id: u64, action: Action) -> Flow {
+    fn act(&mut self, now: Instant, id: CallId, action: Action) -> Flow {
         match action {
             Action::Answer => {
                 if !self.answer_locally(now, id) {
@@ -71,7 +71,7 @@ impl Endpoint {
                 }
                 self.calls
                     .media_out
-                    .push_back(MediaCommand::Echo { id: SessionId(id) });
+                    .push_back(MediaCommand::Echo { id: id.session() });
                 self.set_state(id, State::Echo);
                 return Flow::Wait;
             }
@@ -190,7 +190,7 @@ impl Endpoint {
     fn record(
         &mut self,
         now: Instant,
-        id: u64,
+        id: CallId,
         name: String,
         max: Duration,
         silence: Duration,
@@ -227,7 +227,7 @@ impl Endpoint {
 
     /// `voicemail BOX`: the greeting (the owner's own, if recorded), the beep, then the
     /// message, listed in the box's index once it is saved.
-    fn leave_voicemail(&mut self, now: Instant, id: u64, mailbox: String) -> Flow {
+    fn leave_voicemail(&mut self, now: Instant, id: CallId, mailbox: String) -> Flow {
         if !self.answer_locally(now, id) {
             return Flow::Wait;
         }
@@ -275,7 +275,7 @@ impl Endpoint {
     }
 
     /// `voicemail check BOX`: the call enters the box's menu, which asks for its owner's PIN.
-    fn open_mailbox(&mut self, now: Instant, id: u64, mailbox: String) -> Flow {
+    fn open_mailbox(&mut self, now: Instant, id: CallId, mailbox: String) -> Flow {
         if !self.answer_locally(now, id) {
             return Flow::Wait;
         }
@@ -289,19 +289,19 @@ impl Endpoint {
         // A box opens with its owner's PIN; a shipped demo PIN only from loopback.
         let pin = self.users.get(&mailbox).and_then(|u| {
             if u.demo && !loopback {
-                tracing::warn!(call = id, %mailbox, "demo voicemail PIN refused from a non-loopback address");
+                tracing::warn!(call = %id, %mailbox, "demo voicemail PIN refused from a non-loopback address");
                 return None;
             }
             u.voicemail_pin.clone()
         });
-        tracing::info!(call = id, %mailbox, "voicemail menu");
+        tracing::info!(call = %id, %mailbox, "voicemail menu");
         c.vm = Some((mailbox, crate::voicemail::Retrieval::new(pin)));
         Flow::Next
     }
 
     /// `name` if it is safe as a file or directory name under the state directory; else
     /// `$status` is `failed` and the dialplan goes on.
-    pub(super) fn safe_name_or_fail<'n>(&mut self, id: u64, name: &'n str) -> Option<&'n str> {
+    pub(super) fn safe_name_or_fail<'n>(&mut self, id: CallId, name: &'n str) -> Option<&'n str> {
         let ok = !name.is_empty()
             && name.len() <= 128
             && !name.starts_with('.')
@@ -309,19 +309,19 @@ impl Endpoint {
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
         if !ok {
-            tracing::warn!(call = id, %name, "name refused: letters, digits, `-`, `_` and `.` only");
+            tracing::warn!(call = %id, %name, "name refused: letters, digits, `-`, `_` and `.` only");
             self.set_status(id, "failed");
         }
         ok.then_some(name)
     }
 
-    pub(in crate::endpoint) fn set_state(&mut self, id: u64, w: State) {
+    pub(in crate::endpoint) fn set_state(&mut self, id: CallId, w: State) {
         if let Some(c) = self.calls.calls.get_mut(&id) {
             c.state = w;
         }
     }
 
-    pub(in crate::endpoint) fn set_status(&mut self, id: u64, status: &str) {
+    pub(in crate::endpoint) fn set_status(&mut self, id: CallId, status: &str) {
         if let Some(c) = self.calls.calls.get_mut(&id) {
             c.cursor.vars.insert("status".into(), status.into());
         }

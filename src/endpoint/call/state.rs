@@ -14,10 +14,33 @@ use crate::cdr::Cdr;
 use crate::dialplan::Cursor;
 use crate::media::SessionId;
 use crate::sdp::Sdp;
-use crate::sip::dialog::{with_tag, Leg};
+use crate::sip::dialog::{with_tag, Dialog};
 use crate::sip::msg::{HeaderName, Message};
 use crate::sip::transaction::{Peer, TxKey};
 use crate::sip::uri::Uri;
+
+/// switchboard's own number for a call: the key of the call table, the relay session's
+/// id, the ACD's caller id and the CDR's `call`. Never a SIP Call-ID.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub(in crate::endpoint) struct CallId(pub(in crate::endpoint) u64);
+
+impl CallId {
+    /// The call whose media a relay session carries.
+    pub(in crate::endpoint) fn of(s: crate::media::SessionId) -> Self {
+        Self(s.0)
+    }
+
+    /// The relay session that carries this call's media.
+    pub(in crate::endpoint) fn session(self) -> crate::media::SessionId {
+        crate::media::SessionId(self.0)
+    }
+}
+
+impl std::fmt::Display for CallId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
 
 /// Which leg.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -202,7 +225,7 @@ pub(super) const CUSTOMER_RING: Duration = Duration::from_secs(30);
 
 /// The B side while it is being dialled.
 pub(in crate::endpoint) struct Dialing {
-    pub(super) leg: Leg,
+    pub(super) leg: Dialog,
     pub(super) invite_key: TxKey,
     pub(super) invite: Message,
     pub(super) provisional: bool,
@@ -213,7 +236,7 @@ pub(in crate::endpoint) struct Dialing {
 
 pub(in crate::endpoint) struct Call {
     pub(super) started: Instant,
-    pub(in crate::endpoint) a: Leg,
+    pub(in crate::endpoint) a: Dialog,
     pub(in crate::endpoint) a_invite_key: TxKey,
     pub(super) a_invite: Message,
     /// The caller's offer, answered locally or relayed to B.
@@ -227,7 +250,7 @@ pub(in crate::endpoint) struct Call {
     /// The caller asked to hide its identity (Privacy: id, RFC 3323).
     pub(super) privacy: bool,
     /// The callee's leg, once it answered (A and B are bridged while it is there).
-    pub(super) b: Option<Leg>,
+    pub(super) b: Option<Dialog>,
     /// The callee's devices being rung (every registered contact, in parallel).
     pub(in crate::endpoint) dialing: Vec<Dialing>,
     /// Final failures of branches rung so far, for the status when all have failed.
@@ -276,7 +299,7 @@ impl Dialing {
     /// A device being rung: our INVITE `invite` on `leg`, by transaction `invite_key`,
     /// nothing heard yet.
     pub(super) fn new(
-        leg: Leg,
+        leg: Dialog,
         invite_key: TxKey,
         invite: Message,
         credentials: Option<(String, String)>,
@@ -331,7 +354,7 @@ impl Call {
     #[allow(clippy::too_many_arguments)]
     pub(in crate::endpoint) fn new(
         now: Instant,
-        a: Leg,
+        a: Dialog,
         a_invite_key: TxKey,
         a_invite: Message,
         offer: Sdp,

@@ -60,7 +60,7 @@ impl Endpoint {
                 }
                 CallTimer::RingTimeout => {
                     if !c.dialing.is_empty() {
-                        tracing::info!(call = id, "no answer");
+                        tracing::info!(call = %id, "no answer");
                         self.detach_b(now, id);
                         self.unbridge(id);
                         self.set_status(id, "noanswer");

@@ -10,7 +10,7 @@
 //! A [`Phone`] is a SIP user agent at its own address: it builds requests and responses
 //! with the crate's SIP builders (never `format!`-built text), answers digest challenges
 //! with the client code the trunks use, keeps each of its dialogs as a
-//! [`crate::sip::dialog::Leg`], and offers its own SDP. It knows nothing of the endpoint's
+//! [`crate::sip::dialog::Dialog`], and offers its own SDP. It knows nothing of the endpoint's
 //! insides: everything it learns comes over the wire.
 
 use bytes::Bytes;
@@ -23,7 +23,7 @@ use crate::cdr::Cdr;
 use crate::config::{Config, EMBEDDED};
 use crate::media::{MediaCommand, MediaEvent};
 use crate::sdp::{Direction, Sdp};
-use crate::sip::dialog::{contact_uri, route_set, uas_leg, Leg};
+use crate::sip::dialog::{contact_uri, route_set, uas_dialog, Dialog};
 use crate::sip::header::Transport;
 use crate::sip::msg::{HeaderName, Message, Method, StatusCode};
 use crate::sip::parse::{parse_datagram, Limits};
@@ -165,7 +165,7 @@ impl Pbx {
 /// One call as a phone sees it.
 pub(crate) struct PhoneCall {
     /// The dialog, with our tag; the other's once it has answered.
-    pub(crate) leg: Leg,
+    pub(crate) leg: Dialog,
     /// The INVITE that began it: the last one we sent (with credentials), or the one we
     /// received.
     invite: Message,
@@ -423,7 +423,7 @@ impl Phone {
             String::from_utf8_lossy(&local_tag)
         }));
         let to = Bytes::from(format!("<sip:{number}@{DOMAIN}>"));
-        let leg = Leg {
+        let leg = Dialog {
             call_id: call_id.0.clone(),
             local_tag,
             local_hdr: from,
@@ -490,7 +490,7 @@ impl Phone {
     }
 
     /// A request on `leg` at its CSeq, with our offer for INVITEs.
-    fn invite_on(&mut self, leg: &Leg, method: Method, auth: Option<String>) -> Message {
+    fn invite_on(&mut self, leg: &Dialog, method: Method, auth: Option<String>) -> Message {
         let mut m = self.request_on(leg, method.clone(), leg.cseq);
         m.push_header(HeaderName::Contact, self.contact());
         if let Some(a) = auth {
@@ -502,7 +502,7 @@ impl Phone {
         m
     }
 
-    fn request_on(&mut self, leg: &Leg, method: Method, cseq: u32) -> Message {
+    fn request_on(&mut self, leg: &Dialog, method: Method, cseq: u32) -> Message {
         let mut m = Message::request(method.clone(), leg.target.clone());
         m.push_header(HeaderName::Via, self.via());
         m.push_header(HeaderName::MaxForwards, "70");
@@ -557,7 +557,7 @@ impl Phone {
     fn accept_invite(&mut self, inv: Message) -> CallRef {
         let n = self.next();
         let id = CallRef(inv.call_id().expect("a Call-ID").clone());
-        let mut leg = uas_leg(&inv, &pbx_peer(), Bytes::from(format!("u{}{n}", self.user)));
+        let mut leg = uas_dialog(&inv, &pbx_peer(), Bytes::from(format!("u{}{n}", self.user)));
         leg.peer = pbx_peer();
         self.calls.insert(
             id.clone(),
