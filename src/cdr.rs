@@ -38,6 +38,29 @@ impl Disposition {
     }
 }
 
+/// Who ended the call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HangupBy {
+    /// The calling party (hung up, cancelled).
+    Caller,
+    /// The called party.
+    Callee,
+    /// switchboard: the dialplan, a timeout, an error, a shutdown.
+    System,
+}
+
+impl HangupBy {
+    /// The stored text.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Caller => "caller",
+            Self::Callee => "callee",
+            Self::System => "system",
+        }
+    }
+}
+
 /// One call's record.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Cdr {
@@ -63,8 +86,8 @@ pub struct Cdr {
     pub disposition: Disposition,
     /// The SIP status that ended it (200 for a normal hang-up after answer).
     pub sip_code: u16,
-    /// Who hung up: "caller", "callee" or "system".
-    pub hangup_by: String,
+    /// Who hung up.
+    pub hangup_by: HangupBy,
 }
 
 impl Cdr {
@@ -89,7 +112,7 @@ impl Cdr {
             end_ms: 0,
             disposition: Disposition::Failed,
             sip_code: 0,
-            hangup_by: "system".into(),
+            hangup_by: HangupBy::System,
         }
     }
 
@@ -142,7 +165,7 @@ mod tests {
             end_ms: 10_100,
             disposition: Disposition::Answered,
             sip_code: 200,
-            hangup_by: "caller".into(),
+            hangup_by: HangupBy::Caller,
         };
         assert_eq!(c.duration_s(), 9);
         assert_eq!(c.billable_s(), 7);

@@ -93,7 +93,7 @@ fn insert(conn: &Connection, c: &Cdr) -> rusqlite::Result<()> {
             c.billable_s() as i64,
             c.disposition.as_str(),
             c.sip_code,
-            c.hangup_by,
+            c.hangup_by.as_str(),
         ],
     )
     .map(|_| ())
@@ -176,7 +176,7 @@ mod tests {
             end_ms: 5_000,
             disposition: Disposition::Answered,
             sip_code: 200,
-            hangup_by: "caller".into(),
+            hangup_by: crate::cdr::HangupBy::Caller,
         }
     }
 

@@ -154,11 +154,7 @@ impl Endpoint {
                 cfg.auth_algorithms.clone(),
             ),
             registrar: Registrar::new(cfg.registrar),
-            users: cfg
-                .users
-                .iter()
-                .map(|u| (u.extension.clone(), u.clone()))
-                .collect(),
+            users: HashMap::new(),
             domain: cfg.domain.clone(),
             server_name: Bytes::from(cfg.user_agent.clone()),
             limits: Limits::default(),
@@ -173,33 +169,25 @@ impl Endpoint {
             cfg_t1: cfg.timers.t1,
             cfg_t2: cfg.timers.t2,
             dialplan: cfg.dialplan.clone(),
-            default_context: cfg.default_context.clone(),
-            sounds_dir: cfg.sounds_dir.clone(),
+            default_context: String::new(),
+            sounds_dir: PathBuf::new(),
             state_dir: cfg.state_dir.clone(),
             trunks: cfg.trunks.clone(),
             trunk_regs: trunk_reg::TrunkRegs::default(),
-            hours: cfg.hours.clone(),
+            hours: Arc::default(),
             mailboxes: HashMap::new(),
             mailbox_out: VecDeque::new(),
             mwi: mwi::Subscriptions::default(),
             leaving: HashMap::new(),
             acd: crate::acd::Acd::new(cfg.queues.iter().map(|(q, _)| q.clone()).collect(), seed),
-            queue_moh: cfg
-                .queues
-                .iter()
-                .map(|(q, m)| (q.name.clone(), m.clone()))
-                .collect(),
+            queue_moh: HashMap::new(),
             in_use: HashMap::new(),
             hot_desk: queue::HotDesk::new(&cfg.agents),
             callbacks: callback::Callbacks::default(),
-            queue_callback: callback_keys(cfg),
-            queue_announce: cfg
-                .queues
-                .iter()
-                .map(|(q, _)| (q.name.clone(), (q.announce_every, q.announce_wait)))
-                .collect(),
+            queue_callback: HashMap::new(),
+            queue_announce: HashMap::new(),
         };
-        ep.set_agent_skills(now);
+        ep.take_config(now, cfg);
         // Static members take calls from the start.
         for agent in ep.acd.static_members() {
             ep.acd.handle(
@@ -224,29 +212,21 @@ impl Endpoint {
         self.rng.random()
     }
 
-    /// Takes in a reloaded configuration: users, trunks, registrar limits, digest
-    /// algorithms, ring timeout, sounds, queues and the dialplan. Calls already up keep the
-    /// dialplan they started with; new calls get the new one. What cannot change without a
-    /// restart (listeners, RTP range, domain, state) is the caller's to report.
-    pub fn reload(&mut self, now: Instant, cfg: &Config) {
+    /// The settings a start and a reload take from the config the same way: the
+    /// directory, dialplan, sounds, hours, ring timeout and each queue's music,
+    /// announcements and callback key (then the agents' skills, which read them).
+    fn take_config(&mut self, now: Instant, cfg: &Config) {
         self.users = cfg
             .users
             .iter()
             .map(|u| (u.extension.clone(), u.clone()))
             .collect();
-        self.registrar.set_config(cfg.registrar);
-        self.auth
-            .set_policy(cfg.auth_algorithms.clone(), cfg.nonce_lifetime);
         self.calls.ring_timeout = cfg.ring_timeout;
         self.dialplan = cfg.dialplan.clone();
         self.default_context = cfg.default_context.clone();
         self.sounds_dir = cfg.sounds_dir.clone();
         self.hours = cfg.hours.clone();
-        self.acd
-            .reconfigure(now, cfg.queues.iter().map(|(q, _)| q.clone()).collect());
-        self.reload_id_agents(now, &cfg.agents);
         self.queue_callback = callback_keys(cfg);
-        self.set_agent_skills(now);
         self.queue_announce = cfg
             .queues
             .iter()
@@ -257,6 +237,21 @@ impl Endpoint {
             .iter()
             .map(|(q, m)| (q.name.clone(), m.clone()))
             .collect();
+        self.set_agent_skills(now);
+    }
+
+    /// Takes in a reloaded configuration: users, trunks, registrar limits, digest
+    /// algorithms, ring timeout, sounds, queues and the dialplan. Calls already up keep the
+    /// dialplan they started with; new calls get the new one. What cannot change without a
+    /// restart (listeners, RTP range, domain, state) is the caller's to report.
+    pub fn reload(&mut self, now: Instant, cfg: &Config) {
+        self.registrar.set_config(cfg.registrar);
+        self.auth
+            .set_policy(cfg.auth_algorithms.clone(), cfg.nonce_lifetime);
+        self.acd
+            .reconfigure(now, cfg.queues.iter().map(|(q, _)| q.clone()).collect());
+        self.reload_id_agents(now, &cfg.agents);
+        self.take_config(now, cfg);
         if self.trunks != cfg.trunks {
             self.trunks = cfg.trunks.clone();
             self.trunk_regs = trunk_reg::TrunkRegs::default();

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use super::call::state::CallId;
+use super::call::state::{CallId, Status};
 use super::call::state::{CallTimer, QueueAsk, QueueCall, State};
 use super::Endpoint;
 use crate::acd::{AgentOp, Command, Event, GiveUp};
@@ -122,33 +122,33 @@ impl Endpoint {
         loopback: bool,
         id: &str,
         pin: &str,
-    ) -> &'static str {
+    ) -> Status {
         let ext = ext.to_string();
         let Some(agent) = self.hot_desk.agents.get(id).cloned() else {
             tracing::warn!(%ext, "agent login: no such agent ID");
-            return "failed";
+            return Status::Failed;
         };
         let wrong = self.hot_desk.wrong.get(id).copied();
         if wrong.is_some_and(|(n, at)| n >= PIN_TRIES && now < at + PIN_LOCKOUT) {
             tracing::warn!(agent = id, %ext, "agent login refused: ID locked after wrong PINs");
-            return "locked";
+            return Status::Locked;
         }
         if agent.demo && !loopback {
             tracing::warn!(agent = id, %ext, "demo agent PIN refused from a non-loopback address");
-            return "failed";
+            return Status::Failed;
         }
         if agent.pin != pin {
             let n = wrong.map_or(0, |(n, at)| if now < at + PIN_LOCKOUT { n } else { 0 }) + 1;
             self.hot_desk.wrong.insert(id.to_string(), (n, now));
             tracing::warn!(agent = id, %ext, wrong = n, "agent login: wrong PIN");
-            return "failed";
+            return Status::Failed;
         }
         self.hot_desk.wrong.remove(id);
         if !self.seat(now, &agent, &ext) {
             tracing::info!(agent = id, %ext, "agent login: another agent is at that phone");
-            return "busy";
+            return Status::Busy;
         }
-        "ok"
+        Status::Ok
     }
 
     /// Agent `agent` takes calls at extension `ext`'s phone from now on, unless another
@@ -778,12 +778,12 @@ impl Endpoint {
                     };
                     c.queue = None;
                     let status = match why {
-                        GiveUp::MaxWait => "timeout",
-                        GiveUp::Full => "full",
-                        GiveUp::NoAgents => "noagents",
-                        GiveUp::UnknownQueue => "failed",
+                        GiveUp::MaxWait => Status::Timeout,
+                        GiveUp::Full => Status::Full,
+                        GiveUp::NoAgents => Status::NoAgents,
+                        GiveUp::UnknownQueue => Status::Failed,
                     };
-                    tracing::info!(call = %caller, status, "queue gave up");
+                    tracing::info!(call = %caller, status = status.as_str(), "queue gave up");
                     self.detach_b(now, caller);
                     self.unbridge(caller);
                     self.stop_play(caller);

@@ -6,7 +6,7 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use super::call::state::CallId;
+use super::call::state::{CallId, Status};
 use super::call::state::{PendingRecord, State, VM_KEYS};
 use super::Endpoint;
 use crate::voicemail::{Change, Input, Mailbox, Prompt, Step};
@@ -44,7 +44,11 @@ impl Endpoint {
             return;
         };
         let keys = c.cursor.vars.remove(VM_KEYS).unwrap_or_default();
-        let saved = c.cursor.vars.get("status").is_some_and(|s| s == "ok");
+        let saved = c
+            .cursor
+            .vars
+            .get("status")
+            .is_some_and(|s| Status::parse(s) == Some(Status::Ok));
         let Some((mailbox, menu)) = c.vm.as_mut() else {
             return;
         };

@@ -7,23 +7,13 @@ use std::time::Instant;
 
 use super::super::owner::{CallTx, TxOwner};
 use super::super::{code, Endpoint};
-use super::state::{CallId, CallTimer, Detached, Dialing, MediaLegs, Side, State};
-use crate::cdr::Disposition;
+use super::state::{CallId, CallTimer, Detached, Dialing, MediaLegs, Side, State, Status};
+use crate::cdr::{Disposition, HangupBy};
 use crate::media::MediaCommand;
 use crate::sdp::Sdp;
 use crate::sip::dialog::{contact_uri, route_set, Dialog};
 use crate::sip::msg::{HeaderName, Message, Method, StatusCode};
 use crate::sip::transaction::{cancel_for, Peer, Transmit, TxKey};
-
-/// `$status` after a failed dial, from B's final response.
-pub(super) fn dial_status(c: u16) -> &'static str {
-    match c {
-        486 | 600 => "busy",
-        408 | 480 | 487 => "noanswer",
-        404 | 604 => "unavailable",
-        _ => "failed",
-    }
-}
 
 impl Endpoint {
     /// Gives up on every B leg still ringing.
@@ -157,17 +147,11 @@ impl Endpoint {
             return;
         }
         c.timers.stop(CallTimer::RingTimeout);
-        let rank = |s: &str| match s {
-            "busy" => 0,
-            "noanswer" => 1,
-            "unavailable" => 2,
-            _ => 3,
-        };
         let status = std::mem::take(&mut c.failures)
             .into_iter()
-            .map(dial_status)
-            .min_by_key(|s| rank(s))
-            .unwrap_or("failed");
+            .map(Status::of_dial_failure)
+            .min_by_key(|s| s.dial_rank())
+            .unwrap_or(Status::Failed);
         self.unbridge(id);
         self.set_status(id, status);
         self.run_dialplan(now, id);
@@ -318,7 +302,7 @@ impl Endpoint {
                 self.send_bye(now, id, Side::B);
                 if answered_before {
                     self.send_bye(now, id, Side::A);
-                    self.finish(now, id, Disposition::Failed, 488, "system");
+                    self.finish(now, id, Disposition::Failed, 488, HangupBy::System);
                 } else {
                     self.fail_call(now, id, code(488), Disposition::Failed);
                 }

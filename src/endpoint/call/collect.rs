@@ -6,7 +6,7 @@ use std::collections::VecDeque;
 use std::time::Instant;
 
 use super::super::Endpoint;
-use super::state::{CallId, CallTimer, Collecting, State, VM_KEYS};
+use super::state::{CallId, CallTimer, Collecting, State, Status, VM_KEYS};
 use crate::media::MediaCommand;
 use crate::sip::msg::{HeaderName, Message};
 
@@ -154,7 +154,11 @@ impl Endpoint {
         let digits = std::mem::take(&mut col.digits);
         let (var, min, menu) = (col.spec.var.clone(), col.spec.min, col.menu);
         c.timers.stop(CallTimer::DigitTimeout);
-        let status = if digits.len() >= min { "ok" } else { "timeout" };
+        let status = if digits.len() >= min {
+            Status::Ok
+        } else {
+            Status::Timeout
+        };
         if menu {
             let key = digits.chars().next();
             tracing::info!(call = %id, ?key, "menu choice");
@@ -166,9 +170,11 @@ impl Endpoint {
             } else {
                 digits.as_str()
             };
-            tracing::info!(call = %id, %var, digits = %shown, status, "collected");
+            tracing::info!(call = %id, %var, digits = %shown, status = status.as_str(), "collected");
             c.cursor.vars.insert(var, digits);
-            c.cursor.vars.insert("status".into(), status.into());
+            c.cursor
+                .vars
+                .insert("status".into(), status.as_str().into());
         }
         self.run_dialplan(now, id);
     }

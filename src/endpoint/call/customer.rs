@@ -12,7 +12,7 @@ use super::dial::trunk_identity;
 use super::state::{
     Call, CallId, CallTimer, CallbackA, Dialing, MediaLegs, Outgoing, Side, State, CUSTOMER_RING,
 };
-use crate::cdr::{Cdr, Disposition};
+use crate::cdr::{Cdr, Disposition, HangupBy};
 use crate::media::MediaCommand;
 use crate::sdp::Sdp;
 use crate::sip::dialog::Dialog;
@@ -134,7 +134,7 @@ impl Endpoint {
         let Some(out) = self.customer_target(now, id) else {
             tracing::info!(call = %id, "callback: the customer cannot be called");
             self.send_bye(now, id, Side::B);
-            self.finish(now, id, Disposition::Failed, 404, "system");
+            self.finish(now, id, Disposition::Failed, 404, HangupBy::System);
             return;
         };
         let Outgoing {
@@ -159,7 +159,7 @@ impl Endpoint {
             .map(|s| Bytes::from(s.to_bytes()))
         else {
             self.send_bye(now, id, Side::B);
-            self.finish(now, id, Disposition::Failed, 488, "system");
+            self.finish(now, id, Disposition::Failed, 488, HangupBy::System);
             return;
         };
         let (leg, inv) = self.new_invite(&from, to, uri, &peer, body, extra);
@@ -169,7 +169,7 @@ impl Endpoint {
             Err(e) => {
                 tracing::warn!(call = %id, error = %e, "callback: INVITE not sent");
                 self.send_bye(now, id, Side::B);
-                self.finish(now, id, Disposition::Failed, 503, "system");
+                self.finish(now, id, Disposition::Failed, 503, HangupBy::System);
                 return;
             }
         };
@@ -345,6 +345,6 @@ impl Endpoint {
             self.detach_branch(now, d);
         }
         self.send_bye(now, id, Side::B);
-        self.finish(now, id, Disposition::NoAnswer, code, "system");
+        self.finish(now, id, Disposition::NoAnswer, code, HangupBy::System);
     }
 }

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use super::super::owner::{CallTx, TxOwner};
 use super::super::Endpoint;
-use super::state::{CallId, CallTimer, Dialing, MediaLegs, Outgoing, Side};
+use super::state::{CallId, CallTimer, Dialing, MediaLegs, Outgoing, Side, Status};
 use crate::media::MediaCommand;
 use crate::sip::dialog::{with_tag, Dialog};
 use crate::sip::header::Transport;
@@ -82,7 +82,7 @@ impl Endpoint {
             self.domain
         ));
         if !self.users.contains_key(target) {
-            self.set_status(id, "unavailable");
+            self.set_status(id, Status::Unavailable);
             return false;
         }
         let aor = self.aor(target);
@@ -98,7 +98,7 @@ impl Endpoint {
             // A known number whose phones are all away is "temporarily unavailable"
             // (480), not unknown (404): the caller may try again, or get its voicemail.
             tracing::info!(call = %id, %target, "not registered");
-            self.set_status(id, "offline");
+            self.set_status(id, Status::Offline);
             return false;
         }
         let to = Bytes::from(format!("<sip:{target}@{}>", self.domain));
@@ -143,11 +143,11 @@ impl Endpoint {
                 trunk = name,
                 "a call from a trunk may not dial a trunk"
             );
-            self.set_status(id, "failed");
+            self.set_status(id, Status::Failed);
             return false;
         }
         let Some(t) = self.trunks.iter().find(|t| t.name == name).cloned() else {
-            self.set_status(id, "failed");
+            self.set_status(id, Status::Failed);
             return false;
         };
         let ext = self.users.get(&c.cdr.caller).cloned();
@@ -155,7 +155,7 @@ impl Endpoint {
         let host = t.address.to_string();
         let Ok(uri) = Uri::parse(&Bytes::from(format!("sip:{number}@{host}"))) else {
             tracing::info!(call = %id, %number, "not a number a trunk can dial");
-            self.set_status(id, "unavailable");
+            self.set_status(id, Status::Unavailable);
             return false;
         };
         let to = Bytes::from(format!("<sip:{number}@{host}>"));
@@ -219,7 +219,7 @@ impl Endpoint {
             if let Some(p) = pb {
                 self.calls.ports.give(p);
             }
-            self.set_status(id, "failed");
+            self.set_status(id, Status::Failed);
             return false;
         };
         let c = &self.calls.calls[&id];
@@ -234,7 +234,7 @@ impl Endpoint {
                     }
                     self.calls.ports.give(pb);
                 }
-                self.set_status(id, "failed");
+                self.set_status(id, Status::Failed);
                 return false;
             }
         };
@@ -260,7 +260,7 @@ impl Endpoint {
             Ok(k) => k,
             Err(e) => {
                 tracing::warn!(error = %e, "could not send INVITE to callee");
-                self.set_status(id, "failed");
+                self.set_status(id, Status::Failed);
                 return false;
             }
         };

@@ -5,21 +5,21 @@
 use std::time::Instant;
 
 use super::super::{code, Endpoint};
-use super::state::{CallId, Side};
-use crate::cdr::Disposition;
+use super::state::{CallId, Side, Status};
+use crate::cdr::{Disposition, HangupBy};
 use crate::media::MediaCommand;
 use crate::sip::msg::StatusCode;
 
 /// What an unanswered call's hang-up tells the caller, and how the CDR files it.
-pub(super) fn hangup_code(explicit: Option<u16>, status: Option<&str>) -> (u16, Disposition) {
+pub(super) fn hangup_code(explicit: Option<u16>, status: Option<Status>) -> (u16, Disposition) {
     let n = explicit.unwrap_or(match status {
-        Some("busy") => 486,
-        Some("unavailable") => 404,
-        Some("failed") => 503,
+        Some(Status::Busy) => 486,
+        Some(Status::Unavailable) => 404,
+        Some(Status::Failed) => 503,
         _ => 480,
     });
     let disp = match n {
-        _ if explicit.is_none() && status == Some("offline") => Disposition::Unavailable,
+        _ if explicit.is_none() && status == Some(Status::Offline) => Disposition::Unavailable,
         486 | 600 => Disposition::Busy,
         408 | 480 => Disposition::NoAnswer,
         404 | 604 => Disposition::Unavailable,
@@ -36,9 +36,12 @@ impl Endpoint {
         };
         if c.answered {
             self.send_bye(now, id, Side::A);
-            self.finish(now, id, Disposition::Answered, 200, "system");
+            self.finish(now, id, Disposition::Answered, 200, HangupBy::System);
         } else {
-            let (n, disp) = hangup_code(explicit, c.cursor.vars.get("status").map(String::as_str));
+            let (n, disp) = hangup_code(
+                explicit,
+                c.cursor.vars.get("status").and_then(|s| Status::parse(s)),
+            );
             self.fail_call(now, id, code(n), disp);
         }
     }
@@ -52,7 +55,7 @@ impl Endpoint {
         disp: Disposition,
     ) {
         self.respond_a(now, id, code, None);
-        self.finish(now, id, disp, code.as_u16(), "system");
+        self.finish(now, id, disp, code.as_u16(), HangupBy::System);
     }
 
     /// The call is over: CDR, media freed, B detached if still ringing, tables cleaned.
@@ -62,7 +65,7 @@ impl Endpoint {
         id: CallId,
         disp: Disposition,
         sip_code: u16,
-        by: &str,
+        by: HangupBy,
     ) {
         self.detach_b(now, id);
         if let Some(d) = self
@@ -86,12 +89,12 @@ impl Endpoint {
         c.cdr.end_ms = unix;
         c.cdr.disposition = disp;
         c.cdr.sip_code = sip_code;
-        c.cdr.hangup_by = by.to_string();
+        c.cdr.hangup_by = by;
         tracing::info!(
             call = %id,
             disposition = disp.as_str(),
             sip_code,
-            by,
+            by = by.as_str(),
             "call ended"
         );
         self.calls.cdrs.push_back(c.cdr);
@@ -146,7 +149,7 @@ impl Endpoint {
                 if bridged {
                     self.send_bye(now, id, Side::B);
                 }
-                self.finish(now, id, Disposition::Answered, 200, "system");
+                self.finish(now, id, Disposition::Answered, 200, HangupBy::System);
             } else {
                 self.fail_call(
                     now,

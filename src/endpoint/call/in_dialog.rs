@@ -10,7 +10,7 @@ use super::super::{code, Endpoint, ALLOW};
 use super::collect::info_digit;
 use super::hold::{held_answer, hold_change};
 use super::state::{CallId, CallTimer, HoldChange, Pending, Side};
-use crate::cdr::Disposition;
+use crate::cdr::{Disposition, HangupBy};
 use crate::media::MediaCommand;
 use crate::sdp::{Direction, Sdp};
 use crate::sip::msg::{HeaderName, Message, Method, StatusCode};
@@ -22,7 +22,7 @@ impl Endpoint {
         let Some(&id) = self.calls.by_a_invite.get(invite_key) else {
             return;
         };
-        self.finish(now, id, Disposition::Cancelled, 487, "caller");
+        self.finish(now, id, Disposition::Cancelled, 487, HangupBy::Caller);
     }
 
     /// Sends BYE on `side` of call `id`.
@@ -71,8 +71,8 @@ impl Endpoint {
             Some(Method::Bye) => {
                 self.reply(now, key, msg, StatusCode::OK, vec![]);
                 let (by, other) = match side {
-                    Side::A => ("caller", Side::B),
-                    Side::B => ("callee", Side::A),
+                    Side::A => (HangupBy::Caller, Side::B),
+                    Side::B => (HangupBy::Callee, Side::A),
                 };
                 self.send_bye(now, id, other);
                 let answered = self.calls.calls.get(&id).is_some_and(|c| c.answered);

@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use super::super::{code, Endpoint};
 use super::state::{Call, Side};
-use crate::cdr::{Cdr, Disposition};
+use crate::cdr::{Cdr, Disposition, HangupBy};
 use crate::sdp::Sdp;
 use crate::sip::dialog::uas_dialog;
 use crate::sip::header::{self};
@@ -169,7 +169,7 @@ impl Endpoint {
             end_ms: t,
             disposition,
             sip_code,
-            hangup_by: "system".into(),
+            hangup_by: HangupBy::System,
         });
     }
 }

@@ -5,7 +5,7 @@ use std::collections::VecDeque;
 use std::time::Instant;
 
 use super::super::Endpoint;
-use super::state::{CallId, State};
+use super::state::{CallId, State, Status};
 use crate::media::{MediaCommand, MediaEvent};
 
 impl Endpoint {
@@ -161,9 +161,9 @@ impl Endpoint {
                     .is_some_and(|c| c.play_seq == seq && matches!(c.state, State::Recording));
                 if waiting {
                     let status = match (saved, ms) {
-                        (true, _) => "ok",
-                        (false, 0) => "empty",
-                        (false, _) => "failed",
+                        (true, _) => Status::Ok,
+                        (false, 0) => Status::Empty,
+                        (false, _) => Status::Failed,
                     };
                     self.set_status(id, status);
                     self.run_dialplan(now, id);

@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use super::super::Endpoint;
-use super::state::{CallId, PendingRecord, QueueAsk, State};
+use super::state::{CallId, PendingRecord, QueueAsk, State, Status};
 use crate::dialplan::Action;
 use crate::media::MediaCommand;
 use crate::voicemail::json_str;
@@ -127,7 +127,7 @@ impl Endpoint {
                 let agent = c.cdr.caller.clone();
                 let own = c.from_trunk.is_none() && self.users.contains_key(&agent);
                 let ok = own && self.agent_op(now, &agent, op).is_ok();
-                self.set_status(id, if ok { "ok" } else { "failed" });
+                self.set_status(id, if ok { Status::Ok } else { Status::Failed });
             }
             Action::AgentLogin { id: agent, pin } => {
                 let Some(c) = self.calls.calls.get(&id) else {
@@ -140,7 +140,7 @@ impl Endpoint {
                 let status = if own {
                     self.agent_login_pin(now, &ext, loopback, &agent, &pin.0)
                 } else {
-                    "failed"
+                    Status::Failed
                 };
                 self.set_status(id, status);
             }
@@ -310,7 +310,7 @@ impl Endpoint {
                 .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
         if !ok {
             tracing::warn!(call = %id, %name, "name refused: letters, digits, `-`, `_` and `.` only");
-            self.set_status(id, "failed");
+            self.set_status(id, Status::Failed);
         }
         ok.then_some(name)
     }
@@ -321,9 +321,11 @@ impl Endpoint {
         }
     }
 
-    pub(in crate::endpoint) fn set_status(&mut self, id: CallId, status: &str) {
+    pub(in crate::endpoint) fn set_status(&mut self, id: CallId, status: Status) {
         if let Some(c) = self.calls.calls.get_mut(&id) {
-            c.cursor.vars.insert("status".into(), status.into());
+            c.cursor
+                .vars
+                .insert("status".into(), status.as_str().into());
         }
     }
 }

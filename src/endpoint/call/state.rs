@@ -42,6 +42,94 @@ impl std::fmt::Display for CallId {
     }
 }
 
+/// What `$status` says after a step that can fail (dial, queue, record, collect, agent
+/// codes). The dialplan reads it as text ([`Status::as_str`]), so the names are part of the
+/// dialplan language and never change.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(in crate::endpoint) enum Status {
+    /// It worked.
+    Ok,
+    /// The callee (or the agent's phone) was busy.
+    Busy,
+    /// Nobody answered in time.
+    NoAnswer,
+    /// A known extension with no device registered.
+    Offline,
+    /// No such number.
+    Unavailable,
+    /// Anything else that went wrong.
+    Failed,
+    /// Too few keys before the timeout; a queue's longest wait passed.
+    Timeout,
+    /// A recording with nothing said.
+    Empty,
+    /// The queue was full.
+    Full,
+    /// The queue had no agent to offer the caller to.
+    NoAgents,
+    /// An agent ID locked after wrong PINs.
+    Locked,
+}
+
+impl Status {
+    /// The text the dialplan compares `$status` with.
+    pub(in crate::endpoint) fn as_str(self) -> &'static str {
+        match self {
+            Self::Ok => "ok",
+            Self::Busy => "busy",
+            Self::NoAnswer => "noanswer",
+            Self::Offline => "offline",
+            Self::Unavailable => "unavailable",
+            Self::Failed => "failed",
+            Self::Timeout => "timeout",
+            Self::Empty => "empty",
+            Self::Full => "full",
+            Self::NoAgents => "noagents",
+            Self::Locked => "locked",
+        }
+    }
+
+    /// `$status` as switchboard set it (`None` for text a dialplan put there itself).
+    pub(in crate::endpoint) fn parse(s: &str) -> Option<Self> {
+        [
+            Self::Ok,
+            Self::Busy,
+            Self::NoAnswer,
+            Self::Offline,
+            Self::Unavailable,
+            Self::Failed,
+            Self::Timeout,
+            Self::Empty,
+            Self::Full,
+            Self::NoAgents,
+            Self::Locked,
+        ]
+        .into_iter()
+        .find(|st| st.as_str() == s)
+    }
+
+    /// A dial's failure, from a rung device's final response.
+    pub(in crate::endpoint) fn of_dial_failure(code: u16) -> Self {
+        match code {
+            486 | 600 => Self::Busy,
+            408 | 480 | 487 => Self::NoAnswer,
+            404 | 604 => Self::Unavailable,
+            _ => Self::Failed,
+        }
+    }
+
+    /// Of several devices' failures the caller is told the most telling: busy beats no
+    /// answer beats unavailable beats the rest (lower first).
+    pub(in crate::endpoint) fn dial_rank(self) -> u8 {
+        match self {
+            Self::Busy => 0,
+            Self::NoAnswer => 1,
+            Self::Unavailable => 2,
+            _ => 3,
+        }
+    }
+}
+
 /// Which leg.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub(in crate::endpoint) enum Side {

@@ -5,8 +5,8 @@ use std::cmp::Reverse;
 use std::time::Instant;
 
 use super::super::Endpoint;
-use super::state::{CallTimer, Side};
-use crate::cdr::Disposition;
+use super::state::{CallTimer, Side, Status};
+use crate::cdr::{Disposition, HangupBy};
 use crate::sip::transaction::Transmit;
 
 impl Endpoint {
@@ -34,7 +34,7 @@ impl Endpoint {
                         c.ok_bytes = None;
                         self.send_bye(now, id, Side::A);
                         self.send_bye(now, id, Side::B);
-                        self.finish(now, id, Disposition::Answered, 408, "system");
+                        self.finish(now, id, Disposition::Answered, 408, HangupBy::System);
                         continue;
                     }
                     let peer = c.a.peer.clone();
@@ -63,7 +63,7 @@ impl Endpoint {
                         tracing::info!(call = %id, "no answer");
                         self.detach_b(now, id);
                         self.unbridge(id);
-                        self.set_status(id, "noanswer");
+                        self.set_status(id, Status::NoAnswer);
                         self.run_dialplan(now, id);
                     }
                 }

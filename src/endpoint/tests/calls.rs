@@ -831,3 +831,27 @@ fn a_message_left_in_a_box_is_kept_when_the_caller_hangs_up() {
         "1001 -> 606 did=- trunk=- start=0 answer=0 end=5000 answered 200 by caller"
     );
 }
+
+#[test]
+fn of_several_devices_failing_the_caller_hears_the_most_telling() {
+    for (desk_says, soft_says, caller_hears) in [
+        (480, 486, 486),
+        (486, 404, 486),
+        (404, 480, 480),
+        (500, 404, 404),
+    ] {
+        let (mut pbx, mut alice, mut desk) = two_phones();
+        let mut soft = Phone::new("1002", 5074);
+        soft.register(&mut pbx);
+        alice.call(&mut pbx, "1002");
+        let d = desk.incoming(&mut pbx);
+        let s = soft.incoming(&mut pbx);
+        desk.respond(&mut pbx, &d, desk_says);
+        soft.respond(&mut pbx, &s, soft_says);
+        alice.expect_status(&mut pbx, Method::Invite, caller_hears);
+        assert_eq!(
+            pbx.cdrs[0].sip_code, caller_hears,
+            "{desk_says} and {soft_says}"
+        );
+    }
+}

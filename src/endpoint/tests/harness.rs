@@ -709,6 +709,6 @@ pub(crate) fn cdr_line(c: &Cdr) -> String {
         rel(c.end_ms),
         c.disposition.as_str(),
         c.sip_code,
-        c.hangup_by,
+        c.hangup_by.as_str(),
     )
 }

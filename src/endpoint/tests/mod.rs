@@ -10,6 +10,7 @@ use crate::sip::auth::{ha1, response, Algorithm};
 use crate::sip::header::Transport;
 use crate::sip::parse::parse_datagram;
 use crate::sip::transaction::response_to;
+use call::state::Status;
 use std::time::Duration;
 
 const PW: &str = "demo-1001-change-me";
@@ -338,32 +339,32 @@ fn an_agent_logs_in_by_id_and_pin_at_a_phone_and_wrong_pins_lock_the_id() {
     // The shipped demo PIN is public: loopback only.
     assert_eq!(
         ep.agent_login_pin(t0, "1001", false, "5001", "45001"),
-        "failed"
+        Status::Failed
     );
     assert_eq!(
         ep.agent_login_pin(t0, "1001", true, "9999", "45001"),
-        "failed"
+        Status::Failed
     );
     // A phone whose own extension is a logged-in agent takes no other agent.
     assert_eq!(
         ep.agent_login_pin(t0, "1002", true, "5001", "45001"),
-        "busy"
+        Status::Busy
     );
     // Five wrong PINs lock the ID, right PIN or not, for five minutes.
     for _ in 0..5 {
         assert_eq!(
             ep.agent_login_pin(t0, "1001", true, "5001", "0000"),
-            "failed"
+            Status::Failed
         );
     }
     assert_eq!(
         ep.agent_login_pin(t0, "1001", true, "5001", "45001"),
-        "locked"
+        Status::Locked
     );
     let later = t0 + Duration::from_secs(301);
     assert_eq!(
         ep.agent_login_pin(later, "1001", true, "5001", "45001"),
-        "ok"
+        Status::Ok
     );
     assert_eq!(state(&ep), crate::acd::AgentState::Available);
     let view = ep.agents(later);
@@ -405,7 +406,10 @@ fn only_our_extensions_and_numbers_the_trunk_allows_are_called_back() {
 fn a_reload_making_an_occupied_phone_a_member_keeps_one_agent_on_it() {
     let t0 = Instant::now();
     let mut ep = endpoint(t0);
-    assert_eq!(ep.agent_login_pin(t0, "1001", true, "5001", "45001"), "ok");
+    assert_eq!(
+        ep.agent_login_pin(t0, "1001", true, "5001", "45001"),
+        Status::Ok
+    );
     let text = EMBEDDED.replace(
         "members = [\"1002\", \"1003\"]",
         "members = [\"1001\", \"1002\", \"1003\"]",
