@@ -5,6 +5,7 @@ use bytes::Bytes;
 use std::time::Instant;
 
 use super::super::{code, Endpoint};
+use super::leg::Retransmit2xx;
 use super::state::{CallId, CallTimer, MediaLegs, Side};
 use crate::cdr::Disposition;
 use crate::media::MediaCommand;
@@ -21,12 +22,12 @@ impl Endpoint {
         sdp: Option<Bytes>,
     ) -> Option<Bytes> {
         let call = self.calls.calls.get(&id)?;
-        let tag = String::from_utf8_lossy(&call.a.local_tag).into_owned();
-        let mut resp = response_to(&call.a_invite, code, Some(&tag));
+        let tag = String::from_utf8_lossy(&call.a.dialog.local_tag).into_owned();
+        let mut resp = response_to(&call.a.invite, code, Some(&tag));
         if code != StatusCode::TRYING {
-            resp.push_header(HeaderName::Contact, self.contact_value(&call.a.peer));
+            resp.push_header(HeaderName::Contact, self.contact_value(&call.a.dialog.peer));
         }
-        for rr in call.a_invite.headers_named(&HeaderName::RecordRoute) {
+        for rr in call.a.invite.headers_named(&HeaderName::RecordRoute) {
             resp.push_header(HeaderName::RecordRoute, rr.clone());
         }
         resp.push_header(HeaderName::Server, self.server_name.clone());
@@ -43,7 +44,7 @@ impl Endpoint {
             );
             resp.body = body;
         }
-        let key = call.a_invite_key.clone();
+        let key = call.a.invite_key.clone();
         let bytes = resp.to_bytes();
         if let Err(e) = self.tx.respond(now, &key, resp) {
             tracing::debug!(error = %e, "response to caller not sent");
@@ -69,7 +70,7 @@ impl Endpoint {
             );
             return false;
         };
-        let peer = c.a.peer.clone();
+        let peer = c.a.dialog.peer.clone();
         let answer = match c.offer.answer_for(self.media_ip(&peer), pa, id.0) {
             Ok(a) => a,
             Err(_) => {
@@ -108,9 +109,9 @@ impl Endpoint {
                 a_port: pa,
                 b_port: None,
             });
-            c.a_pt = pt;
-            c.a_te_pt = te_pt;
-            c.a.sdp_sent = Some(body.clone());
+            c.a.pt = pt;
+            c.a.te_pt = te_pt;
+            c.a.dialog.sdp_sent = Some(body.clone());
         }
         self.answer_a(now, id, body);
         true
@@ -122,15 +123,14 @@ impl Endpoint {
             return;
         };
         let unix = self.unix_ms(now);
-        let t1 = self.cfg_t1;
+        let ok = Retransmit2xx::new(bytes, now, self.cfg_t1);
+        let first = ok.first(now);
         if let Some(c) = self.calls.calls.get_mut(&id) {
             c.answered = true;
             c.cdr.answer_ms = Some(unix);
-            c.ok_bytes = Some(bytes);
-            c.ok_interval = t1;
-            c.ok_until = now + t1 * 64;
+            c.a.ok = Some(ok);
         }
-        self.calls.arm(id, CallTimer::OkRetransmit, now + t1);
+        self.calls.arm(id, CallTimer::OkRetransmit, first);
         tracing::info!(call = %id, "answered");
     }
 
@@ -144,7 +144,7 @@ impl Endpoint {
         };
         if let Some(&(id, Side::A)) = self.calls.by_dialog.get(&(cid.clone(), tag)) {
             if let Some(c) = self.calls.calls.get_mut(&id) {
-                c.ok_bytes = None;
+                c.a.ok = None;
                 c.timers.stop(CallTimer::OkRetransmit);
             }
         }

@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use super::super::owner::{CallTx, TxOwner};
 use super::super::{code, Endpoint};
-use super::state::{CallId, CallTimer, Detached, Dialing, MediaLegs, Side, State, Status};
+use super::state::{CallId, CallTimer, Detached, Dialing, Leg, MediaLegs, Side, State, Status};
 use crate::cdr::{Disposition, HangupBy};
 use crate::media::MediaCommand;
 use crate::sdp::Sdp;
@@ -104,7 +104,8 @@ impl Endpoint {
                     .calls
                     .calls
                     .get(&id)
-                    .and_then(|c| Some((c.b_ack.clone()?, c.b.as_ref()?.peer.clone())))
+                    .and_then(|c| c.b.as_ref())
+                    .and_then(|b| Some((b.ack.clone()?, b.dialog.peer.clone())))
                 {
                     self.out.push_back(Transmit { peer, bytes: ack });
                 }
@@ -184,11 +185,11 @@ impl Endpoint {
                     .media_out
                     .push_back(MediaCommand::SetRemoteB { id: sid, addr });
             }
-            let peer = c.a.peer.clone();
+            let peer = c.a.dialog.peer.clone();
             if let Ok(r) = sdp.relayed(self.media_ip(&peer), pa, id.0, 1) {
                 let body = Bytes::from(r.to_bytes());
                 if let Some(c) = self.calls.calls.get_mut(&id) {
-                    c.a.sdp_sent = Some(body.clone());
+                    c.a.dialog.sdp_sent = Some(body.clone());
                 }
                 early = Some(body);
             }
@@ -215,15 +216,15 @@ impl Endpoint {
             self.detach_branch(now, other);
         }
         let ack = self.confirm(&mut d.leg, msg);
-        let leg = d.leg;
         let Some(c) = self.calls.calls.get_mut(&id) else {
             return;
         };
-        c.b_ack = Some(ack);
-        c.b_invite_key = Some(key.clone());
-        c.b = Some(leg);
+        c.b = Some(Leg {
+            ack: Some(ack),
+            ..Leg::new(d.leg, key.clone(), d.invite)
+        });
         let answered_before = c.answered;
-        let a_peer = c.a.peer.clone();
+        let a_peer = c.a.dialog.peer.clone();
         let Some(MediaLegs {
             sid, a_port: pa, ..
         }) = c.media
@@ -281,7 +282,7 @@ impl Endpoint {
                         .push_back(MediaCommand::Connect { id: sid });
                 } else {
                     if let Some(c) = self.calls.calls.get_mut(&id) {
-                        c.a.sdp_sent = Some(body.clone());
+                        c.a.dialog.sdp_sent = Some(body.clone());
                     }
                     self.answer_a(now, id, body.clone());
                 }

@@ -10,7 +10,8 @@ use super::super::owner::{CallTx, TxOwner};
 use super::super::Endpoint;
 use super::dial::trunk_identity;
 use super::state::{
-    Call, CallId, CallTimer, CallbackA, Dialing, MediaLegs, Outgoing, Side, State, CUSTOMER_RING,
+    Call, CallId, CallTimer, CallbackA, Dialing, Leg, MediaLegs, Outgoing, Side, State,
+    CUSTOMER_RING,
 };
 use crate::cdr::{Cdr, Disposition, HangupBy};
 use crate::media::MediaCommand;
@@ -88,17 +89,15 @@ impl Endpoint {
                 self.unix_ms(now),
             )
         };
-        let call = Call::new(
+        let mut call = Call::new(
             now,
-            a,
-            key,
-            invite,
+            Leg::new(a, key, invite),
             offer,
             (plan, cursor),
             70,
             cdr,
-            self.cfg_t1,
         );
+        call.a.te_pt = Some(101);
         let sid = id.session();
         self.calls.calls.insert(
             id,
@@ -112,8 +111,6 @@ impl Endpoint {
                     a_port: pa,
                     b_port: None,
                 }),
-                a_pt: 0,
-                a_te_pt: Some(101),
                 state: State::Queued,
                 ..call
             },
@@ -254,8 +251,8 @@ impl Endpoint {
         };
         if cb.up {
             // A retransmitted 2xx: our ACK was lost.
-            if let (true, Some(ack)) = (status.is_success(), cb.ack.clone()) {
-                let peer = c.a.peer.clone();
+            if let (true, Some(ack)) = (status.is_success(), c.a.ack.clone()) {
+                let peer = c.a.dialog.peer.clone();
                 self.out.push_back(Transmit { peer, bytes: ack });
             }
             return;
@@ -298,13 +295,13 @@ impl Endpoint {
         let Some(c) = self.calls.calls.get_mut(&id) else {
             return;
         };
-        c.a = d.leg;
-        c.a_invite_key = d.invite_key;
-        c.a_invite = d.invite;
+        c.a = Leg {
+            ack: Some(ack),
+            ..Leg::new(d.leg, d.invite_key, d.invite)
+        };
         c.cdr.answer_ms = Some(unix);
         if let Some(cb) = c.callback.as_mut() {
             cb.up = true;
-            cb.ack = Some(ack);
         }
         // The agent's ringback stops; the local session's sockets go to the bridge, which
         // latches onto the customer's first packet.

@@ -120,17 +120,17 @@ impl Endpoint {
         }
         self.calls
             .by_dialog
-            .remove(&(c.a.call_id.clone(), c.a.local_tag.clone()));
+            .remove(&(c.a.dialog.call_id.clone(), c.a.dialog.local_tag.clone()));
         if let Some(b) = &c.b {
             self.calls
                 .by_dialog
-                .remove(&(b.call_id.clone(), b.local_tag.clone()));
+                .remove(&(b.dialog.call_id.clone(), b.dialog.local_tag.clone()));
         }
-        self.calls.by_a_invite.remove(&c.a_invite_key);
+        self.calls.by_a_invite.remove(&c.a.invite_key);
         // Our answered INVITEs (to B, and a callback's to its customer) end with the call.
-        self.owners.forget_call_tx(&c.a_invite_key);
-        if let Some(k) = &c.b_invite_key {
-            self.owners.forget_call_tx(k);
+        self.owners.forget_call_tx(&c.a.invite_key);
+        if let Some(b) = &c.b {
+            self.owners.forget_call_tx(&b.invite_key);
         }
     }
 

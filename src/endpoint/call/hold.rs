@@ -87,10 +87,7 @@ impl Endpoint {
         offer: Option<&Sdp>,
     ) -> Option<Bytes> {
         let c = self.calls.calls.get_mut(&id)?;
-        let leg = match side {
-            Side::A => &mut c.a,
-            Side::B => c.b.as_mut()?,
-        };
+        let leg = &mut c.leg_mut(side)?.dialog;
         let sent = leg.sdp_sent.clone()?;
         let Some(offer) = offer else {
             return Some(sent);

@@ -9,6 +9,7 @@ use super::super::owner::{CallTx, TxOwner};
 use super::super::{code, Endpoint, ALLOW};
 use super::collect::info_digit;
 use super::hold::{held_answer, hold_change};
+use super::leg::Retransmit2xx;
 use super::state::{CallId, CallTimer, HoldChange, Pending, Side};
 use crate::cdr::{Disposition, HangupBy};
 use crate::media::MediaCommand;
@@ -32,14 +33,14 @@ impl Endpoint {
         };
         // A callback's A before the customer answers is nobody.
         let placeholder = c.callback.as_ref().is_some_and(|cb| !cb.up);
-        let leg = match side {
-            Side::A if placeholder => None,
-            Side::A => Some(&mut c.a),
-            Side::B => c.b.as_mut(),
+        let leg = if side == Side::A && placeholder {
+            None
+        } else {
+            c.leg_mut(side)
         };
         let Some(leg) = leg else { return };
-        leg.cseq += 1;
-        let (leg, cseq) = (leg.clone(), leg.cseq);
+        leg.dialog.cseq += 1;
+        let (leg, cseq) = (leg.dialog.clone(), leg.dialog.cseq);
         let mut bye = self.leg_request(Method::Bye, &leg, cseq);
         bye.push_header(HeaderName::UserAgent, self.server_name.clone());
         match self.tx.send_request(now, bye, leg.peer) {
@@ -157,11 +158,9 @@ impl Endpoint {
         };
         let Some(media) = c.media else { return };
         let sid = media.sid;
-        let other = match side {
-            Side::A => c.b.clone(),
-            Side::B => Some(c.a.clone()),
+        let Some(mut leg) = c.leg(side.other()).map(|l| l.dialog.clone()) else {
+            return;
         };
-        let Some(mut leg) = other else { return };
         // The sender's new address, until its packets latch the relay anyway.
         if let (Side::B, Some(addr)) = (side, offer.audio_target()) {
             self.calls
@@ -207,9 +206,8 @@ impl Endpoint {
         self.owners
             .insert(forwarded.clone(), TxOwner::Call(id, CallTx::Reoffer));
         if let Some(c) = self.calls.calls.get_mut(&id) {
-            match side {
-                Side::A => c.b = Some(leg),
-                Side::B => c.a = leg,
+            if let Some(l) = c.leg_mut(side.other()) {
+                l.dialog = leg;
             }
             c.pending = Some(Pending {
                 hold,
@@ -242,17 +240,8 @@ impl Endpoint {
         };
         let Some(media) = c.media else { return };
         let sid = media.sid;
-        let answering = match p.from {
-            Side::A => c.b.clone(),
-            Side::B => Some(c.a.clone()),
-        };
-        let sender_peer = if p.from == Side::A {
-            c.a.peer.clone()
-        } else {
-            c.b.as_ref()
-                .map(|b| b.peer.clone())
-                .unwrap_or_else(|| c.a.peer.clone())
-        };
+        let answering = c.leg(p.from.other()).map(|l| l.dialog.clone());
+        let sender_peer = c.leg(p.from).unwrap_or(&c.a).dialog.peer.clone();
         if status.is_success() && key.method == Method::Invite {
             if let Some(leg) = &answering {
                 let ack = self.leg_request(Method::Ack, leg, leg.cseq).to_bytes();
@@ -260,10 +249,14 @@ impl Endpoint {
                     peer: leg.peer.clone(),
                     bytes: ack.clone(),
                 });
-                if p.from == Side::A {
-                    if let Some(c) = self.calls.calls.get_mut(&id) {
-                        c.b_ack = Some(ack);
-                    }
+                // Kept to send again should the answering leg's 2xx come again.
+                if let Some(l) = self
+                    .calls
+                    .calls
+                    .get_mut(&id)
+                    .and_then(|c| c.leg_mut(p.from.other()))
+                {
+                    l.ack = Some(ack);
                 }
             }
         }
@@ -279,10 +272,7 @@ impl Endpoint {
             return;
         };
         let version = self.calls.calls.get_mut(&id).and_then(|c| {
-            let leg = match p.from {
-                Side::A => Some(&mut c.a),
-                Side::B => c.b.as_mut(),
-            }?;
+            let leg = &mut c.leg_mut(p.from)?.dialog;
             leg.sdp_version += 1;
             Some(leg.sdp_version)
         });
@@ -312,13 +302,10 @@ impl Endpoint {
         } else {
             status
         };
-        let tag = self.calls.calls.get(&id).map(|c| match p.from {
-            Side::A => c.a.local_tag.clone(),
-            Side::B => {
-                c.b.as_ref()
-                    .map(|b| b.local_tag.clone())
-                    .unwrap_or_default()
-            }
+        let tag = self.calls.calls.get(&id).map(|c| {
+            c.leg(p.from)
+                .map(|l| l.dialog.local_tag.clone())
+                .unwrap_or_default()
         });
         let tag = tag.map(|t| String::from_utf8_lossy(&t).into_owned());
         let mut r = response_to(&p.request, to_sender, tag.as_deref());
@@ -330,15 +317,13 @@ impl Endpoint {
                 Bytes::from_static(b"application/sdp"),
             );
             r.body = b.clone();
-            if let Some(c) = self.calls.calls.get_mut(&id) {
-                match p.from {
-                    Side::A => c.a.sdp_sent = Some(b),
-                    Side::B => {
-                        if let Some(leg) = c.b.as_mut() {
-                            leg.sdp_sent = Some(b);
-                        }
-                    }
-                }
+            if let Some(l) = self
+                .calls
+                .calls
+                .get_mut(&id)
+                .and_then(|c| c.leg_mut(p.from))
+            {
+                l.dialog.sdp_sent = Some(b);
             }
         }
         let bytes = r.to_bytes();
@@ -347,13 +332,12 @@ impl Endpoint {
         }
         // Our 2xx to the caller's re-INVITE is retransmitted until its ACK, like the first.
         if to_sender.is_success() && p.from == Side::A && p.key.method == Method::Invite {
-            let t1 = self.cfg_t1;
+            let ok = Retransmit2xx::new(bytes, now, self.cfg_t1);
+            let first = ok.first(now);
             if let Some(c) = self.calls.calls.get_mut(&id) {
-                c.ok_bytes = Some(bytes);
-                c.ok_interval = t1;
-                c.ok_until = now + t1 * 64;
+                c.a.ok = Some(ok);
             }
-            self.calls.arm(id, CallTimer::OkRetransmit, now + t1);
+            self.calls.arm(id, CallTimer::OkRetransmit, first);
         }
     }
 }

@@ -6,7 +6,7 @@ use bytes::Bytes;
 use std::time::Instant;
 
 use super::super::{code, Endpoint};
-use super::state::{Call, Side};
+use super::state::{Call, Leg, Side};
 use crate::cdr::{Cdr, Disposition, HangupBy};
 use crate::sdp::Sdp;
 use crate::sip::dialog::uas_dialog;
@@ -114,17 +114,7 @@ impl Endpoint {
             .by_dialog
             .insert((a.call_id.clone(), local_tag), (id, Side::A));
         self.calls.by_a_invite.insert(key.clone(), id);
-        let call = Call::new(
-            now,
-            a,
-            key,
-            msg,
-            offer,
-            (plan, cursor),
-            mf,
-            cdr,
-            self.cfg_t1,
-        );
+        let call = Call::new(now, Leg::new(a, key, msg), offer, (plan, cursor), mf, cdr);
         self.calls.calls.insert(
             id,
             Call {

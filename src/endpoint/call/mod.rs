@@ -40,6 +40,7 @@ mod end;
 mod hold;
 mod in_dialog;
 mod inbound;
+mod leg;
 mod prompt;
 mod record;
 mod script;

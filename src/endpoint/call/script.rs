@@ -136,7 +136,7 @@ impl Endpoint {
                 // Only our own extensions' phones take agents.
                 let ext = c.cdr.caller.clone();
                 let own = c.from_trunk.is_none() && self.users.contains_key(&ext);
-                let loopback = c.a.peer.addr.ip().is_loopback();
+                let loopback = c.a.dialog.peer.addr.ip().is_loopback();
                 let status = if own {
                     self.agent_login_pin(now, &ext, loopback, &agent, &pin.0)
                 } else {
@@ -285,7 +285,7 @@ impl Endpoint {
         let Some(c) = self.calls.calls.get_mut(&id) else {
             return Flow::Wait;
         };
-        let loopback = c.a.peer.addr.ip().is_loopback();
+        let loopback = c.a.dialog.peer.addr.ip().is_loopback();
         // A box opens with its owner's PIN; a shipped demo PIN only from loopback.
         let pin = self.users.get(&mailbox).and_then(|u| {
             if u.demo && !loopback {

@@ -19,6 +19,8 @@ use crate::sip::msg::{HeaderName, Message};
 use crate::sip::transaction::{Peer, TxKey};
 use crate::sip::uri::Uri;
 
+pub(in crate::endpoint) use super::leg::Leg;
+
 /// switchboard's own number for a call: the key of the call table, the relay session's
 /// id, the ACD's caller id and the CDR's `call`. Never a SIP Call-ID.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -299,8 +301,6 @@ impl MediaLegs {
 pub(in crate::endpoint) struct CallbackA {
     /// The customer's INVITE while it rings.
     pub(super) ringing: Option<Dialing>,
-    /// Our ACK to the customer's 2xx (sent again if the 2xx is).
-    pub(super) ack: Option<Bytes>,
     /// The customer answered: A is a real leg now.
     pub(in crate::endpoint) up: bool,
     /// The customer's phone was rung and refused or did not answer (an attempt spent).
@@ -324,9 +324,8 @@ pub(in crate::endpoint) struct Dialing {
 
 pub(in crate::endpoint) struct Call {
     pub(super) started: Instant,
-    pub(in crate::endpoint) a: Dialog,
-    pub(in crate::endpoint) a_invite_key: TxKey,
-    pub(super) a_invite: Message,
+    /// The caller's leg (a callback's customer once called).
+    pub(in crate::endpoint) a: Leg,
     /// The caller's offer, answered locally or relayed to B.
     pub(super) offer: Sdp,
     /// Whether A got our 2xx.
@@ -338,7 +337,7 @@ pub(in crate::endpoint) struct Call {
     /// The caller asked to hide its identity (Privacy: id, RFC 3323).
     pub(super) privacy: bool,
     /// The callee's leg, once it answered (A and B are bridged while it is there).
-    pub(super) b: Option<Dialog>,
+    pub(super) b: Option<Leg>,
     /// The callee's devices being rung (every registered contact, in parallel).
     pub(in crate::endpoint) dialing: Vec<Dialing>,
     /// Final failures of branches rung so far, for the status when all have failed.
@@ -351,10 +350,6 @@ pub(in crate::endpoint) struct Call {
     pub(super) mf: u8,
     /// Relay session: caller port, callee port (0 unless a dial runs or is answered).
     pub(in crate::endpoint) media: Option<MediaLegs>,
-    /// Payload type of our own media to A (prompts), from our answer.
-    pub(super) a_pt: u8,
-    /// The caller's telephone-event payload type in our answer, if any.
-    pub(super) a_te_pt: Option<u8>,
     /// Number of the last prompt started, to match its end report.
     pub(super) play_seq: u64,
     /// Prompts still to play in a `say` (or a `play`), after the current one.
@@ -370,12 +365,6 @@ pub(in crate::endpoint) struct Call {
     /// Its running timers: 2xx retransmission, ring timeout, the current `collect`'s next
     /// key, a queued caller's next position announcement, a callback customer's ring.
     pub(in crate::endpoint) timers: TimerTable,
-    pub(super) ok_bytes: Option<Bytes>,
-    pub(super) ok_interval: Duration,
-    pub(super) ok_until: Instant,
-    pub(super) b_ack: Option<Bytes>,
-    /// The answered INVITE to B, whose 2xx retransmissions still find the call.
-    pub(super) b_invite_key: Option<TxKey>,
     /// A re-INVITE or UPDATE relayed to the other leg, awaiting its answer.
     pub(super) pending: Option<Pending>,
     /// The party on hold (hearing music), put there by the other.
@@ -414,6 +403,22 @@ impl Dialing {
 }
 
 impl Call {
+    /// The leg on `side`: the caller's always, the callee's once it answered.
+    pub(super) fn leg(&self, side: Side) -> Option<&Leg> {
+        match side {
+            Side::A => Some(&self.a),
+            Side::B => self.b.as_ref(),
+        }
+    }
+
+    /// The leg on `side`, to change it.
+    pub(super) fn leg_mut(&mut self, side: Side) -> Option<&mut Leg> {
+        match side {
+            Side::A => Some(&mut self.a),
+            Side::B => self.b.as_mut(),
+        }
+    }
+
     /// Whether B answered: A and B are bridged.
     pub(in crate::endpoint) fn bridged(&self) -> bool {
         self.b.is_some()
@@ -437,25 +442,19 @@ impl Call {
             .find(|d| &d.invite_key == key)
     }
 
-    /// A call just started (not answered, nothing dialled, no media yet): A's leg, its
-    /// INVITE and offer, the dialplan and where the call starts in it.
-    #[allow(clippy::too_many_arguments)]
+    /// A call just started (not answered, nothing dialled, no media yet): A's leg and
+    /// offer, the dialplan and where the call starts in it.
     pub(in crate::endpoint) fn new(
         now: Instant,
-        a: Dialog,
-        a_invite_key: TxKey,
-        a_invite: Message,
+        a: Leg,
         offer: Sdp,
         (plan, cursor): (std::sync::Arc<crate::dialplan::Dialplan>, Cursor),
         mf: u8,
         cdr: Cdr,
-        t1: Duration,
     ) -> Self {
         Self {
             started: now,
             a,
-            a_invite_key,
-            a_invite,
             offer,
             answered: false,
             callback: None,
@@ -469,8 +468,6 @@ impl Call {
             state: State::Routing,
             mf,
             media: None,
-            a_pt: 0,
-            a_te_pt: None,
             play_seq: 0,
             play_queue: VecDeque::new(),
             vm: None,
@@ -478,11 +475,6 @@ impl Call {
             b_ext: None,
             devices: Vec::new(),
             timers: TimerTable::default(),
-            ok_bytes: None,
-            ok_interval: t1,
-            ok_until: now,
-            b_ack: None,
-            b_invite_key: None,
             pending: None,
             on_hold: None,
             cdr,

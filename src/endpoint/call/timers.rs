@@ -26,20 +26,19 @@ impl Endpoint {
             c.timers.stop(kind);
             match kind {
                 CallTimer::OkRetransmit => {
-                    let Some(bytes) = c.ok_bytes.clone() else {
+                    let Some(ok) = c.a.ok.as_mut() else {
                         continue;
                     };
-                    if now >= c.ok_until {
+                    let Some(next) = ok.again(now, self.cfg_t2) else {
                         // No ACK in 64*T1: the caller is gone (RFC 3261 §13.3.1.4).
-                        c.ok_bytes = None;
+                        c.a.ok = None;
                         self.send_bye(now, id, Side::A);
                         self.send_bye(now, id, Side::B);
                         self.finish(now, id, Disposition::Answered, 408, HangupBy::System);
                         continue;
-                    }
-                    let peer = c.a.peer.clone();
-                    c.ok_interval = (c.ok_interval * 2).min(self.cfg_t2);
-                    let next = now + c.ok_interval;
+                    };
+                    let bytes = ok.bytes.clone();
+                    let peer = c.a.dialog.peer.clone();
                     self.out.push_back(Transmit { peer, bytes });
                     self.calls.arm(id, CallTimer::OkRetransmit, next);
                 }

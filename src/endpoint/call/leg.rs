@@ -1,0 +1,111 @@
+//! One SIP leg of a call: the dialog with one party and what belongs to that dialog alone
+//! (the INVITE that made it, our 2xx or our ACK to repeat until the other side has it, the
+//! payload types we speak to it in). Types only, like [`super::state`]: the feature files
+//! act on legs, this file says what a leg is.
+//!
+//! A call holds its caller's leg and, once a dial is answered, its callee's. Everything a
+//! re-INVITE, a BYE or a retransmission needs is found on the leg it arrived on, never on
+//! "the other side" of the call.
+
+use bytes::Bytes;
+use std::time::{Duration, Instant};
+
+use crate::sip::dialog::Dialog;
+use crate::sip::msg::Message;
+use crate::sip::transaction::TxKey;
+
+/// Our 2xx to an INVITE, sent again until its ACK: after T1, then doubling up to T2, for
+/// 64 T1 at most (RFC 3261 §13.3.1.4).
+#[derive(Clone, Debug)]
+pub(in crate::endpoint) struct Retransmit2xx {
+    /// The response as sent.
+    pub(in crate::endpoint) bytes: Bytes,
+    /// The wait before the next copy.
+    interval: Duration,
+    /// No ACK by then: the party is gone.
+    until: Instant,
+}
+
+impl Retransmit2xx {
+    /// `bytes` just sent at `now`; the first copy is due at `now + t1`.
+    pub(in crate::endpoint) fn new(bytes: Bytes, now: Instant, t1: Duration) -> Self {
+        Self {
+            bytes,
+            interval: t1,
+            until: now + t1 * 64,
+        }
+    }
+
+    /// When the first copy is due after the 2xx went out at `now`.
+    pub(in crate::endpoint) fn first(&self, now: Instant) -> Instant {
+        now + self.interval
+    }
+
+    /// A copy goes out at `now`: when the next one is due, or `None` when 64 T1 have
+    /// passed with no ACK (the caller of this gives the party up).
+    pub(in crate::endpoint) fn again(&mut self, now: Instant, t2: Duration) -> Option<Instant> {
+        if now >= self.until {
+            return None;
+        }
+        self.interval = (self.interval * 2).min(t2);
+        Some(now + self.interval)
+    }
+}
+
+/// One party's leg of a call.
+pub(in crate::endpoint) struct Leg {
+    /// The dialog with the party.
+    pub(in crate::endpoint) dialog: Dialog,
+    /// The INVITE transaction that made the leg: the caller's (which we answer) or ours to
+    /// the callee (whose 2xx retransmissions must still find the call).
+    pub(in crate::endpoint) invite_key: TxKey,
+    /// That INVITE: the caller's, to build our responses from, or ours to the callee.
+    pub(in crate::endpoint) invite: Message,
+    /// Our 2xx to the party's INVITE or re-INVITE, sent again until its ACK.
+    pub(in crate::endpoint) ok: Option<Retransmit2xx>,
+    /// Our ACK to the party's 2xx, sent again if the 2xx is.
+    pub(in crate::endpoint) ack: Option<Bytes>,
+    /// The G.711 payload type of our own media to the party (prompts, music), from our
+    /// answer, and its telephone-event type if it has one.
+    pub(in crate::endpoint) pt: u8,
+    pub(in crate::endpoint) te_pt: Option<u8>,
+}
+
+impl Leg {
+    /// A leg made by `invite` (transaction `invite_key`) in `dialog`; nothing sent on it
+    /// yet.
+    pub(in crate::endpoint) fn new(dialog: Dialog, invite_key: TxKey, invite: Message) -> Self {
+        Self {
+            dialog,
+            invite_key,
+            invite,
+            ok: None,
+            ack: None,
+            pt: 0,
+            te_pt: None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_2xx_is_sent_again_doubling_to_t2_for_64_t1() {
+        let (t1, t2) = (Duration::from_millis(500), Duration::from_secs(4));
+        let t0 = Instant::now();
+        let mut r = Retransmit2xx::new(Bytes::from_static(b"x"), t0, t1);
+        let mut at = r.first(t0);
+        let mut sent = vec![at - t0];
+        while let Some(next) = r.again(at, t2) {
+            at = next;
+            sent.push(at - t0);
+        }
+        let ms: Vec<u128> = sent.iter().map(Duration::as_millis).collect();
+        assert_eq!(
+            ms,
+            [500, 1500, 3500, 7500, 11500, 15500, 19500, 23500, 27500, 31500, 35500]
+        );
+    }
+}
