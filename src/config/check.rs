@@ -151,6 +151,7 @@ pub(super) fn users(
     entries: Vec<UserEntry>,
     domain: &str,
     algs: &[Algorithm],
+    sounds_dir: &Path,
     err: &ErrAt,
 ) -> Result<Vec<User>, ConfigError> {
     let mut users: Vec<User> = Vec::new();
@@ -247,6 +248,12 @@ pub(super) fn users(
             }
         }
         let skills = skills(u.skills.as_ref(), &format!("extension `{ext}`"), err)?;
+        let moh = music(
+            u.moh.as_ref(),
+            sounds_dir,
+            &format!("extension `{ext}`"),
+            err,
+        )?;
         let voicemail_pin = u.voicemail_pin.map(|p| p.into_inner());
         let demo = secret.is_demo(&ext, domain)
             || voicemail_pin
@@ -259,9 +266,33 @@ pub(super) fn users(
             demo,
             voicemail_pin,
             skills,
+            moh,
         });
     }
     Ok(users)
+}
+
+/// A `moh` setting: a sound name that must exist in the sounds directory (when there is
+/// one here, as for prompts).
+fn music(
+    name: Option<&Spanned<String>>,
+    sounds_dir: &Path,
+    whose: &str,
+    err: &ErrAt,
+) -> Result<Option<String>, ConfigError> {
+    let Some(name) = name else { return Ok(None) };
+    let file = sounds_dir.join(format!("{}.wav", name.get_ref()));
+    if sounds_dir.is_dir() && !file.is_file() {
+        return Err(err(
+            name.span(),
+            format!(
+                "{whose}: no music on hold `{}.wav` in the sounds directory",
+                name.get_ref()
+            ),
+            Some("a sound name without .wav, as `moh/default` for sounds/moh/default.wav".into()),
+        ));
+    }
+    Ok(Some(name.get_ref().clone()))
 }
 
 /// `[calls]`: the dialplan file (the shipped one with the built-in config when it is not
@@ -303,6 +334,7 @@ pub(super) fn trunks(
     entries: &[TrunkEntry],
     dialplan: &Dialplan,
     dp_path: &Path,
+    sounds_dir: &Path,
     err: &ErrAt,
 ) -> Result<Vec<Trunk>, ConfigError> {
     let mut trunks: Vec<Trunk> = Vec::new();
@@ -361,7 +393,9 @@ pub(super) fn trunks(
             })?)),
             None => None,
         };
+        let moh = music(t.moh.as_ref(), sounds_dir, &format!("trunk `{name}`"), err)?;
         trunks.push(Trunk {
+            moh,
             callback_numbers,
             name,
             address,
@@ -527,20 +561,7 @@ pub(super) fn queue(
         }
         cfg.overflow = Some(to.get_ref().clone());
     }
-    if sounds_dir.is_dir()
-        && !sounds_dir
-            .join(format!("{}.wav", e.moh.get_ref()))
-            .is_file()
-    {
-        return Err(err(
-            e.moh.span(),
-            format!(
-                "queues.{name}: no music on hold `{}.wav` in the sounds directory",
-                e.moh.get_ref()
-            ),
-            None,
-        ));
-    }
+    music(Some(&e.moh), sounds_dir, &format!("queues.{name}"), err)?;
     if let Some(k) = &e.callback_key {
         let key = k.get_ref();
         let ok = key.len() == 1

@@ -147,6 +147,8 @@ pub(super) struct TrunkEntry {
     pub(super) register_expires_s: u32,
     #[serde(default)]
     pub(super) callback_numbers: Option<Spanned<String>>,
+    #[serde(default)]
+    pub(super) moh: Option<Spanned<String>>,
 }
 
 pub(super) fn default_inbound_context() -> Spanned<String> {
@@ -287,4 +289,6 @@ pub(super) struct UserEntry {
     pub(super) voicemail_pin: Option<Spanned<String>>,
     #[serde(default)]
     pub(super) skills: Option<Spanned<std::collections::BTreeMap<String, u8>>>,
+    #[serde(default)]
+    pub(super) moh: Option<Spanned<String>>,
 }

@@ -69,6 +69,9 @@ pub struct Trunk {
     /// The numbers a caller from this trunk may be called back at (a queue's callbacks);
     /// none without it, since a trunk caller's number is whatever it claims.
     pub callback_numbers: Option<Pattern>,
+    /// The music (a sound name) a party on a call through this trunk hears when put on
+    /// hold, unless the call came through a queue or the holder's extension names one.
+    pub moh: Option<String>,
 }
 
 /// A regular expression from the config, compared by its text.
@@ -177,6 +180,9 @@ pub struct User {
     pub voicemail_pin: Option<String>,
     /// As an ACD agent: skills and proficiency (1..10), for `queue ... skills "..."`.
     pub skills: Vec<(String, u8)>,
+    /// The music (a sound name) a party this extension puts on hold hears, unless the
+    /// call came through a queue (whose music wins).
+    pub moh: Option<String>,
 }
 
 /// An ACD agent who logs in with an ID and PIN from any extension's phone (hot-desking)
@@ -266,14 +272,15 @@ impl Config {
         let timers = check::timers(&f.sip, &err)?;
         let registrar = check::registrar(&f.registrar, &err)?;
         let algs = check::algorithms(&f.auth, &err)?;
-        let users = check::users(f.users, &domain, &algs, &err)?;
-        let (dialplan, dp_path, dp_text, context) = check::dialplan(&f.calls, text, &err)?;
-        let trunks = check::trunks(&f.trunks, &dialplan, &dp_path, &err)?;
-        check::trunk_refs(&dialplan, &dp_path, &dp_text, &trunks)?;
-        // Every sound the dialplan names must exist, unless the name is built at run time
-        // ($variables) or there is no sounds directory here at all (the built-in config run
-        // from elsewhere): then a missing prompt is only logged and skipped when played.
+        // Every sound the config or dialplan names must exist, unless the name is built at
+        // run time ($variables) or there is no sounds directory here at all (the built-in
+        // config run from elsewhere): then a missing prompt is only logged and skipped when
+        // played.
         let sounds_dir = PathBuf::from(&f.calls.sounds_dir);
+        let users = check::users(f.users, &domain, &algs, &sounds_dir, &err)?;
+        let (dialplan, dp_path, dp_text, context) = check::dialplan(&f.calls, text, &err)?;
+        let trunks = check::trunks(&f.trunks, &dialplan, &dp_path, &sounds_dir, &err)?;
+        check::trunk_refs(&dialplan, &dp_path, &dp_text, &trunks)?;
         let mut warnings = check::sounds(&dialplan, &dp_path, &dp_text, &sounds_dir)?;
         let hours = check::hours(&f.hours, &err)?;
         let queues = f

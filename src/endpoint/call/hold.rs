@@ -47,7 +47,7 @@ impl Endpoint {
             HoldChange::None => {}
             HoldChange::Hold(_) => {
                 c.on_hold = Some(held);
-                let music = self.music_on_hold(id);
+                let music = self.music_on_hold(id, from);
                 tracing::info!(call = %id, ?held, music = %music.display(), "on hold");
                 self.calls.media_out.push_back(MediaCommand::Hold {
                     id: sid,
@@ -65,16 +65,32 @@ impl Endpoint {
         }
     }
 
-    /// What a held party of call `id` hears: its queue's music when it came through one,
-    /// otherwise the default class.
-    fn music_on_hold(&self, id: CallId) -> std::path::PathBuf {
-        self.calls
-            .calls
-            .get(&id)
-            .and_then(|c| c.queue.as_ref())
-            .map(|q| q.moh.clone())
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or_else(|| self.sounds_dir.join("moh/default.wav"))
+    /// What the party `holder` puts on hold in call `id` hears: the queue's music when the
+    /// call came through one, else the holder's extension's `moh`, else the `moh` of the
+    /// trunk the call uses, else `moh/default`.
+    fn music_on_hold(&self, id: CallId, holder: Side) -> std::path::PathBuf {
+        let Some(c) = self.calls.calls.get(&id) else {
+            return self.sounds_dir.join("moh/default.wav");
+        };
+        if let Some(q) = c.queue.as_ref().filter(|q| !q.moh.as_os_str().is_empty()) {
+            return q.moh.clone();
+        }
+        let holder_ext = match holder {
+            Side::A if c.from_trunk.is_none() => Some(&c.cdr.caller),
+            Side::A => None,
+            Side::B => c.b_ext.as_ref(),
+        };
+        let ext = holder_ext
+            .and_then(|e| self.users.get(e))
+            .and_then(|u| u.moh.as_ref());
+        let trunk = c
+            .cdr
+            .trunk
+            .as_ref()
+            .and_then(|name| self.trunks.iter().find(|t| &t.name == name))
+            .and_then(|t| t.moh.as_ref());
+        let class = ext.or(trunk).map_or("moh/default", String::as_str);
+        self.sounds_dir.join(format!("{class}.wav"))
     }
 
     /// The description a call answered here (nobody to relay to) repeats to a mid-call

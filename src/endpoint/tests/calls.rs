@@ -855,3 +855,91 @@ fn of_several_devices_failing_the_caller_hears_the_most_telling() {
         );
     }
 }
+
+/// The music the last `Hold` command asked for, as a sound name.
+fn music_held(pbx: &mut Pbx) -> String {
+    let media = pbx.take_media();
+    let Some(MediaCommand::Hold { music, .. }) = media
+        .iter()
+        .rev()
+        .find(|m| matches!(m, MediaCommand::Hold { .. }))
+    else {
+        panic!("no hold: {media:?}")
+    };
+    let rel = music.strip_prefix("sounds").unwrap().with_extension("");
+    rel.display().to_string()
+}
+
+/// `holder` puts the other party of its call `c` on hold, and `held` answers the relayed
+/// offer.
+fn hold(pbx: &mut Pbx, holder: &mut Phone, c: &CallRef, held: &mut Phone) {
+    holder.hold(pbx, c);
+    let reinv = held.expect_request(pbx, Method::Invite);
+    held.reply(pbx, &reinv, 200);
+    let ok = holder.expect_status(pbx, Method::Invite, 200);
+    holder.ack_this(pbx, c, &ok);
+}
+
+#[test]
+fn the_music_on_hold_is_the_queues_then_the_holders_extensions_then_the_trunks() {
+    // 1002 names its own music; the demo trunk names another.
+    let config = crate::config::EMBEDDED
+        .replace(
+            "password = \"demo-1002-change-me\"",
+            "password = \"demo-1002-change-me\"\nmoh = \"please-hold\"",
+        )
+        .replace(
+            "inbound_from = [\"127.0.0.2\"]",
+            "inbound_from = [\"127.0.0.2\"]\nmoh = \"welcome\"",
+        )
+        .replace("moh = \"moh/default\"", "moh = \"ringback\"");
+    let with = |config: &str| {
+        let mut pbx = Pbx::with_config(config);
+        let mut alice = Phone::new("1001", 5070);
+        let mut bob = Phone::new("1002", 5072);
+        alice.register(&mut pbx);
+        bob.register(&mut pbx);
+        pbx.take_media();
+        (pbx, alice, bob)
+    };
+    // Between extensions: the holder's music, or the default when it names none.
+    let (mut pbx, mut alice, mut bob) = with(&config);
+    let (a, b) = answered(&mut pbx, &mut alice, &mut bob);
+    hold(&mut pbx, &mut bob, &b, &mut alice);
+    assert_eq!(music_held(&mut pbx), "please-hold");
+    bob.resume(&mut pbx, &b);
+    let reinv = alice.expect_request(&mut pbx, Method::Invite);
+    alice.reply(&mut pbx, &reinv, 200);
+    bob.clear(&mut pbx);
+    hold(&mut pbx, &mut alice, &a, &mut bob);
+    assert_eq!(music_held(&mut pbx), "moh/default");
+
+    // A caller from the trunk held by 1001: the trunk's music while 1001 names none,
+    // 1001's once it does.
+    let alice_names = config.replace(
+        "password = \"demo-1001-change-me\"",
+        "password = \"demo-1001-change-me\"\nmoh = \"beep\"",
+    );
+    for (config, music) in [(&config, "welcome"), (&alice_names, "beep")] {
+        let (mut pbx, mut alice, _) = with(config);
+        let mut customer = Phone::at("+15557654321", "unused", "127.0.0.2:5060");
+        let c = customer.call(&mut pbx, "+15550101");
+        let a = alice.incoming(&mut pbx);
+        alice.respond(&mut pbx, &a, 200);
+        alice.expect_request(&mut pbx, Method::Ack);
+        customer.ack(&mut pbx, &c);
+        customer.clear(&mut pbx);
+        hold(&mut pbx, &mut alice, &a, &mut customer);
+        assert_eq!(music_held(&mut pbx), music);
+    }
+
+    // A queue caller held by the agent who took it: the queue's music, though the
+    // agent's extension names its own (the support queue's is `ringback` here).
+    let (mut pbx, mut alice, mut bob) = with(&config);
+    answered_here(&mut pbx, &mut alice, "700");
+    let offer = bob.incoming(&mut pbx);
+    bob.respond(&mut pbx, &offer, 200);
+    bob.expect_request(&mut pbx, Method::Ack);
+    hold(&mut pbx, &mut bob, &offer, &mut alice);
+    assert_eq!(music_held(&mut pbx), "ringback");
+}
