@@ -21,13 +21,13 @@ impl Endpoint {
         code: StatusCode,
         sdp: Option<Bytes>,
     ) -> Option<Bytes> {
-        let call = self.calls.calls.get(&id)?;
-        let tag = String::from_utf8_lossy(&call.a.dialog.local_tag).into_owned();
-        let mut resp = response_to(&call.a.invite, code, Some(&tag));
+        let a = self.calls.leg(id, Side::A)?;
+        let tag = String::from_utf8_lossy(&a.dialog.local_tag).into_owned();
+        let mut resp = response_to(&a.invite, code, Some(&tag));
         if code != StatusCode::TRYING {
-            resp.push_header(HeaderName::Contact, self.contact_value(&call.a.dialog.peer));
+            resp.push_header(HeaderName::Contact, self.contact_value(&a.dialog.peer));
         }
-        for rr in call.a.invite.headers_named(&HeaderName::RecordRoute) {
+        for rr in a.invite.headers_named(&HeaderName::RecordRoute) {
             resp.push_header(HeaderName::RecordRoute, rr.clone());
         }
         resp.push_header(HeaderName::Server, self.server_name.clone());
@@ -44,7 +44,7 @@ impl Endpoint {
             );
             resp.body = body;
         }
-        let key = call.a.invite_key.clone();
+        let key = a.invite_key.clone();
         let bytes = resp.to_bytes();
         if let Err(e) = self.tx.respond(now, &key, resp) {
             tracing::debug!(error = %e, "response to caller not sent");
@@ -70,7 +70,9 @@ impl Endpoint {
             );
             return false;
         };
-        let peer = c.a.dialog.peer.clone();
+        let Some(peer) = self.calls.leg(id, Side::A).map(|a| a.dialog.peer.clone()) else {
+            return false;
+        };
         let answer = match c.offer.answer_for(self.media_ip(&peer), pa, id.0) {
             Ok(a) => a,
             Err(_) => {
@@ -109,9 +111,11 @@ impl Endpoint {
                 a_port: pa,
                 b_port: None,
             });
-            c.a.pt = pt;
-            c.a.te_pt = te_pt;
-            c.a.dialog.sdp_sent = Some(body.clone());
+        }
+        if let Some(a) = self.calls.leg_mut(id, Side::A) {
+            a.pt = pt;
+            a.te_pt = te_pt;
+            a.dialog.sdp_sent = Some(body.clone());
         }
         self.answer_a(now, id, body);
         true
@@ -128,7 +132,9 @@ impl Endpoint {
         if let Some(c) = self.calls.calls.get_mut(&id) {
             c.answered = true;
             c.cdr.answer_ms = Some(unix);
-            c.a.ok = Some(ok);
+        }
+        if let Some(a) = self.calls.leg_mut(id, Side::A) {
+            a.ok = Some(ok);
         }
         self.calls.arm(id, CallTimer::OkRetransmit, first);
         tracing::info!(call = %id, "answered");
@@ -142,9 +148,11 @@ impl Endpoint {
         ) else {
             return;
         };
-        if let Some(&(id, Side::A)) = self.calls.by_dialog.get(&(cid.clone(), tag)) {
+        if let Some((id, Side::A)) = self.calls.dialog_of(cid, &tag) {
+            if let Some(a) = self.calls.leg_mut(id, Side::A) {
+                a.ok = None;
+            }
             if let Some(c) = self.calls.calls.get_mut(&id) {
-                c.a.ok = None;
                 c.timers.stop(CallTimer::OkRetransmit);
             }
         }

@@ -102,9 +102,7 @@ impl Endpoint {
                 // A retransmitted 2xx: our ACK was lost, so send it again.
                 if let Some((ack, peer)) = self
                     .calls
-                    .calls
-                    .get(&id)
-                    .and_then(|c| c.b.as_ref())
+                    .leg(id, Side::B)
                     .and_then(|b| Some((b.ack.clone()?, b.dialog.peer.clone())))
                 {
                     self.out.push_back(Transmit { peer, bytes: ack });
@@ -185,11 +183,11 @@ impl Endpoint {
                     .media_out
                     .push_back(MediaCommand::SetRemoteB { id: sid, addr });
             }
-            let peer = c.a.dialog.peer.clone();
-            if let Ok(r) = sdp.relayed(self.media_ip(&peer), pa, id.0, 1) {
+            let peer = self.calls.leg(id, Side::A).map(|a| a.dialog.peer.clone());
+            if let Some(Ok(r)) = peer.map(|p| sdp.relayed(self.media_ip(&p), pa, id.0, 1)) {
                 let body = Bytes::from(r.to_bytes());
-                if let Some(c) = self.calls.calls.get_mut(&id) {
-                    c.a.dialog.sdp_sent = Some(body.clone());
+                if let Some(a) = self.calls.leg_mut(id, Side::A) {
+                    a.dialog.sdp_sent = Some(body.clone());
                 }
                 early = Some(body);
             }
@@ -216,15 +214,17 @@ impl Endpoint {
             self.detach_branch(now, other);
         }
         let ack = self.confirm(&mut d.leg, msg);
-        let Some(c) = self.calls.calls.get_mut(&id) else {
+        let b = self.calls.add_leg(Leg {
+            ack: Some(ack),
+            ..Leg::new(id, d.leg, key.clone(), d.invite)
+        });
+        let a_peer = self.calls.leg(id, Side::A).map(|a| a.dialog.peer.clone());
+        let (Some(a_peer), Some(c)) = (a_peer, self.calls.calls.get_mut(&id)) else {
+            self.calls.remove_leg(b);
             return;
         };
-        c.b = Some(Leg {
-            ack: Some(ack),
-            ..Leg::new(d.leg, key.clone(), d.invite)
-        });
+        c.b = Some(b);
         let answered_before = c.answered;
-        let a_peer = c.a.dialog.peer.clone();
         let Some(MediaLegs {
             sid, a_port: pa, ..
         }) = c.media
@@ -281,8 +281,8 @@ impl Endpoint {
                         .media_out
                         .push_back(MediaCommand::Connect { id: sid });
                 } else {
-                    if let Some(c) = self.calls.calls.get_mut(&id) {
-                        c.a.dialog.sdp_sent = Some(body.clone());
+                    if let Some(a) = self.calls.leg_mut(id, Side::A) {
+                        a.dialog.sdp_sent = Some(body.clone());
                     }
                     self.answer_a(now, id, body.clone());
                 }

@@ -89,15 +89,12 @@ impl Endpoint {
                 self.unix_ms(now),
             )
         };
-        let mut call = Call::new(
-            now,
-            Leg::new(a, key, invite),
-            offer,
-            (plan, cursor),
-            70,
-            cdr,
-        );
-        call.a.te_pt = Some(101);
+        // The placeholder's dialog is nobody's: it is not indexed for requests to find.
+        let a = self.calls.legs.insert(Leg {
+            te_pt: Some(101),
+            ..Leg::new(id, a, key, invite)
+        });
+        let call = Call::new(now, a, offer, (plan, cursor), 70, cdr);
         let sid = id.session();
         self.calls.calls.insert(
             id,
@@ -173,7 +170,9 @@ impl Endpoint {
         tracing::info!(call = %id, "callback: calling the customer");
         self.owners
             .insert(key.clone(), TxOwner::Call(id, CallTx::Customer));
-        self.calls.by_dialog.insert((call_id, tag), (id, Side::A));
+        self.calls
+            .by_dialog
+            .insert((call_id, tag), super::DialogOf::Ringing(id, Side::A));
         if let Some(cb) = self
             .calls
             .calls
@@ -251,8 +250,11 @@ impl Endpoint {
         };
         if cb.up {
             // A retransmitted 2xx: our ACK was lost.
-            if let (true, Some(ack)) = (status.is_success(), c.a.ack.clone()) {
-                let peer = c.a.dialog.peer.clone();
+            let again = self
+                .calls
+                .leg(id, Side::A)
+                .and_then(|a| Some((a.ack.clone()?, a.dialog.peer.clone())));
+            if let (true, Some((ack, peer))) = (status.is_success(), again) {
                 self.out.push_back(Transmit { peer, bytes: ack });
             }
             return;
@@ -292,13 +294,20 @@ impl Endpoint {
         }
         let ack = self.confirm(&mut d.leg, msg);
         let unix = self.unix_ms(now);
-        let Some(c) = self.calls.calls.get_mut(&id) else {
+        let Some(placeholder) = self.calls.calls.get(&id).map(|c| c.a) else {
             return;
         };
-        c.a = Leg {
+        // The customer's leg takes the placeholder's place as A.
+        self.calls.remove_leg(placeholder);
+        let a = self.calls.add_leg(Leg {
             ack: Some(ack),
-            ..Leg::new(d.leg, d.invite_key, d.invite)
+            ..Leg::new(id, d.leg, d.invite_key, d.invite)
+        });
+        let Some(c) = self.calls.calls.get_mut(&id) else {
+            self.calls.remove_leg(a);
+            return;
         };
+        c.a = a;
         c.cdr.answer_ms = Some(unix);
         if let Some(cb) = c.callback.as_mut() {
             cb.up = true;

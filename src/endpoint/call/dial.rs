@@ -267,7 +267,9 @@ impl Endpoint {
         tracing::info!(call = %id, %target, "ringing");
         self.owners
             .insert(key.clone(), TxOwner::Call(id, CallTx::Branch));
-        self.calls.by_dialog.insert((call_id, b_tag), (id, Side::B));
+        self.calls
+            .by_dialog
+            .insert((call_id, b_tag), super::DialogOf::Ringing(id, Side::B));
         let ring = timeout.unwrap_or(self.calls.ring_timeout);
         if let Some(c) = self.calls.calls.get_mut(&id) {
             c.media = Some(MediaLegs {

@@ -118,18 +118,13 @@ impl Endpoint {
                 self.calls.ports.give(pb);
             }
         }
-        self.calls
-            .by_dialog
-            .remove(&(c.a.dialog.call_id.clone(), c.a.dialog.local_tag.clone()));
-        if let Some(b) = &c.b {
-            self.calls
-                .by_dialog
-                .remove(&(b.dialog.call_id.clone(), b.dialog.local_tag.clone()));
+        // The legs go with their dialogs; our answered INVITEs (to B, and a callback's to
+        // its customer) end with the call.
+        if let Some(a) = self.calls.remove_leg(c.a) {
+            self.calls.by_a_invite.remove(&a.invite_key);
+            self.owners.forget_call_tx(&a.invite_key);
         }
-        self.calls.by_a_invite.remove(&c.a.invite_key);
-        // Our answered INVITEs (to B, and a callback's to its customer) end with the call.
-        self.owners.forget_call_tx(&c.a.invite_key);
-        if let Some(b) = &c.b {
+        if let Some(b) = c.b.and_then(|b| self.calls.remove_leg(b)) {
             self.owners.forget_call_tx(&b.invite_key);
         }
     }

@@ -102,8 +102,7 @@ impl Endpoint {
         side: Side,
         offer: Option<&Sdp>,
     ) -> Option<Bytes> {
-        let c = self.calls.calls.get_mut(&id)?;
-        let leg = &mut c.leg_mut(side)?.dialog;
+        let leg = &mut self.calls.leg_mut(id, side)?.dialog;
         let sent = leg.sdp_sent.clone()?;
         let Some(offer) = offer else {
             return Some(sent);

@@ -28,7 +28,7 @@ impl Endpoint {
 
     /// Sends BYE on `side` of call `id`.
     pub(super) fn send_bye(&mut self, now: Instant, id: CallId, side: Side) {
-        let Some(c) = self.calls.calls.get_mut(&id) else {
+        let Some(c) = self.calls.calls.get(&id) else {
             return;
         };
         // A callback's A before the customer answers is nobody.
@@ -36,7 +36,7 @@ impl Endpoint {
         let leg = if side == Side::A && placeholder {
             None
         } else {
-            c.leg_mut(side)
+            self.calls.leg_mut(id, side)
         };
         let Some(leg) = leg else { return };
         leg.dialog.cseq += 1;
@@ -64,7 +64,7 @@ impl Endpoint {
         ) else {
             return false;
         };
-        let Some(&(id, side)) = self.calls.by_dialog.get(&(cid.clone(), tag)) else {
+        let Some((id, side)) = self.calls.dialog_of(cid, &tag) else {
             return false;
         };
         let method = msg.request_line().map(|r| r.method.clone());
@@ -158,7 +158,7 @@ impl Endpoint {
         };
         let Some(media) = c.media else { return };
         let sid = media.sid;
-        let Some(mut leg) = c.leg(side.other()).map(|l| l.dialog.clone()) else {
+        let Some(mut leg) = self.calls.leg(id, side.other()).map(|l| l.dialog.clone()) else {
             return;
         };
         // The sender's new address, until its packets latch the relay anyway.
@@ -205,10 +205,10 @@ impl Endpoint {
         tracing::info!(call = %id, from = ?side, ?hold, "relaying a mid-call offer");
         self.owners
             .insert(forwarded.clone(), TxOwner::Call(id, CallTx::Reoffer));
+        if let Some(l) = self.calls.leg_mut(id, side.other()) {
+            l.dialog = leg;
+        }
         if let Some(c) = self.calls.calls.get_mut(&id) {
-            if let Some(l) = c.leg_mut(side.other()) {
-                l.dialog = leg;
-            }
             c.pending = Some(Pending {
                 hold,
                 from: side,
@@ -240,8 +240,15 @@ impl Endpoint {
         };
         let Some(media) = c.media else { return };
         let sid = media.sid;
-        let answering = c.leg(p.from.other()).map(|l| l.dialog.clone());
-        let sender_peer = c.leg(p.from).unwrap_or(&c.a).dialog.peer.clone();
+        let answering = self.calls.leg(id, p.from.other()).map(|l| l.dialog.clone());
+        let Some(sender_peer) = self
+            .calls
+            .leg(id, p.from)
+            .or_else(|| self.calls.leg(id, Side::A))
+            .map(|l| l.dialog.peer.clone())
+        else {
+            return;
+        };
         if status.is_success() && key.method == Method::Invite {
             if let Some(leg) = &answering {
                 let ack = self.leg_request(Method::Ack, leg, leg.cseq).to_bytes();
@@ -250,12 +257,7 @@ impl Endpoint {
                     bytes: ack.clone(),
                 });
                 // Kept to send again should the answering leg's 2xx come again.
-                if let Some(l) = self
-                    .calls
-                    .calls
-                    .get_mut(&id)
-                    .and_then(|c| c.leg_mut(p.from.other()))
-                {
+                if let Some(l) = self.calls.leg_mut(id, p.from.other()) {
                     l.ack = Some(ack);
                 }
             }
@@ -271,10 +273,9 @@ impl Endpoint {
         let Some(port) = media.port(p.from) else {
             return;
         };
-        let version = self.calls.calls.get_mut(&id).and_then(|c| {
-            let leg = &mut c.leg_mut(p.from)?.dialog;
-            leg.sdp_version += 1;
-            Some(leg.sdp_version)
+        let version = self.calls.leg_mut(id, p.from).map(|l| {
+            l.dialog.sdp_version += 1;
+            l.dialog.sdp_version
         });
         let relayed = answer.and_then(|a| {
             a.relayed(
@@ -302,8 +303,9 @@ impl Endpoint {
         } else {
             status
         };
-        let tag = self.calls.calls.get(&id).map(|c| {
-            c.leg(p.from)
+        let tag = self.calls.calls.get(&id).map(|_| {
+            self.calls
+                .leg(id, p.from)
                 .map(|l| l.dialog.local_tag.clone())
                 .unwrap_or_default()
         });
@@ -317,12 +319,7 @@ impl Endpoint {
                 Bytes::from_static(b"application/sdp"),
             );
             r.body = b.clone();
-            if let Some(l) = self
-                .calls
-                .calls
-                .get_mut(&id)
-                .and_then(|c| c.leg_mut(p.from))
-            {
+            if let Some(l) = self.calls.leg_mut(id, p.from) {
                 l.dialog.sdp_sent = Some(b);
             }
         }
@@ -334,8 +331,8 @@ impl Endpoint {
         if to_sender.is_success() && p.from == Side::A && p.key.method == Method::Invite {
             let ok = Retransmit2xx::new(bytes, now, self.cfg_t1);
             let first = ok.first(now);
-            if let Some(c) = self.calls.calls.get_mut(&id) {
-                c.a.ok = Some(ok);
+            if let Some(a) = self.calls.leg_mut(id, Side::A) {
+                a.ok = Some(ok);
             }
             self.calls.arm(id, CallTimer::OkRetransmit, first);
         }

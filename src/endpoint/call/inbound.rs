@@ -6,7 +6,7 @@ use bytes::Bytes;
 use std::time::Instant;
 
 use super::super::{code, Endpoint};
-use super::state::{Call, Leg, Side};
+use super::state::{Call, Leg};
 use crate::cdr::{Cdr, Disposition, HangupBy};
 use crate::sdp::Sdp;
 use crate::sip::dialog::uas_dialog;
@@ -95,7 +95,7 @@ impl Endpoint {
         };
         let id = self.calls.new_id();
         let local_tag = Bytes::from(self.tag());
-        let a = uas_dialog(&msg, &peer, local_tag.clone());
+        let a = uas_dialog(&msg, &peer, local_tag);
         let trunk_call = trunk.is_some();
         let caller_ext = caller.clone();
         let cdr = Cdr {
@@ -110,11 +110,9 @@ impl Endpoint {
             )
         };
         tracing::info!(call = %id, %caller, %callee, trunk = trunk.as_ref().map(|t| t.name.as_str()), "call started");
-        self.calls
-            .by_dialog
-            .insert((a.call_id.clone(), local_tag), (id, Side::A));
         self.calls.by_a_invite.insert(key.clone(), id);
-        let call = Call::new(now, Leg::new(a, key, msg), offer, (plan, cursor), mf, cdr);
+        let a = self.calls.add_leg(Leg::new(id, a, key, msg));
+        let call = Call::new(now, a, offer, (plan, cursor), mf, cdr);
         self.calls.calls.insert(
             id,
             Call {

@@ -10,6 +10,7 @@
 use bytes::Bytes;
 use std::time::{Duration, Instant};
 
+use super::state::CallId;
 use crate::sip::dialog::Dialog;
 use crate::sip::msg::Message;
 use crate::sip::transaction::TxKey;
@@ -52,8 +53,83 @@ impl Retransmit2xx {
     }
 }
 
+/// A leg's place in the [`Legs`] table. The generation makes an id kept past its leg's
+/// end (in a transaction's owner, a late event) find nothing, never a newer leg that took
+/// the same slot.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(in crate::endpoint) struct LegId {
+    idx: u32,
+    gen: u32,
+}
+
+/// Every live leg, by id: a slab with a generation per slot, so a freed slot is reused
+/// without an old id reaching its new leg.
+#[derive(Default)]
+pub(in crate::endpoint) struct Legs {
+    slots: Vec<Slot>,
+    free: Vec<u32>,
+}
+
+struct Slot {
+    gen: u32,
+    leg: Option<Leg>,
+}
+
+impl Legs {
+    /// Adds a leg; its id.
+    pub(in crate::endpoint) fn insert(&mut self, leg: Leg) -> LegId {
+        if let Some(idx) = self.free.pop() {
+            let slot = &mut self.slots[idx as usize];
+            slot.leg = Some(leg);
+            return LegId { idx, gen: slot.gen };
+        }
+        let idx = u32::try_from(self.slots.len()).expect("fewer than 4 billion legs");
+        self.slots.push(Slot {
+            gen: 0,
+            leg: Some(leg),
+        });
+        LegId { idx, gen: 0 }
+    }
+
+    /// The leg, if it is still there.
+    pub(in crate::endpoint) fn get(&self, id: LegId) -> Option<&Leg> {
+        self.slots
+            .get(id.idx as usize)
+            .filter(|s| s.gen == id.gen)
+            .and_then(|s| s.leg.as_ref())
+    }
+
+    /// The leg, to change it.
+    pub(in crate::endpoint) fn get_mut(&mut self, id: LegId) -> Option<&mut Leg> {
+        self.slots
+            .get_mut(id.idx as usize)
+            .filter(|s| s.gen == id.gen)
+            .and_then(|s| s.leg.as_mut())
+    }
+
+    /// Takes the leg out; its slot's next leg gets a new generation.
+    pub(in crate::endpoint) fn remove(&mut self, id: LegId) -> Option<Leg> {
+        let slot = self
+            .slots
+            .get_mut(id.idx as usize)
+            .filter(|s| s.gen == id.gen)?;
+        let leg = slot.leg.take()?;
+        slot.gen = slot.gen.wrapping_add(1);
+        self.free.push(id.idx);
+        Some(leg)
+    }
+
+    /// Legs live now.
+    #[cfg(test)]
+    pub(in crate::endpoint) fn len(&self) -> usize {
+        self.slots.len() - self.free.len()
+    }
+}
+
 /// One party's leg of a call.
 pub(in crate::endpoint) struct Leg {
+    /// The call it is part of.
+    pub(in crate::endpoint) call: CallId,
     /// The dialog with the party.
     pub(in crate::endpoint) dialog: Dialog,
     /// The INVITE transaction that made the leg: the caller's (which we answer) or ours to
@@ -72,10 +148,16 @@ pub(in crate::endpoint) struct Leg {
 }
 
 impl Leg {
-    /// A leg made by `invite` (transaction `invite_key`) in `dialog`; nothing sent on it
-    /// yet.
-    pub(in crate::endpoint) fn new(dialog: Dialog, invite_key: TxKey, invite: Message) -> Self {
+    /// A leg of `call` made by `invite` (transaction `invite_key`) in `dialog`; nothing
+    /// sent on it yet.
+    pub(in crate::endpoint) fn new(
+        call: CallId,
+        dialog: Dialog,
+        invite_key: TxKey,
+        invite: Message,
+    ) -> Self {
         Self {
+            call,
             dialog,
             invite_key,
             invite,
@@ -90,6 +172,42 @@ impl Leg {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn leg(n: u64) -> Leg {
+        let peer = crate::sip::transaction::Peer {
+            transport: crate::sip::header::Transport::Udp,
+            addr: "127.0.0.1:5070".parse().unwrap(),
+        };
+        let invite = Message::request(
+            crate::sip::msg::Method::Invite,
+            crate::sip::uri::Uri::sip(Some("1002"), "pbx", None),
+        );
+        let dialog = crate::sip::dialog::uas_dialog(&invite, &peer, Bytes::from_static(b"t"));
+        let key = TxKey {
+            role: crate::sip::transaction::Role::Server,
+            branch: Bytes::from(format!("z9hG4bK{n}")),
+            sent_by: 0,
+            method: crate::sip::msg::Method::Invite,
+        };
+        Leg::new(CallId(n), dialog, key, invite)
+    }
+
+    #[test]
+    fn an_id_outliving_its_leg_never_reaches_the_next_leg_in_its_slot() {
+        let mut legs = Legs::default();
+        let (a, b) = (legs.insert(leg(1)), legs.insert(leg(2)));
+        assert_eq!(legs.len(), 2);
+        assert_eq!(legs.get(a).map(|l| l.call), Some(CallId(1)));
+        assert_eq!(legs.remove(a).map(|l| l.call), Some(CallId(1)));
+        assert!(legs.remove(a).is_none(), "gone once");
+        // The slot is reused, under a new generation.
+        let c = legs.insert(leg(3));
+        assert_ne!(a, c);
+        assert!(legs.get(a).is_none() && legs.get_mut(a).is_none());
+        assert_eq!(legs.get(c).map(|l| l.call), Some(CallId(3)));
+        assert_eq!(legs.get_mut(b).map(|l| l.call), Some(CallId(2)));
+        assert_eq!(legs.len(), 2);
+    }
 
     #[test]
     fn a_2xx_is_sent_again_doubling_to_t2_for_64_t1() {

@@ -47,7 +47,17 @@ mod script;
 pub(super) mod state;
 mod timers;
 
-use state::{Call, CallId, CallTimer, Side};
+use leg::{LegId, Legs};
+use state::{Call, CallId, CallTimer, Leg, Side};
+
+/// What a dialog of ours belongs to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum DialogOf {
+    /// A leg of a call: its caller's, or its callee's that answered.
+    Leg(LegId),
+    /// A device still being rung for `Side` of the call, which is no leg yet.
+    Ringing(CallId, Side),
+}
 
 /// Live call, for `ctl calls`.
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
@@ -80,7 +90,10 @@ pub struct CallView {
 pub(super) struct Calls {
     next_id: u64,
     pub(super) calls: HashMap<CallId, Call>,
-    by_dialog: HashMap<(Bytes, Bytes), (CallId, Side)>,
+    /// Every call's legs.
+    pub(super) legs: Legs,
+    /// Our dialogs by (Call-ID, our tag).
+    by_dialog: HashMap<(Bytes, Bytes), DialogOf>,
     by_a_invite: HashMap<TxKey, CallId>,
     /// Every call's armed deadlines, soonest first; an entry whose deadline its call's
     /// table no longer holds is stale and dropped when met.
@@ -96,6 +109,7 @@ impl Calls {
         Self {
             next_id: 1,
             calls: HashMap::new(),
+            legs: Legs::default(),
             by_dialog: HashMap::new(),
             by_a_invite: HashMap::new(),
             due: BinaryHeap::new(),
@@ -108,6 +122,67 @@ impl Calls {
 
     pub(super) fn len(&self) -> usize {
         self.calls.len()
+    }
+
+    /// The call and side a dialog of ours belongs to.
+    pub(super) fn dialog_of(&self, call_id: &Bytes, tag: &Bytes) -> Option<(CallId, Side)> {
+        match *self.by_dialog.get(&(call_id.clone(), tag.clone()))? {
+            DialogOf::Leg(l) => {
+                let call = self.legs.get(l)?.call;
+                let side = if self.calls.get(&call)?.a == l {
+                    Side::A
+                } else {
+                    Side::B
+                };
+                Some((call, side))
+            }
+            DialogOf::Ringing(call, side) => Some((call, side)),
+        }
+    }
+
+    /// The leg on `side` of call `id`: the caller's always, the callee's once it answered.
+    pub(super) fn leg(&self, id: CallId, side: Side) -> Option<&Leg> {
+        let c = self.calls.get(&id)?;
+        let l = match side {
+            Side::A => c.a,
+            Side::B => c.b?,
+        };
+        self.legs.get(l)
+    }
+
+    /// The leg on `side` of call `id`, to change it.
+    pub(super) fn leg_mut(&mut self, id: CallId, side: Side) -> Option<&mut Leg> {
+        let c = self.calls.get(&id)?;
+        let l = match side {
+            Side::A => c.a,
+            Side::B => c.b?,
+        };
+        self.legs.get_mut(l)
+    }
+
+    /// Adds `leg` to the table, its dialog found by [`Self::dialog_of`] from now on.
+    pub(super) fn add_leg(&mut self, leg: Leg) -> LegId {
+        let key = (leg.dialog.call_id.clone(), leg.dialog.local_tag.clone());
+        let id = self.legs.insert(leg);
+        self.by_dialog.insert(key, DialogOf::Leg(id));
+        id
+    }
+
+    /// Takes a leg out of the table with its dialog.
+    pub(super) fn remove_leg(&mut self, id: LegId) -> Option<Leg> {
+        let leg = self.legs.remove(id)?;
+        let key = (leg.dialog.call_id.clone(), leg.dialog.local_tag.clone());
+        if self.by_dialog.get(&key) == Some(&DialogOf::Leg(id)) {
+            self.by_dialog.remove(&key);
+        }
+        Some(leg)
+    }
+
+    /// Calls, legs and indexed dialogs live now: all three are 0 once every call is over,
+    /// or something leaked.
+    #[cfg(test)]
+    pub(super) fn live(&self) -> (usize, usize, usize) {
+        (self.calls.len(), self.legs.len(), self.by_dialog.len())
     }
 
     /// A fresh call id.

@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use super::super::Endpoint;
-use super::state::{CallId, PendingRecord, QueueAsk, State, Status};
+use super::state::{CallId, PendingRecord, QueueAsk, Side, State, Status};
 use crate::dialplan::Action;
 use crate::media::MediaCommand;
 use crate::voicemail::json_str;
@@ -136,7 +136,7 @@ impl Endpoint {
                 // Only our own extensions' phones take agents.
                 let ext = c.cdr.caller.clone();
                 let own = c.from_trunk.is_none() && self.users.contains_key(&ext);
-                let loopback = c.a.dialog.peer.addr.ip().is_loopback();
+                let loopback = self.caller_on_loopback(id);
                 let status = if own {
                     self.agent_login_pin(now, &ext, loopback, &agent, &pin.0)
                 } else {
@@ -282,10 +282,10 @@ impl Endpoint {
         if self.safe_name_or_fail(id, &mailbox).is_none() {
             return Flow::Next;
         }
+        let loopback = self.caller_on_loopback(id);
         let Some(c) = self.calls.calls.get_mut(&id) else {
             return Flow::Wait;
         };
-        let loopback = c.a.dialog.peer.addr.ip().is_loopback();
         // A box opens with its owner's PIN; a shipped demo PIN only from loopback.
         let pin = self.users.get(&mailbox).and_then(|u| {
             if u.demo && !loopback {
@@ -319,6 +319,14 @@ impl Endpoint {
         if let Some(c) = self.calls.calls.get_mut(&id) {
             c.state = w;
         }
+    }
+
+    /// Whether the caller's leg of call `id` comes from a loopback address (where the
+    /// shipped demo PINs work).
+    fn caller_on_loopback(&self, id: CallId) -> bool {
+        self.calls
+            .leg(id, Side::A)
+            .is_some_and(|a| a.dialog.peer.addr.ip().is_loopback())
     }
 
     pub(in crate::endpoint) fn set_status(&mut self, id: CallId, status: Status) {

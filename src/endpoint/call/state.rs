@@ -19,7 +19,7 @@ use crate::sip::msg::{HeaderName, Message};
 use crate::sip::transaction::{Peer, TxKey};
 use crate::sip::uri::Uri;
 
-pub(in crate::endpoint) use super::leg::Leg;
+pub(in crate::endpoint) use super::leg::{Leg, LegId};
 
 /// switchboard's own number for a call: the key of the call table, the relay session's
 /// id, the ACD's caller id and the CDR's `call`. Never a SIP Call-ID.
@@ -325,7 +325,7 @@ pub(in crate::endpoint) struct Dialing {
 pub(in crate::endpoint) struct Call {
     pub(super) started: Instant,
     /// The caller's leg (a callback's customer once called).
-    pub(in crate::endpoint) a: Leg,
+    pub(in crate::endpoint) a: LegId,
     /// The caller's offer, answered locally or relayed to B.
     pub(super) offer: Sdp,
     /// Whether A got our 2xx.
@@ -337,7 +337,7 @@ pub(in crate::endpoint) struct Call {
     /// The caller asked to hide its identity (Privacy: id, RFC 3323).
     pub(super) privacy: bool,
     /// The callee's leg, once it answered (A and B are bridged while it is there).
-    pub(super) b: Option<Leg>,
+    pub(super) b: Option<LegId>,
     /// The callee's devices being rung (every registered contact, in parallel).
     pub(in crate::endpoint) dialing: Vec<Dialing>,
     /// Final failures of branches rung so far, for the status when all have failed.
@@ -403,22 +403,6 @@ impl Dialing {
 }
 
 impl Call {
-    /// The leg on `side`: the caller's always, the callee's once it answered.
-    pub(super) fn leg(&self, side: Side) -> Option<&Leg> {
-        match side {
-            Side::A => Some(&self.a),
-            Side::B => self.b.as_ref(),
-        }
-    }
-
-    /// The leg on `side`, to change it.
-    pub(super) fn leg_mut(&mut self, side: Side) -> Option<&mut Leg> {
-        match side {
-            Side::A => Some(&mut self.a),
-            Side::B => self.b.as_mut(),
-        }
-    }
-
     /// Whether B answered: A and B are bridged.
     pub(in crate::endpoint) fn bridged(&self) -> bool {
         self.b.is_some()
@@ -446,7 +430,7 @@ impl Call {
     /// offer, the dialplan and where the call starts in it.
     pub(in crate::endpoint) fn new(
         now: Instant,
-        a: Leg,
+        a: LegId,
         offer: Sdp,
         (plan, cursor): (std::sync::Arc<crate::dialplan::Dialplan>, Cursor),
         mf: u8,

@@ -26,19 +26,22 @@ impl Endpoint {
             c.timers.stop(kind);
             match kind {
                 CallTimer::OkRetransmit => {
-                    let Some(ok) = c.a.ok.as_mut() else {
+                    let Some(a) = self.calls.leg_mut(id, Side::A) else {
+                        continue;
+                    };
+                    let Some(ok) = a.ok.as_mut() else {
                         continue;
                     };
                     let Some(next) = ok.again(now, self.cfg_t2) else {
                         // No ACK in 64*T1: the caller is gone (RFC 3261 §13.3.1.4).
-                        c.a.ok = None;
+                        a.ok = None;
                         self.send_bye(now, id, Side::A);
                         self.send_bye(now, id, Side::B);
                         self.finish(now, id, Disposition::Answered, 408, HangupBy::System);
                         continue;
                     };
                     let bytes = ok.bytes.clone();
-                    let peer = c.a.dialog.peer.clone();
+                    let peer = a.dialog.peer.clone();
                     self.out.push_back(Transmit { peer, bytes });
                     self.calls.arm(id, CallTimer::OkRetransmit, next);
                 }

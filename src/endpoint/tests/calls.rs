@@ -84,7 +84,7 @@ fn an_answered_call_is_relayed_and_either_side_may_hang_up() {
             let bye = bob.expect_request(&mut pbx, Method::Bye);
             bob.reply(&mut pbx, &bye, 200);
         }
-        assert_eq!(pbx.ep.call_count(), 0);
+        assert_eq!(pbx.live(), (0, 0, 0), "calls, legs, dialogs");
         assert!(pbx
             .take_media()
             .iter()
@@ -132,7 +132,7 @@ fn a_caller_that_never_acks_is_hung_up_on_both_sides() {
     pbx.advance(Duration::from_secs(40));
     alice.expect_request(&mut pbx, Method::Bye);
     bob.expect_request(&mut pbx, Method::Bye);
-    assert_eq!(pbx.ep.call_count(), 0);
+    assert_eq!(pbx.live(), (0, 0, 0), "calls, legs, dialogs");
     assert_eq!(
         cdr_line(&pbx.cdrs[0]),
         "1001 -> 1002 did=- trunk=- start=0 answer=0 end=35500 answered 408 by system"
@@ -158,6 +158,7 @@ fn ring_timeout_cancels_the_callee_and_a_late_answer_is_hung_up() {
     // The callee answers anyway: ACK and BYE, so nobody is left in a silent call.
     bob.respond(&mut pbx, &b, 200);
     assert_eq!(methods(&bob.take(&mut pbx)), [Method::Ack, Method::Bye]);
+    assert_eq!(pbx.live(), (0, 0, 0), "calls, legs, dialogs");
 }
 
 #[test]
@@ -174,6 +175,7 @@ fn a_cancel_before_any_ringing_waits_for_the_callees_provisional() {
     );
     bob.respond(&mut pbx, &b, 180);
     bob.expect_request(&mut pbx, Method::Cancel);
+    assert_eq!(pbx.live(), (0, 0, 0), "calls, legs, dialogs");
     assert_eq!(
         cdr_line(&pbx.cdrs[0]),
         "1001 -> 1002 did=- trunk=- start=0 answer=- end=0 cancelled 487 by caller"
@@ -192,6 +194,7 @@ fn busy_and_unknown_callees_end_the_call_with_their_status() {
     alice.expect_status(&mut pbx, Method::Invite, 480);
     alice.call(&mut pbx, "1999");
     alice.expect_status(&mut pbx, Method::Invite, 404);
+    assert_eq!(pbx.live(), (0, 0, 0), "calls, legs, dialogs");
     let lines: Vec<String> = pbx.cdrs.iter().map(cdr_line).collect();
     assert_eq!(
         lines,
@@ -250,6 +253,7 @@ fn hold_and_resume_play_music_to_the_held_party_and_answer_the_holder() {
     );
     assert_eq!(pbx.calls()[0].on_hold, None);
     alice.bye(&mut pbx, &a);
+    assert_eq!(pbx.live(), (0, 0, 0), "calls, legs, dialogs");
     assert_eq!(
         cdr_line(&pbx.cdrs[0]),
         "1001 -> 1002 did=- trunk=- start=0 answer=0 end=0 answered 200 by caller"
@@ -478,6 +482,7 @@ fn a_transfer_is_refused_with_a_clear_status_and_the_call_goes_on() {
     assert!(alice.take(&mut pbx).is_empty() && bob.take(&mut pbx).is_empty());
     assert_eq!(call_state(&pbx), ("bridged".into(), true, 0));
     bob.bye(&mut pbx, &b);
+    assert_eq!(pbx.live(), (0, 0, 0), "calls, legs, dialogs");
     assert_eq!(
         cdr_line(&pbx.cdrs[0]),
         "1001 -> 1002 did=- trunk=- start=0 answer=0 end=0 answered 200 by callee"
@@ -523,6 +528,7 @@ fn every_device_rings_the_first_answer_wins_and_a_late_one_is_hung_up() {
     alice.bye(&mut pbx, &a);
     let bye = desk.expect_request(&mut pbx, Method::Bye);
     desk.reply(&mut pbx, &bye, 200);
+    assert_eq!(pbx.live(), (0, 0, 0), "calls, legs, dialogs");
     assert_eq!(pbx.cdrs.len(), 1, "one call, one record");
     assert_eq!(
         cdr_line(&pbx.cdrs[0]),
@@ -660,6 +666,7 @@ fn a_queued_caller_is_offered_to_an_agent_and_bridged_when_it_answers() {
     bob.bye(&mut pbx, &offer);
     let bye = alice.expect_request(&mut pbx, Method::Bye);
     alice.reply(&mut pbx, &bye, 200);
+    assert_eq!(pbx.live(), (0, 0, 0), "calls, legs, dialogs");
     assert_eq!(
         cdr_line(&pbx.cdrs[0]),
         "1001 -> 700 did=- trunk=- start=0 answer=0 end=15000 answered 200 by callee"
@@ -740,7 +747,7 @@ fn a_caller_who_asks_for_a_callback_is_called_back_once_an_agent_answers() {
     alice.bye(&mut pbx, &c);
     let bye = bob.expect_request(&mut pbx, Method::Bye);
     bob.reply(&mut pbx, &bye, 200);
-    assert_eq!(pbx.ep.call_count(), 0);
+    assert_eq!(pbx.live(), (0, 0, 0), "calls, legs, dialogs");
     // The callback's own record; it carries on the first call's number.
     assert_eq!(
         cdr_line(&pbx.cdrs[1]),
@@ -810,6 +817,7 @@ fn a_message_left_in_a_box_is_kept_when_the_caller_hangs_up() {
     // the message in the box.
     pbx.advance(Duration::from_secs(5));
     alice.bye(&mut pbx, &a);
+    assert_eq!(pbx.live(), (0, 0, 0), "calls, legs, dialogs");
     assert!(matches!(
         &pbx.take_media()[..],
         [MediaCommand::Close { .. }]
@@ -849,6 +857,7 @@ fn of_several_devices_failing_the_caller_hears_the_most_telling() {
         desk.respond(&mut pbx, &d, desk_says);
         soft.respond(&mut pbx, &s, soft_says);
         alice.expect_status(&mut pbx, Method::Invite, caller_hears);
+        assert_eq!(pbx.live(), (0, 0, 0), "calls, legs, dialogs");
         assert_eq!(
             pbx.cdrs[0].sip_code, caller_hears,
             "{desk_says} and {soft_says}"

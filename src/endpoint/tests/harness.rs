@@ -156,6 +156,11 @@ impl Pbx {
         self.inbox.remove(&addr).unwrap_or_default()
     }
 
+    /// Calls, legs and indexed dialogs still live (all 0 once every call is over).
+    pub(crate) fn live(&self) -> (usize, usize, usize) {
+        self.ep.calls.live()
+    }
+
     /// `ctl calls` as it stands now.
     pub(crate) fn calls(&self) -> Vec<super::super::CallView> {
         self.ep.calls(self.now)
