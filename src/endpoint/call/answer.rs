@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use super::super::{code, Endpoint};
 use super::leg::Retransmit2xx;
-use super::state::{CallId, CallTimer, MediaLegs, Side};
+use super::state::{CallId, CallTimer, MediaLegs};
 use crate::cdr::Disposition;
 use crate::media::MediaCommand;
 use crate::sdp::Codec;
@@ -21,7 +21,7 @@ impl Endpoint {
         code: StatusCode,
         sdp: Option<Bytes>,
     ) -> Option<Bytes> {
-        let a = self.calls.leg(id, Side::A)?;
+        let a = self.calls.caller(id)?;
         let tag = String::from_utf8_lossy(&a.dialog.local_tag).into_owned();
         let mut resp = response_to(&a.invite, code, Some(&tag));
         if code != StatusCode::TRYING {
@@ -70,7 +70,7 @@ impl Endpoint {
             );
             return false;
         };
-        let Some(peer) = self.calls.leg(id, Side::A).map(|a| a.dialog.peer.clone()) else {
+        let Some(peer) = self.calls.caller(id).map(|a| a.dialog.peer.clone()) else {
             return false;
         };
         let answer = match c.offer.answer_for(self.media_ip(&peer), pa, id.0) {
@@ -112,7 +112,7 @@ impl Endpoint {
                 b_port: None,
             });
         }
-        if let Some(a) = self.calls.leg_mut(id, Side::A) {
+        if let Some(a) = self.calls.caller_mut(id) {
             a.pt = pt;
             a.te_pt = te_pt;
             a.dialog.sdp_sent = Some(body.clone());
@@ -133,7 +133,7 @@ impl Endpoint {
             c.answered = true;
             c.cdr.answer_ms = Some(unix);
         }
-        if let Some(a) = self.calls.leg_mut(id, Side::A) {
+        if let Some(a) = self.calls.caller_mut(id) {
             a.ok = Some(ok);
         }
         self.calls.arm(id, CallTimer::OkRetransmit, first);
@@ -148,13 +148,16 @@ impl Endpoint {
         ) else {
             return;
         };
-        if let Some((id, Side::A)) = self.calls.dialog_of(cid, &tag) {
-            if let Some(a) = self.calls.leg_mut(id, Side::A) {
-                a.ok = None;
-            }
-            if let Some(c) = self.calls.calls.get_mut(&id) {
-                c.timers.stop(CallTimer::OkRetransmit);
-            }
+        let Some((id, Some(leg))) = self.calls.dialog_of(cid, &tag) else {
+            return;
+        };
+        // Only the caller's leg has a 2xx of ours waiting for its ACK.
+        let Some(c) = self.calls.calls.get_mut(&id).filter(|c| c.is_caller(leg)) else {
+            return;
+        };
+        c.timers.stop(CallTimer::OkRetransmit);
+        if let Some(a) = self.calls.legs.get_mut(leg) {
+            a.ok = None;
         }
     }
 }

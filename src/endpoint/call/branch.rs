@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use super::super::owner::{CallTx, TxOwner};
 use super::super::{code, Endpoint};
-use super::state::{CallId, CallTimer, Detached, Dialing, Leg, MediaLegs, Side, State, Status};
+use super::state::{CallId, CallTimer, Detached, Dialing, Leg, MediaLegs, State, Status};
 use crate::cdr::{Disposition, HangupBy};
 use crate::media::MediaCommand;
 use crate::sdp::Sdp;
@@ -102,7 +102,7 @@ impl Endpoint {
                 // A retransmitted 2xx: our ACK was lost, so send it again.
                 if let Some((ack, peer)) = self
                     .calls
-                    .leg(id, Side::B)
+                    .callee(id)
                     .and_then(|b| Some((b.ack.clone()?, b.dialog.peer.clone())))
                 {
                     self.out.push_back(Transmit { peer, bytes: ack });
@@ -183,10 +183,10 @@ impl Endpoint {
                     .media_out
                     .push_back(MediaCommand::SetRemoteB { id: sid, addr });
             }
-            let peer = self.calls.leg(id, Side::A).map(|a| a.dialog.peer.clone());
+            let peer = self.calls.caller(id).map(|a| a.dialog.peer.clone());
             if let Some(Ok(r)) = peer.map(|p| sdp.relayed(self.media_ip(&p), pa, id.0, 1)) {
                 let body = Bytes::from(r.to_bytes());
-                if let Some(a) = self.calls.leg_mut(id, Side::A) {
+                if let Some(a) = self.calls.caller_mut(id) {
                     a.dialog.sdp_sent = Some(body.clone());
                 }
                 early = Some(body);
@@ -218,7 +218,7 @@ impl Endpoint {
             ack: Some(ack),
             ..Leg::new(id, d.leg, key.clone(), d.invite)
         });
-        let a_peer = self.calls.leg(id, Side::A).map(|a| a.dialog.peer.clone());
+        let a_peer = self.calls.caller(id).map(|a| a.dialog.peer.clone());
         let (Some(a_peer), Some(c)) = (a_peer, self.calls.calls.get_mut(&id)) else {
             self.calls.remove_leg(b);
             return;
@@ -281,7 +281,7 @@ impl Endpoint {
                         .media_out
                         .push_back(MediaCommand::Connect { id: sid });
                 } else {
-                    if let Some(a) = self.calls.leg_mut(id, Side::A) {
+                    if let Some(a) = self.calls.caller_mut(id) {
                         a.dialog.sdp_sent = Some(body.clone());
                     }
                     self.answer_a(now, id, body.clone());
@@ -300,9 +300,9 @@ impl Endpoint {
             }
             _ => {
                 tracing::info!(call = %id, "callee answered with unusable SDP");
-                self.send_bye(now, id, Side::B);
+                self.bye_callee(now, id);
                 if answered_before {
-                    self.send_bye(now, id, Side::A);
+                    self.bye_caller(now, id);
                     self.finish(now, id, Disposition::Failed, 488, HangupBy::System);
                 } else {
                     self.fail_call(now, id, code(488), Disposition::Failed);

@@ -10,8 +10,7 @@ use super::super::owner::{CallTx, TxOwner};
 use super::super::Endpoint;
 use super::dial::trunk_identity;
 use super::state::{
-    Call, CallId, CallTimer, CallbackA, Dialing, Leg, MediaLegs, Outgoing, Side, State,
-    CUSTOMER_RING,
+    Call, CallId, CallTimer, CallbackA, Dialing, Leg, MediaLegs, Outgoing, State, CUSTOMER_RING,
 };
 use crate::cdr::{Cdr, Disposition, HangupBy};
 use crate::media::MediaCommand;
@@ -127,7 +126,7 @@ impl Endpoint {
     pub(super) fn call_customer(&mut self, now: Instant, id: CallId, body: Bytes) {
         let Some(out) = self.customer_target(now, id) else {
             tracing::info!(call = %id, "callback: the customer cannot be called");
-            self.send_bye(now, id, Side::B);
+            self.bye_callee(now, id);
             self.finish(now, id, Disposition::Failed, 404, HangupBy::System);
             return;
         };
@@ -152,7 +151,7 @@ impl Endpoint {
             .ok()
             .map(|s| Bytes::from(s.to_bytes()))
         else {
-            self.send_bye(now, id, Side::B);
+            self.bye_callee(now, id);
             self.finish(now, id, Disposition::Failed, 488, HangupBy::System);
             return;
         };
@@ -162,7 +161,7 @@ impl Endpoint {
             Ok(k) => k,
             Err(e) => {
                 tracing::warn!(call = %id, error = %e, "callback: INVITE not sent");
-                self.send_bye(now, id, Side::B);
+                self.bye_callee(now, id);
                 self.finish(now, id, Disposition::Failed, 503, HangupBy::System);
                 return;
             }
@@ -172,7 +171,7 @@ impl Endpoint {
             .insert(key.clone(), TxOwner::Call(id, CallTx::Customer));
         self.calls
             .by_dialog
-            .insert((call_id, tag), super::DialogOf::Ringing(id, Side::A));
+            .insert((call_id, tag), super::DialogOf::Ringing(id));
         if let Some(cb) = self
             .calls
             .calls
@@ -252,7 +251,7 @@ impl Endpoint {
             // A retransmitted 2xx: our ACK was lost.
             let again = self
                 .calls
-                .leg(id, Side::A)
+                .caller(id)
                 .and_then(|a| Some((a.ack.clone()?, a.dialog.peer.clone())));
             if let (true, Some((ack, peer))) = (status.is_success(), again) {
                 self.out.push_back(Transmit { peer, bytes: ack });
@@ -350,7 +349,7 @@ impl Endpoint {
             // CANCELs a ring still going; a finished transaction just leaves the tables.
             self.detach_branch(now, d);
         }
-        self.send_bye(now, id, Side::B);
+        self.bye_callee(now, id);
         self.finish(now, id, Disposition::NoAnswer, code, HangupBy::System);
     }
 }

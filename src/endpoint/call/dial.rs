@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use super::super::owner::{CallTx, TxOwner};
 use super::super::Endpoint;
-use super::state::{CallId, CallTimer, Dialing, MediaLegs, Outgoing, Side, Status};
+use super::state::{CallId, CallTimer, Dialing, MediaLegs, Outgoing, Status};
 use crate::media::MediaCommand;
 use crate::sip::dialog::{with_tag, Dialog};
 use crate::sip::header::Transport;
@@ -269,7 +269,7 @@ impl Endpoint {
             .insert(key.clone(), TxOwner::Call(id, CallTx::Branch));
         self.calls
             .by_dialog
-            .insert((call_id, b_tag), super::DialogOf::Ringing(id, Side::B));
+            .insert((call_id, b_tag), super::DialogOf::Ringing(id));
         let ring = timeout.unwrap_or(self.calls.ring_timeout);
         if let Some(c) = self.calls.calls.get_mut(&id) {
             c.media = Some(MediaLegs {

@@ -5,7 +5,7 @@
 use std::time::Instant;
 
 use super::super::{code, Endpoint};
-use super::state::{CallId, Side, Status};
+use super::state::{CallId, Status};
 use crate::cdr::{Disposition, HangupBy};
 use crate::media::MediaCommand;
 use crate::sip::msg::StatusCode;
@@ -35,7 +35,7 @@ impl Endpoint {
             return;
         };
         if c.answered {
-            self.send_bye(now, id, Side::A);
+            self.bye_caller(now, id);
             self.finish(now, id, Disposition::Answered, 200, HangupBy::System);
         } else {
             let (n, disp) = hangup_code(
@@ -140,9 +140,9 @@ impl Endpoint {
                 continue;
             };
             if answered {
-                self.send_bye(now, id, Side::A);
+                self.bye_caller(now, id);
                 if bridged {
-                    self.send_bye(now, id, Side::B);
+                    self.bye_callee(now, id);
                 }
                 self.finish(now, id, Disposition::Answered, 200, HangupBy::System);
             } else {

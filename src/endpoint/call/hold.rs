@@ -5,21 +5,22 @@
 //! the relay. It owns the call's `on_hold` and nothing else.
 
 use super::super::Endpoint;
-use super::state::{CallId, HoldChange, Side};
+use super::state::{CallId, HoldChange, LegId};
 use crate::media::MediaCommand;
 use crate::sdp::{Direction, Sdp};
 use bytes::Bytes;
 
-/// What an offer from `from` does, with `on_hold` the party on hold now (if any).
-pub(super) fn hold_change(offer: &Sdp, from: Side, on_hold: Option<Side>) -> HoldChange {
-    let held = from.other();
+/// What an offer from leg `from` of a two-party call does, with `on_hold` the leg on
+/// hold now (if any).
+pub(super) fn hold_change<L: PartialEq>(offer: &Sdp, from: L, on_hold: Option<L>) -> HoldChange {
     match on_hold {
         // Both on hold at once is not a state a bridge has: a party on hold that holds
         // back is relayed as it is.
-        Some(s) if s == from => HoldChange::None,
+        Some(held) if held == from => HoldChange::None,
         _ if offer.holds() => HoldChange::Hold(offer.direction()),
-        Some(s) if s == held => HoldChange::Resume,
-        _ => HoldChange::None,
+        // The other party is held, and this offer does not hold: it resumes.
+        Some(_) => HoldChange::Resume,
+        None => HoldChange::None,
     }
 }
 
@@ -33,25 +34,29 @@ pub(super) fn held_answer(asked: Direction) -> Direction {
 }
 
 impl Endpoint {
-    /// A relayed offer from `from` was accepted by the other party: the relay plays it
-    /// music, or stops.
-    pub(super) fn hold_changed(&mut self, id: CallId, from: Side, change: HoldChange) {
+    /// A relayed offer from leg `from` of call `id` was accepted by the other party: the
+    /// relay plays it music, or stops.
+    pub(super) fn hold_changed(&mut self, id: CallId, from: LegId, change: HoldChange) {
+        let music = match change {
+            HoldChange::Hold(_) => Some(self.music_on_hold(id, from)),
+            _ => None,
+        };
         let Some(c) = self.calls.calls.get_mut(&id) else {
             return;
         };
-        let Some(sid) = c.media.map(|m| m.sid) else {
+        let (Some(sid), Some(held)) = (c.media.map(|m| m.sid), c.other(from)) else {
             return;
         };
-        let held = from.other();
         match change {
             HoldChange::None => {}
             HoldChange::Hold(_) => {
                 c.on_hold = Some(held);
-                let music = self.music_on_hold(id, from);
-                tracing::info!(call = %id, ?held, music = %music.display(), "on hold");
+                let music = music.unwrap_or_default();
+                let party = c.party(held);
+                tracing::info!(call = %id, ?party, music = %music.display(), "on hold");
                 self.calls.media_out.push_back(MediaCommand::Hold {
                     id: sid,
-                    held: held.party(),
+                    held: party,
                     music,
                 });
             }
@@ -68,17 +73,19 @@ impl Endpoint {
     /// What the party `holder` puts on hold in call `id` hears: the queue's music when the
     /// call came through one, else the holder's extension's `moh`, else the `moh` of the
     /// trunk the call uses, else `moh/default`.
-    fn music_on_hold(&self, id: CallId, holder: Side) -> std::path::PathBuf {
+    fn music_on_hold(&self, id: CallId, holder: LegId) -> std::path::PathBuf {
         let Some(c) = self.calls.calls.get(&id) else {
             return self.sounds_dir.join("moh/default.wav");
         };
         if let Some(q) = c.queue.as_ref().filter(|q| !q.moh.as_os_str().is_empty()) {
             return q.moh.clone();
         }
-        let holder_ext = match holder {
-            Side::A if c.from_trunk.is_none() => Some(&c.cdr.caller),
-            Side::A => None,
-            Side::B => c.b_ext.as_ref(),
+        let holder_ext = if !c.is_caller(holder) {
+            c.b_ext.as_ref()
+        } else if c.from_trunk.is_none() {
+            Some(&c.cdr.caller)
+        } else {
+            None
         };
         let ext = holder_ext
             .and_then(|e| self.users.get(e))
@@ -94,15 +101,10 @@ impl Endpoint {
     }
 
     /// The description a call answered here (nobody to relay to) repeats to a mid-call
-    /// offer on `side`: what the leg already agreed, in the direction `offer` asks for
+    /// offer on `leg`: what the leg already agreed, in the direction `offer` asks for
     /// (RFC 3264 §6.1), under a new version when that changes it.
-    pub(super) fn answer_here(
-        &mut self,
-        id: CallId,
-        side: Side,
-        offer: Option<&Sdp>,
-    ) -> Option<Bytes> {
-        let leg = &mut self.calls.leg_mut(id, side)?.dialog;
+    pub(super) fn answer_here(&mut self, leg: LegId, offer: Option<&Sdp>) -> Option<Bytes> {
+        let leg = &mut self.calls.legs.get_mut(leg)?.dialog;
         let sent = leg.sdp_sent.clone()?;
         let Some(offer) = offer else {
             return Some(sent);
@@ -144,24 +146,21 @@ mod tests {
     fn an_offer_holds_resumes_or_neither_by_who_is_held() {
         use HoldChange as H;
         let (send, recv) = (offer("sendonly"), offer("sendrecv"));
+        assert_eq!(hold_change(&send, 'a', None), H::Hold(Direction::SendOnly));
         assert_eq!(
-            hold_change(&send, Side::A, None),
-            H::Hold(Direction::SendOnly)
-        );
-        assert_eq!(
-            hold_change(&offer("inactive"), Side::B, None),
+            hold_change(&offer("inactive"), 'b', None),
             H::Hold(Direction::Inactive)
         );
         // A repeated hold from the holder stays a hold; the holder's sendrecv resumes.
         assert_eq!(
-            hold_change(&send, Side::A, Some(Side::B)),
+            hold_change(&send, 'a', Some('b')),
             H::Hold(Direction::SendOnly)
         );
-        assert_eq!(hold_change(&recv, Side::A, Some(Side::B)), H::Resume);
+        assert_eq!(hold_change(&recv, 'a', Some('b')), H::Resume);
         // Nothing held: an ordinary offer; the held party's own offers change nothing.
-        assert_eq!(hold_change(&recv, Side::A, None), H::None);
-        assert_eq!(hold_change(&send, Side::B, Some(Side::B)), H::None);
-        assert_eq!(hold_change(&recv, Side::B, Some(Side::B)), H::None);
+        assert_eq!(hold_change(&recv, 'a', None), H::None);
+        assert_eq!(hold_change(&send, 'b', Some('b')), H::None);
+        assert_eq!(hold_change(&recv, 'b', Some('b')), H::None);
     }
 
     #[test]

@@ -10,7 +10,7 @@ use super::super::{code, Endpoint, ALLOW};
 use super::collect::info_digit;
 use super::hold::{held_answer, hold_change};
 use super::leg::Retransmit2xx;
-use super::state::{CallId, CallTimer, HoldChange, Pending, Side};
+use super::state::{CallId, CallTimer, HoldChange, LegId, Pending};
 use crate::cdr::{Disposition, HangupBy};
 use crate::media::MediaCommand;
 use crate::sdp::{Direction, Sdp};
@@ -26,19 +26,37 @@ impl Endpoint {
         self.finish(now, id, Disposition::Cancelled, 487, HangupBy::Caller);
     }
 
-    /// Sends BYE on `side` of call `id`.
-    pub(super) fn send_bye(&mut self, now: Instant, id: CallId, side: Side) {
-        let Some(c) = self.calls.calls.get(&id) else {
+    /// Sends BYE to the caller of call `id`.
+    pub(super) fn bye_caller(&mut self, now: Instant, id: CallId) {
+        if let Some(a) = self.calls.calls.get(&id).map(|c| c.a) {
+            self.send_bye(now, a);
+        }
+    }
+
+    /// Sends BYE to the callee of call `id`, if it answered.
+    pub(super) fn bye_callee(&mut self, now: Instant, id: CallId) {
+        if let Some(b) = self.calls.calls.get(&id).and_then(|c| c.b) {
+            self.send_bye(now, b);
+        }
+    }
+
+    /// Sends BYE on `leg`.
+    pub(super) fn send_bye(&mut self, now: Instant, leg: LegId) {
+        let Some(id) = self.calls.legs.get(leg).map(|l| l.call) else {
             return;
         };
         // A callback's A before the customer answers is nobody.
-        let placeholder = c.callback.as_ref().is_some_and(|cb| !cb.up);
-        let leg = if side == Side::A && placeholder {
-            None
-        } else {
-            self.calls.leg_mut(id, side)
+        let placeholder = self
+            .calls
+            .calls
+            .get(&id)
+            .is_some_and(|c| c.is_caller(leg) && c.callback.as_ref().is_some_and(|cb| !cb.up));
+        if placeholder {
+            return;
+        }
+        let Some(leg) = self.calls.legs.get_mut(leg) else {
+            return;
         };
-        let Some(leg) = leg else { return };
         leg.dialog.cseq += 1;
         let (leg, cseq) = (leg.dialog.clone(), leg.dialog.cseq);
         let mut bye = self.leg_request(Method::Bye, &leg, cseq);
@@ -64,18 +82,37 @@ impl Endpoint {
         ) else {
             return false;
         };
-        let Some((id, side)) = self.calls.dialog_of(cid, &tag) else {
+        let Some((id, leg)) = self.calls.dialog_of(cid, &tag) else {
             return false;
         };
         let method = msg.request_line().map(|r| r.method.clone());
+        let Some(leg) = leg else {
+            // A device still ringing has only an early dialog: nothing in it is ours to
+            // carry out (a BYE before its 2xx is not one RFC 3261 lets a callee send).
+            if method != Some(Method::Ack) {
+                self.reply(now, key, msg, code(481), vec![]);
+            }
+            return true;
+        };
+        let Some((caller, other)) = self
+            .calls
+            .calls
+            .get(&id)
+            .map(|c| (c.is_caller(leg), c.other(leg)))
+        else {
+            return false;
+        };
         match method {
             Some(Method::Bye) => {
                 self.reply(now, key, msg, StatusCode::OK, vec![]);
-                let (by, other) = match side {
-                    Side::A => (HangupBy::Caller, Side::B),
-                    Side::B => (HangupBy::Callee, Side::A),
+                let by = if caller {
+                    HangupBy::Caller
+                } else {
+                    HangupBy::Callee
                 };
-                self.send_bye(now, id, other);
+                if let Some(other) = other {
+                    self.send_bye(now, other);
+                }
                 let answered = self.calls.calls.get(&id).is_some_and(|c| c.answered);
                 let disp = if answered {
                     Disposition::Answered
@@ -84,10 +121,10 @@ impl Endpoint {
                 };
                 self.finish(now, id, disp, 200, by);
             }
-            Some(Method::Invite) | Some(Method::Update) => self.on_reoffer(now, key, msg, id, side),
+            Some(Method::Invite) | Some(Method::Update) => self.on_reoffer(now, key, msg, id, leg),
             Some(Method::Info) => {
                 self.reply(now, key, msg, StatusCode::OK, vec![]);
-                if let (Side::A, Some(d)) = (side, info_digit(msg)) {
+                if let (true, Some(d)) = (caller, info_digit(msg)) {
                     self.on_digit(now, id, d);
                 }
             }
@@ -121,7 +158,7 @@ impl Endpoint {
         key: &TxKey,
         msg: &Message,
         id: CallId,
-        side: Side,
+        from: LegId,
     ) {
         let sdp_type = || {
             vec![(
@@ -141,7 +178,7 @@ impl Endpoint {
         if !c.bridged() || offer.is_none() {
             // Nothing to relay to, or no offer in it (a session refresh): repeat what this
             // leg already agreed, in the direction the offer asks.
-            let sdp = self.answer_here(id, side, offer.as_ref());
+            let sdp = self.answer_here(from, offer.as_ref());
             self.reply_with_body(
                 now,
                 key,
@@ -158,18 +195,18 @@ impl Endpoint {
         };
         let Some(media) = c.media else { return };
         let sid = media.sid;
-        let Some(mut leg) = self.calls.leg(id, side.other()).map(|l| l.dialog.clone()) else {
+        let Some(to) = c.other(from) else { return };
+        let Some(mut leg) = self.calls.legs.get(to).map(|l| l.dialog.clone()) else {
             return;
         };
         // The sender's new address, until its packets latch the relay anyway.
-        if let (Side::B, Some(addr)) = (side, offer.audio_target()) {
+        if let (false, Some(addr)) = (c.is_caller(from), offer.audio_target()) {
             self.calls
                 .media_out
                 .push_back(MediaCommand::SetRemoteB { id: sid, addr });
         }
         // Our port facing the party the offer is relayed to.
-        let to = if side == Side::A { Side::B } else { Side::A };
-        let Some(port) = media.port(to) else {
+        let Some(port) = media.port(c.is_caller(to)) else {
             self.reply(now, key, msg, code(488), vec![]);
             return;
         };
@@ -179,7 +216,7 @@ impl Endpoint {
             self.reply(now, key, msg, code(488), vec![]);
             return;
         };
-        let hold = hold_change(&offer, side, c.on_hold);
+        let hold = hold_change(&offer, from, c.on_hold);
         if let HoldChange::Hold(_) = hold {
             // The held party gets our music: to it, we send and do not listen.
             relayed.set_direction(Direction::SendOnly);
@@ -202,16 +239,16 @@ impl Endpoint {
                 return;
             }
         };
-        tracing::info!(call = %id, from = ?side, ?hold, "relaying a mid-call offer");
+        tracing::info!(call = %id, ?from, ?hold, "relaying a mid-call offer");
         self.owners
             .insert(forwarded.clone(), TxOwner::Call(id, CallTx::Reoffer));
-        if let Some(l) = self.calls.leg_mut(id, side.other()) {
+        if let Some(l) = self.calls.legs.get_mut(to) {
             l.dialog = leg;
         }
         if let Some(c) = self.calls.calls.get_mut(&id) {
             c.pending = Some(Pending {
                 hold,
-                from: side,
+                from,
                 key: key.clone(),
                 request: msg.clone(),
                 forwarded,
@@ -240,11 +277,15 @@ impl Endpoint {
         };
         let Some(media) = c.media else { return };
         let sid = media.sid;
-        let answering = self.calls.leg(id, p.from.other()).map(|l| l.dialog.clone());
+        let (from_caller, answering_leg) = (c.is_caller(p.from), c.other(p.from));
+        let answering = answering_leg
+            .and_then(|l| self.calls.legs.get(l))
+            .map(|l| l.dialog.clone());
         let Some(sender_peer) = self
             .calls
-            .leg(id, p.from)
-            .or_else(|| self.calls.leg(id, Side::A))
+            .legs
+            .get(p.from)
+            .or_else(|| self.calls.caller(id))
             .map(|l| l.dialog.peer.clone())
         else {
             return;
@@ -257,23 +298,23 @@ impl Endpoint {
                     bytes: ack.clone(),
                 });
                 // Kept to send again should the answering leg's 2xx come again.
-                if let Some(l) = self.calls.leg_mut(id, p.from.other()) {
+                if let Some(l) = answering_leg.and_then(|l| self.calls.legs.get_mut(l)) {
                     l.ack = Some(ack);
                 }
             }
         }
         let answer = Sdp::parse(&resp.body).ok().filter(|_| status.is_success());
-        if let (Side::A, Some(addr)) = (p.from, answer.as_ref().and_then(Sdp::audio_target)) {
+        if let (true, Some(addr)) = (from_caller, answer.as_ref().and_then(Sdp::audio_target)) {
             // B answered with (maybe) a new address.
             self.calls
                 .media_out
                 .push_back(MediaCommand::SetRemoteB { id: sid, addr });
         }
         // Our port facing the party whose offer this answers.
-        let Some(port) = media.port(p.from) else {
+        let Some(port) = media.port(from_caller) else {
             return;
         };
-        let version = self.calls.leg_mut(id, p.from).map(|l| {
+        let version = self.calls.legs.get_mut(p.from).map(|l| {
             l.dialog.sdp_version += 1;
             l.dialog.sdp_version
         });
@@ -305,7 +346,8 @@ impl Endpoint {
         };
         let tag = self.calls.calls.get(&id).map(|_| {
             self.calls
-                .leg(id, p.from)
+                .legs
+                .get(p.from)
                 .map(|l| l.dialog.local_tag.clone())
                 .unwrap_or_default()
         });
@@ -319,7 +361,7 @@ impl Endpoint {
                 Bytes::from_static(b"application/sdp"),
             );
             r.body = b.clone();
-            if let Some(l) = self.calls.leg_mut(id, p.from) {
+            if let Some(l) = self.calls.legs.get_mut(p.from) {
                 l.dialog.sdp_sent = Some(b);
             }
         }
@@ -328,10 +370,10 @@ impl Endpoint {
             tracing::debug!(error = %e, "answer to a re-offer not sent");
         }
         // Our 2xx to the caller's re-INVITE is retransmitted until its ACK, like the first.
-        if to_sender.is_success() && p.from == Side::A && p.key.method == Method::Invite {
+        if to_sender.is_success() && from_caller && p.key.method == Method::Invite {
             let ok = Retransmit2xx::new(bytes, now, self.cfg_t1);
             let first = ok.first(now);
-            if let Some(a) = self.calls.leg_mut(id, Side::A) {
+            if let Some(a) = self.calls.legs.get_mut(p.from) {
                 a.ok = Some(ok);
             }
             self.calls.arm(id, CallTimer::OkRetransmit, first);

@@ -48,15 +48,15 @@ pub(super) mod state;
 mod timers;
 
 use leg::{LegId, Legs};
-use state::{Call, CallId, CallTimer, Leg, Side};
+use state::{Call, CallId, CallTimer, Leg};
 
 /// What a dialog of ours belongs to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum DialogOf {
     /// A leg of a call: its caller's, or its callee's that answered.
     Leg(LegId),
-    /// A device still being rung for `Side` of the call, which is no leg yet.
-    Ringing(CallId, Side),
+    /// A device still being rung for the call, which is no leg yet.
+    Ringing(CallId),
 }
 
 /// Live call, for `ctl calls`.
@@ -124,40 +124,33 @@ impl Calls {
         self.calls.len()
     }
 
-    /// The call and side a dialog of ours belongs to.
-    pub(super) fn dialog_of(&self, call_id: &Bytes, tag: &Bytes) -> Option<(CallId, Side)> {
+    /// The call a dialog of ours belongs to, and its leg (none for a device still
+    /// ringing).
+    pub(super) fn dialog_of(
+        &self,
+        call_id: &Bytes,
+        tag: &Bytes,
+    ) -> Option<(CallId, Option<LegId>)> {
         match *self.by_dialog.get(&(call_id.clone(), tag.clone()))? {
-            DialogOf::Leg(l) => {
-                let call = self.legs.get(l)?.call;
-                let side = if self.calls.get(&call)?.a == l {
-                    Side::A
-                } else {
-                    Side::B
-                };
-                Some((call, side))
-            }
-            DialogOf::Ringing(call, side) => Some((call, side)),
+            DialogOf::Leg(l) => Some((self.legs.get(l)?.call, Some(l))),
+            DialogOf::Ringing(call) => Some((call, None)),
         }
     }
 
-    /// The leg on `side` of call `id`: the caller's always, the callee's once it answered.
-    pub(super) fn leg(&self, id: CallId, side: Side) -> Option<&Leg> {
-        let c = self.calls.get(&id)?;
-        let l = match side {
-            Side::A => c.a,
-            Side::B => c.b?,
-        };
-        self.legs.get(l)
+    /// The caller's leg of call `id`.
+    pub(super) fn caller(&self, id: CallId) -> Option<&Leg> {
+        self.legs.get(self.calls.get(&id)?.a)
     }
 
-    /// The leg on `side` of call `id`, to change it.
-    pub(super) fn leg_mut(&mut self, id: CallId, side: Side) -> Option<&mut Leg> {
-        let c = self.calls.get(&id)?;
-        let l = match side {
-            Side::A => c.a,
-            Side::B => c.b?,
-        };
-        self.legs.get_mut(l)
+    /// The caller's leg of call `id`, to change it.
+    pub(super) fn caller_mut(&mut self, id: CallId) -> Option<&mut Leg> {
+        let a = self.calls.get(&id)?.a;
+        self.legs.get_mut(a)
+    }
+
+    /// The callee's leg of call `id`, once it answered.
+    pub(super) fn callee(&self, id: CallId) -> Option<&Leg> {
+        self.legs.get(self.calls.get(&id)?.b?)
     }
 
     /// Adds `leg` to the table, its dialog found by [`Self::dialog_of`] from now on.
@@ -224,9 +217,12 @@ impl Calls {
                 state: c.state.name().into(),
                 answered: c.answered,
                 ringing: c.dialing.len(),
-                on_hold: c.on_hold.map(|s| match s {
-                    Side::A => "caller".into(),
-                    Side::B => "callee".into(),
+                on_hold: c.on_hold.map(|held| {
+                    if c.is_caller(held) {
+                        "caller".into()
+                    } else {
+                        "callee".into()
+                    }
                 }),
                 age_s: now.saturating_duration_since(c.started).as_secs(),
                 rtp_ports: c.media.map(|m| (m.a_port, m.b_port.unwrap_or(0))),

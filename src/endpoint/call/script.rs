@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use super::super::Endpoint;
-use super::state::{CallId, PendingRecord, QueueAsk, Side, State, Status};
+use super::state::{CallId, PendingRecord, QueueAsk, State, Status};
 use crate::dialplan::Action;
 use crate::media::MediaCommand;
 use crate::voicemail::json_str;
@@ -325,7 +325,7 @@ impl Endpoint {
     /// shipped demo PINs work).
     fn caller_on_loopback(&self, id: CallId) -> bool {
         self.calls
-            .leg(id, Side::A)
+            .caller(id)
             .is_some_and(|a| a.dialog.peer.addr.ip().is_loopback())
     }
 

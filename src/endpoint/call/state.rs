@@ -132,33 +132,6 @@ impl Status {
     }
 }
 
-/// Which leg.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub(in crate::endpoint) enum Side {
-    /// The caller's leg (we are UAS).
-    A,
-    /// The callee's leg (we are UAC).
-    B,
-}
-
-impl Side {
-    /// The other leg.
-    pub(in crate::endpoint) fn other(self) -> Self {
-        match self {
-            Side::A => Side::B,
-            Side::B => Side::A,
-        }
-    }
-
-    /// The relay's party facing this leg.
-    pub(in crate::endpoint) fn party(self) -> crate::media::Party {
-        match self {
-            Side::A => crate::media::Party::A,
-            Side::B => crate::media::Party::B,
-        }
-    }
-}
-
 /// A `collect` (or menu) in progress.
 #[derive(Debug)]
 pub(in crate::endpoint) struct Collecting {
@@ -286,11 +259,12 @@ pub(in crate::endpoint) struct MediaLegs {
 }
 
 impl MediaLegs {
-    /// Our port facing `side`, if that side has one.
-    pub(in crate::endpoint) fn port(&self, side: Side) -> Option<u16> {
-        match side {
-            Side::A => Some(self.a_port),
-            Side::B => self.b_port,
+    /// Our port facing the caller's leg (`caller`) or the callee's, if it has one.
+    pub(in crate::endpoint) fn port(&self, caller: bool) -> Option<u16> {
+        if caller {
+            Some(self.a_port)
+        } else {
+            self.b_port
         }
     }
 }
@@ -367,8 +341,8 @@ pub(in crate::endpoint) struct Call {
     pub(in crate::endpoint) timers: TimerTable,
     /// A re-INVITE or UPDATE relayed to the other leg, awaiting its answer.
     pub(super) pending: Option<Pending>,
-    /// The party on hold (hearing music), put there by the other.
-    pub(in crate::endpoint) on_hold: Option<Side>,
+    /// The leg on hold (hearing music), put there by the other.
+    pub(in crate::endpoint) on_hold: Option<LegId>,
     pub(in crate::endpoint) cdr: Cdr,
 }
 
@@ -403,6 +377,30 @@ impl Dialing {
 }
 
 impl Call {
+    /// The other leg of the call than `leg`: the callee's for the caller's (if it
+    /// answered), the caller's for any other.
+    pub(super) fn other(&self, leg: LegId) -> Option<LegId> {
+        if leg == self.a {
+            self.b
+        } else {
+            Some(self.a)
+        }
+    }
+
+    /// Whether `leg` is the caller's.
+    pub(super) fn is_caller(&self, leg: LegId) -> bool {
+        leg == self.a
+    }
+
+    /// The relay's party facing `leg` (the relay still has one side per slot).
+    pub(super) fn party(&self, leg: LegId) -> crate::media::Party {
+        if self.is_caller(leg) {
+            crate::media::Party::A
+        } else {
+            crate::media::Party::B
+        }
+    }
+
     /// Whether B answered: A and B are bridged.
     pub(in crate::endpoint) fn bridged(&self) -> bool {
         self.b.is_some()
@@ -482,7 +480,7 @@ pub(super) struct Pending {
     /// Whether it holds or resumes.
     pub(super) hold: HoldChange,
     /// The leg it came from.
-    pub(super) from: Side,
+    pub(super) from: LegId,
     /// Its server transaction there.
     pub(super) key: TxKey,
     /// The request, to answer it.

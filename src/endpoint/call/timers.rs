@@ -5,7 +5,7 @@ use std::cmp::Reverse;
 use std::time::Instant;
 
 use super::super::Endpoint;
-use super::state::{CallTimer, Side, Status};
+use super::state::{CallTimer, Status};
 use crate::cdr::{Disposition, HangupBy};
 use crate::sip::transaction::Transmit;
 
@@ -26,7 +26,7 @@ impl Endpoint {
             c.timers.stop(kind);
             match kind {
                 CallTimer::OkRetransmit => {
-                    let Some(a) = self.calls.leg_mut(id, Side::A) else {
+                    let Some(a) = self.calls.caller_mut(id) else {
                         continue;
                     };
                     let Some(ok) = a.ok.as_mut() else {
@@ -35,8 +35,8 @@ impl Endpoint {
                     let Some(next) = ok.again(now, self.cfg_t2) else {
                         // No ACK in 64*T1: the caller is gone (RFC 3261 §13.3.1.4).
                         a.ok = None;
-                        self.send_bye(now, id, Side::A);
-                        self.send_bye(now, id, Side::B);
+                        self.bye_caller(now, id);
+                        self.bye_callee(now, id);
                         self.finish(now, id, Disposition::Answered, 408, HangupBy::System);
                         continue;
                     };

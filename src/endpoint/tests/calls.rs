@@ -952,3 +952,20 @@ fn the_music_on_hold_is_the_queues_then_the_holders_extensions_then_the_trunks()
     hold(&mut pbx, &mut bob, &offer, &mut alice);
     assert_eq!(music_held(&mut pbx), "ringback");
 }
+
+#[test]
+fn a_request_in_a_ringing_devices_early_dialog_is_refused_and_the_ring_goes_on() {
+    let (mut pbx, mut alice, mut bob) = two_phones();
+    alice.call(&mut pbx, "1002");
+    let b = bob.incoming(&mut pbx);
+    bob.respond(&mut pbx, &b, 180);
+    for method in [Method::Info, Method::Bye] {
+        let m = bob.in_dialog(&b, method.clone());
+        pbx.deliver(&bob.peer, &m);
+        bob.expect_status(&mut pbx, method, 481);
+    }
+    assert_eq!(call_state(&pbx), ("ringing".into(), false, 1));
+    bob.respond(&mut pbx, &b, 200);
+    bob.expect_request(&mut pbx, Method::Ack);
+    assert_eq!(call_state(&pbx), ("bridged".into(), true, 0));
+}
