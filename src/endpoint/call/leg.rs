@@ -10,7 +10,7 @@
 use bytes::Bytes;
 use std::time::{Duration, Instant};
 
-use super::state::CallId;
+use super::ids::{CallId, LegId};
 use crate::sip::dialog::Dialog;
 use crate::sip::msg::Message;
 use crate::sip::transaction::TxKey;
@@ -51,15 +51,6 @@ impl Retransmit2xx {
         self.interval = (self.interval * 2).min(t2);
         Some(now + self.interval)
     }
-}
-
-/// A leg's place in the [`Legs`] table. The generation makes an id kept past its leg's
-/// end (in a transaction's owner, a late event) find nothing, never a newer leg that took
-/// the same slot.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub(in crate::endpoint) struct LegId {
-    idx: u32,
-    gen: u32,
 }
 
 /// Every live leg, by id: a slab with a generation per slot, so a freed slot is reused

@@ -1,9 +1,11 @@
 //! The B2BUA: calls between two independent SIP legs, with switchboard in the media path,
 //! driven by the dialplan.
 //!
-//! A call has the caller's leg A (we are its UAS) and, while a `dial` runs or after it is
-//! answered, the callee's leg B (we are its UAC): each with its own Call-ID, tags and CSeq
-//! space, so neither party sees the other's dialog. The dialplan cursor decides what the
+//! A call has the caller's leg (we are its UAS) and, once a `dial` is answered, the
+//! callee's (we are its UAC): each a [`leg::Leg`] in the leg table ([`leg::Legs`], ids in
+//! [`ids`]) with its own dialog, Call-ID, tags and CSeq space, so neither party sees the
+//! other's dialog, and everything a request on a leg needs is found on that leg. Devices
+//! still ringing for a dial are not legs yet: each is a `Dialing` branch of the call. The dialplan cursor decides what the
 //! call does ([`crate::dialplan::Action`]); this module carries it out: answering locally
 //! (echo, prompts), ringing a number, relaying B's responses to A, BYE on either side
 //! ending the other, CANCEL from A cancelling B. SDP is rewritten so RTP flows through the
@@ -14,12 +16,14 @@
 //! Part of the endpoint (it shares its transaction table and owner task): it holds call
 //! state only and reaches the relay and the store through emitted commands.
 //!
-//! The call is split by what each part does, over one set of types ([`state`]): a new call
+//! The call is split by what each part does, over one set of types ([`state`], which
+//! re-exports the ids and the leg): a new call
 //! ([`inbound`]), running its dialplan ([`script`]), answering it ([`answer`]), dialling out
 //! ([`dial`]) and the branches' answers ([`branch`]), requests inside its dialogs
 //! ([`in_dialog`]), prompts ([`prompt`]), keys ([`collect`]), recordings ([`record`]), its
-//! timers ([`timers`]), ending it ([`end`]), callbacks placed by the PBX ([`customer`]) and
-//! the messages it builds ([`build`]). Feature files share types through `state` only.
+//! timers ([`timers`]), ending it ([`end`]), hold and its music ([`hold`]), callbacks
+//! placed by the PBX ([`customer`]) and the messages it builds ([`build`]). Feature files
+//! share types through `state` only.
 
 use bytes::Bytes;
 use std::cmp::Reverse;
@@ -38,6 +42,7 @@ mod customer;
 mod dial;
 mod end;
 mod hold;
+mod ids;
 mod in_dialog;
 mod inbound;
 mod leg;
@@ -47,7 +52,8 @@ mod script;
 pub(super) mod state;
 mod timers;
 
-use leg::{LegId, Legs};
+use ids::LegId;
+use leg::Legs;
 use state::{Call, CallId, CallTimer, Leg};
 
 /// What a dialog of ours belongs to.

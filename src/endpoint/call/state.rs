@@ -19,30 +19,8 @@ use crate::sip::msg::{HeaderName, Message};
 use crate::sip::transaction::{Peer, TxKey};
 use crate::sip::uri::Uri;
 
-pub(in crate::endpoint) use super::leg::{Leg, LegId};
-
-/// switchboard's own number for a call: the key of the call table, the relay session's
-/// id, the ACD's caller id and the CDR's `call`. Never a SIP Call-ID.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub(in crate::endpoint) struct CallId(pub(in crate::endpoint) u64);
-
-impl CallId {
-    /// The call whose media a relay session carries.
-    pub(in crate::endpoint) fn of(s: crate::media::SessionId) -> Self {
-        Self(s.0)
-    }
-
-    /// The relay session that carries this call's media.
-    pub(in crate::endpoint) fn session(self) -> crate::media::SessionId {
-        crate::media::SessionId(self.0)
-    }
-}
-
-impl std::fmt::Display for CallId {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        self.0.fmt(f)
-    }
-}
+pub(in crate::endpoint) use super::ids::{CallId, LegId};
+pub(in crate::endpoint) use super::leg::Leg;
 
 /// What `$status` says after a step that can fail (dial, queue, record, collect, agent
 /// codes). The dialplan reads it as text ([`Status::as_str`]), so the names are part of the
