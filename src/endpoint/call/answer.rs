@@ -70,10 +70,15 @@ impl Endpoint {
             );
             return false;
         };
-        let Some(peer) = self.calls.caller(id).map(|a| a.dialog.peer.clone()) else {
+        let Some((peer, offer)) = self
+            .calls
+            .caller(id)
+            .and_then(|a| Some((a.dialog.peer.clone(), a.offer.clone()?)))
+        else {
+            self.calls.ports.give(pa);
             return false;
         };
-        let answer = match c.offer.answer_for(self.media_ip(&peer), pa, id.0) {
+        let answer = match offer.answer_for(self.media_ip(&peer), pa, id.0) {
             Ok(a) => a,
             Err(_) => {
                 self.calls.ports.give(pa);
@@ -95,7 +100,7 @@ impl Endpoint {
                 .find(|f| f.codec() == Some(Codec::TelephoneEvent))
                 .map(|f| f.pt)
         });
-        let a_remote = c.offer.audio_target();
+        let a_remote = offer.audio_target();
         let sid = id.session();
         self.calls.media_out.push_back(MediaCommand::Local {
             id: sid,

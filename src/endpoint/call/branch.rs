@@ -235,7 +235,9 @@ impl Endpoint {
         let target = answer.as_ref().and_then(Sdp::audio_target);
         // If the callee chose the law the caller did not offer, the caller gets its own
         // first law and the relay converts between them.
-        let offer = c.offer.clone();
+        let Some(offer) = self.calls.caller(id).and_then(|a| a.offer.clone()) else {
+            return;
+        };
         let b_law = answer.as_ref().and_then(Sdp::first_g711);
         let transcode = match (b_law, offer.first_g711()) {
             (Some((bc, bpt)), Some((_, apt))) if !offer.offers(bc) => Some((apt, bpt)),

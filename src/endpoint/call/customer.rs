@@ -91,9 +91,10 @@ impl Endpoint {
         // The placeholder's dialog is nobody's: it is not indexed for requests to find.
         let a = self.calls.legs.insert(Leg {
             te_pt: Some(101),
+            offer: Some(offer),
             ..Leg::new(id, a, key, invite)
         });
-        let call = Call::new(now, a, offer, (plan, cursor), 70, cdr);
+        let call = Call::new(now, a, (plan, cursor), 70, cdr);
         let sid = id.session();
         self.calls.calls.insert(
             id,

@@ -222,9 +222,20 @@ impl Endpoint {
             self.set_status(id, Status::Failed);
             return false;
         };
-        let c = &self.calls.calls[&id];
+        let (Some(c), Some(offer)) = (
+            self.calls.calls.get(&id),
+            self.calls.caller(id).and_then(|a| a.offer.clone()),
+        ) else {
+            if !forking {
+                if !reuse_a {
+                    self.calls.ports.give(pa);
+                }
+                self.calls.ports.give(pb);
+            }
+            return false;
+        };
         // Both laws, so a callee that knows only the other one can answer (we transcode).
-        let offer_b = match c.offer.relayed(self.media_ip(&peer), pb, id.0, 1) {
+        let offer_b = match offer.relayed(self.media_ip(&peer), pb, id.0, 1) {
             Ok(o) => o.with_both_g711(),
             Err(e) => {
                 tracing::info!(error = %e, "offer refused");
@@ -238,7 +249,7 @@ impl Endpoint {
                 return false;
             }
         };
-        let a_remote = c.offer.audio_target();
+        let a_remote = offer.audio_target();
         let mf = c.mf;
         let sid = id.session();
         if !forking {

@@ -10,7 +10,7 @@ use super::super::{code, Endpoint, ALLOW};
 use super::collect::info_digit;
 use super::hold::{held_answer, hold_change};
 use super::leg::Retransmit2xx;
-use super::state::{CallId, CallTimer, HoldChange, LegId, Pending};
+use super::state::{CallId, CallTimer, HoldChange, LegId, Reoffer};
 use crate::cdr::{Disposition, HangupBy};
 use crate::media::MediaCommand;
 use crate::sdp::{Direction, Sdp};
@@ -169,8 +169,12 @@ impl Endpoint {
         let Some(c) = self.calls.calls.get(&id) else {
             return;
         };
-        if c.pending.is_some() {
-            // Glare: one offer at a time (RFC 3261 §14.2).
+        let relaying = [Some(c.a), c.b]
+            .into_iter()
+            .flatten()
+            .any(|l| self.calls.legs.get(l).is_some_and(|l| l.reoffer.is_some()));
+        if relaying {
+            // Glare: one offer at a time across the two legs (RFC 3261 §14.2).
             self.reply(now, key, msg, code(491), vec![]);
             return;
         }
@@ -245,10 +249,9 @@ impl Endpoint {
         if let Some(l) = self.calls.legs.get_mut(to) {
             l.dialog = leg;
         }
-        if let Some(c) = self.calls.calls.get_mut(&id) {
-            c.pending = Some(Pending {
+        if let Some(l) = self.calls.legs.get_mut(from) {
+            l.reoffer = Some(Reoffer {
                 hold,
-                from,
                 key: key.clone(),
                 request: msg.clone(),
                 forwarded,
@@ -268,23 +271,33 @@ impl Endpoint {
         if status.is_provisional() {
             return;
         }
-        let Some(c) = self.calls.calls.get_mut(&id) else {
+        let Some(c) = self.calls.calls.get(&id) else {
             return;
         };
         self.owners.remove(key);
-        let Some(p) = c.pending.take_if(|p| &p.forwarded == key) else {
+        // The leg whose offer this answers.
+        let Some(from) = [Some(c.a), c.b].into_iter().flatten().find(|&l| {
+            self.calls
+                .legs
+                .get(l)
+                .and_then(|l| l.reoffer.as_ref())
+                .is_some_and(|r| &r.forwarded == key)
+        }) else {
             return;
         };
         let Some(media) = c.media else { return };
         let sid = media.sid;
-        let (from_caller, answering_leg) = (c.is_caller(p.from), c.other(p.from));
+        let (from_caller, answering_leg) = (c.is_caller(from), c.other(from));
+        let Some(p) = self.calls.legs.get_mut(from).and_then(|l| l.reoffer.take()) else {
+            return;
+        };
         let answering = answering_leg
             .and_then(|l| self.calls.legs.get(l))
             .map(|l| l.dialog.clone());
         let Some(sender_peer) = self
             .calls
             .legs
-            .get(p.from)
+            .get(from)
             .or_else(|| self.calls.caller(id))
             .map(|l| l.dialog.peer.clone())
         else {
@@ -314,7 +327,7 @@ impl Endpoint {
         let Some(port) = media.port(from_caller) else {
             return;
         };
-        let version = self.calls.legs.get_mut(p.from).map(|l| {
+        let version = self.calls.legs.get_mut(from).map(|l| {
             l.dialog.sdp_version += 1;
             l.dialog.sdp_version
         });
@@ -337,7 +350,7 @@ impl Endpoint {
             })
             .map(|a| Bytes::from(a.to_bytes()));
         if status.is_success() && body.is_some() {
-            self.hold_changed(id, p.from, p.hold);
+            self.hold_changed(id, from, p.hold);
         }
         let to_sender = if status.is_success() && body.is_none() {
             code(488)
@@ -347,7 +360,7 @@ impl Endpoint {
         let tag = self.calls.calls.get(&id).map(|_| {
             self.calls
                 .legs
-                .get(p.from)
+                .get(from)
                 .map(|l| l.dialog.local_tag.clone())
                 .unwrap_or_default()
         });
@@ -361,7 +374,7 @@ impl Endpoint {
                 Bytes::from_static(b"application/sdp"),
             );
             r.body = b.clone();
-            if let Some(l) = self.calls.legs.get_mut(p.from) {
+            if let Some(l) = self.calls.legs.get_mut(from) {
                 l.dialog.sdp_sent = Some(b);
             }
         }
@@ -373,7 +386,7 @@ impl Endpoint {
         if to_sender.is_success() && from_caller && p.key.method == Method::Invite {
             let ok = Retransmit2xx::new(bytes, now, self.cfg_t1);
             let first = ok.first(now);
-            if let Some(a) = self.calls.legs.get_mut(p.from) {
+            if let Some(a) = self.calls.legs.get_mut(from) {
                 a.ok = Some(ok);
             }
             self.calls.arm(id, CallTimer::OkRetransmit, first);

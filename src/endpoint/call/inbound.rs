@@ -111,8 +111,11 @@ impl Endpoint {
         };
         tracing::info!(call = %id, %caller, %callee, trunk = trunk.as_ref().map(|t| t.name.as_str()), "call started");
         self.calls.by_a_invite.insert(key.clone(), id);
-        let a = self.calls.add_leg(Leg::new(id, a, key, msg));
-        let call = Call::new(now, a, offer, (plan, cursor), mf, cdr);
+        let a = self.calls.add_leg(Leg {
+            offer: Some(offer),
+            ..Leg::new(id, a, key, msg)
+        });
+        let call = Call::new(now, a, (plan, cursor), mf, cdr);
         self.calls.calls.insert(
             id,
             Call {

@@ -11,6 +11,7 @@ use bytes::Bytes;
 use std::time::{Duration, Instant};
 
 use super::ids::{CallId, LegId};
+use crate::sdp::Sdp;
 use crate::sip::dialog::Dialog;
 use crate::sip::msg::Message;
 use crate::sip::transaction::TxKey;
@@ -117,6 +118,30 @@ impl Legs {
     }
 }
 
+/// What a relayed mid-call offer does to hold.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(in crate::endpoint) enum HoldChange {
+    /// Neither holds nor resumes (a new address or codec, a refresh).
+    None,
+    /// Puts the other party on hold; the sender asked for this direction.
+    Hold(crate::sdp::Direction),
+    /// Takes the other party off hold.
+    Resume,
+}
+
+/// A re-INVITE or UPDATE the party sent on its leg, relayed to the other leg and waiting
+/// for its answer there.
+pub(in crate::endpoint) struct Reoffer {
+    /// Whether it holds or resumes.
+    pub(in crate::endpoint) hold: HoldChange,
+    /// Its server transaction on this leg.
+    pub(in crate::endpoint) key: TxKey,
+    /// The request, to answer it.
+    pub(in crate::endpoint) request: Message,
+    /// Our client transaction on the other leg.
+    pub(in crate::endpoint) forwarded: TxKey,
+}
+
 /// One party's leg of a call.
 pub(in crate::endpoint) struct Leg {
     /// The call it is part of.
@@ -128,10 +153,16 @@ pub(in crate::endpoint) struct Leg {
     pub(in crate::endpoint) invite_key: TxKey,
     /// That INVITE: the caller's, to build our responses from, or ours to the callee.
     pub(in crate::endpoint) invite: Message,
+    /// The offer in that INVITE, when it was the party's: what a call answered here
+    /// answers, and what a dial relays on. (A callback's placeholder holds the offer we
+    /// make its agent.)
+    pub(in crate::endpoint) offer: Option<Sdp>,
     /// Our 2xx to the party's INVITE or re-INVITE, sent again until its ACK.
     pub(in crate::endpoint) ok: Option<Retransmit2xx>,
     /// Our ACK to the party's 2xx, sent again if the 2xx is.
     pub(in crate::endpoint) ack: Option<Bytes>,
+    /// The party's re-INVITE or UPDATE, relayed and awaiting the other leg's answer.
+    pub(in crate::endpoint) reoffer: Option<Reoffer>,
     /// The G.711 payload type of our own media to the party (prompts, music), from our
     /// answer, and its telephone-event type if it has one.
     pub(in crate::endpoint) pt: u8,
@@ -152,8 +183,10 @@ impl Leg {
             dialog,
             invite_key,
             invite,
+            offer: None,
             ok: None,
             ack: None,
+            reoffer: None,
             pt: 0,
             te_pt: None,
         }

@@ -13,14 +13,13 @@ use std::time::{Duration, Instant};
 use crate::cdr::Cdr;
 use crate::dialplan::Cursor;
 use crate::media::SessionId;
-use crate::sdp::Sdp;
 use crate::sip::dialog::{with_tag, Dialog};
 use crate::sip::msg::{HeaderName, Message};
 use crate::sip::transaction::{Peer, TxKey};
 use crate::sip::uri::Uri;
 
 pub(in crate::endpoint) use super::ids::{CallId, LegId};
-pub(in crate::endpoint) use super::leg::Leg;
+pub(in crate::endpoint) use super::leg::{HoldChange, Leg, Reoffer};
 
 /// What `$status` says after a step that can fail (dial, queue, record, collect, agent
 /// codes). The dialplan reads it as text ([`Status::as_str`]), so the names are part of the
@@ -278,8 +277,6 @@ pub(in crate::endpoint) struct Call {
     pub(super) started: Instant,
     /// The caller's leg (a callback's customer once called).
     pub(in crate::endpoint) a: LegId,
-    /// The caller's offer, answered locally or relayed to B.
-    pub(super) offer: Sdp,
     /// Whether A got our 2xx.
     pub(in crate::endpoint) answered: bool,
     /// A callback the PBX places (agent first, then the customer as A).
@@ -317,8 +314,6 @@ pub(in crate::endpoint) struct Call {
     /// Its running timers: 2xx retransmission, ring timeout, the current `collect`'s next
     /// key, a queued caller's next position announcement, a callback customer's ring.
     pub(in crate::endpoint) timers: TimerTable,
-    /// A re-INVITE or UPDATE relayed to the other leg, awaiting its answer.
-    pub(super) pending: Option<Pending>,
     /// The leg on hold (hearing music), put there by the other.
     pub(in crate::endpoint) on_hold: Option<LegId>,
     pub(in crate::endpoint) cdr: Cdr,
@@ -407,7 +402,6 @@ impl Call {
     pub(in crate::endpoint) fn new(
         now: Instant,
         a: LegId,
-        offer: Sdp,
         (plan, cursor): (std::sync::Arc<crate::dialplan::Dialplan>, Cursor),
         mf: u8,
         cdr: Cdr,
@@ -415,7 +409,6 @@ impl Call {
         Self {
             started: now,
             a,
-            offer,
             answered: false,
             callback: None,
             from_trunk: None,
@@ -435,36 +428,10 @@ impl Call {
             b_ext: None,
             devices: Vec::new(),
             timers: TimerTable::default(),
-            pending: None,
             on_hold: None,
             cdr,
         }
     }
-}
-
-/// What a relayed mid-call offer does to hold.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) enum HoldChange {
-    /// Neither holds nor resumes (a new address or codec, a refresh).
-    None,
-    /// Puts the other party on hold; the sender asked for this direction.
-    Hold(crate::sdp::Direction),
-    /// Takes the other party off hold.
-    Resume,
-}
-
-/// A mid-call offer (hold, resume, new address) being relayed.
-pub(super) struct Pending {
-    /// Whether it holds or resumes.
-    pub(super) hold: HoldChange,
-    /// The leg it came from.
-    pub(super) from: LegId,
-    /// Its server transaction there.
-    pub(super) key: TxKey,
-    /// The request, to answer it.
-    pub(super) request: Message,
-    /// Our client transaction on the other leg.
-    pub(super) forwarded: TxKey,
 }
 
 /// Who and how a dial reaches: built by [`Endpoint::dial`] (an extension) or
