@@ -153,7 +153,7 @@ impl Endpoint {
         ) else {
             return;
         };
-        let Some((id, Some(leg))) = self.calls.dialog_of(cid, &tag) else {
+        let Some((id, leg)) = self.calls.dialog_of(cid, &tag) else {
             return;
         };
         // Only the caller's leg has a 2xx of ours waiting for its ACK.

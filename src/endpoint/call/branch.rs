@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use super::super::owner::{CallTx, TxOwner};
 use super::super::{code, Endpoint};
-use super::state::{CallId, CallTimer, Detached, Dialing, Leg, MediaLegs, State, Status};
+use super::state::{CallId, CallTimer, Detached, Dialing, MediaLegs, State, Status};
 use crate::cdr::{Disposition, HangupBy};
 use crate::media::MediaCommand;
 use crate::sdp::Sdp;
@@ -30,23 +30,23 @@ impl Endpoint {
     /// Gives up on one ringing B leg: CANCEL it (now, or at its first provisional) and keep
     /// watching its INVITE so a late answer is ACKed and hung up.
     pub(super) fn detach_branch(&mut self, now: Instant, d: Dialing) {
-        self.calls
-            .by_dialog
-            .remove(&(d.leg.call_id.clone(), d.leg.local_tag.clone()));
-        self.owners.forget_call_tx(&d.invite_key);
-        if self.tx.request_of(&d.invite_key).is_none() {
+        let Some(leg) = self.calls.remove_leg(d.leg) else {
+            return;
+        };
+        self.owners.forget_call_tx(&leg.invite_key);
+        if self.tx.request_of(&leg.invite_key).is_none() {
             return;
         }
         let mut det = Detached {
-            invite: d.invite,
-            peer: d.leg.peer,
+            invite: leg.invite,
+            peer: leg.dialog.peer,
             cancel_sent: false,
         };
         if d.provisional {
             self.send_cancel(now, &mut det);
         }
         self.owners
-            .insert(d.invite_key, TxOwner::Detached(Box::new(det)));
+            .insert(leg.invite_key, TxOwner::Detached(Box::new(det)));
     }
 
     pub(super) fn send_cancel(&mut self, now: Instant, det: &mut Detached) {
@@ -132,15 +132,14 @@ impl Endpoint {
     /// unavailable), and the dialplan goes on.
     pub(super) fn branch_failed(&mut self, now: Instant, id: CallId, key: &TxKey, code: u16) {
         self.owners.forget_call_tx(key);
+        if let Some(i) = self.calls.branch_index(id, key) {
+            if let Some(d) = self.calls.calls.get_mut(&id).map(|c| c.dialing.remove(i)) {
+                self.calls.remove_leg(d.leg);
+            }
+        }
         let Some(c) = self.calls.calls.get_mut(&id) else {
             return;
         };
-        if let Some(i) = c.dialing.iter().position(|d| &d.invite_key == key) {
-            let d = c.dialing.remove(i);
-            self.calls
-                .by_dialog
-                .remove(&(d.leg.call_id, d.leg.local_tag));
-        }
         c.failures.push(code);
         if !c.dialing.is_empty() {
             return;
@@ -158,13 +157,14 @@ impl Endpoint {
 
     pub(super) fn b_provisional(&mut self, now: Instant, id: CallId, key: &TxKey, msg: &Message) {
         let tag = msg.to_hdr().ok().and_then(|t| t.tag().cloned());
-        let Some(c) = self.calls.calls.get_mut(&id) else {
+        let Some((d, leg)) = self.calls.branch(id, key) else {
             return;
         };
-        let Some(d) = c.dialing.iter_mut().find(|d| &d.invite_key == key) else {
+        d.provisional = true;
+        leg.early(tag);
+        let Some(c) = self.calls.calls.get(&id) else {
             return;
         };
-        d.ringing(tag);
         if c.answered {
             // The caller hears our media already; nothing to relay.
             return;
@@ -201,29 +201,26 @@ impl Endpoint {
     }
 
     pub(super) fn b_answered(&mut self, now: Instant, id: CallId, key: &TxKey, msg: &Message) {
+        let i = self.calls.branch_index(id, key);
         let Some(c) = self.calls.calls.get_mut(&id) else {
             return;
         };
         c.timers.stop(CallTimer::RingTimeout);
-        let Some(i) = c.dialing.iter().position(|d| &d.invite_key == key) else {
+        let Some(i) = i else {
             return;
         };
-        // This device won: the others stop ringing.
-        let mut d = c.dialing.remove(i);
-        for other in std::mem::take(&mut c.dialing) {
+        // This device won: the others stop ringing, and its leg is the callee's.
+        let d = c.dialing.remove(i);
+        let others = std::mem::take(&mut c.dialing);
+        c.b = Some(d.leg);
+        for other in others {
             self.detach_branch(now, other);
         }
-        let ack = self.confirm(&mut d.leg, msg);
-        let b = self.calls.add_leg(Leg {
-            ack: Some(ack),
-            ..Leg::new(id, d.leg, key.clone(), d.invite)
-        });
+        self.confirm_leg(d.leg, msg);
         let a_peer = self.calls.caller(id).map(|a| a.dialog.peer.clone());
         let (Some(a_peer), Some(c)) = (a_peer, self.calls.calls.get_mut(&id)) else {
-            self.calls.remove_leg(b);
             return;
         };
-        c.b = Some(b);
         let answered_before = c.answered;
         let Some(MediaLegs {
             sid, a_port: pa, ..
@@ -405,7 +402,9 @@ impl Endpoint {
                     .calls
                     .get(&id)
                     .and_then(|c| c.callback.as_ref())
-                    .is_some_and(|cb| cb.ringing.as_ref().is_some_and(|d| &d.invite_key == key));
+                    .and_then(|cb| cb.ringing.as_ref())
+                    .and_then(|d| self.calls.legs.get(d.leg))
+                    .is_some_and(|l| &l.invite_key == key);
                 if ringing {
                     self.customer_failed(now, id, 408);
                 } else {
@@ -415,12 +414,7 @@ impl Endpoint {
             }
             CallTx::Branch => {}
         }
-        let dialing = self
-            .calls
-            .calls
-            .get(&id)
-            .is_some_and(|c| c.dialing.iter().any(|d| &d.invite_key == key));
-        if dialing {
+        if self.calls.branch_index(id, key).is_some() {
             // A device that never answered at all counts as not answering.
             self.branch_failed(now, id, key, 408);
         } else {

@@ -70,6 +70,19 @@ impl Endpoint {
         m
     }
 
+    /// Our INVITE on leg `leg` was answered with 2xx `msg`: its dialog is confirmed and
+    /// ACKed, and the ACK kept to send again should the 2xx come again.
+    pub(super) fn confirm_leg(&mut self, leg: super::state::LegId, msg: &Message) {
+        let Some(mut dialog) = self.calls.legs.get(leg).map(|l| l.dialog.clone()) else {
+            return;
+        };
+        let ack = self.confirm(&mut dialog, msg);
+        if let Some(l) = self.calls.legs.get_mut(leg) {
+            l.dialog = dialog;
+            l.ack = Some(ack);
+        }
+    }
+
     /// Our INVITE on `leg` was answered with 2xx `msg`: the dialog becomes the 2xx's (RFC
     /// 3261 §12.1.2: its To tag, Contact and route set), and it is ACKed at once (§13.2.2.4),
     /// with the INVITE's CSeq (2 after a digest challenge). The ACK, to send again if the

@@ -157,7 +157,6 @@ impl Endpoint {
             return;
         };
         let (leg, inv) = self.new_invite(&from, to, uri, &peer, body, extra);
-        let (call_id, tag) = (leg.call_id.clone(), leg.local_tag.clone());
         let key = match self.tx.send_request(now, inv.clone(), peer) {
             Ok(k) => k,
             Err(e) => {
@@ -170,16 +169,17 @@ impl Endpoint {
         tracing::info!(call = %id, "callback: calling the customer");
         self.owners
             .insert(key.clone(), TxOwner::Call(id, CallTx::Customer));
-        self.calls
-            .by_dialog
-            .insert((call_id, tag), super::DialogOf::Ringing(id));
-        if let Some(cb) = self
+        let leg = self.calls.add_leg(Leg::new(id, leg, key, inv));
+        match self
             .calls
             .calls
             .get_mut(&id)
             .and_then(|c| c.callback.as_mut())
         {
-            cb.ringing = Some(Dialing::new(leg, key, inv, credentials));
+            Some(cb) => cb.ringing = Some(Dialing::new(leg, credentials)),
+            None => {
+                self.calls.remove_leg(leg);
+            }
         }
         self.calls
             .arm(id, CallTimer::CustomerRing, now + CUSTOMER_RING);
@@ -262,8 +262,9 @@ impl Endpoint {
         if status.is_provisional() {
             // Ringing: a CANCEL may now end it (RFC 3261 §9.1).
             let tag = msg.to_hdr().ok().and_then(|t| t.tag().cloned());
-            if let Some(d) = cb.ringing.as_mut().filter(|d| &d.invite_key == key) {
-                d.ringing(tag);
+            if let Some((d, leg)) = self.calls.branch(id, key) {
+                d.provisional = true;
+                leg.early(tag);
             }
             return;
         }
@@ -271,7 +272,7 @@ impl Endpoint {
             // Sent again with the trunk's credentials.
             return;
         }
-        let Some(mut d) = self
+        let Some(d) = self
             .calls
             .calls
             .get_mut(&id)
@@ -292,26 +293,19 @@ impl Endpoint {
             self.customer_failed(now, id, status.as_u16());
             return;
         }
-        let ack = self.confirm(&mut d.leg, msg);
+        self.confirm_leg(d.leg, msg);
         let unix = self.unix_ms(now);
-        let Some(placeholder) = self.calls.calls.get(&id).map(|c| c.a) else {
+        let Some(c) = self.calls.calls.get_mut(&id) else {
+            self.calls.remove_leg(d.leg);
             return;
         };
         // The customer's leg takes the placeholder's place as A.
-        self.calls.remove_leg(placeholder);
-        let a = self.calls.add_leg(Leg {
-            ack: Some(ack),
-            ..Leg::new(id, d.leg, d.invite_key, d.invite)
-        });
-        let Some(c) = self.calls.calls.get_mut(&id) else {
-            self.calls.remove_leg(a);
-            return;
-        };
-        c.a = a;
+        let placeholder = std::mem::replace(&mut c.a, d.leg);
         c.cdr.answer_ms = Some(unix);
         if let Some(cb) = c.callback.as_mut() {
             cb.up = true;
         }
+        self.calls.remove_leg(placeholder);
         // The agent's ringback stops; the local session's sockets go to the bridge, which
         // latches onto the customer's first packet.
         self.stop_play(id);

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use super::super::owner::{CallTx, TxOwner};
 use super::super::Endpoint;
-use super::state::{CallId, CallTimer, Dialing, MediaLegs, Outgoing, Status};
+use super::state::{CallId, CallTimer, Dialing, Leg, MediaLegs, Outgoing, Status};
 use crate::media::MediaCommand;
 use crate::sip::dialog::{with_tag, Dialog};
 use crate::sip::header::Transport;
@@ -266,7 +266,6 @@ impl Endpoint {
             HeaderName::MaxForwards,
             Bytes::from((mf - 1).min(70).to_string()),
         );
-        let (call_id, b_tag) = (leg.call_id.clone(), leg.local_tag.clone());
         let key = match self.tx.send_request(now, inv.clone(), peer) {
             Ok(k) => k,
             Err(e) => {
@@ -278,17 +277,20 @@ impl Endpoint {
         tracing::info!(call = %id, %target, "ringing");
         self.owners
             .insert(key.clone(), TxOwner::Call(id, CallTx::Branch));
-        self.calls
-            .by_dialog
-            .insert((call_id, b_tag), super::DialogOf::Ringing(id));
+        let leg = self.calls.add_leg(Leg::new(id, leg, key, inv));
         let ring = timeout.unwrap_or(self.calls.ring_timeout);
-        if let Some(c) = self.calls.calls.get_mut(&id) {
-            c.media = Some(MediaLegs {
-                sid,
-                a_port: pa,
-                b_port: Some(pb),
-            });
-            c.dialing.push(Dialing::new(leg, key, inv, credentials));
+        match self.calls.calls.get_mut(&id) {
+            Some(c) => {
+                c.media = Some(MediaLegs {
+                    sid,
+                    a_port: pa,
+                    b_port: Some(pb),
+                });
+                c.dialing.push(Dialing::new(leg, credentials));
+            }
+            None => {
+                self.calls.remove_leg(leg);
+            }
         }
         self.calls.arm(id, CallTimer::RingTimeout, now + ring);
         true
@@ -346,12 +348,17 @@ impl Endpoint {
         key: &TxKey,
         resp: &Message,
     ) -> bool {
-        let Some(d) = self.calls.calls.get_mut(&id).and_then(|c| c.branch(key)) else {
+        let Some((d, leg)) = self.calls.branch(id, key) else {
             return false;
         };
         let (Some((user, password)), false) = (d.credentials.clone(), d.auth_tried) else {
             return false;
         };
+        let uri = leg
+            .invite
+            .request_line()
+            .map(|r| r.uri.to_string())
+            .unwrap_or_default();
         let (challenge_name, answer_name) =
             if resp.status() == Some(StatusCode::PROXY_AUTH_REQUIRED) {
                 (
@@ -364,29 +371,24 @@ impl Endpoint {
         let Some(challenge) = resp.header(&challenge_name).cloned() else {
             return false;
         };
-        let uri = d
-            .invite
-            .request_line()
-            .map(|r| r.uri.to_string())
-            .unwrap_or_default();
         let cnonce = format!("{:08x}", self.rng_u64() as u32);
         let Some(authz) = crate::sip::auth::client_authorization(
             &challenge, "INVITE", &uri, &user, &password, &cnonce, 1,
         ) else {
             return false;
         };
-        let Some(d) = self.calls.calls.get_mut(&id).and_then(|c| c.branch(key)) else {
+        let Some((d, leg)) = self.calls.branch(id, key) else {
             return false;
         };
         d.auth_tried = true;
-        d.leg.cseq += 1;
-        let mut inv = d.invite.clone();
+        leg.dialog.cseq += 1;
+        let mut inv = leg.invite.clone();
         inv.set_header(
             HeaderName::CSeq,
-            Bytes::from(format!("{} INVITE", d.leg.cseq)),
+            Bytes::from(format!("{} INVITE", leg.dialog.cseq)),
         );
         inv.push_header(answer_name, Bytes::from(authz));
-        let peer = d.leg.peer.clone();
+        let peer = leg.dialog.peer.clone();
         let via = self.via_for(&peer);
         inv.set_header(HeaderName::Via, via);
         match self.tx.send_request(now, inv.clone(), peer) {
@@ -395,9 +397,9 @@ impl Endpoint {
                 let role = self.owners.call(key).map_or(CallTx::Branch, |(_, r)| r);
                 self.owners.remove(key);
                 self.owners.insert(k.clone(), TxOwner::Call(id, role));
-                if let Some(d) = self.calls.calls.get_mut(&id).and_then(|c| c.branch(key)) {
-                    d.invite_key = k;
-                    d.invite = inv;
+                if let Some((_, leg)) = self.calls.branch(id, key) {
+                    leg.invite_key = k;
+                    leg.invite = inv;
                 }
                 tracing::info!(
                     call = %id,

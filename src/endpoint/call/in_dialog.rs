@@ -86,22 +86,23 @@ impl Endpoint {
             return false;
         };
         let method = msg.request_line().map(|r| r.method.clone());
-        let Some(leg) = leg else {
+        let Some((up, caller, other)) = self.calls.calls.get(&id).map(|c| {
+            (
+                c.is_caller(leg) || c.b == Some(leg),
+                c.is_caller(leg),
+                c.other(leg),
+            )
+        }) else {
+            return false;
+        };
+        if !up {
             // A device still ringing has only an early dialog: nothing in it is ours to
             // carry out (a BYE before its 2xx is not one RFC 3261 lets a callee send).
             if method != Some(Method::Ack) {
                 self.reply(now, key, msg, code(481), vec![]);
             }
             return true;
-        };
-        let Some((caller, other)) = self
-            .calls
-            .calls
-            .get(&id)
-            .map(|c| (c.is_caller(leg), c.other(leg)))
-        else {
-            return false;
-        };
+        }
         match method {
             Some(Method::Bye) => {
                 self.reply(now, key, msg, StatusCode::OK, vec![]);

@@ -170,6 +170,15 @@ pub(in crate::endpoint) struct Leg {
 }
 
 impl Leg {
+    /// A provisional answer on a leg we are ringing came with the party's tag: the early
+    /// dialog takes it, if it had none.
+    pub(in crate::endpoint) fn early(&mut self, tag: Option<Bytes>) {
+        if let (Some(t), None) = (tag, &self.dialog.remote_tag) {
+            self.dialog.remote_hdr = crate::sip::dialog::with_tag(&self.dialog.remote_hdr, &t);
+            self.dialog.remote_tag = Some(t);
+        }
+    }
+
     /// A leg of `call` made by `invite` (transaction `invite_key`) in `dialog`; nothing
     /// sent on it yet.
     pub(in crate::endpoint) fn new(

@@ -4,8 +4,9 @@
 //! A call has the caller's leg (we are its UAS) and, once a `dial` is answered, the
 //! callee's (we are its UAC): each a [`leg::Leg`] in the leg table ([`leg::Legs`], ids in
 //! [`ids`]) with its own dialog, Call-ID, tags and CSeq space, so neither party sees the
-//! other's dialog, and everything a request on a leg needs is found on that leg. Devices
-//! still ringing for a dial are not legs yet: each is a `Dialing` branch of the call. The dialplan cursor decides what the
+//! other's dialog, and everything a request on a leg needs is found on that leg. A device
+//! being rung (a dial's branch, a callback's customer) is a leg too, held by a `Dialing`
+//! until it answers and becomes the callee's (or is given up and leaves the table). The dialplan cursor decides what the
 //! call does ([`crate::dialplan::Action`]); this module carries it out: answering locally
 //! (echo, prompts), ringing a number, relaying B's responses to A, BYE on either side
 //! ending the other, CANCEL from A cancelling B. SDP is rewritten so RTP flows through the
@@ -54,16 +55,7 @@ mod timers;
 
 use ids::LegId;
 use leg::Legs;
-use state::{Call, CallId, CallTimer, Leg};
-
-/// What a dialog of ours belongs to.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum DialogOf {
-    /// A leg of a call: its caller's, or its callee's that answered.
-    Leg(LegId),
-    /// A device still being rung for the call, which is no leg yet.
-    Ringing(CallId),
-}
+use state::{Call, CallId, CallTimer, Dialing, Leg};
 
 /// Live call, for `ctl calls`.
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
@@ -98,8 +90,8 @@ pub(super) struct Calls {
     pub(super) calls: HashMap<CallId, Call>,
     /// Every call's legs.
     pub(super) legs: Legs,
-    /// Our dialogs by (Call-ID, our tag).
-    by_dialog: HashMap<(Bytes, Bytes), DialogOf>,
+    /// Our dialogs by (Call-ID, our tag): each is a leg's.
+    by_dialog: HashMap<(Bytes, Bytes), LegId>,
     by_a_invite: HashMap<TxKey, CallId>,
     /// Every call's armed deadlines, soonest first; an entry whose deadline its call's
     /// table no longer holds is stale and dropped when met.
@@ -130,17 +122,10 @@ impl Calls {
         self.calls.len()
     }
 
-    /// The call a dialog of ours belongs to, and its leg (none for a device still
-    /// ringing).
-    pub(super) fn dialog_of(
-        &self,
-        call_id: &Bytes,
-        tag: &Bytes,
-    ) -> Option<(CallId, Option<LegId>)> {
-        match *self.by_dialog.get(&(call_id.clone(), tag.clone()))? {
-            DialogOf::Leg(l) => Some((self.legs.get(l)?.call, Some(l))),
-            DialogOf::Ringing(call) => Some((call, None)),
-        }
+    /// The leg a dialog of ours is, and its call.
+    pub(super) fn dialog_of(&self, call_id: &Bytes, tag: &Bytes) -> Option<(CallId, LegId)> {
+        let l = *self.by_dialog.get(&(call_id.clone(), tag.clone()))?;
+        Some((self.legs.get(l)?.call, l))
     }
 
     /// The caller's leg of call `id`.
@@ -159,11 +144,35 @@ impl Calls {
         self.legs.get(self.calls.get(&id)?.b?)
     }
 
+    /// The device being rung for call `id` whose INVITE transaction is `key` (a dial's
+    /// branch or a callback's customer), and its leg.
+    pub(super) fn branch(&mut self, id: CallId, key: &TxKey) -> Option<(&mut Dialing, &mut Leg)> {
+        let Self { calls, legs, .. } = self;
+        let c = calls.get_mut(&id)?;
+        let customer = c.callback.as_mut().and_then(|cb| cb.ringing.as_mut());
+        let d = c
+            .dialing
+            .iter_mut()
+            .chain(customer)
+            .find(|d| legs.get(d.leg).is_some_and(|l| &l.invite_key == key))?;
+        let l = legs.get_mut(d.leg)?;
+        Some((d, l))
+    }
+
+    /// Where in call `id`'s dial the device whose INVITE transaction is `key` stands.
+    pub(super) fn branch_index(&self, id: CallId, key: &TxKey) -> Option<usize> {
+        self.calls
+            .get(&id)?
+            .dialing
+            .iter()
+            .position(|d| self.legs.get(d.leg).is_some_and(|l| &l.invite_key == key))
+    }
+
     /// Adds `leg` to the table, its dialog found by [`Self::dialog_of`] from now on.
     pub(super) fn add_leg(&mut self, leg: Leg) -> LegId {
         let key = (leg.dialog.call_id.clone(), leg.dialog.local_tag.clone());
         let id = self.legs.insert(leg);
-        self.by_dialog.insert(key, DialogOf::Leg(id));
+        self.by_dialog.insert(key, id);
         id
     }
 
@@ -171,7 +180,7 @@ impl Calls {
     pub(super) fn remove_leg(&mut self, id: LegId) -> Option<Leg> {
         let leg = self.legs.remove(id)?;
         let key = (leg.dialog.call_id.clone(), leg.dialog.local_tag.clone());
-        if self.by_dialog.get(&key) == Some(&DialogOf::Leg(id)) {
+        if self.by_dialog.get(&key) == Some(&id) {
             self.by_dialog.remove(&key);
         }
         Some(leg)

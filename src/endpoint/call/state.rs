@@ -13,9 +13,8 @@ use std::time::{Duration, Instant};
 use crate::cdr::Cdr;
 use crate::dialplan::Cursor;
 use crate::media::SessionId;
-use crate::sip::dialog::{with_tag, Dialog};
 use crate::sip::msg::{HeaderName, Message};
-use crate::sip::transaction::{Peer, TxKey};
+use crate::sip::transaction::Peer;
 use crate::sip::uri::Uri;
 
 pub(in crate::endpoint) use super::ids::{CallId, LegId};
@@ -262,11 +261,11 @@ pub(in crate::endpoint) struct CallbackA {
 /// 32 s (Timer B), so that a CANCEL ends the ring rather than the transaction dying.
 pub(super) const CUSTOMER_RING: Duration = Duration::from_secs(30);
 
-/// The B side while it is being dialled.
+/// A device being rung (a dial's branch, or a callback's customer): its leg, which has
+/// no answer yet, and how the ring goes.
 pub(in crate::endpoint) struct Dialing {
-    pub(super) leg: Dialog,
-    pub(super) invite_key: TxKey,
-    pub(super) invite: Message,
+    pub(super) leg: LegId,
+    /// A provisional answer came: a CANCEL may now end the ring (RFC 3261 §9.1).
     pub(super) provisional: bool,
     /// Credentials for a trunk's 401/407, and whether they were used already.
     pub(super) credentials: Option<(String, String)>,
@@ -320,31 +319,13 @@ pub(in crate::endpoint) struct Call {
 }
 
 impl Dialing {
-    /// A device being rung: our INVITE `invite` on `leg`, by transaction `invite_key`,
-    /// nothing heard yet.
-    pub(super) fn new(
-        leg: Dialog,
-        invite_key: TxKey,
-        invite: Message,
-        credentials: Option<(String, String)>,
-    ) -> Self {
+    /// A device being rung on `leg`, nothing heard yet.
+    pub(super) fn new(leg: LegId, credentials: Option<(String, String)>) -> Self {
         Self {
             leg,
-            invite_key,
-            invite,
             provisional: false,
             credentials,
             auth_tried: false,
-        }
-    }
-
-    /// A provisional answer came (with the callee's tag, if it gave one): a CANCEL may
-    /// now end the ring (RFC 3261 §9.1).
-    pub(super) fn ringing(&mut self, tag: Option<Bytes>) {
-        self.provisional = true;
-        if let (Some(t), None) = (tag, &self.leg.remote_tag) {
-            self.leg.remote_hdr = with_tag(&self.leg.remote_hdr, &t);
-            self.leg.remote_tag = Some(t);
         }
     }
 }
@@ -385,16 +366,6 @@ impl Call {
             State::Collecting(c) => Some(c),
             _ => None,
         }
-    }
-
-    /// The INVITE of ours whose transaction is `key`: a B branch ringing, or a
-    /// callback's customer.
-    pub(super) fn branch(&mut self, key: &TxKey) -> Option<&mut Dialing> {
-        let cb = self.callback.as_mut().and_then(|cb| cb.ringing.as_mut());
-        self.dialing
-            .iter_mut()
-            .chain(cb)
-            .find(|d| &d.invite_key == key)
     }
 
     /// A call just started (not answered, nothing dialled, no media yet): A's leg and
