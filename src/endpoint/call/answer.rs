@@ -145,7 +145,8 @@ impl Endpoint {
         tracing::info!(call = %id, "answered");
     }
 
-    /// An ACK outside any transaction: the caller's ACK for our 2xx.
+    /// An ACK outside any transaction: a party's ACK for our 2xx (the caller's to its
+    /// INVITE, or either's to a re-INVITE).
     pub(in crate::endpoint) fn on_call_ack(&mut self, msg: &Message) {
         let (Ok(cid), Some(tag)) = (
             msg.call_id(),
@@ -156,11 +157,17 @@ impl Endpoint {
         let Some((id, leg)) = self.calls.dialog_of(cid, &tag) else {
             return;
         };
-        // Only the caller's leg has a 2xx of ours waiting for its ACK.
-        let Some(c) = self.calls.calls.get_mut(&id).filter(|c| c.is_caller(leg)) else {
+        let Some(c) = self.calls.calls.get_mut(&id) else {
             return;
         };
-        c.timers.stop(CallTimer::OkRetransmit);
+        let timer = if c.is_caller(leg) {
+            CallTimer::OkRetransmit
+        } else if c.b == Some(leg) {
+            CallTimer::CalleeOkRetransmit
+        } else {
+            return;
+        };
+        c.timers.stop(timer);
         if let Some(a) = self.calls.legs.get_mut(leg) {
             a.ok = None;
         }

@@ -383,14 +383,19 @@ impl Endpoint {
         if let Err(e) = self.tx.respond(now, &p.key, r) {
             tracing::debug!(error = %e, "answer to a re-offer not sent");
         }
-        // Our 2xx to the caller's re-INVITE is retransmitted until its ACK, like the first.
-        if to_sender.is_success() && from_caller && p.key.method == Method::Invite {
+        // Our 2xx to a re-INVITE is retransmitted until its ACK, like the first.
+        if to_sender.is_success() && p.key.method == Method::Invite {
             let ok = Retransmit2xx::new(bytes, now, self.cfg_t1);
             let first = ok.first(now);
-            if let Some(a) = self.calls.legs.get_mut(from) {
-                a.ok = Some(ok);
+            if let Some(l) = self.calls.legs.get_mut(from) {
+                l.ok = Some(ok);
             }
-            self.calls.arm(id, CallTimer::OkRetransmit, first);
+            let timer = if from_caller {
+                CallTimer::OkRetransmit
+            } else {
+                CallTimer::CalleeOkRetransmit
+            };
+            self.calls.arm(id, timer, first);
         }
     }
 }

@@ -183,8 +183,10 @@ impl State {
 /// Timers a call can have running.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub(in crate::endpoint) enum CallTimer {
-    /// Retransmit our 2xx to A until its ACK (RFC 3261 §13.3.1.4).
+    /// Retransmit our 2xx to the caller until its ACK (RFC 3261 §13.3.1.4).
     OkRetransmit,
+    /// Retransmit our 2xx to the callee's re-INVITE until its ACK.
+    CalleeOkRetransmit,
     /// Give up ringing B.
     RingTimeout,
     /// Give up waiting for the next key of a `collect`.
@@ -196,7 +198,7 @@ pub(in crate::endpoint) enum CallTimer {
 }
 
 impl CallTimer {
-    const COUNT: usize = 5;
+    const COUNT: usize = 6;
 }
 
 /// A call's deadlines, one slot per timer kind (as quinn's `TimerTable`): arming a timer

@@ -5,11 +5,33 @@ use std::cmp::Reverse;
 use std::time::Instant;
 
 use super::super::Endpoint;
-use super::state::{CallTimer, Status};
+use super::state::{CallId, CallTimer, LegId, Status};
 use crate::cdr::{Disposition, HangupBy};
 use crate::sip::transaction::Transmit;
 
 impl Endpoint {
+    /// Our 2xx on `leg` is due again (timer `kind`): sent, or after 64 T1 with no ACK the
+    /// party is taken for gone and the call ends (RFC 3261 §13.3.1.4).
+    fn retransmit_ok(&mut self, now: Instant, id: CallId, kind: CallTimer, leg: LegId) {
+        let Some(l) = self.calls.legs.get_mut(leg) else {
+            return;
+        };
+        let Some(ok) = l.ok.as_mut() else {
+            return;
+        };
+        let Some(next) = ok.again(now, self.cfg_t2) else {
+            l.ok = None;
+            self.bye_caller(now, id);
+            self.bye_callee(now, id);
+            self.finish(now, id, Disposition::Answered, 408, HangupBy::System);
+            return;
+        };
+        let bytes = ok.bytes.clone();
+        let peer = l.dialog.peer.clone();
+        self.out.push_back(Transmit { peer, bytes });
+        self.calls.arm(id, kind, next);
+    }
+
     /// Call timers due at `now`.
     pub(in crate::endpoint) fn call_timeouts(&mut self, now: Instant) {
         while let Some(Reverse((at, id, kind))) = self.calls.due.peek().copied() {
@@ -26,24 +48,13 @@ impl Endpoint {
             c.timers.stop(kind);
             match kind {
                 CallTimer::OkRetransmit => {
-                    let Some(a) = self.calls.caller_mut(id) else {
-                        continue;
-                    };
-                    let Some(ok) = a.ok.as_mut() else {
-                        continue;
-                    };
-                    let Some(next) = ok.again(now, self.cfg_t2) else {
-                        // No ACK in 64*T1: the caller is gone (RFC 3261 §13.3.1.4).
-                        a.ok = None;
-                        self.bye_caller(now, id);
-                        self.bye_callee(now, id);
-                        self.finish(now, id, Disposition::Answered, 408, HangupBy::System);
-                        continue;
-                    };
-                    let bytes = ok.bytes.clone();
-                    let peer = a.dialog.peer.clone();
-                    self.out.push_back(Transmit { peer, bytes });
-                    self.calls.arm(id, CallTimer::OkRetransmit, next);
+                    let a = c.a;
+                    self.retransmit_ok(now, id, kind, a);
+                }
+                CallTimer::CalleeOkRetransmit => {
+                    if let Some(b) = c.b {
+                        self.retransmit_ok(now, id, kind, b);
+                    }
                 }
                 CallTimer::CustomerRing => {
                     let ringing = c

@@ -969,3 +969,41 @@ fn a_request_in_a_ringing_devices_early_dialog_is_refused_and_the_ring_goes_on()
     bob.expect_request(&mut pbx, Method::Ack);
     assert_eq!(call_state(&pbx), ("bridged".into(), true, 0));
 }
+
+#[test]
+fn our_answer_to_either_partys_reinvite_is_sent_again_until_its_ack() {
+    for callee_holds in [false, true] {
+        let (mut pbx, mut alice, mut bob) = two_phones();
+        let (a, b) = answered(&mut pbx, &mut alice, &mut bob);
+        let (holder, held, c) = if callee_holds {
+            (&mut bob, &mut alice, &b)
+        } else {
+            (&mut alice, &mut bob, &a)
+        };
+        pbx.advance(Duration::from_secs(1));
+        let t = pbx.elapsed();
+        holder.hold(&mut pbx, c);
+        let reinv = held.expect_request(&mut pbx, Method::Invite);
+        held.reply(&mut pbx, &reinv, 200);
+        // The holder does not ACK: our 200 comes again at T1, then 2 T1 later.
+        pbx.advance(Duration::from_millis(1600));
+        let again: Vec<u128> = pbx
+            .sent
+            .iter()
+            .filter(|(at, to, m)| {
+                *to == holder.peer.addr
+                    && m.status() == Some(StatusCode::OK)
+                    && m.method() == Some(Method::Invite)
+                    && *at - pbx.t0 >= t
+            })
+            .map(|(at, _, _)| (*at - pbx.t0 - t).as_millis())
+            .collect();
+        assert_eq!(again, [0, 500, 1500], "callee holds: {callee_holds}");
+        let ok = holder.expect_status(&mut pbx, Method::Invite, 200);
+        holder.ack_this(&mut pbx, c, &ok);
+        holder.clear(&mut pbx);
+        pbx.advance(Duration::from_secs(10));
+        assert!(holder.take(&mut pbx).is_empty(), "nothing after the ACK");
+        assert_eq!(call_state(&pbx), ("bridged".into(), true, 0));
+    }
+}
