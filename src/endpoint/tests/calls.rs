@@ -1007,3 +1007,128 @@ fn our_answer_to_either_partys_reinvite_is_sent_again_until_its_ack() {
         assert_eq!(call_state(&pbx), ("bridged".into(), true, 0));
     }
 }
+
+/// Sends a SIP INFO carrying a key on `c`, as `content_type` with `body`.
+fn info(pbx: &mut Pbx, phone: &mut Phone, c: &CallRef, content_type: &str, body: &str) {
+    let mut m = phone.in_dialog(c, Method::Info);
+    m.push_header(HeaderName::ContentType, content_type.to_string());
+    m.body = bytes::Bytes::from(body.to_string());
+    pbx.deliver(&phone.peer, &m);
+    phone.expect_status(pbx, Method::Info, 200);
+}
+
+#[test]
+fn keys_sent_as_sip_info_in_either_form_reach_the_dialplan() {
+    let (mut pbx, mut alice, mut bob) = two_phones();
+    let (a, _, _) = answered_here(&mut pbx, &mut alice, "602");
+    // Neither a key nor a form we read: nothing collected.
+    info(&mut pbx, &mut alice, &a, "text/plain", "5");
+    info(
+        &mut pbx,
+        &mut alice,
+        &a,
+        "application/dtmf-relay",
+        "Signal=12\r\n",
+    );
+    info(
+        &mut pbx,
+        &mut alice,
+        &a,
+        "application/dtmf-relay",
+        "Signal=\r\n",
+    );
+    // 1002 in both forms, spaced and cased as phones send them.
+    info(
+        &mut pbx,
+        &mut alice,
+        &a,
+        "application/dtmf-relay",
+        "Signal=1\r\nDuration=160\r\n",
+    );
+    info(&mut pbx, &mut alice, &a, "application/dtmf", "0");
+    info(
+        &mut pbx,
+        &mut alice,
+        &a,
+        "Application/DTMF-Relay",
+        "signal = 0\r\n",
+    );
+    assert!(bob.take(&mut pbx).is_empty(), "three keys of four");
+    info(&mut pbx, &mut alice, &a, "application/dtmf", "2\r\n");
+    bob.incoming(&mut pbx);
+    // 10 and 11 are * and #: "1", "0", then # ends the input at "10" (no such number).
+    let (a, _, _) = answered_here(&mut pbx, &mut alice, "602");
+    for signal in ["1", "0", "11"] {
+        info(
+            &mut pbx,
+            &mut alice,
+            &a,
+            "application/dtmf-relay",
+            &format!("Signal={signal}\r\n"),
+        );
+    }
+    alice.expect_request(&mut pbx, Method::Bye);
+}
+
+#[test]
+fn a_callees_info_keys_are_not_the_callers() {
+    // In a call bridged from the IVR (602, then 1002), keys from the callee's phone do
+    // not reach the caller's dialplan.
+    let (mut pbx, mut alice, mut bob) = two_phones();
+    let (_, id, _) = answered_here(&mut pbx, &mut alice, "602");
+    for digit in ['1', '0', '0', '2'] {
+        pbx.media_event(MediaEvent::Digit { id, digit });
+    }
+    let b = bob.incoming(&mut pbx);
+    bob.respond(&mut pbx, &b, 200);
+    bob.expect_request(&mut pbx, Method::Ack);
+    info(&mut pbx, &mut bob, &b, "application/dtmf", "5");
+    assert!(alice.take(&mut pbx).is_empty());
+    assert_eq!(call_state(&pbx), ("bridged".into(), true, 0));
+}
+
+#[test]
+fn the_device_rung_last_may_win_and_a_callees_repeated_2xx_is_acked_again() {
+    let (mut pbx, mut alice, mut desk) = two_phones();
+    let mut soft = Phone::new("1002", 5074);
+    soft.register(&mut pbx);
+    let a = alice.call(&mut pbx, "1002");
+    let d = desk.incoming(&mut pbx);
+    let s = soft.incoming(&mut pbx);
+    desk.respond(&mut pbx, &d, 180);
+    soft.respond(&mut pbx, &s, 180);
+    // The second device answers: the first is cancelled, the second is the callee.
+    soft.respond(&mut pbx, &s, 200);
+    soft.expect_request(&mut pbx, Method::Ack);
+    desk.expect_request(&mut pbx, Method::Cancel);
+    alice.ack(&mut pbx, &a);
+    assert_eq!(call_state(&pbx), ("bridged".into(), true, 0));
+    // Its 200 comes again (our ACK was lost): ACKed again, nothing else.
+    soft.respond(&mut pbx, &s, 200);
+    assert_eq!(methods(&soft.take(&mut pbx)), [Method::Ack]);
+    soft.bye(&mut pbx, &s);
+    alice.expect_request(&mut pbx, Method::Bye);
+    assert_eq!(
+        cdr_line(&pbx.cdrs[0]),
+        "1001 -> 1002 did=- trunk=- start=0 answer=0 end=0 answered 200 by callee"
+    );
+}
+
+#[test]
+fn calls_at_once_have_their_own_numbers_and_our_responses_our_contact() {
+    let mut pbx = Pbx::new();
+    let mut alice = Phone::new("1001", 5070);
+    let first = alice.call(&mut pbx, "600");
+    let got = alice.take(&mut pbx);
+    // The 100 carries no Contact; the 200 does, ours.
+    assert_eq!(statuses(&got), [100, 200]);
+    assert!(got[0].header(&HeaderName::Contact).is_none());
+    let contact = String::from_utf8_lossy(got[1].header(&HeaderName::Contact).unwrap());
+    assert!(contact.contains("127.0.0.1:5060"), "{contact}");
+    alice.ack_this(&mut pbx, &first, &got[1]);
+    let second = alice.call(&mut pbx, "600");
+    alice.ack(&mut pbx, &second);
+    let ids: Vec<u64> = pbx.calls().iter().map(|c| c.id).collect();
+    assert_eq!(ids, [1, 2]);
+    assert_eq!(pbx.ep.call_count(), 2);
+}
