@@ -1132,3 +1132,56 @@ fn calls_at_once_have_their_own_numbers_and_our_responses_our_contact() {
     assert_eq!(ids, [1, 2]);
     assert_eq!(pbx.ep.call_count(), 2);
 }
+
+/// The prompts asked for in `media`, as (sequence number, file name).
+fn plays(media: &[MediaCommand]) -> Vec<(u64, String)> {
+    media
+        .iter()
+        .filter_map(|m| match m {
+            MediaCommand::Play { seq, path, .. } => Some((
+                *seq,
+                path.file_name().unwrap().to_string_lossy().into_owned(),
+            )),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_caller_answered_here_hears_ringback_round_until_the_dial_is_answered() {
+    let (mut pbx, mut alice, mut bob) = two_phones();
+    let (_, id, _) = answered_here(&mut pbx, &mut alice, "602");
+    for digit in ['1', '0', '0', '2'] {
+        pbx.media_event(MediaEvent::Digit { id, digit });
+    }
+    let b = bob.incoming(&mut pbx);
+    let rb = plays(&pbx.take_media());
+    let [(seq, name)] = &rb[..] else {
+        panic!("{rb:?}")
+    };
+    assert_eq!(name, "ringback.wav");
+    // It ends: it plays again, under a new number ...
+    pbx.media_event(played(id, *seq));
+    let again = plays(&pbx.take_media());
+    assert_eq!(again, [(seq + 1, "ringback.wav".to_string())]);
+    // ... but not when it could not be played at all (no file), nor for an old number.
+    pbx.media_event(MediaEvent::PlayDone {
+        id,
+        seq: seq + 1,
+        played: false,
+    });
+    pbx.media_event(played(id, *seq));
+    assert!(plays(&pbx.take_media()).is_empty());
+    // Answered: the ringback stops, and its late end report starts nothing.
+    bob.respond(&mut pbx, &b, 200);
+    let media = pbx.take_media();
+    assert!(
+        media
+            .iter()
+            .any(|m| matches!(m, MediaCommand::Connect { .. })),
+        "{media:?}"
+    );
+    pbx.media_event(played(id, seq + 1));
+    assert!(plays(&pbx.take_media()).is_empty());
+    assert_eq!(call_state(&pbx), ("bridged".into(), true, 0));
+}
