@@ -1185,3 +1185,41 @@ fn a_caller_answered_here_hears_ringback_round_until_the_dial_is_answered() {
     assert!(plays(&pbx.take_media()).is_empty());
     assert_eq!(call_state(&pbx), ("bridged".into(), true, 0));
 }
+
+#[test]
+fn a_call_out_through_the_trunk_is_rewritten_and_presented_as_the_trunk_says() {
+    let mut pbx = Pbx::new();
+    let mut alice = Phone::new("1001", 5070);
+    let mut provider = Phone::at("provider", "unused", "127.0.0.2:5060");
+    let a = alice.call(&mut pbx, "95557654321");
+    let inv = provider.expect_request(&mut pbx, Method::Invite);
+    // To the provider: +1 and the number, from the trunk's caller ID and name, asserted.
+    assert_eq!(
+        inv.request_line().unwrap().uri.user_decoded().as_deref(),
+        Some("+15557654321")
+    );
+    let from = String::from_utf8_lossy(inv.header(&HeaderName::From).unwrap()).into_owned();
+    assert!(
+        from.starts_with("\"Switchboard Demo\" <sip:+15550100@127.0.0.2:5060>;tag="),
+        "{from}"
+    );
+    let pai = HeaderName::Other(bytes::Bytes::from_static(b"P-Asserted-Identity"));
+    assert_eq!(
+        inv.header(&pai)
+            .map(|v| String::from_utf8_lossy(v).into_owned()),
+        Some("\"Switchboard Demo\" <sip:+15550100@127.0.0.2:5060>".to_string())
+    );
+    let p = provider.accept(inv);
+    provider.respond(&mut pbx, &p, 200);
+    provider.expect_request(&mut pbx, Method::Ack);
+    alice.ack(&mut pbx, &a);
+    pbx.advance(Duration::from_secs(2));
+    alice.bye(&mut pbx, &a);
+    let bye = provider.expect_request(&mut pbx, Method::Bye);
+    provider.reply(&mut pbx, &bye, 200);
+    assert_eq!(pbx.live(), (0, 0, 0), "calls, legs, dialogs");
+    assert_eq!(
+        cdr_line(&pbx.cdrs[0]),
+        "1001 -> 95557654321 did=- trunk=demo start=0 answer=0 end=2000 answered 200 by caller"
+    );
+}

@@ -559,6 +559,11 @@ impl Phone {
         self.accept_invite(inv)
     }
 
+    /// Takes `inv`, an INVITE already read from the inbox, as an incoming call.
+    pub(crate) fn accept(&mut self, inv: Message) -> CallRef {
+        self.accept_invite(inv)
+    }
+
     fn accept_invite(&mut self, inv: Message) -> CallRef {
         let n = self.next();
         let id = CallRef(inv.call_id().expect("a Call-ID").clone());
