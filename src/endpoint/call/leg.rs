@@ -1,11 +1,12 @@
 //! One SIP leg of a call: the dialog with one party and what belongs to that dialog alone
 //! (the INVITE that made it, our 2xx or our ACK to repeat until the other side has it, the
-//! payload types we speak to it in). Types only, like [`super::state`]: the feature files
-//! act on legs, this file says what a leg is.
+//! payload types we speak to it in, a re-offer it sent), and the table every leg lives in.
+//! The feature files act on legs; this file says what a leg is and owns only the table's
+//! bookkeeping (slots, generations).
 //!
-//! A call holds its caller's leg and, once a dial is answered, its callee's. Everything a
-//! re-INVITE, a BYE or a retransmission needs is found on the leg it arrived on, never on
-//! "the other side" of the call.
+//! A call holds its caller's leg, a leg for each device it rings, and, once one answers,
+//! that callee's leg. Everything a re-INVITE, a BYE or a retransmission needs is found on
+//! the leg it arrived on, never on "the other side" of the call. Imports only the ids.
 
 use bytes::Bytes;
 use std::time::{Duration, Instant};

@@ -1,7 +1,8 @@
 //! The data a call is made of: its legs' roles, what it waits for, its timers, the branches
 //! being rung, the app it is in (collect, record, queue) and the call record itself.
 //!
-//! Types only: it imports no sibling module, so every feature file of the call (and the
+//! Types only: of its siblings it imports just the ids and the leg (which it re-exports),
+//! neither of which imports it back, so every feature file of the call (and the
 //! endpoint's queue, voicemail and callback files) can depend on it without depending on
 //! each other.
 
