@@ -7,7 +7,7 @@
 use std::net::UdpSocket;
 use std::time::{Duration, Instant};
 
-use switchboard::media::{MediaCommand, MediaEvent, SessionId};
+use switchboard::media::{LegKey, MediaCommand, MediaEvent};
 
 mod util;
 
@@ -41,16 +41,16 @@ fn main() {
     let relay = switchboard::driver::media::start("127.0.0.1".parse().unwrap(), ev_tx);
     let rx = UdpSocket::bind("127.0.0.1:0").unwrap();
     rx.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
-    let id = SessionId(1);
-    relay.send(MediaCommand::Local {
-        id,
-        a_port: util::free_pairs(1)[0],
-        a_remote: Some(rx.local_addr().unwrap()),
-        pt: 0,
-        te_pt: None,
+    let leg = LegKey(1);
+    relay.send(MediaCommand::LegOpen {
+        leg,
+        port: util::free_pairs(1)[0],
+        remote: Some(rx.local_addr().unwrap()),
+        pt: Some(0),
+        keys: None,
     });
     relay.send(MediaCommand::Play {
-        id,
+        leg,
         path,
         barge_in: false,
         seq: 1,

@@ -10,7 +10,7 @@
 use std::net::UdpSocket;
 use std::time::{Duration, Instant};
 
-use switchboard::media::{MediaCommand, SessionId};
+use switchboard::media::{BridgeKey, LegKey, MediaCommand, Tech};
 
 mod util;
 
@@ -84,30 +84,42 @@ fn main() {
     {
         let (a, b) = (sock(), sock());
         let port = ports[2 * i];
-        let id = SessionId(u64::from(port));
-        relay.send(MediaCommand::Open {
-            id,
-            a_port: port,
-            b_port: ports[2 * i + 1],
-            a_remote: Some(a.local_addr().unwrap()),
-        });
-        relay.send(MediaCommand::SetRemoteB {
-            id,
-            addr: b.local_addr().unwrap(),
-        });
-        if transcode {
-            relay.send(MediaCommand::Transcode {
-                id,
-                a_pt: 0,
-                b_pt: 8,
+        let (la, lb, bridge) = (
+            LegKey(2 * i as u64),
+            LegKey(2 * i as u64 + 1),
+            BridgeKey(i as u64),
+        );
+        for (leg, port, remote, pt) in [
+            (la, port, a.local_addr().unwrap(), 0),
+            (
+                lb,
+                ports[2 * i + 1],
+                b.local_addr().unwrap(),
+                if transcode { 8 } else { 0 },
+            ),
+        ] {
+            relay.send(MediaCommand::LegOpen {
+                leg,
+                port,
+                remote: Some(remote),
+                pt: Some(pt),
+                keys: None,
             });
         }
+        relay.send(MediaCommand::BridgeOpen {
+            bridge,
+            tech: Tech::Relay,
+        });
+        relay.send(MediaCommand::BridgeJoin { bridge, leg: la });
+        relay.send(MediaCommand::BridgeJoin { bridge, leg: lb });
         std::thread::sleep(Duration::from_millis(100));
         let to = format!("127.0.0.1:{port}").parse().unwrap();
         // Warm up (latching, page faults), then measure.
         let _ = pump(&a, to, &b);
         let (ns, allocs) = pump(&a, to, &b);
-        relay.send(MediaCommand::Close { id });
+        relay.send(MediaCommand::LegClose { leg: la });
+        relay.send(MediaCommand::LegClose { leg: lb });
+        relay.send(MediaCommand::BridgeClose { bridge });
         results.push((name, ns, allocs));
     }
     println!(

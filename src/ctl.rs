@@ -16,7 +16,7 @@ pub struct CallInfo {
     /// The call.
     #[serde(flatten)]
     pub call: CallView,
-    /// RTP packets relayed (caller to callee, callee to caller), if media is up.
+    /// RTP packets received from the caller and from the callee, if media is up.
     pub rtp_packets: Option<(u64, u64)>,
 }
 

@@ -265,7 +265,7 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
                 Response::Calls(list) => {
                     println!(
                         "{:>6} {:<12} {:<14} {:<13} {:>6} {:>13} {:>17}",
-                        "CALL", "CALLER", "CALLEE", "STATE", "AGE", "RTP PORTS", "RTP PKTS A>B/B>A"
+                        "CALL", "CALLER", "CALLEE", "STATE", "AGE", "RTP PORTS", "RTP IN A/B"
                     );
                     for c in &list {
                         let ports = c

@@ -10,7 +10,7 @@
 use std::net::UdpSocket;
 use std::time::{Duration, Instant};
 
-use switchboard::media::{MediaCommand, SessionId};
+use switchboard::media::{BridgeKey, LegKey, MediaCommand, Tech};
 
 mod common;
 
@@ -67,23 +67,30 @@ fn the_relay_forwards_and_transcodes_without_allocating_per_packet() {
             .unwrap()
             .parse()
             .unwrap();
-        relay.send(MediaCommand::Open {
-            id: SessionId(id),
-            a_port: ports,
-            b_port: ports + 2,
-            a_remote: Some(a.local_addr().unwrap()),
-        });
-        relay.send(MediaCommand::SetRemoteB {
-            id: SessionId(id),
-            addr: b.local_addr().unwrap(),
-        });
-        if transcode {
-            relay.send(MediaCommand::Transcode {
-                id: SessionId(id),
-                a_pt: 0,
-                b_pt: 8,
+        let (la, lb, bridge) = (LegKey(2 * id), LegKey(2 * id + 1), BridgeKey(id));
+        for (leg, port, remote, pt) in [
+            (la, ports, a.local_addr().unwrap(), 0),
+            (
+                lb,
+                ports + 2,
+                b.local_addr().unwrap(),
+                if transcode { 8 } else { 0 },
+            ),
+        ] {
+            relay.send(MediaCommand::LegOpen {
+                leg,
+                port,
+                remote: Some(remote),
+                pt: Some(pt),
+                keys: None,
             });
         }
+        relay.send(MediaCommand::BridgeOpen {
+            bridge,
+            tech: Tech::Relay,
+        });
+        relay.send(MediaCommand::BridgeJoin { bridge, leg: la });
+        relay.send(MediaCommand::BridgeJoin { bridge, leg: lb });
         let to = format!("127.0.0.1:{ports}").parse().unwrap();
         // Warm up: latching, the first buffers, page faults.
         let (_, pt) = relay_n(&a, to, &b, 200);
@@ -96,6 +103,8 @@ fn the_relay_forwards_and_transcodes_without_allocating_per_packet() {
             allocs < 50,
             "{allocs} allocations while relaying 5,000 packets (transcoding: {transcode})"
         );
-        relay.send(MediaCommand::Close { id: SessionId(id) });
+        relay.send(MediaCommand::LegClose { leg: la });
+        relay.send(MediaCommand::LegClose { leg: lb });
+        relay.send(MediaCommand::BridgeClose { bridge });
     }
 }

@@ -372,7 +372,7 @@ fn ctl_answer(
             ep.calls(now)
                 .into_iter()
                 .map(|c| {
-                    let rtp_packets = io.media.packets(crate::media::SessionId(c.id));
+                    let rtp_packets = c.media_legs.and_then(|(a, b)| io.media.packets(a, b));
                     crate::ctl::CallInfo {
                         call: c,
                         rtp_packets,

@@ -9,54 +9,116 @@ pub mod wav;
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 
-/// Identifies one relayed session (one call's media).
+/// One media leg: our RTP/RTCP port pair facing one party, for as long as it is open.
+/// Chosen by the call layer, unique among open legs and never reused within a run, so a
+/// late report about a closed leg is not taken for a newer one's.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct SessionId(pub u64);
+pub struct LegKey(pub u64);
 
-/// One party of a bridge: the caller's side or the callee's.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Party {
-    /// The side facing the caller (its port is `a_port`).
-    A,
-    /// The side facing the callee (`b_port`).
-    B,
+/// One bridge: the legs whose audio is joined. Chosen by the call layer, like [`LegKey`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct BridgeKey(pub u64);
+
+/// How a leg's keys reach us.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Keys {
+    /// RFC 4733 telephone-events, with this payload type.
+    Events(u8),
+    /// Tones in the audio (the party offered no telephone-event).
+    Inband,
 }
 
-/// What the relay must do.
+/// How a bridge joins its legs' audio.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Tech {
+    /// Two legs, each one's packets sent on to the other as they are (G.711 converted where
+    /// the two laws differ): no decode, no copy.
+    Relay,
+}
+
+/// What the media engine must do. A leg's sockets are always in exactly one place: parked
+/// (open, heard by nobody), with the leg alone (playing, echoing, recording, listening for
+/// keys), or in one bridge; joining and leaving move them, keeping where the party was
+/// last heard from (symmetric RTP) and the law it speaks.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum MediaCommand {
-    /// Open a session: RTP arriving on `a_port` goes to the B side's peer and RTP arriving
-    /// on `b_port` to the A side's; RTCP likewise on the ports above them.
-    ///
-    /// For a call already in a local session (answered by switchboard), only the B side
-    /// opens: the caller keeps hearing its music, prompt or ringback until
-    /// [`MediaCommand::Connect`], so a dial never leaves it in dead air.
-    Open {
-        /// Session.
-        id: SessionId,
-        /// Port the A party (caller) sends to.
-        a_port: u16,
-        /// Port the B party (callee) sends to.
-        b_port: u16,
-        /// Where the A party wants RTP, from its SDP (until latched).
-        a_remote: Option<SocketAddr>,
+    /// Bind a leg's port pair (`port`, `port + 1`). Until it joins a bridge or is given
+    /// something to play, nobody hears it; a leg that listens for `keys` is listened to at
+    /// once, reporting [`MediaEvent::Digit`].
+    LegOpen {
+        /// Leg.
+        leg: LegKey,
+        /// Our RTP port facing the party.
+        port: u16,
+        /// Where the party wants RTP, from its SDP (until latched).
+        remote: Option<SocketAddr>,
+        /// The G.711 payload type agreed with it (0 = PCMU, 8 = PCMA), if one was.
+        pt: Option<u8>,
+        /// How its keys come, if they are listened for.
+        keys: Option<Keys>,
     },
-    /// The B party's SDP arrived: where it wants RTP (until latched).
-    SetRemoteB {
-        /// Session.
-        id: SessionId,
+    /// The party's SDP says where it wants RTP now (until latched).
+    LegRemote {
+        /// Leg.
+        leg: LegKey,
         /// Address from the SDP.
         addr: SocketAddr,
     },
-    /// In a local session: record the caller to `path` (8 kHz 16-bit WAV) until a `#`,
-    /// `max`, `silence` of quiet, [`MediaCommand::StopRecord`] or the session's end (what
-    /// was said is kept even if the caller hangs up), then report
+    /// The G.711 law the party speaks: a bridge converts between two legs whose laws
+    /// differ, and what is played to the leg is encoded in it.
+    LegLaw {
+        /// Leg.
+        leg: LegKey,
+        /// 0 = PCMU, 8 = PCMA.
+        pt: u8,
+    },
+    /// Close a leg and free its sockets (leaving its bridge; a recording under way is
+    /// saved).
+    LegClose {
+        /// Leg.
+        leg: LegKey,
+    },
+    /// To a leg not in a bridge: send everything the party sends straight back.
+    Echo {
+        /// Leg.
+        leg: LegKey,
+    },
+    /// To a leg not in a bridge: play a WAV file, then report [`MediaEvent::PlayDone`]
+    /// (at once, as not played, for a leg in a bridge).
+    Play {
+        /// Leg.
+        leg: LegKey,
+        /// The file (16-bit PCM, 8 kHz, mono).
+        path: std::path::PathBuf,
+        /// Stop at the first key press (barge-in).
+        barge_in: bool,
+        /// Echoed in [`MediaEvent::PlayDone`], so a late report of an earlier prompt is
+        /// not taken for this one's.
+        seq: u64,
+    },
+    /// To a leg not in a bridge: play a WAV file round and round (music on hold) until
+    /// something else is asked of the leg; nothing is reported.
+    Music {
+        /// Leg.
+        leg: LegKey,
+        /// The file (16-bit PCM, 8 kHz, mono).
+        path: std::path::PathBuf,
+    },
+    /// Stop what plays to a leg now (a key came another way, SIP INFO).
+    StopPlay {
+        /// Leg.
+        leg: LegKey,
+    },
+    /// To a leg not in a bridge: record the party to `path` (8 kHz 16-bit WAV) until a
+    /// `#`, `max`, `silence` of quiet, [`MediaCommand::StopRecord`], the leg joining a
+    /// bridge or its end (what was said is kept even if the party hangs up), then report
     /// [`MediaEvent::RecordDone`]. With `index`, a line is appended to that file once the
     /// recording is on disk (a voicemail box's list of messages).
     Record {
-        /// Session.
-        id: SessionId,
+        /// Leg.
+        leg: LegKey,
         /// Where the recording goes.
         path: std::path::PathBuf,
         /// Longest recording.
@@ -68,101 +130,37 @@ pub enum MediaCommand {
         /// Echoed in the report.
         seq: u64,
     },
-    /// In a local session: end the recording now (a key came by SIP INFO).
+    /// End a leg's recording now (a key came by SIP INFO).
     StopRecord {
-        /// Session.
-        id: SessionId,
+        /// Leg.
+        leg: LegKey,
     },
-    /// In a local session: stop the prompt playing now (a key came another way, SIP INFO).
-    StopPlay {
-        /// Session.
-        id: SessionId,
+    /// Open a bridge, empty.
+    BridgeOpen {
+        /// Bridge.
+        bridge: BridgeKey,
+        /// How it joins its legs.
+        tech: Tech,
     },
-    /// Convert G.711 between the legs: A's payload type `a_pt` to and from B's `b_pt`
-    /// (0 = PCMU, 8 = PCMA), because the parties share no law.
-    Transcode {
-        /// Session.
-        id: SessionId,
-        /// Payload type spoken with A.
-        a_pt: u8,
-        /// Payload type spoken with B.
-        b_pt: u8,
+    /// A leg joins a bridge: what it played or recorded ends, and it hears the bridge.
+    BridgeJoin {
+        /// Bridge.
+        bridge: BridgeKey,
+        /// Leg.
+        leg: LegKey,
     },
-    /// B answered a call whose caller is in a local session: the caller's audio now goes
-    /// to and from B, and the local session ends (a recording under way is saved).
-    Connect {
-        /// Session.
-        id: SessionId,
+    /// A leg leaves its bridge and is alone again (parked, or listened to for keys); the
+    /// others stay (on hold: it is given music next).
+    BridgeLeave {
+        /// Bridge.
+        bridge: BridgeKey,
+        /// Leg.
+        leg: LegKey,
     },
-    /// A dial from a local session failed: close its B side; the caller's local session
-    /// goes on as it was (music keeps playing).
-    CloseB {
-        /// Session.
-        id: SessionId,
-    },
-    /// In a bridge: `held` was put on hold by the other party, and hears music (`music`,
-    /// played round) instead of silence; nothing is relayed either way until
-    /// [`MediaCommand::Resume`].
-    Hold {
-        /// Session.
-        id: SessionId,
-        /// The party that hears the music.
-        held: Party,
-        /// The music (16-bit PCM, 8 kHz, mono).
-        music: std::path::PathBuf,
-    },
-    /// In a bridge on hold: the music stops and the two parties hear each other again.
-    Resume {
-        /// Session.
-        id: SessionId,
-    },
-    /// Close the session and free its sockets.
-    Close {
-        /// Session.
-        id: SessionId,
-    },
-    /// In a local session: send what it plays to `addr` with payload type `pt` instead
-    /// (a callback plays ringback to its agent while the customer's phone rings); `None`
-    /// forgets the peer, so that the bridge it is handed to latches onto whoever sends
-    /// first.
-    LocalPeer {
-        /// Session.
-        id: SessionId,
-        /// Where to send.
-        addr: Option<SocketAddr>,
-        /// Payload type spoken there (0 = PCMU, 8 = PCMA).
-        pt: u8,
-    },
-    /// Open a session with the caller alone (switchboard answered it itself): it then
-    /// echoes or plays prompts as told. RTP sent to it uses payload type `pt`.
-    Local {
-        /// Session.
-        id: SessionId,
-        /// Port the caller sends to.
-        a_port: u16,
-        /// Where the caller wants RTP, from its SDP (until latched).
-        a_remote: Option<SocketAddr>,
-        /// Payload type agreed with the caller (0 = PCMU, 8 = PCMA).
-        pt: u8,
-        /// The caller's telephone-event payload type, if it offered one.
-        te_pt: Option<u8>,
-    },
-    /// In a local session: send everything the caller sends straight back.
-    Echo {
-        /// Session.
-        id: SessionId,
-    },
-    /// In a local session: play a WAV file, then report [`MediaEvent::PlayDone`].
-    Play {
-        /// Session.
-        id: SessionId,
-        /// The file (16-bit PCM, 8 kHz, mono).
-        path: std::path::PathBuf,
-        /// Stop at the first key press (barge-in).
-        barge_in: bool,
-        /// Echoed in [`MediaEvent::PlayDone`], so a late report of an earlier prompt is
-        /// not taken for this one's.
-        seq: u64,
+    /// Close a bridge; its legs are alone again.
+    BridgeClose {
+        /// Bridge.
+        bridge: BridgeKey,
     },
 }
 
@@ -217,8 +215,8 @@ pub enum MediaEvent {
     /// A `Play` finished (or could not start: the file is missing or unreadable, which is
     /// logged; the call goes on rather than sit in silence), or a key press cut it short.
     PlayDone {
-        /// Session.
-        id: SessionId,
+        /// Leg it played to.
+        leg: LegKey,
         /// The `seq` of the `Play` it reports.
         seq: u64,
         /// False when the file could not be played at all: whoever plays it round (music
@@ -227,8 +225,8 @@ pub enum MediaEvent {
     },
     /// A recording ended (`ms` long; 0 if nothing was said).
     RecordDone {
-        /// Session.
-        id: SessionId,
+        /// Leg it recorded.
+        leg: LegKey,
         /// The `seq` of the `Record`.
         seq: u64,
         /// Length kept, in milliseconds.
@@ -236,10 +234,10 @@ pub enum MediaEvent {
         /// Whether a file was written (not when nothing was said or the disk refused it).
         saved: bool,
     },
-    /// The caller pressed a key (RFC 4733 telephone-event).
+    /// A party pressed a key (RFC 4733 telephone-event or a tone in the audio).
     Digit {
-        /// Session.
-        id: SessionId,
+        /// Leg that pressed it.
+        leg: LegKey,
         /// 0-9, *, #, A-D.
         digit: char,
     },

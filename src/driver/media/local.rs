@@ -1,22 +1,22 @@
-//! A session with the caller alone (switchboard answered it): idle, echoing, playing
-//! prompts (cut short by a key where asked), recording, and reporting keys whether they
-//! come as RFC 4733 events or as tones in the audio. Hands its sockets over to a bridge
-//! when a dial from it is answered.
+//! A leg on its own (not in a bridge): idle, echoing, playing prompts (cut short by a
+//! key where asked) or music round, recording, and reporting keys whether they come as
+//! RFC 4733 events or as tones in the audio. Hands its sockets back when the leg joins a
+//! bridge.
 
 use std::net::SocketAddr;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
 
 use super::sound::{decode_g711, frame_ticker, load_off_task, Packetiser, PromptCache, FRAME};
-use super::{ASide, Counters};
-use crate::media::{MediaEvent, SessionId};
+use super::LegMedia;
+use crate::media::{Keys, LegKey, MediaEvent};
 
 pub(super) enum LocalCmd {
     Echo,
     /// A prompt, whether a key press cuts it short, and its sequence number.
     Play(std::path::PathBuf, bool, u64),
+    /// Music, played round until something else is asked.
+    Music(std::path::PathBuf),
     /// Stop the prompt (reported as finished).
     Stop,
     /// Start recording the caller.
@@ -25,10 +25,12 @@ pub(super) enum LocalCmd {
     StopRecord,
     /// The session is over: save what is recorded and end.
     Close,
-    /// B answered: give the caller's sockets to the bridge, save what is recorded, and end.
-    Handover(oneshot::Sender<ASide>),
-    /// Play to this address, in this payload type (or to nobody).
-    Peer(Option<SocketAddr>, u8),
+    /// The leg joins a bridge: save what is recorded, give its sockets back, and end.
+    Handover(oneshot::Sender<Box<LegMedia>>),
+    /// Where the party wants RTP, from its SDP.
+    Remote(SocketAddr),
+    /// The law agreed with the party.
+    Law(u8),
 }
 
 /// A recording under way.
@@ -91,7 +93,7 @@ const QUIET: i32 = 150;
 
 /// Writes a finished recording (off the media task's thread: a slow disk must not delay
 /// audio) and reports it. Trailing quiet is trimmed.
-fn finish_recording(id: SessionId, mut r: Recording, events: mpsc::UnboundedSender<MediaEvent>) {
+fn finish_recording(leg: LegKey, mut r: Recording, events: mpsc::UnboundedSender<MediaEvent>) {
     let keep = r.samples.len().saturating_sub(r.quiet);
     r.samples.truncate(keep);
     let ms = r.samples.len() as u64 / 8;
@@ -99,7 +101,7 @@ fn finish_recording(id: SessionId, mut r: Recording, events: mpsc::UnboundedSend
         // Nothing said: no file, no message in the box.
         if ms == 0 {
             let _ = events.send(MediaEvent::RecordDone {
-                id,
+                leg,
                 seq: r.seq,
                 ms,
                 saved: false,
@@ -142,7 +144,7 @@ fn finish_recording(id: SessionId, mut r: Recording, events: mpsc::UnboundedSend
             }
         };
         let _ = events.send(MediaEvent::RecordDone {
-            id,
+            leg,
             seq: r.seq,
             ms,
             saved,
@@ -150,57 +152,50 @@ fn finish_recording(id: SessionId, mut r: Recording, events: mpsc::UnboundedSend
     });
 }
 
-/// What a local session speaks with the caller.
-pub(super) struct LocalMedia {
-    /// Payload type of our prompts (0 = PCMU, 8 = PCMA).
-    pub(super) pt: u8,
-    /// The caller's telephone-event payload type.
-    pub(super) te_pt: Option<u8>,
-    /// Where the caller wants RTP, from its SDP (until latched).
-    pub(super) a_remote: Option<SocketAddr>,
-    /// The relay's decoded prompts.
-    pub(super) prompts: PromptCache,
+/// What plays to the leg: samples, where it is in them, and what it reports at the end.
+struct Playing {
+    samples: Arc<[i16]>,
+    pos: usize,
+    /// A prompt's sequence number, reported when it ends; music (`None`) goes round.
+    seq: Option<u64>,
 }
 
-/// A session with the caller alone: idle (absorbing its audio), echoing, or playing.
+/// A leg on its own: idle (absorbing its audio), echoing, playing or recording, until
+/// it is closed or handed to a bridge.
 pub(super) async fn local(
-    id: SessionId,
-    (rtp, rtcp): (UdpSocket, UdpSocket),
-    media: LocalMedia,
+    mut m: Box<LegMedia>,
     mut cmds: mpsc::UnboundedReceiver<LocalCmd>,
     events: mpsc::UnboundedSender<MediaEvent>,
-    c: Arc<Counters>,
+    prompts: PromptCache,
 ) {
-    let LocalMedia {
-        mut pt,
-        te_pt,
-        a_remote: a_sdp,
-        prompts,
-    } = media;
+    let leg = m.key;
     let mut dtmf = crate::media::DtmfRx::default();
-    // A caller that offered no telephone-event sends its keys as tones in the audio.
-    let mut inband = te_pt
-        .is_none()
-        .then(crate::media::inband::InbandDtmf::default);
+    let te_pt = match m.keys {
+        Some(Keys::Events(te)) => Some(te),
+        _ => None,
+    };
+    // A party that offered no telephone-event sends its keys as tones in the audio.
+    let mut inband =
+        matches!(m.keys, Some(Keys::Inband)).then(crate::media::inband::InbandDtmf::default);
     let mut pcm: Vec<i16> = Vec::with_capacity(320);
     let mut keys: Vec<char> = Vec::with_capacity(4);
     let mut recording: Option<Recording> = None;
     let mut barge_in = false;
-    let mut play_seq = 0u64;
-    let mut to_a = a_sdp;
     let mut echo = false;
     let mut buf = [0u8; 2048];
     let mut cbuf = [0u8; 2048];
-    // Playback: samples and position, our stream's RTP numbering, and a ticker that
-    // schedules frames at fixed 20 ms offsets from its start, so pacing does not drift.
-    let mut play: Option<(Arc<[i16]>, usize)> = None;
+    // Playback, our stream's RTP numbering, and a ticker that schedules frames at fixed
+    // 20 ms offsets from its start, so pacing does not drift.
+    let mut play: Option<Playing> = None;
     let mut out = Packetiser::new();
     let mut tick = frame_ticker();
     loop {
         tokio::select! {
-            r = rtp.recv_from(&mut buf) => {
+            r = m.rtp.recv_from(&mut buf) => {
                 let Ok((n, from)) = r else { continue };
-                to_a = Some(from);
+                // Alone, the leg follows wherever the party's packets come from.
+                m.latched = false;
+                m.heard(&buf[..n], from);
                 keys.clear();
                 if let Some(digit) = te_pt.and_then(|te| dtmf.packet(&buf[..n], te)) {
                     keys.push(digit);
@@ -220,44 +215,46 @@ pub(super) async fn local(
                     let filled = hole > 0 && hole <= r.max && r.push(&vec![0; hole]);
                     if filled || r.push(&pcm) {
                         if let Some(r) = recording.take() {
-                            finish_recording(id, r, events.clone());
+                            finish_recording(leg, r, events.clone());
                         }
                     }
                 }
                 if keys.contains(&'#') {
                     if let Some(r) = recording.take() {
-                        finish_recording(id, r, events.clone());
+                        finish_recording(leg, r, events.clone());
                     }
                 }
                 for &digit in &keys {
-                    let _ = events.send(MediaEvent::Digit { id, digit });
-                    if barge_in && play.take().is_some() {
-                        let _ = events.send(MediaEvent::PlayDone { id, seq: play_seq, played: true });
+                    let _ = events.send(MediaEvent::Digit { leg, digit });
+                    if barge_in {
+                        if let Some(seq) = play.take().and_then(|p| p.seq) {
+                            let _ = events.send(MediaEvent::PlayDone { leg, seq, played: true });
+                        }
                     }
                 }
                 if echo {
-                    let _ = rtp.try_send_to(&buf[..n], from);
-                    c.a_to_b.fetch_add(1, Ordering::Relaxed);
+                    let _ = m.rtp.try_send_to(&buf[..n], from);
                 }
             }
-            r = rtcp.recv_from(&mut cbuf) => {
+            r = m.rtcp.recv_from(&mut cbuf) => {
                 let Ok((n, from)) = r else { continue };
+                m.to_rtcp = Some(from);
                 if echo {
-                    let _ = rtcp.try_send_to(&cbuf[..n], from);
+                    let _ = m.rtcp.try_send_to(&cbuf[..n], from);
                 }
             }
             cmd = cmds.recv() => match cmd {
                 None | Some(LocalCmd::Close) => {
                     if let Some(r) = recording.take() {
-                        finish_recording(id, r, events.clone());
+                        finish_recording(leg, r, events.clone());
                     }
                     return;
                 }
                 Some(LocalCmd::Handover(to)) => {
                     if let Some(r) = recording.take() {
-                        finish_recording(id, r, events.clone());
+                        finish_recording(leg, r, events.clone());
                     }
-                    let _ = to.send(((rtp, rtcp), to_a));
+                    let _ = to.send(m);
                     return;
                 }
                 Some(LocalCmd::Record(r)) => {
@@ -269,36 +266,44 @@ pub(super) async fn local(
                 }
                 Some(LocalCmd::StopRecord) => {
                     if let Some(r) = recording.take() {
-                        finish_recording(id, r, events.clone());
+                        finish_recording(leg, r, events.clone());
                     }
                 }
                 Some(LocalCmd::Echo) => {
                     echo = true;
                     play = None;
                 }
-                Some(LocalCmd::Peer(addr, new_pt)) => {
-                    to_a = addr;
-                    pt = new_pt;
-                }
+                Some(LocalCmd::Remote(addr)) => m.set_remote(addr),
+                Some(LocalCmd::Law(pt)) => m.pt = Some(pt),
                 Some(LocalCmd::Stop) => {
-                    if play.take().is_some() {
-                        let _ = events.send(MediaEvent::PlayDone { id, seq: play_seq, played: true });
+                    if let Some(seq) = play.take().and_then(|p| p.seq) {
+                        let _ = events.send(MediaEvent::PlayDone { leg, seq, played: true });
                     }
                 }
                 Some(LocalCmd::Play(path, cut, seq)) => match load_off_task(&prompts, path).await {
                     Some(samples) => {
                         barge_in = cut;
-                        play_seq = seq;
-                        play = Some((samples, 0));
+                        play = Some(Playing { samples, pos: 0, seq: Some(seq) });
                         tick.reset();
                     }
                     None => {
-                        let _ = events.send(MediaEvent::PlayDone { id, seq, played: false });
+                        let _ = events.send(MediaEvent::PlayDone { leg, seq, played: false });
                     }
                 },
+                Some(LocalCmd::Music(path)) => {
+                    echo = false;
+                    barge_in = false;
+                    // Music that cannot be read leaves the leg in silence; the file's
+                    // absence is logged where it is read.
+                    play = load_off_task(&prompts, path)
+                        .await
+                        .filter(|s| !s.is_empty())
+                        .map(|samples| Playing { samples, pos: 0, seq: None });
+                    tick.reset();
+                }
             },
             _ = tick.tick(), if play.is_some() || recording.is_some() => {
-                // Nothing from the caller for as long as the silence limit (or past the
+                // Nothing from the party for as long as the silence limit (or past the
                 // longest recording): done.
                 let over = recording.as_ref().is_some_and(|r| {
                     let quiet = r.last_heard.elapsed().as_millis() as usize * 8;
@@ -306,21 +311,25 @@ pub(super) async fn local(
                 });
                 if over {
                     if let Some(r) = recording.take() {
-                        finish_recording(id, r, events.clone());
+                        finish_recording(leg, r, events.clone());
                     }
                 }
-                let Some((samples, pos)) = play.as_mut() else { continue };
-                if *pos >= samples.len() {
-                    play = None;
-                    let _ = events.send(MediaEvent::PlayDone { id, seq: play_seq, played: true });
-                    continue;
+                let Some(p) = play.as_mut() else { continue };
+                if p.pos >= p.samples.len() {
+                    match p.seq {
+                        None => p.pos = 0,
+                        Some(seq) => {
+                            play = None;
+                            let _ = events.send(MediaEvent::PlayDone { leg, seq, played: true });
+                            continue;
+                        }
+                    }
                 }
                 // The last frame is padded with silence.
-                let pkt = out.frame(samples.get(*pos..).unwrap_or_default(), pt);
-                *pos += FRAME;
-                if let Some(dst) = to_a {
-                    let _ = rtp.try_send_to(pkt, dst);
-                    c.b_to_a.fetch_add(1, Ordering::Relaxed);
+                let pkt = out.frame(p.samples.get(p.pos..).unwrap_or_default(), m.law());
+                p.pos += FRAME;
+                if let Some(dst) = m.to {
+                    let _ = m.rtp.try_send_to(pkt, dst);
                 }
             }
         }

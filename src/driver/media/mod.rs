@@ -1,13 +1,15 @@
-//! The RTP/RTCP relay: one task per session, owning its sockets; commands arrive from the
-//! SIP task over a channel and never block it. This file owns the sessions and turns
-//! commands into their tasks: a bridge between two parties ([`bridge`]) or a session with
-//! the caller alone ([`local`]: echo, prompts, recording, keys); [`sound`] is what both
-//! play (decoded prompts, our own RTP stream).
+//! The RTP/RTCP media engine's driver: legs (our port pair facing one party) and bridges
+//! (legs whose audio is joined), run as tasks; commands arrive from the SIP task over a
+//! channel and never block it. This file owns where each leg's sockets are: parked here
+//! (open, read by nobody), in the leg's own task ([`local`]: echo, prompts, music,
+//! recording, keys) or in a bridge's task ([`bridge`]); joining and leaving a bridge move
+//! them. [`sound`] is what legs play (decoded prompts, our own RTP stream).
 //!
-//! Forwarding receives into a buffer on the task's stack and sends the same bytes on:
-//! no copy of the payload and no allocation per packet. Each side latches onto the
-//! address its packets really come from (symmetric RTP), so phones behind NAT get their
-//! audio back; until the first packet, the address from the SDP is used.
+//! Forwarding in a bridge receives into a buffer on the task's stack and sends the same
+//! bytes on: no copy of the payload and no allocation per packet. Each leg latches onto
+//! the address its packets really come from (symmetric RTP), so phones behind NAT get
+//! their audio back; until the first packet, the address from the SDP is used. The latch
+//! travels with the leg from task to task.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -16,30 +18,28 @@ use std::sync::{Arc, Mutex};
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::media::{MediaCommand, MediaEvent, SessionId};
+use crate::media::{BridgeKey, Keys, LegKey, MediaCommand, MediaEvent, Tech};
 
 mod bridge;
 mod local;
 mod sound;
 
-use bridge::{bridge, BridgeCtl, BridgeTx};
-use local::{local, LocalCmd, LocalMedia, Recording};
+use bridge::{bridge, BridgeCmd};
+use local::{local, LocalCmd, Recording};
 use sound::PromptCache;
 
-/// Packet counters of one session, readable by `ctl calls` while the relay writes them.
+/// Packet counters of one leg, readable by `ctl calls` while its task writes them.
 #[derive(Debug, Default)]
 pub struct Counters {
-    /// RTP packets from the A party forwarded to B (or echoed back).
-    pub a_to_b: AtomicU64,
-    /// RTP packets from the B party forwarded to A.
-    pub b_to_a: AtomicU64,
+    /// RTP packets received from the party.
+    pub rx: AtomicU64,
 }
 
-/// The relay's public face: the SIP task sends commands, `ctl` reads counters.
+/// The engine's public face: the SIP task sends commands, `ctl` reads counters.
 #[derive(Clone)]
 pub struct MediaHandle {
     tx: mpsc::UnboundedSender<MediaCommand>,
-    counters: Arc<Mutex<HashMap<SessionId, Arc<Counters>>>>,
+    counters: CounterMap,
 }
 
 impl MediaHandle {
@@ -48,297 +48,406 @@ impl MediaHandle {
         let _ = self.tx.send(cmd);
     }
 
-    /// Packets relayed so far in a session, (A to B, B to A).
-    pub fn packets(&self, id: SessionId) -> Option<(u64, u64)> {
+    /// RTP packets received so far from each of two legs (the second 0 if it is not
+    /// open); `None` if the first is not open.
+    pub fn packets(&self, first: LegKey, second: Option<LegKey>) -> Option<(u64, u64)> {
         let map = self.counters.lock().ok()?;
-        let c = map.get(&id)?;
-        Some((
-            c.a_to_b.load(Ordering::Relaxed),
-            c.b_to_a.load(Ordering::Relaxed),
-        ))
+        let rx = |l: &LegKey| map.get(l).map(|c| c.rx.load(Ordering::Relaxed));
+        Some((rx(&first)?, second.as_ref().and_then(rx).unwrap_or(0)))
     }
 }
 
-/// Starts the relay; its sockets bind on `ip`; events go to `events`.
+/// Starts the engine; its sockets bind on `ip`; events go to `events`.
 pub fn start(ip: IpAddr, events: mpsc::UnboundedSender<MediaEvent>) -> MediaHandle {
     let (tx, rx) = mpsc::unbounded_channel();
     let counters = Arc::new(Mutex::new(HashMap::new()));
-    tokio::spawn(run(ip, rx, counters.clone(), events));
+    let engine = Engine {
+        ip,
+        legs: HashMap::new(),
+        bridges: HashMap::new(),
+        prompts: PromptCache::default(),
+        counters: counters.clone(),
+        events,
+    };
+    tokio::spawn(engine.run(rx));
     MediaHandle { tx, counters }
 }
 
-struct Session {
-    /// What changes a bridge: B's address, transcoding, hold.
-    bridge: BridgeTx,
-    /// Commands for a local session (echo, play).
-    local: Option<mpsc::UnboundedSender<LocalCmd>>,
-    task: tokio::task::JoinHandle<()>,
-    /// A dial from the local session: its B side, bound and waiting for the caller's
-    /// sockets, which the local session keeps until B answers.
-    dialing: Option<Dialing>,
+type CounterMap = Arc<Mutex<HashMap<LegKey, Arc<Counters>>>>;
+
+/// One leg's sockets and what travels with them from task to task.
+pub(super) struct LegMedia {
+    pub(super) key: LegKey,
+    pub(super) rtp: UdpSocket,
+    pub(super) rtcp: UdpSocket,
+    /// Where the party wants RTP and RTCP: from its SDP until its packets say otherwise.
+    pub(super) to: Option<SocketAddr>,
+    pub(super) to_rtcp: Option<SocketAddr>,
+    /// Its packets came: `to` is where they come from, not the SDP's word.
+    pub(super) latched: bool,
+    /// The G.711 law agreed with it, and the last one it was heard speaking.
+    pub(super) pt: Option<u8>,
+    pub(super) heard: Option<u8>,
+    pub(super) keys: Option<Keys>,
+    pub(super) counters: Arc<Counters>,
 }
 
-/// The B side of a bridge whose caller is still in its local session.
-struct Dialing {
-    task: tokio::task::JoinHandle<()>,
-    handover: oneshot::Sender<ASide>,
-    counters: Arc<Counters>,
+impl LegMedia {
+    /// The SDP's address, unless the party's packets have already said where it is.
+    pub(super) fn set_remote(&mut self, addr: SocketAddr) {
+        if !self.latched {
+            self.to = Some(addr);
+            self.to_rtcp = Some(rtcp_of(addr));
+        }
+    }
+
+    /// The law to speak to the party in: the agreed one, else the one it speaks.
+    pub(super) fn law(&self) -> u8 {
+        self.pt.or(self.heard).unwrap_or(0)
+    }
+
+    /// Notes an RTP packet from the party, received from `from`: counted, its law kept,
+    /// and, the first time, where the party is.
+    pub(super) fn heard(&mut self, pkt: &[u8], from: SocketAddr) {
+        if !self.latched {
+            self.to = Some(from);
+            self.latched = true;
+        }
+        if let Some(&b) = pkt.get(1) {
+            if matches!(b & 0x7f, 0 | 8) {
+                self.heard = Some(b & 0x7f);
+            }
+        }
+        self.counters.rx.fetch_add(1, Ordering::Relaxed);
+    }
 }
 
-/// What a local session hands its bridge: the caller's RTP and RTCP sockets and where the
-/// caller's RTP was last heard from.
-type ASide = ((UdpSocket, UdpSocket), Option<SocketAddr>);
+/// RTCP goes to the port above the RTP one unless latched otherwise (RFC 3550 §11).
+pub(super) fn rtcp_of(a: SocketAddr) -> SocketAddr {
+    SocketAddr::new(a.ip(), a.port().wrapping_add(1))
+}
 
-type CounterMap = Arc<Mutex<HashMap<SessionId, Arc<Counters>>>>;
+/// Where a leg's sockets are.
+enum At {
+    /// Here, read by nobody.
+    Parked(Box<LegMedia>),
+    /// In the leg's own task.
+    Alone { tx: mpsc::UnboundedSender<LocalCmd> },
+    /// In a bridge's task.
+    Bridged(BridgeKey),
+}
 
-async fn run(
+struct BridgeSlot {
+    tx: mpsc::UnboundedSender<BridgeCmd>,
+    members: Vec<LegKey>,
+}
+
+/// The one owner of legs and bridges.
+struct Engine {
     ip: IpAddr,
-    mut rx: mpsc::UnboundedReceiver<MediaCommand>,
+    legs: HashMap<LegKey, At>,
+    bridges: HashMap<BridgeKey, BridgeSlot>,
+    prompts: PromptCache,
     counters: CounterMap,
     events: mpsc::UnboundedSender<MediaEvent>,
-) {
-    let mut sessions: HashMap<SessionId, Session> = HashMap::new();
-    let prompts = PromptCache::default();
-    while let Some(cmd) = rx.recv().await {
+}
+
+impl Engine {
+    async fn run(mut self, mut rx: mpsc::UnboundedReceiver<MediaCommand>) {
+        while let Some(cmd) = rx.recv().await {
+            self.command(cmd).await;
+        }
+    }
+
+    async fn command(&mut self, cmd: MediaCommand) {
         match cmd {
-            MediaCommand::Open {
-                id,
-                a_port,
-                b_port,
-                a_remote,
-            } => {
-                if let Some(s) = sessions.get_mut(&id).filter(|s| s.local.is_some()) {
-                    // The caller stays with its local session until B answers. An earlier
-                    // dial's B side is gone before this one binds (its port is free again).
-                    if let Some(old) = s.dialing.take() {
-                        old.task.abort();
-                        let _ = old.task.await;
-                    }
-                    let b = match bind_pair(ip, b_port) {
-                        Ok(b) => b,
-                        Err(e) => {
-                            tracing::error!(session = id.0, b_port, error = %e, "cannot bind RTP ports; this call has no audio once answered");
-                            continue;
-                        }
-                    };
-                    let (ctl, tx) = BridgeCtl::new(&prompts);
-                    let (handover, a_rx) = oneshot::channel();
-                    let counters = Arc::new(Counters::default());
-                    let c = counters.clone();
-                    let task = tokio::spawn(async move {
-                        let Some((a, a_remote)) = wait_for_caller(a_rx, &b).await else {
-                            return;
-                        };
-                        bridge(a, b, a_remote, ctl, c).await;
-                    });
-                    s.bridge = tx;
-                    s.dialing = Some(Dialing {
-                        task,
-                        handover,
-                        counters,
-                    });
-                    continue;
-                }
-                if let Some(old) = sessions.remove(&id) {
-                    old.task.abort();
-                    let _ = old.task.await;
-                }
-                let socks = match bind_pair(ip, a_port)
-                    .and_then(|a| Ok((a, bind_pair(ip, b_port)?)))
-                {
-                    Ok(s) => s,
-                    Err(e) => {
-                        tracing::error!(session = id.0, a_port, b_port, error = %e, "cannot bind RTP ports; this call has no audio");
-                        continue;
-                    }
-                };
-                let c = Arc::new(Counters::default());
-                if let Ok(mut m) = counters.lock() {
-                    m.insert(id, c.clone());
-                }
-                let (ctl, tx) = BridgeCtl::new(&prompts);
-                let task = tokio::spawn(bridge(socks.0, socks.1, a_remote, ctl, c));
-                sessions.insert(
-                    id,
-                    Session {
-                        bridge: tx,
-                        local: None,
-                        task,
-                        dialing: None,
-                    },
-                );
-            }
-            MediaCommand::Local {
-                id,
-                a_port,
-                a_remote,
+            MediaCommand::LegOpen {
+                leg,
+                port,
+                remote,
                 pt,
-                te_pt,
-            } => {
-                let (rtp, rtcp) = match bind_pair(ip, a_port) {
-                    Ok(s) => s,
-                    Err(e) => {
-                        tracing::error!(session = id.0, a_port, error = %e, "cannot bind RTP port");
-                        continue;
-                    }
-                };
-                let c = Arc::new(Counters::default());
-                if let Ok(mut m) = counters.lock() {
-                    m.insert(id, c.clone());
+                keys,
+            } => self.open(leg, port, remote, pt, keys).await,
+            MediaCommand::LegRemote { leg, addr } => match self.legs.get_mut(&leg) {
+                Some(At::Parked(m)) => m.set_remote(addr),
+                Some(At::Alone { tx }) => {
+                    let _ = tx.send(LocalCmd::Remote(addr));
                 }
-                let (ltx, lrx) = mpsc::unbounded_channel();
-                let media = LocalMedia {
-                    pt,
-                    te_pt,
-                    a_remote,
-                    prompts: prompts.clone(),
-                };
-                let task = tokio::spawn(local(id, (rtp, rtcp), media, lrx, events.clone(), c));
-                sessions.insert(
-                    id,
-                    Session {
-                        bridge: BridgeCtl::new(&prompts).1,
-                        local: Some(ltx),
-                        task,
-                        dialing: None,
-                    },
-                );
-            }
-            MediaCommand::LocalPeer { id, addr, pt } => {
-                if let Some(l) = sessions.get(&id).and_then(|s| s.local.as_ref()) {
-                    let _ = l.send(LocalCmd::Peer(addr, pt));
+                Some(At::Bridged(b)) => send(&self.bridges, *b, BridgeCmd::Remote(leg, addr)),
+                None => {}
+            },
+            MediaCommand::LegLaw { leg, pt } => match self.legs.get_mut(&leg) {
+                Some(At::Parked(m)) => m.pt = Some(pt),
+                Some(At::Alone { tx }) => {
+                    let _ = tx.send(LocalCmd::Law(pt));
                 }
-            }
-            MediaCommand::Echo { id } => {
-                if let Some(l) = sessions.get(&id).and_then(|s| s.local.as_ref()) {
-                    let _ = l.send(LocalCmd::Echo);
-                }
-            }
+                Some(At::Bridged(b)) => send(&self.bridges, *b, BridgeCmd::Law(leg, pt)),
+                None => {}
+            },
+            MediaCommand::LegClose { leg } => self.close(leg),
+            MediaCommand::Echo { leg } => self.tell_local(leg, LocalCmd::Echo),
             MediaCommand::Play {
-                id,
+                leg,
                 path,
                 barge_in,
                 seq,
-            } => match sessions.get(&id).and_then(|s| s.local.as_ref()) {
-                Some(l) => {
-                    let _ = l.send(LocalCmd::Play(path, barge_in, seq));
-                }
-                None => {
-                    let _ = events.send(MediaEvent::PlayDone {
-                        id,
+            } => {
+                if matches!(self.legs.get(&leg), None | Some(At::Bridged(_))) {
+                    // Nobody to play to: said so at once, so the call does not wait on it.
+                    let _ = self.events.send(MediaEvent::PlayDone {
+                        leg,
                         seq,
                         played: false,
                     });
+                } else {
+                    self.tell_local(leg, LocalCmd::Play(path, barge_in, seq));
                 }
-            },
+            }
+            MediaCommand::Music { leg, path } => self.tell_local(leg, LocalCmd::Music(path)),
             MediaCommand::Record {
-                id,
+                leg,
                 path,
                 max,
                 silence,
                 index,
                 seq,
-            } => {
-                if let Some(l) = sessions.get(&id).and_then(|s| s.local.as_ref()) {
-                    let _ = l.send(LocalCmd::Record(Recording::new(
-                        path, max, silence, index, seq,
-                    )));
+            } => self.tell_local(
+                leg,
+                LocalCmd::Record(Recording::new(path, max, silence, index, seq)),
+            ),
+            // Nothing plays or records in a parked leg: nothing to stop.
+            MediaCommand::StopPlay { leg } => {
+                if let Some(At::Alone { tx }) = self.legs.get(&leg) {
+                    let _ = tx.send(LocalCmd::Stop);
                 }
             }
-            MediaCommand::StopRecord { id } => {
-                if let Some(l) = sessions.get(&id).and_then(|s| s.local.as_ref()) {
-                    let _ = l.send(LocalCmd::StopRecord);
+            MediaCommand::StopRecord { leg } => {
+                if let Some(At::Alone { tx }) = self.legs.get(&leg) {
+                    let _ = tx.send(LocalCmd::StopRecord);
                 }
             }
-            MediaCommand::StopPlay { id } => {
-                if let Some(l) = sessions.get(&id).and_then(|s| s.local.as_ref()) {
-                    let _ = l.send(LocalCmd::Stop);
+            MediaCommand::BridgeOpen { bridge: b, tech } => {
+                let Tech::Relay = tech;
+                if self.bridges.contains_key(&b) {
+                    tracing::warn!(bridge = b.0, "bridge already open");
+                    return;
                 }
+                let (tx, rx) = mpsc::unbounded_channel();
+                tokio::spawn(bridge(rx));
+                self.bridges.insert(
+                    b,
+                    BridgeSlot {
+                        tx,
+                        members: Vec::with_capacity(2),
+                    },
+                );
             }
-            MediaCommand::SetRemoteB { id, addr } => {
-                if let Some(s) = sessions.get(&id) {
-                    let _ = s.bridge.remote_b.send(Some(addr));
-                }
-            }
-            MediaCommand::Transcode { id, a_pt, b_pt } => {
-                if let Some(s) = sessions.get(&id) {
-                    let _ = s.bridge.transcode.send(Some((a_pt, b_pt)));
-                }
-            }
-            MediaCommand::Hold { id, held, music } => {
-                if let Some(s) = sessions.get(&id) {
-                    let _ = s.bridge.hold.send(Some((held, music)));
-                }
-            }
-            MediaCommand::Resume { id } => {
-                if let Some(s) = sessions.get(&id) {
-                    let _ = s.bridge.hold.send(None);
-                }
-            }
-            MediaCommand::Connect { id } => {
-                let Some(s) = sessions.get_mut(&id) else {
-                    continue;
-                };
-                let (Some(d), Some(l)) = (s.dialing.take(), s.local.take()) else {
-                    tracing::warn!(session = id.0, "nothing to connect: no bridge waiting");
-                    continue;
-                };
-                let _ = l.send(LocalCmd::Handover(d.handover));
-                // The local task ends by itself once it has handed over.
-                s.task = d.task;
-                if let Ok(mut m) = counters.lock() {
-                    m.insert(id, d.counters);
-                }
-            }
-            MediaCommand::CloseB { id } => {
-                // Awaited, so the B port is unbound before the endpoint hands it out again.
-                if let Some(d) = sessions.get_mut(&id).and_then(|s| s.dialing.take()) {
-                    d.task.abort();
-                    let _ = d.task.await;
-                }
-            }
-            MediaCommand::Close { id } => {
-                if let Some(s) = sessions.remove(&id) {
-                    if let Some(d) = s.dialing {
-                        d.task.abort();
-                        let _ = d.task.await;
-                    }
-                    match s.local {
-                        // A local session ends by itself, saving a recording under way.
-                        Some(l) if l.send(LocalCmd::Close).is_ok() => {}
-                        _ => s.task.abort(),
+            MediaCommand::BridgeJoin { bridge: b, leg } => self.join(b, leg).await,
+            MediaCommand::BridgeLeave { bridge: b, leg } => {
+                if matches!(self.legs.get(&leg), Some(At::Bridged(x)) if *x == b) {
+                    if let Some(m) = self.take(leg).await {
+                        self.put_alone(m);
                     }
                 }
-                if let Ok(mut m) = counters.lock() {
-                    m.remove(&id);
+            }
+            MediaCommand::BridgeClose { bridge: b } => {
+                let members = self
+                    .bridges
+                    .get(&b)
+                    .map(|s| s.members.clone())
+                    .unwrap_or_default();
+                for leg in members {
+                    if let Some(m) = self.take(leg).await {
+                        self.put_alone(m);
+                    }
+                }
+                // Its task ends with its channel.
+                self.bridges.remove(&b);
+            }
+        }
+    }
+
+    async fn open(
+        &mut self,
+        leg: LegKey,
+        port: u16,
+        remote: Option<SocketAddr>,
+        pt: Option<u8>,
+        keys: Option<Keys>,
+    ) {
+        if self.legs.contains_key(&leg) {
+            tracing::warn!(leg = leg.0, "leg opened twice; the first closed");
+            self.close(leg);
+        }
+        let (rtp, rtcp) = match bind_pair(self.ip, port).await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!(leg = leg.0, port, error = %e, "cannot bind RTP ports; this party has no audio");
+                return;
+            }
+        };
+        let counters = Arc::new(Counters::default());
+        if let Ok(mut m) = self.counters.lock() {
+            m.insert(leg, counters.clone());
+        }
+        self.put_alone(Box::new(LegMedia {
+            key: leg,
+            rtp,
+            rtcp,
+            to: remote,
+            to_rtcp: remote.map(rtcp_of),
+            latched: false,
+            pt,
+            heard: None,
+            keys,
+            counters,
+        }));
+    }
+
+    /// A leg out of any bridge: listened to in its own task if it listens for keys (a
+    /// caller in a menu is heard at once), parked otherwise.
+    fn put_alone(&mut self, m: Box<LegMedia>) {
+        let leg = m.key;
+        let at = if m.keys.is_some() {
+            At::Alone {
+                tx: self.spawn_local(m),
+            }
+        } else {
+            At::Parked(m)
+        };
+        self.legs.insert(leg, at);
+    }
+
+    fn spawn_local(&self, m: Box<LegMedia>) -> mpsc::UnboundedSender<LocalCmd> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        tokio::spawn(local(m, rx, self.events.clone(), self.prompts.clone()));
+        tx
+    }
+
+    /// Hands `cmd` to the leg's own task, starting one for a parked leg; a leg in a
+    /// bridge plays nothing of its own.
+    fn tell_local(&mut self, leg: LegKey, cmd: LocalCmd) {
+        let at = match self.legs.remove(&leg) {
+            Some(At::Parked(m)) => At::Alone {
+                tx: self.spawn_local(m),
+            },
+            Some(at) => at,
+            None => return,
+        };
+        if let At::Alone { tx } = &at {
+            let _ = tx.send(cmd);
+        }
+        self.legs.insert(leg, at);
+    }
+
+    /// Takes a leg's sockets from wherever they are (its task or bridge hands them back
+    /// at once), leaving it nowhere until they are put somewhere.
+    async fn take(&mut self, leg: LegKey) -> Option<Box<LegMedia>> {
+        let (back, rx) = oneshot::channel();
+        match self.legs.remove(&leg)? {
+            At::Parked(m) => return Some(m),
+            At::Alone { tx } => {
+                let _ = tx.send(LocalCmd::Handover(back));
+            }
+            At::Bridged(b) => {
+                let slot = self.bridges.get_mut(&b)?;
+                slot.members.retain(|&l| l != leg);
+                let _ = slot.tx.send(BridgeCmd::Leave(leg, back));
+            }
+        }
+        let m = rx.await.ok();
+        if m.is_none() {
+            tracing::error!(leg = leg.0, "a media task ended holding a leg's sockets");
+        }
+        m
+    }
+
+    async fn join(&mut self, b: BridgeKey, leg: LegKey) {
+        match (self.bridges.get(&b), self.legs.get(&leg)) {
+            (None, _) | (_, None) => {
+                tracing::warn!(bridge = b.0, leg = leg.0, "join: no such bridge or leg");
+                return;
+            }
+            (_, Some(At::Bridged(x))) if *x == b => return,
+            (Some(s), _) if s.members.len() >= 2 => {
+                tracing::error!(
+                    bridge = b.0,
+                    leg = leg.0,
+                    "a relay bridge joins two legs; the leg stays where it is"
+                );
+                return;
+            }
+            _ => {}
+        }
+        let parked = matches!(self.legs.get(&leg), Some(At::Parked(_)));
+        let Some(m) = self.take(leg).await else {
+            return;
+        };
+        if parked {
+            // What the party sent while nobody listened is stale: the bridge must not
+            // start by forwarding a backlog of it.
+            drain(&m.rtp);
+            drain(&m.rtcp);
+        }
+        let Some(slot) = self.bridges.get_mut(&b) else {
+            self.put_alone(m);
+            return;
+        };
+        slot.members.push(leg);
+        let _ = slot.tx.send(BridgeCmd::Join(m));
+        self.legs.insert(leg, At::Bridged(b));
+    }
+
+    fn close(&mut self, leg: LegKey) {
+        match self.legs.remove(&leg) {
+            // The sockets close here and now.
+            Some(At::Parked(_)) | None => {}
+            // The task saves a recording under way, then ends.
+            Some(At::Alone { tx }) => {
+                let _ = tx.send(LocalCmd::Close);
+            }
+            Some(At::Bridged(b)) => {
+                if let Some(slot) = self.bridges.get_mut(&b) {
+                    slot.members.retain(|&l| l != leg);
+                    let _ = slot.tx.send(BridgeCmd::Drop(leg));
                 }
             }
+        }
+        if let Ok(mut m) = self.counters.lock() {
+            m.remove(&leg);
         }
     }
 }
 
-/// Until the local session hands the caller's sockets over: B's packets (early media,
-/// which a caller already answered does not hear) are read and dropped, so the bridge
-/// does not start with a backlog of them. `None` if the local session ended instead.
-async fn wait_for_caller(
-    mut a: oneshot::Receiver<ASide>,
-    (b_rtp, b_rtcp): &(UdpSocket, UdpSocket),
-) -> Option<ASide> {
-    let (mut buf, mut cbuf) = ([0u8; 2048], [0u8; 2048]);
-    loop {
-        tokio::select! {
-            r = &mut a => return r.ok(),
-            _ = b_rtp.recv_from(&mut buf) => {}
-            _ = b_rtcp.recv_from(&mut cbuf) => {}
-        }
+fn send(bridges: &HashMap<BridgeKey, BridgeSlot>, b: BridgeKey, cmd: BridgeCmd) {
+    if let Some(s) = bridges.get(&b) {
+        let _ = s.tx.send(cmd);
     }
 }
 
-fn bind_pair(ip: IpAddr, port: u16) -> std::io::Result<(UdpSocket, UdpSocket)> {
+/// Reads and drops what is queued on a socket.
+fn drain(s: &UdpSocket) {
+    let mut buf = [0u8; 2048];
+    while s.try_recv_from(&mut buf).is_ok() {}
+}
+
+/// Binds a leg's RTP and RTCP sockets. A port just closed may still be held by a task
+/// that is ending (the endpoint hands a freed port out again only after the rest of the
+/// range, but a small range comes round quickly): a few short retries cover that.
+async fn bind_pair(ip: IpAddr, port: u16) -> std::io::Result<(UdpSocket, UdpSocket)> {
     let bind = |p: u16| -> std::io::Result<UdpSocket> {
         let s = std::net::UdpSocket::bind(SocketAddr::new(ip, p))?;
         s.set_nonblocking(true)?;
         UdpSocket::from_std(s)
     };
-    Ok((bind(port)?, bind(port + 1)?))
+    let mut tries = 0;
+    loop {
+        match bind(port).and_then(|a| Ok((a, bind(port + 1)?))) {
+            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse && tries < 10 => {
+                tries += 1;
+                tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+            }
+            r => return r,
+        }
+    }
 }

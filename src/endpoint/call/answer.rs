@@ -8,7 +8,6 @@ use super::super::{code, Endpoint};
 use super::leg::Retransmit2xx;
 use super::state::{CallId, CallTimer, MediaLegs};
 use crate::cdr::Disposition;
-use crate::media::MediaCommand;
 use crate::sdp::Codec;
 use crate::sip::msg::{HeaderName, Message, StatusCode};
 use crate::sip::transaction::response_to;
@@ -101,18 +100,10 @@ impl Endpoint {
                 .map(|f| f.pt)
         });
         let a_remote = offer.audio_target();
-        let sid = id.session();
-        self.calls.media_out.push_back(MediaCommand::Local {
-            id: sid,
-            a_port: pa,
-            a_remote,
-            pt,
-            te_pt,
-        });
+        self.calls.open_alone(id, pa, a_remote, Some(pt), te_pt);
         let body = Bytes::from(answer.to_bytes());
         if let Some(c) = self.calls.calls.get_mut(&id) {
             c.media = Some(MediaLegs {
-                sid,
                 a_port: pa,
                 b_port: None,
             });

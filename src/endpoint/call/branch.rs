@@ -9,7 +9,6 @@ use super::super::owner::{CallTx, TxOwner};
 use super::super::{code, Endpoint};
 use super::state::{CallId, CallTimer, Detached, Dialing, MediaLegs, State, Status};
 use crate::cdr::{Disposition, HangupBy};
-use crate::media::MediaCommand;
 use crate::sdp::Sdp;
 use crate::sip::dialog::{contact_uri, route_set, Dialog};
 use crate::sip::msg::{HeaderName, Message, Method, StatusCode};
@@ -171,17 +170,9 @@ impl Endpoint {
         }
         // Early media: relay 183's SDP, rewritten to our caller-side port.
         let mut early = None;
-        if let (
-            Ok(sdp),
-            Some(MediaLegs {
-                sid, a_port: pa, ..
-            }),
-        ) = (Sdp::parse(&msg.body), c.media)
-        {
+        if let (Ok(sdp), Some(MediaLegs { a_port: pa, .. })) = (Sdp::parse(&msg.body), c.media) {
             if let Some(addr) = sdp.audio_target() {
-                self.calls
-                    .media_out
-                    .push_back(MediaCommand::SetRemoteB { id: sid, addr });
+                self.calls.remote(id, false, addr);
             }
             let peer = self.calls.caller(id).map(|a| a.dialog.peer.clone());
             if let Some(Ok(r)) = peer.map(|p| sdp.relayed(self.media_ip(&p), pa, id.0, 1)) {
@@ -222,10 +213,7 @@ impl Endpoint {
             return;
         };
         let answered_before = c.answered;
-        let Some(MediaLegs {
-            sid, a_port: pa, ..
-        }) = c.media
-        else {
+        let Some(MediaLegs { a_port: pa, .. }) = c.media else {
             return;
         };
         let answer = Sdp::parse(&msg.body).ok();
@@ -248,16 +236,15 @@ impl Endpoint {
         .map(|s| Bytes::from(s.to_bytes()));
         match (target, a_body) {
             (Some(addr), Some(body)) => {
-                self.calls
-                    .media_out
-                    .push_back(MediaCommand::SetRemoteB { id: sid, addr });
+                self.calls.remote(id, false, addr);
                 if let Some((a_pt, b_pt)) = transcode {
                     tracing::info!(call = %id, a_pt, b_pt, "transcoding G.711");
-                    self.calls.media_out.push_back(MediaCommand::Transcode {
-                        id: sid,
-                        a_pt,
-                        b_pt,
-                    });
+                    self.calls.laws(id, a_pt, b_pt);
+                } else if let Some((_, b_pt)) = b_law {
+                    // What the callee hears from us (a callback's ringback, music on
+                    // hold) is in its law; a caller answered here in the other law is
+                    // converted to.
+                    self.calls.law(id, false, b_pt);
                 }
                 self.set_state(id, State::Bridged);
                 let callback = self
@@ -266,19 +253,11 @@ impl Endpoint {
                     .get(&id)
                     .is_some_and(|c| c.callback.is_some());
                 if callback {
-                    // A callback's agent hears ringback from the local session, on the
-                    // law it answered with, until the customer answers.
-                    let pt = b_law.map_or(0, |(_, pt)| pt);
-                    self.calls.media_out.push_back(MediaCommand::LocalPeer {
-                        id: sid,
-                        addr: Some(addr),
-                        pt,
-                    });
+                    // A callback's agent hears ringback on its own leg until the
+                    // customer answers.
                 } else if answered_before {
                     // The caller's music or ringback stops only now.
-                    self.calls
-                        .media_out
-                        .push_back(MediaCommand::Connect { id: sid });
+                    self.calls.connect(id);
                 } else {
                     if let Some(a) = self.calls.caller_mut(id) {
                         a.dialog.sdp_sent = Some(body.clone());
@@ -318,7 +297,6 @@ impl Endpoint {
             return;
         };
         let Some(MediaLegs {
-            sid,
             a_port: pa,
             b_port: Some(pb),
         }) = c.media
@@ -327,27 +305,23 @@ impl Endpoint {
         };
         self.calls.ports.give(pb);
         if c.answered {
-            self.calls
-                .media_out
-                .push_back(MediaCommand::CloseB { id: sid });
             c.media = Some(MediaLegs {
-                sid,
                 a_port: pa,
                 b_port: None,
             });
-            if matches!(c.state, State::Ringing) {
+            let ringing = matches!(c.state, State::Ringing);
+            if ringing {
                 // The ringback ends with the dial; its end report is not awaited.
                 c.play_seq += 1;
-                self.calls
-                    .media_out
-                    .push_back(MediaCommand::StopPlay { id: sid });
+            }
+            self.calls.close_callee(id);
+            if ringing {
+                self.calls.stop_play_on(id.media_leg(true));
             }
         } else {
-            self.calls
-                .media_out
-                .push_back(MediaCommand::Close { id: sid });
-            self.calls.ports.give(pa);
             c.media = None;
+            self.calls.ports.give(pa);
+            self.calls.close_media(id, true);
         }
     }
 

@@ -7,7 +7,6 @@ use std::time::Instant;
 
 use super::super::Endpoint;
 use super::state::{CallId, CallTimer, Collecting, State, Status, VM_KEYS};
-use crate::media::MediaCommand;
 use crate::sip::msg::{HeaderName, Message};
 
 /// The key in a SIP INFO: `application/dtmf-relay` (`Signal=5`) or `application/dtmf`
@@ -112,32 +111,27 @@ impl Endpoint {
         };
         if matches!(c.state, State::Recording) && digit == '#' {
             // RFC 4733 keys end it in the relay already; a SIP INFO key must from here.
-            self.calls
-                .media_out
-                .push_back(MediaCommand::StopRecord { id: id.session() });
+            self.calls.stop_record(id);
             return;
         }
         let Some(col) = c.collecting() else {
             return;
         };
-        if col.prompting {
-            // Barge-in: RFC 4733 keys stop the prompt in the relay already; a SIP INFO key
-            // must stop it from here.
-            col.prompting = false;
-            self.calls
-                .media_out
-                .push_back(MediaCommand::StopPlay { id: id.session() });
+        // Barge-in: RFC 4733 keys stop the prompt in the relay already; a SIP INFO key
+        // must stop it from here.
+        let barge = std::mem::take(&mut col.prompting);
+        let terminated = col.spec.terminator == Some(digit);
+        if !terminated {
+            col.digits.push(digit);
         }
-        if col.spec.terminator == Some(digit) {
+        let (full, at) = (col.digits.len() >= col.spec.max, now + col.spec.interdigit);
+        if barge {
+            self.calls.stop_play_on(id.media_leg(true));
+        }
+        if terminated || full {
             self.end_collect(now, id);
             return;
         }
-        col.digits.push(digit);
-        if col.digits.len() >= col.spec.max {
-            self.end_collect(now, id);
-            return;
-        }
-        let at = now + col.spec.interdigit;
         self.calls.arm(id, CallTimer::DigitTimeout, at);
     }
 

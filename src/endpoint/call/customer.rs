@@ -13,7 +13,6 @@ use super::state::{
     Call, CallId, CallTimer, CallbackA, Dialing, Leg, MediaLegs, Outgoing, State, CUSTOMER_RING,
 };
 use crate::cdr::{Cdr, Disposition, HangupBy};
-use crate::media::MediaCommand;
 use crate::sdp::Sdp;
 use crate::sip::dialog::Dialog;
 use crate::sip::header::Transport;
@@ -95,7 +94,6 @@ impl Endpoint {
             ..Leg::new(id, a, key, invite)
         });
         let call = Call::new(now, a, (plan, cursor), 70, cdr);
-        let sid = id.session();
         self.calls.calls.insert(
             id,
             Call {
@@ -104,7 +102,6 @@ impl Endpoint {
                 // The customer's trunk, for calling it back: not a call from it.
                 from_trunk: None,
                 media: Some(MediaLegs {
-                    sid,
                     a_port: pa,
                     b_port: None,
                 }),
@@ -112,13 +109,7 @@ impl Endpoint {
                 ..call
             },
         );
-        self.calls.media_out.push_back(MediaCommand::Local {
-            id: sid,
-            a_port: pa,
-            a_remote: None,
-            pt: 0,
-            te_pt: Some(101),
-        });
+        self.calls.open_alone(id, pa, None, None, Some(101));
         true
     }
 
@@ -306,18 +297,13 @@ impl Endpoint {
             cb.up = true;
         }
         self.calls.remove_leg(placeholder);
-        // The agent's ringback stops; the local session's sockets go to the bridge, which
-        // latches onto the customer's first packet.
-        self.stop_play(id);
-        let sid = id.session();
-        self.calls.media_out.push_back(MediaCommand::LocalPeer {
-            id: sid,
-            addr: None,
-            pt: 0,
-        });
-        self.calls
-            .media_out
-            .push_back(MediaCommand::Connect { id: sid });
+        // The agent's ringback stops (its end report is not awaited); both legs join the
+        // bridge, which latches onto the customer's first packet.
+        if let Some(c) = self.calls.calls.get_mut(&id) {
+            c.play_seq += 1;
+        }
+        self.calls.stop_play_on(id.media_leg(false));
+        self.calls.connect(id);
         tracing::info!(
             call = %id,
             "callback: the customer answered; bridged to the agent"

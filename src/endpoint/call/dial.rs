@@ -7,7 +7,6 @@ use std::time::{Duration, Instant};
 use super::super::owner::{CallTx, TxOwner};
 use super::super::Endpoint;
 use super::state::{CallId, CallTimer, Dialing, Leg, MediaLegs, Outgoing, Status};
-use crate::media::MediaCommand;
 use crate::sip::dialog::{with_tag, Dialog};
 use crate::sip::header::Transport;
 use crate::sip::msg::{HeaderName, Message, Method, StatusCode};
@@ -251,14 +250,12 @@ impl Endpoint {
         };
         let a_remote = offer.audio_target();
         let mf = c.mf;
-        let sid = id.session();
         if !forking {
-            self.calls.media_out.push_back(MediaCommand::Open {
-                id: sid,
-                a_port: pa,
-                b_port: pb,
-                a_remote,
-            });
+            if reuse_a {
+                self.calls.open_callee(id, pb);
+            } else {
+                self.calls.open_relay(id, pa, a_remote, pb);
+            }
         }
         let body = Bytes::from(offer_b.to_bytes());
         let (leg, mut inv) = self.new_invite(&from, to, uri, &peer, body, extra);
@@ -282,7 +279,6 @@ impl Endpoint {
         match self.calls.calls.get_mut(&id) {
             Some(c) => {
                 c.media = Some(MediaLegs {
-                    sid,
                     a_port: pa,
                     b_port: Some(pb),
                 });

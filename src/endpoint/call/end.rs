@@ -7,7 +7,6 @@ use std::time::Instant;
 use super::super::{code, Endpoint};
 use super::state::{CallId, Status};
 use crate::cdr::{Disposition, HangupBy};
-use crate::media::MediaCommand;
 use crate::sip::msg::StatusCode;
 
 /// What an unanswered call's hang-up tells the caller, and how the CDR files it.
@@ -110,9 +109,7 @@ impl Endpoint {
             self.device_free(now, &ext);
         }
         if let Some(m) = c.media {
-            self.calls
-                .media_out
-                .push_back(MediaCommand::Close { id: m.sid });
+            self.calls.close_media(id, m.b_port.is_some());
             self.calls.ports.give(m.a_port);
             if let Some(pb) = m.b_port {
                 self.calls.ports.give(pb);

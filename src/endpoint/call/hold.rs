@@ -6,7 +6,6 @@
 
 use super::super::Endpoint;
 use super::state::{CallId, HoldChange, LegId};
-use crate::media::MediaCommand;
 use crate::sdp::{Direction, Sdp};
 use bytes::Bytes;
 
@@ -44,28 +43,23 @@ impl Endpoint {
         let Some(c) = self.calls.calls.get_mut(&id) else {
             return;
         };
-        let (Some(sid), Some(held)) = (c.media.map(|m| m.sid), c.other(from)) else {
+        let (Some(_), Some(held)) = (c.media, c.other(from)) else {
             return;
         };
+        let caller = c.is_caller(held);
         match change {
             HoldChange::None => {}
             HoldChange::Hold(_) => {
                 c.on_hold = Some(held);
                 let music = music.unwrap_or_default();
-                let party = c.party(held);
-                tracing::info!(call = %id, ?party, music = %music.display(), "on hold");
-                self.calls.media_out.push_back(MediaCommand::Hold {
-                    id: sid,
-                    held: party,
-                    music,
-                });
+                let party = if caller { "caller" } else { "callee" };
+                tracing::info!(call = %id, party, music = %music.display(), "on hold");
+                self.calls.suspend(id, caller, music);
             }
             HoldChange::Resume => {
                 c.on_hold = None;
                 tracing::info!(call = %id, "resumed");
-                self.calls
-                    .media_out
-                    .push_back(MediaCommand::Resume { id: sid });
+                self.calls.unsuspend(id, caller);
             }
         }
     }

@@ -12,7 +12,6 @@ use super::hold::{held_answer, hold_change};
 use super::leg::Retransmit2xx;
 use super::state::{CallId, CallTimer, HoldChange, LegId, Reoffer};
 use crate::cdr::{Disposition, HangupBy};
-use crate::media::MediaCommand;
 use crate::sdp::{Direction, Sdp};
 use crate::sip::msg::{HeaderName, Message, Method, StatusCode};
 use crate::sip::transaction::{response_to, Transmit, TxKey};
@@ -199,17 +198,11 @@ impl Endpoint {
             return;
         };
         let Some(media) = c.media else { return };
-        let sid = media.sid;
         let Some(to) = c.other(from) else { return };
         let Some(mut leg) = self.calls.legs.get(to).map(|l| l.dialog.clone()) else {
             return;
         };
-        // The sender's new address, until its packets latch the relay anyway.
-        if let (false, Some(addr)) = (c.is_caller(from), offer.audio_target()) {
-            self.calls
-                .media_out
-                .push_back(MediaCommand::SetRemoteB { id: sid, addr });
-        }
+        let new_addr = offer.audio_target().map(|a| (c.is_caller(from), a));
         // Our port facing the party the offer is relayed to.
         let Some(port) = media.port(c.is_caller(to)) else {
             self.reply(now, key, msg, code(488), vec![]);
@@ -222,6 +215,10 @@ impl Endpoint {
             return;
         };
         let hold = hold_change(&offer, from, c.on_hold);
+        // The sender's new address, until its packets latch its leg anyway.
+        if let Some((caller, addr)) = new_addr {
+            self.calls.remote(id, caller, addr);
+        }
         if let HoldChange::Hold(_) = hold {
             // The held party gets our music: to it, we send and do not listen.
             relayed.set_direction(Direction::SendOnly);
@@ -287,7 +284,6 @@ impl Endpoint {
             return;
         };
         let Some(media) = c.media else { return };
-        let sid = media.sid;
         let (from_caller, answering_leg) = (c.is_caller(from), c.other(from));
         let Some(p) = self.calls.legs.get_mut(from).and_then(|l| l.reoffer.take()) else {
             return;
@@ -318,11 +314,9 @@ impl Endpoint {
             }
         }
         let answer = Sdp::parse(&resp.body).ok().filter(|_| status.is_success());
-        if let (true, Some(addr)) = (from_caller, answer.as_ref().and_then(Sdp::audio_target)) {
-            // B answered with (maybe) a new address.
-            self.calls
-                .media_out
-                .push_back(MediaCommand::SetRemoteB { id: sid, addr });
+        if let Some(addr) = answer.as_ref().and_then(Sdp::audio_target) {
+            // The answering party's (maybe) new address.
+            self.calls.remote(id, !from_caller, addr);
         }
         // Our port facing the party whose offer this answers.
         let Some(port) = media.port(from_caller) else {

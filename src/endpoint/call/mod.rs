@@ -10,7 +10,7 @@
 //! call does ([`crate::dialplan::Action`]); this module carries it out: answering locally
 //! (echo, prompts), ringing a number, relaying B's responses to A, BYE on either side
 //! ending the other, CANCEL from A cancelling B. SDP is rewritten so RTP flows through the
-//! relay ports allocated here. A B leg given up on (caller hung up, ring timeout) is
+//! ports allocated here. A B leg given up on (caller hung up, ring timeout) is
 //! *detached*: cancelled, and hung up should it answer anyway. Every call ends with exactly
 //! one CDR.
 //!
@@ -24,7 +24,8 @@
 //! ([`in_dialog`]), prompts ([`prompt`]), keys ([`collect`]), recordings ([`record`]), its
 //! timers ([`timers`]), ending it ([`end`]), hold and its music ([`hold`]), callbacks
 //! placed by the PBX ([`customer`]) and the messages it builds ([`build`]). Feature files
-//! share types through `state` only.
+//! share types through `state` only, and tell the media engine what to do through
+//! [`media`] only (the one place that knows which media legs and bridge are a call's).
 
 use bytes::Bytes;
 use std::cmp::Reverse;
@@ -47,6 +48,7 @@ mod ids;
 mod in_dialog;
 mod inbound;
 mod leg;
+mod media;
 mod prompt;
 mod record;
 mod script;
@@ -82,6 +84,9 @@ pub struct CallView {
     pub age_s: u64,
     /// Relay ports (caller side, callee side; 0 when none).
     pub rtp_ports: Option<(u16, u16)>,
+    /// The media legs facing the caller and the callee, for the engine's counters.
+    #[serde(skip)]
+    pub media_legs: Option<(crate::media::LegKey, Option<crate::media::LegKey>)>,
 }
 
 /// All calls, and what they emit.
@@ -241,6 +246,9 @@ impl Calls {
                 }),
                 age_s: now.saturating_duration_since(c.started).as_secs(),
                 rtp_ports: c.media.map(|m| (m.a_port, m.b_port.unwrap_or(0))),
+                media_legs: c
+                    .media
+                    .map(|m| (id.media_leg(true), m.b_port.map(|_| id.media_leg(false)))),
             })
             .collect();
         v.sort_by_key(|c| c.id);

@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use super::super::Endpoint;
 use super::state::{CallId, State, Status};
-use crate::media::{MediaCommand, MediaEvent};
+use crate::media::MediaEvent;
 
 impl Endpoint {
     /// Plays `names` (sounds, without `.wav`) one after the other; the dialplan goes on
@@ -60,9 +60,8 @@ impl Endpoint {
     pub(in crate::endpoint) fn stop_play(&mut self, id: CallId) {
         if let Some(c) = self.calls.calls.get_mut(&id) {
             c.play_seq += 1;
-            self.calls
-                .media_out
-                .push_back(MediaCommand::StopPlay { id: id.session() });
+            let leg = self.calls.prompt_leg(id);
+            self.calls.stop_play_on(leg);
         }
     }
 
@@ -91,23 +90,14 @@ impl Endpoint {
         };
         c.play_seq += 1;
         let seq = c.play_seq;
-        self.calls.media_out.push_back(MediaCommand::Play {
-            id: id.session(),
-            path,
-            barge_in,
-            seq,
-        });
+        self.calls.play_to(id, path, barge_in, seq);
     }
 
     /// What the relay reports.
     pub(in crate::endpoint) fn on_media_event(&mut self, now: Instant, ev: MediaEvent) {
         match ev {
-            MediaEvent::PlayDone {
-                id: sid,
-                seq,
-                played,
-            } => {
-                let id = CallId::of(sid);
+            MediaEvent::PlayDone { leg, seq, played } => {
+                let (id, _) = CallId::of_media_leg(leg);
                 // The end of an earlier prompt (cut short by a key) is not this one's.
                 let Some(c) = self.calls.calls.get(&id).filter(|c| c.play_seq == seq) else {
                     return;
@@ -137,12 +127,12 @@ impl Endpoint {
                 }
             }
             MediaEvent::RecordDone {
-                id: sid,
+                leg,
                 seq,
                 ms,
                 saved,
             } => {
-                let id = CallId::of(sid);
+                let (id, _) = CallId::of_media_leg(leg);
                 if let Some((mailbox, mut msg)) = self.leaving.remove(&(id, seq)) {
                     if saved {
                         msg.ms = ms;
@@ -169,7 +159,13 @@ impl Endpoint {
                     self.run_dialplan(now, id);
                 }
             }
-            MediaEvent::Digit { id: sid, digit } => self.on_digit(now, CallId::of(sid), digit),
+            // Only the caller's keys drive its dialplan (a callback's agent hearing
+            // ringback may press some).
+            MediaEvent::Digit { leg, digit } => {
+                if let (id, true) = CallId::of_media_leg(leg) {
+                    self.on_digit(now, id, digit);
+                }
+            }
         }
     }
 }

@@ -3,7 +3,6 @@
 
 use super::super::Endpoint;
 use super::state::{CallId, PendingRecord, State};
-use crate::media::MediaCommand;
 
 impl Endpoint {
     /// Plays `prompts`, then starts recording.
@@ -35,13 +34,7 @@ impl Endpoint {
         if let Some(m) = rec.message {
             self.leaving.insert((id, seq), m);
         }
-        self.calls.media_out.push_back(MediaCommand::Record {
-            id: id.session(),
-            path: rec.path,
-            max: rec.max,
-            silence: rec.silence,
-            index: rec.index,
-            seq,
-        });
+        self.calls
+            .record(id, rec.path, rec.max, rec.silence, rec.index, seq);
     }
 }

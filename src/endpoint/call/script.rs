@@ -7,7 +7,6 @@ use std::time::{Duration, Instant};
 use super::super::Endpoint;
 use super::state::{CallId, PendingRecord, QueueAsk, State, Status};
 use crate::dialplan::Action;
-use crate::media::MediaCommand;
 use crate::voicemail::json_str;
 
 /// What the dialplan does after an action.
@@ -69,9 +68,7 @@ impl Endpoint {
                 if !self.answer_locally(now, id) {
                     return Flow::Wait;
                 }
-                self.calls
-                    .media_out
-                    .push_back(MediaCommand::Echo { id: id.session() });
+                self.calls.echo(id);
                 self.set_state(id, State::Echo);
                 return Flow::Wait;
             }

@@ -13,7 +13,6 @@ use std::time::{Duration, Instant};
 
 use crate::cdr::Cdr;
 use crate::dialplan::Cursor;
-use crate::media::SessionId;
 use crate::sip::msg::{HeaderName, Message};
 use crate::sip::transaction::Peer;
 use crate::sip::uri::Uri;
@@ -226,11 +225,11 @@ impl TimerTable {
     }
 }
 
-/// A call's relay session and the RTP ports it holds: the caller's from the first answer
-/// or dial, the callee's only while a dial runs or after one was answered.
+/// The RTP ports a call's media legs hold (the legs are numbered after the call,
+/// [`CallId::media_leg`]): the caller's from the first answer or dial, the callee's only
+/// while a dial runs or after one was answered.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(in crate::endpoint) struct MediaLegs {
-    pub(in crate::endpoint) sid: SessionId,
     /// Our port facing the caller.
     pub(in crate::endpoint) a_port: u16,
     /// Our port facing the callee.
@@ -347,15 +346,6 @@ impl Call {
     /// Whether `leg` is the caller's.
     pub(super) fn is_caller(&self, leg: LegId) -> bool {
         leg == self.a
-    }
-
-    /// The relay's party facing `leg` (the relay still has one side per slot).
-    pub(super) fn party(&self, leg: LegId) -> crate::media::Party {
-        if self.is_caller(leg) {
-            crate::media::Party::A
-        } else {
-            crate::media::Party::B
-        }
     }
 
     /// Whether B answered: A and B are bridged.

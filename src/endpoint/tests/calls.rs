@@ -4,7 +4,8 @@
 use std::time::Duration;
 
 use super::harness::{cdr_line, CallRef, Pbx, Phone};
-use crate::media::{MediaCommand, MediaEvent, SessionId};
+use super::media_model::Hears;
+use crate::media::{Keys, LegKey, MediaCommand, MediaEvent};
 use crate::sdp::{Direction, Sdp};
 use crate::sip::msg::{HeaderName, Message, Method, StatusCode};
 
@@ -29,6 +30,16 @@ fn methods(msgs: &[Message]) -> Vec<Method> {
         .filter(|m| m.is_request())
         .filter_map(Message::method)
         .collect()
+}
+
+/// Our RTP port facing `phone` in its call `c` (from the SDP we sent it).
+fn our_port(phone: &Phone, c: &CallRef) -> u16 {
+    let sdp = phone
+        .call_state(c)
+        .remote_sdp
+        .as_ref()
+        .expect("SDP from the PBX");
+    sdp.audio().expect("audio").port
 }
 
 /// 1001 calls 1002, who answers; both ACKed. Returns each side's call.
@@ -60,15 +71,12 @@ fn an_answered_call_is_relayed_and_either_side_may_hang_up() {
         assert_eq!(statuses(&got), [100, 180, 200], "{callee_hangs_up}");
         let answer = Sdp::parse(&got[2].body).unwrap();
         assert_ne!(answer.audio().unwrap().port, bob.rtp_port);
-        // The two relay ports are the ones the relay opened.
-        let media = pbx.take_media();
+        // The two relay ports are legs of one bridge.
         assert!(
-            media
-                .iter()
-                .any(|m| matches!(m, MediaCommand::Open { a_port, b_port, .. }
-                if *a_port == answer.audio().unwrap().port
-                    && *b_port == offer.audio().unwrap().port)),
-            "{media:?}"
+            pbx.model
+                .bridged(answer.audio().unwrap().port, offer.audio().unwrap().port),
+            "{:?}",
+            pbx.model
         );
         alice.ack_this(&mut pbx, &a, &got[2]);
         pbx.advance(Duration::from_secs(3));
@@ -85,10 +93,7 @@ fn an_answered_call_is_relayed_and_either_side_may_hang_up() {
             bob.reply(&mut pbx, &bye, 200);
         }
         assert_eq!(pbx.live(), (0, 0, 0), "calls, legs, dialogs");
-        assert!(pbx
-            .take_media()
-            .iter()
-            .any(|m| matches!(m, MediaCommand::Close { .. })));
+        assert_eq!(pbx.model.open(), (0, 0), "media legs and bridges");
         let by = if callee_hangs_up { "callee" } else { "caller" };
         assert_eq!(
             cdr_line(&pbx.cdrs[0]),
@@ -225,11 +230,16 @@ fn hold_and_resume_play_music_to_the_held_party_and_answer_the_holder() {
         Direction::RecvOnly
     );
     bob.ack_this(&mut pbx, &b, &ok);
-    let media = pbx.take_media();
+    let (to_alice, to_bob) = (our_port(&alice, &a), our_port(&bob, &b));
+    let held = pbx.model.on_port(to_alice).unwrap();
     assert!(
-        matches!(media.last(), Some(MediaCommand::Hold { held: crate::media::Party::A, music, .. })
-            if music.ends_with("moh/default.wav")),
-        "{media:?}"
+        held.bridge.is_none()
+            && matches!(&held.hears, Hears::Music(m) if m.ends_with("moh/default.wav")),
+        "{held:?}"
+    );
+    assert!(
+        pbx.model.on_port(to_bob).unwrap().bridge.is_some(),
+        "the holder stays"
     );
     assert_eq!(pbx.calls()[0].on_hold.as_deref(), Some("caller"));
     // Resume: sendrecv both ways, the music stops.
@@ -246,11 +256,8 @@ fn hold_and_resume_play_music_to_the_held_party_and_answer_the_holder() {
         Direction::SendRecv
     );
     bob.ack_this(&mut pbx, &b, &ok);
-    let media = pbx.take_media();
-    assert!(
-        matches!(media.last(), Some(MediaCommand::Resume { .. })),
-        "{media:?}"
-    );
+    assert!(pbx.model.bridged(to_alice, to_bob), "{:?}", pbx.model);
+    assert_eq!(pbx.model.on_port(to_alice).unwrap().hears, Hears::Nothing);
     assert_eq!(pbx.calls()[0].on_hold, None);
     alice.bye(&mut pbx, &a);
     assert_eq!(pbx.live(), (0, 0, 0), "calls, legs, dialogs");
@@ -283,33 +290,33 @@ fn a_call_answered_here_answers_hold_in_the_direction_asked() {
     }
 }
 
-/// 1001 calls `number`, answered by switchboard itself and ACKed; the relay session the
+/// 1001 calls `number`, answered by switchboard itself and ACKed; the media leg the
 /// call was opened with, and the media commands since the call began.
 fn answered_here(
     pbx: &mut Pbx,
     alice: &mut Phone,
     number: &str,
-) -> (CallRef, SessionId, Vec<MediaCommand>) {
+) -> (CallRef, LegKey, Vec<MediaCommand>) {
     pbx.take_media();
     let a = alice.call(pbx, number);
     alice.ack(pbx, &a);
     alice.clear(pbx);
     let media = pbx.take_media();
-    let Some(MediaCommand::Local { id, te_pt, .. }) = media.first() else {
+    let Some(MediaCommand::LegOpen { leg, keys, .. }) = media.first() else {
         panic!("{media:?}")
     };
     assert_eq!(
-        *te_pt,
-        Some(101),
+        *keys,
+        Some(Keys::Events(101)),
         "the caller's telephone-event type is known to the relay"
     );
-    let id = *id;
-    (a, id, media)
+    let leg = *leg;
+    (a, leg, media)
 }
 
-fn played(id: SessionId, seq: u64) -> MediaEvent {
+fn played(leg: LegKey, seq: u64) -> MediaEvent {
     MediaEvent::PlayDone {
-        id,
+        leg,
         seq,
         played: true,
     }
@@ -348,7 +355,10 @@ fn keys_stop_the_prompt_and_the_interdigit_timeout_ends_the_input() {
     let mut alice = Phone::new("1001", 5070);
     let (_, id, _) = answered_here(&mut pbx, &mut alice, "602");
     pbx.advance(Duration::from_secs(1));
-    pbx.media_event(MediaEvent::Digit { id, digit: '1' });
+    pbx.media_event(MediaEvent::Digit {
+        leg: id,
+        digit: '1',
+    });
     let media = pbx.take_media();
     assert!(
         media
@@ -358,7 +368,10 @@ fn keys_stop_the_prompt_and_the_interdigit_timeout_ends_the_input() {
     );
     pbx.media_event(played(id, 1));
     pbx.advance(Duration::from_secs(2));
-    pbx.media_event(MediaEvent::Digit { id, digit: '0' });
+    pbx.media_event(MediaEvent::Digit {
+        leg: id,
+        digit: '0',
+    });
     // No more keys: 3 s after the last one the input is "10", which is no extension, so
     // the dial fails at once and the call is hung up.
     pbx.advance(Duration::from_millis(2_999));
@@ -373,13 +386,13 @@ fn four_keys_or_the_terminator_end_the_input_at_once() {
     let (mut pbx, mut alice, mut bob) = two_phones();
     let (_, id, _) = answered_here(&mut pbx, &mut alice, "602");
     for digit in ['1', '0', '0', '2'] {
-        pbx.media_event(MediaEvent::Digit { id, digit });
+        pbx.media_event(MediaEvent::Digit { leg: id, digit });
     }
     bob.incoming(&mut pbx);
     // With '#', fewer keys do: "10#" dials 10 at once (and fails: no such extension).
     let (_, id, _) = answered_here(&mut pbx, &mut alice, "602");
     for digit in ['1', '0', '#'] {
-        pbx.media_event(MediaEvent::Digit { id, digit });
+        pbx.media_event(MediaEvent::Digit { leg: id, digit });
     }
     alice.expect_request(&mut pbx, Method::Bye);
 }
@@ -437,7 +450,7 @@ fn ctl_calls_names_what_each_call_is_doing() {
     let (_, id, _) = answered_here(&mut pbx, &mut alice, "602");
     assert_eq!(call_state(&pbx), ("collecting".into(), true, 0));
     for digit in ['1', '0', '0', '2'] {
-        pbx.media_event(MediaEvent::Digit { id, digit });
+        pbx.media_event(MediaEvent::Digit { leg: id, digit });
     }
     assert_eq!(call_state(&pbx), ("ringing".into(), true, 1));
 
@@ -552,9 +565,11 @@ fn a_new_address_from_the_callee_is_relayed_and_the_relay_told() {
     assert!(offer.version > before.version);
     let media = pbx.take_media();
     assert!(
-        matches!(&media[..], [MediaCommand::SetRemoteB { addr, .. }] if addr.port() == bob.rtp_port),
+        matches!(&media[..], [MediaCommand::LegRemote { addr, .. }] if addr.port() == bob.rtp_port),
         "{media:?}"
     );
+    let to_bob = pbx.model.on_port(our_port(&bob, &b)).unwrap();
+    assert_eq!(to_bob.remote.map(|r| r.port()), Some(bob.rtp_port));
     // A second offer while this one is open is refused (glare, RFC 3261 §14.2).
     bob.reinvite(&mut pbx, &b, Direction::SendRecv);
     bob.expect_status(&mut pbx, Method::Invite, 491);
@@ -591,25 +606,24 @@ fn phones_with_different_laws_are_joined_through_transcoding() {
     alice.ack(&mut pbx, &a);
     let answer = alice.call_state(&a).remote_sdp.clone().unwrap();
     assert_eq!(answer.first_g711().map(|(_, pt)| pt), Some(0));
-    let media = pbx.take_media();
-    assert!(
-        media.iter().any(|m| matches!(
-            m,
-            MediaCommand::Transcode {
-                a_pt: 0,
-                b_pt: 8,
-                ..
-            }
-        )),
-        "{media:?}"
+    let law = |pbx: &Pbx, port| pbx.model.on_port(port).unwrap().law;
+    let (to_alice, to_bob) = (answer.audio().unwrap().port, our_port(&bob, &b));
+    assert_eq!(
+        (law(&pbx, to_alice), law(&pbx, to_bob)),
+        (Some(0), Some(8)),
+        "{:?}",
+        pbx.model
     );
-    // Same law: no conversion.
+    // Same law: no conversion (the caller's leg has no law of its own to convert to).
     let (mut pbx, mut alice, mut bob) = two_phones();
-    answered(&mut pbx, &mut alice, &mut bob);
-    assert!(!pbx
-        .take_media()
-        .iter()
-        .any(|m| matches!(m, MediaCommand::Transcode { .. })));
+    let (a, b) = answered(&mut pbx, &mut alice, &mut bob);
+    let (to_alice, to_bob) = (our_port(&alice, &a), our_port(&bob, &b));
+    assert_eq!(
+        (law(&pbx, to_alice), law(&pbx, to_bob)),
+        (None, Some(0)),
+        "{:?}",
+        pbx.model
+    );
 }
 
 #[test]
@@ -640,7 +654,7 @@ fn business_hours_pick_the_message_by_the_wall_clock() {
 #[test]
 fn a_queued_caller_is_offered_to_an_agent_and_bridged_when_it_answers() {
     let (mut pbx, mut alice, mut bob) = two_phones();
-    let (_, id, media) = answered_here(&mut pbx, &mut alice, "700");
+    let (a, _, media) = answered_here(&mut pbx, &mut alice, "700");
     assert!(
         media.iter().any(
             |m| matches!(m, MediaCommand::Play { path, .. } if path.ends_with("moh/default.wav"))
@@ -655,12 +669,11 @@ fn a_queued_caller_is_offered_to_an_agent_and_bridged_when_it_answers() {
     bob.respond(&mut pbx, &offer, 200);
     bob.expect_request(&mut pbx, Method::Ack);
     assert_eq!(call_state(&pbx), ("bridged".into(), true, 0));
-    let media = pbx.take_media();
     assert!(
-        media
-            .iter()
-            .any(|m| matches!(m, MediaCommand::Connect { id: s } if *s == id)),
-        "the agent's answer joins the caller's media: {media:?}"
+        pbx.model
+            .bridged(our_port(&alice, &a), our_port(&bob, &offer)),
+        "the agent's answer joins the caller's media: {:?}",
+        pbx.model
     );
     pbx.advance(Duration::from_secs(10));
     bob.bye(&mut pbx, &offer);
@@ -696,7 +709,10 @@ fn a_caller_who_asks_for_a_callback_is_called_back_once_an_agent_answers() {
     alice.register(&mut pbx);
     // Alice waits in the queue with no agent's phone registered, and presses 1.
     let (_, id, _) = answered_here(&mut pbx, &mut alice, "700");
-    pbx.media_event(MediaEvent::Digit { id, digit: '1' });
+    pbx.media_event(MediaEvent::Digit {
+        leg: id,
+        digit: '1',
+    });
     let mut media = pbx.take_media();
     for _ in 0..5 {
         let Some(seq) = media.iter().find_map(|m| match m {
@@ -724,23 +740,20 @@ fn a_caller_who_asks_for_a_callback_is_called_back_once_an_agent_answers() {
     bob.expect_request(&mut pbx, Method::Ack);
     // ... and hears ringback from the PBX while Alice is called back.
     let c = alice.incoming(&mut pbx);
-    let media = pbx.take_media();
+    let to_bob = our_port(&bob, &g);
+    let agent = pbx.model.on_port(to_bob).unwrap();
     assert!(
-        media.iter().any(
-            |m| matches!(m, MediaCommand::Play { path, .. } if path.ends_with("ringback.wav"))
-        ),
-        "{media:?}"
+        matches!(&agent.hears, Hears::Prompt(p) if p.ends_with("ringback.wav")),
+        "{agent:?}"
     );
     alice.respond(&mut pbx, &c, 180);
     pbx.advance(Duration::from_secs(3));
     alice.respond(&mut pbx, &c, 200);
     alice.expect_request(&mut pbx, Method::Ack);
-    let media = pbx.take_media();
     assert!(
-        media
-            .iter()
-            .any(|m| matches!(m, MediaCommand::Connect { .. })),
-        "{media:?}"
+        pbx.model.bridged(our_port(&alice, &c), to_bob),
+        "{:?}",
+        pbx.model
     );
     assert_eq!(call_state(&pbx), ("bridged".into(), true, 0));
     pbx.advance(Duration::from_secs(20));
@@ -820,12 +833,12 @@ fn a_message_left_in_a_box_is_kept_when_the_caller_hangs_up() {
     assert_eq!(pbx.live(), (0, 0, 0), "calls, legs, dialogs");
     assert!(matches!(
         &pbx.take_media()[..],
-        [MediaCommand::Close { .. }]
+        [MediaCommand::LegClose { leg }] if *leg == id
     ));
     let messages = |pbx: &Pbx| pbx.ep.mailboxes.get("1001").map_or(0, |m| m.messages.len());
     assert_eq!(messages(&pbx), 0);
     pbx.media_event(MediaEvent::RecordDone {
-        id,
+        leg: id,
         seq: record.3,
         ms: 5000,
         saved: true,
@@ -865,13 +878,13 @@ fn of_several_devices_failing_the_caller_hears_the_most_telling() {
     }
 }
 
-/// The music the last `Hold` command asked for, as a sound name.
+/// The music the last hold played, as a sound name.
 fn music_held(pbx: &mut Pbx) -> String {
     let media = pbx.take_media();
-    let Some(MediaCommand::Hold { music, .. }) = media
+    let Some(MediaCommand::Music { path: music, .. }) = media
         .iter()
         .rev()
-        .find(|m| matches!(m, MediaCommand::Hold { .. }))
+        .find(|m| matches!(m, MediaCommand::Music { .. }))
     else {
         panic!("no hold: {media:?}")
     };
@@ -1077,7 +1090,7 @@ fn a_callees_info_keys_are_not_the_callers() {
     let (mut pbx, mut alice, mut bob) = two_phones();
     let (_, id, _) = answered_here(&mut pbx, &mut alice, "602");
     for digit in ['1', '0', '0', '2'] {
-        pbx.media_event(MediaEvent::Digit { id, digit });
+        pbx.media_event(MediaEvent::Digit { leg: id, digit });
     }
     let b = bob.incoming(&mut pbx);
     bob.respond(&mut pbx, &b, 200);
@@ -1150,9 +1163,9 @@ fn plays(media: &[MediaCommand]) -> Vec<(u64, String)> {
 #[test]
 fn a_caller_answered_here_hears_ringback_round_until_the_dial_is_answered() {
     let (mut pbx, mut alice, mut bob) = two_phones();
-    let (_, id, _) = answered_here(&mut pbx, &mut alice, "602");
+    let (a, id, _) = answered_here(&mut pbx, &mut alice, "602");
     for digit in ['1', '0', '0', '2'] {
-        pbx.media_event(MediaEvent::Digit { id, digit });
+        pbx.media_event(MediaEvent::Digit { leg: id, digit });
     }
     let b = bob.incoming(&mut pbx);
     let rb = plays(&pbx.take_media());
@@ -1166,7 +1179,7 @@ fn a_caller_answered_here_hears_ringback_round_until_the_dial_is_answered() {
     assert_eq!(again, [(seq + 1, "ringback.wav".to_string())]);
     // ... but not when it could not be played at all (no file), nor for an old number.
     pbx.media_event(MediaEvent::PlayDone {
-        id,
+        leg: id,
         seq: seq + 1,
         played: false,
     });
@@ -1174,12 +1187,11 @@ fn a_caller_answered_here_hears_ringback_round_until_the_dial_is_answered() {
     assert!(plays(&pbx.take_media()).is_empty());
     // Answered: the ringback stops, and its late end report starts nothing.
     bob.respond(&mut pbx, &b, 200);
-    let media = pbx.take_media();
+    pbx.take_media();
     assert!(
-        media
-            .iter()
-            .any(|m| matches!(m, MediaCommand::Connect { .. })),
-        "{media:?}"
+        pbx.model.bridged(our_port(&alice, &a), our_port(&bob, &b)),
+        "{:?}",
+        pbx.model
     );
     pbx.media_event(played(id, seq + 1));
     assert!(plays(&pbx.take_media()).is_empty());

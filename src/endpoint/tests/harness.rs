@@ -4,7 +4,8 @@
 //! (`handle_datagram`, `handle_timeout`, `handle_media_event`) is followed by draining
 //! [`Endpoint::poll_output`], and what comes out is recorded: transmits go to the inbox of
 //! the address they are sent to, media commands, CDRs and queue-log lines are kept in
-//! order. Time moves only when a test says so ([`Pbx::advance`]), firing each timer at its
+//! order, and every media command is applied to a model of the media engine
+//! ([`MediaModel`]), which checks the engine's rules and answers what is bridged to what. Time moves only when a test says so ([`Pbx::advance`]), firing each timer at its
 //! own instant.
 //!
 //! A [`Phone`] is a SIP user agent at its own address: it builds requests and responses
@@ -19,6 +20,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use super::super::{Endpoint, Output};
+use super::media_model::MediaModel;
 use crate::cdr::Cdr;
 use crate::config::{Config, EMBEDDED};
 use crate::media::{MediaCommand, MediaEvent};
@@ -55,6 +57,8 @@ pub(crate) struct Pbx {
     pub(crate) sent: Vec<(Instant, SocketAddr, Message)>,
     /// Media commands not yet taken by the test.
     media: Vec<MediaCommand>,
+    /// What the media engine holds after every command so far.
+    pub(crate) model: MediaModel,
     /// CDRs in the order the calls ended.
     pub(crate) cdrs: Vec<Cdr>,
     /// Queue-log lines.
@@ -82,6 +86,7 @@ impl Pbx {
             inbox: HashMap::new(),
             sent: Vec::new(),
             media: Vec::new(),
+            model: MediaModel::default(),
             cdrs: Vec::new(),
             queue_log: Vec::new(),
             mailbox: Vec::new(),
@@ -100,7 +105,10 @@ impl Pbx {
                     self.sent.push((self.now, t.peer.addr, m.clone()));
                     self.inbox.entry(t.peer.addr).or_default().push_back(m);
                 }
-                Output::Media(m) => self.media.push(m),
+                Output::Media(m) => {
+                    self.model.apply(&m);
+                    self.media.push(m);
+                }
                 Output::Cdr(c) => self.cdrs.push(c),
                 Output::QueueLog(l) => self.queue_log.push(l),
                 Output::Mailbox(w) => self.mailbox.push(w),

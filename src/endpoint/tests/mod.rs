@@ -3,6 +3,7 @@
 
 mod calls;
 mod harness;
+mod media_model;
 
 use super::*;
 use crate::config::EMBEDDED;

@@ -1,0 +1,241 @@
+//! The media engine's legs and bridges over real sockets on loopback: a leg's sockets
+//! move from the leg alone to a bridge and back (hold and resume) without losing where
+//! its party is, a bridge relays only while it holds two legs, a third leg is refused,
+//! and a closed leg's port is free again.
+
+use std::net::{SocketAddr, UdpSocket};
+use std::time::{Duration, Instant};
+
+use switchboard::media::{BridgeKey, LegKey, MediaCommand, MediaEvent, Tech};
+
+mod common;
+
+/// A phone's RTP socket on loopback.
+fn phone() -> UdpSocket {
+    let s = UdpSocket::bind("127.0.0.1:0").unwrap();
+    s.set_read_timeout(Some(Duration::from_millis(5))).unwrap();
+    s
+}
+
+/// An RTP packet: G.711 payload type `pt`, sequence `seq`, 160 bytes of `fill`.
+fn rtp(pt: u8, seq: u16, fill: u8) -> Vec<u8> {
+    let mut p = vec![0x80, pt, 0, 0, 0, 0, 0, 0, 0, 0, 0, 7];
+    p[2..4].copy_from_slice(&seq.to_be_bytes());
+    p.extend(std::iter::repeat_n(fill, 160));
+    p
+}
+
+/// Packets `rx` receives in `window` (their payload types and first payload bytes) while
+/// `tx` sends to `to` every 20 ms, if `tx` is given.
+fn exchange(
+    tx: Option<(&UdpSocket, SocketAddr, u8)>,
+    rx: &UdpSocket,
+    window: Duration,
+) -> Vec<(u8, u8)> {
+    let mut got = Vec::new();
+    let mut buf = [0u8; 2048];
+    let end = Instant::now() + window;
+    let mut seq = 0u16;
+    while Instant::now() < end {
+        if let Some((s, to, fill)) = tx {
+            s.send_to(&rtp(0, seq, fill), to).unwrap();
+            seq += 1;
+        }
+        let until = Instant::now() + Duration::from_millis(20);
+        while Instant::now() < until {
+            if let Ok(n) = rx.recv(&mut buf) {
+                if n > 12 {
+                    got.push((buf[1] & 0x7f, buf[12]));
+                }
+            }
+        }
+    }
+    got
+}
+
+#[test]
+fn legs_move_between_their_own_task_and_a_bridge() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let _g = rt.enter();
+    let (ev_tx, mut ev_rx) = tokio::sync::mpsc::unbounded_channel();
+    let engine = switchboard::driver::media::start("127.0.0.1".parse().unwrap(), ev_tx);
+    let low: u16 = common::rtp_range()
+        .split('-')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let (alice, bob) = (phone(), phone());
+    let (la, lb, lc, x) = (LegKey(1), LegKey(2), LegKey(3), BridgeKey(1));
+    let port = |l: LegKey| low + 2 * l.0 as u16;
+    let ours = |l: LegKey| -> SocketAddr { format!("127.0.0.1:{}", port(l)).parse().unwrap() };
+    // Alice's leg knows her from her SDP only; Bob's and Carol's latch onto their packets.
+    for (leg, remote) in [
+        (la, Some(alice.local_addr().unwrap())),
+        (lb, None),
+        (lc, None),
+    ] {
+        engine.send(MediaCommand::LegOpen {
+            leg,
+            port: port(leg),
+            remote,
+            pt: None,
+            keys: None,
+        });
+    }
+    engine.send(MediaCommand::BridgeOpen {
+        bridge: x,
+        tech: Tech::Relay,
+    });
+    engine.send(MediaCommand::BridgeJoin { bridge: x, leg: la });
+    // Alone in the bridge, Alice is heard by nobody.
+    let got = exchange(
+        Some((&alice, ours(la), 1)),
+        &bob,
+        Duration::from_millis(200),
+    );
+    assert!(got.is_empty(), "{got:?}");
+    engine.send(MediaCommand::BridgeJoin { bridge: x, leg: lb });
+    // Bob speaks first (so his leg latches), then each hears the other.
+    let got = exchange(
+        Some((&bob, ours(lb), 2)),
+        &alice,
+        Duration::from_millis(300),
+    );
+    assert!(
+        got.len() >= 10 && got.iter().all(|&p| p == (0, 2)),
+        "{got:?}"
+    );
+    let got = exchange(
+        Some((&alice, ours(la), 1)),
+        &bob,
+        Duration::from_millis(300),
+    );
+    assert!(
+        got.len() >= 10 && got.iter().all(|&p| p == (0, 1)),
+        "{got:?}"
+    );
+    // A third leg is refused: the relay stays between Alice and Bob.
+    engine.send(MediaCommand::BridgeJoin { bridge: x, leg: lc });
+    let got = exchange(
+        Some((&alice, ours(la), 1)),
+        &bob,
+        Duration::from_millis(200),
+    );
+    assert!(got.len() >= 5, "{got:?}");
+    // Bob is put on hold: out of the bridge, he hears music (in his law, PCMA from now),
+    // not Alice, whose packets go nowhere.
+    let music = std::fs::canonicalize("sounds/moh/default.wav").unwrap();
+    engine.send(MediaCommand::LegLaw { leg: lb, pt: 8 });
+    engine.send(MediaCommand::BridgeLeave { bridge: x, leg: lb });
+    engine.send(MediaCommand::Music {
+        leg: lb,
+        path: music,
+    });
+    std::thread::sleep(Duration::from_millis(200));
+    // What Bob was sent before the hold and has not read is not the hold's doing.
+    while bob.recv(&mut [0u8; 2048]).is_ok() {}
+    let got = exchange(Some((&alice, ours(la), 1)), &bob, Duration::from_secs(1));
+    let music_packets = got.iter().filter(|p| p.0 == 8).count();
+    assert!(
+        (40..=60).contains(&music_packets) && !got.contains(&(0, 1)),
+        "{music_packets} music packets in 1 s: {got:?}"
+    );
+    // Resumed: the music stops and the two hear each other again, with no backlog of
+    // what Alice said meanwhile.
+    engine.send(MediaCommand::BridgeJoin { bridge: x, leg: lb });
+    std::thread::sleep(Duration::from_millis(100));
+    while bob.recv(&mut [0u8; 2048]).is_ok() {}
+    let got = exchange(
+        Some((&alice, ours(la), 3)),
+        &bob,
+        Duration::from_millis(300),
+    );
+    assert!(
+        got.len() >= 10 && got.iter().all(|&p| p == (0, 3)),
+        "{got:?}"
+    );
+    let got = exchange(
+        Some((&bob, ours(lb), 4)),
+        &alice,
+        Duration::from_millis(300),
+    );
+    assert!(
+        got.len() >= 10 && got.iter().all(|&p| p == (0, 4)),
+        "{got:?}"
+    );
+    // Closing frees the ports (the engine binds them again for a new leg at once).
+    for leg in [la, lb, lc] {
+        engine.send(MediaCommand::LegClose { leg });
+    }
+    engine.send(MediaCommand::BridgeClose { bridge: x });
+    let again = LegKey(4);
+    engine.send(MediaCommand::LegOpen {
+        leg: again,
+        port: port(la),
+        remote: Some(alice.local_addr().unwrap()),
+        pt: Some(0),
+        keys: None,
+    });
+    engine.send(MediaCommand::Play {
+        leg: again,
+        path: std::fs::canonicalize("sounds/beep.wav").unwrap(),
+        barge_in: false,
+        seq: 9,
+    });
+    let got = exchange(None, &alice, Duration::from_millis(300));
+    assert!(!got.is_empty(), "the reopened port plays");
+    // A prompt asked of a leg in a bridge is reported at once as not played.
+    engine.send(MediaCommand::LegOpen {
+        leg: LegKey(5),
+        port: port(LegKey(5)),
+        remote: None,
+        pt: None,
+        keys: None,
+    });
+    engine.send(MediaCommand::BridgeOpen {
+        bridge: BridgeKey(2),
+        tech: Tech::Relay,
+    });
+    engine.send(MediaCommand::BridgeJoin {
+        bridge: BridgeKey(2),
+        leg: LegKey(5),
+    });
+    engine.send(MediaCommand::Play {
+        leg: LegKey(5),
+        path: std::fs::canonicalize("sounds/beep.wav").unwrap(),
+        barge_in: false,
+        seq: 1,
+    });
+    let events: Vec<MediaEvent> = rt.block_on(async {
+        let mut v = Vec::new();
+        let end = tokio::time::Instant::now() + Duration::from_secs(2);
+        while let Ok(Some(e)) = tokio::time::timeout_at(end, ev_rx.recv()).await {
+            v.push(e);
+        }
+        v
+    });
+    assert!(
+        events.contains(&MediaEvent::PlayDone {
+            leg: LegKey(5),
+            seq: 1,
+            played: false
+        }),
+        "{events:?}"
+    );
+    assert!(
+        events.iter().any(|e| matches!(
+            e,
+            MediaEvent::PlayDone {
+                leg: LegKey(4),
+                seq: 9,
+                played: true
+            }
+        )),
+        "{events:?}"
+    );
+}
