@@ -117,8 +117,9 @@ pub struct Endpoint {
     mailboxes: HashMap<String, crate::voicemail::Mailbox>,
     mailbox_out: VecDeque<crate::voicemail::MailboxWrite>,
     mwi: mwi::Subscriptions,
-    /// Voicemail messages being recorded, by call and recording number, until saved.
-    leaving: HashMap<(call::state::CallId, u64), (String, crate::voicemail::VmMessage)>,
+    /// Voicemail messages being recorded, by media leg and recording number, until saved
+    /// (the call and its leg may be gone by then: the caller hung up mid-message).
+    leaving: HashMap<(crate::media::LegKey, u64), (String, crate::voicemail::VmMessage)>,
     /// The ACD core, and each queue's music on hold.
     acd: crate::acd::Acd,
     queue_moh: HashMap<String, String>,

@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use super::super::{code, Endpoint};
 use super::leg::Retransmit2xx;
-use super::state::{CallId, CallTimer, MediaLegs};
+use super::state::{CallId, CallTimer};
 use crate::cdr::Disposition;
 use crate::sdp::Codec;
 use crate::sip::msg::{HeaderName, Message, StatusCode};
@@ -59,8 +59,7 @@ impl Endpoint {
         if c.answered {
             return true;
         }
-        let Some(pa) = self.calls.ports.take() else {
-            tracing::warn!("RTP port range exhausted");
+        let Some(ma) = self.calls.reserve_media(id) else {
             self.fail_call(
                 now,
                 id,
@@ -74,13 +73,13 @@ impl Endpoint {
             .caller(id)
             .and_then(|a| Some((a.dialog.peer.clone(), a.offer.clone()?)))
         else {
-            self.calls.ports.give(pa);
+            self.calls.release_media(ma);
             return false;
         };
-        let answer = match offer.answer_for(self.media_ip(&peer), pa, id.0) {
+        let answer = match offer.answer_for(self.media_ip(&peer), ma.port, id.0) {
             Ok(a) => a,
             Err(_) => {
-                self.calls.ports.give(pa);
+                self.calls.release_media(ma);
                 self.fail_call(now, id, code(488), Disposition::Failed);
                 return false;
             }
@@ -100,15 +99,10 @@ impl Endpoint {
                 .map(|f| f.pt)
         });
         let a_remote = offer.audio_target();
-        self.calls.open_alone(id, pa, a_remote, Some(pt), te_pt);
+        self.calls.open_alone(ma, a_remote, Some(pt), te_pt);
         let body = Bytes::from(answer.to_bytes());
-        if let Some(c) = self.calls.calls.get_mut(&id) {
-            c.media = Some(MediaLegs {
-                a_port: pa,
-                b_port: None,
-            });
-        }
         if let Some(a) = self.calls.caller_mut(id) {
+            a.media = Some(ma);
             a.pt = pt;
             a.te_pt = te_pt;
             a.dialog.sdp_sent = Some(body.clone());

@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use super::super::owner::{CallTx, TxOwner};
 use super::super::{code, Endpoint};
-use super::state::{CallId, CallTimer, Detached, Dialing, MediaLegs, State, Status};
+use super::state::{CallId, CallTimer, Detached, Dialing, State, Status};
 use crate::cdr::{Disposition, HangupBy};
 use crate::sdp::Sdp;
 use crate::sip::dialog::{contact_uri, route_set, Dialog};
@@ -170,9 +170,10 @@ impl Endpoint {
         }
         // Early media: relay 183's SDP, rewritten to our caller-side port.
         let mut early = None;
-        if let (Ok(sdp), Some(MediaLegs { a_port: pa, .. })) = (Sdp::parse(&msg.body), c.media) {
+        let pa = self.calls.caller(id).and_then(|a| a.media).map(|m| m.port);
+        if let (Ok(sdp), Some(pa), Some(mb)) = (Sdp::parse(&msg.body), pa, c.dial_media) {
             if let Some(addr) = sdp.audio_target() {
-                self.calls.remote(id, false, addr);
+                self.calls.remote(mb.key, addr);
             }
             let peer = self.calls.caller(id).map(|a| a.dialog.peer.clone());
             if let Some(Ok(r)) = peer.map(|p| sdp.relayed(self.media_ip(&p), pa, id.0, 1)) {
@@ -204,6 +205,10 @@ impl Endpoint {
         let d = c.dialing.remove(i);
         let others = std::mem::take(&mut c.dialing);
         c.b = Some(d.leg);
+        let mb = c.dial_media.take();
+        if let Some(l) = self.calls.legs.get_mut(d.leg) {
+            l.media = mb;
+        }
         for other in others {
             self.detach_branch(now, other);
         }
@@ -213,9 +218,10 @@ impl Endpoint {
             return;
         };
         let answered_before = c.answered;
-        let Some(MediaLegs { a_port: pa, .. }) = c.media else {
+        let (Some(ma), Some(mb)) = (self.calls.caller(id).and_then(|a| a.media), mb) else {
             return;
         };
+        let pa = ma.port;
         let answer = Sdp::parse(&msg.body).ok();
         let target = answer.as_ref().and_then(Sdp::audio_target);
         // If the callee chose the law the caller did not offer, the caller gets its own
@@ -236,15 +242,18 @@ impl Endpoint {
         .map(|s| Bytes::from(s.to_bytes()));
         match (target, a_body) {
             (Some(addr), Some(body)) => {
-                self.calls.remote(id, false, addr);
+                self.calls.remote(mb.key, addr);
+                if let Some((a_pt, _)) = transcode {
+                    self.calls.law(ma.key, a_pt);
+                }
+                if let Some((_, b_pt)) = b_law {
+                    // What the callee hears from us (a callback's ringback, music on
+                    // hold) is in its law, and a bridge converts where the caller's
+                    // differs (it was answered here in the other, or is transcoded).
+                    self.calls.law(mb.key, b_pt);
+                }
                 if let Some((a_pt, b_pt)) = transcode {
                     tracing::info!(call = %id, a_pt, b_pt, "transcoding G.711");
-                    self.calls.laws(id, a_pt, b_pt);
-                } else if let Some((_, b_pt)) = b_law {
-                    // What the callee hears from us (a callback's ringback, music on
-                    // hold) is in its law; a caller answered here in the other law is
-                    // converted to.
-                    self.calls.law(id, false, b_pt);
                 }
                 self.set_state(id, State::Bridged);
                 let callback = self
@@ -257,7 +266,7 @@ impl Endpoint {
                     // customer answers.
                 } else if answered_before {
                     // The caller's music or ringback stops only now.
-                    self.calls.connect(id);
+                    self.calls.join(id, [ma.key, mb.key]);
                 } else {
                     if let Some(a) = self.calls.caller_mut(id) {
                         a.dialog.sdp_sent = Some(body.clone());
@@ -289,39 +298,32 @@ impl Endpoint {
         }
     }
 
-    /// Tears down the relay bridge of a dial that failed; a later dial opens a new one. A
-    /// caller answered locally before the dial never left its local session, which goes
-    /// on as it was.
+    /// Closes the media of a dial that failed or was given up; a later dial opens its own.
+    /// A caller answered here before the dial never left its own leg, which goes on as it
+    /// was; a relayed caller's leg and the bridge close with the dial's.
     pub(in crate::endpoint) fn unbridge(&mut self, id: CallId) {
         let Some(c) = self.calls.calls.get_mut(&id) else {
             return;
         };
-        let Some(MediaLegs {
-            a_port: pa,
-            b_port: Some(pb),
-        }) = c.media
-        else {
+        let Some(mb) = c.dial_media.take() else {
             return;
         };
-        self.calls.ports.give(pb);
         if c.answered {
-            c.media = Some(MediaLegs {
-                a_port: pa,
-                b_port: None,
-            });
             let ringing = matches!(c.state, State::Ringing);
             if ringing {
                 // The ringback ends with the dial; its end report is not awaited.
                 c.play_seq += 1;
             }
-            self.calls.close_callee(id);
-            if ringing {
-                self.calls.stop_play_on(id.media_leg(true));
+            self.calls.close_media(mb);
+            if let (true, Some(a)) = (ringing, self.calls.caller_media(id)) {
+                self.calls.stop_play_on(a);
             }
         } else {
-            c.media = None;
-            self.calls.ports.give(pa);
-            self.calls.close_media(id, true);
+            self.calls.close_media(mb);
+            if let Some(ma) = self.calls.caller_mut(id).and_then(|a| a.media.take()) {
+                self.calls.close_media(ma);
+            }
+            self.calls.close_bridge(id);
         }
     }
 

@@ -111,7 +111,9 @@ impl Endpoint {
         };
         if matches!(c.state, State::Recording) && digit == '#' {
             // RFC 4733 keys end it in the relay already; a SIP INFO key must from here.
-            self.calls.stop_record(id);
+            if let Some(leg) = self.calls.caller_media(id) {
+                self.calls.stop_record(leg);
+            }
             return;
         }
         let Some(col) = c.collecting() else {
@@ -126,7 +128,9 @@ impl Endpoint {
         }
         let (full, at) = (col.digits.len() >= col.spec.max, now + col.spec.interdigit);
         if barge {
-            self.calls.stop_play_on(id.media_leg(true));
+            if let Some(leg) = self.calls.caller_media(id) {
+                self.calls.stop_play_on(leg);
+            }
         }
         if terminated || full {
             self.end_collect(now, id);

@@ -10,7 +10,7 @@ use super::super::owner::{CallTx, TxOwner};
 use super::super::Endpoint;
 use super::dial::trunk_identity;
 use super::state::{
-    Call, CallId, CallTimer, CallbackA, Dialing, Leg, MediaLegs, Outgoing, State, CUSTOMER_RING,
+    Call, CallId, CallTimer, CallbackA, Dialing, Leg, Outgoing, State, CUSTOMER_RING,
 };
 use crate::cdr::{Cdr, Disposition, HangupBy};
 use crate::sdp::Sdp;
@@ -32,12 +32,12 @@ impl Endpoint {
         trunk: Option<String>,
         plan: std::sync::Arc<crate::dialplan::Dialplan>,
     ) -> bool {
-        let Some(pa) = self.calls.ports.take() else {
-            tracing::warn!("RTP port range exhausted");
+        let Some(ma) = self.calls.reserve_media(id) else {
             return false;
         };
+        let pa = ma.port;
         let Some(cursor) = plan.start("callback", "callback", number) else {
-            self.calls.ports.give(pa);
+            self.calls.release_media(ma);
             return false;
         };
         let tag = Bytes::from(self.tag());
@@ -91,6 +91,7 @@ impl Endpoint {
         let a = self.calls.legs.insert(Leg {
             te_pt: Some(101),
             offer: Some(offer),
+            media: Some(ma),
             ..Leg::new(id, a, key, invite)
         });
         let call = Call::new(now, a, (plan, cursor), 70, cdr);
@@ -101,15 +102,11 @@ impl Endpoint {
                 callback: Some(CallbackA::default()),
                 // The customer's trunk, for calling it back: not a call from it.
                 from_trunk: None,
-                media: Some(MediaLegs {
-                    a_port: pa,
-                    b_port: None,
-                }),
                 state: State::Queued,
                 ..call
             },
         );
-        self.calls.open_alone(id, pa, None, None, Some(101));
+        self.calls.open_alone(ma, None, None, Some(101));
         true
     }
 
@@ -134,10 +131,9 @@ impl Endpoint {
         // The agent's media, at our A port, on the address the customer can reach.
         let pa = self
             .calls
-            .calls
-            .get(&id)
-            .and_then(|c| c.media)
-            .map_or(0, |m| m.a_port);
+            .caller(id)
+            .and_then(|l| l.media)
+            .map_or(0, |m| m.port);
         let Some(body) = Sdp::parse(&body)
             .and_then(|s| s.relayed(self.media_ip(&peer), pa, id.0, 1))
             .ok()
@@ -290,20 +286,31 @@ impl Endpoint {
             self.calls.remove_leg(d.leg);
             return;
         };
-        // The customer's leg takes the placeholder's place as A.
+        // The customer's leg takes the placeholder's place as A, with its media leg.
         let placeholder = std::mem::replace(&mut c.a, d.leg);
         c.cdr.answer_ms = Some(unix);
         if let Some(cb) = c.callback.as_mut() {
             cb.up = true;
         }
+        let media = self
+            .calls
+            .legs
+            .get_mut(placeholder)
+            .and_then(|l| l.media.take());
+        if let Some(l) = self.calls.legs.get_mut(d.leg) {
+            l.media = media;
+        }
         self.calls.remove_leg(placeholder);
         // The agent's ringback stops (its end report is not awaited); both legs join the
         // bridge, which latches onto the customer's first packet.
+        let agent = self.calls.callee(id).and_then(|l| l.media).map(|m| m.key);
         if let Some(c) = self.calls.calls.get_mut(&id) {
             c.play_seq += 1;
         }
-        self.calls.stop_play_on(id.media_leg(false));
-        self.calls.connect(id);
+        if let (Some(customer), Some(agent)) = (media.map(|m| m.key), agent) {
+            self.calls.stop_play_on(agent);
+            self.calls.join(id, [customer, agent]);
+        }
         tracing::info!(
             call = %id,
             "callback: the customer answered; bridged to the agent"

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use super::super::owner::{CallTx, TxOwner};
 use super::super::Endpoint;
-use super::state::{CallId, CallTimer, Dialing, Leg, MediaLegs, Outgoing, Status};
+use super::state::{CallId, CallTimer, Dialing, Leg, Outgoing, Status};
 use crate::sip::dialog::{with_tag, Dialog};
 use crate::sip::header::Transport;
 use crate::sip::msg::{HeaderName, Message, Method, StatusCode};
@@ -197,64 +197,51 @@ impl Endpoint {
         let Some(c) = self.calls.calls.get(&id) else {
             return false;
         };
-        // Another device of the same dial shares the bridge already opened for the first.
-        let forking = !c.dialing.is_empty() && c.media.is_some_and(|m| m.b_port.is_some());
-        // The caller's port: already open if the call was answered locally.
-        let (pa, reuse_a) = match c.media {
-            Some(m) => (Some(m.a_port), true),
-            None => (self.calls.ports.take(), false),
+        // Another device of the same dial shares the media leg opened for the first.
+        let shared = c.dial_media.filter(|_| !c.dialing.is_empty());
+        let mf = c.mf;
+        let Some((offer, caller_media)) = self
+            .calls
+            .caller(id)
+            .and_then(|a| Some((a.offer.clone()?, a.media)))
+        else {
+            return false;
         };
-        let pb = match c.media {
-            Some(MediaLegs {
-                b_port: Some(pb), ..
-            }) if forking => Some(pb),
-            _ => self.calls.ports.take(),
+        // The caller's media leg is open already if it was answered here (or another
+        // device of this dial rings); else it opens now, to be relayed.
+        let ma = caller_media.or_else(|| self.calls.reserve_media(id));
+        let mb = shared.or_else(|| self.calls.reserve_media(id));
+        // Both laws, so a callee that knows only the other one can answer (we transcode).
+        let offer_b = match (ma, mb) {
+            (Some(_), Some(mb)) => offer
+                .relayed(self.media_ip(&peer), mb.port, id.0, 1)
+                .map(|o| o.with_both_g711())
+                .map_err(|e| tracing::info!(error = %e, "offer refused"))
+                .ok(),
+            _ => None,
         };
-        let (Some(pa), Some(pb)) = (pa, pb) else {
-            tracing::warn!("RTP port range exhausted");
-            if let (Some(p), false) = (pa, reuse_a) {
-                self.calls.ports.give(p);
-            }
-            if let Some(p) = pb {
-                self.calls.ports.give(p);
+        let (Some(ma), Some(mb), Some(offer_b)) = (ma, mb, offer_b) else {
+            for (m, new) in [(ma, caller_media.is_none()), (mb, shared.is_none())] {
+                if let (Some(m), true) = (m, new) {
+                    self.calls.release_media(m);
+                }
             }
             self.set_status(id, Status::Failed);
             return false;
         };
-        let (Some(c), Some(offer)) = (
-            self.calls.calls.get(&id),
-            self.calls.caller(id).and_then(|a| a.offer.clone()),
-        ) else {
-            if !forking {
-                if !reuse_a {
-                    self.calls.ports.give(pa);
+        if shared.is_none() {
+            self.calls.open_parked(mb, None);
+            if caller_media.is_none() {
+                // Relayed: the two legs are bridged at once, so early media reaches
+                // the caller.
+                self.calls.open_parked(ma, offer.audio_target());
+                if let Some(a) = self.calls.caller_mut(id) {
+                    a.media = Some(ma);
                 }
-                self.calls.ports.give(pb);
+                self.calls.join(id, [ma.key, mb.key]);
             }
-            return false;
-        };
-        // Both laws, so a callee that knows only the other one can answer (we transcode).
-        let offer_b = match offer.relayed(self.media_ip(&peer), pb, id.0, 1) {
-            Ok(o) => o.with_both_g711(),
-            Err(e) => {
-                tracing::info!(error = %e, "offer refused");
-                if !forking {
-                    if !reuse_a {
-                        self.calls.ports.give(pa);
-                    }
-                    self.calls.ports.give(pb);
-                }
-                self.set_status(id, Status::Failed);
-                return false;
-            }
-        };
-        let a_remote = offer.audio_target();
-        let mf = c.mf;
-        if !forking {
-            if reuse_a {
-                self.calls.open_callee(id, pb);
-            } else {
-                self.calls.open_relay(id, pa, a_remote, pb);
+            if let Some(c) = self.calls.calls.get_mut(&id) {
+                c.dial_media = Some(mb);
             }
         }
         let body = Bytes::from(offer_b.to_bytes());
@@ -267,6 +254,15 @@ impl Endpoint {
             Ok(k) => k,
             Err(e) => {
                 tracing::warn!(error = %e, "could not send INVITE to callee");
+                // The media opened for this device goes unless another one rings.
+                if self
+                    .calls
+                    .calls
+                    .get(&id)
+                    .is_some_and(|c| c.dialing.is_empty())
+                {
+                    self.unbridge(id);
+                }
                 self.set_status(id, Status::Failed);
                 return false;
             }
@@ -277,13 +273,7 @@ impl Endpoint {
         let leg = self.calls.add_leg(Leg::new(id, leg, key, inv));
         let ring = timeout.unwrap_or(self.calls.ring_timeout);
         match self.calls.calls.get_mut(&id) {
-            Some(c) => {
-                c.media = Some(MediaLegs {
-                    a_port: pa,
-                    b_port: Some(pb),
-                });
-                c.dialing.push(Dialing::new(leg, credentials));
-            }
+            Some(c) => c.dialing.push(Dialing::new(leg, credentials)),
             None => {
                 self.calls.remove_leg(leg);
             }

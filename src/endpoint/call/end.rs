@@ -108,21 +108,20 @@ impl Endpoint {
         for ext in std::mem::take(&mut c.devices) {
             self.device_free(now, &ext);
         }
-        if let Some(m) = c.media {
-            self.calls.close_media(id, m.b_port.is_some());
-            self.calls.ports.give(m.a_port);
-            if let Some(pb) = m.b_port {
-                self.calls.ports.give(pb);
-            }
+        // The legs go with their dialogs and media; our answered INVITEs (to B, and a
+        // callback's to its customer) end with the call.
+        if let Some(m) = c.dial_media {
+            self.calls.close_media(m);
         }
-        // The legs go with their dialogs; our answered INVITEs (to B, and a callback's to
-        // its customer) end with the call.
         if let Some(a) = self.calls.remove_leg(c.a) {
             self.calls.by_a_invite.remove(&a.invite_key);
             self.owners.forget_call_tx(&a.invite_key);
         }
         if let Some(b) = c.b.and_then(|b| self.calls.remove_leg(b)) {
             self.owners.forget_call_tx(&b.invite_key);
+        }
+        if let Some(b) = c.bridge {
+            self.calls.drop_bridge(b);
         }
     }
 

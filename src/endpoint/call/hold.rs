@@ -43,10 +43,22 @@ impl Endpoint {
         let Some(c) = self.calls.calls.get_mut(&id) else {
             return;
         };
-        let (Some(_), Some(held)) = (c.media, c.other(from)) else {
+        let Some(held) = c.other(from) else {
             return;
         };
         let caller = c.is_caller(held);
+        let Some(leg) = self
+            .calls
+            .legs
+            .get(held)
+            .and_then(|l| l.media)
+            .map(|m| m.key)
+        else {
+            return;
+        };
+        let Some(c) = self.calls.calls.get_mut(&id) else {
+            return;
+        };
         match change {
             HoldChange::None => {}
             HoldChange::Hold(_) => {
@@ -54,12 +66,12 @@ impl Endpoint {
                 let music = music.unwrap_or_default();
                 let party = if caller { "caller" } else { "callee" };
                 tracing::info!(call = %id, party, music = %music.display(), "on hold");
-                self.calls.suspend(id, caller, music);
+                self.calls.suspend(id, leg, music);
             }
             HoldChange::Resume => {
                 c.on_hold = None;
                 tracing::info!(call = %id, "resumed");
-                self.calls.unsuspend(id, caller);
+                self.calls.unsuspend(id, leg);
             }
         }
     }

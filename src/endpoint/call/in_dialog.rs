@@ -197,14 +197,20 @@ impl Endpoint {
             self.reply(now, key, msg, code(488), vec![]);
             return;
         };
-        let Some(media) = c.media else { return };
         let Some(to) = c.other(from) else { return };
         let Some(mut leg) = self.calls.legs.get(to).map(|l| l.dialog.clone()) else {
             return;
         };
-        let new_addr = offer.audio_target().map(|a| (c.is_caller(from), a));
+        let sender_media = self.calls.legs.get(from).and_then(|l| l.media);
+        let new_addr = offer.audio_target().zip(sender_media.map(|m| m.key));
         // Our port facing the party the offer is relayed to.
-        let Some(port) = media.port(c.is_caller(to)) else {
+        let Some(port) = self
+            .calls
+            .legs
+            .get(to)
+            .and_then(|l| l.media)
+            .map(|m| m.port)
+        else {
             self.reply(now, key, msg, code(488), vec![]);
             return;
         };
@@ -216,8 +222,8 @@ impl Endpoint {
         };
         let hold = hold_change(&offer, from, c.on_hold);
         // The sender's new address, until its packets latch its leg anyway.
-        if let Some((caller, addr)) = new_addr {
-            self.calls.remote(id, caller, addr);
+        if let Some((addr, sender)) = new_addr {
+            self.calls.remote(sender, addr);
         }
         if let HoldChange::Hold(_) = hold {
             // The held party gets our music: to it, we send and do not listen.
@@ -283,8 +289,13 @@ impl Endpoint {
         }) else {
             return;
         };
-        let Some(media) = c.media else { return };
         let (from_caller, answering_leg) = (c.is_caller(from), c.other(from));
+        let media_of =
+            |l: Option<LegId>| l.and_then(|l| self.calls.legs.get(l)).and_then(|l| l.media);
+        let (Some(sender_media), answering_media) = (media_of(Some(from)), media_of(answering_leg))
+        else {
+            return;
+        };
         let Some(p) = self.calls.legs.get_mut(from).and_then(|l| l.reoffer.take()) else {
             return;
         };
@@ -314,14 +325,14 @@ impl Endpoint {
             }
         }
         let answer = Sdp::parse(&resp.body).ok().filter(|_| status.is_success());
-        if let Some(addr) = answer.as_ref().and_then(Sdp::audio_target) {
+        if let (Some(addr), Some(m)) =
+            (answer.as_ref().and_then(Sdp::audio_target), answering_media)
+        {
             // The answering party's (maybe) new address.
-            self.calls.remote(id, !from_caller, addr);
+            self.calls.remote(m.key, addr);
         }
         // Our port facing the party whose offer this answers.
-        let Some(port) = media.port(from_caller) else {
-            return;
-        };
+        let port = sender_media.port;
         let version = self.calls.legs.get_mut(from).map(|l| {
             l.dialog.sdp_version += 1;
             l.dialog.sdp_version

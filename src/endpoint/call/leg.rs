@@ -168,6 +168,18 @@ pub(in crate::endpoint) struct Leg {
     /// answer, and its telephone-event type if it has one.
     pub(in crate::endpoint) pt: u8,
     pub(in crate::endpoint) te_pt: Option<u8>,
+    /// Our media leg facing the party, once it has one.
+    pub(in crate::endpoint) media: Option<MediaLeg>,
+}
+
+/// Our RTP port pair facing one party, and the media engine's key for it. A SIP leg
+/// holds it once its party is heard through us; a dial's ringing devices share one
+/// until the one that answers takes it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(in crate::endpoint) struct MediaLeg {
+    pub(in crate::endpoint) key: crate::media::LegKey,
+    /// Our RTP port (RTCP is the one above).
+    pub(in crate::endpoint) port: u16,
 }
 
 impl Leg {
@@ -199,6 +211,7 @@ impl Leg {
             reoffer: None,
             pt: 0,
             te_pt: None,
+            media: None,
         }
     }
 }

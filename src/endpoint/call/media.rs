@@ -1,173 +1,173 @@
-//! The call layer's one emitter of media commands: which media legs and bridge stand for a
-//! call's parties, and today's flows as moves of legs (answered here: the caller's leg
-//! alone; a dial: the callee's leg opened; an answer: both joined in the call's bridge;
-//! hold: the held leg out of the bridge with music). Owns nothing but the outgoing queue;
-//! it must not decide when a flow happens, only how the media engine is told.
+//! The call layer's one emitter of media commands, and the owner of media legs' ports
+//! and keys: a media leg is reserved (a port pair and a key), opened in the engine,
+//! joined to and taken out of the call's bridge, and closed (its port back in the
+//! pool). Today's flows are moves of legs: answered here, the caller's leg alone; a dial,
+//! the callee's leg opened; an answer, both joined in the call's bridge; hold, the held
+//! leg out of the bridge with music. It must not decide when a flow happens, only how the
+//! media engine is told.
 
 use std::net::SocketAddr;
 
-use super::state::CallId;
+use super::state::{CallId, MediaLeg};
 use super::Calls;
-use crate::media::{Keys, LegKey, MediaCommand, Tech};
+use crate::media::{BridgeKey, Keys, LegKey, MediaCommand, Tech};
 
 impl Calls {
     fn media(&mut self, cmd: MediaCommand) {
         self.media_out.push_back(cmd);
     }
 
-    /// The caller, answered here, alone on its leg (`pt` agreed, if one was; keys
-    /// listened for as it offered them).
+    /// A port pair and a key for a media leg of call `id`, not open yet; `None` when
+    /// the port range is spent (logged).
+    pub(super) fn reserve_media(&mut self, id: CallId) -> Option<MediaLeg> {
+        let Some(port) = self.ports.take() else {
+            tracing::warn!(call = %id, "RTP port range exhausted");
+            return None;
+        };
+        self.next_media += 1;
+        let key = LegKey(self.next_media);
+        self.media_calls.insert(key, id);
+        Some(MediaLeg { key, port })
+    }
+
+    /// Gives back a media leg that was reserved and never opened.
+    pub(super) fn release_media(&mut self, m: MediaLeg) {
+        self.media_calls.remove(&m.key);
+        self.ports.give(m.port);
+    }
+
+    /// Closes an open media leg (leaving its bridge; a recording under way is saved)
+    /// and gives its port back.
+    pub(super) fn close_media(&mut self, m: MediaLeg) {
+        self.media(MediaCommand::LegClose { leg: m.key });
+        self.release_media(m);
+    }
+
+    /// The call a media leg serves, and whether it is the caller's: what the engine's
+    /// reports about it are for.
+    pub(super) fn media_owner(&self, key: LegKey) -> Option<(CallId, bool)> {
+        let id = *self.media_calls.get(&key)?;
+        let caller = self.caller(id).and_then(|l| l.media).map(|m| m.key) == Some(key);
+        Some((id, caller))
+    }
+
+    /// A party answered here, alone on its leg (`pt` agreed, if one was; keys listened
+    /// for as it offered them).
     pub(super) fn open_alone(
         &mut self,
-        id: CallId,
-        port: u16,
+        m: MediaLeg,
         remote: Option<SocketAddr>,
         pt: Option<u8>,
         te_pt: Option<u8>,
     ) {
         self.media(MediaCommand::LegOpen {
-            leg: id.media_leg(true),
-            port,
+            leg: m.key,
+            port: m.port,
             remote,
             pt,
             keys: Some(te_pt.map_or(Keys::Inband, Keys::Events)),
         });
     }
 
-    /// A dial from a caller already on its own leg: the callee's leg, parked until the
-    /// answer joins the two.
-    pub(super) fn open_callee(&mut self, id: CallId, port: u16) {
+    /// A leg whose audio only a bridge will carry (a relayed party, a callee being rung):
+    /// parked until it joins one.
+    pub(super) fn open_parked(&mut self, m: MediaLeg, remote: Option<SocketAddr>) {
         self.media(MediaCommand::LegOpen {
-            leg: id.media_leg(false),
-            port,
-            remote: None,
+            leg: m.key,
+            port: m.port,
+            remote,
             pt: None,
             keys: None,
         });
     }
 
-    /// A dial relayed from a caller not answered here: both legs in the call's bridge at
-    /// once, so early media reaches the caller.
-    pub(super) fn open_relay(
-        &mut self,
-        id: CallId,
-        a_port: u16,
-        a_remote: Option<SocketAddr>,
-        b_port: u16,
-    ) {
-        self.media(MediaCommand::LegOpen {
-            leg: id.media_leg(true),
-            port: a_port,
-            remote: a_remote,
-            pt: None,
-            keys: None,
-        });
-        self.open_callee(id, b_port);
-        self.connect(id);
-    }
-
-    /// The call's two legs join its bridge (what the caller heard alone stops).
-    pub(super) fn connect(&mut self, id: CallId) {
-        let bridge = id.bridge();
-        self.media(MediaCommand::BridgeOpen {
-            bridge,
-            tech: Tech::Relay,
-        });
-        for caller in [true, false] {
-            self.media(MediaCommand::BridgeJoin {
-                bridge,
-                leg: id.media_leg(caller),
-            });
+    /// Two legs of call `id` join its bridge, opened now if it is not yet (what either
+    /// heard alone stops).
+    pub(super) fn join(&mut self, id: CallId, legs: [LegKey; 2]) {
+        let Some(c) = self.calls.get_mut(&id) else {
+            return;
+        };
+        let bridge = match c.bridge {
+            Some(b) => b,
+            None => {
+                let b = BridgeKey(id.0);
+                c.bridge = Some(b);
+                self.media(MediaCommand::BridgeOpen {
+                    bridge: b,
+                    tech: Tech::Relay,
+                });
+                b
+            }
+        };
+        for leg in legs {
+            self.media(MediaCommand::BridgeJoin { bridge, leg });
         }
     }
 
-    /// The callee's leg closes (a dial from a caller answered here failed; the caller
-    /// goes on hearing what it heard).
-    pub(super) fn close_callee(&mut self, id: CallId) {
-        self.media(MediaCommand::LegClose {
-            leg: id.media_leg(false),
-        });
-    }
-
-    /// All of the call's media closes: the caller's leg, and the callee's (`callee`)
-    /// with the bridge, if a dial opened them.
-    pub(super) fn close_media(&mut self, id: CallId, callee: bool) {
-        self.media(MediaCommand::LegClose {
-            leg: id.media_leg(true),
-        });
-        if callee {
-            self.close_callee(id);
-            self.media(MediaCommand::BridgeClose {
-                bridge: id.bridge(),
-            });
+    /// Call `id`'s bridge closes, if it has one (its legs stay open, alone).
+    pub(super) fn close_bridge(&mut self, id: CallId) {
+        if let Some(bridge) = self.calls.get_mut(&id).and_then(|c| c.bridge.take()) {
+            self.drop_bridge(bridge);
         }
     }
 
-    /// The party facing the caller's leg (`caller`) or the callee's says, in its SDP,
-    /// where it wants RTP.
-    pub(super) fn remote(&mut self, id: CallId, caller: bool, addr: SocketAddr) {
-        self.media(MediaCommand::LegRemote {
-            leg: id.media_leg(caller),
-            addr,
-        });
+    /// A bridge closes (its call is gone from the table already).
+    pub(super) fn drop_bridge(&mut self, bridge: BridgeKey) {
+        self.media(MediaCommand::BridgeClose { bridge });
     }
 
-    /// The two parties share no G.711 law: each leg's own, for the bridge to convert.
-    pub(super) fn laws(&mut self, id: CallId, a_pt: u8, b_pt: u8) {
-        self.media(MediaCommand::LegLaw {
-            leg: id.media_leg(true),
-            pt: a_pt,
-        });
-        self.law(id, false, b_pt);
+    /// A party says, in its SDP, where it wants RTP.
+    pub(super) fn remote(&mut self, leg: LegKey, addr: SocketAddr) {
+        self.media(MediaCommand::LegRemote { leg, addr });
     }
 
-    /// The law one party speaks (what is played to it is encoded in it).
-    pub(super) fn law(&mut self, id: CallId, caller: bool, pt: u8) {
-        self.media(MediaCommand::LegLaw {
-            leg: id.media_leg(caller),
-            pt,
-        });
+    /// The G.711 law a party speaks (what is played to it is encoded in it, and a bridge
+    /// converts between two legs whose laws differ).
+    pub(super) fn law(&mut self, leg: LegKey, pt: u8) {
+        self.media(MediaCommand::LegLaw { leg, pt });
     }
 
-    /// A party put on hold leaves the bridge and hears `music`; the holder stays, hearing
-    /// nothing.
-    pub(super) fn suspend(&mut self, id: CallId, caller: bool, music: std::path::PathBuf) {
-        let leg = id.media_leg(caller);
-        self.media(MediaCommand::BridgeLeave {
-            bridge: id.bridge(),
-            leg,
-        });
-        self.media(MediaCommand::Music { leg, path: music });
+    /// A party put on hold leaves call `id`'s bridge and hears `music`; the holder stays,
+    /// hearing nothing.
+    pub(super) fn suspend(&mut self, id: CallId, leg: LegKey, music: std::path::PathBuf) {
+        if let Some(bridge) = self.calls.get(&id).and_then(|c| c.bridge) {
+            self.media(MediaCommand::BridgeLeave { bridge, leg });
+            self.media(MediaCommand::Music { leg, path: music });
+        }
     }
 
-    /// The held party is back in the bridge (its music ends).
-    pub(super) fn unsuspend(&mut self, id: CallId, caller: bool) {
-        self.media(MediaCommand::BridgeJoin {
-            bridge: id.bridge(),
-            leg: id.media_leg(caller),
-        });
+    /// The held party is back in call `id`'s bridge (its music ends).
+    pub(super) fn unsuspend(&mut self, id: CallId, leg: LegKey) {
+        if let Some(bridge) = self.calls.get(&id).and_then(|c| c.bridge) {
+            self.media(MediaCommand::BridgeJoin { bridge, leg });
+        }
     }
 
-    /// The leg prompts play to: the caller's, but a callback's agent (the callee) while
-    /// the customer's phone rings, and hears ringback.
-    pub(super) fn prompt_leg(&self, id: CallId) -> LegKey {
-        let agent = self
-            .calls
-            .get(&id)
-            .and_then(|c| c.callback.as_ref())
+    /// The media leg prompts play to: the caller's, but a callback's agent's while the
+    /// customer's phone rings (it hears ringback).
+    pub(super) fn prompt_leg(&self, id: CallId) -> Option<LegKey> {
+        let c = self.calls.get(&id)?;
+        let agent = c
+            .callback
+            .as_ref()
             .is_some_and(|cb| cb.ringing.is_some() && !cb.up);
-        id.media_leg(!agent)
+        let leg = if agent { c.b? } else { c.a };
+        Some(self.legs.get(leg)?.media?.key)
     }
 
-    /// Plays `path` to the call (see [`Calls::prompt_leg`]), numbered `seq`.
+    /// The caller's media leg, if it has one.
+    pub(super) fn caller_media(&self, id: CallId) -> Option<LegKey> {
+        Some(self.caller(id)?.media?.key)
+    }
+
+    /// Plays `path` to `leg`, numbered `seq`.
     pub(super) fn play_to(
         &mut self,
-        id: CallId,
+        leg: LegKey,
         path: std::path::PathBuf,
         barge_in: bool,
         seq: u64,
     ) {
-        let leg = self.prompt_leg(id);
         self.media(MediaCommand::Play {
             leg,
             path,
@@ -181,24 +181,20 @@ impl Calls {
         self.media(MediaCommand::StopPlay { leg });
     }
 
-    /// The caller's leg echoes it.
-    pub(super) fn echo(&mut self, id: CallId) {
-        self.media(MediaCommand::Echo {
-            leg: id.media_leg(true),
-        });
+    /// `leg` echoes its party.
+    pub(super) fn echo(&mut self, leg: LegKey) {
+        self.media(MediaCommand::Echo { leg });
     }
 
-    /// The caller's recording ends now.
-    pub(super) fn stop_record(&mut self, id: CallId) {
-        self.media(MediaCommand::StopRecord {
-            leg: id.media_leg(true),
-        });
+    /// The recording of `leg` ends now.
+    pub(super) fn stop_record(&mut self, leg: LegKey) {
+        self.media(MediaCommand::StopRecord { leg });
     }
 
-    /// Records the caller (see [`MediaCommand::Record`]).
+    /// Records `leg`'s party (see [`MediaCommand::Record`]).
     pub(super) fn record(
         &mut self,
-        id: CallId,
+        leg: LegKey,
         path: std::path::PathBuf,
         max: std::time::Duration,
         silence: std::time::Duration,
@@ -206,7 +202,7 @@ impl Calls {
         seq: u64,
     ) {
         self.media(MediaCommand::Record {
-            leg: id.media_leg(true),
+            leg,
             path,
             max,
             silence,

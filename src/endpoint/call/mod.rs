@@ -102,6 +102,13 @@ pub(super) struct Calls {
     /// table no longer holds is stale and dropped when met.
     due: BinaryHeap<Reverse<(Instant, CallId, CallTimer)>>,
     ports: PortPool,
+    /// Ports in the pool when nothing is in use.
+    #[cfg(test)]
+    ports_total: usize,
+    /// The last media leg key handed out, and whose call each open one serves (the
+    /// engine's reports name the leg).
+    next_media: u64,
+    media_calls: HashMap<crate::media::LegKey, CallId>,
     pub(super) media_out: VecDeque<MediaCommand>,
     pub(super) cdrs: VecDeque<Cdr>,
     pub(super) ring_timeout: Duration,
@@ -117,6 +124,10 @@ impl Calls {
             by_a_invite: HashMap::new(),
             due: BinaryHeap::new(),
             ports: PortPool::new(rtp.0, rtp.1),
+            #[cfg(test)]
+            ports_total: PortPool::new(rtp.0, rtp.1).available(),
+            next_media: 0,
+            media_calls: HashMap::new(),
             media_out: VecDeque::new(),
             cdrs: VecDeque::new(),
             ring_timeout,
@@ -181,14 +192,25 @@ impl Calls {
         id
     }
 
-    /// Takes a leg out of the table with its dialog.
+    /// Takes a leg out of the table with its dialog; its media leg, if it has one,
+    /// closes.
     pub(super) fn remove_leg(&mut self, id: LegId) -> Option<Leg> {
-        let leg = self.legs.remove(id)?;
+        let mut leg = self.legs.remove(id)?;
+        if let Some(m) = leg.media.take() {
+            self.close_media(m);
+        }
         let key = (leg.dialog.call_id.clone(), leg.dialog.local_tag.clone());
         if self.by_dialog.get(&key) == Some(&id) {
             self.by_dialog.remove(&key);
         }
         Some(leg)
+    }
+
+    /// Media legs reserved or open, and ports out of the pool: 0 once every call is
+    /// over, or something leaked.
+    #[cfg(test)]
+    pub(super) fn media_live(&self) -> usize {
+        self.media_calls.len() + (self.ports_total - self.ports.available())
     }
 
     /// Calls, legs and indexed dialogs live now: all three are 0 once every call is over,
@@ -226,11 +248,23 @@ impl Calls {
         }
     }
 
+    fn media_of(&self, leg: LegId) -> Option<state::MediaLeg> {
+        self.legs.get(leg)?.media
+    }
+
     pub(super) fn views(&self, now: Instant) -> Vec<CallView> {
         let mut v: Vec<CallView> = self
             .calls
             .iter()
-            .map(|(id, c)| CallView {
+            .map(|(id, c)| {
+                (
+                    id,
+                    c,
+                    self.media_of(c.a),
+                    c.b.and_then(|b| self.media_of(b)).or(c.dial_media),
+                )
+            })
+            .map(|(id, c, a_media, b_media)| CallView {
                 id: id.0,
                 caller: c.cdr.caller.clone(),
                 callee: c.cdr.callee.clone(),
@@ -245,10 +279,8 @@ impl Calls {
                     }
                 }),
                 age_s: now.saturating_duration_since(c.started).as_secs(),
-                rtp_ports: c.media.map(|m| (m.a_port, m.b_port.unwrap_or(0))),
-                media_legs: c
-                    .media
-                    .map(|m| (id.media_leg(true), m.b_port.map(|_| id.media_leg(false)))),
+                rtp_ports: a_media.map(|m| (m.port, b_media.map_or(0, |m| m.port))),
+                media_legs: a_media.map(|m| (m.key, b_media.map(|m| m.key))),
             })
             .collect();
         v.sort_by_key(|c| c.id);

@@ -60,8 +60,9 @@ impl Endpoint {
     pub(in crate::endpoint) fn stop_play(&mut self, id: CallId) {
         if let Some(c) = self.calls.calls.get_mut(&id) {
             c.play_seq += 1;
-            let leg = self.calls.prompt_leg(id);
-            self.calls.stop_play_on(leg);
+            if let Some(leg) = self.calls.prompt_leg(id) {
+                self.calls.stop_play_on(leg);
+            }
         }
     }
 
@@ -90,14 +91,22 @@ impl Endpoint {
         };
         c.play_seq += 1;
         let seq = c.play_seq;
-        self.calls.play_to(id, path, barge_in, seq);
+        match self.calls.prompt_leg(id) {
+            Some(leg) => self.calls.play_to(leg, path, barge_in, seq),
+            // Every path to a prompt answers the call first, which opens its media.
+            None => {
+                tracing::error!(call = %id, file = %path.display(), "a prompt for a call with no media; not played")
+            }
+        }
     }
 
     /// What the relay reports.
     pub(in crate::endpoint) fn on_media_event(&mut self, now: Instant, ev: MediaEvent) {
         match ev {
             MediaEvent::PlayDone { leg, seq, played } => {
-                let (id, _) = CallId::of_media_leg(leg);
+                let Some((id, _)) = self.calls.media_owner(leg) else {
+                    return;
+                };
                 // The end of an earlier prompt (cut short by a key) is not this one's.
                 let Some(c) = self.calls.calls.get(&id).filter(|c| c.play_seq == seq) else {
                     return;
@@ -132,8 +141,7 @@ impl Endpoint {
                 ms,
                 saved,
             } => {
-                let (id, _) = CallId::of_media_leg(leg);
-                if let Some((mailbox, mut msg)) = self.leaving.remove(&(id, seq)) {
+                if let Some((mailbox, mut msg)) = self.leaving.remove(&(leg, seq)) {
                     if saved {
                         msg.ms = ms;
                         self.mailboxes
@@ -144,6 +152,9 @@ impl Endpoint {
                         self.mailbox_changed(now, &mailbox);
                     }
                 }
+                let Some((id, _)) = self.calls.media_owner(leg) else {
+                    return;
+                };
                 let waiting = self
                     .calls
                     .calls
@@ -162,7 +173,7 @@ impl Endpoint {
             // Only the caller's keys drive its dialplan (a callback's agent hearing
             // ringback may press some).
             MediaEvent::Digit { leg, digit } => {
-                if let (id, true) = CallId::of_media_leg(leg) {
+                if let Some((id, true)) = self.calls.media_owner(leg) {
                     self.on_digit(now, id, digit);
                 }
             }

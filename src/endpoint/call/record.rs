@@ -30,11 +30,16 @@ impl Endpoint {
         };
         c.play_seq += 1;
         let seq = c.play_seq;
+        // Every path to a recording answers the call first, which opens its media.
+        let Some(leg) = self.calls.caller_media(id) else {
+            tracing::error!(call = %id, "a recording for a call with no media; not made");
+            return;
+        };
         // Kept apart from the call: a caller who hangs up mid-message still leaves it.
         if let Some(m) = rec.message {
-            self.leaving.insert((id, seq), m);
+            self.leaving.insert((leg, seq), m);
         }
         self.calls
-            .record(id, rec.path, rec.max, rec.silence, rec.index, seq);
+            .record(leg, rec.path, rec.max, rec.silence, rec.index, seq);
     }
 }

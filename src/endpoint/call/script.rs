@@ -68,7 +68,9 @@ impl Endpoint {
                 if !self.answer_locally(now, id) {
                     return Flow::Wait;
                 }
-                self.calls.echo(id);
+                if let Some(leg) = self.calls.caller_media(id) {
+                    self.calls.echo(leg);
+                }
                 self.set_state(id, State::Echo);
                 return Flow::Wait;
             }

@@ -18,7 +18,7 @@ use crate::sip::transaction::Peer;
 use crate::sip::uri::Uri;
 
 pub(in crate::endpoint) use super::ids::{CallId, LegId};
-pub(in crate::endpoint) use super::leg::{HoldChange, Leg, Reoffer};
+pub(in crate::endpoint) use super::leg::{HoldChange, Leg, MediaLeg, Reoffer};
 
 /// What `$status` says after a step that can fail (dial, queue, record, collect, agent
 /// codes). The dialplan reads it as text ([`Status::as_str`]), so the names are part of the
@@ -225,28 +225,6 @@ impl TimerTable {
     }
 }
 
-/// The RTP ports a call's media legs hold (the legs are numbered after the call,
-/// [`CallId::media_leg`]): the caller's from the first answer or dial, the callee's only
-/// while a dial runs or after one was answered.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(in crate::endpoint) struct MediaLegs {
-    /// Our port facing the caller.
-    pub(in crate::endpoint) a_port: u16,
-    /// Our port facing the callee.
-    pub(in crate::endpoint) b_port: Option<u16>,
-}
-
-impl MediaLegs {
-    /// Our port facing the caller's leg (`caller`) or the callee's, if it has one.
-    pub(in crate::endpoint) fn port(&self, caller: bool) -> Option<u16> {
-        if caller {
-            Some(self.a_port)
-        } else {
-            self.b_port
-        }
-    }
-}
-
 /// A callback's A side: a placeholder (nobody yet) until the agent answers and the
 /// customer is called; then the customer's leg.
 #[derive(Default)]
@@ -298,8 +276,10 @@ pub(in crate::endpoint) struct Call {
     /// What the call is doing.
     pub(in crate::endpoint) state: State,
     pub(super) mf: u8,
-    /// Relay session: caller port, callee port (0 unless a dial runs or is answered).
-    pub(in crate::endpoint) media: Option<MediaLegs>,
+    /// The media leg a running dial's devices share (the one that answers takes it).
+    pub(in crate::endpoint) dial_media: Option<MediaLeg>,
+    /// The bridge joining the caller's media leg with the callee's, once opened.
+    pub(in crate::endpoint) bridge: Option<crate::media::BridgeKey>,
     /// Number of the last prompt started, to match its end report.
     pub(super) play_seq: u64,
     /// Prompts still to play in a `say` (or a `play`), after the current one.
@@ -384,7 +364,8 @@ impl Call {
             cursor,
             state: State::Routing,
             mf,
-            media: None,
+            dial_media: None,
+            bridge: None,
             play_seq: 0,
             play_queue: VecDeque::new(),
             vm: None,

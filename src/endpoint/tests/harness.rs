@@ -165,8 +165,20 @@ impl Pbx {
     }
 
     /// Calls, legs and indexed dialogs still live (all 0 once every call is over).
+    /// Live calls, legs and indexed dialogs. With no call left, no media may be either:
+    /// no media leg open in the engine or held by the call layer, no bridge, every port
+    /// back in the pool.
     pub(crate) fn live(&self) -> (usize, usize, usize) {
-        self.ep.calls.live()
+        let live = self.ep.calls.live();
+        if live.0 == 0 {
+            assert_eq!(
+                self.model.open(),
+                (0, 0),
+                "media legs and bridges left open"
+            );
+            assert_eq!(self.ep.calls.media_live(), 0, "media legs left to a call");
+        }
+        live
     }
 
     /// `ctl calls` as it stands now.
