@@ -361,8 +361,8 @@ impl Endpoint {
         if !every.is_zero() {
             self.calls.arm(id, CallTimer::Announce, now + every);
         }
-        self.play_paths(id, vec![moh]);
         self.set_state(id, State::Queued);
+        self.queue_music(id);
         self.acd.handle(
             now,
             Event::Join {
@@ -398,13 +398,18 @@ impl Endpoint {
         } else {
             None
         };
-        if failed.is_none() {
-            let next = c.play_queue.pop_front().unwrap_or_else(|| q.moh.clone());
-            if !next.as_os_str().is_empty() {
-                self.play(id, next, false);
-            }
-        }
+        // A ring that failed never stopped the music; an announcement did.
+        let next = if failed.is_none() {
+            Some(c.play_queue.pop_front())
+        } else {
+            None
+        };
         self.set_state(id, State::Queued);
+        match next {
+            Some(Some(prompt)) => self.play(id, prompt, false),
+            Some(None) => self.queue_music(id),
+            None => {}
+        }
         if let Some(agent) = failed {
             tracing::info!(call = %id, %agent, "agent did not take the call");
             self.acd.handle(
@@ -416,6 +421,21 @@ impl Endpoint {
             );
         }
         self.drain_acd(now);
+    }
+
+    /// A queued caller hears its queue's music, round and round, until an announcement,
+    /// an agent or the end stops it (a callback's agent waits in silence: no music).
+    fn queue_music(&mut self, id: CallId) {
+        let moh = self
+            .calls
+            .calls
+            .get(&id)
+            .and_then(|c| c.queue.as_ref())
+            .map(|q| q.moh.clone())
+            .filter(|m| !m.as_os_str().is_empty());
+        if let Some(moh) = moh {
+            self.play_music(id, moh);
+        }
     }
 
     /// Whether an announcement to a queued caller has prompts still to play.
@@ -498,14 +518,14 @@ impl Endpoint {
         };
         let music = matches!(c.state, State::Queued) && c.play_queue.is_empty();
         tracing::info!(call = %id, queue, moh = %moh.display(), now = music, "caller moved to the overflow queue");
-        q.moh = moh.clone();
+        q.moh = moh;
         // The new queue's announcements, from now on (none if it has them off).
         c.timers.stop(CallTimer::Announce);
         if let Some(every) = every.filter(|d| !d.is_zero()) {
             self.calls.arm(id, CallTimer::Announce, now + every);
         }
         if music {
-            self.play(id, moh, false);
+            self.queue_music(id);
         }
     }
 

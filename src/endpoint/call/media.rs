@@ -176,6 +176,11 @@ impl Calls {
         });
     }
 
+    /// Plays `path` round and round to `leg` until something else is asked of it.
+    pub(super) fn music(&mut self, leg: LegKey, path: std::path::PathBuf) {
+        self.media(MediaCommand::Music { leg, path });
+    }
+
     /// Stops what plays to `leg`.
     pub(super) fn stop_play_on(&mut self, leg: LegKey) {
         self.media(MediaCommand::StopPlay { leg });

@@ -40,6 +40,19 @@ impl Endpoint {
         self.play(id, first, false);
     }
 
+    /// The caller hears `path` round and round (music) until something else is played,
+    /// it joins a bridge, or the call ends; nothing is reported.
+    pub(in crate::endpoint) fn play_music(&mut self, id: CallId, path: std::path::PathBuf) {
+        let Some(c) = self.calls.calls.get_mut(&id) else {
+            return;
+        };
+        // A prompt's late end report is not taken for anything after it.
+        c.play_seq += 1;
+        if let Some(leg) = self.calls.caller_media(id) {
+            self.calls.music(leg, path);
+        }
+    }
+
     /// A caller answered here (in a menu) hears ringback while its dial rings: its phone
     /// plays none, since for it the call is up already.
     pub(super) fn ringback(&mut self, id: CallId) {

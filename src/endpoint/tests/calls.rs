@@ -434,6 +434,46 @@ fn say_plays_its_prompts_in_turn_then_the_dialplan_goes_on() {
 }
 
 #[test]
+fn a_waiting_caller_hears_music_round_broken_only_by_its_place_in_the_queue() {
+    let mut pbx = Pbx::new();
+    let mut alice = Phone::new("1001", 5070);
+    // 700: the support queue, no agent's phone registered; its place every 30 s.
+    let (a, leg, _) = answered_here(&mut pbx, &mut alice, "700");
+    let to_alice = our_port(&alice, &a);
+    let hears = |pbx: &Pbx| pbx.model.on_port(to_alice).unwrap().hears.clone();
+    let music = Hears::Music("sounds/moh/default.wav".into());
+    assert_eq!(hears(&pbx), music);
+    // The music goes round in the engine: nothing to ask for again meanwhile.
+    pbx.advance(Duration::from_secs(29));
+    assert!(pbx.take_media().is_empty());
+    pbx.advance(Duration::from_secs(1));
+    let mut said = Vec::new();
+    for _ in 0..10 {
+        let Hears::Prompt(p) = hears(&pbx) else {
+            break;
+        };
+        said.push(p.file_name().unwrap().to_string_lossy().into_owned());
+        let seq = pbx
+            .take_media()
+            .iter()
+            .rev()
+            .find_map(|m| match m {
+                MediaCommand::Play { seq, .. } => Some(*seq),
+                _ => None,
+            })
+            .expect("the prompt's command");
+        pbx.media_event(played(leg, seq));
+    }
+    assert_eq!(
+        said[..2],
+        ["you-are-caller-number.wav", "1.wav"],
+        "{said:?}"
+    );
+    assert_eq!(hears(&pbx), music, "the music again after {said:?}");
+    assert_eq!(call_state(&pbx).0, "queued");
+}
+
+#[test]
 fn ctl_calls_names_what_each_call_is_doing() {
     // Dialled straight through: the callee rings, then answers.
     let (mut pbx, mut alice, mut bob) = two_phones();
@@ -654,16 +694,19 @@ fn business_hours_pick_the_message_by_the_wall_clock() {
 #[test]
 fn a_queued_caller_is_offered_to_an_agent_and_bridged_when_it_answers() {
     let (mut pbx, mut alice, mut bob) = two_phones();
-    let (a, _, media) = answered_here(&mut pbx, &mut alice, "700");
+    let (a, _, _) = answered_here(&mut pbx, &mut alice, "700");
+    let to_alice = our_port(&alice, &a);
+    let music = |pbx: &Pbx| pbx.model.on_port(to_alice).unwrap().hears.clone();
     assert!(
-        media.iter().any(
-            |m| matches!(m, MediaCommand::Play { path, .. } if path.ends_with("moh/default.wav"))
-        ),
-        "{media:?}"
+        matches!(music(&pbx), Hears::Music(m) if m.ends_with("moh/default.wav")),
+        "{:?}",
+        pbx.model
     );
     assert_eq!(call_state(&pbx).0, "queued");
-    // Bob, the one agent with a phone, is offered the call at once.
+    // Bob, the one agent with a phone, is offered the call at once; Alice's music goes
+    // on while his phone rings.
     let offer = bob.incoming(&mut pbx);
+    assert!(matches!(music(&pbx), Hears::Music(_)));
     bob.respond(&mut pbx, &offer, 180);
     pbx.advance(Duration::from_secs(5));
     bob.respond(&mut pbx, &offer, 200);
