@@ -285,6 +285,14 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
                             ports,
                             pkts
                         );
+                        for l in &c.call.legs {
+                            let port = l.rtp_port.map_or("-".to_string(), |p| p.to_string());
+                            let bridge = l.bridge.map_or("-".to_string(), |b| b.to_string());
+                            println!(
+                                "{:>6} {:<8} rtp {:<6} bridge {:<6} {}",
+                                "", l.role, port, bridge, l.party
+                            );
+                        }
                     }
                     println!("{} call(s)", list.len());
                 }

@@ -26,7 +26,7 @@ mod vm;
 
 pub use trunk_reg::TrunkRegView;
 
-pub use call::CallView;
+pub use call::{CallView, LegView};
 pub use output::Output;
 
 use crate::cdr::Cdr;

@@ -120,8 +120,8 @@ impl Endpoint {
         if let Some(b) = c.b.and_then(|b| self.calls.remove_leg(b)) {
             self.owners.forget_call_tx(&b.invite_key);
         }
-        if let Some(b) = c.bridge {
-            self.calls.drop_bridge(b);
+        if let Some(b) = c.bridge.take() {
+            self.calls.drop_bridge(b.key);
         }
     }
 

@@ -8,7 +8,7 @@
 
 use std::net::SocketAddr;
 
-use super::state::{CallId, MediaLeg};
+use super::state::{Bridge, CallId, MediaLeg};
 use super::Calls;
 use crate::media::{BridgeKey, Keys, LegKey, MediaCommand, Tech};
 
@@ -40,6 +40,14 @@ impl Calls {
     /// and gives its port back.
     pub(super) fn close_media(&mut self, m: MediaLeg) {
         self.media(MediaCommand::LegClose { leg: m.key });
+        let bridge = self
+            .media_calls
+            .get(&m.key)
+            .and_then(|id| self.calls.get_mut(id))
+            .and_then(|c| c.bridge.as_mut());
+        if let Some(b) = bridge {
+            b.members.retain(|&l| l != m.key);
+        }
         self.release_media(m);
     }
 
@@ -81,24 +89,29 @@ impl Calls {
         });
     }
 
-    /// Two legs of call `id` join its bridge, opened now if it is not yet (what either
-    /// heard alone stops).
-    pub(super) fn join(&mut self, id: CallId, legs: [LegKey; 2]) {
+    /// Legs of call `id` join its bridge, opened now if it is not yet (what they heard
+    /// alone stops).
+    pub(super) fn join<const N: usize>(&mut self, id: CallId, legs: [LegKey; N]) {
         let Some(c) = self.calls.get_mut(&id) else {
             return;
         };
-        let bridge = match c.bridge {
-            Some(b) => b,
-            None => {
-                let b = BridgeKey(id.0);
-                c.bridge = Some(b);
-                self.media(MediaCommand::BridgeOpen {
-                    bridge: b,
-                    tech: Tech::Relay,
-                });
-                b
+        let opened = c.bridge.is_none();
+        let b = c.bridge.get_or_insert_with(|| Bridge {
+            key: BridgeKey(id.0),
+            members: Vec::with_capacity(2),
+        });
+        let bridge = b.key;
+        for leg in legs {
+            if !b.members.contains(&leg) {
+                b.members.push(leg);
             }
-        };
+        }
+        if opened {
+            self.media(MediaCommand::BridgeOpen {
+                bridge,
+                tech: Tech::Relay,
+            });
+        }
         for leg in legs {
             self.media(MediaCommand::BridgeJoin { bridge, leg });
         }
@@ -106,8 +119,8 @@ impl Calls {
 
     /// Call `id`'s bridge closes, if it has one (its legs stay open, alone).
     pub(super) fn close_bridge(&mut self, id: CallId) {
-        if let Some(bridge) = self.calls.get_mut(&id).and_then(|c| c.bridge.take()) {
-            self.drop_bridge(bridge);
+        if let Some(b) = self.calls.get_mut(&id).and_then(|c| c.bridge.take()) {
+            self.drop_bridge(b.key);
         }
     }
 
@@ -130,16 +143,19 @@ impl Calls {
     /// A party put on hold leaves call `id`'s bridge and hears `music`; the holder stays,
     /// hearing nothing.
     pub(super) fn suspend(&mut self, id: CallId, leg: LegKey, music: std::path::PathBuf) {
-        if let Some(bridge) = self.calls.get(&id).and_then(|c| c.bridge) {
-            self.media(MediaCommand::BridgeLeave { bridge, leg });
-            self.media(MediaCommand::Music { leg, path: music });
-        }
+        let Some(b) = self.calls.get_mut(&id).and_then(|c| c.bridge.as_mut()) else {
+            return;
+        };
+        let bridge = b.key;
+        b.members.retain(|&l| l != leg);
+        self.media(MediaCommand::BridgeLeave { bridge, leg });
+        self.media(MediaCommand::Music { leg, path: music });
     }
 
     /// The held party is back in call `id`'s bridge (its music ends).
     pub(super) fn unsuspend(&mut self, id: CallId, leg: LegKey) {
-        if let Some(bridge) = self.calls.get(&id).and_then(|c| c.bridge) {
-            self.media(MediaCommand::BridgeJoin { bridge, leg });
+        if self.calls.get(&id).is_some_and(|c| c.bridge.is_some()) {
+            self.join(id, [leg]);
         }
     }
 

@@ -87,6 +87,26 @@ pub struct CallView {
     /// The media legs facing the caller and the callee, for the engine's counters.
     #[serde(skip)]
     pub media_legs: Option<(crate::media::LegKey, Option<crate::media::LegKey>)>,
+    /// Its legs: the caller's, the callee's once it answered, each device being rung.
+    #[serde(default)]
+    pub legs: Vec<LegView>,
+}
+
+/// One leg of a live call, for `ctl calls`.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct LegView {
+    /// `caller`, `callee`, or `ringing` (a device being rung).
+    pub role: String,
+    /// The party: where requests on the leg go (its Contact, else its address).
+    pub party: String,
+    /// Our RTP port facing it, if its audio goes through us (devices being rung share
+    /// one until one answers).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rtp_port: Option<u16>,
+    /// The bridge its audio is in (numbered as the call), if it is in one: a party alone
+    /// with switchboard (a menu, a queue, on hold) is in none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bridge: Option<u64>,
 }
 
 /// All calls, and what they emit.
@@ -248,6 +268,28 @@ impl Calls {
         }
     }
 
+    fn leg_views(&self, c: &Call) -> Vec<LegView> {
+        let ringing = c.dialing.iter().map(|d| (d.leg, "ringing", c.dial_media));
+        [(Some(c.a), "caller"), (c.b, "callee")]
+            .into_iter()
+            .filter_map(|(l, role)| Some((l?, role, self.media_of(l?))))
+            .chain(ringing)
+            .filter_map(|(l, role, media)| {
+                let leg = self.legs.get(l)?;
+                let bridge = c
+                    .bridge
+                    .as_ref()
+                    .filter(|b| media.is_some_and(|m| b.members.contains(&m.key)));
+                Some(LegView {
+                    role: role.into(),
+                    party: String::from_utf8_lossy(leg.dialog.target.as_bytes()).into_owned(),
+                    rtp_port: media.map(|m| m.port),
+                    bridge: bridge.map(|b| b.key.0),
+                })
+            })
+            .collect()
+    }
+
     fn media_of(&self, leg: LegId) -> Option<state::MediaLeg> {
         self.legs.get(leg)?.media
     }
@@ -281,6 +323,7 @@ impl Calls {
                 age_s: now.saturating_duration_since(c.started).as_secs(),
                 rtp_ports: a_media.map(|m| (m.port, b_media.map_or(0, |m| m.port))),
                 media_legs: a_media.map(|m| (m.key, b_media.map(|m| m.key))),
+                legs: self.leg_views(c),
             })
             .collect();
         v.sort_by_key(|c| c.id);

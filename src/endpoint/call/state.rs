@@ -225,6 +225,14 @@ impl TimerTable {
     }
 }
 
+/// A bridge as the call layer keeps it: its key in the media engine and the media legs
+/// in it now (a party on hold has left it; a closed leg is gone from it).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(in crate::endpoint) struct Bridge {
+    pub(in crate::endpoint) key: crate::media::BridgeKey,
+    pub(in crate::endpoint) members: Vec<crate::media::LegKey>,
+}
+
 /// A callback's A side: a placeholder (nobody yet) until the agent answers and the
 /// customer is called; then the customer's leg.
 #[derive(Default)]
@@ -279,7 +287,7 @@ pub(in crate::endpoint) struct Call {
     /// The media leg a running dial's devices share (the one that answers takes it).
     pub(in crate::endpoint) dial_media: Option<MediaLeg>,
     /// The bridge joining the caller's media leg with the callee's, once opened.
-    pub(in crate::endpoint) bridge: Option<crate::media::BridgeKey>,
+    pub(in crate::endpoint) bridge: Option<Bridge>,
     /// Number of the last prompt started, to match its end report.
     pub(super) play_seq: u64,
     /// Prompts still to play in a `say` (or a `play`), after the current one.

@@ -513,6 +513,77 @@ fn ctl_calls_names_what_each_call_is_doing() {
 }
 
 #[test]
+fn ctl_calls_lists_each_leg_with_its_port_and_its_bridge() {
+    use crate::endpoint::LegView;
+    let legs = |pbx: &Pbx| pbx.calls()[0].legs.clone();
+    let leg = |role: &str, party: &str, rtp_port: u16, bridge: Option<u64>| LegView {
+        role: role.into(),
+        party: party.into(),
+        rtp_port: Some(rtp_port),
+        bridge,
+    };
+    let (mut pbx, mut alice, mut bob) = two_phones();
+    let a = alice.call(&mut pbx, "1002");
+    let b = bob.incoming(&mut pbx);
+    let id = pbx.calls()[0].id;
+    let to_bob = our_port(&bob, &b);
+    // Relayed while it rings: the caller's leg and the one the device rings on share
+    // the call's bridge at once (early media).
+    bob.respond(&mut pbx, &b, 180);
+    let to_alice = pbx
+        .model
+        .legs_on_bridge(id)
+        .into_iter()
+        .find(|&p| p != to_bob)
+        .unwrap();
+    let (alice_at, bob_at) = ("sip:1001@127.0.0.1:5070", "sip:1002@127.0.0.1:5072");
+    assert_eq!(
+        legs(&pbx),
+        [
+            leg("caller", alice_at, to_alice, Some(id)),
+            leg("ringing", bob_at, to_bob, Some(id)),
+        ]
+    );
+    bob.respond(&mut pbx, &b, 200);
+    bob.expect_request(&mut pbx, Method::Ack);
+    alice.ack(&mut pbx, &a);
+    assert_eq!(our_port(&alice, &a), to_alice);
+    assert_eq!(
+        legs(&pbx),
+        [
+            leg("caller", alice_at, to_alice, Some(id)),
+            leg("callee", bob_at, to_bob, Some(id)),
+        ]
+    );
+    // Bob holds: Alice's leg is out of the bridge (with music), Bob's stays.
+    bob.hold(&mut pbx, &b);
+    let reinv = alice.expect_request(&mut pbx, Method::Invite);
+    alice.reply(&mut pbx, &reinv, 200);
+    let ok = bob.expect_status(&mut pbx, Method::Invite, 200);
+    bob.ack_this(&mut pbx, &b, &ok);
+    assert_eq!(
+        legs(&pbx),
+        [
+            leg("caller", alice_at, to_alice, None),
+            leg("callee", bob_at, to_bob, Some(id)),
+        ]
+    );
+    // The caller answered here and alone is in no bridge.
+    let mut pbx = Pbx::new();
+    let mut carol = Phone::new("1003", 5074);
+    let (c, _, _) = answered_here(&mut pbx, &mut carol, "600");
+    assert_eq!(
+        legs(&pbx),
+        [leg(
+            "caller",
+            "sip:1003@127.0.0.1:5074",
+            our_port(&carol, &c),
+            None
+        )]
+    );
+}
+
+#[test]
 fn a_transfer_is_refused_with_a_clear_status_and_the_call_goes_on() {
     let (mut pbx, mut alice, mut bob) = two_phones();
     let (a, b) = answered(&mut pbx, &mut alice, &mut bob);

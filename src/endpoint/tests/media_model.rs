@@ -150,6 +150,16 @@ impl MediaModel {
         }
     }
 
+    /// Our ports whose legs are in bridge `b` (numbered as its call).
+    pub(crate) fn legs_on_bridge(&self, b: u64) -> Vec<u16> {
+        let members = self.bridges.get(&BridgeKey(b)).cloned().unwrap_or_default();
+        members
+            .iter()
+            .filter_map(|l| self.legs.get(l))
+            .map(|l| l.port)
+            .collect()
+    }
+
     /// Open legs and bridges.
     pub(crate) fn open(&self) -> (usize, usize) {
         (self.legs.len(), self.bridges.len())
