@@ -177,3 +177,18 @@ impl Endpoint {
         self.run_dialplan(now, id);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pins_and_the_voicemail_menus_keys_are_secret_and_nothing_else() {
+        for var in [VM_KEYS, "pin", "agent_pin", "vm_pin"] {
+            assert!(secret_var(var), "{var}");
+        }
+        for var in ["ext", "agent", "pinned", "spin_count", ""] {
+            assert!(!secret_var(var), "{var}");
+        }
+    }
+}

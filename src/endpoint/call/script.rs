@@ -301,12 +301,7 @@ impl Endpoint {
     /// `name` if it is safe as a file or directory name under the state directory; else
     /// `$status` is `failed` and the dialplan goes on.
     pub(super) fn safe_name_or_fail<'n>(&mut self, id: CallId, name: &'n str) -> Option<&'n str> {
-        let ok = !name.is_empty()
-            && name.len() <= 128
-            && !name.starts_with('.')
-            && name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+        let ok = safe_name(name);
         if !ok {
             tracing::warn!(call = %id, %name, "name refused: letters, digits, `-`, `_` and `.` only");
             self.set_status(id, Status::Failed);
@@ -333,6 +328,45 @@ impl Endpoint {
             c.cursor
                 .vars
                 .insert("status".into(), status.as_str().into());
+        }
+    }
+}
+
+/// Whether `name` is safe as a file or directory name under the state directory: 1 to
+/// 128 letters, digits, `-`, `_` and `.`, not starting with `.` (no `..`, no hidden
+/// file, no separator).
+fn safe_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 128
+        && !name.starts_with('.')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::safe_name;
+
+    #[test]
+    fn only_plain_names_are_safe_under_the_state_directory() {
+        let longest = "a".repeat(128);
+        for name in ["1001", "sales-box_2.old", "a", longest.as_str()] {
+            assert!(safe_name(name), "{name}");
+        }
+        let too_long = "a".repeat(129);
+        for name in [
+            "",
+            ".",
+            "..",
+            ".hidden",
+            "../1001",
+            "a/b",
+            "a b",
+            "box\\1",
+            too_long.as_str(),
+        ] {
+            assert!(!safe_name(name), "{name}");
         }
     }
 }

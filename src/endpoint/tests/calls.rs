@@ -503,10 +503,17 @@ fn ctl_calls_names_what_each_call_is_doing() {
 
     // The beep before a recording, then the recording; and a caller in a queue.
     let mut pbx = Pbx::new();
-    let (_, id, _) = answered_here(&mut pbx, &mut Phone::new("1001", 5070), "607");
+    let mut alice = Phone::new("1001", 5070);
+    let (a, id, _) = answered_here(&mut pbx, &mut alice, "607");
     assert_eq!(call_state(&pbx), ("record-prompt".into(), true, 0));
     pbx.media_event(played(id, 1));
     assert_eq!(call_state(&pbx), ("recording".into(), true, 0));
+    let port = our_port(&alice, &a);
+    let recording = |pbx: &Pbx| pbx.model.on_port(port).unwrap().recording;
+    assert!(recording(&pbx));
+    // # by SIP INFO ends it (an RFC 4733 # ends it in the engine itself).
+    info(&mut pbx, &mut alice, &a, "application/dtmf", "#");
+    assert!(!recording(&pbx));
     let mut pbx = Pbx::new();
     answered_here(&mut pbx, &mut Phone::new("1001", 5070), "700");
     assert_eq!(call_state(&pbx).0, "queued");
@@ -580,6 +587,10 @@ fn ctl_calls_lists_each_leg_with_its_port_and_its_bridge() {
             our_port(&carol, &c),
             None
         )]
+    );
+    assert_eq!(
+        pbx.model.on_port(our_port(&carol, &c)).unwrap().hears,
+        Hears::Echo
     );
 }
 
@@ -1081,6 +1092,87 @@ fn the_music_on_hold_is_the_queues_then_the_holders_extensions_then_the_trunks()
 }
 
 #[test]
+fn a_busy_direct_line_leaves_its_relay_for_voicemail_answered_here() {
+    let mut pbx = Pbx::new();
+    let mut alice = Phone::new("1001", 5070);
+    alice.register(&mut pbx);
+    let mut customer = Phone::at("+15557654321", "unused", "127.0.0.2:5060");
+    let c = customer.call(&mut pbx, "+15550101");
+    let a = alice.incoming(&mut pbx);
+    // Relayed while 1001 rings: the customer's leg and the ringing one share a bridge.
+    let to_alice = our_port(&alice, &a);
+    assert_eq!(pbx.model.open(), (2, 1), "{:?}", pbx.model);
+    alice.respond(&mut pbx, &a, 486);
+    alice.expect_request(&mut pbx, Method::Ack);
+    // Voicemail answers the customer here: one leg of its own, no bridge, no relay port
+    // left open towards 1001.
+    let ok = customer.expect_status(&mut pbx, Method::Invite, 200);
+    customer.ack_this(&mut pbx, &c, &ok);
+    assert_eq!(pbx.model.open(), (1, 0), "{:?}", pbx.model);
+    assert!(pbx.model.on_port(to_alice).is_none());
+    let to_customer = our_port(&customer, &c);
+    let here = pbx.model.on_port(to_customer).unwrap();
+    assert!(
+        here.bridge.is_none()
+            && matches!(&here.hears, Hears::Prompt(p) if p.ends_with("leave-message.wav")),
+        "{here:?}"
+    );
+    customer.bye(&mut pbx, &c);
+    assert_eq!(pbx.live(), (0, 0, 0), "calls, legs, dialogs");
+    assert_eq!(
+        cdr_line(&pbx.cdrs[0]),
+        "+15557654321 -> +15550101 did=+15550101 trunk=demo start=0 answer=0 end=0 answered 200 by caller"
+    );
+}
+
+#[test]
+fn a_call_refused_before_it_starts_still_leaves_its_own_cdr() {
+    let mut pbx = Pbx::new();
+    let mut alice = Phone::new("1001", 5070);
+    // An offer of nothing we relay (G.729 alone): 488, saying why.
+    alice.codecs = vec![18];
+    for _ in 0..2 {
+        alice.call(&mut pbx, "600");
+        let refused = alice.expect_status(&mut pbx, Method::Invite, 488);
+        let warning = HeaderName::Other(bytes::Bytes::from_static(b"Warning"));
+        assert!(refused.header(&warning).is_some());
+    }
+    // Then a call that starts: each of the three has a number of its own.
+    alice.codecs = vec![0, 101];
+    let a = alice.call(&mut pbx, "600");
+    alice.ack(&mut pbx, &a);
+    alice.bye(&mut pbx, &a);
+    let lines: Vec<String> = pbx.cdrs.iter().map(cdr_line).collect();
+    assert_eq!(
+        lines[..2],
+        [
+            "1001 -> 600 did=- trunk=- start=0 answer=- end=0 failed 488 by system",
+            "1001 -> 600 did=- trunk=- start=0 answer=- end=0 failed 488 by system",
+        ]
+    );
+    let numbers: Vec<u64> = pbx.cdrs.iter().map(|c| c.call).collect();
+    assert_eq!(numbers, [1, 2, 3]);
+}
+
+#[test]
+fn an_agent_on_a_call_of_its_own_is_not_offered_a_queue_call() {
+    let (mut pbx, mut alice, mut bob) = two_phones();
+    // Bob (1002, an agent of the support queue) is in the echo test ...
+    let b = bob.call(&mut pbx, "600");
+    bob.ack(&mut pbx, &b);
+    bob.clear(&mut pbx);
+    // ... when Alice queues: he is not rung.
+    answered_here(&mut pbx, &mut alice, "700");
+    pbx.advance(Duration::from_secs(5));
+    assert!(methods(&bob.take(&mut pbx)).is_empty());
+    // His call over, the queue offers him Alice's.
+    bob.bye(&mut pbx, &b);
+    bob.expect_status(&mut pbx, Method::Bye, 200);
+    pbx.advance(Duration::from_secs(1));
+    bob.incoming(&mut pbx);
+}
+
+#[test]
 fn a_request_in_a_ringing_devices_early_dialog_is_refused_and_the_ring_goes_on() {
     let (mut pbx, mut alice, mut bob) = two_phones();
     alice.call(&mut pbx, "1002");
@@ -1186,6 +1278,18 @@ fn keys_sent_as_sip_info_in_either_form_reach_the_dialplan() {
     // 10 and 11 are * and #: "1", "0", then # ends the input at "10" (no such number).
     let (a, _, _) = answered_here(&mut pbx, &mut alice, "602");
     for signal in ["1", "0", "11"] {
+        info(
+            &mut pbx,
+            &mut alice,
+            &a,
+            "application/dtmf-relay",
+            &format!("Signal={signal}\r\n"),
+        );
+    }
+    alice.expect_request(&mut pbx, Method::Bye);
+    // "1", "0", "0", then 10 (*) is the fourth key: the input is full at once.
+    let (a, _, _) = answered_here(&mut pbx, &mut alice, "602");
+    for signal in ["1", "0", "0", "10"] {
         info(
             &mut pbx,
             &mut alice,

@@ -284,6 +284,7 @@ impl Phone {
             let name = match pt {
                 0 => "PCMU/8000",
                 8 => "PCMA/8000",
+                18 => "G729/8000",
                 _ => "telephone-event/8000",
             };
             s.push_str(&format!("a=rtpmap:{pt} {name}\r\n"));

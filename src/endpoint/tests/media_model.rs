@@ -25,6 +25,8 @@ pub(crate) struct ModelLeg {
     pub(crate) remote: Option<SocketAddr>,
     pub(crate) law: Option<u8>,
     pub(crate) hears: Hears,
+    /// A recording of its party is under way.
+    pub(crate) recording: bool,
 }
 
 #[derive(Default, Debug)]
@@ -56,6 +58,7 @@ impl MediaModel {
                         remote: *remote,
                         law: *pt,
                         hears: Hears::Nothing,
+                        recording: false,
                     },
                 );
                 assert!(old.is_none(), "{leg:?} opened twice");
@@ -82,9 +85,8 @@ impl MediaModel {
                     }
                 }
             }
-            MediaCommand::Record { leg, .. } | MediaCommand::StopRecord { leg } => {
-                self.alone(leg);
-            }
+            MediaCommand::Record { leg, .. } => self.alone(leg).recording = true,
+            MediaCommand::StopRecord { leg } => self.alone(leg).recording = false,
             MediaCommand::BridgeOpen { bridge, .. } => {
                 let old = self.bridges.insert(*bridge, Vec::new());
                 assert!(old.is_none(), "{bridge:?} opened twice");
@@ -103,6 +105,7 @@ impl MediaModel {
                 assert_eq!(l.bridge, None, "{leg:?} in two bridges");
                 l.bridge = Some(*bridge);
                 l.hears = Hears::Nothing;
+                l.recording = false;
             }
             MediaCommand::BridgeLeave { bridge, leg } => {
                 let l = self.leg(leg);
