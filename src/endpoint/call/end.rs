@@ -152,3 +152,42 @@ impl Endpoint {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unanswered_calls_code_and_disposition_follow_its_status() {
+        let cases = [
+            (None, Some(Status::Busy), 486, Disposition::Busy),
+            (
+                None,
+                Some(Status::Unavailable),
+                404,
+                Disposition::Unavailable,
+            ),
+            (None, Some(Status::Failed), 503, Disposition::Failed),
+            (None, Some(Status::NoAnswer), 480, Disposition::NoAnswer),
+            (None, Some(Status::Offline), 480, Disposition::Unavailable),
+            (None, None, 480, Disposition::NoAnswer),
+            (Some(600), None, 600, Disposition::Busy),
+            (Some(408), None, 408, Disposition::NoAnswer),
+            (
+                Some(604),
+                Some(Status::Offline),
+                604,
+                Disposition::Unavailable,
+            ),
+            (Some(480), Some(Status::Offline), 480, Disposition::NoAnswer),
+            (Some(500), None, 500, Disposition::Failed),
+        ];
+        for (explicit, status, code, disp) in cases {
+            assert_eq!(
+                hangup_code(explicit, status),
+                (code, disp),
+                "{explicit:?} {status:?}"
+            );
+        }
+    }
+}

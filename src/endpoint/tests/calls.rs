@@ -3,11 +3,13 @@
 
 use std::time::Duration;
 
-use super::harness::{cdr_line, CallRef, Pbx, Phone};
+use super::harness::{cdr_line, summary, CallRef, Pbx, Phone};
 use super::media_model::Hears;
+use crate::cdr::{Disposition, HangupBy};
 use crate::media::{Keys, LegKey, MediaCommand, MediaEvent};
 use crate::sdp::{Direction, Sdp};
 use crate::sip::msg::{HeaderName, Message, Method, StatusCode};
+use crate::sip::transaction::response_to;
 
 /// A PBX with 1002 registered, and 1001 ready to call.
 fn two_phones() -> (Pbx, Phone, Phone) {
@@ -1451,5 +1453,209 @@ fn a_call_out_through_the_trunk_is_rewritten_and_presented_as_the_trunk_says() {
     assert_eq!(
         cdr_line(&pbx.cdrs[0]),
         "1001 -> 95557654321 did=- trunk=demo start=0 answer=0 end=2000 answered 200 by caller"
+    );
+}
+
+#[test]
+fn a_trunk_that_challenges_is_answered_once_with_its_credentials() {
+    let config = crate::config::EMBEDDED.replace(
+        "# username = \"account\"\n# password = \"secret\"",
+        "username = \"account\"\npassword = \"secret\"",
+    );
+    assert_ne!(config, crate::config::EMBEDDED);
+    for (status, challenge_name, answer) in [
+        (
+            407,
+            HeaderName::ProxyAuthenticate,
+            HeaderName::ProxyAuthorization,
+        ),
+        (401, HeaderName::WwwAuthenticate, HeaderName::Authorization),
+    ] {
+        let mut pbx = Pbx::with_config(&config);
+        let mut alice = Phone::new("1001", 5070);
+        let mut provider = Phone::at("provider", "unused", "127.0.0.2:5060");
+        alice.call(&mut pbx, "95557654321");
+        let inv = provider.expect_request(&mut pbx, Method::Invite);
+        // One hop fewer than the caller allowed.
+        assert_eq!(
+            inv.header(&HeaderName::MaxForwards).map(|v| v.as_ref()),
+            Some(&b"69"[..])
+        );
+        let mut r = response_to(&inv, StatusCode::new(status).unwrap(), None);
+        r.push_header(
+            challenge_name.clone(),
+            "Digest realm=\"provider\", nonce=\"n0nce\", algorithm=MD5",
+        );
+        pbx.deliver(&provider.peer, &r);
+        // The ACK of the challenge, then the INVITE again with the answer.
+        let again = provider.expect_request(&mut pbx, Method::Invite);
+        assert_eq!(again.cseq().unwrap().seq, inv.cseq().unwrap().seq + 1);
+        assert_ne!(again.header(&HeaderName::Via), inv.header(&HeaderName::Via));
+        let authz = String::from_utf8_lossy(
+            again
+                .header(&answer)
+                .unwrap_or_else(|| panic!("{answer:?}: {}", summary(&again))),
+        )
+        .into_owned();
+        for part in [
+            "username=\"account\"",
+            "realm=\"provider\"",
+            "nonce=\"n0nce\"",
+            "uri=\"sip:+15557654321@127.0.0.2:5060\"",
+        ] {
+            assert!(authz.contains(part), "{part} in {authz}");
+        }
+        // Challenged again: the credentials are wrong, and the call is not retried.
+        let mut r = response_to(&again, StatusCode::new(status).unwrap(), None);
+        r.push_header(
+            challenge_name,
+            "Digest realm=\"provider\", nonce=\"n0nce2\"",
+        );
+        pbx.deliver(&provider.peer, &r);
+        let final_status = alice
+            .take(&mut pbx)
+            .iter()
+            .filter_map(|m| m.status())
+            .map(StatusCode::as_u16)
+            .find(|&c| c >= 300);
+        assert!(final_status.is_some(), "the caller hears the call failed");
+        assert!(
+            !methods(&provider.take(&mut pbx)).contains(&Method::Invite),
+            "no third INVITE"
+        );
+        assert_eq!(pbx.live(), (0, 0, 0), "calls, legs, dialogs");
+    }
+}
+
+/// Alice (1001) asks for a callback from the support queue and hangs up; a minute
+/// later Bob (1002), its agent, registers, is rung and answers, and Alice's phone rings
+/// with the callback. Returns Bob's call and Alice's ringing one.
+fn callback_ringing(pbx: &mut Pbx, alice: &mut Phone, bob: &mut Phone) -> (CallRef, CallRef) {
+    alice.register(pbx);
+    let (_, id, _) = answered_here(pbx, alice, "700");
+    pbx.media_event(MediaEvent::Digit {
+        leg: id,
+        digit: '1',
+    });
+    for _ in 0..5 {
+        let Some(seq) = pbx.take_media().iter().find_map(|m| match m {
+            MediaCommand::Play { seq, .. } => Some(*seq),
+            _ => None,
+        }) else {
+            break;
+        };
+        pbx.media_event(played(id, seq));
+    }
+    let bye = alice.expect_request(pbx, Method::Bye);
+    alice.reply(pbx, &bye, 200);
+    pbx.advance(Duration::from_secs(60));
+    bob.register(pbx);
+    let g = bob.incoming(pbx);
+    bob.respond(pbx, &g, 200);
+    bob.expect_request(pbx, Method::Ack);
+    let c = alice.incoming(pbx);
+    (g, c)
+}
+
+#[test]
+fn a_callback_the_customer_refuses_or_the_agent_leaves_is_not_answered() {
+    // Alice's phone is busy: Bob is hung up on, and the attempt is not an answer.
+    let mut pbx = Pbx::new();
+    let (mut alice, mut bob) = (Phone::new("1001", 5070), Phone::new("1002", 5072));
+    let (g, c) = callback_ringing(&mut pbx, &mut alice, &mut bob);
+    // Bob hears ringback while Alice's phone rings; his keys are not hers.
+    let agent_port = our_port(&bob, &g);
+    let agent_leg = pbx.model.legs_on_port_key(agent_port).unwrap();
+    let (seq, _) = plays(&pbx.take_media())[0].clone();
+    pbx.media_event(MediaEvent::Digit {
+        leg: agent_leg,
+        digit: '1',
+    });
+    // A ringback that cannot be played is not asked for again; one that ended is.
+    pbx.media_event(MediaEvent::PlayDone {
+        leg: agent_leg,
+        seq,
+        played: false,
+    });
+    assert!(plays(&pbx.take_media()).is_empty());
+    alice.respond(&mut pbx, &c, 486);
+    alice.expect_request(&mut pbx, Method::Ack);
+    let bye = bob.expect_request(&mut pbx, Method::Bye);
+    bob.reply(&mut pbx, &bye, 200);
+    assert_eq!(pbx.live(), (0, 0, 0), "calls, legs, dialogs");
+    let last = pbx.cdrs.last().unwrap();
+    assert_eq!(
+        (last.caller.as_str(), last.disposition, last.sip_code),
+        ("1001", Disposition::NoAnswer, 486),
+        "{}",
+        cdr_line(last)
+    );
+    // Bob hangs up while Alice's phone rings: the ring is cancelled, not answered.
+    let mut pbx = Pbx::new();
+    let (mut alice, mut bob) = (Phone::new("1001", 5070), Phone::new("1002", 5072));
+    let (g, c) = callback_ringing(&mut pbx, &mut alice, &mut bob);
+    let ringback = plays(&pbx.take_media());
+    assert_eq!(ringback.len(), 1, "{ringback:?}");
+    pbx.media_event(played(
+        pbx.model.legs_on_port_key(our_port(&bob, &g)).unwrap(),
+        ringback[0].0,
+    ));
+    assert_eq!(plays(&pbx.take_media()).len(), 1, "ringback again");
+    // (A CANCEL needs the ring to have been heard of, RFC 3261 §9.1.)
+    alice.respond(&mut pbx, &c, 180);
+    bob.bye(&mut pbx, &g);
+    bob.expect_status(&mut pbx, Method::Bye, 200);
+    let cancel = alice.expect_request(&mut pbx, Method::Cancel);
+    alice.reply(&mut pbx, &cancel, 200);
+    alice.respond(&mut pbx, &c, 487);
+    alice.expect_request(&mut pbx, Method::Ack);
+    assert_eq!(pbx.live(), (0, 0, 0), "calls, legs, dialogs");
+    let last = pbx.cdrs.last().unwrap();
+    assert_eq!(
+        (last.disposition, last.hangup_by),
+        (Disposition::NoAnswer, HangupBy::Callee),
+        "{}",
+        cdr_line(last)
+    );
+}
+
+#[test]
+fn a_shutdown_ends_every_call_each_as_it_stands() {
+    let (mut pbx, mut alice, mut bob) = two_phones();
+    let mut carol = Phone::new("1003", 5074);
+    alice.register(&mut pbx);
+    // Alice talks with Bob; Carol is in the echo test; a trunk caller's direct line to
+    // 1001 rings Alice's phone (she is rung though busy).
+    answered(&mut pbx, &mut alice, &mut bob);
+    let c = carol.call(&mut pbx, "600");
+    carol.ack(&mut pbx, &c);
+    carol.clear(&mut pbx);
+    let mut customer = Phone::at("+15557654321", "unused", "127.0.0.2:5060");
+    customer.call(&mut pbx, "+15550101");
+    let ring = alice.incoming(&mut pbx);
+    alice.respond(&mut pbx, &ring, 180);
+    customer.clear(&mut pbx);
+    pbx.shutdown();
+    // The answered are hung up, the unanswered caller refused, the ringing phone
+    // cancelled.
+    for phone in [&mut alice, &mut bob, &mut carol] {
+        let bye = phone.expect_request(&mut pbx, Method::Bye);
+        phone.reply(&mut pbx, &bye, 200);
+    }
+    customer.expect_status(&mut pbx, Method::Invite, 503);
+    let cancel = alice.expect_request(&mut pbx, Method::Cancel);
+    alice.reply(&mut pbx, &cancel, 200);
+    alice.respond(&mut pbx, &ring, 487);
+    alice.expect_request(&mut pbx, Method::Ack);
+    assert_eq!(pbx.live(), (0, 0, 0), "calls, legs, dialogs");
+    let mut lines: Vec<String> = pbx.cdrs.iter().map(cdr_line).collect();
+    lines.sort();
+    assert_eq!(
+        lines,
+        [
+            "+15557654321 -> +15550101 did=+15550101 trunk=demo start=0 answer=- end=0 failed 503 by system",
+            "1001 -> 1002 did=- trunk=- start=0 answer=0 end=0 answered 200 by system",
+            "1003 -> 600 did=- trunk=- start=0 answer=0 end=0 answered 200 by system",
+        ]
     );
 }

@@ -154,6 +154,12 @@ impl Pbx {
         self.now - self.t0
     }
 
+    /// The process is stopping: every call ends.
+    pub(crate) fn shutdown(&mut self) {
+        self.ep.shutdown(self.now);
+        self.drain();
+    }
+
     /// The media commands since the last call.
     pub(crate) fn take_media(&mut self) -> Vec<MediaCommand> {
         std::mem::take(&mut self.media)

@@ -145,6 +145,14 @@ impl MediaModel {
         self.legs.values().find(|l| l.port == port)
     }
 
+    /// The key of the open leg on our port `port`.
+    pub(crate) fn legs_on_port_key(&self, port: u16) -> Option<LegKey> {
+        self.legs
+            .iter()
+            .find(|(_, l)| l.port == port)
+            .map(|(k, _)| *k)
+    }
+
     /// Whether our ports `a` and `b` are legs of one bridge.
     pub(crate) fn bridged(&self, a: u16, b: u16) -> bool {
         match (self.on_port(a), self.on_port(b)) {
