@@ -41,6 +41,12 @@ pub(super) enum CallTx {
 pub(super) struct Owners(HashMap<TxKey, TxOwner>);
 
 impl Owners {
+    /// Client transactions with an owner now.
+    #[cfg(test)]
+    pub(super) fn len(&self) -> usize {
+        self.0.len()
+    }
+
     pub(super) fn insert(&mut self, key: TxKey, owner: TxOwner) {
         self.0.insert(key, owner);
     }

@@ -1659,3 +1659,86 @@ fn a_shutdown_ends_every_call_each_as_it_stands() {
         ]
     );
 }
+
+#[test]
+fn a_device_that_never_answers_at_all_counts_as_not_answering() {
+    // The provider takes the INVITE and says nothing, not even 100: after Timer B
+    // (64 T1, 32 s; the trunk dial rings 60 s) the device counts as not answering, and
+    // the caller is told so (480, as for a ring that times out).
+    let mut pbx = Pbx::new();
+    let mut alice = Phone::new("1001", 5070);
+    let mut provider = Phone::at("provider", "unused", "127.0.0.2:5060");
+    alice.call(&mut pbx, "95557654321");
+    provider.expect_request(&mut pbx, Method::Invite);
+    pbx.advance(Duration::from_secs(31));
+    assert!(statuses(&alice.take(&mut pbx)).iter().all(|&c| c < 300));
+    pbx.advance(Duration::from_secs(1));
+    alice.expect_status(&mut pbx, Method::Invite, 480);
+    assert_eq!(pbx.live(), (0, 0, 0), "calls, legs, dialogs");
+    assert_eq!(
+        cdr_line(&pbx.cdrs[0]),
+        "1001 -> 95557654321 did=- trunk=demo start=0 answer=- end=32000 noanswer 480 by system"
+    );
+}
+
+#[test]
+fn a_challenge_with_no_credentials_to_answer_it_fails_the_dial() {
+    let mut pbx = Pbx::new();
+    let mut alice = Phone::new("1001", 5070);
+    let mut provider = Phone::at("provider", "unused", "127.0.0.2:5060");
+    alice.call(&mut pbx, "95557654321");
+    let inv = provider.expect_request(&mut pbx, Method::Invite);
+    let mut r = response_to(&inv, StatusCode::PROXY_AUTH_REQUIRED, None);
+    r.push_header(
+        HeaderName::ProxyAuthenticate,
+        "Digest realm=\"provider\", nonce=\"n0nce\"",
+    );
+    pbx.deliver(&provider.peer, &r);
+    let got = alice.take(&mut pbx);
+    assert!(
+        statuses(&got).iter().any(|&c| c >= 400),
+        "the caller hears the call failed: {got:?}"
+    );
+    assert!(!methods(&provider.take(&mut pbx)).contains(&Method::Invite));
+    assert_eq!(pbx.live(), (0, 0, 0), "calls, legs, dialogs");
+}
+
+#[test]
+fn a_ring_given_up_before_it_was_heard_is_cancelled_once_when_it_is() {
+    let (mut pbx, mut alice, mut bob) = two_phones();
+    let a = alice.call(&mut pbx, "1002");
+    let b = bob.incoming(&mut pbx);
+    // Alice gives up before Bob's phone said anything: no CANCEL yet (RFC 3261 §9.1).
+    alice.cancel(&mut pbx, &a);
+    alice.expect_status(&mut pbx, Method::Cancel, 200);
+    alice.expect_status(&mut pbx, Method::Invite, 487);
+    bob.respond(&mut pbx, &b, 100);
+    assert!(methods(&bob.take(&mut pbx)).is_empty());
+    // Its first ring brings the CANCEL, a second one no other.
+    bob.respond(&mut pbx, &b, 180);
+    let cancel = bob.expect_request(&mut pbx, Method::Cancel);
+    bob.respond(&mut pbx, &b, 180);
+    assert!(!methods(&bob.take(&mut pbx)).contains(&Method::Cancel));
+    bob.reply(&mut pbx, &cancel, 200);
+    bob.respond(&mut pbx, &b, 487);
+    bob.expect_request(&mut pbx, Method::Ack);
+    assert_eq!(pbx.live(), (0, 0, 0), "calls, legs, dialogs");
+}
+
+#[test]
+fn no_transaction_is_left_to_a_call_once_it_and_its_timers_are_over() {
+    let (mut pbx, mut alice, mut bob) = two_phones();
+    let (a, b) = answered(&mut pbx, &mut alice, &mut bob);
+    // A re-INVITE relayed and answered, then the caller hangs up.
+    bob.hold(&mut pbx, &b);
+    let reinv = alice.expect_request(&mut pbx, Method::Invite);
+    alice.reply(&mut pbx, &reinv, 200);
+    let ok = bob.expect_status(&mut pbx, Method::Invite, 200);
+    bob.ack_this(&mut pbx, &b, &ok);
+    alice.bye(&mut pbx, &a);
+    let bye = bob.expect_request(&mut pbx, Method::Bye);
+    bob.reply(&mut pbx, &bye, 200);
+    assert_eq!(pbx.live(), (0, 0, 0), "calls, legs, dialogs");
+    pbx.advance(Duration::from_secs(40));
+    assert_eq!(pbx.ep.owners.len(), 0, "owned client transactions");
+}
