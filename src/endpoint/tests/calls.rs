@@ -1742,3 +1742,68 @@ fn no_transaction_is_left_to_a_call_once_it_and_its_timers_are_over() {
     pbx.advance(Duration::from_secs(40));
     assert_eq!(pbx.ep.owners.len(), 0, "owned client transactions");
 }
+
+#[test]
+fn our_requests_on_a_leg_count_up_and_so_do_our_sdp_versions() {
+    let (mut pbx, mut alice, mut bob) = two_phones();
+    let (a, b) = answered(&mut pbx, &mut alice, &mut bob);
+    let version = |p: &Phone, c: &CallRef| p.call_state(c).remote_sdp.as_ref().unwrap().version;
+    let (alice_had, bob_had) = (version(&alice, &a), version(&bob, &b));
+    // Alice holds: Bob gets our re-INVITE (CSeq 2 after our INVITE's 1), a newer SDP.
+    alice.hold(&mut pbx, &a);
+    let reinv = bob.expect_request(&mut pbx, Method::Invite);
+    assert_eq!(reinv.cseq().unwrap().seq, 2);
+    assert!(Sdp::parse(&reinv.body).unwrap().version > bob_had);
+    bob.reply(&mut pbx, &reinv, 200);
+    bob.expect_request(&mut pbx, Method::Ack);
+    // ... and Alice our answer, newer than the SDP she had from us.
+    let ok = alice.expect_status(&mut pbx, Method::Invite, 200);
+    assert!(Sdp::parse(&ok.body).unwrap().version > alice_had);
+    alice.ack_this(&mut pbx, &a, &ok);
+    // Her BYE: Bob's is our third request to him.
+    alice.bye(&mut pbx, &a);
+    let bye = bob.expect_request(&mut pbx, Method::Bye);
+    assert_eq!(bye.cseq().unwrap().seq, 3);
+    bob.reply(&mut pbx, &bye, 200);
+}
+
+#[test]
+fn a_hold_the_other_party_refuses_changes_nothing() {
+    let (mut pbx, mut alice, mut bob) = two_phones();
+    let (a, b) = answered(&mut pbx, &mut alice, &mut bob);
+    let (to_alice, to_bob) = (our_port(&alice, &a), our_port(&bob, &b));
+    bob.hold(&mut pbx, &b);
+    let reinv = alice.expect_request(&mut pbx, Method::Invite);
+    alice.reply(&mut pbx, &reinv, 488);
+    bob.expect_status(&mut pbx, Method::Invite, 488);
+    // One ACK for Alice's 488 (the transaction's own), no music, still together.
+    let acks = methods(&alice.take(&mut pbx))
+        .into_iter()
+        .filter(|m| *m == Method::Ack)
+        .count();
+    assert_eq!(acks, 1);
+    assert!(pbx.model.bridged(to_alice, to_bob), "{:?}", pbx.model);
+    assert_eq!(pbx.calls()[0].on_hold, None);
+}
+
+#[test]
+fn a_called_back_customer_is_hung_up_on_when_the_agent_leaves() {
+    let mut pbx = Pbx::new();
+    let (mut alice, mut bob) = (Phone::new("1001", 5070), Phone::new("1002", 5072));
+    let (g, c) = callback_ringing(&mut pbx, &mut alice, &mut bob);
+    alice.respond(&mut pbx, &c, 200);
+    alice.expect_request(&mut pbx, Method::Ack);
+    pbx.advance(Duration::from_secs(5));
+    bob.bye(&mut pbx, &g);
+    bob.expect_status(&mut pbx, Method::Bye, 200);
+    let bye = alice.expect_request(&mut pbx, Method::Bye);
+    alice.reply(&mut pbx, &bye, 200);
+    assert_eq!(pbx.live(), (0, 0, 0), "calls, legs, dialogs");
+    let last = pbx.cdrs.last().unwrap();
+    assert_eq!(
+        (last.disposition, last.hangup_by),
+        (Disposition::Answered, HangupBy::Callee),
+        "{}",
+        cdr_line(last)
+    );
+}
