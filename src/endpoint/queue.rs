@@ -438,14 +438,6 @@ impl Endpoint {
         }
     }
 
-    /// Whether an announcement to a queued caller has prompts still to play.
-    pub(super) fn announcing(&self, id: CallId) -> bool {
-        self.calls
-            .calls
-            .get(&id)
-            .is_some_and(|c| !c.play_queue.is_empty())
-    }
-
     /// A queued caller's periodic announcement: its place in the queue (and its estimated
     /// wait, where the queue says so and one can be made), then the music again.
     pub(super) fn queue_announce(&mut self, now: Instant, id: CallId) {

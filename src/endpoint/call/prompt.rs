@@ -40,15 +40,16 @@ impl Endpoint {
         self.play(id, first, false);
     }
 
-    /// The caller hears `path` round and round (music) until something else is played,
-    /// it joins a bridge, or the call ends; nothing is reported.
+    /// The caller (a callback's agent while the customer rings) hears `path` round and
+    /// round until something else is played, it joins a bridge, or the call ends;
+    /// nothing is reported, so a missing file is silence, never a loop of retries.
     pub(in crate::endpoint) fn play_music(&mut self, id: CallId, path: std::path::PathBuf) {
         let Some(c) = self.calls.calls.get_mut(&id) else {
             return;
         };
         // A prompt's late end report is not taken for anything after it.
         c.play_seq += 1;
-        if let Some(leg) = self.calls.caller_media(id) {
+        if let Some(leg) = self.calls.prompt_leg(id) {
             self.calls.music(leg, path);
         }
     }
@@ -63,7 +64,7 @@ impl Endpoint {
             .is_some_and(|c| c.answered && !c.bridged() && !c.dialing.is_empty());
         if ringing {
             let path = self.sounds_dir.join("ringback.wav");
-            self.play(id, path, false);
+            self.play_music(id, path);
         }
     }
 
@@ -79,7 +80,7 @@ impl Endpoint {
         }
     }
 
-    /// A callback's agent hears ringback (again) while the customer's phone rings.
+    /// A callback's agent hears ringback while the customer's phone rings.
     pub(super) fn callback_ringback(&mut self, id: CallId) {
         let ringing = self
             .calls
@@ -89,7 +90,7 @@ impl Endpoint {
             .is_some_and(|cb| cb.ringing.is_some() && !cb.up);
         if ringing {
             let path = self.sounds_dir.join("ringback.wav");
-            self.play(id, path, false);
+            self.play_music(id, path);
         }
     }
 
@@ -124,6 +125,11 @@ impl Endpoint {
                 let Some(c) = self.calls.calls.get(&id).filter(|c| c.play_seq == seq) else {
                     return;
                 };
+                // A prompt that could not be played is passed over like one that was (the
+                // engine logged why): the caller is not left waiting on it.
+                if !played {
+                    tracing::debug!(call = %id, seq, "prompt not played; going on");
+                }
                 match c.state {
                     State::Playing | State::PreRecord(_) => {
                         let pre = matches!(c.state, State::PreRecord(_));
@@ -139,11 +145,9 @@ impl Endpoint {
                         }
                     }
                     State::Collecting(_) => self.collect_prompt_done(now, id),
-                    // Music or ringback that cannot be played is not asked for again and
-                    // again; the file's absence is logged.
-                    State::Queued if played || self.announcing(id) => self.run_queue(now, id),
-                    State::Ringing if played => self.ringback(id),
-                    State::Bridged if played => self.callback_ringback(id),
+                    // The rest of an announcement, or the music again (also after a
+                    // prompt that could not be played: its absence is logged).
+                    State::Queued => self.run_queue(now, id),
                     State::Goodbye => self.hang_up(now, id, None),
                     _ => {}
                 }
