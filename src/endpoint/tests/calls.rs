@@ -1858,3 +1858,131 @@ fn we_speak_to_a_peer_from_the_listener_of_its_transport_and_family() {
         addr("[::1]:5060")
     );
 }
+
+#[test]
+fn a_called_back_customer_rings_30_seconds_and_no_longer_matters_once_answered() {
+    // Unanswered for 30 s: the ring is cancelled and the agent hung up on.
+    let mut pbx = Pbx::new();
+    let (mut alice, mut bob) = (Phone::new("1001", 5070), Phone::new("1002", 5072));
+    let (_, c) = callback_ringing(&mut pbx, &mut alice, &mut bob);
+    alice.respond(&mut pbx, &c, 180);
+    pbx.advance(Duration::from_secs(29));
+    assert!(methods(&alice.take(&mut pbx)).is_empty());
+    pbx.advance(Duration::from_secs(1));
+    let cancel = alice.expect_request(&mut pbx, Method::Cancel);
+    alice.reply(&mut pbx, &cancel, 200);
+    alice.respond(&mut pbx, &c, 487);
+    let bye = bob.expect_request(&mut pbx, Method::Bye);
+    bob.reply(&mut pbx, &bye, 200);
+    let last = pbx.cdrs.last().unwrap();
+    assert_eq!(
+        (last.disposition, last.sip_code),
+        (Disposition::NoAnswer, 480),
+        "{}",
+        cdr_line(last)
+    );
+    // Answered within them: the call goes on past them.
+    let mut pbx = Pbx::new();
+    let (mut alice, mut bob) = (Phone::new("1001", 5070), Phone::new("1002", 5072));
+    let (_, c) = callback_ringing(&mut pbx, &mut alice, &mut bob);
+    alice.respond(&mut pbx, &c, 200);
+    alice.expect_request(&mut pbx, Method::Ack);
+    pbx.advance(Duration::from_secs(60));
+    assert!(methods(&alice.take(&mut pbx)).is_empty());
+    assert!(methods(&bob.take(&mut pbx)).is_empty());
+    assert_eq!(call_state(&pbx).0, "bridged");
+}
+
+/// The shipped config with a trunk at `trunk` (its calls start in context `inbound`)
+/// and the dialplan `plan`, written to `dir`.
+fn config_with(dir: &std::path::Path, trunk: &str, plan: &str) -> String {
+    let path = dir.join("plan.dp");
+    std::fs::write(&path, plan).unwrap();
+    let ip = trunk.split(':').next().unwrap();
+    crate::config::EMBEDDED
+        .replace(
+            "dialplan = \"dialplans/default.dp\"",
+            &format!("dialplan = \"{}\"", path.display()),
+        )
+        .replace(
+            "address = \"127.0.0.2:5060\"",
+            &format!("address = \"{trunk}\""),
+        )
+        .replace(
+            "inbound_from = [\"127.0.0.2\"]",
+            &format!("inbound_from = [\"{ip}\"]"),
+        )
+}
+
+/// The sounds `phone`'s call `number` plays before it hangs up, by name.
+fn heard_until_bye(pbx: &mut Pbx, phone: &mut Phone, number: &str) -> Vec<String> {
+    let a = phone.call(pbx, number);
+    phone.ack(pbx, &a);
+    let mut heard = Vec::new();
+    for _ in 0..10 {
+        let Some((seq, path, leg)) = pbx.take_media().iter().find_map(|m| match m {
+            MediaCommand::Play { seq, path, leg, .. } => Some((*seq, path.clone(), *leg)),
+            _ => None,
+        }) else {
+            break;
+        };
+        heard.push(path.file_stem().unwrap().to_string_lossy().into_owned());
+        pbx.media_event(played(leg, seq));
+    }
+    heard
+}
+
+#[test]
+fn a_trunk_caller_claiming_an_extensions_number_is_not_that_extension() {
+    let dir = tempfile::tempdir().unwrap();
+    let said = "if $status == \"ok\" { play \"agent-logged-in\" } else { play \"goodbye\" }";
+    let plan = format!(
+        "context internal {{\n\
+           match \"*45\" {{ agent login; {said}; hangup }}\n\
+           match \"*44\" {{ agent login \"5001\" pin \"45001\"; {said}; hangup }}\n\
+         }}\n\
+         context inbound {{\n\
+           match \"*45\" {{ agent login; {said}; hangup }}\n\
+           match \"*44\" {{ agent login \"5001\" pin \"45001\"; {said}; hangup }}\n\
+           match \"*97\" {{ voicemail check \"1001\" }}\n\
+         }}\n"
+    );
+    // From a trunk on loopback, "1002" calling: no agent codes (not our extension's
+    // phone), though the demo voicemail PIN works from loopback.
+    let config = config_with(dir.path(), "127.0.0.2:5060", &plan);
+    let mut pbx = Pbx::with_config(&config);
+    let mut trunk_caller = Phone::at("1002", "unused", "127.0.0.2:5060");
+    assert_eq!(
+        heard_until_bye(&mut pbx, &mut trunk_caller, "*45"),
+        ["goodbye"]
+    );
+    assert_eq!(
+        heard_until_bye(&mut pbx, &mut trunk_caller, "*44"),
+        ["goodbye"]
+    );
+    assert_eq!(
+        heard_until_bye(&mut pbx, &mut trunk_caller, "*97")[..1],
+        ["vm-enter-pin"]
+    );
+    // Bob's own phone may.
+    let mut bob = Phone::new("1002", 5072);
+    bob.register(&mut pbx);
+    assert_eq!(
+        heard_until_bye(&mut pbx, &mut bob, "*45"),
+        ["agent-logged-in"]
+    );
+    let mut alice = Phone::new("1001", 5070);
+    alice.register(&mut pbx);
+    assert_eq!(
+        heard_until_bye(&mut pbx, &mut alice, "*44"),
+        ["agent-logged-in"]
+    );
+    // From a trunk off loopback the shipped demo PIN does not open the box at all.
+    let config = config_with(dir.path(), "192.0.2.1:5060", &plan);
+    let mut pbx = Pbx::with_config(&config);
+    let mut far = Phone::at("+15557654321", "unused", "192.0.2.1:5060");
+    assert_eq!(
+        heard_until_bye(&mut pbx, &mut far, "*97"),
+        ["vm-closed", "goodbye"]
+    );
+}
