@@ -1986,3 +1986,64 @@ fn a_trunk_caller_claiming_an_extensions_number_is_not_that_extension() {
         ["vm-closed", "goodbye"]
     );
 }
+
+#[test]
+fn a_name_unsafe_as_a_file_fails_the_step_and_the_dialplan_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let plan = "context internal {\n\
+          match \"1\" { record \"../1001/evil\" max 5s; if $status == \"failed\" { play \"goodbye\" }; hangup }\n\
+          match \"2\" { voicemail \".hidden\"; if $status == \"failed\" { play \"goodbye\" }; hangup }\n\
+        }\ncontext inbound { match any { hangup 404 } }\n";
+    let config = config_with(dir.path(), "127.0.0.2:5060", plan);
+    let mut pbx = Pbx::with_config(&config);
+    let mut alice = Phone::new("1001", 5070);
+    for number in ["1", "2"] {
+        assert_eq!(
+            heard_until_bye(&mut pbx, &mut alice, number),
+            ["goodbye"],
+            "{number}"
+        );
+    }
+    assert!(pbx
+        .take_media()
+        .iter()
+        .all(|m| !matches!(m, MediaCommand::Record { .. })));
+}
+
+#[test]
+fn an_announcement_goes_on_when_an_agents_ring_fails_in_the_middle_of_it() {
+    let (mut pbx, mut alice, mut bob) = two_phones();
+    let (a, leg, _) = answered_here(&mut pbx, &mut alice, "700");
+    let to_alice = our_port(&alice, &a);
+    // Bob is offered the call at once, lets it ring out (15 s), and is offered it again
+    // 5 s later; at 30 s Alice hears her place in the queue.
+    let first = bob.incoming(&mut pbx);
+    bob.respond(&mut pbx, &first, 180);
+    pbx.advance(Duration::from_secs(20));
+    let again = bob.expect_request(&mut pbx, Method::Invite);
+    let again = bob.accept(again);
+    pbx.advance(Duration::from_secs(10));
+    assert!(matches!(
+        &pbx.model.on_port(to_alice).unwrap().hears,
+        Hears::Prompt(p) if p.ends_with("you-are-caller-number.wav")
+    ));
+    // Bob refuses while it plays: the announcement still goes on to its end, then the
+    // music.
+    bob.respond(&mut pbx, &again, 486);
+    let mut said = 0;
+    for _ in 0..10 {
+        let Some(seq) = pbx.take_media().iter().rev().find_map(|m| match m {
+            MediaCommand::Play { seq, .. } => Some(*seq),
+            _ => None,
+        }) else {
+            break;
+        };
+        said += 1;
+        pbx.media_event(played(leg, seq));
+    }
+    assert!(said >= 2, "{said} prompts");
+    assert!(matches!(
+        &pbx.model.on_port(to_alice).unwrap().hears,
+        Hears::Music(p) if p.ends_with("moh/default.wav")
+    ));
+}
