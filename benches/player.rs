@@ -1,4 +1,4 @@
-//! The prompt player's pacing: plays a long prompt through a real local session and
+//! The prompt player's pacing: plays a long prompt through a real media leg and
 //! timestamps every RTP packet as it arrives on a loopback socket. Reports how far the
 //! last packet drifted from where 20 ms per packet puts it, and the jitter of the gaps.
 //! `PLAYER_SECS=600 cargo bench --bench player` (default 60 s; 2 s when `cargo test`

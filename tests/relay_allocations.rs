@@ -1,6 +1,6 @@
 //! The relay's forward path allocates nothing per packet (README, BENCHMARKS.md): packets
-//! relayed through a real session on loopback, same law and transcoding, with every heap
-//! allocation in the process counted. The bench measures the same path for speed; this
+//! relayed through a real bridge of two legs on loopback, same law and transcoding, with
+//! every heap allocation in the process counted. The bench measures the same path for speed; this
 //! test holds the claim.
 
 // Counting allocations needs a global allocator, which is unsafe to implement; the

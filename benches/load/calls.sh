@@ -5,8 +5,8 @@
 #
 # switchboard: a SIPp caller on 127.0.0.3 (a trunk, so no digest round, like the proxy)
 # dials a number the dialplan sends to extension 2001, a SIPp callee that answers; each
-# call holds 1 s and is hung up by the caller. switchboard sets up a relay session per
-# call (ports, tasks) though no RTP is sent; Kamailio does no media at all. A step passes
+# call holds 1 s and is hung up by the caller. switchboard sets up two media legs and a
+# bridge per call (ports, tasks) though no RTP is sent; Kamailio does no media at all. A step passes
 # with zero failed calls and 90 % of the rate reached. CPU is the process's own
 # (utime+stime, 100 % = one core), CPU ms per call is that over the calls completed.
 #

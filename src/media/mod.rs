@@ -1,6 +1,7 @@
-//! Media relay control, sans-IO: which RTP ports a call holds, and the commands the
-//! driver's relay executes. The relay itself (sockets, forwarding) lives in
-//! `driver::media`; this module decides nothing about packets.
+//! The media engine's vocabulary, sans-IO: legs and bridges and the commands and reports
+//! about them, the port pool, and the codecs and formats the engine reads and writes
+//! (G.711, RTP headers, WAV, in-band keys). The engine itself (sockets, tasks,
+//! forwarding) lives in `driver::media`; this module decides nothing about packets.
 
 pub mod inband;
 pub mod rtp;

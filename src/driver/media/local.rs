@@ -23,7 +23,7 @@ pub(super) enum LocalCmd {
     Record(Recording),
     /// End the recording.
     StopRecord,
-    /// The session is over: save what is recorded and end.
+    /// The leg is closed: save what is recorded and end.
     Close,
     /// The leg joins a bridge: save what is recorded, give its sockets back, and end.
     Handover(oneshot::Sender<Box<LegMedia>>),

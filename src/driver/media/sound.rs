@@ -1,4 +1,4 @@
-//! What sessions play: prompts and music decoded once and shared, and our own RTP stream
+//! What legs play: prompts and music decoded once and shared, and our own RTP stream
 //! paced at 20 ms frames; also the G.711 decoding that recording and in-band keys read.
 
 use std::collections::HashMap;
@@ -75,7 +75,7 @@ pub(super) fn decode_g711(pkt: &[u8], out: &mut Vec<i16>) -> bool {
     true
 }
 
-/// Prompts and music decoded once and shared by every session that plays them: keyed by
+/// Prompts and music decoded once and shared by every leg that plays them: keyed by
 /// path and checked against the file's size and modified time, so an admin's new
 /// recording is heard at its next play. Bounded: past [`PromptCache::MAX_SAMPLES`] it
 /// starts afresh (the voicemail menu plays each message once; music stays hot).
@@ -90,7 +90,7 @@ impl PromptCache {
     const MAX_SAMPLES: usize = 32 << 20;
 
     /// The prompt's samples, from the cache or read and decoded now. Blocking (a stat,
-    /// and a read on a miss): called on the blocking pool, never on a session's task.
+    /// and a read on a miss): called on the blocking pool, never on a leg's task.
     fn get(&self, path: &std::path::Path) -> Option<Arc<[i16]>> {
         let stamp = std::fs::metadata(path)
             .ok()
@@ -140,7 +140,7 @@ fn load_prompt(path: &std::path::Path) -> Option<Vec<i16>> {
 }
 
 /// A prompt's samples, looked up (and on a miss read and decoded) on the blocking pool,
-/// so a session's task never waits on the disk.
+/// so a leg's task never waits on the disk.
 pub(super) async fn load_off_task(
     cache: &PromptCache,
     path: std::path::PathBuf,

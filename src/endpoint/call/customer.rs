@@ -22,7 +22,7 @@ use crate::sip::uri::Uri;
 
 impl Endpoint {
     /// Opens callback call `id` for the agent to be rung from: a placeholder A (nobody
-    /// yet) in a local media session, presenting `number` to the agent, ending through
+    /// yet) with a media leg of its own, presenting `number` to the agent, ending through
     /// `plan` if the queue gives it up. False when no RTP port is free.
     pub(in crate::endpoint) fn callback_call(
         &mut self,

@@ -1,5 +1,5 @@
-//! What the caller hears from us: prompts played in turn, ringback, and the media session's
-//! reports (a prompt ended, a key heard in band, a recording saved).
+//! What the caller hears from us: prompts played in turn, music and ringback, and the
+//! media engine's reports (a prompt ended, a key heard in band, a recording saved).
 
 use std::collections::VecDeque;
 use std::time::Instant;

@@ -1,5 +1,5 @@
 //! `record` and leaving voicemail: the recording asked for, started once the prompts before
-//! it have played. The media session writes the file; this decides when.
+//! it have played. The caller's media leg writes the file; this decides when.
 
 use super::super::Endpoint;
 use super::state::{CallId, PendingRecord, State};
