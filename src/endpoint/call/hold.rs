@@ -56,9 +56,6 @@ impl Endpoint {
         else {
             return;
         };
-        let Some(c) = self.calls.calls.get_mut(&id) else {
-            return;
-        };
         match change {
             HoldChange::None => {}
             HoldChange::Hold(_) => {
