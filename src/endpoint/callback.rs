@@ -173,8 +173,8 @@ impl Endpoint {
         self.set_state(id, State::Goodbye);
     }
 
-    /// The ACD offers callback `id` to an agent: its call opens (a placeholder caller) so
-    /// that the agent can be rung from it. False if it cannot.
+    /// The ACD offers callback `id` to an agent: its call opens (with no party on it yet)
+    /// so that the agent can be rung from it. False if it cannot.
     pub(super) fn start_callback(&mut self, now: Instant, id: CallId) -> bool {
         if self.calls.calls.contains_key(&id) {
             return true;

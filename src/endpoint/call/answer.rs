@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use super::super::{code, Endpoint};
 use super::leg::Retransmit2xx;
-use super::state::{CallId, CallTimer};
+use super::state::{CallId, CallTimer, Role};
 use crate::cdr::Disposition;
 use crate::sdp::Codec;
 use crate::sip::msg::{HeaderName, Message, StatusCode};
@@ -145,12 +145,10 @@ impl Endpoint {
         let Some(c) = self.calls.calls.get_mut(&id) else {
             return;
         };
-        let timer = if c.is_caller(leg) {
-            CallTimer::OkRetransmit
-        } else if c.b == Some(leg) {
-            CallTimer::CalleeOkRetransmit
-        } else {
-            return;
+        let timer = match c.role(leg) {
+            Some(Role::Caller) => CallTimer::OkRetransmit,
+            Some(Role::Callee) => CallTimer::CalleeOkRetransmit,
+            None => return,
         };
         c.timers.stop(timer);
         if let Some(a) = self.calls.legs.get_mut(leg) {

@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use super::super::owner::{CallTx, TxOwner};
 use super::super::{code, Endpoint};
-use super::state::{CallId, CallTimer, Detached, Dialing, State, Status};
+use super::state::{CallId, CallTimer, Detached, Dialing, Role, State, Status};
 use crate::cdr::{Disposition, HangupBy};
 use crate::sdp::Sdp;
 use crate::sip::dialog::{contact_uri, route_set, Dialog};
@@ -204,7 +204,7 @@ impl Endpoint {
         // This device won: the others stop ringing, and its leg is the callee's.
         let d = c.dialing.remove(i);
         let others = std::mem::take(&mut c.dialing);
-        c.b = Some(d.leg);
+        c.legs.push((d.leg, Role::Callee));
         let mb = c.dial_media.take();
         if let Some(l) = self.calls.legs.get_mut(d.leg) {
             l.media = mb;
@@ -213,12 +213,18 @@ impl Endpoint {
             self.detach_branch(now, other);
         }
         self.confirm_leg(d.leg, msg);
-        let a_peer = self.calls.caller(id).map(|a| a.dialog.peer.clone());
+        // Whom the answer is relayed to: the caller; a callback's agent's answer goes
+        // on to the customer, rewritten again for its network when it is called.
+        let a_peer = self
+            .calls
+            .caller(id)
+            .or_else(|| self.calls.legs.get(d.leg))
+            .map(|a| a.dialog.peer.clone());
         let (Some(a_peer), Some(c)) = (a_peer, self.calls.calls.get_mut(&id)) else {
             return;
         };
         let answered_before = c.answered;
-        let (Some(ma), Some(mb)) = (self.calls.caller(id).and_then(|a| a.media), mb) else {
+        let (Some((offer, Some(ma))), Some(mb)) = (self.calls.origin(id), mb) else {
             return;
         };
         let pa = ma.port;
@@ -226,9 +232,6 @@ impl Endpoint {
         let target = answer.as_ref().and_then(Sdp::audio_target);
         // If the callee chose the law the caller did not offer, the caller gets its own
         // first law and the relay converts between them.
-        let Some(offer) = self.calls.caller(id).and_then(|a| a.offer.clone()) else {
-            return;
-        };
         let b_law = answer.as_ref().and_then(Sdp::first_g711);
         let transcode = match (b_law, offer.first_g711()) {
             (Some((bc, bpt)), Some((_, apt))) if !offer.offers(bc) => Some((apt, bpt)),

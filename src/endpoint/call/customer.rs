@@ -1,28 +1,26 @@
-//! Callbacks the PBX places itself: the agent is rung first from a placeholder call, then
-//! the customer, who becomes the call's A leg once answered (when to place one is
+//! Callbacks the PBX places itself: a call with no party at first rings the agent, then
+//! the customer, whose leg becomes the caller's once answered (when to place one is
 //! `crate::endpoint`'s callback module).
 
 use bytes::Bytes;
-use std::net::SocketAddr;
 use std::time::Instant;
 
 use super::super::owner::{CallTx, TxOwner};
 use super::super::Endpoint;
 use super::dial::trunk_identity;
 use super::state::{
-    Call, CallId, CallTimer, CallbackA, Dialing, Leg, Outgoing, State, CUSTOMER_RING,
+    Call, CallId, CallTimer, Callback, Dialing, Leg, Outgoing, Role, State, CUSTOMER_RING,
 };
 use crate::cdr::{Cdr, Disposition, HangupBy};
 use crate::sdp::Sdp;
-use crate::sip::dialog::Dialog;
 use crate::sip::header::Transport;
-use crate::sip::msg::{Message, Method, StatusCode};
+use crate::sip::msg::{Message, StatusCode};
 use crate::sip::transaction::{Peer, Transmit, TxKey};
 use crate::sip::uri::Uri;
 
 impl Endpoint {
-    /// Opens callback call `id` for the agent to be rung from: a placeholder A (nobody
-    /// yet) with a media leg of its own, presenting `number` to the agent, ending through
+    /// Opens callback call `id` for the agent to be rung from: no party on it yet, a
+    /// media leg kept for the customer, presenting `number` to the agent, ending through
     /// `plan` if the queue gives it up. False when no RTP port is free.
     pub(in crate::endpoint) fn callback_call(
         &mut self,
@@ -40,73 +38,46 @@ impl Endpoint {
             self.calls.release_media(ma);
             return false;
         };
-        let tag = Bytes::from(self.tag());
-        let call_id = Bytes::from(format!("{}@{}", self.tag(), self.domain));
-        let peer = Peer {
-            transport: Transport::Udp,
-            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
-        };
-        let ip = self.media_ip(&peer);
-        let a = Dialog {
-            call_id: call_id.clone(),
-            local_tag: tag.clone(),
-            local_hdr: Bytes::from(format!("<sip:callback@{}>;tag=", self.domain)),
-            remote_hdr: Bytes::new(),
-            remote_tag: None,
-            target: Uri::sip(None, &peer.addr.to_string(), None),
-            routes: Vec::new(),
-            cseq: 1,
-            peer,
-            sdp_sent: None,
-            sdp_version: 1,
-        };
-        // What the agent is offered: the laws we relay, and keys.
+        // What the agent is offered: the laws we relay, and keys (the address is
+        // rewritten for the agent's network when its INVITE is built).
         let offer = Sdp::parse(
             format!(
-                "v=0\r\no=- {id} 1 IN IP4 {ip}\r\ns=-\r\nc=IN IP4 {ip}\r\nt=0 0\r\n\
+                "v=0\r\no=- {id} 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
                  m=audio {pa} RTP/AVP 0 8 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:8 PCMA/8000\r\n\
                  a=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-15\r\n"
             )
             .as_bytes(),
         )
         .expect("our own offer parses");
-        let invite = self.leg_request(Method::Invite, &a, 1);
-        let key = TxKey {
-            role: crate::sip::transaction::Role::Client,
-            branch: call_id,
-            sent_by: 0,
-            method: Method::Invite,
-        };
         let cdr = Cdr {
             trunk: trunk.clone(),
             ..Cdr::begun(
                 id.0,
-                String::from_utf8_lossy(&a.call_id).into_owned(),
+                format!("{}@{}", self.tag(), self.domain),
                 number.to_string(),
                 "callback".into(),
                 self.unix_ms(now),
             )
         };
-        // The placeholder's dialog is nobody's: it is not indexed for requests to find.
-        let a = self.calls.legs.insert(Leg {
-            te_pt: Some(101),
-            offer: Some(offer),
-            media: Some(ma),
-            ..Leg::new(id, a, key, invite)
-        });
-        let call = Call::new(now, a, (plan, cursor), 70, cdr);
+        let call = Call::new(now, None, (plan, cursor), 70, cdr);
         self.calls.calls.insert(
             id,
             Call {
                 answered: true,
-                callback: Some(CallbackA::default()),
+                callback: Some(Callback {
+                    offer,
+                    media: Some(ma),
+                    ringing: None,
+                    missed: false,
+                }),
                 // The customer's trunk, for calling it back: not a call from it.
                 from_trunk: None,
                 state: State::Queued,
                 ..call
             },
         );
-        self.calls.open_alone(ma, None, None, Some(101));
+        // Parked until the customer answers and it joins the agent's in the bridge.
+        self.calls.open_parked(ma, None);
         true
     }
 
@@ -128,11 +99,13 @@ impl Endpoint {
             credentials,
             ..
         } = out;
-        // The agent's media, at our A port, on the address the customer can reach.
+        // The agent's media, at our port kept for the customer, on the address the
+        // customer can reach.
         let pa = self
             .calls
-            .caller(id)
-            .and_then(|l| l.media)
+            .calls
+            .get(&id)
+            .and_then(|c| c.callback.as_ref()?.media)
             .map_or(0, |m| m.port);
         let Some(body) = Sdp::parse(&body)
             .and_then(|s| s.relayed(self.media_ip(&peer), pa, id.0, 1))
@@ -232,10 +205,10 @@ impl Endpoint {
         let Some(c) = self.calls.calls.get_mut(&id) else {
             return;
         };
-        let Some(cb) = c.callback.as_mut() else {
+        if c.callback.is_none() {
             return;
-        };
-        if cb.up {
+        }
+        if c.caller().is_some() {
             // A retransmitted 2xx: our ACK was lost.
             let again = self
                 .calls
@@ -286,28 +259,21 @@ impl Endpoint {
             self.calls.remove_leg(d.leg);
             return;
         };
-        // The customer's leg takes the placeholder's place as A, with its media leg.
-        let placeholder = std::mem::replace(&mut c.a, d.leg);
+        // The customer's leg is the caller's now, with the media leg kept for it.
+        c.legs.push((d.leg, Role::Caller));
         c.cdr.answer_ms = Some(unix);
-        if let Some(cb) = c.callback.as_mut() {
-            cb.up = true;
-        }
-        let media = self
-            .calls
-            .legs
-            .get_mut(placeholder)
-            .and_then(|l| l.media.take());
+        let media = c.callback.as_mut().and_then(|cb| cb.media.take());
+        // The agent's ringback stops (its end report is not awaited).
+        c.play_seq += 1;
         if let Some(l) = self.calls.legs.get_mut(d.leg) {
             l.media = media;
         }
-        self.calls.remove_leg(placeholder);
-        // The agent's ringback stops (its end report is not awaited); both legs join the
-        // bridge, which latches onto the customer's first packet.
+        let target = Sdp::parse(&msg.body).ok().and_then(|s| s.audio_target());
         let agent = self.calls.callee(id).and_then(|l| l.media).map(|m| m.key);
-        if let Some(c) = self.calls.calls.get_mut(&id) {
-            c.play_seq += 1;
-        }
         if let (Some(customer), Some(agent)) = (media.map(|m| m.key), agent) {
+            if let Some(addr) = target {
+                self.calls.remote(customer, addr);
+            }
             self.calls.stop_play_on(agent);
             self.calls.join(id, [customer, agent]);
         }

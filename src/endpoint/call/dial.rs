@@ -200,11 +200,7 @@ impl Endpoint {
         // Another device of the same dial shares the media leg opened for the first.
         let shared = c.dial_media.filter(|_| !c.dialing.is_empty());
         let mf = c.mf;
-        let Some((offer, caller_media)) = self
-            .calls
-            .caller(id)
-            .and_then(|a| Some((a.offer.clone()?, a.media)))
-        else {
+        let Some((offer, caller_media)) = self.calls.origin(id) else {
             return false;
         };
         // The caller's media leg is open already if it was answered here (or another

@@ -5,7 +5,7 @@
 use std::time::Instant;
 
 use super::super::{code, Endpoint};
-use super::state::{CallId, Status};
+use super::state::{CallId, Role, Status};
 use crate::cdr::{Disposition, HangupBy};
 use crate::sip::msg::StatusCode;
 
@@ -82,7 +82,9 @@ impl Endpoint {
         };
         // A callback is answered when the customer is, not when the agent is.
         let disp = match &c.callback {
-            Some(cb) if !cb.up && disp == Disposition::Answered => Disposition::NoAnswer,
+            Some(_) if c.caller().is_none() && disp == Disposition::Answered => {
+                Disposition::NoAnswer
+            }
             _ => disp,
         };
         c.cdr.end_ms = unix;
@@ -110,15 +112,17 @@ impl Endpoint {
         }
         // The legs go with their dialogs and media; our answered INVITEs (to B, and a
         // callback's to its customer) end with the call.
-        if let Some(m) = c.dial_media {
+        let kept = c.callback.as_mut().and_then(|cb| cb.media.take());
+        for m in [c.dial_media, kept].into_iter().flatten() {
             self.calls.close_media(m);
         }
-        if let Some(a) = self.calls.remove_leg(c.a) {
-            self.calls.by_a_invite.remove(&a.invite_key);
-            self.owners.forget_call_tx(&a.invite_key);
-        }
-        if let Some(b) = c.b.and_then(|b| self.calls.remove_leg(b)) {
-            self.owners.forget_call_tx(&b.invite_key);
+        for (leg, role) in std::mem::take(&mut c.legs) {
+            if let Some(l) = self.calls.remove_leg(leg) {
+                if role == Role::Caller {
+                    self.calls.by_a_invite.remove(&l.invite_key);
+                }
+                self.owners.forget_call_tx(&l.invite_key);
+            }
         }
         if let Some(b) = c.bridge.take() {
             self.calls.drop_bridge(b.key);

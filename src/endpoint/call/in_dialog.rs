@@ -10,7 +10,7 @@ use super::super::{code, Endpoint, ALLOW};
 use super::collect::info_digit;
 use super::hold::{held_answer, hold_change};
 use super::leg::Retransmit2xx;
-use super::state::{CallId, CallTimer, HoldChange, LegId, Reoffer};
+use super::state::{Call, CallId, CallTimer, HoldChange, LegId, Reoffer};
 use crate::cdr::{Disposition, HangupBy};
 use crate::sdp::{Direction, Sdp};
 use crate::sip::msg::{HeaderName, Message, Method, StatusCode};
@@ -27,14 +27,14 @@ impl Endpoint {
 
     /// Sends BYE to the caller of call `id`.
     pub(super) fn bye_caller(&mut self, now: Instant, id: CallId) {
-        if let Some(a) = self.calls.calls.get(&id).map(|c| c.a) {
+        if let Some(a) = self.calls.calls.get(&id).and_then(Call::caller) {
             self.send_bye(now, a);
         }
     }
 
     /// Sends BYE to the callee of call `id`, if it answered.
     pub(super) fn bye_callee(&mut self, now: Instant, id: CallId) {
-        if let Some(b) = self.calls.calls.get(&id).and_then(|c| c.b) {
+        if let Some(b) = self.calls.calls.get(&id).and_then(Call::callee) {
             self.send_bye(now, b);
         }
     }
@@ -44,15 +44,6 @@ impl Endpoint {
         let Some(id) = self.calls.legs.get(leg).map(|l| l.call) else {
             return;
         };
-        // A callback's A before the customer answers is nobody.
-        let placeholder = self
-            .calls
-            .calls
-            .get(&id)
-            .is_some_and(|c| c.is_caller(leg) && c.callback.as_ref().is_some_and(|cb| !cb.up));
-        if placeholder {
-            return;
-        }
         let Some(leg) = self.calls.legs.get_mut(leg) else {
             return;
         };
@@ -85,13 +76,12 @@ impl Endpoint {
             return false;
         };
         let method = msg.request_line().map(|r| r.method.clone());
-        let Some((up, caller, other)) = self.calls.calls.get(&id).map(|c| {
-            (
-                c.is_caller(leg) || c.b == Some(leg),
-                c.is_caller(leg),
-                c.other(leg),
-            )
-        }) else {
+        let Some((up, caller, other)) = self
+            .calls
+            .calls
+            .get(&id)
+            .map(|c| (c.role(leg).is_some(), c.is_caller(leg), c.other(leg)))
+        else {
             return false;
         };
         if !up {
@@ -169,10 +159,10 @@ impl Endpoint {
         let Some(c) = self.calls.calls.get(&id) else {
             return;
         };
-        let relaying = [Some(c.a), c.b]
-            .into_iter()
-            .flatten()
-            .any(|l| self.calls.legs.get(l).is_some_and(|l| l.reoffer.is_some()));
+        let relaying = c
+            .legs
+            .iter()
+            .any(|&(l, _)| self.calls.legs.get(l).is_some_and(|l| l.reoffer.is_some()));
         if relaying {
             // Glare: one offer at a time across the two legs (RFC 3261 §14.2).
             self.reply(now, key, msg, code(491), vec![]);
@@ -280,7 +270,7 @@ impl Endpoint {
         };
         self.owners.remove(key);
         // The leg whose offer this answers.
-        let Some(from) = [Some(c.a), c.b].into_iter().flatten().find(|&l| {
+        let Some(from) = c.legs.iter().map(|&(l, _)| l).find(|&l| {
             self.calls
                 .legs
                 .get(l)

@@ -115,7 +115,7 @@ impl Endpoint {
             offer: Some(offer),
             ..Leg::new(id, a, key, msg)
         });
-        let call = Call::new(now, a, (plan, cursor), mf, cdr);
+        let call = Call::new(now, Some(a), (plan, cursor), mf, cdr);
         self.calls.calls.insert(
             id,
             Call {

@@ -155,8 +155,7 @@ pub(in crate::endpoint) struct Leg {
     /// That INVITE: the caller's, to build our responses from, or ours to the callee.
     pub(in crate::endpoint) invite: Message,
     /// The offer in that INVITE, when it was the party's: what a call answered here
-    /// answers, and what a dial relays on. (A callback's placeholder holds the offer we
-    /// make its agent.)
+    /// answers, and what a dial relays on.
     pub(in crate::endpoint) offer: Option<Sdp>,
     /// Our 2xx to the party's INVITE or re-INVITE, sent again until its ACK.
     pub(in crate::endpoint) ok: Option<Retransmit2xx>,

@@ -159,15 +159,13 @@ impl Calls {
         }
     }
 
-    /// The media leg prompts play to: the caller's, but a callback's agent's while the
-    /// customer's phone rings (it hears ringback).
+    /// The media leg prompts play to: the caller's, but a callback's agent's until the
+    /// customer answers (it hears ringback while the customer's phone rings).
     pub(super) fn prompt_leg(&self, id: CallId) -> Option<LegKey> {
         let c = self.calls.get(&id)?;
-        let agent = c
-            .callback
-            .as_ref()
-            .is_some_and(|cb| cb.ringing.is_some() && !cb.up);
-        let leg = if agent { c.b? } else { c.a };
+        let leg = c
+            .caller()
+            .or_else(|| c.callee().filter(|_| c.callback.is_some()))?;
         Some(self.legs.get(leg)?.media?.key)
     }
 

@@ -57,7 +57,7 @@ mod timers;
 
 use ids::LegId;
 use leg::Legs;
-use state::{Call, CallId, CallTimer, Dialing, Leg};
+use state::{Call, CallId, CallTimer, Dialing, Leg, MediaLeg};
 
 /// Live call, for `ctl calls`.
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
@@ -166,18 +166,30 @@ impl Calls {
 
     /// The caller's leg of call `id`.
     pub(super) fn caller(&self, id: CallId) -> Option<&Leg> {
-        self.legs.get(self.calls.get(&id)?.a)
+        self.legs.get(self.calls.get(&id)?.caller()?)
     }
 
     /// The caller's leg of call `id`, to change it.
     pub(super) fn caller_mut(&mut self, id: CallId) -> Option<&mut Leg> {
-        let a = self.calls.get(&id)?.a;
+        let a = self.calls.get(&id)?.caller()?;
         self.legs.get_mut(a)
+    }
+
+    /// What a dial for call `id` relays: the caller's offer and its media leg, if it has
+    /// one yet; for a callback whose customer is not on the line, the offer we make the
+    /// agent and the media leg kept for the customer.
+    pub(super) fn origin(&self, id: CallId) -> Option<(crate::sdp::Sdp, Option<MediaLeg>)> {
+        let c = self.calls.get(&id)?;
+        match (self.caller(id), &c.callback) {
+            (Some(a), _) => Some((a.offer.clone()?, a.media)),
+            (None, Some(cb)) => Some((cb.offer.clone(), cb.media)),
+            (None, None) => None,
+        }
     }
 
     /// The callee's leg of call `id`, once it answered.
     pub(super) fn callee(&self, id: CallId) -> Option<&Leg> {
-        self.legs.get(self.calls.get(&id)?.b?)
+        self.legs.get(self.calls.get(&id)?.callee()?)
     }
 
     /// The device being rung for call `id` whose INVITE transaction is `key` (a dial's
@@ -270,9 +282,15 @@ impl Calls {
 
     fn leg_views(&self, c: &Call) -> Vec<LegView> {
         let ringing = c.dialing.iter().map(|d| (d.leg, "ringing", c.dial_media));
-        [(Some(c.a), "caller"), (c.b, "callee")]
-            .into_iter()
-            .filter_map(|(l, role)| Some((l?, role, self.media_of(l?))))
+        c.legs
+            .iter()
+            .map(|&(l, role)| {
+                let role = match role {
+                    state::Role::Caller => "caller",
+                    state::Role::Callee => "callee",
+                };
+                (l, role, self.media_of(l))
+            })
             .chain(ringing)
             .filter_map(|(l, role, media)| {
                 let leg = self.legs.get(l)?;
@@ -302,8 +320,8 @@ impl Calls {
                 (
                     id,
                     c,
-                    self.media_of(c.a),
-                    c.b.and_then(|b| self.media_of(b)).or(c.dial_media),
+                    c.caller().and_then(|a| self.media_of(a)),
+                    c.callee().and_then(|b| self.media_of(b)).or(c.dial_media),
                 )
             })
             .map(|(id, c, a_media, b_media)| CallView {

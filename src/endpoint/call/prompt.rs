@@ -87,7 +87,7 @@ impl Endpoint {
             .calls
             .get(&id)
             .and_then(|c| c.callback.as_ref())
-            .is_some_and(|cb| cb.ringing.is_some() && !cb.up);
+            .is_some_and(|cb| cb.ringing.is_some());
         if ringing {
             let path = self.sounds_dir.join("ringback.wav");
             self.play_music(id, path);

@@ -233,14 +233,16 @@ pub(in crate::endpoint) struct Bridge {
     pub(in crate::endpoint) members: Vec<crate::media::LegKey>,
 }
 
-/// A callback's A side: a placeholder (nobody yet) until the agent answers and the
-/// customer is called; then the customer's leg.
-#[derive(Default)]
-pub(in crate::endpoint) struct CallbackA {
+/// A callback the PBX places: the call starts with no party at all, rings an agent (its
+/// callee), then the customer, whose leg becomes the caller's when it answers.
+pub(in crate::endpoint) struct Callback {
+    /// What the agent is offered: the laws we relay, and keys.
+    pub(in crate::endpoint) offer: crate::sdp::Sdp,
+    /// Our media leg to face the customer, open (parked) from the start: the customer's
+    /// leg takes it when it answers.
+    pub(in crate::endpoint) media: Option<MediaLeg>,
     /// The customer's INVITE while it rings.
     pub(super) ringing: Option<Dialing>,
-    /// The customer answered: A is a real leg now.
-    pub(in crate::endpoint) up: bool,
     /// The customer's phone was rung and refused or did not answer (an attempt spent).
     pub(in crate::endpoint) missed: bool,
 }
@@ -260,20 +262,28 @@ pub(in crate::endpoint) struct Dialing {
     pub(super) auth_tried: bool,
 }
 
+/// What a party's leg is to its call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(in crate::endpoint) enum Role {
+    /// The party the call is for: who called (a callback's customer once it answered).
+    Caller,
+    /// The party a dial or a queue reached for it: who answered.
+    Callee,
+}
+
 pub(in crate::endpoint) struct Call {
     pub(super) started: Instant,
-    /// The caller's leg (a callback's customer once called).
-    pub(in crate::endpoint) a: LegId,
+    /// Its parties' legs and what each is to it: the caller's, and the callee's once
+    /// one answered (a device being rung is in `dialing`, not here).
+    pub(in crate::endpoint) legs: Vec<(LegId, Role)>,
     /// Whether A got our 2xx.
     pub(in crate::endpoint) answered: bool,
-    /// A callback the PBX places (agent first, then the customer as A).
-    pub(in crate::endpoint) callback: Option<CallbackA>,
+    /// A callback the PBX places (agent first, then the customer as the caller).
+    pub(in crate::endpoint) callback: Option<Callback>,
     /// The trunk the call came in on.
     pub(in crate::endpoint) from_trunk: Option<String>,
     /// The caller asked to hide its identity (Privacy: id, RFC 3323).
     pub(super) privacy: bool,
-    /// The callee's leg, once it answered (A and B are bridged while it is there).
-    pub(super) b: Option<LegId>,
     /// The callee's devices being rung (every registered contact, in parallel).
     pub(in crate::endpoint) dialing: Vec<Dialing>,
     /// Final failures of branches rung so far, for the status when all have failed.
@@ -321,24 +331,44 @@ impl Dialing {
 }
 
 impl Call {
-    /// The other leg of the call than `leg`: the callee's for the caller's (if it
-    /// answered), the caller's for any other.
+    /// The leg in `role`, if the call has one.
+    pub(in crate::endpoint) fn leg(&self, role: Role) -> Option<LegId> {
+        self.legs.iter().find(|(_, r)| *r == role).map(|(l, _)| *l)
+    }
+
+    /// The caller's leg.
+    pub(in crate::endpoint) fn caller(&self) -> Option<LegId> {
+        self.leg(Role::Caller)
+    }
+
+    /// The callee's leg, once one answered.
+    pub(in crate::endpoint) fn callee(&self) -> Option<LegId> {
+        self.leg(Role::Callee)
+    }
+
+    /// What `leg` is to the call, if it is one of its parties'.
+    pub(super) fn role(&self, leg: LegId) -> Option<Role> {
+        self.legs.iter().find(|(l, _)| *l == leg).map(|(_, r)| *r)
+    }
+
+    /// The party's leg facing `leg`'s: the callee's for the caller's (if one answered),
+    /// the caller's for any other.
     pub(super) fn other(&self, leg: LegId) -> Option<LegId> {
-        if leg == self.a {
-            self.b
-        } else {
-            Some(self.a)
+        match self.role(leg) {
+            Some(Role::Caller) => self.callee(),
+            _ => self.caller(),
         }
     }
 
     /// Whether `leg` is the caller's.
     pub(super) fn is_caller(&self, leg: LegId) -> bool {
-        leg == self.a
+        self.role(leg) == Some(Role::Caller)
     }
 
-    /// Whether B answered: A and B are bridged.
+    /// Whether a callee answered: its leg is in the call's bridge with the caller's
+    /// (or stepped out of it for music while on hold).
     pub(in crate::endpoint) fn bridged(&self) -> bool {
-        self.b.is_some()
+        self.callee().is_some()
     }
 
     /// The keys being gathered, in a `collect` or menu.
@@ -349,23 +379,22 @@ impl Call {
         }
     }
 
-    /// A call just started (not answered, nothing dialled, no media yet): A's leg and
-    /// offer, the dialplan and where the call starts in it.
+    /// A call just started (not answered, nothing dialled, no media yet): the caller's
+    /// leg (none for a call the PBX places), the dialplan and where the call starts in it.
     pub(in crate::endpoint) fn new(
         now: Instant,
-        a: LegId,
+        caller: Option<LegId>,
         (plan, cursor): (std::sync::Arc<crate::dialplan::Dialplan>, Cursor),
         mf: u8,
         cdr: Cdr,
     ) -> Self {
         Self {
             started: now,
-            a,
+            legs: caller.map(|a| (a, Role::Caller)).into_iter().collect(),
             answered: false,
             callback: None,
             from_trunk: None,
             privacy: false,
-            b: None,
             dialing: Vec::new(),
             failures: Vec::new(),
             plan,

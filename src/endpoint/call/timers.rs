@@ -5,7 +5,7 @@ use std::cmp::Reverse;
 use std::time::Instant;
 
 use super::super::Endpoint;
-use super::state::{CallId, CallTimer, LegId, Status};
+use super::state::{CallId, CallTimer, LegId, Role, Status};
 use crate::cdr::{Disposition, HangupBy};
 use crate::sip::transaction::Transmit;
 
@@ -47,20 +47,18 @@ impl Endpoint {
             }
             c.timers.stop(kind);
             match kind {
-                CallTimer::OkRetransmit => {
-                    let a = c.a;
-                    self.retransmit_ok(now, id, kind, a);
-                }
-                CallTimer::CalleeOkRetransmit => {
-                    if let Some(b) = c.b {
-                        self.retransmit_ok(now, id, kind, b);
+                CallTimer::OkRetransmit | CallTimer::CalleeOkRetransmit => {
+                    let role = if kind == CallTimer::OkRetransmit {
+                        Role::Caller
+                    } else {
+                        Role::Callee
+                    };
+                    if let Some(leg) = c.leg(role) {
+                        self.retransmit_ok(now, id, kind, leg);
                     }
                 }
                 CallTimer::CustomerRing => {
-                    let ringing = c
-                        .callback
-                        .as_ref()
-                        .is_some_and(|cb| cb.ringing.is_some() && !cb.up);
+                    let ringing = c.callback.as_ref().is_some_and(|cb| cb.ringing.is_some());
                     if ringing {
                         self.customer_failed(now, id, 480);
                     }

@@ -882,6 +882,9 @@ fn a_caller_who_asks_for_a_callback_is_called_back_once_an_agent_answers() {
         "{:?}",
         pbx.model
     );
+    // The customer's leg sends where its answer asked, before any packet latches it.
+    let customer = pbx.model.on_port(our_port(&alice, &c)).unwrap();
+    assert_eq!(customer.remote.map(|r| r.port()), Some(alice.rtp_port));
     assert_eq!(call_state(&pbx), ("bridged".into(), true, 0));
     pbx.advance(Duration::from_secs(20));
     alice.bye(&mut pbx, &c);
