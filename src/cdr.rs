@@ -1,8 +1,10 @@
 //! Call detail records: one per call, whatever happened to it.
 //!
-//! The B2BUA fills a [`Cdr`] as the call progresses and emits it once the call is over;
-//! the driver's store writes it (SQLite, table `cdr`, schema in [`SCHEMA`]). Times are Unix
-//! milliseconds taken by the driver's clock, so records stay comparable across restarts.
+//! A [`Cdr`] is the projection of a finished call's story ([`crate::story`]); the
+//! driver's store writes both (SQLite, tables `cdr` and `call_events`, schema in
+//! [`SCHEMA`] and [`EVENTS_SCHEMA`], brought up to date by [`SCHEMA_VERSION`]). Times are
+//! Unix milliseconds taken by the driver's clock, so records stay comparable across
+//! restarts.
 
 use serde::{Deserialize, Serialize};
 
@@ -146,6 +148,25 @@ pub const SCHEMA: &str = "CREATE TABLE IF NOT EXISTS cdr (
     sip_code    INTEGER NOT NULL,      -- final SIP status of the call
     hangup_by   TEXT NOT NULL          -- caller|callee|system
 )";
+
+/// Every call's story, one row per event, each tied to its call's `cdr` row (call
+/// numbers start again at each run; the row id does not). Added in schema version 1.
+pub const EVENTS_SCHEMA: &str = "CREATE TABLE IF NOT EXISTS call_events (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    cdr_id      INTEGER NOT NULL REFERENCES cdr(id),
+    call        INTEGER NOT NULL,      -- switchboard call id, as in cdr.call
+    seq         INTEGER NOT NULL,      -- place in the call's story, 0 = started
+    at_ms       INTEGER NOT NULL,      -- Unix ms
+    event       TEXT NOT NULL,         -- started|dialled|dial_failed|queued|offered|answered|bridged|held|resumed|ended
+    detail      TEXT NOT NULL          -- the event and its fields, as JSON
+);
+CREATE INDEX IF NOT EXISTS call_events_cdr ON call_events(cdr_id);
+CREATE INDEX IF NOT EXISTS call_events_at ON call_events(at_ms)";
+
+/// The schema version this release writes (SQLite's `user_version`): 0 is the `cdr`
+/// table alone, 1 adds `call_events`. A database of a later version is refused rather
+/// than written in a shape its release does not expect.
+pub const SCHEMA_VERSION: i64 = 1;
 
 #[cfg(test)]
 mod tests {

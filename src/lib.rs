@@ -35,4 +35,5 @@ pub mod media;
 pub mod say;
 pub mod sdp;
 pub mod sip;
+pub mod story;
 pub mod voicemail;

@@ -50,6 +50,32 @@ fn cdrs(pbx: &Pbx) -> Vec<Row> {
     .collect()
 }
 
+/// The story of the `n`th call stored (1 first), as event names with what they name.
+fn story(pbx: &Pbx, n: usize) -> Vec<String> {
+    let db = rusqlite::Connection::open(pbx.state.path().join("cdr.sqlite")).unwrap();
+    let mut st = db
+        .prepare(
+            "SELECT e.event, e.detail FROM call_events e
+             WHERE e.cdr_id = (SELECT id FROM cdr ORDER BY id LIMIT 1 OFFSET ?1)
+             ORDER BY e.seq",
+        )
+        .unwrap();
+    st.query_map([n as i64 - 1], |r| {
+        let (event, detail): (String, String) = (r.get(0)?, r.get(1)?);
+        let d: serde_json::Value = serde_json::from_str(&detail).unwrap();
+        let named = ["number", "party", "by"]
+            .iter()
+            .find_map(|k| d[*k].as_str().map(str::to_string));
+        Ok(match named {
+            Some(v) => format!("{event} {v}"),
+            None => event,
+        })
+    })
+    .unwrap()
+    .map(Result::unwrap)
+    .collect()
+}
+
 /// Waits for the `n`th CDR and returns it.
 fn cdr(pbx: &Pbx, n: usize) -> Row {
     cdr_within(pbx, n, 10)
@@ -82,6 +108,17 @@ fn answered_call_hung_up_by_caller() {
         "{r:?}"
     );
     assert!(r.answered && r.billable_s >= 1, "{r:?}");
+    // Its story is stored with it, and the row is what the story says.
+    assert_eq!(
+        story(&pbx, 1),
+        [
+            "started",
+            "dialled 1002",
+            "bridged 1002",
+            "answered",
+            "ended caller"
+        ]
+    );
     assert!(wait_until(5, || pbx.ctl("calls")["calls"]
         .as_array()
         .unwrap()
@@ -580,6 +617,15 @@ fn a_held_party_hears_music_at_its_pace_and_resume_relays_both_ways_again() {
         (r.disposition.as_str(), r.hangup_by.as_str()),
         ("answered", "caller"),
         "{r:?}"
+    );
+    let told = story(&pbx, 1);
+    assert!(
+        told.ends_with(&[
+            "held callee".into(),
+            "resumed callee".into(),
+            "ended caller".into()
+        ]),
+        "{told:?}"
     );
 }
 

@@ -504,7 +504,7 @@ fn flush(ep: &mut Endpoint, io: &Io) {
     while let Some(out) = ep.poll_output() {
         match out {
             Output::Media(cmd) => io.media.send(cmd),
-            Output::Cdr(cdr) => io.cdrs.write(cdr),
+            Output::Record(r) => io.cdrs.write(r),
             Output::QueueLog(line) => {
                 if let Some(q) = &io.queue_log {
                     let _ = q.send(line);

@@ -1,7 +1,8 @@
 //! The CDR store: a thread of its own writing finished calls to SQLite, so a slow or full
-//! disk never stalls signalling. A record that cannot be written is kept and retried;
-//! whatever is still unwritten at shutdown goes to `cdr-unwritten.jsonl` beside the
-//! database, so no record is lost silently.
+//! disk never stalls signalling. Each call is one transaction: its `cdr` row and its
+//! story's `call_events` rows, both or neither. A call that cannot be written is kept and
+//! retried; whatever is still unwritten at shutdown goes to `cdr-unwritten.jsonl` beside
+//! the database (one call per line, its story included), so no record is lost silently.
 
 use rusqlite::{params, Connection};
 use std::collections::VecDeque;
@@ -10,18 +11,19 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use crate::cdr::{Cdr, SCHEMA};
+use crate::cdr::{EVENTS_SCHEMA, SCHEMA, SCHEMA_VERSION};
+use crate::story::CallRecord;
 
 /// Where finished calls go.
 #[derive(Clone)]
-pub struct CdrSink(Option<mpsc::Sender<Cdr>>);
+pub struct CdrSink(Option<mpsc::Sender<CallRecord>>);
 
 impl CdrSink {
-    /// Queues a record for writing.
-    pub fn write(&self, cdr: Cdr) {
+    /// Queues a finished call for writing.
+    pub fn write(&self, record: CallRecord) {
         match &self.0 {
             Some(tx) => {
-                if let Err(e) = tx.send(cdr) {
+                if let Err(e) = tx.send(record) {
                     tracing::error!(
                         "CDR store stopped; record logged here: {}",
                         serde_json::to_string(&e.0).unwrap_or_default()
@@ -30,7 +32,7 @@ impl CdrSink {
             }
             None => tracing::error!(
                 "no CDR store; record logged here: {}",
-                serde_json::to_string(&cdr).unwrap_or_default()
+                serde_json::to_string(&record).unwrap_or_default()
             ),
         }
     }
@@ -38,18 +40,44 @@ impl CdrSink {
 
 /// Sends records to the store thread.
 pub struct Store {
-    tx: Option<mpsc::Sender<Cdr>>,
+    tx: Option<mpsc::Sender<CallRecord>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
+/// Brings the database to [`SCHEMA_VERSION`], each step in one transaction with the
+/// version it reaches; refuses a database a later release made.
+fn migrate(conn: &mut Connection) -> anyhow::Result<()> {
+    let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if version > SCHEMA_VERSION {
+        anyhow::bail!(
+            "its schema is version {version}, newer than this release's {SCHEMA_VERSION}: \
+             use the release that wrote it, or a new database file"
+        );
+    }
+    // Version 0 is the `cdr` table, which releases before versions created without
+    // setting one; a new file starts there too.
+    conn.execute_batch(SCHEMA)?;
+    let steps: [&str; 1] = [EVENTS_SCHEMA];
+    for (to, step) in (1..).zip(steps) {
+        if version >= to {
+            continue;
+        }
+        let tx = conn.transaction()?;
+        tx.execute_batch(step)?;
+        tx.pragma_update(None, "user_version", to)?;
+        tx.commit()?;
+    }
+    Ok(())
+}
+
 impl Store {
-    /// Opens (creating) the database and starts the writer.
+    /// Opens (creating) the database, brings its schema up to date and starts the writer.
     pub fn open(path: &Path) -> anyhow::Result<Self> {
-        let conn = Connection::open(path)
+        let mut conn = Connection::open(path)
             .map_err(|e| anyhow::anyhow!("opening CDR database {}: {e}", path.display()))?;
-        conn.execute_batch(SCHEMA)
-            .map_err(|e| anyhow::anyhow!("creating CDR table in {}: {e}", path.display()))?;
-        let (tx, rx) = mpsc::channel::<Cdr>();
+        migrate(&mut conn)
+            .map_err(|e| anyhow::anyhow!("preparing CDR database {}: {e}", path.display()))?;
+        let (tx, rx) = mpsc::channel::<CallRecord>();
         let fallback = path.with_file_name("cdr-unwritten.jsonl");
         let thread = std::thread::Builder::new()
             .name("cdr-store".into())
@@ -74,8 +102,11 @@ impl Store {
     }
 }
 
-fn insert(conn: &Connection, c: &Cdr) -> rusqlite::Result<()> {
-    conn.execute(
+/// One call: its row and its story, in one transaction.
+fn insert(conn: &mut Connection, r: &CallRecord) -> rusqlite::Result<()> {
+    let c = &r.cdr;
+    let tx = conn.transaction()?;
+    tx.execute(
         "INSERT INTO cdr (call, sip_call_id, caller, callee, did, trunk, start_ms, answer_ms, end_ms,
                           duration_s, billable_s, disposition, sip_code, hangup_by)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
@@ -95,12 +126,29 @@ fn insert(conn: &Connection, c: &Cdr) -> rusqlite::Result<()> {
             c.sip_code,
             c.hangup_by.as_str(),
         ],
-    )
-    .map(|_| ())
+    )?;
+    let cdr_id = tx.last_insert_rowid();
+    {
+        let mut st = tx.prepare_cached(
+            "INSERT INTO call_events (cdr_id, call, seq, at_ms, event, detail)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        )?;
+        for e in &r.events {
+            st.execute(params![
+                cdr_id,
+                e.call as i64,
+                e.seq,
+                e.at_ms as i64,
+                e.event.name(),
+                serde_json::to_string(&e.event).unwrap_or_default(),
+            ])?;
+        }
+    }
+    tx.commit()
 }
 
-fn writer(conn: Connection, rx: mpsc::Receiver<Cdr>, fallback: PathBuf) {
-    let mut pending: VecDeque<Cdr> = VecDeque::new();
+fn writer(mut conn: Connection, rx: mpsc::Receiver<CallRecord>, fallback: PathBuf) {
+    let mut pending: VecDeque<CallRecord> = VecDeque::new();
     loop {
         let next = if pending.is_empty() {
             match rx.recv() {
@@ -116,7 +164,7 @@ fn writer(conn: Connection, rx: mpsc::Receiver<Cdr>, fallback: PathBuf) {
         };
         pending.extend(next);
         while let Some(c) = pending.front() {
-            match insert(&conn, c) {
+            match insert(&mut conn, c) {
                 Ok(()) => {
                     pending.pop_front();
                 }
@@ -128,7 +176,7 @@ fn writer(conn: Connection, rx: mpsc::Receiver<Cdr>, fallback: PathBuf) {
         }
     }
     // Shutdown: one last try, then keep the rest on disk as JSON lines.
-    pending.retain(|c| insert(&conn, c).is_err());
+    pending.retain(|c| insert(&mut conn, c).is_err());
     if pending.is_empty() {
         return;
     }
@@ -156,28 +204,161 @@ fn writer(conn: Connection, rx: mpsc::Receiver<Cdr>, fallback: PathBuf) {
 
 #[cfg(test)]
 mod tests {
-    //! The store against real SQLite files. A write is made to fail by dropping the table
+    //! The store against real SQLite files. A write is made to fail by dropping a table
     //! from a second connection: any SQLite error (a full disk's SQLITE_FULL included)
     //! takes the same path, kept and retried.
 
     use super::*;
-    use crate::cdr::Disposition;
+    use crate::cdr::{Cdr, Disposition, HangupBy};
+    use crate::story::{Event, Start, Story};
 
-    fn cdr(call: u64) -> Cdr {
-        Cdr {
-            call,
+    /// Call `call`: 1001 rang 1002, who answered at 2 s; 1001 hung up at 5 s.
+    fn cdr(call: u64) -> CallRecord {
+        let start = Start {
             sip_call_id: format!("call-{call}"),
             caller: "1001".into(),
             callee: "1002".into(),
             did: None,
             trunk: None,
-            start_ms: 1_000,
-            answer_ms: Some(2_000),
-            end_ms: 5_000,
-            disposition: Disposition::Answered,
-            sip_code: 200,
-            hangup_by: crate::cdr::HangupBy::Caller,
-        }
+        };
+        let mut s = Story::begin(call, start, 1_000);
+        let number = "1002".to_string();
+        s.tell(
+            1_010,
+            Event::Dialled {
+                number,
+                trunk: None,
+            },
+        );
+        s.tell(2_000, Event::Answered);
+        let party = "1002".to_string();
+        s.tell(2_000, Event::Bridged { party });
+        let (disposition, sip_code, by) = (Disposition::Answered, 200, HangupBy::Caller);
+        s.tell(
+            5_000,
+            Event::Ended {
+                disposition,
+                sip_code,
+                by,
+            },
+        );
+        s.record()
+    }
+
+    /// Each stored call's (call, seq, at_ms, event) rows, in the order written.
+    fn events_in(db: &Path) -> Vec<(i64, i64, i64, String)> {
+        let c = Connection::open(db).unwrap();
+        let mut st = c
+            .prepare(
+                "SELECT e.call, e.seq, e.at_ms, e.event FROM call_events e
+                 JOIN cdr ON cdr.id = e.cdr_id ORDER BY e.id",
+            )
+            .unwrap();
+        st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+    }
+
+    #[test]
+    fn a_call_is_stored_as_its_row_and_its_story_together() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("cdr.sqlite");
+        let store = Store::open(&db).unwrap();
+        store.sender().write(cdr(4));
+        store.close();
+        assert_eq!(calls_in(&db), [4]);
+        let rows = events_in(&db);
+        let names: Vec<&str> = rows.iter().map(|r| r.3.as_str()).collect();
+        assert_eq!(
+            names,
+            ["started", "dialled", "answered", "bridged", "ended"]
+        );
+        assert!(rows.iter().all(|r| r.0 == 4));
+        assert_eq!(
+            rows.iter().map(|r| r.1).collect::<Vec<_>>(),
+            [0, 1, 2, 3, 4]
+        );
+        assert_eq!((rows[0].2, rows[4].2), (1_000, 5_000));
+        // The detail is the event itself, as JSON.
+        let c = Connection::open(&db).unwrap();
+        let detail: String = c
+            .query_row(
+                "SELECT detail FROM call_events WHERE event = 'ended'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        let ended: Event = serde_json::from_str(&detail).unwrap();
+        assert_eq!(
+            ended,
+            Event::Ended {
+                disposition: Disposition::Answered,
+                sip_code: 200,
+                by: HangupBy::Caller
+            }
+        );
+        let (billable, answer): (i64, i64) = c
+            .query_row("SELECT billable_s, answer_ms FROM cdr", [], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .unwrap();
+        assert_eq!((billable, answer), (3, 2_000));
+    }
+
+    #[test]
+    fn an_older_database_gains_the_events_table_and_keeps_its_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("cdr.sqlite");
+        // A database as the release before stories left it: the cdr table alone, version 0.
+        let old = Connection::open(&db).unwrap();
+        old.execute_batch(SCHEMA).unwrap();
+        old.execute(
+            "INSERT INTO cdr (call, sip_call_id, caller, callee, start_ms, end_ms, duration_s,
+                              billable_s, disposition, sip_code, hangup_by)
+             VALUES (9, 'old', '1001', '1002', 0, 0, 0, 0, 'failed', 503, 'system')",
+            [],
+        )
+        .unwrap();
+        drop(old);
+        let store = Store::open(&db).unwrap();
+        store.sender().write(cdr(1));
+        store.close();
+        assert_eq!(
+            calls_in(&db),
+            [9, 1],
+            "the old row kept, the new one after it"
+        );
+        assert_eq!(events_in(&db).len(), 5);
+        let c = Connection::open(&db).unwrap();
+        let v: i64 = c
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(v, SCHEMA_VERSION);
+        drop(c);
+        // Opening it again changes nothing.
+        Store::open(&db).unwrap().close();
+        assert_eq!(calls_in(&db), [9, 1]);
+    }
+
+    #[test]
+    fn a_database_from_a_later_release_is_refused_untouched() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("cdr.sqlite");
+        let c = Connection::open(&db).unwrap();
+        c.pragma_update(None, "user_version", SCHEMA_VERSION + 1)
+            .unwrap();
+        drop(c);
+        let err = Store::open(&db).err().expect("refused").to_string();
+        assert!(
+            err.contains("newer than this release") && err.contains(&db.display().to_string()),
+            "{err}"
+        );
+        let c = Connection::open(&db).unwrap();
+        let tables: i64 = c
+            .query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(tables, 0, "nothing created in it");
     }
 
     fn calls_in(db: &Path) -> Vec<i64> {
@@ -212,18 +393,22 @@ mod tests {
         assert!(wait_for(5, || calls_in(&db) == [1]));
         Connection::open(&db)
             .unwrap()
-            .execute_batch("DROP TABLE cdr")
+            .execute_batch("DROP TABLE call_events")
             .unwrap();
         sink.write(cdr(2));
         sink.write(cdr(3));
         std::thread::sleep(Duration::from_millis(300));
-        assert!(calls_in(&db).is_empty(), "nothing can be written now");
+        assert_eq!(
+            calls_in(&db),
+            [1],
+            "nothing can be written now: not even the row of a call whose story cannot be"
+        );
         Connection::open(&db)
             .unwrap()
-            .execute_batch(SCHEMA)
+            .execute_batch(EVENTS_SCHEMA)
             .unwrap();
         assert!(
-            wait_for(5, || calls_in(&db) == [2, 3]),
+            wait_for(5, || calls_in(&db) == [1, 2, 3]),
             "kept and written once the database takes writes again: {:?}",
             calls_in(&db)
         );
@@ -254,16 +439,19 @@ mod tests {
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines.len(), 3, "{text}");
         assert_eq!(lines[0], "{\"earlier\":true}");
-        let kept: Vec<Cdr> = lines[1..]
+        let kept: Vec<CallRecord> = lines[1..]
             .iter()
             .map(|l| serde_json::from_str(l).unwrap())
             .collect();
         assert_eq!(
-            kept.iter().map(|c| c.call).collect::<Vec<_>>(),
+            kept.iter().map(|c| c.cdr.call).collect::<Vec<_>>(),
             [7, 8],
             "every record, in order, whole"
         );
-        assert_eq!(kept[0].sip_call_id, "call-7");
+        assert_eq!(kept[0], cdr(7), "its story with it");
+        // A line is still a CDR to whatever read the file before stories.
+        let as_cdr: Cdr = serde_json::from_str(lines[1]).unwrap();
+        assert_eq!(as_cdr.sip_call_id, "call-7");
     }
 
     #[test]

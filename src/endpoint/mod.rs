@@ -29,7 +29,6 @@ pub use trunk_reg::TrunkRegView;
 pub use call::{CallView, LegView};
 pub use output::Output;
 
-use crate::cdr::Cdr;
 use crate::dialplan::Dialplan;
 use crate::media::{MediaCommand, MediaEvent};
 use owner::TxOwner;
@@ -292,9 +291,9 @@ impl Endpoint {
         self.calls.media_out.pop_front()
     }
 
-    /// Next finished call's record, for the store.
-    pub(super) fn poll_cdr(&mut self) -> Option<Cdr> {
-        self.calls.cdrs.pop_front()
+    /// Next finished call's record and story, for the store.
+    pub(super) fn poll_record(&mut self) -> Option<crate::story::CallRecord> {
+        self.calls.records.pop_front()
     }
 
     /// Live calls, for `ctl calls`.

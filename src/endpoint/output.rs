@@ -4,9 +4,9 @@
 //!
 //! Owns no state: each variant is taken from the queue of the part that made it.
 
-use crate::cdr::Cdr;
 use crate::media::MediaCommand;
 use crate::sip::transaction::Transmit;
+use crate::story::CallRecord;
 use crate::voicemail::MailboxWrite;
 
 use super::Endpoint;
@@ -16,8 +16,8 @@ use super::Endpoint;
 pub enum Output {
     /// A command for the media relay (open, connect, play, record, close, ...).
     Media(MediaCommand),
-    /// A finished call's record, for the store.
-    Cdr(Cdr),
+    /// A finished call's record and story, for the store.
+    Record(CallRecord),
     /// A line for the queue log file (JSON, no newline).
     QueueLog(String),
     /// The callback requests waiting, as JSON for `STATE_DIR/callbacks.json` (sent only
@@ -41,8 +41,8 @@ impl Endpoint {
         if let Some(m) = self.poll_media() {
             return Some(Output::Media(m));
         }
-        if let Some(c) = self.poll_cdr() {
-            return Some(Output::Cdr(c));
+        if let Some(r) = self.poll_record() {
+            return Some(Output::Record(r));
         }
         if let Some(l) = self.poll_queue_log() {
             return Some(Output::QueueLog(l));

@@ -356,8 +356,10 @@ impl Endpoint {
             announce,
         });
         // A trunk caller's number, or the calling extension.
-        let number = c.cdr.caller.clone();
+        let number = c.story.start().caller.clone();
         tracing::info!(call = %id, queue = name, priority, "queued");
+        let queue = name.to_string();
+        self.tell(now, id, crate::story::Event::Queued { queue });
         if !every.is_zero() {
             self.calls.arm(id, CallTimer::Announce, now + every);
         }
@@ -723,6 +725,10 @@ impl Endpoint {
                     q.offering = Some(agent.clone());
                     let phone = self.agent_phone(&agent).to_string();
                     tracing::info!(call = %caller, %agent, %phone, "offered to agent");
+                    let offered = crate::story::Event::Offered {
+                        agent: agent.clone(),
+                    };
+                    self.tell(now, caller, offered);
                     // The ACD's own ring timer ends the offer; the dial's is a backstop.
                     if self.dial(now, caller, &phone, Some(ring + Duration::from_secs(2))) {
                         self.set_state(caller, State::Queued);

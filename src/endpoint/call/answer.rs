@@ -11,6 +11,7 @@ use crate::cdr::Disposition;
 use crate::sdp::Codec;
 use crate::sip::msg::{HeaderName, Message, StatusCode};
 use crate::sip::transaction::response_to;
+use crate::story::Event;
 
 impl Endpoint {
     pub(super) fn respond_a(
@@ -121,7 +122,7 @@ impl Endpoint {
         let first = ok.first(now);
         if let Some(c) = self.calls.calls.get_mut(&id) {
             c.answered = true;
-            c.cdr.answer_ms = Some(unix);
+            c.story.tell(unix, Event::Answered);
         }
         if let Some(a) = self.calls.caller_mut(id) {
             a.ok = Some(ok);

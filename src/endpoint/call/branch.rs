@@ -13,6 +13,7 @@ use crate::sdp::Sdp;
 use crate::sip::dialog::{contact_uri, route_set, Dialog};
 use crate::sip::msg::{HeaderName, Message, Method, StatusCode};
 use crate::sip::transaction::{cancel_for, Peer, Transmit, TxKey};
+use crate::story::Event;
 
 impl Endpoint {
     /// Gives up on every B leg still ringing.
@@ -150,8 +151,15 @@ impl Endpoint {
             .min_by_key(|s| s.dial_rank())
             .unwrap_or(Status::Failed);
         self.unbridge(id);
-        self.set_status(id, status);
+        self.dial_failed(now, id, status);
         self.run_dialplan(now, id);
+    }
+
+    /// A dial is over with nobody answering: its story says why, and `$status` does.
+    pub(super) fn dial_failed(&mut self, now: Instant, id: CallId, status: Status) {
+        let why = status.as_str().to_string();
+        self.tell(now, id, Event::DialFailed { status: why });
+        self.set_status(id, status);
     }
 
     pub(super) fn b_provisional(&mut self, now: Instant, id: CallId, key: &TxKey, msg: &Message) {
@@ -264,6 +272,16 @@ impl Endpoint {
                     .calls
                     .get(&id)
                     .is_some_and(|c| c.callback.is_some());
+                if !callback {
+                    // (A callback's agent is bridged once the customer answers.)
+                    let party = self
+                        .calls
+                        .calls
+                        .get(&id)
+                        .and_then(|c| c.story.last_dialled());
+                    let party = party.unwrap_or_default().to_string();
+                    self.tell(now, id, Event::Bridged { party });
+                }
                 if callback {
                     // A callback's agent hears ringback on its own leg until the
                     // customer answers.

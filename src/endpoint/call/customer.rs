@@ -11,12 +11,13 @@ use super::dial::trunk_identity;
 use super::state::{
     Call, CallId, CallTimer, Callback, Dialing, Leg, Outgoing, Role, State, CUSTOMER_RING,
 };
-use crate::cdr::{Cdr, Disposition, HangupBy};
+use crate::cdr::{Disposition, HangupBy};
 use crate::sdp::Sdp;
 use crate::sip::header::Transport;
 use crate::sip::msg::{Message, StatusCode};
 use crate::sip::transaction::{Peer, Transmit, TxKey};
 use crate::sip::uri::Uri;
+use crate::story::{Event, Start, Story};
 
 impl Endpoint {
     /// Opens callback call `id` for the agent to be rung from: no party on it yet, a
@@ -49,17 +50,18 @@ impl Endpoint {
             .as_bytes(),
         )
         .expect("our own offer parses");
-        let cdr = Cdr {
-            trunk: trunk.clone(),
-            ..Cdr::begun(
-                id.0,
-                format!("{}@{}", self.tag(), self.domain),
-                number.to_string(),
-                "callback".into(),
-                self.unix_ms(now),
-            )
-        };
-        let call = Call::new(now, None, (plan, cursor), 70, cdr);
+        let story = Story::begin(
+            id.0,
+            Start {
+                sip_call_id: format!("{}@{}", self.tag(), self.domain),
+                caller: number.to_string(),
+                callee: "callback".into(),
+                did: None,
+                trunk,
+            },
+            self.unix_ms(now),
+        );
+        let call = Call::new(now, None, (plan, cursor), 70, story);
         self.calls.calls.insert(
             id,
             Call {
@@ -150,8 +152,8 @@ impl Endpoint {
     /// registration.
     pub(super) fn customer_target(&mut self, now: Instant, id: CallId) -> Option<Outgoing> {
         let c = self.calls.calls.get(&id)?;
-        let number = c.cdr.caller.clone();
-        match c.cdr.trunk.clone() {
+        let number = c.story.start().caller.clone();
+        match c.story.start().trunk.clone() {
             Some(name) => {
                 let t = self.trunks.iter().find(|t| t.name == name)?.clone();
                 let host = t.address.to_string();
@@ -261,7 +263,11 @@ impl Endpoint {
         };
         // The customer's leg is the caller's now, with the media leg kept for it.
         c.legs.push((d.leg, Role::Caller));
-        c.cdr.answer_ms = Some(unix);
+        c.story.tell(unix, Event::Answered);
+        // Its agent answered first, and is bridged with the customer now.
+        if let Some(agent) = c.story.last_dialled().map(str::to_string) {
+            c.story.tell(unix, Event::Bridged { party: agent });
+        }
         let media = c.callback.as_mut().and_then(|cb| cb.media.take());
         // The agent's ringback stops (its end report is not awaited).
         c.play_seq += 1;

@@ -12,6 +12,7 @@ use crate::sip::header::Transport;
 use crate::sip::msg::{HeaderName, Message, Method, StatusCode};
 use crate::sip::transaction::{Peer, TxKey};
 use crate::sip::uri::Uri;
+use crate::story::Event;
 
 /// How a call out through trunk `t` presents itself: From and the extra headers
 /// (P-Asserted-Identity, Privacy). The trunk's caller ID, else `number`; its caller name,
@@ -66,14 +67,17 @@ impl Endpoint {
         // The callee sees the calling extension's name, or a trunk caller's number.
         let (number, name) = match self
             .users
-            .get(&c.cdr.caller)
+            .get(&c.story.start().caller)
             .filter(|_| c.from_trunk.is_none())
         {
             Some(u) => (
                 u.extension.clone(),
                 u.name.clone().unwrap_or_else(|| u.extension.clone()),
             ),
-            None => (c.cdr.caller.clone(), c.cdr.caller.clone()),
+            None => (
+                c.story.start().caller.clone(),
+                c.story.start().caller.clone(),
+            ),
         };
         let from = Bytes::from(format!(
             "\"{}\" <sip:{number}@{}>",
@@ -118,6 +122,15 @@ impl Endpoint {
             if let Some(c) = self.calls.calls.get_mut(&id) {
                 c.b_ext = Some(target.to_string());
             }
+            let number = target.to_string();
+            self.tell(
+                now,
+                id,
+                Event::Dialled {
+                    number,
+                    trunk: None,
+                },
+            );
         }
         started
     }
@@ -149,8 +162,8 @@ impl Endpoint {
             self.set_status(id, Status::Failed);
             return false;
         };
-        let ext = self.users.get(&c.cdr.caller).cloned();
-        let (from, extra) = trunk_identity(&t, &c.cdr.caller, ext, c.privacy);
+        let ext = self.users.get(&c.story.start().caller).cloned();
+        let (from, extra) = trunk_identity(&t, &c.story.start().caller, ext, c.privacy);
         let host = t.address.to_string();
         let Ok(uri) = Uri::parse(&Bytes::from(format!("sip:{number}@{host}"))) else {
             tracing::info!(call = %id, %number, "not a number a trunk can dial");
@@ -158,9 +171,6 @@ impl Endpoint {
             return false;
         };
         let to = Bytes::from(format!("<sip:{number}@{host}>"));
-        if let Some(c) = self.calls.calls.get_mut(&id) {
-            c.cdr.trunk = Some(t.name.clone());
-        }
         let peer = Peer {
             transport: Transport::Udp,
             addr: t.address,
@@ -174,7 +184,12 @@ impl Endpoint {
             extra,
             credentials: t.credentials.clone(),
         };
-        self.dial_out(now, id, out, timeout)
+        let started = self.dial_out(now, id, out, timeout);
+        if started {
+            let (number, trunk) = (number.to_string(), Some(t.name.clone()));
+            self.tell(now, id, Event::Dialled { number, trunk });
+        }
+        started
     }
 
     /// Sends the B-leg INVITE and starts ringing.

@@ -1,6 +1,7 @@
 //! Ending calls: hanging up in the state the call is in, failing it with a status, and
-//! `finish`, the one place a call leaves the table (its CDR, its queue place, its devices
-//! and its media go with it).
+//! `finish`, the one place a call leaves the table (its story and CDR, its queue place,
+//! its devices and its media go with it); and `tell`, how every part of the call adds
+//! to its story on the way.
 
 use std::time::Instant;
 
@@ -8,6 +9,7 @@ use super::super::{code, Endpoint};
 use super::state::{CallId, Role, Status};
 use crate::cdr::{Disposition, HangupBy};
 use crate::sip::msg::StatusCode;
+use crate::story::Event;
 
 /// What an unanswered call's hang-up tells the caller, and how the CDR files it.
 pub(super) fn hangup_code(explicit: Option<u16>, status: Option<Status>) -> (u16, Disposition) {
@@ -28,6 +30,14 @@ pub(super) fn hangup_code(explicit: Option<u16>, status: Option<Status>) -> (u16
 }
 
 impl Endpoint {
+    /// `event` happened to call `id` now.
+    pub(in crate::endpoint) fn tell(&mut self, now: Instant, id: CallId, event: Event) {
+        let at = self.unix_ms(now);
+        if let Some(c) = self.calls.calls.get_mut(&id) {
+            c.story.tell(at, event);
+        }
+    }
+
     /// The dialplan's hang-up: BYE an answered caller, or refuse an unanswered one.
     pub(in crate::endpoint) fn hang_up(&mut self, now: Instant, id: CallId, explicit: Option<u16>) {
         let Some(c) = self.calls.calls.get(&id) else {
@@ -87,10 +97,14 @@ impl Endpoint {
             }
             _ => disp,
         };
-        c.cdr.end_ms = unix;
-        c.cdr.disposition = disp;
-        c.cdr.sip_code = sip_code;
-        c.cdr.hangup_by = by;
+        c.story.tell(
+            unix,
+            Event::Ended {
+                disposition: disp,
+                sip_code,
+                by,
+            },
+        );
         tracing::info!(
             call = %id,
             disposition = disp.as_str(),
@@ -98,7 +112,7 @@ impl Endpoint {
             by = by.as_str(),
             "call ended"
         );
-        self.calls.cdrs.push_back(c.cdr);
+        self.calls.records.push_back(c.story.record());
         if let Some(q) = c.queue.take() {
             self.queue_call_ended(now, id, q);
         }

@@ -7,6 +7,7 @@
 use super::super::Endpoint;
 use super::state::{CallId, HoldChange, LegId};
 use crate::sdp::{Direction, Sdp};
+use crate::story::{Event, Party};
 use bytes::Bytes;
 
 /// What an offer from leg `from` of a two-party call does, with `on_hold` the leg on
@@ -35,7 +36,13 @@ pub(super) fn held_answer(asked: Direction) -> Direction {
 impl Endpoint {
     /// A relayed offer from leg `from` of call `id` was accepted by the other party: the
     /// relay plays it music, or stops.
-    pub(super) fn hold_changed(&mut self, id: CallId, from: LegId, change: HoldChange) {
+    pub(super) fn hold_changed(
+        &mut self,
+        now: std::time::Instant,
+        id: CallId,
+        from: LegId,
+        change: HoldChange,
+    ) {
         let music = match change {
             HoldChange::Hold(_) => Some(self.music_on_hold(id, from)),
             _ => None,
@@ -47,6 +54,7 @@ impl Endpoint {
             return;
         };
         let caller = c.is_caller(held);
+        let who = if caller { Party::Caller } else { Party::Callee };
         let Some(leg) = self
             .calls
             .legs
@@ -64,11 +72,13 @@ impl Endpoint {
                 let party = if caller { "caller" } else { "callee" };
                 tracing::info!(call = %id, party, music = %music.display(), "on hold");
                 self.calls.suspend(id, leg, music);
+                self.tell(now, id, Event::Held { party: who });
             }
             HoldChange::Resume => {
                 c.on_hold = None;
                 tracing::info!(call = %id, "resumed");
                 self.calls.unsuspend(id, leg);
+                self.tell(now, id, Event::Resumed { party: who });
             }
         }
     }
@@ -86,7 +96,7 @@ impl Endpoint {
         let holder_ext = if !c.is_caller(holder) {
             c.b_ext.as_ref()
         } else if c.from_trunk.is_none() {
-            Some(&c.cdr.caller)
+            Some(&c.story.start().caller)
         } else {
             None
         };
@@ -94,10 +104,9 @@ impl Endpoint {
             .and_then(|e| self.users.get(e))
             .and_then(|u| u.moh.as_ref());
         let trunk = c
-            .cdr
-            .trunk
-            .as_ref()
-            .and_then(|name| self.trunks.iter().find(|t| &t.name == name))
+            .story
+            .trunk()
+            .and_then(|name| self.trunks.iter().find(|t| t.name == name))
             .and_then(|t| t.moh.as_ref());
         let class = ext.or(trunk).map_or("moh/default", String::as_str);
         self.sounds_dir.join(format!("{class}.wav"))

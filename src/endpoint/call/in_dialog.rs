@@ -346,7 +346,7 @@ impl Endpoint {
             })
             .map(|a| Bytes::from(a.to_bytes()));
         if status.is_success() && body.is_some() {
-            self.hold_changed(id, from, p.hold);
+            self.hold_changed(now, id, from, p.hold);
         }
         let to_sender = if status.is_success() && body.is_none() {
             code(488)

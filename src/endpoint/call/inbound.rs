@@ -7,12 +7,13 @@ use std::time::Instant;
 
 use super::super::{code, Endpoint};
 use super::state::{Call, Leg};
-use crate::cdr::{Cdr, Disposition, HangupBy};
+use crate::cdr::{Disposition, HangupBy};
 use crate::sdp::Sdp;
 use crate::sip::dialog::uas_dialog;
 use crate::sip::header::{self};
 use crate::sip::msg::{HeaderName, Message, StatusCode};
 use crate::sip::transaction::{Peer, TxKey};
+use crate::story::{Event, Start, Story};
 
 impl Endpoint {
     /// A new INVITE (no To tag): identify the caller (a trunk by its address, else an
@@ -98,24 +99,24 @@ impl Endpoint {
         let a = uas_dialog(&msg, &peer, local_tag);
         let trunk_call = trunk.is_some();
         let caller_ext = caller.clone();
-        let cdr = Cdr {
-            did: trunk.as_ref().map(|_| callee.clone()),
-            trunk: trunk.as_ref().map(|t| t.name.clone()),
-            ..Cdr::begun(
-                id.0,
-                String::from_utf8_lossy(&a.call_id).into_owned(),
-                caller.clone(),
-                callee.clone(),
-                self.unix_ms(now),
-            )
-        };
+        let story = Story::begin(
+            id.0,
+            Start {
+                sip_call_id: String::from_utf8_lossy(&a.call_id).into_owned(),
+                caller: caller.clone(),
+                callee: callee.clone(),
+                did: trunk.as_ref().map(|_| callee.clone()),
+                trunk: trunk.as_ref().map(|t| t.name.clone()),
+            },
+            self.unix_ms(now),
+        );
         tracing::info!(call = %id, %caller, %callee, trunk = trunk.as_ref().map(|t| t.name.as_str()), "call started");
         self.calls.by_a_invite.insert(key.clone(), id);
         let a = self.calls.add_leg(Leg {
             offer: Some(offer),
             ..Leg::new(id, a, key, msg)
         });
-        let call = Call::new(now, Some(a), (plan, cursor), mf, cdr);
+        let call = Call::new(now, Some(a), (plan, cursor), mf, story);
         self.calls.calls.insert(
             id,
             Call {
@@ -130,7 +131,8 @@ impl Endpoint {
         self.run_dialplan(now, id);
     }
 
-    /// The CDR of a call refused before it started (bad offer, no route): it still counts.
+    /// The record of a call refused before it started (bad offer, no route): it still
+    /// counts, with a story of its start and its end.
     pub(super) fn refused_cdr(
         &mut self,
         now: Instant,
@@ -142,8 +144,7 @@ impl Endpoint {
         let id = self.calls.next_id;
         self.calls.next_id += 1;
         let t = self.unix_ms(now);
-        self.calls.cdrs.push_back(Cdr {
-            call: id,
+        let start = Start {
             sip_call_id: msg
                 .call_id()
                 .map(|c| String::from_utf8_lossy(c).into_owned())
@@ -155,12 +156,16 @@ impl Endpoint {
                 .unwrap_or_default(),
             did: None,
             trunk: None,
-            start_ms: t,
-            answer_ms: None,
-            end_ms: t,
-            disposition,
-            sip_code,
-            hangup_by: HangupBy::System,
-        });
+        };
+        let mut story = Story::begin(id, start, t);
+        story.tell(
+            t,
+            Event::Ended {
+                disposition,
+                sip_code,
+                by: HangupBy::System,
+            },
+        );
+        self.calls.records.push_back(story.record());
     }
 }

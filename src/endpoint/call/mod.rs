@@ -32,7 +32,6 @@ use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
-use crate::cdr::Cdr;
 use crate::media::{MediaCommand, PortPool};
 use crate::sip::transaction::TxKey;
 
@@ -130,7 +129,8 @@ pub(super) struct Calls {
     next_media: u64,
     media_calls: HashMap<crate::media::LegKey, CallId>,
     pub(super) media_out: VecDeque<MediaCommand>,
-    pub(super) cdrs: VecDeque<Cdr>,
+    /// Finished calls' records and stories, for the store.
+    pub(super) records: VecDeque<crate::story::CallRecord>,
     pub(super) ring_timeout: Duration,
 }
 
@@ -149,7 +149,7 @@ impl Calls {
             next_media: 0,
             media_calls: HashMap::new(),
             media_out: VecDeque::new(),
-            cdrs: VecDeque::new(),
+            records: VecDeque::new(),
             ring_timeout,
         }
     }
@@ -326,8 +326,8 @@ impl Calls {
             })
             .map(|(id, c, a_media, b_media)| CallView {
                 id: id.0,
-                caller: c.cdr.caller.clone(),
-                callee: c.cdr.callee.clone(),
+                caller: c.story.start().caller.clone(),
+                callee: c.story.start().callee.clone(),
                 state: c.state.name().into(),
                 answered: c.answered,
                 ringing: c.dialing.len(),

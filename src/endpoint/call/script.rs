@@ -123,7 +123,7 @@ impl Endpoint {
                     return Flow::Wait;
                 };
                 // Only our own extensions' calls speak for an agent.
-                let agent = c.cdr.caller.clone();
+                let agent = c.story.start().caller.clone();
                 let own = c.from_trunk.is_none() && self.users.contains_key(&agent);
                 let ok = own && self.agent_op(now, &agent, op).is_ok();
                 self.set_status(id, if ok { Status::Ok } else { Status::Failed });
@@ -133,7 +133,7 @@ impl Endpoint {
                     return Flow::Wait;
                 };
                 // Only our own extensions' phones take agents.
-                let ext = c.cdr.caller.clone();
+                let ext = c.story.start().caller.clone();
                 let own = c.from_trunk.is_none() && self.users.contains_key(&ext);
                 let loopback = self.caller_on_loopback(id);
                 let status = if own {
@@ -240,7 +240,7 @@ impl Endpoint {
             .calls
             .calls
             .get(&id)
-            .map(|c| c.cdr.caller.clone())
+            .map(|c| c.story.start().caller.clone())
             .unwrap_or_default();
         // The relay appends the length and the closing brace.
         let line = format!(

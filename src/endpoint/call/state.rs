@@ -11,11 +11,11 @@ use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use crate::cdr::Cdr;
 use crate::dialplan::Cursor;
 use crate::sip::msg::{HeaderName, Message};
 use crate::sip::transaction::Peer;
 use crate::sip::uri::Uri;
+use crate::story::Story;
 
 pub(in crate::endpoint) use super::ids::{CallId, LegId};
 pub(in crate::endpoint) use super::leg::{HoldChange, Leg, MediaLeg, Reoffer};
@@ -315,7 +315,8 @@ pub(in crate::endpoint) struct Call {
     pub(in crate::endpoint) timers: TimerTable,
     /// The leg on hold (hearing music), put there by the other.
     pub(in crate::endpoint) on_hold: Option<LegId>,
-    pub(in crate::endpoint) cdr: Cdr,
+    /// What happened to it so far; its CDR is the story's projection.
+    pub(in crate::endpoint) story: Story,
 }
 
 impl Dialing {
@@ -386,7 +387,7 @@ impl Call {
         caller: Option<LegId>,
         (plan, cursor): (std::sync::Arc<crate::dialplan::Dialplan>, Cursor),
         mf: u8,
-        cdr: Cdr,
+        story: Story,
     ) -> Self {
         Self {
             started: now,
@@ -411,7 +412,7 @@ impl Call {
             devices: Vec::new(),
             timers: TimerTable::default(),
             on_hold: None,
-            cdr,
+            story,
         }
     }
 }

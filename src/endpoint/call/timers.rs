@@ -74,7 +74,7 @@ impl Endpoint {
                         tracing::info!(call = %id, "no answer");
                         self.detach_b(now, id);
                         self.unbridge(id);
-                        self.set_status(id, Status::NoAnswer);
+                        self.dial_failed(now, id, Status::NoAnswer);
                         self.run_dialplan(now, id);
                     }
                 }

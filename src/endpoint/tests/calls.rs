@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use super::harness::{cdr_line, summary, CallRef, Pbx, Phone};
+use super::harness::{cdr_line, story_lines, summary, CallRef, Pbx, Phone};
 use super::media_model::Hears;
 use crate::cdr::{Disposition, HangupBy};
 use crate::media::{Keys, LegKey, MediaCommand, MediaEvent};
@@ -100,6 +100,17 @@ fn an_answered_call_is_relayed_and_either_side_may_hang_up() {
         assert_eq!(
             cdr_line(&pbx.cdrs[0]),
             format!("1001 -> 1002 did=- trunk=- start=0 answer=500 end=3500 answered 200 by {by}")
+        );
+        assert_eq!(
+            story_lines(&pbx, 0),
+            [
+                "0 started 1001 -> 1002".to_string(),
+                "0 dialled 1002".into(),
+                // The callee's answer comes first; the caller's is relayed from it.
+                "500 bridged 1002".into(),
+                "500 answered".into(),
+                format!("3500 ended answered 200 by {by}"),
+            ]
         );
     }
 }
@@ -211,6 +222,30 @@ fn busy_and_unknown_callees_end_the_call_with_their_status() {
             "1001 -> 1999 did=- trunk=- start=0 answer=- end=0 unavailable 404 by system",
         ]
     );
+    assert_eq!(
+        [
+            story_lines(&pbx, 0),
+            story_lines(&pbx, 1),
+            story_lines(&pbx, 2)
+        ],
+        [
+            vec![
+                "0 started 1001 -> 1002",
+                "0 dialled 1002",
+                "0 dial_failed busy",
+                "0 ended busy 486 by system"
+            ],
+            // An extension with no phone registered is never rung.
+            vec![
+                "0 started 1001 -> 1003",
+                "0 ended unavailable 480 by system"
+            ],
+            vec![
+                "0 started 1001 -> 1999",
+                "0 ended unavailable 404 by system"
+            ],
+        ]
+    );
 }
 
 #[test]
@@ -266,6 +301,18 @@ fn hold_and_resume_play_music_to_the_held_party_and_answer_the_holder() {
     assert_eq!(
         cdr_line(&pbx.cdrs[0]),
         "1001 -> 1002 did=- trunk=- start=0 answer=0 end=0 answered 200 by caller"
+    );
+    assert_eq!(
+        story_lines(&pbx, 0),
+        [
+            "0 started 1001 -> 1002",
+            "0 dialled 1002",
+            "0 bridged 1002",
+            "0 answered",
+            "0 held caller",
+            "0 resumed caller",
+            "0 ended answered 200 by caller"
+        ]
     );
 }
 
@@ -811,6 +858,18 @@ fn a_queued_caller_is_offered_to_an_agent_and_bridged_when_it_answers() {
         cdr_line(&pbx.cdrs[0]),
         "1001 -> 700 did=- trunk=- start=0 answer=0 end=15000 answered 200 by callee"
     );
+    assert_eq!(
+        story_lines(&pbx, 0),
+        [
+            "0 started 1001 -> 700",
+            "0 answered",
+            "0 queued support",
+            "0 offered 1002",
+            "0 dialled 1002",
+            "5000 bridged 1002",
+            "15000 ended answered 200 by callee"
+        ]
+    );
     // The queue log tells the same story, to the millisecond.
     let events: Vec<String> = pbx
         .queue_log
@@ -895,6 +954,17 @@ fn a_caller_who_asks_for_a_callback_is_called_back_once_an_agent_answers() {
     assert_eq!(
         cdr_line(&pbx.cdrs[1]),
         "1001 -> callback did=- trunk=- start=60000 answer=63000 end=83000 answered 200 by caller"
+    );
+    assert_eq!(
+        story_lines(&pbx, 1),
+        [
+            "60000 started 1001 -> callback",
+            "60000 offered 1002",
+            "60000 dialled 1002",
+            "63000 answered",
+            "63000 bridged 1002",
+            "83000 ended answered 200 by caller"
+        ]
     );
     assert_eq!((pbx.cdrs[0].call, pbx.cdrs[1].call), (1, 1));
     let events: Vec<&str> = pbx
@@ -1157,6 +1227,11 @@ fn a_call_refused_before_it_starts_still_leaves_its_own_cdr() {
     );
     let numbers: Vec<u64> = pbx.cdrs.iter().map(|c| c.call).collect();
     assert_eq!(numbers, [1, 2, 3]);
+    assert_eq!(
+        story_lines(&pbx, 0),
+        ["0 started 1001 -> 600", "0 ended failed 488 by system"]
+    );
+    assert!(pbx.stories.iter().zip(1..).all(|(s, n)| s[0].call == n));
 }
 
 #[test]
@@ -1465,6 +1540,8 @@ fn a_call_out_through_the_trunk_is_rewritten_and_presented_as_the_trunk_says() {
         cdr_line(&pbx.cdrs[0]),
         "1001 -> 95557654321 did=- trunk=demo start=0 answer=0 end=2000 answered 200 by caller"
     );
+    // The trunk comes from the dial, which the story names.
+    assert_eq!(story_lines(&pbx, 0)[1], "0 dialled +15557654321 via demo");
 }
 
 #[test]

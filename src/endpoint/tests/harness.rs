@@ -61,6 +61,8 @@ pub(crate) struct Pbx {
     pub(crate) model: MediaModel,
     /// CDRs in the order the calls ended.
     pub(crate) cdrs: Vec<Cdr>,
+    /// Each finished call's story, beside its record in `cdrs`.
+    pub(crate) stories: Vec<Vec<crate::story::CallEvent>>,
     /// Queue-log lines.
     pub(crate) queue_log: Vec<String>,
     /// Changes to voicemail boxes.
@@ -88,6 +90,7 @@ impl Pbx {
             media: Vec::new(),
             model: MediaModel::default(),
             cdrs: Vec::new(),
+            stories: Vec::new(),
             queue_log: Vec::new(),
             mailbox: Vec::new(),
         };
@@ -109,7 +112,12 @@ impl Pbx {
                     self.model.apply(&m);
                     self.media.push(m);
                 }
-                Output::Cdr(c) => self.cdrs.push(c),
+                Output::Record(r) => {
+                    // The row is the story's projection, whichever way it is read.
+                    assert_eq!(r.events.first().map(|e| e.seq), Some(0), "{r:?}");
+                    self.cdrs.push(r.cdr);
+                    self.stories.push(r.events);
+                }
                 Output::QueueLog(l) => self.queue_log.push(l),
                 Output::Mailbox(w) => self.mailbox.push(w),
                 Output::CallbacksSaved(_) | Output::AgentsSaved(_) => {}
@@ -748,4 +756,43 @@ pub(crate) fn cdr_line(c: &Cdr) -> String {
         c.sip_code,
         c.hangup_by.as_str(),
     )
+}
+
+/// Finished call `i`'s story, one line per event: the time from the harness's start in
+/// ms, the event and what it names.
+pub(crate) fn story_lines(pbx: &Pbx, i: usize) -> Vec<String> {
+    use crate::story::{Event, Party};
+    let party = |p: &Party| match p {
+        Party::Caller => "caller",
+        Party::Callee => "callee",
+    };
+    pbx.stories[i]
+        .iter()
+        .map(|e| {
+            let what = match &e.event {
+                Event::Started(s) => format!("started {} -> {}", s.caller, s.callee),
+                Event::Dialled { number, trunk } => match trunk {
+                    Some(t) => format!("dialled {number} via {t}"),
+                    None => format!("dialled {number}"),
+                },
+                Event::DialFailed { status } => format!("dial_failed {status}"),
+                Event::Queued { queue } => format!("queued {queue}"),
+                Event::Offered { agent } => format!("offered {agent}"),
+                Event::Answered => "answered".into(),
+                Event::Bridged { party } => format!("bridged {party}"),
+                Event::Held { party: p } => format!("held {}", party(p)),
+                Event::Resumed { party: p } => format!("resumed {}", party(p)),
+                Event::Ended {
+                    disposition,
+                    sip_code,
+                    by,
+                } => format!(
+                    "ended {} {sip_code} by {}",
+                    disposition.as_str(),
+                    by.as_str()
+                ),
+            };
+            format!("{} {what}", e.at_ms.saturating_sub(WALL0))
+        })
+        .collect()
 }
