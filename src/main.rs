@@ -289,8 +289,8 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
                             let port = l.rtp_port.map_or("-".to_string(), |p| p.to_string());
                             let bridge = l.bridge.map_or("-".to_string(), |b| b.to_string());
                             println!(
-                                "{:>6} {:<8} rtp {:<6} bridge {:<6} {}",
-                                "", l.role, port, bridge, l.party
+                                "{:>6} {:<8} rtp {:<6} bridge {:<6} by {:<9} {}",
+                                "", l.role, port, bridge, l.controller, l.party
                             );
                         }
                     }

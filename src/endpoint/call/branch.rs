@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use super::super::owner::{CallTx, TxOwner};
 use super::super::{code, Endpoint};
-use super::state::{CallId, CallTimer, Detached, Dialing, Role, State, Status};
+use super::state::{CallId, CallTimer, Detached, LegId, Role, State, Status};
 use crate::cdr::{Disposition, HangupBy};
 use crate::sdp::Sdp;
 use crate::sip::dialog::{contact_uri, route_set, Dialog};
@@ -29,10 +29,11 @@ impl Endpoint {
 
     /// Gives up on one ringing B leg: CANCEL it (now, or at its first provisional) and keep
     /// watching its INVITE so a late answer is ACKed and hung up.
-    pub(super) fn detach_branch(&mut self, now: Instant, d: Dialing) {
-        let Some(leg) = self.calls.remove_leg(d.leg) else {
+    pub(super) fn detach_branch(&mut self, now: Instant, leg: LegId) {
+        let Some(mut leg) = self.calls.remove_leg(leg) else {
             return;
         };
+        let provisional = leg.ringing().is_some_and(|r| r.provisional);
         self.owners.forget_call_tx(&leg.invite_key);
         if self.tx.request_of(&leg.invite_key).is_none() {
             return;
@@ -42,7 +43,7 @@ impl Endpoint {
             peer: leg.dialog.peer,
             cancel_sent: false,
         };
-        if d.provisional {
+        if provisional {
             self.send_cancel(now, &mut det);
         }
         self.owners
@@ -134,7 +135,7 @@ impl Endpoint {
         self.owners.forget_call_tx(key);
         if let Some(i) = self.calls.branch_index(id, key) {
             if let Some(d) = self.calls.calls.get_mut(&id).map(|c| c.dialing.remove(i)) {
-                self.calls.remove_leg(d.leg);
+                self.calls.remove_leg(d);
             }
         }
         let Some(c) = self.calls.calls.get_mut(&id) else {
@@ -164,10 +165,12 @@ impl Endpoint {
 
     pub(super) fn b_provisional(&mut self, now: Instant, id: CallId, key: &TxKey, msg: &Message) {
         let tag = msg.to_hdr().ok().and_then(|t| t.tag().cloned());
-        let Some((d, leg)) = self.calls.branch(id, key) else {
+        let Some(leg) = self.calls.branch(id, key) else {
             return;
         };
-        d.provisional = true;
+        if let Some(r) = leg.ringing() {
+            r.provisional = true;
+        }
         leg.early(tag);
         let Some(c) = self.calls.calls.get(&id) else {
             return;
@@ -212,21 +215,24 @@ impl Endpoint {
         // This device won: the others stop ringing, and its leg is the callee's.
         let d = c.dialing.remove(i);
         let others = std::mem::take(&mut c.dialing);
-        c.legs.push((d.leg, Role::Callee));
+        c.legs.push((d, Role::Callee));
         let mb = c.dial_media.take();
-        if let Some(l) = self.calls.legs.get_mut(d.leg) {
+        if let Some(l) = self.calls.legs.get_mut(d) {
             l.media = mb;
+            if let Some(r) = l.controller.ring() {
+                r.answered = true;
+            }
         }
         for other in others {
             self.detach_branch(now, other);
         }
-        self.confirm_leg(d.leg, msg);
+        self.confirm_leg(d, msg);
         // Whom the answer is relayed to: the caller; a callback's agent's answer goes
         // on to the customer, rewritten again for its network when it is called.
         let a_peer = self
             .calls
             .caller(id)
-            .or_else(|| self.calls.legs.get(d.leg))
+            .or_else(|| self.calls.legs.get(d))
             .map(|a| a.dialog.peer.clone());
         let (Some(a_peer), Some(c)) = (a_peer, self.calls.calls.get_mut(&id)) else {
             return;
@@ -399,8 +405,8 @@ impl Endpoint {
                     .calls
                     .get(&id)
                     .and_then(|c| c.callback.as_ref())
-                    .and_then(|cb| cb.ringing.as_ref())
-                    .and_then(|d| self.calls.legs.get(d.leg))
+                    .and_then(|cb| cb.ringing)
+                    .and_then(|d| self.calls.legs.get(d))
                     .is_some_and(|l| &l.invite_key == key);
                 if ringing {
                     self.customer_failed(now, id, 408);

@@ -9,7 +9,7 @@ use super::super::owner::{CallTx, TxOwner};
 use super::super::Endpoint;
 use super::dial::trunk_identity;
 use super::state::{
-    Call, CallId, CallTimer, Callback, Dialing, Leg, Outgoing, Role, State, CUSTOMER_RING,
+    Call, CallId, CallTimer, Callback, Controller, Leg, Outgoing, Ring, Role, State, CUSTOMER_RING,
 };
 use crate::cdr::{Disposition, HangupBy};
 use crate::sdp::Sdp;
@@ -131,14 +131,17 @@ impl Endpoint {
         tracing::info!(call = %id, "callback: calling the customer");
         self.owners
             .insert(key.clone(), TxOwner::Call(id, CallTx::Customer));
-        let leg = self.calls.add_leg(Leg::new(id, leg, key, inv));
+        let controller = Controller::Originate(Ring::new(credentials));
+        let leg = self
+            .calls
+            .add_leg(Leg::new(id, leg, (key, inv), controller));
         match self
             .calls
             .calls
             .get_mut(&id)
             .and_then(|c| c.callback.as_mut())
         {
-            Some(cb) => cb.ringing = Some(Dialing::new(leg, credentials)),
+            Some(cb) => cb.ringing = Some(leg),
             None => {
                 self.calls.remove_leg(leg);
             }
@@ -224,8 +227,10 @@ impl Endpoint {
         if status.is_provisional() {
             // Ringing: a CANCEL may now end it (RFC 3261 §9.1).
             let tag = msg.to_hdr().ok().and_then(|t| t.tag().cloned());
-            if let Some((d, leg)) = self.calls.branch(id, key) {
-                d.provisional = true;
+            if let Some(leg) = self.calls.branch(id, key) {
+                if let Some(r) = leg.ringing() {
+                    r.provisional = true;
+                }
                 leg.early(tag);
             }
             return;
@@ -255,14 +260,14 @@ impl Endpoint {
             self.customer_failed(now, id, status.as_u16());
             return;
         }
-        self.confirm_leg(d.leg, msg);
+        self.confirm_leg(d, msg);
         let unix = self.unix_ms(now);
         let Some(c) = self.calls.calls.get_mut(&id) else {
-            self.calls.remove_leg(d.leg);
+            self.calls.remove_leg(d);
             return;
         };
         // The customer's leg is the caller's now, with the media leg kept for it.
-        c.legs.push((d.leg, Role::Caller));
+        c.legs.push((d, Role::Caller));
         c.story.tell(unix, Event::Answered);
         // Its agent answered first, and is bridged with the customer now.
         if let Some(agent) = c.story.last_dialled().map(str::to_string) {
@@ -271,8 +276,11 @@ impl Endpoint {
         let media = c.callback.as_mut().and_then(|cb| cb.media.take());
         // The agent's ringback stops (its end report is not awaited).
         c.play_seq += 1;
-        if let Some(l) = self.calls.legs.get_mut(d.leg) {
+        if let Some(l) = self.calls.legs.get_mut(d) {
             l.media = media;
+            if let Some(r) = l.controller.ring() {
+                r.answered = true;
+            }
         }
         let target = Sdp::parse(&msg.body).ok().and_then(|s| s.audio_target());
         let agent = self.calls.callee(id).and_then(|l| l.media).map(|m| m.key);

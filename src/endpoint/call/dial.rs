@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use super::super::owner::{CallTx, TxOwner};
 use super::super::Endpoint;
-use super::state::{CallId, CallTimer, Dialing, Leg, Outgoing, Status};
+use super::state::{CallId, CallTimer, Controller, Leg, Outgoing, Ring, Status};
 use crate::sip::dialog::{with_tag, Dialog};
 use crate::sip::header::Transport;
 use crate::sip::msg::{HeaderName, Message, Method, StatusCode};
@@ -281,10 +281,25 @@ impl Endpoint {
         tracing::info!(call = %id, %target, "ringing");
         self.owners
             .insert(key.clone(), TxOwner::Call(id, CallTx::Branch));
-        let leg = self.calls.add_leg(Leg::new(id, leg, key, inv));
+        // An agent's phone rung for a queue's offer is the queue's; any other, the dial's.
+        let offer = self
+            .calls
+            .calls
+            .get(&id)
+            .and_then(|c| c.queue.as_ref())
+            .is_some_and(|q| q.offering.is_some());
+        let ring = Ring::new(credentials);
+        let controller = if offer {
+            Controller::Queue(ring)
+        } else {
+            Controller::Dial(ring)
+        };
+        let leg = self
+            .calls
+            .add_leg(Leg::new(id, leg, (key, inv), controller));
         let ring = timeout.unwrap_or(self.calls.ring_timeout);
         match self.calls.calls.get_mut(&id) {
-            Some(c) => c.dialing.push(Dialing::new(leg, credentials)),
+            Some(c) => c.dialing.push(leg),
             None => {
                 self.calls.remove_leg(leg);
             }
@@ -345,10 +360,12 @@ impl Endpoint {
         key: &TxKey,
         resp: &Message,
     ) -> bool {
-        let Some((d, leg)) = self.calls.branch(id, key) else {
+        let Some(leg) = self.calls.branch(id, key) else {
             return false;
         };
-        let (Some((user, password)), false) = (d.credentials.clone(), d.auth_tried) else {
+        let Some((Some((user, password)), false)) =
+            leg.ringing().map(|r| (r.credentials.clone(), r.auth_tried))
+        else {
             return false;
         };
         let uri = leg
@@ -374,10 +391,12 @@ impl Endpoint {
         ) else {
             return false;
         };
-        let Some((d, leg)) = self.calls.branch(id, key) else {
+        let Some(leg) = self.calls.branch(id, key) else {
             return false;
         };
-        d.auth_tried = true;
+        if let Some(r) = leg.ringing() {
+            r.auth_tried = true;
+        }
         leg.dialog.cseq += 1;
         let mut inv = leg.invite.clone();
         inv.set_header(
@@ -394,7 +413,7 @@ impl Endpoint {
                 let role = self.owners.call(key).map_or(CallTx::Branch, |(_, r)| r);
                 self.owners.remove(key);
                 self.owners.insert(k.clone(), TxOwner::Call(id, role));
-                if let Some((_, leg)) = self.calls.branch(id, key) {
+                if let Some(leg) = self.calls.branch(id, key) {
                     leg.invite_key = k;
                     leg.invite = inv;
                 }

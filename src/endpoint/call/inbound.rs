@@ -6,7 +6,7 @@ use bytes::Bytes;
 use std::time::Instant;
 
 use super::super::{code, Endpoint};
-use super::state::{Call, Leg};
+use super::state::{Call, Controller, Leg};
 use crate::cdr::{Disposition, HangupBy};
 use crate::sdp::Sdp;
 use crate::sip::dialog::uas_dialog;
@@ -114,7 +114,7 @@ impl Endpoint {
         self.calls.by_a_invite.insert(key.clone(), id);
         let a = self.calls.add_leg(Leg {
             offer: Some(offer),
-            ..Leg::new(id, a, key, msg)
+            ..Leg::new(id, a, (key, msg), Controller::Script)
         });
         let call = Call::new(now, Some(a), (plan, cursor), mf, story);
         self.calls.calls.insert(

@@ -143,6 +143,63 @@ pub(in crate::endpoint) struct Reoffer {
     pub(in crate::endpoint) forwarded: TxKey,
 }
 
+/// How a device is being rung: what the ring has heard, and how to answer a trunk's
+/// challenge.
+#[derive(Debug, Default)]
+pub(in crate::endpoint) struct Ring {
+    /// A provisional answer came: a CANCEL may now end the ring (RFC 3261 §9.1).
+    pub(in crate::endpoint) provisional: bool,
+    /// Credentials for a trunk's 401/407, and whether they were used already.
+    pub(in crate::endpoint) credentials: Option<(String, String)>,
+    pub(in crate::endpoint) auth_tried: bool,
+    /// The party answered: the ring is over and the leg is one of the call's parties.
+    pub(in crate::endpoint) answered: bool,
+}
+
+impl Ring {
+    /// A ring with nothing heard yet, answering a challenge with `credentials`.
+    pub(in crate::endpoint) fn new(credentials: Option<(String, String)>) -> Self {
+        Self {
+            credentials,
+            ..Self::default()
+        }
+    }
+}
+
+/// What drives a leg: the one thing that decides what happens to it next. Exactly one
+/// per leg, set when the leg is made.
+#[derive(Debug)]
+pub(in crate::endpoint) enum Controller {
+    /// The call's dialplan: the caller's leg.
+    Script,
+    /// A dial of the dialplan rang this device (an extension's phone, a trunk).
+    Dial(Ring),
+    /// A queue offered the call to the agent on this phone.
+    Queue(Ring),
+    /// switchboard called this party itself (a callback's customer).
+    Originate(Ring),
+}
+
+impl Controller {
+    /// Its name, as `ctl calls` shows it.
+    pub(in crate::endpoint) fn name(&self) -> &'static str {
+        match self {
+            Self::Script => "script",
+            Self::Dial(_) => "dial",
+            Self::Queue(_) => "queue",
+            Self::Originate(_) => "originate",
+        }
+    }
+
+    /// The ring, for a leg we called.
+    pub(in crate::endpoint) fn ring(&mut self) -> Option<&mut Ring> {
+        match self {
+            Self::Script => None,
+            Self::Dial(r) | Self::Queue(r) | Self::Originate(r) => Some(r),
+        }
+    }
+}
+
 /// One party's leg of a call.
 pub(in crate::endpoint) struct Leg {
     /// The call it is part of.
@@ -169,6 +226,8 @@ pub(in crate::endpoint) struct Leg {
     pub(in crate::endpoint) te_pt: Option<u8>,
     /// Our media leg facing the party, once it has one.
     pub(in crate::endpoint) media: Option<MediaLeg>,
+    /// What drives it.
+    pub(in crate::endpoint) controller: Controller,
 }
 
 /// Our RTP port pair facing one party, and the media engine's key for it. A SIP leg
@@ -191,13 +250,13 @@ impl Leg {
         }
     }
 
-    /// A leg of `call` made by `invite` (transaction `invite_key`) in `dialog`; nothing
-    /// sent on it yet.
+    /// A leg of `call` made by `invite` (transaction `invite_key`) in `dialog`, driven
+    /// by `controller`; nothing sent on it yet.
     pub(in crate::endpoint) fn new(
         call: CallId,
         dialog: Dialog,
-        invite_key: TxKey,
-        invite: Message,
+        (invite_key, invite): (TxKey, Message),
+        controller: Controller,
     ) -> Self {
         Self {
             call,
@@ -211,7 +270,13 @@ impl Leg {
             pt: 0,
             te_pt: None,
             media: None,
+            controller,
         }
+    }
+
+    /// The ring, while the party is being rung and has not answered.
+    pub(in crate::endpoint) fn ringing(&mut self) -> Option<&mut Ring> {
+        self.controller.ring().filter(|r| !r.answered)
     }
 }
 
@@ -235,7 +300,7 @@ mod tests {
             sent_by: 0,
             method: crate::sip::msg::Method::Invite,
         };
-        Leg::new(CallId(n), dialog, key, invite)
+        Leg::new(CallId(n), dialog, (key, invite), Controller::Script)
     }
 
     #[test]

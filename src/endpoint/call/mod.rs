@@ -1,18 +1,21 @@
 //! The B2BUA: calls between two independent SIP legs, with switchboard in the media path,
 //! driven by the dialplan.
 //!
-//! A call has the caller's leg (we are its UAS) and, once a `dial` is answered, the
-//! callee's (we are its UAC): each a [`leg::Leg`] in the leg table ([`leg::Legs`], ids in
-//! [`ids`]) with its own dialog, Call-ID, tags and CSeq space, so neither party sees the
-//! other's dialog, and everything a request on a leg needs is found on that leg. A device
-//! being rung (a dial's branch, a callback's customer) is a leg too, held by a `Dialing`
-//! until it answers and becomes the callee's (or is given up and leaves the table). The dialplan cursor decides what the
-//! call does ([`crate::dialplan::Action`]); this module carries it out: answering locally
+//! A call has its parties' legs, each with a role: the caller's (we are its UAS; a
+//! callback has none until its customer answers) and, once a `dial` or a queue's offer is
+//! answered, the callee's (we are its UAC). Each is a [`leg::Leg`] in the leg table
+//! ([`leg::Legs`], ids in [`ids`]) with its own dialog, Call-ID, tags and CSeq space, so
+//! neither party sees the other's dialog, and everything a request on a leg needs is found
+//! on that leg, including what drives it ([`leg::Controller`]: the call's script, a dial,
+//! a queue's offer, or switchboard calling the party itself). A device being rung is a leg
+//! too, its ring state in its controller, until it answers and takes its role (or is given
+//! up and leaves the table). The dialplan cursor decides what the call does
+//! ([`crate::dialplan::Action`]); this module carries it out: answering locally
 //! (echo, prompts), ringing a number, relaying B's responses to A, BYE on either side
 //! ending the other, CANCEL from A cancelling B. SDP is rewritten so RTP flows through the
 //! ports allocated here. A B leg given up on (caller hung up, ring timeout) is
-//! *detached*: cancelled, and hung up should it answer anyway. Every call ends with exactly
-//! one CDR.
+//! *detached*: cancelled, and hung up should it answer anyway. Every call tells its story
+//! as it goes ([`crate::story`]) and ends with exactly one record, the story and its CDR.
 //!
 //! Part of the endpoint (it shares its transaction table and owner task): it holds call
 //! state only and reaches the relay and the store through emitted commands.
@@ -56,7 +59,7 @@ mod timers;
 
 use ids::LegId;
 use leg::Legs;
-use state::{Call, CallId, CallTimer, Dialing, Leg, MediaLeg};
+use state::{Call, CallId, CallTimer, Leg, MediaLeg};
 
 /// Live call, for `ctl calls`.
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
@@ -106,6 +109,10 @@ pub struct LegView {
     /// with switchboard (a menu, a queue, on hold) is in none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bridge: Option<u64>,
+    /// What drives it: `script` (the call's dialplan), `dial`, `queue` (an agent's phone
+    /// offered the call) or `originate` (switchboard called the party itself).
+    #[serde(default)]
+    pub controller: String,
 }
 
 /// All calls, and what they emit.
@@ -194,17 +201,16 @@ impl Calls {
 
     /// The device being rung for call `id` whose INVITE transaction is `key` (a dial's
     /// branch or a callback's customer), and its leg.
-    pub(super) fn branch(&mut self, id: CallId, key: &TxKey) -> Option<(&mut Dialing, &mut Leg)> {
-        let Self { calls, legs, .. } = self;
-        let c = calls.get_mut(&id)?;
-        let customer = c.callback.as_mut().and_then(|cb| cb.ringing.as_mut());
+    pub(super) fn branch(&mut self, id: CallId, key: &TxKey) -> Option<&mut Leg> {
+        let c = self.calls.get(&id)?;
+        let customer = c.callback.as_ref().and_then(|cb| cb.ringing);
         let d = c
             .dialing
-            .iter_mut()
+            .iter()
+            .copied()
             .chain(customer)
-            .find(|d| legs.get(d.leg).is_some_and(|l| &l.invite_key == key))?;
-        let l = legs.get_mut(d.leg)?;
-        Some((d, l))
+            .find(|&d| self.legs.get(d).is_some_and(|l| &l.invite_key == key))?;
+        self.legs.get_mut(d)
     }
 
     /// Where in call `id`'s dial the device whose INVITE transaction is `key` stands.
@@ -213,7 +219,7 @@ impl Calls {
             .get(&id)?
             .dialing
             .iter()
-            .position(|d| self.legs.get(d.leg).is_some_and(|l| &l.invite_key == key))
+            .position(|&d| self.legs.get(d).is_some_and(|l| &l.invite_key == key))
     }
 
     /// Adds `leg` to the table, its dialog found by [`Self::dialog_of`] from now on.
@@ -281,7 +287,16 @@ impl Calls {
     }
 
     fn leg_views(&self, c: &Call) -> Vec<LegView> {
-        let ringing = c.dialing.iter().map(|d| (d.leg, "ringing", c.dial_media));
+        // A callback's customer ringing, with the media leg kept for it.
+        let customer = c
+            .callback
+            .as_ref()
+            .and_then(|cb| Some((cb.ringing?, "ringing", cb.media)));
+        let ringing = c
+            .dialing
+            .iter()
+            .map(|&d| (d, "ringing", c.dial_media))
+            .chain(customer);
         c.legs
             .iter()
             .map(|&(l, role)| {
@@ -303,6 +318,7 @@ impl Calls {
                     party: String::from_utf8_lossy(leg.dialog.target.as_bytes()).into_owned(),
                     rtp_port: media.map(|m| m.port),
                     bridge: bridge.map(|b| b.key.0),
+                    controller: leg.controller.name().into(),
                 })
             })
             .collect()

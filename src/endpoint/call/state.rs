@@ -18,7 +18,7 @@ use crate::sip::uri::Uri;
 use crate::story::Story;
 
 pub(in crate::endpoint) use super::ids::{CallId, LegId};
-pub(in crate::endpoint) use super::leg::{HoldChange, Leg, MediaLeg, Reoffer};
+pub(in crate::endpoint) use super::leg::{Controller, HoldChange, Leg, MediaLeg, Reoffer, Ring};
 
 /// What `$status` says after a step that can fail (dial, queue, record, collect, agent
 /// codes). The dialplan reads it as text ([`Status::as_str`]), so the names are part of the
@@ -241,8 +241,8 @@ pub(in crate::endpoint) struct Callback {
     /// Our media leg to face the customer, open (parked) from the start: the customer's
     /// leg takes it when it answers.
     pub(in crate::endpoint) media: Option<MediaLeg>,
-    /// The customer's INVITE while it rings.
-    pub(super) ringing: Option<Dialing>,
+    /// The customer's leg while it rings.
+    pub(super) ringing: Option<LegId>,
     /// The customer's phone was rung and refused or did not answer (an attempt spent).
     pub(in crate::endpoint) missed: bool,
 }
@@ -250,17 +250,6 @@ pub(in crate::endpoint) struct Callback {
 /// How long the customer's phone rings on a callback: under the INVITE transaction's
 /// 32 s (Timer B), so that a CANCEL ends the ring rather than the transaction dying.
 pub(super) const CUSTOMER_RING: Duration = Duration::from_secs(30);
-
-/// A device being rung (a dial's branch, or a callback's customer): its leg, which has
-/// no answer yet, and how the ring goes.
-pub(in crate::endpoint) struct Dialing {
-    pub(super) leg: LegId,
-    /// A provisional answer came: a CANCEL may now end the ring (RFC 3261 §9.1).
-    pub(super) provisional: bool,
-    /// Credentials for a trunk's 401/407, and whether they were used already.
-    pub(super) credentials: Option<(String, String)>,
-    pub(super) auth_tried: bool,
-}
 
 /// What a party's leg is to its call.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -285,7 +274,7 @@ pub(in crate::endpoint) struct Call {
     /// The caller asked to hide its identity (Privacy: id, RFC 3323).
     pub(super) privacy: bool,
     /// The callee's devices being rung (every registered contact, in parallel).
-    pub(in crate::endpoint) dialing: Vec<Dialing>,
+    pub(in crate::endpoint) dialing: Vec<LegId>,
     /// Final failures of branches rung so far, for the status when all have failed.
     pub(super) failures: Vec<u16>,
     /// The dialplan in force when the call started, and where the call is in it.
@@ -317,18 +306,6 @@ pub(in crate::endpoint) struct Call {
     pub(in crate::endpoint) on_hold: Option<LegId>,
     /// What happened to it so far; its CDR is the story's projection.
     pub(in crate::endpoint) story: Story,
-}
-
-impl Dialing {
-    /// A device being rung on `leg`, nothing heard yet.
-    pub(super) fn new(leg: LegId, credentials: Option<(String, String)>) -> Self {
-        Self {
-            leg,
-            provisional: false,
-            credentials,
-            auth_tried: false,
-        }
-    }
 }
 
 impl Call {

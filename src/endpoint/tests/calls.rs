@@ -577,6 +577,8 @@ fn ctl_calls_lists_each_leg_with_its_port_and_its_bridge() {
         party: party.into(),
         rtp_port: Some(rtp_port),
         bridge,
+        // The caller's leg is its dialplan's; a device rung by `dial` is the dial's.
+        controller: if role == "caller" { "script" } else { "dial" }.into(),
     };
     let (mut pbx, mut alice, mut bob) = two_phones();
     let a = alice.call(&mut pbx, "1002");
@@ -927,6 +929,20 @@ fn a_caller_who_asks_for_a_callback_is_called_back_once_an_agent_answers() {
     // ... and hears ringback from the PBX while Alice is called back.
     let c = alice.incoming(&mut pbx);
     let to_bob = our_port(&bob, &g);
+    // No party of the call is made up: the agent's leg, which a queue's offer rang, and
+    // the customer's, which switchboard rings itself.
+    let legs: Vec<(String, String, Option<u64>)> = pbx.calls()[0]
+        .legs
+        .iter()
+        .map(|l| (l.role.clone(), l.controller.clone(), l.bridge))
+        .collect();
+    assert_eq!(
+        legs,
+        [
+            ("callee".into(), "queue".into(), None),
+            ("ringing".into(), "originate".into(), None)
+        ]
+    );
     let agent = pbx.model.on_port(to_bob).unwrap();
     assert!(
         matches!(&agent.hears, Hears::Music(p) if p.ends_with("ringback.wav")),
