@@ -25,6 +25,10 @@ pub struct Start {
     pub did: Option<String>,
     /// The trunk it came in on (a callback's: the one its customer is called through).
     pub trunk: Option<String>,
+    /// For a callback: the SIP Call-ID of the call that asked for it (its `cdr` row has
+    /// it as `sip_call_id`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub callback_of: Option<String>,
 }
 
 /// A party of a call, as events name it.
@@ -261,6 +265,7 @@ mod tests {
             callee: "1002".into(),
             did: None,
             trunk: trunk.map(str::to_string),
+            callback_of: None,
         }
     }
 

@@ -220,6 +220,7 @@ mod tests {
             callee: "1002".into(),
             did: None,
             trunk: None,
+            callback_of: None,
         };
         let mut s = Story::begin(call, start, 1_000);
         let number = "1002".to_string();

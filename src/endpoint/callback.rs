@@ -42,15 +42,22 @@ pub(super) struct Request {
     /// Calls to the customer so far that it did not answer.
     #[serde(default)]
     attempts: u32,
+    /// The SIP Call-ID of the call that asked for it, which each callback's story links
+    /// to (unique across restarts, where call numbers are not).
+    #[serde(default)]
+    asked_by: Option<String>,
 }
 
-/// The callbacks waiting for their turn, by the ACD caller id (the first call's id, which
-/// the callback call takes over).
+/// The callbacks waiting for their turn, by the id the ACD knows the request by (the id
+/// of the call that asked, or a fresh one when it is queued again). A callback's own call
+/// has a number of its own.
 #[derive(Debug)]
 pub(super) struct Callbacks {
     waiting: std::collections::HashMap<CallId, Request>,
-    /// Taken by an agent, the customer not reached yet (by callback call id).
+    /// Taken by an agent, the customer not reached yet (by request id).
     calling: std::collections::HashMap<CallId, Request>,
+    /// The call placed for each request being offered or called back, by request id.
+    placed: std::collections::HashMap<CallId, CallId>,
     /// The customer did not answer: queued again at that time.
     retry: Vec<(Instant, Request)>,
     plan: Arc<crate::dialplan::Dialplan>,
@@ -63,6 +70,7 @@ impl Default for Callbacks {
         Self {
             waiting: Default::default(),
             calling: Default::default(),
+            placed: Default::default(),
             retry: Vec::new(),
             changed: false,
             plan: Arc::new(
@@ -83,8 +91,7 @@ impl Endpoint {
     /// A key from a caller waiting in a queue: its queue's callback key takes a callback
     /// request (true); any other key is not for the queue (false).
     pub(super) fn queue_key(&mut self, now: Instant, id: CallId, digit: char) -> bool {
-        // A callback's own call has nobody on it to press keys (a late one from the call
-        // that asked, whose id it took, is not for it).
+        // A callback's own call has nobody on it to press keys in a queue.
         if self
             .calls
             .calls
@@ -156,6 +163,11 @@ impl Endpoint {
         self.detach_b(now, id);
         self.unbridge(id);
         let asked_ms = self.unix_ms(now);
+        let asked_by = self
+            .calls
+            .calls
+            .get(&id)
+            .map(|c| c.story.start().sip_call_id.clone());
         tracing::info!(call = %id, %queue, "callback requested");
         let r = Request {
             number,
@@ -165,6 +177,7 @@ impl Endpoint {
             skills,
             asked_ms,
             attempts: 0,
+            asked_by,
         };
         self.callbacks.waiting.insert(id, r);
         self.callbacks.changed = true;
@@ -173,24 +186,54 @@ impl Endpoint {
         self.set_state(id, State::Goodbye);
     }
 
-    /// The ACD offers callback `id` to an agent: its call opens (with no party on it yet)
-    /// so that the agent can be rung from it. False if it cannot.
+    /// The ACD offers callback request `id` to an agent: a call of its own opens (with no
+    /// party on it yet) so that the agent can be rung from it. False if it cannot.
     pub(super) fn start_callback(&mut self, now: Instant, id: CallId) -> bool {
-        if self.calls.calls.contains_key(&id) {
+        if self.callbacks.placed.contains_key(&id) {
             return true;
         }
         let Some(r) = self.callbacks.waiting.get(&id).cloned() else {
             return false;
         };
         let plan = self.callbacks.plan.clone();
-        if !self.callback_call(now, id, &r.number, r.trunk, plan) {
+        let call = self.calls.new_id();
+        let placed = super::call::state::Placed {
+            request: id,
+            number: r.number.clone(),
+            trunk: r.trunk,
+            asked_by: r.asked_by,
+        };
+        if !self.callback_call(now, call, placed, plan) {
             return false;
         }
-        tracing::info!(call = %id, number = %r.number, "callback: ringing an agent");
-        if let Some(c) = self.calls.calls.get_mut(&id) {
+        self.callbacks.placed.insert(id, call);
+        tracing::info!(call = %call, request = %id, number = %r.number, "callback: ringing an agent");
+        if let Some(c) = self.calls.calls.get_mut(&call) {
             c.queue = Some(super::call::state::QueueCall::callback());
         }
         true
+    }
+
+    /// The id the ACD knows call `id` by: a callback's call is known by its request's,
+    /// any other call by its own.
+    pub(super) fn acd_id(&self, id: CallId) -> CallId {
+        self.calls
+            .calls
+            .get(&id)
+            .and_then(|c| c.callback.as_ref())
+            .map_or(id, |cb| cb.request)
+    }
+
+    /// The call the ACD's `caller` is now: the call placed for a callback request, else
+    /// the call of that id.
+    pub(super) fn acd_call(&self, caller: u64) -> CallId {
+        let id = CallId(caller);
+        self.callbacks.placed.get(&id).copied().unwrap_or(id)
+    }
+
+    /// The call placed for callback request `id` is gone: a next offer places another.
+    pub(super) fn callback_call_gone(&mut self, id: CallId) {
+        self.callbacks.placed.remove(&id);
     }
 
     /// Whether `id` is a callback request the queue still holds.
@@ -198,13 +241,15 @@ impl Endpoint {
         self.callbacks.waiting.contains_key(&id)
     }
 
-    /// Whether `id` is a callback request still waiting for its turn (no call yet).
+    /// Whether `id` is a callback request still waiting for its turn: no call placed for
+    /// it yet, and the call that asked has ended.
     pub(super) fn callback_waiting(&self, id: CallId) -> bool {
-        self.callbacks.waiting.contains_key(&id) && !self.calls.calls.contains_key(&id)
+        self.callbacks.waiting.contains_key(&id)
+            && !self.callbacks.placed.contains_key(&id)
+            && !self.calls.calls.contains_key(&id)
     }
 
-    /// Call `id` ended: if it asked for a callback, the request may now be offered (its
-    /// call will take the same id).
+    /// Call `id` ended: if it asked for a callback, the request may now be offered.
     pub(super) fn callback_asked_call_ended(&mut self, now: Instant, id: CallId) {
         if self.callbacks.waiting.contains_key(&id) {
             self.acd.handle(now, Event::CallbackReady(id.0));

@@ -414,13 +414,8 @@ impl Endpoint {
         }
         if let Some(agent) = failed {
             tracing::info!(call = %id, %agent, "agent did not take the call");
-            self.acd.handle(
-                now,
-                Event::Refused {
-                    caller: id.0,
-                    agent,
-                },
-            );
+            let caller = self.acd_id(id).0;
+            self.acd.handle(now, Event::Refused { caller, agent });
         }
         self.drain_acd(now);
     }
@@ -554,19 +549,21 @@ impl Endpoint {
             return;
         };
         q.agent = Some(agent.clone());
-        self.callback_taken(id);
+        let caller = self.acd_id(id);
+        self.callback_taken(caller);
         tracing::info!(call = %id, %agent, "queue call answered");
         self.acd.handle(
             now,
             Event::Answered {
-                caller: id.0,
+                caller: caller.0,
                 agent,
             },
         );
         self.drain_acd(now);
     }
 
-    /// A queued call ended: the agent's talk ends, or the caller abandoned.
+    /// A queued call ended: the agent's talk ends, or the caller abandoned. `id` is the
+    /// one the ACD knows it by (a callback's, its request's).
     pub(super) fn queue_call_ended(&mut self, now: Instant, id: CallId, q: QueueCall) {
         match (q.agent, q.offering) {
             (Some(agent), _) => self.acd.handle(now, Event::CallEnded(agent)),
@@ -707,10 +704,13 @@ impl Endpoint {
                         .acd
                         .ring_timeout(caller.0)
                         .unwrap_or(Duration::from_secs(15));
+                    // The ACD's caller and the call rung for it: a callback request's is
+                    // the call placed for it.
+                    let (caller, call) = (caller, self.acd_call(caller.0));
                     let Some(q) = self
                         .calls
                         .calls
-                        .get_mut(&caller)
+                        .get_mut(&call)
                         .and_then(|c| c.queue.as_mut())
                     else {
                         self.acd.handle(
@@ -724,19 +724,19 @@ impl Endpoint {
                     };
                     q.offering = Some(agent.clone());
                     let phone = self.agent_phone(&agent).to_string();
-                    tracing::info!(call = %caller, %agent, %phone, "offered to agent");
+                    tracing::info!(call = %call, %agent, %phone, "offered to agent");
                     let offered = crate::story::Event::Offered {
                         agent: agent.clone(),
                     };
-                    self.tell(now, caller, offered);
+                    self.tell(now, call, offered);
                     // The ACD's own ring timer ends the offer; the dial's is a backstop.
-                    if self.dial(now, caller, &phone, Some(ring + Duration::from_secs(2))) {
-                        self.set_state(caller, State::Queued);
+                    if self.dial(now, call, &phone, Some(ring + Duration::from_secs(2))) {
+                        self.set_state(call, State::Queued);
                     } else {
                         if let Some(q) = self
                             .calls
                             .calls
-                            .get_mut(&caller)
+                            .get_mut(&call)
                             .and_then(|c| c.queue.as_mut())
                         {
                             q.offering = None;
@@ -755,7 +755,7 @@ impl Endpoint {
                     }
                 }
                 Command::Withdraw { caller, agent } => {
-                    let caller = CallId(caller);
+                    let caller = self.acd_call(caller);
                     let Some(c) = self.calls.calls.get_mut(&caller) else {
                         continue;
                     };
@@ -770,24 +770,23 @@ impl Endpoint {
                         self.unbridge(caller);
                     }
                 }
-                Command::Moved { caller, queue } => self.queue_moved(now, CallId(caller), &queue),
+                Command::Moved { caller, queue } => {
+                    let call = self.acd_call(caller);
+                    self.queue_moved(now, call, &queue);
+                }
                 Command::CallBack { caller } => self.take_callback(now, CallId(caller)),
                 Command::GiveUp { caller, why } => {
                     let caller = CallId(caller);
                     if self.callback_requested(caller) {
                         tracing::info!(call = %caller, ?why, "queue gave up a callback request");
                         self.callback_done(caller);
-                        // Its own call ends; the call that asked (still saying goodbye)
-                        // is left to finish.
-                        let placed = self
-                            .calls
-                            .calls
-                            .get(&caller)
-                            .is_some_and(|c| c.callback.is_some());
-                        if placed {
-                            self.detach_b(now, caller);
-                            self.unbridge(caller);
-                            self.hang_up(now, caller, None);
+                        // The call placed for it ends; the call that asked (still saying
+                        // goodbye) is left to finish.
+                        let placed = self.acd_call(caller.0);
+                        if placed != caller {
+                            self.detach_b(now, placed);
+                            self.unbridge(placed);
+                            self.hang_up(now, placed, None);
                         }
                         continue;
                     }

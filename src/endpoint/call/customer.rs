@@ -9,7 +9,8 @@ use super::super::owner::{CallTx, TxOwner};
 use super::super::Endpoint;
 use super::dial::trunk_identity;
 use super::state::{
-    Call, CallId, CallTimer, Callback, Controller, Leg, Outgoing, Ring, Role, State, CUSTOMER_RING,
+    Call, CallId, CallTimer, Callback, Controller, Leg, Outgoing, Placed, Ring, Role, State,
+    CUSTOMER_RING,
 };
 use crate::cdr::{Disposition, HangupBy};
 use crate::sdp::Sdp;
@@ -27,15 +28,20 @@ impl Endpoint {
         &mut self,
         now: Instant,
         id: CallId,
-        number: &str,
-        trunk: Option<String>,
+        placed: Placed,
         plan: std::sync::Arc<crate::dialplan::Dialplan>,
     ) -> bool {
+        let Placed {
+            request,
+            number,
+            trunk,
+            asked_by,
+        } = placed;
         let Some(ma) = self.calls.reserve_media(id) else {
             return false;
         };
         let pa = ma.port;
-        let Some(cursor) = plan.start("callback", "callback", number) else {
+        let Some(cursor) = plan.start("callback", "callback", &number) else {
             self.calls.release_media(ma);
             return false;
         };
@@ -54,10 +60,11 @@ impl Endpoint {
             id.0,
             Start {
                 sip_call_id: format!("{}@{}", self.tag(), self.domain),
-                caller: number.to_string(),
+                caller: number,
                 callee: "callback".into(),
                 did: None,
                 trunk,
+                callback_of: asked_by,
             },
             self.unix_ms(now),
         );
@@ -67,6 +74,7 @@ impl Endpoint {
             Call {
                 answered: true,
                 callback: Some(Callback {
+                    request,
                     offer,
                     media: Some(ma),
                     ringing: None,
@@ -295,7 +303,7 @@ impl Endpoint {
             call = %id,
             "callback: the customer answered; bridged to the agent"
         );
-        self.callback_reached(id);
+        self.callback_reached(self.acd_id(id));
     }
 
     /// The customer did not take a callback (refused with `code`, rang out, or its

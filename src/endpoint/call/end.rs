@@ -113,13 +113,17 @@ impl Endpoint {
             "call ended"
         );
         self.calls.records.push_back(c.story.record());
+        let caller = c.callback.as_ref().map_or(id, |cb| cb.request);
+        if caller != id {
+            self.callback_call_gone(caller);
+        }
         if let Some(q) = c.queue.take() {
-            self.queue_call_ended(now, id, q);
+            self.queue_call_ended(now, caller, q);
         }
         match &c.callback {
             // The call that asked for a callback is gone: its request may be offered.
             None => self.callback_asked_call_ended(now, id),
-            Some(cb) => self.callback_finished(now, id, cb.missed),
+            Some(cb) => self.callback_finished(now, cb.request, cb.missed),
         }
         for ext in std::mem::take(&mut c.devices) {
             self.device_free(now, &ext);

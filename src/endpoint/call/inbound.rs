@@ -107,6 +107,7 @@ impl Endpoint {
                 callee: callee.clone(),
                 did: trunk.as_ref().map(|_| callee.clone()),
                 trunk: trunk.as_ref().map(|t| t.name.clone()),
+                callback_of: None,
             },
             self.unix_ms(now),
         );
@@ -156,6 +157,7 @@ impl Endpoint {
                 .unwrap_or_default(),
             did: None,
             trunk: None,
+            callback_of: None,
         };
         let mut story = Story::begin(id, start, t);
         story.tell(

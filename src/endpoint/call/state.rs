@@ -236,6 +236,8 @@ pub(in crate::endpoint) struct Bridge {
 /// A callback the PBX places: the call starts with no party at all, rings an agent (its
 /// callee), then the customer, whose leg becomes the caller's when it answers.
 pub(in crate::endpoint) struct Callback {
+    /// The request it serves: the id the ACD knows it by.
+    pub(in crate::endpoint) request: CallId,
     /// What the agent is offered: the laws we relay, and keys.
     pub(in crate::endpoint) offer: crate::sdp::Sdp,
     /// Our media leg to face the customer, open (parked) from the start: the customer's
@@ -245,6 +247,15 @@ pub(in crate::endpoint) struct Callback {
     pub(super) ringing: Option<LegId>,
     /// The customer's phone was rung and refused or did not answer (an attempt spent).
     pub(in crate::endpoint) missed: bool,
+}
+
+/// A callback call to place: the request it serves, whom to call back and how, and the
+/// SIP Call-ID of the call that asked for it.
+pub(in crate::endpoint) struct Placed {
+    pub(in crate::endpoint) request: CallId,
+    pub(in crate::endpoint) number: String,
+    pub(in crate::endpoint) trunk: Option<String>,
+    pub(in crate::endpoint) asked_by: Option<String>,
 }
 
 /// How long the customer's phone rings on a callback: under the INVITE transaction's

@@ -966,7 +966,7 @@ fn a_caller_who_asks_for_a_callback_is_called_back_once_an_agent_answers() {
     let bye = bob.expect_request(&mut pbx, Method::Bye);
     bob.reply(&mut pbx, &bye, 200);
     assert_eq!(pbx.live(), (0, 0, 0), "calls, legs, dialogs");
-    // The callback's own record; it carries on the first call's number.
+    // The callback's own record.
     assert_eq!(
         cdr_line(&pbx.cdrs[1]),
         "1001 -> callback did=- trunk=- start=60000 answer=63000 end=83000 answered 200 by caller"
@@ -982,7 +982,16 @@ fn a_caller_who_asks_for_a_callback_is_called_back_once_an_agent_answers() {
             "83000 ended answered 200 by caller"
         ]
     );
-    assert_eq!((pbx.cdrs[0].call, pbx.cdrs[1].call), (1, 1));
+    // The callback is a call of its own, its story linked to the call that asked for it.
+    assert_eq!((pbx.cdrs[0].call, pbx.cdrs[1].call), (1, 2));
+    let crate::story::Event::Started(start) = &pbx.stories[1][0].event else {
+        panic!("a story starts with its start: {:?}", pbx.stories[1]);
+    };
+    assert_eq!(
+        start.callback_of.as_deref(),
+        Some(pbx.cdrs[0].sip_call_id.as_str())
+    );
+    assert_ne!(pbx.cdrs[1].sip_call_id, pbx.cdrs[0].sip_call_id);
     let events: Vec<&str> = pbx
         .queue_log
         .iter()
