@@ -44,14 +44,16 @@ impl Retransmit2xx {
         now + self.interval
     }
 
-    /// A copy goes out at `now`: when the next one is due, or `None` when 64 T1 have
-    /// passed with no ACK (the caller of this gives the party up).
+    /// A copy goes out at `now`: when this is next asked, or `None` when 64 T1 have
+    /// passed with no ACK (the caller of this gives the party up, and sends nothing). The
+    /// last wait is cut short at 64 T1, so the party is given up then, not at the next
+    /// copy's time after it.
     pub(in crate::endpoint) fn again(&mut self, now: Instant, t2: Duration) -> Option<Instant> {
         if now >= self.until {
             return None;
         }
         self.interval = (self.interval * 2).min(t2);
-        Some(now + self.interval)
+        Some((now + self.interval).min(self.until))
     }
 }
 
@@ -326,15 +328,16 @@ mod tests {
         let t0 = Instant::now();
         let mut r = Retransmit2xx::new(Bytes::from_static(b"x"), t0, t1);
         let mut at = r.first(t0);
-        let mut sent = vec![at - t0];
+        let mut asked = vec![at - t0];
         while let Some(next) = r.again(at, t2) {
             at = next;
-            sent.push(at - t0);
+            asked.push(at - t0);
         }
-        let ms: Vec<u128> = sent.iter().map(Duration::as_millis).collect();
+        let ms: Vec<u128> = asked.iter().map(Duration::as_millis).collect();
+        // A copy at each time but the last, 64 T1, when the party is given up.
         assert_eq!(
             ms,
-            [500, 1500, 3500, 7500, 11500, 15500, 19500, 23500, 27500, 31500, 35500]
+            [500, 1500, 3500, 7500, 11500, 15500, 19500, 23500, 27500, 31500, 32000]
         );
     }
 }

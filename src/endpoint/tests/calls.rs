@@ -153,7 +153,7 @@ fn a_caller_that_never_acks_is_hung_up_on_both_sides() {
     assert_eq!(pbx.live(), (0, 0, 0), "calls, legs, dialogs");
     assert_eq!(
         cdr_line(&pbx.cdrs[0]),
-        "1001 -> 1002 did=- trunk=- start=0 answer=0 end=35500 answered 408 by system"
+        "1001 -> 1002 did=- trunk=- start=0 answer=0 end=32000 answered 408 by system"
     );
 }
 
