@@ -1,7 +1,8 @@
 //! The CDR store: a thread of its own writing finished calls to SQLite, so a slow or full
-//! disk never stalls signalling. Each call is one transaction: its `cdr` row and its
-//! story's `call_events` rows, both or neither. A call that cannot be written is kept and
-//! retried; whatever is still unwritten at shutdown goes to `cdr-unwritten.jsonl` beside
+//! disk never stalls signalling. A call's `cdr` row and its story's `call_events` rows
+//! are written in one transaction, both or neither (with the other calls that ended
+//! meanwhile, up to `BATCH`: one commit per burst, not per call). A call that cannot
+//! be written is kept and retried; whatever is still unwritten at shutdown goes to `cdr-unwritten.jsonl` beside
 //! the database (one call per line, its story included), so no record is lost silently.
 
 use rusqlite::{params, Connection};
@@ -102,10 +103,22 @@ impl Store {
     }
 }
 
-/// One call: its row and its story, in one transaction.
-fn insert(conn: &mut Connection, r: &CallRecord) -> rusqlite::Result<()> {
-    let c = &r.cdr;
+/// Calls written in one transaction at most: a burst of calls ending costs one commit
+/// (one journal sync) rather than one each, and no batch holds the writer for long.
+const BATCH: usize = 256;
+
+/// Calls in one transaction: every row and story, or none.
+fn insert(conn: &mut Connection, batch: &[CallRecord]) -> rusqlite::Result<()> {
     let tx = conn.transaction()?;
+    for r in batch {
+        insert_call(&tx, r)?;
+    }
+    tx.commit()
+}
+
+/// One call's row and its story.
+fn insert_call(tx: &rusqlite::Transaction, r: &CallRecord) -> rusqlite::Result<()> {
+    let c = &r.cdr;
     tx.execute(
         "INSERT INTO cdr (call, sip_call_id, caller, callee, did, trunk, start_ms, answer_ms, end_ms,
                           duration_s, billable_s, disposition, sip_code, hangup_by)
@@ -144,7 +157,7 @@ fn insert(conn: &mut Connection, r: &CallRecord) -> rusqlite::Result<()> {
             ])?;
         }
     }
-    tx.commit()
+    Ok(())
 }
 
 fn writer(mut conn: Connection, rx: mpsc::Receiver<CallRecord>, fallback: PathBuf) {
@@ -163,10 +176,18 @@ fn writer(mut conn: Connection, rx: mpsc::Receiver<CallRecord>, fallback: PathBu
             }
         };
         pending.extend(next);
-        while let Some(c) = pending.front() {
-            match insert(&mut conn, c) {
+        // Whatever else has ended meanwhile goes in the same transaction.
+        while pending.len() < BATCH {
+            match rx.try_recv() {
+                Ok(c) => pending.push_back(c),
+                Err(_) => break,
+            }
+        }
+        while !pending.is_empty() {
+            let n = pending.len().min(BATCH);
+            match insert(&mut conn, &pending.make_contiguous()[..n]) {
                 Ok(()) => {
-                    pending.pop_front();
+                    pending.drain(..n);
                 }
                 Err(e) => {
                     tracing::error!(error = %e, queued = pending.len(), "CDR write failed; will retry");
@@ -175,8 +196,8 @@ fn writer(mut conn: Connection, rx: mpsc::Receiver<CallRecord>, fallback: PathBu
             }
         }
     }
-    // Shutdown: one last try, then keep the rest on disk as JSON lines.
-    pending.retain(|c| insert(&mut conn, c).is_err());
+    // Shutdown: one last try, call by call, then keep the rest on disk as JSON lines.
+    pending.retain(|c| insert(&mut conn, std::slice::from_ref(c)).is_err());
     if pending.is_empty() {
         return;
     }
@@ -305,6 +326,29 @@ mod tests {
             })
             .unwrap();
         assert_eq!((billable, answer), (3, 2_000));
+    }
+
+    #[test]
+    fn a_burst_of_calls_is_written_whole_and_in_order_across_batches() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("cdr.sqlite");
+        let store = Store::open(&db).unwrap();
+        let sink = store.sender();
+        let n = (BATCH * 2 + 10) as u64;
+        for call in 1..=n {
+            sink.write(cdr(call));
+        }
+        drop(sink);
+        store.close();
+        assert_eq!(calls_in(&db), (1..=n as i64).collect::<Vec<_>>());
+        let events = events_in(&db);
+        assert_eq!(events.len() as u64, n * 5);
+        // Each call's story is tied to its own row.
+        assert!(events
+            .chunks(5)
+            .zip(1..)
+            .all(|(e, call)| e.iter().all(|r| r.0 == call)));
+        assert!(!dir.path().join("cdr-unwritten.jsonl").exists());
     }
 
     #[test]
