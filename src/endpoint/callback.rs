@@ -231,6 +231,12 @@ impl Endpoint {
         self.callbacks.placed.get(&id).copied().unwrap_or(id)
     }
 
+    /// Calls placed for callback requests (0 once every call is over).
+    #[cfg(test)]
+    pub(super) fn callbacks_placed(&self) -> usize {
+        self.callbacks.placed.len()
+    }
+
     /// The call placed for callback request `id` is gone: a next offer places another.
     pub(super) fn callback_call_gone(&mut self, id: CallId) {
         self.callbacks.placed.remove(&id);

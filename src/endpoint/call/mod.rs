@@ -258,6 +258,12 @@ impl Calls {
         (self.calls.len(), self.legs.len(), self.by_dialog.len())
     }
 
+    /// Callers' INVITEs still indexed (0 once every call is over).
+    #[cfg(test)]
+    pub(super) fn invites_indexed(&self) -> usize {
+        self.by_a_invite.len()
+    }
+
     /// A fresh call id.
     pub(super) fn new_id(&mut self) -> CallId {
         let id = CallId(self.next_id);

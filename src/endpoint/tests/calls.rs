@@ -924,6 +924,8 @@ fn a_caller_who_asks_for_a_callback_is_called_back_once_an_agent_answers() {
     bob.register(&mut pbx);
     pbx.take_media();
     let g = bob.incoming(&mut pbx);
+    // The callback's call waits in the queue while the agent's phone rings.
+    assert_eq!(call_state(&pbx), ("queued".into(), true, 1));
     bob.respond(&mut pbx, &g, 200);
     bob.expect_request(&mut pbx, Method::Ack);
     // ... and hears ringback from the PBX while Alice is called back.
@@ -1567,6 +1569,26 @@ fn a_call_out_through_the_trunk_is_rewritten_and_presented_as_the_trunk_says() {
     );
     // The trunk comes from the dial, which the story names.
     assert_eq!(story_lines(&pbx, 0)[1], "0 dialled +15557654321 via demo");
+}
+
+#[test]
+fn a_caller_asking_for_privacy_goes_out_anonymous_with_its_identity_asserted() {
+    let mut pbx = Pbx::new();
+    let mut alice = Phone::new("1001", 5070);
+    let privacy = HeaderName::Other(bytes::Bytes::from_static(b"Privacy"));
+    alice.invite_headers = vec![(privacy.clone(), bytes::Bytes::from_static(b"id"))];
+    let mut provider = Phone::at("provider", "unused", "127.0.0.2:5060");
+    alice.call(&mut pbx, "95557654321");
+    let inv = provider.expect_request(&mut pbx, Method::Invite);
+    let from = String::from_utf8_lossy(inv.header(&HeaderName::From).unwrap()).into_owned();
+    assert!(
+        from.starts_with("\"Anonymous\" <sip:anonymous@anonymous.invalid>;tag="),
+        "{from}"
+    );
+    assert_eq!(inv.header(&privacy).map(|v| v.as_ref()), Some(&b"id"[..]));
+    // The provider still learns who is calling, in the header it trusts us for.
+    let pai = HeaderName::Other(bytes::Bytes::from_static(b"P-Asserted-Identity"));
+    assert!(inv.header(&pai).is_some());
 }
 
 #[test]

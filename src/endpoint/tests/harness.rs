@@ -191,6 +191,12 @@ impl Pbx {
                 "media legs and bridges left open"
             );
             assert_eq!(self.ep.calls.media_live(), 0, "media legs left to a call");
+            assert_eq!(
+                self.ep.calls.invites_indexed(),
+                0,
+                "callers' INVITEs indexed"
+            );
+            assert_eq!(self.ep.callbacks_placed(), 0, "calls placed for callbacks");
         }
         live
     }
@@ -229,6 +235,8 @@ pub(crate) struct Phone {
     pub(crate) codecs: Vec<u8>,
     /// Its RTP port.
     pub(crate) rtp_port: u16,
+    /// Headers it adds to every INVITE it sends (Privacy, say).
+    pub(crate) invite_headers: Vec<(HeaderName, Bytes)>,
     count: u64,
     pending: VecDeque<Message>,
     calls: HashMap<CallRef, PhoneCall>,
@@ -257,6 +265,7 @@ impl Phone {
             },
             codecs: vec![0, 101],
             rtp_port: addr.port() + 30_000,
+            invite_headers: Vec::new(),
             count: 0,
             pending: VecDeque::new(),
             calls: HashMap::new(),
@@ -537,6 +546,9 @@ impl Phone {
             m.push_header(HeaderName::ProxyAuthorization, a);
         }
         if method == Method::Invite {
+            for (name, value) in &self.invite_headers {
+                m.push_header(name.clone(), value.clone());
+            }
             Self::with_sdp(&mut m, self.sdp(leg.sdp_version, Direction::SendRecv));
         }
         m
