@@ -272,12 +272,18 @@ impl Endpoint {
                 if let Some((a_pt, b_pt)) = transcode {
                     tracing::info!(call = %id, a_pt, b_pt, "transcoding G.711");
                 }
-                self.set_state(id, State::Bridged);
                 let callback = self
                     .calls
                     .calls
                     .get(&id)
                     .is_some_and(|c| c.callback.is_some());
+                // A callback's agent waits while its customer's phone rings.
+                let state = if callback {
+                    State::Ringing
+                } else {
+                    State::Bridged
+                };
+                self.set_state(id, state);
                 if !callback {
                     // (A callback's agent is bridged once the customer answers.)
                     let party = self

@@ -276,6 +276,7 @@ impl Endpoint {
         };
         // The customer's leg is the caller's now, with the media leg kept for it.
         c.legs.push((d, Role::Caller));
+        c.state = State::Bridged;
         c.story.tell(unix, Event::Answered);
         // Its agent answered first, and is bridged with the customer now.
         if let Some(agent) = c.story.last_dialled().map(str::to_string) {

@@ -76,7 +76,8 @@ pub struct CallView {
     /// Whether the caller was answered (by the PBX or through it).
     #[serde(default)]
     pub answered: bool,
-    /// The callee's devices ringing now (a dial, or an agent offered a queued call).
+    /// Devices ringing now for the call: a dial's, an agent's phone offered a queued
+    /// call, a callback's customer.
     #[serde(default)]
     pub ringing: usize,
     /// The party on hold hearing music (`caller` or `callee`), if one is.
@@ -352,7 +353,8 @@ impl Calls {
                 callee: c.story.start().callee.clone(),
                 state: c.state.name().into(),
                 answered: c.answered,
-                ringing: c.dialing.len(),
+                ringing: c.dialing.len()
+                    + usize::from(c.callback.as_ref().is_some_and(|cb| cb.ringing.is_some())),
                 on_hold: c.on_hold.map(|held| {
                     if c.is_caller(held) {
                         "caller".into()

@@ -142,7 +142,8 @@ pub(in crate::endpoint) enum State {
     Routing,
     /// A prompt (or a `say`) plays; the dialplan goes on after its last file.
     Playing,
-    /// The callee's devices ring (`Call::dialing`); B answers or fails.
+    /// The callee's devices ring (`Call::dialing`), or a callback's customer with its
+    /// agent on the line (`Callback::ringing`): one answers or they fail.
     Ringing,
     /// Keys are gathered for a `collect` or a menu.
     Collecting(Collecting),
@@ -150,8 +151,7 @@ pub(in crate::endpoint) enum State {
     PreRecord(PendingRecord),
     /// A recording runs until `#`, silence or its longest time.
     Recording,
-    /// A and B are bridged (or a callback's agent waits for the customer): only a
-    /// hang-up ends it.
+    /// The caller and the callee are bridged: only a hang-up ends it.
     Bridged,
     /// The caller hears itself: only a hang-up ends it.
     Echo,

@@ -931,6 +931,7 @@ fn a_caller_who_asks_for_a_callback_is_called_back_once_an_agent_answers() {
     // ... and hears ringback from the PBX while Alice is called back.
     let c = alice.incoming(&mut pbx);
     let to_bob = our_port(&bob, &g);
+    assert_eq!(call_state(&pbx), ("ringing".into(), true, 1));
     // No party of the call is made up: the agent's leg, which a queue's offer rang, and
     // the customer's, which switchboard rings itself.
     let legs: Vec<(String, String, Option<u64>)> = pbx.calls()[0]
