@@ -71,7 +71,7 @@ impl Endpoint {
         let call = Call::new(now, None, (plan, cursor), 70, story);
         self.calls.calls.insert(
             id,
-            Call {
+            Box::new(Call {
                 answered: true,
                 callback: Some(Callback {
                     request,
@@ -84,7 +84,7 @@ impl Endpoint {
                 from_trunk: None,
                 state: State::Queued,
                 ..call
-            },
+            }),
         );
         // Parked until the customer answers and it joins the agent's in the bridge.
         self.calls.open_parked(ma, None);

@@ -348,6 +348,9 @@ impl Endpoint {
             Bytes::from_static(b"application/sdp"),
         );
         inv.body = body;
+        // The leg keeps this INVITE as long as the call lasts; pushing grew the header
+        // list by doubling.
+        inv.headers.shrink_to_fit();
         (leg, inv)
     }
 

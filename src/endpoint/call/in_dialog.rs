@@ -10,7 +10,7 @@ use super::super::{code, Endpoint, ALLOW};
 use super::collect::info_digit;
 use super::hold::{held_answer, hold_change};
 use super::leg::Retransmit2xx;
-use super::state::{Call, CallId, CallTimer, HoldChange, LegId, Reoffer};
+use super::state::{CallId, CallTimer, HoldChange, LegId, Reoffer};
 use crate::cdr::{Disposition, HangupBy};
 use crate::sdp::{Direction, Sdp};
 use crate::sip::msg::{HeaderName, Message, Method, StatusCode};
@@ -27,14 +27,14 @@ impl Endpoint {
 
     /// Sends BYE to the caller of call `id`.
     pub(super) fn bye_caller(&mut self, now: Instant, id: CallId) {
-        if let Some(a) = self.calls.calls.get(&id).and_then(Call::caller) {
+        if let Some(a) = self.calls.calls.get(&id).and_then(|c| c.caller()) {
             self.send_bye(now, a);
         }
     }
 
     /// Sends BYE to the callee of call `id`, if it answered.
     pub(super) fn bye_callee(&mut self, now: Instant, id: CallId) {
-        if let Some(b) = self.calls.calls.get(&id).and_then(Call::callee) {
+        if let Some(b) = self.calls.calls.get(&id).and_then(|c| c.callee()) {
             self.send_bye(now, b);
         }
     }
@@ -244,12 +244,12 @@ impl Endpoint {
             l.dialog = leg;
         }
         if let Some(l) = self.calls.legs.get_mut(from) {
-            l.reoffer = Some(Reoffer {
+            l.reoffer = Some(Box::new(Reoffer {
                 hold,
                 key: key.clone(),
                 request: msg.clone(),
                 forwarded,
-            });
+            }));
         }
     }
 

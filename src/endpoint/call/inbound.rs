@@ -120,11 +120,11 @@ impl Endpoint {
         let call = Call::new(now, Some(a), (plan, cursor), mf, story);
         self.calls.calls.insert(
             id,
-            Call {
+            Box::new(Call {
                 from_trunk: trunk.map(|t| t.name),
                 privacy,
                 ..call
-            },
+            }),
         );
         if !trunk_call {
             self.device_in_use(now, id, &caller_ext);

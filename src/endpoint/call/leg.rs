@@ -65,9 +65,12 @@ pub(in crate::endpoint) struct Legs {
     free: Vec<u32>,
 }
 
+/// A leg is boxed in its slot: a leg is over a kilobyte and the slots grow by doubling,
+/// so inline legs would keep up to twice the live legs' bytes (measured with a heap
+/// profile: BENCHMARKS.md, memory per call).
 struct Slot {
     gen: u32,
-    leg: Option<Leg>,
+    leg: Option<Box<Leg>>,
 }
 
 impl Legs {
@@ -75,13 +78,13 @@ impl Legs {
     pub(in crate::endpoint) fn insert(&mut self, leg: Leg) -> LegId {
         if let Some(idx) = self.free.pop() {
             let slot = &mut self.slots[idx as usize];
-            slot.leg = Some(leg);
+            slot.leg = Some(Box::new(leg));
             return LegId { idx, gen: slot.gen };
         }
         let idx = u32::try_from(self.slots.len()).expect("fewer than 4 billion legs");
         self.slots.push(Slot {
             gen: 0,
-            leg: Some(leg),
+            leg: Some(Box::new(leg)),
         });
         LegId { idx, gen: 0 }
     }
@@ -91,7 +94,7 @@ impl Legs {
         self.slots
             .get(id.idx as usize)
             .filter(|s| s.gen == id.gen)
-            .and_then(|s| s.leg.as_ref())
+            .and_then(|s| s.leg.as_deref())
     }
 
     /// The leg, to change it.
@@ -99,7 +102,7 @@ impl Legs {
         self.slots
             .get_mut(id.idx as usize)
             .filter(|s| s.gen == id.gen)
-            .and_then(|s| s.leg.as_mut())
+            .and_then(|s| s.leg.as_deref_mut())
     }
 
     /// Takes the leg out; its slot's next leg gets a new generation.
@@ -111,7 +114,7 @@ impl Legs {
         let leg = slot.leg.take()?;
         slot.gen = slot.gen.wrapping_add(1);
         self.free.push(id.idx);
-        Some(leg)
+        Some(*leg)
     }
 
     /// Legs live now.
@@ -221,7 +224,8 @@ pub(in crate::endpoint) struct Leg {
     /// Our ACK to the party's 2xx, sent again if the 2xx is.
     pub(in crate::endpoint) ack: Option<Bytes>,
     /// The party's re-INVITE or UPDATE, relayed and awaiting the other leg's answer.
-    pub(in crate::endpoint) reoffer: Option<Reoffer>,
+    /// Boxed: rare, and half a leg's size inline.
+    pub(in crate::endpoint) reoffer: Option<Box<Reoffer>>,
     /// The G.711 payload type of our own media to the party (prompts, music), from our
     /// answer, and its telephone-event type if it has one.
     pub(in crate::endpoint) pt: u8,

@@ -119,7 +119,9 @@ pub struct LegView {
 /// All calls, and what they emit.
 pub(super) struct Calls {
     next_id: u64,
-    pub(super) calls: HashMap<CallId, Call>,
+    /// Boxed for the reason legs are ([`leg::Legs`]): a call is over a kilobyte and the
+    /// map's table grows by doubling.
+    pub(super) calls: HashMap<CallId, Box<Call>>,
     /// Every call's legs.
     pub(super) legs: Legs,
     /// Our dialogs by (Call-ID, our tag): each is a leg's.
