@@ -10,16 +10,6 @@ use std::time::Duration;
 
 use crate::endpoint::{CallView, RegistrationView, Stats, TrunkRegView};
 
-/// A live call with its relay counters.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct CallInfo {
-    /// The call.
-    #[serde(flatten)]
-    pub call: CallView,
-    /// RTP packets received from the caller and from the callee, if media is up.
-    pub rtp_packets: Option<(u64, u64)>,
-}
-
 /// File name of the control socket inside the state directory.
 pub const SOCKET_NAME: &str = "switchboard.ctl";
 
@@ -80,7 +70,7 @@ pub enum Response {
     /// Registrations.
     Registrations(Vec<RegistrationView>),
     /// Live calls.
-    Calls(Vec<CallInfo>),
+    Calls(Vec<CallView>),
     /// The new configuration is in force; these settings need a restart to apply.
     Reloaded {
         /// Changed settings that only a restart applies.

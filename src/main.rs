@@ -264,33 +264,25 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
                 Response::Calls(list) => {
                     println!(
-                        "{:>6} {:<12} {:<14} {:<13} {:>6} {:>13} {:>17}",
-                        "CALL", "CALLER", "CALLEE", "STATE", "AGE", "RTP PORTS", "RTP IN A/B"
+                        "{:>6} {:<12} {:<14} {:<13} {:>6}",
+                        "CALL", "CALLER", "CALLEE", "STATE", "AGE"
                     );
                     for c in &list {
-                        let ports = c
-                            .call
-                            .rtp_ports
-                            .map_or("-".to_string(), |(a, b)| format!("{a}/{b}"));
-                        let pkts = c
-                            .rtp_packets
-                            .map_or("-".to_string(), |(a, b)| format!("{a}/{b}"));
                         println!(
-                            "{:>6} {:<12} {:<14} {:<13} {:>5}s {:>13} {:>17}",
-                            c.call.id,
-                            c.call.caller,
-                            c.call.callee,
-                            c.call.state,
-                            c.call.age_s,
-                            ports,
-                            pkts
+                            "{:>6} {:<12} {:<14} {:<13} {:>5}s",
+                            c.id, c.caller, c.callee, c.state, c.age_s
                         );
-                        for l in &c.call.legs {
-                            let port = l.rtp_port.map_or("-".to_string(), |p| p.to_string());
-                            let bridge = l.bridge.map_or("-".to_string(), |b| b.to_string());
+                        let dash = |v: Option<String>| v.unwrap_or_else(|| "-".into());
+                        for l in &c.legs {
                             println!(
-                                "{:>6} {:<8} rtp {:<6} bridge {:<6} by {:<9} {}",
-                                "", l.role, port, bridge, l.controller, l.party
+                                "{:>6} {:<8} rtp {:<6} in {:<8} bridge {:<6} by {:<9} {}",
+                                "",
+                                l.role,
+                                dash(l.rtp_port.map(|p| p.to_string())),
+                                dash(l.rtp_packets.map(|p| p.to_string())),
+                                dash(l.bridge.map(|b| b.to_string())),
+                                l.controller,
+                                l.party
                             );
                         }
                     }

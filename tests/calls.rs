@@ -308,9 +308,8 @@ fn baresip_phones_talk_through_the_relay() {
     );
     // RTP flows both ways through switchboard's ports.
     let flowing = wait_until(10, || {
-        pbx.ctl("calls")["calls"][0]["rtp_packets"]
-            .as_array()
-            .is_some_and(|p| p[0].as_u64().unwrap_or(0) > 50 && p[1].as_u64().unwrap_or(0) > 50)
+        let call = &pbx.ctl("calls")["calls"][0];
+        Pbx::leg(call, "caller").1 > 50 && Pbx::leg(call, "callee").1 > 50
     });
     assert!(flowing, "{}", pbx.ctl("calls"));
     std::thread::sleep(Duration::from_millis(500));
@@ -358,10 +357,7 @@ fn echo_test_returns_what_was_sent() {
     );
     alice.cmd("/dial 600");
     let echoing = wait_until(10, || {
-        pbx.ctl("calls")["calls"][0]["rtp_packets"][0]
-            .as_u64()
-            .unwrap_or(0)
-            > 50
+        Pbx::leg(&pbx.ctl("calls")["calls"][0], "caller").1 > 50
     });
     assert!(echoing, "{}\n{}", pbx.ctl("calls"), alice.log());
     std::thread::sleep(Duration::from_millis(500));
@@ -529,11 +525,11 @@ fn a_held_party_hears_music_at_its_pace_and_resume_relays_both_ways_again() {
     // Each phone sends to the relay port switchboard gave it.
     let ports = wait_until(10, || {
         let calls = pbx.ctl("calls");
-        let p = &calls["calls"][0]["rtp_ports"];
-        match (p[0].as_u64(), p[1].as_u64()) {
-            (Some(a), Some(b)) if b != 0 => {
-                to_a.store(a as u16, Relaxed);
-                to_b.store(b as u16, Relaxed);
+        let call = &calls["calls"][0];
+        match (Pbx::leg(call, "caller").0, Pbx::leg(call, "callee").0) {
+            (Some(a), Some(b)) => {
+                to_a.store(a, Relaxed);
+                to_b.store(b, Relaxed);
                 true
             }
             _ => false,
@@ -685,11 +681,11 @@ fn phones_with_different_g711_laws_talk_through_transcoding() {
         "{}",
         pbx.log_text()
     );
-    assert!(wait_until(10, || pbx.ctl("calls")["calls"][0]
-        ["rtp_packets"][1]
-        .as_u64()
-        .unwrap_or(0)
-        > 100));
+    assert!(wait_until(10, || Pbx::leg(
+        &pbx.ctl("calls")["calls"][0],
+        "callee"
+    )
+    .1 > 100));
     alice.cmd("/hangup");
     assert!(wait_until(10, || cdrs(&pbx).len() == 1));
     assert!(

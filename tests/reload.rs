@@ -30,10 +30,9 @@ fn counters(pbx: &Pbx) -> std::collections::HashMap<u64, (u64, u64)> {
         .iter()
         .filter(|c| c["state"] == "bridged")
         .map(|c| {
-            let p = &c["rtp_packets"];
             (
                 c["id"].as_u64().unwrap(),
-                (p[0].as_u64().unwrap_or(0), p[1].as_u64().unwrap_or(0)),
+                (Pbx::leg(c, "caller").1, Pbx::leg(c, "callee").1),
             )
         })
         .collect()

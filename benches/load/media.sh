@@ -60,7 +60,7 @@ rss_kb() { awk '/VmRSS/{print $2}' "/proc/$1/status"; }
 relayed() { "$SB" ctl --json --state-dir "$OUT_DIR/state" calls | python3 -c '
 import json, sys
 calls = json.load(sys.stdin)["calls"]
-print(len(calls), sum(sum(c["rtp_packets"] or [0, 0]) for c in calls))'; }
+print(len(calls), sum(l.get("rtp_packets", 0) for c in calls for l in c["legs"]))'; }
 
 step() { # calls
   local n=$1 rate=20

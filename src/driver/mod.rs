@@ -371,12 +371,11 @@ fn ctl_answer(
         CtlRequest::Calls => CtlResponse::Calls(
             ep.calls(now)
                 .into_iter()
-                .map(|c| {
-                    let rtp_packets = c.media_legs.and_then(|(a, b)| io.media.packets(a, b));
-                    crate::ctl::CallInfo {
-                        call: c,
-                        rtp_packets,
+                .map(|mut c| {
+                    for l in &mut c.legs {
+                        l.rtp_packets = l.media.and_then(|m| io.media.packets(m));
                     }
+                    c
                 })
                 .collect(),
         ),

@@ -212,6 +212,20 @@ impl Pbx {
         serde_json::from_slice(&out.stdout).unwrap()
     }
 
+    /// The leg in `role` (`caller`, `callee`) of a call as `ctl --json calls` shows it:
+    /// its RTP port and the packets received on it (0 while it has none).
+    pub fn leg(call: &serde_json::Value, role: &str) -> (Option<u16>, u64) {
+        let leg = call["legs"]
+            .as_array()
+            .and_then(|legs| legs.iter().find(|l| l["role"] == role));
+        leg.map_or((None, 0), |l| {
+            (
+                l["rtp_port"].as_u64().map(|p| p as u16),
+                l["rtp_packets"].as_u64().unwrap_or(0),
+            )
+        })
+    }
+
     /// Runs `switchboard ctl COMMAND` and returns (success, stdout, stderr).
     pub fn ctl_raw(&self, cmd: &str) -> (bool, String, String) {
         let out = Command::new(bin())

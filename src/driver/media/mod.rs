@@ -48,12 +48,10 @@ impl MediaHandle {
         let _ = self.tx.send(cmd);
     }
 
-    /// RTP packets received so far from each of two legs (the second 0 if it is not
-    /// open); `None` if the first is not open.
-    pub fn packets(&self, first: LegKey, second: Option<LegKey>) -> Option<(u64, u64)> {
+    /// RTP packets received so far on a leg; `None` if it is not open.
+    pub fn packets(&self, leg: LegKey) -> Option<u64> {
         let map = self.counters.lock().ok()?;
-        let rx = |l: &LegKey| map.get(l).map(|c| c.rx.load(Ordering::Relaxed));
-        Some((rx(&first)?, second.as_ref().and_then(rx).unwrap_or(0)))
+        map.get(&leg).map(|c| c.rx.load(Ordering::Relaxed))
     }
 }
 

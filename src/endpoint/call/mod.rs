@@ -85,11 +85,6 @@ pub struct CallView {
     pub on_hold: Option<String>,
     /// Seconds since the INVITE.
     pub age_s: u64,
-    /// Relay ports (caller side, callee side; 0 when none).
-    pub rtp_ports: Option<(u16, u16)>,
-    /// The media legs facing the caller and the callee, for the engine's counters.
-    #[serde(skip)]
-    pub media_legs: Option<(crate::media::LegKey, Option<crate::media::LegKey>)>,
     /// Its legs: the caller's, the callee's once it answered, each device being rung.
     #[serde(default)]
     pub legs: Vec<LegView>,
@@ -106,6 +101,13 @@ pub struct LegView {
     /// one until one answers).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rtp_port: Option<u16>,
+    /// RTP packets received from the party on that port: the media engine counts them,
+    /// so the driver fills this in (the core never sees a packet).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rtp_packets: Option<u64>,
+    /// Our media leg facing it, for the driver to read the engine's counter by.
+    #[serde(skip)]
+    pub media: Option<crate::media::LegKey>,
     /// The bridge its audio is in (numbered as the call), if it is in one: a party alone
     /// with switchboard (a menu, a queue, on hold) is in none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -326,6 +328,8 @@ impl Calls {
                     role: role.into(),
                     party: String::from_utf8_lossy(leg.dialog.target.as_bytes()).into_owned(),
                     rtp_port: media.map(|m| m.port),
+                    rtp_packets: None,
+                    media: media.map(|m| m.key),
                     bridge: bridge.map(|b| b.key.0),
                     controller: leg.controller.name().into(),
                 })
@@ -341,15 +345,7 @@ impl Calls {
         let mut v: Vec<CallView> = self
             .calls
             .iter()
-            .map(|(id, c)| {
-                (
-                    id,
-                    c,
-                    c.caller().and_then(|a| self.media_of(a)),
-                    c.callee().and_then(|b| self.media_of(b)).or(c.dial_media),
-                )
-            })
-            .map(|(id, c, a_media, b_media)| CallView {
+            .map(|(id, c)| CallView {
                 id: id.0,
                 caller: c.story.start().caller.clone(),
                 callee: c.story.start().callee.clone(),
@@ -365,8 +361,6 @@ impl Calls {
                     }
                 }),
                 age_s: now.saturating_duration_since(c.started).as_secs(),
-                rtp_ports: a_media.map(|m| (m.port, b_media.map_or(0, |m| m.port))),
-                media_legs: a_media.map(|m| (m.key, b_media.map(|m| m.key))),
                 legs: self.leg_views(c),
             })
             .collect();
