@@ -89,6 +89,14 @@ pub enum Event {
         /// Who was on hold.
         party: Party,
     },
+    /// A party sent the other elsewhere (a blind transfer): it left the call, and the
+    /// other's dialplan started again at `to`.
+    Transferred {
+        /// Who transferred.
+        by: Party,
+        /// The number the other party was sent to.
+        to: String,
+    },
     /// The call is over.
     Ended {
         /// How, from the caller's point of view.
@@ -113,6 +121,7 @@ impl Event {
             Self::Bridged { .. } => "bridged",
             Self::Held { .. } => "held",
             Self::Resumed { .. } => "resumed",
+            Self::Transferred { .. } => "transferred",
             Self::Ended { .. } => "ended",
         }
     }

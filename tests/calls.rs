@@ -281,6 +281,88 @@ fn loudness(p: &Path) -> f64 {
 }
 
 #[test]
+fn a_baresip_callee_transfers_the_caller_to_a_third_phone_and_the_two_talk() {
+    let pbx = Pbx::start();
+    let alice = Baresip::start_with("1001", PW1, pbx.udp, "manual");
+    let bob = Baresip::start_with("1002", PW2, pbx.udp, "auto");
+    let carol = Baresip::start_with("1003", "demo-1003-change-me", pbx.udp, "auto");
+    assert!(
+        wait_until(20, || pbx.registrations().len() == 3),
+        "the phones register:\n{}\n{}\n{}",
+        alice.log(),
+        bob.log(),
+        carol.log()
+    );
+    alice.cmd("/dial 1002");
+    let talking = |to: &str| {
+        let calls = pbx.ctl("calls");
+        let call = &calls["calls"][0];
+        let callee = call["legs"]
+            .as_array()
+            .and_then(|l| l.iter().find(|l| l["role"] == "callee"))
+            .and_then(|l| l["party"].as_str().map(str::to_string))
+            .unwrap_or_default();
+        call["state"] == "bridged"
+            && callee.starts_with(&format!("sip:{to}"))
+            && Pbx::leg(call, "callee").1 > 50
+    };
+    assert!(
+        wait_until(10, || talking("1002")),
+        "{}\n{}",
+        pbx.ctl("calls"),
+        pbx.log_text()
+    );
+    let before = Pbx::leg(&pbx.ctl("calls")["calls"][0], "caller").1;
+    // Bob's own transfer key: before switchboard carried transfers out, his REFER was
+    // refused and his phone hung up, cutting Alice off.
+    bob.cmd("/transfer 1003");
+    assert!(
+        wait_until(15, || talking("1003")),
+        "{}\nbob:\n{}\ncarol:\n{}\npbx:\n{}",
+        pbx.ctl("calls"),
+        bob.log(),
+        carol.log(),
+        pbx.log_text()
+    );
+    // Alice's own leg carries on: her audio keeps arriving on the same port, now
+    // relayed to Carol, and one call is all there is.
+    let call = pbx.ctl("calls")["calls"].clone();
+    assert_eq!(call.as_array().unwrap().len(), 1, "{call}");
+    assert!(
+        wait_until(5, || Pbx::leg(&pbx.ctl("calls")["calls"][0], "caller").1
+            > before + 50),
+        "{}",
+        pbx.ctl("calls")
+    );
+    alice.cmd("/hangup");
+    assert!(
+        wait_until(10, || pbx.ctl("calls")["calls"]
+            .as_array()
+            .unwrap()
+            .is_empty()),
+        "call cleared: {}",
+        pbx.ctl("calls")
+    );
+    let r = cdr(&pbx, 1);
+    assert_eq!(
+        (
+            r.caller.as_str(),
+            r.callee.as_str(),
+            r.disposition.as_str(),
+            r.hangup_by.as_str()
+        ),
+        ("1001", "1002", "answered", "caller")
+    );
+    assert_eq!(
+        story(&pbx, 1)
+            .iter()
+            .filter(|e| e.starts_with("transferred") || e.starts_with("bridged"))
+            .collect::<Vec<_>>(),
+        ["bridged 1002", "transferred callee", "bridged 1003"]
+    );
+}
+
+#[test]
 fn baresip_phones_talk_through_the_relay() {
     let pbx = Pbx::start();
     let alice = Baresip::start_with("1001", PW1, pbx.udp, "manual");

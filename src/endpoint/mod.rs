@@ -45,7 +45,7 @@ use crate::sip::transaction::{response_to, Peer, Transactions, Transmit, TuEvent
 use crate::sip::uri::Scheme;
 
 /// Methods we answer, for Allow.
-const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, INFO, UPDATE, SUBSCRIBE";
+const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, INFO, UPDATE, SUBSCRIBE, REFER";
 
 /// Which challenge a request gets: 401 for REGISTER, 407 for calls (RFC 3261 §22.3).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -34,6 +34,8 @@ pub(super) enum CallTx {
     Reoffer,
     /// A BYE.
     Bye,
+    /// A NOTIFY of a transfer's outcome to the transferor.
+    Notify,
 }
 
 /// Every client transaction of ours with an owner.

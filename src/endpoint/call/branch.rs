@@ -89,8 +89,8 @@ impl Endpoint {
                 self.reoffer_answered(now, id, key, &msg);
                 return true;
             }
-            // Responses to our BYE need nothing more.
-            CallTx::Bye => return true,
+            // Responses to our BYE or NOTIFY need nothing more.
+            CallTx::Bye | CallTx::Notify => return true,
             CallTx::Customer => {
                 self.customer_response(now, id, key, &msg, status);
                 return true;
@@ -401,7 +401,7 @@ impl Endpoint {
             return;
         };
         match role {
-            CallTx::Reoffer | CallTx::Bye => {
+            CallTx::Reoffer | CallTx::Bye | CallTx::Notify => {
                 self.owners.remove(key);
                 return;
             }

@@ -1,6 +1,7 @@
 //! Requests inside a call's dialogs: BYE ending the other side, INFO keys, re-INVITE and
 //! UPDATE relayed from one leg to the other (hold, resume, a new address; what hold does
-//! to the media is [`super::hold`]'s), and a CANCEL from the caller.
+//! to the media is [`super::hold`]'s), REFER handed to [`super::transfer`], and a CANCEL
+//! from the caller.
 
 use bytes::Bytes;
 use std::time::Instant;
@@ -112,6 +113,7 @@ impl Endpoint {
                 self.finish(now, id, disp, 200, by);
             }
             Some(Method::Invite) | Some(Method::Update) => self.on_reoffer(now, key, msg, id, leg),
+            Some(Method::Refer) => self.on_refer(now, key, msg, id, leg),
             Some(Method::Info) => {
                 self.reply(now, key, msg, StatusCode::OK, vec![]);
                 if let (true, Some(d)) = (caller, info_digit(msg)) {
@@ -124,13 +126,8 @@ impl Endpoint {
             }
             Some(Method::Ack) | None => {}
             Some(m) => {
-                // Never a 200 for what is not done: a phone told its REFER succeeded waits
-                // for a transfer that never comes. Transfers are refused until they are
-                // carried out; the call goes on as it was.
-                let code = match m {
-                    Method::Refer => StatusCode::METHOD_NOT_ALLOWED,
-                    _ => StatusCode::NOT_IMPLEMENTED,
-                };
+                // Never a 200 for what is not done; the call goes on as it was.
+                let code = StatusCode::NOT_IMPLEMENTED;
                 tracing::info!(call = %id, method = %m, code = code.as_u16(), "in-dialog request refused");
                 let allow = vec![(HeaderName::Allow, Bytes::from_static(ALLOW.as_bytes()))];
                 self.reply(now, key, msg, code, allow);

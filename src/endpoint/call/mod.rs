@@ -26,7 +26,8 @@
 //! ([`dial`]) and the branches' answers ([`branch`]), requests inside its dialogs
 //! ([`in_dialog`]), prompts ([`prompt`]), keys ([`collect`]), recordings ([`record`]), its
 //! timers ([`timers`]), ending it ([`end`]), hold and its music ([`hold`]), callbacks
-//! placed by the PBX ([`customer`]) and the messages it builds ([`build`]). Feature files
+//! placed by the PBX ([`customer`]), blind transfer ([`transfer`]) and the messages it
+//! builds ([`build`]). Feature files
 //! share types through `state` only, and tell the media engine what to do through
 //! [`media`] only (the one place that knows which media legs and bridge are a call's).
 
@@ -56,6 +57,7 @@ mod record;
 mod script;
 pub(super) mod state;
 mod timers;
+mod transfer;
 
 use ids::LegId;
 use leg::Legs;

@@ -657,22 +657,51 @@ fn ctl_calls_lists_each_leg_with_its_port_and_its_bridge() {
     );
 }
 
+/// The PBX's answer to `phone`'s last REFER, and its Warning.
+fn refer_answer(pbx: &mut Pbx, phone: &mut Phone) -> (u16, String) {
+    let got = phone.take(pbx);
+    assert_eq!(statuses(&got).len(), 1, "{got:?}");
+    let warning = got[0]
+        .header(&HeaderName::Other(bytes::Bytes::from_static(b"Warning")))
+        .map(|w| String::from_utf8_lossy(w).into_owned())
+        .unwrap_or_default();
+    (statuses(&got)[0], warning)
+}
+
 #[test]
-fn a_transfer_is_refused_with_a_clear_status_and_the_call_goes_on() {
+fn a_transfer_not_carried_out_is_refused_with_a_clear_status_and_the_call_goes_on() {
     let (mut pbx, mut alice, mut bob) = two_phones();
     let (a, b) = answered(&mut pbx, &mut alice, &mut bob);
+    // The caller's transfer, an attended one, one with no target: each refused as it is.
     alice.refer(&mut pbx, &a, "1003");
-    let got = alice.take(&mut pbx);
-    assert_eq!(statuses(&got), [405], "{got:?}");
-    let allow = String::from_utf8_lossy(got[0].header(&HeaderName::Allow).unwrap()).into_owned();
-    assert!(
-        allow.contains("INVITE") && !allow.contains("REFER"),
-        "{allow}"
+    let (status, warning) = refer_answer(&mut pbx, &mut alice);
+    assert_eq!(status, 501);
+    assert!(warning.contains("by the caller"), "{warning}");
+    bob.refer(
+        &mut pbx,
+        &b,
+        "1003?Replaces=abc%40pbx%3Bto-tag%3D1%3Bfrom-tag%3D2",
     );
-    // Other requests the PBX does not carry out are refused too; OPTIONS is answered.
+    let (status, warning) = refer_answer(&mut pbx, &mut bob);
+    assert_eq!(status, 501);
+    assert!(warning.contains("attended"), "{warning}");
+    let mut refer = bob.in_dialog(&b, Method::Refer);
+    refer.push_header(HeaderName::Contact, bob.contact());
+    pbx.deliver(&bob.peer, &refer);
+    assert_eq!(refer_answer(&mut pbx, &mut bob).0, 400, "no Refer-To");
+    // Nowhere the transferor could dial itself.
+    bob.refer(&mut pbx, &b, "5555");
+    assert_eq!(refer_answer(&mut pbx, &mut bob).0, 403);
+    // Other requests the PBX does not carry out are refused too; OPTIONS is answered
+    // and names REFER among what is allowed.
     let message = alice.in_dialog(&a, Method::from_token(&"MESSAGE".into()));
     pbx.deliver(&alice.peer, &message);
-    alice.expect_status(&mut pbx, Method::from_token(&"MESSAGE".into()), 501);
+    let refused = alice.expect_status(&mut pbx, Method::from_token(&"MESSAGE".into()), 501);
+    let allow = String::from_utf8_lossy(refused.header(&HeaderName::Allow).unwrap()).into_owned();
+    assert!(
+        allow.contains("INVITE") && allow.contains("REFER"),
+        "{allow}"
+    );
     let options = alice.in_dialog(&a, Method::Options);
     pbx.deliver(&alice.peer, &options);
     alice.expect_status(&mut pbx, Method::Options, 200);
@@ -684,6 +713,132 @@ fn a_transfer_is_refused_with_a_clear_status_and_the_call_goes_on() {
     assert_eq!(
         cdr_line(&pbx.cdrs[0]),
         "1001 -> 1002 did=- trunk=- start=0 answer=0 end=0 answered 200 by callee"
+    );
+}
+
+#[test]
+fn the_callee_sends_the_caller_elsewhere_and_the_caller_hears_ringback_until_the_target_answers() {
+    let (mut pbx, mut alice, mut bob) = two_phones();
+    let mut carol = Phone::new("1003", 5074);
+    carol.register(&mut pbx);
+    let (a, b) = answered(&mut pbx, &mut alice, &mut bob);
+    let to_alice = our_port(&alice, &a);
+    let hears = |pbx: &Pbx| pbx.model.on_port(to_alice).unwrap().hears.clone();
+    pbx.advance(Duration::from_secs(10));
+    bob.refer(&mut pbx, &b, "1003");
+    // Bob is told at once that it is done (the transfer is the PBX's from here), and
+    // is hung up on.
+    bob.expect_status(&mut pbx, Method::Refer, 202);
+    let notify = bob.expect_request(&mut pbx, Method::Notify);
+    assert_eq!(&notify.body[..], b"SIP/2.0 200 OK\r\n");
+    let header =
+        |m: &Message, n: HeaderName| String::from_utf8_lossy(m.header(&n).unwrap()).into_owned();
+    assert_eq!(header(&notify, HeaderName::Event), "refer");
+    let state = HeaderName::Other(bytes::Bytes::from_static(b"Subscription-State"));
+    assert!(header(&notify, state).starts_with("terminated"));
+    bob.reply(&mut pbx, &notify, 200);
+    let bye = bob.expect_request(&mut pbx, Method::Bye);
+    bob.reply(&mut pbx, &bye, 200);
+    // Carol rings; Alice, whose phone saw nothing of it, hears ringback meanwhile.
+    let c = carol.incoming(&mut pbx);
+    assert!(
+        alice.take(&mut pbx).is_empty(),
+        "the caller's phone is not involved"
+    );
+    assert_eq!(hears(&pbx), Hears::Music("sounds/ringback.wav".into()));
+    assert_eq!(call_state(&pbx), ("ringing".into(), true, 1));
+    carol.respond(&mut pbx, &c, 180);
+    pbx.advance(Duration::from_secs(3));
+    carol.respond(&mut pbx, &c, 200);
+    carol.expect_request(&mut pbx, Method::Ack);
+    assert!(
+        pbx.model.bridged(to_alice, our_port(&carol, &c)),
+        "{:?}",
+        pbx.model
+    );
+    assert_eq!(hears(&pbx), Hears::Nothing);
+    assert_eq!(call_state(&pbx), ("bridged".into(), true, 0));
+    // Bob's phone is free for the ACD (and for queue calls) while the two talk.
+    assert!(!pbx.ep.in_use.contains_key("1002"), "{:?}", pbx.ep.in_use);
+    assert!(pbx.ep.in_use.contains_key("1003"), "{:?}", pbx.ep.in_use);
+    pbx.advance(Duration::from_secs(20));
+    alice.bye(&mut pbx, &a);
+    let bye = carol.expect_request(&mut pbx, Method::Bye);
+    carol.reply(&mut pbx, &bye, 200);
+    assert_eq!(pbx.live(), (0, 0, 0), "calls, legs, dialogs");
+    let first = pbx
+        .cdrs
+        .iter()
+        .position(|c| c.callee == "1002" && c.caller == "1001")
+        .unwrap();
+    assert_eq!(
+        cdr_line(&pbx.cdrs[first]),
+        "1001 -> 1002 did=- trunk=- start=0 answer=0 end=33000 answered 200 by caller"
+    );
+    assert_eq!(
+        story_lines(&pbx, first),
+        [
+            "0 started 1001 -> 1002",
+            "0 dialled 1002",
+            "0 bridged 1002",
+            "0 answered",
+            "10000 transferred to 1003 by callee",
+            "10000 dialled 1003",
+            "13000 bridged 1003",
+            "33000 ended answered 200 by caller"
+        ]
+    );
+}
+
+#[test]
+fn an_agent_transfers_a_queue_caller_and_is_done_with_the_call() {
+    let (mut pbx, mut alice, mut bob) = two_phones();
+    let mut carol = Phone::new("1003", 5074);
+    carol.register(&mut pbx);
+    let (a, _, _) = answered_here(&mut pbx, &mut alice, "700");
+    let offer = bob.incoming(&mut pbx);
+    bob.respond(&mut pbx, &offer, 200);
+    bob.expect_request(&mut pbx, Method::Ack);
+    pbx.advance(Duration::from_secs(10));
+    bob.refer(&mut pbx, &offer, "1003");
+    bob.expect_status(&mut pbx, Method::Refer, 202);
+    let notify = bob.expect_request(&mut pbx, Method::Notify);
+    bob.reply(&mut pbx, &notify, 200);
+    let bye = bob.expect_request(&mut pbx, Method::Bye);
+    bob.reply(&mut pbx, &bye, 200);
+    // The queue is done with the caller: the agent's talk ends now (wrap-up follows),
+    // and the caller hears ringback, not the queue's music, while 1003 rings.
+    let log: Vec<&String> = pbx
+        .queue_log
+        .iter()
+        .filter(|l| l.contains("\"complete\""))
+        .collect();
+    assert_eq!(log.len(), 1, "{:?}", pbx.queue_log);
+    assert!(log[0].contains("\"talk_ms\":\"10000\""), "{}", log[0]);
+    let c = carol.incoming(&mut pbx);
+    let to_alice = our_port(&alice, &a);
+    assert_eq!(
+        pbx.model.on_port(to_alice).unwrap().hears,
+        Hears::Music("sounds/ringback.wav".into())
+    );
+    carol.respond(&mut pbx, &c, 200);
+    carol.expect_request(&mut pbx, Method::Ack);
+    assert!(pbx.model.bridged(to_alice, our_port(&carol, &c)));
+    carol.bye(&mut pbx, &c);
+    let bye = alice.expect_request(&mut pbx, Method::Bye);
+    alice.reply(&mut pbx, &bye, 200);
+    assert_eq!(pbx.live(), (0, 0, 0), "calls, legs, dialogs");
+    assert_eq!(
+        story_lines(&pbx, 0)[3..],
+        [
+            "0 offered 1002",
+            "0 dialled 1002",
+            "0 bridged 1002",
+            "10000 transferred to 1003 by callee",
+            "10000 dialled 1003",
+            "10000 bridged 1003",
+            "10000 ended answered 200 by callee"
+        ]
     );
 }
 
@@ -1571,6 +1726,9 @@ fn a_call_out_through_the_trunk_is_rewritten_and_presented_as_the_trunk_says() {
     provider.respond(&mut pbx, &p, 200);
     provider.expect_request(&mut pbx, Method::Ack);
     alice.ack(&mut pbx, &a);
+    // The far end may not send our caller anywhere with our dial permissions.
+    provider.refer(&mut pbx, &p, "95550000000");
+    assert_eq!(refer_answer(&mut pbx, &mut provider).0, 403);
     pbx.advance(Duration::from_secs(2));
     alice.bye(&mut pbx, &a);
     let bye = provider.expect_request(&mut pbx, Method::Bye);

@@ -285,7 +285,7 @@ impl Phone {
         )
     }
 
-    fn contact(&self) -> String {
+    pub(crate) fn contact(&self) -> String {
         format!("<sip:{}@{}>", self.user, self.peer.addr)
     }
 
@@ -794,6 +794,7 @@ pub(crate) fn story_lines(pbx: &Pbx, i: usize) -> Vec<String> {
                 Event::Bridged { party } => format!("bridged {party}"),
                 Event::Held { party: p } => format!("held {}", party(p)),
                 Event::Resumed { party: p } => format!("resumed {}", party(p)),
+                Event::Transferred { by, to } => format!("transferred to {to} by {}", party(by)),
                 Event::Ended {
                     disposition,
                     sip_code,

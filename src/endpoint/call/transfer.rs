@@ -1,0 +1,183 @@
+//! Blind transfer (RFC 3515 REFER): the callee of a bridged call (an agent, an extension
+//! that took a call) sends the caller elsewhere. The caller's leg stays as it is: its
+//! dialog, its media leg and its port do not change, so its phone sees no SIP at all. The
+//! transferor's leg leaves the call (told the transfer is done, then hung up), and the
+//! caller's dialplan starts again at the target in the transferor's context, so the
+//! target's own rules (no answer, voicemail, a queue) apply and the caller hears ringback
+//! or music meanwhile, never silence.
+//!
+//! Owns only the move; dialling, queues and media are the other files' (reached through
+//! the dialplan and the media emitter). What it cannot carry out yet it refuses with a
+//! status that says so, and the call goes on as it was.
+
+use bytes::Bytes;
+use std::time::Instant;
+
+use super::state::{CallId, CallTimer, LegId, Role, State};
+use crate::endpoint::owner::{CallTx, TxOwner};
+use crate::endpoint::{code, Endpoint};
+use crate::sip::header::parse_name_addr;
+use crate::sip::msg::{HeaderName, Message, Method, StatusCode};
+use crate::sip::transaction::TxKey;
+use crate::story::{Event, Party};
+
+/// Why a REFER is refused: its status and a few words for the Warning header.
+struct Refusal(u16, &'static str);
+
+impl Endpoint {
+    /// A REFER on `leg` of call `id`.
+    pub(super) fn on_refer(
+        &mut self,
+        now: Instant,
+        key: &TxKey,
+        msg: &Message,
+        id: CallId,
+        leg: LegId,
+    ) {
+        let target = match self.transfer_target(id, leg, msg) {
+            Ok(t) => t,
+            Err(Refusal(status, why)) => {
+                tracing::info!(call = %id, status, why, "transfer refused");
+                let warn = Bytes::from(format!("399 switchboard \"{why}\""));
+                let extra = vec![(HeaderName::Other(Bytes::from_static(b"Warning")), warn)];
+                self.reply(now, key, msg, code(status), extra);
+                return;
+            }
+        };
+        let Some(c) = self.calls.calls.get(&id) else {
+            return;
+        };
+        let caller = c.story.start().caller.clone();
+        // The transferor's dial permissions: an extension's context.
+        let plan = self.dialplan.clone();
+        let Some(cursor) = plan.start(&self.default_context, &target, &caller) else {
+            tracing::info!(call = %id, %target, "transfer refused: no route for the transferor");
+            self.reply(now, key, msg, StatusCode::FORBIDDEN, vec![]);
+            return;
+        };
+        self.reply(now, key, msg, code(202), vec![]);
+        tracing::info!(call = %id, %target, "blind transfer");
+        // The transfer is ours to carry out from here: the transferor is told it is done.
+        self.notify_transfer(now, id, leg);
+        self.send_bye(now, leg);
+        self.tell(
+            now,
+            id,
+            Event::Transferred {
+                by: Party::Callee,
+                to: target,
+            },
+        );
+        self.transferor_leaves(now, id, leg);
+        let Some(c) = self.calls.calls.get_mut(&id) else {
+            return;
+        };
+        c.plan = plan;
+        c.cursor = cursor;
+        c.state = State::Routing;
+        c.failures.clear();
+        self.run_dialplan(now, id);
+    }
+
+    /// Whom `leg` asks to transfer its call's other party to, if we carry it out.
+    fn transfer_target(&self, id: CallId, leg: LegId, msg: &Message) -> Result<String, Refusal> {
+        let c = self
+            .calls
+            .calls
+            .get(&id)
+            .ok_or(Refusal(481, "no such call"))?;
+        let refer_to = msg
+            .header(&HeaderName::Other(Bytes::from_static(b"Refer-To")))
+            .and_then(|v| parse_name_addr(v).ok())
+            .ok_or(Refusal(400, "Refer-To missing or unreadable"))?;
+        if refer_to
+            .uri
+            .param("method")
+            .is_some_and(|m| m.is_some_and(|m| !m.eq_ignore_ascii_case(b"INVITE")))
+        {
+            return Err(Refusal(501, "only transfers by INVITE are carried out"));
+        }
+        if refer_to
+            .uri
+            .as_bytes()
+            .windows(9)
+            .any(|w| w.eq_ignore_ascii_case(b"replaces="))
+        {
+            return Err(Refusal(501, "attended transfer is not supported yet"));
+        }
+        let target = refer_to
+            .uri
+            .user_decoded()
+            .filter(|t| !t.is_empty())
+            .ok_or(Refusal(400, "Refer-To names no number"))?;
+        if c.callback.is_some() {
+            return Err(Refusal(501, "a callback cannot be transferred yet"));
+        }
+        match c.role(leg) {
+            Some(Role::Callee) if c.caller().is_some() => {}
+            Some(Role::Callee) => return Err(Refusal(403, "nobody to transfer")),
+            _ => return Err(Refusal(501, "transfer by the caller is not supported yet")),
+        }
+        // Only a phone of ours may send a caller elsewhere: a far end reached through a
+        // trunk is nobody we trust with our dial permissions.
+        if c.b_ext.is_none() {
+            return Err(Refusal(403, "only an extension may transfer"));
+        }
+        Ok(target)
+    }
+
+    /// Tells the transferor on `leg` that its transfer is done (RFC 3515 §2.4.5: a
+    /// sipfrag of the final status), ending the REFER's implicit subscription.
+    fn notify_transfer(&mut self, now: Instant, id: CallId, leg: LegId) {
+        let Some(l) = self.calls.legs.get_mut(leg) else {
+            return;
+        };
+        l.dialog.cseq += 1;
+        let (dialog, cseq) = (l.dialog.clone(), l.dialog.cseq);
+        let mut notify = self.leg_request(Method::Notify, &dialog, cseq);
+        let other = |n: &'static [u8]| HeaderName::Other(Bytes::from_static(n));
+        notify.push_header(HeaderName::Event, Bytes::from_static(b"refer"));
+        notify.push_header(
+            other(b"Subscription-State"),
+            Bytes::from_static(b"terminated;reason=noresource"),
+        );
+        notify.push_header(HeaderName::UserAgent, self.server_name.clone());
+        notify.push_header(
+            HeaderName::ContentType,
+            Bytes::from_static(b"message/sipfrag;version=2.0"),
+        );
+        notify.body = Bytes::from_static(b"SIP/2.0 200 OK\r\n");
+        match self.tx.send_request(now, notify, dialog.peer) {
+            Ok(k) => self.owners.insert(k, TxOwner::Call(id, CallTx::Notify)),
+            Err(e) => tracing::debug!(error = %e, "NOTIFY not sent"),
+        }
+    }
+
+    /// The transferor's leg leaves call `id`: out of its bridge and the leg table, its
+    /// phone free for the ACD, and an agent's talk over (the queue counts the call as
+    /// answered by them, and the agent goes to wrap-up).
+    fn transferor_leaves(&mut self, now: Instant, id: CallId, leg: LegId) {
+        let Some(c) = self.calls.calls.get_mut(&id) else {
+            return;
+        };
+        c.legs.retain(|&(l, _)| l != leg);
+        c.on_hold = None;
+        c.timers.stop(CallTimer::CalleeOkRetransmit);
+        let ext = c.b_ext.take();
+        if let Some(ext) = &ext {
+            if let Some(i) = c.devices.iter().position(|d| d == ext) {
+                c.devices.remove(i);
+            }
+        }
+        let queue = c.queue.take();
+        self.calls.close_bridge(id);
+        self.calls.remove_leg(leg);
+        if let Some(ext) = ext {
+            self.device_free(now, &ext);
+        }
+        if let Some(q) = queue {
+            let acd = self.acd_id(id);
+            self.queue_call_ended(now, acd, q);
+        }
+    }
+}
