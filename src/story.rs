@@ -195,6 +195,14 @@ impl Story {
         })
     }
 
+    /// The trunk of the last `Dialled`, if it went out through one.
+    pub fn last_trunk(&self) -> Option<&str> {
+        self.events.iter().rev().find_map(|(_, e)| match e {
+            Event::Dialled { trunk, .. } => Some(trunk.as_deref()),
+            _ => None,
+        })?
+    }
+
     /// The call's record: who from the start; the trunk it came in on, else the last it
     /// dialled out through; answered when the caller first was; how, when and by whom
     /// it ended from `Ended` (failed at its last event, by the system, if it has none).

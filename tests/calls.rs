@@ -282,6 +282,17 @@ fn loudness(p: &Path) -> f64 {
 
 #[test]
 fn a_baresip_callee_transfers_the_caller_to_a_third_phone_and_the_two_talk() {
+    baresip_transfer(false);
+}
+
+#[test]
+fn a_baresip_caller_transfers_the_callee_to_a_third_phone_and_the_two_talk() {
+    baresip_transfer(true);
+}
+
+/// Alice calls Bob, then one of them (Alice when `by_caller`) transfers the other to
+/// Carol with the phone's own transfer command; the other and Carol then talk.
+fn baresip_transfer(by_caller: bool) {
     let pbx = Pbx::start();
     let alice = Baresip::start_with("1001", PW1, pbx.udp, "manual");
     let bob = Baresip::start_with("1002", PW2, pbx.udp, "auto");
@@ -312,20 +323,27 @@ fn a_baresip_callee_transfers_the_caller_to_a_third_phone_and_the_two_talk() {
         pbx.ctl("calls"),
         pbx.log_text()
     );
-    let before = Pbx::leg(&pbx.ctl("calls")["calls"][0], "caller").1;
-    // Bob's own transfer key: before switchboard carried transfers out, his REFER was
-    // refused and his phone hung up, cutting Alice off.
-    bob.cmd("/transfer 1003");
+    // Whoever stays: their leg, the caller's after the transfer, keeps its counter.
+    let stays = if by_caller { "callee" } else { "caller" };
+    let before = Pbx::leg(&pbx.ctl("calls")["calls"][0], stays).1;
+    // The phone's own transfer command: before switchboard carried transfers out, the
+    // REFER was refused and the phone hung up, cutting the other party off.
+    let (transferor, other) = if by_caller {
+        (&alice, &bob)
+    } else {
+        (&bob, &alice)
+    };
+    transferor.cmd("/transfer 1003");
     assert!(
         wait_until(15, || talking("1003")),
-        "{}\nbob:\n{}\ncarol:\n{}\npbx:\n{}",
+        "{}\ntransferor:\n{}\ncarol:\n{}\npbx:\n{}",
         pbx.ctl("calls"),
-        bob.log(),
+        transferor.log(),
         carol.log(),
         pbx.log_text()
     );
-    // Alice's own leg carries on: her audio keeps arriving on the same port, now
-    // relayed to Carol, and one call is all there is.
+    // The transferee's own leg carries on: its audio keeps arriving on the same port,
+    // now relayed to Carol, and one call is all there is.
     let call = pbx.ctl("calls")["calls"].clone();
     assert_eq!(call.as_array().unwrap().len(), 1, "{call}");
     assert!(
@@ -334,7 +352,7 @@ fn a_baresip_callee_transfers_the_caller_to_a_third_phone_and_the_two_talk() {
         "{}",
         pbx.ctl("calls")
     );
-    alice.cmd("/hangup");
+    other.cmd("/hangup");
     assert!(
         wait_until(10, || pbx.ctl("calls")["calls"]
             .as_array()
@@ -353,12 +371,17 @@ fn a_baresip_callee_transfers_the_caller_to_a_third_phone_and_the_two_talk() {
         ),
         ("1001", "1002", "answered", "caller")
     );
+    let by = if by_caller {
+        "transferred caller"
+    } else {
+        "transferred callee"
+    };
     assert_eq!(
         story(&pbx, 1)
             .iter()
             .filter(|e| e.starts_with("transferred") || e.starts_with("bridged"))
             .collect::<Vec<_>>(),
-        ["bridged 1002", "transferred callee", "bridged 1003"]
+        ["bridged 1002", by, "bridged 1003"]
     );
 }
 

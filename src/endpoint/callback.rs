@@ -120,7 +120,7 @@ impl Endpoint {
     /// extension's own, or a trunk caller's plain number.
     pub(super) fn callback_number(&self, id: CallId) -> Option<(String, Option<String>)> {
         let c = self.calls.calls.get(&id)?;
-        let number = c.story.start().caller.clone();
+        let number = c.caller_number().to_string();
         self.may_call_back(&number, c.from_trunk.as_deref())
             .then(|| (number, c.from_trunk.clone()))
     }

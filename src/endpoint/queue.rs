@@ -356,7 +356,7 @@ impl Endpoint {
             announce,
         });
         // A trunk caller's number, or the calling extension.
-        let number = c.story.start().caller.clone();
+        let number = c.caller_number().to_string();
         tracing::info!(call = %id, queue = name, priority, "queued");
         let queue = name.to_string();
         self.tell(now, id, crate::story::Event::Queued { queue });

@@ -72,7 +72,7 @@ impl Endpoint {
         let Some((peer, offer)) = self
             .calls
             .caller(id)
-            .and_then(|a| Some((a.dialog.peer.clone(), a.offer.clone()?)))
+            .and_then(|a| Some((a.dialog.peer.clone(), a.sdp.clone()?)))
         else {
             self.calls.release_media(ma);
             return false;

@@ -243,6 +243,9 @@ impl Endpoint {
         };
         let pa = ma.port;
         let answer = Sdp::parse(&msg.body).ok();
+        if let Some(l) = self.calls.legs.get_mut(d) {
+            l.sdp.clone_from(&answer);
+        }
         let target = answer.as_ref().and_then(Sdp::audio_target);
         // If the callee chose the law the caller did not offer, the caller gets its own
         // first law and the relay converts between them.

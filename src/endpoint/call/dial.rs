@@ -67,17 +67,14 @@ impl Endpoint {
         // The callee sees the calling extension's name, or a trunk caller's number.
         let (number, name) = match self
             .users
-            .get(&c.story.start().caller)
+            .get(c.caller_number())
             .filter(|_| c.from_trunk.is_none())
         {
             Some(u) => (
                 u.extension.clone(),
                 u.name.clone().unwrap_or_else(|| u.extension.clone()),
             ),
-            None => (
-                c.story.start().caller.clone(),
-                c.story.start().caller.clone(),
-            ),
+            None => (c.caller_number().to_string(), c.caller_number().to_string()),
         };
         let from = Bytes::from(format!(
             "\"{}\" <sip:{number}@{}>",
@@ -162,8 +159,8 @@ impl Endpoint {
             self.set_status(id, Status::Failed);
             return false;
         };
-        let ext = self.users.get(&c.story.start().caller).cloned();
-        let (from, extra) = trunk_identity(&t, &c.story.start().caller, ext, c.privacy);
+        let ext = self.users.get(c.caller_number()).cloned();
+        let (from, extra) = trunk_identity(&t, c.caller_number(), ext, c.privacy);
         let host = t.address.to_string();
         let Ok(uri) = Uri::parse(&Bytes::from(format!("sip:{number}@{host}"))) else {
             tracing::info!(call = %id, %number, "not a number a trunk can dial");

@@ -94,9 +94,9 @@ impl Endpoint {
             return q.moh.clone();
         }
         let holder_ext = if !c.is_caller(holder) {
-            c.b_ext.as_ref()
+            c.b_ext.as_deref()
         } else if c.from_trunk.is_none() {
-            Some(&c.story.start().caller)
+            Some(c.caller_number())
         } else {
             None
         };

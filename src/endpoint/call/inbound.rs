@@ -114,7 +114,7 @@ impl Endpoint {
         tracing::info!(call = %id, %caller, %callee, trunk = trunk.as_ref().map(|t| t.name.as_str()), "call started");
         self.calls.by_a_invite.insert(key.clone(), id);
         let a = self.calls.add_leg(Leg {
-            offer: Some(offer),
+            sdp: Some(offer),
             ..Leg::new(id, a, (key, msg), Controller::Script)
         });
         let call = Call::new(now, Some(a), (plan, cursor), mf, story);

@@ -216,9 +216,10 @@ pub(in crate::endpoint) struct Leg {
     pub(in crate::endpoint) invite_key: TxKey,
     /// That INVITE: the caller's, to build our responses from, or ours to the callee.
     pub(in crate::endpoint) invite: Message,
-    /// The offer in that INVITE, when it was the party's: what a call answered here
-    /// answers, and what a dial relays on.
-    pub(in crate::endpoint) offer: Option<Sdp>,
+    /// The party's own SDP: the offer in its INVITE (a caller's), or its answer to ours
+    /// (a callee's). What a call answered here answers, and what a dial made on the
+    /// party's behalf (after a transfer) offers on.
+    pub(in crate::endpoint) sdp: Option<Sdp>,
     /// Our 2xx to the party's INVITE or re-INVITE, sent again until its ACK.
     pub(in crate::endpoint) ok: Option<Retransmit2xx>,
     /// Our ACK to the party's 2xx, sent again if the 2xx is.
@@ -269,7 +270,7 @@ impl Leg {
             dialog,
             invite_key,
             invite,
-            offer: None,
+            sdp: None,
             ok: None,
             ack: None,
             reoffer: None,

@@ -195,7 +195,7 @@ impl Calls {
     pub(super) fn origin(&self, id: CallId) -> Option<(crate::sdp::Sdp, Option<MediaLeg>)> {
         let c = self.calls.get(&id)?;
         match (self.caller(id), &c.callback) {
-            (Some(a), _) => Some((a.offer.clone()?, a.media)),
+            (Some(a), _) => Some((a.sdp.clone()?, a.media)),
             (None, Some(cb)) => Some((cb.offer.clone(), cb.media)),
             (None, None) => None,
         }
@@ -349,7 +349,7 @@ impl Calls {
             .iter()
             .map(|(id, c)| CallView {
                 id: id.0,
-                caller: c.story.start().caller.clone(),
+                caller: c.caller_number().to_string(),
                 callee: c.story.start().callee.clone(),
                 state: c.state.name().into(),
                 answered: c.answered,

@@ -123,7 +123,7 @@ impl Endpoint {
                     return Flow::Wait;
                 };
                 // Only our own extensions' calls speak for an agent.
-                let agent = c.story.start().caller.clone();
+                let agent = c.caller_number().to_string();
                 let own = c.from_trunk.is_none() && self.users.contains_key(&agent);
                 let ok = own && self.agent_op(now, &agent, op).is_ok();
                 self.set_status(id, if ok { Status::Ok } else { Status::Failed });
@@ -133,7 +133,7 @@ impl Endpoint {
                     return Flow::Wait;
                 };
                 // Only our own extensions' phones take agents.
-                let ext = c.story.start().caller.clone();
+                let ext = c.caller_number().to_string();
                 let own = c.from_trunk.is_none() && self.users.contains_key(&ext);
                 let loopback = self.caller_on_loopback(id);
                 let status = if own {

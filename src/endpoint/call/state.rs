@@ -284,6 +284,9 @@ pub(in crate::endpoint) struct Call {
     pub(in crate::endpoint) from_trunk: Option<String>,
     /// The caller asked to hide its identity (Privacy: id, RFC 3323).
     pub(super) privacy: bool,
+    /// Who the caller is, when it is not who began the call: a callee its caller
+    /// transferred (an extension, or a number reached through `from_trunk`).
+    pub(super) caller_id: Option<String>,
     /// The callee's devices being rung (every registered contact, in parallel).
     pub(in crate::endpoint) dialing: Vec<LegId>,
     /// Final failures of branches rung so far, for the status when all have failed.
@@ -349,6 +352,13 @@ impl Call {
         }
     }
 
+    /// Who the caller is: its extension or number (`$caller` in the dialplan).
+    pub(in crate::endpoint) fn caller_number(&self) -> &str {
+        self.caller_id
+            .as_deref()
+            .unwrap_or(&self.story.start().caller)
+    }
+
     /// Whether `leg` is the caller's.
     pub(super) fn is_caller(&self, leg: LegId) -> bool {
         self.role(leg) == Some(Role::Caller)
@@ -384,6 +394,7 @@ impl Call {
             callback: None,
             from_trunk: None,
             privacy: false,
+            caller_id: None,
             dialing: Vec::new(),
             failures: Vec::new(),
             plan,

@@ -1,10 +1,11 @@
-//! Blind transfer (RFC 3515 REFER): the callee of a bridged call (an agent, an extension
-//! that took a call) sends the caller elsewhere. The caller's leg stays as it is: its
-//! dialog, its media leg and its port do not change, so its phone sees no SIP at all. The
-//! transferor's leg leaves the call (told the transfer is done, then hung up), and the
-//! caller's dialplan starts again at the target in the transferor's context, so the
-//! target's own rules (no answer, voicemail, a queue) apply and the caller hears ringback
-//! or music meanwhile, never silence.
+//! Blind transfer (RFC 3515 REFER): a party of a bridged call (an agent, an extension
+//! that called or took a call) sends the other party elsewhere. The transferee's leg
+//! stays as it is: its dialog, its media leg and its port do not change, so its phone
+//! sees no SIP at all. The transferor's leg leaves the call (told the transfer is done,
+//! then hung up); the transferee becomes the call's caller if it was not, and a dialplan
+//! starts for it at the target in the transferor's context, so the target's own rules (no
+//! answer, voicemail, a queue) apply and the transferee hears ringback or music
+//! meanwhile, never silence.
 //!
 //! Owns only the move; dialling, queues and media are the other files' (reached through
 //! the dialplan and the media emitter). What it cannot carry out yet it refuses with a
@@ -13,7 +14,7 @@
 use bytes::Bytes;
 use std::time::Instant;
 
-use super::state::{CallId, CallTimer, LegId, Role, State};
+use super::state::{CallId, CallTimer, Controller, LegId, Role, State};
 use crate::endpoint::owner::{CallTx, TxOwner};
 use crate::endpoint::{code, Endpoint};
 use crate::sip::header::parse_name_addr;
@@ -34,7 +35,7 @@ impl Endpoint {
         id: CallId,
         leg: LegId,
     ) {
-        let target = match self.transfer_target(id, leg, msg) {
+        let (target, by) = match self.transfer_target(id, leg, msg) {
             Ok(t) => t,
             Err(Refusal(status, why)) => {
                 tracing::info!(call = %id, status, why, "transfer refused");
@@ -47,7 +48,15 @@ impl Endpoint {
         let Some(c) = self.calls.calls.get(&id) else {
             return;
         };
-        let caller = c.story.start().caller.clone();
+        // Who the transferee is, as the dialplan's `$caller` reads it.
+        let caller = match by {
+            Party::Callee => c.caller_number().to_string(),
+            Party::Caller => c
+                .b_ext
+                .clone()
+                .or_else(|| c.story.last_dialled().map(str::to_string))
+                .unwrap_or_default(),
+        };
         // The transferor's dial permissions: an extension's context.
         let plan = self.dialplan.clone();
         let Some(cursor) = plan.start(&self.default_context, &target, &caller) else {
@@ -60,15 +69,8 @@ impl Endpoint {
         // The transfer is ours to carry out from here: the transferor is told it is done.
         self.notify_transfer(now, id, leg);
         self.send_bye(now, leg);
-        self.tell(
-            now,
-            id,
-            Event::Transferred {
-                by: Party::Callee,
-                to: target,
-            },
-        );
-        self.transferor_leaves(now, id, leg);
+        self.tell(now, id, Event::Transferred { by, to: target });
+        self.transferor_leaves(now, id, leg, by);
         let Some(c) = self.calls.calls.get_mut(&id) else {
             return;
         };
@@ -80,7 +82,12 @@ impl Endpoint {
     }
 
     /// Whom `leg` asks to transfer its call's other party to, if we carry it out.
-    fn transfer_target(&self, id: CallId, leg: LegId, msg: &Message) -> Result<String, Refusal> {
+    fn transfer_target(
+        &self,
+        id: CallId,
+        leg: LegId,
+        msg: &Message,
+    ) -> Result<(String, Party), Refusal> {
         let c = self
             .calls
             .calls
@@ -113,17 +120,24 @@ impl Endpoint {
         if c.callback.is_some() {
             return Err(Refusal(501, "a callback cannot be transferred yet"));
         }
-        match c.role(leg) {
-            Some(Role::Callee) if c.caller().is_some() => {}
-            Some(Role::Callee) => return Err(Refusal(403, "nobody to transfer")),
-            _ => return Err(Refusal(501, "transfer by the caller is not supported yet")),
-        }
-        // Only a phone of ours may send a caller elsewhere: a far end reached through a
-        // trunk is nobody we trust with our dial permissions.
-        if c.b_ext.is_none() {
+        let by = match c.role(leg) {
+            Some(Role::Callee) if c.caller().is_some() => Party::Callee,
+            Some(Role::Caller) if c.callee().is_some() => Party::Caller,
+            _ => return Err(Refusal(403, "nobody to transfer")),
+        };
+        // Only a phone of ours may send a party elsewhere: a far end reached through or
+        // calling from a trunk is nobody we trust with our dial permissions.
+        let extension = match by {
+            Party::Callee => c.b_ext.is_some(),
+            Party::Caller => c.from_trunk.is_none(),
+        };
+        if !extension {
             return Err(Refusal(403, "only an extension may transfer"));
         }
-        Ok(target)
+        if by == Party::Caller && c.queue.is_some() {
+            return Err(Refusal(403, "a queue call is transferred by its agent"));
+        }
+        Ok((target, by))
     }
 
     /// Tells the transferor on `leg` that its transfer is done (RFC 3515 §2.4.5: a
@@ -155,15 +169,38 @@ impl Endpoint {
 
     /// The transferor's leg leaves call `id`: out of its bridge and the leg table, its
     /// phone free for the ACD, and an agent's talk over (the queue counts the call as
-    /// answered by them, and the agent goes to wrap-up).
-    fn transferor_leaves(&mut self, now: Instant, id: CallId, leg: LegId) {
+    /// answered by them, and the agent goes to wrap-up). A callee left by its caller
+    /// becomes the call's caller, its leg driven by the call's script from now on.
+    fn transferor_leaves(&mut self, now: Instant, id: CallId, leg: LegId, by: Party) {
         let Some(c) = self.calls.calls.get_mut(&id) else {
             return;
         };
         c.legs.retain(|&(l, _)| l != leg);
         c.on_hold = None;
         c.timers.stop(CallTimer::CalleeOkRetransmit);
-        let ext = c.b_ext.take();
+        c.timers.stop(CallTimer::OkRetransmit);
+        let ext = match by {
+            Party::Callee => c.b_ext.take(),
+            Party::Caller => {
+                // The callee is the caller now, as itself: an extension, or a number
+                // on the trunk it was reached through (which keeps it from our
+                // extensions' powers and from a second trunk, as any trunk caller).
+                let transferor = c.caller_number().to_string();
+                match c.b_ext.take() {
+                    Some(ext) => c.caller_id = Some(ext),
+                    None => {
+                        c.caller_id = c.story.last_dialled().map(str::to_string);
+                        c.from_trunk = c.story.last_trunk().map(str::to_string);
+                    }
+                }
+                c.privacy = false;
+                for (_, role) in &mut c.legs {
+                    *role = Role::Caller;
+                }
+                Some(transferor)
+            }
+        };
+        let transferee = c.caller();
         if let Some(ext) = &ext {
             if let Some(i) = c.devices.iter().position(|d| d == ext) {
                 c.devices.remove(i);
@@ -171,7 +208,13 @@ impl Endpoint {
         }
         let queue = c.queue.take();
         self.calls.close_bridge(id);
-        self.calls.remove_leg(leg);
+        if let Some(l) = transferee.and_then(|t| self.calls.legs.get_mut(t)) {
+            l.controller = Controller::Script;
+        }
+        if let Some(l) = self.calls.remove_leg(leg) {
+            // The caller's INVITE, indexed for its CANCEL, goes with it.
+            self.calls.by_a_invite.remove(&l.invite_key);
+        }
         if let Some(ext) = ext {
             self.device_free(now, &ext);
         }

@@ -672,11 +672,7 @@ fn refer_answer(pbx: &mut Pbx, phone: &mut Phone) -> (u16, String) {
 fn a_transfer_not_carried_out_is_refused_with_a_clear_status_and_the_call_goes_on() {
     let (mut pbx, mut alice, mut bob) = two_phones();
     let (a, b) = answered(&mut pbx, &mut alice, &mut bob);
-    // The caller's transfer, an attended one, one with no target: each refused as it is.
-    alice.refer(&mut pbx, &a, "1003");
-    let (status, warning) = refer_answer(&mut pbx, &mut alice);
-    assert_eq!(status, 501);
-    assert!(warning.contains("by the caller"), "{warning}");
+    // An attended transfer, one with no target: each refused as it is.
     bob.refer(
         &mut pbx,
         &b,
@@ -786,6 +782,64 @@ fn the_callee_sends_the_caller_elsewhere_and_the_caller_hears_ringback_until_the
             "10000 dialled 1003",
             "13000 bridged 1003",
             "33000 ended answered 200 by caller"
+        ]
+    );
+}
+
+#[test]
+fn the_caller_sends_the_callee_elsewhere_and_the_callee_becomes_the_caller() {
+    let (mut pbx, mut alice, mut bob) = two_phones();
+    let mut carol = Phone::new("1003", 5074);
+    carol.register(&mut pbx);
+    let (a, b) = answered(&mut pbx, &mut alice, &mut bob);
+    let to_bob = our_port(&bob, &b);
+    pbx.advance(Duration::from_secs(5));
+    alice.refer(&mut pbx, &a, "1003");
+    alice.expect_status(&mut pbx, Method::Refer, 202);
+    let notify = alice.expect_request(&mut pbx, Method::Notify);
+    alice.reply(&mut pbx, &notify, 200);
+    let bye = alice.expect_request(&mut pbx, Method::Bye);
+    alice.reply(&mut pbx, &bye, 200);
+    // Carol is rung for Bob, who is the caller now: presented as himself, hearing
+    // ringback on his own port, his phone seeing nothing of it.
+    let c = carol.incoming(&mut pbx);
+    let from = String::from_utf8_lossy(&carol.call_state(&c).leg.remote_hdr).into_owned();
+    assert!(from.contains("sip:1002@"), "{from}");
+    assert!(
+        bob.take(&mut pbx).is_empty(),
+        "the transferee's phone is not involved"
+    );
+    assert_eq!(
+        pbx.model.on_port(to_bob).unwrap().hears,
+        Hears::Music("sounds/ringback.wav".into())
+    );
+    assert!(!pbx.ep.in_use.contains_key("1001"), "{:?}", pbx.ep.in_use);
+    carol.respond(&mut pbx, &c, 200);
+    carol.expect_request(&mut pbx, Method::Ack);
+    assert!(
+        pbx.model.bridged(to_bob, our_port(&carol, &c)),
+        "{:?}",
+        pbx.model
+    );
+    let legs = &pbx.calls()[0].legs;
+    assert_eq!(
+        legs.iter()
+            .map(|l| (l.role.as_str(), l.controller.as_str()))
+            .collect::<Vec<_>>(),
+        [("caller", "script"), ("callee", "dial")]
+    );
+    pbx.advance(Duration::from_secs(10));
+    bob.bye(&mut pbx, &b);
+    let bye = carol.expect_request(&mut pbx, Method::Bye);
+    carol.reply(&mut pbx, &bye, 200);
+    assert_eq!(pbx.live(), (0, 0, 0), "calls, legs, dialogs");
+    assert_eq!(
+        story_lines(&pbx, 0)[4..],
+        [
+            "5000 transferred to 1003 by caller",
+            "5000 dialled 1003",
+            "5000 bridged 1003",
+            "15000 ended answered 200 by caller"
         ]
     );
 }
@@ -1740,6 +1794,59 @@ fn a_call_out_through_the_trunk_is_rewritten_and_presented_as_the_trunk_says() {
     );
     // The trunk comes from the dial, which the story names.
     assert_eq!(story_lines(&pbx, 0)[1], "0 dialled +15557654321 via demo");
+}
+
+#[test]
+fn an_outside_party_transferred_by_its_caller_is_a_trunk_caller_from_then_on() {
+    let outside_call = |pbx: &mut Pbx, alice: &mut Phone, provider: &mut Phone| {
+        let a = alice.call(pbx, "95557654321");
+        let inv = provider.expect_request(pbx, Method::Invite);
+        let p = provider.accept(inv);
+        provider.respond(pbx, &p, 200);
+        provider.expect_request(pbx, Method::Ack);
+        alice.ack(pbx, &a);
+        alice.clear(pbx);
+        (a, p)
+    };
+    let transferred = |pbx: &mut Pbx, alice: &mut Phone, a: &CallRef, to: &str| {
+        alice.refer(pbx, a, to);
+        alice.expect_status(pbx, Method::Refer, 202);
+        let notify = alice.expect_request(pbx, Method::Notify);
+        alice.reply(pbx, &notify, 200);
+        let bye = alice.expect_request(pbx, Method::Bye);
+        alice.reply(pbx, &bye, 200);
+    };
+    // To an extension: rung as the outside number, through the trunk it is on.
+    let mut pbx = Pbx::new();
+    let mut alice = Phone::new("1001", 5070);
+    let mut bob = Phone::new("1002", 5072);
+    bob.register(&mut pbx);
+    let mut provider = Phone::at("provider", "unused", "127.0.0.2:5060");
+    let (a, p) = outside_call(&mut pbx, &mut alice, &mut provider);
+    transferred(&mut pbx, &mut alice, &a, "1002");
+    let b = bob.incoming(&mut pbx);
+    let from = String::from_utf8_lossy(&bob.call_state(&b).leg.remote_hdr).into_owned();
+    assert!(from.contains("sip:+15557654321@"), "{from}");
+    assert_eq!(pbx.calls()[0].caller, "+15557654321");
+    bob.respond(&mut pbx, &b, 200);
+    bob.expect_request(&mut pbx, Method::Ack);
+    provider.bye(&mut pbx, &p);
+    let bye = bob.expect_request(&mut pbx, Method::Bye);
+    bob.reply(&mut pbx, &bye, 200);
+    assert_eq!(pbx.live(), (0, 0, 0), "calls, legs, dialogs");
+    // Back out through a trunk: refused as any trunk caller's call out is (no transit),
+    // and the dialplan hangs the outside party up.
+    let mut pbx = Pbx::new();
+    let (a, p) = outside_call(&mut pbx, &mut alice, &mut provider);
+    transferred(&mut pbx, &mut alice, &a, "95550001111");
+    let bye = provider.expect_request(&mut pbx, Method::Bye);
+    provider.reply(&mut pbx, &bye, 200);
+    assert!(provider
+        .take(&mut pbx)
+        .iter()
+        .all(|m| m.method() != Some(Method::Invite)));
+    assert_eq!(pbx.live(), (0, 0, 0), "calls, legs, dialogs");
+    let _ = p;
 }
 
 #[test]
