@@ -117,14 +117,14 @@ impl Endpoint {
             .user_decoded()
             .filter(|t| !t.is_empty())
             .ok_or(Refusal(400, "Refer-To names no number"))?;
-        if c.callback.is_some() {
-            return Err(Refusal(501, "a callback cannot be transferred yet"));
-        }
         let by = match c.role(leg) {
             Some(Role::Callee) if c.caller().is_some() => Party::Callee,
             Some(Role::Caller) if c.callee().is_some() => Party::Caller,
             _ => return Err(Refusal(403, "nobody to transfer")),
         };
+        if c.callback.is_some() {
+            return Err(Refusal(501, "a callback cannot be transferred yet"));
+        }
         // Only a phone of ours may send a party elsewhere: a far end reached through or
         // calling from a trunk is nobody we trust with our dial permissions.
         let extension = match by {

@@ -688,6 +688,15 @@ fn a_transfer_not_carried_out_is_refused_with_a_clear_status_and_the_call_goes_o
     // Nowhere the transferor could dial itself.
     bob.refer(&mut pbx, &b, "5555");
     assert_eq!(refer_answer(&mut pbx, &mut bob).0, 403);
+    // A REFER asking for anything but a call to the target.
+    let mut refer = bob.in_dialog(&b, Method::Refer);
+    refer.push_header(HeaderName::Contact, bob.contact());
+    refer.push_header(
+        HeaderName::Other(bytes::Bytes::from_static(b"Refer-To")),
+        "<sip:1003@switchboard.local;method=BYE>",
+    );
+    pbx.deliver(&bob.peer, &refer);
+    assert_eq!(refer_answer(&mut pbx, &mut bob).0, 501);
     // Other requests the PBX does not carry out are refused too; OPTIONS is answered
     // and names REFER among what is allowed.
     let message = alice.in_dialog(&a, Method::from_token(&"MESSAGE".into()));
@@ -710,6 +719,12 @@ fn a_transfer_not_carried_out_is_refused_with_a_clear_status_and_the_call_goes_o
         cdr_line(&pbx.cdrs[0]),
         "1001 -> 1002 did=- trunk=- start=0 answer=0 end=0 answered 200 by callee"
     );
+    // A caller alone with switchboard (the echo test) has nobody to transfer.
+    let mut pbx = Pbx::new();
+    let (e, _, _) = answered_here(&mut pbx, &mut alice, "600");
+    alice.refer(&mut pbx, &e, "1002");
+    assert_eq!(refer_answer(&mut pbx, &mut alice).0, 403);
+    assert_eq!(call_state(&pbx).0, "echo");
 }
 
 #[test]
@@ -727,6 +742,10 @@ fn the_callee_sends_the_caller_elsewhere_and_the_caller_hears_ringback_until_the
     bob.expect_status(&mut pbx, Method::Refer, 202);
     let notify = bob.expect_request(&mut pbx, Method::Notify);
     assert_eq!(&notify.body[..], b"SIP/2.0 200 OK\r\n");
+    // Our requests on Bob's leg count on from our INVITE (1): NOTIFY 2, BYE 3.
+    let cseq =
+        |m: &Message| String::from_utf8_lossy(m.header(&HeaderName::CSeq).unwrap()).into_owned();
+    assert_eq!(cseq(&notify), "2 NOTIFY");
     let header =
         |m: &Message, n: HeaderName| String::from_utf8_lossy(m.header(&n).unwrap()).into_owned();
     assert_eq!(header(&notify, HeaderName::Event), "refer");
@@ -734,6 +753,7 @@ fn the_callee_sends_the_caller_elsewhere_and_the_caller_hears_ringback_until_the
     assert!(header(&notify, state).starts_with("terminated"));
     bob.reply(&mut pbx, &notify, 200);
     let bye = bob.expect_request(&mut pbx, Method::Bye);
+    assert_eq!(cseq(&bye), "3 BYE");
     bob.reply(&mut pbx, &bye, 200);
     // Carol rings; Alice, whose phone saw nothing of it, hears ringback meanwhile.
     let c = carol.incoming(&mut pbx);
@@ -762,6 +782,11 @@ fn the_callee_sends_the_caller_elsewhere_and_the_caller_hears_ringback_until_the
     let bye = carol.expect_request(&mut pbx, Method::Bye);
     carol.reply(&mut pbx, &bye, 200);
     assert_eq!(pbx.live(), (0, 0, 0), "calls, legs, dialogs");
+    assert!(
+        pbx.ep.in_use.is_empty(),
+        "phones left busy: {:?}",
+        pbx.ep.in_use
+    );
     let first = pbx
         .cdrs
         .iter()
@@ -2197,8 +2222,13 @@ fn a_called_back_customer_is_hung_up_on_when_the_agent_leaves() {
     let mut pbx = Pbx::new();
     let (mut alice, mut bob) = (Phone::new("1001", 5070), Phone::new("1002", 5072));
     let (g, c) = callback_ringing(&mut pbx, &mut alice, &mut bob);
+    // The agent cannot transfer a customer not on the line yet, nor (so far) one who is.
+    bob.refer(&mut pbx, &g, "1003");
+    assert_eq!(refer_answer(&mut pbx, &mut bob).0, 403);
     alice.respond(&mut pbx, &c, 200);
     alice.expect_request(&mut pbx, Method::Ack);
+    bob.refer(&mut pbx, &g, "1003");
+    assert_eq!(refer_answer(&mut pbx, &mut bob).0, 501);
     pbx.advance(Duration::from_secs(5));
     bob.bye(&mut pbx, &g);
     bob.expect_status(&mut pbx, Method::Bye, 200);
