@@ -236,6 +236,7 @@ impl Acd {
             | Event::Refused { agent, .. }
             | Event::Unplaced { agent, .. }
             | Event::CallEnded(agent)
+            | Event::Transferred { agent, .. }
             | Event::Busy(agent, _)
             | Event::Skills(agent, _)
             | Event::Reachable(agent, _) => Some(agent.clone()),
@@ -254,6 +255,57 @@ impl Acd {
             self.refresh(&a);
         }
         self.dispatch(now);
+    }
+
+    /// The agent's queue call ended, or it transferred the call to `to`: its talk is
+    /// counted and logged (`complete`, or `transfer` naming where to), and an agent
+    /// still on the call goes on to wrap-up. Talk counts even if the agent paused or
+    /// logged out meanwhile.
+    fn talk_ended(&mut self, now: Instant, agent: String, to: Option<String>) {
+        let Some(a) = self.agents.get_mut(&agent) else {
+            return;
+        };
+        let Some((since, q)) = a.talk_since.take() else {
+            return;
+        };
+        let talk = now.saturating_duration_since(since);
+        a.talk += talk;
+        let wrap = self
+            .queues
+            .get(&q)
+            .map_or(Duration::ZERO, |q| q.cfg.wrap_up);
+        a.wrap_time += wrap;
+        if let Some(qu) = self.queues.get_mut(&q) {
+            qu.stats.handled(talk, wrap);
+            qu.stats.transferred += u64::from(to.is_some());
+        }
+        let mut detail = Vec::with_capacity(3);
+        let event = match to {
+            Some(to) => {
+                detail.push(("to", to));
+                "transfer"
+            }
+            None => "complete",
+        };
+        detail.push(("talk_ms", talk.as_millis().to_string()));
+        detail.push(("wrap_up_ms", wrap.as_millis().to_string()));
+        self.log.push_back(LogRecord {
+            at: now,
+            event,
+            queue: q,
+            caller: None,
+            agent: Some(agent.clone()),
+            detail,
+        });
+        if a.state == AgentState::OnCall && wrap.is_zero() {
+            a.state = AgentState::Available;
+            a.idle_since = now;
+        } else if a.state == AgentState::OnCall {
+            a.state = AgentState::WrapUp;
+            a.wrap_until = Some(now + wrap);
+            self.timers
+                .push(Reverse((now + wrap, Timer::WrapUp, agent, 0)));
+        }
     }
 
     fn handle_event(&mut self, now: Instant, ev: Event) {
@@ -372,48 +424,8 @@ impl Acd {
             }
             Event::Answered { caller, agent } => self.answered(now, caller, &agent),
             Event::Refused { caller, agent } => self.missed(now, caller, &agent),
-            Event::CallEnded(agent) => {
-                if let Some(a) = self.agents.get_mut(&agent) {
-                    // Talk counts even if the agent paused or logged out meanwhile; only
-                    // an agent still on the call goes on to wrap-up.
-                    if let Some((since, q)) = a.talk_since.take() {
-                        let talk = now.saturating_duration_since(since);
-                        a.talk += talk;
-                        let wrap = self
-                            .queues
-                            .get(&q)
-                            .map_or(Duration::ZERO, |q| q.cfg.wrap_up);
-                        a.wrap_time += wrap;
-                        if let Some(qu) = self.queues.get_mut(&q) {
-                            qu.stats.handled(talk, wrap);
-                        }
-                        self.log.push_back(LogRecord {
-                            at: now,
-                            event: "complete",
-                            queue: q.clone(),
-                            caller: None,
-                            agent: Some(agent.clone()),
-                            detail: vec![
-                                ("talk_ms", talk.as_millis().to_string()),
-                                ("wrap_up_ms", wrap.as_millis().to_string()),
-                            ],
-                        });
-                        if a.state == AgentState::OnCall && wrap.is_zero() {
-                            a.state = AgentState::Available;
-                            a.idle_since = now;
-                        } else if a.state == AgentState::OnCall {
-                            a.state = AgentState::WrapUp;
-                            a.wrap_until = Some(now + wrap);
-                            self.timers.push(Reverse((
-                                now + wrap,
-                                Timer::WrapUp,
-                                agent.clone(),
-                                0,
-                            )));
-                        }
-                    }
-                }
-            }
+            Event::CallEnded(agent) => self.talk_ended(now, agent, None),
+            Event::Transferred { agent, to } => self.talk_ended(now, agent, Some(to)),
             Event::Busy(agent, busy) => {
                 let a = self.agent(&agent, now);
                 a.busy = busy;

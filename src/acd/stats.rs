@@ -27,6 +27,10 @@ pub struct QueueStats {
     pub handled: u64,
     /// Their talk and wrap-up.
     pub handle_time: Duration,
+    /// Of the handled calls, those the agent transferred elsewhere (its talk ended at
+    /// the transfer).
+    #[serde(default)]
+    pub transferred: u64,
 }
 
 impl QueueStats {

@@ -252,6 +252,14 @@ pub enum Event {
     },
     /// The queue call the agent took has ended: wrap-up begins.
     CallEnded(String),
+    /// The agent sent the queue call it took elsewhere (a blind transfer to `to`): for
+    /// the agent and the queue its talk ends here, as with [`Event::CallEnded`].
+    Transferred {
+        /// The agent.
+        agent: String,
+        /// The number the caller was sent to.
+        to: String,
+    },
     /// The agent's phone is on some other call (direct, outgoing) or free again.
     Busy(String, bool),
     /// An agent's skills (replacing what it had).

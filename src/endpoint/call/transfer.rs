@@ -69,8 +69,8 @@ impl Endpoint {
         // The transfer is ours to carry out from here: the transferor is told it is done.
         self.notify_transfer(now, id, leg);
         self.send_bye(now, leg);
+        self.transferor_leaves(now, id, leg, by, &target);
         self.tell(now, id, Event::Transferred { by, to: target });
-        self.transferor_leaves(now, id, leg, by);
         let Some(c) = self.calls.calls.get_mut(&id) else {
             return;
         };
@@ -167,11 +167,11 @@ impl Endpoint {
         }
     }
 
-    /// The transferor's leg leaves call `id`: out of its bridge and the leg table, its
-    /// phone free for the ACD, and an agent's talk over (the queue counts the call as
-    /// answered by them, and the agent goes to wrap-up). A callee left by its caller
+    /// The transferor's leg leaves call `id` for `to`: out of its bridge and the leg
+    /// table, its phone free for the ACD, and an agent's talk over (the queue counts the
+    /// call as handled and transferred by them, and the agent goes to wrap-up). A callee left by its caller
     /// becomes the call's caller, its leg driven by the call's script from now on.
-    fn transferor_leaves(&mut self, now: Instant, id: CallId, leg: LegId, by: Party) {
+    fn transferor_leaves(&mut self, now: Instant, id: CallId, leg: LegId, by: Party, to: &str) {
         let Some(c) = self.calls.calls.get_mut(&id) else {
             return;
         };
@@ -219,8 +219,19 @@ impl Endpoint {
             self.device_free(now, &ext);
         }
         if let Some(q) = queue {
-            let acd = self.acd_id(id);
-            self.queue_call_ended(now, acd, q);
+            match q.agent.clone() {
+                Some(agent) => self.acd.handle(
+                    now,
+                    crate::acd::Event::Transferred {
+                        agent,
+                        to: to.to_string(),
+                    },
+                ),
+                None => {
+                    let acd = self.acd_id(id);
+                    self.queue_call_ended(now, acd, q);
+                }
+            }
         }
     }
 }

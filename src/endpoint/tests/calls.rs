@@ -885,15 +885,24 @@ fn an_agent_transfers_a_queue_caller_and_is_done_with_the_call() {
     bob.reply(&mut pbx, &notify, 200);
     let bye = bob.expect_request(&mut pbx, Method::Bye);
     bob.reply(&mut pbx, &bye, 200);
-    // The queue is done with the caller: the agent's talk ends now (wrap-up follows),
-    // and the caller hears ringback, not the queue's music, while 1003 rings.
+    // The queue is done with the caller: the agent's talk ends now, logged as a
+    // transfer and counted (wrap-up follows), and the caller hears ringback, not the
+    // queue's music, while 1003 rings.
     let log: Vec<&String> = pbx
         .queue_log
         .iter()
-        .filter(|l| l.contains("\"complete\""))
+        .filter(|l| l.contains("\"transfer\"") || l.contains("\"complete\""))
         .collect();
     assert_eq!(log.len(), 1, "{:?}", pbx.queue_log);
-    assert!(log[0].contains("\"talk_ms\":\"10000\""), "{}", log[0]);
+    assert!(
+        log[0].contains(
+            r#""event":"transfer","queue":"support","agent":"1002","to":"1003","talk_ms":"10000""#
+        ),
+        "{}",
+        log[0]
+    );
+    let stats = &pbx.ep.queues(pbx.now)[0].stats;
+    assert_eq!((stats.handled, stats.transferred), (1, 1), "{stats:?}");
     let c = carol.incoming(&mut pbx);
     let to_alice = our_port(&alice, &a);
     assert_eq!(
