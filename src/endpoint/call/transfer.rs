@@ -59,11 +59,20 @@ impl Endpoint {
         };
         // The transferor's dial permissions: an extension's context.
         let plan = self.dialplan.clone();
-        let Some(cursor) = plan.start(&self.default_context, &target, &caller) else {
+        let Some(mut cursor) = plan.start(&self.default_context, &target, &caller) else {
             tracing::info!(call = %id, %target, "transfer refused: no route for the transferor");
             self.reply(now, key, msg, StatusCode::FORBIDDEN, vec![]);
             return;
         };
+        // Who sent the party here: a dialplan may ring them back when the target does
+        // not answer.
+        let transferor = match by {
+            Party::Callee => c.b_ext.clone(),
+            Party::Caller => Some(c.caller_number().to_string()),
+        };
+        cursor
+            .vars
+            .insert("transferred_by".into(), transferor.unwrap_or_default());
         self.reply(now, key, msg, code(202), vec![]);
         tracing::info!(call = %id, %target, "blind transfer");
         // The transfer is ours to carry out from here: the transferor is told it is done.

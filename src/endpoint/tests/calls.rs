@@ -812,6 +812,52 @@ fn the_callee_sends_the_caller_elsewhere_and_the_caller_hears_ringback_until_the
 }
 
 #[test]
+fn a_transferred_caller_the_target_does_not_take_goes_back_to_the_transferor() {
+    let (mut pbx, mut alice, mut bob) = two_phones();
+    let mut carol = Phone::new("1003", 5074);
+    carol.register(&mut pbx);
+    let (a, b) = answered(&mut pbx, &mut alice, &mut bob);
+    bob.refer(&mut pbx, &b, "1003");
+    bob.expect_status(&mut pbx, Method::Refer, 202);
+    let notify = bob.expect_request(&mut pbx, Method::Notify);
+    bob.reply(&mut pbx, &notify, 200);
+    let bye = bob.expect_request(&mut pbx, Method::Bye);
+    bob.reply(&mut pbx, &bye, 200);
+    // Carol is busy: the shipped dialplan rings Bob again, Alice hearing ringback.
+    let c = carol.incoming(&mut pbx);
+    carol.respond(&mut pbx, &c, 486);
+    carol.expect_request(&mut pbx, Method::Ack);
+    let back = bob.incoming(&mut pbx);
+    let to_alice = our_port(&alice, &a);
+    assert_eq!(
+        pbx.model.on_port(to_alice).unwrap().hears,
+        Hears::Music("sounds/ringback.wav".into())
+    );
+    bob.respond(&mut pbx, &back, 200);
+    bob.expect_request(&mut pbx, Method::Ack);
+    assert!(pbx.model.bridged(to_alice, our_port(&bob, &back)));
+    assert!(
+        alice.take(&mut pbx).is_empty(),
+        "the caller's phone saw none of it"
+    );
+    bob.bye(&mut pbx, &back);
+    let bye = alice.expect_request(&mut pbx, Method::Bye);
+    alice.reply(&mut pbx, &bye, 200);
+    assert_eq!(pbx.live(), (0, 0, 0), "calls, legs, dialogs");
+    assert_eq!(
+        story_lines(&pbx, 0)[4..],
+        [
+            "0 transferred to 1003 by callee",
+            "0 dialled 1003",
+            "0 dial_failed busy",
+            "0 dialled 1002",
+            "0 bridged 1002",
+            "0 ended answered 200 by callee"
+        ]
+    );
+}
+
+#[test]
 fn the_caller_sends_the_callee_elsewhere_and_the_callee_becomes_the_caller() {
     let (mut pbx, mut alice, mut bob) = two_phones();
     let mut carol = Phone::new("1003", 5074);
