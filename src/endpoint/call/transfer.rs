@@ -18,7 +18,7 @@ use super::state::{CallId, CallTimer, Controller, LegId, Role, State};
 use crate::endpoint::owner::{CallTx, TxOwner};
 use crate::endpoint::{code, Endpoint};
 use crate::sip::header::parse_name_addr;
-use crate::sip::msg::{HeaderName, Message, Method, StatusCode};
+use crate::sip::msg::{HeaderName, Message, Method};
 use crate::sip::transaction::TxKey;
 use crate::story::{Event, Party};
 
@@ -37,13 +37,7 @@ impl Endpoint {
     ) {
         let (target, by) = match self.transfer_target(id, leg, msg) {
             Ok(t) => t,
-            Err(Refusal(status, why)) => {
-                tracing::info!(call = %id, status, why, "transfer refused");
-                let warn = Bytes::from(format!("399 switchboard \"{why}\""));
-                let extra = vec![(HeaderName::Other(Bytes::from_static(b"Warning")), warn)];
-                self.reply(now, key, msg, code(status), extra);
-                return;
-            }
+            Err(r) => return self.refuse_transfer(now, key, msg, id, r),
         };
         let Some(c) = self.calls.calls.get(&id) else {
             return;
@@ -60,9 +54,8 @@ impl Endpoint {
         // The transferor's dial permissions: an extension's context.
         let plan = self.dialplan.clone();
         let Some(mut cursor) = plan.start(&self.default_context, &target, &caller) else {
-            tracing::info!(call = %id, %target, "transfer refused: no route for the transferor");
-            self.reply(now, key, msg, StatusCode::FORBIDDEN, vec![]);
-            return;
+            let r = Refusal(403, "no route to the target for the transferor");
+            return self.refuse_transfer(now, key, msg, id, r);
         };
         // Who sent the party here: a dialplan may ring them back when the target does
         // not answer.
@@ -88,6 +81,22 @@ impl Endpoint {
         c.state = State::Routing;
         c.failures.clear();
         self.run_dialplan(now, id);
+    }
+
+    /// Answers a REFER we do not carry out: its status, and a Warning saying why.
+    fn refuse_transfer(
+        &mut self,
+        now: Instant,
+        key: &TxKey,
+        msg: &Message,
+        id: CallId,
+        r: Refusal,
+    ) {
+        let Refusal(status, why) = r;
+        tracing::info!(call = %id, status, why, "transfer refused");
+        let warn = Bytes::from(format!("399 switchboard \"{why}\""));
+        let extra = vec![(HeaderName::Other(Bytes::from_static(b"Warning")), warn)];
+        self.reply(now, key, msg, code(status), extra);
     }
 
     /// Whom `leg` asks to transfer its call's other party to, if we carry it out.
