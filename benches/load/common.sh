@@ -98,3 +98,32 @@ while todo:
 print(ticks, pss)
 PY
 }
+
+# Writes OUT_DIR/uac_media.xml: the calls harness's trunk caller (tests/sipp/uac_trunk_in.xml)
+# streaming OUT_DIR/tone.wav, 10 s of a 440 Hz tone as μ-law, while each call holds.
+tone_caller() {
+python3 - "$OUT_DIR/tone.wav" <<'PY'
+import math, struct, sys
+def ulaw(s):
+    sign = 0x80 if s < 0 else 0
+    s = min(abs(s), 32635) + 0x84
+    e, mask = 7, 0x4000
+    while e > 0 and not s & mask:
+        e, mask = e - 1, mask >> 1
+    return ~(sign | e << 4 | (s >> (e + 3)) & 0x0F) & 0xFF
+data = bytes(ulaw(int(8000 * math.sin(2 * math.pi * 440 * i / 8000))) for i in range(80000))
+fmt = struct.pack('<HHIIHH', 7, 1, 8000, 8000, 1, 8)
+with open(sys.argv[1], 'wb') as f:
+    f.write(b'RIFF' + struct.pack('<I', 4 + 8 + len(fmt) + 8 + len(data)) + b'WAVE')
+    f.write(b'fmt ' + struct.pack('<I', len(fmt)) + fmt + b'data' + struct.pack('<I', len(data)) + data)
+PY
+# The trunk caller of the calls harness, streaming the tone while the call holds.
+python3 - "$ROOT/tests/sipp/uac_trunk_in.xml" "$OUT_DIR/uac_media.xml" "$OUT_DIR/tone.wav" <<'PY'
+import sys
+s = open(sys.argv[1]).read()
+i = s.index('  <pause/>\n')
+play = f'  <nop>\n    <action>\n      <exec rtp_stream="{sys.argv[3]},-1,0"/>\n    </action>\n  </nop>\n'
+stop = '  <nop>\n    <action>\n      <exec rtp_stream="pause"/>\n    </action>\n  </nop>\n'
+open(sys.argv[2], 'w').write(s[:i] + play + '  <pause/>\n' + stop + s[i + len('  <pause/>\n'):])
+PY
+}
