@@ -26,6 +26,18 @@ struct Row {
     billable_s: i64,
 }
 
+impl Row {
+    /// Caller, callee, disposition and who hung up: what most tests compare.
+    fn outcome(&self) -> (&str, &str, &str, &str) {
+        (
+            self.caller.as_str(),
+            self.callee.as_str(),
+            self.disposition.as_str(),
+            self.hangup_by.as_str(),
+        )
+    }
+}
+
 fn cdrs(pbx: &Pbx) -> Vec<Row> {
     let path = pbx.state.path().join("cdr.sqlite");
     let Ok(db) = rusqlite::Connection::open(&path) else {
@@ -362,15 +374,7 @@ fn baresip_transfer(by_caller: bool) {
         pbx.ctl("calls")
     );
     let r = cdr(&pbx, 1);
-    assert_eq!(
-        (
-            r.caller.as_str(),
-            r.callee.as_str(),
-            r.disposition.as_str(),
-            r.hangup_by.as_str()
-        ),
-        ("1001", "1002", "answered", "caller")
-    );
+    assert_eq!(r.outcome(), ("1001", "1002", "answered", "caller"));
     let by = if by_caller {
         "transferred caller"
     } else {
@@ -427,15 +431,7 @@ fn baresip_phones_talk_through_the_relay() {
         "call cleared"
     );
     let r = cdr(&pbx, 1);
-    assert_eq!(
-        (
-            r.caller.as_str(),
-            r.callee.as_str(),
-            r.disposition.as_str(),
-            r.hangup_by.as_str()
-        ),
-        ("1001", "1002", "answered", "caller")
-    );
+    assert_eq!(r.outcome(), ("1001", "1002", "answered", "caller"));
     // Each phone decoded real audio (the other's 440 Hz tone), not silence.
     let (alice_log, bob_log) = (alice.log(), bob.log());
     let (ha, hb) = (alice.heard(), bob.heard());
