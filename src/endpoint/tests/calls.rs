@@ -668,6 +668,16 @@ fn refer_answer(pbx: &mut Pbx, phone: &mut Phone) -> (u16, String) {
     (statuses(&got)[0], warning)
 }
 
+/// `phone` transfers the other party of `c` to `to`: accepted, told it is done, hung up.
+fn transferred(pbx: &mut Pbx, phone: &mut Phone, c: &CallRef, to: &str) {
+    phone.refer(pbx, c, to);
+    phone.expect_status(pbx, Method::Refer, 202);
+    let notify = phone.expect_request(pbx, Method::Notify);
+    phone.reply(pbx, &notify, 200);
+    let bye = phone.expect_request(pbx, Method::Bye);
+    phone.reply(pbx, &bye, 200);
+}
+
 #[test]
 fn a_transfer_not_carried_out_is_refused_with_a_clear_status_and_the_call_goes_on() {
     let (mut pbx, mut alice, mut bob) = two_phones();
@@ -819,12 +829,7 @@ fn a_transferred_caller_the_target_does_not_take_goes_back_to_the_transferor() {
     let mut carol = Phone::new("1003", 5074);
     carol.register(&mut pbx);
     let (a, b) = answered(&mut pbx, &mut alice, &mut bob);
-    bob.refer(&mut pbx, &b, "1003");
-    bob.expect_status(&mut pbx, Method::Refer, 202);
-    let notify = bob.expect_request(&mut pbx, Method::Notify);
-    bob.reply(&mut pbx, &notify, 200);
-    let bye = bob.expect_request(&mut pbx, Method::Bye);
-    bob.reply(&mut pbx, &bye, 200);
+    transferred(&mut pbx, &mut bob, &b, "1003");
     // Carol is busy: the shipped dialplan rings Bob again, Alice hearing ringback.
     let c = carol.incoming(&mut pbx);
     carol.respond(&mut pbx, &c, 486);
@@ -867,12 +872,7 @@ fn the_caller_sends_the_callee_elsewhere_and_the_callee_becomes_the_caller() {
     let (a, b) = answered(&mut pbx, &mut alice, &mut bob);
     let to_bob = our_port(&bob, &b);
     pbx.advance(Duration::from_secs(5));
-    alice.refer(&mut pbx, &a, "1003");
-    alice.expect_status(&mut pbx, Method::Refer, 202);
-    let notify = alice.expect_request(&mut pbx, Method::Notify);
-    alice.reply(&mut pbx, &notify, 200);
-    let bye = alice.expect_request(&mut pbx, Method::Bye);
-    alice.reply(&mut pbx, &bye, 200);
+    transferred(&mut pbx, &mut alice, &a, "1003");
     // Carol is rung for Bob, who is the caller now: presented as himself, hearing
     // ringback on his own port, his phone seeing nothing of it.
     let c = carol.incoming(&mut pbx);
@@ -927,12 +927,7 @@ fn an_agent_transfers_a_queue_caller_and_is_done_with_the_call() {
     bob.respond(&mut pbx, &offer, 200);
     bob.expect_request(&mut pbx, Method::Ack);
     pbx.advance(Duration::from_secs(10));
-    bob.refer(&mut pbx, &offer, "1003");
-    bob.expect_status(&mut pbx, Method::Refer, 202);
-    let notify = bob.expect_request(&mut pbx, Method::Notify);
-    bob.reply(&mut pbx, &notify, 200);
-    let bye = bob.expect_request(&mut pbx, Method::Bye);
-    bob.reply(&mut pbx, &bye, 200);
+    transferred(&mut pbx, &mut bob, &offer, "1003");
     // The queue is done with the caller: the agent's talk ends now, logged as a
     // transfer and counted (wrap-up follows), and the caller hears ringback, not the
     // queue's music, while 1003 rings.
@@ -1889,14 +1884,6 @@ fn an_outside_party_transferred_by_its_caller_is_a_trunk_caller_from_then_on() {
         alice.ack(pbx, &a);
         alice.clear(pbx);
         (a, p)
-    };
-    let transferred = |pbx: &mut Pbx, alice: &mut Phone, a: &CallRef, to: &str| {
-        alice.refer(pbx, a, to);
-        alice.expect_status(pbx, Method::Refer, 202);
-        let notify = alice.expect_request(pbx, Method::Notify);
-        alice.reply(pbx, &notify, 200);
-        let bye = alice.expect_request(pbx, Method::Bye);
-        alice.reply(pbx, &bye, 200);
     };
     // To an extension: rung as the outside number, through the trunk it is on.
     let mut pbx = Pbx::new();
