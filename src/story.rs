@@ -89,13 +89,18 @@ pub enum Event {
         /// Who was on hold.
         party: Party,
     },
-    /// A party sent the other elsewhere (a blind transfer): it left the call, and the
-    /// other's dialplan started again at `to`.
+    /// A party sent the other elsewhere and left the call. Blind: the other's dialplan
+    /// started again at `to`. Attended: the transferor had called `to` itself first, and
+    /// the party it reached there took the transferor's place in this call (or this
+    /// call's party took its place in that one).
     Transferred {
         /// Who transferred.
         by: Party,
         /// The number the other party was sent to.
         to: String,
+        /// Whether the transferor spoke to `to` first (REFER with Replaces).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        attended: bool,
     },
     /// The call is over.
     Ended {
@@ -185,6 +190,11 @@ impl Story {
                 _ => None,
             })
             .or(self.start.trunk.as_deref())
+    }
+
+    /// Whether the caller has had its answer (`Answered` was told).
+    pub fn answered(&self) -> bool {
+        self.events.iter().any(|(_, e)| *e == Event::Answered)
     }
 
     /// The number of the last `Dialled`, if the call dialled.

@@ -36,6 +36,9 @@ pub(super) enum CallTx {
     Bye,
     /// A NOTIFY of a transfer's outcome to the transferor.
     Notify,
+    /// A re-INVITE of ours taking the party on this leg off hold (after a transfer
+    /// moved it away from the party that held it).
+    Unhold(super::call::state::LegId),
 }
 
 /// Every client transaction of ours with an owner.

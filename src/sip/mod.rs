@@ -9,6 +9,7 @@ pub mod method;
 pub mod msg;
 pub mod parse;
 pub mod registrar;
+pub mod replaces;
 pub mod transaction;
 pub mod uri;
 

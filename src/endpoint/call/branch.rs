@@ -91,6 +91,10 @@ impl Endpoint {
             }
             // Responses to our BYE or NOTIFY need nothing more.
             CallTx::Bye | CallTx::Notify => return true,
+            CallTx::Unhold(leg) => {
+                self.unhold_answered(now, leg, key, &msg);
+                return true;
+            }
             CallTx::Customer => {
                 self.customer_response(now, id, key, &msg, status);
                 return true;
@@ -303,6 +307,16 @@ impl Endpoint {
                 } else if answered_before {
                     // The caller's music or ringback stops only now.
                     self.calls.join(id, [ma.key, mb.key]);
+                    let handed = self
+                        .calls
+                        .calls
+                        .get(&id)
+                        .is_some_and(|c| !c.story.answered());
+                    if handed {
+                        // A caller answered in another call and handed this one (an
+                        // attended transfer while it rang) has its answer now.
+                        self.tell(now, id, Event::Answered);
+                    }
                 } else {
                     if let Some(a) = self.calls.caller_mut(id) {
                         a.dialog.sdp_sent = Some(body.clone());
@@ -404,7 +418,7 @@ impl Endpoint {
             return;
         };
         match role {
-            CallTx::Reoffer | CallTx::Bye | CallTx::Notify => {
+            CallTx::Reoffer | CallTx::Bye | CallTx::Notify | CallTx::Unhold(_) => {
                 self.owners.remove(key);
                 return;
             }

@@ -4,11 +4,19 @@
 //! The offer itself is relayed by `in_dialog`; this file decides what it means and tells
 //! the relay. It owns the call's `on_hold` and nothing else.
 
+use super::super::owner::{CallTx, TxOwner};
 use super::super::Endpoint;
 use super::state::{CallId, HoldChange, LegId};
 use crate::sdp::{Direction, Sdp};
+use crate::sip::msg::{HeaderName, Message, Method};
+use crate::sip::transaction::{Transmit, TxKey};
 use crate::story::{Event, Party};
 use bytes::Bytes;
+
+/// The CSeq number a response answers.
+fn key_cseq(resp: &Message) -> u32 {
+    resp.cseq().map_or(0, |c| c.seq)
+}
 
 /// What an offer from leg `from` of a two-party call does, with `on_hold` the leg on
 /// hold now (if any).
@@ -110,6 +118,80 @@ impl Endpoint {
             .and_then(|t| t.moh.as_ref());
         let class = ext.or(trunk).map_or("moh/default", String::as_str);
         self.sounds_dir.join(format!("{class}.wav"))
+    }
+
+    /// Offers the party on `leg` of call `id` our description again in `sendrecv`: it
+    /// was held by a party it has left (a transfer moved it), and would otherwise stay
+    /// silent, its phone sending nothing.
+    pub(super) fn offer_sendrecv(&mut self, now: std::time::Instant, id: CallId, leg: LegId) {
+        let Some(l) = self.calls.legs.get_mut(leg) else {
+            return;
+        };
+        let Some(mut ours) = l.dialog.sdp_sent.as_ref().and_then(|b| Sdp::parse(b).ok()) else {
+            return;
+        };
+        ours.set_direction(Direction::SendRecv);
+        l.dialog.sdp_version += 1;
+        ours.version = l.dialog.sdp_version;
+        let body = Bytes::from(ours.to_bytes());
+        l.dialog.sdp_sent = Some(body.clone());
+        l.dialog.cseq += 1;
+        let dialog = l.dialog.clone();
+        let mut req = self.leg_request(Method::Invite, &dialog, dialog.cseq);
+        req.push_header(HeaderName::Contact, self.contact_value(&dialog.peer));
+        req.push_header(
+            HeaderName::ContentType,
+            Bytes::from_static(b"application/sdp"),
+        );
+        req.body = body;
+        match self.tx.send_request(now, req, dialog.peer) {
+            Ok(k) => self
+                .owners
+                .insert(k, TxOwner::Call(id, CallTx::Unhold(leg))),
+            Err(e) => tracing::debug!(error = %e, "re-INVITE off hold not sent"),
+        }
+    }
+
+    /// The answer to our re-INVITE taking `leg` off hold: a 2xx is ACKed, and where it
+    /// says the party now wants RTP is where the relay sends it.
+    pub(super) fn unhold_answered(
+        &mut self,
+        _now: std::time::Instant,
+        leg: LegId,
+        key: &TxKey,
+        resp: &Message,
+    ) {
+        let Some(status) = resp.status() else { return };
+        if status.is_provisional() {
+            return;
+        }
+        self.owners.remove(key);
+        let Some((dialog, media)) = self
+            .calls
+            .legs
+            .get(leg)
+            .map(|l| (l.dialog.clone(), l.media))
+        else {
+            return;
+        };
+        if !status.is_success() {
+            tracing::info!(code = status.as_u16(), "re-INVITE off hold refused");
+            return;
+        }
+        let bytes = self
+            .leg_request(Method::Ack, &dialog, key_cseq(resp))
+            .to_bytes();
+        if let Some(l) = self.calls.legs.get_mut(leg) {
+            l.ack = Some(bytes.clone());
+        }
+        self.out.push_back(Transmit {
+            peer: dialog.peer,
+            bytes,
+        });
+        let addr = Sdp::parse(&resp.body).ok().and_then(|s| s.audio_target());
+        if let (Some(addr), Some(m)) = (addr, media) {
+            self.calls.remote(m.key, addr);
+        }
     }
 
     /// The description a call answered here (nobody to relay to) repeats to a mid-call

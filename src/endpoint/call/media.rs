@@ -117,6 +117,27 @@ impl Calls {
         }
     }
 
+    /// `leg` leaves call `id`'s bridge, staying open alone (it is on its way to another
+    /// call's).
+    pub(super) fn leave_bridge(&mut self, id: CallId, leg: LegKey) {
+        let Some(b) = self.calls.get_mut(&id).and_then(|c| c.bridge.as_mut()) else {
+            return;
+        };
+        if b.members.contains(&leg) {
+            b.members.retain(|&l| l != leg);
+            let bridge = b.key;
+            self.media(MediaCommand::BridgeLeave { bridge, leg });
+        }
+    }
+
+    /// The open media leg `leg` serves call `id` from now on: the engine's reports about
+    /// it (keys, a prompt's end) go there.
+    pub(super) fn hand_media(&mut self, leg: LegKey, id: CallId) {
+        if let Some(owner) = self.media_calls.get_mut(&leg) {
+            *owner = id;
+        }
+    }
+
     /// Call `id`'s bridge closes, if it has one (its legs stay open, alone).
     pub(super) fn close_bridge(&mut self, id: CallId) {
         if let Some(b) = self.calls.get_mut(&id).and_then(|c| c.bridge.take()) {

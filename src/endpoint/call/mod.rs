@@ -26,7 +26,8 @@
 //! ([`dial`]) and the branches' answers ([`branch`]), requests inside its dialogs
 //! ([`in_dialog`]), prompts ([`prompt`]), keys ([`collect`]), recordings ([`record`]), its
 //! timers ([`timers`]), ending it ([`end`]), hold and its music ([`hold`]), callbacks
-//! placed by the PBX ([`customer`]), blind transfer ([`transfer`]) and the messages it
+//! placed by the PBX ([`customer`]), blind transfer ([`transfer`]) and attended transfer
+//! ([`attended`]), and the messages it
 //! builds ([`build`]). Feature files
 //! share types through `state` only, and tell the media engine what to do through
 //! [`media`] only (the one place that knows which media legs and bridge are a call's).
@@ -40,6 +41,7 @@ use crate::media::{MediaCommand, PortPool};
 use crate::sip::transaction::TxKey;
 
 mod answer;
+mod attended;
 mod branch;
 mod build;
 mod collect;

@@ -359,6 +359,33 @@ impl Call {
             .unwrap_or(&self.story.start().caller)
     }
 
+    /// The extension on `leg`, if its party is one of ours: a callee a dial or a queue
+    /// reached on an extension, or a caller that did not come from a trunk.
+    pub(super) fn party_ext(&self, leg: LegId) -> Option<&str> {
+        match self.role(leg)? {
+            Role::Callee => self.b_ext.as_deref(),
+            Role::Caller if self.from_trunk.is_none() && self.callback.is_none() => {
+                Some(self.caller_number())
+            }
+            Role::Caller => None,
+        }
+    }
+
+    /// Who the party on `leg` is: its extension or number, and the trunk it is reached
+    /// through if it is not one of ours.
+    pub(super) fn party_number(&self, leg: LegId) -> (String, Option<String>) {
+        match self.role(leg) {
+            Some(Role::Caller) => (self.caller_number().to_string(), self.from_trunk.clone()),
+            _ => match &self.b_ext {
+                Some(ext) => (ext.clone(), None),
+                None => (
+                    self.story.last_dialled().unwrap_or_default().to_string(),
+                    self.story.last_trunk().map(str::to_string),
+                ),
+            },
+        }
+    }
+
     /// Whether `leg` is the caller's.
     pub(super) fn is_caller(&self, leg: LegId) -> bool {
         self.role(leg) == Some(Role::Caller)

@@ -14,16 +14,25 @@
 use bytes::Bytes;
 use std::time::Instant;
 
-use super::state::{CallId, CallTimer, Controller, LegId, Role, State};
+use super::state::{CallId, CallTimer, Controller, LegId, QueueCall, Role, State};
 use crate::endpoint::owner::{CallTx, TxOwner};
 use crate::endpoint::{code, Endpoint};
 use crate::sip::header::parse_name_addr;
 use crate::sip::msg::{HeaderName, Message, Method};
+use crate::sip::replaces::Replaces;
 use crate::sip::transaction::TxKey;
 use crate::story::{Event, Party};
 
 /// Why a REFER is refused: its status and a few words for the Warning header.
-struct Refusal(u16, &'static str);
+pub(super) struct Refusal(pub(super) u16, pub(super) &'static str);
+
+/// What a REFER asks for.
+enum Target {
+    /// Send the other party to this number (blind).
+    Blind(String, Party),
+    /// Join the other party with the transferor's party in the dialog named (attended).
+    Attended(Replaces),
+}
 
 impl Endpoint {
     /// A REFER on `leg` of call `id`.
@@ -36,7 +45,13 @@ impl Endpoint {
         leg: LegId,
     ) {
         let (target, by) = match self.transfer_target(id, leg, msg) {
-            Ok(t) => t,
+            Ok(Target::Blind(target, by)) => (target, by),
+            Ok(Target::Attended(replaces)) => {
+                return match self.attended_transfer(now, key, msg, id, leg, &replaces) {
+                    Ok(()) => {}
+                    Err(r) => self.refuse_transfer(now, key, msg, id, r),
+                };
+            }
             Err(r) => return self.refuse_transfer(now, key, msg, id, r),
         };
         let Some(c) = self.calls.calls.get(&id) else {
@@ -72,7 +87,15 @@ impl Endpoint {
         self.notify_transfer(now, id, leg);
         self.send_bye(now, leg);
         self.transferor_leaves(now, id, leg, by, &target);
-        self.tell(now, id, Event::Transferred { by, to: target });
+        self.tell(
+            now,
+            id,
+            Event::Transferred {
+                by,
+                to: target,
+                attended: false,
+            },
+        );
         let Some(c) = self.calls.calls.get_mut(&id) else {
             return;
         };
@@ -100,12 +123,7 @@ impl Endpoint {
     }
 
     /// Whom `leg` asks to transfer its call's other party to, if we carry it out.
-    fn transfer_target(
-        &self,
-        id: CallId,
-        leg: LegId,
-        msg: &Message,
-    ) -> Result<(String, Party), Refusal> {
+    fn transfer_target(&self, id: CallId, leg: LegId, msg: &Message) -> Result<Target, Refusal> {
         let c = self
             .calls
             .calls
@@ -122,19 +140,19 @@ impl Endpoint {
         {
             return Err(Refusal(501, "only transfers by INVITE are carried out"));
         }
-        if refer_to
-            .uri
-            .as_bytes()
-            .windows(9)
-            .any(|w| w.eq_ignore_ascii_case(b"replaces="))
-        {
-            return Err(Refusal(501, "attended transfer is not supported yet"));
-        }
-        let target = refer_to
-            .uri
-            .user_decoded()
-            .filter(|t| !t.is_empty())
-            .ok_or(Refusal(400, "Refer-To names no number"))?;
+        let replaces = match Replaces::in_uri(&refer_to.uri) {
+            Some(Some(r)) => Some(r),
+            Some(None) => return Err(Refusal(400, "Replaces unreadable")),
+            None => None,
+        };
+        // An attended transfer's Refer-To is where the replaced dialog's requests go
+        // (our own Contact, in that dialog): the number is the party reached there.
+        let target = refer_to.uri.user_decoded().filter(|t| !t.is_empty());
+        let target = match (&replaces, target) {
+            (Some(_), _) => None,
+            (None, Some(t)) => Some(t),
+            (None, None) => return Err(Refusal(400, "Refer-To names no number")),
+        };
         let by = match c.role(leg) {
             Some(Role::Callee) if c.caller().is_some() => Party::Callee,
             Some(Role::Caller) if c.callee().is_some() => Party::Caller,
@@ -155,12 +173,15 @@ impl Endpoint {
         if by == Party::Caller && c.queue.is_some() {
             return Err(Refusal(403, "a queue call is transferred by its agent"));
         }
-        Ok((target, by))
+        Ok(match (replaces, target) {
+            (Some(r), _) => Target::Attended(r),
+            (None, t) => Target::Blind(t.unwrap_or_default(), by),
+        })
     }
 
     /// Tells the transferor on `leg` that its transfer is done (RFC 3515 §2.4.5: a
     /// sipfrag of the final status), ending the REFER's implicit subscription.
-    fn notify_transfer(&mut self, now: Instant, id: CallId, leg: LegId) {
+    pub(super) fn notify_transfer(&mut self, now: Instant, id: CallId, leg: LegId) {
         let Some(l) = self.calls.legs.get_mut(leg) else {
             return;
         };
@@ -233,6 +254,20 @@ impl Endpoint {
             // The caller's INVITE, indexed for its CANCEL, goes with it.
             self.calls.by_a_invite.remove(&l.invite_key);
         }
+        self.transferor_done(now, id, ext, queue, to);
+    }
+
+    /// A transferor on extension `ext` is done with call `id`: its phone is free for
+    /// the ACD, and if the call came through a queue (`queue`, taken off the call), the
+    /// agent's talk is over, handled and transferred to `to`.
+    pub(super) fn transferor_done(
+        &mut self,
+        now: Instant,
+        id: CallId,
+        ext: Option<String>,
+        queue: Option<QueueCall>,
+        to: &str,
+    ) {
         if let Some(ext) = ext {
             self.device_free(now, &ext);
         }

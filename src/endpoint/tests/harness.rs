@@ -346,7 +346,8 @@ impl Phone {
         }
     }
 
-    /// A response to our INVITE tells us the other's tag, target and description.
+    /// A response to our INVITE tells us the other's tag, target and description: a 2xx,
+    /// or a provisional with a tag (an early dialog, RFC 3261 §12.1.2).
     fn learn(&mut self, m: &Message) {
         let Some(code) = m.status() else { return };
         if m.method() != Some(Method::Invite) {
@@ -362,7 +363,9 @@ impl Phone {
         if let Ok(sdp) = Sdp::parse(&m.body) {
             c.remote_sdp = Some(sdp);
         }
-        if code.is_success() && c.reinvite.is_none() {
+        let early =
+            code.is_provisional() && m.to_hdr().ok().and_then(|t| t.tag().cloned()).is_some();
+        if (code.is_success() || early) && c.reinvite.is_none() {
             c.leg.remote_hdr = m.header(&HeaderName::To).cloned().unwrap_or_default();
             c.leg.remote_tag = m.to_hdr().ok().and_then(|t| t.tag().cloned());
             if let Some(u) = contact_uri(m) {
@@ -735,6 +738,38 @@ impl Phone {
         self.send(pbx, &m);
     }
 
+    /// Asks the PBX, on `c`, to join the other party of `c` with the other party of
+    /// `replaced` (an attended transfer): Refer-To is where `replaced`'s requests go,
+    /// with a Replaces naming it, tags as this phone sees them.
+    pub(crate) fn refer_replacing(&mut self, pbx: &mut Pbx, c: &CallRef, replaced: &CallRef) {
+        let r = self.call_mut(replaced).leg.clone();
+        let esc = |b: &Bytes| {
+            String::from_utf8_lossy(b)
+                .replace('%', "%25")
+                .replace('@', "%40")
+                .replace(';', "%3B")
+                .replace('=', "%3D")
+        };
+        let remote = r.remote_tag.clone().unwrap_or_default();
+        let replaces = format!(
+            "{}%3Bto-tag%3D{}%3Bfrom-tag%3D{}",
+            esc(&r.call_id),
+            esc(&remote),
+            esc(&r.local_tag)
+        );
+        let mut m = self.in_dialog(c, Method::Refer);
+        m.push_header(HeaderName::Contact, self.contact());
+        m.push_header(
+            HeaderName::Other(Bytes::from_static(b"Refer-To")),
+            format!("<{}?Replaces={replaces}>", r.target),
+        );
+        m.push_header(
+            HeaderName::Other(Bytes::from_static(b"Referred-By")),
+            self.aor(),
+        );
+        self.send(pbx, &m);
+    }
+
     /// Forgets what is waiting in the inbox.
     pub(crate) fn clear(&mut self, pbx: &mut Pbx) {
         self.take(pbx);
@@ -794,7 +829,11 @@ pub(crate) fn story_lines(pbx: &Pbx, i: usize) -> Vec<String> {
                 Event::Bridged { party } => format!("bridged {party}"),
                 Event::Held { party: p } => format!("held {}", party(p)),
                 Event::Resumed { party: p } => format!("resumed {}", party(p)),
-                Event::Transferred { by, to } => format!("transferred to {to} by {}", party(by)),
+                Event::Transferred { by, to, attended } => format!(
+                    "transferred to {to} by {}{}",
+                    party(by),
+                    if *attended { " (attended)" } else { "" }
+                ),
                 Event::Ended {
                     disposition,
                     sip_code,

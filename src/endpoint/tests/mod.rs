@@ -1,6 +1,7 @@
 //! The endpoint on a virtual clock: registration with digest auth end to end, in memory;
 //! the call layer through a harness of phones ([`harness`], tests in [`calls`]).
 
+mod attended;
 mod calls;
 mod harness;
 mod media_model;
