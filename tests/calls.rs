@@ -390,6 +390,151 @@ fn baresip_transfer(by_caller: bool) {
 }
 
 #[test]
+fn an_attended_transfer_joins_the_held_party_with_the_answered_consultation_and_they_talk() {
+    sipp_attended_transfer(false);
+}
+
+#[test]
+fn an_attended_transfer_while_the_consultation_rings_hands_it_to_the_held_party() {
+    sipp_attended_transfer(true);
+}
+
+/// Bob (a SIPp transferor) calls Alice, holds her, calls Carol and transfers Alice to
+/// her with REFER and Replaces, once Carol answered or (`ringing`) while she still rings;
+/// Alice and Carol (SIPp callees with test audio ports) then hear each other until
+/// Carol hangs up.
+fn sipp_attended_transfer(ringing: bool) {
+    use std::sync::atomic::{AtomicBool, AtomicU16, Ordering::Relaxed};
+    use std::sync::Arc;
+    let pbx = Pbx::start();
+    let (a_port, c_port) = (
+        register_callee(&pbx, "1001", PW1),
+        register_callee(&pbx, "1003", "demo-1003-change-me"),
+    );
+    let (a_rtp, c_rtp) = (RtpPhone::new(0xAAAA), RtpPhone::new(0xCCCC));
+    let (a_media, c_media) = (a_rtp.port().to_string(), c_rtp.port().to_string());
+    let alice = spawn_sipp(
+        &scenario("uas_hold.xml"),
+        None,
+        a_port,
+        &["-key", "rtp_port", &a_media],
+    );
+    let ring_ms = if ringing { "4000" } else { "300" };
+    let carol = spawn_sipp(
+        &scenario("uas_ring_answer_bye.xml"),
+        None,
+        c_port,
+        &["-key", "rtp_port", &c_media, "-d", ring_ms],
+    );
+    let file = if ringing {
+        "uac_attended_transfer_ringing.xml"
+    } else {
+        "uac_attended_transfer.xml"
+    };
+    // Both of Bob's dialogs carry the SIPp call's Call-ID, which then goes into a URI:
+    // no '@' in it.
+    let bob = spawn_sipp(
+        &scenario(file),
+        Some(pbx.udp),
+        free_ports(1),
+        &[
+            "-s",
+            "1001",
+            "-key",
+            "consult",
+            "1003",
+            "-au",
+            "1002",
+            "-ap",
+            PW2,
+            "-cid_str",
+            "%u-%p-transfer",
+        ],
+    );
+    let (to_a, to_c, stop) = (
+        Arc::new(AtomicU16::new(0)),
+        Arc::new(AtomicU16::new(0)),
+        Arc::new(AtomicBool::new(false)),
+    );
+    let a_heard = a_rtp.run(to_a.clone(), stop.clone());
+    let c_heard = c_rtp.run(to_c.clone(), stop.clone());
+    // Each callee sends to the relay port switchboard gave it, found by its Contact.
+    let port_of = |calls: &serde_json::Value, sip_port: u16| {
+        let party = format!("sip:callee@127.0.0.1:{sip_port}");
+        calls["calls"]
+            .as_array()?
+            .iter()
+            .flat_map(|c| c["legs"].as_array().cloned().unwrap_or_default())
+            .find(|l| l["party"].as_str() == Some(&party) && l["role"] != "ringing")
+            .and_then(|l| l["rtp_port"].as_u64())
+            .and_then(|p| u16::try_from(p).ok())
+    };
+    // Alice and Carol end in one call, bridged: Bob is gone from both.
+    let joined = wait_until(20, || {
+        let calls = pbx.ctl("calls");
+        if let Some(p) = port_of(&calls, a_port) {
+            to_a.store(p, Relaxed);
+        }
+        if let Some(p) = port_of(&calls, c_port) {
+            to_c.store(p, Relaxed);
+        }
+        let list = calls["calls"].as_array().cloned().unwrap_or_default();
+        list.len() == 1
+            && list[0]["state"] == "bridged"
+            && list[0]["legs"].as_array().is_some_and(|l| {
+                l.len() == 2
+                    && l.iter().all(|l| {
+                        l["party"]
+                            .as_str()
+                            .is_some_and(|p| !p.starts_with("sip:1002"))
+                    })
+            })
+    });
+    assert!(
+        joined,
+        "{}
+{}",
+        pbx.ctl("calls"),
+        pbx.log_text()
+    );
+    assert!(bob.wait(20), "transferor: 202, NOTIFY 200, hung up");
+    assert!(alice.wait(20), "held, offered sendrecv again, hung up");
+    assert!(carol.wait(20), "answered, talked, hung up");
+    stop.store(true, Relaxed);
+    let (a_heard, c_heard) = (a_heard.join().unwrap(), c_heard.join().unwrap());
+    // Each heard the other's tone through the relay.
+    let from = |heard: &[Heard], ssrc: u32| heard.iter().filter(|h| h.ssrc == ssrc).count();
+    assert!(
+        from(&a_heard, 0xCCCC) > 50,
+        "Alice heard Carol: {}",
+        from(&a_heard, 0xCCCC)
+    );
+    assert!(
+        from(&c_heard, 0xAAAA) > 50,
+        "Carol heard Alice: {}",
+        from(&c_heard, 0xAAAA)
+    );
+    let (first, second) = (cdr(&pbx, 1), cdr_within(&pbx, 2, 10));
+    let (consult, held) = if ringing {
+        (second, first)
+    } else {
+        (first, second)
+    };
+    assert_eq!(consult.outcome().0, "1002");
+    assert_eq!(consult.outcome().1, "1003");
+    assert_eq!(held.outcome().1, "1001");
+    assert_eq!(
+        story(&pbx, 1)
+            .iter()
+            .filter(|e| e.starts_with("transferred"))
+            .count(),
+        1,
+        "{:?}",
+        story(&pbx, 1)
+    );
+}
+
+#[test]
 fn baresip_phones_talk_through_the_relay() {
     let pbx = Pbx::start();
     let alice = Baresip::start_with("1001", PW1, pbx.udp, "manual");
