@@ -5,8 +5,8 @@
 //! the other ends.
 //!
 //! The call that goes on is the one still ringing if the consultation has not been
-//! answered yet (its dial is what will connect them), else the one that came through a
-//! queue, else the older: the customer's call keeps its story and its queue. The party
+//! answered yet (its dial is what will connect them), else the older: the first party's
+//! call (a customer's from a queue among them) keeps its story. The party
 //! of the call that ends moves into it, taking the transferor's place and role; its
 //! dialog, media leg and port stay as they were, and a party that was on hold is offered
 //! `sendrecv` again.
@@ -110,7 +110,9 @@ impl Endpoint {
                 "the consultation call is neither answered nor ringing",
             )),
             Some(_) => {
-                let keep_here = c.queue.is_some() || (o.queue.is_none() && c.started <= o.started);
+                // The older call is the first party's (a queue call among them: an agent
+                // on a call is offered none, so its consultation is always the newer).
+                let keep_here = c.started <= o.started;
                 Ok(if keep_here {
                     (here, there)
                 } else {

@@ -258,3 +258,64 @@ fn refer_to(pbx: &mut Pbx, phone: &mut Phone, c: &CallRef, uri: &str) {
     );
     pbx.deliver(&phone.peer, &refer);
 }
+
+#[test]
+fn an_agent_joins_its_queue_caller_with_a_colleague_and_is_done_with_the_call() {
+    let (mut pbx, mut alice, mut bob) = two_phones();
+    let mut carol = Phone::new("1003", 5074);
+    carol.register(&mut pbx);
+    let (a, _, _) = super::calls::answered_here(&mut pbx, &mut alice, "700");
+    let offer = bob.incoming(&mut pbx);
+    bob.respond(&mut pbx, &offer, 200);
+    bob.expect_request(&mut pbx, Method::Ack);
+    pbx.advance(Duration::from_secs(10));
+    hold(&mut pbx, &mut bob, &offer, &mut alice);
+    alice.clear(&mut pbx);
+    let bc = bob.call(&mut pbx, "1003");
+    let c = carol.incoming(&mut pbx);
+    carol.respond(&mut pbx, &c, 200);
+    carol.expect_request(&mut pbx, Method::Ack);
+    bob.ack(&mut pbx, &bc);
+    bob.clear(&mut pbx);
+    pbx.advance(Duration::from_secs(5));
+    // From the consultation this time: the queue call still goes on.
+    bob.refer_replacing(&mut pbx, &bc, &offer);
+    transferor_released(&mut pbx, &mut bob, true);
+    taken_off_hold(&mut pbx, &mut alice);
+    assert!(pbx
+        .model
+        .bridged(our_port(&alice, &a), our_port(&carol, &c)));
+    // The agent's talk ends with the transfer, logged and counted; its phone is free.
+    let log: Vec<&String> = pbx
+        .queue_log
+        .iter()
+        .filter(|l| l.contains("\"transfer\"") || l.contains("\"complete\""))
+        .collect();
+    assert_eq!(log.len(), 1, "{:?}", pbx.queue_log);
+    assert!(
+        log[0].contains(
+            r#""event":"transfer","queue":"support","agent":"1002","to":"1003","talk_ms":"15000""#
+        ),
+        "{}",
+        log[0]
+    );
+    let stats = &pbx.ep.queues(pbx.now)[0].stats;
+    assert_eq!((stats.handled, stats.transferred), (1, 1), "{stats:?}");
+    assert!(!pbx.ep.in_use.contains_key("1002"), "{:?}", pbx.ep.in_use);
+    assert!(pbx.ep.in_use.contains_key("1003"), "{:?}", pbx.ep.in_use);
+    alice.bye(&mut pbx, &a);
+    let bye = carol.expect_request(&mut pbx, Method::Bye);
+    carol.reply(&mut pbx, &bye, 200);
+    assert_eq!(pbx.live(), (0, 0, 0), "calls, legs, dialogs");
+    assert!(pbx.ep.in_use.is_empty(), "{:?}", pbx.ep.in_use);
+    let queue_call = pbx.cdrs.iter().position(|c| c.caller == "1001").unwrap();
+    assert_eq!(
+        story_lines(&pbx, queue_call)[6..],
+        [
+            "10000 held caller",
+            "15000 transferred to 1003 by callee (attended)",
+            "15000 bridged 1003",
+            "15000 ended answered 200 by caller"
+        ]
+    );
+}

@@ -341,7 +341,7 @@ fn a_call_answered_here_answers_hold_in_the_direction_asked() {
 
 /// 1001 calls `number`, answered by switchboard itself and ACKed; the media leg the
 /// call was opened with, and the media commands since the call began.
-fn answered_here(
+pub(super) fn answered_here(
     pbx: &mut Pbx,
     alice: &mut Phone,
     number: &str,
