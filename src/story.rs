@@ -102,6 +102,12 @@ pub enum Event {
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         attended: bool,
     },
+    /// A party's dialog was taken over by a new one from another of its phones (an
+    /// INVITE with Replaces): the call goes on with that phone.
+    Replaced {
+        /// Whose dialog.
+        party: Party,
+    },
     /// The call is over.
     Ended {
         /// How, from the caller's point of view.
@@ -127,6 +133,7 @@ impl Event {
             Self::Held { .. } => "held",
             Self::Resumed { .. } => "resumed",
             Self::Transferred { .. } => "transferred",
+            Self::Replaced { .. } => "replaced",
             Self::Ended { .. } => "ended",
         }
     }

@@ -125,7 +125,7 @@ impl Endpoint {
     /// The leg of ours a Replaces names, and its call: its Call-ID and our tag, with the
     /// other tag the party's (either way round, as phones differ in which tag they call
     /// which for a dialog they did not begin).
-    fn replaced_dialog(&self, r: &Replaces) -> Option<(CallId, LegId)> {
+    pub(super) fn replaced_dialog(&self, r: &Replaces) -> Option<(CallId, LegId)> {
         [(&r.to_tag, &r.from_tag), (&r.from_tag, &r.to_tag)]
             .into_iter()
             .find_map(|(ours, theirs)| {

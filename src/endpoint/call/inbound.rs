@@ -82,6 +82,19 @@ impl Endpoint {
                 return;
             }
         };
+        let replaces = HeaderName::Other(Bytes::from_static(b"Replaces"));
+        if msg.header(&replaces).is_some() {
+            // Not a new call: one of ours moving to this phone, if it may.
+            if trunk.is_some() {
+                let warn = Bytes::from_static(
+                    b"399 switchboard \"only an extension may replace a dialog\"",
+                );
+                let extra = vec![(HeaderName::Other(Bytes::from_static(b"Warning")), warn)];
+                self.reply(now, &key, &msg, code(403), extra);
+                return;
+            }
+            return self.on_replacing_invite(now, key, msg, peer, &caller, offer);
+        }
         let callee = msg
             .request_line()
             .and_then(|r| r.uri.user_decoded())

@@ -27,7 +27,7 @@
 //! ([`in_dialog`]), prompts ([`prompt`]), keys ([`collect`]), recordings ([`record`]), its
 //! timers ([`timers`]), ending it ([`end`]), hold and its music ([`hold`]), callbacks
 //! placed by the PBX ([`customer`]), blind transfer ([`transfer`]) and attended transfer
-//! ([`attended`]), and the messages it
+//! ([`attended`]), a dialog taken over by another phone ([`replace`]), and the messages it
 //! builds ([`build`]). Feature files
 //! share types through `state` only, and tell the media engine what to do through
 //! [`media`] only (the one place that knows which media legs and bridge are a call's).
@@ -56,6 +56,7 @@ mod leg;
 mod media;
 mod prompt;
 mod record;
+mod replace;
 mod script;
 pub(super) mod state;
 mod timers;

@@ -319,3 +319,107 @@ fn an_agent_joins_its_queue_caller_with_a_colleague_and_is_done_with_the_call() 
         ]
     );
 }
+
+/// The Replaces value naming `phone`'s call `c`, as the phone sees its tags.
+fn replaces_of(phone: &Phone, c: &CallRef, extra: &str) -> bytes::Bytes {
+    let leg = &phone.call_state(c).leg;
+    bytes::Bytes::from(format!(
+        "{};to-tag={};from-tag={}{extra}",
+        String::from_utf8_lossy(&leg.call_id),
+        String::from_utf8_lossy(leg.remote_tag.as_ref().unwrap()),
+        String::from_utf8_lossy(&leg.local_tag),
+    ))
+}
+
+#[test]
+fn another_phone_of_the_extension_takes_over_its_call_with_an_invite_with_replaces() {
+    let (mut pbx, mut alice, mut bob) = two_phones();
+    let (a, b) = answered(&mut pbx, &mut alice, &mut bob);
+    let to_alice = our_port(&alice, &a);
+    pbx.advance(Duration::from_secs(5));
+    // Bob's softphone, same extension, takes the call from his desk phone.
+    let mut soft = Phone::new("1002", 5076);
+    soft.invite_headers = vec![(
+        HeaderName::Other("Replaces".into()),
+        replaces_of(&bob, &b, ""),
+    )];
+    let s = soft.call(&mut pbx, "1001");
+    let bye = bob.expect_request(&mut pbx, Method::Bye);
+    bob.reply(&mut pbx, &bye, 200);
+    soft.ack(&mut pbx, &s);
+    let to_soft = our_port(&soft, &s);
+    assert_ne!(to_soft, our_port(&bob, &b));
+    assert!(pbx.model.bridged(to_alice, to_soft), "{:?}", pbx.model);
+    assert!(
+        alice.take(&mut pbx).is_empty(),
+        "Alice's phone sees nothing"
+    );
+    assert_eq!(call_state(&pbx), ("bridged".into(), true, 0));
+    assert!(pbx.ep.in_use.contains_key("1002"), "{:?}", pbx.ep.in_use);
+    pbx.advance(Duration::from_secs(5));
+    soft.bye(&mut pbx, &s);
+    let bye = alice.expect_request(&mut pbx, Method::Bye);
+    alice.reply(&mut pbx, &bye, 200);
+    assert_eq!(pbx.live(), (0, 0, 0), "calls, legs, dialogs");
+    assert!(pbx.ep.in_use.is_empty(), "{:?}", pbx.ep.in_use);
+    assert_eq!(
+        cdr_line(&pbx.cdrs[0]),
+        "1001 -> 1002 did=- trunk=- start=0 answer=0 end=10000 answered 200 by callee"
+    );
+    assert_eq!(
+        story_lines(&pbx, 0)[4..],
+        ["5000 replaced callee", "10000 ended answered 200 by callee"]
+    );
+}
+
+#[test]
+fn an_invite_with_replaces_not_to_be_carried_out_is_refused_and_the_call_goes_on() {
+    let (mut pbx, mut alice, mut bob) = two_phones();
+    let (_a, b) = answered(&mut pbx, &mut alice, &mut bob);
+    let cases = [
+        // (the phone's extension, Replaces, status, Warning)
+        (
+            "1002",
+            replaces_of(&bob, &b, ";early-only"),
+            486,
+            "answered already",
+        ),
+        (
+            "1003",
+            replaces_of(&bob, &b, ""),
+            403,
+            "not the caller's own",
+        ),
+        (
+            "1002",
+            bytes::Bytes::from("nosuch;to-tag=1;from-tag=2"),
+            481,
+            "no such dialog",
+        ),
+        (
+            "1002",
+            bytes::Bytes::from("nosuch;to-tag=1"),
+            400,
+            "unreadable",
+        ),
+    ];
+    for (i, (user, replaces, status, why)) in cases.into_iter().enumerate() {
+        let mut other = Phone::new(user, 5080 + 2 * i as u16);
+        other.invite_headers = vec![(HeaderName::Other("Replaces".into()), replaces)];
+        other.call(&mut pbx, "1001");
+        let got = other.take(&mut pbx);
+        let refusal = got
+            .iter()
+            .find(|m| m.status().is_some_and(|s| s.as_u16() >= 300))
+            .unwrap_or_else(|| panic!("{user} {status}: {got:?}"));
+        assert_eq!(refusal.status().unwrap().as_u16(), status, "{why}");
+        let warning = refusal
+            .header(&HeaderName::Other("Warning".into()))
+            .map(|w| String::from_utf8_lossy(w).into_owned())
+            .unwrap_or_default();
+        assert!(warning.contains(why), "{status}: {warning}");
+    }
+    assert!(alice.take(&mut pbx).is_empty() && bob.take(&mut pbx).is_empty());
+    assert_eq!(call_state(&pbx), ("bridged".into(), true, 0));
+    assert_eq!(pbx.live().0, 1);
+}

@@ -834,6 +834,7 @@ pub(crate) fn story_lines(pbx: &Pbx, i: usize) -> Vec<String> {
                     party(by),
                     if *attended { " (attended)" } else { "" }
                 ),
+                Event::Replaced { party: p } => format!("replaced {}", party(p)),
                 Event::Ended {
                     disposition,
                     sip_code,
