@@ -534,6 +534,138 @@ fn sipp_attended_transfer(ringing: bool) {
     );
 }
 
+/// Scenario `name` from tests/sipp with its audio at `-key rtp_port` rather than SIPp's
+/// own media port, saved in `dir`: the test's audio port sends and counts RTP there.
+fn with_test_audio(name: &str, dir: &Path) -> PathBuf {
+    let text = std::fs::read_to_string(scenario(name))
+        .unwrap()
+        .replace("[media_port]", "[rtp_port]");
+    let p = dir.join(name);
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+#[test]
+fn a_softphone_takes_the_desk_phones_call_over_with_replaces_and_the_caller_hears_it() {
+    use std::sync::atomic::{AtomicBool, AtomicU16, Ordering::Relaxed};
+    use std::sync::Arc;
+    let pbx = Pbx::start();
+    let dir = tempfile::tempdir().unwrap();
+    let desk_sip = register_callee(&pbx, "1002", PW2);
+    let (a_rtp, desk_rtp, soft_rtp) = (
+        RtpPhone::new(0xAAAA),
+        RtpPhone::new(0xDDDD),
+        RtpPhone::new(0x5050),
+    );
+    let media = |r: &RtpPhone| r.port().to_string();
+    let (a_media, desk_media, soft_media) = (media(&a_rtp), media(&desk_rtp), media(&soft_rtp));
+    let desk = spawn_sipp(
+        &with_test_audio("uas_answer.xml", dir.path()),
+        None,
+        desk_sip,
+        &["-key", "rtp_port", &desk_media],
+    );
+    let alice = caller(
+        &pbx,
+        &with_test_audio("uac_wait_bye.xml", dir.path()),
+        "1002",
+        &["-key", "rtp_port", &a_media],
+    );
+    let (to_a, to_desk, to_soft, stop) = (
+        Arc::new(AtomicU16::new(0)),
+        Arc::new(AtomicU16::new(0)),
+        Arc::new(AtomicU16::new(0)),
+        Arc::new(AtomicBool::new(false)),
+    );
+    let a_heard = a_rtp.run(to_a.clone(), stop.clone());
+    let _desk_heard = desk_rtp.run(to_desk.clone(), stop.clone());
+    let soft_heard = soft_rtp.run(to_soft.clone(), stop.clone());
+    let callee_leg = || {
+        let calls = pbx.ctl("calls");
+        calls["calls"][0]["legs"]
+            .as_array()
+            .and_then(|l| l.iter().find(|l| l["role"] == "callee").cloned())
+    };
+    // The desk phone answered: the softphone learns its dialog (as a busy lamp's
+    // dialog state would tell it), here from `ctl calls`.
+    let mut replaces = String::new();
+    let answered = wait_until(10, || {
+        let calls = pbx.ctl("calls");
+        if let Some(p) = Pbx::leg(&calls["calls"][0], "caller").0 {
+            to_a.store(p, Relaxed);
+        }
+        let Some(leg) = callee_leg() else {
+            return false;
+        };
+        let (Some(port), Some(theirs)) = (leg["rtp_port"].as_u64(), leg["remote_tag"].as_str())
+        else {
+            return false;
+        };
+        to_desk.store(port as u16, Relaxed);
+        replaces = format!(
+            "{};to-tag={theirs};from-tag={}",
+            leg["sip_call_id"].as_str().unwrap(),
+            leg["tag"].as_str().unwrap()
+        );
+        true
+    });
+    assert!(answered, "{}", pbx.ctl("calls"));
+    let soft_sip = free_ports(1);
+    let soft = spawn_sipp(
+        &scenario("uac_replaces.xml"),
+        Some(pbx.udp),
+        soft_sip,
+        &[
+            "-s",
+            "1002",
+            "-au",
+            "1002",
+            "-ap",
+            PW2,
+            "-key",
+            "replaces",
+            &replaces,
+            "-key",
+            "rtp_port",
+            &soft_media,
+        ],
+    );
+    let party = format!("sip:1002@127.0.0.1:{soft_sip}");
+    let took = wait_until(10, || {
+        callee_leg().is_some_and(|l| {
+            if l["party"].as_str() != Some(&party) {
+                return false;
+            }
+            if let Some(p) = l["rtp_port"].as_u64() {
+                to_soft.store(p as u16, Relaxed);
+            }
+            true
+        })
+    });
+    assert!(took, "{}\n{}", pbx.ctl("calls"), pbx.log_text());
+    assert!(
+        desk.wait(10),
+        "desk phone: answered, then hung up by the PBX"
+    );
+    assert!(
+        soft.wait(20),
+        "softphone: answered with our SDP, talked, hung up"
+    );
+    assert!(alice.wait(20), "caller: answered, hung up by the PBX");
+    stop.store(true, Relaxed);
+    let (a_heard, soft_heard) = (a_heard.join().unwrap(), soft_heard.join().unwrap());
+    let from = |heard: &[Heard], ssrc: u32| heard.iter().filter(|h| h.ssrc == ssrc).count();
+    assert!(from(&a_heard, 0x5050) > 50, "Alice heard the softphone");
+    assert!(from(&soft_heard, 0xAAAA) > 50, "the softphone heard Alice");
+    let r = cdr(&pbx, 1);
+    assert_eq!(r.outcome(), ("1001", "1002", "answered", "callee"));
+    assert!(
+        story(&pbx, 1).contains(&"replaced callee".to_string()),
+        "{:?}",
+        story(&pbx, 1)
+    );
+}
+
 #[test]
 fn baresip_phones_talk_through_the_relay() {
     let pbx = Pbx::start();

@@ -121,6 +121,16 @@ pub struct LegView {
     /// offered the call) or `originate` (switchboard called the party itself).
     #[serde(default)]
     pub controller: String,
+    /// Its dialog with the party, as a phone's Replaces names it and a capture shows
+    /// it: the SIP Call-ID ...
+    #[serde(default)]
+    pub sip_call_id: String,
+    /// ... our tag ...
+    #[serde(default)]
+    pub tag: String,
+    /// ... and the party's, once it gave one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remote_tag: Option<String>,
 }
 
 /// All calls, and what they emit.
@@ -337,6 +347,13 @@ impl Calls {
                     media: media.map(|m| m.key),
                     bridge: bridge.map(|b| b.key.0),
                     controller: leg.controller.name().into(),
+                    sip_call_id: String::from_utf8_lossy(&leg.dialog.call_id).into_owned(),
+                    tag: String::from_utf8_lossy(&leg.dialog.local_tag).into_owned(),
+                    remote_tag: leg
+                        .dialog
+                        .remote_tag
+                        .as_ref()
+                        .map(|t| String::from_utf8_lossy(t).into_owned()),
                 })
             })
             .collect()

@@ -579,6 +579,13 @@ fn ctl_calls_lists_each_leg_with_its_port_and_its_bridge() {
             let port = l.rtp_port.expect("a port");
             assert_eq!(l.media, pbx.model.legs_on_port_key(port), "{l:?}");
             l.media = None;
+            // Its dialog is one the PBX knows by those names.
+            let (call_id, tag) = (
+                bytes::Bytes::from(std::mem::take(&mut l.sip_call_id)),
+                bytes::Bytes::from(std::mem::take(&mut l.tag)),
+            );
+            assert!(pbx.ep.calls.dialog_of(&call_id, &tag).is_some(), "{l:?}");
+            l.remote_tag = None;
         }
         legs
     };
@@ -591,6 +598,9 @@ fn ctl_calls_lists_each_leg_with_its_port_and_its_bridge() {
         bridge,
         // The caller's leg is its dialplan's; a device rung by `dial` is the dial's.
         controller: if role == "caller" { "script" } else { "dial" }.into(),
+        sip_call_id: String::new(),
+        tag: String::new(),
+        remote_tag: None,
     };
     let (mut pbx, mut alice, mut bob) = two_phones();
     let a = alice.call(&mut pbx, "1002");
