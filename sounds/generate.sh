@@ -60,6 +60,7 @@ say agent-phone-taken "Another agent is logged in at this phone."
 say agent-locked "Too many wrong PINs. Please try again later."
 say callback-offer "To hang up and keep your place, and be called back when an agent is free, press"
 say callback-confirm "Thank you. We will call you back at the number you called from when it is your turn. Goodbye."
+say parked-at "The call is parked at"
 tone beep
 
 mkdir -p digits

@@ -102,6 +102,18 @@ pub enum Event {
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         attended: bool,
     },
+    /// The caller was parked in a slot (any phone may dial it to take the call).
+    Parked {
+        /// The slot.
+        slot: String,
+    },
+    /// Someone dialled the slot the caller was parked in, and is its callee now.
+    Retrieved {
+        /// The slot.
+        slot: String,
+        /// Who took the call.
+        by: String,
+    },
     /// A party's dialog was taken over by a new one from another of its phones (an
     /// INVITE with Replaces): the call goes on with that phone.
     Replaced {
@@ -134,6 +146,8 @@ impl Event {
             Self::Resumed { .. } => "resumed",
             Self::Transferred { .. } => "transferred",
             Self::Replaced { .. } => "replaced",
+            Self::Parked { .. } => "parked",
+            Self::Retrieved { .. } => "retrieved",
             Self::Ended { .. } => "ended",
         }
     }

@@ -216,6 +216,14 @@ enum Op {
         skills: Vec<crate::acd::SkillNeed>,
         announce: Option<bool>,
     },
+    /// `park "FIRST-LAST" [timeout D]`: the caller waits in the first free slot.
+    Park {
+        first: u32,
+        last: u32,
+        timeout: Duration,
+    },
+    /// `unpark "SLOT"`: the call parked there is the caller's.
+    Unpark(Template),
     /// `agent login|logout|pause ["REASON"]|unpause`: the caller as an ACD agent.
     Agent(crate::acd::AgentOp, Option<Template>),
     /// `agent login "ID" pin "PIN"`: an agent by ID logs in at the calling phone.
@@ -297,6 +305,22 @@ pub enum Action {
         /// `None`: as the queue says.
         announce: Option<bool>,
     },
+    /// Answer, take the first free slot numbered `first` to `last`, say its number and
+    /// play music until someone retrieves the call (`Unpark`), which bridges them; step
+    /// again only if nobody does in `timeout` (`$status` `timeout`) or every slot is
+    /// taken (`full`, at once). `$slot` is the slot, `$parked_by` who parked the call
+    /// (the extension that transferred it here, else the caller).
+    Park {
+        /// The first slot's number.
+        first: u32,
+        /// The last slot's number.
+        last: u32,
+        /// How long the call waits for someone to retrieve it.
+        timeout: Duration,
+    },
+    /// Answer and take the call parked in this slot: the two are bridged and this call
+    /// ends. Steps again only if the slot is empty (`$status` `unavailable`).
+    Unpark(String),
     /// The calling extension, as an ACD agent, logs in or out, pauses or unpauses; step
     /// again at once, with `$status` `ok` or `failed` (not a queue member).
     Agent(crate::acd::AgentOp),
@@ -462,6 +486,7 @@ impl Dialplan {
                         | Op::Voicemail(_)
                         | Op::VoicemailCheck(_)
                         | Op::Queue { .. }
+                        | Op::Park { .. }
                         | Op::Hangup(_)
                         // Ringing waits (an unregistered extension fails at once, which
                         // the step budget still catches at run time).
@@ -791,6 +816,18 @@ impl Dialplan {
                     };
                 }
                 Op::Voicemail(b) => return Action::Voicemail(b.expand(&cur.vars)),
+                Op::Park {
+                    first,
+                    last,
+                    timeout,
+                } => {
+                    return Action::Park {
+                        first: *first,
+                        last: *last,
+                        timeout: *timeout,
+                    }
+                }
+                Op::Unpark(slot) => return Action::Unpark(slot.expand(&cur.vars)),
                 Op::VoicemailCheck(b) => return Action::VoicemailCheck(b.expand(&cur.vars)),
                 Op::Agent(op, reason) => {
                     let op = match (op, reason) {

@@ -37,6 +37,8 @@ impl Parser {
             "voicemail" => self.voicemail_stmt(sp, ops)?,
             "agent" => self.agent_stmt(ops)?,
             "queue" => self.queue_stmt(ops)?,
+            "park" => self.park_stmt(ops)?,
+            "unpark" => ops.push(Op::Unpark(self.template("the slot to retrieve")?)),
             "call" => self.call_stmt(sp, ops)?,
             "return" => {
                 if self.in_block == 0 {
@@ -57,7 +59,7 @@ impl Parser {
             }
             "if" => self.if_stmt(ops)?,
             other => {
-                const KNOWN: [&str; 18] = [
+                const KNOWN: [&str; 20] = [
                     "answer",
                     "echo",
                     "play",
@@ -70,6 +72,8 @@ impl Parser {
                     "record",
                     "voicemail",
                     "queue",
+                    "park",
+                    "unpark",
                     "agent",
                     "dial",
                     "hangup",
@@ -121,6 +125,38 @@ impl Parser {
         ops.push(Op::Dial {
             target,
             trunk,
+            timeout,
+        });
+        Ok(())
+    }
+
+    /// `park "FIRST-LAST" [timeout D]`: slots are numbers (what a phone dials to
+    /// retrieve the call), at most 100 of them.
+    fn park_stmt(&mut self, ops: &mut Vec<Op>) -> PResult<()> {
+        let (range, sp) = self.string("the parking slots, like \"71-79\"")?;
+        let bounds = range
+            .split_once('-')
+            .and_then(|(a, b)| Some((a.trim().parse::<u32>().ok()?, b.trim().parse::<u32>().ok()?)))
+            .filter(|(a, b)| a <= b && b - a < 100);
+        let Some((first, last)) = bounds else {
+            return Err((
+                sp,
+                format!("`{range}` is not a range of slot numbers"),
+                Some("e.g. park \"71-79\" (at most 100 slots)".into()),
+            ));
+        };
+        let mut timeout = Duration::from_secs(45);
+        if matches!(self.peek(), Some(Tok::Ident(k)) if k == "timeout") {
+            self.pos += 1;
+            timeout = match self.bump() {
+                Some((Tok::Dur(d), _)) => d,
+                Some((_, s)) => return Err((s, "timeout needs a duration like 45s".into(), None)),
+                None => return Err((self.end..self.end, "timeout needs a duration".into(), None)),
+            };
+        }
+        ops.push(Op::Park {
+            first,
+            last,
             timeout,
         });
         Ok(())

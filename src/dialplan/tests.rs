@@ -772,3 +772,40 @@ fn a_loop_is_named_where_the_search_meets_it_again() {
         "{e}"
     );
 }
+
+#[test]
+fn park_takes_a_range_of_slots_and_unpark_a_slot() {
+    let p = parse(
+        "context a {\n  match \"70\" { park \"71-79\" timeout 30s; park \"80 - 80\" }\n  match /^(7\\d)$/ { unpark \"$1\" }\n}\n",
+        "x.dp",
+    )
+    .unwrap();
+    let mut c = p.start("a", "70", "1001").unwrap();
+    assert_eq!(
+        p.step(&mut c, &NO_ENV),
+        Action::Park {
+            first: 71,
+            last: 79,
+            timeout: Duration::from_secs(30)
+        }
+    );
+    // One slot, and the default wait.
+    assert_eq!(
+        p.step(&mut c, &NO_ENV),
+        Action::Park {
+            first: 80,
+            last: 80,
+            timeout: Duration::from_secs(45)
+        }
+    );
+    let mut c = p.start("a", "72", "1001").unwrap();
+    assert_eq!(p.step(&mut c, &NO_ENV), Action::Unpark("72".into()));
+    for bad in ["79-71", "71", "x-y", "1-200"] {
+        let e = err(&format!("context a {{ match \"70\" {{ park \"{bad}\" }} }}"));
+        assert!(e.contains("is not a range of slot numbers"), "{bad}: {e}");
+    }
+    let e = err("context a { match \"70\" { park \"71-79\" timeout 30 } }");
+    assert!(e.contains("timeout needs a duration"), "{e}");
+    let e = err("context a { match \"70\" { parc \"71-79\" } }");
+    assert!(e.contains("did you mean `park`?"), "{e}");
+}

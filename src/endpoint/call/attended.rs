@@ -16,7 +16,7 @@
 
 use std::time::Instant;
 
-use super::state::{CallId, Controller, LegId, Ring, Role, State};
+use super::state::{CallId, LegId, Role, State};
 use super::transfer::Refusal;
 use crate::cdr::{Disposition, HangupBy};
 use crate::endpoint::{code, Endpoint};
@@ -102,12 +102,16 @@ impl Endpoint {
             return Err(Refusal(403, "nobody to transfer"));
         }
         match there.party {
-            // The consultation still rings: the transferee takes the transferor's place
-            // as its caller and hears ringback.
-            None if o.is_caller(replaced) && matches!(o.state, State::Ringing) => Ok((there, here)),
+            // The consultation still rings, or parked the transferor: the transferee
+            // takes the transferor's place as its caller, hearing ringback or music.
+            None if o.is_caller(replaced)
+                && matches!(o.state, State::Ringing | State::Parked(_)) =>
+            {
+                Ok((there, here))
+            }
             None => Err(Refusal(
                 501,
-                "the consultation call is neither answered nor ringing",
+                "the consultation call is neither answered, ringing nor parked",
             )),
             Some(_) => {
                 // The older call is the first party's (a queue call among them: an agent
@@ -152,21 +156,6 @@ impl Endpoint {
 
     /// `moving`, the party of `from`, takes the transferor's place in `to`; `from` ends.
     fn move_party(&mut self, now: Instant, from: Side, to: Side, moving: LegId) {
-        let Some(f) = self.calls.calls.get_mut(&from.call) else {
-            return;
-        };
-        let (number, trunk) = f.party_number(moving);
-        let ext = f.party_ext(moving).map(str::to_string);
-        let was_held = f.on_hold == Some(moving);
-        f.on_hold = None;
-        f.legs.retain(|&(l, _)| l != moving);
-        if let Some(e) = &ext {
-            // Its phone stays busy, now for the call it joins.
-            if let Some(i) = f.devices.iter().position(|d| d == e) {
-                f.devices.remove(i);
-            }
-        }
-        let from_by = party(f.is_caller(from.transferor));
         let Some(t) = self.calls.calls.get(&to.call) else {
             return;
         };
@@ -180,26 +169,17 @@ impl Endpoint {
         let to_by = party(role == Role::Caller);
         let transferor_ext = t.party_ext(to.transferor).map(str::to_string);
         let other_held = to.party.filter(|&p| t.on_hold == Some(p));
-        // The moving party's media leg leaves the ending call's bridge, and is the
-        // other call's from now on.
-        let media = self.calls.legs.get(moving).and_then(|l| l.media);
-        if let Some(m) = media {
-            self.calls.leave_bridge(from.call, m.key);
-            self.calls.hand_media(m.key, to.call);
-        }
-        if let Some(l) = self.calls.legs.get_mut(moving) {
-            l.call = to.call;
-            l.controller = match role {
-                Role::Caller => Controller::Script,
-                Role::Callee => Controller::Dial(Ring {
-                    answered: true,
-                    ..Ring::default()
-                }),
-            };
-            let invite = l.invite_key.clone();
-            self.calls.by_a_invite.remove(&invite);
-            self.owners.forget_call_tx(&invite);
-        }
+        let Some(from_by) = self
+            .calls
+            .calls
+            .get(&from.call)
+            .map(|f| party(f.is_caller(from.transferor)))
+        else {
+            return;
+        };
+        let Some(m) = self.take_party(from.call, moving, to.call) else {
+            return;
+        };
         // The ending call tells what became of its party, and ends with the transferor's
         // hang-up.
         self.tell(
@@ -207,7 +187,7 @@ impl Endpoint {
             from.call,
             Event::Transferred {
                 by: from_by,
-                to: joined.clone(),
+                to: joined,
                 attended: true,
             },
         );
@@ -217,29 +197,11 @@ impl Endpoint {
         };
         self.finish(now, from.call, Disposition::Answered, 200, hangup);
         // The transferor leaves the call that goes on, and the party takes its place.
+        self.put_party(now, to.call, &m, role, Some(to.transferor));
         let Some(t) = self.calls.calls.get_mut(&to.call) else {
             return;
         };
         t.on_hold = None;
-        for (l, _) in t.legs.iter_mut().filter(|(l, _)| *l == to.transferor) {
-            *l = moving;
-        }
-        match role {
-            Role::Caller => {
-                t.caller_id = Some(number.clone());
-                t.from_trunk = trunk;
-                t.privacy = false;
-                // Its call was answered long ago: a dial's answer is bridged, not
-                // relayed to it.
-                t.answered = true;
-            }
-            Role::Callee => t.b_ext = ext.clone(),
-        }
-        if let Some(e) = &ext {
-            if !t.devices.iter().any(|d| d == e) {
-                t.devices.push(e.clone());
-            }
-        }
         if let Some(e) = &transferor_ext {
             if let Some(i) = t.devices.iter().position(|d| d == e) {
                 t.devices.remove(i);
@@ -255,6 +217,7 @@ impl Endpoint {
             self.calls.by_a_invite.remove(&l.invite_key);
             self.owners.forget_call_tx(&l.invite_key);
         }
+        let number = m.number.clone();
         self.transferor_done(now, to.call, transferor_ext, queue, &number);
         self.tell(
             now,
@@ -265,6 +228,7 @@ impl Endpoint {
                 attended: true,
             },
         );
+        let (media, was_held) = (m.media, m.was_held);
         match (to.party, media) {
             (Some(p), Some(m)) => {
                 let theirs = self.calls.legs.get(p).and_then(|l| l.media);
@@ -273,6 +237,19 @@ impl Endpoint {
                 }
                 self.set_state(to.call, State::Bridged);
                 self.tell(now, to.call, Event::Bridged { party: number });
+            }
+            // The consultation parked the transferor (who heard the slot): the
+            // transferee waits there, hearing the music.
+            _ if self
+                .calls
+                .calls
+                .get(&to.call)
+                .is_some_and(|c| matches!(c.state, State::Parked(_))) =>
+            {
+                if let Some(c) = self.calls.calls.get_mut(&to.call) {
+                    c.play_queue.clear();
+                }
+                self.park_music(to.call);
             }
             // The consultation still rings: ringback until it answers, then the dial
             // bridges the two.

@@ -6,7 +6,7 @@
 use std::time::Instant;
 
 use super::super::{code, Endpoint};
-use super::state::{CallId, Role, Status};
+use super::state::{CallId, Role, State, Status};
 use crate::cdr::{Disposition, HangupBy};
 use crate::sip::msg::StatusCode;
 use crate::story::Event;
@@ -90,6 +90,12 @@ impl Endpoint {
         let Some(mut c) = self.calls.calls.remove(&id) else {
             return;
         };
+        if let State::Parked(slot) = &c.state {
+            // Its slot is free again.
+            if self.calls.parked.get(slot) == Some(&id) {
+                self.calls.parked.remove(slot);
+            }
+        }
         // A callback is answered when the customer is, not when the agent is.
         let disp = match &c.callback {
             Some(_) if c.caller().is_none() && disp == Disposition::Answered => {

@@ -25,7 +25,8 @@
 //! ([`inbound`]), running its dialplan ([`script`]), answering it ([`answer`]), dialling out
 //! ([`dial`]) and the branches' answers ([`branch`]), requests inside its dialogs
 //! ([`in_dialog`]), prompts ([`prompt`]), keys ([`collect`]), recordings ([`record`]), its
-//! timers ([`timers`]), ending it ([`end`]), hold and its music ([`hold`]), callbacks
+//! timers ([`timers`]), ending it ([`end`]), hold and its music ([`hold`]), parking
+//! ([`park`]), callbacks
 //! placed by the PBX ([`customer`]), blind transfer ([`transfer`]) and attended transfer
 //! ([`attended`]), a dialog taken over by another phone ([`replace`]), and the messages it
 //! builds ([`build`]). Feature files
@@ -54,6 +55,8 @@ mod in_dialog;
 mod inbound;
 mod leg;
 mod media;
+mod moving;
+mod park;
 mod prompt;
 mod record;
 mod replace;
@@ -144,6 +147,8 @@ pub(super) struct Calls {
     /// Our dialogs by (Call-ID, our tag): each is a leg's.
     by_dialog: HashMap<(Bytes, Bytes), LegId>,
     by_a_invite: HashMap<TxKey, CallId>,
+    /// Parked calls by slot.
+    pub(super) parked: HashMap<String, CallId>,
     /// Every call's armed deadlines, soonest first; an entry whose deadline its call's
     /// table no longer holds is stale and dropped when met.
     due: BinaryHeap<Reverse<(Instant, CallId, CallTimer)>>,
@@ -169,6 +174,7 @@ impl Calls {
             legs: Legs::default(),
             by_dialog: HashMap::new(),
             by_a_invite: HashMap::new(),
+            parked: HashMap::new(),
             due: BinaryHeap::new(),
             ports: PortPool::new(rtp.0, rtp.1),
             #[cfg(test)]

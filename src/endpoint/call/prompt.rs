@@ -148,6 +148,7 @@ impl Endpoint {
                     // The rest of an announcement, or the music again (also after a
                     // prompt that could not be played: its absence is logged).
                     State::Queued => self.run_queue(now, id),
+                    State::Parked(_) => self.park_prompt_done(id),
                     State::Goodbye => self.hang_up(now, id, None),
                     _ => {}
                 }

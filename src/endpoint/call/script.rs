@@ -10,7 +10,7 @@ use crate::dialplan::Action;
 use crate::voicemail::json_str;
 
 /// What the dialplan does after an action.
-enum Flow {
+pub(super) enum Flow {
     /// Steps on to the next action.
     Next,
     /// Stops: the call waits for something (or has ended).
@@ -177,6 +177,12 @@ impl Endpoint {
                     return Flow::Wait;
                 }
             }
+            Action::Park {
+                first,
+                last,
+                timeout,
+            } => return self.park(now, id, (first, last), timeout),
+            Action::Unpark(slot) => return self.unpark(now, id, &slot),
             Action::Hangup(explicit) => {
                 self.hang_up(now, id, explicit);
                 return Flow::Wait;

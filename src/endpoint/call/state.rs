@@ -159,6 +159,9 @@ pub(in crate::endpoint) enum State {
     Goodbye,
     /// In an ACD queue: music, announcements, and offers to agents.
     Queued,
+    /// Parked in this slot: its number said, then music, until someone retrieves the
+    /// call or the park times out.
+    Parked(String),
 }
 
 impl State {
@@ -176,6 +179,7 @@ impl State {
             State::Echo => "echo",
             State::Goodbye => "goodbye",
             State::Queued => "queued",
+            State::Parked(_) => "parked",
         }
     }
 }
@@ -195,10 +199,12 @@ pub(in crate::endpoint) enum CallTimer {
     Announce,
     /// Give up ringing a callback's customer.
     CustomerRing,
+    /// Nobody retrieved a parked call.
+    ParkTimeout,
 }
 
 impl CallTimer {
-    const COUNT: usize = 6;
+    const COUNT: usize = 7;
 }
 
 /// A call's deadlines, one slot per timer kind (as quinn's `TimerTable`): arming a timer

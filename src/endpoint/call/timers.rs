@@ -63,6 +63,7 @@ impl Endpoint {
                         self.customer_failed(now, id, 480);
                     }
                 }
+                CallTimer::ParkTimeout => self.park_timeout(now, id),
                 CallTimer::Announce => {
                     self.queue_announce(now, id);
                 }

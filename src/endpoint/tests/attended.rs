@@ -40,7 +40,7 @@ struct Calls {
 
 /// The transferor is told the transfer is done and hung up on both its calls; its
 /// consultation is refused instead if it was never answered.
-fn transferor_released(pbx: &mut Pbx, bob: &mut Phone, consult_answered: bool) {
+pub(super) fn transferor_released(pbx: &mut Pbx, bob: &mut Phone, consult_answered: bool) {
     bob.expect_status(pbx, Method::Refer, 202);
     let notify = bob.expect_request(pbx, Method::Notify);
     assert_eq!(&notify.body[..], b"SIP/2.0 200 OK\r\n");
@@ -70,7 +70,7 @@ fn transferor_released(pbx: &mut Pbx, bob: &mut Phone, consult_answered: bool) {
 }
 
 /// The held party is offered sendrecv again: its phone would send nothing otherwise.
-fn taken_off_hold(pbx: &mut Pbx, phone: &mut Phone) {
+pub(super) fn taken_off_hold(pbx: &mut Pbx, phone: &mut Phone) {
     let reinv = phone.expect_request(pbx, Method::Invite);
     assert_eq!(
         Sdp::parse(&reinv.body).unwrap().direction(),

@@ -679,7 +679,7 @@ pub(super) fn refer_answer(pbx: &mut Pbx, phone: &mut Phone) -> (u16, String) {
 }
 
 /// `phone` transfers the other party of `c` to `to`: accepted, told it is done, hung up.
-fn transferred(pbx: &mut Pbx, phone: &mut Phone, c: &CallRef, to: &str) {
+pub(super) fn transferred(pbx: &mut Pbx, phone: &mut Phone, c: &CallRef, to: &str) {
     phone.refer(pbx, c, to);
     phone.expect_status(pbx, Method::Refer, 202);
     let notify = phone.expect_request(pbx, Method::Notify);

@@ -139,6 +139,18 @@ impl Pbx {
     }
 
     /// Moves the clock `d` on, firing every timer due on the way at its own instant.
+    /// The prompt playing on our port `port` ends (the engine reports it played), if
+    /// one plays: its file.
+    pub(crate) fn prompt_ends(&mut self, port: u16) -> Option<std::path::PathBuf> {
+        let (leg, seq, path) = self.model.prompt_on(port)?;
+        self.media_event(MediaEvent::PlayDone {
+            leg,
+            seq,
+            played: true,
+        });
+        Some(path)
+    }
+
     pub(crate) fn advance(&mut self, d: Duration) {
         let until = self.now + d;
         for _ in 0..100_000 {
@@ -835,6 +847,8 @@ pub(crate) fn story_lines(pbx: &Pbx, i: usize) -> Vec<String> {
                     if *attended { " (attended)" } else { "" }
                 ),
                 Event::Replaced { party: p } => format!("replaced {}", party(p)),
+                Event::Parked { slot } => format!("parked {slot}"),
+                Event::Retrieved { slot, by } => format!("retrieved {slot} by {by}"),
                 Event::Ended {
                     disposition,
                     sip_code,

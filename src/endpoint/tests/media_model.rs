@@ -27,6 +27,8 @@ pub(crate) struct ModelLeg {
     pub(crate) hears: Hears,
     /// A recording of its party is under way.
     pub(crate) recording: bool,
+    /// The number of the last prompt played to it.
+    pub(crate) seq: u64,
 }
 
 #[derive(Default, Debug)]
@@ -36,6 +38,14 @@ pub(crate) struct MediaModel {
 }
 
 impl MediaModel {
+    /// The prompt playing on our port `port`: its leg, its number and its file.
+    pub(crate) fn prompt_on(&self, port: u16) -> Option<(LegKey, u64, PathBuf)> {
+        self.legs.iter().find_map(|(k, l)| match &l.hears {
+            Hears::Prompt(p) if l.port == port => Some((*k, l.seq, p.clone())),
+            _ => None,
+        })
+    }
+
     /// Applies one command, panicking where the engine's rules are broken.
     pub(crate) fn apply(&mut self, cmd: &MediaCommand) {
         match cmd {
@@ -59,6 +69,7 @@ impl MediaModel {
                         law: *pt,
                         hears: Hears::Nothing,
                         recording: false,
+                        seq: 0,
                     },
                 );
                 assert!(old.is_none(), "{leg:?} opened twice");
@@ -72,9 +83,10 @@ impl MediaModel {
                 }
             }
             MediaCommand::Echo { leg } => self.alone(leg).hears = Hears::Echo,
-            MediaCommand::Play { leg, path, .. } => {
+            MediaCommand::Play { leg, path, seq, .. } => {
                 if let Some(l) = self.legs.get_mut(leg).filter(|l| l.bridge.is_none()) {
                     l.hears = Hears::Prompt(path.clone());
+                    l.seq = *seq;
                 }
             }
             MediaCommand::Music { leg, path } => self.alone(leg).hears = Hears::Music(path.clone()),

@@ -5,6 +5,7 @@ mod attended;
 mod calls;
 mod harness;
 mod media_model;
+mod park;
 
 use super::*;
 use crate::config::EMBEDDED;
