@@ -667,6 +667,125 @@ fn a_softphone_takes_the_desk_phones_call_over_with_replaces_and_the_caller_hear
 }
 
 #[test]
+fn a_baresip_phone_parks_its_caller_and_another_takes_it_from_the_slot() {
+    baresip_park(false);
+}
+
+#[test]
+fn a_parked_call_nobody_takes_rings_the_baresip_phone_that_parked_it() {
+    baresip_park(true);
+}
+
+/// Alice calls Bob, Bob transfers her to the park number (70) with the phone's own
+/// transfer command; then Carol dials the slot (71) and talks to Alice, or (`timeout`)
+/// nobody does and Bob's phone is rung again and talks to her.
+fn baresip_park(timeout: bool) {
+    let dir = tempfile::tempdir().unwrap();
+    let (cfg, dp) = common::copy_setup(dir.path());
+    // A park that gives up sooner than the shipped 45 s, so the test does not wait.
+    let plan = std::fs::read_to_string(&dp)
+        .unwrap()
+        .replace("park \"71-79\" timeout 45s", "park \"71-79\" timeout 4s");
+    std::fs::write(&dp, plan).unwrap();
+    let pbx = Pbx::start_with(&cfg);
+    let alice = Baresip::start_with("1001", PW1, pbx.udp, "manual");
+    let bob = Baresip::start_with("1002", PW2, pbx.udp, "auto");
+    let carol = Baresip::start_with("1003", "demo-1003-change-me", pbx.udp, "manual");
+    assert!(
+        wait_until(20, || pbx.registrations().len() == 3),
+        "the phones register"
+    );
+    alice.cmd("/dial 1002");
+    let talking_to = |to: &str| {
+        let calls = pbx.ctl("calls");
+        let list = calls["calls"].as_array().cloned().unwrap_or_default();
+        let call = &calls["calls"][0];
+        let callee = call["legs"]
+            .as_array()
+            .and_then(|l| l.iter().find(|l| l["role"] == "callee"))
+            .and_then(|l| l["party"].as_str().map(str::to_string))
+            .unwrap_or_default();
+        list.len() == 1
+            && call["state"] == "bridged"
+            && callee.starts_with(&format!("sip:{to}"))
+            && Pbx::leg(call, "callee").1 > 50
+    };
+    assert!(
+        wait_until(10, || talking_to("1002")),
+        "{}",
+        pbx.ctl("calls")
+    );
+    bob.cmd("/transfer 70");
+    let parked = wait_until(10, || {
+        let calls = pbx.ctl("calls");
+        calls["calls"].as_array().is_some_and(|l| l.len() == 1)
+            && calls["calls"][0]["state"] == "parked"
+    });
+    assert!(parked, "{}\n{}", pbx.ctl("calls"), pbx.log_text());
+    let before = Pbx::leg(&pbx.ctl("calls")["calls"][0], "caller").1;
+    let taker = if timeout {
+        // Bob's phone answers by itself when the park rings it back.
+        "1002"
+    } else {
+        carol.cmd("/dial 71");
+        "1003"
+    };
+    assert!(
+        wait_until(15, || talking_to(taker)),
+        "{}\n{}",
+        pbx.ctl("calls"),
+        pbx.log_text()
+    );
+    // Alice's own leg carries on: her audio keeps arriving on the same port.
+    assert!(
+        wait_until(5, || Pbx::leg(&pbx.ctl("calls")["calls"][0], "caller").1
+            > before + 50),
+        "{}",
+        pbx.ctl("calls")
+    );
+    alice.cmd("/hangup");
+    assert!(
+        wait_until(10, || pbx.ctl("calls")["calls"]
+            .as_array()
+            .unwrap()
+            .is_empty()),
+        "call cleared: {}",
+        pbx.ctl("calls")
+    );
+    let rows = cdrs(&pbx);
+    let parked_call = rows
+        .iter()
+        .position(|r| r.outcome().0 == "1001")
+        .expect("the parked call's row");
+    let events = story(&pbx, parked_call + 1);
+    let wanted: Vec<String> = if timeout {
+        vec![
+            "parked".into(),
+            "dialled 1002".into(),
+            "bridged 1002".into(),
+        ]
+    } else {
+        vec![
+            "parked".into(),
+            "retrieved 1003".into(),
+            "bridged 1003".into(),
+        ]
+    };
+    let seen: Vec<&String> = events
+        .iter()
+        .filter(|e| {
+            e.starts_with("parked")
+                || e.starts_with("retrieved")
+                || e.starts_with("bridged")
+                || e.starts_with("dialled")
+        })
+        .skip_while(|e| !e.starts_with("parked"))
+        .collect();
+    assert_eq!(seen, wanted.iter().collect::<Vec<_>>(), "{events:?}");
+    drop(carol);
+}
+
+#[test]
 fn baresip_phones_talk_through_the_relay() {
     let pbx = Pbx::start();
     let alice = Baresip::start_with("1001", PW1, pbx.udp, "manual");

@@ -801,7 +801,9 @@ fn park_takes_a_range_of_slots_and_unpark_a_slot() {
     let mut c = p.start("a", "72", "1001").unwrap();
     assert_eq!(p.step(&mut c, &NO_ENV), Action::Unpark("72".into()));
     for bad in ["79-71", "71", "x-y", "1-200"] {
-        let e = err(&format!("context a {{ match \"70\" {{ park \"{bad}\" }} }}"));
+        let e = err(&format!(
+            "context a {{ match \"70\" {{ park \"{bad}\" }} }}"
+        ));
         assert!(e.contains("is not a range of slot numbers"), "{bad}: {e}");
     }
     let e = err("context a { match \"70\" { park \"71-79\" timeout 30 } }");
