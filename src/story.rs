@@ -114,6 +114,14 @@ pub enum Event {
         /// Who took the call.
         by: String,
     },
+    /// A call ringing at `at` was answered by `by` (call pickup): told in the call
+    /// picked up and in the picker's own, which ends.
+    PickedUp {
+        /// The extension it was ringing at.
+        at: String,
+        /// The extension that took it.
+        by: String,
+    },
     /// A party's dialog was taken over by a new one from another of its phones (an
     /// INVITE with Replaces): the call goes on with that phone.
     Replaced {
@@ -147,6 +155,7 @@ impl Event {
             Self::Transferred { .. } => "transferred",
             Self::Replaced { .. } => "replaced",
             Self::Parked { .. } => "parked",
+            Self::PickedUp { .. } => "picked_up",
             Self::Retrieved { .. } => "retrieved",
             Self::Ended { .. } => "ended",
         }

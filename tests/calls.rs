@@ -786,6 +786,68 @@ fn baresip_park(timeout: bool) {
 }
 
 #[test]
+fn a_baresip_phone_picks_up_a_call_ringing_at_another_and_talks_to_the_caller() {
+    let pbx = Pbx::start();
+    let alice = Baresip::start_with("1001", PW1, pbx.udp, "manual");
+    let bob = Baresip::start_with("1002", PW2, pbx.udp, "manual");
+    let carol = Baresip::start_with("1003", "demo-1003-change-me", pbx.udp, "manual");
+    assert!(
+        wait_until(20, || pbx.registrations().len() == 3),
+        "the phones register"
+    );
+    alice.cmd("/dial 1002");
+    let ringing = wait_until(10, || pbx.ctl("calls")["calls"][0]["state"] == "ringing");
+    assert!(ringing, "{}", pbx.ctl("calls"));
+    carol.cmd("/dial *8");
+    // One call: Alice's, answered by Carol's phone, audio flowing both ways.
+    let talking = wait_until(15, || {
+        let calls = pbx.ctl("calls");
+        let call = &calls["calls"][0];
+        let callee = call["legs"]
+            .as_array()
+            .and_then(|l| l.iter().find(|l| l["role"] == "callee"))
+            .and_then(|l| l["party"].as_str().map(str::to_string))
+            .unwrap_or_default();
+        calls["calls"].as_array().is_some_and(|l| l.len() == 1)
+            && call["state"] == "bridged"
+            && callee.starts_with("sip:1003")
+            && Pbx::leg(call, "caller").1 > 50
+            && Pbx::leg(call, "callee").1 > 50
+    });
+    assert!(
+        talking,
+        "{}\ncarol:\n{}\npbx:\n{}",
+        pbx.ctl("calls"),
+        carol.log(),
+        pbx.log_text()
+    );
+    alice.cmd("/hangup");
+    assert!(
+        wait_until(10, || pbx.ctl("calls")["calls"]
+            .as_array()
+            .unwrap()
+            .is_empty()),
+        "call cleared: {}",
+        pbx.ctl("calls")
+    );
+    let rows = cdrs(&pbx);
+    let picked = rows
+        .iter()
+        .position(|r| r.outcome().0 == "1001")
+        .expect("Alice's call's row");
+    assert_eq!(
+        rows[picked].outcome(),
+        ("1001", "1002", "answered", "caller")
+    );
+    assert!(
+        story(&pbx, picked + 1).contains(&"picked_up 1003".to_string()),
+        "{:?}",
+        story(&pbx, picked + 1)
+    );
+    drop(bob);
+}
+
+#[test]
 fn baresip_phones_talk_through_the_relay() {
     let pbx = Pbx::start();
     let alice = Baresip::start_with("1001", PW1, pbx.udp, "manual");

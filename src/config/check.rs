@@ -267,6 +267,7 @@ pub(super) fn users(
             voicemail_pin,
             skills,
             moh,
+            pickup_group: u.pickup_group.unwrap_or_default(),
         });
     }
     Ok(users)

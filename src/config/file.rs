@@ -291,4 +291,6 @@ pub(super) struct UserEntry {
     pub(super) skills: Option<Spanned<std::collections::BTreeMap<String, u8>>>,
     #[serde(default)]
     pub(super) moh: Option<Spanned<String>>,
+    #[serde(default)]
+    pub(super) pickup_group: Option<String>,
 }

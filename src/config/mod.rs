@@ -183,6 +183,9 @@ pub struct User {
     /// The music (a sound name) a party this extension puts on hold hears, unless the
     /// call came through a queue (whose music wins).
     pub moh: Option<String>,
+    /// Its call pickup group: group pickup takes a call ringing at an extension of the
+    /// same group. Extensions that name none share the default group (empty).
+    pub pickup_group: String,
 }
 
 /// An ACD agent who logs in with an ID and PIN from any extension's phone (hot-desking)

@@ -224,6 +224,8 @@ enum Op {
     },
     /// `unpark "SLOT"`: the call parked there is the caller's.
     Unpark(Template),
+    /// `pickup ["EXT"]`: the caller answers a call ringing in its group, or at EXT.
+    Pickup(Option<Template>),
     /// `agent login|logout|pause ["REASON"]|unpause`: the caller as an ACD agent.
     Agent(crate::acd::AgentOp, Option<Template>),
     /// `agent login "ID" pin "PIN"`: an agent by ID logs in at the calling phone.
@@ -321,6 +323,11 @@ pub enum Action {
     /// Answer and take the call parked in this slot: the two are bridged and this call
     /// ends. Steps again only if the slot is empty (`$status` `unavailable`).
     Unpark(String),
+    /// The calling extension answers a call ringing at another: at this one (directed
+    /// pickup), or at any of its pickup group (the one ringing longest). The two are
+    /// bridged and this call ends; steps again only if nothing rings there
+    /// (`$status` `unavailable`).
+    Pickup(Option<String>),
     /// The calling extension, as an ACD agent, logs in or out, pauses or unpauses; step
     /// again at once, with `$status` `ok` or `failed` (not a queue member).
     Agent(crate::acd::AgentOp),
@@ -828,6 +835,9 @@ impl Dialplan {
                     }
                 }
                 Op::Unpark(slot) => return Action::Unpark(slot.expand(&cur.vars)),
+                Op::Pickup(ext) => {
+                    return Action::Pickup(ext.as_ref().map(|e| e.expand(&cur.vars)))
+                }
                 Op::VoicemailCheck(b) => return Action::VoicemailCheck(b.expand(&cur.vars)),
                 Op::Agent(op, reason) => {
                     let op = match (op, reason) {

@@ -39,6 +39,13 @@ impl Parser {
             "queue" => self.queue_stmt(ops)?,
             "park" => self.park_stmt(ops)?,
             "unpark" => ops.push(Op::Unpark(self.template("the slot to retrieve")?)),
+            "pickup" => {
+                let ext = match self.peek() {
+                    Some(Tok::Str(_)) => Some(self.template("the extension")?),
+                    _ => None,
+                };
+                ops.push(Op::Pickup(ext));
+            }
             "call" => self.call_stmt(sp, ops)?,
             "return" => {
                 if self.in_block == 0 {
@@ -59,7 +66,7 @@ impl Parser {
             }
             "if" => self.if_stmt(ops)?,
             other => {
-                const KNOWN: [&str; 20] = [
+                const KNOWN: [&str; 21] = [
                     "answer",
                     "echo",
                     "play",
@@ -74,6 +81,7 @@ impl Parser {
                     "queue",
                     "park",
                     "unpark",
+                    "pickup",
                     "agent",
                     "dial",
                     "hangup",

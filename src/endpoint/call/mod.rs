@@ -26,7 +26,7 @@
 //! ([`dial`]) and the branches' answers ([`branch`]), requests inside its dialogs
 //! ([`in_dialog`]), prompts ([`prompt`]), keys ([`collect`]), recordings ([`record`]), its
 //! timers ([`timers`]), ending it ([`end`]), hold and its music ([`hold`]), parking
-//! ([`park`]), callbacks
+//! ([`park`]), call pickup ([`pickup`]), callbacks
 //! placed by the PBX ([`customer`]), blind transfer ([`transfer`]) and attended transfer
 //! ([`attended`]), a dialog taken over by another phone ([`replace`]), and the messages it
 //! builds ([`build`]). Feature files
@@ -57,6 +57,7 @@ mod leg;
 mod media;
 mod moving;
 mod park;
+mod pickup;
 mod prompt;
 mod record;
 mod replace;

@@ -183,6 +183,7 @@ impl Endpoint {
                 timeout,
             } => return self.park(now, id, (first, last), timeout),
             Action::Unpark(slot) => return self.unpark(now, id, &slot),
+            Action::Pickup(ext) => return self.pickup(now, id, ext.as_deref()),
             Action::Hangup(explicit) => {
                 self.hang_up(now, id, explicit);
                 return Flow::Wait;

@@ -848,6 +848,7 @@ pub(crate) fn story_lines(pbx: &Pbx, i: usize) -> Vec<String> {
                 ),
                 Event::Replaced { party: p } => format!("replaced {}", party(p)),
                 Event::Parked { slot } => format!("parked {slot}"),
+                Event::PickedUp { at, by } => format!("picked up at {at} by {by}"),
                 Event::Retrieved { slot, by } => format!("retrieved {slot} by {by}"),
                 Event::Ended {
                     disposition,

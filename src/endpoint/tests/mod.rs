@@ -6,6 +6,7 @@ mod calls;
 mod harness;
 mod media_model;
 mod park;
+mod pickup;
 
 use super::*;
 use crate::config::EMBEDDED;
