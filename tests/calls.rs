@@ -848,6 +848,45 @@ fn a_baresip_phone_picks_up_a_call_ringing_at_another_and_talks_to_the_caller() 
 }
 
 #[test]
+fn a_busy_lamp_shows_an_extension_idle_ringing_busy_and_idle_again() {
+    let pbx = Pbx::start();
+    let port = register_callee(&pbx, "1002", PW2);
+    // 1003's lamp key watches 1002; the scenario fails on any state out of turn.
+    let watcher = spawn_sipp(
+        &scenario("uac_blf.xml"),
+        Some(pbx.udp),
+        free_ports(1),
+        &[
+            "-s",
+            "1002",
+            "-key",
+            "watcher",
+            "1003",
+            "-au",
+            "1003",
+            "-ap",
+            "demo-1003-change-me",
+        ],
+    );
+    assert!(
+        wait_until(10, || pbx.log_text().contains("busy lamp subscribed")),
+        "{}",
+        pbx.log_text()
+    );
+    // Its first NOTIFY (idle) answered before the line changes.
+    std::thread::sleep(Duration::from_millis(500));
+    let callee = spawn_sipp(&scenario("uas_bye.xml"), None, port, &["-d", "1000"]);
+    let call = caller(&pbx, &scenario("uac_wait_bye.xml"), "1002", &[]);
+    assert!(call.wait(20), "caller: answered, hung up by the callee");
+    assert!(callee.wait(10), "callee: answered, hung up");
+    assert!(
+        watcher.wait(20),
+        "lamp: idle, ringing, busy, idle, then unsubscribed\n{}",
+        pbx.log_text()
+    );
+}
+
+#[test]
 fn baresip_phones_talk_through_the_relay() {
     let pbx = Pbx::start();
     let alice = Baresip::start_with("1001", PW1, pbx.udp, "manual");

@@ -15,6 +15,7 @@ use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+mod blf;
 mod call;
 mod callback;
 mod mwi;

@@ -1,7 +1,9 @@
-//! Message-waiting indication (RFC 3842 over RFC 6665): phones SUBSCRIBE to their own box
-//! with `Event: message-summary` and get a NOTIFY with the counts at once, on every change
-//! and when the subscription ends. Part of the endpoint; it owns the subscriptions only and
-//! reads the boxes' counts from [`super::vm`].
+//! Subscriptions (RFC 6665) and their NOTIFYs, for two event packages: message-waiting
+//! indication (RFC 3842: a phone SUBSCRIBEs to its own box with `Event: message-summary`)
+//! and busy lamps (RFC 4235: `Event: dialog` for an extension's or a parking slot's line).
+//! Either way the phone gets a NOTIFY at once, on every change and when the subscription
+//! ends. Part of the endpoint; it owns the subscriptions only, and reads the boxes' counts
+//! from [`super::vm`] and the lines' state from [`super::blf`].
 
 use bytes::Bytes;
 use std::collections::HashMap;
@@ -32,13 +34,34 @@ fn sub_state_header() -> HeaderName {
 fn allow_events() -> (HeaderName, Bytes) {
     (
         HeaderName::Other(Bytes::from_static(b"Allow-Events")),
-        Bytes::from_static(b"message-summary"),
+        Bytes::from_static(b"message-summary, dialog"),
     )
 }
 
+/// What a subscription watches.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) enum Watch {
+    /// A voicemail box's counts (`message-summary`).
+    Mailbox(String),
+    /// An extension's or a parking slot's line (`dialog`: the busy lamp).
+    Line(String),
+}
+
+impl Watch {
+    fn name(&self) -> &str {
+        match self {
+            Self::Mailbox(n) | Self::Line(n) => n,
+        }
+    }
+}
+
 struct Subscription {
-    mailbox: String,
+    watch: Watch,
     leg: Dialog,
+    /// The dialog-info document's version: one higher in each NOTIFY (RFC 4235 §4.1).
+    version: u32,
+    /// The line state the last NOTIFY showed, so a change that is none sends nothing.
+    shown: Option<super::blf::Line>,
     expires_at: Instant,
     /// A NOTIFY in flight; a change meanwhile waits for its answer (`stale`).
     pending: Option<TxKey>,
@@ -67,12 +90,17 @@ fn event_package(m: &Message) -> Option<String> {
 }
 
 impl Endpoint {
-    /// A SUBSCRIBE outside any dialog: a phone asks for its box's counts.
+    /// A SUBSCRIBE outside any dialog: a phone asks for its box's counts, or for a
+    /// line's state (any extension's or parking slot's: a receptionist's lamps).
     pub(super) fn on_subscribe(&mut self, now: Instant, key: &TxKey, req: &Message, peer: &Peer) {
-        if event_package(req).as_deref() != Some("message-summary") {
-            self.reply(now, key, req, code(489), vec![allow_events()]);
-            return;
-        }
+        let line = match event_package(req).as_deref() {
+            Some("message-summary") => false,
+            Some("dialog") => true,
+            _ => {
+                self.reply(now, key, req, code(489), vec![allow_events()]);
+                return;
+            }
+        };
         let Some(user) = self.authenticate(now, key, req, peer, AuthKind::Www) else {
             return;
         };
@@ -80,11 +108,20 @@ impl Endpoint {
             .request_line()
             .and_then(|r| r.uri.user_decoded())
             .unwrap_or_default();
-        // A phone watches its own box only: counts say who called.
-        if target != user.extension {
-            self.forbid(now, key, req, "may only watch its own voicemail box");
-            return;
-        }
+        let watch = if line {
+            if !self.is_line(&target) {
+                self.reply(now, key, req, StatusCode::NOT_FOUND, vec![]);
+                return;
+            }
+            Watch::Line(target)
+        } else {
+            // A phone watches its own box only: counts say who called.
+            if target != user.extension {
+                self.forbid(now, key, req, "may only watch its own voicemail box");
+                return;
+            }
+            Watch::Mailbox(user.extension)
+        };
         let expires = self.granted_expires(req);
         let tag = Bytes::from(self.tag());
         let leg = uas_dialog(req, peer, tag);
@@ -92,8 +129,10 @@ impl Endpoint {
             // A one-time fetch: the counts, and the subscription ends there.
             self.answer_subscribe(now, key, req, &leg, 0);
             let mut sub = Subscription {
-                mailbox: user.extension,
+                watch,
                 leg,
+                version: 0,
+                shown: None,
                 expires_at: now,
                 pending: None,
                 stale: false,
@@ -101,14 +140,9 @@ impl Endpoint {
             self.send_notify(now, &mut sub, 0);
             return;
         }
-        let count = self
-            .mwi
-            .subs
-            .values()
-            .filter(|s| s.mailbox == user.extension)
-            .count();
+        let count = self.mwi.subs.values().filter(|s| s.watch == watch).count();
         if count >= MAX_PER_BOX {
-            tracing::warn!(mailbox = %user.extension, "too many message-waiting subscriptions");
+            tracing::warn!(watch = %watch.name(), "too many subscriptions");
             self.reply(now, key, req, StatusCode::SERVICE_UNAVAILABLE, vec![]);
             return;
         }
@@ -118,10 +152,17 @@ impl Endpoint {
         self.mwi
             .by_dialog
             .insert((leg.call_id.clone(), leg.local_tag.clone()), id);
-        tracing::info!(mailbox = %user.extension, expires, "message-waiting subscribed");
+        match &watch {
+            Watch::Mailbox(b) => {
+                tracing::info!(mailbox = %b, expires, "message-waiting subscribed")
+            }
+            Watch::Line(l) => tracing::info!(line = %l, expires, "busy lamp subscribed"),
+        }
         let sub = Subscription {
-            mailbox: user.extension,
+            watch,
             leg,
+            version: 0,
+            shown: None,
             expires_at: now + Duration::from_secs(expires.into()),
             pending: None,
             stale: false,
@@ -154,7 +195,7 @@ impl Endpoint {
             s.expires_at = now + Duration::from_secs(expires.into());
         }
         if expires == 0 {
-            tracing::info!("message-waiting unsubscribed");
+            tracing::info!("unsubscribed");
             self.end_subscription(now, id, "timeout");
         } else {
             self.notify_one(now, id);
@@ -198,11 +239,41 @@ impl Endpoint {
             .mwi
             .subs
             .iter()
-            .filter(|(_, s)| s.mailbox == mailbox)
+            .filter(|(_, s)| s.watch == Watch::Mailbox(mailbox.to_string()))
             .map(|(id, _)| *id)
             .collect();
         for id in ids {
             self.notify_one(now, id);
+        }
+    }
+
+    /// Tells every phone watching line `line` its state, if it changed since the last
+    /// NOTIFY each got.
+    pub(super) fn notify_line(&mut self, now: Instant, line: &str) {
+        if self.mwi.subs.is_empty() {
+            return;
+        }
+        let watch = Watch::Line(line.to_string());
+        let ids: Vec<u64> = self
+            .mwi
+            .subs
+            .iter()
+            .filter(|(_, s)| s.watch == watch)
+            .map(|(id, _)| *id)
+            .collect();
+        if ids.is_empty() {
+            return;
+        }
+        let state = self.line_state(line);
+        for id in ids {
+            if self
+                .mwi
+                .subs
+                .get(&id)
+                .is_some_and(|s| s.shown != Some(state.clone()))
+            {
+                self.notify_one(now, id);
+            }
         }
     }
 
@@ -225,13 +296,29 @@ impl Endpoint {
 
     /// Sends the NOTIFY: active with `left` seconds, or terminated when `left` is 0.
     fn send_notify(&mut self, now: Instant, sub: &mut Subscription, left: u32) -> Option<TxKey> {
-        let (new, old) = self.mailbox_counts(&sub.mailbox);
-        let body = format!(
-            "Messages-Waiting: {}\r\nMessage-Account: sip:{}@{}\r\nVoice-Message: {new}/{old} (0/0)\r\n",
-            if new > 0 { "yes" } else { "no" },
-            sub.mailbox,
-            self.domain
-        );
+        let (package, content_type, body) = match &sub.watch {
+            Watch::Mailbox(mailbox) => {
+                let (new, old) = self.mailbox_counts(mailbox);
+                let body = format!(
+                    "Messages-Waiting: {}\r\nMessage-Account: sip:{}@{}\r\nVoice-Message: {new}/{old} (0/0)\r\n",
+                    if new > 0 { "yes" } else { "no" },
+                    mailbox,
+                    self.domain
+                );
+                (
+                    "message-summary",
+                    "application/simple-message-summary",
+                    body,
+                )
+            }
+            Watch::Line(line) => {
+                let state = self.line_state(line);
+                let body = self.dialog_info(line, &state, sub.version);
+                sub.version += 1;
+                sub.shown = Some(state);
+                ("dialog", "application/dialog-info+xml", body)
+            }
+        };
         let state = if left == 0 {
             "terminated;reason=timeout".to_string()
         } else {
@@ -239,12 +326,12 @@ impl Endpoint {
         };
         sub.leg.cseq += 1;
         let mut m = self.leg_request(Method::Notify, &sub.leg, sub.leg.cseq);
-        m.push_header(event_header(), Bytes::from_static(b"message-summary"));
+        m.push_header(event_header(), Bytes::from_static(package.as_bytes()));
         m.push_header(sub_state_header(), Bytes::from(state));
         m.push_header(HeaderName::Contact, self.contact_value(&sub.leg.peer));
         m.push_header(
             HeaderName::ContentType,
-            Bytes::from_static(b"application/simple-message-summary"),
+            Bytes::from_static(content_type.as_bytes()),
         );
         m.push_header(HeaderName::UserAgent, self.server_name.clone());
         m.body = Bytes::from(body);
@@ -254,7 +341,7 @@ impl Endpoint {
                 Some(k)
             }
             Err(e) => {
-                tracing::warn!(error = %e, mailbox = %sub.mailbox, "NOTIFY not sent");
+                tracing::warn!(error = %e, watch = %sub.watch.name(), "NOTIFY not sent");
                 None
             }
         }
@@ -271,7 +358,7 @@ impl Endpoint {
         if let Some(k) = sub.pending.take() {
             self.owners.remove(&k);
         }
-        tracing::debug!(mailbox = %sub.mailbox, why, "message-waiting subscription ended");
+        tracing::debug!(watch = %sub.watch.name(), why, "subscription ended");
         self.send_notify(now, &mut sub, 0);
     }
 
@@ -284,7 +371,7 @@ impl Endpoint {
             if let Some(k) = &sub.pending {
                 self.owners.remove(k);
             }
-            tracing::info!(mailbox = %sub.mailbox, "message-waiting subscription dropped");
+            tracing::info!(watch = %sub.watch.name(), "subscription dropped");
         }
     }
 

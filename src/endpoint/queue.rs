@@ -597,6 +597,7 @@ impl Endpoint {
             for agent in self.phone_agents(ext) {
                 self.acd.handle(now, Event::Busy(agent, true));
             }
+            self.notify_line(now, ext);
         }
     }
 
@@ -611,6 +612,7 @@ impl Endpoint {
             for agent in self.phone_agents(ext) {
                 self.acd.handle(now, Event::Busy(agent, false));
             }
+            self.notify_line(now, ext);
         }
     }
 

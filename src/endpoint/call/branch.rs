@@ -22,8 +22,13 @@ impl Endpoint {
             return;
         };
         c.timers.stop(CallTimer::RingTimeout);
+        let rang = c.b_ext.clone().filter(|_| !c.dialing.is_empty());
         for d in std::mem::take(&mut c.dialing) {
             self.detach_branch(now, d);
+        }
+        if let Some(ext) = rang {
+            // It rings no more.
+            self.notify_line(now, &ext);
         }
     }
 
@@ -149,6 +154,12 @@ impl Endpoint {
         if !c.dialing.is_empty() {
             return;
         }
+        if let Some(ext) = c.b_ext.clone() {
+            self.notify_line(now, &ext);
+        }
+        let Some(c) = self.calls.calls.get_mut(&id) else {
+            return;
+        };
         c.timers.stop(CallTimer::RingTimeout);
         let status = std::mem::take(&mut c.failures)
             .into_iter()
@@ -176,6 +187,10 @@ impl Endpoint {
             r.provisional = true;
         }
         leg.early(tag);
+        // A lamp watching the line learns the ringing dialog's other tag.
+        if let Some(ext) = self.calls.calls.get(&id).and_then(|c| c.b_ext.clone()) {
+            self.notify_line(now, &ext);
+        }
         let Some(c) = self.calls.calls.get(&id) else {
             return;
         };

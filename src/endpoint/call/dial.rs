@@ -119,6 +119,7 @@ impl Endpoint {
             if let Some(c) = self.calls.calls.get_mut(&id) {
                 c.b_ext = Some(target.to_string());
             }
+            self.notify_line(now, target);
             let number = target.to_string();
             self.tell(
                 now,

@@ -94,6 +94,7 @@ impl Endpoint {
             // Its slot is free again.
             if self.calls.parked.get(slot) == Some(&id) {
                 self.calls.parked.remove(slot);
+                self.notify_line(now, slot);
             }
         }
         // A callback is answered when the customer is, not when the agent is.

@@ -198,6 +198,31 @@ impl Calls {
         Some((self.legs.get(l)?.call, l))
     }
 
+    /// The dialog a call rings extension `ext` on, if one does (the first device's):
+    /// a busy lamp shows it ringing.
+    pub(super) fn ringing_at(
+        &self,
+        ext: &str,
+    ) -> Option<Option<crate::endpoint::blf::RingingDialog>> {
+        let c = self
+            .calls
+            .values()
+            .filter(|c| !c.dialing.is_empty() && c.b_ext.as_deref() == Some(ext))
+            .min_by_key(|c| c.started)?;
+        let leg = c.dialing.first().and_then(|&d| self.legs.get(d));
+        Some(leg.map(|l| {
+            crate::endpoint::blf::RingingDialog {
+                call_id: String::from_utf8_lossy(&l.dialog.call_id).into_owned(),
+                local_tag: String::from_utf8_lossy(&l.dialog.local_tag).into_owned(),
+                remote_tag: l
+                    .dialog
+                    .remote_tag
+                    .as_ref()
+                    .map(|t| String::from_utf8_lossy(t).into_owned()),
+            }
+        }))
+    }
+
     /// The caller's leg of call `id`.
     pub(super) fn caller(&self, id: CallId) -> Option<&Leg> {
         self.legs.get(self.calls.get(&id)?.caller()?)

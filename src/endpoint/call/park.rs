@@ -52,6 +52,7 @@ impl Endpoint {
         c.cursor.vars.insert("parked_by".into(), by);
         c.state = State::Parked(slot.clone());
         self.calls.parked.insert(slot.clone(), id);
+        self.notify_line(now, &slot);
         self.calls.arm(id, CallTimer::ParkTimeout, now + timeout);
         tracing::info!(call = %id, %slot, "parked");
         self.tell(now, id, Event::Parked { slot: slot.clone() });
@@ -100,6 +101,7 @@ impl Endpoint {
         c.play_queue.clear();
         if self.calls.parked.get(&slot) == Some(&id) {
             self.calls.parked.remove(&slot);
+            self.notify_line(now, &slot);
         }
         tracing::info!(call = %id, %slot, "park timed out");
         self.stop_play(id);
@@ -126,6 +128,7 @@ impl Endpoint {
             return Flow::Wait;
         };
         self.calls.parked.remove(slot);
+        self.notify_line(now, slot);
         let by = m.number.clone();
         tracing::info!(call = %p, %slot, %by, "parked call retrieved");
         self.tell(

@@ -462,6 +462,56 @@ impl Phone {
         }
     }
 
+    /// Subscribes to `event` (`dialog`, `message-summary`) of `target` (a line, a box)
+    /// for 600 s, answering the challenge: the final status.
+    pub(crate) fn subscribe(&mut self, pbx: &mut Pbx, target: &str, event: &str) -> u16 {
+        let uri = Uri::sip(Some(target), DOMAIN, None);
+        let call_id = format!("sub-{target}-{}@{}", self.user, self.peer.addr);
+        let mut auth: Option<String> = None;
+        for cseq in 1..=2 {
+            let mut m = Message::request(Method::Subscribe, uri.clone());
+            m.push_header(HeaderName::Via, self.via());
+            m.push_header(HeaderName::MaxForwards, "70");
+            m.push_header(
+                HeaderName::From,
+                format!("{};tag=s{}", self.aor(), self.user),
+            );
+            m.push_header(HeaderName::To, format!("<sip:{target}@{DOMAIN}>"));
+            m.push_header(HeaderName::CallId, call_id.clone());
+            m.push_header(HeaderName::CSeq, format!("{cseq} SUBSCRIBE"));
+            m.push_header(HeaderName::Contact, self.contact());
+            m.push_header(HeaderName::Event, event.to_string());
+            m.push_header(HeaderName::Expires, "600");
+            if let Some(a) = &auth {
+                m.push_header(HeaderName::Authorization, a.clone());
+            }
+            self.send(pbx, &m);
+            let r = self.expect(pbx, "an answer to SUBSCRIBE", |m| {
+                m.method() == Some(Method::Subscribe) && m.status().is_some()
+            });
+            match r.status().map(StatusCode::as_u16) {
+                Some(401) if auth.is_none() => {
+                    auth = Some(self.answer_challenge(
+                        &r,
+                        &HeaderName::WwwAuthenticate,
+                        "SUBSCRIBE",
+                        &uri.to_string(),
+                    ));
+                }
+                Some(code) => return code,
+                None => unreachable!("a response"),
+            }
+        }
+        panic!("{} challenged twice", self.user)
+    }
+
+    /// The next NOTIFY's body, the NOTIFY answered 200.
+    pub(crate) fn notified(&mut self, pbx: &mut Pbx) -> String {
+        let n = self.expect_request(pbx, Method::Notify);
+        self.reply(pbx, &n, 200);
+        String::from_utf8_lossy(&n.body).into_owned()
+    }
+
     fn answer_challenge(&self, r: &Message, h: &HeaderName, method: &str, uri: &str) -> String {
         let chal = r.header(h).expect("a challenge");
         crate::sip::auth::client_authorization(

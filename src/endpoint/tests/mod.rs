@@ -2,6 +2,7 @@
 //! the call layer through a harness of phones ([`harness`], tests in [`calls`]).
 
 mod attended;
+mod blf;
 mod calls;
 mod harness;
 mod media_model;
@@ -673,7 +674,7 @@ fn message_waiting_is_refused_for_other_packages_other_boxes_and_wrong_passwords
         StatusCode::new(489),
         "an event package we do not serve"
     );
-    assert_eq!(header(&r[0], "Allow-Events"), "message-summary");
+    assert_eq!(header(&r[0], "Allow-Events"), "message-summary, dialog");
     let r = subscribe_as_1001(&mut ep, t0, "1002", 600, PW);
     assert_eq!(
         r[0].status(),

@@ -1,0 +1,99 @@
+//! Busy lamps through the phone harness: a phone watching a line (RFC 4235 dialog
+//! package) is told at once and on every change whether it is idle, ringing or busy;
+//! a parking slot's lamp shows a parked call.
+
+use super::calls::{answered, two_phones};
+use super::harness::{Pbx, Phone};
+use crate::sip::msg::Method;
+
+/// The `<state>` and `version` of a dialog-info document.
+fn lamp(doc: &str) -> (String, String) {
+    let info = doc.split("<dialog-info").nth(1).unwrap_or_default();
+    let between = |a: &str, b: &str| {
+        let s = info.split(a).nth(1).unwrap_or_default();
+        s.split(b).next().unwrap_or_default().to_string()
+    };
+    assert!(doc.contains("state=\"full\""), "{doc}");
+    (between("<state>", "</state>"), between(" version=\"", "\""))
+}
+
+#[test]
+fn a_watched_extension_shows_idle_ringing_busy_and_idle_again() {
+    let (mut pbx, mut alice, mut bob) = two_phones();
+    let mut desk = Phone::new("1003", 5074);
+    assert_eq!(desk.subscribe(&mut pbx, "1002", "dialog"), 200);
+    let first = desk.notified(&mut pbx);
+    assert!(
+        first.contains("entity=\"sip:1002@switchboard.local\""),
+        "{first}"
+    );
+    assert_eq!(lamp(&first), ("terminated".into(), "0".into()));
+    let a = alice.call(&mut pbx, "1002");
+    let ringing = desk.notified(&mut pbx);
+    assert_eq!(lamp(&ringing), ("early".into(), "1".into()));
+    // The ringing dialog is named, for a phone that would pick it up.
+    assert!(
+        ringing.contains("call-id=\"") && ringing.contains("direction=\"recipient\""),
+        "{ringing}"
+    );
+    let b = bob.incoming(&mut pbx);
+    bob.respond(&mut pbx, &b, 180);
+    let tagged = desk.notified(&mut pbx);
+    assert_eq!(lamp(&tagged).0, "early");
+    assert!(tagged.contains("remote-tag=\""), "{tagged}");
+    bob.respond(&mut pbx, &b, 200);
+    bob.expect_request(&mut pbx, Method::Ack);
+    alice.ack(&mut pbx, &a);
+    assert_eq!(
+        lamp(&desk.notified(&mut pbx)),
+        ("confirmed".into(), "3".into())
+    );
+    bob.bye(&mut pbx, &b);
+    assert_eq!(
+        lamp(&desk.notified(&mut pbx)),
+        ("terminated".into(), "4".into())
+    );
+    // Changes while a NOTIFY waits for its answer are sent after it, as the state then
+    // is: the ringing's new tag is passed over for the answer, never shown last.
+    let (_a, b) = answered(&mut pbx, &mut alice, &mut bob);
+    let mut shown = Vec::new();
+    loop {
+        let got = desk.take(&mut pbx);
+        if got.is_empty() {
+            break;
+        }
+        for n in got.iter().filter(|m| m.method() == Some(Method::Notify)) {
+            desk.reply(&mut pbx, n, 200);
+            shown.push(lamp(&String::from_utf8_lossy(&n.body)).0);
+        }
+    }
+    assert_eq!(shown, ["early", "confirmed"]);
+    bob.bye(&mut pbx, &b);
+    assert_eq!(lamp(&desk.notified(&mut pbx)).0, "terminated");
+}
+
+#[test]
+fn a_parking_slots_lamp_lights_while_a_call_waits_there() {
+    let (mut pbx, mut alice, mut bob) = two_phones();
+    let mut desk = Phone::new("1003", 5074);
+    assert_eq!(desk.subscribe(&mut pbx, "71", "dialog"), 200);
+    assert_eq!(lamp(&desk.notified(&mut pbx)).0, "terminated");
+    let (_a, b) = answered(&mut pbx, &mut alice, &mut bob);
+    super::calls::transferred(&mut pbx, &mut bob, &b, "70");
+    assert_eq!(lamp(&desk.notified(&mut pbx)).0, "confirmed");
+    // The receptionist takes it from the slot: the lamp goes out.
+    let c = desk.call(&mut pbx, "71");
+    desk.ack(&mut pbx, &c);
+    assert_eq!(lamp(&desk.notified(&mut pbx)).0, "terminated");
+}
+
+#[test]
+fn a_lamp_is_refused_for_what_is_no_line_and_for_other_packages() {
+    let mut pbx = Pbx::new();
+    let mut desk = Phone::new("1003", 5074);
+    assert_eq!(desk.subscribe(&mut pbx, "nobody", "dialog"), 404);
+    assert_eq!(desk.subscribe(&mut pbx, "1002", "presence"), 489);
+    let mut stranger = Phone::at("1003", "wrong-password", "127.0.0.1:5090");
+    assert_eq!(stranger.subscribe(&mut pbx, "1002", "dialog"), 403);
+    assert!(desk.take(&mut pbx).is_empty(), "no NOTIFY for any of them");
+}
