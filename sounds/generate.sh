@@ -61,6 +61,10 @@ say agent-locked "Too many wrong PINs. Please try again later."
 say callback-offer "To hang up and keep your place, and be called back when an agent is free, press"
 say callback-confirm "Thank you. We will call you back at the number you called from when it is your turn. Goodbye."
 say parked-at "The call is parked at"
+say dnd-on "Do not disturb is on."
+say dnd-off "Do not disturb is off."
+say forward-on "Your calls are forwarded."
+say forward-off "Call forwarding is off."
 tone beep
 
 mkdir -p digits

@@ -30,6 +30,8 @@ pub enum Request {
     Queues,
     /// ACD agents and their states.
     Agents,
+    /// Each extension's line: contacts, busy-lamp state, do not disturb, forwards.
+    Lines,
     /// An agent logs in or out, pauses or unpauses.
     Agent {
         /// The agent (extension).
@@ -82,6 +84,8 @@ pub enum Response {
     Queues(Vec<crate::acd::QueueView>),
     /// Agents.
     Agents(Vec<crate::acd::AgentView>),
+    /// Extensions' lines.
+    Lines(Vec<crate::endpoint::LineView>),
     /// Done.
     Ok,
     /// The request was not understood.

@@ -72,6 +72,8 @@ enum CtlCmd {
     Queues,
     /// ACD agents and their states.
     Agents,
+    /// Each extension: registered contacts, idle/ringing/busy, do not disturb, forwards.
+    Lines,
     /// Log an agent in or out, or pause it (with a reason code) or unpause it.
     Agent {
         /// The agent: its extension or ID, or the extension an agent by ID is logged in at.
@@ -216,6 +218,7 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
                 CtlCmd::Status => Request::Status,
                 CtlCmd::Queues => Request::Queues,
                 CtlCmd::Agents => Request::Agents,
+                CtlCmd::Lines => Request::Lines,
                 CtlCmd::Agent {
                     agent,
                     action,
@@ -358,6 +361,25 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
                             a.occupancy
                                 .map_or("-".into(), |o| format!("{:.0}%", o * 100.0)),
                             a.queues.join(",")
+                        );
+                    }
+                }
+                Response::Lines(list) => {
+                    println!(
+                        "{:<10} {:>8} {:<8} {:<4} {:<14} {:<14} NO ANSWER",
+                        "EXTENSION", "CONTACTS", "STATE", "DND", "FORWARD ALL", "BUSY"
+                    );
+                    for l in &list {
+                        let fwd = |f: &Option<String>| f.clone().unwrap_or_else(|| "-".into());
+                        println!(
+                            "{:<10} {:>8} {:<8} {:<4} {:<14} {:<14} {}",
+                            l.extension,
+                            l.contacts,
+                            l.state,
+                            if l.settings.dnd { "on" } else { "-" },
+                            fwd(&l.settings.forward_all),
+                            fwd(&l.settings.forward_busy),
+                            fwd(&l.settings.forward_noanswer)
                         );
                     }
                 }

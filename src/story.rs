@@ -102,6 +102,16 @@ pub enum Event {
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         attended: bool,
     },
+    /// The extension dialled forwarded the call (do-not-disturb's busy aside), and its
+    /// dialplan started again at the forward's number.
+    Forwarded {
+        /// The extension that forwards.
+        from: String,
+        /// Where to.
+        to: String,
+        /// `all`, `busy` or `noanswer`.
+        why: ForwardWhy,
+    },
     /// The caller was parked in a slot (any phone may dial it to take the call).
     Parked {
         /// The slot.
@@ -139,6 +149,29 @@ pub enum Event {
     },
 }
 
+/// Why a call was forwarded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ForwardWhy {
+    /// The extension forwards every call.
+    All,
+    /// It refused the call as busy.
+    Busy,
+    /// It did not answer in time, or no phone of it is registered.
+    NoAnswer,
+}
+
+impl ForwardWhy {
+    /// As the dialplan's codes and the story name it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::All => "all",
+            Self::Busy => "busy",
+            Self::NoAnswer => "noanswer",
+        }
+    }
+}
+
 impl Event {
     /// The event's name, as the `call_events` table stores it.
     pub fn name(&self) -> &'static str {
@@ -155,6 +188,7 @@ impl Event {
             Self::Transferred { .. } => "transferred",
             Self::Replaced { .. } => "replaced",
             Self::Parked { .. } => "parked",
+            Self::Forwarded { .. } => "forwarded",
             Self::PickedUp { .. } => "picked_up",
             Self::Retrieved { .. } => "retrieved",
             Self::Ended { .. } => "ended",

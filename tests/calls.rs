@@ -887,6 +887,77 @@ fn a_busy_lamp_shows_an_extension_idle_ringing_busy_and_idle_again() {
 }
 
 #[test]
+fn a_forward_set_from_a_baresip_phone_survives_a_restart_and_the_call_follows_it() {
+    let pbx = Pbx::start();
+    let bob = Baresip::start_with("1002", PW2, pbx.udp, "manual");
+    assert!(
+        wait_until(20, || pbx.registrations().len() == 1),
+        "Bob's phone registers"
+    );
+    // Bob forwards his calls to Carol with the feature code; the PBX says so and hangs
+    // up, and the setting is on disk.
+    bob.cmd("/dial *721003");
+    let saved = pbx.state.path().join("lines.json");
+    let kept = || std::fs::read_to_string(&saved).unwrap_or_default();
+    assert!(
+        wait_until(10, || kept().contains("\"forward_all\": \"1003\"")),
+        "{}\n{}",
+        kept(),
+        pbx.log_text()
+    );
+    assert!(
+        wait_until(10, || pbx.ctl("calls")["calls"]
+            .as_array()
+            .unwrap()
+            .is_empty()),
+        "the code's call ends: {}",
+        pbx.ctl("calls")
+    );
+    drop(bob);
+    let cfg = common::root().join("config/switchboard.toml");
+    let pbx = pbx.restart(&cfg);
+    let lines = pbx.ctl("lines");
+    let bobs = lines["lines"]
+        .as_array()
+        .and_then(|l| l.iter().find(|l| l["extension"] == "1002").cloned())
+        .unwrap_or_default();
+    assert_eq!(bobs["forward_all"], "1003", "{lines}");
+    // After the restart a call to Bob rings Carol, who talks to the caller.
+    let alice = Baresip::start_with("1001", PW1, pbx.udp, "manual");
+    let carol = Baresip::start_with("1003", "demo-1003-change-me", pbx.udp, "auto");
+    assert!(
+        wait_until(20, || pbx.registrations().len() == 2),
+        "the phones register"
+    );
+    alice.cmd("/dial 1002");
+    let talking = wait_until(15, || {
+        let calls = pbx.ctl("calls");
+        let call = &calls["calls"][0];
+        call["state"] == "bridged"
+            && Pbx::leg(call, "caller").1 > 50
+            && Pbx::leg(call, "callee").1 > 50
+    });
+    assert!(talking, "{}\n{}", pbx.ctl("calls"), pbx.log_text());
+    alice.cmd("/hangup");
+    assert!(
+        wait_until(10, || pbx.ctl("calls")["calls"]
+            .as_array()
+            .unwrap()
+            .is_empty()),
+        "call cleared: {}",
+        pbx.ctl("calls")
+    );
+    let rows = cdrs(&pbx);
+    let last = rows.len();
+    assert!(
+        story(&pbx, last).contains(&"forwarded".to_string()),
+        "{:?}",
+        story(&pbx, last)
+    );
+    drop(carol);
+}
+
+#[test]
 fn baresip_phones_talk_through_the_relay() {
     let pbx = Pbx::start();
     let alice = Baresip::start_with("1001", PW1, pbx.udp, "manual");

@@ -226,6 +226,8 @@ enum Op {
     Unpark(Template),
     /// `pickup ["EXT"]`: the caller answers a call ringing in its group, or at EXT.
     Pickup(Option<Template>),
+    /// `dnd on|off`, `forward all|busy|noanswer "NUMBER"|off`: the caller's line.
+    Line(LineOp, Option<Template>),
     /// `agent login|logout|pause ["REASON"]|unpause`: the caller as an ACD agent.
     Agent(crate::acd::AgentOp, Option<Template>),
     /// `agent login "ID" pin "PIN"`: an agent by ID logs in at the calling phone.
@@ -261,6 +263,21 @@ impl std::fmt::Debug for Hidden {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("(hidden)")
     }
+}
+
+/// A setting of an extension's line the dialplan changes (`dnd`, `forward`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LineOp {
+    /// Do not disturb on: calls to it are refused as busy.
+    DndOn,
+    /// Do not disturb off.
+    DndOff,
+    /// Forward every call (to the number given, or off).
+    ForwardAll,
+    /// Forward calls it refuses as busy.
+    ForwardBusy,
+    /// Forward calls it does not answer in time.
+    ForwardNoAnswer,
 }
 
 /// What the call must do next.
@@ -328,6 +345,10 @@ pub enum Action {
     /// bridged and this call ends; steps again only if nothing rings there
     /// (`$status` `unavailable`).
     Pickup(Option<String>),
+    /// The calling extension sets do-not-disturb or a forward (with the number, or
+    /// `None` to clear it); step again at once, with `$status` `ok` or `failed` (not one
+    /// of our extensions, or no number to forward to).
+    Line(LineOp, Option<String>),
     /// The calling extension, as an ACD agent, logs in or out, pauses or unpauses; step
     /// again at once, with `$status` `ok` or `failed` (not a queue member).
     Agent(crate::acd::AgentOp),
@@ -837,6 +858,9 @@ impl Dialplan {
                 Op::Unpark(slot) => return Action::Unpark(slot.expand(&cur.vars)),
                 Op::Pickup(ext) => {
                     return Action::Pickup(ext.as_ref().map(|e| e.expand(&cur.vars)))
+                }
+                Op::Line(op, number) => {
+                    return Action::Line(*op, number.as_ref().map(|n| n.expand(&cur.vars)))
                 }
                 Op::VoicemailCheck(b) => return Action::VoicemailCheck(b.expand(&cur.vars)),
                 Op::Agent(op, reason) => {

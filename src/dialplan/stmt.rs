@@ -39,6 +39,38 @@ impl Parser {
             "queue" => self.queue_stmt(ops)?,
             "park" => self.park_stmt(ops)?,
             "unpark" => ops.push(Op::Unpark(self.template("the slot to retrieve")?)),
+            "dnd" => {
+                let (v, vsp) = self.ident("on or off")?;
+                let op = match v.as_str() {
+                    "on" => super::LineOp::DndOn,
+                    "off" => super::LineOp::DndOff,
+                    _ => return Err((vsp, format!("dnd is `on` or `off`, not `{v}`"), None)),
+                };
+                ops.push(Op::Line(op, None));
+            }
+            "forward" => {
+                let (v, vsp) = self.ident("all, busy or noanswer")?;
+                let op = match v.as_str() {
+                    "all" => super::LineOp::ForwardAll,
+                    "busy" => super::LineOp::ForwardBusy,
+                    "noanswer" => super::LineOp::ForwardNoAnswer,
+                    _ => {
+                        return Err((
+                            vsp,
+                            format!("unknown forward `{v}`"),
+                            Some("forward all|busy|noanswer \"NUMBER\" (or off)".into()),
+                        ))
+                    }
+                };
+                let number = match self.peek() {
+                    Some(Tok::Ident(k)) if k == "off" => {
+                        self.pos += 1;
+                        None
+                    }
+                    _ => Some(self.template("the number to forward to, or off")?),
+                };
+                ops.push(Op::Line(op, number));
+            }
             "pickup" => {
                 let ext = match self.peek() {
                     Some(Tok::Str(_)) => Some(self.template("the extension")?),
@@ -66,7 +98,7 @@ impl Parser {
             }
             "if" => self.if_stmt(ops)?,
             other => {
-                const KNOWN: [&str; 21] = [
+                const KNOWN: [&str; 23] = [
                     "answer",
                     "echo",
                     "play",
@@ -82,6 +114,8 @@ impl Parser {
                     "park",
                     "unpark",
                     "pickup",
+                    "dnd",
+                    "forward",
                     "agent",
                     "dial",
                     "hangup",

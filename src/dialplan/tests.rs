@@ -811,3 +811,28 @@ fn park_takes_a_range_of_slots_and_unpark_a_slot() {
     let e = err("context a { match \"70\" { parc \"71-79\" } }");
     assert!(e.contains("did you mean `park`?"), "{e}");
 }
+
+#[test]
+fn dnd_and_forward_set_the_callers_line() {
+    let p = parse(
+        "context a {\n  match \"1\" { dnd on; dnd off; forward all \"$caller\"; forward busy off; forward noanswer \"9$caller\" }\n}\n",
+        "x.dp",
+    )
+    .unwrap();
+    let mut c = p.start("a", "1", "1002").unwrap();
+    let steps: Vec<Action> = (0..5).map(|_| p.step(&mut c, &NO_ENV)).collect();
+    assert_eq!(
+        steps,
+        [
+            Action::Line(LineOp::DndOn, None),
+            Action::Line(LineOp::DndOff, None),
+            Action::Line(LineOp::ForwardAll, Some("1002".into())),
+            Action::Line(LineOp::ForwardBusy, None),
+            Action::Line(LineOp::ForwardNoAnswer, Some("91002".into())),
+        ]
+    );
+    let e = err("context a { match \"1\" { dnd maybe } }");
+    assert!(e.contains("dnd is `on` or `off`"), "{e}");
+    let e = err("context a { match \"1\" { forward sometimes \"2\" } }");
+    assert!(e.contains("unknown forward `sometimes`"), "{e}");
+}

@@ -131,6 +131,11 @@ async fn run_async(cfg: Config, source: crate::config::ConfigSource) -> anyhow::
     if let Some(n) = take_back(&agents_path, |json| ep.restore_agents(now, json)) {
         tracing::info!(agents = n, "agent logins taken back");
     }
+    // Each extension's do-not-disturb and forwards, as set before a restart.
+    let lines_path = cfg.state_dir.join("lines.json");
+    if let Some(n) = take_back(&lines_path, |json| ep.restore_lines(json)) {
+        tracing::info!(extensions = n, "line settings taken back");
+    }
     let callbacks_path = cfg.state_dir.join("callbacks.json");
     if let Some(n) = take_back(&callbacks_path, |json| ep.restore_callbacks(now, json)) {
         tracing::info!(requests = n, "callback requests taken back");
@@ -159,6 +164,7 @@ async fn run_async(cfg: Config, source: crate::config::ConfigSource) -> anyhow::
     let queue_log = queue_log_writer(cfg.state_dir.join("queue_log.jsonl"));
     let callbacks = snapshot_writer(callbacks_path);
     let agents = snapshot_writer(agents_path);
+    let lines = snapshot_writer(lines_path);
     let io = Io {
         udp,
         conns: HashMap::new(),
@@ -170,6 +176,8 @@ async fn run_async(cfg: Config, source: crate::config::ConfigSource) -> anyhow::
         callbacks_thread: Some(callbacks.1),
         agents: Some(agents.0),
         agents_thread: Some(agents.1),
+        lines: Some(lines.0),
+        lines_thread: Some(lines.1),
         config: cfg.clone(),
         source,
     };
@@ -265,6 +273,9 @@ struct Io {
     /// Snapshots of which agent by ID is at which phone, likewise.
     agents: Option<std::sync::mpsc::Sender<String>>,
     agents_thread: Option<std::thread::JoinHandle<()>>,
+    /// Snapshots of the extensions' line settings, likewise.
+    lines: Option<std::sync::mpsc::Sender<String>>,
+    lines_thread: Option<std::thread::JoinHandle<()>>,
     /// The configuration in force, and how to read it again.
     config: Config,
     source: crate::config::ConfigSource,
@@ -333,10 +344,12 @@ async fn sip_task(
                     io.queue_log = None;
                     io.callbacks = None;
                     io.agents = None;
+                    io.lines = None;
                     let writers = [
                         io.queue_log_thread.take(),
                         io.callbacks_thread.take(),
                         io.agents_thread.take(),
+                        io.lines_thread.take(),
                     ];
                     for h in writers.into_iter().flatten() {
                         let _ = tokio::task::spawn_blocking(move || h.join()).await;
@@ -367,6 +380,7 @@ fn ctl_answer(
         CtlRequest::Agent { .. } => CtlResponse::Error("agent is handled elsewhere".into()),
         CtlRequest::Queues => CtlResponse::Queues(ep.queues(now)),
         CtlRequest::Agents => CtlResponse::Agents(ep.agents(now)),
+        CtlRequest::Lines => CtlResponse::Lines(ep.lines(now)),
         CtlRequest::Registrations => CtlResponse::Registrations(ep.registrations(now)),
         CtlRequest::Calls => CtlResponse::Calls(
             ep.calls(now)
@@ -517,6 +531,11 @@ fn flush(ep: &mut Endpoint, io: &Io) {
             Output::AgentsSaved(json) => {
                 if let Some(a) = &io.agents {
                     let _ = a.send(json);
+                }
+            }
+            Output::LinesSaved(json) => {
+                if let Some(l) = &io.lines {
+                    let _ = l.send(json);
                 }
             }
             Output::Mailbox(w) => {

@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 mod blf;
 mod call;
 mod callback;
+mod lines;
 mod mwi;
 mod output;
 mod owner;
@@ -28,6 +29,7 @@ mod vm;
 pub use trunk_reg::TrunkRegView;
 
 pub use call::{CallView, LegView};
+pub use lines::{LineSettings, LineView};
 pub use output::Output;
 
 use crate::dialplan::Dialplan;
@@ -117,6 +119,8 @@ pub struct Endpoint {
     mailboxes: HashMap<String, crate::voicemail::Mailbox>,
     mailbox_out: VecDeque<crate::voicemail::MailboxWrite>,
     mwi: mwi::Subscriptions,
+    /// Each extension's do-not-disturb and forwards.
+    lines: lines::Lines,
     /// Voicemail messages being recorded, by media leg and recording number, until saved
     /// (the call and its leg may be gone by then: the caller hung up mid-message).
     leaving: HashMap<(crate::media::LegKey, u64), (String, crate::voicemail::VmMessage)>,
@@ -179,6 +183,7 @@ impl Endpoint {
             mailboxes: HashMap::new(),
             mailbox_out: VecDeque::new(),
             mwi: mwi::Subscriptions::default(),
+            lines: lines::Lines::default(),
             leaving: HashMap::new(),
             acd: crate::acd::Acd::new(cfg.queues.iter().map(|(q, _)| q.clone()).collect(), seed),
             queue_moh: HashMap::new(),

@@ -26,6 +26,9 @@ pub enum Output {
     /// Which agent by ID is at which phone, as JSON for `STATE_DIR/agents.json` (sent only
     /// when it changed).
     AgentsSaved(String),
+    /// Every extension's line settings (do not disturb, forwards), as JSON for
+    /// `STATE_DIR/lines.json` (sent only when they changed).
+    LinesSaved(String),
     /// A change to a voicemail box to make durable.
     Mailbox(MailboxWrite),
     /// Bytes to send to a SIP peer.
@@ -52,6 +55,9 @@ impl Endpoint {
         }
         if let Some(j) = self.poll_agents_saved() {
             return Some(Output::AgentsSaved(j));
+        }
+        if let Some(j) = self.poll_lines_saved() {
+            return Some(Output::LinesSaved(j));
         }
         if let Some(w) = self.poll_mailbox_write() {
             return Some(Output::Mailbox(w));

@@ -176,6 +176,9 @@ impl Endpoint {
         let why = status.as_str().to_string();
         self.tell(now, id, Event::DialFailed { status: why });
         self.set_status(id, status);
+        if let Some(ext) = self.calls.calls.get(&id).and_then(|c| c.b_ext.clone()) {
+            self.forward_failed_dial(now, id, &ext, status);
+        }
     }
 
     pub(super) fn b_provisional(&mut self, now: Instant, id: CallId, key: &TxKey, msg: &Message) {

@@ -85,6 +85,9 @@ impl Endpoint {
             self.set_status(id, Status::Unavailable);
             return false;
         }
+        if let Some(started) = self.line_decides(now, id, target) {
+            return started;
+        }
         let aor = self.aor(target);
         // Every registered device of the extension rings at once; the first to answer
         // takes the call.
@@ -99,6 +102,7 @@ impl Endpoint {
             // (480), not unknown (404): the caller may try again, or get its voicemail.
             tracing::info!(call = %id, %target, "not registered");
             self.set_status(id, Status::Offline);
+            self.forward_failed_dial(now, id, target, Status::Offline);
             return false;
         }
         let to = Bytes::from(format!("<sip:{target}@{}>", self.domain));

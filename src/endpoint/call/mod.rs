@@ -26,7 +26,7 @@
 //! ([`dial`]) and the branches' answers ([`branch`]), requests inside its dialogs
 //! ([`in_dialog`]), prompts ([`prompt`]), keys ([`collect`]), recordings ([`record`]), its
 //! timers ([`timers`]), ending it ([`end`]), hold and its music ([`hold`]), parking
-//! ([`park`]), call pickup ([`pickup`]), callbacks
+//! ([`park`]), call pickup ([`pickup`]), do not disturb and forwards ([`forward`]), callbacks
 //! placed by the PBX ([`customer`]), blind transfer ([`transfer`]) and attended transfer
 //! ([`attended`]), a dialog taken over by another phone ([`replace`]), and the messages it
 //! builds ([`build`]). Feature files
@@ -49,6 +49,7 @@ mod collect;
 mod customer;
 mod dial;
 mod end;
+mod forward;
 mod hold;
 mod ids;
 mod in_dialog;

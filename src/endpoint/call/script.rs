@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use super::super::Endpoint;
 use super::state::{CallId, PendingRecord, QueueAsk, State, Status};
-use crate::dialplan::Action;
+use crate::dialplan::{Action, LineOp};
 use crate::voicemail::json_str;
 
 /// What the dialplan does after an action.
@@ -184,6 +184,23 @@ impl Endpoint {
             } => return self.park(now, id, (first, last), timeout),
             Action::Unpark(slot) => return self.unpark(now, id, &slot),
             Action::Pickup(ext) => return self.pickup(now, id, ext.as_deref()),
+            Action::Line(op, number) => {
+                let Some(c) = self.calls.calls.get(&id) else {
+                    return Flow::Wait;
+                };
+                // Only our own extensions set their own lines.
+                let ext = c.caller_number().to_string();
+                let own = c.from_trunk.is_none() && self.users.contains_key(&ext);
+                let number = number.filter(|n| !n.is_empty());
+                let forward = !matches!(op, LineOp::DndOn | LineOp::DndOff);
+                // A forward to the extension itself is no forward.
+                let bad = forward && number.as_deref().is_some_and(|n| n == ext);
+                let ok = own && !bad;
+                if ok {
+                    self.set_line(&ext, op, number);
+                }
+                self.set_status(id, if ok { Status::Ok } else { Status::Failed });
+            }
             Action::Hangup(explicit) => {
                 self.hang_up(now, id, explicit);
                 return Flow::Wait;

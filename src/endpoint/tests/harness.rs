@@ -67,6 +67,8 @@ pub(crate) struct Pbx {
     pub(crate) queue_log: Vec<String>,
     /// Changes to voicemail boxes.
     pub(crate) mailbox: Vec<crate::voicemail::MailboxWrite>,
+    /// The line settings the endpoint last handed out to keep.
+    pub(crate) lines_saved: Option<String>,
 }
 
 impl Pbx {
@@ -93,6 +95,7 @@ impl Pbx {
             stories: Vec::new(),
             queue_log: Vec::new(),
             mailbox: Vec::new(),
+            lines_saved: None,
         };
         pbx.drain();
         pbx
@@ -121,6 +124,7 @@ impl Pbx {
                 Output::QueueLog(l) => self.queue_log.push(l),
                 Output::Mailbox(w) => self.mailbox.push(w),
                 Output::CallbacksSaved(_) | Output::AgentsSaved(_) => {}
+                Output::LinesSaved(json) => self.lines_saved = Some(json),
             }
         }
     }
@@ -898,6 +902,9 @@ pub(crate) fn story_lines(pbx: &Pbx, i: usize) -> Vec<String> {
                 ),
                 Event::Replaced { party: p } => format!("replaced {}", party(p)),
                 Event::Parked { slot } => format!("parked {slot}"),
+                Event::Forwarded { from, to, why } => {
+                    format!("forwarded {} from {from} to {to}", why.as_str())
+                }
                 Event::PickedUp { at, by } => format!("picked up at {at} by {by}"),
                 Event::Retrieved { slot, by } => format!("retrieved {slot} by {by}"),
                 Event::Ended {

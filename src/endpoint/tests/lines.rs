@@ -1,0 +1,138 @@
+//! Do not disturb and call forwarding through the phone harness: each set by the
+//! extension's own feature code, each as a caller meets it, and kept for a restart.
+
+use std::time::Duration;
+
+use super::calls::{our_port, two_phones};
+use super::harness::{story_lines, Pbx, Phone};
+use crate::sip::msg::{Method, StatusCode};
+
+/// `phone` dials the feature code `code`: what it hears, before it is hung up on.
+fn feature(pbx: &mut Pbx, phone: &mut Phone, code: &str) -> Vec<String> {
+    let c = phone.call(pbx, code);
+    phone.ack(pbx, &c);
+    let port = our_port(phone, &c);
+    let mut heard = Vec::new();
+    while let Some(p) = pbx.prompt_ends(port) {
+        heard.push(p.display().to_string());
+    }
+    let bye = phone.expect_request(pbx, Method::Bye);
+    phone.reply(pbx, &bye, 200);
+    phone.clear(pbx);
+    heard
+}
+
+/// Alice calls 1002: the final status she is answered, if she is refused.
+fn refused(pbx: &mut Pbx, alice: &mut Phone) -> Option<u16> {
+    alice.call(pbx, "1002");
+    alice
+        .take(pbx)
+        .iter()
+        .filter_map(|m| m.status().map(StatusCode::as_u16))
+        .find(|&s| s >= 300)
+}
+
+#[test]
+fn do_not_disturb_refuses_calls_as_busy_until_it_is_turned_off() {
+    let (mut pbx, mut alice, mut bob) = two_phones();
+    assert_eq!(feature(&mut pbx, &mut bob, "*78"), ["sounds/dnd-on.wav"]);
+    assert_eq!(refused(&mut pbx, &mut alice), Some(486));
+    assert!(bob.take(&mut pbx).is_empty(), "Bob's phone did not ring");
+    assert_eq!(pbx.ep.lines(pbx.now)[1].state, "idle");
+    assert!(pbx.ep.lines(pbx.now)[1].settings.dnd);
+    assert_eq!(feature(&mut pbx, &mut bob, "*79"), ["sounds/dnd-off.wav"]);
+    alice.call(&mut pbx, "1002");
+    bob.expect_request(&mut pbx, Method::Invite);
+}
+
+#[test]
+fn a_forward_sends_every_call_or_the_busy_or_unanswered_one_to_its_number() {
+    for (code, why) in [
+        ("*721003", "all"),
+        ("*901003", "busy"),
+        ("*521003", "noanswer"),
+    ] {
+        let (mut pbx, mut alice, mut bob) = two_phones();
+        let mut carol = Phone::new("1003", 5074);
+        carol.register(&mut pbx);
+        assert_eq!(
+            feature(&mut pbx, &mut bob, code),
+            ["sounds/forward-on.wav"],
+            "{code}"
+        );
+        let a = alice.call(&mut pbx, "1002");
+        match why {
+            "busy" => {
+                let b = bob.incoming(&mut pbx);
+                bob.respond(&mut pbx, &b, 486);
+            }
+            "noanswer" => {
+                let b = bob.incoming(&mut pbx);
+                bob.respond(&mut pbx, &b, 180);
+                pbx.advance(Duration::from_secs(30));
+                let cancel = bob.expect_request(&mut pbx, Method::Cancel);
+                bob.reply(&mut pbx, &cancel, 200);
+            }
+            _ => {}
+        }
+        // Carol rings instead, and takes the call.
+        let c = carol.incoming(&mut pbx);
+        carol.respond(&mut pbx, &c, 200);
+        carol.expect_request(&mut pbx, Method::Ack);
+        alice.ack(&mut pbx, &a);
+        assert!(
+            pbx.model
+                .bridged(our_port(&alice, &a), our_port(&carol, &c)),
+            "{code}"
+        );
+        carol.bye(&mut pbx, &c);
+        let story = story_lines(&pbx, 1);
+        assert!(
+            story
+                .iter()
+                .any(|l| l.ends_with(&format!("forwarded {why} from 1002 to 1003"))),
+            "{code}: {story:?}"
+        );
+        assert!(
+            story.iter().any(|l| l.ends_with("bridged 1003")),
+            "{story:?}"
+        );
+    }
+}
+
+#[test]
+fn line_settings_are_kept_for_a_restart_and_forwards_do_not_loop() {
+    let (mut pbx, mut alice, mut bob) = two_phones();
+    let mut carol = Phone::new("1003", 5074);
+    carol.register(&mut pbx);
+    feature(&mut pbx, &mut bob, "*721003");
+    feature(&mut pbx, &mut carol, "*721002");
+    // Forwarding to itself is refused.
+    assert_eq!(
+        feature(&mut pbx, &mut bob, "*901002"),
+        ["sounds/invalid-option.wav"]
+    );
+    // 1002 and 1003 forward to each other: a few hops, then the phone at the end of the
+    // chain rings rather than the call going round for ever.
+    alice.call(&mut pbx, "1002");
+    let rung = bob.take(&mut pbx).len() + carol.take(&mut pbx).len();
+    assert!(rung > 0, "someone rings");
+    // What a restart reads back.
+    let saved = pbx
+        .lines_saved
+        .clone()
+        .expect("settings handed out to keep");
+    let mut again = Pbx::new();
+    assert_eq!(again.ep.restore_lines(&saved), Ok(2));
+    let lines = again.ep.lines(again.now);
+    assert_eq!(lines[1].settings.forward_all.as_deref(), Some("1003"));
+    assert_eq!(lines[2].settings.forward_all.as_deref(), Some("1002"));
+    assert!(again.ep.restore_lines("not json").is_err());
+    // Settings of an extension no longer configured are dropped.
+    assert_eq!(
+        again
+            .ep
+            .restore_lines(r#"{"9999":{"dnd":true},"1001":{"dnd":true}}"#),
+        Ok(1)
+    );
+}
