@@ -958,6 +958,48 @@ fn a_forward_set_from_a_baresip_phone_survives_a_restart_and_the_call_follows_it
 }
 
 #[test]
+fn a_callee_that_vanishes_mid_call_is_found_by_the_session_refresh_and_the_call_ends() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cfg, _) = common::copy_setup(dir.path());
+    // A refresh every 5 s, and transactions that give up in 3.2 s (64 T1).
+    let text = std::fs::read_to_string(&cfg)
+        .unwrap()
+        .replace("session_refresh_s = 900", "session_refresh_s = 5")
+        .replace("t1_ms = 500", "t1_ms = 50");
+    std::fs::write(&cfg, text).unwrap();
+    let pbx = Pbx::start_with(&cfg);
+    let port = register_callee(&pbx, "1002", PW2);
+    let callee = spawn_sipp(&scenario("uas_answer_vanish.xml"), None, port, &[]);
+    let alice = Baresip::start_with("1001", PW1, pbx.udp, "manual");
+    assert!(
+        wait_until(20, || pbx.registrations().len() == 2),
+        "the phones register"
+    );
+    alice.cmd("/dial 1002");
+    assert!(callee.wait(10), "the callee answered, then vanished");
+    assert!(
+        wait_until(5, || pbx.ctl("calls")["calls"][0]["state"] == "bridged"),
+        "{}",
+        pbx.ctl("calls")
+    );
+    // The refresh at 5 s gets no answer from the callee: by 64 T1 later the call is over,
+    // the caller hung up on, and the record says why.
+    let r = cdr_within(&pbx, 1, 20);
+    assert_eq!(r.outcome(), ("1001", "1002", "answered", "system"));
+    assert!(
+        wait_until(5, || alice.log().contains("terminated")
+            || alice.log().contains("closed")),
+        "the caller's phone was hung up on:\n{}",
+        alice.log()
+    );
+    assert!(
+        pbx.log_text().contains("a party no longer answers"),
+        "{}",
+        pbx.log_text()
+    );
+}
+
+#[test]
 fn baresip_phones_talk_through_the_relay() {
     let pbx = Pbx::start();
     let alice = Baresip::start_with("1001", PW1, pbx.udp, "manual");

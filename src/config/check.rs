@@ -706,6 +706,22 @@ pub(super) fn ring_timeout(calls: &CallsSection, err: &ErrAt) -> Result<Duration
     Ok(Duration::from_secs(ring))
 }
 
+/// `[calls] session_refresh_s`: 0 (off), or 5 to 86400 s.
+pub(super) fn session_refresh(
+    calls: &CallsSection,
+    err: &ErrAt,
+) -> Result<Option<Duration>, ConfigError> {
+    let s = *calls.session_refresh_s.get_ref();
+    if s != 0 && !(5..=86_400).contains(&s) {
+        return Err(err(
+            calls.session_refresh_s.span(),
+            "session_refresh_s must be 0 (off) or 5..86400 seconds".into(),
+            None,
+        ));
+    }
+    Ok((s != 0).then(|| Duration::from_secs(s)))
+}
+
 /// `skills = { NAME = LEVEL }` of a user or an agent (`owner`, as errors name it):
 /// levels 1 to 10.
 fn skills(

@@ -167,6 +167,7 @@ pub(super) fn default_reg_expires() -> u32 {
 #[serde(deny_unknown_fields, default)]
 pub(super) struct CallsSection {
     pub(super) ring_timeout_s: Spanned<u64>,
+    pub(super) session_refresh_s: Spanned<u64>,
     pub(super) cdr_db: String,
     pub(super) dialplan: Spanned<String>,
     pub(super) context: Spanned<String>,
@@ -177,6 +178,7 @@ impl Default for CallsSection {
     fn default() -> Self {
         Self {
             ring_timeout_s: Spanned::new(0..0, 30),
+            session_refresh_s: Spanned::new(0..0, 900),
             cdr_db: "cdr.sqlite".into(),
             dialplan: Spanned::new(0..0, "dialplans/default.dp".into()),
             context: Spanned::new(0..0, "internal".into()),

@@ -229,6 +229,10 @@ pub struct Config {
     pub nonce_lifetime: Duration,
     /// How long a dialled phone may ring before the caller gets 480.
     pub ring_timeout: Duration,
+    /// How often an answered call's parties are asked to confirm their dialog (a
+    /// re-INVITE of what they agreed), so a party that vanished ends the call; `None`:
+    /// never.
+    pub session_refresh: Option<Duration>,
     /// CDR database file (relative paths are inside the state directory).
     pub cdr_db: PathBuf,
     /// The dialplan in force.
@@ -295,8 +299,10 @@ impl Config {
         check::queue_and_hours_refs(&dialplan, &dp_path, &dp_text, &queues, &hours)?;
         warnings.extend(check::dead_dialplan(&dialplan, &dp_path, &dp_text));
         let ring_timeout = check::ring_timeout(&f.calls, &err)?;
+        let session_refresh = check::session_refresh(&f.calls, &err)?;
         Ok(Self {
             ring_timeout,
+            session_refresh,
             cdr_db: PathBuf::from(f.calls.cdr_db),
             dialplan: std::sync::Arc::new(dialplan),
             dialplan_path: dp_path,

@@ -166,7 +166,7 @@ impl Endpoint {
             rng: SmallRng::seed_from_u64(seed),
             out: VecDeque::new(),
             stats: Stats::default(),
-            calls: call::Calls::new(cfg.rtp_ports, cfg.ring_timeout),
+            calls: call::Calls::new(cfg.rtp_ports, cfg.ring_timeout, cfg.session_refresh),
             owners: owner::Owners::default(),
             listeners: Vec::new(),
             epoch: now,
@@ -228,6 +228,7 @@ impl Endpoint {
             .map(|u| (u.extension.clone(), u.clone()))
             .collect();
         self.calls.ring_timeout = cfg.ring_timeout;
+        self.calls.session_refresh = cfg.session_refresh;
         self.dialplan = cfg.dialplan.clone();
         self.default_context = cfg.default_context.clone();
         self.sounds_dir = cfg.sounds_dir.clone();

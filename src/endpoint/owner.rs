@@ -39,6 +39,9 @@ pub(super) enum CallTx {
     /// A re-INVITE of ours taking the party on this leg off hold (after a transfer
     /// moved it away from the party that held it).
     Unhold(super::call::state::LegId),
+    /// A re-INVITE of ours repeating what the party on this leg agreed, to learn it is
+    /// still there.
+    Refresh(super::call::state::LegId),
 }
 
 /// Every client transaction of ours with an owner.

@@ -100,6 +100,10 @@ impl Endpoint {
                 self.unhold_answered(now, leg, key, &msg);
                 return true;
             }
+            CallTx::Refresh(leg) => {
+                self.refresh_answered(now, id, leg, key, &msg);
+                return true;
+            }
             CallTx::Customer => {
                 self.customer_response(now, id, key, &msg, status);
                 return true;
@@ -438,6 +442,11 @@ impl Endpoint {
         match role {
             CallTx::Reoffer | CallTx::Bye | CallTx::Notify | CallTx::Unhold(_) => {
                 self.owners.remove(key);
+                return;
+            }
+            CallTx::Refresh(leg) => {
+                self.owners.remove(key);
+                self.party_gone(now, id, leg, 408);
                 return;
             }
             CallTx::Customer => {

@@ -9,14 +9,9 @@ use super::super::Endpoint;
 use super::state::{CallId, HoldChange, LegId};
 use crate::sdp::{Direction, Sdp};
 use crate::sip::msg::{HeaderName, Message, Method};
-use crate::sip::transaction::{Transmit, TxKey};
+use crate::sip::transaction::TxKey;
 use crate::story::{Event, Party};
 use bytes::Bytes;
-
-/// The CSeq number a response answers.
-fn key_cseq(resp: &Message) -> u32 {
-    resp.cseq().map_or(0, |c| c.seq)
-}
 
 /// What an offer from leg `from` of a two-party call does, with `on_hold` the leg on
 /// hold now (if any).
@@ -166,32 +161,11 @@ impl Endpoint {
             return;
         }
         self.owners.remove(key);
-        let Some((dialog, media)) = self
-            .calls
-            .legs
-            .get(leg)
-            .map(|l| (l.dialog.clone(), l.media))
-        else {
-            return;
-        };
         if !status.is_success() {
             tracing::info!(code = status.as_u16(), "re-INVITE off hold refused");
             return;
         }
-        let bytes = self
-            .leg_request(Method::Ack, &dialog, key_cseq(resp))
-            .to_bytes();
-        if let Some(l) = self.calls.legs.get_mut(leg) {
-            l.ack = Some(bytes.clone());
-        }
-        self.out.push_back(Transmit {
-            peer: dialog.peer,
-            bytes,
-        });
-        let addr = Sdp::parse(&resp.body).ok().and_then(|s| s.audio_target());
-        if let (Some(addr), Some(m)) = (addr, media) {
-            self.calls.remote(m.key, addr);
-        }
+        self.ack_our_reinvite(leg, resp);
     }
 
     /// The description a call answered here (nobody to relay to) repeats to a mid-call

@@ -26,7 +26,8 @@
 //! ([`dial`]) and the branches' answers ([`branch`]), requests inside its dialogs
 //! ([`in_dialog`]), prompts ([`prompt`]), keys ([`collect`]), recordings ([`record`]), its
 //! timers ([`timers`]), ending it ([`end`]), hold and its music ([`hold`]), parking
-//! ([`park`]), call pickup ([`pickup`]), do not disturb and forwards ([`forward`]), callbacks
+//! ([`park`]), call pickup ([`pickup`]), do not disturb and forwards ([`forward`]), session
+//! refreshes that find a vanished party ([`refresh`]), callbacks
 //! placed by the PBX ([`customer`]), blind transfer ([`transfer`]) and attended transfer
 //! ([`attended`]), a dialog taken over by another phone ([`replace`]), and the messages it
 //! builds ([`build`]). Feature files
@@ -61,6 +62,7 @@ mod park;
 mod pickup;
 mod prompt;
 mod record;
+mod refresh;
 mod replace;
 mod script;
 pub(super) mod state;
@@ -166,10 +168,16 @@ pub(super) struct Calls {
     /// Finished calls' records and stories, for the store.
     pub(super) records: VecDeque<crate::story::CallRecord>,
     pub(super) ring_timeout: Duration,
+    /// How often answered parties confirm their dialogs (`None`: never).
+    pub(super) session_refresh: Option<Duration>,
 }
 
 impl Calls {
-    pub(super) fn new(rtp: (u16, u16), ring_timeout: Duration) -> Self {
+    pub(super) fn new(
+        rtp: (u16, u16),
+        ring_timeout: Duration,
+        session_refresh: Option<Duration>,
+    ) -> Self {
         Self {
             next_id: 1,
             calls: HashMap::new(),
@@ -186,6 +194,7 @@ impl Calls {
             media_out: VecDeque::new(),
             records: VecDeque::new(),
             ring_timeout,
+            session_refresh,
         }
     }
 

@@ -201,10 +201,12 @@ pub(in crate::endpoint) enum CallTimer {
     CustomerRing,
     /// Nobody retrieved a parked call.
     ParkTimeout,
+    /// Time to ask the answered parties to confirm their dialogs.
+    SessionRefresh,
 }
 
 impl CallTimer {
-    const COUNT: usize = 7;
+    const COUNT: usize = 8;
 }
 
 /// A call's deadlines, one slot per timer kind (as quinn's `TimerTable`): arming a timer

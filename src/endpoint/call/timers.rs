@@ -64,6 +64,7 @@ impl Endpoint {
                     }
                 }
                 CallTimer::ParkTimeout => self.park_timeout(now, id),
+                CallTimer::SessionRefresh => self.refresh_session(now, id),
                 CallTimer::Announce => {
                     self.queue_announce(now, id);
                 }
