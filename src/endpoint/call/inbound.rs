@@ -6,7 +6,7 @@ use bytes::Bytes;
 use std::time::Instant;
 
 use super::super::{code, Endpoint};
-use super::state::{Call, CallTimer, Controller, Leg};
+use super::state::{Call, Controller, Leg};
 use crate::cdr::{Disposition, HangupBy};
 use crate::sdp::Sdp;
 use crate::sip::dialog::uas_dialog;
@@ -142,9 +142,7 @@ impl Endpoint {
         if !trunk_call {
             self.device_in_use(now, id, &caller_ext);
         }
-        if let Some(every) = self.calls.session_refresh {
-            self.calls.arm(id, CallTimer::SessionRefresh, now + every);
-        }
+        self.calls.refresh_later(id, now);
         self.run_dialplan(now, id);
     }
 

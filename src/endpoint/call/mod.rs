@@ -170,6 +170,8 @@ pub(super) struct Calls {
     pub(super) ring_timeout: Duration,
     /// How often answered parties confirm their dialogs (`None`: never).
     pub(super) session_refresh: Option<Duration>,
+    /// When the calls are next swept for refreshes due, while there are calls.
+    sweep_at: Option<Instant>,
 }
 
 impl Calls {
@@ -195,6 +197,7 @@ impl Calls {
             records: VecDeque::new(),
             ring_timeout,
             session_refresh,
+            sweep_at: None,
         }
     }
 
@@ -334,17 +337,38 @@ impl Calls {
     }
 
     pub(super) fn poll_timeout(&mut self) -> Option<Instant> {
+        let sweep = self.sweep_at;
         while let Some(Reverse((at, id, kind))) = self.due.peek().copied() {
             let live = self
                 .calls
                 .get(&id)
                 .is_some_and(|c| c.timers.get(kind) == Some(at));
             if live {
-                return Some(at);
+                return Some(sweep.map_or(at, |s| s.min(at)));
             }
             self.due.pop();
         }
-        None
+        sweep
+    }
+
+    /// Call `id` (just begun at `now`) is refreshed one interval from now, if refreshes
+    /// are on; the sweep runs while there are calls.
+    pub(super) fn refresh_later(&mut self, id: CallId, now: Instant) {
+        let Some(every) = self.session_refresh else {
+            return;
+        };
+        if let Some(c) = self.calls.get_mut(&id) {
+            c.refresh_at = Some(now + every);
+        }
+        if self.sweep_at.is_none() {
+            self.sweep_at = Some(now + Self::sweep_step(every));
+        }
+    }
+
+    /// How often the calls are swept: a thirtieth of the interval, between 1 s and 30 s
+    /// (a refresh comes that much late at most).
+    fn sweep_step(every: Duration) -> Duration {
+        (every / 30).clamp(Duration::from_secs(1), Duration::from_secs(30))
     }
 
     pub(super) fn arm(&mut self, id: CallId, kind: CallTimer, at: Instant) {

@@ -9,7 +9,8 @@
 
 use std::time::Instant;
 
-use super::state::{CallId, CallTimer, LegId, Role};
+use super::state::{CallId, LegId, Role};
+use super::Calls;
 use crate::cdr::{Disposition, HangupBy};
 use crate::endpoint::owner::{CallTx, TxOwner};
 use crate::endpoint::Endpoint;
@@ -18,12 +19,33 @@ use crate::sip::msg::{HeaderName, Message, Method};
 use crate::sip::transaction::{Transmit, TxKey};
 
 impl Endpoint {
-    /// Call `id`'s refresh is due: each answered party whose dialog is quiet gets its
-    /// re-INVITE, and the next refresh is armed.
-    pub(super) fn refresh_session(&mut self, now: Instant, id: CallId) {
-        if let Some(every) = self.calls.session_refresh {
-            self.calls.arm(id, CallTimer::SessionRefresh, now + every);
+    /// The calls' sweep: each whose refresh is due has its answered parties asked, and
+    /// is due again an interval later; the next sweep, while there are calls.
+    pub(super) fn refresh_sweep(&mut self, now: Instant) {
+        let Some(every) = self.calls.session_refresh else {
+            self.calls.sweep_at = None;
+            return;
+        };
+        let due: Vec<CallId> = self
+            .calls
+            .calls
+            .iter()
+            .filter(|(_, c)| c.refresh_at.is_some_and(|at| at <= now))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in due {
+            if let Some(c) = self.calls.calls.get_mut(&id) {
+                c.refresh_at = Some(now + every);
+            }
+            self.refresh_session(now, id);
         }
+        self.calls.sweep_at =
+            (!self.calls.calls.is_empty()).then(|| now + Calls::sweep_step(every));
+    }
+
+    /// Call `id`'s refresh is due: each answered party whose dialog is quiet gets its
+    /// re-INVITE.
+    fn refresh_session(&mut self, now: Instant, id: CallId) {
         let Some(c) = self.calls.calls.get(&id).filter(|c| c.answered) else {
             return;
         };

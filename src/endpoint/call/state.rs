@@ -201,12 +201,10 @@ pub(in crate::endpoint) enum CallTimer {
     CustomerRing,
     /// Nobody retrieved a parked call.
     ParkTimeout,
-    /// Time to ask the answered parties to confirm their dialogs.
-    SessionRefresh,
 }
 
 impl CallTimer {
-    const COUNT: usize = 8;
+    const COUNT: usize = 7;
 }
 
 /// A call's deadlines, one slot per timer kind (as quinn's `TimerTable`): arming a timer
@@ -328,6 +326,10 @@ pub(in crate::endpoint) struct Call {
     pub(in crate::endpoint) on_hold: Option<LegId>,
     /// What happened to it so far; its CDR is the story's projection.
     pub(in crate::endpoint) story: Story,
+    /// When its answered parties are next asked to confirm their dialogs (the calls'
+    /// sweep finds it: a deadline in the call, not an entry per call in the timer heap,
+    /// which would outlive short calls by the whole interval).
+    pub(super) refresh_at: Option<Instant>,
 }
 
 impl Call {
@@ -447,6 +449,7 @@ impl Call {
             timers: TimerTable::default(),
             on_hold: None,
             story,
+            refresh_at: None,
         }
     }
 }

@@ -34,6 +34,9 @@ impl Endpoint {
 
     /// Call timers due at `now`.
     pub(in crate::endpoint) fn call_timeouts(&mut self, now: Instant) {
+        if self.calls.sweep_at.is_some_and(|at| at <= now) {
+            self.refresh_sweep(now);
+        }
         while let Some(Reverse((at, id, kind))) = self.calls.due.peek().copied() {
             if at > now {
                 break;
@@ -64,7 +67,6 @@ impl Endpoint {
                     }
                 }
                 CallTimer::ParkTimeout => self.park_timeout(now, id),
-                CallTimer::SessionRefresh => self.refresh_session(now, id),
                 CallTimer::Announce => {
                     self.queue_announce(now, id);
                 }
