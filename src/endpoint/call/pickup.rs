@@ -103,7 +103,7 @@ impl Endpoint {
 
     /// The caller of picked-up call `q`, if its INVITE was still unanswered, is answered
     /// now on the media leg it already has (opened when the dial began).
-    fn answer_picked_caller(&mut self, now: Instant, q: CallId) {
+    pub(super) fn answer_picked_caller(&mut self, now: Instant, q: CallId) {
         if self.calls.calls.get(&q).is_none_or(|c| c.answered) {
             return;
         }

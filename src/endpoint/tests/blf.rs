@@ -97,3 +97,64 @@ fn a_lamp_is_refused_for_what_is_no_line_and_for_other_packages() {
     assert_eq!(stranger.subscribe(&mut pbx, "1002", "dialog"), 403);
     assert!(desk.take(&mut pbx).is_empty(), "no NOTIFY for any of them");
 }
+
+#[test]
+fn a_lamp_key_picks_up_the_ringing_call_it_shows_with_an_invite_with_replaces() {
+    let (mut pbx, mut alice, mut bob) = two_phones();
+    let mut desk = Phone::new("1003", 5074);
+    assert_eq!(desk.subscribe(&mut pbx, "1002", "dialog"), 200);
+    desk.notified(&mut pbx);
+    let a = alice.call(&mut pbx, "1002");
+    let b = bob.incoming(&mut pbx);
+    desk.notified(&mut pbx);
+    bob.respond(&mut pbx, &b, 180);
+    let doc = desk.notified(&mut pbx);
+    let attr = |name: &str| {
+        let s = doc.split(&format!(" {name}=\"")).nth(1).unwrap_or_default();
+        s.split('"').next().unwrap_or_default().to_string()
+    };
+    // The phone replaces the early dialog the lamp named: ours with Bob's phone.
+    let replaces = format!(
+        "{};to-tag={};from-tag={};early-only",
+        attr("call-id"),
+        attr("remote-tag"),
+        attr("local-tag")
+    );
+    desk.invite_headers = vec![(
+        crate::sip::msg::HeaderName::Other("Replaces".into()),
+        bytes::Bytes::from(replaces),
+    )];
+    let d = desk.call(&mut pbx, "1002");
+    desk.ack(&mut pbx, &d);
+    let cancel = bob.expect_request(&mut pbx, Method::Cancel);
+    bob.reply(&mut pbx, &cancel, 200);
+    bob.respond(&mut pbx, &b, 487);
+    let ok = alice.expect(&mut pbx, "200 to INVITE", |m| {
+        m.status()
+            .is_some_and(crate::sip::msg::StatusCode::is_success)
+    });
+    alice.ack_this(&mut pbx, &a, &ok);
+    assert!(
+        pbx.model.bridged(
+            super::calls::our_port(&alice, &a),
+            super::calls::our_port(&desk, &d)
+        ),
+        "{:?}",
+        pbx.model
+    );
+    let v = pbx.calls();
+    assert_eq!((v.len(), v[0].state.as_str()), (1, "bridged"), "{v:?}");
+    desk.bye(&mut pbx, &d);
+    let bye = alice.expect_request(&mut pbx, Method::Bye);
+    alice.reply(&mut pbx, &bye, 200);
+    assert_eq!(pbx.live(), (0, 0, 0), "calls, legs, dialogs");
+    assert_eq!(
+        super::harness::story_lines(&pbx, 0)[2..],
+        [
+            "0 answered",
+            "0 picked up at 1002 by 1003",
+            "0 bridged 1003",
+            "0 ended answered 200 by callee"
+        ]
+    );
+}
