@@ -241,6 +241,16 @@ fn an_attended_transfer_not_the_transferors_to_make_is_refused_and_both_calls_go
     let (status, warning) = refer_answer(&mut pbx, &mut carol);
     assert_eq!(status, 403);
     assert!(warning.contains("not the transferor's"), "{warning}");
+    // A consultation that is neither answered nor ringing: Bob talks to the echo test.
+    let echo = bob.call(&mut pbx, "600");
+    bob.ack(&mut pbx, &echo);
+    bob.clear(&mut pbx);
+    bob.refer_replacing(&mut pbx, &k.b, &echo);
+    let (status, warning) = refer_answer(&mut pbx, &mut bob);
+    assert_eq!(status, 501);
+    assert!(warning.contains("neither answered"), "{warning}");
+    bob.bye(&mut pbx, &echo);
+    bob.clear(&mut pbx);
     // Nothing changed: two calls, each as it was.
     assert!(alice.take(&mut pbx).is_empty() && bob.take(&mut pbx).is_empty());
     let v = pbx.calls();

@@ -158,3 +158,36 @@ fn a_lamp_key_picks_up_the_ringing_call_it_shows_with_an_invite_with_replaces() 
         ]
     );
 }
+
+#[test]
+fn a_phone_cannot_pick_up_a_call_ringing_at_its_own_extension_by_replaces() {
+    let (mut pbx, mut alice, mut bob) = two_phones();
+    alice.call(&mut pbx, "1002");
+    let b = bob.incoming(&mut pbx);
+    bob.respond(&mut pbx, &b, 180);
+    let leg = &pbx.calls()[0].legs;
+    let ringing = leg.iter().find(|l| l.role == "ringing").unwrap().clone();
+    let replaces = |extra: &str| {
+        bytes::Bytes::from(format!(
+            "{};to-tag={};from-tag={}{extra}",
+            ringing.sip_call_id,
+            ringing.remote_tag.clone().unwrap(),
+            ringing.tag
+        ))
+    };
+    // Bob's other phone: the call rings at its own extension already.
+    let mut soft = Phone::new("1002", 5076);
+    soft.invite_headers = vec![(
+        crate::sip::msg::HeaderName::Other("Replaces".into()),
+        replaces(""),
+    )];
+    soft.call(&mut pbx, "1002");
+    let got = soft.take(&mut pbx);
+    assert!(
+        got.iter()
+            .any(|m| m.status().is_some_and(|s| s.as_u16() == 403)),
+        "{:?}",
+        got.iter().map(super::harness::summary).collect::<Vec<_>>()
+    );
+    assert_eq!(pbx.calls()[0].state, "ringing");
+}

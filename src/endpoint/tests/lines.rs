@@ -117,6 +117,11 @@ fn line_settings_are_kept_for_a_restart_and_forwards_do_not_loop() {
     alice.call(&mut pbx, "1002");
     let rung = bob.take(&mut pbx).len() + carol.take(&mut pbx).len();
     assert!(rung > 0, "someone rings");
+    let forwards = pbx.ep.calls.calls.values().next().unwrap().cursor.vars["forwards"].clone();
+    assert_eq!(
+        forwards, "5",
+        "five forwards, then the last extension rings"
+    );
     // What a restart reads back.
     let saved = pbx
         .lines_saved
@@ -124,6 +129,8 @@ fn line_settings_are_kept_for_a_restart_and_forwards_do_not_loop() {
         .expect("settings handed out to keep");
     let mut again = Pbx::new();
     assert_eq!(again.ep.restore_lines(&saved), Ok(2));
+    // Taken back whole: nothing new to keep.
+    assert_eq!(again.ep.poll_lines_saved(), None);
     let lines = again.ep.lines(again.now);
     assert_eq!(lines[1].settings.forward_all.as_deref(), Some("1003"));
     assert_eq!(lines[2].settings.forward_all.as_deref(), Some("1002"));
@@ -135,4 +142,7 @@ fn line_settings_are_kept_for_a_restart_and_forwards_do_not_loop() {
             .restore_lines(r#"{"9999":{"dnd":true},"1001":{"dnd":true}}"#),
         Ok(1)
     );
+    // The file is written again without the dropped extension.
+    let kept = again.ep.poll_lines_saved().expect("settings to keep again");
+    assert!(kept.contains("1001") && !kept.contains("9999"), "{kept}");
 }

@@ -50,6 +50,12 @@ fn a_call_transferred_to_the_park_number_waits_in_a_slot_any_phone_takes_it_from
     assert!(alice.take(&mut pbx).is_empty());
     let v = pbx.calls();
     assert_eq!((v.len(), v[0].state.as_str()), (1, "parked"));
+    // Bob parked her, not Alice herself: a time-out would ring Bob.
+    let parked = pbx.ep.calls.calls.values().next().unwrap();
+    assert_eq!(
+        parked.cursor.vars.get("parked_by").map(String::as_str),
+        Some("1002")
+    );
     assert!(!pbx.ep.in_use.contains_key("1002"), "{:?}", pbx.ep.in_use);
     // Carol dials the slot and has the call.
     pbx.advance(Duration::from_secs(10));
@@ -126,6 +132,7 @@ fn a_phone_parks_its_held_caller_by_attended_transfer_and_nobody_taking_it_rings
     assert!(bob.take(&mut pbx).is_empty());
     pbx.advance(Duration::from_secs(1));
     let back = bob.incoming(&mut pbx);
+    assert!(pbx.ep.calls.parked.is_empty(), "the slot is free again");
     assert_eq!(
         hears(&pbx, to_alice),
         Hears::Music("sounds/ringback.wav".into())

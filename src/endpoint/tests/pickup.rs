@@ -115,3 +115,23 @@ fn only_a_call_ringing_in_the_pickers_group_or_at_the_extension_named_is_picked_
     bob.expect_request(&mut pbx, Method::Cancel);
     assert_eq!(pbx.calls()[0].state, "bridged");
 }
+
+#[test]
+fn a_call_in_conversation_is_not_picked_up() {
+    let (mut pbx, mut alice, mut bob) = two_phones();
+    let mut carol = Phone::new("1003", 5074);
+    carol.register(&mut pbx);
+    // Alice and Bob talk: nothing rings.
+    super::calls::answered(&mut pbx, &mut alice, &mut bob);
+    let refused = |pbx: &mut Pbx, carol: &mut Phone, code: &str| {
+        carol.call(pbx, code);
+        carol
+            .take(pbx)
+            .iter()
+            .any(|m| m.status().is_some_and(|s| s.as_u16() == 404))
+    };
+    assert!(refused(&mut pbx, &mut carol, "*8"));
+    assert!(refused(&mut pbx, &mut carol, "**1002"));
+    let v = pbx.calls();
+    assert_eq!((v.len(), v[0].state.as_str()), (1, "bridged"), "{v:?}");
+}
