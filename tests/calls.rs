@@ -365,14 +365,7 @@ fn baresip_transfer(by_caller: bool) {
         pbx.ctl("calls")
     );
     other.cmd("/hangup");
-    assert!(
-        wait_until(10, || pbx.ctl("calls")["calls"]
-            .as_array()
-            .unwrap()
-            .is_empty()),
-        "call cleared: {}",
-        pbx.ctl("calls")
-    );
+    calls_cleared(&pbx);
     let r = cdr(&pbx, 1);
     assert_eq!(r.outcome(), ("1001", "1002", "answered", "caller"));
     let by = if by_caller {
@@ -744,14 +737,7 @@ fn baresip_park(timeout: bool) {
         pbx.ctl("calls")
     );
     alice.cmd("/hangup");
-    assert!(
-        wait_until(10, || pbx.ctl("calls")["calls"]
-            .as_array()
-            .unwrap()
-            .is_empty()),
-        "call cleared: {}",
-        pbx.ctl("calls")
-    );
+    calls_cleared(&pbx);
     let rows = cdrs(&pbx);
     let parked_call = rows
         .iter()
@@ -822,14 +808,7 @@ fn a_baresip_phone_picks_up_a_call_ringing_at_another_and_talks_to_the_caller() 
         pbx.log_text()
     );
     alice.cmd("/hangup");
-    assert!(
-        wait_until(10, || pbx.ctl("calls")["calls"]
-            .as_array()
-            .unwrap()
-            .is_empty()),
-        "call cleared: {}",
-        pbx.ctl("calls")
-    );
+    calls_cleared(&pbx);
     let rows = cdrs(&pbx);
     let picked = rows
         .iter()
@@ -939,14 +918,7 @@ fn a_forward_set_from_a_baresip_phone_survives_a_restart_and_the_call_follows_it
     });
     assert!(talking, "{}\n{}", pbx.ctl("calls"), pbx.log_text());
     alice.cmd("/hangup");
-    assert!(
-        wait_until(10, || pbx.ctl("calls")["calls"]
-            .as_array()
-            .unwrap()
-            .is_empty()),
-        "call cleared: {}",
-        pbx.ctl("calls")
-    );
+    calls_cleared(&pbx);
     let rows = cdrs(&pbx);
     let last = rows.len();
     assert!(
@@ -1127,6 +1099,18 @@ fn cdr_within(pbx: &Pbx, n: usize, secs: u64) -> Row {
         pbx.log_text()
     );
     cdrs(pbx).remove(n - 1)
+}
+
+/// Waits (10 s at most) until the PBX has no live call, and fails saying what is left.
+fn calls_cleared(pbx: &Pbx) {
+    assert!(
+        wait_until(10, || pbx.ctl("calls")["calls"]
+            .as_array()
+            .unwrap()
+            .is_empty()),
+        "call cleared: {}",
+        pbx.ctl("calls")
+    );
 }
 
 /// A phone's audio port in a test: sends 20 ms PCMU frames of a tone under its own SSRC

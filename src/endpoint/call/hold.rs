@@ -4,11 +4,11 @@
 //! The offer itself is relayed by `in_dialog`; this file decides what it means and tells
 //! the relay. It owns the call's `on_hold` and nothing else.
 
-use super::super::owner::{CallTx, TxOwner};
+use super::super::owner::CallTx;
 use super::super::Endpoint;
 use super::state::{CallId, HoldChange, LegId};
 use crate::sdp::{Direction, Sdp};
-use crate::sip::msg::{HeaderName, Message, Method};
+use crate::sip::msg::Message;
 use crate::sip::transaction::TxKey;
 use crate::story::{Event, Party};
 use bytes::Bytes;
@@ -130,21 +130,7 @@ impl Endpoint {
         ours.version = l.dialog.sdp_version;
         let body = Bytes::from(ours.to_bytes());
         l.dialog.sdp_sent = Some(body.clone());
-        l.dialog.cseq += 1;
-        let dialog = l.dialog.clone();
-        let mut req = self.leg_request(Method::Invite, &dialog, dialog.cseq);
-        req.push_header(HeaderName::Contact, self.contact_value(&dialog.peer));
-        req.push_header(
-            HeaderName::ContentType,
-            Bytes::from_static(b"application/sdp"),
-        );
-        req.body = body;
-        match self.tx.send_request(now, req, dialog.peer) {
-            Ok(k) => self
-                .owners
-                .insert(k, TxOwner::Call(id, CallTx::Unhold(leg))),
-            Err(e) => tracing::debug!(error = %e, "re-INVITE off hold not sent"),
-        }
+        self.send_our_reinvite(now, id, leg, body, CallTx::Unhold(leg));
     }
 
     /// The answer to our re-INVITE taking `leg` off hold: a 2xx is ACKed, and where it

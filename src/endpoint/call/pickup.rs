@@ -13,6 +13,7 @@ use super::script::Flow;
 use super::state::{CallId, Role, State, Status};
 use crate::cdr::{Disposition, HangupBy};
 use crate::endpoint::Endpoint;
+use crate::media::LegKey;
 use crate::sdp::Codec;
 use crate::story::Event;
 
@@ -41,13 +42,20 @@ impl Endpoint {
         };
         let by = m.number.clone();
         tracing::info!(call = %q, at = %rang_at, %by, "picked up");
-        let picked = Event::PickedUp {
-            at: rang_at,
-            by: by.clone(),
-        };
+        let picked = Event::PickedUp { at: rang_at, by };
         self.tell(now, id, picked.clone());
         self.finish(now, id, Disposition::Answered, 200, HangupBy::Caller);
-        // The phones ringing for it stop; the caller has its answer, from us.
+        self.stop_ringing_for_pickup(now, q);
+        self.put_party(now, q, &m, Role::Callee, None);
+        if let Some(r) = m.media {
+            self.picked_up(now, q, r.key, picked);
+        }
+        Flow::Wait
+    }
+
+    /// Ringing call `q` is being picked up: the phones ringing for it stop, and its
+    /// caller has its answer, from us.
+    pub(super) fn stop_ringing_for_pickup(&mut self, now: Instant, q: CallId) {
         self.detach_b(now, q);
         if let Some(mb) = self
             .calls
@@ -58,14 +66,21 @@ impl Endpoint {
             self.calls.close_media(mb);
         }
         self.answer_picked_caller(now, q);
-        self.put_party(now, q, &m, Role::Callee, None);
+    }
+
+    /// The picker's leg (its media leg `picker`) is call `q`'s callee now: the two are
+    /// bridged, and the story tells it (`picked`, then who is bridged).
+    pub(super) fn picked_up(&mut self, now: Instant, q: CallId, picker: LegKey, picked: Event) {
         self.set_state(q, State::Bridged);
-        if let (Some(a), Some(r)) = (self.calls.caller_media(q), m.media) {
-            self.calls.join(q, [a, r.key]);
+        if let Some(a) = self.calls.caller_media(q) {
+            self.calls.join(q, [a, picker]);
         }
+        let Event::PickedUp { by, .. } = &picked else {
+            return;
+        };
+        let party = by.clone();
         self.tell(now, q, picked);
-        self.tell(now, q, Event::Bridged { party: by });
-        Flow::Wait
+        self.tell(now, q, Event::Bridged { party });
     }
 
     /// The call ringing that call `id`'s caller may pick up: at extension `at`, or at any

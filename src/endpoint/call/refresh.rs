@@ -64,11 +64,25 @@ impl Endpoint {
 
     /// The re-INVITE repeating what `leg` agreed.
     fn send_refresh(&mut self, now: Instant, id: CallId, leg: LegId) {
-        let Some(l) = self.calls.legs.get_mut(leg) else {
+        let Some(l) = self.calls.legs.get(leg) else {
             return;
         };
-        let (Some(body), Some(_)) = (l.dialog.sdp_sent.clone(), l.dialog.remote_tag.as_ref())
-        else {
+        if let (Some(body), Some(_)) = (l.dialog.sdp_sent.clone(), l.dialog.remote_tag.as_ref()) {
+            self.send_our_reinvite(now, id, leg, body, CallTx::Refresh(leg));
+        }
+    }
+
+    /// Sends a re-INVITE of ours on `leg` of call `id` offering `body`, its transaction
+    /// owned as `what` (the answer is ACKed by [`Self::ack_our_reinvite`]).
+    pub(super) fn send_our_reinvite(
+        &mut self,
+        now: Instant,
+        id: CallId,
+        leg: LegId,
+        body: bytes::Bytes,
+        what: CallTx,
+    ) {
+        let Some(l) = self.calls.legs.get_mut(leg) else {
             return;
         };
         l.dialog.cseq += 1;
@@ -81,10 +95,8 @@ impl Endpoint {
         );
         req.body = body;
         match self.tx.send_request(now, req, dialog.peer) {
-            Ok(k) => self
-                .owners
-                .insert(k, TxOwner::Call(id, CallTx::Refresh(leg))),
-            Err(e) => tracing::debug!(error = %e, "session refresh not sent"),
+            Ok(k) => self.owners.insert(k, TxOwner::Call(id, what)),
+            Err(e) => tracing::debug!(error = %e, ?what, "re-INVITE not sent"),
         }
     }
 

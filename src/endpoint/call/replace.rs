@@ -145,16 +145,7 @@ impl Endpoint {
             .and_then(|c| c.b_ext.clone())
             .unwrap_or_default();
         tracing::info!(call = %q, at = %rang_at, by = %ext, "picked up by Replaces");
-        self.detach_b(now, q);
-        if let Some(mb) = self
-            .calls
-            .calls
-            .get_mut(&q)
-            .and_then(|c| c.dial_media.take())
-        {
-            self.calls.close_media(mb);
-        }
-        self.answer_picked_caller(now, q);
+        self.stop_ringing_for_pickup(now, q);
         let m = a.media;
         let leg = self.take_new_leg(now, q, incoming, offer, a, Role::Callee);
         if let Some(c) = self.calls.calls.get_mut(&q) {
@@ -162,20 +153,11 @@ impl Endpoint {
             c.b_ext = Some(ext.to_string());
         }
         self.device_in_use(now, q, ext);
-        self.set_state(q, State::Bridged);
-        if let Some(caller) = self.calls.caller_media(q) {
-            self.calls.join(q, [caller, m.key]);
-        }
-        let by = ext.to_string();
-        self.tell(
-            now,
-            q,
-            Event::PickedUp {
-                at: rang_at,
-                by: by.clone(),
-            },
-        );
-        self.tell(now, q, Event::Bridged { party: by });
+        let picked = Event::PickedUp {
+            at: rang_at,
+            by: ext.to_string(),
+        };
+        self.picked_up(now, q, m.key, picked);
     }
 
     /// Our answer to a new INVITE offering `offer` from `peer` for call `id`: a media
