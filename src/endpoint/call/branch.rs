@@ -96,12 +96,8 @@ impl Endpoint {
             }
             // Responses to our BYE or NOTIFY need nothing more.
             CallTx::Bye | CallTx::Notify => return true,
-            CallTx::Unhold(leg) => {
-                self.unhold_answered(now, leg, key, &msg);
-                return true;
-            }
-            CallTx::Refresh(leg) => {
-                self.refresh_answered(now, id, leg, key, &msg);
+            what @ (CallTx::Unhold(_) | CallTx::Refresh(_)) => {
+                self.our_reinvite_answered(now, id, what, key, &msg);
                 return true;
             }
             CallTx::Customer => {

@@ -8,8 +8,6 @@ use super::super::owner::CallTx;
 use super::super::Endpoint;
 use super::state::{CallId, HoldChange, LegId};
 use crate::sdp::{Direction, Sdp};
-use crate::sip::msg::Message;
-use crate::sip::transaction::TxKey;
 use crate::story::{Event, Party};
 use bytes::Bytes;
 
@@ -131,27 +129,6 @@ impl Endpoint {
         let body = Bytes::from(ours.to_bytes());
         l.dialog.sdp_sent = Some(body.clone());
         self.send_our_reinvite(now, id, leg, body, CallTx::Unhold(leg));
-    }
-
-    /// The answer to our re-INVITE taking `leg` off hold: a 2xx is ACKed, and where it
-    /// says the party now wants RTP is where the relay sends it.
-    pub(super) fn unhold_answered(
-        &mut self,
-        _now: std::time::Instant,
-        leg: LegId,
-        key: &TxKey,
-        resp: &Message,
-    ) {
-        let Some(status) = resp.status() else { return };
-        if status.is_provisional() {
-            return;
-        }
-        self.owners.remove(key);
-        if !status.is_success() {
-            tracing::info!(code = status.as_u16(), "re-INVITE off hold refused");
-            return;
-        }
-        self.ack_our_reinvite(leg, resp);
     }
 
     /// The description a call answered here (nobody to relay to) repeats to a mid-call

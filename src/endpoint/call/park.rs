@@ -72,14 +72,8 @@ impl Endpoint {
 
     /// A prompt of a parked call ended: the next part of the slot's number, or music.
     pub(super) fn park_prompt_done(&mut self, id: CallId) {
-        let next = self
-            .calls
-            .calls
-            .get_mut(&id)
-            .and_then(|c| c.play_queue.pop_front());
-        match next {
-            Some(path) => self.play(id, path, false),
-            None => self.park_music(id),
+        if !self.play_next(id) {
+            self.park_music(id);
         }
     }
 

@@ -68,6 +68,20 @@ impl Endpoint {
         }
     }
 
+    /// Plays the next prompt waiting for call `id`; false if none is left.
+    pub(super) fn play_next(&mut self, id: CallId) -> bool {
+        let next = self
+            .calls
+            .calls
+            .get_mut(&id)
+            .and_then(|c| c.play_queue.pop_front());
+        let Some(path) = next else {
+            return false;
+        };
+        self.play(id, path, false);
+        true
+    }
+
     /// Starts a prompt for call `id`, numbered so its end report is recognised.
     /// Stops what plays to the caller and forgets it: its end report, whenever it comes,
     /// is not taken for a later prompt's.
@@ -133,15 +147,12 @@ impl Endpoint {
                 match c.state {
                     State::Playing | State::PreRecord(_) => {
                         let pre = matches!(c.state, State::PreRecord(_));
-                        let next = self
-                            .calls
-                            .calls
-                            .get_mut(&id)
-                            .and_then(|c| c.play_queue.pop_front());
-                        match next {
-                            Some(path) => self.play(id, path, false),
-                            None if pre => self.start_record(id),
-                            None => self.run_dialplan(now, id),
+                        if !self.play_next(id) {
+                            if pre {
+                                self.start_record(id);
+                            } else {
+                                self.run_dialplan(now, id);
+                            }
                         }
                     }
                     State::Collecting(_) => self.collect_prompt_done(now, id),

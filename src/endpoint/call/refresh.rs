@@ -100,17 +100,21 @@ impl Endpoint {
         }
     }
 
-    /// The answer to a refresh on `leg` of call `id`: a 2xx is ACKed; 481 or 408 (the
-    /// dialog is gone, or the party) ends the call; anything else (491 glare, say) is
-    /// the party still being there.
-    pub(super) fn refresh_answered(
+    /// The answer to a re-INVITE of ours (`what`: off hold, or a refresh) on a leg of
+    /// call `id`: a 2xx is ACKed. A refresh answered 481 or 408 (the dialog is gone, or
+    /// the party) ends the call; anything else (491 glare, say) is the party still being
+    /// there. A refused re-INVITE off hold leaves the call as it is.
+    pub(super) fn our_reinvite_answered(
         &mut self,
         now: Instant,
         id: CallId,
-        leg: LegId,
+        what: CallTx,
         key: &TxKey,
         resp: &Message,
     ) {
+        let (CallTx::Unhold(leg) | CallTx::Refresh(leg)) = what else {
+            return;
+        };
         let Some(status) = resp.status() else { return };
         if status.is_provisional() {
             return;
@@ -118,6 +122,8 @@ impl Endpoint {
         self.owners.remove(key);
         if status.is_success() {
             self.ack_our_reinvite(leg, resp);
+        } else if matches!(what, CallTx::Unhold(_)) {
+            tracing::info!(code = status.as_u16(), "re-INVITE off hold refused");
         } else if matches!(status.as_u16(), 408 | 481) {
             self.party_gone(now, id, leg, status.as_u16());
         }

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use super::calls::{answered, call_state, hold, methods, our_port, refer_answer, two_phones};
-use super::harness::{cdr_line, story_lines, CallRef, Pbx, Phone};
+use super::harness::{cdr_line, hang_up_all_clear, story_lines, CallRef, Pbx, Phone};
 use super::media_model::Hears;
 use crate::sdp::{Direction, Sdp};
 use crate::sip::msg::{HeaderName, Message, Method};
@@ -108,11 +108,7 @@ fn an_attended_transfer_joins_the_held_caller_with_the_consulted_party_from_eith
         assert_eq!(pbx.calls()[0].caller, "1001");
         assert!(!pbx.ep.in_use.contains_key("1002"), "{:?}", pbx.ep.in_use);
         pbx.advance(Duration::from_secs(20));
-        carol.bye(&mut pbx, &k.c);
-        let bye = alice.expect_request(&mut pbx, Method::Bye);
-        alice.reply(&mut pbx, &bye, 200);
-        assert_eq!(pbx.live(), (0, 0, 0), "calls, legs, dialogs");
-        assert!(pbx.ep.in_use.is_empty(), "{:?}", pbx.ep.in_use);
+        hang_up_all_clear(&mut pbx, &mut carol, &k.c, &mut alice);
         // The consultation ends when Bob leaves; Alice's call goes on with Carol in it.
         let lines: Vec<String> = pbx.cdrs.iter().map(cdr_line).collect();
         assert_eq!(
@@ -181,11 +177,7 @@ fn a_consultation_still_ringing_is_handed_to_the_held_caller_who_hears_ringback(
     );
     assert_eq!(pbx.model.on_port(to_alice).unwrap().hears, Hears::Nothing);
     pbx.advance(Duration::from_secs(10));
-    alice.bye(&mut pbx, &a);
-    let bye = carol.expect_request(&mut pbx, Method::Bye);
-    carol.reply(&mut pbx, &bye, 200);
-    assert_eq!(pbx.live(), (0, 0, 0), "calls, legs, dialogs");
-    assert!(pbx.ep.in_use.is_empty(), "{:?}", pbx.ep.in_use);
+    hang_up_all_clear(&mut pbx, &mut alice, &a, &mut carol);
     let lines: Vec<String> = pbx.cdrs.iter().map(cdr_line).collect();
     assert_eq!(
         lines,
@@ -313,11 +305,7 @@ fn an_agent_joins_its_queue_caller_with_a_colleague_and_is_done_with_the_call() 
     assert_eq!((stats.handled, stats.transferred), (1, 1), "{stats:?}");
     assert!(!pbx.ep.in_use.contains_key("1002"), "{:?}", pbx.ep.in_use);
     assert!(pbx.ep.in_use.contains_key("1003"), "{:?}", pbx.ep.in_use);
-    alice.bye(&mut pbx, &a);
-    let bye = carol.expect_request(&mut pbx, Method::Bye);
-    carol.reply(&mut pbx, &bye, 200);
-    assert_eq!(pbx.live(), (0, 0, 0), "calls, legs, dialogs");
-    assert!(pbx.ep.in_use.is_empty(), "{:?}", pbx.ep.in_use);
+    hang_up_all_clear(&mut pbx, &mut alice, &a, &mut carol);
     let queue_call = pbx.cdrs.iter().position(|c| c.caller == "1001").unwrap();
     assert_eq!(
         story_lines(&pbx, queue_call)[6..],
@@ -367,11 +355,7 @@ fn another_phone_of_the_extension_takes_over_its_call_with_an_invite_with_replac
     assert_eq!(call_state(&pbx), ("bridged".into(), true, 0));
     assert!(pbx.ep.in_use.contains_key("1002"), "{:?}", pbx.ep.in_use);
     pbx.advance(Duration::from_secs(5));
-    soft.bye(&mut pbx, &s);
-    let bye = alice.expect_request(&mut pbx, Method::Bye);
-    alice.reply(&mut pbx, &bye, 200);
-    assert_eq!(pbx.live(), (0, 0, 0), "calls, legs, dialogs");
-    assert!(pbx.ep.in_use.is_empty(), "{:?}", pbx.ep.in_use);
+    hang_up_all_clear(&mut pbx, &mut soft, &s, &mut alice);
     assert_eq!(
         cdr_line(&pbx.cdrs[0]),
         "1001 -> 1002 did=- trunk=- start=0 answer=0 end=10000 answered 200 by callee"

@@ -842,6 +842,20 @@ impl Phone {
     }
 }
 
+/// `by` hangs up its call `c`, and `other` answers the BYE switchboard sends it: then
+/// nothing of any call is left (calls, legs, dialogs) and no phone is kept busy.
+pub(crate) fn hang_up_all_clear(pbx: &mut Pbx, by: &mut Phone, c: &CallRef, other: &mut Phone) {
+    by.bye(pbx, c);
+    let bye = other.expect_request(pbx, Method::Bye);
+    other.reply(pbx, &bye, 200);
+    assert_eq!(pbx.live(), (0, 0, 0), "calls, legs, dialogs");
+    assert!(
+        pbx.ep.in_use.is_empty(),
+        "phones left busy: {:?}",
+        pbx.ep.in_use
+    );
+}
+
 /// A message in a few words, for failure messages.
 pub(crate) fn summary(m: &Message) -> String {
     match (m.status(), m.method()) {

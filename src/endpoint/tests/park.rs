@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use super::attended::{taken_off_hold, transferor_released};
 use super::calls::{answered, hold, our_port, two_phones};
-use super::harness::{cdr_line, story_lines, Pbx, Phone};
+use super::harness::{cdr_line, hang_up_all_clear, story_lines, Pbx, Phone};
 use super::media_model::Hears;
 use crate::sip::msg::Method;
 
@@ -79,11 +79,7 @@ fn a_call_transferred_to_the_park_number_waits_in_a_slot_any_phone_takes_it_from
         "an empty slot"
     );
     pbx.advance(Duration::from_secs(20));
-    alice.bye(&mut pbx, &a);
-    let bye = carol.expect_request(&mut pbx, Method::Bye);
-    carol.reply(&mut pbx, &bye, 200);
-    assert_eq!(pbx.live(), (0, 0, 0), "calls, legs, dialogs");
-    assert!(pbx.ep.in_use.is_empty(), "{:?}", pbx.ep.in_use);
+    hang_up_all_clear(&mut pbx, &mut alice, &a, &mut carol);
     let lines: Vec<String> = pbx.cdrs.iter().map(cdr_line).collect();
     assert_eq!(
         lines,
@@ -140,11 +136,7 @@ fn a_phone_parks_its_held_caller_by_attended_transfer_and_nobody_taking_it_rings
     bob.respond(&mut pbx, &back, 200);
     bob.expect_request(&mut pbx, Method::Ack);
     assert!(pbx.model.bridged(to_alice, our_port(&bob, &back)));
-    bob.bye(&mut pbx, &back);
-    let bye = alice.expect_request(&mut pbx, Method::Bye);
-    alice.reply(&mut pbx, &bye, 200);
-    assert_eq!(pbx.live(), (0, 0, 0), "calls, legs, dialogs");
-    assert!(pbx.ep.in_use.is_empty(), "{:?}", pbx.ep.in_use);
+    hang_up_all_clear(&mut pbx, &mut bob, &back, &mut alice);
     let lines: Vec<String> = pbx.cdrs.iter().map(cdr_line).collect();
     assert_eq!(
         lines,

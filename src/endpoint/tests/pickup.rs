@@ -20,6 +20,15 @@ fn ringing(
     (a, b)
 }
 
+/// `phone` dials `code` and is answered 404: nothing to pick up.
+fn refused(pbx: &mut Pbx, phone: &mut Phone, code: &str) -> bool {
+    phone.call(pbx, code);
+    phone
+        .take(pbx)
+        .iter()
+        .any(|m| m.status().is_some_and(|s| s.as_u16() == 404))
+}
+
 #[test]
 fn a_colleague_picks_up_a_ringing_call_by_group_or_by_extension() {
     for code in ["*8", "**1002"] {
@@ -91,13 +100,6 @@ fn only_a_call_ringing_in_the_pickers_group_or_at_the_extension_named_is_picked_
     bob.register(&mut pbx);
     let mut carol = Phone::new("1003", 5074);
     // Nothing rings at all.
-    let refused = |pbx: &mut Pbx, carol: &mut Phone, code: &str| {
-        carol.call(pbx, code);
-        carol
-            .take(pbx)
-            .iter()
-            .any(|m| m.status().is_some_and(|s| s.as_u16() == 404))
-    };
     assert!(refused(&mut pbx, &mut carol, "*8"));
     let (_a, _b) = ringing(&mut pbx, &mut alice, &mut bob);
     // Bob's call rings outside Carol's group, and at an extension other than the one
@@ -123,13 +125,6 @@ fn a_call_in_conversation_is_not_picked_up() {
     carol.register(&mut pbx);
     // Alice and Bob talk: nothing rings.
     super::calls::answered(&mut pbx, &mut alice, &mut bob);
-    let refused = |pbx: &mut Pbx, carol: &mut Phone, code: &str| {
-        carol.call(pbx, code);
-        carol
-            .take(pbx)
-            .iter()
-            .any(|m| m.status().is_some_and(|s| s.as_u16() == 404))
-    };
     assert!(refused(&mut pbx, &mut carol, "*8"));
     assert!(refused(&mut pbx, &mut carol, "**1002"));
     let v = pbx.calls();
