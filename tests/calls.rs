@@ -971,6 +971,64 @@ fn a_callee_that_vanishes_mid_call_is_found_by_the_session_refresh_and_the_call_
     );
 }
 
+/// RFC 3262 both ways between real peers: a SIPp caller that requires 100rel gets the
+/// callee's early media reliably from us and PRACKs it; the SIPp callee sent it reliably and
+/// gets our PRACK; the answer follows, and each hears the other's tone.
+#[test]
+fn reliable_early_media_is_acknowledged_on_both_legs_and_the_parties_talk() {
+    use std::sync::atomic::{AtomicBool, AtomicU16, Ordering::Relaxed};
+    use std::sync::Arc;
+    let pbx = Pbx::start();
+    let b_sip = register_callee(&pbx, "1002", PW2);
+    let (a_rtp, b_rtp) = (RtpPhone::new(0xAAAA), RtpPhone::new(0xBBBB));
+    let (a_media, b_media) = (a_rtp.port().to_string(), b_rtp.port().to_string());
+    let bob = spawn_sipp(
+        &scenario("uas_100rel.xml"),
+        None,
+        b_sip,
+        &["-key", "rtp_port", &b_media],
+    );
+    let alice = caller(
+        &pbx,
+        &scenario("uac_100rel.xml"),
+        "1002",
+        &["-key", "rtp_port", &a_media],
+    );
+    let (to_a, to_b, stop) = (
+        Arc::new(AtomicU16::new(0)),
+        Arc::new(AtomicU16::new(0)),
+        Arc::new(AtomicBool::new(false)),
+    );
+    let a_heard = a_rtp.run(to_a.clone(), stop.clone());
+    let b_heard = b_rtp.run(to_b.clone(), stop.clone());
+    let bridged = wait_until(10, || {
+        let calls = pbx.ctl("calls");
+        let call = &calls["calls"][0];
+        if let (Some(a), Some(b)) = (Pbx::leg(call, "caller").0, Pbx::leg(call, "callee").0) {
+            to_a.store(a, Relaxed);
+            to_b.store(b, Relaxed);
+            return call["state"] == "bridged";
+        }
+        false
+    });
+    assert!(bridged, "{}\n{}", pbx.ctl("calls"), pbx.log_text());
+    assert!(
+        bob.wait(20),
+        "callee: 183 PRACKed, answered, talked, hung up"
+    );
+    assert!(
+        alice.wait(20),
+        "caller: PRACKed our 183, answered, hung up by the PBX"
+    );
+    stop.store(true, Relaxed);
+    let (a_heard, b_heard) = (a_heard.join().unwrap(), b_heard.join().unwrap());
+    let from = |heard: &[Heard], ssrc: u32| heard.iter().filter(|h| h.ssrc == ssrc).count();
+    assert!(from(&a_heard, 0xBBBB) > 50, "Alice heard Bob");
+    assert!(from(&b_heard, 0xAAAA) > 50, "Bob heard Alice");
+    let r = cdr(&pbx, 1);
+    assert_eq!(r.outcome(), ("1001", "1002", "answered", "callee"));
+}
+
 #[test]
 fn baresip_phones_talk_through_the_relay() {
     let pbx = Pbx::start();

@@ -34,6 +34,8 @@ pub(super) enum CallTx {
     Reoffer,
     /// A BYE.
     Bye,
+    /// A PRACK of a device's reliable provisional.
+    Prack,
     /// A NOTIFY of a transfer's outcome to the transferor.
     Notify,
     /// A re-INVITE of ours taking the party on this leg off hold (after a transfer

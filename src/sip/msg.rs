@@ -15,7 +15,10 @@ use super::uri::Uri;
 use super::HeaderError;
 
 /// A header field name. Compact forms (RFC 3261 §7.3.3) map to the same variant.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+///
+/// Names are compared without regard to case (RFC 3261 §7.3.1), the names we know and
+/// those we keep as `Other` alike.
+#[derive(Clone, Debug)]
 #[non_exhaustive]
 #[allow(missing_docs)]
 pub enum HeaderName {
@@ -48,8 +51,36 @@ pub enum HeaderName {
     Event,
     Subject,
     Accept,
+    /// RFC 3262.
+    RSeq,
+    RAck,
+    /// RFC 4028.
+    SessionExpires,
+    MinSe,
     /// Any other header, with its name as received.
     Other(Bytes),
+}
+
+impl PartialEq for HeaderName {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (Self::Other(a), Self::Other(b)) => a.eq_ignore_ascii_case(b),
+            _ => std::mem::discriminant(self) == std::mem::discriminant(other),
+        }
+    }
+}
+
+impl Eq for HeaderName {}
+
+impl std::hash::Hash for HeaderName {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        std::mem::discriminant(self).hash(state);
+        if let Self::Other(b) = self {
+            for c in b.iter() {
+                state.write_u8(c.to_ascii_lowercase());
+            }
+        }
+    }
 }
 
 impl HeaderName {
@@ -68,6 +99,10 @@ impl HeaderName {
                 b'k' => Self::Supported,
                 b'o' => Self::Event,
                 b's' => Self::Subject,
+                b'x' => Self::SessionExpires,
+                // RFC 3515 and RFC 3892.
+                b'r' => Self::Other(Bytes::from_static(b"Refer-To")),
+                b'b' => Self::Other(Bytes::from_static(b"Referred-By")),
                 _ => Self::Other(name.clone()),
             };
         }
@@ -101,6 +136,10 @@ impl HeaderName {
             (b"event", HeaderName::Event),
             (b"subject", HeaderName::Subject),
             (b"accept", HeaderName::Accept),
+            (b"rseq", HeaderName::RSeq),
+            (b"rack", HeaderName::RAck),
+            (b"session-expires", HeaderName::SessionExpires),
+            (b"min-se", HeaderName::MinSe),
         ];
         // Compare only names of the same length whose first letters agree: most lookups
         // then touch one or two entries instead of the whole table.
@@ -147,6 +186,10 @@ impl HeaderName {
             Self::Event => b"Event",
             Self::Subject => b"Subject",
             Self::Accept => b"Accept",
+            Self::RSeq => b"RSeq",
+            Self::RAck => b"RAck",
+            Self::SessionExpires => b"Session-Expires",
+            Self::MinSe => b"Min-SE",
             Self::Other(b) => b,
         }
     }
@@ -413,6 +456,9 @@ mod tests {
             ("k", HeaderName::Supported),
             ("o", HeaderName::Event),
             ("s", HeaderName::Subject),
+            ("x", HeaderName::SessionExpires),
+            ("r", HeaderName::Other(Bytes::from_static(b"Refer-To"))),
+            ("b", HeaderName::Other(Bytes::from_static(b"Referred-By"))),
         ];
         for (short, name) in compact {
             assert_eq!(
@@ -448,6 +494,31 @@ mod tests {
             m.header(&y),
             Some(&Bytes::from_static(b"2")),
             "others untouched"
+        );
+    }
+
+    #[test]
+    fn names_we_keep_as_received_match_in_any_case_and_hash_alike() {
+        use std::collections::hash_map::DefaultHasher;
+        use std::hash::{Hash, Hasher};
+        let hash = |n: &HeaderName| {
+            let mut h = DefaultHasher::new();
+            n.hash(&mut h);
+            h.finish()
+        };
+        let sent = HeaderName::from_bytes(&Bytes::from_static(b"refer-TO"));
+        let ours = HeaderName::Other(Bytes::from_static(b"Refer-To"));
+        assert_eq!(sent, ours);
+        assert_eq!(hash(&sent), hash(&ours));
+        assert_ne!(ours, HeaderName::Other(Bytes::from_static(b"Referred-By")));
+        assert_ne!(HeaderName::RSeq, HeaderName::RAck);
+        assert_eq!(
+            HeaderName::from_bytes(&Bytes::from_static(b"RACK")),
+            HeaderName::RAck
+        );
+        assert_eq!(
+            HeaderName::from_bytes(&Bytes::from_static(b"Min-se")).as_bytes(),
+            b"Min-SE"
         );
     }
 

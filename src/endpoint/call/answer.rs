@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use super::super::{code, Endpoint};
 use super::leg::Retransmit2xx;
+use super::reliable;
 use super::state::{CallId, CallTimer, Role};
 use crate::cdr::Disposition;
 use crate::sdp::Codec;
@@ -14,6 +15,9 @@ use crate::sip::transaction::response_to;
 use crate::story::Event;
 
 impl Endpoint {
+    /// Sends `code` (with `sdp`) to the caller's INVITE: a provisional reliably to a
+    /// caller that takes that (or kept until the one before is acknowledged, and then
+    /// `None`); the bytes sent.
     pub(super) fn respond_a(
         &mut self,
         now: Instant,
@@ -21,6 +25,18 @@ impl Endpoint {
         code: StatusCode,
         sdp: Option<Bytes>,
     ) -> Option<Bytes> {
+        let a = self.calls.caller_mut(id)?;
+        let reliable = code.is_provisional()
+            && code != StatusCode::TRYING
+            && reliable::caller_takes_100rel(&a.invite);
+        if !code.is_provisional() {
+            if let Some(rel) = a.rel.as_mut() {
+                rel.finished();
+            }
+        } else if let Some(rel) = a.rel.as_mut().filter(|r| reliable && r.waiting()) {
+            rel.queue(code, sdp);
+            return None;
+        }
         let a = self.calls.caller(id)?;
         let tag = String::from_utf8_lossy(&a.dialog.local_tag).into_owned();
         let mut resp = response_to(&a.invite, code, Some(&tag));
@@ -37,6 +53,13 @@ impl Endpoint {
                 Bytes::from_static(crate::endpoint::ALLOW.as_bytes()),
             );
         }
+        if code != StatusCode::TRYING {
+            resp.push_header(
+                HeaderName::Supported,
+                Bytes::from_static(crate::endpoint::SUPPORTED.as_bytes()),
+            );
+        }
+        let has_sdp = sdp.is_some();
         if let Some(body) = sdp {
             resp.push_header(
                 HeaderName::ContentType,
@@ -45,9 +68,18 @@ impl Endpoint {
             resp.body = body;
         }
         let key = a.invite_key.clone();
+        let rseq = if reliable {
+            self.make_reliable(id, &mut resp)
+        } else {
+            None
+        };
         let bytes = resp.to_bytes();
         if let Err(e) = self.tx.respond(now, &key, resp) {
             tracing::debug!(error = %e, "response to caller not sent");
+            return Some(bytes);
+        }
+        if let Some(rseq) = rseq {
+            self.sent_reliable(now, id, rseq, has_sdp, bytes.clone());
         }
         Some(bytes)
     }
@@ -112,23 +144,40 @@ impl Endpoint {
         true
     }
 
-    /// Sends 200 to A and starts retransmitting it until A's ACK.
+    /// Answers A: the call is answered now, and our 200 goes out (once A has
+    /// acknowledged a reliable provisional that carried SDP, RFC 3262 §3).
     pub(super) fn answer_a(&mut self, now: Instant, id: CallId, body: Bytes) {
-        let Some(bytes) = self.respond_a(now, id, StatusCode::OK, Some(body)) else {
+        if self.calls.caller(id).is_none() {
             return;
-        };
+        }
         let unix = self.unix_ms(now);
-        let ok = Retransmit2xx::new(bytes, now, self.cfg_t1);
-        let first = ok.first(now);
         if let Some(c) = self.calls.calls.get_mut(&id) {
             c.answered = true;
             c.story.tell(unix, Event::Answered);
         }
+        tracing::info!(call = %id, "answered");
+        match self
+            .calls
+            .caller_mut(id)
+            .and_then(|a| a.rel.as_mut())
+            .filter(|r| r.holds_2xx())
+        {
+            Some(rel) => rel.defer_ok(body),
+            None => self.send_ok_a(now, id, body),
+        }
+    }
+
+    /// Sends our 200 to A and starts retransmitting it until A's ACK.
+    pub(super) fn send_ok_a(&mut self, now: Instant, id: CallId, body: Bytes) {
+        let Some(bytes) = self.respond_a(now, id, StatusCode::OK, Some(body)) else {
+            return;
+        };
+        let ok = Retransmit2xx::new(bytes, now, self.cfg_t1);
+        let first = ok.first(now);
         if let Some(a) = self.calls.caller_mut(id) {
             a.ok = Some(ok);
         }
         self.calls.arm(id, CallTimer::OkRetransmit, first);
-        tracing::info!(call = %id, "answered");
     }
 
     /// An ACK outside any transaction: a party's ACK for our 2xx (the caller's to its

@@ -94,8 +94,8 @@ impl Endpoint {
                 self.reoffer_answered(now, id, key, &msg);
                 return true;
             }
-            // Responses to our BYE or NOTIFY need nothing more.
-            CallTx::Bye | CallTx::Notify => return true,
+            // Responses to our BYE, NOTIFY or PRACK need nothing more.
+            CallTx::Bye | CallTx::Notify | CallTx::Prack => return true,
             what @ (CallTx::Unhold(_) | CallTx::Refresh(_)) => {
                 self.our_reinvite_answered(now, id, what, key, &msg);
                 return true;
@@ -182,6 +182,9 @@ impl Endpoint {
     }
 
     pub(super) fn b_provisional(&mut self, now: Instant, id: CallId, key: &TxKey, msg: &Message) {
+        if !self.prack_ring(now, id, key, msg) {
+            return;
+        }
         let tag = msg.to_hdr().ok().and_then(|t| t.tag().cloned());
         let Some(leg) = self.calls.branch(id, key) else {
             return;
@@ -436,7 +439,7 @@ impl Endpoint {
             return;
         };
         match role {
-            CallTx::Reoffer | CallTx::Bye | CallTx::Notify | CallTx::Unhold(_) => {
+            CallTx::Reoffer | CallTx::Bye | CallTx::Notify | CallTx::Prack | CallTx::Unhold(_) => {
                 self.owners.remove(key);
                 return;
             }

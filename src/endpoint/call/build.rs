@@ -85,7 +85,8 @@ impl Endpoint {
 
     /// Our INVITE on `leg` was answered with 2xx `msg`: the dialog becomes the 2xx's (RFC
     /// 3261 §12.1.2: its To tag, Contact and route set), and it is ACKed at once (§13.2.2.4),
-    /// with the INVITE's CSeq (2 after a digest challenge). The ACK, to send again if the
+    /// with the INVITE's CSeq, which the 2xx carries (2 after a digest challenge; the
+    /// dialog's own count has moved on if we sent a PRACK). The ACK, to send again if the
     /// 2xx is.
     pub(super) fn confirm(&mut self, leg: &mut Dialog, msg: &Message) -> Bytes {
         leg.remote_hdr = msg
@@ -97,7 +98,8 @@ impl Endpoint {
             leg.target = u;
         }
         leg.routes = route_set(msg, true);
-        let ack = self.leg_request(Method::Ack, leg, leg.cseq).to_bytes();
+        let seq = msg.cseq().map_or(leg.cseq, |c| c.seq);
+        let ack = self.leg_request(Method::Ack, leg, seq).to_bytes();
         self.out.push_back(Transmit {
             peer: leg.peer.clone(),
             bytes: ack.clone(),

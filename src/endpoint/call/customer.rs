@@ -233,6 +233,9 @@ impl Endpoint {
             return;
         }
         if status.is_provisional() {
+            if !self.prack_ring(now, id, key, msg) {
+                return;
+            }
             // Ringing: a CANCEL may now end it (RFC 3261 §9.1).
             let tag = msg.to_hdr().ok().and_then(|t| t.tag().cloned());
             if let Some(leg) = self.calls.branch(id, key) {

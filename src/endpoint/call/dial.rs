@@ -341,6 +341,10 @@ impl Endpoint {
             HeaderName::Allow,
             Bytes::from_static(crate::endpoint::ALLOW.as_bytes()),
         );
+        inv.push_header(
+            HeaderName::Supported,
+            Bytes::from_static(crate::endpoint::SUPPORTED.as_bytes()),
+        );
         inv.push_header(HeaderName::UserAgent, self.server_name.clone());
         for (n, v) in extra {
             inv.push_header(n, v);

@@ -114,6 +114,7 @@ impl Endpoint {
             }
             Some(Method::Invite) | Some(Method::Update) => self.on_reoffer(now, key, msg, id, leg),
             Some(Method::Refer) => self.on_refer(now, key, msg, id, leg),
+            Some(Method::Prack) => self.on_prack(now, key, msg, id, leg),
             Some(Method::Info) => {
                 self.reply(now, key, msg, StatusCode::OK, vec![]);
                 if let (true, Some(d)) = (caller, info_digit(msg)) {

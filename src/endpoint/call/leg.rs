@@ -159,6 +159,8 @@ pub(in crate::endpoint) struct Ring {
     pub(in crate::endpoint) auth_tried: bool,
     /// The party answered: the ring is over and the leg is one of the call's parties.
     pub(in crate::endpoint) answered: bool,
+    /// The RSeq of the last reliable provisional we acknowledged (RFC 3262 §4).
+    pub(in crate::endpoint) rseq: Option<u32>,
 }
 
 impl Ring {
@@ -233,6 +235,8 @@ pub(in crate::endpoint) struct Leg {
     pub(in crate::endpoint) te_pt: Option<u8>,
     /// Our media leg facing the party, once it has one.
     pub(in crate::endpoint) media: Option<MediaLeg>,
+    /// Our reliable provisionals to a caller that takes them. Boxed: most callers do not.
+    pub(in crate::endpoint) rel: Option<Box<super::reliable::Reliable>>,
     /// What drives it.
     pub(in crate::endpoint) controller: Controller,
 }
@@ -277,6 +281,7 @@ impl Leg {
             pt: 0,
             te_pt: None,
             media: None,
+            rel: None,
             controller,
         }
     }

@@ -63,6 +63,7 @@ mod pickup;
 mod prompt;
 mod record;
 mod refresh;
+mod reliable;
 mod replace;
 mod script;
 pub(super) mod state;

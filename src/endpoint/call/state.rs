@@ -201,10 +201,12 @@ pub(in crate::endpoint) enum CallTimer {
     CustomerRing,
     /// Nobody retrieved a parked call.
     ParkTimeout,
+    /// Send our reliable provisional to the caller again (RFC 3262 §3).
+    Reliable,
 }
 
 impl CallTimer {
-    const COUNT: usize = 7;
+    const COUNT: usize = 8;
 }
 
 /// A call's deadlines, one slot per timer kind (as quinn's `TimerTable`): arming a timer

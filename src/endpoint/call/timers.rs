@@ -67,6 +67,7 @@ impl Endpoint {
                     }
                 }
                 CallTimer::ParkTimeout => self.park_timeout(now, id),
+                CallTimer::Reliable => self.reliable_due(now, id),
                 CallTimer::Announce => {
                     self.queue_announce(now, id);
                 }

@@ -701,6 +701,19 @@ impl Phone {
     /// Answers the INVITE of an incoming call with `code` (18x and 2xx carry our Contact,
     /// 2xx our answer).
     pub(crate) fn respond(&mut self, pbx: &mut Pbx, c: &CallRef, code: u16) {
+        self.respond_with(pbx, c, code, code >= 200, &[]);
+    }
+
+    /// Answers the INVITE of an incoming call with `code`, our SDP if `sdp`, and `headers`
+    /// (an 18x sent reliably, say).
+    pub(crate) fn respond_with(
+        &mut self,
+        pbx: &mut Pbx,
+        c: &CallRef,
+        code: u16,
+        sdp: bool,
+        headers: &[(HeaderName, &str)],
+    ) {
         let (inv, tag, version) = {
             let call = self.call_mut(c);
             (
@@ -714,10 +727,25 @@ impl Phone {
         if code.as_u16() > 100 && code.as_u16() < 300 {
             r.push_header(HeaderName::Contact, self.contact());
         }
-        if code.is_success() {
+        for (name, value) in headers {
+            r.push_header(name.clone(), value.to_string());
+        }
+        if sdp {
             Self::with_sdp(&mut r, self.sdp(version, Direction::SendRecv));
         }
         self.send(pbx, &r);
+    }
+
+    /// Acknowledges `prov`, a reliable provisional to our INVITE on `c`, with a PRACK.
+    pub(crate) fn prack(&mut self, pbx: &mut Pbx, c: &CallRef, prov: &Message) {
+        let rseq = prov.header(&HeaderName::RSeq).expect("an RSeq").clone();
+        let inv = self.call_state(c).invite.cseq().expect("a CSeq").seq;
+        let mut m = self.in_dialog(c, Method::Prack);
+        m.push_header(
+            HeaderName::RAck,
+            format!("{} {inv} INVITE", String::from_utf8_lossy(&rseq)),
+        );
+        self.send(pbx, &m);
     }
 
     /// Answers a request from the PBX (a BYE, a re-INVITE, a CANCEL ...) with `code`; a

@@ -9,6 +9,7 @@ mod lines;
 mod media_model;
 mod park;
 mod pickup;
+mod prack;
 mod refresh;
 
 use super::*;
