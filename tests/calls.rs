@@ -1029,6 +1029,70 @@ fn reliable_early_media_is_acknowledged_on_both_legs_and_the_parties_talk() {
     assert_eq!(r.outcome(), ("1001", "1002", "answered", "callee"));
 }
 
+/// RFC 4028 between real peers: a SIPp caller is granted the 90 s session timer it asked
+/// to refresh itself, talks with the callee both ways, and then never refreshes: the PBX
+/// hangs both up before the interval runs out (90 - 30 s, within a 3 s sweep), with the
+/// record saying so.
+#[test]
+fn a_caller_that_stops_refreshing_its_session_timer_is_hung_up_with_its_record() {
+    use std::sync::atomic::{AtomicBool, AtomicU16, Ordering::Relaxed};
+    use std::sync::Arc;
+    let pbx = Pbx::start();
+    let dir = tempfile::tempdir().unwrap();
+    let b_sip = register_callee(&pbx, "1002", PW2);
+    let (a_rtp, b_rtp) = (RtpPhone::new(0xAAAA), RtpPhone::new(0xBBBB));
+    let (a_media, b_media) = (a_rtp.port().to_string(), b_rtp.port().to_string());
+    let bob = spawn_sipp(
+        &with_test_audio("uas_answer.xml", dir.path()),
+        None,
+        b_sip,
+        &["-key", "rtp_port", &b_media, "-timeout", "90s"],
+    );
+    let started = std::time::Instant::now();
+    let alice = caller(
+        &pbx,
+        &scenario("uac_session_timer.xml"),
+        "1002",
+        &["-key", "rtp_port", &a_media, "-timeout", "90s"],
+    );
+    let (to_a, to_b, stop) = (
+        Arc::new(AtomicU16::new(0)),
+        Arc::new(AtomicU16::new(0)),
+        Arc::new(AtomicBool::new(false)),
+    );
+    let a_heard = a_rtp.run(to_a.clone(), stop.clone());
+    let b_heard = b_rtp.run(to_b.clone(), stop.clone());
+    let bridged = wait_until(10, || {
+        let calls = pbx.ctl("calls");
+        let call = &calls["calls"][0];
+        if let (Some(a), Some(b)) = (Pbx::leg(call, "caller").0, Pbx::leg(call, "callee").0) {
+            to_a.store(a, Relaxed);
+            to_b.store(b, Relaxed);
+            return call["state"] == "bridged";
+        }
+        false
+    });
+    assert!(bridged, "{}\n{}", pbx.ctl("calls"), pbx.log_text());
+    assert!(
+        alice.wait(80),
+        "caller: granted 90 s, never refreshed, hung up by the PBX"
+    );
+    let lasted = started.elapsed();
+    assert!(bob.wait(10), "callee: hung up by the PBX");
+    stop.store(true, Relaxed);
+    assert!(
+        (Duration::from_secs(57)..Duration::from_secs(66)).contains(&lasted),
+        "{lasted:?}"
+    );
+    let (a_heard, b_heard) = (a_heard.join().unwrap(), b_heard.join().unwrap());
+    let from = |heard: &[Heard], ssrc: u32| heard.iter().filter(|h| h.ssrc == ssrc).count();
+    assert!(from(&a_heard, 0xBBBB) > 50, "Alice heard Bob");
+    assert!(from(&b_heard, 0xAAAA) > 50, "Bob heard Alice");
+    let r = cdr_within(&pbx, 1, 10);
+    assert_eq!(r.outcome(), ("1001", "1002", "answered", "system"));
+    assert_eq!(r.sip_code, 408);
+}
+
 #[test]
 fn baresip_phones_talk_through_the_relay() {
     let pbx = Pbx::start();

@@ -50,9 +50,6 @@ use crate::sip::uri::Scheme;
 /// Methods we answer, for Allow.
 const ALLOW: &str =
     "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, INFO, UPDATE, PRACK, SUBSCRIBE, REFER";
-/// The SIP extensions we carry out: reliable provisionals (RFC 3262) and Replaces (RFC
-/// 3891). A request may require these and no others.
-const SUPPORTED: &str = "100rel, replaces";
 
 /// Which challenge a request gets: 401 for REGISTER, 407 for calls (RFC 3261 §22.3).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -543,13 +540,16 @@ impl Endpoint {
             self.reply(now, &key, &msg, StatusCode::UNSUPPORTED_URI_SCHEME, vec![]);
             return;
         }
-        // A Require we do not carry out is refused (RFC 3261 §8.2.2.3).
+        // A Require we do not carry out is refused (RFC 3261 §8.2.2.3): we carry out
+        // reliable provisionals (RFC 3262), Replaces (RFC 3891) and, with refreshes on,
+        // session timers (RFC 4028).
+        let supported = self.supported();
         let required: Vec<Bytes> = msg
             .headers_named(&HeaderName::Require)
             .filter_map(|v| header::parse_token_list(v).ok())
             .flatten()
             .filter(|t| {
-                !SUPPORTED
+                !supported
                     .split(", ")
                     .any(|s| s.as_bytes().eq_ignore_ascii_case(t))
             })
@@ -591,7 +591,7 @@ impl Endpoint {
                     (HeaderName::Accept, Bytes::from_static(b"application/sdp")),
                     (
                         HeaderName::Supported,
-                        Bytes::from_static(SUPPORTED.as_bytes()),
+                        Bytes::from_static(self.supported().as_bytes()),
                     ),
                 ];
                 self.reply(now, &key, &msg, StatusCode::OK, extra);

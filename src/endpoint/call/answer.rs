@@ -37,6 +37,11 @@ impl Endpoint {
             rel.queue(code, sdp);
             return None;
         }
+        let timer = if code.is_success() {
+            self.caller_session_timer(now, id)
+        } else {
+            Vec::new()
+        };
         let a = self.calls.caller(id)?;
         let tag = String::from_utf8_lossy(&a.dialog.local_tag).into_owned();
         let mut resp = response_to(&a.invite, code, Some(&tag));
@@ -53,10 +58,13 @@ impl Endpoint {
                 Bytes::from_static(crate::endpoint::ALLOW.as_bytes()),
             );
         }
+        for (n, v) in timer {
+            resp.push_header(n, v);
+        }
         if code != StatusCode::TRYING {
             resp.push_header(
                 HeaderName::Supported,
-                Bytes::from_static(crate::endpoint::SUPPORTED.as_bytes()),
+                Bytes::from_static(self.supported().as_bytes()),
             );
         }
         let has_sdp = sdp.is_some();

@@ -252,6 +252,7 @@ impl Endpoint {
             self.detach_branch(now, other);
         }
         self.confirm_leg(d, msg);
+        self.session_timer_answered(now, d, msg);
         // Whom the answer is relayed to: the caller; a callback's agent's answer goes
         // on to the customer, rewritten again for its network when it is called.
         let a_peer = self

@@ -272,6 +272,7 @@ impl Endpoint {
             return;
         }
         self.confirm_leg(d, msg);
+        self.session_timer_answered(now, d, msg);
         let unix = self.unix_ms(now);
         let Some(c) = self.calls.calls.get_mut(&id) else {
             self.calls.remove_leg(d);

@@ -343,8 +343,11 @@ impl Endpoint {
         );
         inv.push_header(
             HeaderName::Supported,
-            Bytes::from_static(crate::endpoint::SUPPORTED.as_bytes()),
+            Bytes::from_static(self.supported().as_bytes()),
         );
+        if let Some((n, v)) = self.session_timer_offer() {
+            inv.push_header(n, v);
+        }
         inv.push_header(HeaderName::UserAgent, self.server_name.clone());
         for (n, v) in extra {
             inv.push_header(n, v);

@@ -128,7 +128,8 @@ impl Endpoint {
         ours.version = l.dialog.sdp_version;
         let body = Bytes::from(ours.to_bytes());
         l.dialog.sdp_sent = Some(body.clone());
-        self.send_our_reinvite(now, id, leg, body, CallTx::Unhold(leg));
+        let extra = self.timer_request_headers(leg);
+        self.send_our_reinvite(now, id, leg, body, CallTx::Unhold(leg), extra);
     }
 
     /// The description a call answered here (nobody to relay to) repeats to a mid-call

@@ -112,7 +112,10 @@ impl Endpoint {
                 };
                 self.finish(now, id, disp, 200, by);
             }
-            Some(Method::Invite) | Some(Method::Update) => self.on_reoffer(now, key, msg, id, leg),
+            Some(Method::Invite) | Some(Method::Update) => {
+                self.party_refreshed(now, leg, msg);
+                self.on_reoffer(now, key, msg, id, leg);
+            }
             Some(Method::Refer) => self.on_refer(now, key, msg, id, leg),
             Some(Method::Prack) => self.on_prack(now, key, msg, id, leg),
             Some(Method::Info) => {
@@ -167,16 +170,24 @@ impl Endpoint {
             return;
         }
         let offer = Sdp::parse(&msg.body).ok();
+        let timer = self.timer_response_headers(from);
+        if offer.is_none() && msg.method() == Some(Method::Update) {
+            // A session refresh by UPDATE: no offer, so no answer (RFC 3311 §5.2).
+            self.reply(now, key, msg, StatusCode::OK, timer);
+            return;
+        }
         if !c.bridged() || offer.is_none() {
             // Nothing to relay to, or no offer in it (a session refresh): repeat what this
             // leg already agreed, in the direction the offer asks.
             let sdp = self.answer_here(from, offer.as_ref());
+            let mut headers = sdp_type();
+            headers.extend(timer);
             self.reply_with_body(
                 now,
                 key,
                 msg,
                 StatusCode::OK,
-                sdp_type(),
+                headers,
                 sdp.unwrap_or_default(),
             );
             return;
@@ -221,6 +232,9 @@ impl Endpoint {
         leg.cseq += 1;
         let mut req = self.leg_request(method, &leg, leg.cseq);
         req.push_header(HeaderName::Contact, self.contact_value(&leg.peer));
+        for (n, v) in self.timer_request_headers(to) {
+            req.push_header(n, v);
+        }
         req.push_header(
             HeaderName::ContentType,
             Bytes::from_static(b"application/sdp"),
@@ -362,6 +376,15 @@ impl Endpoint {
         let mut r = response_to(&p.request, to_sender, tag.as_deref());
         r.push_header(HeaderName::Contact, self.contact_value(&sender_peer));
         r.push_header(HeaderName::Server, self.server_name.clone());
+        if to_sender.is_success() {
+            for (n, v) in self.timer_response_headers(from) {
+                r.push_header(n, v);
+            }
+            // The answering party's session is refreshed by this exchange too.
+            if let Some(l) = answering_leg {
+                self.session_timer_answered(now, l, resp);
+            }
+        }
         if let Some(b) = body.clone().filter(|_| to_sender.is_success()) {
             r.push_header(
                 HeaderName::ContentType,

@@ -82,6 +82,9 @@ impl Endpoint {
                 return;
             }
         };
+        if !self.session_interval_ok(now, &key, &msg) {
+            return;
+        }
         let replaces = HeaderName::Other(Bytes::from_static(b"Replaces"));
         if msg.header(&replaces).is_some() {
             // Not a new call: one of ours moving to this phone, if it may.

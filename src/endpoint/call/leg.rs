@@ -237,6 +237,8 @@ pub(in crate::endpoint) struct Leg {
     pub(in crate::endpoint) media: Option<MediaLeg>,
     /// Our reliable provisionals to a caller that takes them. Boxed: most callers do not.
     pub(in crate::endpoint) rel: Option<Box<super::reliable::Reliable>>,
+    /// Its session timer, when negotiated with RFC 4028's headers.
+    pub(in crate::endpoint) timer: Option<super::session_timer::SessionTimer>,
     /// What drives it.
     pub(in crate::endpoint) controller: Controller,
 }
@@ -282,6 +284,7 @@ impl Leg {
             te_pt: None,
             media: None,
             rel: None,
+            timer: None,
             controller,
         }
     }

@@ -66,6 +66,7 @@ mod refresh;
 mod reliable;
 mod replace;
 mod script;
+mod session_timer;
 pub(super) mod state;
 mod timers;
 mod transfer;
@@ -366,10 +367,11 @@ impl Calls {
         }
     }
 
-    /// How often the calls are swept: a thirtieth of the interval, between 1 s and 30 s
-    /// (a refresh comes that much late at most).
+    /// How often the calls are swept: a thirtieth of the interval, between 1 s and 3 s
+    /// (a refresh comes that much late at most; a negotiated interval may be as short as
+    /// 90 s, whose party is given 30 s of grace).
     fn sweep_step(every: Duration) -> Duration {
-        (every / 30).clamp(Duration::from_secs(1), Duration::from_secs(30))
+        (every / 30).clamp(Duration::from_secs(1), Duration::from_secs(3))
     }
 
     pub(super) fn arm(&mut self, id: CallId, kind: CallTimer, at: Instant) {

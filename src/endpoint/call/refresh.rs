@@ -39,6 +39,7 @@ impl Endpoint {
             }
             self.refresh_session(now, id);
         }
+        self.session_timers_due(now);
         self.calls.sweep_at =
             (!self.calls.calls.is_empty()).then(|| now + Calls::sweep_step(every));
     }
@@ -58,7 +59,10 @@ impl Endpoint {
             return;
         }
         for leg in legs {
-            self.send_refresh(now, id, leg);
+            // A leg with a negotiated timer keeps its own interval (session_timer.rs).
+            if self.calls.legs.get(leg).is_some_and(|l| l.timer.is_none()) {
+                self.send_refresh(now, id, leg);
+            }
         }
     }
 
@@ -68,7 +72,7 @@ impl Endpoint {
             return;
         };
         if let (Some(body), Some(_)) = (l.dialog.sdp_sent.clone(), l.dialog.remote_tag.as_ref()) {
-            self.send_our_reinvite(now, id, leg, body, CallTx::Refresh(leg));
+            self.send_our_reinvite(now, id, leg, body, CallTx::Refresh(leg), Vec::new());
         }
     }
 
@@ -81,6 +85,7 @@ impl Endpoint {
         leg: LegId,
         body: bytes::Bytes,
         what: CallTx,
+        extra: Vec<(HeaderName, bytes::Bytes)>,
     ) {
         let Some(l) = self.calls.legs.get_mut(leg) else {
             return;
@@ -89,6 +94,9 @@ impl Endpoint {
         let dialog = l.dialog.clone();
         let mut req = self.leg_request(Method::Invite, &dialog, dialog.cseq);
         req.push_header(HeaderName::Contact, self.contact_value(&dialog.peer));
+        for (n, v) in extra {
+            req.push_header(n, v);
+        }
         req.push_header(
             HeaderName::ContentType,
             bytes::Bytes::from_static(b"application/sdp"),
@@ -121,7 +129,10 @@ impl Endpoint {
         }
         self.owners.remove(key);
         if status.is_success() {
-            self.ack_our_reinvite(leg, resp);
+            if key.method == Method::Invite {
+                self.ack_our_reinvite(leg, resp);
+            }
+            self.session_timer_answered(now, leg, resp);
         } else if matches!(what, CallTx::Unhold(_)) {
             tracing::info!(code = status.as_u16(), "re-INVITE off hold refused");
         } else if matches!(status.as_u16(), 408 | 481) {

@@ -11,6 +11,7 @@ mod park;
 mod pickup;
 mod prack;
 mod refresh;
+mod session_timer;
 
 use super::*;
 use crate::config::EMBEDDED;
