@@ -971,6 +971,51 @@ fn a_callee_that_vanishes_mid_call_is_found_by_the_session_refresh_and_the_call_
     );
 }
 
+/// A phone without session timers that loses power mid-call (its process killed, so no
+/// BYE and no more RTP or RTCP) is found by its silence: with `rtp_timeout_s = 5` and
+/// refreshes off, the other phone is hung up on about 5 s later and the record says so.
+#[test]
+fn a_phone_that_loses_power_mid_call_is_found_by_its_silence_and_the_call_ends() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cfg, _) = common::copy_setup(dir.path());
+    let text = std::fs::read_to_string(&cfg)
+        .unwrap()
+        .replace("session_refresh_s = 900", "session_refresh_s = 0")
+        .replace("rtp_timeout_s = 120", "rtp_timeout_s = 5");
+    std::fs::write(&cfg, text).unwrap();
+    let pbx = Pbx::start_with(&cfg);
+    let alice = Baresip::start_with("1001", PW1, pbx.udp, "manual");
+    let bob = Baresip::start_with("1002", PW2, pbx.udp, "auto");
+    assert!(
+        wait_until(20, || pbx.registrations().len() == 2),
+        "both phones register"
+    );
+    alice.cmd("/dial 1002");
+    let flowing = wait_until(15, || {
+        let call = &pbx.ctl("calls")["calls"][0];
+        call["state"] == "bridged"
+            && Pbx::leg(call, "caller").1 > 50
+            && Pbx::leg(call, "callee").1 > 50
+    });
+    assert!(flowing, "{}\n{}", pbx.ctl("calls"), pbx.log_text());
+    let killed = std::time::Instant::now();
+    drop(bob);
+    let r = cdr_within(&pbx, 1, 15);
+    let after = killed.elapsed();
+    assert_eq!(r.outcome(), ("1001", "1002", "answered", "system"));
+    assert_eq!(r.sip_code, 408);
+    assert!(
+        (Duration::from_secs(4)..Duration::from_secs(9)).contains(&after),
+        "{after:?}"
+    );
+    assert!(
+        wait_until(5, || alice.log().contains("terminated")
+            || alice.log().contains("closed")),
+        "the caller's phone was hung up on:\n{}",
+        alice.log()
+    );
+}
+
 /// RFC 3262 both ways between real peers: a SIPp caller that requires 100rel gets the
 /// callee's early media reliably from us and PRACKs it; the SIPp callee sent it reliably and
 /// gets our PRACK; the answer follows, and each hears the other's tone.

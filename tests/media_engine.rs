@@ -239,3 +239,85 @@ fn legs_move_between_their_own_task_and_a_bridge() {
         "{events:?}"
     );
 }
+
+/// A watched leg whose party sends nothing is reported silent, again each period while it
+/// lasts; RTP keeps a leg alive, and so does RTCP alone (a phone sending no audio in
+/// silence); a closed leg is no longer watched.
+#[test]
+fn a_watched_leg_is_reported_silent_and_rtp_or_rtcp_keep_one_alive() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let _g = rt.enter();
+    let (ev_tx, mut ev_rx) = tokio::sync::mpsc::unbounded_channel();
+    let engine = switchboard::driver::media::start("127.0.0.1".parse().unwrap(), ev_tx);
+    let low: u16 = common::rtp_range()
+        .split('-')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let (alice, bob) = (phone(), phone());
+    let (la, lb, lc, x) = (LegKey(1), LegKey(2), LegKey(3), BridgeKey(1));
+    let port = |l: LegKey| low + 2 * l.0 as u16;
+    for leg in [la, lb, lc] {
+        engine.send(MediaCommand::LegOpen {
+            leg,
+            port: port(leg),
+            remote: None,
+            pt: None,
+            keys: None,
+        });
+    }
+    engine.send(MediaCommand::BridgeOpen {
+        bridge: x,
+        tech: Tech::Relay,
+    });
+    engine.send(MediaCommand::BridgeJoin { bridge: x, leg: la });
+    engine.send(MediaCommand::BridgeJoin { bridge: x, leg: lb });
+    // Carol's leg is alone, echoing: read, but she sends nothing.
+    engine.send(MediaCommand::Echo { leg: lc });
+    for leg in [la, lb, lc] {
+        engine.send(MediaCommand::LegWatch {
+            leg,
+            after: Duration::from_secs(2),
+        });
+    }
+    // 4.5 s: Alice sends RTP, Bob only RTCP (every 500 ms), Carol nothing.
+    let start = Instant::now();
+    let mut seq = 0u16;
+    let rtcp_b: SocketAddr = format!("127.0.0.1:{}", port(lb) + 1).parse().unwrap();
+    let rtp_a: SocketAddr = format!("127.0.0.1:{}", port(la)).parse().unwrap();
+    while start.elapsed() < Duration::from_millis(4500) {
+        alice.send_to(&rtp(0, seq, 1), rtp_a).unwrap();
+        if seq % 25 == 0 {
+            // An RTCP receiver report with no blocks.
+            bob.send_to(&[0x80, 201, 0, 1, 0, 0, 0, 9], rtcp_b).unwrap();
+        }
+        seq = seq.wrapping_add(1);
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let mut silent = Vec::new();
+    while let Ok(ev) = ev_rx.try_recv() {
+        if let MediaEvent::Inactive { leg } = ev {
+            silent.push(leg);
+        }
+    }
+    // Carol once or twice (at 2 to 3 s, and again 2 s later), never Alice or Bob.
+    assert!(
+        (1..=2).contains(&silent.len()) && silent.iter().all(|&l| l == lc),
+        "{silent:?}"
+    );
+    engine.send(MediaCommand::LegClose { leg: lc });
+    std::thread::sleep(Duration::from_millis(2500));
+    let mut after_close = Vec::new();
+    while let Ok(ev) = ev_rx.try_recv() {
+        if let MediaEvent::Inactive { leg } = ev {
+            after_close.push(leg);
+        }
+    }
+    // (Alice and Bob have fallen silent too by now; Carol is gone.)
+    assert!(!after_close.contains(&lc), "{after_close:?}");
+}

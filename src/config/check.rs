@@ -722,6 +722,22 @@ pub(super) fn session_refresh(
     Ok((s != 0).then(|| Duration::from_secs(s)))
 }
 
+/// `[calls] rtp_timeout_s`: 0 (off), or 5 to 3600 s.
+pub(super) fn rtp_timeout(
+    calls: &CallsSection,
+    err: &ErrAt,
+) -> Result<Option<Duration>, ConfigError> {
+    let s = *calls.rtp_timeout_s.get_ref();
+    if s != 0 && !(5..=3_600).contains(&s) {
+        return Err(err(
+            calls.rtp_timeout_s.span(),
+            "rtp_timeout_s must be 0 (off) or 5..3600 seconds".into(),
+            None,
+        ));
+    }
+    Ok((s != 0).then(|| Duration::from_secs(s)))
+}
+
 /// `skills = { NAME = LEVEL }` of a user or an agent (`owner`, as errors name it):
 /// levels 1 to 10.
 fn skills(

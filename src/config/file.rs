@@ -168,6 +168,7 @@ pub(super) fn default_reg_expires() -> u32 {
 pub(super) struct CallsSection {
     pub(super) ring_timeout_s: Spanned<u64>,
     pub(super) session_refresh_s: Spanned<u64>,
+    pub(super) rtp_timeout_s: Spanned<u64>,
     pub(super) cdr_db: String,
     pub(super) dialplan: Spanned<String>,
     pub(super) context: Spanned<String>,
@@ -179,6 +180,7 @@ impl Default for CallsSection {
         Self {
             ring_timeout_s: Spanned::new(0..0, 30),
             session_refresh_s: Spanned::new(0..0, 900),
+            rtp_timeout_s: Spanned::new(0..0, 120),
             cdr_db: "cdr.sqlite".into(),
             dialplan: Spanned::new(0..0, "dialplans/default.dp".into()),
             context: Spanned::new(0..0, "internal".into()),

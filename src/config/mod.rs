@@ -233,6 +233,9 @@ pub struct Config {
     /// re-INVITE of what they agreed), so a party that vanished ends the call; `None`:
     /// never.
     pub session_refresh: Option<Duration>,
+    /// How long an answered party may send no RTP or RTCP (not on hold) before it is
+    /// taken for gone and the call ends; `None`: never.
+    pub rtp_timeout: Option<Duration>,
     /// CDR database file (relative paths are inside the state directory).
     pub cdr_db: PathBuf,
     /// The dialplan in force.
@@ -300,9 +303,11 @@ impl Config {
         warnings.extend(check::dead_dialplan(&dialplan, &dp_path, &dp_text));
         let ring_timeout = check::ring_timeout(&f.calls, &err)?;
         let session_refresh = check::session_refresh(&f.calls, &err)?;
+        let rtp_timeout = check::rtp_timeout(&f.calls, &err)?;
         Ok(Self {
             ring_timeout,
             session_refresh,
+            rtp_timeout,
             cdr_db: PathBuf::from(f.calls.cdr_db),
             dialplan: std::sync::Arc::new(dialplan),
             dialplan_path: dp_path,

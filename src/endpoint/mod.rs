@@ -230,6 +230,7 @@ impl Endpoint {
             .collect();
         self.calls.ring_timeout = cfg.ring_timeout;
         self.calls.session_refresh = cfg.session_refresh;
+        self.calls.rtp_timeout = cfg.rtp_timeout;
         self.dialplan = cfg.dialplan.clone();
         self.default_context = cfg.default_context.clone();
         self.sounds_dir = cfg.sounds_dir.clone();

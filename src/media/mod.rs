@@ -136,6 +136,16 @@ pub enum MediaCommand {
         /// Leg.
         leg: LegKey,
     },
+    /// Watch a leg for its party's silence from now on: no RTP or RTCP from it for
+    /// `after` reports [`MediaEvent::Inactive`], again each `after` while it lasts (so the
+    /// call may ignore it while silence is expected, on hold). Sent again, the watch starts
+    /// over (a party just answered has had no time to send).
+    LegWatch {
+        /// Leg.
+        leg: LegKey,
+        /// Silence this long is reported.
+        after: std::time::Duration,
+    },
     /// Open a bridge, empty.
     BridgeOpen {
         /// Bridge.
@@ -241,6 +251,12 @@ pub enum MediaEvent {
         leg: LegKey,
         /// 0-9, *, #, A-D.
         digit: char,
+    },
+    /// A watched leg's party sent no RTP or RTCP for its `after` (see
+    /// [`MediaCommand::LegWatch`]).
+    Inactive {
+        /// Leg.
+        leg: LegKey,
     },
 }
 

@@ -101,12 +101,12 @@ async fn relay(
             }
             r = a.rtcp.recv_from(&mut buf_ac) => {
                 let Ok((n, from)) = r else { continue };
-                a.to_rtcp = Some(from);
+                a.heard_rtcp(from);
                 if let Some(dst) = b.to_rtcp { let _ = b.rtcp.try_send_to(&buf_ac[..n], dst); }
             }
             r = b.rtcp.recv_from(&mut buf_bc) => {
                 let Ok((n, from)) = r else { continue };
-                b.to_rtcp = Some(from);
+                b.heard_rtcp(from);
                 if let Some(dst) = a.to_rtcp { let _ = a.rtcp.try_send_to(&buf_bc[..n], dst); }
             }
             cmd = cmds.recv() => return cmd,
@@ -128,7 +128,7 @@ async fn alone(
                 m.heard(&buf[..n], from);
             }
             r = m.rtcp.recv_from(&mut cbuf) => {
-                if let Ok((_, from)) = r { m.to_rtcp = Some(from); }
+                if let Ok((_, from)) = r { m.heard_rtcp(from); }
             }
             cmd = cmds.recv() => return cmd,
         }

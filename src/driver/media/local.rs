@@ -238,7 +238,7 @@ pub(super) async fn local(
             }
             r = m.rtcp.recv_from(&mut cbuf) => {
                 let Ok((n, from)) = r else { continue };
-                m.to_rtcp = Some(from);
+                m.heard_rtcp(from);
                 if echo {
                     let _ = m.rtcp.try_send_to(&cbuf[..n], from);
                 }

@@ -33,6 +33,16 @@ use sound::PromptCache;
 pub struct Counters {
     /// RTP packets received from the party.
     pub rx: AtomicU64,
+    /// RTCP packets received from the party (a sign of life from a phone that sends no
+    /// audio in silence or on hold).
+    pub rtcp: AtomicU64,
+}
+
+impl Counters {
+    /// Every packet the party sent, RTP and RTCP.
+    fn heard(&self) -> u64 {
+        self.rx.load(Ordering::Relaxed) + self.rtcp.load(Ordering::Relaxed)
+    }
 }
 
 /// The engine's public face: the SIP task sends commands, `ctl` reads counters.
@@ -62,6 +72,7 @@ pub fn start(ip: IpAddr, events: mpsc::UnboundedSender<MediaEvent>) -> MediaHand
     let engine = Engine {
         ip,
         legs: HashMap::new(),
+        watched: HashMap::new(),
         bridges: HashMap::new(),
         prompts: PromptCache::default(),
         counters: counters.clone(),
@@ -104,6 +115,13 @@ impl LegMedia {
         self.pt.or(self.heard).unwrap_or(0)
     }
 
+    /// Notes an RTCP packet from the party, received from `from`: counted, and where its
+    /// RTCP goes back to.
+    pub(super) fn heard_rtcp(&mut self, from: SocketAddr) {
+        self.to_rtcp = Some(from);
+        self.counters.rtcp.fetch_add(1, Ordering::Relaxed);
+    }
+
     /// Notes an RTP packet from the party, received from `from`: counted, its law kept,
     /// and, the first time, where the party is.
     pub(super) fn heard(&mut self, pkt: &[u8], from: SocketAddr) {
@@ -140,10 +158,19 @@ struct BridgeSlot {
     members: Vec<LegKey>,
 }
 
+/// A leg watched for its party's silence: the packets heard when last looked, and since
+/// when that count has not moved.
+struct Watch {
+    after: std::time::Duration,
+    heard: u64,
+    since: tokio::time::Instant,
+}
+
 /// The one owner of legs and bridges.
 struct Engine {
     ip: IpAddr,
     legs: HashMap<LegKey, At>,
+    watched: HashMap<LegKey, Watch>,
     bridges: HashMap<BridgeKey, BridgeSlot>,
     prompts: PromptCache,
     counters: CounterMap,
@@ -152,9 +179,59 @@ struct Engine {
 
 impl Engine {
     async fn run(mut self, mut rx: mpsc::UnboundedReceiver<MediaCommand>) {
-        while let Some(cmd) = rx.recv().await {
-            self.command(cmd).await;
+        // Silence is looked for once a second: the counters are the tasks' own, so the
+        // packet paths pay nothing for it.
+        let mut look = tokio::time::interval(std::time::Duration::from_secs(1));
+        look.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                cmd = rx.recv() => match cmd {
+                    Some(cmd) => self.command(cmd).await,
+                    None => return,
+                },
+                _ = look.tick(), if !self.watched.is_empty() => self.look_for_silence(),
+            }
         }
+    }
+
+    /// Reports each watched leg silent for its `after`, and starts its count again.
+    fn look_for_silence(&mut self) {
+        let now = tokio::time::Instant::now();
+        let Ok(counters) = self.counters.lock() else {
+            return;
+        };
+        for (leg, w) in &mut self.watched {
+            let Some(heard) = counters.get(leg).map(|c| c.heard()) else {
+                continue;
+            };
+            if heard != w.heard {
+                w.heard = heard;
+                w.since = now;
+            } else if now.duration_since(w.since) >= w.after {
+                w.since = now;
+                let _ = self.events.send(MediaEvent::Inactive { leg: *leg });
+            }
+        }
+    }
+
+    /// Starts watching `leg` for silence from now.
+    fn watch(&mut self, leg: LegKey, after: std::time::Duration) {
+        let heard = self
+            .counters
+            .lock()
+            .ok()
+            .and_then(|c| c.get(&leg).map(|c| c.heard()));
+        let Some(heard) = heard else {
+            return;
+        };
+        self.watched.insert(
+            leg,
+            Watch {
+                after,
+                heard,
+                since: tokio::time::Instant::now(),
+            },
+        );
     }
 
     async fn command(&mut self, cmd: MediaCommand) {
@@ -182,7 +259,11 @@ impl Engine {
                 Some(At::Bridged(b)) => send(&self.bridges, *b, BridgeCmd::Law(leg, pt)),
                 None => {}
             },
-            MediaCommand::LegClose { leg } => self.close(leg),
+            MediaCommand::LegClose { leg } => {
+                self.watched.remove(&leg);
+                self.close(leg);
+            }
+            MediaCommand::LegWatch { leg, after } => self.watch(leg, after),
             MediaCommand::Echo { leg } => self.tell_local(leg, LocalCmd::Echo),
             MediaCommand::Play {
                 leg,

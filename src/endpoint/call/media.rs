@@ -13,7 +13,7 @@ use super::Calls;
 use crate::media::{BridgeKey, Keys, LegKey, MediaCommand, Tech};
 
 impl Calls {
-    fn media(&mut self, cmd: MediaCommand) {
+    pub(super) fn media(&mut self, cmd: MediaCommand) {
         self.media_out.push_back(cmd);
     }
 

@@ -54,6 +54,7 @@ mod forward;
 mod hold;
 mod ids;
 mod in_dialog;
+mod inactive;
 mod inbound;
 mod leg;
 mod media;
@@ -172,6 +173,8 @@ pub(super) struct Calls {
     pub(super) ring_timeout: Duration,
     /// How often answered parties confirm their dialogs (`None`: never).
     pub(super) session_refresh: Option<Duration>,
+    /// How long an answered party may be silent (`None`: for ever).
+    pub(super) rtp_timeout: Option<Duration>,
     /// When the calls are next swept for refreshes due, while there are calls.
     sweep_at: Option<Instant>,
 }
@@ -199,6 +202,7 @@ impl Calls {
             records: VecDeque::new(),
             ring_timeout,
             session_refresh,
+            rtp_timeout: None,
             sweep_at: None,
         }
     }

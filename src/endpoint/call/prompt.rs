@@ -206,6 +206,7 @@ impl Endpoint {
                     self.on_digit(now, id, digit);
                 }
             }
+            MediaEvent::Inactive { leg } => self.on_media_silence(now, leg),
         }
     }
 }

@@ -334,8 +334,13 @@ impl Endpoint {
     }
 
     pub(in crate::endpoint) fn set_state(&mut self, id: CallId, w: State) {
+        let bridged = matches!(w, State::Bridged);
         if let Some(c) = self.calls.calls.get_mut(&id) {
             c.state = w;
+        }
+        if bridged {
+            // Parties just joined have had no time to send: their silence counts from now.
+            self.watch_parties(id);
         }
     }
 

@@ -29,6 +29,8 @@ pub(crate) struct ModelLeg {
     pub(crate) recording: bool,
     /// The number of the last prompt played to it.
     pub(crate) seq: u64,
+    /// Watched for its party's silence, this long.
+    pub(crate) watched: Option<std::time::Duration>,
 }
 
 #[derive(Default, Debug)]
@@ -70,12 +72,14 @@ impl MediaModel {
                         hears: Hears::Nothing,
                         recording: false,
                         seq: 0,
+                        watched: None,
                     },
                 );
                 assert!(old.is_none(), "{leg:?} opened twice");
             }
             MediaCommand::LegRemote { leg, addr } => self.leg(leg).remote = Some(*addr),
             MediaCommand::LegLaw { leg, pt } => self.leg(leg).law = Some(*pt),
+            MediaCommand::LegWatch { leg, after } => self.leg(leg).watched = Some(*after),
             MediaCommand::LegClose { leg } => {
                 let l = self.legs.remove(leg).expect("closing a leg that is open");
                 if let Some(b) = l.bridge {

@@ -5,6 +5,7 @@ mod attended;
 mod blf;
 mod calls;
 mod harness;
+mod inactive;
 mod lines;
 mod media_model;
 mod park;
