@@ -245,6 +245,7 @@ impl Acd {
             | Event::Callback(_)
             | Event::CallbackReady(_)
             | Event::JoinCallback { .. }
+            | Event::PickedUp { .. }
             | Event::Callable(_) => None,
         };
         self.handle_event(now, ev);
@@ -355,6 +356,25 @@ impl Acd {
                 if self.rings(&agent, caller) {
                     self.withdraw(&agent, caller);
                     self.retry_later(now, caller, &agent);
+                }
+            }
+            Event::PickedUp { caller, by } => {
+                if let Some(c) = self.remove_caller(caller) {
+                    let waited = now.saturating_duration_since(c.joined);
+                    self.note(
+                        now,
+                        "pickup",
+                        &c.queue,
+                        Some(caller),
+                        None,
+                        vec![("wait_ms", waited.as_millis().to_string()), ("by", by)],
+                    );
+                    if let Some(q) = self.queues.get_mut(&c.queue) {
+                        q.stats.answered(waited, q.cfg.sl_threshold);
+                    }
+                    for a in c.ringing {
+                        self.withdraw(&a, caller);
+                    }
                 }
             }
             Event::Callable(caller) => {

@@ -1349,3 +1349,49 @@ fn a_queued_again_callback_is_offered_once_and_an_unplaced_offer_is_no_miss() {
     a.handle_timeout(now + secs(11.0));
     assert_eq!(offers(&mut a), [(7, "x".to_string())]);
 }
+
+#[test]
+fn a_caller_picked_up_by_an_extension_leaves_answered_and_frees_its_agents_with_no_miss() {
+    let now = t0();
+    let mut q = queue(Strategy::RingAll, &["x", "y"]);
+    q.auto_pause_after = 1;
+    let mut a = acd(q);
+    assert_eq!(join_offers(&mut a, now, 1), ["x", "y"]);
+    std::iter::from_fn(|| a.poll_log()).for_each(drop);
+    a.handle(
+        now + Duration::from_secs(4),
+        Event::PickedUp {
+            caller: 1,
+            by: "1005".into(),
+        },
+    );
+    let withdrawn: Vec<String> = commands(&mut a)
+        .into_iter()
+        .filter_map(|c| match c {
+            Command::Withdraw { agent, .. } => Some(agent),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(withdrawn, ["x", "y"]);
+    // Free again, and not paused for a miss (one miss would pause them).
+    assert_eq!(a.agent_state("x"), AgentState::Available);
+    assert_eq!(a.agent_state("y"), AgentState::Available);
+    let st = a.stats("q").unwrap();
+    assert_eq!((st.answered, st.abandoned), (1, 0));
+    let log: Vec<LogRecord> = std::iter::from_fn(|| a.poll_log()).collect();
+    let pickup = log
+        .iter()
+        .find(|l| l.event == "pickup")
+        .expect("a pickup line");
+    assert_eq!(pickup.caller, Some(1));
+    assert!(
+        pickup.detail.contains(&("by", "1005".to_string())),
+        "{pickup:?}"
+    );
+    assert!(pickup.detail.contains(&("wait_ms", "4000".to_string())));
+    // It is gone from the queue: the next caller is offered to both at once.
+    assert_eq!(
+        join_offers(&mut a, now + Duration::from_secs(5), 2),
+        ["x", "y"]
+    );
+}

@@ -243,6 +243,15 @@ pub enum Event {
         /// The agent.
         agent: String,
     },
+    /// Someone who is not the agent (an extension's pickup) answered the caller while it
+    /// was offered: it leaves the queue answered, and the agents rung for it are free
+    /// again with no miss held against them.
+    PickedUp {
+        /// The call.
+        caller: CallerId,
+        /// The extension that took it.
+        by: String,
+    },
     /// The agent's phone refused the offer (busy, declined, unreachable).
     Refused {
         /// The call.

@@ -45,7 +45,7 @@ impl Endpoint {
         let picked = Event::PickedUp { at: rang_at, by };
         self.tell(now, id, picked.clone());
         self.finish(now, id, Disposition::Answered, 200, HangupBy::Caller);
-        self.stop_ringing_for_pickup(now, q);
+        self.stop_ringing_for_pickup(now, q, &m.number);
         self.put_party(now, q, &m, Role::Callee, None);
         if let Some(r) = m.media {
             self.picked_up(now, q, r.key, picked);
@@ -53,9 +53,25 @@ impl Endpoint {
         Flow::Wait
     }
 
-    /// Ringing call `q` is being picked up: the phones ringing for it stop, and its
-    /// caller has its answer, from us.
-    pub(super) fn stop_ringing_for_pickup(&mut self, now: Instant, q: CallId) {
+    /// Ringing call `q` is being picked up by extension `by`: the phones ringing for it
+    /// stop, and its caller has its answer, from us. A queue's offer is over: the caller
+    /// leaves its queue answered, and the agent is free again with no miss (the queue
+    /// log says who took it).
+    pub(super) fn stop_ringing_for_pickup(&mut self, now: Instant, q: CallId, by: &str) {
+        let offered = self
+            .calls
+            .calls
+            .get_mut(&q)
+            .and_then(|c| c.queue.take_if(|qc| qc.offering.is_some()));
+        if offered.is_some() {
+            self.acd.handle(
+                now,
+                crate::acd::Event::PickedUp {
+                    caller: q.0,
+                    by: by.to_string(),
+                },
+            );
+        }
         self.detach_b(now, q);
         if let Some(mb) = self
             .calls
@@ -94,11 +110,12 @@ impl Endpoint {
             .calls
             .iter()
             .filter(|(q, c)| {
-                **q != id
-                    && matches!(c.state, State::Ringing)
-                    && !c.dialing.is_empty()
-                    && c.callback.is_none()
-                    && c.queue.is_none()
+                // A call ringing an extension, or a queue's caller offered to an agent.
+                let rings = match &c.queue {
+                    None => matches!(c.state, State::Ringing),
+                    Some(qc) => qc.offering.is_some() && matches!(c.state, State::Queued),
+                };
+                **q != id && rings && !c.dialing.is_empty() && c.callback.is_none()
             })
             .filter(|(_, c)| {
                 let Some(ringing) = c.b_ext.as_deref().filter(|&e| e != picker) else {

@@ -145,7 +145,7 @@ impl Endpoint {
             .and_then(|c| c.b_ext.clone())
             .unwrap_or_default();
         tracing::info!(call = %q, at = %rang_at, by = %ext, "picked up by Replaces");
-        self.stop_ringing_for_pickup(now, q);
+        self.stop_ringing_for_pickup(now, q, ext);
         let m = a.media;
         let leg = self.take_new_leg(now, q, incoming, offer, a, Role::Callee);
         if let Some(c) = self.calls.calls.get_mut(&q) {

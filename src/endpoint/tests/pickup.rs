@@ -130,3 +130,45 @@ fn a_call_in_conversation_is_not_picked_up() {
     let v = pbx.calls();
     assert_eq!((v.len(), v[0].state.as_str()), (1, "bridged"), "{v:?}");
 }
+
+#[test]
+fn a_queue_callers_offer_ringing_an_agent_is_picked_up_and_the_agent_is_free_again() {
+    let (mut pbx, mut alice, mut bob) = two_phones();
+    let mut carol = Phone::new("1003", 5074);
+    carol.register(&mut pbx);
+    // Alice waits in the support queue; its agent on 1002 is offered the call.
+    let (a, _, _) = super::calls::answered_here(&mut pbx, &mut alice, "700");
+    let offer = bob.incoming(&mut pbx);
+    bob.respond(&mut pbx, &offer, 180);
+    pbx.advance(Duration::from_secs(3));
+    // Carol takes it from the agent's ringing phone.
+    let c = carol.call(&mut pbx, "**1002");
+    carol.ack(&mut pbx, &c);
+    let cancel = bob.expect_request(&mut pbx, Method::Cancel);
+    bob.reply(&mut pbx, &cancel, 200);
+    bob.respond(&mut pbx, &offer, 487);
+    assert!(pbx
+        .model
+        .bridged(our_port(&alice, &a), our_port(&carol, &c)));
+    assert_eq!(pbx.calls()[0].state, "bridged");
+    // The queue counts the caller answered, logs who took it, and its agent is free:
+    // the next caller is offered to Bob at once.
+    let pickup = pbx
+        .queue_log
+        .iter()
+        .find(|l| l.contains("\"pickup\""))
+        .unwrap_or_else(|| panic!("{:?}", pbx.queue_log));
+    assert!(pickup.contains(r#""by":"1003""#), "{pickup}");
+    let q = &pbx.ep.queues(pbx.now)[0];
+    assert_eq!((q.stats.answered, q.stats.abandoned), (1, 0));
+    let mut dave = Phone::new("1001", 5078);
+    super::calls::answered_here(&mut pbx, &mut dave, "700");
+    bob.incoming(&mut pbx);
+    // Carol's call with Alice is an ordinary call now: its end is no queue event.
+    let before = pbx.queue_log.len();
+    carol.bye(&mut pbx, &c);
+    let bye = alice.expect_request(&mut pbx, Method::Bye);
+    alice.reply(&mut pbx, &bye, 200);
+    assert_eq!(pbx.queue_log.len(), before, "{:?}", pbx.queue_log);
+    assert!(story_lines(&pbx, 1).contains(&"3000 picked up at 1002 by 1003".to_string()));
+}
