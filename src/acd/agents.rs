@@ -120,6 +120,12 @@ impl Acd {
         let Some(a) = self.agents.get(agent) else {
             return;
         };
+        // Bounded for a user that never asks (a bench); the call layer asks after every
+        // event, far sooner.
+        if self.touched.len() >= 1024 {
+            self.touched.pop_front();
+        }
+        self.touched.push_back(agent.to_string());
         let mut new = Vec::new();
         if a.state != AgentState::LoggedOut {
             for (i, name) in self.order.iter().enumerate() {

@@ -66,6 +66,8 @@ pub struct Acd {
     timers: BinaryHeap<Reverse<(Instant, Timer, String, CallerId)>>,
     rng: SmallRng,
     log: VecDeque<LogRecord>,
+    /// Agents whose state may have changed since the call layer last asked (for lamps).
+    touched: VecDeque<String>,
 }
 
 impl Acd {
@@ -85,6 +87,7 @@ impl Acd {
             timers: BinaryHeap::new(),
             rng: SmallRng::seed_from_u64(seed),
             log: VecDeque::new(),
+            touched: VecDeque::new(),
         }
     }
 
@@ -150,6 +153,11 @@ impl Acd {
     /// Next line for the queue log.
     pub fn poll_log(&mut self) -> Option<LogRecord> {
         self.log.pop_front()
+    }
+
+    /// Next agent whose state may have changed (an agent may come more than once).
+    pub fn poll_touched(&mut self) -> Option<String> {
+        self.touched.pop_front()
     }
 
     fn note(

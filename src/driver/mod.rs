@@ -133,7 +133,7 @@ async fn run_async(cfg: Config, source: crate::config::ConfigSource) -> anyhow::
     }
     // Each extension's do-not-disturb and forwards, as set before a restart.
     let lines_path = cfg.state_dir.join("lines.json");
-    if let Some(n) = take_back(&lines_path, |json| ep.restore_lines(json)) {
+    if let Some(n) = take_back(&lines_path, |json| ep.restore_lines(now, json)) {
         tracing::info!(extensions = n, "line settings taken back");
     }
     let callbacks_path = cfg.state_dir.join("callbacks.json");

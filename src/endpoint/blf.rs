@@ -1,6 +1,7 @@
-//! Busy lamps: the state of a line (an extension, or a parking slot) as the dialog event
-//! package (RFC 4235) shows it to a phone watching it: idle, ringing (with the ringing
-//! dialog's identifiers, which a phone may name to pick the call up) or busy.
+//! Busy lamps: the state of a line (an extension, a parking slot, or a queue agent by ID)
+//! as the dialog event package (RFC 4235) shows it to a phone watching it: idle, ringing
+//! (with the ringing dialog's identifiers, which a phone may name to pick the call up)
+//! or busy.
 //!
 //! Part of the endpoint: it reads the lines' state from the calls and the busy count, and
 //! writes the dialog-info document; the subscriptions and their NOTIFYs are
@@ -44,8 +45,17 @@ impl Endpoint {
             || (!name.is_empty() && name.len() <= 8 && name.bytes().all(|b| b.is_ascii_digit()))
     }
 
-    /// Line `name`'s state now.
+    /// Line `name`'s state now. An agent's ID shows the agent's state: idle while it is
+    /// ready for a queue call, ringing while one is offered, busy otherwise (talking, in
+    /// wrap-up, paused or logged out).
     pub(super) fn line_state(&self, name: &str) -> Line {
+        if self.hot_desk.is_agent(name) {
+            return match self.acd.agent_state(name) {
+                crate::acd::AgentState::Available => Line::Idle,
+                crate::acd::AgentState::Ringing => Line::Ringing(None),
+                _ => Line::Busy,
+            };
+        }
         if self.in_use.contains_key(name) || self.calls.parked.contains_key(name) {
             return Line::Busy;
         }

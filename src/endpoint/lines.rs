@@ -9,6 +9,7 @@
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+use std::time::Instant;
 
 use super::Endpoint;
 use crate::dialplan::LineOp;
@@ -101,7 +102,7 @@ impl Endpoint {
     /// Takes back the settings kept before a restart (`json` as
     /// [`super::Output::LinesSaved`] gave it); those of extensions no longer configured
     /// are dropped. Returns how many extensions have settings.
-    pub fn restore_lines(&mut self, json: &str) -> Result<usize, String> {
+    pub fn restore_lines(&mut self, now: Instant, json: &str) -> Result<usize, String> {
         let settings: BTreeMap<String, LineSettings> =
             serde_json::from_str(json).map_err(|e| format!("unreadable line settings: {e}"))?;
         let (kept, dropped): (BTreeMap<_, _>, BTreeMap<_, _>) = settings
@@ -112,7 +113,37 @@ impl Endpoint {
         }
         self.lines.changed = !dropped.is_empty();
         self.lines.settings = kept;
+        let dnd: Vec<String> = self
+            .lines
+            .settings
+            .iter()
+            .filter(|(_, s)| s.dnd)
+            .map(|(e, _)| e.clone())
+            .collect();
+        for ext in dnd {
+            self.dnd_agents(now, &ext);
+        }
         Ok(self.lines.settings.len())
+    }
+
+    /// The agents whose calls ring extension `ext` follow its do not disturb: paused
+    /// (reason `dnd`) while it is on, so the queues pass them over without a missed offer
+    /// against them; back when it goes off, unless paused for another reason meanwhile.
+    pub(super) fn dnd_agents(&mut self, now: Instant, ext: &str) {
+        use crate::acd::{AgentState, Event};
+        let on = self.lines.dnd(ext);
+        for agent in self.phone_agents(ext) {
+            let ev = match self.acd.agent_state(&agent) {
+                AgentState::LoggedOut => None,
+                AgentState::Paused(r) if r == "dnd" => (!on).then_some(Event::Unpause(agent)),
+                AgentState::Paused(_) => None,
+                _ => on.then(|| Event::Pause(agent, "dnd".into())),
+            };
+            if let Some(ev) = ev {
+                self.acd.handle(now, ev);
+            }
+        }
+        self.drain_acd(now);
     }
 
     /// Every extension's line, for `ctl lines`.

@@ -58,6 +58,11 @@ struct Seat {
 }
 
 impl HotDesk {
+    /// Whether `id` is a configured agent ID.
+    pub(super) fn is_agent(&self, id: &str) -> bool {
+        self.agents.contains_key(id)
+    }
+
     pub(super) fn new(agents: &[IdAgent]) -> Self {
         Self {
             agents: agents.iter().map(|a| (a.id.clone(), a.clone())).collect(),
@@ -105,7 +110,7 @@ impl Endpoint {
 
     /// The agents whose calls ring extension `ext`: itself if it is a queue member, and
     /// the agent logged in at it by ID.
-    fn phone_agents(&self, ext: &str) -> Vec<String> {
+    pub(super) fn phone_agents(&self, ext: &str) -> Vec<String> {
         let own = self.acd.is_member(ext).then(|| ext.to_string());
         own.into_iter()
             .chain(self.hot_desk.by_phone.get(ext).cloned())
@@ -188,6 +193,8 @@ impl Endpoint {
             },
         );
         self.drain_acd(now);
+        // A phone on do not disturb takes no queue calls for its new agent either.
+        self.dnd_agents(now, ext);
         true
     }
 
@@ -315,6 +322,7 @@ impl Endpoint {
             ));
         }
         let agent = agent.to_string();
+        let phone = self.agent_phone(&agent).to_string();
         tracing::info!(%agent, ?op, "agent");
         let ev = match op {
             AgentOp::Login => Event::Login {
@@ -331,8 +339,12 @@ impl Endpoint {
             }
             AgentOp::Unpause => Event::Unpause(agent),
         };
+        let login = matches!(ev, Event::Login { .. });
         self.acd.handle(now, ev);
         self.drain_acd(now);
+        if login {
+            self.dnd_agents(now, &phone);
+        }
         Ok(())
     }
 
@@ -686,6 +698,12 @@ impl Endpoint {
 
     /// Carries out what the ACD decided.
     pub(super) fn drain_acd(&mut self, now: Instant) {
+        // Lamps watching an agent by ID follow its state.
+        while let Some(agent) = self.acd.poll_touched() {
+            if self.hot_desk.agents.contains_key(&agent) {
+                self.notify_line(now, &agent);
+            }
+        }
         while let Some(cmd) = self.acd.poll_command() {
             tracing::debug!(?cmd, "acd");
             match cmd {

@@ -197,7 +197,11 @@ impl Endpoint {
                 let bad = forward && number.as_deref().is_some_and(|n| n == ext);
                 let ok = own && !bad;
                 if ok {
+                    let dnd = matches!(op, LineOp::DndOn | LineOp::DndOff);
                     self.set_line(&ext, op, number);
+                    if dnd {
+                        self.dnd_agents(now, &ext);
+                    }
                 }
                 self.set_status(id, if ok { Status::Ok } else { Status::Failed });
             }

@@ -191,3 +191,52 @@ fn a_phone_cannot_pick_up_a_call_ringing_at_its_own_extension_by_replaces() {
     );
     assert_eq!(pbx.calls()[0].state, "ringing");
 }
+
+#[test]
+fn a_lamp_on_an_agents_id_shows_it_ready_offered_busy_and_paused() {
+    use crate::acd::AgentOp;
+    let (mut pbx, mut alice, _bob) = two_phones();
+    alice.register(&mut pbx);
+    // Only agent 5001 takes the support queue's calls: its static members are paused.
+    for member in ["1002", "1003"] {
+        pbx.ep
+            .agent_action(pbx.now, member, AgentOp::Pause("lunch".into()))
+            .unwrap();
+    }
+    let mut supervisor = Phone::new("1001", 5080);
+    assert_eq!(supervisor.subscribe(&mut pbx, "5001", "dialog"), 200);
+    // Logged out: not available.
+    assert_eq!(lamp(&supervisor.notified(&mut pbx)).0, "confirmed");
+    // Logged in at Alice's phone: ready.
+    assert_eq!(
+        pbx.ep
+            .agent_login_pin(pbx.now, "1001", true, "5001", "45001"),
+        crate::endpoint::call::state::Status::Ok
+    );
+    pbx.settle();
+    assert_eq!(lamp(&supervisor.notified(&mut pbx)).0, "terminated");
+    // A queue caller is offered to it, then taken.
+    let mut carol = Phone::new("1003", 5074);
+    let (c, _, _) = super::calls::answered_here(&mut pbx, &mut carol, "700");
+    let offer = alice.incoming(&mut pbx);
+    assert_eq!(lamp(&supervisor.notified(&mut pbx)).0, "early");
+    alice.respond(&mut pbx, &offer, 200);
+    alice.expect_request(&mut pbx, Method::Ack);
+    assert_eq!(lamp(&supervisor.notified(&mut pbx)).0, "confirmed");
+    // The call ends; after its wrap-up it is ready again.
+    carol.bye(&mut pbx, &c);
+    let bye = alice.expect_request(&mut pbx, Method::Bye);
+    alice.reply(&mut pbx, &bye, 200);
+    assert!(
+        supervisor.take(&mut pbx).is_empty(),
+        "wrap-up: still not available"
+    );
+    pbx.advance(std::time::Duration::from_secs(5));
+    assert_eq!(lamp(&supervisor.notified(&mut pbx)).0, "terminated");
+    // Paused.
+    pbx.ep
+        .agent_action(pbx.now, "5001", AgentOp::Pause("break".into()))
+        .unwrap();
+    pbx.settle();
+    assert_eq!(lamp(&supervisor.notified(&mut pbx)).0, "confirmed");
+}

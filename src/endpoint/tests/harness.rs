@@ -155,6 +155,13 @@ impl Pbx {
         Some(path)
     }
 
+    /// Collects what the endpoint put out after a test called it directly (not over
+    /// SIP), as the driver does after every input.
+    pub(crate) fn settle(&mut self) {
+        self.ep.handle_timeout(self.now);
+        self.drain();
+    }
+
     pub(crate) fn advance(&mut self, d: Duration) {
         let until = self.now + d;
         for _ in 0..100_000 {

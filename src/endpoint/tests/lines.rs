@@ -128,21 +128,70 @@ fn line_settings_are_kept_for_a_restart_and_forwards_do_not_loop() {
         .clone()
         .expect("settings handed out to keep");
     let mut again = Pbx::new();
-    assert_eq!(again.ep.restore_lines(&saved), Ok(2));
+    assert_eq!(again.ep.restore_lines(again.now, &saved), Ok(2));
     // Taken back whole: nothing new to keep.
     assert_eq!(again.ep.poll_lines_saved(), None);
     let lines = again.ep.lines(again.now);
     assert_eq!(lines[1].settings.forward_all.as_deref(), Some("1003"));
     assert_eq!(lines[2].settings.forward_all.as_deref(), Some("1002"));
-    assert!(again.ep.restore_lines("not json").is_err());
+    assert!(again.ep.restore_lines(again.now, "not json").is_err());
     // Settings of an extension no longer configured are dropped.
     assert_eq!(
         again
             .ep
-            .restore_lines(r#"{"9999":{"dnd":true},"1001":{"dnd":true}}"#),
+            .restore_lines(again.now, r#"{"9999":{"dnd":true},"1001":{"dnd":true}}"#),
         Ok(1)
     );
     // The file is written again without the dropped extension.
     let kept = again.ep.poll_lines_saved().expect("settings to keep again");
     assert!(kept.contains("1001") && !kept.contains("9999"), "{kept}");
+}
+
+#[test]
+fn an_agents_do_not_disturb_pauses_it_in_its_queues_and_turning_it_off_brings_it_back() {
+    use crate::acd::AgentState;
+    let (mut pbx, mut alice, mut bob) = two_phones();
+    // Bob (1002) is a member of the support queue: on do not disturb he is paused, not
+    // offered calls he would refuse.
+    feature(&mut pbx, &mut bob, "*78");
+    assert_eq!(
+        pbx.ep.acd.agent_state("1002"),
+        AgentState::Paused("dnd".into())
+    );
+    let (a, _, _) = super::calls::answered_here(&mut pbx, &mut alice, "700");
+    pbx.advance(Duration::from_secs(5));
+    assert!(bob.take(&mut pbx).is_empty(), "not offered");
+    assert!(pbx
+        .queue_log
+        .iter()
+        .any(|l| l.contains(r#""reason":"dnd""#)));
+    // Off: back, and offered the waiting caller.
+    feature(&mut pbx, &mut bob, "*79");
+    assert_ne!(
+        pbx.ep.acd.agent_state("1002"),
+        AgentState::Paused("dnd".into())
+    );
+    pbx.advance(Duration::from_secs(5));
+    let offer = bob.incoming(&mut pbx);
+    bob.respond(&mut pbx, &offer, 486);
+    alice.bye(&mut pbx, &a);
+    // A pause for another reason is his own: do not disturb going off leaves it.
+    feature(&mut pbx, &mut bob, "*78");
+    pbx.ep
+        .agent_action(pbx.now, "1002", crate::acd::AgentOp::Pause("lunch".into()))
+        .unwrap();
+    feature(&mut pbx, &mut bob, "*79");
+    assert_eq!(
+        pbx.ep.acd.agent_state("1002"),
+        AgentState::Paused("lunch".into())
+    );
+    // Kept for a restart: the agent starts paused.
+    feature(&mut pbx, &mut bob, "*78");
+    let saved = pbx.lines_saved.clone().expect("settings to keep");
+    let mut again = Pbx::new();
+    again.ep.restore_lines(again.now, &saved).unwrap();
+    assert_eq!(
+        again.ep.acd.agent_state("1002"),
+        AgentState::Paused("dnd".into())
+    );
 }
