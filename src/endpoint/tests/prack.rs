@@ -177,3 +177,45 @@ fn a_callee_sending_reliable_provisionals_gets_one_prack_each_in_order() {
     bob.reply(&mut pbx, &bye, 200);
     assert_eq!(pbx.live(), (0, 0, 0), "calls, legs, dialogs");
 }
+
+#[test]
+fn ringing_without_sdp_does_not_hold_the_answer_and_nothing_is_resent_after_it() {
+    let (mut pbx, _, mut bob) = two_phones();
+    let mut alice = taking_100rel(HeaderName::Supported);
+    let a = alice.call(&mut pbx, "1002");
+    let b = bob.incoming(&mut pbx);
+    bob.respond(&mut pbx, &b, 180);
+    let ringing = alice.expect_status(&mut pbx, Method::Invite, 180);
+    // A PRACK naming the right RSeq for another request is no acknowledgement.
+    let mut wrong = alice.in_dialog(&a, Method::Prack);
+    wrong.push_header(HeaderName::RAck, format!("{} 7 INVITE", rseq(&ringing)));
+    pbx.deliver(&alice.peer, &wrong);
+    alice.expect_status(&mut pbx, Method::Prack, 481);
+    // Bob answers before Alice acknowledged the 180: it carried no SDP, so the 200 goes
+    // at once, and the 180 is not sent again after it.
+    bob.respond(&mut pbx, &b, 200);
+    bob.expect_request(&mut pbx, Method::Ack);
+    alice.ack(&mut pbx, &a);
+    alice.clear(&mut pbx);
+    pbx.advance(Duration::from_secs(40));
+    assert!(alice.take(&mut pbx).is_empty());
+}
+
+#[test]
+fn each_call_starts_its_rseq_at_random_in_1_to_2_31_minus_1() {
+    let (mut pbx, _, mut bob) = two_phones();
+    let mut alice = taking_100rel(HeaderName::Supported);
+    let mut seen = std::collections::HashSet::new();
+    for _ in 0..20 {
+        alice.call(&mut pbx, "1002");
+        let b = bob.incoming(&mut pbx);
+        bob.respond(&mut pbx, &b, 180);
+        let first = rseq(&alice.expect_status(&mut pbx, Method::Invite, 180));
+        assert!((1..=0x7fff_ffff).contains(&first), "{first}");
+        seen.insert(first);
+        bob.respond(&mut pbx, &b, 486);
+        bob.clear(&mut pbx);
+        alice.clear(&mut pbx);
+    }
+    assert!(seen.len() > 15, "{seen:?}");
+}

@@ -192,3 +192,90 @@ fn a_callee_that_chose_to_refresh_and_stops_is_hung_up_on() {
     assert_eq!(pbx.cdrs[0].sip_code, 408);
     assert_eq!(pbx.live(), (0, 0, 0), "calls, legs, dialogs");
 }
+
+#[test]
+fn what_a_caller_may_ask_for_and_what_it_is_granted() {
+    // A plain caller is granted nothing: no header, the plain refresh goes on.
+    let (_, _, _, _, ok) = call_with(&[]);
+    assert_eq!(header(&ok, HeaderName::SessionExpires), None);
+    assert_eq!(header(&ok, HeaderName::Require), None);
+    // A proxy asked for a timer on behalf of a caller that does not support it: we
+    // refresh, whatever the request said, and require nothing of it.
+    let (_, _, _, _, ok) = call_with(&[(HeaderName::SessionExpires, "120;refresher=uac")]);
+    assert_eq!(
+        header(&ok, HeaderName::SessionExpires).as_deref(),
+        Some("120;refresher=uas")
+    );
+    assert_eq!(header(&ok, HeaderName::Require), None);
+    // 90 s is the least allowed, and allowed.
+    let (_, _, _, _, ok) = call_with(&[
+        (HeaderName::Supported, "timer"),
+        (HeaderName::SessionExpires, "90"),
+    ]);
+    assert_eq!(
+        header(&ok, HeaderName::SessionExpires).as_deref(),
+        Some("90;refresher=uas")
+    );
+}
+
+#[test]
+fn a_callers_min_se_raises_the_interval_we_would_choose() {
+    let config =
+        crate::config::EMBEDDED.replace("session_refresh_s = 900", "session_refresh_s = 100");
+    let mut pbx = Pbx::with_config(&config);
+    let mut alice = Phone::new("1001", 5070);
+    let mut bob = Phone::new("1002", 5072);
+    bob.register(&mut pbx);
+    for (n, v) in [(HeaderName::Supported, "timer"), (HeaderName::MinSe, "600")] {
+        alice
+            .invite_headers
+            .push((n, Bytes::from_static(v.as_bytes())));
+    }
+    let a = alice.call(&mut pbx, "1002");
+    let b = bob.incoming(&mut pbx);
+    bob.respond(&mut pbx, &b, 200);
+    let ok = alice.expect_status(&mut pbx, Method::Invite, 200);
+    alice.ack_this(&mut pbx, &a, &ok);
+    // Twice 100 s would be 200: below the caller's 600.
+    assert_eq!(
+        header(&ok, HeaderName::SessionExpires).as_deref(),
+        Some("600;refresher=uas")
+    );
+}
+
+#[test]
+fn a_90_s_timer_the_caller_refreshes_is_given_a_third_of_it_from_its_last_refresh() {
+    let (mut pbx, mut alice, mut bob, a, _) = call_with(&[
+        (HeaderName::Supported, "timer"),
+        (HeaderName::SessionExpires, "90;refresher=uac"),
+    ]);
+    // Refreshed at 44 s: due at 44 + 90 - 30 = 104 s, so the sweep at 102 s leaves the
+    // call and the one at 105 s ends it.
+    pbx.advance(Duration::from_secs(44));
+    update(&mut pbx, &mut alice, &a, "90;refresher=uac");
+    pbx.advance(Duration::from_secs(58));
+    assert!(alice.take(&mut pbx).is_empty() && bob.take(&mut pbx).is_empty());
+    pbx.advance(Duration::from_secs(3));
+    alice.expect_request(&mut pbx, Method::Bye);
+    bob.expect_request(&mut pbx, Method::Bye);
+}
+
+#[test]
+fn each_of_our_refreshes_takes_the_next_cseq() {
+    let (mut pbx, mut alice, mut bob, _a, _) = call_with(&[
+        (HeaderName::Supported, "timer"),
+        (HeaderName::Allow, "INVITE, ACK, BYE, CANCEL, UPDATE"),
+    ]);
+    let mut seqs = Vec::new();
+    for _ in 0..2 {
+        pbx.advance(Duration::from_secs(900));
+        // Bob, with no timer, has his plain refresh meanwhile.
+        let reinv = bob.expect_request(&mut pbx, Method::Invite);
+        bob.reply(&mut pbx, &reinv, 200);
+        bob.expect_request(&mut pbx, Method::Ack);
+        let up = alice.expect_request(&mut pbx, Method::Update);
+        seqs.push(up.cseq().unwrap().seq);
+        alice.reply(&mut pbx, &up, 200);
+    }
+    assert_eq!(seqs[1], seqs[0] + 1, "{seqs:?}");
+}
