@@ -188,6 +188,13 @@ impl Endpoint {
         };
         let started = self.dial_out(now, id, out, timeout);
         if started {
+            // No extension is rung now (one may have been, before a forward or the
+            // dialplan's next step): its lamp goes out, nobody picks this up as ringing
+            // there, and the outside party is never taken for that extension.
+            let was = self.calls.calls.get_mut(&id).and_then(|c| c.b_ext.take());
+            if let Some(ext) = was {
+                self.notify_line(now, &ext);
+            }
             let (number, trunk) = (number.to_string(), Some(t.name.clone()));
             self.tell(now, id, Event::Dialled { number, trunk });
         }

@@ -348,6 +348,8 @@ fn another_phone_of_the_extension_takes_over_its_call_with_an_invite_with_replac
     let to_soft = our_port(&soft, &s);
     assert_ne!(to_soft, our_port(&bob, &b));
     assert!(pbx.model.bridged(to_alice, to_soft), "{:?}", pbx.model);
+    // The new phone's silence would be noticed like the old one's.
+    assert!(pbx.model.on_port(to_soft).unwrap().watched.is_some());
     assert!(
         alice.take(&mut pbx).is_empty(),
         "Alice's phone sees nothing"

@@ -195,3 +195,42 @@ fn an_agents_do_not_disturb_pauses_it_in_its_queues_and_turning_it_off_brings_it
         AgentState::Paused("dnd".into())
     );
 }
+
+#[test]
+fn a_call_forwarded_out_through_a_trunk_no_longer_rings_at_the_extension() {
+    let (mut pbx, mut alice, mut bob) = two_phones();
+    let mut carol = Phone::new("1003", 5074);
+    carol.register(&mut pbx);
+    let mut provider = Phone::at("provider", "unused", "127.0.0.2:5060");
+    feature(&mut pbx, &mut bob, "*5295557654321");
+    let a = alice.call(&mut pbx, "1002");
+    bob.incoming(&mut pbx);
+    // Unanswered at 1002: forwarded out, ringing at the provider now.
+    pbx.advance(Duration::from_secs(30));
+    bob.clear(&mut pbx);
+    let inv = provider.expect_request(&mut pbx, Method::Invite);
+    let p = provider.accept(inv);
+    provider.respond(&mut pbx, &p, 180);
+    // Nobody may take it as a call ringing at 1002, and its lamp is out.
+    assert_eq!(pbx.ep.lines(pbx.now)[1].state, "idle");
+    let c = carol.call(&mut pbx, "**1002");
+    let refused = carol
+        .take(&mut pbx)
+        .iter()
+        .any(|m| m.status().is_some_and(|s| s.as_u16() == 404));
+    assert!(refused, "not picked up: {c:?}");
+    // The outside party, once it answers, is no extension: its REFER is refused.
+    provider.respond(&mut pbx, &p, 200);
+    provider.expect_request(&mut pbx, Method::Ack);
+    alice.ack(&mut pbx, &a);
+    let mut refer = provider.in_dialog(&p, Method::Refer);
+    refer.push_header(
+        crate::sip::msg::HeaderName::Other(bytes::Bytes::from_static(b"Refer-To")),
+        "<sip:9001144207946000@switchboard.local>",
+    );
+    pbx.deliver(&provider.peer, &refer);
+    let r = provider.expect(&mut pbx, "an answer to REFER", |m| {
+        m.method() == Some(Method::Refer) && m.status().is_some()
+    });
+    assert!(r.status().unwrap().as_u16() >= 400, "{r:?}");
+}
