@@ -216,6 +216,7 @@ impl Endpoint {
             }),
         };
         let tag = String::from_utf8_lossy(&dialog.local_tag).into_owned();
+        let (timer, timer_headers) = self.invite_session_timer(now, &msg);
         let mut ok = response_to(&msg, StatusCode::OK, Some(&tag));
         ok.push_header(HeaderName::Contact, self.contact_value(&peer));
         ok.push_header(HeaderName::Server, self.server_name.clone());
@@ -223,6 +224,9 @@ impl Endpoint {
             HeaderName::Allow,
             Bytes::from_static(crate::endpoint::ALLOW.as_bytes()),
         );
+        for (n, v) in timer_headers {
+            ok.push_header(n, v);
+        }
         ok.push_header(
             HeaderName::ContentType,
             Bytes::from_static(b"application/sdp"),
@@ -240,6 +244,7 @@ impl Endpoint {
             pt: a.pt,
             te_pt: a.te_pt,
             ok: Some(retransmit),
+            timer,
             ..Leg::new(id, dialog, (key, msg), controller)
         });
         let timer = match role {

@@ -153,34 +153,54 @@ impl Endpoint {
         now: Instant,
         id: CallId,
     ) -> Vec<(HeaderName, Bytes)> {
-        let Some(every) = self.calls.session_refresh else {
+        let asked = self
+            .calls
+            .caller(id)
+            .and_then(|a| self.timer_asked(now, &a.invite));
+        let (Some(t), Some(a)) = (asked, self.calls.caller_mut(id)) else {
             return Vec::new();
         };
-        let Some(a) = self.calls.caller_mut(id) else {
-            return Vec::new();
-        };
-        let asked = session_expires(&a.invite);
-        let party_supports = supports_timer(&a.invite);
-        if asked.is_none() && !party_supports {
-            return Vec::new();
+        a.timer = Some(t);
+        tracing::debug!(call = %id, secs = t.expires.as_secs(), refresher = ?t.refresher, "session timer with the caller");
+        Self::response_headers(&t)
+    }
+
+    /// The timer an INVITE we answer at `now` asks for, if any (none when it asks for
+    /// nothing, or refreshes are off), and the headers of our 2xx granting it.
+    pub(super) fn invite_session_timer(
+        &self,
+        now: Instant,
+        invite: &Message,
+    ) -> (Option<SessionTimer>, Vec<(HeaderName, Bytes)>) {
+        match self.timer_asked(now, invite) {
+            Some(t) => (Some(t), Self::response_headers(&t)),
+            None => (None, Vec::new()),
         }
-        let floor = MIN_SE.max(min_se(&a.invite).unwrap_or(0));
+    }
+
+    /// What `invite` asks for: its interval (twice ours if it named none, never below
+    /// its own Min-SE or ours) and its refresher, which is the sender only if it said
+    /// so and supports `timer` (§9); otherwise us.
+    fn timer_asked(&self, now: Instant, invite: &Message) -> Option<SessionTimer> {
+        let every = self.calls.session_refresh?;
+        let asked = session_expires(invite);
+        let party_supports = supports_timer(invite);
+        if asked.is_none() && !party_supports {
+            return None;
+        }
+        let floor = MIN_SE.max(min_se(invite).unwrap_or(0));
         let secs = asked.map_or(every.as_secs() * 2, |(s, _)| s).max(floor);
-        // The caller refreshes only if it said so and can (§9); otherwise we do.
         let refresher = match asked {
             Some((_, Some(true))) if party_supports => Refresher::Party,
             _ => Refresher::Us,
         };
-        let t = SessionTimer {
+        Some(SessionTimer {
             expires: Duration::from_secs(secs),
             refresher,
             last: now,
             party_supports,
-            update: lists(&a.invite, &HeaderName::Allow, b"UPDATE"),
-        };
-        a.timer = Some(t);
-        tracing::debug!(call = %id, secs, ?refresher, "session timer with the caller");
-        Self::response_headers(&t)
+            update: lists(invite, &HeaderName::Allow, b"UPDATE"),
+        })
     }
 
     /// The headers of our 2xx to a request the party sent on a leg with timer `t`.

@@ -337,14 +337,23 @@ fn another_phone_of_the_extension_takes_over_its_call_with_an_invite_with_replac
     pbx.advance(Duration::from_secs(5));
     // Bob's softphone, same extension, takes the call from his desk phone.
     let mut soft = Phone::new("1002", 5076);
-    soft.invite_headers = vec![(
-        HeaderName::Other("Replaces".into()),
-        replaces_of(&bob, &b, ""),
-    )];
+    soft.invite_headers = vec![
+        (
+            HeaderName::Other("Replaces".into()),
+            replaces_of(&bob, &b, ""),
+        ),
+        (HeaderName::Supported, "timer".into()),
+    ];
     let s = soft.call(&mut pbx, "1001");
     let bye = bob.expect_request(&mut pbx, Method::Bye);
     bob.reply(&mut pbx, &bye, 200);
-    soft.ack(&mut pbx, &s);
+    // The new phone's session timer is negotiated as a caller's would be.
+    let ok = soft.expect_status(&mut pbx, Method::Invite, 200);
+    assert_eq!(
+        ok.header(&HeaderName::SessionExpires).map(|v| v.as_ref()),
+        Some(b"1800;refresher=uas".as_ref())
+    );
+    soft.ack_this(&mut pbx, &s, &ok);
     let to_soft = our_port(&soft, &s);
     assert_ne!(to_soft, our_port(&bob, &b));
     assert!(pbx.model.bridged(to_alice, to_soft), "{:?}", pbx.model);
