@@ -5,8 +5,8 @@ use bytes::Bytes;
 use std::time::Instant;
 
 use super::super::{code, Endpoint};
-use super::leg::Retransmit2xx;
 use super::reliable;
+use super::resend::Retransmit2xx;
 use super::state::{CallId, CallTimer, Role};
 use crate::cdr::Disposition;
 use crate::sdp::Codec;

@@ -10,7 +10,7 @@ use super::super::owner::{CallTx, TxOwner};
 use super::super::{code, Endpoint, ALLOW};
 use super::collect::info_digit;
 use super::hold::{held_answer, hold_change};
-use super::leg::Retransmit2xx;
+use super::resend::Retransmit2xx;
 use super::state::{CallId, CallTimer, HoldChange, LegId, Reoffer};
 use crate::cdr::{Disposition, HangupBy};
 use crate::sdp::{Direction, Sdp};

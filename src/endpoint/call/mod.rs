@@ -66,6 +66,7 @@ mod record;
 mod refresh;
 mod reliable;
 mod replace;
+mod resend;
 mod script;
 mod session_timer;
 pub(super) mod state;

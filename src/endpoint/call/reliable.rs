@@ -15,7 +15,7 @@ use bytes::Bytes;
 use std::time::Instant;
 
 use super::super::{code, Endpoint};
-use super::leg::Retransmit2xx;
+use super::resend::Retransmit2xx;
 use super::state::{CallId, CallTimer, LegId};
 use crate::cdr::Disposition;
 use crate::endpoint::owner::{CallTx, TxOwner};

@@ -12,7 +12,7 @@
 use bytes::Bytes;
 use std::time::Instant;
 
-use super::leg::Retransmit2xx;
+use super::resend::Retransmit2xx;
 use super::state::{CallId, CallTimer, Controller, Leg, LegId, MediaLeg, Ring, Role, State};
 use crate::endpoint::{code, Endpoint};
 use crate::sdp::{Codec, Sdp};

@@ -155,6 +155,15 @@ impl Pbx {
         Some(path)
     }
 
+    /// The last message with `method` (a request, or a response to one) sent to `addr`.
+    pub(crate) fn last_sent(&self, addr: SocketAddr, method: Method) -> Option<Message> {
+        self.sent
+            .iter()
+            .rev()
+            .find(|(_, to, m)| *to == addr && m.method() == Some(method.clone()))
+            .map(|(_, _, m)| m.clone())
+    }
+
     /// Collects what the endpoint put out after a test called it directly (not over
     /// SIP), as the driver does after every input.
     pub(crate) fn settle(&mut self) {

@@ -106,11 +106,8 @@ fn a_caller_that_never_acknowledges_gets_504_after_64_t1_and_the_callee_a_bye() 
     let bye = bob.expect_request(&mut pbx, Method::Bye);
     bob.reply(&mut pbx, &bye, 200);
     let last = pbx
-        .sent
-        .iter()
-        .rev()
-        .find(|(_, to, m)| *to == alice.peer.addr && m.method() == Some(Method::Invite))
-        .map(|(_, _, m)| m.status().map(|s| s.as_u16()));
+        .last_sent(alice.peer.addr, Method::Invite)
+        .map(|m| m.status().map(|s| s.as_u16()));
     assert_eq!(last, Some(Some(504)), "never a 200");
     // Bob did answer, but the caller never heard it: the call failed.
     assert_eq!(
@@ -126,11 +123,7 @@ fn a_callee_sending_reliable_provisionals_gets_one_prack_each_in_order() {
     let a = alice.call(&mut pbx, "1002");
     let b = bob.incoming(&mut pbx);
     let inv = pbx
-        .sent
-        .iter()
-        .rev()
-        .find(|(_, to, m)| *to == bob.peer.addr && m.method() == Some(Method::Invite))
-        .map(|(_, _, m)| m.clone())
+        .last_sent(bob.peer.addr, Method::Invite)
         .expect("our INVITE");
     let supported = inv.header(&HeaderName::Supported).expect("Supported");
     assert!(supported.starts_with(b"100rel"), "{supported:?}");

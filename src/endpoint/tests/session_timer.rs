@@ -134,11 +134,7 @@ fn a_callee_that_chose_to_refresh_and_stops_is_hung_up_on() {
     let a = alice.call(&mut pbx, "1002");
     let b = bob.incoming(&mut pbx);
     let inv = pbx
-        .sent
-        .iter()
-        .rev()
-        .find(|(_, to, m)| *to == bob.peer.addr && m.method() == Some(Method::Invite))
-        .map(|(_, _, m)| m.clone())
+        .last_sent(bob.peer.addr, Method::Invite)
         .expect("our INVITE");
     assert_eq!(
         header(&inv, HeaderName::SessionExpires).as_deref(),
