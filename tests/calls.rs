@@ -971,6 +971,49 @@ fn a_callee_that_vanishes_mid_call_is_found_by_the_session_refresh_and_the_call_
     );
 }
 
+/// Two test phones' audio in a call of the PBX's (caller `0xAAAA`, callee `0xBBBB`): each
+/// sends to the relay port the PBX gave its party, once the call is bridged.
+struct Talk {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    heard: [std::thread::JoinHandle<Vec<Heard>>; 2],
+}
+
+impl Talk {
+    /// Starts both phones and waits (10 s at most) for the PBX's one call to be bridged.
+    fn start(pbx: &Pbx, a_rtp: RtpPhone, b_rtp: RtpPhone) -> Self {
+        use std::sync::atomic::{AtomicBool, AtomicU16, Ordering::Relaxed};
+        use std::sync::Arc;
+        let (to_a, to_b) = (Arc::new(AtomicU16::new(0)), Arc::new(AtomicU16::new(0)));
+        let stop = Arc::new(AtomicBool::new(false));
+        let heard = [
+            a_rtp.run(to_a.clone(), stop.clone()),
+            b_rtp.run(to_b.clone(), stop.clone()),
+        ];
+        let bridged = wait_until(10, || {
+            let calls = pbx.ctl("calls");
+            let call = &calls["calls"][0];
+            let (Some(a), Some(b)) = (Pbx::leg(call, "caller").0, Pbx::leg(call, "callee").0)
+            else {
+                return false;
+            };
+            to_a.store(a, Relaxed);
+            to_b.store(b, Relaxed);
+            call["state"] == "bridged"
+        });
+        assert!(bridged, "{}\n{}", pbx.ctl("calls"), pbx.log_text());
+        Self { stop, heard }
+    }
+
+    /// Stops both and checks each heard the other through the relay.
+    fn heard_each_other(self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let [a, b] = self.heard.map(|h| h.join().unwrap());
+        let from = |heard: &[Heard], ssrc: u32| heard.iter().filter(|h| h.ssrc == ssrc).count();
+        assert!(from(&a, 0xBBBB) > 50, "the caller heard the callee");
+        assert!(from(&b, 0xAAAA) > 50, "the callee heard the caller");
+    }
+}
+
 /// A phone without session timers that loses power mid-call (its process killed, so no
 /// BYE and no more RTP or RTCP) is found by its silence: with `rtp_timeout_s = 5` and
 /// refreshes off, the other phone is hung up on about 5 s later and the record says so.
@@ -1021,8 +1064,6 @@ fn a_phone_that_loses_power_mid_call_is_found_by_its_silence_and_the_call_ends()
 /// gets our PRACK; the answer follows, and each hears the other's tone.
 #[test]
 fn reliable_early_media_is_acknowledged_on_both_legs_and_the_parties_talk() {
-    use std::sync::atomic::{AtomicBool, AtomicU16, Ordering::Relaxed};
-    use std::sync::Arc;
     let pbx = Pbx::start();
     let b_sip = register_callee(&pbx, "1002", PW2);
     let (a_rtp, b_rtp) = (RtpPhone::new(0xAAAA), RtpPhone::new(0xBBBB));
@@ -1039,24 +1080,7 @@ fn reliable_early_media_is_acknowledged_on_both_legs_and_the_parties_talk() {
         "1002",
         &["-key", "rtp_port", &a_media],
     );
-    let (to_a, to_b, stop) = (
-        Arc::new(AtomicU16::new(0)),
-        Arc::new(AtomicU16::new(0)),
-        Arc::new(AtomicBool::new(false)),
-    );
-    let a_heard = a_rtp.run(to_a.clone(), stop.clone());
-    let b_heard = b_rtp.run(to_b.clone(), stop.clone());
-    let bridged = wait_until(10, || {
-        let calls = pbx.ctl("calls");
-        let call = &calls["calls"][0];
-        if let (Some(a), Some(b)) = (Pbx::leg(call, "caller").0, Pbx::leg(call, "callee").0) {
-            to_a.store(a, Relaxed);
-            to_b.store(b, Relaxed);
-            return call["state"] == "bridged";
-        }
-        false
-    });
-    assert!(bridged, "{}\n{}", pbx.ctl("calls"), pbx.log_text());
+    let talk = Talk::start(&pbx, a_rtp, b_rtp);
     assert!(
         bob.wait(20),
         "callee: 183 PRACKed, answered, talked, hung up"
@@ -1065,11 +1089,7 @@ fn reliable_early_media_is_acknowledged_on_both_legs_and_the_parties_talk() {
         alice.wait(20),
         "caller: PRACKed our 183, answered, hung up by the PBX"
     );
-    stop.store(true, Relaxed);
-    let (a_heard, b_heard) = (a_heard.join().unwrap(), b_heard.join().unwrap());
-    let from = |heard: &[Heard], ssrc: u32| heard.iter().filter(|h| h.ssrc == ssrc).count();
-    assert!(from(&a_heard, 0xBBBB) > 50, "Alice heard Bob");
-    assert!(from(&b_heard, 0xAAAA) > 50, "Bob heard Alice");
+    talk.heard_each_other();
     let r = cdr(&pbx, 1);
     assert_eq!(r.outcome(), ("1001", "1002", "answered", "callee"));
 }
@@ -1080,8 +1100,6 @@ fn reliable_early_media_is_acknowledged_on_both_legs_and_the_parties_talk() {
 /// record saying so.
 #[test]
 fn a_caller_that_stops_refreshing_its_session_timer_is_hung_up_with_its_record() {
-    use std::sync::atomic::{AtomicBool, AtomicU16, Ordering::Relaxed};
-    use std::sync::Arc;
     let pbx = Pbx::start();
     let dir = tempfile::tempdir().unwrap();
     let b_sip = register_callee(&pbx, "1002", PW2);
@@ -1100,39 +1118,18 @@ fn a_caller_that_stops_refreshing_its_session_timer_is_hung_up_with_its_record()
         "1002",
         &["-key", "rtp_port", &a_media, "-timeout", "90s"],
     );
-    let (to_a, to_b, stop) = (
-        Arc::new(AtomicU16::new(0)),
-        Arc::new(AtomicU16::new(0)),
-        Arc::new(AtomicBool::new(false)),
-    );
-    let a_heard = a_rtp.run(to_a.clone(), stop.clone());
-    let b_heard = b_rtp.run(to_b.clone(), stop.clone());
-    let bridged = wait_until(10, || {
-        let calls = pbx.ctl("calls");
-        let call = &calls["calls"][0];
-        if let (Some(a), Some(b)) = (Pbx::leg(call, "caller").0, Pbx::leg(call, "callee").0) {
-            to_a.store(a, Relaxed);
-            to_b.store(b, Relaxed);
-            return call["state"] == "bridged";
-        }
-        false
-    });
-    assert!(bridged, "{}\n{}", pbx.ctl("calls"), pbx.log_text());
+    let talk = Talk::start(&pbx, a_rtp, b_rtp);
     assert!(
         alice.wait(80),
         "caller: granted 90 s, never refreshed, hung up by the PBX"
     );
     let lasted = started.elapsed();
     assert!(bob.wait(10), "callee: hung up by the PBX");
-    stop.store(true, Relaxed);
     assert!(
         (Duration::from_secs(57)..Duration::from_secs(66)).contains(&lasted),
         "{lasted:?}"
     );
-    let (a_heard, b_heard) = (a_heard.join().unwrap(), b_heard.join().unwrap());
-    let from = |heard: &[Heard], ssrc: u32| heard.iter().filter(|h| h.ssrc == ssrc).count();
-    assert!(from(&a_heard, 0xBBBB) > 50, "Alice heard Bob");
-    assert!(from(&b_heard, 0xAAAA) > 50, "Bob heard Alice");
+    talk.heard_each_other();
     let r = cdr_within(&pbx, 1, 10);
     assert_eq!(r.outcome(), ("1001", "1002", "answered", "system"));
     assert_eq!(r.sip_code, 408);
