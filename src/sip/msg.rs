@@ -293,6 +293,15 @@ impl Message {
             .map(|h| &h.value)
     }
 
+    /// Whether any value of the token-list header `name` (Require, Supported, Allow)
+    /// lists `token`, in any case.
+    pub fn lists(&self, name: &HeaderName, token: &[u8]) -> bool {
+        self.headers_named(name)
+            .filter_map(|v| header::parse_token_list(v).ok())
+            .flatten()
+            .any(|t| t.eq_ignore_ascii_case(token))
+    }
+
     /// All values of a header, in order.
     pub fn headers_named<'a>(&'a self, name: &'a HeaderName) -> impl Iterator<Item = &'a Bytes> {
         self.headers

@@ -20,21 +20,12 @@ use super::state::{CallId, CallTimer, LegId};
 use crate::cdr::Disposition;
 use crate::endpoint::owner::{CallTx, TxOwner};
 use crate::sip::dialog::{contact_uri, route_set};
-use crate::sip::header;
 use crate::sip::msg::{HeaderName, Message, Method, StatusCode};
 use crate::sip::transaction::{Transmit, TxKey};
 
-/// Whether `m` lists `100rel` in the header `name` (Supported, Require).
-fn lists_100rel(m: &Message, name: &HeaderName) -> bool {
-    m.headers_named(name)
-        .filter_map(|v| header::parse_token_list(v).ok())
-        .flatten()
-        .any(|t| t.eq_ignore_ascii_case(b"100rel"))
-}
-
 /// Whether a caller's INVITE lets us send provisionals reliably.
 pub(super) fn caller_takes_100rel(invite: &Message) -> bool {
-    lists_100rel(invite, &HeaderName::Supported) || lists_100rel(invite, &HeaderName::Require)
+    invite.lists(&HeaderName::Supported, b"100rel") || invite.lists(&HeaderName::Require, b"100rel")
 }
 
 /// An RAck's three parts (RFC 3262 §7.2): the RSeq it acknowledges, the CSeq number and
@@ -231,7 +222,7 @@ impl Endpoint {
             .header(&HeaderName::RSeq)
             .and_then(|v| std::str::from_utf8(v).ok())
             .and_then(|s| s.trim().parse::<u32>().ok());
-        let Some(rseq) = rseq.filter(|_| lists_100rel(msg, &HeaderName::Require)) else {
+        let Some(rseq) = rseq.filter(|_| msg.lists(&HeaderName::Require, b"100rel")) else {
             return true;
         };
         let tag = msg.to_hdr().ok().and_then(|t| t.tag().cloned());

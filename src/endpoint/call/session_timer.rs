@@ -20,7 +20,6 @@ use std::time::{Duration, Instant};
 use super::state::{CallId, LegId};
 use crate::endpoint::owner::{CallTx, TxOwner};
 use crate::endpoint::Endpoint;
-use crate::sip::header;
 use crate::sip::msg::{HeaderName, Message, Method};
 use crate::sip::transaction::TxKey;
 
@@ -100,16 +99,8 @@ fn min_se(m: &Message) -> Option<u64> {
         .ok()
 }
 
-/// Whether `m` lists `tag` in header `name`.
-fn lists(m: &Message, name: &HeaderName, tag: &[u8]) -> bool {
-    m.headers_named(name)
-        .filter_map(|v| header::parse_token_list(v).ok())
-        .flatten()
-        .any(|t| t.eq_ignore_ascii_case(tag))
-}
-
 fn supports_timer(m: &Message) -> bool {
-    lists(m, &HeaderName::Supported, b"timer") || lists(m, &HeaderName::Require, b"timer")
+    m.lists(&HeaderName::Supported, b"timer") || m.lists(&HeaderName::Require, b"timer")
 }
 
 impl Endpoint {
@@ -199,7 +190,7 @@ impl Endpoint {
             refresher,
             last: now,
             party_supports,
-            update: lists(invite, &HeaderName::Allow, b"UPDATE"),
+            update: invite.lists(&HeaderName::Allow, b"UPDATE"),
         })
     }
 
@@ -267,7 +258,7 @@ impl Endpoint {
                     },
                     last: now,
                     party_supports: supports_timer(resp),
-                    update: lists(resp, &HeaderName::Allow, b"UPDATE"),
+                    update: resp.lists(&HeaderName::Allow, b"UPDATE"),
                 });
             }
             (None, None) => {}
