@@ -584,12 +584,17 @@ fn a_softphone_takes_the_desk_phones_call_over_with_replaces_and_the_caller_hear
     let mut replaces = String::new();
     let answered = wait_until(10, || {
         let calls = pbx.ctl("calls");
-        if let Some(p) = Pbx::leg(&calls["calls"][0], "caller").0 {
-            to_a.store(p, Relaxed);
-        }
-        let Some(leg) = callee_leg() else {
+        // Both ports from one look: Alice must be sending before the softphone comes.
+        let Some(a_port) = Pbx::leg(&calls["calls"][0], "caller").0 else {
             return false;
         };
+        let Some(leg) = calls["calls"][0]["legs"]
+            .as_array()
+            .and_then(|l| l.iter().find(|l| l["role"] == "callee").cloned())
+        else {
+            return false;
+        };
+        to_a.store(a_port, Relaxed);
         let (Some(port), Some(theirs)) = (leg["rtp_port"].as_u64(), leg["remote_tag"].as_str())
         else {
             return false;
@@ -649,7 +654,20 @@ fn a_softphone_takes_the_desk_phones_call_over_with_replaces_and_the_caller_hear
     let (a_heard, soft_heard) = (a_heard.join().unwrap(), soft_heard.join().unwrap());
     let from = |heard: &[Heard], ssrc: u32| heard.iter().filter(|h| h.ssrc == ssrc).count();
     assert!(from(&a_heard, 0x5050) > 50, "Alice heard the softphone");
-    assert!(from(&soft_heard, 0xAAAA) > 50, "the softphone heard Alice");
+    let by_ssrc = |heard: &[Heard]| {
+        let mut n = std::collections::BTreeMap::<u32, usize>::new();
+        for h in heard {
+            *n.entry(h.ssrc).or_default() += 1;
+        }
+        format!("{n:x?}")
+    };
+    assert!(
+        from(&soft_heard, 0xAAAA) > 50,
+        "the softphone heard Alice: {} (Alice sent to {}) {}",
+        by_ssrc(&soft_heard),
+        to_a.load(Relaxed),
+        pbx.log_text()
+    );
     let r = cdr(&pbx, 1);
     assert_eq!(r.outcome(), ("1001", "1002", "answered", "callee"));
     assert!(
