@@ -6,7 +6,7 @@
 use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
 
-use switchboard::media::{BridgeKey, LegKey, MediaCommand, MediaEvent, Tech};
+use switchboard::media::{BridgeKey, Keys, LegKey, MediaCommand, MediaEvent, Tech};
 
 mod common;
 
@@ -320,4 +320,101 @@ fn a_watched_leg_is_reported_silent_and_rtp_or_rtcp_keep_one_alive() {
     }
     // (Alice and Bob have fallen silent too by now; Carol is gone.)
     assert!(!after_close.contains(&lc), "{after_close:?}");
+}
+
+/// An RFC 4733 event packet: key `event`, RTP timestamp `ts`, ending or not.
+fn key_event(pt: u8, seq: u16, ts: u32, event: u8, end: bool) -> Vec<u8> {
+    let mut p = vec![0x80, pt, 0, 0, 0, 0, 0, 0, 0, 0, 0, 7];
+    p[2..4].copy_from_slice(&seq.to_be_bytes());
+    p[4..8].copy_from_slice(&ts.to_be_bytes());
+    p.extend([event, if end { 0x80 | 10 } else { 10 }, 0, 160]);
+    p
+}
+
+/// Keys pressed on a bridged leg that is listened to are reported once per press (its
+/// end packets sent three times, as RFC 4733 has it) and still reach the other party;
+/// the other leg, not listened to, reports nothing; a leg told to stop listening stops.
+#[test]
+fn a_bridge_reports_the_keys_of_a_leg_listened_to_and_relays_them() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let _g = rt.enter();
+    let (ev_tx, mut ev_rx) = tokio::sync::mpsc::unbounded_channel();
+    let engine = switchboard::driver::media::start("127.0.0.1".parse().unwrap(), ev_tx);
+    let low: u16 = common::rtp_range()
+        .split('-')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let (alice, bob) = (phone(), phone());
+    let (la, lb, x) = (LegKey(1), LegKey(2), BridgeKey(1));
+    let port = |l: LegKey| low + 2 * l.0 as u16;
+    let ours = |l: LegKey| -> SocketAddr { format!("127.0.0.1:{}", port(l)).parse().unwrap() };
+    for (leg, remote) in [
+        (la, alice.local_addr().unwrap()),
+        (lb, bob.local_addr().unwrap()),
+    ] {
+        engine.send(MediaCommand::LegOpen {
+            leg,
+            port: port(leg),
+            remote: Some(remote),
+            pt: Some(0),
+            keys: None,
+        });
+    }
+    engine.send(MediaCommand::BridgeOpen {
+        bridge: x,
+        tech: Tech::Relay,
+    });
+    engine.send(MediaCommand::BridgeJoin { bridge: x, leg: la });
+    engine.send(MediaCommand::BridgeJoin { bridge: x, leg: lb });
+    engine.send(MediaCommand::LegKeys {
+        leg: la,
+        keys: Some(Keys::Events(101)),
+    });
+    std::thread::sleep(Duration::from_millis(100));
+    // Alice presses #, #, 7 (each: a start, a middle, three ends); Bob presses 5.
+    let mut seq = 0u16;
+    let mut press = |from: &UdpSocket, to: SocketAddr, ts: u32, event: u8| {
+        for end in [false, false, true, true, true] {
+            from.send_to(&key_event(101, seq, ts, event, end), to)
+                .unwrap();
+            seq += 1;
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    press(&alice, ours(la), 1000, 11);
+    press(&alice, ours(la), 3000, 11);
+    press(&bob, ours(lb), 4000, 5);
+    press(&alice, ours(la), 5000, 7);
+    std::thread::sleep(Duration::from_millis(100));
+    let digits = |ev_rx: &mut tokio::sync::mpsc::UnboundedReceiver<MediaEvent>| {
+        let mut got = Vec::new();
+        while let Ok(ev) = ev_rx.try_recv() {
+            if let MediaEvent::Digit { leg, digit } = ev {
+                got.push((leg, digit));
+            }
+        }
+        got
+    };
+    assert_eq!(digits(&mut ev_rx), [(la, '#'), (la, '#'), (la, '7')]);
+    // Bob received all 15 of Alice's event packets, as they were sent.
+    let mut buf = [0u8; 2048];
+    let mut relayed = 0;
+    while let Ok(n) = bob.recv(&mut buf) {
+        relayed += usize::from(n == 16 && buf[1] & 0x7f == 101);
+    }
+    assert_eq!(relayed, 15);
+    engine.send(MediaCommand::LegKeys {
+        leg: la,
+        keys: None,
+    });
+    std::thread::sleep(Duration::from_millis(50));
+    press(&alice, ours(la), 7000, 3);
+    std::thread::sleep(Duration::from_millis(100));
+    assert_eq!(digits(&mut ev_rx), []);
 }

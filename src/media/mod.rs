@@ -67,6 +67,16 @@ pub enum MediaCommand {
         /// Address from the SDP.
         addr: SocketAddr,
     },
+    /// Listen for the party's keys (or stop: `None`) wherever its leg is: alone, or in a
+    /// bridge, where RFC 4733 events are reported as [`MediaEvent::Digit`] and still
+    /// relayed to the other party (tones in the audio are heard only alone: a bridge
+    /// does not decode).
+    LegKeys {
+        /// Leg.
+        leg: LegKey,
+        /// How its keys come.
+        keys: Option<Keys>,
+    },
     /// The G.711 law the party speaks: a bridge converts between two legs whose laws
     /// differ, and what is played to the leg is encoded in it.
     LegLaw {

@@ -1,5 +1,6 @@
 //! A relay bridge: the legs it holds, and with two of them RTP and RTCP relayed both ways
-//! without a copy, G.711 converted when their laws differ. A leg alone in it (its party
+//! without a copy, G.711 converted when their laws differ. The keys of a leg listened to
+//! (RFC 4733 events) are reported as they pass, for feature codes. A leg alone in it (its party
 //! put the other on hold) is read and nobody hears it, so no backlog waits for the
 //! other's return. Owns its members' sockets; changes arrive on its channel.
 
@@ -7,7 +8,7 @@ use std::net::SocketAddr;
 use tokio::sync::{mpsc, oneshot};
 
 use super::LegMedia;
-use crate::media::{g711, LegKey};
+use crate::media::{g711, Keys, LegKey, MediaEvent};
 
 /// What the engine changes in a running bridge.
 pub(super) enum BridgeCmd {
@@ -21,14 +22,19 @@ pub(super) enum BridgeCmd {
     Remote(LegKey, SocketAddr),
     /// A leg's law.
     Law(LegKey, u8),
+    /// How a leg's keys come, if they are listened for.
+    Keys(LegKey, Option<Keys>),
 }
 
-pub(super) async fn bridge(mut cmds: mpsc::UnboundedReceiver<BridgeCmd>) {
+pub(super) async fn bridge(
+    mut cmds: mpsc::UnboundedReceiver<BridgeCmd>,
+    events: mpsc::UnboundedSender<MediaEvent>,
+) {
     let mut members: Vec<Box<LegMedia>> = Vec::with_capacity(2);
     loop {
         let cmd = match &mut members[..] {
-            [a, b] => relay(a, b, &mut cmds).await,
-            [one] => alone(one, &mut cmds).await,
+            [a, b] => relay(a, b, &mut cmds, &events).await,
+            [one] => alone(one, &mut cmds, &events).await,
             _ => cmds.recv().await,
         };
         // The engine dropped the bridge: its legs' sockets close with it.
@@ -58,6 +64,11 @@ pub(super) async fn bridge(mut cmds: mpsc::UnboundedReceiver<BridgeCmd>) {
                     members[i].pt = Some(pt);
                 }
             }
+            BridgeCmd::Keys(leg, keys) => {
+                if let Some(i) = find(&mut members, leg) {
+                    members[i].keys = keys;
+                }
+            }
         }
     }
 }
@@ -67,6 +78,7 @@ async fn relay(
     a: &mut LegMedia,
     b: &mut LegMedia,
     cmds: &mut mpsc::UnboundedReceiver<BridgeCmd>,
+    events: &mpsc::UnboundedSender<MediaEvent>,
 ) -> Option<BridgeCmd> {
     // Converted only where both laws are known and differ; anything else passes as is.
     let tc = match (a.pt, b.pt) {
@@ -82,6 +94,9 @@ async fn relay(
             r = a.rtp.recv_from(&mut buf_a) => {
                 let Ok((n, from)) = r else { continue };
                 a.heard(&buf_a[..n], from);
+                if let Some(digit) = a.key(&buf_a[..n]) {
+                    let _ = events.send(MediaEvent::Digit { leg: a.key, digit });
+                }
                 if let Some(dst) = b.to {
                     if let Some((a_pt, b_pt)) = tc {
                         g711::transcode_rtp(&mut buf_a[..n], a_pt, b_pt);
@@ -92,6 +107,9 @@ async fn relay(
             r = b.rtp.recv_from(&mut buf_b) => {
                 let Ok((n, from)) = r else { continue };
                 b.heard(&buf_b[..n], from);
+                if let Some(digit) = b.key(&buf_b[..n]) {
+                    let _ = events.send(MediaEvent::Digit { leg: b.key, digit });
+                }
                 if let Some(dst) = a.to {
                     if let Some((a_pt, b_pt)) = tc {
                         g711::transcode_rtp(&mut buf_b[..n], b_pt, a_pt);
@@ -114,10 +132,12 @@ async fn relay(
     }
 }
 
-/// Reads a lone leg (noting where it is and what it speaks) until a command comes.
+/// Reads a lone leg (noting where it is, what it speaks and its keys) until a command
+/// comes.
 async fn alone(
     m: &mut LegMedia,
     cmds: &mut mpsc::UnboundedReceiver<BridgeCmd>,
+    events: &mpsc::UnboundedSender<MediaEvent>,
 ) -> Option<BridgeCmd> {
     let mut buf = [0u8; 2048];
     let mut cbuf = [0u8; 2048];
@@ -126,6 +146,9 @@ async fn alone(
             r = m.rtp.recv_from(&mut buf) => {
                 let Ok((n, from)) = r else { continue };
                 m.heard(&buf[..n], from);
+                if let Some(digit) = m.key(&buf[..n]) {
+                    let _ = events.send(MediaEvent::Digit { leg: m.key, digit });
+                }
             }
             r = m.rtcp.recv_from(&mut cbuf) => {
                 if let Ok((_, from)) = r { m.heard_rtcp(from); }

@@ -31,6 +31,8 @@ pub(super) enum LocalCmd {
     Remote(SocketAddr),
     /// The law agreed with the party.
     Law(u8),
+    /// How the party's keys come, if they are listened for.
+    Keys(Option<Keys>),
 }
 
 /// A recording under way.
@@ -169,14 +171,11 @@ pub(super) async fn local(
     prompts: PromptCache,
 ) {
     let leg = m.key;
-    let mut dtmf = crate::media::DtmfRx::default();
-    let te_pt = match m.keys {
-        Some(Keys::Events(te)) => Some(te),
-        _ => None,
-    };
     // A party that offered no telephone-event sends its keys as tones in the audio.
-    let mut inband =
-        matches!(m.keys, Some(Keys::Inband)).then(crate::media::inband::InbandDtmf::default);
+    let inband_of = |keys: Option<Keys>| {
+        matches!(keys, Some(Keys::Inband)).then(crate::media::inband::InbandDtmf::default)
+    };
+    let mut inband = inband_of(m.keys);
     let mut pcm: Vec<i16> = Vec::with_capacity(320);
     let mut keys: Vec<char> = Vec::with_capacity(4);
     let mut recording: Option<Recording> = None;
@@ -197,7 +196,7 @@ pub(super) async fn local(
                 m.latched = false;
                 m.heard(&buf[..n], from);
                 keys.clear();
-                if let Some(digit) = te_pt.and_then(|te| dtmf.packet(&buf[..n], te)) {
+                if let Some(digit) = m.key(&buf[..n]) {
                     keys.push(digit);
                 }
                 let decoded = (inband.is_some() || recording.is_some()) && decode_g711(&buf[..n], &mut pcm);
@@ -275,6 +274,10 @@ pub(super) async fn local(
                 }
                 Some(LocalCmd::Remote(addr)) => m.set_remote(addr),
                 Some(LocalCmd::Law(pt)) => m.pt = Some(pt),
+                Some(LocalCmd::Keys(keys)) => {
+                    m.keys = keys;
+                    inband = inband_of(keys);
+                }
                 Some(LocalCmd::Stop) => {
                     if let Some(seq) = play.take().and_then(|p| p.seq) {
                         let _ = events.send(MediaEvent::PlayDone { leg, seq, played: true });

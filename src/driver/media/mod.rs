@@ -98,6 +98,9 @@ pub(super) struct LegMedia {
     pub(super) pt: Option<u8>,
     pub(super) heard: Option<u8>,
     pub(super) keys: Option<Keys>,
+    /// Where the party's RFC 4733 press stands, so a press under way when the leg moves
+    /// is not reported twice.
+    pub(super) dtmf: crate::media::DtmfRx,
     pub(super) counters: Arc<Counters>,
 }
 
@@ -113,6 +116,19 @@ impl LegMedia {
     /// The law to speak to the party in: the agreed one, else the one it speaks.
     pub(super) fn law(&self) -> u8 {
         self.pt.or(self.heard).unwrap_or(0)
+    }
+
+    /// The key a telephone-event packet from the party starts, if its keys are listened
+    /// for as events.
+    pub(super) fn key(&mut self, pkt: &[u8]) -> Option<char> {
+        let Some(Keys::Events(te)) = self.keys else {
+            return None;
+        };
+        // Audio, nearly every packet, is passed over on one byte.
+        if pkt.get(1).map(|b| b & 0x7f) != Some(te) {
+            return None;
+        }
+        self.dtmf.packet(pkt, te)
     }
 
     /// Notes an RTCP packet from the party, received from `from`: counted, and where its
@@ -251,6 +267,24 @@ impl Engine {
                 Some(At::Bridged(b)) => send(&self.bridges, *b, BridgeCmd::Remote(leg, addr)),
                 None => {}
             },
+            MediaCommand::LegKeys { leg, keys } => match self.legs.remove(&leg) {
+                Some(At::Parked(mut m)) => {
+                    // Listened to from now on if keys are wanted.
+                    m.keys = keys;
+                    self.put_alone(m);
+                }
+                Some(at) => {
+                    match &at {
+                        At::Alone { tx } => {
+                            let _ = tx.send(LocalCmd::Keys(keys));
+                        }
+                        At::Bridged(b) => send(&self.bridges, *b, BridgeCmd::Keys(leg, keys)),
+                        At::Parked(_) => {}
+                    }
+                    self.legs.insert(leg, at);
+                }
+                None => {}
+            },
             MediaCommand::LegLaw { leg, pt } => match self.legs.get_mut(&leg) {
                 Some(At::Parked(m)) => m.pt = Some(pt),
                 Some(At::Alone { tx }) => {
@@ -312,7 +346,7 @@ impl Engine {
                     return;
                 }
                 let (tx, rx) = mpsc::unbounded_channel();
-                tokio::spawn(bridge(rx));
+                tokio::spawn(bridge(rx, self.events.clone()));
                 self.bridges.insert(
                     b,
                     BridgeSlot {
@@ -379,6 +413,7 @@ impl Engine {
             pt,
             heard: None,
             keys,
+            dtmf: crate::media::DtmfRx::default(),
             counters,
         }));
     }

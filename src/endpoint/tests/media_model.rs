@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use crate::media::{BridgeKey, LegKey, MediaCommand};
+use crate::media::{BridgeKey, Keys, LegKey, MediaCommand};
 
 /// What a leg's party hears from a leg out of any bridge.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -31,6 +31,8 @@ pub(crate) struct ModelLeg {
     pub(crate) seq: u64,
     /// Watched for its party's silence, this long.
     pub(crate) watched: Option<std::time::Duration>,
+    /// How its party's keys are listened for (in a bridge too), if they are.
+    pub(crate) keys: Option<Keys>,
 }
 
 #[derive(Default, Debug)]
@@ -56,7 +58,7 @@ impl MediaModel {
                 port,
                 remote,
                 pt,
-                ..
+                keys,
             } => {
                 assert!(
                     self.legs.values().all(|l| l.port != *port),
@@ -73,12 +75,14 @@ impl MediaModel {
                         recording: false,
                         seq: 0,
                         watched: None,
+                        keys: *keys,
                     },
                 );
                 assert!(old.is_none(), "{leg:?} opened twice");
             }
             MediaCommand::LegRemote { leg, addr } => self.leg(leg).remote = Some(*addr),
             MediaCommand::LegLaw { leg, pt } => self.leg(leg).law = Some(*pt),
+            MediaCommand::LegKeys { leg, keys } => self.leg(leg).keys = *keys,
             MediaCommand::LegWatch { leg, after } => self.leg(leg).watched = Some(*after),
             MediaCommand::LegClose { leg } => {
                 let l = self.legs.remove(leg).expect("closing a leg that is open");
