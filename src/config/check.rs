@@ -738,6 +738,20 @@ pub(super) fn rtp_timeout(
     Ok((s != 0).then(|| Duration::from_secs(s)))
 }
 
+/// `[calls] transfer_code`: empty (off), or 1 to 4 keys of `0-9 * #`.
+pub(super) fn transfer_code(calls: &CallsSection, err: &ErrAt) -> Result<String, ConfigError> {
+    let code = calls.transfer_code.get_ref();
+    let keys = |c: char| c.is_ascii_digit() || c == '*' || c == '#';
+    if code.len() > 4 || !code.chars().all(keys) {
+        return Err(err(
+            calls.transfer_code.span(),
+            "transfer_code must be empty (off) or 1 to 4 of the keys 0-9 * #".into(),
+            None,
+        ));
+    }
+    Ok(code.clone())
+}
+
 /// `skills = { NAME = LEVEL }` of a user or an agent (`owner`, as errors name it):
 /// levels 1 to 10.
 fn skills(

@@ -236,6 +236,9 @@ pub struct Config {
     /// How long an answered party may send no RTP or RTCP (not on hold) before it is
     /// taken for gone and the call ends; `None`: never.
     pub rtp_timeout: Option<Duration>,
+    /// The keys an extension presses during a conversation to send the other party
+    /// elsewhere (then the number and `#`); empty: off.
+    pub transfer_code: String,
     /// CDR database file (relative paths are inside the state directory).
     pub cdr_db: PathBuf,
     /// The dialplan in force.
@@ -304,10 +307,12 @@ impl Config {
         let ring_timeout = check::ring_timeout(&f.calls, &err)?;
         let session_refresh = check::session_refresh(&f.calls, &err)?;
         let rtp_timeout = check::rtp_timeout(&f.calls, &err)?;
+        let transfer_code = check::transfer_code(&f.calls, &err)?;
         Ok(Self {
             ring_timeout,
             session_refresh,
             rtp_timeout,
+            transfer_code,
             cdr_db: PathBuf::from(f.calls.cdr_db),
             dialplan: std::sync::Arc::new(dialplan),
             dialplan_path: dp_path,
@@ -517,6 +522,24 @@ mod tests {
         ] {
             let e = with(from, to).unwrap_err().to_string();
             assert!(e.contains(says), "{to}: {e}");
+        }
+    }
+
+    #[test]
+    fn the_transfer_code_is_keys_or_nothing() {
+        let with = |code: &str| {
+            let from = "transfer_code = \"##\"";
+            assert!(EMBEDDED.contains(from));
+            Config::from_str(
+                &EMBEDDED.replace(from, &format!("transfer_code = \"{code}\"")),
+                "c.toml",
+            )
+        };
+        assert_eq!(with("*2").unwrap().transfer_code, "*2");
+        assert_eq!(with("").unwrap().transfer_code, "");
+        for bad in ["#a", "#####"] {
+            let e = with(bad).unwrap_err().to_string();
+            assert!(e.contains("transfer_code must be"), "{bad}: {e}");
         }
     }
 

@@ -231,6 +231,7 @@ impl Endpoint {
         self.calls.ring_timeout = cfg.ring_timeout;
         self.calls.session_refresh = cfg.session_refresh;
         self.calls.rtp_timeout = cfg.rtp_timeout;
+        self.calls.transfer_code = cfg.transfer_code.clone();
         self.dialplan = cfg.dialplan.clone();
         self.default_context = cfg.default_context.clone();
         self.sounds_dir = cfg.sounds_dir.clone();

@@ -88,7 +88,7 @@ impl Endpoint {
     /// What the party `holder` puts on hold in call `id` hears: the queue's music when the
     /// call came through one, else the holder's extension's `moh`, else the `moh` of the
     /// trunk the call uses, else `moh/default`.
-    fn music_on_hold(&self, id: CallId, holder: LegId) -> std::path::PathBuf {
+    pub(super) fn music_on_hold(&self, id: CallId, holder: LegId) -> std::path::PathBuf {
         let Some(c) = self.calls.calls.get(&id) else {
             return self.sounds_dir.join("moh/default.wav");
         };

@@ -120,8 +120,10 @@ impl Endpoint {
             Some(Method::Prack) => self.on_prack(now, key, msg, id, leg),
             Some(Method::Info) => {
                 self.reply(now, key, msg, StatusCode::OK, vec![]);
-                if let (true, Some(d)) = (caller, info_digit(msg)) {
-                    self.on_digit(now, id, d);
+                if let Some(d) = info_digit(msg) {
+                    if !self.feature_key(now, id, leg, d) && caller {
+                        self.on_digit(now, id, d);
+                    }
                 }
             }
             Some(Method::Options) => {

@@ -8,7 +8,7 @@
 
 use std::net::SocketAddr;
 
-use super::state::{Bridge, CallId, MediaLeg};
+use super::state::{Bridge, CallId, LegId, MediaLeg};
 use super::Calls;
 use crate::media::{BridgeKey, Keys, LegKey, MediaCommand, Tech};
 
@@ -57,6 +57,15 @@ impl Calls {
         let id = *self.media_calls.get(&key)?;
         let caller = self.caller(id).and_then(|l| l.media).map(|m| m.key) == Some(key);
         Some((id, caller))
+    }
+
+    /// The party of call `id` whose media leg is `key`.
+    pub(super) fn party_of_media(&self, id: CallId, key: LegKey) -> Option<LegId> {
+        let c = self.calls.get(&id)?;
+        c.legs
+            .iter()
+            .map(|&(l, _)| l)
+            .find(|&l| self.legs.get(l).and_then(|l| l.media).map(|m| m.key) == Some(key))
     }
 
     /// A party answered here, alone on its leg (`pt` agreed, if one was; keys listened

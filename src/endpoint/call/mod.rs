@@ -50,6 +50,7 @@ mod collect;
 mod customer;
 mod dial;
 mod end;
+mod features;
 mod forward;
 mod hold;
 mod ids;
@@ -176,6 +177,8 @@ pub(super) struct Calls {
     pub(super) session_refresh: Option<Duration>,
     /// How long an answered party may be silent (`None`: for ever).
     pub(super) rtp_timeout: Option<Duration>,
+    /// The keys that start a transfer during a conversation (empty: off).
+    pub(super) transfer_code: String,
     /// When the calls are next swept for refreshes due, while there are calls.
     sweep_at: Option<Instant>,
 }
@@ -204,6 +207,7 @@ impl Calls {
             ring_timeout,
             session_refresh,
             rtp_timeout: None,
+            transfer_code: String::new(),
             sweep_at: None,
         }
     }

@@ -199,10 +199,17 @@ impl Endpoint {
                     self.run_dialplan(now, id);
                 }
             }
-            // Only the caller's keys drive its dialplan (a callback's agent hearing
-            // ringback may press some).
+            // A party's feature code comes first; only the caller's other keys drive its
+            // dialplan (a callback's agent hearing ringback may press some).
             MediaEvent::Digit { leg, digit } => {
-                if let Some((id, true)) = self.calls.media_owner(leg) {
+                let Some((id, caller)) = self.calls.media_owner(leg) else {
+                    return;
+                };
+                let party = self.calls.party_of_media(id, leg);
+                if party.is_some_and(|l| self.feature_key(now, id, l, digit)) {
+                    return;
+                }
+                if caller {
                     self.on_digit(now, id, digit);
                 }
             }

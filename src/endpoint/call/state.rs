@@ -203,10 +203,12 @@ pub(in crate::endpoint) enum CallTimer {
     ParkTimeout,
     /// Send our reliable provisional to the caller again (RFC 3262 §3).
     Reliable,
+    /// Take the number a transferor is entering as it stands.
+    FeatureEntry,
 }
 
 impl CallTimer {
-    const COUNT: usize = 8;
+    const COUNT: usize = 9;
 }
 
 /// A call's deadlines, one slot per timer kind (as quinn's `TimerTable`): arming a timer
@@ -332,6 +334,8 @@ pub(in crate::endpoint) struct Call {
     /// sweep finds it: a deadline in the call, not an entry per call in the timer heap,
     /// which would outlive short calls by the whole interval).
     pub(super) refresh_at: Option<Instant>,
+    /// Feature keys a party is pressing during the conversation.
+    pub(super) feature: super::features::Feature,
 }
 
 impl Call {
@@ -452,6 +456,7 @@ impl Call {
             on_hold: None,
             story,
             refresh_at: None,
+            feature: super::features::Feature::None,
         }
     }
 }

@@ -68,6 +68,7 @@ impl Endpoint {
                 }
                 CallTimer::ParkTimeout => self.park_timeout(now, id),
                 CallTimer::Reliable => self.reliable_due(now, id),
+                CallTimer::FeatureEntry => self.feature_timeout(now, id),
                 CallTimer::Announce => {
                     self.queue_announce(now, id);
                 }

@@ -12,9 +12,11 @@
 //! status that says so, and the call goes on as it was.
 
 use bytes::Bytes;
+use std::sync::Arc;
 use std::time::Instant;
 
 use super::state::{CallId, CallTimer, Controller, LegId, QueueCall, Role, State};
+use crate::dialplan::{Cursor, Dialplan};
 use crate::endpoint::owner::{CallTx, TxOwner};
 use crate::endpoint::{code, Endpoint};
 use crate::sip::header::parse_name_addr;
@@ -54,9 +56,31 @@ impl Endpoint {
             }
             Err(r) => return self.refuse_transfer(now, key, msg, id, r),
         };
-        let Some(c) = self.calls.calls.get(&id) else {
-            return;
+        let (plan, cursor) = match self.transfer_cursor(id, by, &target) {
+            Ok(p) => p,
+            Err(r) => return self.refuse_transfer(now, key, msg, id, r),
         };
+        self.reply(now, key, msg, code(202), vec![]);
+        tracing::info!(call = %id, %target, "blind transfer");
+        // The transfer is ours to carry out from here: the transferor is told it is done.
+        self.notify_transfer(now, id, leg);
+        self.carry_out_blind(now, id, leg, by, target, plan, cursor);
+    }
+
+    /// Where the dialplan starts for the party of call `id` that `by` sends to `target`,
+    /// with the transferor's dial permissions (an extension's context); refused if that
+    /// context has no route there.
+    pub(super) fn transfer_cursor(
+        &self,
+        id: CallId,
+        by: Party,
+        target: &str,
+    ) -> Result<(Arc<Dialplan>, Cursor), Refusal> {
+        let c = self
+            .calls
+            .calls
+            .get(&id)
+            .ok_or(Refusal(481, "no such call"))?;
         // Who the transferee is, as the dialplan's `$caller` reads it.
         let caller = match by {
             Party::Callee => c.caller_number().to_string(),
@@ -66,12 +90,10 @@ impl Endpoint {
                 .or_else(|| c.story.last_dialled().map(str::to_string))
                 .unwrap_or_default(),
         };
-        // The transferor's dial permissions: an extension's context.
         let plan = self.dialplan.clone();
-        let Some(mut cursor) = plan.start(&self.default_context, &target, &caller) else {
-            let r = Refusal(403, "no route to the target for the transferor");
-            return self.refuse_transfer(now, key, msg, id, r);
-        };
+        let mut cursor = plan
+            .start(&self.default_context, target, &caller)
+            .ok_or(Refusal(403, "no route to the target for the transferor"))?;
         // Who sent the party here: a dialplan may ring them back when the target does
         // not answer.
         let transferor = match by {
@@ -81,10 +103,23 @@ impl Endpoint {
         cursor
             .vars
             .insert("transferred_by".into(), transferor.unwrap_or_default());
-        self.reply(now, key, msg, code(202), vec![]);
-        tracing::info!(call = %id, %target, "blind transfer");
-        // The transfer is ours to carry out from here: the transferor is told it is done.
-        self.notify_transfer(now, id, leg);
+        Ok((plan, cursor))
+    }
+
+    /// Carries out a blind transfer of call `id` by the party on `leg` (`by`) to
+    /// `target`, whose dialplan starts at `cursor`: the transferor is hung up on and
+    /// leaves, and the other party runs the dialplan from there.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn carry_out_blind(
+        &mut self,
+        now: Instant,
+        id: CallId,
+        leg: LegId,
+        by: Party,
+        target: String,
+        plan: Arc<Dialplan>,
+        cursor: Cursor,
+    ) {
         self.send_bye(now, leg);
         self.transferor_leaves(now, id, leg, by, &target);
         self.tell(
@@ -124,11 +159,6 @@ impl Endpoint {
 
     /// Whom `leg` asks to transfer its call's other party to, if we carry it out.
     fn transfer_target(&self, id: CallId, leg: LegId, msg: &Message) -> Result<Target, Refusal> {
-        let c = self
-            .calls
-            .calls
-            .get(&id)
-            .ok_or(Refusal(481, "no such call"))?;
         let refer_to = msg
             .header(&HeaderName::Other(Bytes::from_static(b"Refer-To")))
             .and_then(|v| parse_name_addr(v).ok())
@@ -153,6 +183,22 @@ impl Endpoint {
             (None, Some(t)) => Some(t),
             (None, None) => return Err(Refusal(400, "Refer-To names no number")),
         };
+        let by = self.transferor_party(id, leg)?;
+        Ok(match (replaces, target) {
+            (Some(r), _) => Target::Attended(r),
+            (None, t) => Target::Blind(t.unwrap_or_default(), by),
+        })
+    }
+
+    /// Which party of call `id` the phone on `leg` is, if it may send the other one
+    /// elsewhere: an extension of ours talking to someone (a queue caller's agent
+    /// transfers it, not the caller).
+    pub(super) fn transferor_party(&self, id: CallId, leg: LegId) -> Result<Party, Refusal> {
+        let c = self
+            .calls
+            .calls
+            .get(&id)
+            .ok_or(Refusal(481, "no such call"))?;
         let by = match c.role(leg) {
             Some(Role::Callee) if c.caller().is_some() => Party::Callee,
             Some(Role::Caller) if c.callee().is_some() => Party::Caller,
@@ -173,10 +219,7 @@ impl Endpoint {
         if by == Party::Caller && c.queue.is_some() {
             return Err(Refusal(403, "a queue call is transferred by its agent"));
         }
-        Ok(match (replaces, target) {
-            (Some(r), _) => Target::Attended(r),
-            (None, t) => Target::Blind(t.unwrap_or_default(), by),
-        })
+        Ok(by)
     }
 
     /// Tells the transferor on `leg` that its transfer is done (RFC 3515 §2.4.5: a

@@ -142,6 +142,22 @@ impl Pbx {
         self.drain();
     }
 
+    /// The party on our port `port` presses `keys`, as the engine reports RFC 4733
+    /// events: only from a leg it was told to listen to.
+    pub(crate) fn press(&mut self, port: u16, keys: &str) {
+        for digit in keys.chars() {
+            let leg = self
+                .model
+                .legs_on_port_key(port)
+                .expect("a leg on that port");
+            assert!(
+                self.model.on_port(port).is_some_and(|l| l.keys.is_some()),
+                "nobody listens to the keys on port {port}"
+            );
+            self.media_event(MediaEvent::Digit { leg, digit });
+        }
+    }
+
     /// Moves the clock `d` on, firing every timer due on the way at its own instant.
     /// The prompt playing on our port `port` ends (the engine reports it played), if
     /// one plays: its file.

@@ -4,6 +4,7 @@
 mod attended;
 mod blf;
 mod calls;
+mod features;
 mod harness;
 mod inactive;
 mod lines;

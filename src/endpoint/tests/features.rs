@@ -1,0 +1,154 @@
+//! Feature codes during a conversation, through the phone harness: the transfer code,
+//! a number and `#` send the other party elsewhere as a REFER would, the other party
+//! hearing music meanwhile and the transferor a prompt; `#` alone or silence puts the
+//! two back together; a refused number may be followed by another.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::calls::{answered, our_port, two_phones};
+use super::harness::{story_lines, Pbx, Phone};
+use super::media_model::Hears;
+use crate::sip::msg::{HeaderName, Method};
+
+fn hears(pbx: &Pbx, port: u16) -> Hears {
+    pbx.model.on_port(port).unwrap().hears.clone()
+}
+
+fn moh() -> Hears {
+    Hears::Music(PathBuf::from("sounds/moh/default.wav"))
+}
+
+fn prompt(name: &str) -> Hears {
+    Hears::Prompt(PathBuf::from(format!("sounds/{name}.wav")))
+}
+
+#[test]
+fn the_transfer_code_then_a_number_sends_the_other_party_there() {
+    let (mut pbx, mut alice, mut bob) = two_phones();
+    let mut carol = Phone::new("1003", 5074);
+    carol.register(&mut pbx);
+    let (a, b) = answered(&mut pbx, &mut alice, &mut bob);
+    let (to_alice, to_bob) = (our_port(&alice, &a), our_port(&bob, &b));
+    pbx.advance(Duration::from_secs(3));
+    // A false start is no code; nor is one whose keys come far apart.
+    pbx.press(to_bob, "#5");
+    pbx.press(to_bob, "#");
+    pbx.advance(Duration::from_secs(3));
+    pbx.press(to_bob, "#");
+    assert!(pbx.model.bridged(to_alice, to_bob));
+    pbx.press(to_bob, "#");
+    // Alice hears music, Bob is asked for the number.
+    assert!(!pbx.model.bridged(to_alice, to_bob));
+    assert_eq!(hears(&pbx, to_alice), moh());
+    assert_eq!(hears(&pbx, to_bob), prompt("enter-extension"));
+    pbx.press(to_bob, "1");
+    assert_eq!(
+        hears(&pbx, to_bob),
+        Hears::Nothing,
+        "a key stops the prompt"
+    );
+    pbx.press(to_bob, "003#");
+    // Carol rings for Alice, who hears ringback; Bob is hung up on.
+    let c = carol.incoming(&mut pbx);
+    let bye = bob.expect_request(&mut pbx, Method::Bye);
+    bob.reply(&mut pbx, &bye, 200);
+    assert_eq!(
+        hears(&pbx, to_alice),
+        Hears::Music("sounds/ringback.wav".into())
+    );
+    assert!(
+        alice.take(&mut pbx).is_empty(),
+        "Alice's phone saw none of it"
+    );
+    carol.respond(&mut pbx, &c, 200);
+    carol.expect_request(&mut pbx, Method::Ack);
+    assert!(pbx.model.bridged(to_alice, our_port(&carol, &c)));
+    assert!(!pbx.ep.in_use.contains_key("1002"), "{:?}", pbx.ep.in_use);
+    carol.bye(&mut pbx, &c);
+    let bye = alice.expect_request(&mut pbx, Method::Bye);
+    alice.reply(&mut pbx, &bye, 200);
+    assert_eq!(pbx.live(), (0, 0, 0), "calls, legs, dialogs");
+    assert_eq!(
+        story_lines(&pbx, 0)[4..],
+        [
+            "6000 transferred to 1003 by callee",
+            "6000 dialled 1003",
+            "6000 bridged 1003",
+            "6000 ended answered 200 by callee"
+        ]
+    );
+}
+
+#[test]
+fn no_number_puts_the_two_back_together_and_a_refused_one_may_be_followed_by_another() {
+    let (mut pbx, mut alice, mut bob) = two_phones();
+    let (a, b) = answered(&mut pbx, &mut alice, &mut bob);
+    let (to_alice, to_bob) = (our_port(&alice, &a), our_port(&bob, &b));
+    // The caller, an extension, may use the code too; `#` alone takes it back.
+    pbx.press(to_alice, "##");
+    assert_eq!(hears(&pbx, to_bob), moh());
+    pbx.press(to_alice, "#");
+    assert!(pbx.model.bridged(to_alice, to_bob));
+    // Nothing pressed for 10 s: the same.
+    pbx.press(to_bob, "##");
+    pbx.advance(Duration::from_secs(9));
+    assert!(!pbx.model.bridged(to_alice, to_bob));
+    pbx.advance(Duration::from_secs(1));
+    assert!(pbx.model.bridged(to_alice, to_bob));
+    // A number with no route for the transferor: "invalid option", Alice still on
+    // music; a pause after a few keys ends the number as well.
+    pbx.press(to_bob, "##555");
+    pbx.advance(Duration::from_secs(5));
+    assert_eq!(hears(&pbx, to_bob), prompt("invalid-option"));
+    assert_eq!(hears(&pbx, to_alice), moh());
+    pbx.press(to_bob, "#");
+    assert!(pbx.model.bridged(to_alice, to_bob));
+    assert!(alice.take(&mut pbx).is_empty() && bob.take(&mut pbx).is_empty());
+    // Keys as SIP INFO count the same.
+    for key in ["#", "#", "#"] {
+        let mut info = bob.in_dialog(&b, Method::Info);
+        info.push_header(HeaderName::ContentType, "application/dtmf-relay");
+        info.body = format!("Signal={key}\r\nDuration=160\r\n").into();
+        pbx.deliver(&bob.peer, &info);
+        bob.expect_status(&mut pbx, Method::Info, 200);
+        if key == "#" && !pbx.model.bridged(to_alice, to_bob) {
+            assert_eq!(hears(&pbx, to_alice), moh());
+        }
+    }
+    assert!(pbx.model.bridged(to_alice, to_bob));
+    bob.bye(&mut pbx, &b);
+    let bye = alice.expect_request(&mut pbx, Method::Bye);
+    alice.reply(&mut pbx, &bye, 200);
+    assert_eq!(pbx.live(), (0, 0, 0), "calls, legs, dialogs");
+}
+
+#[test]
+fn an_outside_partys_keys_are_not_listened_to_and_the_extensions_are() {
+    let mut pbx = Pbx::new();
+    let mut alice = Phone::new("1001", 5070);
+    let mut provider = Phone::at("provider", "unused", "127.0.0.2:5060");
+    let a = alice.call(&mut pbx, "95557654321");
+    let inv = provider.expect_request(&mut pbx, Method::Invite);
+    let p = provider.accept(inv);
+    provider.respond(&mut pbx, &p, 200);
+    provider.expect_request(&mut pbx, Method::Ack);
+    alice.ack(&mut pbx, &a);
+    let (to_alice, to_provider) = (our_port(&alice, &a), our_port(&provider, &p));
+    assert!(pbx.model.on_port(to_alice).unwrap().keys.is_some());
+    assert_eq!(pbx.model.on_port(to_provider).unwrap().keys, None);
+    // Its keys as SIP INFO do nothing either: the two stay together.
+    for _ in 0..3 {
+        let mut info = provider.in_dialog(&p, Method::Info);
+        info.push_header(HeaderName::ContentType, "application/dtmf-relay");
+        info.body = "Signal=#\r\nDuration=160\r\n".into();
+        pbx.deliver(&provider.peer, &info);
+        provider.expect_status(&mut pbx, Method::Info, 200);
+    }
+    assert!(pbx.model.bridged(to_alice, to_provider));
+    // Alice's code works: she may send the outside party to an extension.
+    pbx.press(to_alice, "##");
+    assert_eq!(hears(&pbx, to_provider), moh());
+    pbx.press(to_alice, "#");
+    assert!(pbx.model.bridged(to_alice, to_provider));
+}
