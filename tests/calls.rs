@@ -294,17 +294,24 @@ fn loudness(p: &Path) -> f64 {
 
 #[test]
 fn a_baresip_callee_transfers_the_caller_to_a_third_phone_and_the_two_talk() {
-    baresip_transfer(false);
+    baresip_transfer(false, "/transfer 1003");
 }
 
 #[test]
 fn a_baresip_caller_transfers_the_callee_to_a_third_phone_and_the_two_talk() {
-    baresip_transfer(true);
+    baresip_transfer(true, "/transfer 1003");
+}
+
+#[test]
+fn a_baresip_callee_transfers_the_caller_by_feature_code_and_the_two_talk() {
+    // The keys go as RFC 4733 events, which the relay reports as they pass.
+    baresip_transfer(false, "/sndcode ##1003#");
 }
 
 /// Alice calls Bob, then one of them (Alice when `by_caller`) transfers the other to
-/// Carol with the phone's own transfer command; the other and Carol then talk.
-fn baresip_transfer(by_caller: bool) {
+/// Carol with `how`: the phone's own transfer command, or keys sent during the call;
+/// the other and Carol then talk.
+fn baresip_transfer(by_caller: bool, how: &str) {
     let pbx = Pbx::start();
     let alice = Baresip::start_with("1001", PW1, pbx.udp, "manual");
     let bob = Baresip::start_with("1002", PW2, pbx.udp, "auto");
@@ -345,7 +352,7 @@ fn baresip_transfer(by_caller: bool) {
     } else {
         (&bob, &alice)
     };
-    transferor.cmd("/transfer 1003");
+    transferor.cmd(how);
     assert!(
         wait_until(15, || talking("1003")),
         "{}\ntransferor:\n{}\ncarol:\n{}\npbx:\n{}",
