@@ -6,10 +6,20 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::calls::{answered, our_port, two_phones};
-use super::harness::{story_lines, Pbx, Phone};
+use super::calls::{answered, hold, our_port, two_phones};
+use super::harness::{story_lines, CallRef, Pbx, Phone};
 use super::media_model::Hears;
+use crate::media::Keys;
 use crate::sip::msg::{HeaderName, Method};
+
+/// `phone` sends key `key` as SIP INFO in its dialog of `c`, answered 200.
+fn info(pbx: &mut Pbx, phone: &mut Phone, c: &CallRef, key: char) {
+    let mut info = phone.in_dialog(c, Method::Info);
+    info.push_header(HeaderName::ContentType, "application/dtmf-relay");
+    info.body = format!("Signal={key}\r\nDuration=160\r\n").into();
+    pbx.deliver(&phone.peer, &info);
+    phone.expect_status(pbx, Method::Info, 200);
+}
 
 fn hears(pbx: &Pbx, port: u16) -> Hears {
     pbx.model.on_port(port).unwrap().hears.clone()
@@ -48,7 +58,12 @@ fn the_transfer_code_then_a_number_sends_the_other_party_there() {
         Hears::Nothing,
         "a key stops the prompt"
     );
-    pbx.press(to_bob, "003#");
+    // Alice's keys are not Bob's number; each of Bob's keys gives him 5 s more.
+    info(&mut pbx, &mut alice, &a, '9');
+    pbx.advance(Duration::from_secs(4));
+    pbx.press(to_bob, "0");
+    pbx.advance(Duration::from_secs(4));
+    pbx.press(to_bob, "03#");
     // Carol rings for Alice, who hears ringback; Bob is hung up on.
     let c = carol.incoming(&mut pbx);
     let bye = bob.expect_request(&mut pbx, Method::Bye);
@@ -72,10 +87,10 @@ fn the_transfer_code_then_a_number_sends_the_other_party_there() {
     assert_eq!(
         story_lines(&pbx, 0)[4..],
         [
-            "6000 transferred to 1003 by callee",
-            "6000 dialled 1003",
-            "6000 bridged 1003",
-            "6000 ended answered 200 by callee"
+            "14000 transferred to 1003 by callee",
+            "14000 dialled 1003",
+            "14000 bridged 1003",
+            "14000 ended answered 200 by callee"
         ]
     );
 }
@@ -106,17 +121,19 @@ fn no_number_puts_the_two_back_together_and_a_refused_one_may_be_followed_by_ano
     assert!(pbx.model.bridged(to_alice, to_bob));
     assert!(alice.take(&mut pbx).is_empty() && bob.take(&mut pbx).is_empty());
     // Keys as SIP INFO count the same.
-    for key in ["#", "#", "#"] {
-        let mut info = bob.in_dialog(&b, Method::Info);
-        info.push_header(HeaderName::ContentType, "application/dtmf-relay");
-        info.body = format!("Signal={key}\r\nDuration=160\r\n").into();
-        pbx.deliver(&bob.peer, &info);
-        bob.expect_status(&mut pbx, Method::Info, 200);
-        if key == "#" && !pbx.model.bridged(to_alice, to_bob) {
-            assert_eq!(hears(&pbx, to_alice), moh());
-        }
-    }
+    info(&mut pbx, &mut bob, &b, '#');
+    info(&mut pbx, &mut bob, &b, '#');
+    assert_eq!(hears(&pbx, to_alice), moh());
+    info(&mut pbx, &mut bob, &b, '#');
     assert!(pbx.model.bridged(to_alice, to_bob));
+    // With Alice on hold, Bob's code does nothing: she keeps her music, he his call.
+    hold(&mut pbx, &mut bob, &b, &mut alice);
+    info(&mut pbx, &mut bob, &b, '#');
+    info(&mut pbx, &mut bob, &b, '#');
+    assert_eq!(hears(&pbx, to_alice), moh());
+    assert_eq!(hears(&pbx, to_bob), Hears::Nothing, "asked for no number");
+    pbx.advance(Duration::from_secs(11));
+    assert_eq!(hears(&pbx, to_alice), moh(), "no entry timed out");
     bob.bye(&mut pbx, &b);
     let bye = alice.expect_request(&mut pbx, Method::Bye);
     alice.reply(&mut pbx, &bye, 200);
@@ -135,16 +152,15 @@ fn an_outside_partys_keys_are_not_listened_to_and_the_extensions_are() {
     provider.expect_request(&mut pbx, Method::Ack);
     alice.ack(&mut pbx, &a);
     let (to_alice, to_provider) = (our_port(&alice, &a), our_port(&provider, &p));
-    assert!(pbx.model.on_port(to_alice).unwrap().keys.is_some());
+    assert_eq!(
+        pbx.model.on_port(to_alice).unwrap().keys,
+        Some(Keys::Events(101)),
+        "the telephone-event type of Alice's offer"
+    );
     assert_eq!(pbx.model.on_port(to_provider).unwrap().keys, None);
     // Its keys as SIP INFO do nothing either: the two stay together.
-    for _ in 0..3 {
-        let mut info = provider.in_dialog(&p, Method::Info);
-        info.push_header(HeaderName::ContentType, "application/dtmf-relay");
-        info.body = "Signal=#\r\nDuration=160\r\n".into();
-        pbx.deliver(&provider.peer, &info);
-        provider.expect_status(&mut pbx, Method::Info, 200);
-    }
+    info(&mut pbx, &mut provider, &p, '#');
+    info(&mut pbx, &mut provider, &p, '#');
     assert!(pbx.model.bridged(to_alice, to_provider));
     // Alice's code works: she may send the outside party to an extension.
     pbx.press(to_alice, "##");
