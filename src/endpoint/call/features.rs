@@ -13,7 +13,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::state::{CallId, CallTimer, LegId, State};
+use super::state::{CallId, CallTimer, Feature, LegId, State};
 use super::transfer::Refusal;
 use crate::endpoint::Endpoint;
 use crate::media::{Keys, MediaCommand};
@@ -25,23 +25,6 @@ const BETWEEN_CODE_KEYS: Duration = Duration::from_secs(2);
 /// entered yet, the first.
 const NUMBER_KEY: Duration = Duration::from_secs(5);
 const FIRST_KEY: Duration = Duration::from_secs(10);
-
-/// Where a call's feature keys stand.
-#[derive(Debug, Default)]
-pub(in crate::endpoint) enum Feature {
-    /// Nothing pressed that begins a code.
-    #[default]
-    None,
-    /// `leg` pressed `keys`, the start of a code, the last of them at `at`.
-    Code {
-        leg: LegId,
-        keys: String,
-        at: Instant,
-    },
-    /// `leg` pressed the transfer code and is entering the number; the other party
-    /// hears music.
-    Number { leg: LegId, number: String },
-}
 
 impl Endpoint {
     /// A key from the party on `leg` of call `id`: true if it was a feature's (the

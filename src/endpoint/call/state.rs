@@ -211,6 +211,23 @@ impl CallTimer {
     const COUNT: usize = 9;
 }
 
+/// Where a call's feature keys stand (`features` acts on them).
+#[derive(Debug, Default)]
+pub(in crate::endpoint) enum Feature {
+    /// Nothing pressed that begins a code.
+    #[default]
+    None,
+    /// `leg` pressed `keys`, the start of a code, the last of them at `at`.
+    Code {
+        leg: LegId,
+        keys: String,
+        at: Instant,
+    },
+    /// `leg` pressed the transfer code and is entering the number; the other party
+    /// hears music.
+    Number { leg: LegId, number: String },
+}
+
 /// A call's deadlines, one slot per timer kind (as quinn's `TimerTable`): arming a timer
 /// replaces its deadline and stopping it clears the slot, so an earlier deadline can never
 /// fire. The calls' index (`Calls::arm`) only points at these slots; an index entry whose
@@ -335,7 +352,7 @@ pub(in crate::endpoint) struct Call {
     /// which would outlive short calls by the whole interval).
     pub(super) refresh_at: Option<Instant>,
     /// Feature keys a party is pressing during the conversation.
-    pub(super) feature: super::features::Feature,
+    pub(super) feature: Feature,
 }
 
 impl Call {
@@ -456,7 +473,7 @@ impl Call {
             on_hold: None,
             story,
             refresh_at: None,
-            feature: super::features::Feature::None,
+            feature: Feature::None,
         }
     }
 }
