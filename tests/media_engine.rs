@@ -10,6 +10,33 @@ use switchboard::media::{BridgeKey, Keys, LegKey, MediaCommand, MediaEvent, Tech
 
 mod common;
 
+/// The media engine on loopback, on a runtime of its own with one worker: the engine,
+/// its reports, and the first port of a relay range free for this test.
+fn engine() -> (
+    tokio::runtime::Runtime,
+    switchboard::driver::media::MediaHandle,
+    tokio::sync::mpsc::UnboundedReceiver<MediaEvent>,
+    u16,
+) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let (ev_tx, ev_rx) = tokio::sync::mpsc::unbounded_channel();
+    let engine = {
+        let _g = rt.enter();
+        switchboard::driver::media::start("127.0.0.1".parse().unwrap(), ev_tx)
+    };
+    let low: u16 = common::rtp_range()
+        .split('-')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    (rt, engine, ev_rx, low)
+}
+
 /// A phone's RTP socket on loopback.
 fn phone() -> UdpSocket {
     let s = UdpSocket::bind("127.0.0.1:0").unwrap();
@@ -55,20 +82,8 @@ fn exchange(
 
 #[test]
 fn legs_move_between_their_own_task_and_a_bridge() {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
+    let (rt, engine, mut ev_rx, low) = engine();
     let _g = rt.enter();
-    let (ev_tx, mut ev_rx) = tokio::sync::mpsc::unbounded_channel();
-    let engine = switchboard::driver::media::start("127.0.0.1".parse().unwrap(), ev_tx);
-    let low: u16 = common::rtp_range()
-        .split('-')
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap();
     let (alice, bob) = (phone(), phone());
     let (la, lb, lc, x) = (LegKey(1), LegKey(2), LegKey(3), BridgeKey(1));
     let port = |l: LegKey| low + 2 * l.0 as u16;
@@ -245,20 +260,8 @@ fn legs_move_between_their_own_task_and_a_bridge() {
 /// silence); a closed leg is no longer watched.
 #[test]
 fn a_watched_leg_is_reported_silent_and_rtp_or_rtcp_keep_one_alive() {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
+    let (rt, engine, mut ev_rx, low) = engine();
     let _g = rt.enter();
-    let (ev_tx, mut ev_rx) = tokio::sync::mpsc::unbounded_channel();
-    let engine = switchboard::driver::media::start("127.0.0.1".parse().unwrap(), ev_tx);
-    let low: u16 = common::rtp_range()
-        .split('-')
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap();
     let (alice, bob) = (phone(), phone());
     let (la, lb, lc, x) = (LegKey(1), LegKey(2), LegKey(3), BridgeKey(1));
     let port = |l: LegKey| low + 2 * l.0 as u16;
@@ -336,20 +339,8 @@ fn key_event(pt: u8, seq: u16, ts: u32, event: u8, end: bool) -> Vec<u8> {
 /// the other leg, not listened to, reports nothing; a leg told to stop listening stops.
 #[test]
 fn a_bridge_reports_the_keys_of_a_leg_listened_to_and_relays_them() {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
+    let (rt, engine, mut ev_rx, low) = engine();
     let _g = rt.enter();
-    let (ev_tx, mut ev_rx) = tokio::sync::mpsc::unbounded_channel();
-    let engine = switchboard::driver::media::start("127.0.0.1".parse().unwrap(), ev_tx);
-    let low: u16 = common::rtp_range()
-        .split('-')
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap();
     let (alice, bob) = (phone(), phone());
     let (la, lb, x) = (LegKey(1), LegKey(2), BridgeKey(1));
     let port = |l: LegKey| low + 2 * l.0 as u16;

@@ -149,7 +149,7 @@ impl Endpoint {
             a.dialog.sdp_sent = Some(body.clone());
         }
         self.answer_a(now, id, body);
-        self.watch_parties(id);
+        self.conversation_on(id);
         true
     }
 

@@ -295,7 +295,7 @@ impl Endpoint {
                 r.answered = true;
             }
         }
-        self.watch_parties(id);
+        self.conversation_on(id);
         let target = Sdp::parse(&msg.body).ok().and_then(|s| s.audio_target());
         let agent = self.calls.callee(id).and_then(|l| l.media).map(|m| m.key);
         if let (Some(customer), Some(agent)) = (media.map(|m| m.key), agent) {

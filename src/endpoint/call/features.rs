@@ -30,7 +30,6 @@ impl Endpoint {
     /// A key from the party on `leg` of call `id`: true if it was a feature's (the
     /// dialplan does not see it).
     pub(super) fn feature_key(&mut self, now: Instant, id: CallId, leg: LegId, key: char) -> bool {
-        let code = self.calls.transfer_code.clone();
         let Some(c) = self.calls.calls.get_mut(&id) else {
             return false;
         };
@@ -53,13 +52,14 @@ impl Endpoint {
             Feature::Number { .. } => return false,
             _ => {}
         }
-        if code.is_empty()
+        if self.calls.transfer_code.is_empty()
             || !matches!(c.state, State::Bridged)
             || c.on_hold.is_some()
             || self.transferor_party(id, leg).is_err()
         {
             return false;
         }
+        let code = self.calls.transfer_code.clone();
         let Some(c) = self.calls.calls.get_mut(&id) else {
             return false;
         };

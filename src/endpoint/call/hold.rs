@@ -80,7 +80,7 @@ impl Endpoint {
                 tracing::info!(call = %id, "resumed");
                 self.calls.unsuspend(id, leg);
                 self.tell(now, id, Event::Resumed { party: who });
-                self.watch_parties(id);
+                self.conversation_on(id);
             }
         }
     }

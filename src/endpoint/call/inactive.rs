@@ -19,8 +19,6 @@ impl Endpoint {
     /// Starts (or starts over) the watch on the media of call `id`'s parties: on answer,
     /// and once a hold ends.
     pub(super) fn watch_parties(&mut self, id: CallId) {
-        // A conversation (re)starts here: its parties may press feature codes.
-        self.listen_for_codes(id);
         let Some(after) = self.calls.rtp_timeout else {
             return;
         };

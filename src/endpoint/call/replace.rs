@@ -115,7 +115,7 @@ impl Endpoint {
         }
         c.on_hold = None;
         self.calls.join(id, [m.key, theirs.key]);
-        self.watch_parties(id);
+        self.conversation_on(id);
         let party = match role {
             Role::Caller => Party::Caller,
             Role::Callee => Party::Callee,

@@ -337,6 +337,14 @@ impl Endpoint {
         ok.then_some(name)
     }
 
+    /// Call `id`'s parties talk (again): on answer, a bridge, a hold's end, a phone
+    /// taking the call over. Their silence is watched from now, and those who may press
+    /// feature codes are listened to.
+    pub(super) fn conversation_on(&mut self, id: CallId) {
+        self.watch_parties(id);
+        self.listen_for_codes(id);
+    }
+
     pub(in crate::endpoint) fn set_state(&mut self, id: CallId, w: State) {
         let bridged = matches!(w, State::Bridged);
         if let Some(c) = self.calls.calls.get_mut(&id) {
@@ -344,7 +352,7 @@ impl Endpoint {
         }
         if bridged {
             // Parties just joined have had no time to send: their silence counts from now.
-            self.watch_parties(id);
+            self.conversation_on(id);
         }
     }
 
