@@ -686,18 +686,23 @@ fn a_softphone_takes_the_desk_phones_call_over_with_replaces_and_the_caller_hear
 
 #[test]
 fn a_baresip_phone_parks_its_caller_and_another_takes_it_from_the_slot() {
-    baresip_park(false);
+    baresip_park("/transfer 70", false);
 }
 
 #[test]
 fn a_parked_call_nobody_takes_rings_the_baresip_phone_that_parked_it() {
-    baresip_park(true);
+    baresip_park("/transfer 70", true);
 }
 
-/// Alice calls Bob, Bob transfers her to the park number (70) with the phone's own
-/// transfer command; then Carol dials the slot (71) and talks to Alice, or (`timeout`)
-/// nobody does and Bob's phone is rung again and talks to her.
-fn baresip_park(timeout: bool) {
+#[test]
+fn a_baresip_phone_parks_by_feature_code_hears_the_slot_and_another_takes_the_call() {
+    baresip_park("/sndcode ##70#", false);
+}
+
+/// Alice calls Bob, Bob sends her to the park number (70) with `how` (the phone's own
+/// transfer command, or the feature code); then Carol dials the slot (71) and talks to
+/// Alice, or (`timeout`) nobody does and Bob's phone is rung again and talks to her.
+fn baresip_park(how: &str, timeout: bool) {
     let dir = tempfile::tempdir().unwrap();
     let (cfg, dp) = common::copy_setup(dir.path());
     // A park that gives up sooner than the shipped 45 s, so the test does not wait.
@@ -733,13 +738,25 @@ fn baresip_park(timeout: bool) {
         "{}",
         pbx.ctl("calls")
     );
-    bob.cmd("/transfer 70");
+    bob.cmd(how);
     let parked = wait_until(10, || {
         let calls = pbx.ctl("calls");
         calls["calls"].as_array().is_some_and(|l| l.len() == 1)
             && calls["calls"][0]["state"] == "parked"
     });
     assert!(parked, "{}\n{}", pbx.ctl("calls"), pbx.log_text());
+    if how.starts_with("/sndcode") {
+        // By code, Bob's phone is told the slot over its own call, and only then hung
+        // up on: it hears audio for the two seconds or so the slot takes to say.
+        let hung_up = || bob.log().contains("terminated") || bob.log().contains("closed");
+        assert!(!hung_up(), "Bob hung up on before hearing the slot");
+        assert!(wait_until(10, hung_up), "{}\n{}", bob.log(), pbx.log_text());
+        assert!(
+            pbx.log_text().contains("the parker hears the slot"),
+            "{}",
+            pbx.log_text()
+        );
+    }
     let before = Pbx::leg(&pbx.ctl("calls")["calls"][0], "caller").1;
     let taker = if timeout {
         // Bob's phone answers by itself when the park rings it back.

@@ -149,6 +149,10 @@ impl Endpoint {
                 self.owners.forget_call_tx(&l.invite_key);
             }
         }
+        if let Some(l) = c.leaving.take() {
+            self.send_bye(now, l.leg);
+            self.leaving_gone(l.leg);
+        }
         if let Some(b) = c.bridge.take() {
             self.calls.drop_bridge(b.key);
         }

@@ -14,7 +14,7 @@
 use std::time::{Duration, Instant};
 
 use super::state::{CallId, CallTimer, Feature, LegId, State};
-use super::transfer::Refusal;
+use super::transfer::{Parting, Refusal};
 use crate::endpoint::Endpoint;
 use crate::media::{Keys, MediaCommand};
 use crate::sdp::Codec;
@@ -153,7 +153,7 @@ impl Endpoint {
                     c.feature = Feature::None;
                 }
                 tracing::info!(call = %id, target = %number, "blind transfer by feature code");
-                self.carry_out_blind(now, id, leg, by, number, plan, cursor);
+                self.carry_out_blind(now, id, leg, by, number, plan, cursor, Parting::AfterSlot);
             }
             Err(Refusal(status, why)) => {
                 tracing::info!(call = %id, status, why, "transfer by feature code refused");

@@ -86,6 +86,9 @@ impl Endpoint {
             return false;
         };
         if !up {
+            if self.request_to_leaving(now, key, msg, id, leg) {
+                return true;
+            }
             // A device still ringing has only an early dialog: nothing in it is ours to
             // carry out (a BYE before its 2xx is not one RFC 3261 lets a callee send).
             if method != Some(Method::Ack) {

@@ -57,6 +57,7 @@ mod ids;
 mod in_dialog;
 mod inactive;
 mod inbound;
+mod leaving;
 mod leg;
 mod media;
 mod moving;

@@ -135,6 +135,9 @@ impl Endpoint {
                 let Some((id, _)) = self.calls.media_owner(leg) else {
                     return;
                 };
+                if self.leaving_prompt_done(now, id, leg, seq) {
+                    return;
+                }
                 // The end of an earlier prompt (cut short by a key) is not this one's.
                 let Some(c) = self.calls.calls.get(&id).filter(|c| c.play_seq == seq) else {
                     return;

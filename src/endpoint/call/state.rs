@@ -353,6 +353,18 @@ pub(in crate::endpoint) struct Call {
     pub(super) refresh_at: Option<Instant>,
     /// Feature keys a party is pressing during the conversation.
     pub(super) feature: Feature,
+    /// A transferor no longer a party, hearing its last words before it is hung up on.
+    pub(super) leaving: Option<Leaving>,
+}
+
+/// A leg that left its call by a feature code and hears what became of the party it
+/// sent away (a parked call's slot) before switchboard hangs up on it. Its dialog and
+/// media stay open until then; nothing it sends is acted on but its BYE.
+#[derive(Debug)]
+pub(in crate::endpoint) struct Leaving {
+    pub(super) leg: LegId,
+    /// Prompts still to play after the current one.
+    pub(super) prompts: VecDeque<std::path::PathBuf>,
 }
 
 impl Call {
@@ -474,6 +486,7 @@ impl Call {
             story,
             refresh_at: None,
             feature: Feature::None,
+            leaving: None,
         }
     }
 }

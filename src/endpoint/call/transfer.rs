@@ -12,10 +12,11 @@
 //! status that says so, and the call goes on as it was.
 
 use bytes::Bytes;
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Instant;
 
-use super::state::{CallId, CallTimer, Controller, LegId, QueueCall, Role, State};
+use super::state::{CallId, CallTimer, Controller, Leaving, LegId, QueueCall, Role, State};
 use crate::dialplan::{Cursor, Dialplan};
 use crate::endpoint::owner::{CallTx, TxOwner};
 use crate::endpoint::{code, Endpoint};
@@ -34,6 +35,16 @@ enum Target {
     Blind(String, Party),
     /// Join the other party with the transferor's party in the dialog named (attended).
     Attended(Replaces),
+}
+
+/// How a blind transferor leaves its call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Parting {
+    /// Hung up on at once: its phone asked by REFER, and is told by NOTIFY it is done.
+    Now,
+    /// Kept until it has heard the slot, if the party it sent away was parked, then hung
+    /// up on: a feature code's transferor, whose phone knows nothing of the transfer.
+    AfterSlot,
 }
 
 impl Endpoint {
@@ -64,7 +75,7 @@ impl Endpoint {
         tracing::info!(call = %id, %target, "blind transfer");
         // The transfer is ours to carry out from here: the transferor is told it is done.
         self.notify_transfer(now, id, leg);
-        self.carry_out_blind(now, id, leg, by, target, plan, cursor);
+        self.carry_out_blind(now, id, leg, by, target, plan, cursor, Parting::Now);
     }
 
     /// Where the dialplan starts for the party of call `id` that `by` sends to `target`,
@@ -107,8 +118,8 @@ impl Endpoint {
     }
 
     /// Carries out a blind transfer of call `id` by the party on `leg` (`by`) to
-    /// `target`, whose dialplan starts at `cursor`: the transferor is hung up on and
-    /// leaves, and the other party runs the dialplan from there.
+    /// `target`, whose dialplan starts at `cursor`: the transferor leaves (hung up on as
+    /// `parting` says), and the other party runs the dialplan from there.
     #[allow(clippy::too_many_arguments)]
     pub(super) fn carry_out_blind(
         &mut self,
@@ -119,9 +130,12 @@ impl Endpoint {
         target: String,
         plan: Arc<Dialplan>,
         cursor: Cursor,
+        parting: Parting,
     ) {
-        self.send_bye(now, leg);
-        self.transferor_leaves(now, id, leg, by, &target);
+        if parting == Parting::Now {
+            self.send_bye(now, leg);
+        }
+        self.transferor_leaves(now, id, leg, by, &target, parting);
         self.tell(
             now,
             id,
@@ -139,6 +153,9 @@ impl Endpoint {
         c.state = State::Routing;
         c.failures.clear();
         self.run_dialplan(now, id);
+        if parting == Parting::AfterSlot {
+            self.tell_the_slot(now, id);
+        }
     }
 
     /// Answers a REFER we do not carry out: its status, and a Warning saying why.
@@ -253,7 +270,15 @@ impl Endpoint {
     /// table, its phone free for the ACD, and an agent's talk over (the queue counts the
     /// call as handled and transferred by them, and the agent goes to wrap-up). A callee left by its caller
     /// becomes the call's caller, its leg driven by the call's script from now on.
-    fn transferor_leaves(&mut self, now: Instant, id: CallId, leg: LegId, by: Party, to: &str) {
+    fn transferor_leaves(
+        &mut self,
+        now: Instant,
+        id: CallId,
+        leg: LegId,
+        by: Party,
+        to: &str,
+        parting: Parting,
+    ) {
         let Some(c) = self.calls.calls.get_mut(&id) else {
             return;
         };
@@ -293,7 +318,20 @@ impl Endpoint {
         if let Some(l) = transferee.and_then(|t| self.calls.legs.get_mut(t)) {
             l.controller = Controller::Script;
         }
-        if let Some(l) = self.calls.remove_leg(leg) {
+        if parting == Parting::AfterSlot {
+            // Answered long ago, its INVITE is nobody's to cancel; the leg stays until
+            // it has heard what it is told.
+            let invite = self.calls.legs.get(leg).map(|l| l.invite_key.clone());
+            if let Some(invite) = invite {
+                self.calls.by_a_invite.remove(&invite);
+            }
+            if let Some(c) = self.calls.calls.get_mut(&id) {
+                c.leaving = Some(Leaving {
+                    leg,
+                    prompts: VecDeque::new(),
+                });
+            }
+        } else if let Some(l) = self.calls.remove_leg(leg) {
             // The caller's INVITE, indexed for its CANCEL, goes with it.
             self.calls.by_a_invite.remove(&l.invite_key);
         }

@@ -168,3 +168,103 @@ fn an_outside_partys_keys_are_not_listened_to_and_the_extensions_are() {
     pbx.press(to_alice, "#");
     assert!(pbx.model.bridged(to_alice, to_provider));
 }
+
+/// The prompts played on our port `port`, each ended as it starts, until none plays.
+fn heard(pbx: &mut Pbx, port: u16) -> Vec<String> {
+    let mut heard = Vec::new();
+    while let Some(p) = pbx.prompt_ends(port) {
+        heard.push(p.display().to_string());
+    }
+    heard
+}
+
+const SLOT_71: [&str; 3] = [
+    "sounds/parked-at.wav",
+    "sounds/digits/7.wav",
+    "sounds/digits/1.wav",
+];
+
+#[test]
+fn parking_by_code_tells_the_parker_the_slot_before_hanging_up_on_it() {
+    let (mut pbx, mut alice, mut bob) = two_phones();
+    let (a, b) = answered(&mut pbx, &mut alice, &mut bob);
+    let (to_alice, to_bob) = (our_port(&alice, &a), our_port(&bob, &b));
+    pbx.press(to_bob, "##70#");
+    // Both hear the slot; Alice then waits with music.
+    assert_eq!(heard(&mut pbx, to_alice), SLOT_71);
+    assert_eq!(hears(&pbx, to_alice), moh());
+    assert_eq!(pbx.calls()[0].state, "parked");
+    assert_eq!(
+        pbx.model.on_port(to_bob).unwrap().hears,
+        prompt("parked-at")
+    );
+    assert!(
+        bob.take(&mut pbx).is_empty(),
+        "not hung up on before the slot"
+    );
+    // Bob's keys meanwhile do nothing.
+    pbx.advance(Duration::from_millis(500));
+    info(&mut pbx, &mut bob, &b, '#');
+    assert_eq!(pbx.calls().len(), 1);
+    assert_eq!(heard(&mut pbx, to_bob), SLOT_71);
+    let bye = bob.expect_request(&mut pbx, Method::Bye);
+    bob.reply(&mut pbx, &bye, 200);
+    assert!(pbx.model.on_port(to_bob).is_none(), "Bob's port is closed");
+    assert!(!pbx.ep.in_use.contains_key("1002"), "{:?}", pbx.ep.in_use);
+    // Parked by Bob: a time-out rings him.
+    let parked = pbx.ep.calls.calls.values().next().unwrap();
+    assert_eq!(
+        parked.cursor.vars.get("parked_by").map(String::as_str),
+        Some("1002")
+    );
+    assert!(
+        alice.take(&mut pbx).is_empty(),
+        "Alice's phone saw none of it"
+    );
+    alice.bye(&mut pbx, &a);
+    assert_eq!(pbx.live(), (0, 0, 0), "calls, legs, dialogs");
+    assert_eq!(
+        story_lines(&pbx, 0)[4..],
+        [
+            "0 transferred to 70 by callee",
+            "0 parked 71",
+            "500 ended answered 200 by caller"
+        ]
+    );
+}
+
+#[test]
+fn a_parker_that_hangs_up_first_or_a_parked_call_that_ends_ends_the_telling() {
+    let (mut pbx, mut alice, mut bob) = two_phones();
+    let (a, b) = answered(&mut pbx, &mut alice, &mut bob);
+    let to_bob = our_port(&bob, &b);
+    pbx.press(to_bob, "##70#");
+    // Bob hangs up while he hears the slot: answered, and nothing more is sent him.
+    bob.bye(&mut pbx, &b);
+    bob.expect_status(&mut pbx, Method::Bye, 200);
+    assert!(pbx.model.on_port(to_bob).is_none());
+    assert!(pbx.prompt_ends(to_bob).is_none());
+    assert_eq!(pbx.calls()[0].state, "parked");
+    alice.bye(&mut pbx, &a);
+    assert!(bob.take(&mut pbx).is_empty());
+    assert_eq!(pbx.live(), (0, 0, 0), "calls, legs, dialogs");
+
+    // Alice (the caller this time) parks Bob, who hangs up while she hears the slot:
+    // she is hung up on at once.
+    let (a, b) = answered(&mut pbx, &mut alice, &mut bob);
+    let to_alice = our_port(&alice, &a);
+    pbx.press(to_alice, "##70#");
+    assert_eq!(pbx.calls()[0].state, "parked");
+    assert_eq!(hears(&pbx, to_alice), prompt("parked-at"));
+    bob.bye(&mut pbx, &b);
+    let bye = alice.expect_request(&mut pbx, Method::Bye);
+    alice.reply(&mut pbx, &bye, 200);
+    assert_eq!(pbx.live(), (0, 0, 0), "calls, legs, dialogs");
+    // A number that is not the park: hung up on at once, as before.
+    let mut carol = Phone::new("1003", 5074);
+    carol.register(&mut pbx);
+    let (_a, b) = answered(&mut pbx, &mut alice, &mut bob);
+    pbx.press(our_port(&bob, &b), "##1003#");
+    carol.incoming(&mut pbx);
+    bob.expect_request(&mut pbx, Method::Bye);
+}
