@@ -738,18 +738,39 @@ pub(super) fn rtp_timeout(
     Ok((s != 0).then(|| Duration::from_secs(s)))
 }
 
-/// `[calls] transfer_code`: empty (off), or 1 to 4 keys of `0-9 * #`.
-pub(super) fn transfer_code(calls: &CallsSection, err: &ErrAt) -> Result<String, ConfigError> {
-    let code = calls.transfer_code.get_ref();
+/// `[calls] transfer_code` and `attended_code`: each empty (off), or 1 to 4 keys of
+/// `0-9 * #`; two codes in force must not begin alike (neither may be the other's
+/// start, or the longer could never be pressed).
+pub(super) fn feature_codes(
+    calls: &CallsSection,
+    err: &ErrAt,
+) -> Result<(String, String), ConfigError> {
     let keys = |c: char| c.is_ascii_digit() || c == '*' || c == '#';
-    if code.len() > 4 || !code.chars().all(keys) {
+    for (name, code) in [
+        ("transfer_code", &calls.transfer_code),
+        ("attended_code", &calls.attended_code),
+    ] {
+        let c = code.get_ref();
+        if c.len() > 4 || !c.chars().all(keys) {
+            return Err(err(
+                code.span(),
+                format!("{name} must be empty (off) or 1 to 4 of the keys 0-9 * #"),
+                None,
+            ));
+        }
+    }
+    let (blind, attended) = (calls.transfer_code.get_ref(), calls.attended_code.get_ref());
+    if !blind.is_empty()
+        && !attended.is_empty()
+        && (blind.starts_with(attended.as_str()) || attended.starts_with(blind.as_str()))
+    {
         return Err(err(
-            calls.transfer_code.span(),
-            "transfer_code must be empty (off) or 1 to 4 of the keys 0-9 * #".into(),
+            calls.attended_code.span(),
+            format!("attended_code \"{attended}\" and transfer_code \"{blind}\" begin alike: one could never be pressed"),
             None,
         ));
     }
-    Ok(code.clone())
+    Ok((blind.clone(), attended.clone()))
 }
 
 /// `skills = { NAME = LEVEL }` of a user or an agent (`owner`, as errors name it):

@@ -239,6 +239,9 @@ pub struct Config {
     /// The keys an extension presses during a conversation to send the other party
     /// elsewhere (then the number and `#`); empty: off.
     pub transfer_code: String,
+    /// The keys an extension presses during a conversation to consult someone first
+    /// (then the number and `#`; hanging up hands the other party over); empty: off.
+    pub attended_code: String,
     /// CDR database file (relative paths are inside the state directory).
     pub cdr_db: PathBuf,
     /// The dialplan in force.
@@ -307,12 +310,13 @@ impl Config {
         let ring_timeout = check::ring_timeout(&f.calls, &err)?;
         let session_refresh = check::session_refresh(&f.calls, &err)?;
         let rtp_timeout = check::rtp_timeout(&f.calls, &err)?;
-        let transfer_code = check::transfer_code(&f.calls, &err)?;
+        let (transfer_code, attended_code) = check::feature_codes(&f.calls, &err)?;
         Ok(Self {
             ring_timeout,
             session_refresh,
             rtp_timeout,
             transfer_code,
+            attended_code,
             cdr_db: PathBuf::from(f.calls.cdr_db),
             dialplan: std::sync::Arc::new(dialplan),
             dialplan_path: dp_path,
@@ -535,12 +539,35 @@ mod tests {
                 "c.toml",
             )
         };
-        assert_eq!(with("*2").unwrap().transfer_code, "*2");
+        assert_eq!(with("#9").unwrap().transfer_code, "#9");
         assert_eq!(with("").unwrap().transfer_code, "");
         for bad in ["#a", "#####"] {
             let e = with(bad).unwrap_err().to_string();
             assert!(e.contains("transfer_code must be"), "{bad}: {e}");
         }
+        let with_attended = |code: &str| {
+            let from = "attended_code = \"*2\"";
+            assert!(EMBEDDED.contains(from));
+            Config::from_str(
+                &EMBEDDED.replace(from, &format!("attended_code = \"{code}\"")),
+                "c.toml",
+            )
+        };
+        let c = with_attended("#*").unwrap();
+        assert_eq!(
+            (c.transfer_code.as_str(), c.attended_code.as_str()),
+            ("##", "#*")
+        );
+        assert_eq!(with_attended("").unwrap().attended_code, "");
+        let e = with_attended("2a").unwrap_err().to_string();
+        assert!(e.contains("attended_code must be"), "{e}");
+        // One code the start of the other: the longer could never be pressed.
+        for clash in ["#", "##", "##1"] {
+            let e = with_attended(clash).unwrap_err().to_string();
+            assert!(e.contains("begin alike"), "{clash}: {e}");
+        }
+        let e = with("*").unwrap_err().to_string();
+        assert!(e.contains("begin alike"), "{e}");
     }
 
     #[test]

@@ -232,6 +232,7 @@ impl Endpoint {
         self.calls.session_refresh = cfg.session_refresh;
         self.calls.rtp_timeout = cfg.rtp_timeout;
         self.calls.transfer_code = cfg.transfer_code.clone();
+        self.calls.attended_code = cfg.attended_code.clone();
         self.dialplan = cfg.dialplan.clone();
         self.default_context = cfg.default_context.clone();
         self.sounds_dir = cfg.sounds_dir.clone();

@@ -265,7 +265,7 @@ impl Endpoint {
 }
 
 /// The party a leg is, by whether it is its call's caller.
-fn party(caller: bool) -> Party {
+pub(super) fn party(caller: bool) -> Party {
     if caller {
         Party::Caller
     } else {

@@ -149,6 +149,7 @@ impl Endpoint {
                 self.owners.forget_call_tx(&l.invite_key);
             }
         }
+        self.consult_ended(now, c.consult.take());
         if let Some(l) = c.leaving.take() {
             self.send_bye(now, l.leg);
             self.leaving_gone(l.leg);

@@ -1,19 +1,22 @@
 //! Feature codes during a conversation: keys an extension presses on a bridged call (RFC
-//! 4733 events the bridge reports, or SIP INFO) that ask switchboard itself for a blind
+//! 4733 events the bridge reports, or SIP INFO) that ask switchboard itself for a
 //! transfer, for phones without a transfer key or whose key does something else. The
-//! transfer code (`[calls] transfer_code`, `##` by default), then the number and `#`:
-//! the other party hears music while the number is entered (the transferor hears
-//! "enter extension"), then the transfer is carried out as for a REFER, and the
-//! transferor is hung up on. `#` alone, or no key for a while, puts the two back
-//! together; a number the transferor may not send the party to is answered with
-//! "invalid option", and another may be entered.
+//! transfer code (`[calls] transfer_code`, `##` by default) or the attended code
+//! (`attended_code`, `*2`), then the number and `#`: the other party hears music while
+//! the number is entered (the transferor hears "enter extension"). Blind, the transfer is
+//! then carried out as for a REFER and the transferor is hung up on (after hearing the
+//! slot, if the party was parked); attended, the transferor calls the number first
+//! (`consult`). `#` alone, or no key for a while, puts the two back together; a number
+//! the transferor may not send the party to (or call) is answered with "invalid option",
+//! and another may be entered.
 //!
 //! Owns the call's `feature` (the keys pressed so far, the number being entered) and its
-//! `FeatureEntry` timer; the transfer itself is `transfer`'s.
+//! `FeatureEntry` timer; the transfer itself is `transfer`'s, the consultation
+//! `consult`'s.
 
 use std::time::{Duration, Instant};
 
-use super::state::{CallId, CallTimer, Feature, LegId, State};
+use super::state::{CallId, CallTimer, Consult, Feature, LegId, State, TransferKind};
 use super::transfer::{Parting, Refusal};
 use crate::endpoint::Endpoint;
 use crate::media::{Keys, MediaCommand};
@@ -34,7 +37,7 @@ impl Endpoint {
             return false;
         };
         match &mut c.feature {
-            Feature::Number { leg: l, number } if *l == leg => {
+            Feature::Number { leg: l, number, .. } if *l == leg => {
                 if key == '#' {
                     let number = std::mem::take(number);
                     self.number_entered(now, id, number);
@@ -52,43 +55,86 @@ impl Endpoint {
             Feature::Number { .. } => return false,
             _ => {}
         }
-        if self.calls.transfer_code.is_empty()
-            || !matches!(c.state, State::Bridged)
+        match c.consult {
+            // A consultation's caller may press the attended code again, in any state
+            // of it, to go back to the party it put aside.
+            Some(Consult::Consulting { .. }) => {
+                if c.is_caller(leg) {
+                    let code = self.calls.attended_code.clone();
+                    if self
+                        .code_key(now, id, leg, key, &[(&code, TransferKind::Attended)])
+                        .is_some()
+                    {
+                        self.back_to_held(now, id);
+                    }
+                }
+                return false;
+            }
+            Some(Consult::Held { .. }) => return false,
+            None => {}
+        }
+        if !matches!(c.state, State::Bridged)
             || c.on_hold.is_some()
             || self.transferor_party(id, leg).is_err()
         {
             return false;
         }
-        let code = self.calls.transfer_code.clone();
-        let Some(c) = self.calls.calls.get_mut(&id) else {
-            return false;
-        };
-        let mut keys = match std::mem::take(&mut c.feature) {
-            Feature::Code { leg: l, keys, at } if l == leg && now - at <= BETWEEN_CODE_KEYS => keys,
-            _ => String::new(),
-        };
-        keys.push(key);
-        if !code.starts_with(&keys) {
-            // A false start: the key may still begin the code afresh.
-            keys = if code.starts_with(key) {
-                key.to_string()
-            } else {
-                return false;
-            };
-        }
-        if keys == code {
-            self.start_number(now, id, leg);
-        } else {
-            c.feature = Feature::Code { leg, keys, at: now };
+        let (blind, attended) = (
+            self.calls.transfer_code.clone(),
+            self.calls.attended_code.clone(),
+        );
+        let codes = [
+            (&blind, TransferKind::Blind),
+            (&attended, TransferKind::Attended),
+        ];
+        if let Some(kind) = self.code_key(now, id, leg, key, &codes) {
+            self.start_number(now, id, leg, kind);
         }
         // The keys went to the other party too (the relay passes them on): feature keys
         // are not kept from it, only acted on.
         false
     }
 
-    /// `leg` pressed the transfer code: the other party hears music, the transferor is
+    /// `key` from `leg` of call `id`, on the way to one of `codes` (those not empty):
+    /// the kind of the code it completes, if it does.
+    fn code_key(
+        &mut self,
+        now: Instant,
+        id: CallId,
+        leg: LegId,
+        key: char,
+        codes: &[(&String, TransferKind)],
+    ) -> Option<TransferKind> {
+        let c = self.calls.calls.get_mut(&id)?;
+        let begins = |keys: &str| {
+            codes
+                .iter()
+                .any(|(code, _)| !code.is_empty() && code.starts_with(keys))
+        };
+        let mut keys = match std::mem::take(&mut c.feature) {
+            Feature::Code { leg: l, keys, at } if l == leg && now - at <= BETWEEN_CODE_KEYS => keys,
+            _ => String::new(),
+        };
+        keys.push(key);
+        if !begins(&keys) {
+            // A false start: the key may still begin a code afresh.
+            keys = key.to_string();
+            if !begins(&keys) {
+                return None;
+            }
+        }
+        match codes.iter().find(|(code, _)| **code == keys) {
+            Some(&(_, kind)) => Some(kind),
+            None => {
+                c.feature = Feature::Code { leg, keys, at: now };
+                None
+            }
+        }
+    }
+
+    /// `leg` pressed a transfer code: the other party hears music, the transferor is
     /// asked for the number.
-    fn start_number(&mut self, now: Instant, id: CallId, leg: LegId) {
+    fn start_number(&mut self, now: Instant, id: CallId, leg: LegId, kind: TransferKind) {
         let Some(c) = self.calls.calls.get_mut(&id) else {
             return;
         };
@@ -98,8 +144,9 @@ impl Endpoint {
         c.feature = Feature::Number {
             leg,
             number: String::new(),
+            kind,
         };
-        tracing::info!(call = %id, "transfer code pressed");
+        tracing::info!(call = %id, ?kind, "transfer code pressed");
         let music = self.music_on_hold(id, leg);
         let media = |l: LegId| self.calls.legs.get(l).and_then(|l| l.media).map(|m| m.key);
         let (mine, theirs) = (media(leg), media(other));
@@ -133,7 +180,7 @@ impl Endpoint {
         let Some(c) = self.calls.calls.get_mut(&id) else {
             return;
         };
-        let Feature::Number { leg, .. } = c.feature else {
+        let Feature::Number { leg, kind, .. } = c.feature else {
             return;
         };
         c.timers.stop(CallTimer::FeatureEntry);
@@ -144,7 +191,10 @@ impl Endpoint {
             return;
         }
         let result = self.transferor_party(id, leg).and_then(|by| {
-            let (plan, cursor) = self.transfer_cursor(id, by, &number)?;
+            let (plan, cursor) = match kind {
+                TransferKind::Blind => self.transfer_cursor(id, by, &number)?,
+                TransferKind::Attended => self.consult_cursor(id, leg, &number)?,
+            };
             Ok((by, plan, cursor))
         });
         match result {
@@ -152,8 +202,24 @@ impl Endpoint {
                 if let Some(c) = self.calls.calls.get_mut(&id) {
                     c.feature = Feature::None;
                 }
-                tracing::info!(call = %id, target = %number, "blind transfer by feature code");
-                self.carry_out_blind(now, id, leg, by, number, plan, cursor, Parting::AfterSlot);
+                match kind {
+                    TransferKind::Blind => {
+                        tracing::info!(call = %id, target = %number, "blind transfer by feature code");
+                        self.carry_out_blind(
+                            now,
+                            id,
+                            leg,
+                            by,
+                            number,
+                            plan,
+                            cursor,
+                            Parting::AfterSlot,
+                        );
+                    }
+                    TransferKind::Attended => {
+                        self.start_consultation(now, id, leg, number, (plan, cursor));
+                    }
+                }
             }
             Err(Refusal(status, why)) => {
                 tracing::info!(call = %id, status, why, "transfer by feature code refused");
@@ -161,6 +227,7 @@ impl Endpoint {
                     c.feature = Feature::Number {
                         leg,
                         number: String::new(),
+                        kind,
                     };
                 }
                 if let Some(m) = self.calls.legs.get(leg).and_then(|l| l.media) {
@@ -191,7 +258,7 @@ impl Endpoint {
     /// in the bridge (RFC 4733 events; a phone that sends keys only as tones in the
     /// audio must use its transfer key or SIP INFO).
     pub(super) fn listen_for_codes(&mut self, id: CallId) {
-        if self.calls.transfer_code.is_empty() {
+        if self.calls.transfer_code.is_empty() && self.calls.attended_code.is_empty() {
             return;
         }
         let Some(c) = self.calls.calls.get(&id) else {

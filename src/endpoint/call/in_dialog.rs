@@ -42,6 +42,11 @@ impl Endpoint {
 
     /// Sends BYE on `leg`.
     pub(super) fn send_bye(&mut self, now: Instant, leg: LegId) {
+        // A consultation's caller goes back to the party it put aside instead: only the
+        // consultation ends.
+        if self.consulter_back(now, leg) {
+            return;
+        }
         let Some(id) = self.calls.legs.get(leg).map(|l| l.call) else {
             return;
         };
@@ -99,6 +104,9 @@ impl Endpoint {
         match method {
             Some(Method::Bye) => {
                 self.reply(now, key, msg, StatusCode::OK, vec![]);
+                if self.consulter_hung_up(now, id, leg) {
+                    return true;
+                }
                 let by = if caller {
                     HangupBy::Caller
                 } else {
@@ -181,7 +189,7 @@ impl Endpoint {
             self.reply(now, key, msg, StatusCode::OK, timer);
             return;
         }
-        if !c.bridged() || offer.is_none() {
+        if c.other(from).is_none() || offer.is_none() {
             // Nothing to relay to, or no offer in it (a session refresh): repeat what this
             // leg already agreed, in the direction the offer asks.
             let sdp = self.answer_here(from, offer.as_ref());

@@ -47,6 +47,7 @@ mod attended;
 mod branch;
 mod build;
 mod collect;
+mod consult;
 mod customer;
 mod dial;
 mod end;
@@ -178,8 +179,10 @@ pub(super) struct Calls {
     pub(super) session_refresh: Option<Duration>,
     /// How long an answered party may be silent (`None`: for ever).
     pub(super) rtp_timeout: Option<Duration>,
-    /// The keys that start a transfer during a conversation (empty: off).
+    /// The keys that start a blind transfer during a conversation (empty: off).
     pub(super) transfer_code: String,
+    /// The keys that start a consultation during a conversation (empty: off).
+    pub(super) attended_code: String,
     /// When the calls are next swept for refreshes due, while there are calls.
     sweep_at: Option<Instant>,
 }
@@ -209,6 +212,7 @@ impl Calls {
             session_refresh,
             rtp_timeout: None,
             transfer_code: String::new(),
+            attended_code: String::new(),
             sweep_at: None,
         }
     }

@@ -162,6 +162,9 @@ pub(in crate::endpoint) enum State {
     /// Parked in this slot: its number said, then music, until someone retrieves the
     /// call or the park times out.
     Parked(String),
+    /// Its one party waits with music while the other consults someone on a call of its
+    /// own (an attended transfer by feature code, `Call::consult`).
+    Held,
 }
 
 impl State {
@@ -180,6 +183,7 @@ impl State {
             State::Goodbye => "goodbye",
             State::Queued => "queued",
             State::Parked(_) => "parked",
+            State::Held => "held",
         }
     }
 }
@@ -223,9 +227,37 @@ pub(in crate::endpoint) enum Feature {
         keys: String,
         at: Instant,
     },
-    /// `leg` pressed the transfer code and is entering the number; the other party
-    /// hears music.
-    Number { leg: LegId, number: String },
+    /// `leg` pressed a transfer code and is entering the number; the other party hears
+    /// music.
+    Number {
+        leg: LegId,
+        number: String,
+        kind: TransferKind,
+    },
+}
+
+/// Which transfer a feature code starts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(in crate::endpoint) enum TransferKind {
+    /// The other party is sent to the number at once.
+    Blind,
+    /// The transferor calls the number first; hanging up hands the other party over.
+    Attended,
+}
+
+/// An attended transfer by feature code, as each of its two calls sees it.
+#[derive(Debug)]
+pub(in crate::endpoint) enum Consult {
+    /// This call's remaining party waits (state `Held`) while `transferor`, its party
+    /// in `role` until then, consults on call `call` as that call's caller.
+    Held {
+        call: CallId,
+        transferor: LegId,
+        role: Role,
+    },
+    /// This call is the consultation of its caller, which put its party of call `call`
+    /// aside to dial `number`.
+    Consulting { call: CallId, number: String },
 }
 
 /// A call's deadlines, one slot per timer kind (as quinn's `TimerTable`): arming a timer
@@ -355,6 +387,8 @@ pub(in crate::endpoint) struct Call {
     pub(super) feature: Feature,
     /// A transferor no longer a party, hearing its last words before it is hung up on.
     pub(super) leaving: Option<Leaving>,
+    /// The attended transfer by feature code this call is part of.
+    pub(super) consult: Option<Consult>,
 }
 
 /// A leg that left its call by a feature code and hears what became of the party it
@@ -487,6 +521,7 @@ impl Call {
             refresh_at: None,
             feature: Feature::None,
             leaving: None,
+            consult: None,
         }
     }
 }

@@ -45,6 +45,8 @@ pub(super) enum Parting {
     /// Kept until it has heard the slot, if the party it sent away was parked, then hung
     /// up on: a feature code's transferor, whose phone knows nothing of the transfer.
     AfterSlot,
+    /// Gone already: it hung up itself (its BYE answered).
+    Gone,
 }
 
 impl Endpoint {

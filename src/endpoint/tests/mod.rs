@@ -4,6 +4,7 @@
 mod attended;
 mod blf;
 mod calls;
+mod consult;
 mod features;
 mod harness;
 mod inactive;
