@@ -390,6 +390,101 @@ fn baresip_transfer(by_caller: bool, how: &str) {
 }
 
 #[test]
+fn a_baresip_phone_consults_by_feature_code_then_hangs_up_and_the_other_two_talk() {
+    let pbx = Pbx::start();
+    let alice = Baresip::start_with("1001", PW1, pbx.udp, "manual");
+    let bob = Baresip::start_with("1002", PW2, pbx.udp, "auto");
+    let carol = Baresip::start_with("1003", "demo-1003-change-me", pbx.udp, "auto");
+    assert!(
+        wait_until(20, || pbx.registrations().len() == 3),
+        "the phones register"
+    );
+    alice.cmd("/dial 1002");
+    let callee_of = |call: &serde_json::Value| {
+        call["legs"]
+            .as_array()
+            .and_then(|l| l.iter().find(|l| l["role"] == "callee"))
+            .and_then(|l| l["party"].as_str().map(str::to_string))
+            .unwrap_or_default()
+    };
+    let in_state = |state: &str| {
+        let calls = pbx.ctl("calls");
+        calls["calls"]
+            .as_array()
+            .and_then(|l| l.iter().find(|c| c["state"] == state).cloned())
+    };
+    assert!(
+        wait_until(10, || in_state("bridged").is_some_and(|c| callee_of(&c)
+            .starts_with("sip:1002")
+            && Pbx::leg(&c, "callee").1 > 50)),
+        "{}",
+        pbx.ctl("calls")
+    );
+    // Bob's keys as RFC 4733 events: Alice waits, Bob talks to Carol on his one dialog.
+    bob.cmd("/sndcode *21003#");
+    let consulting = || {
+        in_state("held").is_some()
+            && in_state("bridged").is_some_and(|c| {
+                callee_of(&c).starts_with("sip:1003")
+                    && Pbx::leg(&c, "caller").1 > 50
+                    && Pbx::leg(&c, "callee").1 > 50
+            })
+    };
+    assert!(
+        wait_until(15, consulting),
+        "{}\nbob:\n{}\ncarol:\n{}\npbx:\n{}",
+        pbx.ctl("calls"),
+        bob.log(),
+        carol.log(),
+        pbx.log_text()
+    );
+    let before = Pbx::leg(&in_state("held").unwrap(), "caller").1;
+    bob.cmd("/hangup");
+    // Alice's call goes on with Carol in Bob's place: Alice's audio keeps arriving on
+    // her port, and Carol's on hers.
+    let handed_over = || {
+        let calls = pbx.ctl("calls");
+        let list = calls["calls"].as_array().cloned().unwrap_or_default();
+        list.len() == 1
+            && list[0]["state"] == "bridged"
+            && callee_of(&list[0]).starts_with("sip:1003")
+            && Pbx::leg(&list[0], "caller").1 > before + 50
+    };
+    assert!(
+        wait_until(15, handed_over),
+        "{}\npbx:\n{}",
+        pbx.ctl("calls"),
+        pbx.log_text()
+    );
+    let carol_before = Pbx::leg(&pbx.ctl("calls")["calls"][0], "callee").1;
+    assert!(
+        wait_until(5, || Pbx::leg(&pbx.ctl("calls")["calls"][0], "callee").1
+            > carol_before + 50),
+        "{}",
+        pbx.ctl("calls")
+    );
+    alice.cmd("/hangup");
+    calls_cleared(&pbx);
+    let rows = cdrs(&pbx);
+    assert_eq!(rows.len(), 2, "Alice's call and Bob's consultation");
+    let first = rows
+        .iter()
+        .position(|r| r.outcome().0 == "1001")
+        .expect("Alice's call's row");
+    let seen: Vec<String> = story(&pbx, first + 1)
+        .into_iter()
+        .filter(|e| e.starts_with("transferred") || e.starts_with("bridged"))
+        .collect();
+    assert_eq!(
+        seen,
+        ["bridged 1002", "transferred callee", "bridged 1003"],
+        "{:?}",
+        story(&pbx, first + 1)
+    );
+    drop(carol);
+}
+
+#[test]
 fn an_attended_transfer_joins_the_held_party_with_the_answered_consultation_and_they_talk() {
     sipp_attended_transfer(false);
 }
