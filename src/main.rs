@@ -275,6 +275,9 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
                             "{:>6} {:<12} {:<14} {:<13} {:>5}s",
                             c.id, c.caller, c.callee, c.state, c.age_s
                         );
+                        for m in &c.moves {
+                            println!("{:>6} {}", "", m.line());
+                        }
                         let dash = |v: Option<String>| v.unwrap_or_else(|| "-".into());
                         for l in &c.legs {
                             println!(

@@ -173,6 +173,44 @@ impl ForwardWhy {
 }
 
 impl Event {
+    /// Whether it moved the call between parties or places (a transfer, a forward, a
+    /// park, a retrieval, a pickup, a phone taking over): what `ctl calls` shows of a
+    /// live call's story.
+    pub fn is_move(&self) -> bool {
+        matches!(
+            self,
+            Self::Transferred { .. }
+                | Self::Forwarded { .. }
+                | Self::Parked { .. }
+                | Self::Retrieved { .. }
+                | Self::PickedUp { .. }
+                | Self::Replaced { .. }
+        )
+    }
+
+    /// The event in a few words, for a person reading `ctl calls`.
+    pub fn line(&self) -> String {
+        let party = |p: &Party| match p {
+            Party::Caller => "caller",
+            Party::Callee => "callee",
+        };
+        match self {
+            Self::Transferred { by, to, attended } => format!(
+                "transferred to {to} by the {}{}",
+                party(by),
+                if *attended { ", attended" } else { "" }
+            ),
+            Self::Forwarded { from, to, why } => {
+                format!("forwarded by {from} to {to} ({})", why.as_str())
+            }
+            Self::Parked { slot } => format!("parked at {slot}"),
+            Self::Retrieved { slot, by } => format!("retrieved from {slot} by {by}"),
+            Self::PickedUp { at, by } => format!("ringing at {at}, picked up by {by}"),
+            Self::Replaced { party: p } => format!("the {}'s phone replaced", party(p)),
+            other => other.name().to_string(),
+        }
+    }
+
     /// The event's name, as the `call_events` table stores it.
     pub fn name(&self) -> &'static str {
         match self {
@@ -311,6 +349,16 @@ impl Story {
             sip_code,
             hangup_by,
         }
+    }
+
+    /// Its moves so far (see [`Event::is_move`]), in order.
+    pub fn moves(&self) -> Vec<Event> {
+        self.events
+            .iter()
+            .map(|(_, e)| e)
+            .filter(|e| e.is_move())
+            .cloned()
+            .collect()
     }
 
     /// The whole story as rows, `Started` first.

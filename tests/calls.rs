@@ -456,6 +456,9 @@ fn a_baresip_phone_consults_by_feature_code_then_hangs_up_and_the_other_two_talk
         pbx.ctl("calls"),
         pbx.log_text()
     );
+    let moves = &pbx.ctl("calls")["calls"][0]["moves"];
+    assert_eq!(moves[0]["event"], "transferred", "{moves}");
+    assert_eq!(moves[0]["attended"], true, "{moves}");
     let carol_before = Pbx::leg(&pbx.ctl("calls")["calls"][0], "callee").1;
     assert!(
         wait_until(5, || Pbx::leg(&pbx.ctl("calls")["calls"][0], "callee").1

@@ -90,7 +90,8 @@ pub struct CallView {
     /// Number dialled.
     pub callee: String,
     /// What the call is doing: `routing`, `playing`, `ringing`, `collecting`, `menu`,
-    /// `record-prompt`, `recording`, `bridged`, `echo`, `goodbye` or `queued`.
+    /// `record-prompt`, `recording`, `bridged`, `echo`, `goodbye`, `queued`, `parked`
+    /// or `held` (its party waits while the other consults someone).
     pub state: String,
     /// Whether the caller was answered (by the PBX or through it).
     #[serde(default)]
@@ -107,6 +108,10 @@ pub struct CallView {
     /// Its legs: the caller's, the callee's once it answered, each device being rung.
     #[serde(default)]
     pub legs: Vec<LegView>,
+    /// How it moved so far: transfers (blind or attended, by whom, to whom), forwards,
+    /// parks, retrievals, pickups, phones taking over; as its story tells them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub moves: Vec<crate::story::Event>,
 }
 
 /// One leg of a live call, for `ctl calls`.
@@ -467,6 +472,7 @@ impl Calls {
                 }),
                 age_s: now.saturating_duration_since(c.started).as_secs(),
                 legs: self.leg_views(c),
+                moves: c.story.moves(),
             })
             .collect();
         v.sort_by_key(|c| c.id);

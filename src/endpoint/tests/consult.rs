@@ -73,6 +73,9 @@ fn the_attended_code_consults_and_hanging_up_hands_the_party_over() {
     assert!(pbx.model.bridged(to_alice, to_carol), "{:?}", pbx.model);
     assert_eq!(hears(&pbx, to_alice), Hears::Nothing);
     assert_eq!(states(&pbx), ["bridged"]);
+    // `ctl calls` tells how the call moved.
+    let moves: Vec<String> = pbx.calls()[0].moves.iter().map(|m| m.line()).collect();
+    assert_eq!(moves, ["transferred to 1003 by the callee, attended"]);
     assert!(alice.take(&mut pbx).is_empty() && carol.take(&mut pbx).is_empty());
     assert!(!pbx.ep.in_use.contains_key("1002"), "{:?}", pbx.ep.in_use);
     carol.bye(&mut pbx, &c);

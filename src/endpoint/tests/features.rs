@@ -194,6 +194,8 @@ fn parking_by_code_tells_the_parker_the_slot_before_hanging_up_on_it() {
     assert_eq!(heard(&mut pbx, to_alice), SLOT_71);
     assert_eq!(hears(&pbx, to_alice), moh());
     assert_eq!(pbx.calls()[0].state, "parked");
+    let moves: Vec<String> = pbx.calls()[0].moves.iter().map(|m| m.line()).collect();
+    assert_eq!(moves, ["transferred to 70 by the callee", "parked at 71"]);
     assert_eq!(
         pbx.model.on_port(to_bob).unwrap().hears,
         prompt("parked-at")
