@@ -612,6 +612,13 @@ fn sipp_attended_transfer(ringing: bool) {
         "Carol heard Alice: {}",
         from(&c_heard, 0xAAAA)
     );
+    // Whatever each heard in turn (music, ringback, the other), it came as one stream.
+    one_stream(&a_heard)
+        .map_err(|e| format!("Alice: {e}"))
+        .unwrap();
+    one_stream(&c_heard)
+        .map_err(|e| format!("Carol: {e}"))
+        .unwrap();
     let (first, second) = (cdr(&pbx, 1), cdr_within(&pbx, 2, 10));
     let (consult, held) = if ringing {
         (second, first)
@@ -1418,8 +1425,10 @@ fn calls_cleared(pbx: &Pbx) {
 }
 
 /// A phone's audio port in a test: sends 20 ms PCMU frames of a tone under its own SSRC
-/// to the relay port it is given, and notes every packet it receives (when, SSRC,
-/// decoded level), until told to stop.
+/// (also written in the payload's first four bytes, as switchboard sends each party one
+/// stream of its own whoever's audio is in it) to the relay port it is given, and notes
+/// every packet it receives (when, whose, its stream's numbering, decoded level), until
+/// told to stop.
 struct RtpPhone {
     sock: UdpSocket,
     ssrc: u32,
@@ -1429,8 +1438,41 @@ struct RtpPhone {
 #[derive(Clone, Copy, Debug)]
 struct Heard {
     at: std::time::Instant,
+    /// Whose audio: the sending test phone's SSRC, read from the payload (anything
+    /// else, such as music, reads as some other number).
     ssrc: u32,
+    /// The stream it came in: its SSRC, sequence number and timestamp.
+    stream: u32,
+    seq: u16,
+    ts: u32,
     level: f64,
+}
+
+/// Whether `heard` is one stream numbered without a step back: one SSRC, each packet
+/// one on from the one before (loopback loses nothing), timestamps never going back.
+fn one_stream(heard: &[Heard]) -> Result<(), String> {
+    let Some(first) = heard.first() else {
+        return Ok(());
+    };
+    if let Some(h) = heard.iter().find(|h| h.stream != first.stream) {
+        return Err(format!(
+            "another SSRC: {:x} then {:x}",
+            first.stream, h.stream
+        ));
+    }
+    for w in heard.windows(2) {
+        let (seq, ts) = (
+            w[1].seq.wrapping_sub(w[0].seq),
+            w[1].ts.wrapping_sub(w[0].ts),
+        );
+        if seq != 1 || ts == 0 || ts >= 0x8000_0000 {
+            return Err(format!(
+                "seq +{seq}, ts +{ts} between {:?} and {:?}",
+                w[0], w[1]
+            ));
+        }
+    }
+    Ok(())
 }
 
 impl RtpPhone {
@@ -1466,16 +1508,20 @@ impl RtpPhone {
                         pkt.extend(seq.to_be_bytes());
                         pkt.extend(ts.to_be_bytes());
                         pkt.extend(self.ssrc.to_be_bytes());
+                        pkt.extend(self.ssrc.to_be_bytes());
                         // A loud square wave: any μ-law code far from silence.
-                        pkt.extend((0..160).map(|i| if i % 16 < 8 { 0x20 } else { 0xA0 }));
+                        pkt.extend((4..160).map(|i| if i % 16 < 8 { 0x20 } else { 0xA0 }));
                         let _ = self.sock.send_to(&pkt, ("127.0.0.1", port));
                         seq = seq.wrapping_add(1);
                         ts = ts.wrapping_add(160);
                     }
                 }
                 if let Ok(n) = self.sock.recv(&mut buf) {
-                    if n > 12 {
-                        let ssrc = u32::from_be_bytes([buf[8], buf[9], buf[10], buf[11]]);
+                    if n > 16 {
+                        let stream = u32::from_be_bytes([buf[8], buf[9], buf[10], buf[11]]);
+                        let ssrc = u32::from_be_bytes([buf[12], buf[13], buf[14], buf[15]]);
+                        let seq = u16::from_be_bytes([buf[2], buf[3]]);
+                        let ts = u32::from_be_bytes([buf[4], buf[5], buf[6], buf[7]]);
                         let level = buf[12..n]
                             .iter()
                             .map(|&b| f64::from(switchboard::media::g711::ulaw_decode(b)).abs())
@@ -1484,6 +1530,9 @@ impl RtpPhone {
                         heard.push(Heard {
                             at: std::time::Instant::now(),
                             ssrc,
+                            stream,
+                            seq,
+                            ts,
                             level,
                         });
                     }
@@ -1573,10 +1622,9 @@ fn a_held_party_hears_music_at_its_pace_and_resume_relays_both_ways_again() {
         "{quiet} of {} frames silent",
         music.len()
     );
-    assert!(
-        music.iter().all(|h| h.ssrc == music[0].ssrc),
-        "one music stream"
-    );
+    // The caller, the music and the caller again reach the callee as one stream, so
+    // its jitter buffer never drops the caller's return as out of date.
+    one_stream(&to_callee).unwrap();
     let callee_before = to_callee
         .iter()
         .filter(|h| h.ssrc == 0xAAAA && h.at < first)
@@ -1661,6 +1709,65 @@ fn tone(p: &Path, hz: f64) -> (f64, f64) {
         v.get(v.len() / 2).copied().unwrap_or(0.0)
     };
     (median(&mut levels), median(&mut shares))
+}
+
+#[test]
+fn a_baresip_phone_holds_its_caller_who_hears_music_then_resumes_and_they_talk() {
+    let pbx = Pbx::start();
+    let alice = Baresip::start_with("1001", PW1, pbx.udp, "manual");
+    let bob = Baresip::start_with("1002", PW2, pbx.udp, "auto");
+    assert!(
+        wait_until(20, || pbx.registrations().len() == 2),
+        "the phones register"
+    );
+    alice.cmd("/dial 1002");
+    let call = || pbx.ctl("calls")["calls"][0].clone();
+    assert!(
+        wait_until(10, || call()["state"] == "bridged"
+            && Pbx::leg(&call(), "callee").1 > 50),
+        "{}",
+        pbx.ctl("calls")
+    );
+    bob.cmd("/hold");
+    assert!(
+        wait_until(5, || call()["on_hold"] == "caller"),
+        "{}\n{}",
+        pbx.ctl("calls"),
+        pbx.log_text()
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    bob.cmd("/resume");
+    assert!(
+        wait_until(5, || call()["on_hold"].is_null()),
+        "{}\n{}",
+        pbx.ctl("calls"),
+        pbx.log_text()
+    );
+    // Both send again, and each is relayed to the other.
+    let (a, b) = (Pbx::leg(&call(), "caller").1, Pbx::leg(&call(), "callee").1);
+    assert!(
+        wait_until(5, || Pbx::leg(&call(), "caller").1 > a + 50
+            && Pbx::leg(&call(), "callee").1 > b + 50),
+        "{}",
+        pbx.ctl("calls")
+    );
+    std::thread::sleep(Duration::from_secs(1));
+    alice.cmd("/hangup");
+    calls_cleared(&pbx);
+    let story = story(&pbx, 1);
+    assert!(
+        story.contains(&"held caller".to_string()) && story.contains(&"resumed caller".to_string()),
+        "{story:?}"
+    );
+    // Alice's phone took Bob, the music and Bob again as one stream: none of Bob's audio
+    // after the music was thrown away as out of date (before switchboard numbered each
+    // party's stream on, baresip dropped every frame after a resume this way).
+    let log = alice.log();
+    assert!(log.contains("Call established"), "{log}");
+    assert!(
+        !log.contains("discard old frame") && !log.contains("SSRC changed"),
+        "{log}"
+    );
 }
 
 #[test]

@@ -101,6 +101,7 @@ async fn relay(
                     if let Some((a_pt, b_pt)) = tc {
                         g711::transcode_rtp(&mut buf_a[..n], a_pt, b_pt);
                     }
+                    b.out.relay(&mut buf_a[..n], std::time::Instant::now());
                     let _ = b.rtp.try_send_to(&buf_a[..n], dst);
                 }
             }
@@ -114,6 +115,7 @@ async fn relay(
                     if let Some((a_pt, b_pt)) = tc {
                         g711::transcode_rtp(&mut buf_b[..n], b_pt, a_pt);
                     }
+                    a.out.relay(&mut buf_b[..n], std::time::Instant::now());
                     let _ = a.rtp.try_send_to(&buf_b[..n], dst);
                 }
             }

@@ -329,7 +329,9 @@ pub(super) async fn local(
                     }
                 }
                 // The last frame is padded with silence.
-                let pkt = out.frame(p.samples.get(p.pos..).unwrap_or_default(), m.law());
+                let law = m.law();
+                let now = std::time::Instant::now();
+                let pkt = out.frame(p.samples.get(p.pos..).unwrap_or_default(), law, &mut m.out, now);
                 p.pos += FRAME;
                 if let Some(dst) = m.to {
                     let _ = m.rtp.try_send_to(pkt, dst);

@@ -23,6 +23,7 @@ use crate::media::{BridgeKey, Keys, LegKey, MediaCommand, MediaEvent, Tech};
 mod bridge;
 mod local;
 mod sound;
+mod stream;
 
 use bridge::{bridge, BridgeCmd};
 use local::{local, LocalCmd, Recording};
@@ -102,6 +103,8 @@ pub(super) struct LegMedia {
     /// is not reported twice.
     pub(super) dtmf: crate::media::DtmfRx,
     pub(super) counters: Arc<Counters>,
+    /// What the party hears from us, as one stream whatever its source.
+    pub(super) out: stream::OutStream,
 }
 
 impl LegMedia {
@@ -415,6 +418,7 @@ impl Engine {
             keys,
             dtmf: crate::media::DtmfRx::default(),
             counters,
+            out: stream::OutStream::new(),
         }));
     }
 

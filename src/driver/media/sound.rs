@@ -17,34 +17,34 @@ pub(super) fn frame_ticker() -> tokio::time::Interval {
     tick
 }
 
-/// Our own RTP stream (prompts, music on hold): its SSRC, sequence and timestamp, and the
-/// packet being built.
+/// Our own RTP packets (prompts, music on hold): the one being built.
 pub(super) struct Packetiser {
-    seq: u16,
-    ts: u32,
-    ssrc: u32,
     pkt: [u8; 12 + FRAME],
 }
 
 impl Packetiser {
     pub(super) fn new() -> Self {
         Self {
-            seq: rand::random(),
-            ts: rand::random(),
-            ssrc: rand::random(),
             pkt: [0; 12 + FRAME],
         }
     }
 
-    /// The next packet: the first frame of `samples` (padded with silence) in G.711
-    /// payload type `pt` (8 = PCMA, otherwise PCMU).
-    pub(super) fn frame(&mut self, samples: &[i16], pt: u8) -> &[u8] {
+    /// The next packet of `out` at `now`: the first frame of `samples` (padded with
+    /// silence) in G.711 payload type `pt` (8 = PCMA, otherwise PCMU).
+    pub(super) fn frame(
+        &mut self,
+        samples: &[i16],
+        pt: u8,
+        out: &mut super::stream::OutStream,
+        now: std::time::Instant,
+    ) -> &[u8] {
+        let (seq, ts, ssrc, changed) = out.own(now);
         let p = &mut self.pkt;
         p[0] = 0x80;
-        p[1] = pt & 0x7f;
-        p[2..4].copy_from_slice(&self.seq.to_be_bytes());
-        p[4..8].copy_from_slice(&self.ts.to_be_bytes());
-        p[8..12].copy_from_slice(&self.ssrc.to_be_bytes());
+        p[1] = (pt & 0x7f) | if changed { 0x80 } else { 0 };
+        p[2..4].copy_from_slice(&seq.to_be_bytes());
+        p[4..8].copy_from_slice(&ts.to_be_bytes());
+        p[8..12].copy_from_slice(&ssrc.to_be_bytes());
         for (i, slot) in p[12..].iter_mut().enumerate() {
             let s = samples.get(i).copied().unwrap_or(0);
             *slot = if pt == 8 {
@@ -53,8 +53,6 @@ impl Packetiser {
                 g711::ulaw(s)
             };
         }
-        self.seq = self.seq.wrapping_add(1);
-        self.ts = self.ts.wrapping_add(FRAME as u32);
         &self.pkt
     }
 }
