@@ -920,6 +920,17 @@ fn baresip_park(how: &str, timeout: bool) {
 
 #[test]
 fn a_baresip_phone_picks_up_a_call_ringing_at_another_and_talks_to_the_caller() {
+    baresip_pickup("*8");
+}
+
+#[test]
+fn a_baresip_phone_picks_up_the_call_ringing_at_a_named_extension() {
+    baresip_pickup("**1002");
+}
+
+/// Alice calls Bob, whose phone rings; Carol dials `code` (group or directed pickup)
+/// and talks to Alice.
+fn baresip_pickup(code: &str) {
     let pbx = Pbx::start();
     let alice = Baresip::start_with("1001", PW1, pbx.udp, "manual");
     let bob = Baresip::start_with("1002", PW2, pbx.udp, "manual");
@@ -931,7 +942,7 @@ fn a_baresip_phone_picks_up_a_call_ringing_at_another_and_talks_to_the_caller() 
     alice.cmd("/dial 1002");
     let ringing = wait_until(10, || pbx.ctl("calls")["calls"][0]["state"] == "ringing");
     assert!(ringing, "{}", pbx.ctl("calls"));
-    carol.cmd("/dial *8");
+    carol.cmd(&format!("/dial {code}"));
     // One call: Alice's, answered by Carol's phone, audio flowing both ways.
     let talking = wait_until(15, || {
         let calls = pbx.ctl("calls");
