@@ -112,7 +112,6 @@ impl Endpoint {
         if let Some(c) = self.calls.calls.get_mut(&id) {
             c.consult = Some(Consult::Held {
                 call: consult,
-                transferor: leg,
                 role,
             });
             c.state = State::Held;
@@ -209,12 +208,9 @@ impl Endpoint {
         if !c.is_caller(leg) {
             return None;
         }
+        // The two links are made and undone together.
         match self.calls.calls.get(&held)?.consult {
-            Some(Consult::Held {
-                call,
-                transferor,
-                role,
-            }) if call == consult && transferor == leg => Some((consult, held, role)),
+            Some(Consult::Held { role, .. }) => Some((consult, held, role)),
             _ => None,
         }
     }

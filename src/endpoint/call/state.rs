@@ -248,13 +248,9 @@ pub(in crate::endpoint) enum TransferKind {
 /// An attended transfer by feature code, as each of its two calls sees it.
 #[derive(Debug)]
 pub(in crate::endpoint) enum Consult {
-    /// This call's remaining party waits (state `Held`) while `transferor`, its party
+    /// This call's remaining party waits (state `Held`) while the transferor, its party
     /// in `role` until then, consults on call `call` as that call's caller.
-    Held {
-        call: CallId,
-        transferor: LegId,
-        role: Role,
-    },
+    Held { call: CallId, role: Role },
     /// This call is the consultation of its caller, which put its party of call `call`
     /// aside to dial `number`.
     Consulting { call: CallId, number: String },

@@ -120,6 +120,24 @@ fn hanging_up_while_the_consultation_rings_leaves_the_party_hearing_it_ring() {
     alice.bye(&mut pbx, &a);
     carol.expect_request(&mut pbx, Method::Bye);
     assert_eq!(pbx.live(), (0, 0, 0), "calls, legs, dialogs");
+    assert!(pbx.ep.in_use.is_empty(), "{:?}", pbx.ep.in_use);
+    // Alice's first call ended with Bob's hand-over; the consultation went on with her.
+    assert_eq!(
+        story_lines(&pbx, 0)[4..],
+        [
+            "0 transferred to 1003 by callee (attended)",
+            "0 ended answered 200 by callee"
+        ]
+    );
+    assert_eq!(
+        story_lines(&pbx, 1)[2..],
+        [
+            "0 transferred to 1001 by caller (attended)",
+            "0 bridged 1003",
+            "0 answered",
+            "0 ended answered 200 by caller"
+        ]
+    );
 }
 
 #[test]
@@ -158,8 +176,21 @@ fn the_code_again_or_the_target_hanging_up_brings_the_transferor_back() {
     bob.reply(&mut pbx, &bye, 200);
     assert_eq!(pbx.live(), (0, 0, 0), "calls, legs, dialogs");
     assert!(pbx.ep.in_use.is_empty(), "{:?}", pbx.ep.in_use);
-    // Three consultations with records of their own, and Alice's call.
+    // Three consultations with records of their own, and Alice's call; the one
+    // given up while it rang was cancelled.
     assert_eq!(pbx.stories.len(), 4);
+    let ends: Vec<String> = (0..4)
+        .map(|i| story_lines(&pbx, i).last().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        ends,
+        [
+            "0 ended cancelled 487 by caller",
+            "0 ended answered 200 by caller",
+            "0 ended answered 200 by callee",
+            "0 ended answered 200 by caller"
+        ]
+    );
 }
 
 #[test]
@@ -170,6 +201,11 @@ fn the_waiting_party_hanging_up_leaves_the_consultation_a_call_of_its_own() {
     alice.bye(&mut pbx, &a);
     alice.expect_status(&mut pbx, Method::Bye, 200);
     assert_eq!(states(&pbx), ["bridged"]);
+    assert!(pbx.model.bridged(to_bob, to_carol));
+    // A call like any: Bob's codes work in it (`##` puts Carol on music).
+    pbx.press(to_bob, "##");
+    assert_eq!(hears(&pbx, to_carol), moh());
+    pbx.press(to_bob, "#");
     assert!(pbx.model.bridged(to_bob, to_carol));
     // Bob's hanging up now only ends his call with Carol.
     bob.bye(&mut pbx, &b);
@@ -235,6 +271,38 @@ fn hanging_up_in_a_consultation_elsewhere_sends_the_party_there() {
     alice.bye(&mut pbx, &a);
     bob.expect_request(&mut pbx, Method::Bye);
     assert_eq!(pbx.live(), (0, 0, 0), "calls, legs, dialogs");
+    // Alice's call says Bob sent her on (blind: nobody answered him there).
+    let alices = story_lines(&pbx, 1);
+    assert!(
+        alices.contains(&"0 transferred to 602 by callee".to_string()),
+        "{alices:?}"
+    );
+}
+
+#[test]
+fn either_code_works_alone_and_keys_before_a_code_do_not_spoil_it() {
+    let (mut pbx, mut alice, mut bob) = two_phones();
+    let mut carol = Phone::new("1003", 5074);
+    carol.register(&mut pbx);
+    // Blind transfers off: the attended code is still listened for and works.
+    pbx.ep.calls.transfer_code = String::new();
+    let (a, b) = answered(&mut pbx, &mut alice, &mut bob);
+    let (to_alice, to_bob) = (our_port(&alice, &a), our_port(&bob, &b));
+    pbx.press(to_bob, "##");
+    assert!(pbx.model.bridged(to_alice, to_bob), "no blind code");
+    // A key just before the code (within its 2 s) does not stop it.
+    pbx.press(to_bob, "5*2");
+    assert_eq!(hears(&pbx, to_alice), moh());
+    pbx.press(to_bob, "#");
+    assert!(pbx.model.bridged(to_alice, to_bob));
+    // Attended off, blind on: a key before `##` does not spoil it either.
+    pbx.ep.calls.transfer_code = "##".into();
+    pbx.ep.calls.attended_code = String::new();
+    pbx.press(to_bob, "*2");
+    assert!(pbx.model.bridged(to_alice, to_bob), "no attended code");
+    pbx.press(to_bob, "1##1003#");
+    carol.incoming(&mut pbx);
+    bob.expect_request(&mut pbx, Method::Bye);
 }
 
 #[test]

@@ -204,6 +204,18 @@ fn parking_by_code_tells_the_parker_the_slot_before_hanging_up_on_it() {
         bob.take(&mut pbx).is_empty(),
         "not hung up on before the slot"
     );
+    // The end of the prompt he heard before ("enter extension", cut short) comes late:
+    // not the slot's.
+    let (leg, seq, _) = pbx.model.prompt_on(to_bob).unwrap();
+    pbx.media_event(crate::media::MediaEvent::PlayDone {
+        leg,
+        seq: u64::MAX,
+        played: true,
+    });
+    assert_eq!(
+        pbx.model.prompt_on(to_bob).map(|(_, s, p)| (s, p)),
+        Some((seq, PathBuf::from("sounds/parked-at.wav")))
+    );
     // Bob's keys meanwhile do nothing.
     pbx.advance(Duration::from_millis(500));
     info(&mut pbx, &mut bob, &b, '#');
@@ -258,6 +270,10 @@ fn a_parker_that_hangs_up_first_or_a_parked_call_that_ends_ends_the_telling() {
     pbx.press(to_alice, "##70#");
     assert_eq!(pbx.calls()[0].state, "parked");
     assert_eq!(hears(&pbx, to_alice), prompt("parked-at"));
+    // A late copy of her ACK is taken quietly, as in any dialog.
+    let ack = alice.in_dialog(&a, Method::Ack);
+    pbx.deliver(&alice.peer, &ack);
+    assert!(alice.take(&mut pbx).is_empty());
     bob.bye(&mut pbx, &b);
     let bye = alice.expect_request(&mut pbx, Method::Bye);
     alice.reply(&mut pbx, &bye, 200);
