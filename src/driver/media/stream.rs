@@ -203,6 +203,25 @@ mod tests {
     }
 
     #[test]
+    fn a_change_after_a_pause_is_as_late_as_the_pause_and_a_bare_header_is_rtp_too() {
+        let mut out = OutStream::new();
+        let t = Instant::now();
+        let (_, ts0, _, _) = out.own(t);
+        // 30 ms is a pause, not pacing jitter: 240 samples on, not a frame.
+        let mut p = packet(9, 9, 9);
+        p.truncate(12);
+        out.relay(&mut p, t + Duration::from_millis(30));
+        let (marked, _, ts, ssrc) = fields(&p);
+        assert!(marked);
+        assert_eq!((ts.wrapping_sub(ts0), ssrc), (240, out.ssrc));
+        // Exactly half the sequence space ahead is behind: the stream's end stays.
+        let mut far = packet(9u16.wrapping_add(0x8000), 9, 9);
+        let before = (out.seq, out.ts);
+        out.relay(&mut far, t + Duration::from_millis(50));
+        assert_eq!((out.seq, out.ts), before);
+    }
+
+    #[test]
     fn what_is_not_rtp_passes_as_it_is() {
         let mut out = OutStream::new();
         for mut p in [vec![0x80; 11], {
