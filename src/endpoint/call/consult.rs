@@ -254,21 +254,7 @@ impl Endpoint {
         );
         self.finish(now, consult, Disposition::Answered, 200, HangupBy::Caller);
         self.put_party(now, held, &m, role, None);
-        let queue = match role {
-            Role::Callee => self.calls.calls.get_mut(&held).and_then(|h| h.queue.take()),
-            Role::Caller => None,
-        };
-        // The transferor's phone was freed with the consultation.
-        self.transferor_done(now, held, None, queue, &t_number);
-        self.tell(
-            now,
-            held,
-            Event::Transferred {
-                by: party(role == Role::Caller),
-                to: t_number.clone(),
-                attended: true,
-            },
-        );
+        self.handed_over(now, held, role, &t_number);
         let theirs = self.calls.legs.get(p).and_then(|l| l.media);
         if let (Some(a), Some(b)) = (theirs, m.media) {
             self.calls.join(held, [a.key, b.key]);
@@ -301,20 +287,7 @@ impl Endpoint {
         let (p_number, _) = h.party_number(p);
         let ext = c.party_ext(leg).map(str::to_string);
         tracing::info!(call = %consult, from = %held, "attended transfer by feature code while it rings");
-        let queue = match role {
-            Role::Callee => self.calls.calls.get_mut(&held).and_then(|h| h.queue.take()),
-            Role::Caller => None,
-        };
-        self.transferor_done(now, held, None, queue, number);
-        self.tell(
-            now,
-            held,
-            Event::Transferred {
-                by: party(role == Role::Caller),
-                to: number.to_string(),
-                attended: true,
-            },
-        );
+        self.handed_over(now, held, role, number);
         let Some(m) = self.take_party(held, p, consult) else {
             return;
         };
@@ -356,6 +329,26 @@ impl Endpoint {
             }
             None => self.ringback(consult),
         }
+    }
+
+    /// The transferor, in `role` in call `held` until it consulted, handed the waiting
+    /// party over to `to`: its talk in a queue call ends as a transfer (its phone was
+    /// freed with the consultation), and the call tells it.
+    fn handed_over(&mut self, now: Instant, held: CallId, role: Role, to: &str) {
+        let queue = match role {
+            Role::Callee => self.calls.calls.get_mut(&held).and_then(|h| h.queue.take()),
+            Role::Caller => None,
+        };
+        self.transferor_done(now, held, None, queue, to);
+        self.tell(
+            now,
+            held,
+            Event::Transferred {
+                by: party(role == Role::Caller),
+                to: to.to_string(),
+                attended: true,
+            },
+        );
     }
 
     /// The consultation is somewhere no party can be moved into (a queue, a menu,

@@ -288,23 +288,7 @@ fn an_agent_joins_its_queue_caller_with_a_colleague_and_is_done_with_the_call() 
         .model
         .bridged(our_port(&alice, &a), our_port(&carol, &c)));
     // The agent's talk ends with the transfer, logged and counted; its phone is free.
-    let log: Vec<&String> = pbx
-        .queue_log
-        .iter()
-        .filter(|l| l.contains("\"transfer\"") || l.contains("\"complete\""))
-        .collect();
-    assert_eq!(log.len(), 1, "{:?}", pbx.queue_log);
-    assert!(
-        log[0].contains(
-            r#""event":"transfer","queue":"support","agent":"1002","to":"1003","talk_ms":"15000""#
-        ),
-        "{}",
-        log[0]
-    );
-    let stats = &pbx.ep.queues(pbx.now)[0].stats;
-    assert_eq!((stats.handled, stats.transferred), (1, 1), "{stats:?}");
-    assert!(!pbx.ep.in_use.contains_key("1002"), "{:?}", pbx.ep.in_use);
-    assert!(pbx.ep.in_use.contains_key("1003"), "{:?}", pbx.ep.in_use);
+    agent_transferred(&pbx, "1003", 15000);
     hang_up_all_clear(&mut pbx, &mut alice, &a, &mut carol);
     let queue_call = pbx.cdrs.iter().position(|c| c.caller == "1001").unwrap();
     assert_eq!(
@@ -316,6 +300,26 @@ fn an_agent_joins_its_queue_caller_with_a_colleague_and_is_done_with_the_call() 
             "15000 ended answered 200 by caller"
         ]
     );
+}
+
+/// Agent 1002 of queue `support` handed its one call over to `to` after `talk_ms` of
+/// talk: the queue log's `transfer`, the queue's `transferred`, its phone free and the
+/// target's busy.
+pub(super) fn agent_transferred(pbx: &Pbx, to: &str, talk_ms: u64) {
+    let log: Vec<&String> = pbx
+        .queue_log
+        .iter()
+        .filter(|l| l.contains("\"transfer\"") || l.contains("\"complete\""))
+        .collect();
+    assert_eq!(log.len(), 1, "{:?}", pbx.queue_log);
+    let want = format!(
+        r#""event":"transfer","queue":"support","agent":"1002","to":"{to}","talk_ms":"{talk_ms}""#
+    );
+    assert!(log[0].contains(&want), "{}", log[0]);
+    let stats = &pbx.ep.queues(pbx.now)[0].stats;
+    assert_eq!((stats.handled, stats.transferred), (1, 1), "{stats:?}");
+    assert!(!pbx.ep.in_use.contains_key("1002"), "{:?}", pbx.ep.in_use);
+    assert!(pbx.ep.in_use.contains_key(to), "{:?}", pbx.ep.in_use);
 }
 
 /// The Replaces value naming `phone`'s call `c`, as the phone sees its tags.

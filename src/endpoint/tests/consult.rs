@@ -388,23 +388,7 @@ fn an_agent_consults_a_colleague_by_code_and_is_done_with_the_queue_call() {
     bob.expect_status(&mut pbx, Method::Bye, 200);
     assert!(pbx.model.bridged(to_alice, to_carol));
     // The agent's talk ends with the transfer, logged and counted; its phone is free.
-    let log: Vec<&String> = pbx
-        .queue_log
-        .iter()
-        .filter(|l| l.contains("\"transfer\"") || l.contains("\"complete\""))
-        .collect();
-    assert_eq!(log.len(), 1, "{:?}", pbx.queue_log);
-    assert!(
-        log[0].contains(
-            r#""event":"transfer","queue":"support","agent":"1002","to":"1003","talk_ms":"15000""#
-        ),
-        "{}",
-        log[0]
-    );
-    let stats = &pbx.ep.queues(pbx.now)[0].stats;
-    assert_eq!((stats.handled, stats.transferred), (1, 1), "{stats:?}");
-    assert!(!pbx.ep.in_use.contains_key("1002"), "{:?}", pbx.ep.in_use);
-    assert!(pbx.ep.in_use.contains_key("1003"), "{:?}", pbx.ep.in_use);
+    super::attended::agent_transferred(&pbx, "1003", 15000);
     alice.bye(&mut pbx, &a);
     carol.expect_request(&mut pbx, Method::Bye);
     assert_eq!(pbx.live(), (0, 0, 0), "calls, legs, dialogs");
