@@ -38,6 +38,13 @@ impl Row {
     }
 }
 
+/// The CDR rows once `ready` says they are all there (the store writes them on a
+/// thread of its own, a moment after the calls end), or as they are after 10 s.
+fn cdrs_when(pbx: &Pbx, ready: impl Fn(&[Row]) -> bool) -> Vec<Row> {
+    wait_until(10, || ready(&cdrs(pbx)));
+    cdrs(pbx)
+}
+
 fn cdrs(pbx: &Pbx) -> Vec<Row> {
     let path = pbx.state.path().join("cdr.sqlite");
     let Ok(db) = rusqlite::Connection::open(&path) else {
@@ -243,7 +250,7 @@ fn unregistered_callee_gives_480_unknown_404_and_bad_sdp_488() {
         caller(&pbx, &g729, "1002", &[]).wait(20),
         "an offer we cannot relay gets 488"
     );
-    let rows = cdrs(&pbx);
+    let rows = cdrs_when(&pbx, |r| r.len() >= 3);
     assert_eq!(rows.len(), 3, "{rows:?}");
     assert_eq!(
         rows[0].disposition, "unavailable",
@@ -468,7 +475,7 @@ fn a_baresip_phone_consults_by_feature_code_then_hangs_up_and_the_other_two_talk
     );
     alice.cmd("/hangup");
     calls_cleared(&pbx);
-    let rows = cdrs(&pbx);
+    let rows = cdrs_when(&pbx, |r| r.len() >= 2);
     assert_eq!(rows.len(), 2, "Alice's call and Bob's consultation");
     let first = rows
         .iter()
@@ -885,7 +892,7 @@ fn baresip_park(how: &str, timeout: bool) {
     );
     alice.cmd("/hangup");
     calls_cleared(&pbx);
-    let rows = cdrs(&pbx);
+    let rows = cdrs_when(&pbx, |r| r.iter().any(|r| r.outcome().0 == "1001"));
     let parked_call = rows
         .iter()
         .position(|r| r.outcome().0 == "1001")
@@ -967,7 +974,7 @@ fn baresip_pickup(code: &str) {
     );
     alice.cmd("/hangup");
     calls_cleared(&pbx);
-    let rows = cdrs(&pbx);
+    let rows = cdrs_when(&pbx, |r| r.iter().any(|r| r.outcome().0 == "1001"));
     let picked = rows
         .iter()
         .position(|r| r.outcome().0 == "1001")
@@ -1077,7 +1084,7 @@ fn a_forward_set_from_a_baresip_phone_survives_a_restart_and_the_call_follows_it
     assert!(talking, "{}\n{}", pbx.ctl("calls"), pbx.log_text());
     alice.cmd("/hangup");
     calls_cleared(&pbx);
-    let rows = cdrs(&pbx);
+    let rows = cdrs_when(&pbx, |r| r.iter().any(|r| r.outcome().0 == "1001"));
     let last = rows.len();
     assert!(
         story(&pbx, last).contains(&"forwarded".to_string()),
@@ -2425,7 +2432,7 @@ fn calls_over_tcp_keep_their_connection_both_ways() {
         &["-t", "t1", "-s", "601", "-au", "1001", "-ap", PW1],
     );
     assert!(call.wait(20), "{}", pbx.log_text());
-    let rows = cdrs(&pbx);
+    let rows = cdrs_when(&pbx, |r| r.len() >= 2);
     assert_eq!(rows.len(), 2);
     assert_eq!(
         (rows[0].hangup_by.as_str(), rows[1].hangup_by.as_str()),
