@@ -334,11 +334,7 @@ fn baresip_transfer(by_caller: bool, how: &str) {
     let talking = |to: &str| {
         let calls = pbx.ctl("calls");
         let call = &calls["calls"][0];
-        let callee = call["legs"]
-            .as_array()
-            .and_then(|l| l.iter().find(|l| l["role"] == "callee"))
-            .and_then(|l| l["party"].as_str().map(str::to_string))
-            .unwrap_or_default();
+        let callee = Pbx::party(call, "callee");
         call["state"] == "bridged"
             && callee.starts_with(&format!("sip:{to}"))
             && Pbx::leg(call, "callee").1 > 50
@@ -407,13 +403,7 @@ fn a_baresip_phone_consults_by_feature_code_then_hangs_up_and_the_other_two_talk
         "the phones register"
     );
     alice.cmd("/dial 1002");
-    let callee_of = |call: &serde_json::Value| {
-        call["legs"]
-            .as_array()
-            .and_then(|l| l.iter().find(|l| l["role"] == "callee"))
-            .and_then(|l| l["party"].as_str().map(str::to_string))
-            .unwrap_or_default()
-    };
+    let callee_of = |call: &serde_json::Value| Pbx::party(call, "callee");
     let in_state = |state: &str| {
         let calls = pbx.ctl("calls");
         calls["calls"]
@@ -835,11 +825,7 @@ fn baresip_park(how: &str, timeout: bool) {
         let calls = pbx.ctl("calls");
         let list = calls["calls"].as_array().cloned().unwrap_or_default();
         let call = &calls["calls"][0];
-        let callee = call["legs"]
-            .as_array()
-            .and_then(|l| l.iter().find(|l| l["role"] == "callee"))
-            .and_then(|l| l["party"].as_str().map(str::to_string))
-            .unwrap_or_default();
+        let callee = Pbx::party(call, "callee");
         list.len() == 1
             && call["state"] == "bridged"
             && callee.starts_with(&format!("sip:{to}"))
@@ -954,11 +940,7 @@ fn baresip_pickup(code: &str) {
     let talking = wait_until(15, || {
         let calls = pbx.ctl("calls");
         let call = &calls["calls"][0];
-        let callee = call["legs"]
-            .as_array()
-            .and_then(|l| l.iter().find(|l| l["role"] == "callee"))
-            .and_then(|l| l["party"].as_str().map(str::to_string))
-            .unwrap_or_default();
+        let callee = Pbx::party(call, "callee");
         calls["calls"].as_array().is_some_and(|l| l.len() == 1)
             && call["state"] == "bridged"
             && callee.starts_with("sip:1003")

@@ -212,6 +212,16 @@ impl Pbx {
         serde_json::from_slice(&out.stdout).unwrap()
     }
 
+    /// Who the party in `role` (`caller`, `callee`) of a call as `ctl --json calls`
+    /// shows it is: its URI, or "" if it has none.
+    pub fn party(call: &serde_json::Value, role: &str) -> String {
+        call["legs"]
+            .as_array()
+            .and_then(|legs| legs.iter().find(|l| l["role"] == role))
+            .and_then(|l| l["party"].as_str().map(str::to_string))
+            .unwrap_or_default()
+    }
+
     /// The leg in `role` (`caller`, `callee`) of a call as `ctl --json calls` shows it:
     /// its RTP port and the packets received on it (0 while it has none).
     pub fn leg(call: &serde_json::Value, role: &str) -> (Option<u16>, u64) {
