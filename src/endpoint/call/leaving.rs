@@ -11,7 +11,6 @@ use std::time::Instant;
 use super::state::{CallId, State};
 use crate::endpoint::Endpoint;
 use crate::media::LegKey;
-use crate::say::{say_prompts, SayKind};
 use crate::sip::msg::{Message, StatusCode};
 use crate::sip::transaction::TxKey;
 
@@ -30,10 +29,7 @@ impl Endpoint {
             return self.hang_up_leaving(now, id);
         };
         let leg = leaving.leg;
-        let mut names = vec!["parked-at".to_string()];
-        names.extend(say_prompts(SayKind::Digits, slot));
-        let mut prompts: std::collections::VecDeque<_> =
-            self.sound_paths(names.iter().map(String::as_str)).into();
+        let mut prompts = self.slot_prompts(slot);
         let (Some(first), Some(m)) = (
             prompts.pop_front(),
             self.calls.legs.get(leg).and_then(|l| l.media),

@@ -56,10 +56,7 @@ impl Endpoint {
         self.calls.arm(id, CallTimer::ParkTimeout, now + timeout);
         tracing::info!(call = %id, %slot, "parked");
         self.tell(now, id, Event::Parked { slot: slot.clone() });
-        let mut names = vec!["parked-at".to_string()];
-        names.extend(say_prompts(SayKind::Digits, &slot));
-        let mut paths: std::collections::VecDeque<_> =
-            self.sound_paths(names.iter().map(String::as_str)).into();
+        let mut paths = self.slot_prompts(&slot);
         let first = paths.pop_front();
         if let Some(c) = self.calls.calls.get_mut(&id) {
             c.play_queue = paths;
@@ -68,6 +65,16 @@ impl Endpoint {
             self.play(id, first, false);
         }
         Flow::Wait
+    }
+
+    /// What says where a call waits: "parked at", then the slot's digits.
+    pub(super) fn slot_prompts(
+        &self,
+        slot: &str,
+    ) -> std::collections::VecDeque<std::path::PathBuf> {
+        let mut names = vec!["parked-at".to_string()];
+        names.extend(say_prompts(SayKind::Digits, slot));
+        self.sound_paths(names.iter().map(String::as_str)).into()
     }
 
     /// A prompt of a parked call ended: the next part of the slot's number, or music.
