@@ -396,15 +396,22 @@ module_tmp\taccount.so\nmodule_app\tmenu.so\nmodule_app\tcons.so\ncons_listen\t1
         self.dumps("-enc.wav")
     }
 
+    /// The phone's dumps ending in `suffix`, once each is whole. The phone writes a WAV's
+    /// sizes into its header when it closes the call, which on a loaded machine can be a
+    /// moment after switchboard has written the CDR; until then the file reads as empty.
     fn dumps(&self, suffix: &str) -> Vec<PathBuf> {
-        std::fs::read_dir(self.dir.path().join("snd"))
-            .map(|d| {
-                d.filter_map(Result::ok)
-                    .map(|e| e.path())
-                    .filter(|p| p.to_string_lossy().ends_with(suffix))
-                    .collect()
-            })
-            .unwrap_or_default()
+        let list = || -> Vec<PathBuf> {
+            std::fs::read_dir(self.dir.path().join("snd"))
+                .map(|d| {
+                    d.filter_map(Result::ok)
+                        .map(|e| e.path())
+                        .filter(|p| p.to_string_lossy().ends_with(suffix))
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        wait_until(5, || list().iter().all(|p| wav_is_whole(p)));
+        list()
     }
 
     pub fn log(&self) -> String {
@@ -654,6 +661,15 @@ pub fn tone_runs(frames: &[bool]) -> Vec<(usize, usize)> {
         }
     }
     runs
+}
+
+/// Whether a WAV file's RIFF header counts every byte the file holds (its writer has
+/// closed it).
+fn wav_is_whole(p: &Path) -> bool {
+    std::fs::read(p).is_ok_and(|b| {
+        b.len() >= 8
+            && u64::from(u32::from_le_bytes([b[4], b[5], b[6], b[7]])) + 8 == b.len() as u64
+    })
 }
 
 /// The first channel of a WAV file (a phone's dump) as samples, and its sample rate;
