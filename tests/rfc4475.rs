@@ -274,65 +274,124 @@ fn sent_by_port(msg: &[u8]) -> u16 {
     5060
 }
 
-/// Every RFC 4475 message sent to the running server over UDP, each from its own address
-/// (as many clients on a network would send them: several share a branch), and the
-/// status codes of what came back: the valid ones are handled (challenged, answered,
-/// refused as not implemented), the invalid ones refused with 400/505 before anything
-/// else, and responses with nothing to match dropped. A silent case is followed by an
-/// OPTIONS from the same socket that must be answered, so silence is not a deaf socket.
+type Want = (&'static str, &'static str, &'static [u16]);
+
+/// Every RFC 4475 parser test (§3.1) sent to the running server over UDP, each from its
+/// own address (as many clients on a network would send them: several share a branch),
+/// and the status codes of what came back: the valid ones are handled (challenged,
+/// answered, refused as not implemented), the invalid ones refused with 400/505 before
+/// anything else, and responses with nothing to match dropped.
 #[test]
 fn every_message_sent_to_the_running_server_gets_its_answer() {
+    answers_on_the_wire(
+        77,
+        &[
+            // wsinv has a To tag: a re-INVITE for a dialog that does not exist.
+            ("valid", "wsinv", &[100, 481]),
+            ("valid", "intmeth", &[501]),
+            ("valid", "esc01", &[100, 407]),
+            ("valid", "escnull", &[401]),
+            ("valid", "esc02", &[501]),
+            ("valid", "lwsdisp", &[200]),
+            ("valid", "longreq", &[100, 407]),
+            ("valid", "dblreq", &[401]),
+            ("valid", "semiuri", &[200]),
+            ("valid", "transports", &[200]),
+            ("valid", "mpart01", &[501]),
+            ("valid", "unreason", &[]),
+            ("valid", "noreason", &[]),
+            ("invalid", "badinv01", &[400]),
+            ("invalid", "clerr", &[400]),
+            ("invalid", "ncl", &[400]),
+            ("invalid", "scalar02", &[400]),
+            ("invalid", "scalarlg", &[]),
+            ("invalid", "quotbal", &[400]),
+            ("invalid", "ltgtruri", &[400]),
+            ("invalid", "lwsruri", &[400]),
+            ("invalid", "lwsstart", &[400]),
+            ("invalid", "trws", &[400]),
+            ("invalid", "escruri", &[400]),
+            ("invalid", "baddate", &[100, 407]),
+            ("invalid", "regbadct", &[400]),
+            ("invalid", "badaspec", &[400]),
+            ("invalid", "baddn", &[400]),
+            ("invalid", "badvers", &[505]),
+            ("invalid", "mismatch01", &[400]),
+            ("invalid", "mismatch02", &[400]),
+            ("invalid", "bigcode", &[]),
+        ],
+    );
+}
+
+/// RFC 4475's transaction (§3.2), application (§3.3) and backward-compatibility (§3.4)
+/// tests over the wire, as the parser tests are, each answered as the RFC says: anything
+/// refused for what the request is (416, 420, 415, 406, 400) is refused before any
+/// challenge, so its sender learns what is wrong without a round of digest.
+#[test]
+fn the_semantic_torture_messages_get_the_answers_the_rfc_gives() {
+    answers_on_the_wire(
+        78,
+        &[
+            // §3.2.1: a bare magic cookie is a branch of an RFC 2543 client, still answered.
+            ("semantic", "badbranch", &[200]),
+            // §3.3.1: no From, To or Call-ID: 400 with what it had, no silence.
+            ("semantic", "insuf", &[400]),
+            ("semantic", "unkscm", &[416]),
+            ("semantic", "unksm2", &[400]),
+            // §3.3.5: the UAS refuses the Require it lacks and ignores Proxy-Require.
+            ("semantic", "bext01", &[420]),
+            ("semantic", "invut", &[100, 415]),
+            // §3.3.7: an Authorization of a scheme we do not know is met with ours.
+            ("semantic", "regaut01", &[401]),
+            ("semantic", "multi01", &[400]),
+            ("semantic", "mcl01", &[400]),
+            // §3.3.10: a response nobody asked for is dropped.
+            ("semantic", "bcast", &[]),
+            // §3.3.11: an endpoint answers as if Max-Forwards were still positive.
+            ("semantic", "zeromf", &[200]),
+            ("semantic", "cparam01", &[401]),
+            ("semantic", "regescrt", &[401]),
+            ("semantic", "sdp01", &[100, 406]),
+            // §3.4.1: an RFC 2543 INVITE is a call like another, challenged.
+            ("semantic", "inv2543", &[100, 407]),
+        ],
+    );
+    // These two share their Via and method with one above (novelsc with unkscm,
+    // cparam02 with cparam01), which makes them that request's retransmission to any
+    // server (RFC 3261 §17.2.3): they go to a server of their own.
+    answers_on_the_wire(
+        79,
+        &[
+            ("semantic", "novelsc", &[416]),
+            ("semantic", "cparam02", &[401]),
+        ],
+    );
+}
+
+/// Sends each message in `want` to a server of its own, each from an address of its own
+/// in 127.0.`net`.0/24 (tests running side by side use different ones), and
+/// checks the status codes that come back within 2 s (retransmissions folded). A silent
+/// case is followed by an OPTIONS from the same socket that must be answered, so silence
+/// is not a deaf socket.
+fn answers_on_the_wire(net: u8, want: &[Want]) {
     use std::net::{Ipv4Addr, UdpSocket};
     use std::time::{Duration, Instant};
     let pbx = common::Pbx::start();
-    let want: &[(&str, &str, &[u16])] = &[
-        // wsinv has a To tag: a re-INVITE for a dialog that does not exist.
-        ("valid", "wsinv", &[100, 481]),
-        ("valid", "intmeth", &[501]),
-        ("valid", "esc01", &[100, 407]),
-        ("valid", "escnull", &[401]),
-        ("valid", "esc02", &[501]),
-        ("valid", "lwsdisp", &[200]),
-        ("valid", "longreq", &[100, 407]),
-        ("valid", "dblreq", &[401]),
-        ("valid", "semiuri", &[200]),
-        ("valid", "transports", &[200]),
-        ("valid", "mpart01", &[501]),
-        ("valid", "unreason", &[]),
-        ("valid", "noreason", &[]),
-        ("invalid", "badinv01", &[400]),
-        ("invalid", "clerr", &[400]),
-        ("invalid", "ncl", &[400]),
-        ("invalid", "scalar02", &[400]),
-        ("invalid", "scalarlg", &[]),
-        ("invalid", "quotbal", &[400]),
-        ("invalid", "ltgtruri", &[400]),
-        ("invalid", "lwsruri", &[400]),
-        ("invalid", "lwsstart", &[400]),
-        ("invalid", "trws", &[400]),
-        ("invalid", "escruri", &[400]),
-        ("invalid", "baddate", &[100, 407]),
-        ("invalid", "regbadct", &[400]),
-        ("invalid", "badaspec", &[400]),
-        ("invalid", "baddn", &[400]),
-        ("invalid", "badvers", &[505]),
-        ("invalid", "mismatch01", &[400]),
-        ("invalid", "mismatch02", &[400]),
-        ("invalid", "bigcode", &[]),
-    ];
     let socks: Vec<UdpSocket> = want
         .iter()
         .enumerate()
         .map(|(i, (kind, name, _))| {
             let bytes = common::rfc4475(kind, name);
-            let at = (Ipv4Addr::new(127, 0, 77, i as u8 + 1), sent_by_port(&bytes));
+            let at = (
+                Ipv4Addr::new(127, 0, net, i as u8 + 1),
+                sent_by_port(&bytes),
+            );
             let s = UdpSocket::bind(at).unwrap_or_else(|e| panic!("{name}: bind {at:?}: {e}"));
             s.set_read_timeout(Some(Duration::from_millis(50))).unwrap();
             s.send_to(&bytes, pbx.udp).unwrap();
             s
         })
         .collect();
-    // Everything that comes back within 2 s, retransmissions folded.
     let mut got: Vec<Vec<u16>> = vec![Vec::new(); want.len()];
     let until = Instant::now() + Duration::from_secs(2);
     let mut buf = [0u8; 65536];
@@ -358,7 +417,6 @@ fn every_message_sent_to_the_running_server_gets_its_answer() {
         }
     }
     assert!(wrong.is_empty(), "{}\n{}", wrong.join("\n"), pbx.log_text());
-    // The positive control for each silent case.
     for ((_, name, codes), s) in want.iter().zip(&socks) {
         if !codes.is_empty() {
             continue;

@@ -5,8 +5,9 @@
 //! in; [`Output`]s (from [`Endpoint::poll_output`]) and a next deadline come out (same
 //! contract as [`crate::sip::transaction`]). The driver feeds it from its sockets and
 //! timer; tests feed it on a virtual clock. Order of checks for every
-//! request: parse and validate (400/413/414/505 or drop), then scheme (416) and Require
-//! (420), and only then authentication, so a malformed request never costs a challenge.
+//! request: parse and validate (400/413/414/505 or drop), then what [`admit`] refuses
+//! (scheme 416, Require 420, an offer's type 415, an Accept without SDP 406), and only
+//! then authentication, so a request refused anyway never costs a challenge.
 
 use bytes::Bytes;
 use rand::rngs::SmallRng;
@@ -15,6 +16,7 @@ use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+mod admit;
 mod blf;
 mod call;
 mod callback;
@@ -40,7 +42,6 @@ use std::sync::Arc;
 
 use crate::config::{Config, User};
 use crate::sip::auth::{self, DigestAuth, Verdict};
-use crate::sip::header;
 use crate::sip::msg::{HeaderName, Message, Method, StatusCode};
 use crate::sip::parse::{self, Limits, ParseError};
 use crate::sip::registrar::{RegisterError, Registrar};
@@ -496,6 +497,11 @@ impl Endpoint {
         self.reply_with_body(now, key, req, code, extra, Bytes::new());
     }
 
+    /// Answers with `code` and a reason phrase that says `why` (as a parse error's does).
+    fn reply_why(&mut self, now: Instant, key: &TxKey, req: &Message, code: StatusCode, why: &str) {
+        self.answer(now, key, req, code, vec![], Bytes::new(), Some(why));
+    }
+
     fn reply_with_body(
         &mut self,
         now: Instant,
@@ -505,8 +511,25 @@ impl Endpoint {
         extra: Vec<(HeaderName, Bytes)>,
         body: Bytes,
     ) {
+        self.answer(now, key, req, code, extra, body, None);
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn answer(
+        &mut self,
+        now: Instant,
+        key: &TxKey,
+        req: &Message,
+        code: StatusCode,
+        extra: Vec<(HeaderName, Bytes)>,
+        body: Bytes,
+        why: Option<&str>,
+    ) {
         let tag = self.tag();
         let mut resp = response_to(req, code, Some(&tag));
+        if let (Some(why), crate::sip::StartLine::Response(sl)) = (why, &mut resp.start) {
+            sl.reason = Bytes::from(format!("{} ({why})", code.reason()));
+        }
         for (n, v) in extra {
             resp.push_header(n, v);
         }
@@ -539,37 +562,8 @@ impl Endpoint {
             }
             return;
         }
-        if !matches!(rl.uri.scheme, Scheme::Sip | Scheme::Sips | Scheme::Tel) {
-            self.reply(now, &key, &msg, StatusCode::UNSUPPORTED_URI_SCHEME, vec![]);
-            return;
-        }
-        // A Require we do not carry out is refused (RFC 3261 §8.2.2.3): we carry out
-        // reliable provisionals (RFC 3262), Replaces (RFC 3891) and, with refreshes on,
-        // session timers (RFC 4028).
-        let supported = self.supported();
-        let required: Vec<Bytes> = msg
-            .headers_named(&HeaderName::Require)
-            .filter_map(|v| header::parse_token_list(v).ok())
-            .flatten()
-            .filter(|t| {
-                !supported
-                    .split(", ")
-                    .any(|s| s.as_bytes().eq_ignore_ascii_case(t))
-            })
-            .collect();
-        if !required.is_empty() {
-            let list = required
-                .iter()
-                .map(|b| String::from_utf8_lossy(b))
-                .collect::<Vec<_>>()
-                .join(", ");
-            self.reply(
-                now,
-                &key,
-                &msg,
-                StatusCode::BAD_EXTENSION,
-                vec![(HeaderName::Unsupported, Bytes::from(list))],
-            );
+        if let Some(r) = admit::refusal(&msg, self.supported()) {
+            self.reply(now, &key, &msg, r.code, r.extra);
             return;
         }
         let in_dialog = msg.to_hdr().ok().and_then(|t| t.tag().cloned()).is_some();
@@ -653,8 +647,9 @@ impl Endpoint {
         };
         let creds = match auth::parse_credentials(&auth_value) {
             Ok(c) => c,
-            Err(auth::AuthParseError::Algorithm) => {
-                // An algorithm we do not offer: challenge with the ones we do.
+            Err(auth::AuthParseError::Algorithm | auth::AuthParseError::NotDigest) => {
+                // A scheme or an algorithm we do not offer (RFC 4475 §3.3.7 regaut01):
+                // challenge with the ones we do.
                 self.challenge(now, key, req, kind, false);
                 return None;
             }
@@ -698,6 +693,14 @@ impl Endpoint {
             self.reply(now, key, req, StatusCode::BAD_REQUEST, vec![]);
             return;
         };
+        // An address-of-record is a SIP or SIPS URI (RFC 3261 §10.2; RFC 4475 §3.3.4
+        // unksm2): anything else is refused before a challenge, saying why.
+        let sip = |u: &crate::sip::Uri| matches!(u.scheme, Scheme::Sip | Scheme::Sips);
+        if !sip(&to.uri) || !req.from_hdr().is_ok_and(|f| sip(&f.uri)) {
+            let why = "To and From must be SIP or SIPS URIs";
+            self.reply_why(now, key, req, StatusCode::BAD_REQUEST, why);
+            return;
+        }
         let to_user = to.uri.user_decoded().unwrap_or_default();
         let Some(user) = self.authenticate(now, key, req, peer, AuthKind::Www) else {
             return;

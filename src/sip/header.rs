@@ -470,6 +470,55 @@ pub fn parse_token_list(v: &Bytes) -> Result<Vec<Bytes>, HeaderError> {
     }
 }
 
+/// Whether a Content-Type value names `ty` (`type/subtype`, lower case), whatever its
+/// parameters and the case it is written in.
+pub fn is_media_type(v: &[u8], ty: &str) -> bool {
+    let bare = v.split(|&c| c == b';').next().unwrap_or_default();
+    trim(bare).eq_ignore_ascii_case(ty.as_bytes())
+}
+
+/// Whether the Accept header values `accept` let a body of type `ty` (`type/subtype`,
+/// lower case) through: one of their media ranges names it, its type with `/*`, or
+/// `*/*` (RFC 3261 §20.1). An empty Accept lets nothing through; one that does not parse
+/// is ignored rather than held against the sender.
+pub fn accepts<'a>(accept: impl IntoIterator<Item = &'a Bytes>, ty: &str) -> bool {
+    let (major, _) = ty.split_once('/').unwrap_or((ty, ""));
+    let mut listed = false;
+    for v in accept {
+        listed = true;
+        if trim(v).is_empty() {
+            continue;
+        }
+        let Ok(ranges) = split_list(v) else {
+            return true;
+        };
+        for r in ranges {
+            let range = trim(r.split(|&c| c == b';').next().unwrap_or_default());
+            if range.eq_ignore_ascii_case(ty.as_bytes())
+                || range == b"*/*"
+                || range
+                    .strip_suffix(b"/*")
+                    .is_some_and(|m| m.eq_ignore_ascii_case(major.as_bytes()))
+            {
+                return true;
+            }
+        }
+    }
+    !listed
+}
+
+fn trim(v: &[u8]) -> &[u8] {
+    let a = v
+        .iter()
+        .position(|c| !c.is_ascii_whitespace())
+        .unwrap_or(v.len());
+    let b = v
+        .iter()
+        .rposition(|c| !c.is_ascii_whitespace())
+        .map_or(a, |b| b + 1);
+    &v[a..b.max(a)]
+}
+
 /// Parses a Via `received=`/`rport=` style port value.
 pub fn port_param(params: &Params, name: &str) -> Option<u16> {
     param(params, name).flatten().and_then(|p| parse_port(p))

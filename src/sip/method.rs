@@ -112,6 +112,8 @@ impl StatusCode {
     pub const NOT_FOUND: Self = Self(404);
     /// 405 Method Not Allowed.
     pub const METHOD_NOT_ALLOWED: Self = Self(405);
+    /// 406 Not Acceptable.
+    pub const NOT_ACCEPTABLE: Self = Self(406);
     /// 407 Proxy Authentication Required.
     pub const PROXY_AUTH_REQUIRED: Self = Self(407);
     /// 408 Request Timeout.
@@ -120,6 +122,8 @@ impl StatusCode {
     pub const ENTITY_TOO_LARGE: Self = Self(413);
     /// 414 Request-URI Too Long.
     pub const URI_TOO_LONG: Self = Self(414);
+    /// 415 Unsupported Media Type.
+    pub const UNSUPPORTED_MEDIA_TYPE: Self = Self(415);
     /// 416 Unsupported URI Scheme.
     pub const UNSUPPORTED_URI_SCHEME: Self = Self(416);
     /// 420 Bad Extension.
@@ -174,6 +178,7 @@ impl StatusCode {
             403 => "Forbidden",
             404 => "Not Found",
             405 => "Method Not Allowed",
+            406 => "Not Acceptable",
             407 => "Proxy Authentication Required",
             408 => "Request Timeout",
             413 => "Request Entity Too Large",
@@ -252,6 +257,7 @@ mod tests {
             (403, "Forbidden"),
             (404, "Not Found"),
             (405, "Method Not Allowed"),
+            (406, "Not Acceptable"),
             (407, "Proxy Authentication Required"),
             (408, "Request Timeout"),
             (413, "Request Entity Too Large"),

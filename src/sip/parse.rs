@@ -312,11 +312,15 @@ fn lines(b: &[u8], start: usize, end: usize) -> impl Iterator<Item = (usize, usi
     })
 }
 
-/// Collects the raw headers needed to answer a broken request, if it is a request at all.
+/// Collects the raw headers needed to answer a broken request, if it is a request at all
+/// and one that is answered (never an ACK, RFC 3261 §17.1.1.3). A Via to route the answer
+/// by (§18.2.2) and a CSeq for the client to match it on (§17.1.3) are enough: a request
+/// missing From, To or Call-ID still learns it is bad (RFC 4475 §3.3.1 `insuf`), and what
+/// it lacked is not invented.
 fn reply_headers(buf: &Bytes, start: usize, hdr_end: usize) -> Option<Vec<Header>> {
     let mut it = lines(buf, start, hdr_end);
     let (ls, le) = it.next()?;
-    if buf[ls..le].starts_with(b"SIP/") {
+    if buf[ls..le].starts_with(b"SIP/") || buf[ls..le].starts_with(b"ACK ") {
         return None;
     }
     let mut out: Vec<Header> = Vec::new();
@@ -356,12 +360,7 @@ fn reply_headers(buf: &Bytes, start: usize, hdr_end: usize) -> Option<Vec<Header
         }
     }
     let has = |n: HeaderName| out.iter().any(|h| h.name == n);
-    (has(HeaderName::Via)
-        && has(HeaderName::From)
-        && has(HeaderName::To)
-        && has(HeaderName::CallId)
-        && has(HeaderName::CSeq))
-    .then_some(out)
+    (has(HeaderName::Via) && has(HeaderName::CSeq)).then_some(out)
 }
 
 fn parse_parts(

@@ -255,6 +255,50 @@ fn options_needs_no_auth_and_validation_precedes_challenge() {
 }
 
 #[test]
+fn a_register_for_no_sip_address_is_400_saying_why_and_an_unknown_scheme_is_challenged() {
+    let t0 = Instant::now();
+    let mut ep = endpoint(t0);
+    let p = peer("127.0.0.1");
+    let reg = |cseq, from: &str, to: &str| {
+        Bytes::from(
+            String::from_utf8_lossy(&register("1001", cseq, 120, None))
+                .replace("To: <sip:1001@switchboard.local>", to)
+                .replace("From: <sip:1001@switchboard.local>", from),
+        )
+    };
+    let from = "From: <sip:1001@switchboard.local>";
+    let to = "To: <sip:1001@switchboard.local>";
+    for (cseq, from, to) in [
+        (1, from, "To: isbn:2983792873"),
+        (2, "From: <http://www.example.com>", to),
+    ] {
+        ep.handle_datagram(t0, reg(cseq, from, to), p.clone());
+        let raw = transmits(&mut ep).remove(0).bytes;
+        assert!(
+            raw.starts_with(b"SIP/2.0 400 Bad Request (To and From must be SIP or SIPS URIs)\r\n"),
+            "{}",
+            String::from_utf8_lossy(&raw)
+        );
+    }
+    // Credentials of a scheme we do not know are met with our Digest challenge.
+    let r = send(
+        &mut ep,
+        t0,
+        register(
+            "1001",
+            3,
+            120,
+            Some("NoOneKnowsThisScheme opaque-data=here".into()),
+        ),
+        &p,
+    );
+    assert_eq!(r[0].status(), Some(StatusCode::UNAUTHORIZED));
+    let challenge = r[0].header(&HeaderName::WwwAuthenticate).unwrap();
+    assert!(challenge.starts_with(b"Digest "), "{challenge:?}");
+    assert_eq!(ep.stats().auth_failures, 0);
+}
+
+#[test]
 fn too_brief_interval_gets_423_with_min_expires() {
     let t0 = Instant::now();
     let mut ep = endpoint(t0);

@@ -107,6 +107,27 @@ fn errors_map_to_one_response() {
     // A broken response is dropped.
     let e = dgram("SIP/2.0 999 Nope\r\nVia: SIP/2.0/UDP h\r\n\r\n").unwrap_err();
     assert_eq!(e.status(), None);
+    // A request with only its Via and CSeq is told it is bad, with nothing invented.
+    let e = dgram(
+        "INVITE sip:u@example.com SIP/2.0\r\nCSeq: 1 INVITE\r\n\
+Via: SIP/2.0/UDP 192.0.2.95;branch=z9hG4bKx\r\nl: 0\r\n\r\n",
+    )
+    .unwrap_err();
+    assert_eq!(e.kind, ParseErrorKind::Missing("From"));
+    let r = e.response().unwrap();
+    assert_eq!(r.status(), Some(StatusCode::BAD_REQUEST));
+    let names: Vec<_> = r.headers.iter().map(|h| h.name.clone()).collect();
+    assert_eq!(names, [HeaderName::CSeq, HeaderName::Via]);
+    // Without its CSeq the client could not match an answer: dropped.
+    let e = dgram(&REG.replace("CSeq: 1 REGISTER\r\n", "")).unwrap_err();
+    assert_eq!(e.status(), None);
+    // An ACK is never answered, however broken.
+    let e = dgram(
+        "ACK sip:u@example.com SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bKa\r\n\
+CSeq: 1 ACK\r\nl: 0\r\n\r\n",
+    )
+    .unwrap_err();
+    assert_eq!(e.status(), None);
 }
 
 #[test]
