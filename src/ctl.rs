@@ -32,6 +32,13 @@ pub enum Request {
     Agents,
     /// Each extension's line: contacts, busy-lamp state, do not disturb, forwards.
     Lines,
+    /// Sources banned for failing authentication, and those failing now.
+    Bans,
+    /// Lifts the ban on a source.
+    Unban {
+        /// The source address.
+        addr: std::net::IpAddr,
+    },
     /// An agent logs in or out, pauses or unpauses.
     Agent {
         /// The agent (extension).
@@ -86,6 +93,8 @@ pub enum Response {
     Agents(Vec<crate::acd::AgentView>),
     /// Extensions' lines.
     Lines(Vec<crate::endpoint::LineView>),
+    /// Banned and watched sources.
+    Bans(Vec<crate::guard::BanView>),
     /// Done.
     Ok,
     /// The request was not understood.

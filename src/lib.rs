@@ -30,6 +30,7 @@ pub mod diag;
 pub mod dialplan;
 pub mod driver;
 pub mod endpoint;
+pub mod guard;
 pub mod hours;
 pub mod media;
 pub mod say;

@@ -74,6 +74,13 @@ enum CtlCmd {
     Agents,
     /// Each extension: registered contacts, idle/ringing/busy, do not disturb, forwards.
     Lines,
+    /// Sources banned for failing authentication too often, and those failing now.
+    Bans,
+    /// Lift the ban on a source address (and forget its failures).
+    Unban {
+        /// The address, as `ctl bans` lists it.
+        addr: std::net::IpAddr,
+    },
     /// Log an agent in or out, or pause it (with a reason code) or unpause it.
     Agent {
         /// The agent: its extension or ID, or the extension an agent by ID is logged in at.
@@ -219,6 +226,8 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
                 CtlCmd::Queues => Request::Queues,
                 CtlCmd::Agents => Request::Agents,
                 CtlCmd::Lines => Request::Lines,
+                CtlCmd::Bans => Request::Bans,
+                CtlCmd::Unban { addr } => Request::Unban { addr },
                 CtlCmd::Agent {
                     agent,
                     action,
@@ -305,6 +314,10 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
                         "messages in: {}  parse errors: {}  registers ok: {}  challenges: {}  auth failures: {}",
                         s.stats.messages_in, s.stats.parse_errors, s.stats.registers_ok, s.stats.challenges, s.stats.auth_failures
                     );
+                    println!(
+                        "sources banned: {}  messages refused from banned sources: {}",
+                        s.stats.bans, s.stats.banned_messages
+                    );
                     for t in &s.trunk_registrations {
                         println!(
                             "trunk {}: {} (expires in {}s)",
@@ -385,6 +398,27 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
                             fwd(&l.settings.forward_noanswer)
                         );
                     }
+                }
+                Response::Bans(list) => {
+                    println!(
+                        "{:<40} {:>10} {:>9} {:>5}",
+                        "SOURCE", "BANNED", "FAILURES", "BANS"
+                    );
+                    for b in &list {
+                        let left = match b.banned_for_s {
+                            0 => "-".to_string(),
+                            s => format!("{s}s"),
+                        };
+                        println!(
+                            "{:<40} {:>10} {:>9} {:>5}",
+                            b.addr.to_string(),
+                            left,
+                            b.failures,
+                            b.bans
+                        );
+                    }
+                    let banned = list.iter().filter(|b| b.banned_for_s > 0).count();
+                    println!("{banned} banned, {} watched", list.len() - banned);
                 }
                 Response::Ok => println!("ok"),
                 Response::Error(e) => {

@@ -322,3 +322,99 @@ fn sipp_registers_over_ipv6_udp_and_tcp() {
     assert_eq!(regs.len(), 2, "{regs:?}");
     assert!(regs.iter().all(|r| r.1.contains("[::1]")), "{regs:?}");
 }
+
+/// A real cracking tool (sipvicious's svcrack) guessing 1001's password from a dictionary
+/// whose last word is the right one: after the configured failures (10) its source is
+/// banned and dropped, so it runs out of answers and finds nothing; the extension's phone
+/// elsewhere registers meanwhile; `ctl bans` shows the ban and `ctl unban` lifts it.
+#[test]
+fn svcrack_is_banned_before_it_finds_the_password() {
+    common::need("svcrack");
+    let pbx = Pbx::start();
+    let dir = tempfile::tempdir().unwrap();
+    let dict = dir.path().join("words.txt");
+    let mut words: Vec<String> = (1..=30).map(|i| format!("guess-{i}")).collect();
+    words.push(PW1.to_string());
+    std::fs::write(&dict, words.join("\n") + "\n").unwrap();
+    // svcrack gives up 10 s after its last answer; bounded here all the same.
+    let out = std::process::Command::new("timeout")
+        .args(["90", "svcrack", "-u", "1001", "-d"])
+        .arg(&dict)
+        .args(["-p", &pbx.udp.port().to_string(), "127.0.0.1"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(said.contains("found nothing"), "{said}");
+    assert!(!said.contains(PW1), "{said}");
+    let status = pbx.ctl("status");
+    let stats = &status["status"]["stats"];
+    assert_eq!(stats["auth_failures"], 10, "{status}");
+    assert_eq!(stats["bans"], 1, "{status}");
+    assert!(stats["banned_messages"].as_u64().unwrap() > 0, "{status}");
+    let bans = pbx.ctl("bans");
+    let listed = bans["bans"].as_array().unwrap();
+    assert_eq!(listed.len(), 1, "{bans}");
+    assert_eq!(listed[0]["addr"], "127.0.0.1");
+    assert!(listed[0]["banned_for_s"].as_u64().unwrap() > 500, "{bans}");
+    // The phone of 1001, from another address, is not shut out.
+    let phone = ["-s", "1001", "-au", "1001", "-ap", PW1, "-i", "127.0.0.2"];
+    assert!(sipp("register_auth.xml", pbx.udp, &phone));
+    // Lifted, the address is answered again.
+    let (ok, out, err) = pbx.ctl_raw("unban 127.0.0.1");
+    assert!(ok && out.contains("ok"), "{out}{err}");
+    assert!(pbx.ctl("bans")["bans"].as_array().unwrap().is_empty());
+    assert!(sipp("options.xml", pbx.udp, &[]));
+    let (ok, _, err) = pbx.ctl_raw("unban 127.0.0.1");
+    assert!(!ok && err.contains("neither banned nor watched"), "{err}");
+}
+
+/// sipvicious's extension scanner (svwar) over the extensions 995-1010, 1001-1003 among
+/// them, with each method it knows: every extension is answered alike (a challenge, an
+/// OPTIONS 200, a SUBSCRIBE without an event refused), so it lists none of them.
+#[test]
+fn svwar_finds_no_extension_with_any_method() {
+    common::need("svwar");
+    let pbx = Pbx::start();
+    // svwar keeps sessions under its HOME: one of its own.
+    let home = tempfile::tempdir().unwrap();
+    for method in ["REGISTER", "INVITE", "OPTIONS", "SUBSCRIBE"] {
+        let out = std::process::Command::new("timeout")
+            .args([
+                "60", "svwar", "--force", "-e", "995-1010", "-m", method, "-p",
+            ])
+            .arg(pbx.udp.port().to_string())
+            // A port of its own per scan: svwar does not ACK every challenge to its
+            // INVITEs, whose retransmissions would reach the next scan's socket.
+            .arg("-P")
+            .arg(common::free_ports(1).to_string())
+            .arg("127.0.0.1")
+            .env("HOME", home.path())
+            .current_dir(home.path())
+            .output()
+            .unwrap();
+        let said = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        // Its findings are rows of a table: `| 1001 | reqauth |`.
+        let found: Vec<u32> = said
+            .lines()
+            .filter_map(|l| l.strip_prefix('|'))
+            .filter_map(|l| l.split('|').next()?.trim().parse().ok())
+            .filter(|e| (995..=1010).contains(e))
+            .collect();
+        assert!(found.is_empty(), "{method}: {found:?}\n{said}");
+        assert!(
+            said.contains("found nothing") || said.contains("Extension"),
+            "{method}: {said}"
+        );
+    }
+    // Scanning is no failed authentication: nobody is banned for it.
+    assert!(pbx.ctl("bans")["bans"].as_array().unwrap().is_empty());
+}

@@ -145,6 +145,71 @@ pub(super) fn algorithms(a: &AuthSection, err: &ErrAt) -> Result<Vec<Algorithm>,
     Ok(algs)
 }
 
+/// `[auth]`'s brute-force guard: a threshold of 0..=1000 failures, a window, ban times
+/// of a second to a week with the longest no shorter than the first, exempt networks
+/// written as addresses or CIDR blocks.
+pub(super) fn ban_policy(
+    a: &AuthSection,
+    err: &ErrAt,
+) -> Result<crate::guard::BanPolicy, ConfigError> {
+    const WEEK: u64 = 7 * 86_400;
+    if *a.ban_after_failures.get_ref() > 1000 {
+        return Err(err(
+            a.ban_after_failures.span(),
+            "auth.ban_after_failures must be 0 (off) to 1000".into(),
+            Some("10 failures within ban_window_s is a common choice".into()),
+        ));
+    }
+    for (name, v) in [
+        ("ban_window_s", &a.ban_window_s),
+        ("ban_time_s", &a.ban_time_s),
+        ("ban_max_s", &a.ban_max_s),
+    ] {
+        if !(1..=WEEK).contains(v.get_ref()) {
+            return Err(err(
+                v.span(),
+                format!("auth.{name} must be 1 to {WEEK} seconds (a week)"),
+                None,
+            ));
+        }
+    }
+    if a.ban_max_s.get_ref() < a.ban_time_s.get_ref() {
+        return Err(err(
+            a.ban_max_s.span(),
+            format!(
+                "auth.ban_max_s ({}) is shorter than the first ban, ban_time_s ({})",
+                a.ban_max_s.get_ref(),
+                a.ban_time_s.get_ref()
+            ),
+            None,
+        ));
+    }
+    let exempt = a
+        .ban_exempt
+        .iter()
+        .map(|e| {
+            let s = e.get_ref().trim();
+            s.parse::<ipnet::IpNet>()
+                .or_else(|_| s.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                .map_err(|_| {
+                    err(
+                        e.span(),
+                        format!("auth.ban_exempt: `{s}` is not an address or a network"),
+                        Some("write 192.0.2.10, 10.0.0.0/8 or 2001:db8::/32".into()),
+                    )
+                })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(crate::guard::BanPolicy {
+        after: *a.ban_after_failures.get_ref(),
+        window: Duration::from_secs(*a.ban_window_s.get_ref()),
+        time: Duration::from_secs(*a.ban_time_s.get_ref()),
+        max: Duration::from_secs(*a.ban_max_s.get_ref()),
+        answer: a.ban_answer,
+        exempt,
+    })
+}
+
 /// `[[users]]`: unique extensions, each with a password or the HA1 of every
 /// algorithm offered, PINs of digits, skills 1..10; which still use a shipped secret.
 pub(super) fn users(

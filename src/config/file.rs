@@ -270,13 +270,26 @@ impl Default for RegistrarSection {
 pub(super) struct AuthSection {
     pub(super) algorithms: Spanned<Vec<Algorithm>>,
     pub(super) nonce_lifetime_s: u64,
+    pub(super) ban_after_failures: Spanned<u32>,
+    pub(super) ban_window_s: Spanned<u64>,
+    pub(super) ban_time_s: Spanned<u64>,
+    pub(super) ban_max_s: Spanned<u64>,
+    pub(super) ban_answer: crate::guard::BanAnswer,
+    pub(super) ban_exempt: Vec<Spanned<String>>,
 }
 
 impl Default for AuthSection {
     fn default() -> Self {
+        let d = crate::guard::BanPolicy::default();
         Self {
             algorithms: Spanned::new(0..0, vec![Algorithm::Md5]),
             nonce_lifetime_s: 300,
+            ban_after_failures: Spanned::new(0..0, d.after),
+            ban_window_s: Spanned::new(0..0, d.window.as_secs()),
+            ban_time_s: Spanned::new(0..0, d.time.as_secs()),
+            ban_max_s: Spanned::new(0..0, d.max.as_secs()),
+            ban_answer: d.answer,
+            ban_exempt: Vec::new(),
         }
     }
 }

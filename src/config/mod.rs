@@ -227,6 +227,8 @@ pub struct Config {
     pub auth_algorithms: Vec<Algorithm>,
     /// How long a nonce stays fresh.
     pub nonce_lifetime: Duration,
+    /// When a source failing authentication is banned.
+    pub bans: crate::guard::BanPolicy,
     /// How long a dialled phone may ring before the caller gets 480.
     pub ring_timeout: Duration,
     /// How often an answered call's parties are asked to confirm their dialog (a
@@ -288,6 +290,7 @@ impl Config {
         let timers = check::timers(&f.sip, &err)?;
         let registrar = check::registrar(&f.registrar, &err)?;
         let algs = check::algorithms(&f.auth, &err)?;
+        let bans = check::ban_policy(&f.auth, &err)?;
         // Every sound the config or dialplan names must exist, unless the name is built at
         // run time ($variables) or there is no sounds directory here at all (the built-in
         // config run from elsewhere): then a missing prompt is only logged and skipped when
@@ -336,6 +339,7 @@ impl Config {
             registrar,
             auth_algorithms: algs,
             nonce_lifetime: Duration::from_secs(f.auth.nonce_lifetime_s.max(1)),
+            bans,
             users,
         })
     }

@@ -322,6 +322,14 @@ async fn sip_task(
                 Input::Ctl(CtlRequest::Reload, reply) => {
                     let _ = reply.send(reload(&mut ep, &mut io, now));
                 }
+                Input::Ctl(CtlRequest::Unban { addr }, reply) => {
+                    let r = if ep.unban(addr) {
+                        CtlResponse::Ok
+                    } else {
+                        CtlResponse::Error(format!("{addr} is neither banned nor watched"))
+                    };
+                    let _ = reply.send(r);
+                }
                 Input::Ctl(CtlRequest::Agent { agent, op }, reply) => {
                     let r = match ep.agent_action(now, &agent, op) {
                         Ok(()) => CtlResponse::Ok,
@@ -378,6 +386,8 @@ fn ctl_answer(
         // Handled by the SIP task itself, which may change the endpoint.
         CtlRequest::Reload => CtlResponse::Error("reload is handled elsewhere".into()),
         CtlRequest::Agent { .. } => CtlResponse::Error("agent is handled elsewhere".into()),
+        CtlRequest::Unban { .. } => CtlResponse::Error("unban is handled elsewhere".into()),
+        CtlRequest::Bans => CtlResponse::Bans(ep.bans(now)),
         CtlRequest::Queues => CtlResponse::Queues(ep.queues(now)),
         CtlRequest::Agents => CtlResponse::Agents(ep.agents(now)),
         CtlRequest::Lines => CtlResponse::Lines(ep.lines(now)),

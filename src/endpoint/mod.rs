@@ -35,6 +35,7 @@ pub use lines::{LineSettings, LineView};
 pub use output::Output;
 
 use crate::dialplan::Dialplan;
+use crate::guard::BanAnswer;
 use crate::media::{MediaCommand, MediaEvent};
 use owner::TxOwner;
 use std::path::PathBuf;
@@ -72,6 +73,12 @@ pub struct Stats {
     pub challenges: u64,
     /// Credentials refused (403).
     pub auth_failures: u64,
+    /// Sources banned for failing authentication too often.
+    #[serde(default)]
+    pub bans: u64,
+    /// Messages refused (dropped, or answered 403) because their source was banned.
+    #[serde(default)]
+    pub banned_messages: u64,
 }
 
 /// One registration, for listing.
@@ -101,6 +108,8 @@ pub struct Endpoint {
     rng: SmallRng,
     out: VecDeque<Transmit>,
     stats: Stats,
+    /// Sources failing authentication, and the banned ones.
+    bans: crate::guard::Bans,
     calls: call::Calls,
     /// Who each of our client transactions belongs to.
     owners: owner::Owners,
@@ -168,6 +177,7 @@ impl Endpoint {
             rng: SmallRng::seed_from_u64(seed),
             out: VecDeque::new(),
             stats: Stats::default(),
+            bans: crate::guard::Bans::default(),
             calls: call::Calls::new(cfg.rtp_ports, cfg.ring_timeout, cfg.session_refresh),
             owners: owner::Owners::default(),
             listeners: Vec::new(),
@@ -224,6 +234,14 @@ impl Endpoint {
     /// directory, dialplan, sounds, hours, ring timeout and each queue's music,
     /// announcements and callback key (then the agents' skills, which read them).
     fn take_config(&mut self, now: Instant, cfg: &Config) {
+        // A trunk authenticates by its address, so it never fails a digest; should one
+        // of its addresses also host something that does, the trunk's calls go on.
+        let trunks = cfg
+            .trunks
+            .iter()
+            .flat_map(|t| std::iter::once(t.address.ip()).chain(t.inbound_from.iter().copied()))
+            .collect();
+        self.bans.set_policy(cfg.bans.clone(), trunks);
         self.users = cfg
             .users
             .iter()
@@ -340,6 +358,16 @@ impl Endpoint {
 
     /// Feeds one UDP datagram.
     pub fn handle_datagram(&mut self, now: Instant, bytes: Bytes, peer: Peer) {
+        if self.bans.banned(now, peer.addr.ip()) {
+            // Dropped unparsed, unless the policy answers a banned source.
+            self.stats.banned_messages += 1;
+            if self.bans.answer() == BanAnswer::Forbidden {
+                if let Ok(m) = parse::parse_datagram(bytes, &self.limits) {
+                    self.forbid_banned(&m, peer);
+                }
+            }
+            return;
+        }
         match parse::parse_datagram(bytes, &self.limits) {
             Ok(m) => self.handle_message(now, m, peer),
             Err(e) => self.handle_parse_error(&e, peer),
@@ -348,9 +376,57 @@ impl Endpoint {
 
     /// Feeds a message a stream reader framed and parsed.
     pub fn handle_message(&mut self, now: Instant, msg: Message, peer: Peer) {
+        if self.bans.banned(now, peer.addr.ip()) {
+            self.stats.banned_messages += 1;
+            if self.bans.answer() == BanAnswer::Forbidden {
+                self.forbid_banned(&msg, peer);
+            }
+            return;
+        }
         self.stats.messages_in += 1;
         self.tx.handle_incoming(now, msg, peer);
         self.drain(now);
+    }
+
+    /// Answers a request from a banned source 403, statelessly: no transaction is kept
+    /// for it, and responses and ACKs get nothing.
+    fn forbid_banned(&mut self, msg: &Message, peer: Peer) {
+        if msg.request_line().is_none_or(|rl| rl.method == Method::Ack) {
+            return;
+        }
+        let tag = self.tag();
+        let mut resp = response_to(msg, StatusCode::FORBIDDEN, Some(&tag));
+        resp.push_header(HeaderName::Server, self.server_name.clone());
+        self.out.push_back(Transmit {
+            peer,
+            bytes: resp.to_bytes(),
+        });
+    }
+
+    /// A failed authentication from `ip`, which may ban it.
+    fn auth_failed(&mut self, now: Instant, ip: std::net::IpAddr) {
+        if let Some(length) = self.bans.failed(now, ip) {
+            self.stats.bans += 1;
+            tracing::warn!(
+                source = %ip,
+                ban_s = length.as_secs(),
+                "source banned after repeated authentication failures (ctl unban lifts it)"
+            );
+        }
+    }
+
+    /// Sources banned now or failing authentication, for `ctl bans`.
+    pub fn bans(&self, now: Instant) -> Vec<crate::guard::BanView> {
+        self.bans.list(now)
+    }
+
+    /// Lifts the ban on `ip` (`ctl unban`); whether it was banned or watched.
+    pub fn unban(&mut self, ip: std::net::IpAddr) -> bool {
+        let lifted = self.bans.lift(ip);
+        if lifted {
+            tracing::info!(source = %ip, "ban lifted");
+        }
+        lifted
     }
 
     /// Answers a message that failed to parse (or drops it, as the error says). Goes
@@ -672,11 +748,13 @@ impl Endpoint {
             }
             Verdict::Rejected(why) => {
                 self.forbid(now, key, req, why);
+                self.auth_failed(now, peer.addr.ip());
                 return None;
             }
         }
         let user = user?;
         if user.demo && !peer.addr.ip().is_loopback() {
+            self.auth_failed(now, peer.addr.ip());
             self.forbid(
                 now,
                 key,

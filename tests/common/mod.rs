@@ -28,7 +28,7 @@ pub fn need(tool: &str) {
     assert!(
         ok,
         "`{tool}` is not installed. These tests run real SIP peers: install them with \
-         `apt-get install -y --no-install-recommends sip-tester baresip-core` (bash .ci/run does this)."
+         `apt-get install -y --no-install-recommends sip-tester baresip-core sipvicious` (bash .ci/run does this)."
     );
 }
 
@@ -201,7 +201,7 @@ impl Pbx {
         let out = Command::new(bin())
             .args(["ctl", "--json", "--state-dir"])
             .arg(self.state.path())
-            .arg(cmd)
+            .args(cmd.split_whitespace())
             .output()
             .unwrap();
         assert!(
@@ -236,12 +236,13 @@ impl Pbx {
         })
     }
 
-    /// Runs `switchboard ctl COMMAND` and returns (success, stdout, stderr).
+    /// Runs `switchboard ctl COMMAND` (its words split at spaces) and returns (success,
+    /// stdout, stderr).
     pub fn ctl_raw(&self, cmd: &str) -> (bool, String, String) {
         let out = Command::new(bin())
             .args(["ctl", "--state-dir"])
             .arg(self.state.path())
-            .arg(cmd)
+            .args(cmd.split_whitespace())
             .output()
             .unwrap();
         (

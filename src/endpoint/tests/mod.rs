@@ -2,6 +2,7 @@
 //! the call layer through a harness of phones ([`harness`], tests in [`calls`]).
 
 mod attended;
+mod bans;
 mod blf;
 mod calls;
 mod consult;

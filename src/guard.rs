@@ -1,0 +1,370 @@
+//! The brute-force guard: failed authentications counted per source address, and a
+//! source that fails too often refused for a while, longer each time it comes back.
+//!
+//! It owns its table of sources and nothing else (the config builds its policy). The
+//! endpoint tells it of each failure and asks it, before parsing anything from a source,
+//! whether that source is banned; what a banned source is answered (nothing, or 403) is
+//! the endpoint's to send. Sources are addresses, not accounts: a stranger guessing an
+//! extension's password shuts out the stranger, never the extension's own phones
+//! elsewhere.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::IpAddr;
+use std::time::{Duration, Instant};
+
+/// What a banned source is answered.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BanAnswer {
+    /// Nothing: a scanner learns nothing and spends its time waiting.
+    Drop,
+    /// 403 Forbidden to every request.
+    #[serde(rename = "403")]
+    Forbidden,
+}
+
+/// When a source is banned, and for how long.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BanPolicy {
+    /// Failures within `window` that ban a source; 0 turns the guard off.
+    pub after: u32,
+    /// How far back failures count.
+    pub window: Duration,
+    /// The first ban's length; each further ban of the same source within a day of its
+    /// last one lasts twice the one before, up to `max`.
+    pub time: Duration,
+    /// The longest ban.
+    pub max: Duration,
+    /// What a banned source is answered.
+    pub answer: BanAnswer,
+    /// Sources never banned (an office's own network, say); trunks' addresses are
+    /// added to these by the endpoint.
+    pub exempt: Vec<ipnet::IpNet>,
+}
+
+impl Default for BanPolicy {
+    fn default() -> Self {
+        Self {
+            after: 10,
+            window: Duration::from_secs(600),
+            time: Duration::from_secs(600),
+            max: Duration::from_secs(86_400),
+            answer: BanAnswer::Drop,
+            exempt: Vec::new(),
+        }
+    }
+}
+
+/// How long after its last ban a source's record of bans is forgotten.
+const STRIKES_KEPT: Duration = Duration::from_secs(86_400);
+
+/// Sources tracked before the quiet ones are swept out, so a scan from many addresses
+/// cannot grow the table without bound.
+const SWEEP_AT: usize = 4096;
+
+#[derive(Debug, Default)]
+struct Source {
+    /// Failures within the window, oldest first (at most `after` of them).
+    failures: VecDeque<Instant>,
+    banned_until: Option<Instant>,
+    /// Bans so far (their lengths double), and when the last one began.
+    bans: u32,
+    last_ban: Option<Instant>,
+}
+
+/// A source being watched or banned, for `ctl bans`.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct BanView {
+    /// The source address.
+    pub addr: IpAddr,
+    /// Seconds the ban still lasts (0: not banned now).
+    pub banned_for_s: u64,
+    /// Failed authentications within the window.
+    pub failures: usize,
+    /// Bans it earned so far (within a day of each other).
+    pub bans: u32,
+}
+
+/// The table of sources.
+#[derive(Debug, Default)]
+pub struct Bans {
+    policy: BanPolicy,
+    /// Addresses never banned besides the policy's (the trunks').
+    trunks: Vec<IpAddr>,
+    sources: HashMap<IpAddr, Source>,
+    sweep_at: usize,
+}
+
+impl Bans {
+    /// Takes a (new) policy and the trunks' addresses; bans in force stay.
+    pub(crate) fn set_policy(&mut self, policy: BanPolicy, trunks: Vec<IpAddr>) {
+        self.policy = policy;
+        self.trunks = trunks;
+        if self.policy.after == 0 {
+            self.sources.clear();
+        }
+        let exempt: Vec<IpAddr> = self
+            .sources
+            .keys()
+            .copied()
+            .filter(|ip| self.is_exempt(*ip))
+            .collect();
+        for ip in exempt {
+            self.sources.remove(&ip);
+        }
+    }
+
+    /// What a banned source is answered.
+    pub(crate) fn answer(&self) -> BanAnswer {
+        self.policy.answer
+    }
+
+    fn is_exempt(&self, ip: IpAddr) -> bool {
+        let ip = canonical(ip);
+        self.trunks.iter().any(|t| canonical(*t) == ip)
+            || self.policy.exempt.iter().any(|n| n.contains(&ip))
+    }
+
+    /// Whether `ip` is banned now.
+    pub(crate) fn banned(&self, now: Instant, ip: IpAddr) -> bool {
+        self.sources
+            .get(&canonical(ip))
+            .and_then(|s| s.banned_until)
+            .is_some_and(|until| now < until)
+    }
+
+    /// Records a failed authentication from `ip`; returns the length of the ban it
+    /// earned, if this failure bans it.
+    pub(crate) fn failed(&mut self, now: Instant, ip: IpAddr) -> Option<Duration> {
+        let ip = canonical(ip);
+        if self.policy.after == 0 || self.is_exempt(ip) {
+            return None;
+        }
+        if self.sources.len() >= self.sweep_at.max(SWEEP_AT) {
+            self.sweep(now);
+        }
+        let policy = &self.policy;
+        let s = self.sources.entry(ip).or_default();
+        while s
+            .failures
+            .front()
+            .is_some_and(|t| now.saturating_duration_since(*t) >= policy.window)
+        {
+            s.failures.pop_front();
+        }
+        s.failures.push_back(now);
+        if s.failures.len() < policy.after as usize {
+            return None;
+        }
+        s.failures.clear();
+        if s.last_ban
+            .is_some_and(|t| now.saturating_duration_since(t) >= STRIKES_KEPT)
+        {
+            s.bans = 0;
+        }
+        let length = policy
+            .time
+            .saturating_mul(1u32 << s.bans.min(20))
+            .min(policy.max);
+        s.bans += 1;
+        s.last_ban = Some(now);
+        s.banned_until = Some(now + length);
+        Some(length)
+    }
+
+    /// Lifts the ban on `ip` and forgets its failures and earlier bans; whether there
+    /// was anything to lift.
+    pub(crate) fn lift(&mut self, ip: IpAddr) -> bool {
+        self.sources.remove(&canonical(ip)).is_some()
+    }
+
+    /// Sources banned now or with failures in the window, banned first.
+    pub(crate) fn list(&self, now: Instant) -> Vec<BanView> {
+        let mut v: Vec<BanView> = self
+            .sources
+            .iter()
+            .map(|(ip, s)| BanView {
+                addr: *ip,
+                banned_for_s: s
+                    .banned_until
+                    .map_or(0, |u| u.saturating_duration_since(now).as_secs()),
+                failures: s
+                    .failures
+                    .iter()
+                    .filter(|t| now.saturating_duration_since(**t) < self.policy.window)
+                    .count(),
+                bans: s.bans,
+            })
+            .filter(|b| b.banned_for_s > 0 || b.failures > 0)
+            .collect();
+        v.sort_by(|a, b| {
+            b.banned_for_s
+                .cmp(&a.banned_for_s)
+                .then(b.failures.cmp(&a.failures))
+                .then(a.addr.cmp(&b.addr))
+        });
+        v
+    }
+
+    /// Forgets sources with nothing left to remember: not banned, no failure in the
+    /// window, no ban within a day.
+    fn sweep(&mut self, now: Instant) {
+        let window = self.policy.window;
+        self.sources.retain(|_, s| {
+            s.banned_until.is_some_and(|u| now < u)
+                || s.failures
+                    .back()
+                    .is_some_and(|t| now.saturating_duration_since(*t) < window)
+                || s.last_ban
+                    .is_some_and(|t| now.saturating_duration_since(t) < STRIKES_KEPT)
+        });
+        // Sweep again only once the table has doubled, so a table of sources that all
+        // deserve remembering is not swept on every failure.
+        self.sweep_at = self.sources.len() * 2;
+    }
+
+    #[cfg(test)]
+    fn tracked(&self) -> usize {
+        self.sources.len()
+    }
+}
+
+/// An IPv4 address written as IPv6 (`::ffff:a.b.c.d`, as a dual-stack socket reports
+/// it) is the IPv4 source it is.
+fn canonical(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    fn bans(after: u32) -> Bans {
+        let mut b = Bans::default();
+        b.set_policy(
+            BanPolicy {
+                after,
+                window: Duration::from_secs(60),
+                time: Duration::from_secs(100),
+                max: Duration::from_secs(350),
+                answer: BanAnswer::Drop,
+                exempt: vec!["10.1.0.0/16".parse().unwrap()],
+            },
+            vec![ip("192.0.2.9")],
+        );
+        b
+    }
+
+    #[test]
+    fn the_nth_failure_within_the_window_bans_the_source_and_only_it() {
+        let t0 = Instant::now();
+        let mut b = bans(3);
+        let (attacker, phone) = (ip("198.51.100.7"), ip("198.51.100.8"));
+        assert_eq!(b.failed(t0, attacker), None);
+        assert_eq!(b.failed(t0 + Duration::from_secs(10), attacker), None);
+        assert!(!b.banned(t0 + Duration::from_secs(10), attacker));
+        assert_eq!(b.failed(t0 + Duration::from_secs(20), phone), None);
+        let t = t0 + Duration::from_secs(59);
+        assert_eq!(b.failed(t, attacker), Some(Duration::from_secs(100)));
+        assert!(b.banned(t, attacker));
+        assert!(!b.banned(t, phone));
+        // The same source written as a mapped IPv6 address is the same source.
+        assert!(b.banned(t, ip("::ffff:198.51.100.7")));
+        // The ban ends on its own.
+        assert!(b.banned(t + Duration::from_secs(99), attacker));
+        assert!(!b.banned(t + Duration::from_secs(100), attacker));
+        let listed = b.list(t);
+        assert_eq!(
+            listed,
+            [
+                BanView {
+                    addr: attacker,
+                    banned_for_s: 100,
+                    failures: 0,
+                    bans: 1
+                },
+                BanView {
+                    addr: phone,
+                    banned_for_s: 0,
+                    failures: 1,
+                    bans: 0
+                }
+            ]
+        );
+    }
+
+    #[test]
+    fn failures_older_than_the_window_do_not_count() {
+        let t0 = Instant::now();
+        let mut b = bans(3);
+        let a = ip("198.51.100.7");
+        for i in 0..10 {
+            // One failure every 30 s: never three within 60 s.
+            assert_eq!(b.failed(t0 + Duration::from_secs(30 * i), a), None, "{i}");
+        }
+        assert_eq!(b.list(t0 + Duration::from_secs(300))[0].failures, 1);
+        assert!(b.list(t0 + Duration::from_secs(400)).is_empty());
+    }
+
+    #[test]
+    fn a_source_that_comes_back_is_banned_twice_as_long_up_to_the_longest() {
+        let t0 = Instant::now();
+        let mut b = bans(1);
+        let a = ip("2001:db8::1");
+        let mut t = t0;
+        for want in [100, 200, 350, 350] {
+            assert_eq!(b.failed(t, a), Some(Duration::from_secs(want)));
+            t += Duration::from_secs(want);
+            assert!(!b.banned(t, a));
+        }
+        // A day after its last ban, a source starts again from the first length.
+        let later = t + Duration::from_secs(86_400);
+        assert_eq!(b.failed(later, a), Some(Duration::from_secs(100)));
+    }
+
+    #[test]
+    fn exempt_networks_trunks_and_a_guard_turned_off_never_ban() {
+        let t0 = Instant::now();
+        let mut b = bans(1);
+        for exempt in ["10.1.2.3", "192.0.2.9", "::ffff:192.0.2.9"] {
+            assert_eq!(b.failed(t0, ip(exempt)), None, "{exempt}");
+            assert!(!b.banned(t0, ip(exempt)));
+        }
+        assert!(b.failed(t0, ip("10.2.0.1")).is_some());
+        let mut off = bans(0);
+        assert_eq!(off.failed(t0, ip("10.2.0.1")), None);
+        assert_eq!(off.tracked(), 0);
+        // A reload that exempts a banned source lifts its ban; one that does not, keeps it.
+        b.failed(t0, ip("10.3.0.1"));
+        let mut policy = b.policy.clone();
+        policy.exempt.push("10.2.0.0/16".parse().unwrap());
+        b.set_policy(policy, Vec::new());
+        assert!(!b.banned(t0, ip("10.2.0.1")));
+        assert!(b.banned(t0, ip("10.3.0.1")));
+    }
+
+    #[test]
+    fn a_ban_is_lifted_by_hand_and_the_table_stays_bounded() {
+        let t0 = Instant::now();
+        let mut b = bans(1);
+        let a = ip("198.51.100.7");
+        b.failed(t0, a);
+        assert!(b.lift(a));
+        assert!(!b.banned(t0, a));
+        assert!(!b.lift(a));
+        // A scan from many addresses, each failing once and going quiet.
+        let mut b = bans(3);
+        for i in 0..20_000u32 {
+            let from = IpAddr::from(std::net::Ipv4Addr::from(0x0a10_0000 + i));
+            b.failed(t0 + Duration::from_secs(u64::from(i) / 100), from);
+        }
+        assert!(b.tracked() < 2 * SWEEP_AT + 6_000, "{}", b.tracked());
+    }
+}
