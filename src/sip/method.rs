@@ -170,9 +170,14 @@ impl StatusCode {
         match self.0 {
             100 => "Trying",
             180 => "Ringing",
+            181 => "Call Is Being Forwarded",
+            182 => "Queued",
             183 => "Session Progress",
             200 => "OK",
             202 => "Accepted",
+            301 => "Moved Permanently",
+            302 => "Moved Temporarily",
+            380 => "Alternative Service",
             400 => "Bad Request",
             401 => "Unauthorized",
             403 => "Forbidden",
@@ -181,25 +186,46 @@ impl StatusCode {
             406 => "Not Acceptable",
             407 => "Proxy Authentication Required",
             408 => "Request Timeout",
+            410 => "Gone",
             413 => "Request Entity Too Large",
             414 => "Request-URI Too Long",
             415 => "Unsupported Media Type",
             416 => "Unsupported URI Scheme",
             420 => "Bad Extension",
+            421 => "Extension Required",
+            422 => "Session Interval Too Small",
             423 => "Interval Too Brief",
             480 => "Temporarily Unavailable",
             481 => "Call/Transaction Does Not Exist",
             482 => "Loop Detected",
             483 => "Too Many Hops",
+            484 => "Address Incomplete",
+            485 => "Ambiguous",
             486 => "Busy Here",
             487 => "Request Terminated",
             488 => "Not Acceptable Here",
+            489 => "Bad Event",
+            491 => "Request Pending",
             500 => "Server Internal Error",
             501 => "Not Implemented",
+            502 => "Bad Gateway",
             503 => "Service Unavailable",
+            504 => "Server Time-out",
             505 => "Version Not Supported",
+            513 => "Message Too Large",
+            600 => "Busy Everywhere",
             603 => "Decline",
-            _ => "Unknown",
+            604 => "Does Not Exist Anywhere",
+            606 => "Not Acceptable",
+            // A code of no listed meaning is read by its class (RFC 3261 §21).
+            _ => match self.0 / 100 {
+                1 => "Provisional",
+                2 => "Successful",
+                3 => "Redirection",
+                4 => "Request Failure",
+                5 => "Server Failure",
+                _ => "Global Failure",
+            },
         }
     }
 }
@@ -245,13 +271,18 @@ mod tests {
 
     #[test]
     fn reason_phrases_are_the_rfcs() {
-        // RFC 3261 §21 (and RFC 3265 for 202).
+        // RFC 3261 §21 (RFC 3265 for 202 and 489, RFC 4028 for 422).
         for (code, phrase) in [
             (100, "Trying"),
             (180, "Ringing"),
+            (181, "Call Is Being Forwarded"),
+            (182, "Queued"),
             (183, "Session Progress"),
             (200, "OK"),
             (202, "Accepted"),
+            (301, "Moved Permanently"),
+            (302, "Moved Temporarily"),
+            (380, "Alternative Service"),
             (400, "Bad Request"),
             (401, "Unauthorized"),
             (403, "Forbidden"),
@@ -260,29 +291,51 @@ mod tests {
             (406, "Not Acceptable"),
             (407, "Proxy Authentication Required"),
             (408, "Request Timeout"),
+            (410, "Gone"),
             (413, "Request Entity Too Large"),
             (414, "Request-URI Too Long"),
             (415, "Unsupported Media Type"),
             (416, "Unsupported URI Scheme"),
             (420, "Bad Extension"),
+            (421, "Extension Required"),
+            (422, "Session Interval Too Small"),
             (423, "Interval Too Brief"),
             (480, "Temporarily Unavailable"),
             (481, "Call/Transaction Does Not Exist"),
             (482, "Loop Detected"),
             (483, "Too Many Hops"),
+            (484, "Address Incomplete"),
+            (485, "Ambiguous"),
             (486, "Busy Here"),
             (487, "Request Terminated"),
             (488, "Not Acceptable Here"),
+            (489, "Bad Event"),
+            (491, "Request Pending"),
             (500, "Server Internal Error"),
             (501, "Not Implemented"),
+            (502, "Bad Gateway"),
             (503, "Service Unavailable"),
+            (504, "Server Time-out"),
             (505, "Version Not Supported"),
+            (513, "Message Too Large"),
+            (600, "Busy Everywhere"),
             (603, "Decline"),
+            (604, "Does Not Exist Anywhere"),
+            (606, "Not Acceptable"),
         ] {
             let c = StatusCode::new(code).unwrap();
             assert_eq!(c.reason(), phrase, "{code}");
             assert_eq!(c.to_string(), format!("{code} {phrase}"));
         }
-        assert_eq!(StatusCode::new(499).unwrap().reason(), "Unknown");
+        for (code, class) in [
+            (199, "Provisional"),
+            (299, "Successful"),
+            (399, "Redirection"),
+            (499, "Request Failure"),
+            (599, "Server Failure"),
+            (699, "Global Failure"),
+        ] {
+            assert_eq!(StatusCode::new(code).unwrap().reason(), class, "{code}");
+        }
     }
 }
