@@ -1,5 +1,7 @@
-//! The brute-force guard: failed authentications counted per source address, and a
-//! source that fails too often refused for a while, longer each time it comes back.
+//! The brute-force guards: failed authentications counted per source address, and a
+//! source that fails too often refused for a while, longer each time it comes back
+//! ([`Bans`]); wrong PINs (agent login, voicemail) counted the same way per caller
+//! ([`PinThrottle`]).
 //!
 //! It owns its table of sources and nothing else (the config builds its policy). The
 //! endpoint tells it of each failure and asks it, before parsing anything from a source,
@@ -62,14 +64,89 @@ const STRIKES_KEPT: Duration = Duration::from_secs(86_400);
 /// cannot grow the table without bound.
 const SWEEP_AT: usize = 4096;
 
+/// When failures ban, and for how long: the part of a policy one source's record needs.
+#[derive(Clone, Copy, Debug)]
+struct Limits {
+    after: u32,
+    window: Duration,
+    time: Duration,
+    max: Duration,
+}
+
+/// One source's failures and bans.
 #[derive(Debug, Default)]
-struct Source {
+struct Record {
     /// Failures within the window, oldest first (at most `after` of them).
     failures: VecDeque<Instant>,
     banned_until: Option<Instant>,
     /// Bans so far (their lengths double), and when the last one began.
     bans: u32,
     last_ban: Option<Instant>,
+}
+
+impl Record {
+    fn banned(&self, now: Instant) -> bool {
+        self.banned_until.is_some_and(|until| now < until)
+    }
+
+    /// A failure now; the length of the ban it earns, if it bans.
+    fn fail(&mut self, now: Instant, l: Limits) -> Option<Duration> {
+        while self
+            .failures
+            .front()
+            .is_some_and(|t| now.saturating_duration_since(*t) >= l.window)
+        {
+            self.failures.pop_front();
+        }
+        self.failures.push_back(now);
+        if self.failures.len() < l.after as usize {
+            return None;
+        }
+        self.failures.clear();
+        if self
+            .last_ban
+            .is_some_and(|t| now.saturating_duration_since(t) >= STRIKES_KEPT)
+        {
+            self.bans = 0;
+        }
+        let length = l.time.saturating_mul(1u32 << self.bans.min(20)).min(l.max);
+        self.bans += 1;
+        self.last_ban = Some(now);
+        self.banned_until = Some(now + length);
+        Some(length)
+    }
+
+    /// Failures within the window.
+    fn recent(&self, now: Instant, window: Duration) -> usize {
+        self.failures
+            .iter()
+            .filter(|t| now.saturating_duration_since(**t) < window)
+            .count()
+    }
+
+    /// Whether anything about it is still worth remembering: a ban now, a failure in
+    /// the window, a ban within a day.
+    fn live(&self, now: Instant, window: Duration) -> bool {
+        self.banned(now)
+            || self
+                .failures
+                .back()
+                .is_some_and(|t| now.saturating_duration_since(*t) < window)
+            || self
+                .last_ban
+                .is_some_and(|t| now.saturating_duration_since(t) < STRIKES_KEPT)
+    }
+}
+
+/// Forgets the records with nothing left to remember once `table` reaches `*sweep_at`
+/// entries, then waits for it to double, so a table of records that all deserve
+/// remembering is not swept on every failure and one of quiet ones stays bounded.
+fn sweep<K>(table: &mut HashMap<K, Record>, sweep_at: &mut usize, now: Instant, window: Duration) {
+    if table.len() < (*sweep_at).max(SWEEP_AT) {
+        return;
+    }
+    table.retain(|_, r| r.live(now, window));
+    *sweep_at = table.len() * 2;
 }
 
 /// A source being watched or banned, for `ctl bans`.
@@ -91,7 +168,7 @@ pub struct Bans {
     policy: BanPolicy,
     /// Addresses never banned besides the policy's (the trunks').
     trunks: Vec<IpAddr>,
-    sources: HashMap<IpAddr, Source>,
+    sources: HashMap<IpAddr, Record>,
     sweep_at: usize,
 }
 
@@ -129,8 +206,16 @@ impl Bans {
     pub(crate) fn banned(&self, now: Instant, ip: IpAddr) -> bool {
         self.sources
             .get(&canonical(ip))
-            .and_then(|s| s.banned_until)
-            .is_some_and(|until| now < until)
+            .is_some_and(|r| r.banned(now))
+    }
+
+    fn limits(&self) -> Limits {
+        Limits {
+            after: self.policy.after,
+            window: self.policy.window,
+            time: self.policy.time,
+            max: self.policy.max,
+        }
     }
 
     /// Records a failed authentication from `ip`; returns the length of the ban it
@@ -140,36 +225,9 @@ impl Bans {
         if self.policy.after == 0 || self.is_exempt(ip) {
             return None;
         }
-        if self.sources.len() >= self.sweep_at.max(SWEEP_AT) {
-            self.sweep(now);
-        }
-        let policy = &self.policy;
-        let s = self.sources.entry(ip).or_default();
-        while s
-            .failures
-            .front()
-            .is_some_and(|t| now.saturating_duration_since(*t) >= policy.window)
-        {
-            s.failures.pop_front();
-        }
-        s.failures.push_back(now);
-        if s.failures.len() < policy.after as usize {
-            return None;
-        }
-        s.failures.clear();
-        if s.last_ban
-            .is_some_and(|t| now.saturating_duration_since(t) >= STRIKES_KEPT)
-        {
-            s.bans = 0;
-        }
-        let length = policy
-            .time
-            .saturating_mul(1u32 << s.bans.min(20))
-            .min(policy.max);
-        s.bans += 1;
-        s.last_ban = Some(now);
-        s.banned_until = Some(now + length);
-        Some(length)
+        let limits = self.limits();
+        sweep(&mut self.sources, &mut self.sweep_at, now, limits.window);
+        self.sources.entry(ip).or_default().fail(now, limits)
     }
 
     /// Lifts the ban on `ip` and forgets its failures and earlier bans; whether there
@@ -188,11 +246,7 @@ impl Bans {
                 banned_for_s: s
                     .banned_until
                     .map_or(0, |u| u.saturating_duration_since(now).as_secs()),
-                failures: s
-                    .failures
-                    .iter()
-                    .filter(|t| now.saturating_duration_since(**t) < self.policy.window)
-                    .count(),
+                failures: s.recent(now, self.policy.window),
                 bans: s.bans,
             })
             .filter(|b| b.banned_for_s > 0 || b.failures > 0)
@@ -206,26 +260,53 @@ impl Bans {
         v
     }
 
-    /// Forgets sources with nothing left to remember: not banned, no failure in the
-    /// window, no ban within a day.
-    fn sweep(&mut self, now: Instant) {
-        let window = self.policy.window;
-        self.sources.retain(|_, s| {
-            s.banned_until.is_some_and(|u| now < u)
-                || s.failures
-                    .back()
-                    .is_some_and(|t| now.saturating_duration_since(*t) < window)
-                || s.last_ban
-                    .is_some_and(|t| now.saturating_duration_since(t) < STRIKES_KEPT)
-        });
-        // Sweep again only once the table has doubled, so a table of sources that all
-        // deserve remembering is not swept on every failure.
-        self.sweep_at = self.sources.len() * 2;
-    }
-
     #[cfg(test)]
     fn tracked(&self) -> usize {
         self.sources.len()
+    }
+}
+
+/// PIN entry throttled by who keys it (an extension's phone, a trunk's caller), never
+/// by the account: five wrong PINs (or PINs of IDs that do not exist, which count the
+/// same, so an ID's existence shows nowhere) within ten minutes refuse that source any
+/// PIN for five minutes, twice as long each time it comes back within a day, while the
+/// account's owner goes on from their own phone. A right PIN clears its source.
+#[derive(Debug, Default)]
+pub struct PinThrottle {
+    sources: HashMap<String, Record>,
+    sweep_at: usize,
+}
+
+const PIN_LIMITS: Limits = Limits {
+    after: 5,
+    window: Duration::from_secs(600),
+    time: Duration::from_secs(300),
+    max: Duration::from_secs(86_400),
+};
+
+impl PinThrottle {
+    /// Whether `source` may not key a PIN now.
+    pub(crate) fn blocked(&self, now: Instant, source: &str) -> bool {
+        self.sources.get(source).is_some_and(|r| r.banned(now))
+    }
+
+    /// A wrong PIN from `source`; how long it is refused PINs, if this refuses it.
+    pub(crate) fn failed(&mut self, now: Instant, source: &str) -> Option<Duration> {
+        sweep(
+            &mut self.sources,
+            &mut self.sweep_at,
+            now,
+            PIN_LIMITS.window,
+        );
+        self.sources
+            .entry(source.to_string())
+            .or_default()
+            .fail(now, PIN_LIMITS)
+    }
+
+    /// A right PIN from `source`: its failures are forgotten.
+    pub(crate) fn passed(&mut self, source: &str) {
+        self.sources.remove(source);
     }
 }
 
@@ -348,6 +429,31 @@ mod tests {
         b.set_policy(policy, Vec::new());
         assert!(!b.banned(t0, ip("10.2.0.1")));
         assert!(b.banned(t0, ip("10.3.0.1")));
+    }
+
+    #[test]
+    fn pins_are_throttled_by_source_and_a_right_pin_clears_it() {
+        let t0 = Instant::now();
+        let mut p = PinThrottle::default();
+        for i in 0..4 {
+            assert_eq!(p.failed(t0, "ext:1001"), None, "{i}");
+        }
+        assert_eq!(p.failed(t0, "ext:1001"), Some(Duration::from_secs(300)));
+        assert!(p.blocked(t0, "ext:1001"));
+        assert!(!p.blocked(t0, "ext:1002"));
+        assert!(!p.blocked(t0 + Duration::from_secs(300), "ext:1001"));
+        // Back within a day: twice as long.
+        let t = t0 + Duration::from_secs(300);
+        for _ in 0..4 {
+            p.failed(t, "ext:1001");
+        }
+        assert_eq!(p.failed(t, "ext:1001"), Some(Duration::from_secs(600)));
+        // A right PIN (once it may key one again) forgets it all.
+        p.passed("ext:1001");
+        assert!(!p.blocked(t, "ext:1001"));
+        for _ in 0..4 {
+            assert_eq!(p.failed(t, "ext:1001"), None);
+        }
     }
 
     #[test]

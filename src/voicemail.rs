@@ -348,6 +348,9 @@ pub enum Input<'a> {
     Played,
     /// The greeting recording ended; whether it was saved.
     Recorded(bool),
+    /// Keys gathered as a PIN that are not even compared: the caller may key no PIN now
+    /// (it keyed too many wrong ones lately). Taken as a wrong PIN.
+    Refused,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -382,6 +385,16 @@ impl Retrieval {
             wrong_pins: 0,
             idle: 0,
         }
+    }
+
+    /// Whether the next keys gathered are a PIN.
+    pub fn awaiting_pin(&self) -> bool {
+        self.state == State::Pin
+    }
+
+    /// Wrong PINs keyed in this call so far.
+    pub fn wrong_pins(&self) -> u32 {
+        self.wrong_pins
     }
 
     fn ask(prompts: Vec<Prompt>) -> Step {
@@ -450,8 +463,8 @@ impl Retrieval {
                     timeout: KEY_TIMEOUT,
                 }
             }
-            (State::Pin, Input::Keys(k)) => {
-                if self.pin.as_deref() == Some(k) {
+            (State::Pin, Input::Keys(_) | Input::Refused) => {
+                if keys.is_some() && self.pin.as_deref() == keys {
                     let (new, saved): (Vec<&VmMessage>, Vec<&VmMessage>) =
                         mb.messages.iter().partition(|m| !m.heard);
                     self.order = new.iter().chain(&saved).map(|m| m.file.clone()).collect();

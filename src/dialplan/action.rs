@@ -125,8 +125,8 @@ pub enum Action {
     Agent(crate::acd::AgentOp),
     /// Agent `id` logs in at the calling extension's phone if `pin` is its PIN; step
     /// again at once, with `$status` `ok`, `failed` (no such agent, wrong PIN, not an
-    /// extension's call), `busy` (another agent is at that phone) or `locked` (too many
-    /// wrong PINs lately).
+    /// extension's call), `busy` (another agent is at that phone) or `locked` (this phone
+    /// keyed too many wrong PINs lately).
     AgentLogin {
         /// The agent ID keyed.
         id: String,

@@ -110,6 +110,8 @@ pub struct Endpoint {
     stats: Stats,
     /// Sources failing authentication, and the banned ones.
     bans: crate::guard::Bans,
+    /// Callers keying wrong PINs (agent login, voicemail), and the refused ones.
+    pins: crate::guard::PinThrottle,
     calls: call::Calls,
     /// Who each of our client transactions belongs to.
     owners: owner::Owners,
@@ -178,6 +180,7 @@ impl Endpoint {
             out: VecDeque::new(),
             stats: Stats::default(),
             bans: crate::guard::Bans::default(),
+            pins: crate::guard::PinThrottle::default(),
             calls: call::Calls::new(cfg.rtp_ports, cfg.ring_timeout, cfg.session_refresh),
             owners: owner::Owners::default(),
             listeners: Vec::new(),
@@ -411,6 +414,18 @@ impl Endpoint {
                 source = %ip,
                 ban_s = length.as_secs(),
                 "source banned after repeated authentication failures (ctl unban lifts it)"
+            );
+        }
+    }
+
+    /// A wrong PIN keyed by `source` (`ext:EXT`, or `trunk:NAME:NUMBER`), which may
+    /// refuse it PINs for a while.
+    pub(super) fn pin_failed(&mut self, now: Instant, source: &str) {
+        if let Some(length) = self.pins.failed(now, source) {
+            tracing::warn!(
+                source,
+                refused_s = length.as_secs(),
+                "caller refused PINs after repeated wrong ones"
             );
         }
     }

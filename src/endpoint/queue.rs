@@ -30,13 +30,9 @@ impl QueueCall {
     }
 }
 
-/// Wrong PINs in a row after which an agent ID is locked for [`PIN_LOCKOUT`]: the PIN
-/// is short and the login reachable by any extension, so guessing must be slow.
-const PIN_TRIES: u32 = 5;
-const PIN_LOCKOUT: Duration = Duration::from_secs(300);
-
 /// Agents who log in by ID and PIN from any extension's phone (config `[[agents]]`): who
-/// they are, at which phone each is logged in, and the wrong PINs keyed for each ID.
+/// they are and at which phone each is logged in (wrong PINs are the endpoint's
+/// [`crate::guard::PinThrottle`]'s, counted per phone, not per ID).
 /// Part of the endpoint; the ACD knows these agents by ID only and never sees a phone.
 #[derive(Debug, Default)]
 pub(super) struct HotDesk {
@@ -44,8 +40,6 @@ pub(super) struct HotDesk {
     /// Agent ID → the extension it is logged in at, and back (one agent per phone).
     at: HashMap<String, String>,
     by_phone: HashMap<String, String>,
-    /// Per agent ID: wrong PINs in a row, and when the last one was keyed.
-    wrong: HashMap<String, (u32, Instant)>,
     /// Who sits where changed since the last snapshot.
     changed: bool,
 }
@@ -129,26 +123,31 @@ impl Endpoint {
         pin: &str,
     ) -> Status {
         let ext = ext.to_string();
-        let Some(agent) = self.hot_desk.agents.get(id).cloned() else {
-            tracing::warn!(%ext, "agent login: no such agent ID");
-            return Status::Failed;
-        };
-        let wrong = self.hot_desk.wrong.get(id).copied();
-        if wrong.is_some_and(|(n, at)| n >= PIN_TRIES && now < at + PIN_LOCKOUT) {
-            tracing::warn!(agent = id, %ext, "agent login refused: ID locked after wrong PINs");
+        // The phone keying is throttled, not the ID: a stranger guessing an agent's PIN
+        // locks out the stranger's phone, and an ID that does not exist fails and locks
+        // exactly as a wrong PIN does.
+        let source = format!("ext:{ext}");
+        if self.pins.blocked(now, &source) {
+            tracing::warn!(agent = id, %ext, "agent login refused: this phone keyed too many wrong PINs");
             return Status::Locked;
         }
-        if agent.demo && !loopback {
-            tracing::warn!(agent = id, %ext, "demo agent PIN refused from a non-loopback address");
+        let agent = self.hot_desk.agents.get(id).cloned();
+        let right = match &agent {
+            None => {
+                tracing::warn!(%ext, "agent login: no such agent ID");
+                false
+            }
+            Some(a) if a.demo && !loopback => {
+                tracing::warn!(agent = id, %ext, "demo agent PIN refused from a non-loopback address");
+                false
+            }
+            Some(a) => a.pin == pin,
+        };
+        let Some(agent) = agent.filter(|_| right) else {
+            self.pin_failed(now, &source);
             return Status::Failed;
-        }
-        if agent.pin != pin {
-            let n = wrong.map_or(0, |(n, at)| if now < at + PIN_LOCKOUT { n } else { 0 }) + 1;
-            self.hot_desk.wrong.insert(id.to_string(), (n, now));
-            tracing::warn!(agent = id, %ext, wrong = n, "agent login: wrong PIN");
-            return Status::Failed;
-        }
-        self.hot_desk.wrong.remove(id);
+        };
+        self.pins.passed(&source);
         if !self.seat(now, &agent, &ext) {
             tracing::info!(agent = id, %ext, "agent login: another agent is at that phone");
             return Status::Busy;

@@ -49,22 +49,42 @@ impl Endpoint {
             .vars
             .get("status")
             .is_some_and(|s| Status::parse(s) == Some(Status::Ok));
+        // Wrong PINs are throttled by who keys them (the caller's extension, or a trunk
+        // caller's number), never by the box: a stranger cannot lock its owner out.
+        let source = match &c.from_trunk {
+            Some(t) => format!("trunk:{t}:{}", c.caller_number()),
+            None => format!("ext:{}", c.caller_number()),
+        };
         let Some((mailbox, menu)) = c.vm.as_mut() else {
             return;
         };
+        let pin = matches!(ended, State::Collecting(_)) && menu.awaiting_pin();
+        let refused = pin && self.pins.blocked(now, &source);
         let input = match ended {
+            State::Collecting(_) if refused => Input::Refused,
             State::Collecting(_) => Input::Keys(&keys),
             State::Playing => Input::Played,
             State::Recording => Input::Recorded(saved),
             _ => Input::Start,
         };
+        let wrong_before = menu.wrong_pins();
         let mb = self.mailboxes.entry(mailbox.clone()).or_default();
         let mut changes = Vec::new();
         let step = menu.next(input, mb, &mut changes);
+        // Silence at the PIN prompt costs the call a try, but is no guess; the box opens
+        // when the menu leaves the PIN without a try spent.
+        let spent = menu.wrong_pins() > wrong_before;
+        let wrong = spent && (refused || !keys.is_empty());
+        let opened = pin && !spent && !menu.awaiting_pin();
         let mailbox = mailbox.clone();
         tracing::debug!(call = %id, %mailbox, ?step, "voicemail menu");
         for ch in &changes {
             mb.apply(ch);
+        }
+        if wrong {
+            self.pin_failed(now, &source);
+        } else if opened {
+            self.pins.passed(&source);
         }
         if !changes.is_empty() {
             let dir = self.box_dir(&mailbox);

@@ -207,6 +207,21 @@ fn three_wrong_pins_end_the_call_and_a_box_without_a_pin_never_opens() {
 }
 
 #[test]
+fn a_pin_refused_unread_is_a_wrong_pin_even_when_right() {
+    let mut mb = Mailbox::default();
+    let mut r = Retrieval::new(Some("4321".into()));
+    run(&mut r, &mut mb, Input::Start);
+    assert!(r.awaiting_pin());
+    let s = run(&mut r, &mut mb, Input::Refused);
+    assert_eq!(prompts(&s), ["vm-wrong-pin", "vm-enter-pin"]);
+    assert_eq!((r.wrong_pins(), r.awaiting_pin()), (1, true));
+    // The right PIN still opens the box when it may be compared.
+    let s = run(&mut r, &mut mb, Input::Keys("4321"));
+    assert!(prompts(&s).contains(&"vm-main-menu".to_string()), "{s:?}");
+    assert_eq!((r.wrong_pins(), r.awaiting_pin()), (1, false));
+}
+
+#[test]
 fn greeting_silence_and_wrong_keys() {
     let mut mb = Mailbox::default();
     let mut r = Retrieval::new(Some("1".into()));

@@ -2376,7 +2376,7 @@ fn a_called_back_customer_rings_30_seconds_and_no_longer_matters_once_answered()
 
 /// The shipped config with a trunk at `trunk` (its calls start in context `inbound`)
 /// and the dialplan `plan`, written to `dir`.
-fn config_with(dir: &std::path::Path, trunk: &str, plan: &str) -> String {
+pub(super) fn config_with(dir: &std::path::Path, trunk: &str, plan: &str) -> String {
     let path = dir.join("plan.dp");
     std::fs::write(&path, plan).unwrap();
     let ip = trunk.split(':').next().unwrap();

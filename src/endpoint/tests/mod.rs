@@ -13,6 +13,7 @@ mod lines;
 mod media_model;
 mod park;
 mod pickup;
+mod pins;
 mod prack;
 mod refresh;
 mod session_timer;
@@ -388,7 +389,7 @@ fn run_until(ep: &mut Endpoint, until: Instant) -> Vec<(Instant, Peer, Message)>
 }
 
 #[test]
-fn an_agent_logs_in_by_id_and_pin_at_a_phone_and_wrong_pins_lock_the_id() {
+fn an_agent_logs_in_by_id_and_pin_at_a_phone_and_wrong_pins_lock_the_phone_not_the_id() {
     let t0 = Instant::now();
     let mut ep = endpoint(t0);
     let state = |ep: &Endpoint| ep.acd.agent_state("5001");
@@ -407,17 +408,37 @@ fn an_agent_logs_in_by_id_and_pin_at_a_phone_and_wrong_pins_lock_the_id() {
         ep.agent_login_pin(t0, "1002", true, "5001", "45001"),
         Status::Busy
     );
-    // Five wrong PINs lock the ID, right PIN or not, for five minutes.
-    for _ in 0..5 {
+    // Five wrong PINs (the demo PIN from afar and an ID that does not exist counted
+    // alike) lock the phone that keyed them, right PIN or not, for five minutes, and the
+    // same for an ID that does not exist: nothing tells an ID that exists from one that
+    // does not.
+    for _ in 0..3 {
         assert_eq!(
             ep.agent_login_pin(t0, "1001", true, "5001", "0000"),
             Status::Failed
         );
     }
+    for id in ["5001", "9999"] {
+        assert_eq!(
+            ep.agent_login_pin(t0, "1001", true, id, "45001"),
+            Status::Locked
+        );
+    }
+    // The agent is not locked out: from another phone its PIN works (and a right PIN
+    // there clears that phone's own wrong one).
+    ep.agent_action(t0, "1003", crate::acd::AgentOp::Logout)
+        .unwrap();
     assert_eq!(
-        ep.agent_login_pin(t0, "1001", true, "5001", "45001"),
-        Status::Locked
+        ep.agent_login_pin(t0, "1003", true, "5001", "1234"),
+        Status::Failed
     );
+    assert_eq!(
+        ep.agent_login_pin(t0, "1003", true, "5001", "45001"),
+        Status::Ok
+    );
+    assert_eq!(ep.agent_phone("5001"), "1003");
+    ep.agent_action(t0, "5001", crate::acd::AgentOp::Logout)
+        .unwrap();
     let later = t0 + Duration::from_secs(301);
     assert_eq!(
         ep.agent_login_pin(later, "1001", true, "5001", "45001"),
