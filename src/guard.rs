@@ -1,7 +1,7 @@
 //! The brute-force guards: failed authentications counted per source address, and a
 //! source that fails too often refused for a while, longer each time it comes back
 //! ([`Bans`]); wrong PINs (agent login, voicemail) counted the same way per caller
-//! ([`PinThrottle`]).
+//! ([`PinThrottle`]); requests per source held to a rate ([`RateLimit`]).
 //!
 //! It owns its table of sources and nothing else (the config builds its policy). The
 //! endpoint tells it of each failure and asks it, before parsing anything from a source,
@@ -196,7 +196,8 @@ impl Bans {
         self.policy.answer
     }
 
-    fn is_exempt(&self, ip: IpAddr) -> bool {
+    /// Whether `ip` is never banned (nor held to a rate).
+    pub(crate) fn is_exempt(&self, ip: IpAddr) -> bool {
         let ip = canonical(ip);
         self.trunks.iter().any(|t| canonical(*t) == ip)
             || self.policy.exempt.iter().any(|n| n.contains(&ip))
@@ -307,6 +308,70 @@ impl PinThrottle {
     /// A right PIN from `source`: its failures are forgotten.
     pub(crate) fn passed(&mut self, source: &str) {
         self.sources.remove(source);
+    }
+}
+
+/// How many requests a source may send: `per_second` on average, `burst` at once.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct RatePolicy {
+    /// Requests per second a source may keep up; 0 turns the limit off.
+    pub per_second: u32,
+    /// Requests a source may send at once after a quiet spell.
+    pub burst: u32,
+}
+
+impl Default for RatePolicy {
+    fn default() -> Self {
+        Self {
+            per_second: 100,
+            burst: 300,
+        }
+    }
+}
+
+/// Requests counted per source address (a token bucket each), so one phone looping on
+/// SUBSCRIBE or a scanner's flood is cut down to a rate the box answers without
+/// starving everyone else's calls. Sources the ban guard exempts are exempt here too.
+#[derive(Debug, Default)]
+pub struct RateLimit {
+    policy: RatePolicy,
+    /// Tokens left and when they were counted.
+    buckets: HashMap<IpAddr, (f64, Instant)>,
+    sweep_at: usize,
+}
+
+impl RateLimit {
+    /// Takes a (new) policy; counts so far stay.
+    pub(crate) fn set_policy(&mut self, policy: RatePolicy) {
+        self.policy = policy;
+        if policy.per_second == 0 {
+            self.buckets.clear();
+        }
+    }
+
+    /// Whether a request from `ip` now is within its rate (and counts it if so).
+    pub(crate) fn allow(&mut self, now: Instant, ip: IpAddr) -> bool {
+        let RatePolicy { per_second, burst } = self.policy;
+        if per_second == 0 {
+            return true;
+        }
+        let (rate, burst) = (f64::from(per_second), f64::from(burst.max(1)));
+        if self.buckets.len() >= self.sweep_at.max(SWEEP_AT) {
+            // A source whose bucket has filled again is as good as new.
+            let full = Duration::from_secs_f64(burst / rate);
+            self.buckets
+                .retain(|_, (_, at)| now.saturating_duration_since(*at) < full);
+            self.sweep_at = self.buckets.len() * 2;
+        }
+        let (tokens, at) = self.buckets.entry(canonical(ip)).or_insert((burst, now));
+        *tokens = (*tokens + now.saturating_duration_since(*at).as_secs_f64() * rate).min(burst);
+        *at = now;
+        if *tokens >= 1.0 {
+            *tokens -= 1.0;
+            true
+        } else {
+            false
+        }
     }
 }
 
@@ -454,6 +519,45 @@ mod tests {
         for _ in 0..4 {
             assert_eq!(p.failed(t, "ext:1001"), None);
         }
+    }
+
+    #[test]
+    fn a_source_gets_its_burst_then_its_rate_and_others_theirs() {
+        let t0 = Instant::now();
+        let mut r = RateLimit::default();
+        r.set_policy(RatePolicy {
+            per_second: 10,
+            burst: 30,
+        });
+        let (a, b) = (ip("198.51.100.7"), ip("198.51.100.8"));
+        let allowed = |r: &mut RateLimit, t: Instant, ip: IpAddr, n: usize| {
+            (0..n).filter(|_| r.allow(t, ip)).count()
+        };
+        assert_eq!(allowed(&mut r, t0, a, 100), 30);
+        assert_eq!(allowed(&mut r, t0, b, 5), 5);
+        // Half a second later: five more; a mapped IPv6 address is the same source.
+        let t = t0 + Duration::from_millis(500);
+        assert_eq!(allowed(&mut r, t, ip("::ffff:198.51.100.7"), 100), 5);
+        // A long quiet spell refills the burst, no more.
+        let t = t0 + Duration::from_secs(3600);
+        assert_eq!(allowed(&mut r, t, a, 100), 30);
+        // Off: everything passes, and nothing is kept.
+        r.set_policy(RatePolicy {
+            per_second: 0,
+            burst: 30,
+        });
+        assert_eq!(allowed(&mut r, t, a, 1000), 1000);
+        assert!(r.buckets.is_empty());
+        // A flood from many addresses keeps the table bounded.
+        r.set_policy(RatePolicy {
+            per_second: 10,
+            burst: 30,
+        });
+        for i in 0..20_000u32 {
+            let from = IpAddr::from(std::net::Ipv4Addr::from(0x0a10_0000 + i));
+            r.allow(t + Duration::from_millis(u64::from(i)), from);
+        }
+        assert!(r.buckets.len() < 2 * SWEEP_AT, "{}", r.buckets.len());
     }
 
     #[test]

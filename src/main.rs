@@ -315,8 +315,8 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
                         s.stats.messages_in, s.stats.parse_errors, s.stats.registers_ok, s.stats.challenges, s.stats.auth_failures
                     );
                     println!(
-                        "sources banned: {}  messages refused from banned sources: {}",
-                        s.stats.bans, s.stats.banned_messages
+                        "sources banned: {}  messages refused from banned sources: {}  requests over a source's rate: {}",
+                        s.stats.bans, s.stats.banned_messages, s.stats.rate_limited
                     );
                     for t in &s.trunk_registrations {
                         println!(

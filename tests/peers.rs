@@ -418,3 +418,66 @@ fn svwar_finds_no_extension_with_any_method() {
     // Scanning is no failed authentication: nobody is banned for it.
     assert!(pbx.ctl("bans")["bans"].as_array().unwrap().is_empty());
 }
+
+/// A flood of OPTIONS from one address (3,000 a second for 4 s) while a phone elsewhere
+/// places 10 calls to another: the flood is held to its source's rate and dropped
+/// beyond it, and every real call is challenged, answered, bridged and hung up.
+#[test]
+fn a_flood_from_one_address_does_not_starve_real_calls() {
+    let pbx = Pbx::start();
+    let port = common::register_callee(&pbx, "1002", PW2);
+    let callee = common::spawn_sipp(
+        &common::scenario("uas_answer.xml"),
+        None,
+        port,
+        &["-m", "10", "-mp", &common::free_ports(4).to_string()],
+    );
+    let flood = common::spawn_sipp(
+        &common::scenario("options.xml"),
+        Some(pbx.udp),
+        common::free_ports(1),
+        &[
+            "-i",
+            "127.0.0.5",
+            "-r",
+            "3000",
+            "-m",
+            "12000",
+            "-l",
+            "12000",
+            "-timeout",
+            "10s",
+        ],
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    let calls = common::spawn_sipp(
+        &common::scenario("uac_call.xml"),
+        Some(pbx.udp),
+        common::free_ports(1),
+        &[
+            "-s",
+            "1002",
+            "-au",
+            "1001",
+            "-ap",
+            PW1,
+            "-m",
+            "10",
+            "-r",
+            "4",
+            "-d",
+            "500",
+            "-mp",
+            &common::free_ports(4).to_string(),
+        ],
+    );
+    assert!(calls.wait(40), "every real call went through the flood");
+    assert!(callee.wait(10));
+    // The flood never all got through: SIPp counts its unanswered OPTIONS as failures.
+    assert!(!flood.wait(30), "the flood was answered in full");
+    let status = pbx.ctl("status");
+    let limited = status["status"]["stats"]["rate_limited"].as_u64().unwrap();
+    assert!(limited > 5000, "{status}");
+    let cdrs = pbx.ctl("calls");
+    assert!(cdrs["calls"].as_array().unwrap().is_empty(), "{cdrs}");
+}

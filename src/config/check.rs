@@ -12,12 +12,12 @@ use std::time::Duration;
 use toml::Spanned;
 
 use super::file::{
-    AgentEntry, AuthSection, CallsSection, HoursEntry, QueueEntry, RegistrarSection, RtpSection,
-    ServerSection, SipSection, TrunkEntry, UserEntry,
+    AgentEntry, AuthSection, CallsSection, DialSection, HoursEntry, QueueEntry, RegistrarSection,
+    RtpSection, ServerSection, SipSection, TrunkEntry, UserEntry,
 };
 use super::{
-    parse_port_range, users_from_anywhere, ConfigError, IdAgent, Listen, Pattern, Secret, Trunk,
-    User, DEMO_PINS, EMBEDDED, EMBEDDED_DIALPLAN,
+    parse_port_range, users_from_anywhere, ConfigError, DialPolicy, IdAgent, Listen, Pattern,
+    Secret, Trunk, User, DEMO_PINS, EMBEDDED, EMBEDDED_DIALPLAN,
 };
 use crate::acd::{Member, QueueConfig};
 use crate::dialplan::Dialplan;
@@ -99,6 +99,86 @@ pub(super) fn timers(s: &SipSection, err: &ErrAt) -> Result<TimerConfig, ConfigE
         return Err(err(s.t4_ms.span(), "t4_ms must be above 0".into(), None));
     }
     Ok(timers)
+}
+
+/// `[dial]`: named classes with patterns that compile, each name once, and a default
+/// that names classes there are.
+pub(super) fn dial(d: &DialSection, err: &ErrAt) -> Result<DialPolicy, ConfigError> {
+    let mut classes: Vec<(String, Pattern)> = Vec::new();
+    for c in &d.classes {
+        let name = c.name.get_ref();
+        if name.is_empty() || classes.iter().any(|(n, _)| n == name) {
+            return Err(err(
+                c.name.span(),
+                format!("dial class `{name}` is empty or named twice"),
+                None,
+            ));
+        }
+        let re = regex::Regex::new(c.pattern.get_ref()).map_err(|e| {
+            err(
+                c.pattern.span(),
+                format!("dial class `{name}`: the pattern does not compile: {e}"),
+                None,
+            )
+        })?;
+        classes.push((name.clone(), Pattern(re)));
+    }
+    let mut policy = DialPolicy {
+        classes,
+        default: Vec::new(),
+        max_concurrent_per_user: d.max_concurrent_per_user,
+        max_per_day_per_user: d.max_per_day_per_user,
+    };
+    policy.default = dial_classes(d.default.get_ref(), &policy, "dial.default", err)?;
+    Ok(policy)
+}
+
+/// Class names someone may dial: each one a class of `[dial]`.
+fn dial_classes(
+    names: &[Spanned<String>],
+    policy: &DialPolicy,
+    whose: &str,
+    err: &ErrAt,
+) -> Result<Vec<String>, ConfigError> {
+    names
+        .iter()
+        .map(|n| {
+            if policy.classes.iter().any(|(c, _)| c == n.get_ref()) {
+                Ok(n.get_ref().clone())
+            } else {
+                let known: Vec<&str> = policy.classes.iter().map(|(c, _)| c.as_str()).collect();
+                Err(err(
+                    n.span(),
+                    format!("{whose}: `{}` is not a dial class", n.get_ref()),
+                    Some(format!("the classes are {}", known.join(", "))),
+                ))
+            }
+        })
+        .collect()
+}
+
+/// `[sip]`'s rate per source: 0 (off) to 100,000 requests a second, and a burst of at
+/// least one second's worth.
+pub(super) fn rate(s: &SipSection, err: &ErrAt) -> Result<crate::guard::RatePolicy, ConfigError> {
+    let (rate, burst) = (*s.rate_per_source.get_ref(), *s.rate_burst.get_ref());
+    if rate > 100_000 {
+        return Err(err(
+            s.rate_per_source.span(),
+            "sip.rate_per_source must be 0 (off) to 100000 requests a second".into(),
+            None,
+        ));
+    }
+    if rate > 0 && !(rate..=1_000_000).contains(&burst) {
+        return Err(err(
+            s.rate_burst.span(),
+            format!("sip.rate_burst must be at least rate_per_source ({rate}) and at most 1000000"),
+            Some("a burst of three seconds' worth lets a phone's start-up through".into()),
+        ));
+    }
+    Ok(crate::guard::RatePolicy {
+        per_second: rate,
+        burst,
+    })
 }
 
 /// `[registrar]`: expiry bounds that contain the default, and room for a contact.
@@ -217,6 +297,7 @@ pub(super) fn users(
     domain: &str,
     algs: &[Algorithm],
     sounds_dir: &Path,
+    dial_policy: &DialPolicy,
     err: &ErrAt,
 ) -> Result<Vec<User>, ConfigError> {
     let mut users: Vec<User> = Vec::new();
@@ -319,6 +400,11 @@ pub(super) fn users(
             &format!("extension `{ext}`"),
             err,
         )?;
+        let dial = u
+            .dial
+            .as_ref()
+            .map(|d| dial_classes(d.get_ref(), dial_policy, &format!("extension `{ext}`"), err))
+            .transpose()?;
         let voicemail_pin = u.voicemail_pin.map(|p| p.into_inner());
         let demo = secret.is_demo(&ext, domain)
             || voicemail_pin
@@ -333,6 +419,7 @@ pub(super) fn users(
             skills,
             moh,
             pickup_group: u.pickup_group.unwrap_or_default(),
+            dial,
         });
     }
     Ok(users)
@@ -462,6 +549,7 @@ pub(super) fn trunks(
         let moh = music(t.moh.as_ref(), sounds_dir, &format!("trunk `{name}`"), err)?;
         trunks.push(Trunk {
             moh,
+            max_calls: t.max_calls,
             callback_numbers,
             name,
             address,

@@ -32,6 +32,52 @@ pub(super) struct File {
     pub(super) queues: std::collections::BTreeMap<String, Spanned<QueueEntry>>,
     #[serde(default)]
     pub(super) agents: Vec<Spanned<AgentEntry>>,
+    #[serde(default)]
+    pub(super) dial: DialSection,
+}
+
+/// `[dial]`: what calls out through a trunk may reach.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(super) struct DialSection {
+    pub(super) classes: Vec<DialClassEntry>,
+    pub(super) default: Spanned<Vec<Spanned<String>>>,
+    pub(super) max_concurrent_per_user: u32,
+    pub(super) max_per_day_per_user: u32,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct DialClassEntry {
+    pub(super) name: Spanned<String>,
+    pub(super) pattern: Spanned<String>,
+}
+
+/// The number classes shipped in `config/switchboard.toml` (North American numbering:
+/// the demo trunk's), so a file without `[dial]` means what the shipped one does.
+pub(super) const DEFAULT_CLASSES: [(&str, &str); 4] = [
+    ("emergency", r"^(911|933)$"),
+    ("premium", r"^\+1(900|976)\d{7}$"),
+    ("national", r"^\+1[2-9]\d{9}$"),
+    ("international", r"^\+[2-9]\d{6,14}$"),
+];
+
+impl Default for DialSection {
+    fn default() -> Self {
+        let s = |v: &str| Spanned::new(0..0, v.to_string());
+        Self {
+            classes: DEFAULT_CLASSES
+                .iter()
+                .map(|(name, pattern)| DialClassEntry {
+                    name: s(name),
+                    pattern: s(pattern),
+                })
+                .collect(),
+            default: Spanned::new(0..0, vec![s("emergency"), s("national")]),
+            max_concurrent_per_user: 2,
+            max_per_day_per_user: 100,
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -149,6 +195,8 @@ pub(super) struct TrunkEntry {
     pub(super) callback_numbers: Option<Spanned<String>>,
     #[serde(default)]
     pub(super) moh: Option<Spanned<String>>,
+    #[serde(default)]
+    pub(super) max_calls: u32,
 }
 
 pub(super) fn default_inbound_context() -> Spanned<String> {
@@ -218,14 +266,19 @@ pub(super) struct SipSection {
     pub(super) t1_ms: Spanned<u64>,
     pub(super) t2_ms: Spanned<u64>,
     pub(super) t4_ms: Spanned<u64>,
+    pub(super) rate_per_source: Spanned<u32>,
+    pub(super) rate_burst: Spanned<u32>,
 }
 
 impl Default for SipSection {
     fn default() -> Self {
+        let r = crate::guard::RatePolicy::default();
         Self {
             t1_ms: Spanned::new(0..0, 500),
             t2_ms: Spanned::new(0..0, 4000),
             t4_ms: Spanned::new(0..0, 5000),
+            rate_per_source: Spanned::new(0..0, r.per_second),
+            rate_burst: Spanned::new(0..0, r.burst),
         }
     }
 }
@@ -314,4 +367,6 @@ pub(super) struct UserEntry {
     pub(super) moh: Option<Spanned<String>>,
     #[serde(default)]
     pub(super) pickup_group: Option<String>,
+    #[serde(default)]
+    pub(super) dial: Option<Spanned<Vec<Spanned<String>>>>,
 }

@@ -72,6 +72,32 @@ pub struct Trunk {
     /// The music (a sound name) a party on a call through this trunk hears when put on
     /// hold, unless the call came through a queue or the holder's extension names one.
     pub moh: Option<String>,
+    /// Calls through it at once, in and out (0: no cap).
+    pub max_calls: u32,
+}
+
+/// What calls out through a trunk may reach (`[dial]`), and how many an extension may
+/// place: the toll-fraud guard's policy.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DialPolicy {
+    /// Number classes in order; a number is the first class whose pattern it matches.
+    pub classes: Vec<(String, Pattern)>,
+    /// The classes an extension may dial unless its entry names its own.
+    pub default: Vec<String>,
+    /// Calls out through trunks one extension may have at once (0: no cap).
+    pub max_concurrent_per_user: u32,
+    /// Calls out through trunks one extension may place in a day, UTC (0: no cap).
+    pub max_per_day_per_user: u32,
+}
+
+impl DialPolicy {
+    /// The class of `number` (as sent to the trunk), if any class takes it.
+    pub fn class_of(&self, number: &str) -> Option<&str> {
+        self.classes
+            .iter()
+            .find(|(_, p)| p.is_match(number))
+            .map(|(n, _)| n.as_str())
+    }
 }
 
 /// A regular expression from the config, compared by its text.
@@ -186,6 +212,8 @@ pub struct User {
     /// Its call pickup group: group pickup takes a call ringing at an extension of the
     /// same group. Extensions that name none share the default group (empty).
     pub pickup_group: String,
+    /// The number classes (`[dial]`) it may call through a trunk; `None`: the default.
+    pub dial: Option<Vec<String>>,
 }
 
 /// An ACD agent who logs in with an ID and PIN from any extension's phone (hot-desking)
@@ -229,6 +257,10 @@ pub struct Config {
     pub nonce_lifetime: Duration,
     /// When a source failing authentication is banned.
     pub bans: crate::guard::BanPolicy,
+    /// How many requests a source may send.
+    pub rate: crate::guard::RatePolicy,
+    /// What calls out through a trunk may reach.
+    pub dial: DialPolicy,
     /// How long a dialled phone may ring before the caller gets 480.
     pub ring_timeout: Duration,
     /// How often an answered call's parties are asked to confirm their dialog (a
@@ -288,6 +320,7 @@ impl Config {
         let (domain, listen) = check::server(&f.server, &err)?;
         let rtp_ports = check::rtp_ports(&f.rtp, &err)?;
         let timers = check::timers(&f.sip, &err)?;
+        let rate = check::rate(&f.sip, &err)?;
         let registrar = check::registrar(&f.registrar, &err)?;
         let algs = check::algorithms(&f.auth, &err)?;
         let bans = check::ban_policy(&f.auth, &err)?;
@@ -296,7 +329,8 @@ impl Config {
         // config run from elsewhere): then a missing prompt is only logged and skipped when
         // played.
         let sounds_dir = PathBuf::from(&f.calls.sounds_dir);
-        let users = check::users(f.users, &domain, &algs, &sounds_dir, &err)?;
+        let dial = check::dial(&f.dial, &err)?;
+        let users = check::users(f.users, &domain, &algs, &sounds_dir, &dial, &err)?;
         let (dialplan, dp_path, dp_text, context) = check::dialplan(&f.calls, text, &err)?;
         let trunks = check::trunks(&f.trunks, &dialplan, &dp_path, &sounds_dir, &err)?;
         check::trunk_refs(&dialplan, &dp_path, &dp_text, &trunks)?;
@@ -340,6 +374,8 @@ impl Config {
             auth_algorithms: algs,
             nonce_lifetime: Duration::from_secs(f.auth.nonce_lifetime_s.max(1)),
             bans,
+            rate,
+            dial,
             users,
         })
     }
@@ -476,6 +512,53 @@ fn explain_toml(msg: &str) -> (String, Option<String>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_shipped_dial_classes_are_what_a_file_without_them_gets() {
+        let c = Config::from_str(EMBEDDED, "config/switchboard.toml").unwrap();
+        let start = EMBEDDED.find("\n[dial]\n").unwrap();
+        let end = EMBEDDED.find("# SIP trunks").unwrap();
+        let without = format!("{}{}", &EMBEDDED[..start], &EMBEDDED[end..]);
+        let d = Config::from_str(&without, "no [dial]").unwrap();
+        assert_eq!(c.dial, d.dial);
+        let class = |n: &str| c.dial.class_of(n).map(str::to_string);
+        for (number, want) in [
+            ("911", Some("emergency")),
+            ("+19005551234", Some("premium")),
+            ("+15551230000", Some("national")),
+            ("+442079460000", Some("international")),
+            ("+1555", None),
+            ("0044", None),
+        ] {
+            assert_eq!(class(number).as_deref(), want, "{number}");
+        }
+        let alice = c.users.iter().find(|u| u.extension == "1001").unwrap();
+        assert_eq!(
+            alice.dial.as_deref(),
+            Some(&["emergency", "national", "international"].map(String::from)[..])
+        );
+        let err = Config::from_str(
+            &EMBEDDED.replace(
+                "dial = [\"emergency\", \"national\", \"international\"]",
+                "dial = [\"abroad\"]",
+            ),
+            "t",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("extension `1001`: `abroad` is not a dial class")
+                && err.contains("the classes are emergency, premium, national, international"),
+            "{err}"
+        );
+        let err = Config::from_str(&EMBEDDED.replace("'^(911|933)$'", "'^(911'"), "t")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("dial class `emergency`: the pattern does not compile"),
+            "{err}"
+        );
+    }
 
     #[test]
     fn shipped_config_is_valid_and_demo_guarded() {

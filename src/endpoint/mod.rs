@@ -25,6 +25,7 @@ mod mwi;
 mod output;
 mod owner;
 mod queue;
+mod toll;
 mod trunk_reg;
 mod vm;
 
@@ -79,6 +80,9 @@ pub struct Stats {
     /// Messages refused (dropped, or answered 403) because their source was banned.
     #[serde(default)]
     pub banned_messages: u64,
+    /// Requests dropped because their source sent more than its rate.
+    #[serde(default)]
+    pub rate_limited: u64,
 }
 
 /// One registration, for listing.
@@ -112,6 +116,11 @@ pub struct Endpoint {
     bans: crate::guard::Bans,
     /// Callers keying wrong PINs (agent login, voicemail), and the refused ones.
     pins: crate::guard::PinThrottle,
+    /// Requests per source.
+    rate: crate::guard::RateLimit,
+    /// What calls out through a trunk may reach, and the calls out so far.
+    dial_policy: crate::config::DialPolicy,
+    tolls: toll::Tolls,
     calls: call::Calls,
     /// Who each of our client transactions belongs to.
     owners: owner::Owners,
@@ -181,6 +190,9 @@ impl Endpoint {
             stats: Stats::default(),
             bans: crate::guard::Bans::default(),
             pins: crate::guard::PinThrottle::default(),
+            rate: crate::guard::RateLimit::default(),
+            dial_policy: cfg.dial.clone(),
+            tolls: toll::Tolls::default(),
             calls: call::Calls::new(cfg.rtp_ports, cfg.ring_timeout, cfg.session_refresh),
             owners: owner::Owners::default(),
             listeners: Vec::new(),
@@ -245,6 +257,8 @@ impl Endpoint {
             .flat_map(|t| std::iter::once(t.address.ip()).chain(t.inbound_from.iter().copied()))
             .collect();
         self.bans.set_policy(cfg.bans.clone(), trunks);
+        self.rate.set_policy(cfg.rate);
+        self.dial_policy = cfg.dial.clone();
         self.users = cfg
             .users
             .iter()
@@ -371,8 +385,12 @@ impl Endpoint {
             }
             return;
         }
+        // Responses answer what we sent; only requests count against a source's rate.
+        if !bytes.starts_with(b"SIP/") && self.over_rate(now, &peer) {
+            return;
+        }
         match parse::parse_datagram(bytes, &self.limits) {
-            Ok(m) => self.handle_message(now, m, peer),
+            Ok(m) => self.take_message(now, m, peer),
             Err(e) => self.handle_parse_error(&e, peer),
         }
     }
@@ -386,6 +404,14 @@ impl Endpoint {
             }
             return;
         }
+        if msg.is_request() && self.over_rate(now, &peer) {
+            return;
+        }
+        self.take_message(now, msg, peer);
+    }
+
+    /// A message from a source neither banned nor over its rate.
+    fn take_message(&mut self, now: Instant, msg: Message, peer: Peer) {
         self.stats.messages_in += 1;
         self.tx.handle_incoming(now, msg, peer);
         self.drain(now);
@@ -404,6 +430,20 @@ impl Endpoint {
             peer,
             bytes: resp.to_bytes(),
         });
+    }
+
+    /// Whether a request from `peer` now is beyond its source's rate (then dropped and
+    /// counted).
+    fn over_rate(&mut self, now: Instant, peer: &Peer) -> bool {
+        let ip = peer.addr.ip();
+        if self.bans.is_exempt(ip) || self.rate.allow(now, ip) {
+            return false;
+        }
+        self.stats.rate_limited += 1;
+        if self.stats.rate_limited.is_power_of_two() {
+            tracing::warn!(source = %ip, dropped = self.stats.rate_limited, "requests beyond a source's rate dropped");
+        }
+        true
     }
 
     /// A failed authentication from `ip`, which may ban it.
@@ -616,6 +656,36 @@ impl Endpoint {
         body: Bytes,
         why: Option<&str>,
     ) {
+        let resp = self.response(req, code, extra, body, why);
+        if let Err(e) = self.tx.respond(now, key, resp) {
+            tracing::warn!(error = %e, "could not respond");
+        }
+    }
+
+    /// Answers finally and keeps no transaction (RFC 3261 §8.2.7): for challenges and
+    /// refusals, which a flood of requests must not make us remember; a retransmitted
+    /// request is simply answered again.
+    fn reply_statelessly(
+        &mut self,
+        key: &TxKey,
+        req: &Message,
+        code: StatusCode,
+        extra: Vec<(HeaderName, Bytes)>,
+    ) {
+        let resp = self.response(req, code, extra, Bytes::new(), None);
+        if let Err(e) = self.tx.respond_statelessly(key, resp) {
+            tracing::warn!(error = %e, "could not respond");
+        }
+    }
+
+    fn response(
+        &mut self,
+        req: &Message,
+        code: StatusCode,
+        extra: Vec<(HeaderName, Bytes)>,
+        body: Bytes,
+        why: Option<&str>,
+    ) -> Message {
         let tag = self.tag();
         let mut resp = response_to(req, code, Some(&tag));
         if let (Some(why), crate::sip::StartLine::Response(sl)) = (why, &mut resp.start) {
@@ -626,9 +696,7 @@ impl Endpoint {
         }
         resp.push_header(HeaderName::Server, self.server_name.clone());
         resp.body = body;
-        if let Err(e) = self.tx.respond(now, key, resp) {
-            tracing::warn!(error = %e, "could not respond");
-        }
+        resp
     }
 
     fn on_request(&mut self, now: Instant, key: TxKey, msg: Message, peer: Peer) {
@@ -709,13 +777,13 @@ impl Endpoint {
             .into_iter()
             .map(|c| (name.clone(), Bytes::from(c)))
             .collect();
-        self.reply(now, key, req, code, extra);
+        self.reply_statelessly(key, req, code, extra);
     }
 
-    fn forbid(&mut self, now: Instant, key: &TxKey, req: &Message, why: &str) {
+    fn forbid(&mut self, key: &TxKey, req: &Message, why: &str) {
         self.stats.auth_failures += 1;
         tracing::info!(reason = why, "request refused");
-        self.reply(now, key, req, StatusCode::FORBIDDEN, vec![]);
+        self.reply_statelessly(key, req, StatusCode::FORBIDDEN, vec![]);
     }
 
     /// Digest-authenticates `req`, answering it (challenge, 400 or 403) unless it proves to
@@ -762,7 +830,7 @@ impl Endpoint {
                 return None;
             }
             Verdict::Rejected(why) => {
-                self.forbid(now, key, req, why);
+                self.forbid(key, req, why);
                 self.auth_failed(now, peer.addr.ip());
                 return None;
             }
@@ -770,12 +838,7 @@ impl Endpoint {
         let user = user?;
         if user.demo && !peer.addr.ip().is_loopback() {
             self.auth_failed(now, peer.addr.ip());
-            self.forbid(
-                now,
-                key,
-                req,
-                "demo password used from a non-loopback address",
-            );
+            self.forbid(key, req, "demo password used from a non-loopback address");
             return None;
         }
         Some(user)
@@ -799,7 +862,7 @@ impl Endpoint {
             return;
         };
         if user.extension != to_user {
-            self.forbid(now, key, req, "may only register its own extension");
+            self.forbid(key, req, "may only register its own extension");
             return;
         }
         let aor = self.aor(&user.extension);

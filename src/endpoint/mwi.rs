@@ -117,7 +117,7 @@ impl Endpoint {
         } else {
             // A phone watches its own box only: counts say who called.
             if target != user.extension {
-                self.forbid(now, key, req, "may only watch its own voicemail box");
+                self.forbid(key, req, "may only watch its own voicemail box");
                 return;
             }
             Watch::Mailbox(user.extension)

@@ -141,7 +141,11 @@ impl Endpoint {
                 tracing::warn!(agent = id, %ext, "demo agent PIN refused from a non-loopback address");
                 false
             }
-            Some(a) => a.pin == pin,
+            Some(a) if a.pin != pin => {
+                tracing::warn!(agent = id, %ext, "agent login: wrong PIN");
+                false
+            }
+            Some(_) => true,
         };
         let Some(agent) = agent.filter(|_| right) else {
             self.pin_failed(now, &source);

@@ -164,7 +164,33 @@ impl Endpoint {
             self.set_status(id, Status::Failed);
             return false;
         };
-        let ext = self.users.get(c.caller_number()).cloned();
+        // The toll-fraud guard: the number's class, what the extension may dial, and its
+        // calls out (and the trunk's) so far.
+        let caller = c.caller_number().to_string();
+        let ext = self.users.get(&caller).cloned();
+        let may = ext
+            .as_ref()
+            .and_then(|u| u.dial.clone())
+            .unwrap_or_else(|| self.dial_policy.default.clone());
+        let day = self.unix_ms(now) / 86_400_000;
+        if let Err(why) = self
+            .tolls
+            .check(&self.dial_policy, &may, &caller, &t, number, day)
+        {
+            tracing::warn!(
+                call = %id,
+                extension = %caller,
+                trunk = name,
+                %number,
+                reason = %why,
+                "toll-fraud guard refused a call out"
+            );
+            self.set_status(id, Status::Forbidden);
+            return false;
+        }
+        let Some(c) = self.calls.calls.get(&id) else {
+            return false;
+        };
         let (from, extra) = trunk_identity(&t, c.caller_number(), ext, c.privacy);
         let host = t.address.to_string();
         let Ok(uri) = Uri::parse(&Bytes::from(format!("sip:{number}@{host}"))) else {
@@ -195,6 +221,7 @@ impl Endpoint {
             if let Some(ext) = was {
                 self.notify_line(now, &ext);
             }
+            self.tolls.went_out(id, &caller, &t.name, day);
             let (number, trunk) = (number.to_string(), Some(t.name.clone()));
             self.tell(now, id, Event::Dialled { number, trunk });
         }

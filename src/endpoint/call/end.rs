@@ -17,6 +17,7 @@ pub(super) fn hangup_code(explicit: Option<u16>, status: Option<Status>) -> (u16
         Some(Status::Busy) => 486,
         Some(Status::Unavailable) => 404,
         Some(Status::Failed) => 503,
+        Some(Status::Forbidden) => 403,
         _ => 480,
     });
     let disp = match n {
@@ -90,6 +91,7 @@ impl Endpoint {
         let Some(mut c) = self.calls.calls.remove(&id) else {
             return;
         };
+        self.tolls.ended(id);
         if let State::Parked(slot) = &c.state {
             // Its slot is free again.
             if self.calls.parked.get(slot) == Some(&id) {

@@ -47,6 +47,8 @@ pub(in crate::endpoint) enum Status {
     NoAgents,
     /// An agent ID locked after wrong PINs.
     Locked,
+    /// A call out the toll-fraud guard refused.
+    Forbidden,
 }
 
 impl Status {
@@ -64,6 +66,7 @@ impl Status {
             Self::Full => "full",
             Self::NoAgents => "noagents",
             Self::Locked => "locked",
+            Self::Forbidden => "forbidden",
         }
     }
 
@@ -81,6 +84,7 @@ impl Status {
             Self::Full,
             Self::NoAgents,
             Self::Locked,
+            Self::Forbidden,
         ]
         .into_iter()
         .find(|st| st.as_str() == s)

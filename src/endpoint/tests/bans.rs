@@ -119,3 +119,85 @@ Content-Length: 0\r\n\r\n",
     assert_eq!(guess(&mut ep, t0, &attacker, 15), [401, 403]);
     assert_eq!(ep.stats().banned_messages, 3);
 }
+
+#[test]
+fn challenges_and_refusals_keep_no_transaction_so_a_flood_costs_no_memory() {
+    let t0 = Instant::now();
+    let text = EMBEDDED.replace("rate_per_source = 100", "rate_per_source = 0");
+    let cfg = Config::from_str(&text, "embedded").unwrap();
+    let mut ep = Endpoint::new(&cfg, t0, 1_700_000_000_000, 1, [9; 32]);
+    let p = peer("127.0.0.1");
+    // A phone looping on REGISTER (or SUBSCRIBE) without credentials (no rate limit
+    // here, to see what each costs): each is challenged, and nothing is kept to absorb
+    // a retransmission.
+    for n in 0..1000 {
+        let r = send(&mut ep, t0, register("1001", n, 120, None), &p);
+        assert_eq!(r[0].status(), Some(StatusCode::UNAUTHORIZED));
+    }
+    assert_eq!(ep.transaction_count(), 0);
+    // A retransmission is challenged afresh.
+    let again = send(&mut ep, t0, register("1001", 7, 120, None), &p);
+    assert_eq!(again[0].status(), Some(StatusCode::UNAUTHORIZED));
+    // A refused answer keeps nothing either.
+    let chal = send(&mut ep, t0, register("1001", 2000, 120, None), &p);
+    let bad = answer(&chal[0], Algorithm::Md5, "1001", "wrong", 1);
+    let r = send(&mut ep, t0, register("1001", 2001, 120, Some(bad)), &p);
+    assert_eq!(r[0].status(), Some(StatusCode::FORBIDDEN));
+    assert_eq!(ep.transaction_count(), 0);
+    // An INVITE without credentials: 100 and 407, then nothing more to send (the
+    // challenge is not retransmitted to a source that may be spoofed), and its ACK is
+    // absorbed.
+    let invite = Bytes::from_static(
+        b"INVITE sip:1002@switchboard.local SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bKi1\r\n\
+From: <sip:1001@switchboard.local>;tag=i1\r\nTo: <sip:1002@switchboard.local>\r\nCall-ID: flood-i1\r\n\
+CSeq: 1 INVITE\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
+    );
+    let r = send(&mut ep, t0, invite, &p);
+    let codes: Vec<u16> = r
+        .iter()
+        .filter_map(|m| m.status())
+        .map(|s| s.as_u16())
+        .collect();
+    assert_eq!(codes, [100, 407]);
+    assert_eq!(ep.transaction_count(), 0);
+    ep.handle_timeout(t0 + Duration::from_secs(10));
+    assert!(transmits(&mut ep).is_empty(), "no retransmitted 407");
+}
+
+#[test]
+fn a_source_beyond_its_rate_is_dropped_and_others_are_answered() {
+    let t0 = Instant::now();
+    let text = EMBEDDED
+        .replace("rate_per_source = 100", "rate_per_source = 10")
+        .replace("rate_burst = 300", "rate_burst = 20")
+        .replace("ban_exempt = []", "ban_exempt = [\"127.0.9.0/24\"]");
+    let cfg = Config::from_str(&text, "embedded").unwrap();
+    let mut ep = Endpoint::new(&cfg, t0, 1_700_000_000_000, 1, [9; 32]);
+    let options = |n: u32| {
+        Bytes::from(format!(
+            "OPTIONS sip:switchboard.local SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bKo{n}\r\n\
+From: <sip:x@y>;tag=1\r\nTo: <sip:switchboard.local>\r\nCall-ID: o{n}\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n"
+        ))
+    };
+    let answered = |ep: &mut Endpoint, now: Instant, p: &Peer, range: std::ops::Range<u32>| {
+        range
+            .filter(|n| !send(ep, now, options(*n), p).is_empty())
+            .count()
+    };
+    let (flood, phone, office) = (peer("127.0.0.5"), peer("127.0.0.1"), peer("127.0.9.9"));
+    assert_eq!(answered(&mut ep, t0, &flood, 0..100), 20);
+    assert_eq!(ep.stats().rate_limited, 80);
+    assert_eq!(answered(&mut ep, t0, &phone, 100..105), 5);
+    assert_eq!(answered(&mut ep, t0, &office, 200..300), 100, "exempt");
+    // A second on, ten more from the flooding source.
+    let t1 = t0 + Duration::from_secs(1);
+    assert_eq!(answered(&mut ep, t1, &flood, 300..400), 10);
+    // Responses are never held back: they answer what we sent.
+    let before = ep.stats().rate_limited;
+    let stray = Bytes::from_static(
+        b"SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKnone\r\nFrom: <sip:a@b>;tag=1\r\n\
+To: <sip:c@d>;tag=2\r\nCall-ID: s1\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n",
+    );
+    send(&mut ep, t1, stray, &flood);
+    assert_eq!(ep.stats().rate_limited, before);
+}

@@ -17,6 +17,7 @@ mod pins;
 mod prack;
 mod refresh;
 mod session_timer;
+mod toll;
 
 use super::*;
 use crate::config::EMBEDDED;

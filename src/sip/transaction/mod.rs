@@ -162,6 +162,9 @@ pub enum TxError {
     /// The response is not a response.
     #[error("not a response")]
     NotAResponse,
+    /// A provisional response where only a final one will do.
+    #[error("not a final response")]
+    NotFinal,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -580,6 +583,28 @@ impl Transactions {
                 self.arm(key, Slot::State, now + wait);
             }
         }
+        Ok(())
+    }
+
+    /// Sends a final response for server transaction `key` and forgets the transaction,
+    /// as a stateless UAS does (RFC 3261 §8.2.7): nothing is kept to resend it or to
+    /// absorb retransmissions, so a retransmitted request comes up again to be answered
+    /// afresh and the ACK of an INVITE's non-2xx reaches the TU as a stray ACK. For
+    /// answers a flood must not make us remember (challenges, refusals).
+    pub fn respond_statelessly(&mut self, key: &TxKey, resp: Message) -> Result<(), TxError> {
+        let code = resp.status().ok_or(TxError::NotAResponse)?;
+        if code.is_provisional() {
+            return Err(TxError::NotFinal);
+        }
+        let tx = self.txs.get(key).ok_or(TxError::Unknown)?;
+        if !matches!(tx.state, State::Trying | State::Proceeding) {
+            return Err(TxError::Completed);
+        }
+        self.transmits.push_back(Transmit {
+            peer: tx.peer.clone(),
+            bytes: resp.to_bytes(),
+        });
+        self.terminate(key);
         Ok(())
     }
 

@@ -300,6 +300,79 @@ fn server_invite_sends_trying_retransmits_final_until_ack() {
 }
 
 #[test]
+fn a_stateless_answer_keeps_nothing_and_a_retransmission_is_answered_afresh() {
+    let mut t = Transactions::new(TimerConfig::default());
+    let t0 = Instant::now();
+    let p = peer(5070, Transport::Udp);
+    for method in ["INVITE", "SUBSCRIBE"] {
+        let req = request(method, "z9hG4bKs");
+        t.handle_incoming(t0, req.clone(), p.clone());
+        drain_tx(&mut t);
+        let key = match drain_ev(&mut t).remove(0) {
+            TuEvent::Request { key, .. } => key,
+            e => panic!("{e:?}"),
+        };
+        let trying = response_to(&req, StatusCode::TRYING, None);
+        assert_eq!(
+            t.respond_statelessly(&key, trying),
+            Err(TxError::NotFinal),
+            "{method}"
+        );
+        let chal = response_to(&req, StatusCode::UNAUTHORIZED, Some("c"));
+        t.respond_statelessly(&key, chal.clone()).unwrap();
+        let sent = drain_tx(&mut t);
+        assert_eq!(sent.len(), 1, "{method}");
+        assert_eq!(sent[0].peer, p);
+        assert_eq!(reparse(&sent[0].bytes).status(), chal.status());
+        assert!(t.is_empty(), "{method}");
+        assert_eq!(t.poll_timeout(), None, "{method}: no timer left");
+        assert!(matches!(drain_ev(&mut t)[..], [TuEvent::Terminated { .. }]));
+        assert_eq!(
+            t.respond_statelessly(&key, chal),
+            Err(TxError::Unknown),
+            "{method}"
+        );
+        // The client, not having heard, sends it again: a new request for the TU.
+        t.handle_incoming(t0, req, p.clone());
+        drain_tx(&mut t);
+        let ev = drain_ev(&mut t);
+        assert!(
+            matches!(ev[..], [TuEvent::Request { .. }]),
+            "{method}: {ev:?}"
+        );
+        let key = match &ev[0] {
+            TuEvent::Request { key, .. } => key.clone(),
+            _ => unreachable!(),
+        };
+        let done = response_to(&request(method, "z9hG4bKs"), StatusCode::OK, Some("c"));
+        t.respond(t0, &key, done).unwrap();
+        t.respond_statelessly(
+            &key,
+            response_to(&request(method, "z9hG4bKs"), StatusCode::OK, None),
+        )
+        .expect_err("a transaction that answered finally is not answered again");
+        t = Transactions::new(TimerConfig::default());
+    }
+    // The ACK of an INVITE answered statelessly reaches the TU as a stray ACK.
+    let req = request("INVITE", "z9hG4bKa");
+    t.handle_incoming(t0, req.clone(), p.clone());
+    let key = match drain_ev(&mut t).remove(0) {
+        TuEvent::Request { key, .. } => key,
+        e => panic!("{e:?}"),
+    };
+    t.respond_statelessly(
+        &key,
+        response_to(&req, StatusCode::PROXY_AUTH_REQUIRED, Some("b")),
+    )
+    .unwrap();
+    drain_ev(&mut t);
+    let mut ack = request("ACK", "z9hG4bKa");
+    ack.set_header(HeaderName::To, "<sip:1002@127.0.0.1>;tag=b");
+    t.handle_incoming(t0, ack, p);
+    assert!(matches!(drain_ev(&mut t)[..], [TuEvent::Ack { .. }]));
+}
+
+#[test]
 fn server_invite_timer_h_without_ack() {
     let mut t = Transactions::new(TimerConfig::default());
     let t0 = Instant::now();
