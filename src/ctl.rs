@@ -65,6 +65,12 @@ pub struct Status {
     pub transactions: usize,
     /// Open TCP connections.
     pub tcp_connections: usize,
+    /// TCP connections refused for being over a cap.
+    #[serde(default)]
+    pub tcp_refused: u64,
+    /// TCP connections closed for being idle.
+    #[serde(default)]
+    pub tcp_idle_closed: u64,
     /// Counters.
     pub stats: Stats,
     /// Registrations with trunks.

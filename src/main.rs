@@ -307,8 +307,8 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
                     println!("switchboard {} up {}s", s.version, s.uptime_s);
                     println!("listening: {}", s.listening.join(" "));
                     println!(
-                        "registrations: {}  calls: {}  transactions: {}  tcp connections: {}",
-                        s.registrations, s.calls, s.transactions, s.tcp_connections
+                        "registrations: {}  calls: {}  transactions: {}  tcp connections: {} (refused {}, closed idle {})",
+                        s.registrations, s.calls, s.transactions, s.tcp_connections, s.tcp_refused, s.tcp_idle_closed
                     );
                     println!(
                         "messages in: {}  parse errors: {}  registers ok: {}  challenges: {}  auth failures: {}",

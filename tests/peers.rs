@@ -481,3 +481,80 @@ fn a_flood_from_one_address_does_not_starve_real_calls() {
     let cdrs = pbx.ctl("calls");
     assert!(cdrs["calls"].as_array().unwrap().is_empty(), "{cdrs}");
 }
+
+/// SIP over TCP under caps (`[sip] tcp_*`, here 3 per address and 2 s to speak): a
+/// fourth connection from one address is closed at once while another address still
+/// gets in, connections that never speak are closed, and one that spoke is answered and
+/// kept open past that time.
+#[test]
+fn tcp_connections_are_capped_per_address_and_silent_ones_closed() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cfg, _) = common::copy_setup(dir.path());
+    let text = std::fs::read_to_string(&cfg)
+        .unwrap()
+        .replace("tcp_max_per_source = 64", "tcp_max_per_source = 3")
+        .replace("tcp_first_message_s = 30", "tcp_first_message_s = 2");
+    std::fs::write(&cfg, text).unwrap();
+    let pbx = Pbx::start_with(&cfg);
+    let to = pbx.tcp.unwrap();
+    let options = |c: &mut TcpStream, n: u32| -> String {
+        let msg = format!(
+            "OPTIONS sip:pbx SIP/2.0\r\nVia: SIP/2.0/TCP 127.0.0.1:1;branch=z9hG4bKcap{n}\r\n\
+From: <sip:a@b>;tag=1\r\nTo: <sip:pbx>\r\nCall-ID: cap-{n}\r\nCSeq: {n} OPTIONS\r\nContent-Length: 0\r\n\r\n"
+        );
+        c.write_all(msg.as_bytes()).unwrap();
+        let mut buf = [0u8; 4096];
+        let n = c.read(&mut buf).unwrap_or(0);
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    };
+    // Closed by the server: a read gives end of file (or a reset), not a timeout.
+    let closed = |c: &mut TcpStream| {
+        c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut b = [0u8; 16];
+        match c.read(&mut b) {
+            Ok(0) => true,
+            Err(e) => e.kind() == std::io::ErrorKind::ConnectionReset,
+            Ok(_) => false,
+        }
+    };
+    let mut talker = TcpStream::connect(to).unwrap();
+    talker
+        .set_read_timeout(Some(Duration::from_secs(3)))
+        .unwrap();
+    assert!(options(&mut talker, 1).starts_with("SIP/2.0 200 "));
+    let mut silent: Vec<TcpStream> = (0..2).map(|_| TcpStream::connect(to).unwrap()).collect();
+    let mut fourth = TcpStream::connect(to).unwrap();
+    let started = std::time::Instant::now();
+    assert!(closed(&mut fourth), "the fourth connection was kept");
+    assert!(started.elapsed() < Duration::from_secs(1), "closed at once");
+    // Another address is not held to 127.0.0.1's count.
+    let other = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    other
+        .bind(
+            &"127.0.0.9:0"
+                .parse::<std::net::SocketAddr>()
+                .unwrap()
+                .into(),
+        )
+        .unwrap();
+    other.connect(&to.into()).unwrap();
+    let mut other: TcpStream = other.into();
+    other
+        .set_read_timeout(Some(Duration::from_secs(3)))
+        .unwrap();
+    assert!(options(&mut other, 2).starts_with("SIP/2.0 200 "));
+    // The silent ones are closed after their 2 s; the one that spoke is kept.
+    for c in &mut silent {
+        assert!(closed(c), "a silent connection was kept");
+    }
+    assert!(options(&mut talker, 3).starts_with("SIP/2.0 200 "));
+    let status = pbx.ctl("status");
+    assert!(
+        status["status"]["tcp_refused"].as_u64().unwrap() >= 1,
+        "{status}"
+    );
+    assert!(
+        status["status"]["tcp_idle_closed"].as_u64().unwrap() >= 2,
+        "{status}"
+    );
+}

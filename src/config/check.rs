@@ -157,6 +157,48 @@ fn dial_classes(
         .collect()
 }
 
+/// `[sip]`'s TCP caps: at least one connection, no more per source than in all, and
+/// waits of a second to a day (idle: up to a day and a half, beyond the longest
+/// registration).
+pub(super) fn tcp(s: &SipSection, err: &ErrAt) -> Result<crate::config::TcpCaps, ConfigError> {
+    let (total, per) = (
+        *s.tcp_max_connections.get_ref(),
+        *s.tcp_max_per_source.get_ref(),
+    );
+    if !(1..=1_000_000).contains(&total) {
+        return Err(err(
+            s.tcp_max_connections.span(),
+            "sip.tcp_max_connections must be 1 to 1000000".into(),
+            None,
+        ));
+    }
+    if !(1..=total).contains(&per) {
+        return Err(err(
+            s.tcp_max_per_source.span(),
+            format!("sip.tcp_max_per_source must be 1 to tcp_max_connections ({total})"),
+            Some("an office behind one NAT address needs one per phone on TCP".into()),
+        ));
+    }
+    for (name, v, max) in [
+        ("tcp_idle_s", &s.tcp_idle_s, 129_600),
+        ("tcp_first_message_s", &s.tcp_first_message_s, 86_400),
+    ] {
+        if !(1..=max).contains(v.get_ref()) {
+            return Err(err(
+                v.span(),
+                format!("sip.{name} must be 1 to {max} seconds"),
+                None,
+            ));
+        }
+    }
+    Ok(crate::config::TcpCaps {
+        max_total: total,
+        max_per_source: per,
+        idle: Duration::from_secs(*s.tcp_idle_s.get_ref()),
+        first_message: Duration::from_secs(*s.tcp_first_message_s.get_ref()),
+    })
+}
+
 /// `[sip]`'s rate per source: 0 (off) to 100,000 requests a second, and a burst of at
 /// least one second's worth.
 pub(super) fn rate(s: &SipSection, err: &ErrAt) -> Result<crate::guard::RatePolicy, ConfigError> {

@@ -268,6 +268,10 @@ pub(super) struct SipSection {
     pub(super) t4_ms: Spanned<u64>,
     pub(super) rate_per_source: Spanned<u32>,
     pub(super) rate_burst: Spanned<u32>,
+    pub(super) tcp_max_connections: Spanned<usize>,
+    pub(super) tcp_max_per_source: Spanned<usize>,
+    pub(super) tcp_idle_s: Spanned<u64>,
+    pub(super) tcp_first_message_s: Spanned<u64>,
 }
 
 impl Default for SipSection {
@@ -279,6 +283,10 @@ impl Default for SipSection {
             t4_ms: Spanned::new(0..0, 5000),
             rate_per_source: Spanned::new(0..0, r.per_second),
             rate_burst: Spanned::new(0..0, r.burst),
+            tcp_max_connections: Spanned::new(0..0, 4096),
+            tcp_max_per_source: Spanned::new(0..0, 64),
+            tcp_idle_s: Spanned::new(0..0, 3900),
+            tcp_first_message_s: Spanned::new(0..0, 30),
         }
     }
 }

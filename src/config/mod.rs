@@ -76,6 +76,20 @@ pub struct Trunk {
     pub max_calls: u32,
 }
 
+/// Caps on SIP over TCP (`[sip] tcp_*`): connections in all and per source address, and
+/// how long one may stay silent before its first message and after it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TcpCaps {
+    /// Connections open at once, in all.
+    pub max_total: usize,
+    /// Connections open at once from one address.
+    pub max_per_source: usize,
+    /// Silence after which a connection that has spoken is closed.
+    pub idle: Duration,
+    /// Time a new connection has to send its first whole message.
+    pub first_message: Duration,
+}
+
 /// What calls out through a trunk may reach (`[dial]`), and how many an extension may
 /// place: the toll-fraud guard's policy.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -259,6 +273,8 @@ pub struct Config {
     pub bans: crate::guard::BanPolicy,
     /// How many requests a source may send.
     pub rate: crate::guard::RatePolicy,
+    /// Caps on TCP connections.
+    pub tcp: TcpCaps,
     /// What calls out through a trunk may reach.
     pub dial: DialPolicy,
     /// How long a dialled phone may ring before the caller gets 480.
@@ -321,6 +337,7 @@ impl Config {
         let rtp_ports = check::rtp_ports(&f.rtp, &err)?;
         let timers = check::timers(&f.sip, &err)?;
         let rate = check::rate(&f.sip, &err)?;
+        let tcp = check::tcp(&f.sip, &err)?;
         let registrar = check::registrar(&f.registrar, &err)?;
         let algs = check::algorithms(&f.auth, &err)?;
         let bans = check::ban_policy(&f.auth, &err)?;
@@ -375,6 +392,7 @@ impl Config {
             nonce_lifetime: Duration::from_secs(f.auth.nonce_lifetime_s.max(1)),
             bans,
             rate,
+            tcp,
             dial,
             users,
         })
@@ -452,6 +470,9 @@ impl Config {
         }
         if self.rtp_ports != new.rtp_ports {
             v.push("rtp.ports".to_string());
+        }
+        if self.tcp != new.tcp {
+            v.push("sip.tcp_*".to_string());
         }
         if self.domain != new.domain {
             v.push("server.domain".to_string());

@@ -65,6 +65,7 @@ async fn run_async(cfg: Config, source: crate::config::ConfigSource) -> anyhow::
     let mut udp: Vec<Arc<UdpSocket>> = Vec::new();
     let mut listening = Vec::new();
     let mut bound: Vec<(Transport, SocketAddr)> = Vec::new();
+    let tcp_open = transport::SharedConns::default();
     for l in &cfg.listen {
         match l.transport {
             Transport::Udp => {
@@ -83,7 +84,12 @@ async fn run_async(cfg: Config, source: crate::config::ConfigSource) -> anyhow::
                     .await
                     .with_context(|| format!("binding {l}"))?;
                 let local = lst.local_addr()?;
-                tokio::spawn(transport::tcp_acceptor(lst, tx.clone()));
+                tokio::spawn(transport::tcp_acceptor(
+                    lst,
+                    tx.clone(),
+                    cfg.tcp,
+                    tcp_open.clone(),
+                ));
                 listening.push(format!("tcp:{local}"));
                 bound.push((Transport::Tcp, local));
             }
@@ -168,6 +174,7 @@ async fn run_async(cfg: Config, source: crate::config::ConfigSource) -> anyhow::
     let io = Io {
         udp,
         conns: HashMap::new(),
+        tcp_open,
         media,
         cdrs: store.sender(),
         queue_log: Some(queue_log.0),
@@ -262,6 +269,8 @@ async fn watchdog(tx: mpsc::Sender<Input>, every: std::time::Duration) {
 struct Io {
     udp: Vec<Arc<UdpSocket>>,
     conns: HashMap<SocketAddr, mpsc::Sender<Bytes>>,
+    /// TCP connections counted against their caps, by the acceptors.
+    tcp_open: transport::SharedConns,
     media: media::MediaHandle,
     cdrs: store::CdrSink,
     /// Lines for the queue log, written in order by a thread of their own.
@@ -411,6 +420,8 @@ fn ctl_answer(
             calls: ep.call_count(),
             transactions: ep.transaction_count(),
             tcp_connections: conns,
+            tcp_refused: io.tcp_open.lock().map_or(0, |o| o.refused),
+            tcp_idle_closed: io.tcp_open.lock().map_or(0, |o| o.idle_closed),
             stats: ep.stats().clone(),
             trunk_registrations: ep.trunk_registrations(now),
         }),

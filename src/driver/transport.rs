@@ -2,13 +2,16 @@
 //! the SIP task) and forward; they never decide what to answer.
 
 use bytes::{Bytes, BytesMut};
-use std::net::SocketAddr;
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::mpsc;
 
 use super::Input;
+use crate::config::TcpCaps;
 use crate::sip::header::Transport;
 use crate::sip::parse::{self, Frame, Limits};
 use crate::sip::transaction::Peer;
@@ -65,22 +68,83 @@ pub(super) async fn udp_reader(sock: Arc<UdpSocket>, tx: mpsc::Sender<Input>) {
     }
 }
 
-pub(super) async fn tcp_acceptor(lst: TcpListener, tx: mpsc::Sender<Input>) {
-    loop {
-        match lst.accept().await {
-            Ok((s, from)) => {
-                let _ = s.set_nodelay(true);
-                tokio::spawn(tcp_conn(s, from, tx.clone()));
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "TCP accept failed");
-                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+/// Connections open, in all and per source address (shared by every TCP listener).
+#[derive(Debug, Default)]
+pub(super) struct OpenConns {
+    total: usize,
+    per_source: HashMap<IpAddr, usize>,
+    /// Connections refused for a cap, and closed for being idle.
+    pub(super) refused: u64,
+    pub(super) idle_closed: u64,
+}
+
+impl OpenConns {
+    /// Counts a new connection from `ip` in, unless a cap is reached.
+    fn admit(&mut self, ip: IpAddr, caps: &TcpCaps) -> bool {
+        let mine = self.per_source.get(&ip).copied().unwrap_or(0);
+        if self.total >= caps.max_total || mine >= caps.max_per_source {
+            self.refused += 1;
+            return false;
+        }
+        self.total += 1;
+        self.per_source.insert(ip, mine + 1);
+        true
+    }
+
+    fn release(&mut self, ip: IpAddr) {
+        self.total = self.total.saturating_sub(1);
+        if let Some(n) = self.per_source.get_mut(&ip) {
+            *n -= 1;
+            if *n == 0 {
+                self.per_source.remove(&ip);
             }
         }
     }
 }
 
-async fn tcp_conn(stream: TcpStream, from: SocketAddr, tx: mpsc::Sender<Input>) {
+pub(super) type SharedConns = Arc<std::sync::Mutex<OpenConns>>;
+
+pub(super) async fn tcp_acceptor(
+    lst: TcpListener,
+    tx: mpsc::Sender<Input>,
+    caps: TcpCaps,
+    open: SharedConns,
+) {
+    loop {
+        match lst.accept().await {
+            Ok((s, from)) => {
+                let ip = from.ip();
+                let admitted = open.lock().is_ok_and(|mut o| o.admit(ip, &caps));
+                if !admitted {
+                    // Closed at once: a flood of connections cannot use up the box's
+                    // sockets, nor one address everyone else's share.
+                    tracing::warn!(source = %ip, "TCP connection refused: too many open");
+                    continue;
+                }
+                let _ = s.set_nodelay(true);
+                let (tx, open) = (tx.clone(), open.clone());
+                tokio::spawn(async move {
+                    tcp_conn(s, from, tx, caps, &open).await;
+                    if let Ok(mut o) = open.lock() {
+                        o.release(ip);
+                    }
+                });
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "TCP accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
+async fn tcp_conn(
+    stream: TcpStream,
+    from: SocketAddr,
+    tx: mpsc::Sender<Input>,
+    caps: TcpCaps,
+    open: &SharedConns,
+) {
     let peer = Peer {
         transport: Transport::Tcp,
         addr: from,
@@ -104,10 +168,21 @@ async fn tcp_conn(stream: TcpStream, from: SocketAddr, tx: mpsc::Sender<Input>) 
     });
     let limits = Limits::default();
     let mut buf = BytesMut::with_capacity(16 * 1024);
+    // Until its first whole message a connection has little time (one that sends
+    // nothing, or a byte at a time, holds a socket for nothing); after, its idle time.
+    let mut spoke = false;
     'read: loop {
-        match rd.read_buf(&mut buf).await {
-            Ok(0) | Err(_) => break,
-            Ok(_) => {}
+        let wait = if spoke { caps.idle } else { caps.first_message };
+        match tokio::time::timeout(wait, rd.read_buf(&mut buf)).await {
+            Err(_) => {
+                tracing::info!(%from, idle_s = wait.as_secs(), "TCP connection closed: idle");
+                if let Ok(mut o) = open.lock() {
+                    o.idle_closed += 1;
+                }
+                break;
+            }
+            Ok(Ok(0) | Err(_)) => break,
+            Ok(Ok(_)) => {}
         }
         loop {
             match parse::parse_stream(&mut buf, &limits) {
@@ -116,6 +191,7 @@ async fn tcp_conn(stream: TcpStream, from: SocketAddr, tx: mpsc::Sender<Input>) 
                     let _ = wtx.send(Bytes::from_static(b"\r\n")).await;
                 }
                 Ok(Some(Frame::Message(m))) => {
+                    spoke = true;
                     if tx
                         .send(Input::Message(Box::new(m), peer.clone()))
                         .await
