@@ -561,6 +561,34 @@ mod tests {
     }
 
     #[test]
+    fn a_rate_sweep_forgets_full_buckets_only() {
+        let t0 = Instant::now();
+        let mut r = RateLimit::default();
+        r.set_policy(RatePolicy {
+            per_second: 10,
+            burst: 30,
+        });
+        // Many sources once at t0; three (the flooder among them) lately.
+        for i in 0..SWEEP_AT as u32 - 3 {
+            assert!(r.allow(t0, IpAddr::from(std::net::Ipv4Addr::from(0x0a30_0000 + i))));
+        }
+        let late = t0 + Duration::from_millis(2500);
+        let flooder = ip("198.51.100.7");
+        assert_eq!((0..100).filter(|_| r.allow(late, flooder)).count(), 30);
+        r.allow(late, ip("198.51.100.8"));
+        r.allow(late, ip("198.51.100.9"));
+        // At 3 s the early buckets are full again and go; the late ones stay, so the
+        // flooder has only what it earned since (5), not a fresh burst.
+        let at = t0 + Duration::from_secs(3);
+        assert_eq!((0..100).filter(|_| r.allow(at, flooder)).count(), 5);
+        assert_eq!(r.buckets.len(), 3);
+        assert_eq!(
+            r.sweep_at, 6,
+            "the next sweep waits for the table to double"
+        );
+    }
+
+    #[test]
     fn a_ban_is_lifted_by_hand_and_the_table_stays_bounded() {
         let t0 = Instant::now();
         let mut b = bans(1);
@@ -576,5 +604,45 @@ mod tests {
             b.failed(t0 + Duration::from_secs(u64::from(i) / 100), from);
         }
         assert!(b.tracked() < 2 * SWEEP_AT + 6_000, "{}", b.tracked());
+    }
+
+    #[test]
+    fn a_record_is_worth_keeping_while_banned_failing_lately_or_banned_within_a_day() {
+        let t0 = Instant::now();
+        let window = Duration::from_secs(60);
+        let ms = Duration::from_millis(1);
+        let limits = Limits {
+            after: 2,
+            window,
+            time: Duration::from_secs(100),
+            max: Duration::from_secs(1000),
+        };
+        let mut r = Record::default();
+        assert!(!r.live(t0, window));
+        r.fail(t0, limits);
+        assert!(r.live(t0 + window - ms, window), "a failure in the window");
+        assert!(!r.live(t0 + window, window), "a failure out of the window");
+        r.fail(t0, limits);
+        let ban_end = t0 + Duration::from_secs(100);
+        assert!(r.live(ban_end - ms, window), "banned");
+        assert!(!r.banned(ban_end));
+        assert!(r.live(ban_end, window), "banned within the day");
+        assert!(r.live(t0 + STRIKES_KEPT - ms, window));
+        assert!(!r.live(t0 + STRIKES_KEPT, window), "the day is over");
+        // Swept, a table keeps exactly those.
+        let mut table: HashMap<u32, Record> = HashMap::new();
+        table.insert(0, r);
+        for i in 1..SWEEP_AT as u32 {
+            let mut r = Record::default();
+            r.fail(t0, limits);
+            table.insert(i, r);
+        }
+        let mut at = 0;
+        sweep(&mut table, &mut at, t0 + window, window);
+        assert_eq!(table.len(), 1);
+        assert_eq!(at, 2, "the next sweep waits for the table to double");
+        let mut table2: HashMap<u32, Record> = (0..10).map(|i| (i, Record::default())).collect();
+        sweep(&mut table2, &mut at, t0, window);
+        assert_eq!(table2.len(), 10, "too small to sweep");
     }
 }

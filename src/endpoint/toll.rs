@@ -96,3 +96,85 @@ impl Tolls {
         self.live.remove(&id);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy(concurrent: u32, daily: u32) -> DialPolicy {
+        let re = |p: &str| crate::config::Pattern(regex::Regex::new(p).unwrap());
+        DialPolicy {
+            classes: vec![("national".into(), re(r"^\+1\d{10}$"))],
+            default: vec!["national".into()],
+            max_concurrent_per_user: concurrent,
+            max_per_day_per_user: daily,
+        }
+    }
+
+    fn trunk(max_calls: u32) -> Trunk {
+        let cfg = crate::config::Config::from_str(crate::config::EMBEDDED, "t").unwrap();
+        Trunk {
+            max_calls,
+            ..cfg.trunks[0].clone()
+        }
+    }
+
+    #[test]
+    fn caps_of_zero_cap_nothing_and_refusals_say_why() {
+        let may = vec!["national".to_string()];
+        let mut t = Tolls::default();
+        for n in 0..50u64 {
+            t.went_out(CallId(n), "1001", "demo", 7);
+        }
+        let n = "+15557654321";
+        assert_eq!(
+            t.check(&policy(0, 0), &may, "1001", &trunk(0), n, 7),
+            Ok(())
+        );
+        assert_eq!(
+            t.check(&policy(50, 0), &may, "1001", &trunk(0), n, 7),
+            Err(TollRefusal::Concurrent(50))
+        );
+        assert_eq!(
+            t.check(&policy(0, 50), &may, "1001", &trunk(0), n, 7),
+            Err(TollRefusal::Daily(50))
+        );
+        assert_eq!(
+            t.check(&policy(0, 50), &may, "1001", &trunk(0), n, 8),
+            Ok(())
+        );
+        assert_eq!(
+            t.check(&policy(0, 0), &may, "1001", &trunk(50), n, 7),
+            Err(TollRefusal::Trunk(50))
+        );
+        assert_eq!(
+            t.check(&policy(0, 0), &[], "1001", &trunk(0), n, 7),
+            Err(TollRefusal::Class(Some("national".into())))
+        );
+        assert_eq!(
+            t.check(&policy(0, 0), &may, "1001", &trunk(0), "+44", 7),
+            Err(TollRefusal::Class(None))
+        );
+        for (r, said) in [
+            (TollRefusal::Class(None), "the number is of no dial class"),
+            (
+                TollRefusal::Class(Some("premium".into())),
+                "the extension may not dial premium numbers",
+            ),
+            (
+                TollRefusal::Concurrent(2),
+                "the extension has 2 calls out already",
+            ),
+            (
+                TollRefusal::Daily(9),
+                "the extension placed 9 calls out today",
+            ),
+            (
+                TollRefusal::Trunk(3),
+                "the trunk carries 3 calls out already",
+            ),
+        ] {
+            assert_eq!(r.to_string(), said);
+        }
+    }
+}
