@@ -7,6 +7,7 @@
 
 mod check;
 mod file;
+mod security;
 
 use crate::diag::edit_distance;
 pub use crate::diag::ConfigError;
@@ -336,17 +337,17 @@ impl Config {
         let (domain, listen) = check::server(&f.server, &err)?;
         let rtp_ports = check::rtp_ports(&f.rtp, &err)?;
         let timers = check::timers(&f.sip, &err)?;
-        let rate = check::rate(&f.sip, &err)?;
-        let tcp = check::tcp(&f.sip, &err)?;
+        let rate = security::rate(&f.sip, &err)?;
+        let tcp = security::tcp(&f.sip, &err)?;
         let registrar = check::registrar(&f.registrar, &err)?;
         let algs = check::algorithms(&f.auth, &err)?;
-        let bans = check::ban_policy(&f.auth, &err)?;
+        let bans = security::ban_policy(&f.auth, &err)?;
         // Every sound the config or dialplan names must exist, unless the name is built at
         // run time ($variables) or there is no sounds directory here at all (the built-in
         // config run from elsewhere): then a missing prompt is only logged and skipped when
         // played.
         let sounds_dir = PathBuf::from(&f.calls.sounds_dir);
-        let dial = check::dial(&f.dial, &err)?;
+        let dial = security::dial(&f.dial, &err)?;
         let users = check::users(f.users, &domain, &algs, &sounds_dir, &dial, &err)?;
         let (dialplan, dp_path, dp_text, context) = check::dialplan(&f.calls, text, &err)?;
         let trunks = check::trunks(&f.trunks, &dialplan, &dp_path, &sounds_dir, &err)?;

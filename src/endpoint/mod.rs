@@ -20,6 +20,7 @@ mod admit;
 mod blf;
 mod call;
 mod callback;
+mod guarded;
 mod lines;
 mod mwi;
 mod output;
@@ -415,73 +416,6 @@ impl Endpoint {
         self.stats.messages_in += 1;
         self.tx.handle_incoming(now, msg, peer);
         self.drain(now);
-    }
-
-    /// Answers a request from a banned source 403, statelessly: no transaction is kept
-    /// for it, and responses and ACKs get nothing.
-    fn forbid_banned(&mut self, msg: &Message, peer: Peer) {
-        if msg.request_line().is_none_or(|rl| rl.method == Method::Ack) {
-            return;
-        }
-        let tag = self.tag();
-        let mut resp = response_to(msg, StatusCode::FORBIDDEN, Some(&tag));
-        resp.push_header(HeaderName::Server, self.server_name.clone());
-        self.out.push_back(Transmit {
-            peer,
-            bytes: resp.to_bytes(),
-        });
-    }
-
-    /// Whether a request from `peer` now is beyond its source's rate (then dropped and
-    /// counted).
-    fn over_rate(&mut self, now: Instant, peer: &Peer) -> bool {
-        let ip = peer.addr.ip();
-        if self.bans.is_exempt(ip) || self.rate.allow(now, ip) {
-            return false;
-        }
-        self.stats.rate_limited += 1;
-        if self.stats.rate_limited.is_power_of_two() {
-            tracing::warn!(source = %ip, dropped = self.stats.rate_limited, "requests beyond a source's rate dropped");
-        }
-        true
-    }
-
-    /// A failed authentication from `ip`, which may ban it.
-    fn auth_failed(&mut self, now: Instant, ip: std::net::IpAddr) {
-        if let Some(length) = self.bans.failed(now, ip) {
-            self.stats.bans += 1;
-            tracing::warn!(
-                source = %ip,
-                ban_s = length.as_secs(),
-                "source banned after repeated authentication failures (ctl unban lifts it)"
-            );
-        }
-    }
-
-    /// A wrong PIN keyed by `source` (`ext:EXT`, or `trunk:NAME:NUMBER`), which may
-    /// refuse it PINs for a while.
-    pub(super) fn pin_failed(&mut self, now: Instant, source: &str) {
-        if let Some(length) = self.pins.failed(now, source) {
-            tracing::warn!(
-                source,
-                refused_s = length.as_secs(),
-                "caller refused PINs after repeated wrong ones"
-            );
-        }
-    }
-
-    /// Sources banned now or failing authentication, for `ctl bans`.
-    pub fn bans(&self, now: Instant) -> Vec<crate::guard::BanView> {
-        self.bans.list(now)
-    }
-
-    /// Lifts the ban on `ip` (`ctl unban`); whether it was banned or watched.
-    pub fn unban(&mut self, ip: std::net::IpAddr) -> bool {
-        let lifted = self.bans.lift(ip);
-        if lifted {
-            tracing::info!(source = %ip, "ban lifted");
-        }
-        lifted
     }
 
     /// Answers a message that failed to parse (or drops it, as the error says). Goes

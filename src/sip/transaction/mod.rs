@@ -25,9 +25,13 @@
 //!     E: retransmit, F: give up
 //! ```
 
+mod build;
 mod timer;
 
+pub use build::{cancel_for, new_branch, response_to};
 pub use timer::TimerConfig;
+
+use build::ack_for;
 
 use bytes::Bytes;
 use std::cmp::Reverse;
@@ -37,7 +41,7 @@ use std::time::{Duration, Instant};
 use thiserror::Error;
 
 use super::header::Transport;
-use super::msg::{Header, HeaderName, Message, Method, StartLine, StatusCode, StatusLine};
+use super::msg::{HeaderName, Message, Method, StatusCode};
 
 /// The magic cookie that marks an RFC 3261 branch.
 pub const MAGIC_COOKIE: &str = "z9hG4bK";
@@ -796,110 +800,6 @@ fn server_branch(msg: &Message) -> Option<(Bytes, u64)> {
             Some((Bytes::from(k), 0))
         }
     }
-}
-
-/// Builds a response to `req` (RFC 3261 §8.2.6): Via, From, To, Call-ID and CSeq copied;
-/// a To tag added when given and none is present.
-pub fn response_to(req: &Message, code: StatusCode, to_tag: Option<&str>) -> Message {
-    let mut resp = Message {
-        start: StartLine::Response(StatusLine {
-            code,
-            reason: Bytes::from_static(code.reason().as_bytes()),
-        }),
-        headers: Vec::with_capacity(8),
-        body: Bytes::new(),
-    };
-    for h in &req.headers {
-        match h.name {
-            HeaderName::Via | HeaderName::From | HeaderName::CallId | HeaderName::CSeq => {
-                resp.headers.push(h.clone());
-            }
-            HeaderName::To => {
-                let has_tag = req.to_hdr().ok().and_then(|t| t.tag().cloned()).is_some();
-                match to_tag {
-                    Some(tag) if !has_tag && code != StatusCode::TRYING => {
-                        let mut v = h.value.to_vec();
-                        v.extend_from_slice(b";tag=");
-                        v.extend_from_slice(tag.as_bytes());
-                        resp.headers.push(Header {
-                            name: HeaderName::To,
-                            value: Bytes::from(v),
-                        });
-                    }
-                    _ => resp.headers.push(h.clone()),
-                }
-            }
-            _ => {}
-        }
-    }
-    resp
-}
-
-/// The ACK for a non-2xx final response (RFC 3261 §17.1.1.3).
-fn ack_for(invite: &Message, resp: &Message) -> Message {
-    let uri = match &invite.start {
-        StartLine::Request(r) => r.uri.clone(),
-        StartLine::Response(_) => unreachable_uri(),
-    };
-    let mut ack = Message::request(Method::Ack, uri);
-    if let Some(v) = invite.header(&HeaderName::Via) {
-        // Only the top Via entry.
-        let top = super::header::split_list(v)
-            .ok()
-            .and_then(|l| l.into_iter().next())
-            .unwrap_or_else(|| v.clone());
-        ack.push_header(HeaderName::Via, top);
-    }
-    for name in [HeaderName::From, HeaderName::CallId] {
-        if let Some(v) = invite.header(&name) {
-            ack.push_header(name, v.clone());
-        }
-    }
-    if let Some(v) = resp.header(&HeaderName::To) {
-        ack.push_header(HeaderName::To, v.clone());
-    }
-    for r in invite.headers_named(&HeaderName::Route) {
-        ack.push_header(HeaderName::Route, r.clone());
-    }
-    if let Ok(c) = invite.cseq() {
-        ack.push_header(HeaderName::CSeq, format!("{} ACK", c.seq));
-    }
-    ack.push_header(HeaderName::MaxForwards, Bytes::from_static(b"70"));
-    ack
-}
-
-fn unreachable_uri() -> super::Uri {
-    super::Uri::sip(None, "invalid", None)
-}
-
-/// A CANCEL for a pending client INVITE (RFC 3261 §9.1): same Request-URI, Call-ID, From,
-/// To, top Via (so the same branch), CSeq number, and Route.
-pub fn cancel_for(invite: &Message) -> Option<Message> {
-    let uri = invite.request_line()?.uri.clone();
-    let mut c = Message::request(Method::Cancel, uri);
-    let top = super::header::split_list(invite.header(&HeaderName::Via)?)
-        .ok()?
-        .into_iter()
-        .next()?;
-    c.push_header(HeaderName::Via, top);
-    for name in [HeaderName::From, HeaderName::To, HeaderName::CallId] {
-        c.push_header(name.clone(), invite.header(&name)?.clone());
-    }
-    for r in invite.headers_named(&HeaderName::Route) {
-        c.push_header(HeaderName::Route, r.clone());
-    }
-    c.push_header(
-        HeaderName::CSeq,
-        format!("{} CANCEL", invite.cseq().ok()?.seq),
-    );
-    c.push_header(HeaderName::MaxForwards, Bytes::from_static(b"70"));
-    Some(c)
-}
-
-/// A fresh RFC 3261 branch from 64 random bits the caller supplies (the core holds no RNG
-/// of its own, so runs are reproducible with a seeded one).
-pub fn new_branch(random: u64) -> String {
-    format!("{MAGIC_COOKIE}{random:016x}")
 }
 
 #[cfg(test)]
