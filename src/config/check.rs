@@ -6,7 +6,6 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
-use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 use toml::Spanned;
@@ -16,8 +15,8 @@ use super::file::{
     ServerSection, SipSection, TrunkEntry, UserEntry,
 };
 use super::{
-    parse_port_range, users_from_anywhere, ConfigError, DialPolicy, IdAgent, Listen, Pattern,
-    Secret, Trunk, User, DEMO_PINS, EMBEDDED, EMBEDDED_DIALPLAN,
+    parse_port_range, users_from_anywhere, ConfigError, DialPolicy, ErrAt, IdAgent, Listen,
+    Pattern, Secret, Trunk, User, DEMO_PINS, EMBEDDED, EMBEDDED_DIALPLAN,
 };
 use crate::acd::{Member, QueueConfig};
 use crate::dialplan::Dialplan;
@@ -25,9 +24,6 @@ use crate::hours::Schedule;
 use crate::sip::auth::Algorithm;
 use crate::sip::registrar::RegistrarConfig;
 use crate::sip::transaction::TimerConfig;
-
-/// Makes an error at a place in the config file.
-pub(super) type ErrAt<'a> = dyn Fn(Range<usize>, String, Option<String>) -> ConfigError + 'a;
 
 /// `[server]`: the domain, and listeners each given once.
 pub(super) fn server(s: &ServerSection, err: &ErrAt) -> Result<(String, Vec<Listen>), ConfigError> {

@@ -23,6 +23,9 @@ use crate::sip::header::Transport;
 use crate::sip::registrar::RegistrarConfig;
 use crate::sip::transaction::TimerConfig;
 
+/// Makes an error at a place in the config file.
+type ErrAt<'a> = dyn Fn(Range<usize>, String, Option<String>) -> ConfigError + 'a;
+
 /// The configuration shipped in `config/switchboard.toml`, compiled in so `run` works
 /// from any directory.
 pub const EMBEDDED: &str = include_str!("../../config/switchboard.toml");

@@ -6,9 +6,8 @@
 use std::time::Duration;
 use toml::Spanned;
 
-use super::check::ErrAt;
 use super::file::{AuthSection, DialSection, SipSection};
-use super::{ConfigError, DialPolicy, Pattern};
+use super::{ConfigError, DialPolicy, ErrAt, Pattern};
 
 /// `[dial]`: named classes with patterns that compile, each name once, and a default
 /// that names classes there are.
